@@ -1,0 +1,61 @@
+"""Canonical JSON and the hashes that name artifacts and sources.
+
+An artifact id is `name/<hash>`: SHA-256 over `doctype|canonical-json`, cut to 160 bits and
+written in lower-case base32 (32 characters), as HashDist did: short enough for paths, long
+enough that a collision is not a practical concern.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+HASH_CHARS = 32
+SHORT = 12  # characters of the hash shown to people and used in store paths
+
+
+def canonical_json(doc: Any) -> str:
+    """One spelling per document: sorted keys, no spaces, UTF-8 kept as is."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def hash_doc(doctype: str, doc: Any) -> str:
+    digest = hashlib.sha256(f"{doctype}|{canonical_json(doc)}".encode()).digest()[:20]
+    return base64.b32encode(digest).decode("ascii").lower()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def tree_hash(root: Path) -> str:
+    """Content hash of a folder: relative paths, file bytes, the executable bit, link targets.
+
+    Timestamps and owners are left out on purpose: they do not change what a build makes.
+    """
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in sorted(
+            filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        ):
+            path = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                h.update(f"L {rel}\0{os.readlink(path)}\0".encode())
+            elif stat.S_ISREG(st.st_mode):
+                kind = "X" if st.st_mode & 0o100 else "F"
+                h.update(f"{kind} {rel}\0{sha256_file(Path(path))}\0".encode())
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+    return h.hexdigest()

@@ -1,0 +1,60 @@
+"""What a build prints: one line per package event, plus a live status line on a terminal."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TextIO
+
+
+class Progress:
+    """Plain lines (`[2/5] liba/abc123  built in 1.2 s`) for logs and pipes; on a terminal a
+    last line shows what is running right now and is redrawn as builds start and end."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, quiet: bool = False):
+        self.stream = stream or sys.stderr
+        self.total = total
+        self.done = 0
+        self.quiet = quiet
+        self.live = self.stream.isatty()
+        self.running: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _emit(self, line: str) -> None:
+        with self._lock:
+            if self.live:
+                self.stream.write("\r\033[K")
+            self.stream.write(line + "\n")
+            if self.live and self.running:
+                names = ", ".join(self.running)
+                self.stream.write(f"[{self.done}/{self.total}] building: {names}")
+            self.stream.flush()
+
+    def _counted(self, short: str, what: str) -> None:
+        self.done += 1
+        self._emit(f"[{self.done}/{self.total}] {short}  {what}")
+
+    def cached(self, short: str) -> None:
+        if not self.quiet:
+            self._counted(short, "cached")
+        else:
+            self.done += 1
+
+    def waiting(self, short: str) -> None:
+        self._emit(f"      {short}  waiting: another process is building it")
+
+    def started(self, short: str) -> None:
+        self.running[short] = time.monotonic()
+        self._emit(f"      {short}  building")
+
+    def built(self, short: str, seconds: float) -> None:
+        self.running.pop(short, None)
+        self._counted(short, f"built in {seconds:.1f} s")
+
+    def failed(self, short: str) -> None:
+        self.running.pop(short, None)
+        self._counted(short, "failed")
+
+    def note(self, line: str) -> None:
+        self._emit(line)

@@ -1,0 +1,125 @@
+"""Recipes: one YAML file per package, `<package_dir>/<name>.yaml`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import yamlfile
+from .errors import HitError
+from .yamlfile import Scalar
+
+RECIPE_KEYS = {
+    "name",
+    "version",
+    "description",
+    "homepage",
+    "sources",
+    "dependencies",
+    "build",
+    "parameters",
+    "allow_host_libs",
+}
+SOURCE_KEYS = {"url", "sha256", "path", "dest"}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """`url` + `sha256` (fetched into the cache), or `path` (a folder or archive next to the
+    recipe). `dest` is where it is unpacked inside the build folder."""
+
+    url: str | None = None
+    sha256: str | None = None
+    path: Path | None = None
+    dest: str = "."
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    version: str
+    file: Path
+    build: str
+    description: str = ""
+    homepage: str = ""
+    sources: tuple[Source, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    parameters: dict[str, Scalar] = field(default_factory=dict)
+    allow_host_libs: tuple[str, ...] = ()
+    dependency_lines: dict[str, int] = field(default_factory=dict)
+
+
+def env_name(name: str) -> str:
+    """`gnu-make` -> `GNU_MAKE`: how a package or parameter is named in the environment."""
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
+    yamlfile.check_keys(m, SOURCE_KEYS, "a source")
+    url, path = yamlfile.get_str(m, "url"), yamlfile.get_str(m, "path")
+    if (url is None) == (path is None):
+        raise HitError(f"{m.file}:{m.line}: a source needs exactly one of 'url' or 'path'")
+    sha = yamlfile.get_str(m, "sha256")
+    if url is not None and sha is None:
+        raise HitError(
+            f"{m.file}:{m.line}: the source {url} needs a sha256 (`hit fetch {url}` prints it)"
+        )
+    if sha is not None and not SHA256_RE.match(sha.lower()):
+        yamlfile.fail(m, "sha256", "'sha256' must be 64 hexadecimal characters")
+    dest = yamlfile.get_str(m, "dest", ".")
+    if Path(dest).is_absolute() or ".." in Path(dest).parts:
+        yamlfile.fail(m, "dest", "'dest' must be a relative path inside the build folder")
+    return Source(
+        url=url,
+        sha256=sha.lower() if sha else None,
+        path=(recipe_dir / path).absolute() if path else None,
+        dest=dest,
+        line=m.line,
+    )
+
+
+def load_recipe(file: Path) -> Recipe:
+    m = yamlfile.load_mapping(file, "recipe")
+    yamlfile.check_keys(m, RECIPE_KEYS, f"recipe {file.stem}", required=("version", "build"))
+    name = yamlfile.get_str(m, "name", file.stem)
+    if not NAME_RE.match(name):
+        yamlfile.fail(m, "name", f"package name {name!r} may hold letters, digits and _.+-")
+    if isinstance(m["version"], float):
+        yamlfile.fail(
+            m, "version", f"write the version in quotes (YAML reads {m['version']} as a number)"
+        )
+    sources = m.get("sources") or []
+    if not isinstance(sources, list) or not all(isinstance(s, yamlfile.Mapping) for s in sources):
+        yamlfile.fail(m, "sources", "'sources' must be a list of mappings (- url: ... sha256: ...)")
+    deps = yamlfile.get_str_list(m, "dependencies")
+    if len(set(deps)) != len(deps):
+        yamlfile.fail(m, "dependencies", "a dependency is listed twice")
+    if not isinstance(m["build"], str):
+        yamlfile.fail(m, "build", "'build' must be a script (use `build: |` and indent it)")
+    params = yamlfile.check_parameters(m, "parameters")
+    return Recipe(
+        name=name,
+        version=yamlfile.get_str(m, "version"),
+        file=file,
+        build=m["build"],
+        description=yamlfile.get_str(m, "description", ""),
+        homepage=yamlfile.get_str(m, "homepage", ""),
+        sources=tuple(_load_source(s, file.parent) for s in sources),
+        dependencies=tuple(deps),
+        parameters=params,
+        allow_host_libs=tuple(yamlfile.get_str_list(m, "allow_host_libs")),
+        dependency_lines={d: m.line_of("dependencies") for d in deps},
+    )
+
+
+def find_recipe(name: str, package_dirs: list[Path]) -> Path | None:
+    """The first `<dir>/<name>.yaml` in search order, or None."""
+    for d in package_dirs:
+        candidate = d / f"{name}.yaml"
+        if candidate.is_file():
+            return candidate
+    return None

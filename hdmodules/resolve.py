@@ -1,0 +1,180 @@
+"""Resolution: a profile spec and its recipes become build specs, hashes and a DAG.
+
+The build spec is everything that can change what a build makes: name, version, the content
+hash of each source, the build script, parameters, the dependencies' artifact ids, the platform
+and the version of the build environment this tool sets up. What cannot change the result
+(job count, description, homepage, log verbosity, which host libraries may be linked) is left out.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from .errors import HitError
+from .hashing import hash_doc
+from .profiles import ProfileSpec
+from .recipes import Recipe, env_name, find_recipe, load_recipe
+from .sources import source_hash
+from .store import ArtifactRef
+from .yamlfile import Scalar
+
+# Bump when the environment builder.py gives build scripts changes what builds produce.
+BUILD_ENV_VERSION = 1
+RESERVED_ENV = {
+    "ARTIFACT", "JOBS", "PATH", "HOME", "CC", "CXX", "CPPFLAGS", "LDFLAGS", "CPATH",
+    "LIBRARY_PATH", "LD_RUN_PATH", "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH", "LANG", "LC_ALL",
+    "TZ", "SOURCE_DATE_EPOCH", "HIT_BUILD_ID",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Node:
+    recipe: Recipe
+    ref: ArtifactRef
+    spec: dict
+    deps: tuple[str, ...]  # direct dependencies
+    closure: tuple[str, ...]  # every dependency, dependencies first
+    parameters: dict[str, Scalar]
+
+    @property
+    def name(self) -> str:
+        return self.recipe.name
+
+
+@dataclass(frozen=True)
+class Resolved:
+    profile: ProfileSpec
+    nodes: dict[str, Node]  # in build order: dependencies first
+    roots: tuple[str, ...]  # the packages the profile lists
+    profile_ref: ArtifactRef
+    profile_spec: dict
+
+
+@cache
+def platform_doc() -> dict[str, str]:
+    libc = os.confstr("CS_GNU_LIBC_VERSION") if "CS_GNU_LIBC_VERSION" in os.confstr_names else ""
+    return {"system": platform.system().lower(), "machine": platform.machine(), "libc": libc or ""}
+
+
+def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
+    """Every recipe the profile needs, its dependencies included, by name."""
+    recipes: dict[str, Recipe] = {}
+    todo = [(name, f"{req.file}:{req.line}") for name, req in profile.packages.items()]
+    while todo:
+        name, asked_at = todo.pop()
+        if name in recipes:
+            continue
+        file = find_recipe(name, profile.package_dirs)
+        if file is None:
+            dirs = ", ".join(str(d) for d in profile.package_dirs) or "(no package_dirs given)"
+            raise HitError(f"{asked_at}: unknown package {name!r}: no {name}.yaml in {dirs}")
+        recipe = load_recipe(file)
+        if recipe.name != name:
+            raise HitError(f"{file}: recipe file {file.name} names the package {recipe.name!r}")
+        recipes[name] = recipe
+        todo += [(d, f"{file}:{recipe.dependency_lines[d]}") for d in recipe.dependencies]
+    return recipes
+
+
+def _build_order(recipes: dict[str, Recipe], roots: list[str]) -> list[str]:
+    """Dependencies first; a cycle is an error that prints the cycle."""
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+
+    def visit(name: str) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = stack[stack.index(name) :] + [name]
+            raise HitError("dependency cycle: " + " -> ".join(cycle))
+        state[name] = 1
+        stack.append(name)
+        for dep in recipes[name].dependencies:
+            visit(dep)
+        stack.pop()
+        state[name] = 2
+        order.append(name)
+
+    for root in roots:
+        visit(root)
+    return order
+
+
+def _parameters(recipe: Recipe, profile: ProfileSpec) -> dict[str, Scalar]:
+    params = dict(recipe.parameters)
+    for key, value in profile.parameters.items():
+        if key in params:
+            params[key] = value
+    req = profile.packages.get(recipe.name)
+    if req is not None:
+        for key, value in req.parameters.items():
+            if key not in params:
+                known = ", ".join(sorted(params)) or "none"
+                raise HitError(
+                    f"{req.file}:{req.line}: package {recipe.name} has no parameter {key!r} "
+                    f"(its parameters: {known})"
+                )
+            params[key] = value
+    for key in params:
+        if env_name(key) in RESERVED_ENV or env_name(key).endswith("_DIR"):
+            raise HitError(f"{recipe.file}: parameter {key!r} would shadow a build variable")
+    return params
+
+
+def resolve(profile: ProfileSpec) -> Resolved:
+    recipes = _load_all(profile)
+    roots = list(profile.packages)
+    unused = set(profile.parameters) - {p for r in recipes.values() for p in r.parameters}
+    if unused:
+        raise HitError(
+            f"{profile.file}: no package of this profile has the parameter(s) "
+            + ", ".join(sorted(unused))
+        )
+    nodes: dict[str, Node] = {}
+    for name in _build_order(recipes, roots):
+        recipe = recipes[name]
+        closure: list[str] = []
+        for dep in recipe.dependencies:
+            closure += [d for d in (*nodes[dep].closure, dep) if d not in closure]
+        params = _parameters(recipe, profile)
+        spec = {
+            "name": recipe.name,
+            "version": recipe.version,
+            "sources": [{"hash": source_hash(s), "dest": s.dest} for s in recipe.sources],
+            "build": recipe.build,
+            "parameters": params,
+            "dependencies": {dep: nodes[dep].ref.id for dep in recipe.dependencies},
+            "platform": platform_doc(),
+            "build_env": BUILD_ENV_VERSION,
+        }
+        ref = ArtifactRef(recipe.name, recipe.version, hash_doc("build", spec))
+        nodes[name] = Node(recipe, ref, spec, recipe.dependencies, tuple(closure), params)
+    for p in profile.prefer:
+        if p not in profile.packages:
+            raise HitError(f"{profile.file}: prefer names {p!r}, which is not in packages")
+    profile_spec = {
+        "artifacts": {name: nodes[name].ref.id for name in roots},
+        "prefer": list(profile.prefer),
+    }
+    profile_ref = ArtifactRef("profile", "", hash_doc("profile", profile_spec))
+    return Resolved(profile, nodes, tuple(roots), profile_ref, profile_spec)
+
+
+def node_for(resolved: Resolved, name: str) -> Node:
+    """A package of the profile by name (for `hit show`, `hit bdir`)."""
+    try:
+        return resolved.nodes[name]
+    except KeyError:
+        known = ", ".join(resolved.nodes) or "none"
+        raise HitError(
+            f"{resolved.profile.file}: no package {name!r} here (packages: {known})"
+        ) from None
+
+
+def dep_prefixes(resolved: Resolved, node: Node, prefix_of) -> list[Path]:
+    return [prefix_of(resolved.nodes[d].ref) for d in node.closure]

@@ -1,0 +1,201 @@
+"""The store: the one place that knows where artifacts live and when one counts as installed.
+
+An artifact is built directly at its final prefix (absolute paths get baked into `.pc` files,
+`*-config` scripts and RUNPATHs, so a staging folder that is renamed would break them), under
+a per-artifact lock. It counts as installed only once `.hit/manifest.json` exists; that file is
+written last, atomically. A prefix without it is debris of a failed or killed build: the next
+builder that takes the lock removes it and starts again.
+
+Layout, below the store folder:
+    <name>/<version>-<hash12>/   the prefix; `.hit/` holds build.json, build.log, manifest.json
+    profile/<hash12>/             profiles are artifacts too (symlink farms)
+    .locks/<name>-<hash>.lock     per-artifact locks
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HitError
+from .hashing import SHORT, canonical_json, sha256_file
+
+META = ".hit"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """Enough to find an artifact: its id (`name/<hash>`) and version (for the readable path)."""
+
+    name: str
+    version: str
+    hash: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}/{self.hash}"
+
+    @property
+    def short(self) -> str:
+        return f"{self.name}/{self.hash[:SHORT]}"
+
+
+@dataclass(frozen=True)
+class Store:
+    root: Path
+
+    def prefix(self, ref: ArtifactRef) -> Path:
+        leaf = f"{ref.version}-{ref.hash[:SHORT]}" if ref.version else ref.hash[:SHORT]
+        return self.root / ref.name / leaf
+
+    def is_installed(self, ref: ArtifactRef) -> bool:
+        return (self.prefix(ref) / META / MANIFEST).exists()
+
+    def find(self, artifact_id: str) -> Path | None:
+        """An installed artifact by id (`name/<hash>`, or a unique prefix of the hash)."""
+        name, _, h = artifact_id.partition("/")
+        folder = self.root / name
+        if not h or not folder.is_dir():
+            return None
+        hits = [
+            p
+            for p in folder.iterdir()
+            if p.name.rpartition("-")[2].startswith(h[:SHORT])
+            and (p / META / MANIFEST).exists()
+            and read_spec(p).get("id", "").startswith(artifact_id)
+        ]
+        return hits[0] if len(hits) == 1 else None
+
+    @contextmanager
+    def lock(self, ref: ArtifactRef, on_wait=None) -> Iterator[None]:
+        """Hold the artifact's lock; `on_wait()` is called once if another process holds it."""
+        import filelock  # only builders lock: keep it off the no-op path
+
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(locks / f"{ref.name}-{ref.hash}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            if on_wait:
+                on_wait()
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def begin(self, ref: ArtifactRef) -> Path:
+        """Clear debris of an earlier attempt and create the empty prefix. Hold the lock."""
+        prefix = self.prefix(ref)
+        if prefix.exists() or prefix.is_symlink():
+            remove_tree(prefix)
+        (prefix / META).mkdir(parents=True)
+        return prefix
+
+    def commit(self, ref: ArtifactRef, spec: dict, log: Path | None) -> Path:
+        """Record spec, log and manifest, make everything read-only: now it is installed."""
+        prefix = self.prefix(ref)
+        meta = prefix / META
+        (meta / "build.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+        if log is not None and log.exists():
+            shutil.copyfile(log, meta / "build.log")
+        manifest = make_manifest(prefix)
+        tmp = meta / f".{MANIFEST}.tmp"
+        tmp.write_text(canonical_json(manifest))
+        make_read_only(prefix)
+        os.replace(tmp, meta / MANIFEST)
+        os.chmod(meta, 0o555)
+        return prefix
+
+
+def read_spec(prefix: Path) -> dict:
+    try:
+        return json.loads((prefix / META / "build.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def make_manifest(prefix: Path) -> dict[str, str]:
+    """Every file below the prefix (but `.hit`): `f:<sha256>`, `x:<sha256>` or `l:<target>`."""
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(prefix):
+        if dirpath == str(prefix):
+            dirnames[:] = [d for d in dirnames if d != META]
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, prefix)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = "l:" + os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                out[rel] = ("x:" if st.st_mode & 0o111 else "f:") + sha256_file(Path(path))
+    return out
+
+
+def make_read_only(root: Path) -> None:
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        for name in filenames + dirnames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if not stat.S_ISLNK(st.st_mode):
+                os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o222)
+    os.chmod(root, stat.S_IMODE(os.stat(root).st_mode) & ~0o222)
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf that also works on read-only artifacts."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+        return
+
+    def onerror(func, p, _exc):
+        parent = os.path.dirname(p)
+        os.chmod(parent, 0o755)
+        if os.path.isdir(p) and not os.path.islink(p):
+            os.chmod(p, 0o755)
+        func(p)
+
+    for dirpath, dirnames, _ in os.walk(path):
+        for d in [dirpath] + [os.path.join(dirpath, x) for x in dirnames]:
+            if not os.path.islink(d):
+                os.chmod(d, 0o755)
+    shutil.rmtree(path, onerror=onerror)
+
+
+# --- profile links and gc roots ---------------------------------------------------------------
+
+
+def set_link(link: Path, target: Path) -> bool:
+    """Point `link` at `target` atomically (a new symlink renamed over the old one).
+
+    Returns False when it already pointed there."""
+    if link.is_symlink():
+        if os.readlink(link) == str(target):
+            return False
+    elif link.exists():
+        raise HitError(f"{link} exists and is not a symlink; move it away first")
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    try:
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+    except PermissionError:
+        raise HitError(f"cannot write the link {link}: permission denied") from None
+    return True
+
+
+def register_root(gc_roots: Path, link: Path) -> Path:
+    """Record `link` as a gc root: gc_roots/_<hash of its path> -> link (idempotent)."""
+    link = link.absolute()
+    gc_roots.mkdir(parents=True, exist_ok=True)
+    entry = gc_roots / ("_" + hashlib.sha256(str(link).encode()).hexdigest()[:20])
+    set_link(entry, link)
+    return entry

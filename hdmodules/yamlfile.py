@@ -1,0 +1,163 @@
+"""The one YAML loader: every mapping remembers the line of each key, so that every later
+check (unknown key, wrong type, missing recipe) can name `file:line`, not just the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from .errors import HitError
+
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class Mapping(dict):
+    """A dict from YAML that knows where it and each of its keys stand in the file."""
+
+    file: Path
+    line: int
+    key_lines: dict[Any, int]
+
+    def line_of(self, key: Any) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Mapping:
+    loader.flatten_mapping(node)
+    m = Mapping()
+    m.file = loader.hd_file
+    m.line = node.start_mark.line + 1
+    m.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise HitError(f"{loader.hd_file}:{line}: a key must be a plain value, not {key!r}")
+        if key in m:
+            raise HitError(f"{loader.hd_file}:{line}: duplicate key {key!r}")
+        m[key] = loader.construct_object(value_node, deep=True)
+        m.key_lines[key] = line
+    return m
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_text(text: str, file: Path) -> Any:
+    """Parse YAML text; any syntax problem becomes a HitError naming file:line."""
+    loader = _Loader(text)
+    loader.hd_file = file
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{file}:{mark.line + 1}" if mark else str(file)
+        raise HitError(f"{where}: malformed YAML: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise HitError(f"{file}: malformed YAML: {e}") from None
+    except RecursionError:
+        raise HitError(f"{file}: malformed YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def load(path: Path) -> Any:
+    """Read and parse one YAML file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HitError(f"{path}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise HitError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise HitError(f"{path}: cannot read: {e.strerror}") from None
+    return load_text(text, path)
+
+
+def load_mapping(path: Path, what: str) -> Mapping:
+    """Load a file that must hold a mapping at the top (every format here does)."""
+    data = load(path)
+    if data is None:
+        data = Mapping()
+        data.file, data.line, data.key_lines = path, 1, {}
+    if not isinstance(data, Mapping):
+        raise HitError(f"{path}:1: a {what} must be a YAML mapping (key: value lines)")
+    return data
+
+
+# --- checking a mapping against a schema ---------------------------------------------------
+
+
+def fail(m: Mapping, key: Any, message: str) -> NoReturn:
+    raise HitError(f"{m.file}:{m.line_of(key)}: {message}")
+
+
+def check_keys(m: Mapping, allowed: set[str], what: str, required: tuple[str, ...] = ()) -> None:
+    """Unknown keys are errors: a typo must not be silently ignored."""
+    for key in m:
+        if key not in allowed:
+            known = ", ".join(sorted(allowed))
+            fail(m, key, f"unknown key {key!r} in {what} (known keys: {known})")
+    for key in required:
+        if m.get(key) is None:
+            raise HitError(f"{m.file}:{m.line}: {what} needs the key {key!r}")
+
+
+def get_str(m: Mapping, key: str, default: str | None = None) -> str | None:
+    value = m.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        fail(m, key, f"{key!r} must be a string")
+    return str(value)
+
+
+def get_str_list(m: Mapping, key: str) -> list[str]:
+    value = m.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        fail(m, key, f"{key!r} must be a list of strings")
+    return list(value)
+
+
+def get_mapping(m: Mapping, key: str) -> Mapping:
+    value = m.get(key)
+    if value is None:
+        empty = Mapping()
+        empty.file, empty.line, empty.key_lines = m.file, m.line_of(key), {}
+        return empty
+    if not isinstance(value, Mapping):
+        fail(m, key, f"{key!r} must be a mapping")
+    return value
+
+
+def get_int(m: Mapping, key: str, default: int) -> int:
+    value = m.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        fail(m, key, f"{key!r} must be a positive whole number")
+    return value
+
+
+Scalar = str | int | float | bool
+
+
+def check_parameters(m: Mapping, key: str) -> dict[str, Scalar]:
+    """Parameters are flat name -> scalar; they become build environment variables."""
+    params = get_mapping(m, key)
+    for name, value in params.items():
+        if not isinstance(name, str) or not name.replace("_", "a").isalnum() or name[0].isdigit():
+            fail(params, name, f"parameter name {name!r} must be letters, digits and _")
+        if not isinstance(value, str | int | float | bool):
+            fail(params, name, f"parameter {name!r} must be a string, number or true/false")
+    return dict(params)
