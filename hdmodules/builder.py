@@ -233,4 +233,3 @@ def bdir(resolved: Resolved, node: Node, home: Home, store: Store, folder: Path,
         raise HitError(f"{folder} exists and is not empty; give a new folder")
     folder.mkdir(parents=True, exist_ok=True)
     return prepare(resolved, node, home, store, folder, folder / "artifact", jobs)
-

@@ -104,35 +104,39 @@ def run_builds(resolved: Resolved, home: Home, store: Store, jobs: int, progress
     return built
 
 
-def assemble(resolved: Resolved, store: Store) -> Path:
-    """The profile artifact: a symlink farm over the listed packages (built once, like any)."""
+def assemble(resolved: Resolved, store: Store) -> bool:
+    """The profile artifact: a symlink farm over the listed packages, made once like any
+    artifact. Returns False when it existed already."""
     ref = resolved.profile_ref
     if store.is_installed(ref):
-        return store.prefix(ref)
+        return False
     artifacts = {name: store.prefix(resolved.nodes[name].ref) for name in resolved.roots}
     files = plan_farm(artifacts, resolved.profile.prefer)  # conflicts fail before any write
     with store.lock(ref):
-        if not store.is_installed(ref):
-            prefix = store.begin(ref)
-            try:
-                write_farm(prefix, files)
-                store.commit(ref, {"id": ref.id, "kind": "profile", **resolved.profile_spec}, None)
-            except BaseException:
-                remove_tree(prefix)
-                raise
-    return store.prefix(ref)
+        if store.is_installed(ref):
+            return False
+        prefix = store.begin(ref)
+        try:
+            write_farm(prefix, files)
+            store.commit(ref, {"id": ref.id, "kind": "profile", **resolved.profile_spec}, None)
+        except BaseException:
+            remove_tree(prefix)
+            raise
+    return True
 
 
 def build_profile(resolved: Resolved, home: Home, jobs: int, progress: Progress) -> Result:
     store = Store(home.store)
     start = time.monotonic()
     built = run_builds(resolved, home, store, jobs, progress)
-    profile = assemble(resolved, store)
+    new = assemble(resolved, store)
+    profile = store.prefix(resolved.profile_ref)
     link = resolved.profile.file.parent / resolved.profile.link_name
     changed = set_link(link, profile)
     register_root(home.gc_roots, link)
-    if built or changed:
-        progress.note(
-            f"profile {resolved.profile_ref.short} assembled in {time.monotonic() - start:.1f} s"
-        )
+    short = resolved.profile_ref.short
+    if new:
+        progress.note(f"profile {short} assembled in {time.monotonic() - start:.1f} s")
+    elif changed:
+        progress.note(f"profile {short} exists already; link switched to it")
     return Result(profile, link, built, changed)

@@ -67,7 +67,7 @@ def _packages(m: yamlfile.Mapping) -> list[PackageRequest]:
 
 def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
     """Load a profile and everything it `extends`: later bases and this file win."""
-    file = file.absolute()
+    file = Path(os.path.abspath(file))
     if file in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, file))
         raise HitError(f"profiles extend each other in a cycle: {chain}")
@@ -75,13 +75,13 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
     yamlfile.check_keys(m, PROFILE_KEYS, "profile")
     spec = ProfileSpec(file=file)
     for base in yamlfile.get_str_list(m, "extends"):
-        base_file = (file.parent / base).absolute()
+        base_file = Path(os.path.abspath(file.parent / base))
         if not base_file.exists():
             yamlfile.fail(m, "extends", f"extends {base}, but {base_file} does not exist")
         _merge(spec, load_profile(base_file, (*_seen, file)))
     own_dirs = []
     for d in yamlfile.get_str_list(m, "package_dirs"):
-        path = (file.parent / d).absolute()
+        path = Path(os.path.abspath(file.parent / d))
         if not path.is_dir():
             yamlfile.fail(m, "package_dirs", f"package dir {d} ({path}) is not a folder")
         own_dirs.append(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,7 @@ def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
     return Source(
         url=url,
         sha256=sha.lower() if sha else None,
-        path=(recipe_dir / path).absolute() if path else None,
+        path=Path(os.path.abspath(recipe_dir / path)) if path else None,
         dest=dest,
         line=m.line,
     )

@@ -184,6 +184,8 @@ def unpack_tar(file: Path, dest: Path, label: str) -> None:
                 continue
             changes: dict = {"name": "/".join(parts)}
             if m.islnk():
+                if m.linkname.startswith("/") or ".." in _parts(m.linkname):
+                    raise _outside(label, f"{m.name} (a hard link to {m.linkname})")
                 link = _parts(m.linkname)
                 changes["linkname"] = "/".join(link[1:] if top and link[:1] == [top] else link)
             try:
@@ -194,7 +196,7 @@ def unpack_tar(file: Path, dest: Path, label: str) -> None:
             tf.extractall(dest, members=safe, filter="data")
         except tarfile.FilterError as e:
             raise _outside(label, getattr(e, "tarinfo", None) and e.tarinfo.name or "?") from None
-        except (tarfile.TarError, EOFError, OSError) as e:
+        except (tarfile.TarError, EOFError, OSError, KeyError) as e:
             raise HitError(f"{label}: cannot unpack: {e}") from None
 
 

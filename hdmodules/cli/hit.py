@@ -177,3 +177,7 @@ def fetch(url_or_file: str | None, from_dir: Path | None) -> None:
 
 def main() -> None:
     sys.exit(run_cli(cli, "hit"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Shared fixtures: a private hit home per test, a copy of the demo, and running the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "site-configs" / "demo"
+IN_CI = os.environ.get("CI") == "true"
+
+
+def need(condition: bool, what: str) -> None:
+    """Skip locally when a real component is missing; under CI=true that is a failure."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {what} is missing")
+    pytest.skip(f"{what} is missing")
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def both(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    h = tmp_path / "hithome"
+    monkeypatch.setenv("HIT_HOME", str(h))
+    return h
+
+
+def run_hit(*args: str, cwd: Path | None = None, check: bool = True, env=None, timeout=600) -> Run:
+    """The real command line, in a child process, as a user would run it."""
+    p = subprocess.run(
+        [sys.executable, "-m", "hdmodules.cli.hit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    r = Run(p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in r.both, r.both
+    if check:
+        assert r.code == 0, f"hit {' '.join(args)} failed ({r.code}):\n{r.both}"
+    return r
+
+
+@pytest.fixture
+def hit(home):
+    return run_hit
+
+
+@pytest.fixture
+def demo(tmp_path) -> Path:
+    """A copy of site-configs/demo, so profile links land in tmp, not in the repo."""
+    d = tmp_path / "demo"
+    shutil.copytree(DEMO, d, ignore=shutil.ignore_patterns("default", "release", "debug"))
+    return d
+
+
+def write_recipe(pkgdir: Path, name: str, text: str) -> Path:
+    pkgdir.mkdir(parents=True, exist_ok=True)
+    f = pkgdir / f"{name}.yaml"
+    f.write_text(textwrap.dedent(text).lstrip())
+    return f
+
+
+def write_profile(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def run_clean(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    """Run with an empty environment (`env -i`): no LD_LIBRARY_PATH, nothing inherited."""
+    return subprocess.run(["env", "-i", *cmd], capture_output=True, text=True, **kw)

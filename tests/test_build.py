@@ -1,0 +1,244 @@
+"""`hit build` end to end on the demo diamond, with the real gcc and the real linker."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import run_clean, write_profile, write_recipe
+
+APP_OUTPUT = (
+    "Hello from app\ncore: libcore 1.0, answer 42\n"
+    "a: liba on top of libcore 1.0\nb: twice the answer is 84\n"
+)
+
+
+def built_lines(r) -> list[str]:
+    return [line for line in r.err.splitlines() if "built in" in line]
+
+
+def test_demo_builds_and_runs_with_an_empty_environment(hit, home, demo):
+    r = hit("build", cwd=demo)
+    link = demo / "default"
+    assert link.is_symlink() and Path(os.readlink(link)).is_relative_to(home / "bld" / "profile")
+    assert len(built_lines(r)) == 4
+    out = run_clean([str(link / "bin" / "app")])
+    assert out.returncode == 0 and out.stdout == APP_OUTPUT
+    # libraries are found through RUNPATH, into the hashed prefixes
+    dyn = subprocess.run(
+        ["readelf", "-d", str(link / "bin" / "app")], capture_output=True, text=True
+    )
+    runpath = next(line for line in dyn.stdout.splitlines() if "RUNPATH" in line)
+    assert str(home / "bld" / "liba") in runpath and str(home / "bld" / "libcore") in runpath
+    # every artifact holds its spec, log and manifest, and is read-only
+    app = next((home / "bld" / "app").iterdir())
+    spec = json.loads((app / ".hit" / "build.json").read_text())
+    assert spec["id"].startswith("app/") and app.name == f"1.0-{spec['id'][4:16]}"
+    manifest = json.loads((app / ".hit" / "manifest.json").read_text())
+    assert list(manifest) == ["bin/app"] and manifest["bin/app"].startswith("x:")
+    assert not os.access(app / "bin", os.W_OK) or os.geteuid() == 0
+    assert (app / "bin" / "app").stat().st_mode & 0o222 == 0
+    # the profile link is a gc root
+    roots = [os.readlink(p) for p in (home / "gcroots").iterdir()]
+    assert str(link) in roots
+
+
+def test_second_build_is_a_no_op(hit, demo):
+    hit("build", cwd=demo)
+    r = hit("build", cwd=demo)
+    assert built_lines(r) == [] and "building" not in r.err
+    assert "(up to date)" in r.out
+
+
+def test_remove_a_package_then_add_it_back(hit, demo):
+    hit("build", cwd=demo)
+    first = os.readlink(demo / "default")
+    yaml = demo / "default.yaml"
+    full = yaml.read_text()
+    yaml.write_text(full.replace("  app:\n", ""))
+    r = hit("build", cwd=demo)
+    assert built_lines(r) == [] and "assembled" in r.err  # only a new profile
+    assert os.readlink(demo / "default") != first
+    assert not (demo / "default" / "bin").exists()
+    yaml.write_text(full)
+    r = hit("build", cwd=demo)
+    assert built_lines(r) == [] and "assembled" not in r.err  # that profile exists already
+    assert os.readlink(demo / "default") == first
+
+
+def test_profiles_side_by_side_with_parameters(hit, demo):
+    write_profile(demo / "release.yaml", "extends: [default.yaml]\n")
+    write_profile(
+        demo / "debug.yaml",
+        "extends: [default.yaml]\npackages:\n  app:\n    parameters: {greeting: Debugging}\n",
+    )
+    hit("build", "release.yaml", cwd=demo)
+    r = hit("build", "debug.yaml", cwd=demo)
+    assert len(built_lines(r)) == 1  # only app differs
+    assert run_clean([str(demo / "release" / "bin" / "app")]).stdout.startswith("Hello from app")
+    assert run_clean([str(demo / "debug" / "bin" / "app")]).stdout.startswith("Debugging from")
+    assert os.readlink(demo / "release") != os.readlink(demo / "debug")
+
+
+def test_status_show_and_bdir(hit, demo, tmp_path):
+    r = hit("status", cwd=demo)
+    assert r.out.count("needs build") == 5
+    hit("build", cwd=demo)
+    r = hit("status", "default.yaml", cwd=demo)
+    lines = r.out.splitlines()
+    assert len(lines) == 5 and all(line.endswith("built") for line in lines)
+    app_line = next(line for line in lines if line.startswith("app "))
+    spec = json.loads(hit("show", "buildspec", "app", "-p", "default.yaml", cwd=demo).out)
+    assert spec["id"][: len("app/") + 12] in app_line
+    assert spec["parameters"] == {"greeting": "Hello"} and set(spec["dependencies"]) == {
+        "liba", "libb", "libcore"}  # fmt: skip
+    script = hit("show", "script", "app", cwd=demo).out
+    assert "export ARTIFACT=" in script and "-DGREETING" in script and "LIBA_DIR=" in script
+    # `hit bdir app bld`: the package, then the folder (relative to cwd)
+    hit("bdir", "app", "bld", cwd=demo)
+    assert (demo / "bld" / "src" / "app.c").exists()
+    done = subprocess.run(["bash", "build.sh"], cwd=demo / "bld", capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert run_clean([str(demo / "bld" / "artifact" / "bin" / "app")]).stdout == APP_OUTPUT
+    r = hit("bdir", "app", "bld", cwd=demo, check=False)
+    assert r.code == 1 and "not empty" in r.err
+
+
+def test_parallel_builds_overlap(hit, tmp_path):
+    stamp = tmp_path / "stamps"
+    for name in ("slow1", "slow2"):
+        write_recipe(
+            tmp_path / "pkgs",
+            name,
+            f"""
+            version: "1"
+            build: |
+              echo start {name} $(date +%s.%N) >> {stamp}
+              sleep 1
+              echo end {name} $(date +%s.%N) >> {stamp}
+              mkdir -p "$ARTIFACT/share" && echo {name} > "$ARTIFACT/share/{name}"
+            """,
+        )
+    p = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [slow1, slow2]\n")
+    hit("build", "-j", "2", str(p))
+    times = {}
+    for line in stamp.read_text().splitlines():
+        what, name, t = line.split()
+        times[(what, name)] = float(t)
+    assert times[("start", "slow2")] < times[("end", "slow1")]
+    assert times[("start", "slow1")] < times[("end", "slow2")]
+
+
+def test_failed_build_keeps_folder_and_installs_nothing(hit, home, tmp_path):
+    recipe = write_recipe(
+        tmp_path / "pkgs",
+        "broken",
+        """
+        version: "1"
+        build: |
+          mkdir -p "$ARTIFACT/bin"
+          echo half > "$ARTIFACT/bin/half"
+          echo "compiling the thing"
+          false
+          echo never
+        """,
+    )
+    p = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [broken]\n")
+    r = hit("build", str(p), check=False)
+    assert r.code == 1
+    assert "the build script failed (exit 1)" in r.err and "compiling the thing" in r.err
+    kept = home / "tmp"
+    assert any(kept.iterdir()) and f"build folder kept: {next(kept.iterdir())}" in r.err
+    assert not list((home / "bld" / "broken").iterdir())  # the half-written prefix is gone
+    assert not (tmp_path / "default").exists()
+    recipe.write_text(recipe.read_text().replace("  false\n", ""))
+    hit("build", str(p))
+    assert (tmp_path / "default" / "bin" / "half").read_text() == "half\n"
+
+
+def test_a_host_library_leak_fails_the_build(hit, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "z.c").write_text(
+        "#include <zlib.h>\n#include <stdio.h>\nint main(void){puts(zlibVersion());return 0;}\n"
+    )
+    recipe = write_recipe(
+        tmp_path / "pkgs",
+        "usesz",
+        """
+        version: "1"
+        sources: [{path: ../src}]
+        build: |
+          gcc $CPPFLAGS -o zprog z.c $LDFLAGS -l:libz.so.1
+          install -Dm755 zprog "$ARTIFACT/bin/zprog"
+        """,
+    )
+    p = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [usesz]\n")
+    r = hit("build", str(p), check=False)
+    assert r.code == 1
+    assert "library check failed" in r.err
+    assert "bin/zprog needs libz.so.1: found on the host at" in r.err
+    recipe.write_text(recipe.read_text() + "allow_host_libs: [libz.so.1]\n")
+    hit("build", str(p))
+    assert run_clean([str(tmp_path / "default" / "bin" / "zprog")]).returncode == 0
+
+
+def _two_shipping(tmp_path, prefer=""):
+    for name in ("one", "two"):
+        write_recipe(
+            tmp_path / "pkgs",
+            name,
+            f"""
+            version: "1"
+            build: |
+              mkdir -p "$ARTIFACT/bin" "$ARTIFACT/share/{name}"
+              echo {name} > "$ARTIFACT/share/{name}/README"
+              printf '#!/bin/sh\\necho {name}\\n' > "$ARTIFACT/bin/tool"
+              chmod +x "$ARTIFACT/bin/tool"
+            """,
+        )
+    return write_profile(
+        tmp_path / "default.yaml", f"package_dirs: [pkgs]\npackages: [one, two]\n{prefer}"
+    )
+
+
+def test_file_conflict_names_both_packages(hit, tmp_path):
+    p = _two_shipping(tmp_path)
+    r = hit("build", str(p), check=False)
+    assert r.code == 1 and "packages one and two conflict on bin/tool" in r.err
+    assert "prefer:" in r.err
+
+
+def test_prefer_settles_a_conflict(hit, tmp_path):
+    p = _two_shipping(tmp_path, "prefer: [two]\n")
+    hit("build", str(p))
+    assert run_clean([str(tmp_path / "default" / "bin" / "tool")]).stdout == "two\n"
+    assert (tmp_path / "default" / "share" / "one" / "README").read_text() == "one\n"
+
+
+def test_console_scripts_are_installed():
+    bindir = Path(sys.executable).parent
+    for tool in ("hit", "hdmod"):
+        exe = bindir / tool if (bindir / tool).exists() else shutil.which(tool)
+        assert exe, f"{tool} is not installed"
+        r = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
+        assert r.returncode == 0 and "0.1.0" in r.stdout
+
+
+def test_init_home_writes_a_commented_config(hit, home):
+    r = hit("init-home")
+    cfg = home / "config.yaml"
+    assert r.out.strip() == str(cfg)
+    text = cfg.read_text()
+    for key in (
+        "store: bld",
+        "source_cache: src",
+        "build_temp: tmp",
+        "gc_roots: gcroots",
+        "mirrors:",
+    ):
+        assert key in text
+    assert text.count("#") > 10
+    assert all((home / d).is_dir() for d in ("bld", "src", "tmp", "gcroots"))
