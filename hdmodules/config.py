@@ -10,7 +10,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import yamlfile
 from .errors import HitError
 
 CONFIG_KEYS = {"store", "source_cache", "build_temp", "gc_roots", "mirrors", "host_libs", "jobs"}
@@ -71,6 +70,8 @@ def init_home(root: Path) -> Path:
 
 
 def load_home(root: Path | None = None) -> Home:
+    from . import yamlfile  # not at the top: the no-op fast path must not need PyYAML
+
     root = root or default_home()
     config = root / "config.yaml"
     if not config.exists():

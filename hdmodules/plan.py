@@ -7,12 +7,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import memo
 from .config import Home
 from .errors import BuildFailed, HitError
 from .profiles import plan_farm, write_farm
 from .progress import Progress
 from .resolve import Node, Resolved
-from .store import Store, register_root, remove_tree, set_link
+from .store import (
+    Store,
+    profile_link,
+    read_manifest,
+    register_root,
+    remove_tree,
+    set_link,
+)
 
 
 @dataclass(frozen=True)
@@ -110,15 +118,17 @@ def assemble(resolved: Resolved, store: Store) -> bool:
     ref = resolved.profile_ref
     if store.is_installed(ref):
         return False
-    artifacts = {name: store.prefix(resolved.nodes[name].ref) for name in resolved.roots}
-    files = plan_farm(artifacts, resolved.profile.prefer)  # conflicts fail before any write
+    prefixes = [store.prefix(resolved.nodes[name].ref) for name in resolved.roots]
+    manifests = {n: (p, read_manifest(p)) for n, p in zip(resolved.roots, prefixes, strict=True)}
+    links = plan_farm(manifests, resolved.profile.prefer)  # conflicts fail before any write
     with store.lock(ref):
         if store.is_installed(ref):
             return False
         prefix = store.begin(ref)
         try:
-            write_farm(prefix, files)
-            store.commit(ref, {"id": ref.id, "kind": "profile", **resolved.profile_spec}, None)
+            manifest = write_farm(prefix, links)
+            spec = {"id": ref.id, "kind": "profile", **resolved.profile_spec}
+            store.commit(ref, spec, None, manifest)
         except BaseException:
             remove_tree(prefix)
             raise
@@ -131,7 +141,7 @@ def build_profile(resolved: Resolved, home: Home, jobs: int, progress: Progress)
     built = run_builds(resolved, home, store, jobs, progress)
     new = assemble(resolved, store)
     profile = store.prefix(resolved.profile_ref)
-    link = resolved.profile.file.parent / resolved.profile.link_name
+    link = profile_link(resolved.profile.file)
     changed = set_link(link, profile)
     register_root(home.gc_roots, link)
     short = resolved.profile_ref.short
@@ -139,4 +149,5 @@ def build_profile(resolved: Resolved, home: Home, jobs: int, progress: Progress)
         progress.note(f"profile {short} assembled in {time.monotonic() - start:.1f} s")
     elif changed:
         progress.note(f"profile {short} exists already; link switched to it")
+    memo.save(home, resolved)
     return Result(profile, link, built, changed)

@@ -32,11 +32,6 @@ class ProfileSpec:
     prefer: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)  # every YAML read, this one last
 
-    @property
-    def link_name(self) -> str:
-        """`default.yaml` -> `default`: the profile link made next to the YAML file."""
-        return self.file.name.removesuffix(".yaml").removesuffix(".yml")
-
 
 def _packages(m: yamlfile.Mapping) -> list[PackageRequest]:
     value = m.get("packages")
@@ -116,42 +111,45 @@ def _merge(spec: ProfileSpec, base: ProfileSpec) -> None:
 # --- assembling a profile: a symlink farm ----------------------------------------------------
 
 
-def plan_farm(artifacts: dict[str, Path], prefer: list[str]) -> dict[str, tuple[str, Path]]:
-    """Map each relative file path of the profile to (package, target), deciding conflicts.
+def plan_farm(
+    manifests: dict[str, tuple[Path, dict[str, str]]], prefer: list[str]
+) -> dict[str, Path]:
+    """Decide the profile's links: relative path -> target, from each package's
+    (prefix, manifest).
 
-    Folders are merged; when two packages ship the same file, the one earlier in `prefer` wins,
-    and with neither preferred the profile cannot be assembled.
+    Folders are merged; a folder only one package contributes to becomes one link to that
+    package's folder (as Nix's buildEnv and stow fold trees), which keeps profile switches
+    fast. When two packages ship the same file, the one earlier in `prefer` wins; with
+    neither preferred the profile cannot be assembled.
     """
     rank = {name: i for i, name in enumerate(prefer)}
-    files: dict[str, tuple[str, Path]] = {}
-    dirs: dict[str, str] = {}
-    for pkg, prefix in artifacts.items():
-        for dirpath, dirnames, filenames in os.walk(prefix):
-            rel_dir = os.path.relpath(dirpath, prefix)
-            if rel_dir == ".":
-                dirnames[:] = [d for d in dirnames if d != ".hit"]
-            entries = list(filenames)
-            for d in list(dirnames):  # a symlink to a folder is linked, not walked
-                if os.path.islink(os.path.join(dirpath, d)):
-                    dirnames.remove(d)
-                    entries.append(d)
-            for d in dirnames:
-                rel = os.path.normpath(os.path.join(rel_dir, d))
-                if rel in files:
-                    _conflict(rel, files[rel][0], pkg, {}, "a folder in one, a file in the other")
-                dirs.setdefault(rel, pkg)
-            for name in entries:
-                rel = os.path.normpath(os.path.join(rel_dir, name))
-                target = Path(dirpath, name)
-                if rel in dirs:
-                    _conflict(rel, dirs[rel], pkg, {}, "a folder in one, a file in the other")
-                if rel in files:
-                    other = files[rel][0]
-                    winner = _conflict(rel, other, pkg, rank, "both ship it")
-                    if winner == other:
-                        continue
-                files[rel] = (pkg, target)
-    return files
+    files: dict[str, str] = {}  # rel -> package
+    dirs: dict[str, set[str]] = {}
+    for pkg, (_prefix, manifest) in manifests.items():
+        for rel in manifest:
+            parts = rel.split("/")
+            for i in range(1, len(parts)):
+                dirs.setdefault("/".join(parts[:i]), set()).add(pkg)
+            if rel in files:
+                winner = _conflict(rel, files[rel], pkg, rank, "both ship it")
+                files[rel] = winner
+            else:
+                files[rel] = pkg
+    for rel, pkg in files.items():
+        if rel in dirs:
+            other = next(iter(dirs[rel] - {pkg}), pkg)
+            _conflict(rel, other, pkg, {}, "a folder in one, a file in the other")
+    folded = {
+        d: next(iter(owners))
+        for d, owners in dirs.items()
+        if len(owners) == 1 and ("/" not in d or len(dirs[d.rsplit("/", 1)[0]]) > 1)
+    }
+    links = {d: manifests[pkg][0] / d for d, pkg in folded.items()}
+    for rel, pkg in files.items():
+        parts = rel.split("/")
+        if not any("/".join(parts[:i]) in folded for i in range(1, len(parts))):
+            links[rel] = manifests[pkg][0] / rel
+    return links
 
 
 def _conflict(rel: str, a: str, b: str, rank: dict[str, int], why: str) -> str:
@@ -163,8 +161,13 @@ def _conflict(rel: str, a: str, b: str, rank: dict[str, int], why: str) -> str:
     )
 
 
-def write_farm(prefix: Path, files: dict[str, tuple[str, Path]]) -> None:
-    for rel, (_pkg, target) in sorted(files.items()):
+def write_farm(prefix: Path, links: dict[str, Path]) -> dict[str, str]:
+    """Create the links; returns the profile's manifest."""
+    made: set[Path] = set()
+    for rel, target in sorted(links.items()):
         link = prefix / rel
-        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.parent not in made:
+            link.parent.mkdir(parents=True, exist_ok=True)
+            made.add(link.parent)
         os.symlink(target, link)
+    return {rel: f"l:{target}" for rel, target in links.items()}

@@ -101,20 +101,30 @@ class Store:
         (prefix / META).mkdir(parents=True)
         return prefix
 
-    def commit(self, ref: ArtifactRef, spec: dict, log: Path | None) -> Path:
+    def commit(
+        self, ref: ArtifactRef, spec: dict, log: Path | None, manifest: dict | None = None
+    ) -> Path:
         """Record spec, log and manifest, make everything read-only: now it is installed."""
         prefix = self.prefix(ref)
         meta = prefix / META
         (meta / "build.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
         if log is not None and log.exists():
             shutil.copyfile(log, meta / "build.log")
-        manifest = make_manifest(prefix)
+        if manifest is None:
+            manifest = make_manifest(prefix)
         tmp = meta / f".{MANIFEST}.tmp"
         tmp.write_text(canonical_json(manifest))
         make_read_only(prefix)
         os.replace(tmp, meta / MANIFEST)
         os.chmod(meta, 0o555)
         return prefix
+
+
+def read_manifest(prefix: Path) -> dict[str, str]:
+    try:
+        return json.loads((prefix / META / MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise HitError(f"{prefix}: its manifest is missing or damaged (try `hit verify`)") from None
 
 
 def read_spec(prefix: Path) -> dict:
@@ -192,10 +202,19 @@ def set_link(link: Path, target: Path) -> bool:
     return True
 
 
+def profile_link(profile_file: Path) -> Path:
+    """`dir/release.yaml` -> `dir/release`: the link made next to a profile's YAML file."""
+    return profile_file.with_name(profile_file.name.removesuffix(".yaml").removesuffix(".yml"))
+
+
+def root_entry(gc_roots: Path, link: Path) -> Path:
+    """Where the gc root of `link` is kept: `_` + a hash of the link's path."""
+    return gc_roots / ("_" + hashlib.sha256(str(link.absolute()).encode()).hexdigest()[:20])
+
+
 def register_root(gc_roots: Path, link: Path) -> Path:
     """Record `link` as a gc root: gc_roots/_<hash of its path> -> link (idempotent)."""
-    link = link.absolute()
     gc_roots.mkdir(parents=True, exist_ok=True)
-    entry = gc_roots / ("_" + hashlib.sha256(str(link).encode()).hexdigest()[:20])
-    set_link(entry, link)
+    entry = root_entry(gc_roots, link)
+    set_link(entry, link.absolute())
     return entry

@@ -59,8 +59,13 @@ def load_text(text: str, file: Path) -> Any:
         mark = e.problem_mark or e.context_mark
         where = f"{file}:{mark.line + 1}" if mark else str(file)
         raise HitError(f"{where}: malformed YAML: {e.problem or e.context}") from None
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        raise HitError(
+            f"{file}:{line}: malformed YAML: character {chr(e.character)!r} is not allowed"
+        ) from None
     except yaml.YAMLError as e:
-        raise HitError(f"{file}: malformed YAML: {e}") from None
+        raise HitError(f"{file}: malformed YAML: {' '.join(str(e).split())}") from None
     except RecursionError:
         raise HitError(f"{file}: malformed YAML: nested too deeply") from None
     finally:

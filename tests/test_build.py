@@ -242,3 +242,36 @@ def test_init_home_writes_a_commented_config(hit, home):
         assert key in text
     assert text.count("#") > 10
     assert all((home / d).is_dir() for d in ("bld", "src", "tmp", "gcroots"))
+
+
+def test_no_op_fast_path_still_sees_every_kind_of_change(hit, demo):
+    hit("build", cwd=demo)
+    hit("build", cwd=demo)  # memo written and used
+    app_c = demo / "src" / "app" / "app.c"
+    app_c.write_text(app_c.read_text().replace("from app", "from the app"))
+    r = hit("build", cwd=demo)
+    assert [line.split()[1].split("/")[0] for line in built_lines(r)] == ["app"]
+    assert "from the app" in run_clean([str(demo / "default" / "bin" / "app")]).stdout
+    # a recipe of the same name in a package dir searched earlier shadows the old one
+    (demo / "mine").mkdir()
+    (demo / "mine" / "libb.yaml").write_text(
+        (demo / "pkgs" / "libb.yaml").read_text().replace("-O2", "-O1")
+    )
+    yaml = demo / "default.yaml"
+    yaml.write_text(yaml.read_text().replace("package_dirs: [pkgs]", "package_dirs: [mine, pkgs]"))
+    hit("build", cwd=demo)
+    (demo / "mine" / "libb.yaml").write_text((demo / "mine" / "libb.yaml").read_text() + "\n")
+    hit("build", cwd=demo)  # memo written with mine/libb.yaml as an input
+    (demo / "mine" / "libb.yaml").write_text(
+        (demo / "mine" / "libb.yaml").read_text().replace("-O1", "-O3")
+    )
+    r = hit("build", cwd=demo)
+    assert sorted(line.split()[1].split("/")[0] for line in built_lines(r)) == ["app", "libb"]
+
+
+def test_single_owner_folders_are_folded_into_one_link(hit, demo):
+    hit("build", cwd=demo)
+    profile = demo / "default"
+    assert (profile / "bin").is_symlink()  # only app has bin/
+    assert not (profile / "lib").is_symlink() and (profile / "lib" / "liba.so.1").is_symlink()
+    assert not (profile / "include").is_symlink()

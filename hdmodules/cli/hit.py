@@ -4,6 +4,7 @@ imported inside commands so that `hit --version` and a no-op `hit build` start f
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -61,8 +62,20 @@ def build(profile: str, jobs: int | None, quiet: bool) -> None:
     The link (e.g. `default` for default.yaml) is made next to the YAML file and
     registered as a gc root. Progress goes to stderr; the link's path to stdout.
     """
-    from ..plan import build_profile
+    from .. import memo
+    from ..config import default_home
     from ..progress import Progress
+
+    file = Path(os.path.abspath(profile))
+    fast = memo.up_to_date(default_home(), file)
+    if fast is not None:  # nothing changed since the last build: no YAML, no hashing
+        refs, prefix = fast
+        progress = Progress(len(refs), quiet=quiet)
+        for ref in refs:
+            progress.cached(ref.short)
+        click.echo(f"{memo.profile_link(file)} -> {prefix} (up to date)")
+        return
+    from ..plan import build_profile
 
     home = _home()
     resolved = _resolve(profile)

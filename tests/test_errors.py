@@ -1,0 +1,100 @@
+"""Every bad input: one plain `hit: error:` message, exit 1, never a traceback."""
+
+import io
+import tarfile
+
+import pytest
+
+from tests.conftest import write_profile, write_recipe
+
+GOOD = 'version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT"\n'
+
+
+def _one_error(r, *fragments):
+    assert r.code == 1
+    lines = [line for line in r.err.splitlines() if line.startswith("hit: error:")]
+    assert len(lines) == 1, r.err
+    for f in fragments:
+        assert f in r.err, r.err
+
+
+def test_missing_profile(hit, tmp_path):
+    _one_error(hit("build", cwd=tmp_path, check=False), "default.yaml: no such file")
+
+
+@pytest.mark.parametrize(
+    "profile, fragments",
+    [
+        ("packages: [a\n", ["default.yaml:2: malformed YAML"]),
+        ("packages: [a]\nextras: 1\n", ["default.yaml:2: unknown key 'extras'"]),
+        ("package_dirs: [pkgs]\npackages: [nope]\n", ["default.yaml:2: unknown package 'nope'"]),
+        ("package_dirs: [nodir]\n", ["package dir nodir", "is not a folder"]),
+        ("package_dirs: [pkgs]\npackages: [c1]\n", ["dependency cycle: c1 -> c2 -> c1"]),
+        ("package_dirs: [pkgs]\npackages: {a: [1]}\n", ["package 'a': give nothing, or a mapping"]),
+        ("- just\n- a list\n", ["default.yaml:1: a profile must be a YAML mapping"]),
+    ],
+    ids=["syntax", "unknown-key", "unknown-package", "bad-dir", "cycle", "bad-override", "list"],
+)
+def test_bad_profiles(hit, tmp_path, profile, fragments):
+    write_recipe(tmp_path / "pkgs", "a", GOOD)
+    write_recipe(tmp_path / "pkgs", "c1", GOOD + "dependencies: [c2]\n")
+    write_recipe(tmp_path / "pkgs", "c2", GOOD + "dependencies: [c1]\n")
+    write_profile(tmp_path / "default.yaml", profile)
+    for args in (["build"], ["status"], ["show", "buildspec", "a"]):
+        _one_error(hit(*args, cwd=tmp_path, check=False), *fragments)
+
+
+def test_sha256_mismatch_prints_both(hit, home, tmp_path):
+    archive = tmp_path / "x-1.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        info = tarfile.TarInfo("x-1/a")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"a"))
+    sha = hit("fetch", str(archive)).out.split()[1]
+    wrong = "f" * 64
+    write_recipe(
+        tmp_path / "pkgs",
+        "x",
+        f'version: "1"\nsources:\n  - url: {archive.as_uri()}\n'
+        f'    sha256: {wrong}\nbuild: "true"\n',
+    )
+    (home / "src" / "sha256" / sha).chmod(0o644)
+    (home / "src" / "sha256" / sha).unlink()  # not cached: must be downloaded and checked
+    write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [x]\n")
+    _one_error(
+        hit("build", cwd=tmp_path, check=False),
+        f"sha256 mismatch: expected {wrong}, got {sha}",
+    )
+
+
+def test_tarball_escaping_the_build_folder(hit, tmp_path):
+    evil = tmp_path / "pkgs" / "evil.tar.gz"
+    evil.parent.mkdir()
+    with tarfile.open(evil, "w:gz") as tf:
+        info = tarfile.TarInfo("../../../outside")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"x"))
+    write_recipe(
+        tmp_path / "pkgs", "evil", 'version: "1"\nsources: [{path: evil.tar.gz}]\nbuild: "true"\n'
+    )
+    write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [evil]\n")
+    _one_error(hit("build", cwd=tmp_path, check=False), "would land outside the build folder")
+    assert not (tmp_path / "outside").exists()
+
+
+def test_unknown_package_for_show_and_bdir(hit, demo):
+    _one_error(hit("show", "script", "nope", cwd=demo, check=False), "no package 'nope' here")
+    _one_error(hit("bdir", "nope", "x", cwd=demo, check=False), "no package 'nope' here")
+
+
+def test_usage_errors_are_not_tracebacks(hit, tmp_path):
+    r = hit("fetch", cwd=tmp_path, check=False)
+    assert r.code == 2 and "give either URL_OR_FILE or --from DIR" in r.err
+    r = hit("build", "-j", "0", cwd=tmp_path, check=False)
+    assert r.code == 2
+
+
+def test_bad_home_config(hit, home, tmp_path):
+    hit("init-home")
+    (home / "config.yaml").write_text("store: bld\njobz: 3\n")
+    _one_error(hit("status", cwd=tmp_path, check=False), "config.yaml:2: unknown key 'jobz'")
