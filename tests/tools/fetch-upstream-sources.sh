@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Download the upstream release tarballs of site-configs/pkgs without internet access to the
+# upstream sites: Debian's "orig" tarballs of these versions are byte-identical to the
+# releases, and Debian's archive is reachable. Needs root (it enables deb-src in apt).
+# Usage: fetch-upstream-sources.sh DIR   (then: hit fetch --from DIR)
+set -euo pipefail
+dir=${1:?usage: $0 DIR}
+mkdir -p "$dir"
+cd "$dir"
+sources=/etc/apt/sources.list.d/debian.sources
+if [ -f "$sources" ] && ! grep -q '^Types:.*deb-src' "$sources"; then
+  sed -i 's/^Types: deb$/Types: deb deb-src/' "$sources"
+  apt-get update -qq
+elif ! apt-cache showsrc bzip2 >/dev/null 2>&1 || [ -z "$(apt-cache showsrc bzip2 2>/dev/null)" ]; then
+  apt-get update -qq
+fi
+for pkg in bzip2 lz4 libffi ncurses readline fftw3; do
+  ls "$dir"/"${pkg}"_*.orig.tar.* >/dev/null 2>&1 || apt-get source --download-only -qq "$pkg"
+done
+ls "$dir"/*.orig.tar.*
