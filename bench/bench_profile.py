@@ -55,7 +55,9 @@ def write_profile(profile: Path, names: list[str]) -> None:
 
 def timed(cmd: list[str], cwd: Path, env: dict) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - start
 
 
@@ -90,7 +92,9 @@ def main() -> int:
             ("no-op hit build", med(noop), med(noop) / p, f"<= {TARGETS['noop']}x"),
             ("rebuild after removing 1 package", med(switch), med(switch) / p, "<= 0.3 s"),
         ]
-        print(f"{args.packages} packages, first build (-j2): {first:.1f} s; medians of {args.repeat}:")
+        print(
+            f"{args.packages} packages, first build (-j2): {first:.1f} s; medians of {args.repeat}:"
+        )
         print("| what | median | vs python -c pass | target |")
         print("|---|---|---|---|")
         for what, t, ratio, target in rows:

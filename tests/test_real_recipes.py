@@ -1,0 +1,89 @@
+"""Real upstream packages (site-configs/pkgs), seeded offline from Debian's orig tarballs,
+built with the real toolchain: ncurses -> readline, and bzip2."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, need, run_clean, write_profile, write_recipe
+
+UPSTREAM = Path(os.environ.get("HDMOD_UPSTREAM", Path.home() / ".cache" / "hdmodules" / "upstream"))
+WANTED = ("bzip2_1.0.8", "ncurses_6.4", "readline_8.2")
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Path:
+    if not all(list(UPSTREAM.glob(f"{w}.orig.tar.*")) for w in WANTED):
+        script = REPO / "tests" / "tools" / "fetch-upstream-sources.sh"
+        r = subprocess.run(["bash", str(script), str(UPSTREAM)], capture_output=True, text=True)
+        need(r.returncode == 0, f"Debian orig tarballs (fetch script said: {r.stderr[-300:]})")
+    return UPSTREAM
+
+
+RLTEST = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <readline/readline.h>
+#include <readline/history.h>
+
+int main(void) {
+    char *line = readline("");
+    if (!line) return 1;
+    add_history(line);
+    printf("readline %s read: %s\n", rl_library_version, line);
+    free(line);
+    return 0;
+}
+"""
+
+
+def test_ncurses_readline_bzip2_from_upstream_tarballs(hit, home, tmp_path, upstream):
+    r = hit("fetch", "--from", str(upstream))
+    assert "ab5a03176ee106d3f0fa90e381da478ddae405918153cca248e682cd0c4a2269" in r.out
+    src = tmp_path / "rltest-src"
+    src.mkdir()
+    (src / "rltest.c").write_text(RLTEST)
+    write_recipe(
+        tmp_path / "local",
+        "rltest",
+        """
+        version: "1"
+        sources: [{path: ../rltest-src}]
+        dependencies: [readline]
+        build: |
+          gcc $CPPFLAGS -o rltest rltest.c $LDFLAGS -lreadline
+          install -Dm755 rltest "$ARTIFACT/bin/rltest"
+        """,
+    )
+    profile = write_profile(
+        tmp_path / "default.yaml",
+        f"package_dirs: [local, {REPO / 'site-configs' / 'pkgs'}]\n"
+        "packages: [ncurses, readline, bzip2, rltest]\n",
+    )
+    r = hit("build", "-j", "2", str(profile), timeout=1800)
+    assert r.err.count("built in") == 4
+    prof = tmp_path / "default"
+
+    # bzip2 round trip, with an empty environment
+    data = tmp_path / "data.txt"
+    data.write_text("hdmodules " * 10000)
+    assert run_clean([str(prof / "bin" / "bzip2"), "-k", str(data)]).returncode == 0
+    out = run_clean([str(prof / "bin" / "bzcat"), f"{data}.bz2"])
+    assert out.returncode == 0 and out.stdout == data.read_text()
+    assert (prof / "lib" / "libbz2.so.1.0").exists()
+
+    # ncurses finds its terminfo database inside its own artifact
+    info = run_clean([str(prof / "bin" / "infocmp"), "xterm"])
+    assert info.returncode == 0 and "xterm" in info.stdout
+    assert run_clean([str(prof / "bin" / "tput"), "-T", "vt100", "cols"]).stdout.strip() == "80"
+
+    # readline links the ncurses artifact (not the host's libtinfo) through RUNPATH
+    ncurses = next((home / "bld" / "ncurses").iterdir())
+    lib = os.path.realpath(prof / "lib" / "libreadline.so")
+    dyn = subprocess.run(["readelf", "-d", lib], capture_output=True, text=True).stdout
+    assert "libncursesw.so.6" in dyn and "libtinfo" not in dyn
+    assert str(ncurses / "lib") in next(x for x in dyn.splitlines() if "RUNPATH" in x)
+    rl = run_clean([str(prof / "bin" / "rltest")], input="hello profile\n")
+    assert rl.returncode == 0 and "readline 8.2 read: hello profile" in rl.stdout
