@@ -275,3 +275,27 @@ def test_single_owner_folders_are_folded_into_one_link(hit, demo):
     assert (profile / "bin").is_symlink()  # only app has bin/
     assert not (profile / "lib").is_symlink() and (profile / "lib" / "liba.so.1").is_symlink()
     assert not (profile / "include").is_symlink()
+
+
+def test_live_progress_on_a_terminal(home, demo):
+    """On a terminal the last line shows what is building and is redrawn in place."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: hit on a pseudo-terminal
+        os.chdir(demo)
+        os.execv(sys.executable, [sys.executable, "-m", "hdmodules.cli.hit", "build", "-j", "1"])
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    screen = b"".join(chunks).decode()
+    assert os.waitstatus_to_exitcode(status) == 0, screen
+    assert "\r\x1b[K" in screen and "building: " in screen
+    assert "[4/4] app/" in screen

@@ -163,3 +163,12 @@ def test_build_with_bad_hash_and_dead_url_fails_plainly(hit, tmp_path):
     r = hit("build", str(p), check=False)
     assert r.code == 1
     assert "cannot fetch http://127.0.0.1:9/pkg-1.0.tar.gz" in r.err
+
+
+def test_url_mirror_by_hash(tmp_path):
+    t, sha = _archive(tmp_path)
+    mirror = tmp_path / "mirror"
+    (mirror / "sha256").mkdir(parents=True)
+    (mirror / "sha256" / sha).write_bytes(t.read_bytes())
+    got = fetch(tmp_path / "c", "http://127.0.0.1:9/gone.tgz", sha, (mirror.as_uri(),))
+    assert got.read_bytes() == t.read_bytes()

@@ -1,0 +1,65 @@
+"""Planning at the unit level: build order, what is missing, how a profile's links are laid out."""
+
+from pathlib import Path
+
+import pytest
+
+from hdmodules.errors import HitError
+from hdmodules.plan import missing
+from hdmodules.profiles import load_profile, plan_farm
+from hdmodules.resolve import resolve
+from hdmodules.store import Store
+from tests.conftest import DEMO
+
+
+def test_diamond_is_ordered_dependencies_first():
+    r = resolve(load_profile(DEMO / "default.yaml"))
+    order = list(r.nodes)
+    assert order.index("libcore") < order.index("liba") < order.index("app")
+    assert order.index("libb") < order.index("app")
+    assert set(r.nodes["app"].closure) == {"libcore", "liba", "libb"}
+    assert r.nodes["app"].closure.index("libcore") < r.nodes["app"].closure.index("liba")
+    assert r.roots == ("libcore", "liba", "libb", "app")
+
+
+def test_missing_is_what_the_store_lacks(tmp_path):
+    r = resolve(load_profile(DEMO / "default.yaml"))
+    store = Store(tmp_path)
+    assert [n.name for n in missing(r, store)] == list(r.nodes)
+    core = store.begin(r.nodes["libcore"].ref)  # a prefix without a manifest is not installed
+    assert [n.name for n in missing(r, store)] == list(r.nodes)
+    store.commit(r.nodes["libcore"].ref, {}, None)
+    assert core.exists() and "libcore" not in [n.name for n in missing(r, store)]
+
+
+def _m(prefix: str, *files: str) -> tuple[Path, dict[str, str]]:
+    return Path(prefix), {f: "f:0" for f in files}
+
+
+def test_farm_folds_single_owner_folders_and_merges_shared_ones():
+    links = plan_farm(
+        {
+            "a": _m("/s/a", "bin/a", "lib/liba.so", "share/a/x", "share/a/y/z"),
+            "b": _m("/s/b", "bin/b", "lib/libb.so", "include/b.h"),
+        },
+        [],
+    )
+    assert links == {
+        "bin/a": Path("/s/a/bin/a"),
+        "bin/b": Path("/s/b/bin/b"),
+        "lib/liba.so": Path("/s/a/lib/liba.so"),
+        "lib/libb.so": Path("/s/b/lib/libb.so"),
+        "share": Path("/s/a/share"),  # only a has share/: one link
+        "include": Path("/s/b/include"),
+    }
+
+
+def test_farm_conflicts():
+    both = {"a": _m("/s/a", "bin/tool"), "b": _m("/s/b", "bin/tool")}
+    with pytest.raises(HitError, match="packages a and b conflict on bin/tool"):
+        plan_farm(both, [])
+    assert plan_farm(both, ["b"])["bin/tool"] == Path("/s/b/bin/tool")
+    assert plan_farm(both, ["a", "b"])["bin/tool"] == Path("/s/a/bin/tool")
+    shape = {"a": _m("/s/a", "lib/x"), "b": _m("/s/b", "lib/x/y")}
+    with pytest.raises(HitError, match="a folder in one, a file in the other"):
+        plan_farm(shape, ["a"])
