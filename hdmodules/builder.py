@@ -190,10 +190,11 @@ def _run(script: Path, folder: Path, jobs: int, build_id: str) -> None:
         raise BuildFailed(_failure(build_id, f"the build script failed (exit {code})", folder))
 
 
-def _failure(build_id: str, what: str, folder: Path) -> str:
+def _failure(build_id: str, what: str, folder: Path, with_tail: bool = True) -> str:
+    """The message of a failed build: what failed, the kept folder, the log and its tail."""
     log = folder / "build.log"
     try:
-        tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
+        tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:] if with_tail else []
     except OSError:
         tail = []
     shown = "\n".join("    " + line for line in tail)
@@ -212,9 +213,7 @@ def _check_links(
         lines = "\n".join("    " + p.message(prefix) for p in problems[:20])
         with open(folder / "build.log", "a") as log:
             log.write("\nhdmodules link check failed:\n" + lines + "\n")
-        raise BuildFailed(
-            _failure(node.ref.id, f"library check failed:\n{lines}", folder).split("\n  last")[0]
-        )
+        raise BuildFailed(_failure(node.ref.id, f"library check failed:\n{lines}", folder, False))
 
 
 def kill_running() -> None:

@@ -12,7 +12,6 @@ import os
 import platform
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 from .errors import HitError
 from .hashing import hash_doc
@@ -174,7 +173,3 @@ def node_for(resolved: Resolved, name: str) -> Node:
         raise HitError(
             f"{resolved.profile.file}: no package {name!r} here (packages: {known})"
         ) from None
-
-
-def dep_prefixes(resolved: Resolved, node: Node, prefix_of) -> list[Path]:
-    return [prefix_of(resolved.nodes[d].ref) for d in node.closure]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from hdmodules.config import BASE_HOST_LIBS
 from hdmodules.elf import (
     DynamicInfo,
     LinkProblem,
@@ -20,18 +21,7 @@ from hdmodules.elf import (
     read_dynamic,
 )
 
-BASE = frozenset(
-    {
-        "libc.so.6",
-        "libm.so.6",
-        "libdl.so.2",
-        "librt.so.1",
-        "libpthread.so.0",
-        "ld-linux-x86-64.so.2",
-        "libstdc++.so.6",
-        "libgcc_s.so.1",
-    }
-)
+BASE = BASE_HOST_LIBS
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is required")
 

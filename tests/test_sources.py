@@ -130,6 +130,13 @@ def test_build_uses_seeded_cache_and_mirror_from_config(hit, home, tmp_path):
     hit("init-home")
     cfg = home / "config.yaml"
     cfg.write_text(cfg.read_text().replace("mirrors: []", f"mirrors: [{mirror}]"))
+    p = _dead_url_profile(tmp_path, sha, 'install -Dm644 hello.txt "$ARTIFACT/share/hello.txt"')
+    hit("build", str(p))
+    assert (tmp_path / "default" / "share" / "hello.txt").read_text() == "hi\n"
+
+
+def _dead_url_profile(tmp_path, sha: str, build: str):
+    """A recipe whose URL is unreachable: only the cache or a mirror can supply it."""
     write_recipe(
         tmp_path / "pkgs",
         "pkg",
@@ -139,27 +146,14 @@ def test_build_uses_seeded_cache_and_mirror_from_config(hit, home, tmp_path):
           - url: http://127.0.0.1:9/pkg-1.0.tar.gz
             sha256: {sha}
         build: |
-          install -Dm644 hello.txt "$ARTIFACT/share/hello.txt"
+          {build}
         """,
     )
-    p = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [pkg]\n")
-    hit("build", str(p))
-    assert (tmp_path / "default" / "share" / "hello.txt").read_text() == "hi\n"
+    return write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [pkg]\n")
 
 
 def test_build_with_bad_hash_and_dead_url_fails_plainly(hit, tmp_path):
-    write_recipe(
-        tmp_path / "pkgs",
-        "pkg",
-        f"""
-        version: "1.0"
-        sources:
-          - url: http://127.0.0.1:9/pkg-1.0.tar.gz
-            sha256: {"a" * 64}
-        build: "true"
-        """,
-    )
-    p = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [pkg]\n")
+    p = _dead_url_profile(tmp_path, "a" * 64, "true")
     r = hit("build", str(p), check=False)
     assert r.code == 1
     assert "cannot fetch http://127.0.0.1:9/pkg-1.0.tar.gz" in r.err
