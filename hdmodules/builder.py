@@ -14,9 +14,11 @@ from pathlib import Path
 from . import elf
 from .config import Home
 from .errors import BuildFailed, HitError
+from .externals import ENV_OF_ROLE, ROLES, TOOL_NAMES
 from .hashing import SHORT
 from .recipes import env_name
 from .resolve import Node, Resolved
+from .runner import spawn_logged
 from .sources import fetch, materialize
 from .store import Store, remove_tree
 from .templating import render
@@ -49,15 +51,21 @@ def build_env(resolved: Resolved, node: Node, store: Store, artifact: Path, home
     incdirs = [str(p / "include") for p in direct_first]
     env: list[tuple[str, str]] = [
         ("ARTIFACT", str(artifact)),
-        ("PATH", ":".join([str(p / "bin") for p in direct_first] + [HOST_PATH])),
+        (
+            "PATH",
+            ":".join(
+                [str(home_dir / "toolchain" / "bin")]
+                + [str(p / "bin") for p in direct_first]
+                + [HOST_PATH]
+            ),
+        ),
         ("HOME", str(home_dir)),
         ("LANG", "C"),
         ("LC_ALL", "C"),
         ("TZ", "UTC"),
         ("SOURCE_DATE_EPOCH", "0"),
-        ("CC", "gcc"),
-        ("CXX", "g++"),
     ]
+    env += toolchain_env(node)
     env += [(f"{env_name(d)}_DIR", str(p)) for d, p in deps]
     rpath = [str(artifact / "lib")] + libdirs
     env += [
@@ -77,12 +85,46 @@ def build_env(resolved: Resolved, node: Node, store: Store, artifact: Path, home
     return env
 
 
+def toolchain_env(node: Node) -> list[tuple[str, str]]:
+    """CC, CXX, FC from the compiler; MPICC, MPICXX, MPIFC, MPIRUN and the MPI's prefix from
+    the MPI, and the MPI wrappers told to call the toolchain's compiler. Only roles the
+    externals declare are set: nothing is invented (no MPIFC for an MPI without Fortran)."""
+    env: list[tuple[str, str]] = []
+    for ext in node.toolchain.values():
+        env += [(ENV_OF_ROLE[r], c) for r, c in ext.commands.items() if r in ENV_OF_ROLE]
+    mpi = node.toolchain.get("mpi")
+    if mpi is not None:
+        if mpi.prefix:
+            env += [("MPI_DIR", mpi.prefix), ("MPI_HOME", mpi.prefix)]
+        compiler = node.toolchain["compiler"].commands
+        for role, suffix in (("cc", "CC"), ("cxx", "CXX"), ("fc", "FC")):
+            if role in compiler:
+                env += [(f"OMPI_{suffix}", compiler[role]), (f"MPICH_{suffix}", compiler[role])]
+    return env
+
+
+def tool_links(node: Node) -> tuple[list[tuple[str, str]], list[str]]:
+    """The build's toolchain/bin: links named like the usual tools to the declared ones, and
+    the names of MPI tools the recipe did not ask for (they become stubs that fail)."""
+    links = []
+    for ext in node.toolchain.values():
+        for role, cmd in ext.commands.items():
+            links += [(name, cmd) for name in TOOL_NAMES.get(role, ())]
+    linked = {name for name, _ in links}
+    stubs = [n for r in ROLES["mpi"] for n in TOOL_NAMES[r] if n not in linked]
+    return links, stubs
+
+
 def render_script(
     resolved: Resolved, node: Node, store: Store, artifact: Path, folder: Path, jobs: int
 ) -> str:
+    links, stubs = tool_links(node)
     return render(
         "build.sh.j2",
         id=node.ref.id,
+        toolbin=folder / "toolchain" / "bin",
+        tool_links=links,
+        tool_stubs=stubs,
         name=node.name,
         version=node.recipe.version,
         jobs=jobs,
@@ -167,25 +209,20 @@ def build(
 
 
 def _run(script: Path, folder: Path, jobs: int, build_id: str) -> None:
-    log = folder / "build.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            ["/bin/bash", str(script)],
-            cwd=folder / "src",
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={"JOBS": str(jobs), "PATH": HOST_PATH},
-            start_new_session=True,
-        )
-        (folder / "pgid").write_text(str(proc.pid))
+    proc = spawn_logged(
+        ["/bin/bash", str(script)],
+        cwd=folder / "src",
+        log=folder / "build.log",
+        env={"JOBS": str(jobs), "PATH": HOST_PATH},
+    )
+    (folder / "pgid").write_text(str(proc.pid))
+    with _running_lock:
+        _running[proc.pid] = proc
+    try:
+        code = proc.wait()
+    finally:
         with _running_lock:
-            _running[proc.pid] = proc
-        try:
-            code = proc.wait()
-        finally:
-            with _running_lock:
-                _running.pop(proc.pid, None)
+            _running.pop(proc.pid, None)
     if code != 0:
         raise BuildFailed(_failure(build_id, f"the build script failed (exit {code})", folder))
 
@@ -208,6 +245,7 @@ def _check_links(
 ) -> None:
     deps = [store.prefix(resolved.nodes[d].ref) for d in node.closure]
     allowed = home.host_libs | set(node.recipe.allow_host_libs)
+    allowed |= {lib for ext in node.toolchain.values() for lib in ext.libs}
     problems = elf.check_artifact(prefix, deps, allowed)
     if problems:
         lines = "\n".join("    " + p.message(prefix) for p in problems[:20])

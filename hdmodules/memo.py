@@ -6,6 +6,8 @@ than starting Python. After each successful build the memo records every input b
 every package dir (a recipe added earlier in the search order shadows a later one), every file
 and folder of path sources, and this package's own resolver code. When every stamp still
 matches, the artifact ids are taken from the memo without reading YAML or hashing sources.
+Externals are inputs too: every command and every file a pin names (a compiler replaced by
+a package upgrade or an alternatives switch) is stamped, so the fast path never hides drift.
 Any difference, or anything missing from the store, falls back to a full resolution.
 
 Like make, this trusts stat: a file rewritten with the same size within one mtime tick would
@@ -57,6 +59,12 @@ def save(home, resolved) -> None:
     inputs.update({str(f): _stamp(str(f)) for f in profile.files})
     inputs.update({str(d): _stamp(str(d)) for d in profile.package_dirs})
     for node in resolved.nodes.values():
+        for ext in node.toolchain.values():
+            files = [
+                *ext.commands.values(),
+                *(v.rsplit("@", 1)[0] for v in (ext.pin or {}).values()),
+            ]
+            inputs.update({f: _stamp(f) for f in files if f.startswith("/")})
         inputs[str(node.recipe.file)] = _stamp(str(node.recipe.file))
         for source in node.recipe.sources:
             if source.path is not None:

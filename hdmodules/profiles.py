@@ -9,9 +9,12 @@ from pathlib import Path
 
 from . import yamlfile
 from .errors import HitError
+from .externals import External, load_externals
 from .yamlfile import Scalar
 
-PROFILE_KEYS = {"extends", "package_dirs", "parameters", "packages", "prefer"}
+PROFILE_KEYS = {
+    "extends", "package_dirs", "parameters", "packages", "prefer", "externals", "toolchain",
+}  # fmt: skip
 PACKAGE_KEYS = {"parameters"}
 
 
@@ -30,6 +33,9 @@ class ProfileSpec:
     parameters: dict[str, Scalar] = field(default_factory=dict)
     packages: dict[str, PackageRequest] = field(default_factory=dict)
     prefer: list[str] = field(default_factory=list)
+    externals: dict[str, External] = field(default_factory=dict)
+    toolchain: dict[str, str] = field(default_factory=dict)  # kind -> external name
+    toolchain_lines: dict[str, tuple[Path, int]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)  # every YAML read, this one last
 
 
@@ -86,6 +92,13 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
         _add_package(spec, req)
     own = yamlfile.get_str_list(m, "prefer")
     spec.prefer = own + [p for p in spec.prefer if p not in own]
+    spec.externals.update(load_externals(yamlfile.get_mapping(m, "externals")))
+    toolchain = yamlfile.get_mapping(m, "toolchain")
+    for kind, name in toolchain.items():
+        if not isinstance(name, str):
+            yamlfile.fail(toolchain, kind, f"toolchain {kind!r} must name an external")
+        spec.toolchain[kind] = name
+        spec.toolchain_lines[kind] = (file, toolchain.line_of(kind))
     spec.files.append(file)
     return spec
 
@@ -105,6 +118,9 @@ def _merge(spec: ProfileSpec, base: ProfileSpec) -> None:
     for req in base.packages.values():
         _add_package(spec, PackageRequest(req.name, dict(req.parameters), req.file, req.line))
     spec.prefer += [p for p in base.prefer if p not in spec.prefer]
+    spec.externals.update(base.externals)
+    spec.toolchain.update(base.toolchain)
+    spec.toolchain_lines.update(base.toolchain_lines)
     spec.files += [f for f in base.files if f not in spec.files]
 
 

@@ -21,6 +21,7 @@ RECIPE_KEYS = {
     "build",
     "parameters",
     "allow_host_libs",
+    "toolchain",
 }
 SOURCE_KEYS = {"url", "sha256", "path", "dest"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -51,6 +52,7 @@ class Recipe:
     dependencies: tuple[str, ...] = ()
     parameters: dict[str, Scalar] = field(default_factory=dict)
     allow_host_libs: tuple[str, ...] = ()
+    toolchain: tuple[str, ...] = ()  # external kinds it needs besides the compiler, e.g. mpi
     dependency_lines: dict[str, int] = field(default_factory=dict)
 
 
@@ -113,6 +115,7 @@ def load_recipe(file: Path) -> Recipe:
         dependencies=tuple(deps),
         parameters=params,
         allow_host_libs=tuple(yamlfile.get_str_list(m, "allow_host_libs")),
+        toolchain=tuple(yamlfile.get_str_list(m, "toolchain")),
         dependency_lines={d: m.line_of("dependencies") for d in deps},
     )
 

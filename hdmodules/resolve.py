@@ -1,8 +1,9 @@
 """Resolution: a profile spec and its recipes become build specs, hashes and a DAG.
 
 The build spec is everything that can change what a build makes: name, version, the content
-hash of each source, the build script, parameters, the dependencies' artifact ids, the platform
-and the version of the build environment this tool sets up. What cannot change the result
+hash of each source, the build script, parameters, the dependencies' artifact ids, the pinned
+externals it is built with (compiler, MPI, ...), the platform and the version of the build
+environment this tool sets up. What cannot change the result
 (job count, description, homepage, log verbosity, which host libraries may be linked) is left out.
 """
 
@@ -10,23 +11,25 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 from .errors import HitError
+from .externals import External, check, implicit_compiler
 from .hashing import hash_doc
-from .profiles import ProfileSpec
+from .profiles import ProfileSpec, load_profile
 from .recipes import Recipe, env_name, find_recipe, load_recipe
 from .sources import source_hash
 from .store import ArtifactRef
 from .yamlfile import Scalar
 
 # Bump when the environment builder.py gives build scripts changes what builds produce.
-BUILD_ENV_VERSION = 1
+BUILD_ENV_VERSION = 2
 RESERVED_ENV = {
     "ARTIFACT", "JOBS", "PATH", "HOME", "CC", "CXX", "CPPFLAGS", "LDFLAGS", "CPATH",
     "LIBRARY_PATH", "LD_RUN_PATH", "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH", "LANG", "LC_ALL",
-    "TZ", "SOURCE_DATE_EPOCH", "HIT_BUILD_ID",
+    "TZ", "SOURCE_DATE_EPOCH", "HIT_BUILD_ID", "FC", "MPICC", "MPICXX", "MPIFC", "MPIRUN",
+    "MPI_DIR", "MPI_HOME",
 }  # fmt: skip
 
 
@@ -38,6 +41,7 @@ class Node:
     deps: tuple[str, ...]  # direct dependencies
     closure: tuple[str, ...]  # every dependency, dependencies first
     parameters: dict[str, Scalar]
+    toolchain: dict[str, External]  # kind -> external: the compiler, and what it asks for
 
     @property
     def name(self) -> str:
@@ -51,6 +55,7 @@ class Resolved:
     roots: tuple[str, ...]  # the packages the profile lists
     profile_ref: ArtifactRef
     profile_spec: dict
+    notes: tuple[str, ...] = ()  # what resolving did that users should hear (re-pins)
 
 
 @cache
@@ -125,8 +130,40 @@ def _parameters(recipe: Recipe, profile: ProfileSpec) -> dict[str, Scalar]:
     return params
 
 
-def resolve(profile: ProfileSpec) -> Resolved:
+def _toolchains(profile: ProfileSpec) -> dict[str, External]:
+    """The profile's toolchain, kind -> external, checked against what is declared."""
+    chosen: dict[str, External] = {}
+    for kind, name in profile.toolchain.items():
+        file, line = profile.toolchain_lines[kind]
+        ext = profile.externals.get(name)
+        if ext is None:
+            known = ", ".join(profile.externals) or "none declared"
+            raise HitError(f"{file}:{line}: toolchain {kind}: no external {name!r} ({known})")
+        if ext.kind != kind:
+            raise HitError(f"{file}:{line}: toolchain {kind}: {name} is a {ext.kind}, not a {kind}")
+        chosen[kind] = ext
+    if "compiler" not in chosen:
+        chosen["compiler"] = implicit_compiler()
+    return chosen
+
+
+def _node_toolchain(recipe: Recipe, chosen: dict[str, External], profile: ProfileSpec):
+    tools = {"compiler": chosen["compiler"]}
+    for kind in recipe.toolchain:
+        if kind not in chosen:
+            raise HitError(
+                f"{recipe.file}: package {recipe.name} needs an external {kind}, but the "
+                f"profile {profile.file.name} has no `toolchain: {{{kind}: NAME}}`"
+            )
+        tools[kind] = chosen[kind]
+    return tools
+
+
+def resolve(profile: ProfileSpec, repin: bool = False) -> Resolved:
+    """Build specs and hashes for a profile. Every external a build uses is checked against
+    its pin first (or re-pinned, with `repin`), before anything is built."""
     recipes = _load_all(profile)
+    chosen = _toolchains(profile)
     roots = list(profile.packages)
     unused = set(profile.parameters) - {p for r in recipes.values() for p in r.parameters}
     if unused:
@@ -134,6 +171,15 @@ def resolve(profile: ProfileSpec) -> Resolved:
             f"{profile.file}: no package of this profile has the parameter(s) "
             + ", ".join(sorted(unused))
         )
+    used = {
+        id(ext): ext
+        for r in recipes.values()
+        for ext in _node_toolchain(r, chosen, profile).values()
+        if ext.file is not None  # the implicit host compiler is pinned on the fly
+    }
+    notes = tuple(n for ext in used.values() if (n := check(ext, repin)))
+    if notes:  # pins were rewritten: read the YAML again so the specs carry the new pins
+        return replace(resolve(load_profile(profile.file)), notes=notes)
     nodes: dict[str, Node] = {}
     for name in _build_order(recipes, roots):
         recipe = recipes[name]
@@ -141,6 +187,7 @@ def resolve(profile: ProfileSpec) -> Resolved:
         for dep in recipe.dependencies:
             closure += [d for d in (*nodes[dep].closure, dep) if d not in closure]
         params = _parameters(recipe, profile)
+        tools = _node_toolchain(recipe, chosen, profile)
         spec = {
             "name": recipe.name,
             "version": recipe.version,
@@ -148,11 +195,12 @@ def resolve(profile: ProfileSpec) -> Resolved:
             "build": recipe.build,
             "parameters": params,
             "dependencies": {dep: nodes[dep].ref.id for dep in recipe.dependencies},
+            "toolchain": {kind: ext.spec() for kind, ext in sorted(tools.items())},
             "platform": platform_doc(),
             "build_env": BUILD_ENV_VERSION,
         }
         ref = ArtifactRef(recipe.name, recipe.version, hash_doc("build", spec))
-        nodes[name] = Node(recipe, ref, spec, recipe.dependencies, tuple(closure), params)
+        nodes[name] = Node(recipe, ref, spec, recipe.dependencies, tuple(closure), params, tools)
     for p in profile.prefer:
         if p not in profile.packages:
             raise HitError(f"{profile.file}: prefer names {p!r}, which is not in packages")

@@ -7,6 +7,44 @@ import click
 from ..errors import HitError
 
 
+def externals_group(prog: str) -> click.Group:
+    """`hit externals` and `hdmod externals`: the same commands for users and admins."""
+
+    @click.group("externals")
+    def group() -> None:
+        """Host compilers and MPIs used as pinned build inputs."""
+
+    @group.command("detect")
+    @click.option(
+        "--prefix",
+        "prefixes",
+        multiple=True,
+        type=click.Path(exists=True, file_okay=False),
+        help="also look in PREFIX/bin (repeatable)",
+    )
+    @click.option("--write", "write", type=click.Path(dir_okay=False),
+                  help="write the YAML to this file instead of printing it")  # fmt: skip
+    def detect(prefixes: tuple[str, ...], write: str | None) -> None:
+        """Find compilers (gcc, gcc-N, clang ...) and MPIs (Open MPI, MPICH) on PATH.
+
+        Prints ready-to-use `externals:` YAML with each tool's pin; a profile uses them with
+        `toolchain: {compiler: gcc-12, mpi: openmpi-4.1.4}` (or `extends:` the written file).
+        """
+        from pathlib import Path
+
+        from ..externals import detect as find
+        from ..externals import to_yaml
+
+        text = to_yaml(find([Path(p) for p in prefixes]))
+        if write:
+            Path(write).write_text(text)
+            click.echo(f"wrote {write}", err=True)
+        else:
+            click.echo(text, nl=False)
+
+    return group
+
+
 def run_cli(cli: click.Group, prog: str) -> int:
     """Run a click group; user errors become `prog: error: ...` and exit 1, never a traceback."""
     try:

@@ -7,7 +7,7 @@ import sys
 import click
 
 from .. import __version__
-from .common import run_cli
+from .common import externals_group, run_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +18,9 @@ def cli() -> None:
     Site stacks, externals and modulefiles come in the next releases; today `hdmod` shares
     the store format of `hit`, so `HIT_HOME=DIR hit ...` works on a site store.
     """
+
+
+cli.add_command(externals_group("hdmod"))
 
 
 def main() -> None:

@@ -11,16 +11,19 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from .common import run_cli
+from .common import externals_group, run_cli
 
 PROFILE_HELP = "profile YAML (default: default.yaml in this folder)"
 
 
-def _resolve(profile: str):
+def _resolve(profile: str, repin: bool = False):
     from ..profiles import load_profile
     from ..resolve import resolve
 
-    return resolve(load_profile(Path(profile)))
+    resolved = resolve(load_profile(Path(profile)), repin=repin)
+    for note in resolved.notes:
+        click.echo(note, err=True)
+    return resolved
 
 
 def _home():
@@ -56,7 +59,8 @@ def init_home() -> None:
     "-j", "--jobs", type=click.IntRange(1), help="builds at once (default: config.yaml's jobs)"
 )
 @click.option("-q", "--quiet", is_flag=True, help="do not list packages that are already built")
-def build(profile: str, jobs: int | None, quiet: bool) -> None:
+@click.option("--repin", is_flag=True, help="re-pin externals that changed (rewrites their YAML)")
+def build(profile: str, jobs: int | None, quiet: bool, repin: bool) -> None:
     """Build every package of PROFILE that is missing, then assemble the profile.
 
     The link (e.g. `default` for default.yaml) is made next to the YAML file and
@@ -67,7 +71,7 @@ def build(profile: str, jobs: int | None, quiet: bool) -> None:
     from ..progress import Progress
 
     file = Path(os.path.abspath(profile))
-    fast = memo.up_to_date(default_home(), file)
+    fast = None if repin else memo.up_to_date(default_home(), file)
     if fast is not None:  # nothing changed since the last build: no YAML, no hashing
         refs, prefix = fast
         progress = Progress(len(refs), quiet=quiet)
@@ -78,7 +82,7 @@ def build(profile: str, jobs: int | None, quiet: bool) -> None:
     from ..plan import build_profile
 
     home = _home()
-    resolved = _resolve(profile)
+    resolved = _resolve(profile, repin)
     progress = Progress(len(resolved.nodes), quiet=quiet)
     result = build_profile(resolved, home, jobs or home.jobs, progress)
     if result.link_changed:
@@ -186,6 +190,9 @@ def fetch(url_or_file: str | None, from_dir: Path | None) -> None:
         return
     sha, url = fetch_any(home.source_cache, url_or_file, home.mirrors)
     click.echo(f"sha256: {sha}\n\nsources:\n  - url: {url}\n    sha256: {sha}")
+
+
+cli.add_command(externals_group("hit"))
 
 
 def main() -> None:

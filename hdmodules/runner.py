@@ -1,0 +1,53 @@
+"""The one subprocess runner: short queries of host tools, and long logged builds."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HitError
+
+QUERY_TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class Output:
+    code: int
+    out: str  # stdout and stderr together, as a person would see them
+
+
+def query(cmd: list[str], env: dict[str, str] | None = None) -> Output:
+    """Run a quick command (a version query, a wrapper's --showme); never raises for a
+    non-zero exit, only for a command that cannot be started or hangs."""
+    try:
+        p = subprocess.run(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            timeout=QUERY_TIMEOUT,
+        )
+    except FileNotFoundError:
+        raise HitError(f"{cmd[0]}: command not found") from None
+    except PermissionError:
+        raise HitError(f"{cmd[0]}: not executable") from None
+    except subprocess.TimeoutExpired:
+        raise HitError(f"{' '.join(cmd)}: no answer after {QUERY_TIMEOUT} s") from None
+    return Output(p.returncode, p.stdout.decode(errors="replace"))
+
+
+def spawn_logged(cmd: list[str], cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen:
+    """Start a long command in its own process group (so it can be killed as a whole),
+    with stdout and stderr going to `log`."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
