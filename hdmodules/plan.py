@@ -138,10 +138,12 @@ def assemble(resolved: Resolved, store: Store) -> bool:
 def build_profile(resolved: Resolved, home: Home, jobs: int, progress: Progress) -> Result:
     store = Store(home.store)
     start = time.monotonic()
+    link = profile_link(resolved.profile.file)
+    if link.exists() and not link.is_symlink():  # say so now, not after hours of building
+        raise HitError(f"{link} exists and is not a symlink; move it away first")
     built = run_builds(resolved, home, store, jobs, progress)
     new = assemble(resolved, store)
     profile = store.prefix(resolved.profile_ref)
-    link = profile_link(resolved.profile.file)
     changed = set_link(link, profile)
     register_root(home.gc_roots, link)
     short = resolved.profile_ref.short

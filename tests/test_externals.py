@@ -1,0 +1,201 @@
+"""Host compilers and MPIs as pinned externals, with the real gcc-11, gcc-12, Open MPI, MPICH."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hdmodules.errors import HitError
+from hdmodules.externals import External, rewrite_pin
+from hdmodules.profiles import load_profile
+from hdmodules.resolve import resolve
+from tests.conftest import run_clean, run_hit, write_profile
+
+TOOLS = ("gcc-11", "gcc-12", "mpicc.openmpi", "mpicc.mpich", "mpirun.openmpi", "mpirun.mpich")
+
+
+@pytest.fixture(scope="module")
+def detected(tmp_path_factory) -> dict:
+    """`hdmod externals detect` once: the real tools on this machine."""
+    from tests.conftest import need
+
+    missing = [t for t in TOOLS if not shutil.which(t)]
+    need(not missing, f"gcc-11, Open MPI and MPICH ({', '.join(missing)})")
+    out = tmp_path_factory.mktemp("detect") / "externals.yaml"
+    r = subprocess.run(
+        ["hdmod", "externals", "detect", "--write", str(out)], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    return {"file": out, "doc": yaml.safe_load(out.read_text())["externals"]}
+
+
+def _named(detected, prefix):
+    return next(k for k in detected["doc"] if k.startswith(prefix))
+
+
+def test_detect_finds_both_gccs_and_both_mpis(detected):
+    doc = detected["doc"]
+    assert doc["gcc-11"]["version"].startswith("11.") and doc["gcc-12"]["version"].startswith("12.")
+    assert doc["gcc-11"]["commands"]["cc"] == "/usr/bin/gcc-11"
+    assert "Debian 11." in doc["gcc-11"]["pin"]["version"]
+    ompi, mpich = doc[_named(detected, "openmpi-")], doc[_named(detected, "mpich-")]
+    assert ompi["kind"] == mpich["kind"] == "mpi"
+    assert ompi["pin"]["version"].startswith("Open MPI 4.") and ompi["version"].startswith("4.")
+    assert mpich["pin"]["version"].startswith("MPICH 4.")
+    assert ompi["commands"]["mpicc"] == "/usr/bin/mpicc.openmpi"  # not the alternatives link
+    assert "libmpi" in ompi["libs"] and "libmpich" in mpich["libs"]
+    assert "libmpi.so" in ompi["pin"]["library"] and "@" in ompi["pin"]["compiler"]
+
+
+def _stack(demo: Path, detected, name: str, toolchain: str, packages: str) -> Path:
+    shutil.copy(detected["file"], demo / "externals.yaml")
+    return write_profile(
+        demo / f"{name}.yaml",
+        f"extends: [externals.yaml, default.yaml]\ntoolchain: {toolchain}\npackages: {packages}\n",
+    )
+
+
+def test_two_compilers_give_two_artifacts_per_package(hit, home, demo, detected):
+    _stack(demo, detected, "gcc11", "{compiler: gcc-11}", "[app]")
+    _stack(demo, detected, "gcc12", "{compiler: gcc-12}", "[app]")
+    hit("build", "gcc11.yaml", cwd=demo)
+    hit("build", "gcc12.yaml", cwd=demo)
+    for pkg in ("libcore", "liba", "libb", "app"):
+        assert len(list((home / "bld" / pkg).iterdir())) == 2, pkg
+    for name, version in (("gcc11", "11."), ("gcc12", "12.")):
+        app = demo / name / "bin" / "app"
+        comment = subprocess.run(["readelf", "-p", ".comment", str(app)], capture_output=True)
+        assert f"GCC: (Debian {version}" in comment.stdout.decode()
+        assert run_clean([str(app)]).stdout.startswith("Hello from app")
+    spec = run_hit("show", "buildspec", "libcore", "-p", "gcc11.yaml", cwd=demo).out
+    assert '"pin"' in spec and "gcc-11" in spec
+
+
+def test_same_external_under_two_names_hashes_the_same(demo, detected):
+    _stack(demo, detected, "one", "{compiler: gcc-12}", "[app]")
+    renamed = (demo / "externals.yaml").read_text().replace("  gcc-12:", "  sysgcc:")
+    (demo / "renamed.yaml").write_text(renamed)
+    write_profile(
+        demo / "two.yaml",
+        "extends: [renamed.yaml, default.yaml]\ntoolchain: {compiler: sysgcc}\npackages: [app]\n",
+    )
+    one = resolve(load_profile(demo / "one.yaml"))
+    two = resolve(load_profile(demo / "two.yaml"))
+    assert one.nodes["app"].ref == two.nodes["app"].ref
+
+
+@pytest.mark.parametrize(
+    "mpi, mpirun", [("openmpi-", "mpirun.openmpi"), ("mpich-", "mpirun.mpich")]
+)
+def test_mpi_hello_builds_and_runs_on_two_ranks(hit, demo, detected, mpi, mpirun):
+    name = _named(detected, mpi)
+    _stack(demo, detected, "mpi", f"{{compiler: gcc-12, mpi: {name}}}", "[mpi-hello]")
+    r = hit("build", "mpi.yaml", cwd=demo)
+    assert "mpi-hello" in r.err and "built in" in r.err
+    flags = ["--allow-run-as-root", "--oversubscribe"] if "openmpi" in mpirun else []
+    run = subprocess.run(
+        [
+            "env",
+            "-i",
+            "PATH=/usr/bin:/bin",
+            mpirun,
+            *flags,
+            "-np",
+            "2",
+            str(demo / "mpi" / "bin" / "mpi-hello"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert sorted(line for line in run.stdout.splitlines() if line.startswith("hello")) == [
+        "hello from rank 0 of 2",
+        "hello from rank 1 of 2",
+    ]
+    assert ("Open MPI" if "openmpi" in mpi else "MPICH") in run.stdout
+
+
+def test_mpi_is_only_reachable_when_declared(hit, demo, detected):
+    recipe = demo / "pkgs" / "mpi-hello.yaml"
+    recipe.write_text(
+        recipe.read_text().replace("toolchain: [mpi]\n", "").replace('"$MPICC"', "mpicc")
+    )
+    _stack(demo, detected, "nompi", "{compiler: gcc-12}", "[mpi-hello]")
+    r = hit("build", "nompi.yaml", cwd=demo, check=False)
+    assert r.code == 1 and "mpicc: this package does not declare toolchain: [mpi]" in r.err
+
+
+def test_toolchain_errors_name_the_line(demo, detected):
+    _stack(demo, detected, "bad", "{compiler: gcc-99}", "[app]")
+    with pytest.raises(HitError, match=r"bad.yaml:2: toolchain compiler: no external 'gcc-99'"):
+        resolve(load_profile(demo / "bad.yaml"))
+    _stack(demo, detected, "bad", f"{{compiler: {_named(detected, 'mpich-')}}}", "[app]")
+    with pytest.raises(HitError, match=r"is a mpi, not a compiler"):
+        resolve(load_profile(demo / "bad.yaml"))
+    _stack(demo, detected, "bad", "{compiler: gcc-12}", "[mpi-hello]")
+    with pytest.raises(HitError, match=r"needs an external mpi, but the profile bad.yaml"):
+        resolve(load_profile(demo / "bad.yaml"))
+
+
+FAKE_CC = """#!/bin/sh
+if [ "$1" = --version ]; then echo "fakecc {version}"; exit 0; fi
+exec /usr/bin/gcc "$@"
+"""
+
+
+def test_a_changed_compiler_stops_the_build_until_repinned(home, demo):
+    fake = demo / "fakecc-prefix" / "bin" / "fakecc"
+    fake.parent.mkdir(parents=True)
+    fake.write_text(FAKE_CC.format(version="1.0"))
+    fake.chmod(0o755)
+    write_profile(
+        demo / "fake.yaml",
+        f"""
+        extends: [default.yaml]
+        externals:
+          fake:
+            kind: compiler   # a comment that must survive re-pinning
+            version: "1.0"
+            commands: {{cc: {fake}}}
+        toolchain: {{compiler: fake}}
+        packages: [libcore]
+        """,
+    )
+    r = run_hit("build", "fake.yaml", cwd=demo, check=False)
+    assert r.code == 1 and "external fake has no pin" in r.err
+    r = run_hit("build", "--repin", "fake.yaml", cwd=demo)
+    assert "re-pinned external fake in" in r.err and "built in" in r.err
+    text = (demo / "fake.yaml").read_text()
+    assert '"version": "fakecc 1.0"' in text and "a comment that must survive" in text
+    run_hit("build", "fake.yaml", cwd=demo)  # unchanged: a no-op (and the memo is written)
+
+    fake.write_text(FAKE_CC.format(version="2.0"))  # the host tool changes under its pin
+    r = run_hit("build", "fake.yaml", cwd=demo, check=False)
+    assert r.code == 1
+    assert "external fake (compiler) is not what it was pinned as" in r.err
+    assert "version: pinned 'fakecc 1.0', found 'fakecc 2.0'" in r.err
+    assert "Nothing was built" in r.err and "building" not in r.err
+    assert "--repin" in r.err and "hit externals detect" in r.err
+    before = os.readlink(demo / "fake")
+
+    r = run_hit("build", "--repin", "fake.yaml", cwd=demo)
+    assert "re-pinned external fake" in r.err and r.err.count("built in") == 4  # every package
+    assert '"version": "fakecc 2.0"' in (demo / "fake.yaml").read_text()
+    assert os.readlink(demo / "fake") != before  # a new artifact, the old one untouched
+
+
+def test_rewrite_pin_replaces_only_the_pin(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text(
+        "externals:\n  x:\n    kind: compiler  # keep\n    pin:\n      version: old\n"
+        "      cc: old\n  y:\n    kind: mpi\n"
+    )
+    rewrite_pin(External("x", "compiler", "", file=f, line=4), {"version": "new"})
+    assert f.read_text() == (
+        'externals:\n  x:\n    kind: compiler  # keep\n    pin: {"version": "new"}\n'
+        "  y:\n    kind: mpi\n"
+    )
