@@ -15,7 +15,6 @@ from .progress import Progress
 from .resolve import Node, Resolved
 from .store import (
     Store,
-    profile_link,
     read_manifest,
     register_root,
     remove_tree,
@@ -35,15 +34,22 @@ def missing(resolved: Resolved, store: Store) -> list[Node]:
     return [n for n in resolved.nodes.values() if not store.is_installed(n.ref)]
 
 
-def run_builds(resolved: Resolved, home: Home, store: Store, jobs: int, progress: Progress) -> int:
-    """Build what is missing, dependencies first, `jobs` at a time; returns how many built.
+def run_builds(
+    stacks: list[Resolved], home: Home, store: Store, jobs: int, progress: Progress
+) -> int:
+    """Build what is missing in any of `stacks`, dependencies first, `jobs` at a time; an
+    artifact several stacks share is built once. Returns how many were built.
 
     After a failure nothing new starts, the builds under way finish, then the first failure
     is raised (with every failure reported)."""
-    todo = {n.name: n for n in missing(resolved, store)}
-    for n in resolved.nodes.values():
-        if n.name not in todo:
-            progress.cached(n.ref.short)
+    work: dict[str, tuple[Resolved, Node]] = {}
+    for resolved in stacks:
+        for node in resolved.nodes.values():
+            work.setdefault(node.ref.id, (resolved, node))
+    todo = {i: rn for i, rn in work.items() if not store.is_installed(rn[1].ref)}
+    for i, (_r, node) in work.items():
+        if i not in todo:
+            progress.cached(node.ref.short)
     if not todo:
         return 0
     import concurrent.futures as cf  # only when there is something to build
@@ -51,11 +57,11 @@ def run_builds(resolved: Resolved, home: Home, store: Store, jobs: int, progress
     from . import builder
 
     waiting = dict(todo)
-    done: set[str] = set(resolved.nodes) - set(todo)
+    done: set[str] = set(work) - set(todo)
     failures: list[BuildFailed] = []
     built = 0
 
-    def one(node: Node) -> builder.Outcome:
+    def one(resolved: Resolved, node: Node) -> builder.Outcome:
         progress.started(node.ref.short)
         return builder.build(
             resolved,
@@ -71,12 +77,12 @@ def run_builds(resolved: Resolved, home: Home, store: Store, jobs: int, progress
         try:
             while waiting or running:
                 if not failures:
-                    for name, node in list(waiting.items()):
+                    for i, (resolved, node) in list(waiting.items()):
                         if len(running) >= jobs:
                             break
-                        if all(d in done for d in node.deps):
-                            del waiting[name]
-                            running[pool.submit(one, node)] = node
+                        if all(d in done for d in node.spec["dependencies"].values()):
+                            del waiting[i]
+                            running[pool.submit(one, resolved, node)] = node
                 if not running:
                     break
                 finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
@@ -92,7 +98,7 @@ def run_builds(resolved: Resolved, home: Home, store: Store, jobs: int, progress
                         progress.failed(node.ref.short)
                         failures.append(BuildFailed(f"{node.ref.id}: {e}"))
                         continue
-                    done.add(node.name)
+                    done.add(node.ref.id)
                     if outcome.status == "built":
                         built += 1
                         progress.built(node.ref.short, outcome.seconds)
@@ -105,7 +111,7 @@ def run_builds(resolved: Resolved, home: Home, store: Store, jobs: int, progress
                 fut.cancel()
             raise
     if failures:
-        skipped = sorted(waiting)
+        skipped = sorted(node.ref.short for _r, node in waiting.values())
         more = f"\n  not built because of the failure: {', '.join(skipped)}" if skipped else ""
         extra = "".join(f"\n{e}" for e in failures[1:])
         raise BuildFailed(f"{failures[0]}{extra}{more}")
@@ -135,21 +141,43 @@ def assemble(resolved: Resolved, store: Store) -> bool:
     return True
 
 
-def build_profile(resolved: Resolved, home: Home, jobs: int, progress: Progress) -> Result:
-    store = Store(home.store)
-    start = time.monotonic()
-    link = profile_link(resolved.profile.file)
+def link_profile(resolved: Resolved, home: Home, store: Store) -> tuple[Path, bool]:
+    """Point the profile's link at its (assembled) profile and register it as a gc root."""
+    link = resolved.profile.link_path
+    changed = set_link(link, store.prefix(resolved.profile_ref))
+    register_root(home.gc_roots, link)
+    return link, changed
+
+
+def check_link(resolved: Resolved) -> None:
+    link = resolved.profile.link_path
     if link.exists() and not link.is_symlink():  # say so now, not after hours of building
         raise HitError(f"{link} exists and is not a symlink; move it away first")
-    built = run_builds(resolved, home, store, jobs, progress)
-    new = assemble(resolved, store)
-    profile = store.prefix(resolved.profile_ref)
-    changed = set_link(link, profile)
-    register_root(home.gc_roots, link)
-    short = resolved.profile_ref.short
-    if new:
-        progress.note(f"profile {short} assembled in {time.monotonic() - start:.1f} s")
-    elif changed:
-        progress.note(f"profile {short} exists already; link switched to it")
-    memo.save(home, resolved)
-    return Result(profile, link, built, changed)
+
+
+def build_profiles(
+    stacks: list[Resolved], home: Home, jobs: int, progress: Progress
+) -> list[Result]:
+    """Build every stack (one DAG: shared artifacts once), then assemble and link each."""
+    store = Store(home.store)
+    start = time.monotonic()
+    for resolved in stacks:
+        check_link(resolved)
+    built = run_builds(stacks, home, store, jobs, progress)
+    results = []
+    for resolved in stacks:
+        new = assemble(resolved, store)
+        link, changed = link_profile(resolved, home, store)
+        short = resolved.profile_ref.short
+        if new:
+            progress.note(f"profile {short} assembled in {time.monotonic() - start:.1f} s")
+        elif changed:
+            progress.note(f"profile {short} exists already; link switched to it")
+        if resolved.profile.link is None:  # a YAML file's own link: remember for the no-op path
+            memo.save(home, resolved)
+        results.append(Result(store.prefix(resolved.profile_ref), link, built, changed))
+    return results
+
+
+def build_profile(resolved: Resolved, home: Home, jobs: int, progress: Progress) -> Result:
+    return build_profiles([resolved], home, jobs, progress)[0]

@@ -10,6 +10,7 @@ from pathlib import Path
 from . import yamlfile
 from .errors import HitError
 from .externals import External, load_externals
+from .store import profile_link
 from .yamlfile import Scalar
 
 PROFILE_KEYS = {
@@ -37,9 +38,14 @@ class ProfileSpec:
     toolchain: dict[str, str] = field(default_factory=dict)  # kind -> external name
     toolchain_lines: dict[str, tuple[Path, int]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)  # every YAML read, this one last
+    link: Path | None = None  # where its link goes; None: next to the YAML file
+
+    @property
+    def link_path(self) -> Path:
+        return self.link or profile_link(self.file)
 
 
-def _packages(m: yamlfile.Mapping) -> list[PackageRequest]:
+def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
     value = m.get("packages")
     if value is None:
         return []
@@ -88,7 +94,7 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
         own_dirs.append(path)
     spec.package_dirs = own_dirs + [d for d in spec.package_dirs if d not in own_dirs]
     spec.parameters.update(yamlfile.check_parameters(m, "parameters"))
-    for req in _packages(m):
+    for req in package_requests(m):
         _add_package(spec, req)
     own = yamlfile.get_str_list(m, "prefer")
     spec.prefer = own + [p for p in spec.prefer if p not in own]

@@ -22,6 +22,7 @@ RECIPE_KEYS = {
     "parameters",
     "allow_host_libs",
     "toolchain",
+    "environment",
 }
 SOURCE_KEYS = {"url", "sha256", "path", "dest"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -53,6 +54,7 @@ class Recipe:
     parameters: dict[str, Scalar] = field(default_factory=dict)
     allow_host_libs: tuple[str, ...] = ()
     toolchain: tuple[str, ...] = ()  # external kinds it needs besides the compiler, e.g. mpi
+    environment: dict[str, str] = field(default_factory=dict)  # set by its module; {prefix}
     dependency_lines: dict[str, int] = field(default_factory=dict)
 
 
@@ -116,6 +118,9 @@ def load_recipe(file: Path) -> Recipe:
         parameters=params,
         allow_host_libs=tuple(yamlfile.get_str_list(m, "allow_host_libs")),
         toolchain=tuple(yamlfile.get_str_list(m, "toolchain")),
+        environment={
+            str(k): str(v) for k, v in yamlfile.check_parameters(m, "environment").items()
+        },
         dependency_lines={d: m.line_of("dependencies") for d in deps},
     )
 

@@ -195,6 +195,7 @@ def set_link(link: Path, target: Path) -> bool:
         raise HitError(f"{link} exists and is not a symlink; move it away first")
     tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
     try:
+        link.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, tmp)
         os.replace(tmp, link)
     except PermissionError:

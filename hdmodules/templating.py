@@ -29,7 +29,40 @@ def environment(overrides: tuple[Path, ...] = ()):
         autoescape=False,
     )
     env.filters["q"] = lambda s: shlex.quote(str(s))
+    env.filters["lua"] = lua_quote
+    env.filters["tcl"] = tcl_quote
     return env
+
+
+def lua_quote(value: object) -> str:
+    """A Lua string literal that reads back byte-exact, whatever the value holds."""
+
+    def esc(c: str) -> str:
+        if c in '\\"':
+            return "\\" + c
+        if c == "\n":
+            return "\\n"
+        if ord(c) < 32 or ord(c) == 127:
+            return f"\\{ord(c):03d}"
+        return c
+
+    return '"' + "".join(map(esc, str(value))) + '"'
+
+
+def tcl_quote(value: object) -> str:
+    """A Tcl word that reads back byte-exact: double quotes, with every character Tcl would
+    substitute ($ [ ] and backslash) or that could end the word escaped."""
+
+    def esc(c: str) -> str:
+        if c in '\\"$[]{};':
+            return "\\" + c
+        if c == "\n":
+            return "\\n"
+        if ord(c) < 32 or ord(c) == 127:
+            return f"\\u{ord(c):04x}"
+        return c
+
+    return '"' + "".join(map(esc, str(value))) + '"'
 
 
 def render(template: str, overrides: tuple[Path, ...] = (), **context: Any) -> str:

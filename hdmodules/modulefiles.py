@@ -1,0 +1,316 @@
+"""Module trees for Lmod (Lua) and Environment Modules (Tcl), generated from the site's stacks.
+
+Planning (which module, where, under which name) is separate from rendering (Jinja2 templates
+in templates/lmod and templates/tcl) and from writing, which renders the whole tree in memory,
+writes it into a staging folder named by its content hash, then re-points the tree's link at
+it: a user running `module avail` during a refresh sees the old tree or the new one, never a
+half-written one. The same site.yaml gives byte-identical files (nothing time-dependent).
+
+Hierarchy layout (the default): `Core/` holds compilers and the stacks marked `core`; a
+compiler module sets family("compiler") and adds `Compiler/<compiler>/<version>/`; an MPI
+module sets family("mpi") and adds `MPI/<compiler>/<cv>/<mpi>/<mv>/`. Flat layout: one folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .externals import External
+from .recipes import env_name
+from .resolve import Node, Resolved
+from .site import ModuleConfig, Site, Stack
+from .store import Store, remove_tree, set_link
+from .templating import render
+
+MODULERC = ".modulerc"
+
+
+@dataclass
+class Entry:
+    """One module, in either format."""
+
+    kind: str  # package | compiler | mpi
+    name: str
+    version: str
+    level: tuple[str, ...]  # folder below the format's root: ("Core",), ("Compiler", ...), ()
+    description: str = ""
+    homepage: str = ""
+    artifact_id: str = ""
+    prefix: str = ""
+    family: str | None = None
+    modulepath: tuple[str, ...] | None = None  # the level a compiler or MPI module opens
+    load: str | None = None  # a site module loaded instead of setting paths
+    setenv: list[tuple[str, str]] = field(default_factory=list)
+    prepend: list[tuple[str, str]] = field(default_factory=list)
+    depends: list[str] = field(default_factory=list)  # run dependencies, full names
+    parents: list[str] = field(default_factory=list)  # compiler (and MPI) modules, full names
+    hidden: bool = False
+    stack: str = ""
+
+    @property
+    def file_version(self) -> str:
+        return f".{self.version}" if self.hidden else self.version
+
+    @property
+    def full(self) -> str:
+        return f"{self.name}/{self.file_version}"
+
+
+def short_name(ext: External) -> str:
+    """`gcc-12` -> `gcc`, `openmpi-4.1.4` -> `openmpi`: what users type before the version."""
+    return re.sub(r"-[0-9][0-9.]*$", "", ext.name) or ext.name
+
+
+def _external_entry(ext: External, level: tuple[str, ...], opens: tuple[str, ...]) -> Entry:
+    kind = ext.kind if ext.kind in ("compiler", "mpi") else "package"
+    e = Entry(
+        kind=kind,
+        name=short_name(ext),
+        version=ext.version or "default",
+        level=level,
+        description=f"{ext.kind} {ext.name} (external, pinned)",
+        family=kind if kind in ("compiler", "mpi") else None,
+        modulepath=opens,
+        load=ext.module,
+        prefix=ext.prefix or "",
+    )
+    if ext.module is None:
+        from .externals import ENV_OF_ROLE
+
+        e.setenv = [
+            (ENV_OF_ROLE[r], c) for r, c in sorted(ext.commands.items()) if r in ENV_OF_ROLE
+        ]
+        if ext.prefix:
+            e.setenv.append(
+                ("MPI_DIR" if kind == "mpi" else f"{env_name(e.name)}_ROOT", ext.prefix)
+            )
+            if os.path.isdir(os.path.join(ext.prefix, "bin")):
+                e.prepend.append(("PATH", os.path.join(ext.prefix, "bin")))
+    return e
+
+
+def _package_env(node: Node, prefix: Path, cfg: ModuleConfig) -> tuple[list, list]:
+    setenv = [(cfg.root_variable.replace("{NAME}", env_name(node.name)), str(prefix))]
+    prepend = []
+    if (prefix / "bin").is_dir():
+        prepend.append(("PATH", str(prefix / "bin")))
+    for man in ("share/man", "man"):
+        if (prefix / man).is_dir():
+            prepend.append(("MANPATH", str(prefix / man)))
+            break
+    for pc in ("lib/pkgconfig", "lib64/pkgconfig", "share/pkgconfig"):
+        if (prefix / pc).is_dir():
+            prepend.append(("PKG_CONFIG_PATH", str(prefix / pc)))
+    prepend.append(("CMAKE_PREFIX_PATH", str(prefix)))
+    if cfg.ld_library_path:
+        for lib in ("lib", "lib64"):
+            if (prefix / lib).is_dir():
+                prepend.append(("LD_LIBRARY_PATH", str(prefix / lib)))
+    extra = {**node.recipe.environment, **cfg.env.get(node.name, {})}
+    setenv += [(k, v.replace("{prefix}", str(prefix))) for k, v in sorted(extra.items())]
+    return setenv, prepend
+
+
+def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list[Entry]:
+    """Every module of the site, names settled (collisions get a hash suffix)."""
+    cfg = site.modules
+    hierarchy = cfg.layout == "hierarchy"
+    entries: dict[tuple, Entry] = {}  # (level, artifact id or external name) -> entry
+    packages: list[tuple[Entry, Node, Resolved]] = []
+    for stack, resolved in stacks:
+        compiler = resolved.nodes and next(iter(resolved.nodes.values())).toolchain["compiler"]
+        compiler = compiler or None
+        comp_ext = stack.profile.externals.get(stack.profile.toolchain["compiler"])
+        mpi_ext = stack.profile.externals.get(stack.profile.toolchain.get("mpi", ""))
+        c_level = ("Compiler", short_name(comp_ext), comp_ext.version) if comp_ext else ()
+        m_level = ("MPI", *c_level[1:], short_name(mpi_ext), mpi_ext.version) if mpi_ext else ()
+        parents: list[str] = []
+        if comp_ext and comp_ext.name in cfg.externals:
+            e = _external_entry(
+                comp_ext, ("Core",) if hierarchy else (), c_level if hierarchy else None
+            )
+            entries.setdefault(((), "ext", comp_ext.name), e)
+            parents = [e.full]
+        elif hierarchy and not stack.core:
+            raise_missing(site, comp_ext.name if comp_ext else "the host gcc", "compiler")
+        mpi_parents = parents
+        if mpi_ext and mpi_ext.name in cfg.externals:
+            e = _external_entry(
+                mpi_ext, c_level if hierarchy else (), m_level if hierarchy else None
+            )
+            e.parents = list(parents)
+            entries.setdefault((c_level, "ext", mpi_ext.name), e)
+            mpi_parents = parents + [e.full]
+        elif hierarchy and mpi_ext and not stack.core:
+            raise_missing(site, mpi_ext.name, "mpi")
+        for name in resolved.roots:
+            node = resolved.nodes[name]
+            uses_mpi = "mpi" in node.toolchain
+            if not hierarchy:
+                level: tuple[str, ...] = ()
+            elif stack.core:
+                level = ("Core",)
+            else:
+                level = m_level if uses_mpi else c_level
+            key = (level, "pkg", node.ref.id)
+            if key in entries:
+                continue
+            prefix = store.prefix(node.ref)
+            setenv, prepend = _package_env(node, prefix, cfg)
+            e = Entry(
+                kind="package",
+                name=node.name,
+                version=_project(cfg.naming, node, comp_ext, mpi_ext if uses_mpi else None, stack),
+                level=level,
+                description=node.recipe.description,
+                homepage=node.recipe.homepage,
+                artifact_id=node.ref.id,
+                prefix=str(prefix),
+                setenv=setenv,
+                prepend=prepend,
+                parents=[] if stack.core else (mpi_parents if uses_mpi else parents),
+                hidden=node.name in cfg.hide,
+                stack=stack.name,
+            )
+            if "/" in e.version:  # a projection like {compiler}/{name}/{version}
+                head, _, e.version = e.version.rpartition("/")
+                e.name = f"{head}/{e.name}" if head else e.name
+            entries[key] = e
+            packages.append((e, node, resolved))
+    _settle_names(list(entries.values()))
+    by_id = {(e.level, e.artifact_id): e for e, _n, _r in packages}
+    for e, node, resolved in packages:
+        names = {"none": (), "direct": node.deps, "all": node.closure}[cfg.depends_on]
+        for dep in names:
+            d = by_id.get((e.level, resolved.nodes[dep].ref.id))
+            if d is not None:
+                e.depends.append(d.full)
+    return list(entries.values())
+
+
+def raise_missing(site: Site, name: str, kind: str) -> None:
+    from .errors import HitError
+
+    raise HitError(
+        f"{site.file}: the module hierarchy starts at the {kind} module, but {name} has none: "
+        f"list it under modules: externals: [...] (or use layout: flat)"
+    )
+
+
+def _project(
+    naming: str, node: Node, comp: External | None, mpi: External | None, stack: Stack
+) -> str:
+    fields = {
+        "name": node.name,
+        "version": node.recipe.version,
+        "hash": node.ref.hash[:7],
+        "compiler": short_name(comp) if comp else "",
+        "compiler_version": comp.version if comp else "",
+        "mpi": short_name(mpi) if mpi else "",
+        "mpi_version": mpi.version if mpi else "",
+        "stack": stack.name,
+    }
+    try:
+        full = naming.format(**fields)
+    except (KeyError, IndexError, ValueError) as e:
+        from .errors import HitError
+
+        raise HitError(f"modules naming {naming!r}: unknown field {e}") from None
+    head, _, version = full.partition(f"{node.name}/")
+    return (head + version) if head else version
+
+
+def _settle_names(entries: list[Entry]) -> None:
+    """Two different artifacts under the same name in one folder: both get a short hash
+    suffix, and the first (in site.yaml order) becomes the explicit default."""
+    groups: dict[tuple, list[Entry]] = {}
+    for e in entries:
+        groups.setdefault((e.level, e.name, e.version), []).append(e)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        plain = group[0].version
+        for e in group:
+            e.version = f"{plain}-{e.artifact_id.partition('/')[2][:7]}"
+        group[0].default_alias = plain  # type: ignore[attr-defined]
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
+    """Every file of the tree: relative path -> content."""
+    cfg = site.modules
+    overrides = (cfg.templates,) if cfg.templates else ()
+    files: dict[str, bytes] = {}
+    rc: dict[tuple[str, ...], list[str]] = {}
+    for e in sorted(entries, key=lambda e: (e.level, e.name, e.version)):
+        alias = getattr(e, "default_alias", None)
+        default = cfg.defaults.get(e.name)
+        if alias or (default is not None and default == e.version):
+            lines = rc.setdefault((*e.level, e.name), [])
+            lines.append(f"module-version {e.full} default")
+            if alias:
+                lines.append(f"module-version {e.full} {alias}")
+        for fmt in cfg.formats:
+            root = cfg.path / fmt
+            context = {
+                "m": e,
+                "modulepath": str(root.joinpath(*e.modulepath)) if e.modulepath else None,
+            }
+            if fmt == "lmod":
+                path = "/".join(("lmod", *e.level, e.name, f"{e.file_version}.lua"))
+                text = render("lmod/module.lua", overrides, **context)
+            else:
+                path = "/".join(("tcl", *e.level, e.name, e.file_version))
+                text = render("tcl/module.tcl", overrides, **context)
+            files[path] = text.encode()
+    for where, lines in rc.items():
+        text = render("tcl/modulerc.tcl", overrides, lines=lines).encode()
+        for fmt in cfg.formats:
+            files["/".join((fmt, *where, MODULERC))] = text
+    return files
+
+
+def tree_id(files: dict[str, bytes]) -> str:
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(path.encode() + b"\0" + hashlib.sha256(files[path]).digest())
+    return h.hexdigest()[:16]
+
+
+def write_tree(site: Site, files: dict[str, bytes]) -> tuple[Path, bool]:
+    """Write the tree into `<root>/.modules/<content id>` and point the module path at it.
+
+    Returns (the tree, whether anything changed). The previous tree is kept (a user's shell
+    may still be reading it); older ones are removed."""
+    from .errors import HitError
+    from .permissions import apply
+
+    link = site.modules.path
+    if link.exists() and not link.is_symlink():
+        raise HitError(f"{link} exists and is not a link made by hdmod; move it away first")
+    trees = link.parent / f".{link.name}-trees"
+    tree = trees / tree_id(files)
+    previous = Path(os.readlink(link)) if link.is_symlink() else None
+    if not tree.exists():
+        staging = trees / f".staging-{os.getpid()}"
+        if staging.exists():
+            remove_tree(staging)
+        for rel, content in files.items():
+            path = staging / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        (staging / "lmod").mkdir(exist_ok=True) if "lmod" in site.modules.formats else None
+        (staging / "tcl").mkdir(exist_ok=True) if "tcl" in site.modules.formats else None
+        apply(staging, site.group, site.mode, read_only=True)
+        os.replace(staging, tree)
+    changed = set_link(link, tree)
+    for old in trees.iterdir():
+        if old not in (tree, previous) and not old.name.startswith("."):
+            remove_tree(old)
+    return tree, changed

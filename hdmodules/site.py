@@ -1,0 +1,185 @@
+"""The site config (`site.yaml`): where the shared store and module tree live, the stacks a
+site offers, how its modules look, and who may read them.
+
+Each stack becomes a profile spec, resolved exactly as a user's profile is (same recipes,
+same pinned externals, same hashes), so a package in two stacks with identical inputs is one
+artifact, and `HIT_HOME=<root> hit ...` works on the site store.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import yamlfile
+from .errors import HitError
+from .externals import External, load_externals
+from .profiles import PackageRequest, ProfileSpec, package_requests
+
+SITE_KEYS = {
+    "root", "package_dirs", "externals", "externals_from", "stacks", "modules", "permissions",
+}  # fmt: skip
+STACK_KEYS = {"compiler", "mpi", "core", "parameters", "packages"}
+MODULE_KEYS = {
+    "path", "formats", "layout", "naming", "templates", "externals", "defaults", "hide", "env",
+    "depends_on", "root_variable", "ld_library_path",
+}  # fmt: skip
+PERMISSION_KEYS = {"group", "mode"}
+
+
+@dataclass(frozen=True)
+class ModuleConfig:
+    path: Path
+    formats: tuple[str, ...] = ("lmod", "tcl")
+    layout: str = "hierarchy"
+    naming: str = "{name}/{version}"
+    templates: Path | None = None
+    externals: tuple[str, ...] = ()  # externals that get modules (opt-in)
+    defaults: dict[str, str] = field(default_factory=dict)
+    hide: tuple[str, ...] = ()
+    env: dict[str, dict[str, str]] = field(default_factory=dict)
+    depends_on: str = "direct"  # none | direct | all
+    root_variable: str = "{NAME}_ROOT"
+    ld_library_path: bool = False
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    profile: ProfileSpec
+    core: bool = False  # its modules go to Core/: compiler-independent tools
+
+
+@dataclass(frozen=True)
+class Site:
+    file: Path
+    root: Path
+    stacks: tuple[Stack, ...]
+    externals: dict[str, External]
+    modules: ModuleConfig
+    group: str | None = None
+    mode: int = 0o755
+
+
+def _choice(m: yamlfile.Mapping, key: str, choices: tuple[str, ...], default: str) -> str:
+    value = yamlfile.get_str(m, key, default)
+    if value not in choices:
+        yamlfile.fail(m, key, f"{key!r} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None) -> ModuleConfig:
+    yamlfile.check_keys(m, MODULE_KEYS, "modules")
+    formats = tuple(yamlfile.get_str_list(m, "formats") or ["lmod", "tcl"])
+    for f in formats:
+        if f not in ("lmod", "tcl"):
+            yamlfile.fail(m, "formats", f"module format {f!r}: use lmod and/or tcl")
+    naming = yamlfile.get_str(m, "naming", "{name}/{version}")
+    if "{name}" not in naming or "/" not in naming:
+        yamlfile.fail(m, "naming", "'naming' needs {name} and a / (e.g. {name}/{version})")
+    env = yamlfile.get_mapping(m, "env")
+    for pkg, variables in env.items():
+        if not isinstance(variables, dict) or not all(
+            isinstance(k, str) and isinstance(v, str | int | float) for k, v in variables.items()
+        ):
+            yamlfile.fail(env, pkg, f"env for {pkg!r} must map variable names to values")
+    defaults = yamlfile.get_mapping(m, "defaults")
+    templates = yamlfile.get_str(m, "templates")
+    path = override or (root / yamlfile.get_str(m, "path", "modules"))
+    return ModuleConfig(
+        path=Path(os.path.abspath(path)),
+        formats=formats,
+        layout=_choice(m, "layout", ("hierarchy", "flat"), "hierarchy"),
+        naming=naming,
+        templates=Path(os.path.abspath(base / templates)) if templates else None,
+        externals=tuple(yamlfile.get_str_list(m, "externals")),
+        defaults={str(k): str(v) for k, v in defaults.items()},
+        hide=tuple(yamlfile.get_str_list(m, "hide")),
+        env={k: {n: str(v) for n, v in vs.items()} for k, vs in env.items()},
+        depends_on=_choice(m, "depends_on", ("none", "direct", "all"), "direct"),
+        root_variable=yamlfile.get_str(m, "root_variable", "{NAME}_ROOT"),
+        ld_library_path=bool(m.get("ld_library_path", False)),
+    )
+
+
+def load_site(file: Path, root: Path | None = None, modules: Path | None = None) -> Site:
+    """Load site.yaml; `root` (--root) and `modules` (--modules) override its paths."""
+    file = Path(os.path.abspath(file))
+    base = file.parent
+    m = yamlfile.load_mapping(file, "site config")
+    yamlfile.check_keys(m, SITE_KEYS, "site config", required=("stacks",))
+    if root is None:
+        given = yamlfile.get_str(m, "root")
+        if given is None:
+            raise HitError(
+                f"{file}:{m.line}: say where the site store lives (`root: DIR`), or give --root"
+            )
+        root = base / given
+    root = Path(os.path.abspath(root))
+    package_dirs = []
+    for d in yamlfile.get_str_list(m, "package_dirs"):
+        path = Path(os.path.abspath(base / d))
+        if not path.is_dir():
+            yamlfile.fail(m, "package_dirs", f"package dir {d} ({path}) is not a folder")
+        package_dirs.append(path)
+    externals: dict[str, External] = {}
+    files = [file]
+    for ext_file in yamlfile.get_str_list(m, "externals_from"):
+        path = Path(os.path.abspath(base / ext_file))
+        if not path.exists():
+            yamlfile.fail(m, "externals_from", f"{ext_file} ({path}) does not exist")
+        doc = yamlfile.load_mapping(path, "externals file")
+        yamlfile.check_keys(doc, {"externals"}, "externals file")
+        externals.update(load_externals(yamlfile.get_mapping(doc, "externals")))
+        files.append(path)
+    externals.update(load_externals(yamlfile.get_mapping(m, "externals")))
+
+    stacks_m = yamlfile.get_mapping(m, "stacks")
+    if not stacks_m:
+        yamlfile.fail(m, "stacks", "a site needs at least one stack")
+    stacks = []
+    for name, sm in stacks_m.items():
+        if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$", name):
+            yamlfile.fail(stacks_m, name, f"stack name {name!r} may hold letters, digits and _.+-")
+        if not isinstance(sm, yamlfile.Mapping):
+            yamlfile.fail(
+                stacks_m, name, f"stack {name!r} must be a mapping (compiler:, packages:)"
+            )
+        yamlfile.check_keys(sm, STACK_KEYS, f"stack {name!r}", required=("compiler", "packages"))
+        toolchain = {"compiler": yamlfile.get_str(sm, "compiler")}
+        if sm.get("mpi") is not None:
+            toolchain["mpi"] = yamlfile.get_str(sm, "mpi")
+        packages: dict[str, PackageRequest] = {r.name: r for r in package_requests(sm)}
+        profile = ProfileSpec(
+            file=file,
+            package_dirs=list(package_dirs),
+            parameters=yamlfile.check_parameters(sm, "parameters"),
+            packages=packages,
+            externals=dict(externals),
+            toolchain=toolchain,
+            toolchain_lines={k: (file, sm.line_of(k)) for k in toolchain},
+            files=list(files),
+            link=root / "profiles" / name,
+        )
+        stacks.append(Stack(name, profile, bool(sm.get("core", False))))
+
+    perms = yamlfile.get_mapping(m, "permissions")
+    yamlfile.check_keys(perms, PERMISSION_KEYS, "permissions")
+    mode_text = yamlfile.get_str(perms, "mode", "0755")
+    try:
+        mode = int(mode_text, 8)
+    except ValueError:
+        yamlfile.fail(perms, "mode", f"mode {mode_text!r} must be octal, like 0755 or 0750")
+    if mode & 0o002 or mode & ~0o777:
+        yamlfile.fail(perms, "mode", "the site store must never be world-writable")
+    return Site(
+        file=file,
+        root=root,
+        stacks=tuple(stacks),
+        externals=externals,
+        modules=_modules(yamlfile.get_mapping(m, "modules"), base, root, modules),
+        group=yamlfile.get_str(perms, "group"),
+        mode=mode,
+    )
