@@ -246,6 +246,7 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
     """Every file of the tree: relative path -> content."""
     cfg = site.modules
     overrides = (cfg.templates,) if cfg.templates else ()
+    _refuse_newlines(entries)
     files: dict[str, bytes] = {}
     rc: dict[tuple[str, ...], list[str]] = {}
     for e in sorted(entries, key=lambda e: (e.level, e.name, e.version)):
@@ -274,6 +275,23 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
         for fmt in cfg.formats:
             files["/".join((fmt, *where, MODULERC))] = text
     return files
+
+
+def _refuse_newlines(entries: list[Entry]) -> None:
+    """Lmod 8.6 and Environment Modules 5.2 both write variable values into the bash code
+    `module` evaluates without quoting line breaks, so a second line would run as a command
+    (seen here with both). Refuse, rather than publish a module that executes part of a value.
+    Help and whatis text may hold line breaks: they are printed, never evaluated."""
+    from .errors import HitError
+
+    for e in entries:
+        for key, value in (*e.setenv, *e.prepend):
+            if "\n" in value or "\r" in value:
+                raise HitError(
+                    f"module {e.name}/{e.version}: the value of {key} holds a line break; "
+                    f"Lmod and Environment Modules export it unquoted, so the shell would run "
+                    f"the rest as a command; remove the line break"
+                )
 
 
 def tree_id(files: dict[str, bytes]) -> str:

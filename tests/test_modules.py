@@ -1,0 +1,303 @@
+"""The site's module trees, loaded by the real Lmod and the real Environment Modules."""
+
+import filecmp
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEMO, need
+from tests.module_tools import avail, available, ensure_installed, module_shell
+
+HOSTILE = "q\"uote's $HOME [x] {y} back\\slash; `id` %s"  # exported: no line break
+HOSTILE_TEXT = HOSTILE + "\nsecond line of the description"
+TOOLS = ("lmod", "tcl")
+
+
+def hdmod(*args, cwd=None, check=True):
+    r = subprocess.run(["hdmod", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+    assert "Traceback" not in r.stderr, r.stderr
+    if check:
+        assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+@pytest.fixture(scope="module")
+def tools():
+    try:
+        ensure_installed()
+    except RuntimeError as e:
+        need(False, f"Lmod and Environment Modules ({e})")
+    need(available("lmod") and available("tcl"), "Lmod and Environment Modules")
+    need(bool(shutil.which("gcc-11") and shutil.which("mpicc.openmpi")), "gcc-11 and Open MPI")
+
+
+def _demo_site(tmp: Path, extra_modules: str = "", stacks: str | None = None) -> Path:
+    demo = tmp / "demo"
+    shutil.copytree(DEMO, demo, ignore=shutil.ignore_patterns("default", "externals.yaml"))
+    (demo / "pkgs" / "hostile.yaml").write_text(
+        f'version: "1.0"\ndescription: {yaml_quote(HOSTILE_TEXT)}\n'
+        f"environment:\n  HOSTILE: {yaml_quote(HOSTILE)}\n"
+        'build: |\n  mkdir -p "$ARTIFACT/share/hostile"\n  echo ok > "$ARTIFACT/share/hostile/ok"\n'
+    )
+    hdmod("externals", "detect", "--write", str(demo / "externals.yaml"))
+    site = (demo / "site.yaml").read_text()
+    site = site.replace("modules:\n", f"modules:\n{extra_modules}")
+    if stacks is not None:
+        site = (
+            site.split("stacks:\n")[0]
+            + "stacks:\n"
+            + stacks
+            + "modules:"
+            + site.split("modules:")[1]
+        )
+    (demo / "site.yaml").write_text(site)
+    return demo / "site.yaml"
+
+
+@pytest.fixture(scope="module")
+def site(tools, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("site")
+    extra = f"  env:\n    app:\n      APP_NOTE: {yaml_quote(HOSTILE)}\n"
+    site_yaml = _demo_site(tmp, extra)
+    text = site_yaml.read_text().replace(
+        "[libcore, liba, libb, app]", "[libcore, liba, libb, app, hostile]", 1
+    )
+    site_yaml.write_text(text)
+    root = tmp / "root"
+    r = hdmod("build", str(site_yaml), "--root", str(root), "-j", "2")
+    assert "modulefiles in" in r.stdout
+    return {"yaml": site_yaml, "root": root, "modules": root / "modules"}
+
+
+def yaml_quote(s: str) -> str:
+    import json
+
+    return json.dumps(s)
+
+
+def core(site, tool):
+    return site["modules"] / tool / "Core"
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_avail_shows_compilers_then_the_stack(site, tool):
+    assert avail(tool, [core(site, tool)]) == ["gcc/11.3.0", "gcc/12.2.0"]
+    run = module_shell(
+        tool, f"module use {core(site, tool)}; module load gcc/12.2.0; module -t avail 2>&1"
+    )
+    names = set(run.out.split())
+    assert {"app/1.0", "liba/1.0", "libb/1.0", "libcore/1.0", "openmpi/4.1.4"} <= names
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_load_app_and_run_it(site, tool):
+    run = module_shell(tool, f"module use {core(site, tool)}; module load gcc/12.2.0 app && app")
+    assert run.code == 0, run.err
+    assert "Hello from app" in run.out and "twice the answer is 84" in run.out
+    root = Path(run.env["APP_ROOT"])
+    assert root.is_relative_to(site["root"] / "bld" / "app")
+    assert run.env["PATH"].split(":")[0] == str(root / "bin")
+    assert str(root) in run.env["CMAKE_PREFIX_PATH"].split(":")
+    assert "LIBA_ROOT" in run.env or tool == "tcl"  # Lmod: depends_on loads the dependencies
+    assert "LD_LIBRARY_PATH" not in run.env
+    assert run.env["APP_NOTE"] == HOSTILE  # a site.yaml variable, byte-exact
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_hostile_values_load_byte_exact(site, tool):
+    load = f"module use {core(site, tool)}; module load gcc/12.2.0 hostile"
+    run = module_shell(tool, load)
+    assert run.code == 0, run.err
+    assert run.env["HOSTILE"] == HOSTILE
+    helped = module_shell(tool, f"{load}; module help hostile 2>&1", capture_env=False)
+    assert HOSTILE_TEXT in helped.out  # the description, line break included
+
+
+def test_line_breaks_in_exported_values_are_refused(tools, tmp_path):
+    """Both tools export values unquoted: a line break would run the rest as a command."""
+    bad = "one\ntouch /tmp/pwned"
+    extra = f"  env:\n    app:\n      BAD: {yaml_quote(bad)}\n"
+    site_yaml = _demo_site(tmp_path, extra)
+    for formats in ("[lmod, tcl]", "[tcl]"):
+        site_yaml.write_text(
+            re.sub(r"formats: \[.*\]", f"formats: {formats}", site_yaml.read_text())
+        )
+        r = hdmod("build", str(site_yaml), "--root", str(tmp_path / "root"), check=False)
+        assert r.returncode == 1 and "the value of BAD holds a line break" in r.stderr
+    assert not (tmp_path / "root" / "modules").exists()
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_unknown_module_fails(site, tool):
+    run = module_shell(tool, f"module use {core(site, tool)}; module load gcc/12.2.0 nope/1.0")
+    assert run.code == 1
+
+
+def test_lmod_spider_finds_a_module_hidden_in_the_hierarchy(site):
+    run = module_shell("lmod", f"module use {core(site, 'lmod')}; module spider mpi-hello/1.0 2>&1")
+    assert "gcc/12.2.0  openmpi/4.1.4" in run.out
+    run = module_shell(
+        "lmod",
+        f"module use {core(site, 'lmod')}; module load gcc/12.2.0 openmpi/4.1.4 mpi-hello && "
+        "mpirun.openmpi --allow-run-as-root --oversubscribe -np 2 mpi-hello",
+    )
+    assert run.code == 0 and run.out.count("hello from rank") == 2, run.err
+
+
+def test_lmod_second_compiler_swaps_the_stack(site):
+    run = module_shell(
+        "lmod",
+        f"module use {core(site, 'lmod')}; module load gcc/12.2.0 app; "
+        "echo BEFORE=$APP_ROOT; module load gcc/11.3.0 && app",
+    )
+    assert run.code == 0, run.err
+    before = next(x for x in run.out.splitlines() if x.startswith("BEFORE="))[7:]
+    assert before and run.env["APP_ROOT"] != before  # app came back from gcc-11's tree
+    comment = subprocess.run(
+        ["readelf", "-p", ".comment", run.env["APP_ROOT"] + "/bin/app"], capture_output=True
+    )
+    assert "GCC: (Debian 11." in comment.stdout.decode()
+    assert "gcc/11.3.0" in run.env["LOADEDMODULES"] and "gcc/12.2.0" not in run.env["LOADEDMODULES"]
+
+
+def test_tcl_compiler_family_conflicts_and_unload_takes_dependents(site):
+    base = f"module use {core(site, 'tcl')}; module load gcc/12.2.0 app"
+    run = module_shell("tcl", f"{base}; module load gcc/11.3.0")
+    assert run.code == 1  # Environment Modules: one compiler family at a time
+    run = module_shell("tcl", f"{base}; module unload gcc/12.2.0")
+    assert run.code == 0, run.err
+    assert "app/1.0" not in run.env.get("LOADEDMODULES", "")  # prereq chain unloaded it
+    assert "APP_ROOT" not in run.env
+
+
+def test_refresh_is_reproducible_and_drops_unused_modules(site, tmp_path):
+    tree = Path(os.readlink(site["modules"]))
+    r = hdmod("modules", "refresh", str(site["yaml"]), "--root", str(site["root"]))
+    assert "(unchanged)" in r.stdout and Path(os.readlink(site["modules"])) == tree
+    # the same site.yaml elsewhere gives byte-identical files (no timestamps)
+    other = tmp_path / "again"
+    hdmod(
+        "modules",
+        "refresh",
+        str(site["yaml"]),
+        "--root",
+        str(site["root"]),
+        "--modules",
+        str(other),
+    )
+    cmp = filecmp.dircmp(tree, os.readlink(other))
+    assert not cmp.diff_files and not cmp.left_only and not cmp.right_only
+    # drop mpi-hello from its stack: its module goes
+    text = site["yaml"].read_text()
+    site["yaml"].write_text(text.replace("[libcore, mpi-hello]", "[libcore]"))
+    try:
+        hdmod("modules", "refresh", str(site["yaml"]), "--root", str(site["root"]))
+        assert not list(site["modules"].glob("lmod/MPI/**/mpi-hello"))
+        assert tree.exists()  # the previous tree is kept for shells still reading it
+    finally:
+        site["yaml"].write_text(text)
+        hdmod("modules", "refresh", str(site["yaml"]), "--root", str(site["root"]))
+
+
+def test_stack_profiles_are_links_and_roots(site):
+    gcc12 = site["root"] / "profiles" / "gcc12"
+    assert gcc12.is_symlink()
+    out = subprocess.run(["env", "-i", str(gcc12 / "bin" / "app")], capture_output=True, text=True)
+    assert out.stdout.startswith("Hello from app")
+    roots = [os.readlink(p) for p in (site["root"] / "gcroots").iterdir()]
+    assert str(gcc12) in roots
+    # libcore is in two stacks with identical inputs: one artifact
+    libcores = list((site["root"] / "bld" / "libcore").iterdir())
+    assert len(libcores) == 2  # gcc-12 (both gcc-12 stacks) and gcc-11
+
+
+COLLIDING = """  one:
+    compiler: gcc-12
+    packages: [libcore, liba, libb, app]
+  two:
+    compiler: gcc-12
+    packages:
+      libcore:
+      liba:
+      libb:
+      app: {parameters: {greeting: Howdy}}
+"""
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_same_name_two_artifacts_get_suffixes_and_an_explicit_default(tools, tmp_path, tool):
+    site_yaml = _demo_site(tmp_path, stacks=COLLIDING)
+    hdmod("build", str(site_yaml), "--root", str(tmp_path / "root"))
+    modules = tmp_path / "root" / "modules"
+    run = module_shell(
+        tool, f"module use {modules / tool / 'Core'}; module load gcc/12.2.0; module -t avail 2>&1"
+    )
+    apps = sorted(n for n in run.out.split() if n.startswith("app/1.0-"))
+    assert len(apps) == 2, run.out
+    run = module_shell(
+        tool, f"module use {modules / tool / 'Core'}; module load gcc/12.2.0 app && app"
+    )
+    assert run.code == 0 and run.out.startswith("Hello from app"), run.err  # stack one's
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_flat_layout(tools, tmp_path, tool):
+    extra = '  layout: flat\n  naming: "{name}/{version}-{compiler}{compiler_version}"\n'
+    site_yaml = _demo_site(tmp_path, extra)
+    root = tmp_path / "root"
+    hdmod("build", str(site_yaml), "--root", str(root))
+    names = avail(tool, [root / "modules" / tool])
+    assert {"app/1.0-gcc12.2.0", "app/1.0-gcc11.3.0", "gcc/12.2.0", "gcc/11.3.0"} <= set(names)
+    flat = root / "modules" / tool
+    run = module_shell(tool, f"module use {flat}; module load gcc/11.3.0 app/1.0-gcc11.3.0 && app")
+    assert run.code == 0 and "Hello from app" in run.out, run.err
+
+
+def test_permissions_group_readable_never_writable(tools, tmp_path):
+    """Mode 0750: readable by the group, by nobody else, writable by none. (Lmod hides
+    root-owned files that are not world-readable from root itself, so the load goes through
+    Environment Modules here.)"""
+    site_yaml = _demo_site(tmp_path)
+    site_yaml.write_text(site_yaml.read_text() + 'permissions:\n  group: root\n  mode: "0750"\n')
+    root = tmp_path / "root"
+    hdmod("build", str(site_yaml), "--root", str(root))
+    f = root / "modules" / "lmod" / "Compiler" / "gcc" / "12.2.0" / "app" / "1.0.lua"
+    assert stat.S_IMODE(f.stat().st_mode) == 0o440
+    assert stat.S_IMODE(f.parent.stat().st_mode) == 0o550
+    app = next((root / "bld" / "app").iterdir())
+    assert stat.S_IMODE((app / "bin" / "app").stat().st_mode) == 0o550
+    assert stat.S_IMODE((app / ".hit" / "build.json").stat().st_mode) == 0o440
+    tcl = root / "modules" / "tcl" / "Core"
+    run = module_shell("tcl", f"module use {tcl}; module load gcc/12.2.0 app && app")
+    assert run.code == 0 and "Hello from app" in run.out, run.err
+
+
+def test_site_templates_override_file_by_file(tools, tmp_path):
+    site_yaml = _demo_site(tmp_path, "  templates: mytemplates\n")
+    mine = site_yaml.parent / "mytemplates" / "lmod"
+    mine.mkdir(parents=True)
+    (mine / "module.lua").write_text('-- site template\nwhatis("{{ m.name }}")\n')
+    hdmod("build", str(site_yaml), "--root", str(tmp_path / "root"))
+    lua = (tmp_path / "root" / "modules" / "lmod" / "Core" / "gcc" / "12.2.0.lua").read_text()
+    assert lua.startswith("-- site template")
+    tcl = (tmp_path / "root" / "modules" / "tcl" / "Core" / "gcc" / "12.2.0").read_text()
+    assert tcl.startswith("#%Module1.0")
+
+
+def test_bad_site_yaml(tmp_path):
+    bad = tmp_path / "site.yaml"
+    bad.write_text(
+        "root: x\nstacks:\n  s1:\n    compiler: gcc-12\n    packages: [a]\n    extra: 1\n"
+    )
+    r = hdmod("build", str(bad), check=False)
+    assert r.returncode == 1 and f"{bad}:6: unknown key 'extra'" in r.stderr
+    bad.write_text(
+        "root: x\nstacks: {s: {compiler: c, packages: []}}\npermissions: {mode: '0777'}\n"
+    )
+    r = hdmod("build", str(bad), check=False)
+    assert r.returncode == 1 and "never be world-writable" in r.stderr
