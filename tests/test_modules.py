@@ -301,3 +301,60 @@ def test_bad_site_yaml(tmp_path):
     )
     r = hdmod("build", str(bad), check=False)
     assert r.returncode == 1 and "never be world-writable" in r.stderr
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_hidden_modules_and_ld_library_path_opt_in(tools, tmp_path, tool):
+    site_yaml = _demo_site(tmp_path, "  hide: [libcore]\n  ld_library_path: true\n")
+    root = tmp_path / "root"
+    hdmod("build", str(site_yaml), "--root", str(root))
+    base = f"module use {root / 'modules' / tool / 'Core'}; module load gcc/12.2.0"
+    listed = module_shell(tool, f"{base}; module -t avail 2>&1", capture_env=False).out.split()
+    assert "liba/1.0" in listed and not any(n.startswith("libcore/") for n in listed)
+    run = module_shell(tool, f"{base} app && app")
+    assert run.code == 0 and "answer 42" in run.out, run.err
+    assert "LIBCORE_ROOT" in run.env or tool == "tcl"  # the hidden one still loads as a dependency
+    assert str(root / "bld" / "libcore") in run.env["LD_LIBRARY_PATH"]  # via the dependencies
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_external_with_a_site_module_loads_it(tools, tmp_path, tool):
+    vendor = tmp_path / "vendor" / tool / "vendor-mpi"
+    vendor.mkdir(parents=True)
+    if tool == "lmod":
+        (vendor / "9.9.lua").write_text('setenv("VENDOR_MPI", "loaded")\n')
+    else:
+        (vendor / "9.9").write_text("#%Module1.0\nsetenv VENDOR_MPI loaded\n")
+    site_yaml = _demo_site(tmp_path)
+    ext = site_yaml.parent / "externals.yaml"
+    ext.write_text(
+        re.sub(
+            r"(  openmpi-[0-9.]+:\n    kind: mpi\n)",
+            r"\1    module: vendor-mpi/9.9\n",
+            ext.read_text(),
+        )
+    )
+    root = tmp_path / "root"
+    hdmod("build", str(site_yaml), "--root", str(root))
+    run = module_shell(
+        tool,
+        f"module use {vendor.parent}; module use {root / 'modules' / tool / 'Core'}; "
+        "module load gcc/12.2.0 openmpi/4.1.4",
+    )
+    assert run.code == 0, run.err
+    assert run.env["VENDOR_MPI"] == "loaded" and "MPICC" not in run.env  # loads, sets nothing
+
+
+def test_a_site_root_is_a_hit_home(site, tmp_path):
+    """A user profile with the same inputs as a site stack resolves to the site's artifacts."""
+    demo = site["yaml"].parent
+    profile = demo / "same.yaml"
+    profile.write_text(
+        "extends: [externals.yaml]\npackage_dirs: [pkgs]\ntoolchain: {compiler: gcc-12}\n"
+        "packages: [libcore, liba, libb, app]\n"
+    )
+    env = {**os.environ, "HIT_HOME": str(site["root"])}
+    r = subprocess.run(["hit", "status", str(profile)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(line.endswith("built") for line in lines if not line.startswith("profile"))
