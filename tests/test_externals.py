@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,9 @@ def detected(tmp_path_factory) -> dict:
     need(not missing, f"gcc-11, Open MPI and MPICH ({', '.join(missing)})")
     out = tmp_path_factory.mktemp("detect") / "externals.yaml"
     r = subprocess.run(
-        ["hdmod", "externals", "detect", "--write", str(out)], capture_output=True, text=True
+        [sys.executable, "-m", "hdmodules.cli.hdmod", "externals", "detect", "--write", str(out)],
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 0, r.stderr
     return {"file": out, "doc": yaml.safe_load(out.read_text())["externals"]}

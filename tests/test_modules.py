@@ -6,6 +6,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,13 @@ TOOLS = ("lmod", "tcl")
 
 
 def hdmod(*args, cwd=None, check=True):
-    r = subprocess.run(["hdmod", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [sys.executable, "-m", "hdmodules.cli.hdmod", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert "Traceback" not in r.stderr, r.stderr
     if check:
         assert r.returncode == 0, r.stdout + r.stderr
@@ -354,7 +361,12 @@ def test_a_site_root_is_a_hit_home(site, tmp_path):
         "packages: [libcore, liba, libb, app]\n"
     )
     env = {**os.environ, "HIT_HOME": str(site["root"])}
-    r = subprocess.run(["hit", "status", str(profile)], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "hdmodules.cli.hit", "status", str(profile)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert all(line.endswith("built") for line in lines if not line.startswith("profile"))

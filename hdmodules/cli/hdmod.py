@@ -84,3 +84,7 @@ def modules_refresh(site_yaml: Path, root: Path | None, modules_dir: Path | None
 
 def main() -> None:
     sys.exit(run_cli(cli, "hdmod"))
+
+
+if __name__ == "__main__":
+    main()
