@@ -19,7 +19,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .externals import External
+from .errors import HitError
+from .externals import ENV_OF_ROLE, External
+from .permissions import apply
 from .recipes import env_name
 from .resolve import Node, Resolved
 from .site import ModuleConfig, Site, Stack
@@ -79,8 +81,6 @@ def _external_entry(ext: External, level: tuple[str, ...], opens: tuple[str, ...
         prefix=ext.prefix or "",
     )
     if ext.module is None:
-        from .externals import ENV_OF_ROLE
-
         e.setenv = [
             (ENV_OF_ROLE[r], c) for r, c in sorted(ext.commands.items()) if r in ENV_OF_ROLE
         ]
@@ -122,8 +122,6 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
     entries: dict[tuple, Entry] = {}  # (level, artifact id or external name) -> entry
     packages: list[tuple[Entry, Node, Resolved]] = []
     for stack, resolved in stacks:
-        compiler = resolved.nodes and next(iter(resolved.nodes.values())).toolchain["compiler"]
-        compiler = compiler or None
         comp_ext = stack.profile.externals.get(stack.profile.toolchain["compiler"])
         mpi_ext = stack.profile.externals.get(stack.profile.toolchain.get("mpi", ""))
         c_level = ("Compiler", short_name(comp_ext), comp_ext.version) if comp_ext else ()
@@ -193,7 +191,6 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
 
 
 def raise_missing(site: Site, name: str, kind: str) -> None:
-    from .errors import HitError
 
     raise HitError(
         f"{site.file}: the module hierarchy starts at the {kind} module, but {name} has none: "
@@ -217,8 +214,6 @@ def _project(
     try:
         full = naming.format(**fields)
     except (KeyError, IndexError, ValueError) as e:
-        from .errors import HitError
-
         raise HitError(f"modules naming {naming!r}: unknown field {e}") from None
     head, _, version = full.partition(f"{node.name}/")
     return (head + version) if head else version
@@ -282,7 +277,6 @@ def _refuse_newlines(entries: list[Entry]) -> None:
     `module` evaluates without quoting line breaks, so a second line would run as a command
     (seen here with both). Refuse, rather than publish a module that executes part of a value.
     Help and whatis text may hold line breaks: they are printed, never evaluated."""
-    from .errors import HitError
 
     for e in entries:
         for key, value in (*e.setenv, *e.prepend):
@@ -306,8 +300,6 @@ def write_tree(site: Site, files: dict[str, bytes]) -> tuple[Path, bool]:
 
     Returns (the tree, whether anything changed). The previous tree is kept (a user's shell
     may still be reading it); older ones are removed."""
-    from .errors import HitError
-    from .permissions import apply
 
     link = site.modules.path
     if link.exists() and not link.is_symlink():
@@ -323,8 +315,8 @@ def write_tree(site: Site, files: dict[str, bytes]) -> tuple[Path, bool]:
             path = staging / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
-        (staging / "lmod").mkdir(exist_ok=True) if "lmod" in site.modules.formats else None
-        (staging / "tcl").mkdir(exist_ok=True) if "tcl" in site.modules.formats else None
+        for fmt in site.modules.formats:  # an empty tree is still a tree
+            (staging / fmt).mkdir(parents=True, exist_ok=True)
         apply(staging, site.group, site.mode, read_only=True)
         os.replace(staging, tree)
     changed = set_link(link, tree)
