@@ -34,35 +34,31 @@ def environment(overrides: tuple[Path, ...] = ()):
     return env
 
 
-def lua_quote(value: object) -> str:
-    """A Lua string literal that reads back byte-exact, whatever the value holds."""
+def _quoted(value: object, special: str, control: str) -> str:
+    """A double-quoted literal: `special` characters get a backslash, a line break becomes
+    \\n, other control characters `control` % their code."""
 
     def esc(c: str) -> str:
-        if c in '\\"':
+        if c in special:
             return "\\" + c
         if c == "\n":
             return "\\n"
         if ord(c) < 32 or ord(c) == 127:
-            return f"\\{ord(c):03d}"
+            return control % ord(c)
         return c
 
     return '"' + "".join(map(esc, str(value))) + '"'
+
+
+def lua_quote(value: object) -> str:
+    """A Lua string literal that reads back byte-exact, whatever the value holds."""
+    return _quoted(value, '\\"', "\\%03d")
 
 
 def tcl_quote(value: object) -> str:
-    """A Tcl word that reads back byte-exact: double quotes, with every character Tcl would
-    substitute ($ [ ] and backslash) or that could end the word escaped."""
-
-    def esc(c: str) -> str:
-        if c in '\\"$[]{};':
-            return "\\" + c
-        if c == "\n":
-            return "\\n"
-        if ord(c) < 32 or ord(c) == 127:
-            return f"\\u{ord(c):04x}"
-        return c
-
-    return '"' + "".join(map(esc, str(value))) + '"'
+    """A Tcl word that reads back byte-exact: every character Tcl would substitute ($ [ ]
+    and backslash) or that could end the word is escaped."""
+    return _quoted(value, '\\"$[]{};', "\\u%04x")
 
 
 def render(template: str, overrides: tuple[Path, ...] = (), **context: Any) -> str:
