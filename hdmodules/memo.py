@@ -22,7 +22,8 @@ import os
 from pathlib import Path
 
 from . import __version__
-from .store import ArtifactRef, Store, profile_link, root_entry
+from .roots import entry_for
+from .store import ArtifactRef, Store, profile_link
 
 OWN_CODE = ("resolve.py", "hashing.py", "recipes.py", "profiles.py", "memo.py")
 
@@ -119,7 +120,7 @@ def up_to_date(home_root: Path, profile: Path) -> tuple[list[ArtifactRef], Path]
         link = profile_link(profile)
         if os.readlink(link) != str(store.prefix(profile_ref)):
             return None
-        if os.readlink(root_entry(Path(doc["gc_roots"]), link)) != str(link):
+        if os.readlink(entry_for(Path(doc["gc_roots"]), link)) != str(link):
             return None
     except (OSError, KeyError, TypeError, ValueError):
         return None

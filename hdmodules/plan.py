@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import memo
+from . import memo, roots
 from .config import Home
 from .errors import BuildFailed, HitError
 from .profiles import plan_farm, write_farm
@@ -16,7 +16,6 @@ from .resolve import Node, Resolved
 from .store import (
     Store,
     read_manifest,
-    register_root,
     remove_tree,
     set_link,
 )
@@ -144,8 +143,9 @@ def assemble(resolved: Resolved, store: Store) -> bool:
 def link_profile(resolved: Resolved, home: Home, store: Store) -> tuple[Path, bool]:
     """Point the profile's link at its (assembled) profile and register it as a gc root."""
     link = resolved.profile.link_path
-    changed = set_link(link, store.prefix(resolved.profile_ref))
-    register_root(home.gc_roots, link)
+    target = store.prefix(resolved.profile_ref)
+    changed = set_link(link, target)
+    roots.register(home.gc_roots, link, target)
     return link, changed
 
 
@@ -158,11 +158,28 @@ def check_link(resolved: Resolved) -> None:
 def build_profiles(
     stacks: list[Resolved], home: Home, jobs: int, progress: Progress
 ) -> list[Result]:
-    """Build every stack (one DAG: shared artifacts once), then assemble and link each."""
+    """Build every stack (one DAG: shared artifacts once), then assemble and link each.
+
+    The whole run holds the store's GC lock shared, and registers everything it builds or
+    uses as temporary roots, so a garbage collection can never pull anything from under it."""
     store = Store(home.store)
-    start = time.monotonic()
     for resolved in stacks:
         check_link(resolved)
+    with store.gc_lock(False, lambda: progress.note("waiting: a garbage collection is running")):
+        refs = [n.ref for r in stacks for n in r.nodes.values()] + [r.profile_ref for r in stacks]
+        temp = roots.add_temp(home.gc_roots, [store.prefix(ref) for ref in refs])
+        try:
+            results = _build_locked(stacks, home, store, jobs, progress)
+            store.mark_used(refs)
+        finally:
+            temp.unlink(missing_ok=True)
+    return results
+
+
+def _build_locked(
+    stacks: list[Resolved], home: Home, store: Store, jobs: int, progress: Progress
+) -> list[Result]:
+    start = time.monotonic()
     built = run_builds(stacks, home, store, jobs, progress)
     results = []
     for resolved in stacks:

@@ -14,7 +14,6 @@ Layout, below the store folder:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -92,6 +91,56 @@ class Store:
             yield
         finally:
             lock.release()
+
+    @contextmanager
+    def gc_lock(self, exclusive: bool, on_wait=None) -> Iterator[None]:
+        """The store-wide lock: builders hold it shared for their whole run, the garbage
+        collector exclusive, so a GC never runs while a build uses the store. (filelock has
+        no shared mode, hence flock.) `on_wait()` is called once if we have to wait."""
+        import fcntl
+
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        fd = os.open(locks / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        try:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait:
+                    on_wait()
+                fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
+    @property
+    def trash(self) -> Path:
+        """Where deleted artifacts go first: out of the store's namespace in one rename."""
+        return self.root / ".trash"
+
+    def mark_used(self, refs) -> None:
+        """Stamp artifacts a build used (gc --older-than keeps recently used ones)."""
+        used = self.root / ".used"
+        used.mkdir(parents=True, exist_ok=True)
+        for ref in refs:
+            (used / f"{ref.name}-{ref.hash}").touch()
+
+    def last_used(self, name: str, hash_: str) -> float | None:
+        try:
+            return (self.root / ".used" / f"{name}-{hash_}").stat().st_mtime
+        except OSError:
+            return None
+
+    def prefixes(self) -> Iterator[Path]:
+        """Every artifact folder in the store, complete or not (names with a dot are the
+        store's own)."""
+        for name_dir in os.scandir(self.root):
+            if name_dir.name.startswith(".") or not name_dir.is_dir(follow_symlinks=False):
+                continue
+            for leaf in os.scandir(name_dir.path):
+                if not leaf.name.startswith("."):
+                    yield Path(leaf.path)
 
     def begin(self, ref: ArtifactRef) -> Path:
         """Clear debris of an earlier attempt and create the empty prefix. Hold the lock."""
@@ -206,16 +255,3 @@ def set_link(link: Path, target: Path) -> bool:
 def profile_link(profile_file: Path) -> Path:
     """`dir/release.yaml` -> `dir/release`: the link made next to a profile's YAML file."""
     return profile_file.with_name(profile_file.name.removesuffix(".yaml").removesuffix(".yml"))
-
-
-def root_entry(gc_roots: Path, link: Path) -> Path:
-    """Where the gc root of `link` is kept: `_` + a hash of the link's path."""
-    return gc_roots / ("_" + hashlib.sha256(str(link.absolute()).encode()).hexdigest()[:20])
-
-
-def register_root(gc_roots: Path, link: Path) -> Path:
-    """Record `link` as a gc root: gc_roots/_<hash of its path> -> link (idempotent)."""
-    gc_roots.mkdir(parents=True, exist_ok=True)
-    entry = root_entry(gc_roots, link)
-    set_link(entry, link.absolute())
-    return entry

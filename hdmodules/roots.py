@@ -1,0 +1,148 @@
+"""GC roots: registered profile links, links users put in the roots folder by hand, and the
+temporary roots of builds in flight.
+
+`gc_roots/_<hash>` -> the profile link (e.g. /home/me/proj/default), and beside it
+`_<hash>.last` -> the profile that link last pointed to. The second one is what keeps a
+profile alive when its link was moved with a plain `mv`: the moved link still points at it
+somewhere, so a stale root is reported, never silently dropped. Names starting with `_` are
+the tool's own; any other symlink in the folder is a user's root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HitError
+from .store import set_link
+
+TEMP = "_tmp"
+
+
+@dataclass(frozen=True)
+class Root:
+    entry: Path  # the file in the roots folder
+    link: Path  # the profile link it names (for a user's root: the entry itself)
+    target: Path | None  # what it reaches now (a store path), None if stale
+    last: Path | None  # for a stale registered root: the profile its link last pointed to
+    own: bool  # registered by hit (name starts with _)
+
+    @property
+    def stale(self) -> bool:
+        return self.target is None
+
+
+def entry_for(gc_roots: Path, link: Path) -> Path:
+    """Where the gc root of `link` is kept: `_` + a hash of the link's absolute path."""
+    return gc_roots / ("_" + hashlib.sha256(str(link.absolute()).encode()).hexdigest()[:20])
+
+
+def register(gc_roots: Path, link: Path, target: Path) -> Path:
+    """Record `link` (now pointing at `target`) as a gc root; idempotent."""
+    gc_roots.mkdir(parents=True, exist_ok=True)
+    entry = entry_for(gc_roots, link)
+    set_link(entry, link.absolute())
+    set_link(entry.with_name(entry.name + ".last"), target)
+    return entry
+
+
+def deregister(gc_roots: Path, link: Path) -> None:
+    entry = entry_for(gc_roots, link)
+    for path in (entry, entry.with_name(entry.name + ".last")):
+        if path.is_symlink():
+            path.unlink()
+
+
+def _reach(path: Path, store: Path) -> Path | None:
+    """Where a link (chain) ends, if that is inside the store."""
+    real = Path(os.path.realpath(path))
+    return real if real.is_relative_to(store) and real.exists() else None
+
+
+def list_roots(gc_roots: Path, store: Path) -> list[Root]:
+    if not gc_roots.is_dir():
+        return []
+    roots = []
+    for entry in sorted(gc_roots.iterdir()):
+        if entry.name == TEMP or entry.name.endswith(".last") or entry.name.startswith(".__"):
+            continue
+        if not entry.name.startswith("_"):
+            roots.append(Root(entry, entry, _reach(entry, store), None, own=False))
+            continue
+        try:
+            link = Path(os.readlink(entry))
+        except OSError:
+            continue
+        target = _reach(link, store) if link.is_symlink() else None
+        last = None
+        if target is None:
+            last = _reach(entry.with_name(entry.name + ".last"), store)
+        roots.append(Root(entry, link, target, last, own=True))
+    return roots
+
+
+# --- temporary roots of builds in flight ------------------------------------------------------
+
+
+def add_temp(gc_roots: Path, prefixes: list[Path]) -> Path:
+    """A build's inputs and outputs, protected while this process lives."""
+    folder = gc_roots / TEMP
+    folder.mkdir(parents=True, exist_ok=True)
+    f = folder / str(os.getpid())
+    tmp = folder / f".{os.getpid()}.tmp"
+    tmp.write_text("".join(f"{p}\n" for p in prefixes))
+    os.replace(tmp, f)
+    return f
+
+
+def temp_prefixes(gc_roots: Path) -> set[Path]:
+    """Paths protected by builds whose process is still alive (others are cleaned up)."""
+    out: set[Path] = set()
+    folder = gc_roots / TEMP
+    if not folder.is_dir():
+        return out
+    for f in folder.iterdir():
+        if not f.name.isdigit():
+            continue
+        if not os.path.exists(f"/proc/{f.name}"):
+            f.unlink(missing_ok=True)
+            continue
+        out |= {Path(line) for line in f.read_text().splitlines() if line}
+    return out
+
+
+# --- hit cp / mv / rm -------------------------------------------------------------------------
+
+
+def _profile_target(link: Path, store: Path) -> Path:
+    if not link.is_symlink():
+        raise HitError(f"{link} is not a profile link (a symlink into the store)")
+    target = _reach(link, store)
+    if target is None:
+        raise HitError(f"{link} does not point into the store {store}")
+    return target
+
+
+def copy_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
+    target = _profile_target(link, store)
+    if new.exists() or new.is_symlink():
+        raise HitError(f"{new} exists already")
+    set_link(new, target)
+    register(gc_roots, new, target)
+    return target
+
+
+def move_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
+    target = copy_link(gc_roots, store, link, new)
+    link.unlink()
+    deregister(gc_roots, link)
+    return target
+
+
+def remove_link(gc_roots: Path, store: Path, link: Path) -> Path:
+    target = _profile_target(link, store)
+    link.unlink()
+    deregister(gc_roots, link)
+    return target
