@@ -192,6 +192,189 @@ def fetch(url_or_file: str | None, from_dir: Path | None) -> None:
     click.echo(f"sha256: {sha}\n\nsources:\n  - url: {url}\n    sha256: {sha}")
 
 
+def _store_paths():
+    from ..store import Store
+
+    home = _home()
+    return home, Store(home.store)
+
+
+def _short(store, path) -> str:
+    return str(path.relative_to(store.root)) if path is not None else "?"
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+@cli.command()
+@click.argument("profiles", nargs=-1, metavar="[PROFILE.yaml...]")
+@click.option("--list", "list_", is_flag=True, help="list the gc roots and what they reach")
+@click.option("-n", "--dry-run", is_flag=True, help="say what would be removed, remove nothing")
+@click.option(
+    "--older-than",
+    metavar="AGE",
+    help="keep unreachable artifacts built or used by a build within AGE (30d, 12h)",
+)
+@click.option(
+    "--drop-stale",
+    is_flag=True,
+    help="forget registered roots whose link is gone (their profile may then go)",
+)
+@click.option(
+    "--sources",
+    is_flag=True,
+    help="also remove cached sources that no recipe of PROFILE.yaml... needs",
+)
+def gc(profiles, list_: bool, dry_run: bool, older_than, drop_stale: bool, sources: bool):
+    """Remove every artifact and profile no gc root reaches.
+
+    Roots are the profile links `hit build` registered, any symlink you put in the roots
+    folder (names not starting with _), and the inputs of builds running right now (the
+    collector waits for running builds). A root whose link was moved or deleted outside
+    `hit` is reported as stale and keeps the profile it last pointed to, until
+    --drop-stale. Reachable: the root's profile, the artifacts it links, their dependencies.
+    """
+    from .. import gc as collector
+    from ..roots import list_roots
+
+    home, store = _store_paths()
+    if list_:
+        for r in list_roots(home.gc_roots, store.root):
+            who = "" if r.own else "  (your root)"
+            if r.stale:
+                last = f"; keeps {_short(store, r.last)}" if r.last else ""
+                click.echo(f"{r.link}  STALE: the link is gone or points outside the store{last}")
+            else:
+                click.echo(f"{r.link} -> {_short(store, r.target)}{who}")
+        return
+    keep_sources = None
+    if sources:
+        if not profiles:
+            raise click.UsageError("--sources needs the profiles whose sources to keep")
+        keep_sources = {
+            s.sha256
+            for p in profiles
+            for n in _resolve(p).nodes.values()
+            for s in n.recipe.sources
+            if s.sha256
+        }
+    elif profiles:
+        raise click.UsageError("profiles are only taken with --sources")
+    age = collector.parse_duration(older_than) if older_than else None
+    report = collector.collect(
+        store, home.gc_roots, dry_run, age, drop_stale,
+        on_wait=lambda: click.echo("waiting for running builds to finish ...", err=True),
+    )  # fmt: skip
+    verb = "would remove" if dry_run else "removed"
+    for r in report.dropped:
+        click.echo(f"dropped root {r.link}: the link no longer exists", err=True)
+    for r in report.stale:
+        if r not in report.dropped:
+            kept = f"; kept {_short(store, r.last)} it last pointed to" if r.last else ""
+            click.echo(
+                f"stale root {r.link}: the link is gone (moved or deleted outside hit){kept}; "
+                f"`hit gc --drop-stale` forgets it",
+                err=True,
+            )
+    for i in report.removed:
+        click.echo(f"{verb} {i}", err=True)
+    if report.kept_recent:
+        click.echo(f"kept {len(report.kept_recent)} unreachable artifact(s) used within "
+                   f"{older_than}", err=True)  # fmt: skip
+    click.echo(f"{verb} {len(report.removed)} artifact(s), {_mib(report.bytes_freed)}")
+    if keep_sources is not None:
+        gone = collector.collect_sources(home.source_cache, keep_sources, dry_run)
+        click.echo(f"{verb} {len(gone)} cached source(s)")
+
+
+def _link_command(name: str, doc: str, fn):
+    @cli.command(name, help=doc)
+    @click.argument("link", type=click.Path(path_type=Path))
+    @click.argument("new", type=click.Path(path_type=Path))
+    def command(link: Path, new: Path) -> None:
+        home, store = _store_paths()
+        target = fn(home.gc_roots, store.root, link.absolute(), new.absolute())
+        click.echo(f"{new} -> {target}")
+
+    return command
+
+
+def _cp(gc_roots, store, link, new):
+    from ..roots import copy_link
+
+    return copy_link(gc_roots, store, link, new)
+
+
+def _mv(gc_roots, store, link, new):
+    from ..roots import move_link
+
+    return move_link(gc_roots, store, link, new)
+
+
+_link_command("cp", "Copy the profile link LINK to NEW; both are gc roots.", _cp)
+_link_command("mv", "Move the profile link LINK to NEW, moving its gc root along.", _mv)
+
+
+@cli.command("rm")
+@click.argument("link", type=click.Path(path_type=Path))
+def rm(link: Path) -> None:
+    """Remove the profile link LINK and its gc root (`hit gc` may then collect the profile)."""
+    from ..roots import remove_link
+
+    home, store = _store_paths()
+    target = remove_link(home.gc_roots, store.root, link.absolute())
+    click.echo(f"removed {link} (was -> {target})")
+
+
+@cli.command()
+@click.argument("artifacts", nargs=-1, metavar="[ARTIFACT...]")
+def verify(artifacts) -> None:
+    """Re-hash artifacts' files against their manifests (all artifacts by default).
+
+    ARTIFACT is an id (name/hash, or a unique start of it) or a path in the store. Prints
+    what was modified, added or removed; exits 1 if anything was.
+    """
+    from ..errors import HitError
+    from ..store import MANIFEST, META
+    from ..verify import verify as check
+
+    home, store = _store_paths()
+    if artifacts:
+        prefixes = []
+        for a in artifacts:
+            p = Path(a).absolute() if Path(a).exists() else store.find(a)
+            if p is None:
+                raise HitError(f"no artifact {a} in {store.root}")
+            prefixes.append(p)
+    else:
+        prefixes = [p for p in store.prefixes() if (p / META / MANIFEST).exists()]
+    bad = 0
+    for prefix in prefixes:
+        damage = check(prefix)
+        name = _short(store, prefix)
+        if damage.ok:
+            click.echo(f"ok        {name}")
+            continue
+        bad += 1
+        for kind in ("modified", "added", "removed"):
+            for f in getattr(damage, kind):
+                click.echo(f"{kind:<9} {name}/{f}")
+    if bad:
+        raise HitError(f"{bad} of {len(prefixes)} artifact(s) differ from their manifest")
+
+
+@cli.command()
+@click.argument("artifacts", nargs=-1, required=True, metavar="ARTIFACT...")
+def purge(artifacts) -> None:
+    """Remove the given artifacts now (refused for any a gc root still reaches)."""
+    from ..gc import purge as remove
+
+    home, store = _store_paths()
+    for i in remove(store, home.gc_roots, list(artifacts)):
+        click.echo(f"removed {i}")
+
+
 cli.add_command(externals_group("hit"))
 
 

@@ -1,0 +1,209 @@
+"""Garbage collection: mark what the roots reach, sweep the rest.
+
+Reachable means: each root's profile, every artifact a profile lists, and their dependencies,
+transitively (read from each artifact's build spec), plus the temporary roots of builds in
+flight. The collector holds the store's GC lock exclusive, so it waits for running builds
+and builds wait for it. Each dead artifact is first renamed into `.trash/` (one atomic step
+out of the store's namespace: nothing is ever left that looks installed but misses files),
+then removed; the trash a killed collector leaves behind is emptied by the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import roots as gcroots
+from .errors import HitError
+from .store import MANIFEST, META, Store, remove_tree
+
+DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """`30d`, `12h`, `2w`, `45m`, `10s` -> seconds."""
+    m = DURATION.match(text.strip())
+    if not m:
+        raise HitError(f"--older-than {text!r}: give a number and a unit, like 30d, 12h or 2w")
+    return int(m.group(1)) * UNITS[m.group(2)]
+
+
+@dataclass
+class Artifact:
+    prefix: Path
+    id: str
+    refs: list[str]  # ids it keeps alive: dependencies, or a profile's artifacts
+    complete: bool
+
+
+@dataclass
+class Report:
+    removed: list[str] = field(default_factory=list)
+    kept_recent: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    stale: list[gcroots.Root] = field(default_factory=list)
+    dropped: list[gcroots.Root] = field(default_factory=list)
+    mark_seconds: float = 0.0
+    sweep_seconds: float = 0.0
+
+
+def scan(store: Store) -> dict[Path, Artifact]:
+    """Every artifact folder with what its build spec says it depends on."""
+    out = {}
+    for prefix in store.prefixes():
+        meta = prefix / META
+        complete = (meta / MANIFEST).exists()
+        try:
+            spec = json.loads((meta / "build.json").read_text())
+        except (OSError, ValueError):
+            spec = {}
+        refs = list((spec.get("dependencies") or {}).values())
+        refs += list((spec.get("artifacts") or {}).values())
+        out[prefix] = Artifact(prefix, spec.get("id", ""), refs, complete)
+    return out
+
+
+def reachable(
+    store: Store, gc_roots: Path, artifacts: dict[Path, Artifact]
+) -> tuple[set[Path], list[gcroots.Root]]:
+    """The live set, and the roots found (stale ones keep the profile they last reached)."""
+    by_id = {a.id: a.prefix for a in artifacts.values() if a.id}
+    found = gcroots.list_roots(gc_roots, store.root)
+    starts = [r.target or r.last for r in found if (r.target or r.last)]
+    starts += list(gcroots.temp_prefixes(gc_roots))
+    return _reach_from(store, artifacts, by_id, starts), found
+
+
+def _reach_from(
+    store: Store, artifacts: dict[Path, Artifact], by_id: dict[str, Path], starts: list[Path]
+) -> set[Path]:
+    live: set[Path] = set()
+    todo = list(starts)
+    while todo:
+        path = todo.pop()
+        # a root may point inside an artifact (a file of a profile): climb to its prefix
+        while path not in artifacts and path != store.root and path.parent != path:
+            path = path.parent
+        if path in live or path not in artifacts:
+            continue
+        live.add(path)
+        todo += [by_id[i] for i in artifacts[path].refs if i in by_id]
+    return live
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+    return total
+
+
+def empty_trash(store: Store) -> None:
+    if store.trash.exists():
+        for leftover in store.trash.iterdir():
+            remove_tree(leftover)
+
+
+def collect(
+    store: Store,
+    gc_roots: Path,
+    dry_run: bool = False,
+    older_than: float | None = None,
+    drop_stale: bool = False,
+    on_wait=None,
+) -> Report:
+    report = Report()
+    with store.gc_lock(True, on_wait):
+        if not dry_run:
+            empty_trash(store)
+        start = time.monotonic()
+        if drop_stale:
+            for r in gcroots.list_roots(gc_roots, store.root):
+                if r.stale and r.own:
+                    report.dropped.append(r)
+                    if not dry_run:
+                        gcroots.deregister(gc_roots, r.link)
+        artifacts = scan(store)
+        live, found = reachable(store, gc_roots, artifacts)
+        report.stale = [r for r in found if r.stale]
+        now = time.time()
+        dead = []
+        for prefix, art in sorted(artifacts.items()):
+            if prefix in live:
+                continue
+            if older_than is not None and art.complete:
+                name, _, h = art.id.partition("/")
+                used = store.last_used(name, h) or (prefix / META / MANIFEST).stat().st_mtime
+                if now - used < older_than:
+                    report.kept_recent.append(art.id)
+                    continue
+            dead.append(prefix)
+        report.mark_seconds = time.monotonic() - start
+        start = time.monotonic()
+        for prefix in dead:
+            art = artifacts[prefix]
+            report.removed.append(art.id or f"{prefix.parent.name}/{prefix.name} (incomplete)")
+            report.bytes_freed += _size(prefix)
+            if dry_run:
+                continue
+            store.trash.mkdir(exist_ok=True)
+            moved = store.trash / f"{prefix.parent.name}-{prefix.name}-{os.getpid()}"
+            os.chmod(prefix.parent, 0o755)
+            os.replace(prefix, moved)  # out of the namespace first: never half-visible
+        if not dry_run:
+            empty_trash(store)
+        report.sweep_seconds = time.monotonic() - start
+    return report
+
+
+def purge(store: Store, gc_roots: Path, ids: list[str]) -> list[str]:
+    """Remove the given artifacts now; refused for any a root still reaches."""
+    with store.gc_lock(True):
+        artifacts = scan(store)
+        by_id = {a.id: p for p, a in artifacts.items() if a.id}
+        targets = []
+        for i in ids:
+            prefix = store.find(i) or by_id.get(i)
+            if prefix is None:
+                raise HitError(f"no artifact {i} in {store.root}")
+            targets.append(prefix)
+        found = gcroots.list_roots(gc_roots, store.root)
+        for root in found:
+            start = root.target or root.last
+            if start is None:
+                continue
+            live = _reach_from(store, artifacts, by_id, [start])
+            for prefix in targets:
+                if prefix in live:
+                    raise HitError(
+                        f"{artifacts[prefix].id} is still reached from the root {root.link}; "
+                        f"remove that link first (`hit rm {root.link}`)"
+                    )
+        store.trash.mkdir(exist_ok=True)
+        for prefix in targets:
+            moved = store.trash / f"{prefix.parent.name}-{prefix.name}-{os.getpid()}"
+            os.replace(prefix, moved)
+        empty_trash(store)
+        return [artifacts[p].id for p in targets]
+
+
+def collect_sources(cache: Path, keep: set[str], dry_run: bool = False) -> list[str]:
+    """Remove cached sources whose sha256 is not in `keep`."""
+    folder = cache / "sha256"
+    removed = []
+    if folder.is_dir():
+        for f in sorted(folder.iterdir()):
+            if f.name.startswith(".") or f.name in keep:
+                continue
+            removed.append(f.name)
+            if not dry_run:
+                f.unlink()
+    return removed

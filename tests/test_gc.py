@@ -1,0 +1,252 @@
+"""Garbage collection, profile links and store integrity, under concurrency and kill -9."""
+
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+from hdmodules.gc import collect
+from hdmodules.roots import add_temp
+from hdmodules.store import Store
+from tests.conftest import run_clean, run_hit, write_profile, write_recipe
+from tests.test_concurrency import _alive, _blocking_recipe, _hit_proc, _wait_for
+
+
+def artifacts(home: Path) -> set[str]:
+    store = Store(home / "bld")
+    return {f"{p.parent.name}/{p.name}" for p in store.prefixes()}
+
+
+def names(home: Path) -> set[str]:
+    return {a.split("/")[0] for a in artifacts(home)}
+
+
+def test_gc_keeps_what_roots_reach_and_removes_the_rest(hit, home, demo):
+    write_profile(demo / "apponly.yaml", "package_dirs: [pkgs]\npackages: [app]\n")
+    hit("build", "apponly.yaml", cwd=demo)
+    write_profile(demo / "other.yaml", "package_dirs: [pkgs]\npackages: [libcore]\n"
+                  "parameters: {version_tag: other}\n")  # fmt: skip
+    hit("build", "other.yaml", cwd=demo)
+    before = artifacts(home)
+    hit("rm", "other", cwd=demo)
+    r = hit("gc", "--dry-run", cwd=demo)
+    assert "would remove 2 artifact(s)" in r.out and artifacts(home) == before
+    r = hit("gc", cwd=demo)
+    assert "removed 2 artifact(s)" in r.out
+    # app's dependencies are kept although the profile lists only app
+    assert names(home) == {"app", "liba", "libb", "libcore", "profile"}
+    assert run_clean([str(demo / "apponly" / "bin" / "app")]).stdout.startswith("Hello")
+    assert hit("gc", cwd=demo).out.startswith("removed 0 artifact(s)")
+
+
+def test_cp_edit_rebuild_both_survive(hit, home, demo):
+    """HashDist's user guide: `hit cp default old_profile`, edit, rebuild: both usable."""
+    hit("build", cwd=demo)
+    hit("cp", "default", "old_profile", cwd=demo)
+    yaml = demo / "default.yaml"
+    yaml.write_text(
+        yaml.read_text().replace("  app:\n", "  app:\n    parameters: {greeting: New}\n")
+    )
+    hit("build", cwd=demo)
+    hit("gc", cwd=demo)
+    assert run_clean([str(demo / "old_profile/bin/app")]).stdout.startswith("Hello from")
+    assert run_clean([str(demo / "default/bin/app")]).stdout.startswith("New from")
+    listed = hit("gc", "--list", cwd=demo).out
+    assert f"{demo / 'old_profile'} -> profile/" in listed and f"{demo / 'default'} -> " in listed
+    hit("mv", "old_profile", "kept", cwd=demo)
+    assert not (demo / "old_profile").exists() and "old_profile" not in hit("gc", "--list").out
+    hit("gc", cwd=demo)
+    assert run_clean([str(demo / "kept/bin/app")]).stdout.startswith("Hello from")
+
+
+def test_plain_mv_is_stale_but_kept_until_dropped(hit, home, demo):
+    hit("build", cwd=demo)
+    os.rename(demo / "default", demo / "moved")
+    r = hit("gc", "--list", cwd=demo)
+    assert f"{demo / 'default'}  STALE" in r.out and "keeps profile/" in r.out
+    r = hit("gc", cwd=demo)
+    assert "stale root" in r.err and "removed 0 artifact(s)" in r.out
+    assert run_clean([str(demo / "moved" / "bin" / "app")]).stdout.startswith("Hello from")
+    r = hit("gc", "--drop-stale", cwd=demo)
+    assert f"dropped root {demo / 'default'}: the link no longer exists" in r.err
+    assert "removed 5 artifact(s)" in r.out and not artifacts(home)
+
+
+def test_a_users_own_root(hit, home, demo):
+    hit("build", cwd=demo)
+    (home / "gcroots" / "mine").symlink_to(os.readlink(demo / "default"))
+    hit("rm", "default", cwd=demo)
+    assert "(your root)" in hit("gc", "--list").out
+    hit("gc")
+    assert "app" in names(home)
+    (home / "gcroots" / "mine").unlink()
+    hit("gc")
+    assert not artifacts(home)
+
+
+def test_older_than_keeps_recent_unreachable(hit, home, demo):
+    hit("build", cwd=demo)
+    hit("rm", "default", cwd=demo)
+    r = hit("gc", "--older-than", "30d")
+    assert "kept 5 unreachable artifact(s) used within 30d" in r.err
+    assert len(artifacts(home)) == 5
+    r = hit("gc", "--older-than", "0s")
+    assert "removed 5 artifact(s)" in r.out
+    r = hit("gc", "--older-than", "soon", check=False)
+    assert r.code == 1 and "give a number and a unit" in r.err
+
+
+def _url_source_stack(tmp_path: Path) -> tuple[Path, str]:
+    archive = tmp_path / "data-1.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        info = tarfile.TarInfo("data-1/hello.txt")
+        info.size = 3
+        tf.addfile(info, io.BytesIO(b"hi\n"))
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    write_recipe(
+        tmp_path / "pkgs",
+        "data",
+        f"""
+        version: "1"
+        sources:
+          - url: http://127.0.0.1:9/data-1.tar.gz
+            sha256: {sha}
+        build: |
+          install -Dm644 hello.txt "$ARTIFACT/share/hello.txt"
+        """,
+    )
+    return archive, sha
+
+
+def test_rm_last_link_gc_everything_then_rebuild_from_cached_sources(hit, home, tmp_path):
+    archive, sha = _url_source_stack(tmp_path)
+    hit("fetch", str(archive))  # the URL itself is dead: only the cache has it
+    p = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [data]\n")
+    hit("build", str(p))
+    hit("rm", str(tmp_path / "default"))
+    assert "removed 2 artifact(s)" in hit("gc").out
+    assert not artifacts(home) and (home / "src" / "sha256" / sha).exists()
+    r = hit("build", str(p))
+    assert "built in" in r.err
+    assert (tmp_path / "default" / "share" / "hello.txt").read_text() == "hi\n"
+
+
+def test_gc_sources_keeps_what_profiles_need(hit, home, tmp_path):
+    archive, sha = _url_source_stack(tmp_path)
+    hit("fetch", str(archive))
+    other = tmp_path / "other.txt"
+    other.write_text("not needed")
+    other_sha = hit("fetch", str(other)).out.split()[1]
+    p = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [data]\n")
+    r = hit("gc", "--sources", str(p))
+    assert "removed 1 cached source(s)" in r.out
+    assert (home / "src/sha256" / sha).exists() and not (home / "src/sha256" / other_sha).exists()
+    r = hit("gc", "--sources", check=False)
+    assert r.code == 2 and "needs the profiles" in r.err
+
+
+def test_verify_reports_modified_added_removed(hit, home, demo):
+    hit("build", cwd=demo)
+    r = hit("verify")
+    assert r.out.count("ok ") == 5
+    lib = next((home / "bld" / "liba").iterdir())
+    for d in (lib, lib / "lib", lib / "include"):
+        d.chmod(0o755)
+    (lib / "include" / "a.h").chmod(0o644)
+    (lib / "include" / "a.h").write_text("tampered\n")
+    (lib / "lib" / "extra.txt").write_text("x")
+    (lib / "lib" / "liba.so").unlink()
+    r = hit("verify", f"liba/{lib.name.split('-')[1]}", check=False)
+    assert r.code == 1 and "1 of 1 artifact(s) differ" in r.err
+    assert "modified  liba/" in r.out and "include/a.h" in r.out
+    assert "added" in r.out and "lib/extra.txt" in r.out
+    assert "removed" in r.out and "lib/liba.so" in r.out
+    assert hit("verify", "nope/xyz", check=False).code == 1
+
+
+def test_purge_refuses_what_a_root_reaches(hit, home, demo):
+    hit("build", cwd=demo)
+    core = json.loads((next((home / "bld" / "libcore").iterdir()) / ".hit/build.json").read_text())
+    r = hit("purge", core["id"], check=False)
+    assert r.code == 1 and f"still reached from the root {demo / 'default'}" in r.err
+    hit("rm", "default", cwd=demo)
+    r = hit("purge", core["id"])
+    assert f"removed {core['id']}" in r.out and "libcore" not in names(home)
+
+
+def test_temp_roots_of_a_live_build_are_kept(home, demo):
+    run_hit("build", cwd=demo)
+    run_hit("rm", "default", cwd=demo)
+    store = Store(home / "bld")
+    app = next((home / "bld" / "app").iterdir())
+    temp = add_temp(home / "gcroots", [app])  # as a running build (this process) would
+    collect(store, home / "gcroots")
+    assert {"app", "liba", "libb", "libcore"} == names(home)  # app and its dependencies
+    temp.unlink()
+    collect(store, home / "gcroots")
+    assert not artifacts(home)
+
+
+def test_gc_waits_for_a_running_build_which_then_succeeds(home, tmp_path):
+    profile = _blocking_recipe(tmp_path)
+    build = _hit_proc("build", str(profile))
+    _wait_for(tmp_path / "pid")
+    gc = _hit_proc("gc")
+    time.sleep(1.0)
+    assert gc.poll() is None  # waiting for the build's shared lock
+    prefix = next((home / "bld" / "slow").iterdir())
+    assert (prefix / "bin" / "partial").exists()  # the half-written output is untouched
+    (tmp_path / "go").touch()
+    _out, err = build.communicate(timeout=60)
+    assert build.returncode == 0, err
+    out, err = gc.communicate(timeout=60)
+    assert gc.returncode == 0 and "waiting for running builds" in err
+    assert "removed 0 artifact(s)" in out
+    assert (tmp_path / "default" / "bin" / "done").read_text() == "done\n"
+
+
+def test_gc_killed_half_way_leaves_a_consistent_store(home, tmp_path):
+    """Many dead artifacts with many files; kill -9 the collector while it sweeps."""
+    for i in range(40):
+        write_recipe(
+            tmp_path / "pkgs",
+            f"big{i}",
+            f"""
+            version: "1"
+            build: |
+              mkdir -p "$ARTIFACT/share/big{i}"
+              for n in $(seq 600); do echo {i} $n > "$ARTIFACT/share/big{i}/f$n"; done
+            """,
+        )
+    p = write_profile(
+        tmp_path / "default.yaml",
+        "package_dirs: [pkgs]\npackages: [" + ", ".join(f"big{i}" for i in range(40)) + "]\n",
+    )
+    run_hit("build", "-j", "2", str(p))
+    run_hit("rm", str(tmp_path / "default"))
+    store = Store(home / "bld")
+    gc = subprocess.Popen([sys.executable, "-m", "hdmodules.cli.hit", "gc"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    end = time.monotonic() + 30
+    while not (store.trash.is_dir() and any(store.trash.iterdir())):  # the sweep has begun
+        assert gc.poll() is None and time.monotonic() < end, "gc ended before it was killed"
+        time.sleep(0.002)
+    os.kill(gc.pid, signal.SIGKILL)
+    gc.wait()
+    assert any(store.trash.iterdir())  # killed half way: deletions were under way
+    # whatever is left in the store's namespace is either complete and intact, or absent
+    for prefix in store.prefixes():
+        assert (prefix / ".hit" / "manifest.json").exists(), prefix
+    assert run_hit("verify", check=False).code == 0
+    r = run_hit("gc")
+    assert not artifacts(home) and not any(store.trash.iterdir())
+    assert "removed" in r.out
+    run_hit("build", str(p))
+    assert (tmp_path / "default" / "share" / "big39" / "f600").exists()
+    assert not _alive(gc.pid)
