@@ -205,7 +205,9 @@ def build(
             remove_tree(prefix)
             raise
         remove_tree(folder)
-        return Outcome("built", time.monotonic() - start)
+        seconds = time.monotonic() - start
+        store.record_duration(node.name, seconds)
+        return Outcome("built", seconds)
 
 
 def _run(script: Path, folder: Path, jobs: int, build_id: str) -> None:

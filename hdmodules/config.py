@@ -7,12 +7,15 @@ convenience, never a requirement.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import HitError
 
-CONFIG_KEYS = {"store", "source_cache", "build_temp", "gc_roots", "mirrors", "host_libs", "jobs"}
+CONFIG_KEYS = {
+    "store", "source_cache", "build_temp", "gc_roots", "mirrors", "host_libs", "jobs", "slurm",
+}  # fmt: skip
 
 BASE_HOST_LIBS = frozenset(
     {
@@ -39,6 +42,7 @@ class Home:
     mirrors: tuple[str, ...] = ()
     host_libs: frozenset[str] = field(default=BASE_HOST_LIBS)
     jobs: int = 1
+    slurm: object = None  # slurm.SlurmConfig, for `hit build --slurm`
 
 
 def default_home() -> Path:
@@ -94,4 +98,25 @@ def load_home(root: Path | None = None) -> Home:
         ),
         host_libs=BASE_HOST_LIBS | set(yamlfile.get_str_list(m, "host_libs")),
         jobs=yamlfile.get_int(m, "jobs", default_jobs()),
+        slurm=_slurm(yamlfile.get_mapping(m, "slurm"), root),
     )
+
+
+def _slurm(m, root: Path):
+    if not m:
+        return None
+    from .slurm import load_config  # only homes that say something about Slurm pay for it
+
+    return load_config(m, root)
+
+
+DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str, what: str = "--older-than") -> float:
+    """`30d`, `12h`, `2w`, `45m`, `10s` -> seconds."""
+    m = DURATION.match(str(text).strip())
+    if not m:
+        raise HitError(f"{what} {text!r}: give a number and a unit, like 30d, 12h or 2w")
+    return int(m.group(1)) * UNITS[m.group(2)]

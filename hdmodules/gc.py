@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,17 +20,6 @@ from pathlib import Path
 from . import roots as gcroots
 from .errors import HitError
 from .store import MANIFEST, META, Store, remove_tree
-
-DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str) -> float:
-    """`30d`, `12h`, `2w`, `45m`, `10s` -> seconds."""
-    m = DURATION.match(text.strip())
-    if not m:
-        raise HitError(f"--older-than {text!r}: give a number and a unit, like 30d, 12h or 2w")
-    return int(m.group(1)) * UNITS[m.group(2)]
 
 
 @dataclass

@@ -4,6 +4,7 @@ N at once, then assembling the profile and pointing its link at it."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,12 @@ def missing(resolved: Resolved, store: Store) -> list[Node]:
 
 
 def run_builds(
-    stacks: list[Resolved], home: Home, store: Store, jobs: int, progress: Progress
+    stacks: list[Resolved],
+    home: Home,
+    store: Store,
+    jobs: int,
+    progress: Progress,
+    only: set[str] | None = None,
 ) -> int:
     """Build what is missing in any of `stacks`, dependencies first, `jobs` at a time; an
     artifact several stacks share is built once. Returns how many were built.
@@ -46,6 +52,14 @@ def run_builds(
         for node in resolved.nodes.values():
             work.setdefault(node.ref.id, (resolved, node))
     todo = {i: rn for i, rn in work.items() if not store.is_installed(rn[1].ref)}
+    if only is not None:  # a Slurm job: just these, and their dependencies must be built
+        todo = {i: rn for i, rn in todo.items() if i in only}
+        for _r, node in todo.values():
+            for dep in node.spec["dependencies"].values():
+                if dep not in todo and not store.is_installed(work[dep][1].ref):
+                    raise HitError(
+                        f"{node.ref.id} needs {dep}, which is not built (its job failed?)"
+                    )
     for i, (_r, node) in work.items():
         if i not in todo:
             progress.cached(node.ref.short)
@@ -165,15 +179,39 @@ def build_profiles(
     store = Store(home.store)
     for resolved in stacks:
         check_link(resolved)
+    with _building(stacks, home, store, progress) as refs:
+        results = _build_locked(stacks, home, store, jobs, progress)
+        store.mark_used(refs)
+    return results
+
+
+@contextmanager
+def _building(stacks: list[Resolved], home: Home, store: Store, progress: Progress):
+    """Hold the store's GC lock shared and register everything the stacks use as temporary
+    roots, for as long as the build runs."""
     with store.gc_lock(False, lambda: progress.note("waiting: a garbage collection is running")):
         refs = [n.ref for r in stacks for n in r.nodes.values()] + [r.profile_ref for r in stacks]
         temp = roots.add_temp(home.gc_roots, [store.prefix(ref) for ref in refs])
         try:
-            results = _build_locked(stacks, home, store, jobs, progress)
-            store.mark_used(refs)
+            yield refs
         finally:
             temp.unlink(missing_ok=True)
-    return results
+
+
+def build_only(
+    stacks: list[Resolved], ids: set[str], home: Home, jobs: int, progress: Progress
+) -> int:
+    """Build just the artifacts `ids` of `stacks` (what one Slurm job was given)."""
+    known = {n.ref.id for r in stacks for n in r.nodes.values()}
+    unknown = sorted(ids - known)
+    if unknown:
+        raise HitError(
+            f"{', '.join(unknown)}: not what the YAML resolves to now (was it changed after "
+            f"the jobs were submitted?); nothing was built"
+        )
+    store = Store(home.store)
+    with _building(stacks, home, store, progress):
+        return run_builds(stacks, home, store, jobs, progress, only=ids)
 
 
 def _build_locked(

@@ -23,7 +23,9 @@ RECIPE_KEYS = {
     "allow_host_libs",
     "toolchain",
     "environment",
+    "resources",
 }
+RESOURCE_KEYS = {"cpus", "mem", "time"}
 SOURCE_KEYS = {"url", "sha256", "path", "dest"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -55,6 +57,7 @@ class Recipe:
     allow_host_libs: tuple[str, ...] = ()
     toolchain: tuple[str, ...] = ()  # external kinds it needs besides the compiler, e.g. mpi
     environment: dict[str, str] = field(default_factory=dict)  # set by its module; {prefix}
+    resources: dict[str, str] = field(default_factory=dict)  # for Slurm: cpus, mem, time
     dependency_lines: dict[str, int] = field(default_factory=dict)
 
 
@@ -118,11 +121,21 @@ def load_recipe(file: Path) -> Recipe:
         parameters=params,
         allow_host_libs=tuple(yamlfile.get_str_list(m, "allow_host_libs")),
         toolchain=tuple(yamlfile.get_str_list(m, "toolchain")),
+        resources=_resources(m),
         environment={
             str(k): str(v) for k, v in yamlfile.check_parameters(m, "environment").items()
         },
         dependency_lines={d: m.line_of("dependencies") for d in deps},
     )
+
+
+def _resources(m: yamlfile.Mapping) -> dict[str, str]:
+    r = yamlfile.get_mapping(m, "resources")
+    yamlfile.check_keys(r, RESOURCE_KEYS, "resources")
+    out = {k: yamlfile.get_str(r, k) for k in r}
+    if "cpus" in out and not out["cpus"].isdigit():
+        yamlfile.fail(r, "cpus", "'cpus' must be a whole number")
+    return out
 
 
 def find_recipe(name: str, package_dirs: list[Path]) -> Path | None:

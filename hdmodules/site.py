@@ -17,9 +17,12 @@ from . import yamlfile
 from .errors import HitError
 from .externals import External, load_externals
 from .profiles import PackageRequest, ProfileSpec, package_requests
+from .slurm import SlurmConfig
+from .slurm import load_config as load_slurm_config
 
 SITE_KEYS = {
     "root", "package_dirs", "externals", "externals_from", "stacks", "modules", "permissions",
+    "slurm",
 }  # fmt: skip
 STACK_KEYS = {"compiler", "mpi", "core", "parameters", "packages"}
 MODULE_KEYS = {
@@ -61,6 +64,7 @@ class Site:
     modules: ModuleConfig
     group: str | None = None
     mode: int = 0o755
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 
 def _choice(m: yamlfile.Mapping, key: str, choices: tuple[str, ...], default: str) -> str:
@@ -182,4 +186,5 @@ def load_site(file: Path, root: Path | None = None, modules: Path | None = None)
         modules=_modules(yamlfile.get_mapping(m, "modules"), base, root, modules),
         group=yamlfile.get_str(perms, "group"),
         mode=mode,
+        slurm=load_slurm_config(yamlfile.get_mapping(m, "slurm"), base),
     )

@@ -132,6 +132,20 @@ class Store:
         except OSError:
             return None
 
+    def record_duration(self, name: str, seconds: float) -> None:
+        """Remember how long a package took to build (Slurm walltimes are learned from it)."""
+        folder = self.root / ".durations"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / name, "a") as f:
+            f.write(f"{seconds:.1f}\n")
+
+    def durations(self, name: str) -> list[float]:
+        try:
+            text = (self.root / ".durations" / name).read_text()
+        except OSError:
+            return []
+        return [float(x) for x in text.split()[-5:]]
+
     def prefixes(self) -> Iterator[Path]:
         """Every artifact folder in the store, complete or not (names with a dot are the
         store's own)."""

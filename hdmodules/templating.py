@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 
-def builtin_dir() -> Path:
-    return Path(str(files("hdmodules.templates")))
+def builtin_dirs() -> list[Path]:
+    """templates/ (modulefiles, build scripts, config) and slurm/ (job scripts)."""
+    return [Path(str(files("hdmodules.templates"))), Path(str(files("hdmodules.slurm_files")))]
 
 
 @cache
@@ -21,7 +22,7 @@ def environment(overrides: tuple[Path, ...] = ()):
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([*map(str, overrides), str(builtin_dir())]),
+        loader=jinja2.FileSystemLoader([*map(str, overrides), *map(str, builtin_dirs())]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

@@ -46,23 +46,137 @@ def _site(site_yaml: Path, root: Path | None, modules_dir: Path | None):
     return load_site(site_yaml, root, modules_dir)
 
 
+SLURM_OPTIONS = [
+    click.option("--slurm", is_flag=True, help="build as Slurm batch jobs instead of here"),
+    click.option("--pack", type=click.IntRange(0), metavar="N",
+                 help="with --slurm: up to N quick artifacts per job (default: site.yaml)"),
+    click.option("--wait", is_flag=True,
+                 help="with --slurm: follow the jobs, then assemble here (exit 0: all built)"),
+]  # fmt: skip
+
+
+def slurm_options(f):
+    for option in reversed(SLURM_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _site_args(site) -> list[str]:
+    return [str(site.file), "--root", str(site.root), "--modules", str(site.modules.path)]
+
+
 @cli.command()
 @site_options
 @click.option("-j", "--jobs", type=click.IntRange(1), help="builds at once (default: CPUs)")
 @click.option("--repin", is_flag=True, help="re-pin externals that changed (rewrites their YAML)")
-def build(site_yaml: Path, root: Path | None, modules_dir: Path | None, jobs, repin) -> None:
+@slurm_options
+def build(site_yaml: Path, root, modules_dir, jobs, repin, slurm, pack, wait) -> None:
     """Build every stack of SITE_YAML into the shared store, link each stack's profile at
-    ROOT/profiles/<stack>, and write the Lmod/Tcl module tree."""
+    ROOT/profiles/<stack>, and write the Lmod/Tcl module tree.
+
+    With --slurm, each missing artifact becomes a batch job (dependencies as afterok job
+    dependencies) and a last job assembles profiles and modules; `hdmod status` follows them.
+    """
     from ..progress import Progress
-    from ..publish import build_site, resolve_stacks
+    from ..publish import build_site, resolve_stacks, site_home
 
     site = _site(site_yaml, root, modules_dir)
-    total = len({n.ref.id for _s, r in resolve_stacks(site) for n in r.nodes.values()})
+    stacks = resolve_stacks(site, repin)
+    if slurm:
+        from ..slurm import submit_and_follow
+        from ..store import Store
+
+        home = site_home(site)
+        args = _site_args(site)
+        py = [sys.executable, "-m", "hdmodules.cli.hdmod"]
+        hint = (f"follow: hdmod status {site_yaml} --root {site.root} --wait; "
+                f"cancel: hdmod cancel {site_yaml} --root {site.root}")  # fmt: skip
+        sub = submit_and_follow(
+            [(s.name, r) for s, r in stacks], home.root, Store(home.store), site.file,
+            site.slurm, pack, wait, [*py, "build-artifact", *args], [*py, "build", *args],
+            lambda line: click.echo(line, err=True), hint,
+        )  # fmt: skip
+        if sub is not None and not wait:
+            return
+    total = len({n.ref.id for _s, r in stacks for n in r.nodes.values()})
     published = build_site(site, jobs or 2, Progress(total), repin)
     state = "updated" if published.changed else "unchanged"
     click.echo(f"{published.modules} modulefiles in {site.modules.path} ({state})")
     for stack in site.stacks:
         click.echo(f"stack {stack.name}: {stack.profile.link_path}")
+
+
+@cli.command("build-artifact", hidden=True)
+@site_options
+@click.option("--artifact", "artifacts", multiple=True, required=True, metavar="STACK:ID")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=1)
+def build_artifact(site_yaml: Path, root, modules_dir, artifacts, jobs) -> None:
+    """Build the given artifacts of SITE_YAML here (what a Slurm job runs)."""
+    from ..errors import HitError
+    from ..plan import build_only
+    from ..progress import Progress
+    from ..publish import site_home
+    from ..resolve import resolve
+
+    site = _site(site_yaml, root, modules_dir)
+    wanted = [a.partition(":") for a in artifacts]
+    names = {stack for stack, _sep, _id in wanted}
+    stacks = [resolve(s.profile) for s in site.stacks if s.name in names]
+    missing = names - {s.name for s in site.stacks}
+    if missing:
+        raise HitError(f"{site_yaml}: no stack {', '.join(sorted(missing))}")
+    ids = {i for _s, _sep, i in wanted}
+    build_only(stacks, ids, site_home(site), jobs, Progress(len(ids)))
+
+
+@cli.command()
+@site_options
+@click.option(
+    "--wait", is_flag=True, help="follow until every job is done; exit 0 only if all built"
+)
+def status(site_yaml: Path, root, modules_dir, wait) -> None:
+    """What the last `hdmod build --slurm` of SITE_YAML submitted: each artifact pending,
+    running, built, failed (with its log) or cancelled because a dependency failed."""
+    from ..errors import HitError
+    from ..publish import site_home
+    from ..slurm import follow, load_record
+    from ..slurm import status as states_of
+    from ..store import Store
+
+    site = _site(site_yaml, root, modules_dir)
+    home = site_home(site)
+    record = load_record(home.root, site.file)
+    store = Store(home.store)
+    if wait:
+        try:
+            states = follow(record, store, lambda line: click.echo(line))
+        except KeyboardInterrupt:
+            click.echo("stopped following; the jobs keep running", err=True)
+            raise SystemExit(130) from None
+    else:
+        states = states_of(record, store)
+        for s in states:
+            detail = f"  {s.detail}" if s.detail else ""
+            click.echo(f"{s.artifact.split('/')[0]}/{s.artifact.split('/')[1][:12]}  {s.state}"
+                       f"  job {s.job}{detail}")  # fmt: skip
+    bad = [s for s in states if s.state != "built"]
+    if wait and bad:
+        raise HitError(f"{len(bad)} artifact(s) were not built")
+
+
+@cli.command()
+@site_options
+def cancel(site_yaml: Path, root, modules_dir) -> None:
+    """Cancel every job the last `hdmod build --slurm` of SITE_YAML submitted."""
+    from ..publish import site_home
+    from ..slurm import cancel as scancel
+    from ..slurm import load_record
+
+    site = _site(site_yaml, root, modules_dir)
+    record = load_record(site_home(site).root, site.file)
+    ids = [e["job"] for e in record["jobs"]] + ([record["final"]] if record.get("final") else [])
+    scancel(ids)
+    click.echo(f"cancelled {len(ids)} job(s): {', '.join(ids)}")
 
 
 @cli.group()

@@ -261,7 +261,9 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, drop_stale: bool, sourc
         }
     elif profiles:
         raise click.UsageError("profiles are only taken with --sources")
-    age = collector.parse_duration(older_than) if older_than else None
+    from ..config import parse_duration
+
+    age = parse_duration(older_than) if older_than else None
     report = collector.collect(
         store, home.gc_roots, dry_run, age, drop_stale,
         on_wait=lambda: click.echo("waiting for running builds to finish ...", err=True),
