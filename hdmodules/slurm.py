@@ -200,9 +200,10 @@ def submit(
         out = query([*args, str(script)])
         if out.code != 0 or not out.out.strip():
             cancel(submitted)
-            undone = (
-                f"; cancelled the {len(submitted)} job(s) submitted before it" if submitted else ""
-            )
+            undone = ""
+            if submitted:
+                undone = (f"; cancelled the {len(submitted)} job(s) submitted before it "
+                          f"({', '.join(submitted)})")  # fmt: skip
             raise HitError(f"sbatch refused {name}: {out.out.strip() or 'no answer'}{undone}")
         job_id = out.out.strip().splitlines()[-1].split(";")[0]
         submitted.append(job_id)
