@@ -229,3 +229,13 @@ def test_recipe_resources_and_site_settings_reach_the_job_script(tmp_path):
                  "--cpus-per-task=16", "--mem=32G", "--time=120"):  # fmt: skip
         assert line in text
     assert "constraint" not in text
+
+
+def test_hit_build_slurm_for_a_user_profile(slurm, hit, home, demo):
+    r = hit("build", "--slurm", "--wait", cwd=demo)
+    assert "submitted 4 job(s) for 4 artifact(s)" in r.err
+    out = subprocess.run(["env", "-i", str(demo / "default" / "bin" / "app")], capture_output=True,
+                         text=True)  # fmt: skip
+    assert out.stdout.startswith("Hello from app")
+    r = hit("build", "--slurm", "--pack", "10", cwd=demo)
+    assert "submitted" not in r.err  # everything is built: nothing to submit

@@ -60,7 +60,11 @@ def init_home() -> None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="do not list packages that are already built")
 @click.option("--repin", is_flag=True, help="re-pin externals that changed (rewrites their YAML)")
-def build(profile: str, jobs: int | None, quiet: bool, repin: bool) -> None:
+@click.option("--slurm", is_flag=True, help="build the missing packages as Slurm batch jobs")
+@click.option("--pack", type=click.IntRange(0), metavar="N",
+              help="with --slurm: up to N quick packages per job")  # fmt: skip
+@click.option("--wait", is_flag=True, help="with --slurm: follow the jobs, then assemble here")
+def build(profile, jobs, quiet, repin, slurm, pack, wait) -> None:
     """Build every package of PROFILE that is missing, then assemble the profile.
 
     The link (e.g. `default` for default.yaml) is made next to the YAML file and
@@ -71,7 +75,7 @@ def build(profile: str, jobs: int | None, quiet: bool, repin: bool) -> None:
     from ..progress import Progress
 
     file = Path(os.path.abspath(profile))
-    fast = None if repin else memo.up_to_date(default_home(), file)
+    fast = None if (repin or slurm) else memo.up_to_date(default_home(), file)
     if fast is not None:  # nothing changed since the last build: no YAML, no hashing
         refs, prefix = fast
         progress = Progress(len(refs), quiet=quiet)
@@ -83,12 +87,38 @@ def build(profile: str, jobs: int | None, quiet: bool, repin: bool) -> None:
 
     home = _home()
     resolved = _resolve(profile, repin)
+    if slurm:
+        from ..slurm import SlurmConfig, submit_and_follow
+        from ..store import Store
+
+        py = [sys.executable, "-m", "hdmodules.cli.hit"]
+        sub = submit_and_follow(
+            [("", resolved)], home.root, Store(home.store), file, home.slurm or SlurmConfig(),
+            pack, wait, [*py, "build-artifact", str(file)], [*py, "build", str(file)],
+            lambda line: click.echo(line, err=True),
+            f"the last job links {memo.profile_link(file)}; `squeue` shows the jobs",
+        )  # fmt: skip
+        if sub is not None and not wait:
+            return
     progress = Progress(len(resolved.nodes), quiet=quiet)
     result = build_profile(resolved, home, jobs or home.jobs, progress)
     if result.link_changed:
         click.echo(f"{result.link} -> {result.profile}")
     else:
         click.echo(f"{result.link} -> {result.profile} (up to date)")
+
+
+@cli.command("build-artifact", hidden=True)
+@click.argument("profile")
+@click.option("--artifact", "artifacts", multiple=True, required=True, metavar=":ID")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=1)
+def build_artifact(profile: str, artifacts, jobs: int) -> None:
+    """Build the given artifacts of PROFILE here (what a Slurm job runs)."""
+    from ..plan import build_only
+    from ..progress import Progress
+
+    ids = {a.partition(":")[2] for a in artifacts}
+    build_only([_resolve(profile)], ids, _home(), jobs, Progress(len(ids)))
 
 
 @cli.command()
