@@ -80,6 +80,7 @@ def test_demo_site_through_slurm(slurm, tmp_path):
             assert store.is_installed(node.ref), node.ref.id
     status = hdmod("status", str(site), "--root", str(root)).stdout
     assert status.count("  built  ") == len(ids) and "failed" not in status
+    assert f"final job {final} (profiles and modules): completed" in status
     if available("lmod"):
         run = module_shell(
             "lmod", f"module use {root / 'modules/lmod/Core'}; module load gcc/12.2.0 app && app"

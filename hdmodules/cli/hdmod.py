@@ -159,6 +159,12 @@ def status(site_yaml: Path, root, modules_dir, wait) -> None:
             detail = f"  {s.detail}" if s.detail else ""
             click.echo(f"{s.artifact.split('/')[0]}/{s.artifact.split('/')[1][:12]}  {s.state}"
                        f"  job {s.job}{detail}")  # fmt: skip
+    if record.get("final") and not wait:
+        from ..slurm import job_states
+
+        state, reason = job_states([record["final"]]).get(record["final"], ("forgotten", ""))
+        click.echo(f"final job {record['final']} (profiles and modules): {state.lower()}"
+                   + (f" ({reason})" if reason and reason != "None" else ""))  # fmt: skip
     bad = [s for s in states if s.state != "built"]
     if wait and bad:
         raise HitError(f"{len(bad)} artifact(s) were not built")
