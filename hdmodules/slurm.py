@@ -212,7 +212,12 @@ def submit(
     ids: list[str] = []
     for job in jobs:
         members = [f"{ctx}:{node.ref.id}" for ctx, node in job.members]
-        command = [*artifact_command, *[x for m in members for x in ("--artifact", m)]]
+        command = [
+            *artifact_command,
+            *[x for m in members for x in ("--artifact", m)],
+            "--jobs",
+            str(job.cpus),
+        ]  # fmt: skip  (the job's CPUs are the build's JOBS)
         what = "build " + ", ".join(node.ref.short for _c, node in job.members)
         job_id, log = one(job.name, what, command, job.cpus, job.mem, job.seconds,
                           [ids[d] for d in sorted(job.deps)])  # fmt: skip

@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,28 @@ def test_hit_build_slurm_for_a_user_profile(slurm, hit, home, demo):
     assert out.stdout.startswith("Hello from app")
     r = hit("build", "--slurm", "--pack", "10", cwd=demo)
     assert "submitted" not in r.err  # everything is built: nothing to submit
+
+
+def test_status_while_running_then_cancel(slurm, tmp_path):
+    site = _site(tmp_path, "  s:\n    compiler: gcc-12\n    packages: [libcore, liba]\n")
+    core = site.parent / "pkgs" / "libcore.yaml"
+    gate = tmp_path / "go"
+    wait_for_gate = f"  echo JOBS=$JOBS\n  while [ ! -e {gate} ]; do sleep 0.2; done\n"
+    core.write_text(core.read_text().replace("build: |\n", "build: |\n" + wait_for_gate))
+    (site.parent / "site.yaml").write_text(site.read_text() + "slurm: {cpus: 2}\n")
+    root = tmp_path / "root"
+    r = hdmod("build", str(site), "--root", str(root), "--slurm")
+    ids = _submitted(r.stderr)
+    for _ in range(100):
+        status = hdmod("status", str(site), "--root", str(root)).stdout
+        if "  running  " in status:
+            break
+        time.sleep(0.2)
+    assert re.search(r"libcore/\w+  running", status) and re.search(r"liba/\w+  pending", status)
+    r = hdmod("cancel", str(site), "--root", str(root))
+    assert f"cancelled {len(ids) + 1} job(s)" in r.stdout
+    states = wait_jobs(ids, timeout=60)
+    assert set(states.values()) == {"CANCELLED"}, states
+    gate.touch()
+    build_log = next((root / "tmp").glob("libcore-*/build.log")).read_text()
+    assert "JOBS=2" in build_log  # the job's --cpus-per-task became the build's JOBS
