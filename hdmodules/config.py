@@ -15,6 +15,7 @@ from .errors import HitError
 
 CONFIG_KEYS = {
     "store", "source_cache", "build_temp", "gc_roots", "mirrors", "host_libs", "jobs", "slurm",
+    "upstreams", "private",
 }  # fmt: skip
 
 BASE_HOST_LIBS = frozenset(
@@ -43,6 +44,8 @@ class Home:
     host_libs: frozenset[str] = field(default=BASE_HOST_LIBS)
     jobs: int = 1
     slurm: object = None  # slurm.SlurmConfig, for `hit build --slurm`
+    upstreams: tuple[Path, ...] = ()  # homes (or site roots) whose stores are reused, read-only
+    private: bool = True  # artifacts readable by their owner only
 
 
 def default_home() -> Path:
@@ -73,33 +76,96 @@ def init_home(root: Path) -> Path:
     return config
 
 
-def load_home(root: Path | None = None) -> Home:
+def _read(file: Path):
     from . import yamlfile  # not at the top: the no-op fast path must not need PyYAML
+
+    m = yamlfile.load_mapping(file, "hit config")
+    yamlfile.check_keys(m, CONFIG_KEYS, file.name)
+    return m
+
+
+def site_defaults() -> tuple[Path, object] | None:
+    """The site's defaults for users (`HIT_SITE_CONFIG`, e.g. ROOT/user-config.yaml that
+    `hdmod build` writes): the same keys as config.yaml."""
+    file = os.environ.get("HIT_SITE_CONFIG")
+    if not file:
+        return None
+    path = Path(file).expanduser().absolute()
+    if not path.exists():
+        raise HitError(f"HIT_SITE_CONFIG names {path}, which does not exist")
+    return path.parent, _read(path)
+
+
+def upstream_store(home_root: Path) -> Path:
+    """The store folder of another home or site root, read without writing anything there."""
+    from . import yamlfile
+
+    config = home_root / "config.yaml"
+    if config.exists():
+        store = yamlfile.get_str(_read(config), "store")
+        if store:
+            return (home_root / store).absolute()
+    return home_root / "bld"
+
+
+def load_home(root: Path | None = None) -> Home:
+    """The home's configuration; the site's defaults (HIT_SITE_CONFIG) fill in what the
+    home's own config.yaml does not say, and lists (mirrors, host_libs, upstreams) add up."""
+    from . import yamlfile
 
     root = root or default_home()
     config = root / "config.yaml"
     if not config.exists():
         init_home(root)
-    m = yamlfile.load_mapping(config, "hit config")
-    yamlfile.check_keys(m, CONFIG_KEYS, "config.yaml")
+    own = _read(config)
+    site = site_defaults()
+    layers = [(root, own)] + ([site] if site else [])
+
+    def scalar(key: str):
+        return next(((base, m) for base, m in layers if m.get(key) is not None), (root, own))
 
     def path(key: str, default: str) -> Path:
-        return (root / (yamlfile.get_str(m, key) or default)).absolute()
+        base, m = scalar(key)
+        return (base / (yamlfile.get_str(m, key) or default)).absolute()
 
+    def listed(key: str) -> list[tuple[Path, str]]:
+        out = []
+        for base, m in layers:
+            out += [(base, v) for v in yamlfile.get_str_list(m, key) if (base, v) not in out]
+        return out
+
+    upstreams = []
+    for base, u in listed("upstreams"):
+        up = Path(os.path.abspath(base / u))
+        if up != root.absolute() and up not in upstreams:
+            upstreams.append(up)
+    base, m = scalar("jobs")
+    jobs = yamlfile.get_int(m, "jobs", default_jobs())
+    base, m = scalar("private")
+    private = m.get("private", True)
+    if not isinstance(private, bool):
+        yamlfile.fail(m, "private", "'private' must be true or false")
+    base, m = scalar("slurm")
     return Home(
         root=root,
         store=path("store", "bld"),
         source_cache=path("source_cache", "src"),
         build_temp=path("build_temp", "tmp"),
         gc_roots=path("gc_roots", "gcroots"),
-        mirrors=tuple(
-            u if "://" in u else str((root / u).absolute())
-            for u in yamlfile.get_str_list(m, "mirrors")
-        ),
-        host_libs=BASE_HOST_LIBS | set(yamlfile.get_str_list(m, "host_libs")),
-        jobs=yamlfile.get_int(m, "jobs", default_jobs()),
-        slurm=_slurm(yamlfile.get_mapping(m, "slurm"), root),
+        mirrors=tuple(u if "://" in u else str((b / u).absolute()) for b, u in listed("mirrors")),
+        host_libs=BASE_HOST_LIBS | {lib for _b, lib in listed("host_libs")},
+        jobs=jobs,
+        slurm=_slurm(yamlfile.get_mapping(m, "slurm"), base),
+        upstreams=tuple(upstreams),
+        private=private,
     )
+
+
+def open_store(home: Home):
+    """The home's store, chained to its upstreams' stores (read-only)."""
+    from .store import Store
+
+    return Store(home.store, tuple(Store(upstream_store(u)) for u in home.upstreams))
 
 
 def _slurm(m, root: Path):

@@ -51,6 +51,8 @@ def _tree(root: Path, out: dict[str, list[int] | None]) -> None:
 
 
 def save(home, resolved) -> None:
+    from .config import open_store
+
     """Record a successful build of `resolved` (a resolve.Resolved) in `home` (a config.Home)."""
     profile = resolved.profile
     config = home.root / "config.yaml"
@@ -75,6 +77,7 @@ def save(home, resolved) -> None:
     doc = {
         "version": __version__,
         "store": str(home.store),
+        "upstreams": [str(u.root) for u in open_store(home).upstreams],
         "gc_roots": str(home.gc_roots),
         "inputs": inputs,
         "nodes": [[n.name, n.ref.version, n.ref.hash] for n in resolved.nodes.values()],
@@ -114,7 +117,7 @@ def up_to_date(home_root: Path, profile: Path) -> tuple[list[ArtifactRef], Path]
     if doc is None:
         return None
     try:
-        store = Store(Path(doc["store"]))
+        store = Store(Path(doc["store"]), tuple(Store(Path(u)) for u in doc.get("upstreams", [])))
         refs = [ArtifactRef(name, version, h) for name, version, h in doc["nodes"]]
         profile_ref = ArtifactRef("profile", "", doc["profile"])
         link = profile_link(profile)

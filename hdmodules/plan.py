@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import memo, roots
-from .config import Home
+from .config import Home, open_store
 from .errors import BuildFailed, HitError
 from .profiles import plan_farm, write_farm
 from .progress import Progress
@@ -176,7 +176,7 @@ def build_profiles(
 
     The whole run holds the store's GC lock shared, and registers everything it builds or
     uses as temporary roots, so a garbage collection can never pull anything from under it."""
-    store = Store(home.store)
+    store = open_store(home)
     for resolved in stacks:
         check_link(resolved)
     with _building(stacks, home, store, progress) as refs:
@@ -209,7 +209,7 @@ def build_only(
             f"{', '.join(unknown)}: not what the YAML resolves to now (was it changed after "
             f"the jobs were submitted?); nothing was built"
         )
-    store = Store(home.store)
+    store = open_store(home)
     with _building(stacks, home, store, progress):
         return run_builds(stacks, home, store, jobs, progress, only=ids)
 

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import modulefiles
-from .config import Home, load_home
+from .config import Home, load_home, open_store
 from .errors import HitError
 from .permissions import apply
 from .plan import build_profiles
 from .progress import Progress
 from .resolve import Resolved, resolve
 from .site import Site, Stack
-from .store import Store
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ def site_home(site: Site) -> Home:
 
 def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[int, Path, bool]:
     """Regenerate the module tree from what is built; missing artifacts are an error."""
-    store = Store(site_home(site).store)
+    store = open_store(site_home(site))
     missing = sorted(
         {n.ref.short for _s, r in stacks for n in r.nodes.values() if not store.is_installed(n.ref)}
     )
@@ -59,7 +58,7 @@ def build_site(site: Site, jobs: int, progress: Progress, repin: bool = False) -
     stacks = resolve_stacks(site, repin)
     home = site_home(site)
     results = build_profiles([r for _s, r in stacks], home, jobs, progress)
-    store = Store(home.store)
+    store = open_store(home)
     if site.group is not None or site.mode != 0o755:
         for _s, r in stacks:
             for node in [*r.nodes.values()]:

@@ -49,17 +49,43 @@ class ArtifactRef:
 
 @dataclass(frozen=True)
 class Store:
-    root: Path
+    """A store, and the read-only upstream stores (e.g. the site's) whose artifacts it reuses.
 
-    def prefix(self, ref: ArtifactRef) -> Path:
+    Lookups go by id: this store first, then each upstream, one stat each (no index to
+    rebuild). Everything that writes, locks or enumerates (building, GC) is this store's only.
+    """
+
+    root: Path
+    upstreams: tuple[Store, ...] = ()
+
+    def local_prefix(self, ref: ArtifactRef) -> Path:
+        """Where `ref` lives (or would be built) in this store."""
         leaf = f"{ref.version}-{ref.hash[:SHORT]}" if ref.version else ref.hash[:SHORT]
         return self.root / ref.name / leaf
+
+    def prefix(self, ref: ArtifactRef) -> Path:
+        """Where `ref` is installed: here, else in the first upstream that has it, else here
+        (where it would be built)."""
+        local = self.local_prefix(ref)
+        if not self.upstreams or (local / META / MANIFEST).exists():
+            return local
+        for up in self.upstreams:
+            there = up.local_prefix(ref)
+            if (there / META / MANIFEST).exists():
+                return there
+        return local
 
     def is_installed(self, ref: ArtifactRef) -> bool:
         return (self.prefix(ref) / META / MANIFEST).exists()
 
     def find(self, artifact_id: str) -> Path | None:
         """An installed artifact by id (`name/<hash>`, or a unique prefix of the hash)."""
+        for up in self.upstreams:
+            if (found := up.find(artifact_id)) is not None and not self._find_here(artifact_id):
+                return found
+        return self._find_here(artifact_id)
+
+    def _find_here(self, artifact_id: str) -> Path | None:
         name, _, h = artifact_id.partition("/")
         folder = self.root / name
         if not h or not folder.is_dir():
@@ -158,7 +184,7 @@ class Store:
 
     def begin(self, ref: ArtifactRef) -> Path:
         """Clear debris of an earlier attempt and create the empty prefix. Hold the lock."""
-        prefix = self.prefix(ref)
+        prefix = self.local_prefix(ref)
         if prefix.exists() or prefix.is_symlink():
             remove_tree(prefix)
         (prefix / META).mkdir(parents=True)
@@ -168,7 +194,7 @@ class Store:
         self, ref: ArtifactRef, spec: dict, log: Path | None, manifest: dict | None = None
     ) -> Path:
         """Record spec, log and manifest, make everything read-only: now it is installed."""
-        prefix = self.prefix(ref)
+        prefix = self.local_prefix(ref)
         meta = prefix / META
         (meta / "build.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
         if log is not None and log.exists():

@@ -83,8 +83,8 @@ def build(site_yaml: Path, root, modules_dir, jobs, repin, slurm, pack, wait) ->
     site = _site(site_yaml, root, modules_dir)
     stacks = resolve_stacks(site, repin)
     if slurm:
+        from ..config import open_store
         from ..slurm import submit_and_follow
-        from ..store import Store
 
         home = site_home(site)
         args = _site_args(site)
@@ -92,7 +92,7 @@ def build(site_yaml: Path, root, modules_dir, jobs, repin, slurm, pack, wait) ->
         hint = (f"follow: hdmod status {site_yaml} --root {site.root} --wait; "
                 f"cancel: hdmod cancel {site_yaml} --root {site.root}")  # fmt: skip
         sub = submit_and_follow(
-            [(s.name, r) for s, r in stacks], home.root, Store(home.store), site.file,
+            [(s.name, r) for s, r in stacks], home.root, open_store(home), site.file,
             site.slurm, pack, wait, [*py, "build-artifact", *args], [*py, "build", *args],
             lambda line: click.echo(line, err=True), hint,
         )  # fmt: skip
@@ -137,16 +137,16 @@ def build_artifact(site_yaml: Path, root, modules_dir, artifacts, jobs) -> None:
 def status(site_yaml: Path, root, modules_dir, wait) -> None:
     """What the last `hdmod build --slurm` of SITE_YAML submitted: each artifact pending,
     running, built, failed (with its log) or cancelled because a dependency failed."""
+    from ..config import open_store
     from ..errors import HitError
     from ..publish import site_home
     from ..slurm import follow, load_record
     from ..slurm import status as states_of
-    from ..store import Store
 
     site = _site(site_yaml, root, modules_dir)
     home = site_home(site)
     record = load_record(home.root, site.file)
-    store = Store(home.store)
+    store = open_store(home)
     if wait:
         try:
             states = follow(record, store, lambda line: click.echo(line))

@@ -32,6 +32,12 @@ def _home():
     return load_home()
 
 
+def open_store(home):
+    from ..config import open_store as chain
+
+    return chain(home)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hit")
 def cli() -> None:
@@ -89,11 +95,10 @@ def build(profile, jobs, quiet, repin, slurm, pack, wait) -> None:
     resolved = _resolve(profile, repin)
     if slurm:
         from ..slurm import SlurmConfig, submit_and_follow
-        from ..store import Store
 
         py = [sys.executable, "-m", "hdmodules.cli.hit"]
         sub = submit_and_follow(
-            [("", resolved)], home.root, Store(home.store), file, home.slurm or SlurmConfig(),
+            [("", resolved)], home.root, open_store(home), file, home.slurm or SlurmConfig(),
             pack, wait, [*py, "build-artifact", str(file)], [*py, "build", str(file)],
             lambda line: click.echo(line, err=True),
             f"the last job links {memo.profile_link(file)}; `squeue` shows the jobs",
@@ -125,11 +130,10 @@ def build_artifact(profile: str, artifacts, jobs: int) -> None:
 @click.argument("profile", default="default.yaml", metavar="[PROFILE.yaml]")
 def status(profile: str) -> None:
     """For each package of PROFILE: built or needs build, with its short id."""
-    from ..store import Store
 
     home = _home()
     resolved = _resolve(profile)
-    store = Store(home.store)
+    store = open_store(home)
     width = max([len(n) for n in resolved.nodes] + [7])
     for node in resolved.nodes.values():
         state = "built" if store.is_installed(node.ref) else "needs build"
@@ -164,12 +168,11 @@ def show_script(package: str, profile: str) -> None:
     """The exact build script PACKAGE is built with (environment included)."""
     from ..builder import build_folder, render_script
     from ..resolve import node_for
-    from ..store import Store
 
     home = _home()
     resolved = _resolve(profile)
     node = node_for(resolved, package)
-    store = Store(home.store)
+    store = open_store(home)
     folder = build_folder(home, node)
     click.echo(
         render_script(resolved, node, store, store.prefix(node.ref), folder, home.jobs), nl=False
@@ -188,12 +191,11 @@ def bdir(package: str, folder: Path, profile: str) -> None:
     """
     from ..builder import bdir as make_bdir
     from ..resolve import node_for
-    from ..store import Store
 
     home = _home()
     resolved = _resolve(profile)
     node = node_for(resolved, package)
-    script = make_bdir(resolved, node, home, Store(home.store), folder.absolute(), home.jobs)
+    script = make_bdir(resolved, node, home, open_store(home), folder.absolute(), home.jobs)
     click.echo(f"sources in {folder / 'src'}; run: bash {script}")
 
 
@@ -223,10 +225,9 @@ def fetch(url_or_file: str | None, from_dir: Path | None) -> None:
 
 
 def _store_paths():
-    from ..store import Store
 
     home = _home()
-    return home, Store(home.store)
+    return home, open_store(home)
 
 
 def _short(store, path) -> str:
