@@ -57,8 +57,9 @@ def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-def init_home(root: Path) -> Path:
-    """Write a commented config.yaml (only if missing) and the folders it names."""
+def init_home(root: Path, private: bool = True) -> Path:
+    """Write a commented config.yaml (only if missing) and the folders it names. A user's
+    home keeps its artifacts private; a site root (`hdmod`) does not."""
     config = root / "config.yaml"
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -66,7 +67,9 @@ def init_home(root: Path) -> Path:
             from .templating import render
 
             tmp = config.with_name(f".config.yaml.{os.getpid()}")
-            tmp.write_text(render("config.yaml.j2", home=root, jobs=default_jobs()))
+            tmp.write_text(
+                render("config.yaml.j2", home=root, jobs=default_jobs(), private=private)
+            )
             os.replace(tmp, config)
     except PermissionError:
         raise HitError(f"cannot create the hit home {root}: permission denied") from None
@@ -165,7 +168,21 @@ def open_store(home: Home):
     """The home's store, chained to its upstreams' stores (read-only)."""
     from .store import Store
 
-    return Store(home.store, tuple(Store(upstream_store(u)) for u in home.upstreams))
+    ups = tuple(Store(upstream_store(u)) for u in home.upstreams)
+    return Store(home.store, ups, private=home.private)
+
+
+def require_writable(home: Home) -> None:
+    """Refuse, with the path, before anything is attempted in a store we may not write."""
+    for path in (home.store, home.root):
+        if path.exists():
+            if not os.access(path, os.W_OK):
+                raise HitError(
+                    f"you cannot write to {path} (it belongs to someone else, e.g. the site); "
+                    f"to reuse its artifacts, list {home.root} under `upstreams:` in your own "
+                    f"config.yaml (or use the site's HIT_SITE_CONFIG)"
+                )
+            return
 
 
 def _slurm(m, root: Path):

@@ -37,6 +37,8 @@ class Report:
     bytes_freed: int = 0
     stale: list[gcroots.Root] = field(default_factory=list)
     dropped: list[gcroots.Root] = field(default_factory=list)
+    users: list[gcroots.UseRecord] = field(default_factory=list)  # users' records honoured
+    dropped_users: list[gcroots.UseRecord] = field(default_factory=list)
     mark_seconds: float = 0.0
     sweep_seconds: float = 0.0
 
@@ -65,6 +67,9 @@ def reachable(
     found = gcroots.list_roots(gc_roots, store.root)
     starts = [r.target or r.last for r in found if (r.target or r.last)]
     starts += list(gcroots.temp_prefixes(gc_roots))
+    for record in gcroots.use_records(gc_roots):
+        if record.state != "gone":  # alive, or a home we cannot look into: keep, to be safe
+            starts += [by_id[i] for i in record.ids if i in by_id]
     return _reach_from(store, artifacts, by_id, starts), found
 
 
@@ -119,6 +124,13 @@ def collect(
                     report.dropped.append(r)
                     if not dry_run:
                         gcroots.deregister(gc_roots, r.link)
+        for record in gcroots.use_records(gc_roots):
+            if record.state == "gone":
+                report.dropped_users.append(record)
+                if not dry_run:
+                    record.file.unlink(missing_ok=True)
+            else:
+                report.users.append(record)
         artifacts = scan(store)
         live, found = reachable(store, gc_roots, artifacts)
         report.stale = [r for r in found if r.stale]

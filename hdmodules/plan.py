@@ -163,6 +163,23 @@ def link_profile(resolved: Resolved, home: Home, store: Store) -> tuple[Path, bo
     return link, changed
 
 
+def _record_upstream_use(
+    resolved: Resolved, home: Home, store: Store, link: Path, progress: Progress
+) -> None:
+    """Tell each upstream (the site) which of its artifacts this profile uses, so that its
+    GC keeps them; say so if it cannot be told."""
+    for up_home, up_store in zip(home.upstreams, store.upstreams, strict=True):
+        ids = [n.ref.id for n in resolved.nodes.values()
+               if store.prefix(n.ref).is_relative_to(up_store.root)]  # fmt: skip
+        if ids and not roots.record_use(up_home / "gcroots", link.absolute(),
+                                        store.prefix(resolved.profile_ref), ids):  # fmt: skip
+            progress.note(
+                f"warning: could not record in {up_home / 'gcroots' / roots.USERS} that "
+                f"{link} uses {len(ids)} artifact(s) of that store; its garbage collection "
+                f"may remove them (ask its admin for write access to that folder)"
+            )
+
+
 def check_link(resolved: Resolved) -> None:
     link = resolved.profile.link_path
     if link.exists() and not link.is_symlink():  # say so now, not after hours of building
@@ -223,6 +240,7 @@ def _build_locked(
     for resolved in stacks:
         new = assemble(resolved, store)
         link, changed = link_profile(resolved, home, store)
+        _record_upstream_use(resolved, home, store, link, progress)
         short = resolved.profile_ref.short
         if new:
             progress.note(f"profile {short} assembled in {time.monotonic() - start:.1f} s")

@@ -33,7 +33,11 @@ def resolve_stacks(site: Site, repin: bool = False) -> list[tuple[Stack, Resolve
 
 
 def site_home(site: Site) -> Home:
-    """The site root is laid out as a `hit` home (created on first use)."""
+    """The site root is laid out as a `hit` home (created on first use, not private)."""
+    from .config import init_home
+
+    if not (site.root / "config.yaml").exists():
+        init_home(site.root, private=False)
     return load_home(site.root)
 
 
@@ -54,6 +58,50 @@ def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[i
     return count, tree, changed
 
 
+def write_user_files(site: Site, stacks: list[tuple[Stack, Resolved]]) -> None:
+    """What users need to build on the site: ROOT/user-config.yaml (HIT_SITE_CONFIG),
+    ROOT/stacks/<stack>.yaml to extend, and ROOT/gcroots/users/ where their builds record
+    which site artifacts they use (group-writable with the sticky bit when the site names a
+    group, so users can add, never remove, each other's records)."""
+    from .templating import render
+
+    folder = site.root / "stacks"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stack, _r in stacks:
+        p = stack.profile
+        used = {p.toolchain[k] for k in p.toolchain}
+        text = render(
+            "stack-profile.yaml.j2",
+            name=stack.name,
+            site_file=site.file,
+            path=folder / f"{stack.name}.yaml",
+            package_dirs=[str(d) for d in p.package_dirs],
+            parameters=p.parameters,
+            externals=[e for n, e in sorted(p.externals.items()) if n in used],
+            toolchain=p.toolchain,
+            packages=[(n, req.parameters) for n, req in p.packages.items()],
+        )
+        _write(folder / f"{stack.name}.yaml", text)
+    user_config = site.root / "user-config.yaml"
+    _write(user_config, render("user-config.yaml.j2", site_file=site.file, path=user_config,
+                               root=str(site.root)))  # fmt: skip
+    users = site_home(site).gc_roots / "users"
+    users.mkdir(parents=True, exist_ok=True)
+    if site.group is not None:
+        import grp
+        import os
+
+        os.chown(users, -1, grp.getgrnam(site.group).gr_gid)
+        users.chmod(0o3770)  # setgid + sticky: the group adds records, nobody removes others'
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o644)
+    tmp.replace(path)
+
+
 def build_site(site: Site, jobs: int, progress: Progress, repin: bool = False) -> Published:
     stacks = resolve_stacks(site, repin)
     home = site_home(site)
@@ -64,4 +112,5 @@ def build_site(site: Site, jobs: int, progress: Progress, repin: bool = False) -
             for node in [*r.nodes.values()]:
                 apply(store.prefix(node.ref), site.group, site.mode, read_only=True)
     count, tree, changed = refresh_modules(site, stacks)
+    write_user_files(site, stacks)
     return Published(results[0].built if results else 0, count, tree, changed)

@@ -11,6 +11,7 @@ the tool's own; any other symlink in the folder is a user's root.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,7 @@ def list_roots(gc_roots: Path, store: Path) -> list[Root]:
         return []
     roots = []
     for entry in sorted(gc_roots.iterdir()):
-        if entry.name == TEMP or entry.name.endswith(".last") or entry.name.startswith(".__"):
+        if entry.name in (TEMP, USERS) or entry.name.endswith(".last"):
             continue
         if not entry.name.startswith("_"):
             roots.append(Root(entry, entry, _reach(entry, store), None, own=False))
@@ -146,3 +147,63 @@ def remove_link(gc_roots: Path, store: Path, link: Path) -> Path:
     link.unlink()
     deregister(gc_roots, link)
     return target
+
+
+# --- users of an upstream store ---------------------------------------------------------------
+
+USERS = "users"
+
+
+@dataclass(frozen=True)
+class UseRecord:
+    file: Path
+    link: Path
+    profile: Path
+    ids: tuple[str, ...]
+    state: str  # alive, gone (the link no longer points at that profile), unknown (unreadable)
+
+
+def _record_name(link: Path) -> str:
+    return f"{os.getuid()}-{hashlib.sha256(str(link).encode()).hexdigest()[:16]}.json"
+
+
+def record_use(upstream_gc_roots: Path, link: Path, profile: Path, ids: list[str]) -> bool:
+    """Tell an upstream store (the site's) that the profile behind `link` uses these of its
+    artifacts, so its GC keeps them while the link lives. False if the site does not let us."""
+    folder = upstream_gc_roots / USERS
+    doc = {"link": str(link), "profile": str(profile), "uses": sorted(ids)}
+    try:
+        tmp = folder / f".{os.getpid()}-{_record_name(link)}"
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, folder / _record_name(link))
+    except OSError:
+        return False
+    return True
+
+
+def forget_use(upstream_gc_roots: Path, link: Path) -> None:
+    (upstream_gc_roots / USERS / _record_name(link)).unlink(missing_ok=True)
+
+
+def use_records(gc_roots: Path) -> list[UseRecord]:
+    out = []
+    folder = gc_roots / USERS
+    if not folder.is_dir():
+        return out
+    for f in sorted(folder.glob("*.json")):
+        try:
+            doc = json.loads(f.read_text())
+            link, profile = Path(doc["link"]), Path(doc["profile"])
+            ids = tuple(doc["uses"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        try:
+            state = "alive" if os.readlink(link) == str(profile) else "gone"
+        except FileNotFoundError:
+            state = "gone"
+        except OSError:
+            state = (
+                "gone" if link.parent.exists() and os.access(link.parent, os.R_OK) else "unknown"
+            )
+        out.append(UseRecord(f, link, profile, ids, state))
+    return out

@@ -57,6 +57,7 @@ class Store:
 
     root: Path
     upstreams: tuple[Store, ...] = ()
+    private: bool = False  # new artifacts readable by their owner only
 
     def local_prefix(self, ref: ArtifactRef) -> Path:
         """Where `ref` lives (or would be built) in this store."""
@@ -203,9 +204,9 @@ class Store:
             manifest = make_manifest(prefix)
         tmp = meta / f".{MANIFEST}.tmp"
         tmp.write_text(canonical_json(manifest))
-        make_read_only(prefix)
+        make_read_only(prefix, 0o077 if self.private else 0)
         os.replace(tmp, meta / MANIFEST)
-        os.chmod(meta, 0o555)
+        os.chmod(meta, 0o500 if self.private else 0o555)
         return prefix
 
 
@@ -240,14 +241,16 @@ def make_manifest(prefix: Path) -> dict[str, str]:
     return out
 
 
-def make_read_only(root: Path) -> None:
+def make_read_only(root: Path, hide: int = 0) -> None:
+    """Nobody writes an installed artifact; `hide` (0o077) makes it its owner's only."""
+    mask = ~(0o222 | hide)
     for dirpath, dirnames, filenames in os.walk(root, topdown=False):
         for name in filenames + dirnames:
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
             if not stat.S_ISLNK(st.st_mode):
-                os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o222)
-    os.chmod(root, stat.S_IMODE(os.stat(root).st_mode) & ~0o222)
+                os.chmod(path, stat.S_IMODE(st.st_mode) & mask)
+    os.chmod(root, stat.S_IMODE(os.stat(root).st_mode) & mask)
 
 
 def remove_tree(path: Path) -> None:

@@ -26,10 +26,14 @@ def _resolve(profile: str, repin: bool = False):
     return resolved
 
 
-def _home():
-    from ..config import load_home
+def _home(write: bool = True):
+    """The home; commands that write refuse up front if they may not."""
+    from ..config import load_home, require_writable
 
-    return load_home()
+    home = load_home()
+    if write:
+        require_writable(home)
+    return home
 
 
 def open_store(home):
@@ -131,7 +135,7 @@ def build_artifact(profile: str, artifacts, jobs: int) -> None:
 def status(profile: str) -> None:
     """For each package of PROFILE: built or needs build, with its short id."""
 
-    home = _home()
+    home = _home(write=False)
     resolved = _resolve(profile)
     store = open_store(home)
     width = max([len(n) for n in resolved.nodes] + [7])
@@ -169,7 +173,7 @@ def show_script(package: str, profile: str) -> None:
     from ..builder import build_folder, render_script
     from ..resolve import node_for
 
-    home = _home()
+    home = _home(write=False)
     resolved = _resolve(profile)
     node = node_for(resolved, package)
     store = open_store(home)
@@ -224,9 +228,8 @@ def fetch(url_or_file: str | None, from_dir: Path | None) -> None:
     click.echo(f"sha256: {sha}\n\nsources:\n  - url: {url}\n    sha256: {sha}")
 
 
-def _store_paths():
-
-    home = _home()
+def _store_paths(write: bool = True):
+    home = _home(write)
     return home, open_store(home)
 
 
@@ -269,7 +272,7 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, drop_stale: bool, sourc
     from .. import gc as collector
     from ..roots import list_roots
 
-    home, store = _store_paths()
+    home, store = _store_paths(write=not (list_ or dry_run))
     if list_:
         for r in list_roots(home.gc_roots, store.root):
             who = "" if r.own else "  (your root)"
@@ -278,6 +281,10 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, drop_stale: bool, sourc
                 click.echo(f"{r.link}  STALE: the link is gone or points outside the store{last}")
             else:
                 click.echo(f"{r.link} -> {_short(store, r.target)}{who}")
+        from ..roots import use_records
+
+        for u in use_records(home.gc_roots):
+            click.echo(f"{u.link}  (a user's profile, {u.state}: uses {len(u.ids)} artifact(s))")
         return
     keep_sources = None
     if sources:
@@ -302,6 +309,13 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, drop_stale: bool, sourc
     verb = "would remove" if dry_run else "removed"
     for r in report.dropped:
         click.echo(f"dropped root {r.link}: the link no longer exists", err=True)
+    for u in report.dropped_users:
+        click.echo(f"dropped a user's record {u.file.name}: {u.link} no longer points at "
+                   f"{u.profile}", err=True)  # fmt: skip
+    if report.users:
+        kept = sum(len(u.ids) for u in report.users)
+        click.echo(f"kept what {len(report.users)} user profile(s) use ({kept} references)",
+                   err=True)  # fmt: skip
     for r in report.stale:
         if r not in report.dropped:
             kept = f"; kept {_short(store, r.last)} it last pointed to" if r.last else ""
@@ -353,10 +367,12 @@ _link_command("mv", "Move the profile link LINK to NEW, moving its gc root along
 @click.argument("link", type=click.Path(path_type=Path))
 def rm(link: Path) -> None:
     """Remove the profile link LINK and its gc root (`hit gc` may then collect the profile)."""
-    from ..roots import remove_link
+    from ..roots import forget_use, remove_link
 
     home, store = _store_paths()
     target = remove_link(home.gc_roots, store.root, link.absolute())
+    for up in home.upstreams:
+        forget_use(up / "gcroots", link.absolute())
     click.echo(f"removed {link} (was -> {target})")
 
 
@@ -372,7 +388,7 @@ def verify(artifacts) -> None:
     from ..store import MANIFEST, META
     from ..verify import verify as check
 
-    home, store = _store_paths()
+    home, store = _store_paths(write=False)
     if artifacts:
         prefixes = []
         for a in artifacts:
