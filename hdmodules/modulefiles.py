@@ -133,6 +133,8 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
             )
             entries.setdefault(((), "ext", comp_ext.name), e)
             parents = [e.full]
+        elif cfg.provided and comp_ext:
+            parents = [f"{short_name(comp_ext)}/{comp_ext.version}"]
         elif hierarchy and not stack.core:
             raise_missing(site, comp_ext.name if comp_ext else "the host gcc", "compiler")
         mpi_parents = parents
@@ -143,6 +145,8 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
             e.parents = list(parents)
             entries.setdefault((c_level, "ext", mpi_ext.name), e)
             mpi_parents = parents + [e.full]
+        elif cfg.provided and mpi_ext:
+            mpi_parents = parents + [f"{short_name(mpi_ext)}/{mpi_ext.version}"]
         elif hierarchy and mpi_ext and not stack.core:
             raise_missing(site, mpi_ext.name, "mpi")
         for name in resolved.roots:
@@ -324,3 +328,32 @@ def write_tree(site: Site, files: dict[str, bytes]) -> tuple[Path, bool]:
         if old not in (tree, previous) and not old.name.startswith("."):
             remove_tree(old)
     return tree, changed
+
+
+def write_user_modules(home_root: Path, resolved: Resolved, store: Store) -> list[str]:
+    """Modulefiles for the packages of a user's profile built in the user's own store, at the
+    levels of the site's hierarchy (the site's compiler and MPI modules open the user's
+    levels too). Written file by file, so several profiles add up; returns what was new."""
+    from dataclasses import replace
+
+    profile = resolved.profile
+    if "compiler" not in profile.toolchain:
+        return []
+    cfg = ModuleConfig(path=home_root / "modules", provided=True)
+    stack = Stack("user", replace(profile, link=None))
+    site = Site(profile.file, home_root, (stack,), profile.externals, cfg)
+    entries = [
+        e for e in plan(site, [(stack, resolved)], store)
+        if e.kind == "package" and Path(e.prefix).is_relative_to(store.root)
+    ]  # fmt: skip
+    written = []
+    for rel, content in render_tree(site, entries).items():
+        path = cfg.path / rel
+        if path.exists() and path.read_bytes() == content:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(content)
+        os.replace(tmp, path)
+        written.append(rel)
+    return written

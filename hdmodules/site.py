@@ -46,6 +46,7 @@ class ModuleConfig:
     depends_on: str = "direct"  # none | direct | all
     root_variable: str = "{NAME}_ROOT"
     ld_library_path: bool = False
+    provided: bool = False  # compiler and MPI modules come from elsewhere (a user on a site)
 
 
 @dataclass(frozen=True)

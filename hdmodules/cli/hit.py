@@ -111,6 +111,11 @@ def build(profile, jobs, quiet, repin, slurm, pack, wait) -> None:
             return
     progress = Progress(len(resolved.nodes), quiet=quiet)
     result = build_profile(resolved, home, jobs or home.jobs, progress)
+    if "compiler" in resolved.profile.toolchain:  # a site-style stack: modules that plug in
+        from ..modulefiles import write_user_modules
+
+        for rel in write_user_modules(home.root, resolved, open_store(home)):
+            click.echo(f"module written: {home.root / 'modules' / rel}", err=True)
     if result.link_changed:
         click.echo(f"{result.link} -> {result.profile}")
     else:

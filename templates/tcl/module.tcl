@@ -34,4 +34,13 @@ prepend-path {{ key|tcl }} {{ value|tcl }}
 {% endfor %}
 {% if modulepath %}
 module use {{ modulepath|tcl }}
+# the same level of the user's own tree (hit builds on this site put their modules there)
+if {[info exists ::env(HIT_HOME)]} {
+    set hd_user_home $::env(HIT_HOME)
+} else {
+    set hd_user_home "$::env(HOME)/.hashdist"
+}
+if {[file isdirectory "$hd_user_home/modules/tcl/{{ m.modulepath|join("/") }}"]} {
+    module use "$hd_user_home/modules/tcl/{{ m.modulepath|join("/") }}"
+}
 {% endif %}
