@@ -204,7 +204,8 @@ class Store:
             manifest = make_manifest(prefix)
         tmp = meta / f".{MANIFEST}.tmp"
         tmp.write_text(canonical_json(manifest))
-        make_read_only(prefix, 0o077 if self.private else 0)
+        # everything read-only but the metadata folder, which must take the manifest first
+        make_read_only(prefix, 0o077 if self.private else 0, keep_writable=meta)
         os.replace(tmp, meta / MANIFEST)
         os.chmod(meta, 0o500 if self.private else 0o555)
         return prefix
@@ -241,14 +242,19 @@ def make_manifest(prefix: Path) -> dict[str, str]:
     return out
 
 
-def make_read_only(root: Path, hide: int = 0) -> None:
-    """Nobody writes an installed artifact; `hide` (0o077) makes it its owner's only."""
+def make_read_only(root: Path, hide: int = 0, keep_writable: Path | None = None) -> None:
+    """Nobody writes an installed artifact; `hide` (0o077) makes it its owner's only.
+    `keep_writable` (a folder) keeps its write bits for one last rename into it."""
     mask = ~(0o222 | hide)
     for dirpath, dirnames, filenames in os.walk(root, topdown=False):
         for name in filenames + dirnames:
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
-            if not stat.S_ISLNK(st.st_mode):
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            if keep_writable is not None and path == str(keep_writable):
+                os.chmod(path, stat.S_IMODE(st.st_mode) & ~hide)
+            else:
                 os.chmod(path, stat.S_IMODE(st.st_mode) & mask)
     os.chmod(root, stat.S_IMODE(os.stat(root).st_mode) & mask)
 

@@ -1,0 +1,146 @@
+"""A real non-root user building on top of the site store that root built with hdmod."""
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEMO, REPO, need
+from tests.module_tools import LMOD_INIT, available
+
+USER, GROUP = "hduser", "hdsite"
+VENV = Path("/var/tmp/hdmod-user-venv")
+
+GREET_C = (
+    "#include <stdio.h>\n#include <a.h>\n"
+    'int main(void){printf("greet: %s\\n", a_describe());return 0;}\n'
+)
+GREET = """version: "0.1"
+description: A user's own package on top of the site stack
+sources: [{path: src}]
+dependencies: [liba]
+build: |
+  gcc $CPPFLAGS -o greet greet.c $LDFLAGS -la
+  install -Dm755 greet "$ARTIFACT/bin/greet"
+"""
+
+
+def sh(*cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    assert r.returncode == 0, f"{cmd}: {r.stdout}{r.stderr}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def world():
+    need(os.geteuid() == 0, "root (to create a user)")
+    need(bool(shutil.which("runuser") and shutil.which("useradd")), "runuser and useradd")
+    need(bool(shutil.which("gcc-11") and shutil.which("mpicc.openmpi")), "gcc-11 and Open MPI")
+    subprocess.run(["groupadd", "-f", GROUP], check=True)
+    if subprocess.run(["id", USER], capture_output=True).returncode != 0:
+        sh("useradd", "-m", "-G", GROUP, "-s", "/bin/bash", USER)
+    # the user cannot run root's Python (/root is private): a venv from the system Python
+    if not (VENV / "bin" / "python").exists():
+        sh("/usr/bin/python3", "-m", "venv", str(VENV))
+    src = Path(tempfile.mkdtemp(prefix="hdmod-src-", dir="/var/tmp"))
+    shutil.copytree(REPO, src / "repo", ignore=shutil.ignore_patterns(
+        ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", "default"))  # fmt: skip
+    sh(str(VENV / "bin" / "pip"), "install", "-q", str(src / "repo"), timeout=600)
+    base = Path(tempfile.mkdtemp(prefix="hdmod-site-", dir="/var/tmp"))
+    base.chmod(0o755)
+    shutil.copytree(DEMO, base / "demo", ignore=shutil.ignore_patterns("default", "externals.yaml"))
+    hd = [sys.executable, "-m", "hdmodules.cli.hdmod"]
+    sh(*hd, "externals", "detect", "--write", str(base / "demo" / "externals.yaml"))
+    site = base / "demo" / "site.yaml"
+    site.write_text(site.read_text() + f'permissions:\n  group: {GROUP}\n  mode: "0750"\n')
+    root = base / "root"
+    sh(*hd, "build", str(site), "--root", str(root), timeout=600)
+    home = Path(f"/home/{USER}")
+    proj = home / "proj"
+    sh("runuser", "-u", USER, "--", "mkdir", "-p", str(proj / "mypkgs" / "src"))
+    profile = (
+        f"extends: [{root}/stacks/gcc12.yaml]\npackage_dirs: [mypkgs]\npackages: {{greet: }}\n"
+    )
+    files = {
+        proj / "mypkgs" / "src" / "greet.c": GREET_C,
+        proj / "mypkgs" / "greet.yaml": GREET,
+        proj / "default.yaml": profile,
+    }
+    for path, text in files.items():
+        sh("runuser", "-u", USER, "--", "bash", "-c", f"cat > {path}", input=text)
+    yield {"root": root, "home": home, "proj": proj, "site": site}
+    subprocess.run(["rm", "-rf", str(home / ".hashdist"), str(proj)])
+    shutil.rmtree(base, ignore_errors=True)
+    shutil.rmtree(src, ignore_errors=True)
+
+
+def as_user(world, *cmd, env_extra=(), cwd=None):
+    env = ["HOME=" + str(world["home"]), f"PATH={VENV}/bin:/usr/bin:/bin",
+           f"HIT_SITE_CONFIG={world['root']}/user-config.yaml", *env_extra]  # fmt: skip
+    return subprocess.run(
+        ["runuser", "-u", USER, "--", "env", "-i", *env, *cmd],
+        cwd=cwd or world["proj"], capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_user_builds_only_their_package_on_the_site_stack(world):
+    r = as_user(world, "hit", "build")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("built in") == 1 and "greet/" in r.stderr  # the rest is the site's
+    assert "module written" in r.stderr
+    profile = world["proj"] / "default"
+    for prog, expect in (("greet", "greet: liba on top of libcore"), ("app", "Hello from app")):
+        out = as_user(world, str(profile / "bin" / prog))
+        assert out.returncode == 0 and out.stdout.startswith(expect), out.stderr
+    greet = next((world["home"] / ".hashdist" / "bld" / "greet").iterdir())
+    st = (greet / "bin" / "greet").stat()
+    assert st.st_uid == int(sh("id", "-u", USER).stdout) and st.st_mode & 0o077 == 0  # private
+    assert stat.S_IMODE(st.st_mode) & 0o222 == 0
+    # the site store is group-readable, never world-writable, read-only
+    app = next((world["root"] / "bld" / "app").iterdir())
+    mode = stat.S_IMODE((app / "bin" / "app").stat().st_mode)
+    assert mode & 0o040 and not mode & 0o222 and not mode & 0o007
+    r = as_user(world, "hit", "build")
+    assert r.returncode == 0 and "(up to date)" in r.stdout
+
+
+@pytest.mark.skipif(not available("lmod") and os.environ.get("CI") != "true", reason="no Lmod")
+def test_user_modules_load_after_the_site_compiler(world):
+    as_user(world, "hit", "build")
+    script = (f"source {LMOD_INIT}; module use {world['root']}/modules/lmod/Core; "
+              "module load gcc/12.2.0 greet && greet")  # fmt: skip
+    r = as_user(world, "bash", "--noprofile", "--norc", "-c", script)
+    assert r.returncode == 0 and "greet: liba on top of libcore" in r.stdout, r.stderr
+
+
+def test_building_into_or_collecting_the_site_store_is_refused(world):
+    site_home = [f"HIT_HOME={world['root']}"]
+    for cmd in (("hit", "build"), ("hit", "gc")):
+        r = as_user(world, *cmd, env_extra=site_home)
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert f"you cannot write to {world['root']}" in r.stderr and "upstreams:" in r.stderr
+    r = as_user(world, "hit", "gc", "--list", env_extra=site_home)  # reading is fine
+    assert r.returncode == 0 and "profiles/gcc12" in r.stdout
+
+
+def test_site_gc_keeps_what_a_user_uses(world):
+    as_user(world, "hit", "build")
+    env = {**os.environ, "HIT_HOME": str(world["root"])}
+    env.pop("HIT_SITE_CONFIG", None)
+    hit = [sys.executable, "-m", "hdmodules.cli.hit"]
+    listed = sh(*hit, "gc", "--list", env=env).stdout
+    assert f"{world['proj'] / 'default'}  (a user's profile, alive: uses 4 artifact(s))" in listed
+    sh(*hit, "rm", str(world["root"] / "profiles" / "gcc12"), env=env)  # the site drops a stack
+    r = sh(*hit, "gc", env=env)
+    assert "kept what 1 user profile(s) use" in r.stderr
+    assert (world["root"] / "bld" / "liba").exists()
+    out = as_user(world, str(world["proj"] / "default" / "bin" / "greet"))
+    assert out.returncode == 0, out.stderr
+    # the user's own gc touches only the user's store
+    r = as_user(world, "hit", "gc")
+    assert r.returncode == 0 and (world["root"] / "bld" / "liba").exists()
