@@ -253,11 +253,11 @@ def test_status_while_running_then_cancel(slurm, tmp_path):
     root = tmp_path / "root"
     r = hdmod("build", str(site), "--root", str(root), "--slurm")
     ids = _submitted(r.stderr)
-    for _ in range(100):
-        status = hdmod("status", str(site), "--root", str(root)).stdout
-        if "  running  " in status:
-            break
+    end = time.monotonic() + 120
+    while not any("JOBS=" in p.read_text() for p in (root / "tmp").glob("libcore-*/build.log")):
+        assert time.monotonic() < end, "the libcore build never started"
         time.sleep(0.2)
+    status = hdmod("status", str(site), "--root", str(root)).stdout
     assert re.search(r"libcore/\w+  running", status) and re.search(r"liba/\w+  pending", status)
     r = hdmod("cancel", str(site), "--root", str(root))
     assert f"cancelled {len(ids) + 1} job(s)" in r.stdout
