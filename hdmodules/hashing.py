@@ -44,7 +44,7 @@ def tree_hash(root: Path) -> str:
     """
     h = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d != ".git")  # VCS metadata is not source
         rel_dir = os.path.relpath(dirpath, root)
         for name in sorted(
             filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]

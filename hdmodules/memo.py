@@ -43,6 +43,7 @@ def _memo_file(home_root: Path, profile: Path) -> Path:
 
 def _tree(root: Path, out: dict[str, list[int] | None]) -> None:
     for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != ".git"]
         out[dirpath] = _stamp(dirpath)
         for name in filenames + dirnames:
             path = os.path.join(dirpath, name)
@@ -70,6 +71,11 @@ def save(home, resolved) -> None:
             inputs.update({f: _stamp(f) for f in files if f.startswith("/")})
         inputs[str(node.recipe.file)] = _stamp(str(node.recipe.file))
         for source in node.recipe.sources:
+            if source.git is not None and os.path.isdir(source.git):  # a checkout: its refs
+                from .gitsources import watched_files
+
+                _tree(Path(source.git), inputs)
+                inputs.update({f: _stamp(f) for f in watched_files(Path(source.git), source.ref)})
             if source.path is not None:
                 inputs[str(source.path)] = _stamp(str(source.path))
                 if source.path.is_dir():

@@ -16,7 +16,7 @@ from .yamlfile import Scalar
 PROFILE_KEYS = {
     "extends", "package_dirs", "parameters", "packages", "prefer", "externals", "toolchain",
 }  # fmt: skip
-PACKAGE_KEYS = {"parameters"}
+PACKAGE_KEYS = {"parameters", "git", "branch", "commit"}
 
 
 @dataclass
@@ -25,6 +25,9 @@ class PackageRequest:
     parameters: dict[str, Scalar] = field(default_factory=dict)
     file: Path | None = None  # where it was asked for, for error messages
     line: int = 0
+    git: str | None = None  # build from this repository (a checkout or URL) instead
+    branch: str | None = None
+    commit: str | None = None
 
 
 @dataclass
@@ -68,6 +71,14 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
         yamlfile.check_keys(over, PACKAGE_KEYS, f"package {name!r}")
         req = PackageRequest(name, yamlfile.check_parameters(over, "parameters"))
         req.file, req.line = m.file, packages.line_of(name)
+        git = yamlfile.get_str(over, "git")
+        if git is None and (over.get("branch") or over.get("commit")):
+            yamlfile.fail(over, "branch" if over.get("branch") else "commit", "give `git:` too")
+        if git is not None:
+            local = "://" not in git and not git.startswith("/")
+            req.git = os.path.abspath(m.file.parent / git) if local else git
+            req.branch = yamlfile.get_str(over, "branch")
+            req.commit = yamlfile.get_str(over, "commit")
         out.append(req)
     return out
 
@@ -116,13 +127,16 @@ def _add_package(spec: ProfileSpec, req: PackageRequest) -> None:
     else:
         have.parameters.update(req.parameters)
         have.file, have.line = req.file, req.line
+        if req.git is not None:
+            have.git, have.branch, have.commit = req.git, req.branch, req.commit
 
 
 def _merge(spec: ProfileSpec, base: ProfileSpec) -> None:
     spec.package_dirs += [d for d in base.package_dirs if d not in spec.package_dirs]
     spec.parameters.update(base.parameters)
     for req in base.packages.values():
-        _add_package(spec, PackageRequest(req.name, dict(req.parameters), req.file, req.line))
+        _add_package(spec, PackageRequest(req.name, dict(req.parameters), req.file, req.line,
+                                          req.git, req.branch, req.commit))  # fmt: skip
     spec.prefer += [p for p in base.prefer if p not in spec.prefer]
     spec.externals.update(base.externals)
     spec.toolchain.update(base.toolchain)

@@ -26,19 +26,24 @@ RECIPE_KEYS = {
     "resources",
 }
 RESOURCE_KEYS = {"cpus", "mem", "time"}
-SOURCE_KEYS = {"url", "sha256", "path", "dest"}
+SOURCE_KEYS = {"url", "sha256", "path", "git", "commit", "dest"}
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
 class Source:
-    """`url` + `sha256` (fetched into the cache), or `path` (a folder or archive next to the
-    recipe). `dest` is where it is unpacked inside the build folder."""
+    """`url` + `sha256` (fetched into the cache), `path` (a folder or archive next to the
+    recipe), or `git` + `commit` (a repository URL or folder, at one commit). `dest` is where
+    it goes inside the build folder."""
 
     url: str | None = None
     sha256: str | None = None
     path: Path | None = None
+    git: str | None = None
+    commit: str | None = None
+    ref: str | None = None  # the branch a profile asked for (resolved to `commit`)
     dest: str = "."
     line: int = 0
 
@@ -69,8 +74,15 @@ def env_name(name: str) -> str:
 def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
     yamlfile.check_keys(m, SOURCE_KEYS, "a source")
     url, path = yamlfile.get_str(m, "url"), yamlfile.get_str(m, "path")
-    if (url is None) == (path is None):
-        raise HitError(f"{m.file}:{m.line}: a source needs exactly one of 'url' or 'path'")
+    git = yamlfile.get_str(m, "git")
+    if sum(x is not None for x in (url, path, git)) != 1:
+        raise HitError(f"{m.file}:{m.line}: a source needs exactly one of 'url', 'path' or 'git'")
+    commit = yamlfile.get_str(m, "commit")
+    if git is not None and (commit is None or not COMMIT_RE.match(commit)):
+        yamlfile.fail(m, "commit" if commit else "git",
+                      "a git source needs `commit:` with the full 40-hex commit id")  # fmt: skip
+    if git is not None and "://" not in git and not git.startswith("/"):
+        git = os.path.abspath(recipe_dir / git)
     sha = yamlfile.get_str(m, "sha256")
     if url is not None and sha is None:
         raise HitError(
@@ -85,6 +97,8 @@ def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
         url=url,
         sha256=sha.lower() if sha else None,
         path=Path(os.path.abspath(recipe_dir / path)) if path else None,
+        git=git,
+        commit=commit,
         dest=dest,
         line=m.line,
     )

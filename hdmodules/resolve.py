@@ -13,6 +13,7 @@ import os
 import platform
 from dataclasses import dataclass, replace
 from functools import cache
+from pathlib import Path
 
 from .errors import HitError
 from .externals import External, check, implicit_compiler
@@ -159,10 +160,39 @@ def _node_toolchain(recipe: Recipe, chosen: dict[str, External], profile: Profil
     return tools
 
 
-def resolve(profile: ProfileSpec, repin: bool = False) -> Resolved:
+def _git_override(recipe: Recipe, req, dirty: bool, notes: list[str]) -> Recipe:
+    """A package the profile builds from a repository: its sources become that repository at
+    one commit (a branch resolved now), or, for a dirty checkout with --dirty, its working tree
+    hashed by content."""
+    from dataclasses import replace as change
+
+    from .gitsources import is_local, resolve_ref
+    from .recipes import COMMIT_RE, Source
+
+    where = f"{req.file}:{req.line}"
+    if is_local(req.git):
+        commit, is_dirty = resolve_ref(Path(req.git), req.commit or req.branch, dirty)
+        if is_dirty:
+            notes.append(f"{recipe.name}: using the uncommitted working tree of {req.git}")
+            return change(recipe, sources=(Source(path=Path(req.git), line=req.line),))
+        what = f"branch {req.branch}" if req.branch else ("HEAD" if not req.commit else "commit")
+        notes.append(f"{recipe.name}: {req.git} {what} is at {commit}")
+    else:
+        if not req.commit or not COMMIT_RE.match(req.commit):
+            raise HitError(f"{where}: a remote git source needs `commit:` (40 hex)")
+        commit = req.commit
+    source = Source(git=req.git, commit=commit, ref=req.branch, line=req.line)
+    return change(recipe, sources=(source,))
+
+
+def resolve(profile: ProfileSpec, repin: bool = False, dirty: bool = False) -> Resolved:
     """Build specs and hashes for a profile. Every external a build uses is checked against
     its pin first (or re-pinned, with `repin`), before anything is built."""
     recipes = _load_all(profile)
+    git_notes: list[str] = []
+    for name, req in profile.packages.items():
+        if req.git is not None:
+            recipes[name] = _git_override(recipes[name], req, dirty, git_notes)
     chosen = _toolchains(profile)
     roots = list(profile.packages)
     unused = set(profile.parameters) - {p for r in recipes.values() for p in r.parameters}
@@ -179,7 +209,7 @@ def resolve(profile: ProfileSpec, repin: bool = False) -> Resolved:
     }
     notes = tuple(n for ext in used.values() if (n := check(ext, repin)))
     if notes:  # pins were rewritten: read the YAML again so the specs carry the new pins
-        return replace(resolve(load_profile(profile.file)), notes=notes)
+        return replace(resolve(load_profile(profile.file), dirty=dirty), notes=notes)
     nodes: dict[str, Node] = {}
     for name in _build_order(recipes, roots):
         recipe = recipes[name]
@@ -209,7 +239,7 @@ def resolve(profile: ProfileSpec, repin: bool = False) -> Resolved:
         "prefer": list(profile.prefer),
     }
     profile_ref = ArtifactRef("profile", "", hash_doc("profile", profile_spec))
-    return Resolved(profile, nodes, tuple(roots), profile_ref, profile_spec)
+    return Resolved(profile, nodes, tuple(roots), profile_ref, profile_spec, tuple(git_notes))
 
 
 def node_for(resolved: Resolved, name: str) -> Node:

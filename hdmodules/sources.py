@@ -28,6 +28,8 @@ def source_hash(source: Source) -> str:
     """What of a source enters the build spec: the bytes, never where they came from."""
     if source.sha256:
         return source.sha256
+    if source.commit:
+        return "git:" + source.commit
     assert source.path is not None
     if source.path.is_dir():
         return "tree:" + tree_hash(source.path)
@@ -133,8 +135,14 @@ def materialize(source: Source, cache: Path, dest_root: Path) -> None:
     import zipfile
 
     dest = _ensure(dest_root / source.dest)
+    if source.git is not None:
+        from .gitsources import export
+
+        export(cache, source.git, source.commit, dest)
+        return
     if source.path is not None and source.path.is_dir():
-        shutil.copytree(source.path, dest, symlinks=True, dirs_exist_ok=True)
+        shutil.copytree(source.path, dest, symlinks=True, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".git"))  # fmt: skip
         return
     if source.path is not None:
         file, name = source.path, source.path.name
@@ -169,12 +177,12 @@ def _outside(archive: str, member: str) -> HitError:
     )
 
 
-def unpack_tar(file: Path, dest: Path, label: str) -> None:
+def unpack_tar(file: Path, dest: Path, label: str, strip: bool = True) -> None:
     import tarfile
 
     with tarfile.open(file, "r:*") as tf:
         members = tf.getmembers()
-        top = _top_folder([m.name for m in members])
+        top = _top_folder([m.name for m in members]) if strip else None
         safe: list[tarfile.TarInfo] = []
         for m in members:
             if m.name.startswith("/") or ".." in _parts(m.name):

@@ -16,11 +16,11 @@ from .common import externals_group, run_cli
 PROFILE_HELP = "profile YAML (default: default.yaml in this folder)"
 
 
-def _resolve(profile: str, repin: bool = False):
+def _resolve(profile: str, repin: bool = False, dirty: bool = False):
     from ..profiles import load_profile
     from ..resolve import resolve
 
-    resolved = resolve(load_profile(Path(profile)), repin=repin)
+    resolved = resolve(load_profile(Path(profile)), repin=repin, dirty=dirty)
     for note in resolved.notes:
         click.echo(note, err=True)
     return resolved
@@ -74,7 +74,9 @@ def init_home() -> None:
 @click.option("--pack", type=click.IntRange(0), metavar="N",
               help="with --slurm: up to N quick packages per job")  # fmt: skip
 @click.option("--wait", is_flag=True, help="with --slurm: follow the jobs, then assemble here")
-def build(profile, jobs, quiet, repin, slurm, pack, wait) -> None:
+@click.option("--dirty", is_flag=True,
+              help="build git checkouts with uncommitted changes, hashed by content")  # fmt: skip
+def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty) -> None:
     """Build every package of PROFILE that is missing, then assemble the profile.
 
     The link (e.g. `default` for default.yaml) is made next to the YAML file and
@@ -85,7 +87,7 @@ def build(profile, jobs, quiet, repin, slurm, pack, wait) -> None:
     from ..progress import Progress
 
     file = Path(os.path.abspath(profile))
-    fast = None if (repin or slurm) else memo.up_to_date(default_home(), file)
+    fast = None if (repin or slurm or dirty) else memo.up_to_date(default_home(), file)
     if fast is not None:  # nothing changed since the last build: no YAML, no hashing
         refs, prefix = fast
         progress = Progress(len(refs), quiet=quiet)
@@ -96,7 +98,7 @@ def build(profile, jobs, quiet, repin, slurm, pack, wait) -> None:
     from ..plan import build_profile
 
     home = _home()
-    resolved = _resolve(profile, repin)
+    resolved = _resolve(profile, repin, dirty)
     if slurm:
         from ..slurm import SlurmConfig, submit_and_follow
 
