@@ -15,7 +15,7 @@ from .errors import HitError
 
 CONFIG_KEYS = {
     "store", "source_cache", "build_temp", "gc_roots", "mirrors", "host_libs", "jobs", "slurm",
-    "upstreams", "private",
+    "upstreams", "private", "history_keep", "history_days",
 }  # fmt: skip
 
 BASE_HOST_LIBS = frozenset(
@@ -46,6 +46,8 @@ class Home:
     slurm: object = None  # slurm.SlurmConfig, for `hit build --slurm`
     upstreams: tuple[Path, ...] = ()  # homes (or site roots) whose stores are reused, read-only
     private: bool = True  # artifacts readable by their owner only
+    history_keep: int = 10  # generations of a profile link kept as gc roots ...
+    history_days: int = 30  # ... or younger than this
 
 
 def default_home() -> Path:
@@ -148,8 +150,13 @@ def load_home(root: Path | None = None) -> Home:
     private = m.get("private", True)
     if not isinstance(private, bool):
         yamlfile.fail(m, "private", "'private' must be true or false")
+    history = {}
+    for key, default in (("history_keep", 10), ("history_days", 30)):
+        _b, hm = scalar(key)
+        history[key] = yamlfile.get_int(hm, key, default)
     base, m = scalar("slurm")
     return Home(
+        **history,
         root=root,
         store=path("store", "bld"),
         source_cache=path("source_cache", "src"),

@@ -67,6 +67,7 @@ def reachable(
     found = gcroots.list_roots(gc_roots, store.root)
     starts = [r.target or r.last for r in found if (r.target or r.last)]
     starts += list(gcroots.temp_prefixes(gc_roots))
+    starts += gcroots.generation_targets(gc_roots)
     for record in gcroots.use_records(gc_roots):
         if record.state != "gone":  # alive, or a home we cannot look into: keep, to be safe
             starts += [by_id[i] for i in record.ids if i in by_id]

@@ -160,6 +160,7 @@ def link_profile(resolved: Resolved, home: Home, store: Store) -> tuple[Path, bo
     target = store.prefix(resolved.profile_ref)
     changed = set_link(link, target)
     roots.register(home.gc_roots, link, target)
+    roots.record_generation(home.gc_roots, link, target, home.history_keep, home.history_days)
     return link, changed
 
 

@@ -67,7 +67,7 @@ def list_roots(gc_roots: Path, store: Path) -> list[Root]:
         return []
     roots = []
     for entry in sorted(gc_roots.iterdir()):
-        if entry.name in (TEMP, USERS) or entry.name.endswith(".last"):
+        if entry.name in (TEMP, USERS, GENERATIONS) or entry.name.endswith(".last"):
             continue
         if not entry.name.startswith("_"):
             roots.append(Root(entry, entry, _reach(entry, store), None, own=False))
@@ -207,3 +207,58 @@ def use_records(gc_roots: Path) -> list[UseRecord]:
             )
         out.append(UseRecord(f, link, profile, ids, state))
     return out
+
+
+# --- generations: the profiles a link has pointed to ---------------------------------------------
+
+GENERATIONS = "_gen"
+
+
+@dataclass(frozen=True)
+class Generation:
+    number: int
+    when: float
+    target: Path
+
+
+def _gen_folder(gc_roots: Path, link: Path) -> Path:
+    return gc_roots / GENERATIONS / entry_for(gc_roots, link).name
+
+
+def generations(gc_roots: Path, link: Path) -> list[Generation]:
+    folder = _gen_folder(gc_roots, link)
+    out = []
+    if folder.is_dir():
+        for f in folder.iterdir():
+            if f.name.isdigit() and f.is_symlink():
+                out.append(Generation(int(f.name), f.lstat().st_mtime, Path(os.readlink(f))))
+    return sorted(out, key=lambda g: g.number)
+
+
+def record_generation(gc_roots: Path, link: Path, target: Path, keep: int, days: int) -> int:
+    """Add a generation for `link` now pointing at `target`; prune those that are neither
+    among the last `keep` nor younger than `days` days. Returns its number."""
+    import time
+
+    folder = _gen_folder(gc_roots, link)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "link").write_text(str(link.absolute()))
+    gens = generations(gc_roots, link)
+    if gens and gens[-1].target == target:
+        return gens[-1].number
+    number = (gens[-1].number + 1) if gens else 1
+    set_link(folder / str(number), target)
+    now = time.time()
+    for g in generations(gc_roots, link)[:-keep]:
+        if now - g.when > days * 86400:
+            (folder / str(g.number)).unlink()
+    return number
+
+
+def generation_targets(gc_roots: Path) -> list[Path]:
+    """Every profile a kept generation points at (gc roots)."""
+    folder = gc_roots / GENERATIONS
+    if not folder.is_dir():
+        return []
+    return [Path(os.readlink(f)) for d in folder.iterdir() if d.is_dir()
+            for f in d.iterdir() if f.name.isdigit() and f.is_symlink()]  # fmt: skip

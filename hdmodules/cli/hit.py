@@ -76,7 +76,9 @@ def init_home() -> None:
 @click.option("--wait", is_flag=True, help="with --slurm: follow the jobs, then assemble here")
 @click.option("--dirty", is_flag=True,
               help="build git checkouts with uncommitted changes, hashed by content")  # fmt: skip
-def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty) -> None:
+@click.option("--explain", is_flag=True,
+              help="say, for each artifact to build, why no built one fits")  # fmt: skip
+def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty, explain) -> None:
     """Build every package of PROFILE that is missing, then assemble the profile.
 
     The link (e.g. `default` for default.yaml) is made next to the YAML file and
@@ -87,7 +89,7 @@ def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty) -> None:
     from ..progress import Progress
 
     file = Path(os.path.abspath(profile))
-    fast = None if (repin or slurm or dirty) else memo.up_to_date(default_home(), file)
+    fast = None if (repin or slurm or dirty or explain) else memo.up_to_date(default_home(), file)
     if fast is not None:  # nothing changed since the last build: no YAML, no hashing
         refs, prefix = fast
         progress = Progress(len(refs), quiet=quiet)
@@ -99,6 +101,8 @@ def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty) -> None:
 
     home = _home()
     resolved = _resolve(profile, repin, dirty)
+    if explain:
+        _explain(resolved, open_store(home))
     if slurm:
         from ..slurm import SlurmConfig, submit_and_follow
 
@@ -122,6 +126,38 @@ def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty) -> None:
         click.echo(f"{result.link} -> {result.profile}")
     else:
         click.echo(f"{result.link} -> {result.profile} (up to date)")
+
+
+def _explain(resolved, store) -> None:
+    """For each artifact about to be built: the nearest built one and what differs."""
+    from ..explain import explain, nearest
+    from ..store import MANIFEST, META, read_spec
+
+    known = {n.ref.id: {"id": n.ref.id, **n.spec} for n in resolved.nodes.values()}
+
+    def lookup(artifact_id: str):
+        prefix = store.find(artifact_id)
+        return known.get(artifact_id) or (read_spec(prefix) if prefix else None)
+
+    for node in resolved.nodes.values():
+        if store.is_installed(node.ref):
+            continue
+        candidates = []
+        for s in (store, *store.upstreams):
+            folder = s.root / node.name
+            if folder.is_dir():
+                candidates += [
+                    read_spec(p) for p in folder.iterdir() if (p / META / MANIFEST).exists()
+                ]
+        found = nearest(known[node.ref.id], candidates)
+        if found is None:
+            click.echo(f"{node.ref.short}: {node.name} was never built here", err=True)
+            continue
+        best, _changes = found
+        click.echo(f"{node.ref.short}: nearest built is {best['id'][: len(node.name) + 13]}, "
+                   f"which differs in:", err=True)  # fmt: skip
+        for line in explain(best, known[node.ref.id], lookup, "    "):
+            click.echo(line, err=True)
 
 
 @cli.command("build-artifact", hidden=True)
@@ -381,6 +417,97 @@ def rm(link: Path) -> None:
     for up in home.upstreams:
         forget_use(up / "gcroots", link.absolute())
     click.echo(f"removed {link} (was -> {target})")
+
+
+def _package_set(thing: str, store):
+    """name -> artifact id for a profile YAML, a profile link (or profile in the store), or
+    one artifact (by id or path); plus the specs resolution produced (for YAMLs)."""
+    from ..errors import HitError
+    from ..store import read_spec
+
+    if thing.endswith((".yaml", ".yml")):
+        resolved = _resolve(thing)
+        specs = {n.ref.id: {"id": n.ref.id, **n.spec} for n in resolved.nodes.values()}
+        return {n.name: n.ref.id for n in resolved.nodes.values()}, specs
+    path = Path(thing)
+    prefix = Path(os.path.realpath(path)) if path.exists() else store.find(thing)
+    if prefix is None:
+        raise HitError(f"{thing}: not a profile YAML, a profile link or an artifact id")
+    spec = read_spec(prefix)
+    if not spec:
+        raise HitError(f"{thing}: {prefix} is not an artifact of the store")
+    if spec.get("kind") == "profile":
+        return dict(spec.get("artifacts", {})), {}
+    return {spec["name"]: spec["id"]}, {}
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+def diff(a: str, b: str) -> None:
+    """Explain how A and B differ: two profile links, two artifact ids or two profile YAMLs.
+
+    For each package that differs, the inputs that changed its hash (source, script,
+    parameter, pinned external, dependency), a changed dependency followed down to the
+    input that changed first.
+    """
+    from ..explain import diff_sets
+    from ..store import read_spec
+
+    _home_, store = _store_paths(write=False)
+    set_a, specs_a = _package_set(a, store)
+    set_b, specs_b = _package_set(b, store)
+    known = {**specs_a, **specs_b}
+
+    def lookup(artifact_id: str):
+        if artifact_id in known:
+            return known[artifact_id]
+        prefix = store.find(artifact_id)
+        return read_spec(prefix) if prefix else None
+
+    lines = diff_sets(set_a, set_b, lookup)
+    click.echo("\n".join(lines) if lines else "no differences")
+
+
+@cli.command()
+@click.argument("profile", default="default.yaml", metavar="[PROFILE.yaml]")
+def history(profile: str) -> None:
+    """The profiles PROFILE's link has pointed to (generations, newest last)."""
+    import time
+
+    from ..roots import generations
+    from ..store import profile_link
+
+    home, store = _store_paths(write=False)
+    link = profile_link(Path(os.path.abspath(profile)))
+    current = os.path.realpath(link) if link.is_symlink() else None
+    for g in generations(home.gc_roots, link):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(g.when))
+        mark = "  (current)" if str(g.target) == current else ""
+        click.echo(f"{g.number:>4}  {when}  {_short(store, g.target)}{mark}")
+
+
+@cli.command()
+@click.argument("profile", default="default.yaml", metavar="[PROFILE.yaml]")
+def rollback(profile: str) -> None:
+    """Point PROFILE's link back at the generation before the current one (no YAML read,
+    nothing built)."""
+    from ..errors import HitError
+    from ..roots import generations, register
+    from ..store import profile_link, set_link
+
+    home, store = _store_paths()
+    link = profile_link(Path(os.path.abspath(profile)))
+    gens = generations(home.gc_roots, link)
+    current = os.path.realpath(link) if link.is_symlink() else None
+    now = max((g.number for g in gens if str(g.target) == current), default=None)
+    earlier = [g for g in gens if now is not None and g.number < now and g.target.exists()]
+    if not earlier:
+        raise HitError(f"{link} has no earlier generation to go back to (`hit history`)")
+    back = earlier[-1]
+    set_link(link, back.target)
+    register(home.gc_roots, link, back.target)
+    click.echo(f"{link} -> {back.target} (generation {back.number})")
 
 
 @cli.command()
