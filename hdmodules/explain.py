@@ -27,8 +27,8 @@ def changes(a: dict, b: dict) -> list[tuple[str, str, object, object]]:
         if x != y:
             out.append(("source", str(i + 1), x and x.get("hash"), y and y.get("hash")))
     if a.get("build") != b.get("build"):
-        diff = difflib.unified_diff((a.get("build") or "").splitlines(),
-                                    (b.get("build") or "").splitlines(), lineterm="", n=0)  # fmt: skip
+        old, new = (a.get("build") or "").splitlines(), (b.get("build") or "").splitlines()
+        diff = difflib.unified_diff(old, new, lineterm="", n=0)
         lines = [d for d in diff if d[:1] in "+-" and d[:3] not in ("---", "+++")]
         out.append(("script", "", "", "; ".join(lines[:4])))
     pa, pb = a.get("parameters") or {}, b.get("parameters") or {}
