@@ -216,6 +216,16 @@ def _building(stacks: list[Resolved], home: Home, store: Store, progress: Progre
             temp.unlink(missing_ok=True)
 
 
+def build_and_assemble(resolved: Resolved, home: Home, jobs: int, progress: Progress) -> Path:
+    """Build what the profile needs and assemble it, without pointing any link at it."""
+    store = open_store(home)
+    with _building([resolved], home, store, progress) as refs:
+        run_builds([resolved], home, store, jobs, progress)
+        assemble(resolved, store)
+        store.mark_used(refs)
+    return store.prefix(resolved.profile_ref)
+
+
 def build_only(
     stacks: list[Resolved], ids: set[str], home: Home, jobs: int, progress: Progress
 ) -> int:

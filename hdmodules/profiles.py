@@ -148,7 +148,7 @@ def _merge(spec: ProfileSpec, base: ProfileSpec) -> None:
 
 
 def plan_farm(
-    manifests: dict[str, tuple[Path, dict[str, str]]], prefer: list[str]
+    manifests: dict[str, tuple[Path, dict[str, str]]], prefer: list[str], fold: bool = True
 ) -> dict[str, Path]:
     """Decide the profile's links: relative path -> target, from each package's
     (prefix, manifest).
@@ -178,7 +178,7 @@ def plan_farm(
     folded = {
         d: next(iter(owners))
         for d, owners in dirs.items()
-        if len(owners) == 1 and ("/" not in d or len(dirs[d.rsplit("/", 1)[0]]) > 1)
+        if fold and len(owners) == 1 and ("/" not in d or len(dirs[d.rsplit("/", 1)[0]]) > 1)
     }
     links = {d: manifests[pkg][0] / d for d, pkg in folded.items()}
     for rel, pkg in files.items():

@@ -40,12 +40,14 @@ def entry_for(gc_roots: Path, link: Path) -> Path:
     return gc_roots / ("_" + hashlib.sha256(str(link.absolute()).encode()).hexdigest()[:20])
 
 
-def register(gc_roots: Path, link: Path, target: Path) -> Path:
-    """Record `link` (now pointing at `target`) as a gc root; idempotent."""
+def register(gc_roots: Path, link: Path, target: Path, last: bool = True) -> Path:
+    """Record `link` (now pointing at `target`) as a gc root; idempotent. Without `last`, a
+    root whose link disappears keeps nothing (a `hit develop` folder removed on purpose)."""
     gc_roots.mkdir(parents=True, exist_ok=True)
     entry = entry_for(gc_roots, link)
     set_link(entry, link.absolute())
-    set_link(entry.with_name(entry.name + ".last"), target)
+    if last:
+        set_link(entry.with_name(entry.name + ".last"), target)
     return entry
 
 

@@ -1,5 +1,7 @@
 """Developer workflows: git sources, profile history, rollback, diff, explain, hit develop."""
 
+import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -109,3 +111,106 @@ def test_recipe_git_source_through_a_mirror(hit, home, demo, tmp_path):
     bad.write_text(bad.read_text().replace(commit, "deadbeef" * 5))
     r = hit("build", cwd=demo, check=False)
     assert r.code == 1 and "has no commit deadbeefdeadbeef" in r.err
+
+
+def test_history_and_rollback(hit, demo):
+    hit("build", cwd=demo)
+    first = os.readlink(demo / "default")
+    yaml = demo / "default.yaml"
+    yaml.write_text(
+        yaml.read_text().replace("  app:\n", "  app:\n    parameters: {greeting: Two}\n")
+    )
+    hit("build", cwd=demo)
+    lines = hit("history", cwd=demo).out.splitlines()
+    assert len(lines) == 2 and lines[1].endswith("(current)")
+    r = hit("rollback", cwd=demo)
+    assert "(generation 1)" in r.out and os.readlink(demo / "default") == first
+    assert run_clean([str(demo / "default/bin/app")]).stdout.startswith("Hello from")
+    assert hit("history", cwd=demo).out.splitlines()[0].endswith("(current)")
+    # generations are gc roots: the rolled-back-from profile survives gc
+    hit("gc")
+    assert run_clean([str(demo / "default/bin/app")]).returncode == 0
+    r = hit("rollback", cwd=demo, check=False)
+    assert r.code == 1 and "no earlier generation" in r.err
+
+
+def test_profile_repository_history_builds_nothing_new(hit, demo):
+    git(demo, "init", "-q", "-b", "main")
+    git(demo, "add", "default.yaml", "pkgs", "src")
+    git(demo, "commit", "-qm", "c1")
+    yaml = demo / "default.yaml"
+    yaml.write_text(
+        yaml.read_text().replace("  app:\n", "  app:\n    parameters: {greeting: C2}\n")
+    )
+    git(demo, "commit", "-qam", "c2")
+    yaml.write_text(yaml.read_text().replace("  liba:\n", ""))
+    git(demo, "commit", "-qam", "c3")
+    commits = git(demo, "rev-list", "--reverse", "main").split()
+    seen = 0
+    for commit in commits:
+        git(demo, "checkout", "-q", commit)
+        seen += len(built(hit("build", cwd=demo)))
+    assert seen == 5  # 4 at c1, app again at c2, nothing at c3 (a profile of built artifacts)
+    git(demo, "checkout", "-q", commits[0])
+    r = hit("build", cwd=demo)
+    assert built(r) == [] and answer(demo, "default") == "core: libcore 1.0, answer 42"
+
+
+def test_diff_names_the_changed_input(hit, demo):
+    hit("build", cwd=demo)
+    for name, edit, expect in (
+        ("param", ("  app:\n", "  app:\n    parameters: {greeting: Hi}\n"),
+         "parameter greeting: 'Hello' -> 'Hi'"),
+    ):  # fmt: skip
+        text = (demo / "default.yaml").read_text().replace(*edit)
+        (demo / f"{name}.yaml").write_text(text)
+        out = hit("diff", "default", f"{name}.yaml", cwd=demo).out
+        assert "~ app:" in out and expect in out and "~ liba" not in out
+    # a changed source (the file's content hash) of libcore, two levels below app
+    core_c = demo / "src" / "libcore" / "core.c"
+    core_c.write_text(core_c.read_text().replace("42", "41"))
+    out = hit("diff", "default", "default.yaml", cwd=demo).out
+    assert "~ libcore:" in out and "source 1: 'tree:" in out
+    app = out[out.index("~ app:") : out.index("~ liba:")]
+    assert "dependency liba changed" in app and "dependency libcore changed" in app
+    assert app.count("source 1: 'tree:") >= 2  # the root cause, under each path down to it
+    # --explain says the same for what it is about to build
+    r = hit("build", "--explain", cwd=demo)
+    assert "libcore/" in r.err and "nearest built is libcore/" in r.err
+    assert "source 1:" in r.err
+    ids = [json.loads(hit("show", "buildspec", p, cwd=demo).out)["id"] for p in ("app",)]
+    assert hit("diff", ids[0], ids[0], cwd=demo).out.strip() == "no differences"
+
+
+def test_develop_is_a_writable_gc_root_with_pip(hit, home, demo, tmp_path):
+    env_dir = tmp_path / "devenv"
+    r = hit("develop", "default.yaml", str(env_dir), cwd=demo)
+    assert f"source {env_dir}/activate" in r.out
+    assert run_clean([str(env_dir / "bin" / "app")]).stdout.startswith("Hello from")
+    assert not (env_dir / "bin").is_symlink() and os.access(env_dir / "bin", os.W_OK)
+    pkg = tmp_path / "tinypkg"
+    (pkg / "tinypkg").mkdir(parents=True)
+    (pkg / "tinypkg" / "__init__.py").write_text("ANSWER = 42\n")
+    (pkg / "setup.py").write_text("from setuptools import setup\nsetup(name='tinypkg', "
+                                  "version='1.0', packages=['tinypkg'])\n")  # fmt: skip
+    sh = f"source {env_dir}/activate && pip install -q --no-build-isolation --no-index {pkg} " \
+         "&& python -c 'import tinypkg; print(tinypkg.ANSWER)' && which app"  # fmt: skip
+    out = subprocess.run(["bash", "-c", sh], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["42", str(env_dir / "bin" / "app")]
+    # a gc root while it exists (the YAML's own link is not made by develop)
+    assert not (demo / "default").exists()
+    hit("gc")
+    assert run_clean([str(env_dir / "bin" / "app")]).returncode == 0
+    yaml = demo / "default.yaml"
+    yaml.write_text(
+        yaml.read_text().replace("  app:\n", "  app:\n    parameters: {greeting: Up}\n")
+    )
+    r = hit("develop", "default.yaml", str(env_dir), cwd=demo)
+    assert "updated app" in r.err
+    assert run_clean([str(env_dir / "bin" / "app")]).stdout.startswith("Up from")
+    out = subprocess.run(["bash", "-c", f"source {env_dir}/activate && python -c 'import tinypkg'"])
+    assert out.returncode == 0  # what the user installed is still there
+    subprocess.run(["rm", "-rf", str(env_dir)], check=True)
+    r = hit("gc")
+    assert not any((home / "bld").glob("app/*"))

@@ -470,6 +470,35 @@ def diff(a: str, b: str) -> None:
 
 
 @cli.command()
+@click.argument("args", nargs=-1, required=True, metavar="[PROFILE.yaml] DIR")
+@click.option("-j", "--jobs", type=click.IntRange(1), help="builds at once")
+@click.option("--python", "python", default="python3", show_default=True,
+              help="the Python whose venv DIR gets (pip install works in DIR)")  # fmt: skip
+@click.option("--no-python", is_flag=True, help="no Python venv in DIR")
+def develop(args, jobs, python, no_python) -> None:
+    """Build PROFILE (default.yaml), then make DIR a writable environment over it.
+
+    DIR holds writable folders linking every file of the profile's packages, a Python venv
+    (so `DIR/bin/pip install` works), `DIR/activate` (bash/zsh) and modulefiles in
+    DIR/modulefiles. It is a gc root while it exists; rerun to update it in place.
+    """
+    from ..develop import develop as make
+    from ..plan import build_and_assemble
+    from ..progress import Progress
+
+    if len(args) > 2:
+        raise click.UsageError("give [PROFILE.yaml] DIR")
+    profile, folder = args if len(args) == 2 else ("default.yaml", args[0])
+    home = _home()
+    resolved = _resolve(profile)
+    prefix = build_and_assemble(resolved, home, jobs or home.jobs, Progress(len(resolved.nodes)))
+    target = Path(folder).absolute()
+    for change in make(home, open_store(home), prefix, target, None if no_python else python):
+        click.echo(change, err=True)
+    click.echo(f"{target}: source {target}/activate  (or: module use {target}/modulefiles/lmod)")
+
+
+@cli.command()
 @click.argument("profile", default="default.yaml", metavar="[PROFILE.yaml]")
 def history(profile: str) -> None:
     """The profiles PROFILE's link has pointed to (generations, newest last)."""
