@@ -52,10 +52,14 @@ def register(gc_roots: Path, link: Path, target: Path, last: bool = True) -> Pat
 
 
 def deregister(gc_roots: Path, link: Path) -> None:
+    """Forget `link` as a root, its generations included (it was removed on purpose)."""
+    import shutil
+
     entry = entry_for(gc_roots, link)
     for path in (entry, entry.with_name(entry.name + ".last")):
         if path.is_symlink():
             path.unlink()
+    shutil.rmtree(_gen_folder(gc_roots, link), ignore_errors=True)
 
 
 def _reach(path: Path, store: Path) -> Path | None:
@@ -139,6 +143,10 @@ def copy_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
 
 def move_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
     target = copy_link(gc_roots, store, link, new)
+    old_gens, new_gens = _gen_folder(gc_roots, link), _gen_folder(gc_roots, new)
+    if old_gens.is_dir() and not new_gens.exists():  # the history moves with the link
+        old_gens.rename(new_gens)
+        (new_gens / "link").write_text(str(new.absolute()))
     link.unlink()
     deregister(gc_roots, link)
     return target
