@@ -309,7 +309,7 @@ def rewrite_pin(ext: External, pin: dict[str, str]) -> None:
         lines[i:end] = [new]
     else:
         lines.insert(i, new)
-    tmp = ext.file.with_name(f".{ext.file.name}.repin")
+    tmp = ext.file.with_name(f".{ext.file.name}.{os.getpid()}.repin")
     tmp.write_text("".join(lines))
     os.replace(tmp, ext.file)
 

@@ -352,7 +352,7 @@ def write_user_modules(home_root: Path, resolved: Resolved, store: Store) -> lis
         if path.exists() and path.read_bytes() == content:
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(content)
         os.replace(tmp, path)
         written.append(rel)

@@ -96,7 +96,9 @@ def write_user_files(site: Site, stacks: list[tuple[Stack, Resolved]]) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    import os
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # concurrent hdmod runs
     tmp.write_text(text)
     tmp.chmod(0o644)
     tmp.replace(path)
