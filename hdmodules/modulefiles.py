@@ -305,28 +305,33 @@ def write_tree(site: Site, files: dict[str, bytes]) -> tuple[Path, bool]:
     Returns (the tree, whether anything changed). The previous tree is kept (a user's shell
     may still be reading it); older ones are removed."""
 
+    import filelock
+
     link = site.modules.path
     if link.exists() and not link.is_symlink():
         raise HitError(f"{link} exists and is not a link made by hdmod; move it away first")
     trees = link.parent / f".{link.name}-trees"
+    trees.mkdir(parents=True, exist_ok=True)
     tree = trees / tree_id(files)
-    previous = Path(os.readlink(link)) if link.is_symlink() else None
-    if not tree.exists():
-        staging = trees / f".staging-{os.getpid()}"
-        if staging.exists():
-            remove_tree(staging)
-        for rel, content in files.items():
-            path = staging / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content)
-        for fmt in site.modules.formats:  # an empty tree is still a tree
-            (staging / fmt).mkdir(parents=True, exist_ok=True)
-        apply(staging, site.group, site.mode, read_only=True)
-        os.replace(staging, tree)
-    changed = set_link(link, tree)
-    for old in trees.iterdir():
-        if old not in (tree, previous) and not old.name.startswith("."):
-            remove_tree(old)
+    # one refresh at a time: two would each remove trees the other just made
+    with filelock.FileLock(trees / ".lock"):
+        previous = Path(os.readlink(link)) if link.is_symlink() else None
+        if not tree.exists():
+            staging = trees / f".staging-{os.getpid()}"
+            if staging.exists():
+                remove_tree(staging)
+            for rel, content in files.items():
+                path = staging / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
+            for fmt in site.modules.formats:  # an empty tree is still a tree
+                (staging / fmt).mkdir(parents=True, exist_ok=True)
+            apply(staging, site.group, site.mode, read_only=True)
+            os.replace(staging, tree)
+        changed = set_link(link, tree)
+        for old in trees.iterdir():
+            if old not in (tree, previous) and not old.name.startswith("."):
+                remove_tree(old)
     return tree, changed
 
 

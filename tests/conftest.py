@@ -61,6 +61,16 @@ def run_hit(*args: str, cwd: Path | None = None, check: bool = True, env=None, t
     return r
 
 
+def run_hdmod(*args: str, check: bool = True, env=None, timeout: float = 900, cwd=None):
+    """The real `hdmod` command line in a child process; never a traceback."""
+    r = subprocess.run([sys.executable, "-m", "hdmodules.cli.hdmod", *args], cwd=cwd,
+                       capture_output=True, text=True, timeout=timeout, env=env)  # fmt: skip
+    assert "Traceback" not in r.stderr, r.stderr
+    if check:
+        assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
 @pytest.fixture
 def hit(home):
     return run_hit

@@ -12,25 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEMO, need
+from tests.conftest import run_hdmod as hdmod
 from tests.module_tools import avail, available, ensure_installed, module_shell
 
 HOSTILE = "q\"uote's $HOME [x] {y} back\\slash; `id` %s"  # exported: no line break
 HOSTILE_TEXT = HOSTILE + "\nsecond line of the description"
 TOOLS = ("lmod", "tcl")
-
-
-def hdmod(*args, cwd=None, check=True):
-    r = subprocess.run(
-        [sys.executable, "-m", "hdmodules.cli.hdmod", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert "Traceback" not in r.stderr, r.stderr
-    if check:
-        assert r.returncode == 0, r.stdout + r.stderr
-    return r
 
 
 @pytest.fixture(scope="module")

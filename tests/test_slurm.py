@@ -16,17 +16,9 @@ from hdmodules.resolve import resolve
 from hdmodules.slurm import SlurmConfig, plan_jobs
 from hdmodules.store import Store
 from tests.conftest import DEMO, need, write_recipe
+from tests.conftest import run_hdmod as hdmod
 from tests.module_tools import available, module_shell
 from tests.slurm_cluster import cluster_up, ensure_cluster, job_states, wait_jobs
-
-
-def hdmod(*args, check=True, env=None, timeout=600):
-    r = subprocess.run([sys.executable, "-m", "hdmodules.cli.hdmod", *args],
-                       capture_output=True, text=True, timeout=timeout, env=env)  # fmt: skip
-    assert "Traceback" not in r.stderr, r.stderr
-    if check:
-        assert r.returncode == 0, r.stdout + r.stderr
-    return r
 
 
 @pytest.fixture(scope="module")

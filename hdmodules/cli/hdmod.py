@@ -34,10 +34,18 @@ SITE_OPTIONS = [
 ]  # fmt: skip
 
 
-def site_options(f):
-    for option in reversed(SITE_OPTIONS):
-        f = option(f)
-    return f
+def _stack(options):
+    """One decorator applying several click options, in order."""
+
+    def apply(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
+
+
+site_options = _stack(SITE_OPTIONS)
 
 
 def _site(site_yaml: Path, root: Path | None, modules_dir: Path | None):
@@ -55,10 +63,7 @@ SLURM_OPTIONS = [
 ]  # fmt: skip
 
 
-def slurm_options(f):
-    for option in reversed(SLURM_OPTIONS):
-        f = option(f)
-    return f
+slurm_options = _stack(SLURM_OPTIONS)
 
 
 def _site_args(site) -> list[str]:
