@@ -100,6 +100,11 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, drop_stale: bool, sourc
         click.echo(f"kept {len(report.kept_recent)} unreachable artifact(s) used within "
                    f"{older_than}", err=True)  # fmt: skip
     click.echo(f"{verb} {len(report.removed)} artifact(s), {_mib(report.bytes_freed)}")
+    if not dry_run and report.removed:
+        from ..modulefiles import prune_user_modules
+
+        for path in prune_user_modules(home.root, store):
+            click.echo(f"removed the modulefile {path} (its artifact is gone)", err=True)
     if keep_sources is not None:
         gone = collector.collect_sources(home.source_cache, keep_sources, dry_run)
         click.echo(f"{verb} {len(gone)} cached source(s)")
