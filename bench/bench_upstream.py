@@ -15,19 +15,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_profile import hit_exe, make_stack  # noqa: E402
-
-
-def timed(cmd: list[str], cwd: Path, env: dict) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)  # fmt: skip
-    return time.perf_counter() - start
+from bench_profile import hit_exe, make_stack, timed  # noqa: E402
 
 
 def main() -> int:

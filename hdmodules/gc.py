@@ -100,6 +100,13 @@ def _size(path: Path) -> int:
     return total
 
 
+def move_out(store: Store, prefix: Path) -> None:
+    """Take an artifact out of the store's namespace in one rename (removed later)."""
+    store.trash.mkdir(exist_ok=True)
+    os.chmod(prefix.parent, 0o755)
+    os.replace(prefix, store.trash / f"{prefix.parent.name}-{prefix.name}-{os.getpid()}")
+
+
 def empty_trash(store: Store) -> None:
     if store.trash.exists():
         for leftover in store.trash.iterdir():
@@ -155,10 +162,7 @@ def collect(
             report.bytes_freed += _size(prefix)
             if dry_run:
                 continue
-            store.trash.mkdir(exist_ok=True)
-            moved = store.trash / f"{prefix.parent.name}-{prefix.name}-{os.getpid()}"
-            os.chmod(prefix.parent, 0o755)
-            os.replace(prefix, moved)  # out of the namespace first: never half-visible
+            move_out(store, prefix)  # out of the namespace first: never half-visible
         if not dry_run:
             empty_trash(store)
         report.sweep_seconds = time.monotonic() - start
@@ -188,10 +192,8 @@ def purge(store: Store, gc_roots: Path, ids: list[str]) -> list[str]:
                         f"{artifacts[prefix].id} is still reached from the root {root.link}; "
                         f"remove that link first (`hit rm {root.link}`)"
                     )
-        store.trash.mkdir(exist_ok=True)
         for prefix in targets:
-            moved = store.trash / f"{prefix.parent.name}-{prefix.name}-{os.getpid()}"
-            os.replace(prefix, moved)
+            move_out(store, prefix)
         empty_trash(store)
         return [artifacts[p].id for p in targets]
 

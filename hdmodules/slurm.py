@@ -54,9 +54,6 @@ class SlurmConfig:
     pack: int = 0  # up to this many quick artifacts per job (0: one per job)
     templates: Path | None = None
 
-    def __getitem__(self, key: str):  # for the job template's loop over optional settings
-        return getattr(self, key)
-
 
 def load_config(m: yamlfile.Mapping, base: Path) -> SlurmConfig:
     """The `slurm:` section of site.yaml (or of a hit home's config.yaml)."""

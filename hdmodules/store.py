@@ -81,10 +81,10 @@ class Store:
 
     def find(self, artifact_id: str) -> Path | None:
         """An installed artifact by id (`name/<hash>`, or a unique prefix of the hash)."""
-        for up in self.upstreams:
-            if (found := up.find(artifact_id)) is not None and not self._find_here(artifact_id):
-                return found
-        return self._find_here(artifact_id)
+        here = self._find_here(artifact_id)
+        if here is not None:
+            return here
+        return next((p for up in self.upstreams if (p := up.find(artifact_id))), None)
 
     def _find_here(self, artifact_id: str) -> Path | None:
         name, _, h = artifact_id.partition("/")

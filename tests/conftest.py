@@ -84,6 +84,20 @@ def demo(tmp_path) -> Path:
     return d
 
 
+def demo_site(tmp: Path, stacks: str | None = None) -> Path:
+    """A copy of the demo site with this machine's externals detected; `stacks` (YAML text)
+    replaces its stacks. Returns the site.yaml."""
+    demo = tmp / "demo"
+    shutil.copytree(DEMO, demo, ignore=shutil.ignore_patterns("default", "externals.yaml"))
+    run_hdmod("externals", "detect", "--write", str(demo / "externals.yaml"))
+    text = (demo / "site.yaml").read_text()
+    if stacks is not None:
+        head, _, rest = text.partition("stacks:\n")
+        text = head + "stacks:\n" + stacks + "modules:" + rest.split("modules:", 1)[1]
+    (demo / "site.yaml").write_text(text)
+    return demo / "site.yaml"
+
+
 def write_recipe(pkgdir: Path, name: str, text: str) -> Path:
     pkgdir.mkdir(parents=True, exist_ok=True)
     f = pkgdir / f"{name}.yaml"

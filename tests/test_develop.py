@@ -54,7 +54,7 @@ def test_branch_of_a_checkout_commits_hash_and_switching_back_is_instant(hit, de
     first = git(repo, "rev-parse", "HEAD")
     r = hit("build", "dev.yaml", cwd=demo)
     assert f"libcore: {repo} branch main is at {first}" in r.err
-    assert built(r) == ["libcore", "liba", "libb", "app"] or len(built(r)) == 4
+    assert sorted(built(r)) == ["app", "liba", "libb", "libcore"]
     assert answer(demo) == "core: libcore git, answer 42"
     second = set_answer(repo, 43)
     r = hit("build", "dev.yaml", cwd=demo)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO, need
+from tests.conftest import demo_site, need
 from tests.conftest import run_hdmod as hdmod
 from tests.module_tools import avail, available, ensure_installed, module_shell
 
@@ -31,26 +31,15 @@ def tools():
 
 
 def _demo_site(tmp: Path, extra_modules: str = "", stacks: str | None = None) -> Path:
-    demo = tmp / "demo"
-    shutil.copytree(DEMO, demo, ignore=shutil.ignore_patterns("default", "externals.yaml"))
-    (demo / "pkgs" / "hostile.yaml").write_text(
+    """The demo site plus a package with hostile values, and extra `modules:` settings."""
+    site = demo_site(tmp, stacks)
+    (site.parent / "pkgs" / "hostile.yaml").write_text(
         f'version: "1.0"\ndescription: {yaml_quote(HOSTILE_TEXT)}\n'
         f"environment:\n  HOSTILE: {yaml_quote(HOSTILE)}\n"
         'build: |\n  mkdir -p "$ARTIFACT/share/hostile"\n  echo ok > "$ARTIFACT/share/hostile/ok"\n'
     )
-    hdmod("externals", "detect", "--write", str(demo / "externals.yaml"))
-    site = (demo / "site.yaml").read_text()
-    site = site.replace("modules:\n", f"modules:\n{extra_modules}")
-    if stacks is not None:
-        site = (
-            site.split("stacks:\n")[0]
-            + "stacks:\n"
-            + stacks
-            + "modules:"
-            + site.split("modules:")[1]
-        )
-    (demo / "site.yaml").write_text(site)
-    return demo / "site.yaml"
+    site.write_text(site.read_text().replace("modules:\n", f"modules:\n{extra_modules}"))
+    return site
 
 
 @pytest.fixture(scope="module")

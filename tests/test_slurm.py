@@ -15,7 +15,7 @@ from hdmodules.recipes import load_recipe
 from hdmodules.resolve import resolve
 from hdmodules.slurm import SlurmConfig, plan_jobs
 from hdmodules.store import Store
-from tests.conftest import DEMO, need, write_recipe
+from tests.conftest import DEMO, demo_site, need, write_recipe
 from tests.conftest import run_hdmod as hdmod
 from tests.module_tools import available, module_shell
 from tests.slurm_cluster import cluster_up, ensure_cluster, job_states, wait_jobs
@@ -32,20 +32,9 @@ def slurm():
 
 
 def _site(tmp: Path, stacks: str | None = None, slurm: str = "") -> Path:
-    demo = tmp / "demo"
-    shutil.copytree(DEMO, demo, ignore=shutil.ignore_patterns("default", "externals.yaml"))
-    hdmod("externals", "detect", "--write", str(demo / "externals.yaml"))
-    text = (demo / "site.yaml").read_text()
-    if stacks is not None:
-        text = (
-            text.split("stacks:\n")[0]
-            + "stacks:\n"
-            + stacks
-            + "modules:"
-            + text.split("modules:")[1]
-        )
-    (demo / "site.yaml").write_text(text + slurm)
-    return demo / "site.yaml"
+    site = demo_site(tmp, stacks)
+    site.write_text(site.read_text() + slurm)
+    return site
 
 
 def _submitted(stderr: str) -> list[str]:
@@ -74,11 +63,11 @@ def test_demo_site_through_slurm(slurm, tmp_path):
     status = hdmod("status", str(site), "--root", str(root)).stdout
     assert status.count("  built  ") == len(ids) and "failed" not in status
     assert f"final job {final} (profiles and modules): completed" in status
-    if available("lmod"):
-        run = module_shell(
-            "lmod", f"module use {root / 'modules/lmod/Core'}; module load gcc/12.2.0 app && app"
-        )
-        assert run.code == 0 and "Hello from app" in run.out, run.err
+    need(available("lmod"), "Lmod")
+    run = module_shell(
+        "lmod", f"module use {root / 'modules/lmod/Core'}; module load gcc/12.2.0 app && app"
+    )
+    assert run.code == 0 and "Hello from app" in run.out, run.err
     # nothing is missing now: a second --slurm submits nothing
     r = hdmod("build", str(site), "--root", str(root), "--slurm")
     assert "submitted" not in r.stderr and "modulefiles in" in r.stdout
@@ -103,7 +92,7 @@ def test_a_failed_job_cancels_its_dependents_and_a_rerun_builds_the_rest(slurm, 
     )
     assert re.search(r"app/\w+: cancelled \(a dependency failed\)", r.stderr)
     assert "Run the same command again" in r.stderr
-    assert not list((root / "bld" / "app").glob("*")) if (root / "bld" / "app").exists() else True
+    assert not any((root / "bld").glob("app/*"))  # app was never built
     liba.write_text(good)
     r = hdmod("build", str(site), "--root", str(root), "--slurm", "--wait")
     assert "submitted 2 job(s) for 2 artifact(s)" in r.stderr  # liba and app; the rest is built

@@ -109,8 +109,8 @@ def test_user_builds_only_their_package_on_the_site_stack(world):
     assert r.returncode == 0 and "(up to date)" in r.stdout
 
 
-@pytest.mark.skipif(not available("lmod") and os.environ.get("CI") != "true", reason="no Lmod")
 def test_user_modules_load_after_the_site_compiler(world):
+    need(available("lmod"), "Lmod")
     as_user(world, "hit", "build")
     script = (f"source {LMOD_INIT}; module use {world['root']}/modules/lmod/Core; "
               "module load gcc/12.2.0 greet && greet")  # fmt: skip
