@@ -146,7 +146,9 @@ def prepare(
     """A build folder: `src/` with every source in place, and `build.sh`. Returns the script."""
     if folder.exists():
         remove_tree(folder)
-    (folder / "src").mkdir(parents=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700)  # its owner's only: a build log may hold a token
+    (folder / "src").mkdir()
     for source in node.recipe.sources:
         if source.url:
             fetch(home.source_cache, source.url, source.sha256, home.mirrors)
@@ -161,25 +163,54 @@ def build_folder(home: Home, node: Node) -> Path:
     return home.build_temp / f"{node.name}-{node.ref.hash[:SHORT]}"
 
 
-def _kill_leftovers(folder: Path, build_id: str) -> None:
-    """Kill processes of an earlier, killed `hit` that are still building this artifact.
-
-    They are found by the process group recorded in the build folder and confirmed by the
-    HIT_BUILD_ID in their environment, so an unrelated process that reused the id is spared."""
-    try:
-        pgid = int((folder / "pgid").read_text())
-    except (OSError, ValueError):
-        return
+def _build_processes(build_id: str, pgid: int | None) -> list[int]:
+    """Processes of one build: those in its process group `pgid` (the group of the build
+    script we started, which no unrelated process can join while it exists) and those
+    whose environment carries its HIT_BUILD_ID (every child of build.sh inherits it, even
+    one that left the group with setsid)."""
     tag = f"HIT_BUILD_ID={build_id}".encode()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        pid = int(entry)
         try:
-            if os.getpgid(int(pid)) != pgid:
-                continue
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            if tag in environ:
-                os.kill(int(pid), signal.SIGKILL)
+            in_group = pgid is not None and os.getpgid(pid) == pgid
+            if in_group or tag in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                found.append(pid)
         except (OSError, ValueError):
             continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running or stopped, not a zombie (a zombie runs no code and writes nothing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def kill_build_processes(build_id: str, pgid: int | None, wait: float = 10.0) -> int:
+    """Kill every process of a build (see `_build_processes`) and wait, up to `wait`
+    seconds, until none runs; returns how many were killed. Called when the build script
+    has exited, before the artifact is committed (a background process must not write into
+    an installed artifact), and for leftovers of a killed `hit` (then `pgid` is None: a
+    recorded group id may have been reused, the build id may not)."""
+    killed: set[int] = set()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        pids = [p for p in _build_processes(build_id, pgid) if _alive(p)]
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        killed |= set(pids)
+        time.sleep(0.02)
+    return len(killed)
 
 
 def build(
@@ -193,7 +224,7 @@ def build(
         if store.is_installed(ref):  # another process built it while we waited
             return Outcome("cached")
         folder = build_folder(home, node)
-        _kill_leftovers(folder, ref.id)
+        kill_build_processes(ref.id, None)  # leftovers of a killed earlier attempt
         prefix = store.begin(ref)
         start = time.monotonic()
         try:
@@ -201,6 +232,10 @@ def build(
             _run(script, folder, jobs, ref.id)
             _check_links(resolved, node, home, store, prefix, folder)
             store.commit(ref, {"id": ref.id, **node.spec}, folder / "build.log")
+        except OSError as e:  # a full disk, an unwritable folder: name what and where
+            remove_tree(prefix)
+            where = e.filename or folder
+            raise BuildFailed(f"{ref.id}: {e.strerror or e}: {where}") from None
         except BaseException:
             remove_tree(prefix)
             raise
@@ -217,7 +252,6 @@ def _run(script: Path, folder: Path, jobs: int, build_id: str) -> None:
         log=folder / "build.log",
         env={"JOBS": str(jobs), "PATH": HOST_PATH},
     )
-    (folder / "pgid").write_text(str(proc.pid))
     with _running_lock:
         _running[proc.pid] = proc
     try:
@@ -225,6 +259,7 @@ def _run(script: Path, folder: Path, jobs: int, build_id: str) -> None:
     finally:
         with _running_lock:
             _running.pop(proc.pid, None)
+        kill_build_processes(build_id, proc.pid)  # nothing outlives its build
     if code != 0:
         raise BuildFailed(_failure(build_id, f"the build script failed (exit {code})", folder))
 

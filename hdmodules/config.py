@@ -61,10 +61,15 @@ def default_jobs() -> int:
 
 def init_home(root: Path, private: bool = True) -> Path:
     """Write a commented config.yaml (only if missing) and the folders it names. A user's
-    home keeps its artifacts private; a site root (`hdmod`) does not."""
+    home keeps its artifacts private; a site root (`hdmod`) does not.
+
+    A private home is its owner's only from the start: the home and every folder it names
+    (store, source cache, build folders and their logs, gc roots; the no-op memo in .cache,
+    the user's modulefiles) are created 0700, so nothing is readable by others even while
+    a build runs."""
     config = root / "config.yaml"
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        _make_dir(root, private)
         if not config.exists():
             from .templating import render
 
@@ -77,8 +82,13 @@ def init_home(root: Path, private: bool = True) -> Path:
         raise HitError(f"cannot create the hit home {root}: permission denied") from None
     home = load_home(root)
     for d in (home.store, home.source_cache, home.build_temp, home.gc_roots):
-        d.mkdir(parents=True, exist_ok=True)
+        _make_dir(d, home.private)
     return config
+
+
+def _make_dir(path: Path, private: bool) -> None:
+    """Create a folder of a home (and its parents); a private home's own folders 0700."""
+    path.mkdir(mode=0o700 if private else 0o777, parents=True, exist_ok=True)
 
 
 def _read(file: Path):

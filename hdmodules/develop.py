@@ -18,7 +18,7 @@ from . import roots
 from .config import Home
 from .errors import HitError
 from .profiles import plan_farm
-from .store import Store, read_manifest, read_spec, set_link
+from .store import Store, read_manifest, read_spec
 from .templating import render
 
 STATE = Path(".hit") / "develop.json"
@@ -49,8 +49,7 @@ def develop(home: Home, store: Store, profile: Path, folder: Path, python: str |
         if not path.exists() and not path.is_symlink():
             os.symlink(target, path)
     (folder / ".hit").mkdir(exist_ok=True)
-    set_link(folder / ".hit" / "profile", profile)
-    roots.register(home.gc_roots, folder / ".hit" / "profile", profile, last=False)
+    roots.point(home.gc_roots, folder / ".hit" / "profile", profile, last=False)
     if python and not (folder / "pyvenv.cfg").exists():
         r = subprocess.run([python, "-m", "venv", "--system-site-packages", str(folder)],
                            capture_output=True, text=True)  # fmt: skip

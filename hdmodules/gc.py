@@ -39,6 +39,7 @@ class Report:
     dropped: list[gcroots.Root] = field(default_factory=list)
     users: list[gcroots.UseRecord] = field(default_factory=list)  # users' records honoured
     dropped_users: list[gcroots.UseRecord] = field(default_factory=list)
+    bad_records: list[gcroots.BadRecord] = field(default_factory=list)  # skipped, with why
     mark_seconds: float = 0.0
     sweep_seconds: float = 0.0
 
@@ -132,7 +133,7 @@ def collect(
                     report.dropped.append(r)
                     if not dry_run:
                         gcroots.deregister(gc_roots, r.link)
-        for record in gcroots.use_records(gc_roots):
+        for record in gcroots.use_records(gc_roots, report.bad_records):
             if record.state == "gone":
                 report.dropped_users.append(record)
                 if not dry_run:

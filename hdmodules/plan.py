@@ -14,12 +14,7 @@ from .errors import BuildFailed, HitError
 from .profiles import plan_farm, write_farm
 from .progress import Progress
 from .resolve import Node, Resolved
-from .store import (
-    Store,
-    read_manifest,
-    remove_tree,
-    set_link,
-)
+from .store import Store, read_manifest, remove_tree
 
 
 @dataclass(frozen=True)
@@ -158,8 +153,7 @@ def link_profile(resolved: Resolved, home: Home, store: Store) -> tuple[Path, bo
     """Point the profile's link at its (assembled) profile and register it as a gc root."""
     link = resolved.profile.link_path
     target = store.prefix(resolved.profile_ref)
-    changed = set_link(link, target)
-    roots.register(home.gc_roots, link, target)
+    changed = roots.point(home.gc_roots, link, target)
     roots.record_generation(home.gc_roots, link, target, home.history_keep, home.history_days)
     return link, changed
 

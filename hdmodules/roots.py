@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,18 @@ def register(gc_roots: Path, link: Path, target: Path, last: bool = True) -> Pat
     if last:
         set_link(entry.with_name(entry.name + ".last"), target)
     return entry
+
+
+def point(gc_roots: Path, link: Path, target: Path, last: bool = True) -> bool:
+    """Point the profile link `link` at `target` (a store path) as a registered gc root.
+
+    The root is registered before the link is switched: a link is never visible before
+    the root that keeps its target exists, so a `hit` killed between the two steps leaves
+    the link on its old profile (still reached) and, at worst, a root whose `.last` keeps
+    the new profile until it is collected as stale. Returns False when the link already
+    pointed there."""
+    register(gc_roots, link, target, last)
+    return set_link(link, target)
 
 
 def deregister(gc_roots: Path, link: Path) -> None:
@@ -136,8 +149,7 @@ def copy_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
     target = _profile_target(link, store)
     if new.exists() or new.is_symlink():
         raise HitError(f"{new} exists already")
-    set_link(new, target)
-    register(gc_roots, new, target)
+    point(gc_roots, new, target)
     return target
 
 
@@ -195,18 +207,60 @@ def forget_use(upstream_gc_roots: Path, link: Path) -> None:
     (upstream_gc_roots / USERS / _record_name(link)).unlink(missing_ok=True)
 
 
-def use_records(gc_roots: Path) -> list[UseRecord]:
+RECORD_MAX_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    file: Path
+    why: str
+
+
+def _read_record(f: Path) -> dict:
+    """One user's record, read as root may safely read a file a user wrote: not followed
+    if it is a symlink, opened without blocking (a FIFO must not hang the site's GC),
+    regular files only, at most RECORD_MAX_BYTES. Raises ValueError saying what is wrong."""
+    try:
+        fd = os.open(f, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as e:
+        raise ValueError(f"cannot open it ({e.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > RECORD_MAX_BYTES:
+            raise ValueError(f"larger than {RECORD_MAX_BYTES} bytes")
+        data = os.read(fd, RECORD_MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        doc = json.loads(data)
+        link, profile, uses = doc["link"], doc["profile"], doc["uses"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError("not a record hit wrote (JSON with link, profile, uses)") from None
+    if not (isinstance(link, str) and isinstance(profile, str) and isinstance(uses, list)
+            and all(isinstance(i, str) for i in uses)):  # fmt: skip
+        raise ValueError("not a record hit wrote (JSON with link, profile, uses)")
+    return doc
+
+
+def use_records(gc_roots: Path, bad: list[BadRecord] | None = None) -> list[UseRecord]:
+    """The records users' builds left in `gc_roots/users/` (a folder users may write).
+    A record that cannot be read safely is skipped and, when `bad` is given, listed there
+    with the reason."""
     out = []
     folder = gc_roots / USERS
     if not folder.is_dir():
         return out
     for f in sorted(folder.glob("*.json")):
         try:
-            doc = json.loads(f.read_text())
-            link, profile = Path(doc["link"]), Path(doc["profile"])
-            ids = tuple(doc["uses"])
-        except (OSError, ValueError, KeyError, TypeError):
+            doc = _read_record(f)
+        except ValueError as e:
+            if bad is not None:
+                bad.append(BadRecord(f, str(e)))
             continue
+        link, profile = Path(doc["link"]), Path(doc["profile"])
+        ids = tuple(doc["uses"])
         try:
             state = "alive" if os.readlink(link) == str(profile) else "gone"
         except FileNotFoundError:

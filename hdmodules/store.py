@@ -184,30 +184,50 @@ class Store:
                     yield Path(leaf.path)
 
     def begin(self, ref: ArtifactRef) -> Path:
-        """Clear debris of an earlier attempt and create the empty prefix. Hold the lock."""
+        """Clear debris of an earlier attempt and create the empty prefix. Hold the lock.
+
+        The prefix is its owner's only (0700) until `commit`: nobody else sees, runs or
+        reads a half-built artifact (a setuid file a build installs, a private build's
+        files)."""
         prefix = self.local_prefix(ref)
         if prefix.exists() or prefix.is_symlink():
             remove_tree(prefix)
-        (prefix / META).mkdir(parents=True)
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        prefix.mkdir(mode=0o700)
+        (prefix / META).mkdir()
         return prefix
 
     def commit(
         self, ref: ArtifactRef, spec: dict, log: Path | None, manifest: dict | None = None
     ) -> Path:
-        """Record spec, log and manifest, make everything read-only: now it is installed."""
+        """Record spec, log and manifest, make everything read-only: now it is installed.
+
+        Order matters, as in Nix's registration of a valid path: every file and folder is
+        made read-only (setuid/setgid/sticky bits stripped) and flushed to disk (fsync)
+        before the manifest is renamed into place, and the folder holding the manifest is
+        flushed after, so that after a power cut an artifact either counts as installed
+        with all its bytes or does not count at all. Raises HitError (naming the artifact
+        and the path) when the disk is full or the prefix cannot be written."""
         prefix = self.local_prefix(ref)
         meta = prefix / META
-        (meta / "build.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
-        if log is not None and log.exists():
-            shutil.copyfile(log, meta / "build.log")
-        if manifest is None:
-            manifest = make_manifest(prefix)
-        tmp = meta / f".{MANIFEST}.tmp"
-        tmp.write_text(canonical_json(manifest))
-        # everything read-only but the metadata folder, which must take the manifest first
-        make_read_only(prefix, 0o077 if self.private else 0, keep_writable=meta)
-        os.replace(tmp, meta / MANIFEST)
-        os.chmod(meta, 0o500 if self.private else 0o555)
+        try:
+            (meta / "build.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+            if log is not None and log.exists():
+                shutil.copyfile(log, meta / "build.log")
+            if manifest is None:
+                manifest = make_manifest(prefix)
+            tmp = meta / f".{MANIFEST}.tmp"
+            tmp.write_text(canonical_json(manifest))
+            # everything read-only but the metadata folder, which must take the manifest first
+            make_read_only(prefix, 0o077 if self.private else 0, keep_writable=meta)
+            os.chmod(prefix, 0o500 if self.private else 0o555)
+            sync_tree(prefix)
+            os.replace(tmp, meta / MANIFEST)
+            os.chmod(meta, 0o500 if self.private else 0o555)
+            sync_path(meta)
+        except OSError as e:
+            where = e.filename or prefix
+            raise HitError(f"cannot install into {where}: {e.strerror or e}") from None
         return prefix
 
 
@@ -242,10 +262,39 @@ def make_manifest(prefix: Path) -> dict[str, str]:
     return out
 
 
+def sync_path(path: Path | str) -> None:
+    """Flush one file or folder (its entries) to disk. A file its owner made unreadable
+    (mode 0o000 after a build's chmod) cannot be opened by a non-root owner: skipped."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except PermissionError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_tree(root: Path) -> None:
+    """fsync every regular file and folder below `root` (and `root`); links are skipped
+    (their target is another file, their own bytes are in the folder's entry)."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                sync_path(path)
+        sync_path(dirpath)
+
+
+SPECIAL_BITS = 0o7000  # setuid, setgid, sticky
+
+
 def make_read_only(root: Path, hide: int = 0, keep_writable: Path | None = None) -> None:
     """Nobody writes an installed artifact; `hide` (0o077) makes it its owner's only.
+    Setuid, setgid and sticky bits are stripped (a recipe's `install -m 4755` must not
+    publish a program that runs as the store's owner, root on a site).
     `keep_writable` (a folder) keeps its write bits for one last rename into it."""
-    mask = ~(0o222 | hide)
+    mask = ~(0o222 | hide | SPECIAL_BITS)
     for dirpath, dirnames, filenames in os.walk(root, topdown=False):
         for name in filenames + dirnames:
             path = os.path.join(dirpath, name)
@@ -253,7 +302,7 @@ def make_read_only(root: Path, hide: int = 0, keep_writable: Path | None = None)
             if stat.S_ISLNK(st.st_mode):
                 continue
             if keep_writable is not None and path == str(keep_writable):
-                os.chmod(path, stat.S_IMODE(st.st_mode) & ~hide)
+                os.chmod(path, stat.S_IMODE(st.st_mode) & ~(hide | SPECIAL_BITS))
             else:
                 os.chmod(path, stat.S_IMODE(st.st_mode) & mask)
     os.chmod(root, stat.S_IMODE(os.stat(root).st_mode) & mask)

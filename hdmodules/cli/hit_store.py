@@ -79,6 +79,8 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, drop_stale: bool, sourc
     verb = "would remove" if dry_run else "removed"
     for r in report.dropped:
         click.echo(f"dropped root {r.link}: the link no longer exists", err=True)
+    for b in report.bad_records:
+        click.echo(f"skipped a user's record {b.file}: {b.why}", err=True)
     for u in report.dropped_users:
         click.echo(f"dropped a user's record {u.file.name}: {u.link} no longer points at "
                    f"{u.profile}", err=True)  # fmt: skip
@@ -225,8 +227,8 @@ def rollback(profile: str) -> None:
     """Point PROFILE's link back at the generation before the current one (no YAML read,
     nothing built)."""
     from ..errors import HitError
-    from ..roots import generations, register
-    from ..store import profile_link, set_link
+    from ..roots import generations, point
+    from ..store import profile_link
 
     home, store = _store_paths()
     link = profile_link(Path(os.path.abspath(profile)))
@@ -237,8 +239,7 @@ def rollback(profile: str) -> None:
     if not earlier:
         raise HitError(f"{link} has no earlier generation to go back to (`hit history`)")
     back = earlier[-1]
-    set_link(link, back.target)
-    register(home.gc_roots, link, back.target)
+    point(home.gc_roots, link, back.target)
     click.echo(f"{link} -> {back.target} (generation {back.number})")
 
 
