@@ -144,3 +144,68 @@ def test_site_gc_keeps_what_a_user_uses(world):
     # the user's own gc touches only the user's store
     r = as_user(world, "hit", "gc")
     assert r.returncode == 0 and (world["root"] / "bld" / "liba").exists()
+
+
+def _as_nobody(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["runuser", "-u", "nobody", "--", *cmd], capture_output=True, text=True)
+
+
+def _write_as_user(path: Path, text: str) -> None:
+    sh("runuser", "-u", USER, "--", "bash", "-c", f"cat > {path}", input=text)
+
+
+def test_private_means_private_from_the_start(world):
+    """With `private: true` (a user's default) nothing of the user's is readable by others:
+    not the prefix of a build while it runs, not the log a failed build leaves, not the
+    source cache, the memo, the usage stamps or the user's modulefiles."""
+    proj = world["proj"]
+    _write_as_user(proj / "mypkgs" / "peek.yaml", 'version: "1"\nbuild: |\n'
+                   '  mkdir -p "$ARTIFACT/share"\n'
+                   '  stat -c %a "$ARTIFACT" .. > "$ARTIFACT/share/modes"\n')  # fmt: skip
+    _write_as_user(proj / "mypkgs" / "leaky.yaml",
+                   'version: "1"\nbuild: |\n  echo "token=s3cr3t"\n  exit 1\n')  # fmt: skip
+    _write_as_user(proj / "peek.yaml", "package_dirs: [mypkgs]\npackages: [peek]\n")
+    _write_as_user(proj / "leaky.yaml", "package_dirs: [mypkgs]\npackages: [leaky]\n")
+    assert as_user(world, "hit", "build", "peek.yaml").returncode == 0
+    assert as_user(world, "hit", "build").returncode == 0  # a module written, sources cached
+    r = as_user(world, "hit", "build", "leaky.yaml")
+    assert r.returncode == 1 and "token=s3cr3t" in r.stderr  # the user sees their own log
+    hd = world["home"] / ".hashdist"
+    peek = next((hd / "bld" / "peek").iterdir())
+    # while it ran, the prefix and the build folder were the user's only
+    assert (peek / "share" / "modes").read_text().split() == ["700", "700"]
+    log = next(hd.glob("tmp/leaky-*/build.log"))
+    assert "s3cr3t" in log.read_text()
+    for path in (hd, hd / "src", hd / "tmp", hd / "bld", hd / "gcroots"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+    for path in (log, hd / "src", hd / ".cache", hd / "bld" / ".used", hd / "modules"):
+        assert path.exists(), path
+        r = _as_nobody("cat" if path.is_file() else "ls", str(path))
+        assert r.returncode != 0 and "Permission denied" in r.stderr, (path, r.stdout)
+
+
+def test_users_records_cannot_hang_or_break_the_site_gc(world):
+    """gcroots/users/ is writable by the site's group; what a user puts there is read by
+    root's GC without following links or blocking, and a bad record is skipped by name."""
+    folder = world["root"] / "gcroots" / "users"
+    made = {
+        "fifo.json": "mkfifo fifo.json",
+        "zero.json": "ln -s /dev/zero zero.json",
+        "big.json": "head -c 2000000 /dev/zero > big.json",
+        "junk.json": "echo '[1, 2' > junk.json",
+    }
+    for cmd in made.values():
+        sh("runuser", "-u", USER, "--", "bash", "-c", f"cd {folder} && {cmd}")
+    env = {**os.environ, "HIT_HOME": str(world["root"])}
+    env.pop("HIT_SITE_CONFIG", None)
+    try:
+        r = subprocess.run([sys.executable, "-m", "hdmodules.cli.hit", "gc", "--dry-run"],
+                           env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        for name in made:
+            assert f"skipped a user's record {folder / name}: " in r.stderr, (name, r.stderr)
+        assert "fifo.json: not a regular file" in r.stderr
+        assert "larger than" in r.stderr
+    finally:
+        for name in made:
+            (folder / name).unlink(missing_ok=True)
