@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import yamlfile
 from .errors import HitError
+from .names import check_name, check_version
 from .runner import query
 
 EXTERNAL_KEYS = {"kind", "version", "prefix", "commands", "module", "libs", "pin"}
@@ -91,11 +92,14 @@ def implicit_compiler() -> External:
 
 
 def load_externals(m: yamlfile.Mapping) -> dict[str, External]:
-    """The `externals:` section of a profile (or, later, a site config)."""
+    """The `externals:` section of a profile, a site config or a file `detect --write` made.
+
+    The name and version become module names and folders of the module hierarchy
+    (`Compiler/gcc/12.2.0/`), so both follow names.py's rules (HitError with file:line);
+    `module`, `prefix` and `commands` are free text, escaped wherever they are written."""
     out = {}
     for name, entry in m.items():
-        if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$", name):
-            yamlfile.fail(m, name, f"external name {name!r} may hold letters, digits and _.+-")
+        check_name(m, name, name, "external name")
         if not isinstance(entry, yamlfile.Mapping):
             yamlfile.fail(m, name, f"external {name!r} must be a mapping (kind:, version:, ...)")
         yamlfile.check_keys(entry, EXTERNAL_KEYS, f"external {name!r}", required=("kind",))
@@ -120,7 +124,7 @@ def load_externals(m: yamlfile.Mapping) -> dict[str, External]:
         out[name] = External(
             name=name,
             kind=kind,
-            version=yamlfile.get_str(entry, "version", ""),
+            version=_version(entry, name),
             commands=dict(commands),
             prefix=yamlfile.get_str(entry, "prefix"),
             module=yamlfile.get_str(entry, "module"),
@@ -130,6 +134,11 @@ def load_externals(m: yamlfile.Mapping) -> dict[str, External]:
             line=entry.line_of("pin") if pin is not None else entry.line,
         )
     return out
+
+
+def _version(entry: yamlfile.Mapping, name: str) -> str:
+    version = yamlfile.get_str(entry, "version", "")
+    return check_version(entry, "version", version, f"external {name}: version") if version else ""
 
 
 # --- fingerprints ---------------------------------------------------------------------------

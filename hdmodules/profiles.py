@@ -10,6 +10,7 @@ from pathlib import Path
 from . import yamlfile
 from .errors import HitError
 from .externals import External, load_externals
+from .names import check_name
 from .store import profile_link
 from .yamlfile import Scalar
 
@@ -49,18 +50,21 @@ class ProfileSpec:
 
 
 def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
+    """The `packages:` of a profile or a site stack. Each name is looked up as
+    `<package_dir>/<name>.yaml`, so it follows names.py's rule (HitError with file:line)."""
     value = m.get("packages")
     if value is None:
         return []
     if isinstance(value, list):  # a plain list of names is accepted too
         if not all(isinstance(v, str) for v in value):
             yamlfile.fail(m, "packages", "'packages' must list package names")
+        for v in value:
+            check_name(m, "packages", v, "package name")
         return [PackageRequest(v, file=m.file, line=m.line_of("packages")) for v in value]
     packages = yamlfile.get_mapping(m, "packages")
     out = []
     for name, over in packages.items():
-        if not isinstance(name, str):
-            yamlfile.fail(packages, name, f"package name {name!r} must be a string")
+        check_name(packages, name, name, "package name")
         if over is None:
             over = yamlfile.Mapping()
             over.file, over.line, over.key_lines = m.file, packages.line_of(name), {}
@@ -77,10 +81,18 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
         if git is not None:
             local = "://" not in git and not git.startswith("/")
             req.git = os.path.abspath(m.file.parent / git) if local else git
-            req.branch = yamlfile.get_str(over, "branch")
-            req.commit = yamlfile.get_str(over, "commit")
+            req.branch = _git_ref(over, "branch")
+            req.commit = _git_ref(over, "commit")
         out.append(req)
     return out
+
+
+def _git_ref(m: yamlfile.Mapping, key: str) -> str | None:
+    """A branch or commit, passed to git as an argument: never an option, never two words."""
+    ref = yamlfile.get_str(m, key)
+    if ref is not None and (ref.startswith("-") or not ref.isprintable() or " " in ref):
+        yamlfile.fail(m, key, f"{key} {ref!r} is not a git branch or commit")
+    return ref
 
 
 def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import yamlfile
 from .errors import HitError
+from .names import check_env_value, check_name, check_version
 from .yamlfile import Scalar
 
 RECIPE_KEYS = {
@@ -28,8 +29,8 @@ RECIPE_KEYS = {
 RESOURCE_KEYS = {"cpus", "mem", "time"}
 SOURCE_KEYS = {"url", "sha256", "path", "git", "commit", "dest"}
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+MEM_RE = re.compile(r"[0-9]+(\.[0-9]+)?[KMGTkmgt]?")
 
 
 @dataclass(frozen=True)
@@ -107,25 +108,31 @@ def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
 def load_recipe(file: Path) -> Recipe:
     m = yamlfile.load_mapping(file, "recipe")
     yamlfile.check_keys(m, RECIPE_KEYS, f"recipe {file.stem}", required=("version", "build"))
-    name = yamlfile.get_str(m, "name", file.stem)
-    if not NAME_RE.match(name):
-        yamlfile.fail(m, "name", f"package name {name!r} may hold letters, digits and _.+-")
+    # name and version are folders of the store and module names (see names.py)
+    name = check_name(m, "name", yamlfile.get_str(m, "name", file.stem), "package name")
     if isinstance(m["version"], float):
         yamlfile.fail(
             m, "version", f"write the version in quotes (YAML reads {m['version']} as a number)"
         )
+    version = check_version(m, "version", yamlfile.get_str(m, "version"), f"{name}: version")
     sources = m.get("sources") or []
     if not isinstance(sources, list) or not all(isinstance(s, yamlfile.Mapping) for s in sources):
         yamlfile.fail(m, "sources", "'sources' must be a list of mappings (- url: ... sha256: ...)")
     deps = yamlfile.get_str_list(m, "dependencies")
+    for d in deps:  # each is looked up as <package_dir>/<name>.yaml
+        check_name(m, "dependencies", d, "dependency")
     if len(set(deps)) != len(deps):
         yamlfile.fail(m, "dependencies", "a dependency is listed twice")
     if not isinstance(m["build"], str):
         yamlfile.fail(m, "build", "'build' must be a script (use `build: |` and indent it)")
     params = yamlfile.check_parameters(m, "parameters")
+    environment = yamlfile.check_parameters(m, "environment", "module variable")
+    env_m = yamlfile.get_mapping(m, "environment")
+    for k, v in environment.items():
+        check_env_value(env_m, k, str(v))
     return Recipe(
         name=name,
-        version=yamlfile.get_str(m, "version"),
+        version=version,
         file=file,
         build=m["build"],
         description=yamlfile.get_str(m, "description", ""),
@@ -136,9 +143,7 @@ def load_recipe(file: Path) -> Recipe:
         allow_host_libs=tuple(yamlfile.get_str_list(m, "allow_host_libs")),
         toolchain=tuple(yamlfile.get_str_list(m, "toolchain")),
         resources=_resources(m),
-        environment={
-            str(k): str(v) for k, v in yamlfile.check_parameters(m, "environment").items()
-        },
+        environment={k: str(v) for k, v in environment.items()},
         dependency_lines={d: m.line_of("dependencies") for d in deps},
     )
 
@@ -149,6 +154,8 @@ def _resources(m: yamlfile.Mapping) -> dict[str, str]:
     out = {k: yamlfile.get_str(r, k) for k in r}
     if "cpus" in out and not out["cpus"].isdigit():
         yamlfile.fail(r, "cpus", "'cpus' must be a whole number")
+    if "mem" in out and not MEM_RE.fullmatch(out["mem"]):  # written into the job script
+        yamlfile.fail(r, "mem", "'mem' must be a number with an optional unit K, M, G or T")
     return out
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import yamlfile
 from .errors import HitError
 from .externals import External, load_externals
+from .names import check_env_value, check_env_var, check_name, check_version
 from .profiles import PackageRequest, ProfileSpec, package_requests
 from .slurm import SlurmConfig
 from .slurm import load_config as load_slurm_config
@@ -81,16 +83,31 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
     for f in formats:
         if f not in ("lmod", "tcl"):
             yamlfile.fail(m, "formats", f"module format {f!r}: use lmod and/or tcl")
-    naming = yamlfile.get_str(m, "naming", "{name}/{version}")
-    if "{name}" not in naming or "/" not in naming:
-        yamlfile.fail(m, "naming", "'naming' needs {name} and a / (e.g. {name}/{version})")
+    naming = _naming(m)
     env = yamlfile.get_mapping(m, "env")
     for pkg, variables in env.items():
-        if not isinstance(variables, dict) or not all(
+        check_name(env, pkg, pkg, "modules env: package name")
+        if not isinstance(variables, yamlfile.Mapping) or not all(
             isinstance(k, str) and isinstance(v, str | int | float) for k, v in variables.items()
         ):
             yamlfile.fail(env, pkg, f"env for {pkg!r} must map variable names to values")
+        for var, value in variables.items():
+            check_env_var(variables, var, var, f"modules env: {pkg}: variable name")
+            check_env_value(variables, var, str(value))
     defaults = yamlfile.get_mapping(m, "defaults")
+    for module, version in defaults.items():  # written into .modulerc, read by `module avail`
+        for part in str(module).split("/"):
+            check_name(defaults, module, part, "modules defaults: module name")
+        check_version(defaults, module, str(version), f"modules defaults: {module}: version")
+    hide = yamlfile.get_str_list(m, "hide")
+    for name in hide:
+        check_name(m, "hide", name, "modules hide: package name")
+    externals = yamlfile.get_str_list(m, "externals")
+    for name in externals:
+        check_name(m, "externals", name, "modules externals: external name")
+    root_variable = yamlfile.get_str(m, "root_variable", "{NAME}_ROOT")
+    # `{NAME}` becomes the package name in capitals; the rest must keep it a variable name
+    check_env_var(m, "root_variable", root_variable.replace("{NAME}", "NAME"), "root_variable")
     templates = yamlfile.get_str(m, "templates")
     path = override or (root / yamlfile.get_str(m, "path", "modules"))
     return ModuleConfig(
@@ -99,14 +116,44 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
         layout=_choice(m, "layout", ("hierarchy", "flat"), "hierarchy"),
         naming=naming,
         templates=Path(os.path.abspath(base / templates)) if templates else None,
-        externals=tuple(yamlfile.get_str_list(m, "externals")),
+        externals=tuple(externals),
         defaults={str(k): str(v) for k, v in defaults.items()},
-        hide=tuple(yamlfile.get_str_list(m, "hide")),
+        hide=tuple(hide),
         env={k: {n: str(v) for n, v in vs.items()} for k, vs in env.items()},
         depends_on=_choice(m, "depends_on", ("none", "direct", "all"), "direct"),
-        root_variable=yamlfile.get_str(m, "root_variable", "{NAME}_ROOT"),
+        root_variable=root_variable,
         ld_library_path=bool(m.get("ld_library_path", False)),
     )
+
+
+NAMING_FIELDS = (
+    "name", "version", "hash", "compiler", "compiler_version", "mpi", "mpi_version", "stack",
+)  # fmt: skip
+NAMING_TEXT = re.compile(r"[A-Za-z0-9._+~/-]*")
+
+
+def _naming(m: yamlfile.Mapping) -> str:
+    """`naming:` becomes module names and folders of the tree: its fields are names and
+    versions (checked where they are loaded), its own text may add only what a version may
+    hold, and `/`. (modulefiles.plan checks each resulting name too.)"""
+    naming = yamlfile.get_str(m, "naming", "{name}/{version}")
+    if "{name}" not in naming or "/" not in naming:
+        yamlfile.fail(m, "naming", "'naming' needs {name} and a / (e.g. {name}/{version})")
+    try:
+        parts = list(string.Formatter().parse(naming))
+    except ValueError as e:
+        yamlfile.fail(m, "naming", f"'naming' {naming!r}: {e}")
+    for text, field_name, spec, conversion in parts:
+        if field_name is not None and field_name not in NAMING_FIELDS:
+            yamlfile.fail(m, "naming", f"'naming' {naming!r}: unknown field {{{field_name}}} "
+                                       f"(fields: {', '.join(NAMING_FIELDS)})")  # fmt: skip
+        if spec or conversion:
+            yamlfile.fail(m, "naming", f"'naming' {naming!r}: fields take no !conversion nor "
+                                       ":format")  # fmt: skip
+        if not NAMING_TEXT.fullmatch(text):
+            yamlfile.fail(m, "naming", f"'naming' {naming!r}: the text around the fields may "
+                                       "hold only letters, digits, ._+~- and /")  # fmt: skip
+    return naming
 
 
 def load_site(file: Path, root: Path | None = None, modules: Path | None = None) -> Site:
@@ -146,8 +193,7 @@ def load_site(file: Path, root: Path | None = None, modules: Path | None = None)
         yamlfile.fail(m, "stacks", "a site needs at least one stack")
     stacks = []
     for name, sm in stacks_m.items():
-        if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$", name):
-            yamlfile.fail(stacks_m, name, f"stack name {name!r} may hold letters, digits and _.+-")
+        check_name(stacks_m, name, name, "stack name")  # ROOT/profiles/<name>
         if not isinstance(sm, yamlfile.Mapping):
             yamlfile.fail(
                 stacks_m, name, f"stack {name!r} must be a mapping (compiler:, packages:)"

@@ -157,12 +157,15 @@ def get_int(m: Mapping, key: str, default: int) -> int:
 Scalar = str | int | float | bool
 
 
-def check_parameters(m: Mapping, key: str) -> dict[str, Scalar]:
-    """Parameters are flat name -> scalar; they become build environment variables."""
+def check_parameters(m: Mapping, key: str, what: str = "parameter") -> dict[str, Scalar]:
+    """Flat name -> scalar (parameters, a recipe's `environment:`): each name becomes an
+    environment variable, so it must be a shell variable name (names.check_env_var, raising
+    HitError with file:line), each value a string, number or true/false."""
+    from .names import check_env_var  # names.py builds on this module
+
     params = get_mapping(m, key)
     for name, value in params.items():
-        if not isinstance(name, str) or not name.replace("_", "a").isalnum() or name[0].isdigit():
-            fail(params, name, f"parameter name {name!r} must be letters, digits and _")
+        check_env_var(params, name, name, f"{what} name")
         if not isinstance(value, str | int | float | bool):
-            fail(params, name, f"parameter {name!r} must be a string, number or true/false")
+            fail(params, name, f"{what} {name!r} must be a string, number or true/false")
     return dict(params)

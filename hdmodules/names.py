@@ -1,0 +1,107 @@
+"""The rules for every word a YAML file gives that becomes part of a path, a module name or a
+shell variable name, checked at load time so that a mistake (or an attack) stops with
+`file:line` before anything is built or written.
+
+Why these rules, and not escaping alone: package names and versions become folders of the
+store (`bld/<name>/<version>-<hash>`) and of the module trees (`<name>/<version>.lua`), which
+`hdmod` writes as root; `..` or `/` there would write outside them. They also become module
+names that Lmod and Environment Modules put into `.modulerc` files, which both tools evaluate
+as Tcl on a plain `module avail`; every string is escaped there too (templating.tcl_quote,
+templating.lua_quote), but a module name that needs escaping would be one no user can type.
+Variable names cannot be escaped at all: both tools write `export NAME=...` into the shell
+code that `module load` evaluates, so a name is either a shell identifier or refused.
+
+- a name (package, external, stack): `[A-Za-z0-9][A-Za-z0-9_.+-]*`, without `..`
+- a version: `[A-Za-z0-9][A-Za-z0-9._+~-]*`, without `..`
+- a variable name: `[A-Za-z_][A-Za-z0-9_]*` (a shell identifier)
+
+So none of them can hold `/`, whitespace, a line break or another control character, nor
+start with `.` or `-` (a hidden file, a command-line option).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .yamlfile import Mapping, fail
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]*")
+ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+NAME_RULE = "letters, digits and _.+- only, starting with a letter or digit, without '..'"
+VERSION_RULE = "letters, digits and ._+~- only, starting with a letter or digit, without '..'"
+ENV_VAR_RULE = (
+    "a shell variable name (letters, digits and _ only, not starting with a digit): "
+    "it is exported as NAME=value"
+)
+
+
+def name_problem(value: object) -> str | None:
+    """Why `value` is not a valid name (package, external, stack), or None."""
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value) or ".." in value:
+        return f"may hold {NAME_RULE}"
+    return None
+
+
+def version_problem(value: object) -> str | None:
+    """Why `value` is not a valid version, or None."""
+    if not isinstance(value, str) or not VERSION_RE.fullmatch(value) or ".." in value:
+        return f"may hold {VERSION_RULE}"
+    return None
+
+
+def env_var_problem(value: object) -> str | None:
+    """Why `value` is not a valid environment variable name, or None."""
+    if not isinstance(value, str) or not ENV_VAR_RE.fullmatch(value):
+        return f"must be {ENV_VAR_RULE}"
+    return None
+
+
+def env_value_problem(value: str) -> str | None:
+    """Why `value` cannot be exported by a module, or None. Lmod 8.6 and Environment Modules
+    5.2 both write values into the shell code `module load` evaluates without quoting line
+    breaks, so whatever follows one would run as a command (seen with both)."""
+    if "\n" in value or "\r" in value:
+        return (
+            "holds a line break; Lmod and Environment Modules export it unquoted, so the shell "
+            "would run the rest as a command; remove the line break"
+        )
+    return None
+
+
+def check_name(m: Mapping, key: Any, value: object, what: str) -> str:
+    """`value` if it is a valid name; else HitError `file:line: <what> 'x' may hold ...`,
+    the line being that of `key` in the yamlfile.Mapping `m`."""
+    problem = name_problem(value)
+    if problem:
+        fail(m, key, f"{what} {value!r} {problem}")
+    return value  # type: ignore[return-value]
+
+
+def check_version(m: Mapping, key: Any, value: object, what: str) -> str:
+    """`value` if it is a valid version; else HitError with `file:line` and the rule."""
+    problem = version_problem(value)
+    if problem:
+        fail(m, key, f"{what} {value!r} {problem}")
+    return value  # type: ignore[return-value]
+
+
+def check_env_var(m: Mapping, key: Any, value: object, what: str) -> str:
+    """`value` if it is a shell variable name; else HitError with `file:line` and the rule.
+    Used for every variable name a YAML file gives: recipe parameters and `environment:`,
+    site `modules: env:`, `root_variable`."""
+    problem = env_var_problem(value)
+    if problem:
+        fail(m, key, f"{what} {value!r} {problem}")
+    return value  # type: ignore[return-value]
+
+
+def check_env_value(m: Mapping, key: Any, value: str) -> str:
+    """`value` if a module may export it (see env_value_problem); else HitError with
+    `file:line: the value of KEY holds a line break ...`."""
+    problem = env_value_problem(value)
+    if problem:
+        fail(m, key, f"the value of {key} {problem}")
+    return value
