@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .errors import HitError
 from .externals import ENV_OF_ROLE, External
+from .names import env_value_problem, env_var_problem, name_problem, version_problem
 from .permissions import apply
 from .recipes import env_name
 from .resolve import Node, Resolved
@@ -166,7 +167,7 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
             e = Entry(
                 kind="package",
                 name=node.name,
-                version=_project(cfg.naming, node, comp_ext, mpi_ext if uses_mpi else None, stack),
+                version=_project(site, node, comp_ext, mpi_ext if uses_mpi else None, stack),
                 level=level,
                 description=node.recipe.description,
                 homepage=node.recipe.homepage,
@@ -203,8 +204,12 @@ def raise_missing(site: Site, name: str, kind: str) -> None:
 
 
 def _project(
-    naming: str, node: Node, comp: External | None, mpi: External | None, stack: Stack
+    site: Site, node: Node, comp: External | None, mpi: External | None, stack: Stack
 ) -> str:
+    """The module name `modules: naming:` gives the node, less `<name>/` (the version, or
+    `head/version` for a projection like {compiler}/{name}/{version}). Each folder of it must
+    be a name and the last part a version (names.py): HitError naming the site file if not."""
+    naming = site.modules.naming
     fields = {
         "name": node.name,
         "version": node.recipe.version,
@@ -219,6 +224,14 @@ def _project(
         full = naming.format(**fields)
     except (KeyError, IndexError, ValueError) as e:
         raise HitError(f"modules naming {naming!r}: unknown field {e}") from None
+    *folders, last = full.split("/")
+    checks = [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]
+    for part, problem in checks:
+        if problem:
+            raise HitError(
+                f"{site.file}: modules naming {naming!r} makes {full!r} for {node.name}: "
+                f"{part!r} {problem}"
+            )
     head, _, version = full.partition(f"{node.name}/")
     return (head + version) if head else version
 
@@ -245,17 +258,18 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
     """Every file of the tree: relative path -> content."""
     cfg = site.modules
     overrides = (cfg.templates,) if cfg.templates else ()
-    _refuse_newlines(entries)
+    _check_entries(site, entries)
     files: dict[str, bytes] = {}
-    rc: dict[tuple[str, ...], list[str]] = {}
+    # folder -> (module, version name) pairs: `module-version MODULE NAME` in its .modulerc
+    rc: dict[tuple[str, ...], list[tuple[str, str]]] = {}
     for e in sorted(entries, key=lambda e: (e.level, e.name, e.version)):
         alias = getattr(e, "default_alias", None)
         default = cfg.defaults.get(e.name)
         if alias or (default is not None and default == e.version):
-            lines = rc.setdefault((*e.level, e.name), [])
-            lines.append(f"module-version {e.full} default")
+            versions = rc.setdefault((*e.level, e.name), [])
+            versions.append((e.full, "default"))
             if alias:
-                lines.append(f"module-version {e.full} {alias}")
+                versions.append((e.full, alias))
         for fmt in cfg.formats:
             root = cfg.path / fmt
             context = {
@@ -269,27 +283,36 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
                 path = "/".join(("tcl", *e.level, e.name, e.file_version))
                 text = render("tcl/module.tcl", overrides, **context)
             files[path] = text.encode()
-    for where, lines in rc.items():
-        text = render("tcl/modulerc.tcl", overrides, lines=lines).encode()
+    for where, versions in rc.items():
+        text = render("tcl/modulerc.tcl", overrides, versions=versions).encode()
         for fmt in cfg.formats:
             files["/".join((fmt, *where, MODULERC))] = text
     return files
 
 
-def _refuse_newlines(entries: list[Entry]) -> None:
-    """Lmod 8.6 and Environment Modules 5.2 both write variable values into the bash code
-    `module` evaluates without quoting line breaks, so a second line would run as a command
-    (seen here with both). Refuse, rather than publish a module that executes part of a value.
+def _check_entries(site: Site, entries: list[Entry]) -> None:
+    """The last guard before anything is rendered, whatever made the entries. Names, versions
+    and levels become folders of the tree and words of `.modulerc` (evaluated as Tcl by both
+    tools on `module avail`): each must follow names.py's rules. Variable names cannot be
+    escaped (both tools write `export NAME=...` into the shell `module load` evaluates): each
+    must be a shell identifier. Values are escaped, but a line break cannot be (see
+    names.env_value_problem). Anything else raises HitError naming the site file and module.
     Help and whatis text may hold line breaks: they are printed, never evaluated."""
 
     for e in entries:
+        where = f"{site.file}: module {e.name}/{e.version}"
+        words = [(p, name_problem(p)) for p in e.name.split("/")]
+        words += [(p, version_problem(p)) for p in (e.version, *e.level, *(e.modulepath or ()))]
+        for word, problem in words:
+            if problem:
+                raise HitError(f"{where}: {word!r} {problem}")
         for key, value in (*e.setenv, *e.prepend):
-            if "\n" in value or "\r" in value:
-                raise HitError(
-                    f"module {e.name}/{e.version}: the value of {key} holds a line break; "
-                    f"Lmod and Environment Modules export it unquoted, so the shell would run "
-                    f"the rest as a command; remove the line break"
-                )
+            problem = env_var_problem(key)
+            if problem:
+                raise HitError(f"{where}: variable name {key!r} {problem}")
+            problem = env_value_problem(value)
+            if problem:
+                raise HitError(f"{where}: the value of {key} {problem}")
 
 
 def tree_id(files: dict[str, bytes]) -> str:

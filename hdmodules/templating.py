@@ -32,7 +32,22 @@ def environment(overrides: tuple[Path, ...] = ()):
     env.filters["q"] = lambda s: shlex.quote(str(s))
     env.filters["lua"] = lua_quote
     env.filters["tcl"] = tcl_quote
+    env.filters["comment"] = comment_text
     return env
+
+
+def comment_text(value: object) -> str:
+    """Text to put inside a one-line comment (shell and Tcl `#`, Lua `--`, YAML `#`): every
+    character that is not printable, line breaks first, becomes a visible `\\xNN` (`\\uNNNN`),
+    so nothing in the value can end the comment and start a line of code. Use it for every
+    value in a comment; values outside comments go through q, lua or tcl."""
+
+    def esc(c: str) -> str:
+        if c.isprintable():
+            return c
+        return f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
+
+    return "".join(map(esc, str(value)))
 
 
 def _quoted(value: object, special: str, control: str) -> str:
@@ -52,13 +67,17 @@ def _quoted(value: object, special: str, control: str) -> str:
 
 
 def lua_quote(value: object) -> str:
-    """A Lua string literal that reads back byte-exact, whatever the value holds."""
+    """A Lua string literal that reads back byte-exact, whatever the value holds: the one
+    way any string enters generated Lua (the `lua` filter)."""
     return _quoted(value, '\\"', "\\%03d")
 
 
 def tcl_quote(value: object) -> str:
     """A Tcl word that reads back byte-exact: every character Tcl would substitute ($ [ ]
-    and backslash) or that could end the word is escaped."""
+    and backslash) or that could end the word is escaped, and braces too, so the word is safe
+    inside a braced body (proc ModulesHelp). The one way any string enters generated Tcl (the
+    `tcl` filter): modulefiles and `.modulerc`, which Lmod and Environment Modules evaluate as
+    Tcl on a plain `module avail`."""
     return _quoted(value, '\\"$[]{};', "\\u%04x")
 
 

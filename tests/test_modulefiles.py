@@ -38,7 +38,7 @@ def test_explicit_defaults_go_to_modulerc(tmp_path):
     entries = [Entry("package", "app", v, ("Core",)) for v in ("1.0", "2.0")]
     files = render_tree(_site(tmp_path, defaults={"app": "1.0"}), entries)
     rc = files["lmod/Core/app/.modulerc"].decode()
-    assert "module-version app/1.0 default" in rc and "2.0" not in rc
+    assert 'module-version "app/1.0" "default"' in rc and "2.0" not in rc
     assert files["tcl/Core/app/.modulerc"] == files["lmod/Core/app/.modulerc"]
 
 
