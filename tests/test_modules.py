@@ -15,7 +15,12 @@ from tests.conftest import demo_site, need
 from tests.conftest import run_hdmod as hdmod
 from tests.module_tools import avail, available, ensure_installed, module_shell
 
-HOSTILE = "q\"uote's $HOME [x] {y} back\\slash; `id` %s"  # exported: no line break
+# exported: no line break. Each `touch pwned` would create HOME/pwned (the tools' cwd) if Tcl,
+# Lua or the shell ever evaluated it; the last character is a backslash.
+HOSTILE = (
+    "q\"uote's $HOME [x] {y} back\\slash; `id` %s [exec touch pwned] $(touch pwned) "
+    "`touch pwned` \"; touch pwned; \" ]] os.execute('touch pwned') --[[ ]==] \\"
+)
 HOSTILE_TEXT = HOSTILE + "\nsecond line of the description"
 TOOLS = ("lmod", "tcl")
 
@@ -35,6 +40,7 @@ def _demo_site(tmp: Path, extra_modules: str = "", stacks: str | None = None) ->
     site = demo_site(tmp, stacks)
     (site.parent / "pkgs" / "hostile.yaml").write_text(
         f'version: "1.0"\ndescription: {yaml_quote(HOSTILE_TEXT)}\n'
+        f"homepage: {yaml_quote(HOSTILE_TEXT)}\n"
         f"environment:\n  HOSTILE: {yaml_quote(HOSTILE)}\n"
         'build: |\n  mkdir -p "$ARTIFACT/share/hostile"\n  echo ok > "$ARTIFACT/share/hostile/ok"\n'
     )
@@ -92,12 +98,19 @@ def test_load_app_and_run_it(site, tool):
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_hostile_values_load_byte_exact(site, tool):
-    load = f"module use {core(site, tool)}; module load gcc/12.2.0 hostile"
-    run = module_shell(tool, load)
-    assert run.code == 0, run.err
-    assert run.env["HOSTILE"] == HOSTILE
-    helped = module_shell(tool, f"{load}; module help hostile 2>&1", capture_env=False)
+def test_hostile_values_load_byte_exact(site, tool, tmp_path):
+    """A recipe's description, homepage and `environment:` value and a site `modules: env:`
+    value, all hostile, through `hdmod build`: byte-exact after `module load`, and nothing
+    ran on avail, spider, whatis, help or load (HOME is the tools' working folder)."""
+    use = f"module use {core(site, tool)}; module load gcc/12.2.0"
+    for cmd in ("module avail", "module whatis hostile", "module help hostile", "module list",
+                *(["module spider hostile"] if tool == "lmod" else [])):  # fmt: skip
+        run = module_shell(tool, f"{use}; {cmd}", home=tmp_path, capture_env=False)
+        assert run.code == 0 and not (tmp_path / "pwned").exists(), f"{cmd}: {run.err}"
+    run = module_shell(tool, f"{use} hostile app", home=tmp_path)
+    assert run.code == 0 and not (tmp_path / "pwned").exists(), run.err
+    assert run.env["HOSTILE"] == HOSTILE and run.env["APP_NOTE"] == HOSTILE
+    helped = module_shell(tool, f"{use}; module help hostile 2>&1", capture_env=False)
     assert HOSTILE_TEXT in helped.out  # the description, line break included
 
 
