@@ -203,9 +203,9 @@ class Store:
         """Record spec, log and manifest, make everything read-only: now it is installed.
 
         Order matters, as in Nix's registration of a valid path: every file and folder is
-        made read-only (setuid/setgid/sticky bits stripped) and flushed to disk (fsync)
-        before the manifest is renamed into place, and the folder holding the manifest is
-        flushed after, so that after a power cut an artifact either counts as installed
+        made read-only (setuid/setgid/sticky bits stripped) and flushed to disk
+        (`sync_tree`) before the manifest is renamed into place, and the folder holding the
+        manifest is flushed after, so that after a power cut an artifact either counts as installed
         with all its bytes or does not count at all. Raises HitError (naming the artifact
         and the path) when the disk is full or the prefix cannot be written."""
         prefix = self.local_prefix(ref)
@@ -276,14 +276,39 @@ def sync_path(path: Path | str) -> None:
 
 
 def sync_tree(root: Path) -> None:
-    """fsync every regular file and folder below `root` (and `root`); links are skipped
-    (their target is another file, their own bytes are in the folder's entry)."""
+    """Flush every file and folder below `root` (and `root`) to disk.
+
+    One syncfs(2) of the filesystem holding `root` when the C library has it (Linux): it
+    flushes every dirty page of that filesystem, 20-30x faster than an fsync per file for
+    an artifact of thousands of files (see bench/bench_commit.py). Otherwise an fsync of
+    every regular file and folder; links are skipped (their bytes are in the folder's
+    entry), and so are FIFOs and devices (opening one could block). Raises OSError."""
+    if _syncfs(root):
+        return
     for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
             path = os.path.join(dirpath, name)
             if stat.S_ISREG(os.lstat(path).st_mode):
                 sync_path(path)
         sync_path(dirpath)
+
+
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) on the filesystem of `path`; False when the C library lacks it."""
+    import ctypes  # only a commit pays for it
+
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+    return True
 
 
 SPECIAL_BITS = 0o7000  # setuid, setgid, sticky

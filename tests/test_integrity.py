@@ -85,10 +85,14 @@ def test_no_build_process_outlives_its_build(home, tmp_path):
     assert run_hit("verify").code == 0
 
 
-def test_commit_syncs_every_file_before_the_manifest_and_the_folder_after(tmp_path, monkeypatch):
-    """A power cut cannot be staged here; what a power cut needs is checked instead: every
-    file and folder of the artifact reached the disk (fsync) before the manifest's rename
-    made it count as installed, and the folder holding the manifest was synced after."""
+@pytest.mark.parametrize("how", ["syncfs", "fsync each file"])
+def test_commit_syncs_every_file_before_the_manifest_and_the_folder_after(
+    tmp_path, monkeypatch, how
+):
+    """A power cut cannot be staged here; what a power cut needs is checked instead: the
+    artifact's files and folders reached the disk (one syncfs of their filesystem, or, where
+    the C library lacks it, an fsync of each) before the manifest's rename made it count as
+    installed, and the folder holding the manifest was synced after."""
     store = Store(tmp_path / "bld")
     ref = ArtifactRef("pkg", "1", "a" * 32)
     prefix = store.begin(ref)
@@ -98,7 +102,7 @@ def test_commit_syncs_every_file_before_the_manifest_and_the_folder_after(tmp_pa
     (prefix / "lib" / "libx.so.1").write_bytes(b"\x7fELF")
     (prefix / "lib" / "libx.so").symlink_to("libx.so.1")
     events: list[tuple[str, str]] = []
-    real_fsync, real_replace = os.fsync, os.replace
+    real_fsync, real_replace, real_syncfs = os.fsync, os.replace, store_mod._syncfs
 
     def fsync(fd):
         events.append(("sync", os.readlink(f"/proc/self/fd/{fd}")))
@@ -108,17 +112,28 @@ def test_commit_syncs_every_file_before_the_manifest_and_the_folder_after(tmp_pa
         events.append(("rename", str(dst)))
         return real_replace(src, dst, **kw)
 
+    def syncfs(path):
+        if how != "syncfs":
+            return False
+        assert real_syncfs(path)  # the real call, on this machine's C library
+        events.append(("syncfs", str(path)))
+        return True
+
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(store_mod, "_syncfs", syncfs)
     store.commit(ref, {"id": ref.id}, None)
     rename = events.index(("rename", str(prefix / ".hit" / "manifest.json")))
-    synced_before = {path for kind, path in events[:rename] if kind == "sync"}
-    for path in (
-        prefix, prefix / "bin", prefix / "bin" / "tool", prefix / "lib",
-        prefix / "lib" / "libx.so.1", prefix / ".hit", prefix / ".hit" / "build.json",
-        prefix / ".hit" / ".manifest.json.tmp",
-    ):  # fmt: skip
-        assert str(path) in synced_before, path
+    if how == "syncfs":
+        assert ("syncfs", str(prefix)) in events[:rename]
+    else:
+        synced_before = {path for kind, path in events[:rename] if kind == "sync"}
+        for path in (
+            prefix, prefix / "bin", prefix / "bin" / "tool", prefix / "lib",
+            prefix / "lib" / "libx.so.1", prefix / ".hit", prefix / ".hit" / "build.json",
+            prefix / ".hit" / ".manifest.json.tmp",
+        ):  # fmt: skip
+            assert str(path) in synced_before, path
     assert ("sync", str(prefix / ".hit")) in events[rename + 1 :]
     assert store.is_installed(ref)
 
@@ -197,8 +212,9 @@ def test_a_full_disk_names_the_artifact_and_leaves_nothing_half_written(tmp_path
     assert not os.path.ismount(store_dir)
 
 
-def test_sync_tree_skips_links_and_special_files(tmp_path):
+def test_sync_tree_skips_links_and_special_files(tmp_path, monkeypatch):
     (tmp_path / "f").write_text("x")
     (tmp_path / "l").symlink_to("/dev/zero")
     os.mkfifo(tmp_path / "fifo")
+    monkeypatch.setattr(store_mod, "_syncfs", lambda _p: False)  # the walk, not syncfs
     store_mod.sync_tree(tmp_path)  # a FIFO opened for reading would block forever
