@@ -339,10 +339,11 @@ def write_tree(site: Site, files: dict[str, bytes]) -> tuple[Path, bool]:
     # one refresh at a time: two would each remove trees the other just made
     with filelock.FileLock(trees / ".lock"):
         previous = Path(os.readlink(link)) if link.is_symlink() else None
+        # under the lock no other refresh runs: any staging folder is a killed one's debris
+        for debris in trees.glob(".staging-*"):
+            remove_tree(debris)
         if not tree.exists():
             staging = trees / f".staging-{os.getpid()}"
-            if staging.exists():
-                remove_tree(staging)
             for rel, content in files.items():
                 path = staging / rel
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -200,6 +200,31 @@ def test_refresh_is_reproducible_and_drops_unused_modules(site, tmp_path):
         hdmod("modules", "refresh", str(site["yaml"]), "--root", str(site["root"]))
 
 
+def test_a_killed_refresh_leaves_debris_that_the_next_refresh_removes(site, tmp_path):
+    """`hdmod modules refresh` killed (os._exit, like kill -9) after writing its staging
+    folder: the next refresh removes the staging folder and publishes the tree."""
+    target = tmp_path / "mods"
+    code = (
+        "import os, sys\n"
+        "from hdmodules import modulefiles\n"
+        "modulefiles.apply = lambda *a, **k: os._exit(9)\n"
+        "from hdmodules.cli.hdmod import main\n"
+        f"sys.argv = ['hdmod', 'modules', 'refresh', {str(site['yaml'])!r}, "
+        f"'--root', {str(site['root'])!r}, '--modules', {str(target)!r}]\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    trees = tmp_path / ".mods-trees"
+    assert r.returncode == 9 and [p.name for p in trees.glob(".staging-*")], r.stderr
+    assert not target.exists()
+    hdmod("modules", "refresh", str(site["yaml"]), "--root", str(site["root"]),
+          "--modules", str(target))  # fmt: skip
+    assert list(trees.glob(".staging-*")) == []
+    assert "libcore/1.0" in avail(
+        "lmod", [target / "lmod" / "Core", *(target / "lmod" / "Compiler").glob("*/*")]
+    )
+
+
 def test_stack_profiles_are_links_and_roots(site):
     gcc12 = site["root"] / "profiles" / "gcc12"
     assert gcc12.is_symlink()
