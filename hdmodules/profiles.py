@@ -41,6 +41,7 @@ class ProfileSpec:
     externals: dict[str, External] = field(default_factory=dict)
     toolchain: dict[str, str] = field(default_factory=dict)  # kind -> external name
     toolchain_lines: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    parameter_lines: dict[str, tuple[Path, int]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)  # every YAML read, this one last
     link: Path | None = None  # where its link goes; None: next to the YAML file
 
@@ -108,6 +109,8 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
         base_file = Path(os.path.abspath(file.parent / base))
         if not base_file.exists():
             yamlfile.fail(m, "extends", f"extends {base}, but {base_file} does not exist")
+        if not base_file.is_file():
+            yamlfile.fail(m, "extends", f"extends {base}, but {base_file} is not a YAML file")
         _merge(spec, load_profile(base_file, (*_seen, file)))
     own_dirs = []
     for d in yamlfile.get_str_list(m, "package_dirs"):
@@ -117,6 +120,7 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
         own_dirs.append(path)
     spec.package_dirs = own_dirs + [d for d in spec.package_dirs if d not in own_dirs]
     spec.parameters.update(yamlfile.check_parameters(m, "parameters"))
+    spec.parameter_lines.update(parameter_lines(m))
     for req in package_requests(m):
         _add_package(spec, req)
     own = yamlfile.get_str_list(m, "prefer")
@@ -130,6 +134,12 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
         spec.toolchain_lines[kind] = (file, toolchain.line_of(kind))
     spec.files.append(file)
     return spec
+
+
+def parameter_lines(m: yamlfile.Mapping) -> dict[str, tuple[Path, int]]:
+    """Where each profile-wide parameter was set (for `file:line` in later errors)."""
+    params = yamlfile.get_mapping(m, "parameters")
+    return {str(k): (m.file, params.line_of(k)) for k in params}
 
 
 def _add_package(spec: ProfileSpec, req: PackageRequest) -> None:
@@ -153,6 +163,7 @@ def _merge(spec: ProfileSpec, base: ProfileSpec) -> None:
     spec.externals.update(base.externals)
     spec.toolchain.update(base.toolchain)
     spec.toolchain_lines.update(base.toolchain_lines)
+    spec.parameter_lines.update(base.parameter_lines)
     spec.files += [f for f in base.files if f not in spec.files]
 
 

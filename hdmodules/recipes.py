@@ -84,6 +84,8 @@ def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
                       "a git source needs `commit:` with the full 40-hex commit id")  # fmt: skip
     if git is not None and "://" not in git and not git.startswith("/"):
         git = os.path.abspath(recipe_dir / git)
+    if url is not None:
+        _check_url(m, url)
     sha = yamlfile.get_str(m, "sha256")
     if url is not None and sha is None:
         raise HitError(
@@ -103,6 +105,22 @@ def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
         dest=dest,
         line=m.line,
     )
+
+
+URL_SCHEMES = ("http", "https", "ftp", "file")
+
+
+def _check_url(m: yamlfile.Mapping, url: str) -> None:
+    """A source URL that urllib can fetch: http(s) or ftp with a host, or file."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as e:
+        yamlfile.fail(m, "url", f"{url!r} is not a valid URL ({e})")
+    if parts.scheme not in URL_SCHEMES or (parts.scheme != "file" and not parts.hostname):
+        yamlfile.fail(m, "url", f"{url!r}: give an http(s), ftp or file URL with its host")
 
 
 def load_recipe(file: Path) -> Recipe:

@@ -197,8 +197,10 @@ def resolve(profile: ProfileSpec, repin: bool = False, dirty: bool = False) -> R
     roots = list(profile.packages)
     unused = set(profile.parameters) - {p for r in recipes.values() for p in r.parameters}
     if unused:
+        first = sorted(unused, key=lambda k: profile.parameter_lines.get(k, (profile.file, 0)))[0]
+        file, line = profile.parameter_lines.get(first, (profile.file, 0))
         raise HitError(
-            f"{profile.file}: no package of this profile has the parameter(s) "
+            f"{file}:{line}: no package of this profile has the parameter(s) "
             + ", ".join(sorted(unused))
         )
     used = {

@@ -18,7 +18,7 @@ from . import yamlfile
 from .errors import HitError
 from .externals import External, load_externals
 from .names import check_env_value, check_env_var, check_name, check_version
-from .profiles import PackageRequest, ProfileSpec, package_requests
+from .profiles import PackageRequest, ProfileSpec, package_requests, parameter_lines
 from .slurm import SlurmConfig
 from .slurm import load_config as load_slurm_config
 
@@ -207,6 +207,7 @@ def load_site(file: Path, root: Path | None = None, modules: Path | None = None)
             file=file,
             package_dirs=list(package_dirs),
             parameters=yamlfile.check_parameters(sm, "parameters"),
+            parameter_lines=parameter_lines(sm),
             packages=packages,
             externals=dict(externals),
             toolchain=toolchain,

@@ -32,12 +32,31 @@ def test_missing_profile(hit, tmp_path):
         ("package_dirs: [pkgs]\npackages: [c1]\n", ["dependency cycle: c1 -> c2 -> c1"]),
         ("package_dirs: [pkgs]\npackages: {a: [1]}\n", ["package 'a': give nothing, or a mapping"]),
         ("- just\n- a list\n", ["default.yaml:1: a profile must be a YAML mapping"]),
+        (
+            "package_dirs: [pkgs]\nparameters:\n  opt: 1\n  nosuch: 2\npackages: [p]\n",
+            ["default.yaml:4: no package of this profile has the parameter(s) nosuch"],
+        ),
+        (
+            "extends: [pkgs]\npackages: [a]\n",
+            ["default.yaml:1: extends pkgs, but", "is not a YAML file"],
+        ),
     ],
-    ids=["syntax", "unknown-key", "unknown-package", "bad-dir", "cycle", "bad-override", "list"],
+    ids=[
+        "syntax",
+        "unknown-key",
+        "unknown-package",
+        "bad-dir",
+        "cycle",
+        "bad-override",
+        "list",
+        "undeclared-parameter",
+        "extends-a-folder",
+    ],
 )
 def test_bad_profiles(hit, tmp_path, profile, fragments):
     write_recipe(tmp_path / "pkgs", "a", GOOD)
     write_recipe(tmp_path / "pkgs", "c1", GOOD + "dependencies: [c2]\n")
+    write_recipe(tmp_path / "pkgs", "p", GOOD + "parameters: {opt: 0}\n")
     write_recipe(tmp_path / "pkgs", "c2", GOOD + "dependencies: [c1]\n")
     write_profile(tmp_path / "default.yaml", profile)
     for args in (["build"], ["status"], ["show", "buildspec", "a"]):
@@ -98,3 +117,19 @@ def test_bad_home_config(hit, home, tmp_path):
     hit("init-home")
     (home / "config.yaml").write_text("store: bld\njobz: 3\n")
     _one_error(hit("status", cwd=tmp_path, check=False), "config.yaml:2: unknown key 'jobz'")
+
+
+@pytest.mark.parametrize(
+    "url, fragment",
+    [
+        ("http://[::1/x", "is not a valid URL"),
+        ("http://host:port/x.tar.gz", "is not a valid URL"),
+        ("ssh://host/x.tar.gz", "give an http(s), ftp or file URL"),
+        ("https:///x.tar.gz", "give an http(s), ftp or file URL"),
+    ],
+)
+def test_bad_source_urls_name_the_line(hit, tmp_path, url, fragment):
+    source = f'  - url: "{url}"\n    sha256: "{"0" * 64}"\n'
+    write_recipe(tmp_path / "pkgs", "u", f'version: "1"\nsources:\n{source}build: |\n  true\n')
+    write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [u]\n")
+    _one_error(hit("build", cwd=tmp_path, check=False), "u.yaml:3: ", fragment)
