@@ -105,3 +105,13 @@ def check_env_value(m: Mapping, key: Any, value: str) -> str:
     if problem:
         fail(m, key, f"the value of {key} {problem}")
     return value
+
+
+def check_line(m: Mapping, key: Any, value: str | None, what: str) -> str | None:
+    """`value` if it holds no control character (line breaks first); else HitError with
+    `file:line`. For words written into a line of a generated script that is not quoted as
+    a whole, such as a Slurm `#SBATCH --partition=...` line, where a line break would start
+    a shell command."""
+    if value is not None and any(not c.isprintable() for c in value):
+        fail(m, key, f"{what} {value!r} holds a line break or another control character")
+    return value

@@ -25,6 +25,7 @@ from pathlib import Path
 from . import yamlfile
 from .config import parse_duration
 from .errors import HitError
+from .names import check_line
 from .resolve import Node, Resolved
 from .runner import query
 from .store import Store
@@ -55,6 +56,9 @@ class SlurmConfig:
     templates: Path | None = None
 
 
+SBATCH_WORDS = ("partition", "account", "qos", "constraint", "mem")
+
+
 def load_config(m: yamlfile.Mapping, base: Path) -> SlurmConfig:
     """The `slurm:` section of site.yaml (or of a hit home's config.yaml)."""
     yamlfile.check_keys(m, SLURM_KEYS, "slurm")
@@ -68,14 +72,15 @@ def load_config(m: yamlfile.Mapping, base: Path) -> SlurmConfig:
     if isinstance(pack, bool) or not isinstance(pack, int) or pack < 0:
         yamlfile.fail(m, "pack", "'pack' must be a whole number (0: one artifact per job)")
     templates = yamlfile.get_str(m, "templates")
+    # each becomes an #SBATCH line of the job script: one line, nothing more
+    words = {k: check_line(m, k, yamlfile.get_str(m, k), f"slurm {k}") for k in SBATCH_WORDS}
+    extra = tuple(
+        check_line(m, "extra", x, "slurm extra") for x in yamlfile.get_str_list(m, "extra")
+    )
     return SlurmConfig(
-        partition=yamlfile.get_str(m, "partition"),
-        account=yamlfile.get_str(m, "account"),
-        qos=yamlfile.get_str(m, "qos"),
-        constraint=yamlfile.get_str(m, "constraint"),
-        extra=tuple(yamlfile.get_str_list(m, "extra")),
+        **words,
+        extra=extra,
         cpus=yamlfile.get_int(m, "cpus", 1),
-        mem=yamlfile.get_str(m, "mem"),
         time=yamlfile.get_str(m, "time", "1h"),
         time_factor=float(factor),
         time_floor=yamlfile.get_str(m, "time_floor", "10m"),

@@ -247,3 +247,18 @@ def test_status_while_running_then_cancel(slurm, tmp_path):
     gate.touch()
     build_log = next((root / "tmp").glob("libcore-*/build.log")).read_text()
     assert "JOBS=2" in build_log  # the job's --cpus-per-task became the build's JOBS
+
+
+@pytest.mark.parametrize("key", ["partition", "account", "qos", "constraint", "mem", "extra"])
+def test_a_line_break_in_a_slurm_setting_is_refused_at_load(tmp_path, key):
+    """Each setting becomes an #SBATCH line of the job script: a line break would start a
+    shell command in every job. Refused with file:line before anything is built."""
+    shutil.copytree(DEMO, tmp_path / "demo", ignore=shutil.ignore_patterns("default"))
+    site = _site_without_externals(tmp_path / "demo")
+    value = f'["x\\ntouch {tmp_path}/owned"]' if key == "extra" else f'"x\\ntouch {tmp_path}/o"'
+    text = site.read_text()
+    site.write_text(text + f"slurm:\n  {key}: {value}\n")
+    line = text.count("\n") + 2
+    r = hdmod("build", str(site), "--root", str(tmp_path / "root"), "--slurm", check=False)
+    assert r.returncode == 1 and f"plain.yaml:{line}: slurm {key} " in r.stderr, r.stderr
+    assert "line break" in r.stderr and not (tmp_path / "root" / "bld").exists()
