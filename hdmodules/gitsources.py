@@ -68,16 +68,17 @@ def ensure_commit(cache: Path, repo: str, commit: str) -> str:
     return gitdir
 
 
-def export(cache: Path, repo: str, commit: str, dest: Path) -> None:
-    """The tree of `commit` into `dest` (through the same safe unpacking as tarballs)."""
-    from .sources import unpack_tar
+def export(cache: Path, repo: str, commit: str, dest: Path, into: str = ".") -> None:
+    """The tree of `commit` into `dest`/`into`, through the same checked unpacking as
+    tarballs (`git archive`, nothing stripped): symlinks that leave the build folder and paths
+    through a symlink already there are refused. Raises HitError."""
+    from .unpack import unpack_tar
 
     gitdir = ensure_commit(cache, repo, commit)
-    dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp, "tree.tar")
         _git("-C", gitdir, "archive", "--format=tar", "-o", str(archive), commit)
-        unpack_tar(archive, dest, f"{repo}@{commit[:12]}", strip=False)
+        unpack_tar(archive, dest, f"{repo}@{commit[:12]}", strip=False, into=into)
 
 
 def watched_files(repo: Path, ref: str | None) -> list[str]:

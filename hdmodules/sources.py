@@ -1,4 +1,4 @@
-"""Sources: a cache keyed by content hash, mirrors, downloads, and safe unpacking.
+"""Sources: a cache keyed by content hash, mirrors, downloads, and putting them in a build folder.
 
 The cache (and every mirror) holds `sha256/<hex>`: once the bytes are known, the URL they came
 from no longer matters, so a site without internet seeds the cache from a folder of tarballs.
@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from .errors import HitError
 from .hashing import sha256_file, tree_hash
 from .recipes import Source
+from .unpack import Writer, copy_folder, unpack_tar, unpack_zip
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
 TIMEOUT = 60
@@ -121,6 +122,28 @@ def is_archive(name: str) -> bool:
     return name.endswith(ARCHIVE_SUFFIXES)
 
 
+def archive_kind(file: Path, named_like_one: bool) -> str | None:
+    """ "tar", "zip" or None (a plain file). A file named like an archive is recognised by its
+    first bytes too, so that a damaged one is reported as damaged rather than copied."""
+    import tarfile  # imported when needed: startup time of every command
+    import zipfile
+
+    with open(file, "rb") as f:
+        head = f.read(512)
+    compressed = head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00"))
+    if (named_like_one and compressed) or head[257:262] == b"ustar":
+        return "tar"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    for kind, test in (("tar", tarfile.is_tarfile), ("zip", zipfile.is_zipfile)):
+        try:
+            if test(file):
+                return kind
+        except Exception:  # noqa: BLE001 - a sniff that fails means "not this kind"
+            continue
+    return None
+
+
 def _ensure(d: Path) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -130,19 +153,20 @@ def _ensure(d: Path) -> Path:
 
 
 def materialize(source: Source, cache: Path, dest_root: Path) -> None:
-    """Put one source in the build folder: unpack an archive, copy a folder or a file."""
-    import tarfile
-    import zipfile
+    """Put one source in the build folder `dest_root`, under its `dest`: unpack an archive,
+    copy a folder or a file, export a git commit.
 
-    dest = _ensure(dest_root / source.dest)
+    Everything goes through hdmodules.unpack, which never writes through a symlink (one left by
+    an earlier source included) nor outside `dest_root`. Raises HitError naming the source for
+    a refused member, a damaged archive, or a file named like an archive that is not one."""
     if source.git is not None:
         from .gitsources import export
 
-        export(cache, source.git, source.commit, dest)
+        assert source.commit is not None
+        export(cache, source.git, source.commit, dest_root, source.dest)
         return
     if source.path is not None and source.path.is_dir():
-        shutil.copytree(source.path, dest, symlinks=True, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".git"))  # fmt: skip
+        copy_folder(source.path, dest_root, str(source.path), source.dest)
         return
     if source.path is not None:
         file, name = source.path, source.path.name
@@ -150,83 +174,17 @@ def materialize(source: Source, cache: Path, dest_root: Path) -> None:
         assert source.url and source.sha256
         file = cache_file(cache, source.sha256)
         name = PurePosixPath(urllib.parse.urlsplit(source.url).path).name or source.sha256
-    if tarfile.is_tarfile(file):
-        unpack_tar(file, dest, name)
-    elif zipfile.is_zipfile(file):
-        unpack_zip(file, dest, name)
+    try:
+        kind = archive_kind(file, is_archive(name))
+    except OSError as e:
+        raise HitError(f"cannot read source {name}: {e.strerror or e}") from None
+    if kind == "tar":
+        unpack_tar(file, dest_root, name, into=source.dest)
+    elif kind == "zip":
+        unpack_zip(file, dest_root, name, into=source.dest)
+    elif is_archive(name):
+        raise HitError(f"source {name} is named like an archive but is not one ({file})")
     else:
-        shutil.copyfile(file, dest / name)
-
-
-def _parts(name: str) -> list[str]:
-    return [p for p in name.split("/") if p not in ("", ".")]
-
-
-def _top_folder(names: list[str]) -> str | None:
-    """The single top folder shared by every member, which unpacking strips."""
-    tops = {parts[0] for parts in map(_parts, names) if parts}
-    if len(tops) != 1:
-        return None
-    top = tops.pop()
-    return top if any(len(_parts(n)) > 1 for n in names) else None
-
-
-def _outside(archive: str, member: str) -> HitError:
-    return HitError(
-        f"{archive}: member {member!r} would land outside the build folder; refusing to unpack"
-    )
-
-
-def unpack_tar(file: Path, dest: Path, label: str, strip: bool = True) -> None:
-    import tarfile
-
-    with tarfile.open(file, "r:*") as tf:
-        members = tf.getmembers()
-        top = _top_folder([m.name for m in members]) if strip else None
-        safe: list[tarfile.TarInfo] = []
-        for m in members:
-            if m.name.startswith("/") or ".." in _parts(m.name):
-                raise _outside(label, m.name)
-            parts = _parts(m.name)[1:] if top else _parts(m.name)
-            if not parts:
-                continue
-            changes: dict = {"name": "/".join(parts)}
-            if m.islnk():
-                if m.linkname.startswith("/") or ".." in _parts(m.linkname):
-                    raise _outside(label, f"{m.name} (a hard link to {m.linkname})")
-                link = _parts(m.linkname)
-                changes["linkname"] = "/".join(link[1:] if top and link[:1] == [top] else link)
-            try:
-                safe.append(tarfile.data_filter(m.replace(**changes, deep=False), str(dest)))
-            except tarfile.FilterError:
-                raise _outside(label, m.name) from None
-        try:
-            tf.extractall(dest, members=safe, filter="data")
-        except tarfile.FilterError as e:
-            raise _outside(label, getattr(e, "tarinfo", None) and e.tarinfo.name or "?") from None
-        except (tarfile.TarError, EOFError, OSError, KeyError) as e:
-            raise HitError(f"{label}: cannot unpack: {e}") from None
-
-
-def unpack_zip(file: Path, dest: Path, label: str) -> None:
-    import zipfile
-
-    with zipfile.ZipFile(file) as zf:
-        names = zf.namelist()
-        top = _top_folder(names)
-        for info in zf.infolist():
-            if info.filename.startswith("/") or ".." in _parts(info.filename):
-                raise _outside(label, info.filename)
-        for info in zf.infolist():
-            parts = _parts(info.filename)[1:] if top else _parts(info.filename)
-            if not parts:
-                continue
-            target = dest.joinpath(*parts)
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
-            if (info.external_attr >> 16) & 0o111:
-                target.chmod(0o755)
+        # the bytes are what is hashed, not the mode: a plain file is never executable
+        with open(file, "rb") as data, Writer(dest_root, name, source.dest) as w:
+            w.file([name], name, data, 0o644)
