@@ -2,14 +2,18 @@
 
 import hashlib
 import io
+import os
+import shutil
+import subprocess
 import tarfile
 import zipfile
 
 import pytest
 
 from hdmodules.errors import HitError
-from hdmodules.sources import cache_file, fetch, unpack_tar, unpack_zip
-from tests.conftest import write_profile, write_recipe
+from hdmodules.recipes import Source
+from hdmodules.sources import cache_file, fetch, materialize, unpack_tar, unpack_zip
+from tests.conftest import need, write_profile, write_recipe
 
 
 def make_tar(path, members):
@@ -166,3 +170,137 @@ def test_url_mirror_by_hash(tmp_path):
     (mirror / "sha256" / sha).write_bytes(t.read_bytes())
     got = fetch(tmp_path / "c", "http://127.0.0.1:9/gone.tgz", sha, (mirror.as_uri(),))
     assert got.read_bytes() == t.read_bytes()
+
+
+# --- materialising: archives by name, folders, dest, and the real command line --------------
+
+
+def test_a_file_named_like_an_archive_must_be_one(tmp_path):
+    for name in ("pkg-1.tar.gz", "pkg.tgz", "pkg.tar.xz", "pkg.zip", "pkg.tar"):
+        (tmp_path / name).write_text("<html>not found</html>\n")
+        with pytest.raises(HitError, match=rf"source {name} is named like an archive but is not"):
+            materialize(Source(path=tmp_path / name), tmp_path / "c", tmp_path / "src")
+    for name, text in (("fix.patch", "--- a\n+++ b\n"), ("main.c", "int main(){}\n")):
+        (tmp_path / name).write_text(text)
+        materialize(Source(path=tmp_path / name, dest="extra"), tmp_path / "c", tmp_path / "src")
+        assert (tmp_path / "src" / "extra" / name).read_text() == text
+
+
+def _escaping_tree(tmp_path):
+    """A folder source whose `out` points outside the build folder, as copytree keeps it."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.c").write_text("int a;\n")
+    (tree / "out").symlink_to("../outside")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "keep").write_text("safe\n")
+    return tree
+
+
+def test_nothing_goes_through_a_folder_sources_symlink(tmp_path):
+    tree = _escaping_tree(tmp_path)
+    build = tmp_path / "build"  # src/out -> ../outside: tmp_path/build/outside
+    (build / "outside").mkdir(parents=True)
+    (build / "outside" / "keep").write_text("safe\n")
+    src = build / "src"
+    materialize(Source(path=tree), tmp_path / "c", src)
+    assert os.readlink(src / "out") == "../outside" and (src / "a.c").exists()
+    z = tmp_path / "evil.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("out/keep", "pwned\n")
+        zf.writestr("other", "x")
+    t = make_tar(tmp_path / "evil.tgz", [("out/keep", "file", b"pwned\n"), ("b", "file", b"")])
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "out").mkdir()
+    (other / "out" / "keep").write_text("pwned\n")
+    for source in (
+        Source(path=z),
+        Source(path=t),
+        Source(path=tmp_path / "tree" / "a.c", dest="out/sub"),
+        Source(path=t, dest="out"),
+        Source(path=other),
+    ):
+        with pytest.raises(HitError, match="symlink 'out'; sources are never unpacked through"):
+            materialize(source, tmp_path / "c", src)
+    assert (build / "outside" / "keep").read_text() == "safe\n"
+    assert sorted(os.listdir(build / "outside")) == ["keep"]
+
+
+def test_git_export_keeps_inner_symlinks_and_refuses_escaping_ones(tmp_path):
+    need(shutil.which("git") is not None, "git")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "lib").mkdir()
+    (repo / "lib" / "x.h").write_text("x\n")
+    (repo / "inc").symlink_to("lib")
+    git = ["git", "-C", str(repo), "-c", "user.email=a@b", "-c", "user.name=A"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    src = tmp_path / "src"
+    materialize(Source(git=str(repo), commit=head.strip(), dest="g"), tmp_path / "c", src)
+    assert (src / "g" / "inc" / "x.h").read_text() == "x\n"
+    (repo / "up").symlink_to("../../..")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "two"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    with pytest.raises(HitError, match=r"member 'up' \(a symlink to '../../..'\) would land"):
+        materialize(Source(git=str(repo), commit=head.strip(), dest="h"), tmp_path / "c", src)
+
+
+def _one_package(tmp_path, sources: str):
+    write_recipe(
+        tmp_path / "pkgs",
+        "pkg",
+        f"""
+        version: "1"
+        sources: {sources}
+        build: |
+          true
+        """,
+    )
+    return write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [pkg]\n")
+
+
+def _error_line(r) -> str:
+    lines = [line for line in r.err.splitlines() if "error" in line]
+    assert r.code == 1 and len(lines) == 1, r.err
+    return lines[0]
+
+
+def test_hit_build_refuses_a_hostile_tarball_in_one_line(hit, tmp_path):
+    (tmp_path / "sentinel").write_text("safe\n")
+    make_tar(tmp_path / "evil.tgz", [("pkg/a.c", "file", b"int a;\n"),
+                                     ("pkg/up", "sym", "../" * 12),
+                                     ("pkg/up/sentinel", "file", b"pwned\n")])  # fmt: skip
+    p = _one_package(tmp_path, "[{path: ../evil.tgz}]")
+    line = _error_line(hit("build", str(p), check=False))
+    assert "evil.tgz: member 'pkg/up/sentinel' runs through the symlink 'up'" in line
+    assert (tmp_path / "sentinel").read_text() == "safe\n"
+
+
+def test_hit_build_refuses_an_archive_through_a_folder_sources_symlink(hit, tmp_path):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.c").write_text("int a;\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tree / "out").symlink_to(outside)
+    make_tar(tmp_path / "evil.tgz", [("out/pwned", "file", b"x"), ("b.c", "file", b"")])
+    p = _one_package(tmp_path, "[{path: ../tree}, {path: ../evil.tgz}]")
+    line = _error_line(hit("build", str(p), check=False))
+    assert "evil.tgz: member 'out/pwned' runs through the symlink 'out'" in line
+    p = _one_package(tmp_path, "[{path: ../tree}, {path: ../tree/a.c, dest: out/sub}]")
+    line = _error_line(hit("build", str(p), check=False))
+    assert "dest 'out/sub' runs through the symlink 'out'" in line
+    assert os.listdir(outside) == []
+
+
+def test_hit_build_reports_a_truncated_tarball_not_an_interrupt(hit, tmp_path):
+    t = make_tar(tmp_path / "p-1.tar.gz", [("p/big", "file", os.urandom(100_000))])
+    t.write_bytes(t.read_bytes()[:50_000])
+    p = _one_package(tmp_path, "[{path: ../p-1.tar.gz}]")
+    line = _error_line(hit("build", str(p), check=False))
+    assert "cannot unpack p-1.tar.gz: truncated or damaged archive" in line
