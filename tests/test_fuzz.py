@@ -16,14 +16,23 @@ from hdmodules.errors import HitError
 from hdmodules.profiles import load_profile
 from hdmodules.recipes import load_recipe
 from hdmodules.resolve import resolve
+from hdmodules.site import load_site
 from tests.conftest import DEMO
 
+EXTERNALS = (
+    "externals:\n"
+    "  gcc-12: {kind: compiler, version: 12.2.0, commands: {cc: /usr/bin/gcc}}\n"
+    "  gcc-11: {kind: compiler, version: 11.3.0, commands: {cc: /usr/bin/gcc}}\n"
+    "  openmpi-4.1.4: {kind: mpi, version: 4.1.4, commands: {mpicc: /usr/bin/mpicc}}\n"
+)
 SEEDS = [
     (DEMO / "pkgs" / "app.yaml").read_text(),
     (DEMO / "pkgs" / "libcore.yaml").read_text(),
     (DEMO / "default.yaml").read_text(),
     "extends: [a.yaml]\nparameters: {x: 1}\npackages:\n  a: {parameters: {y: [1, 2]}}\n",
     "store: bld\nmirrors: [a, 'http://x']\njobs: 2\nhost_libs: [libz.so.1]\n",
+    (DEMO / "site.yaml").read_text(),
+    EXTERNALS,
     "&a [*a]\n",
     "a: &x {b: *x}\n",
 ]
@@ -51,10 +60,13 @@ def _try_all(tmp: Path, text: str) -> None:
     (tmp / "fuzz.yaml").write_text(text, encoding="utf-8")
     (tmp / "pkgs" / "app.yaml").write_text(text, encoding="utf-8")
     (tmp / "config.yaml").write_text(text, encoding="utf-8")
+    (tmp / "site.yaml").write_text(text, encoding="utf-8")
+    (tmp / "externals.yaml").write_text(EXTERNALS)
     for load in (
         lambda: load_recipe(tmp / "pkgs" / "app.yaml"),
         lambda: resolve(load_profile(tmp / "fuzz.yaml")),
         lambda: load_home(tmp),
+        lambda: load_site(tmp / "site.yaml"),
     ):
         try:
             load()
@@ -62,11 +74,17 @@ def _try_all(tmp: Path, text: str) -> None:
             assert str(e) and "\n" not in str(e).strip()
 
 
+# every loader sees each example: >= 2,000 cases per loader by default, more in a long run
+LOADER_EXAMPLES = settings(max_examples=int(os.environ.get("HDMOD_FUZZ_EXAMPLES", "2000")))
+
+
+@LOADER_EXAMPLES
 @given(st.sampled_from(SEEDS), mutations)
 def test_mutated_yaml_never_crashes(tmp_path_factory, seed, edits):
     _try_all(tmp_path_factory.mktemp("fz"), _mutate(seed, edits))
 
 
+@LOADER_EXAMPLES
 @given(st.text(max_size=200))
 def test_random_text_never_crashes(tmp_path_factory, text):
     _try_all(tmp_path_factory.mktemp("fz"), text)
