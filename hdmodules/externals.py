@@ -25,8 +25,8 @@ from pathlib import Path
 
 from . import yamlfile
 from .errors import HitError
-from .names import check_name, check_version
 from .runner import query
+from .yamlfile import check_name, check_version
 
 EXTERNAL_KEYS = {"kind", "version", "prefix", "commands", "module", "libs", "pin"}
 ROLES = {

@@ -17,14 +17,15 @@ code that `module load` evaluates, so a name is either a shell identifier or ref
 
 So none of them can hold `/`, whitespace, a line break or another control character, nor
 start with `.` or `-` (a hidden file, a command-line option).
+
+This module holds only the rules (plain functions returning why a word breaks one, or
+None); `yamlfile.check_name` and its siblings apply them to YAML values with `file:line`,
+and the module renderer applies them once more to what it is about to write.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
-
-from .yamlfile import Mapping, fail
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]*")
@@ -69,49 +70,3 @@ def env_value_problem(value: str) -> str | None:
             "would run the rest as a command; remove the line break"
         )
     return None
-
-
-def check_name(m: Mapping, key: Any, value: object, what: str) -> str:
-    """`value` if it is a valid name; else HitError `file:line: <what> 'x' may hold ...`,
-    the line being that of `key` in the yamlfile.Mapping `m`."""
-    problem = name_problem(value)
-    if problem:
-        fail(m, key, f"{what} {value!r} {problem}")
-    return value  # type: ignore[return-value]
-
-
-def check_version(m: Mapping, key: Any, value: object, what: str) -> str:
-    """`value` if it is a valid version; else HitError with `file:line` and the rule."""
-    problem = version_problem(value)
-    if problem:
-        fail(m, key, f"{what} {value!r} {problem}")
-    return value  # type: ignore[return-value]
-
-
-def check_env_var(m: Mapping, key: Any, value: object, what: str) -> str:
-    """`value` if it is a shell variable name; else HitError with `file:line` and the rule.
-    Used for every variable name a YAML file gives: recipe parameters and `environment:`,
-    site `modules: env:`, `root_variable`."""
-    problem = env_var_problem(value)
-    if problem:
-        fail(m, key, f"{what} {value!r} {problem}")
-    return value  # type: ignore[return-value]
-
-
-def check_env_value(m: Mapping, key: Any, value: str) -> str:
-    """`value` if a module may export it (see env_value_problem); else HitError with
-    `file:line: the value of KEY holds a line break ...`."""
-    problem = env_value_problem(value)
-    if problem:
-        fail(m, key, f"the value of {key} {problem}")
-    return value
-
-
-def check_line(m: Mapping, key: Any, value: str | None, what: str) -> str | None:
-    """`value` if it holds no control character (line breaks first); else HitError with
-    `file:line`. For words written into a line of a generated script that is not quoted as
-    a whole, such as a Slurm `#SBATCH --partition=...` line, where a line break would start
-    a shell command."""
-    if value is not None and any(not c.isprintable() for c in value):
-        fail(m, key, f"{what} {value!r} holds a line break or another control character")
-    return value

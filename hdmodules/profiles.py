@@ -10,9 +10,8 @@ from pathlib import Path
 from . import yamlfile
 from .errors import HitError
 from .externals import External, load_externals
-from .names import check_name
 from .store import profile_link
-from .yamlfile import Scalar
+from .yamlfile import Scalar, check_name
 
 PROFILE_KEYS = {
     "extends", "package_dirs", "parameters", "packages", "prefer", "externals", "toolchain",

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from . import yamlfile
 from .errors import HitError
-from .names import check_env_value, check_name, check_version
-from .yamlfile import Scalar
+from .yamlfile import Scalar, check_env_value, check_name, check_version
 
 RECIPE_KEYS = {
     "name",

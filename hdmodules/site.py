@@ -17,10 +17,10 @@ from pathlib import Path
 from . import yamlfile
 from .errors import HitError
 from .externals import External, load_externals
-from .names import check_env_value, check_env_var, check_name, check_version
 from .profiles import PackageRequest, ProfileSpec, package_requests, parameter_lines
 from .slurm import SlurmConfig
 from .slurm import load_config as load_slurm_config
+from .yamlfile import check_env_value, check_env_var, check_name, check_version
 
 SITE_KEYS = {
     "root", "package_dirs", "externals", "externals_from", "stacks", "modules", "permissions",

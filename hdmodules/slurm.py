@@ -25,11 +25,11 @@ from pathlib import Path
 from . import yamlfile
 from .config import parse_duration
 from .errors import HitError
-from .names import check_line
 from .resolve import Node, Resolved
 from .runner import query
 from .store import Store
 from .templating import render
+from .yamlfile import check_line
 
 SLURM_KEYS = {
     "partition", "account", "qos", "constraint", "extra", "cpus", "mem", "time",

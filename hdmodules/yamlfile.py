@@ -9,6 +9,12 @@ from typing import Any, NoReturn
 import yaml
 
 from .errors import HitError
+from .names import (
+    env_value_problem,
+    env_var_problem,
+    name_problem,
+    version_problem,
+)
 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -159,13 +165,60 @@ Scalar = str | int | float | bool
 
 def check_parameters(m: Mapping, key: str, what: str = "parameter") -> dict[str, Scalar]:
     """Flat name -> scalar (parameters, a recipe's `environment:`): each name becomes an
-    environment variable, so it must be a shell variable name (names.check_env_var, raising
+    environment variable, so it must be a shell variable name (check_env_var, raising
     HitError with file:line), each value a string, number or true/false."""
-    from .names import check_env_var  # names.py builds on this module
-
     params = get_mapping(m, key)
     for name, value in params.items():
         check_env_var(params, name, name, f"{what} name")
         if not isinstance(value, str | int | float | bool):
             fail(params, name, f"{what} {name!r} must be a string, number or true/false")
     return dict(params)
+
+
+# --- words that become paths, module names or variable names (rules: names.py) ----------
+
+
+def check_name(m: Mapping, key: Any, value: object, what: str) -> str:
+    """`value` if it is a valid name; else HitError `file:line: <what> 'x' may hold ...`,
+    the line being that of `key` in the yamlfile.Mapping `m`."""
+    problem = name_problem(value)
+    if problem:
+        fail(m, key, f"{what} {value!r} {problem}")
+    return value  # type: ignore[return-value]
+
+
+def check_version(m: Mapping, key: Any, value: object, what: str) -> str:
+    """`value` if it is a valid version; else HitError with `file:line` and the rule."""
+    problem = version_problem(value)
+    if problem:
+        fail(m, key, f"{what} {value!r} {problem}")
+    return value  # type: ignore[return-value]
+
+
+def check_env_var(m: Mapping, key: Any, value: object, what: str) -> str:
+    """`value` if it is a shell variable name; else HitError with `file:line` and the rule.
+    Used for every variable name a YAML file gives: recipe parameters and `environment:`,
+    site `modules: env:`, `root_variable`."""
+    problem = env_var_problem(value)
+    if problem:
+        fail(m, key, f"{what} {value!r} {problem}")
+    return value  # type: ignore[return-value]
+
+
+def check_env_value(m: Mapping, key: Any, value: str) -> str:
+    """`value` if a module may export it (see env_value_problem); else HitError with
+    `file:line: the value of KEY holds a line break ...`."""
+    problem = env_value_problem(value)
+    if problem:
+        fail(m, key, f"the value of {key} {problem}")
+    return value
+
+
+def check_line(m: Mapping, key: Any, value: str | None, what: str) -> str | None:
+    """`value` if it holds no control character (line breaks first); else HitError with
+    `file:line`. For words written into a line of a generated script that is not quoted as
+    a whole, such as a Slurm `#SBATCH --partition=...` line, where a line break would start
+    a shell command."""
+    if value is not None and any(not c.isprintable() for c in value):
+        fail(m, key, f"{what} {value!r} holds a line break or another control character")
+    return value
