@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import replace_link
 from .errors import HitError
 from .hashing import SHORT, canonical_json, sha256_file
 
@@ -365,11 +366,9 @@ def set_link(link: Path, target: Path) -> bool:
             return False
     elif link.exists():
         raise HitError(f"{link} exists and is not a symlink; move it away first")
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
     try:
         link.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(target, tmp)
-        os.replace(tmp, link)
+        replace_link(link, target)
     except PermissionError:
         raise HitError(f"cannot write the link {link}: permission denied") from None
     return True
