@@ -21,7 +21,13 @@ from pathlib import Path
 
 from .errors import HitError
 from .externals import ENV_OF_ROLE, External
-from .names import env_value_problem, env_var_problem, name_problem, version_problem
+from .names import (
+    env_value_problem,
+    env_var_problem,
+    name_problem,
+    text_problem,
+    version_problem,
+)
 from .permissions import apply
 from .recipes import env_name
 from .resolve import Node, Resolved
@@ -313,6 +319,16 @@ def _check_entries(site: Site, entries: list[Entry]) -> None:
             problem = env_value_problem(value)
             if problem:
                 raise HitError(f"{where}: the value of {key} {problem}")
+        texts = {"description": e.description, "homepage": e.homepage}
+        if e.artifact_id:  # help names the artifact's prefix
+            texts["prefix"] = e.prefix
+        for what, text in texts.items():
+            problem = text_problem(text)
+            if problem:
+                raise HitError(f"{where}: the {what} {problem}")
+        if e.hidden and e.file_version.startswith((".modulerc", ".version")):
+            control = f"the folder's {e.file_version} control file"
+            raise HitError(f"{where}: hidden, version {e.version!r} would be {control}")
 
 
 def tree_id(files: dict[str, bytes]) -> str:

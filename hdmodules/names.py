@@ -60,10 +60,34 @@ def env_var_problem(value: object) -> str | None:
     return None
 
 
+LONG_BRACKET_CLOSE = re.compile(r"\]=*\]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be help or whatis text of a module, or None. Both formats quote it
+    (lua_quote, tcl_quote), but Lmod copies such text into Lua long brackets where we do
+    not quote it: its tcl2lua.tcl wraps a Tcl module's whatis and help text in `[===[...]===]`
+    without escaping, and its spider cache (serializeTbl.lua) wraps text holding a line
+    break in the first long bracket level it does not contain, falling back to `[[...]]`.
+    A `]]` or `]=...=]` in the text would end the bracket and run the rest as Lua for every
+    user whose Lmod reads the module or the cache. A NUL cuts the text in both tools."""
+    if LONG_BRACKET_CLOSE.search(value):
+        return (
+            f"holds {LONG_BRACKET_CLOSE.search(value).group()!r}, which would end a Lua long "
+            f"bracket in Lmod's translation of the module or its spider cache; write it "
+            f"differently (e.g. with a space between the brackets)"
+        )
+    if "\0" in value:
+        return "holds a NUL character"
+    return None
+
+
 def env_value_problem(value: str) -> str | None:
     """Why `value` cannot be exported by a module, or None. Lmod 8.6 and Environment Modules
     5.2 both write values into the shell code `module load` evaluates without quoting line
     breaks, so whatever follows one would run as a command (seen with both)."""
+    if "\0" in value:
+        return "holds a NUL character, which both module tools cut the value at"
     if "\n" in value or "\r" in value:
         return (
             "holds a line break; Lmod and Environment Modules export it unquoted, so the shell "

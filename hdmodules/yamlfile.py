@@ -13,6 +13,7 @@ from .names import (
     env_value_problem,
     env_var_problem,
     name_problem,
+    text_problem,
     version_problem,
 )
 
@@ -221,4 +222,13 @@ def check_line(m: Mapping, key: Any, value: str | None, what: str) -> str | None
     a shell command."""
     if value is not None and any(not c.isprintable() for c in value):
         fail(m, key, f"{what} {value!r} holds a line break or another control character")
+    return value
+
+
+def check_text(m: Mapping, key: Any, value: str) -> str:
+    """`value` if it may be help or whatis text of a module (names.text_problem); else
+    HitError with `file:line`."""
+    problem = text_problem(value)
+    if problem:
+        fail(m, key, f"the {key} {problem}")
     return value

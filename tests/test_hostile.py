@@ -19,6 +19,7 @@ import pytest
 from hdmodules.errors import HitError
 from hdmodules.externals import External
 from hdmodules.modulefiles import MODULERC, Entry, _external_entry, render_tree
+from hdmodules.names import LONG_BRACKET_CLOSE
 from hdmodules.profiles import load_profile
 from hdmodules.recipes import load_recipe
 from hdmodules.site import ModuleConfig, Site, load_site
@@ -85,16 +86,19 @@ def hostile_tree(tmp_path):
     render_tree makes them; plus a user's own module at the level the compiler opens."""
     x = tmp_path / "X"
     bad = payloads(x)
-    text = "\n".join(bad)  # help and whatis text keep their line breaks
+    # help and whatis text keep their line breaks; Lua long-bracket closers are refused
+    # there (names.text_problem, tested below), so the text holds every other payload
+    plain = [b for b in bad if not LONG_BRACKET_CLOSE.search(b)]
+    text = "\n".join(plain)
     gcc = Entry(
         "compiler", "gcc", "12.2.0", ("Core",), description=text, homepage=text,
-        prefix=" ".join(bad), family="compiler", modulepath=("Compiler", "gcc", "12.2.0"),
+        prefix=" ".join(plain), family="compiler", modulepath=("Compiler", "gcc", "12.2.0"),
         setenv=[("CC", bad[0]), ("GCC_ROOT", " ".join(bad))],
     )  # fmt: skip
     app = Entry(
         "package", "app", "1.0", ("Compiler", "gcc", "12.2.0"), description=text,
-        homepage=" ".join(bad) + "\nsecond line", artifact_id="app/" + "a" * 32,
-        prefix=" ".join(bad), parents=["gcc/12.2.0"],
+        homepage=" ".join(plain) + "\nsecond line", artifact_id="app/" + "a" * 32,
+        prefix=" ".join(plain), parents=["gcc/12.2.0"],
         setenv=[(f"HOSTILE_{i}", p) for i, p in enumerate(bad)],
         prepend=[("PATH", bad[1]), ("MANPATH", bad[0])],
     )  # fmt: skip
@@ -107,6 +111,54 @@ def hostile_tree(tmp_path):
         mine.mkdir(parents=True)
         (mine / leaf).write_text(line)
     return {"modules": site.modules.path, "x": x, "bad": bad, "text": text, "user": user}
+
+
+def test_lmod_reading_the_tcl_tree_runs_nothing(tools, hostile_tree):
+    """Lmod reads Tcl modulefiles too (tcl2lua.tcl turns them into Lua, wrapping whatis and
+    help text in `[===[...]===]`): the Tcl tree, hostile text and all, through Lmod."""
+    t = hostile_tree
+    x, home = t["x"], t["user"].parent / "home-lmod-tcl"
+    home.mkdir()
+    use = f"module use {t['modules'] / 'tcl' / 'Core'}"
+    for cmd in (
+        "module avail",
+        "module whatis gcc",
+        "module help gcc",
+        "module load gcc; module whatis app; module help app",
+        "module spider app",
+    ):
+        run = tool_run(
+            "lmod", x, f"export LMOD_SHORT_TIME=0; {use}; {cmd}", home=home, capture_env=False
+        )
+        assert run.code == 0, f"{cmd}: {run.err}"
+    run = tool_run("lmod", x, f"{use}; module load gcc app", home=home)
+    assert run.code == 0 and run.env["HOSTILE_0"] == t["bad"][0], run.err
+
+
+@pytest.mark.parametrize("closer", ["]]", "]===]", "]=]", "]========]"])
+def test_lua_long_bracket_closers_in_help_text_are_refused(tmp_path, closer):
+    """`]===]` in a description ended the long bracket Lmod's tcl2lua wraps whatis text in;
+    any `]=*]` could end the one its spider cache picks: refused at load, with file:line,
+    and by the renderer whatever made the entry."""
+    x = tmp_path / "X"
+    bad = f"ok{closer}) os.execute('touch {x}') whatis([===[ok"
+    f = tmp_path / "spy.yaml"
+    f.write_text(f'version: "1.0"\ndescription: "{bad}"\nbuild: |\n  true\n')
+    with pytest.raises(HitError, match=r"spy.yaml:2: the description holds"):
+        load_recipe(f)
+    f.write_text(f'version: "1.0"\nhomepage: "{bad}"\nbuild: |\n  true\n')
+    with pytest.raises(HitError, match=r"spy.yaml:2: the homepage holds"):
+        load_recipe(f)
+    entry = Entry("package", "spy", "1.0", (), description="a\n" + bad)
+    with pytest.raises(HitError, match="the description holds"):
+        render_tree(_site(tmp_path), [entry])
+
+
+def test_hidden_versions_never_become_control_files(tmp_path):
+    for version in ("modulerc", "modulerc.lua", "version"):
+        entry = Entry("package", "rc", version, (), hidden=True)
+        with pytest.raises(HitError, match="control file"):
+            render_tree(_site(tmp_path), [entry])
 
 
 @pytest.mark.parametrize("tool", TOOLS)

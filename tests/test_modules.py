@@ -21,7 +21,8 @@ HOSTILE = (
     "q\"uote's $HOME [x] {y} back\\slash; `id` %s [exec touch pwned] $(touch pwned) "
     "`touch pwned` \"; touch pwned; \" ]] os.execute('touch pwned') --[[ ]==] \\"
 )
-HOSTILE_TEXT = HOSTILE + "\nsecond line of the description"
+# help and whatis text may not hold Lua long-bracket closers (names.text_problem): the rest
+HOSTILE_TEXT = HOSTILE.replace("]]", "] ]").replace("]==]", "]== ]") + "\nsecond line"
 TOOLS = ("lmod", "tcl")
 
 
