@@ -7,11 +7,14 @@ convenience, never a requirement.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import HitError
+
+if TYPE_CHECKING:
+    from .slurmconfig import SlurmConfig
 
 CONFIG_KEYS = {
     "store", "source_cache", "build_temp", "gc_roots", "mirrors", "host_libs", "jobs", "slurm",
@@ -43,7 +46,7 @@ class Home:
     mirrors: tuple[str, ...] = ()
     host_libs: frozenset[str] = field(default=BASE_HOST_LIBS)
     jobs: int = 1
-    slurm: object = None  # slurm.SlurmConfig, for `hit build --slurm`
+    slurm: SlurmConfig | None = None  # for `hit build --slurm`
     upstreams: tuple[Path, ...] = ()  # homes (or site roots) whose stores are reused, read-only
     private: bool = True  # artifacts readable by their owner only
     history_keep: int = 10  # generations of a profile link kept as gc roots ...
@@ -202,21 +205,9 @@ def require_writable(home: Home) -> None:
             return
 
 
-def _slurm(m, root: Path):
+def _slurm(m, root: Path) -> SlurmConfig | None:
     if not m:
         return None
-    from .slurm import load_config  # only homes that say something about Slurm pay for it
+    from .slurmconfig import load_config  # only homes that say something about Slurm pay
 
     return load_config(m, root)
-
-
-DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str, what: str = "--older-than") -> float:
-    """`30d`, `12h`, `2w`, `45m`, `10s` -> seconds."""
-    m = DURATION.match(str(text).strip())
-    if not m:
-        raise HitError(f"{what} {text!r}: give a number and a unit, like 30d, 12h or 2w")
-    return int(m.group(1)) * UNITS[m.group(2)]

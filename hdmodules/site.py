@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import yamlfile
-from .errors import HitError
+from .errors import ConfigError
 from .externals import External, load_externals
 from .profiles import PackageRequest, ProfileSpec, package_requests, parameter_lines
-from .slurm import SlurmConfig
-from .slurm import load_config as load_slurm_config
+from .slurmconfig import SlurmConfig
+from .slurmconfig import load_config as load_slurm_config
 from .yamlfile import check_env_value, check_env_var, check_name, check_version
 
 SITE_KEYS = {
@@ -165,9 +165,8 @@ def load_site(file: Path, root: Path | None = None, modules: Path | None = None)
     if root is None:
         given = yamlfile.get_str(m, "root")
         if given is None:
-            raise HitError(
-                f"{file}:{m.line}: say where the site store lives (`root: DIR`), or give --root"
-            )
+            message = "say where the site store lives (`root: DIR`), or give --root"
+            raise ConfigError(file, m.line, message)
         root = base / given
     root = Path(os.path.abspath(root))
     package_dirs = []
