@@ -22,8 +22,9 @@ import os
 from pathlib import Path
 
 from . import __version__
+from .links import profile_link
 from .roots import entry_for
-from .store import ArtifactRef, Store, profile_link
+from .store import ArtifactRef, Store
 
 OWN_CODE = ("resolve.py", "hashing.py", "recipes.py", "profiles.py", "memo.py")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .errors import HitError
 from .externals import ENV_OF_ROLE, External
+from .links import set_link
 from .names import (
     env_value_problem,
     env_var_problem,
@@ -32,7 +33,7 @@ from .permissions import apply
 from .recipes import env_name
 from .resolve import Node, Resolved
 from .site import ModuleConfig, Site, Stack
-from .store import Store, remove_tree, set_link
+from .store import Store, remove_tree
 from .templating import render
 
 MODULERC = ".modulerc"

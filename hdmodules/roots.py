@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HitError
-from .store import set_link
+from .links import set_link
 
 TEMP = "_tmp"
 

@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import replace_link
 from .errors import HitError
 from .hashing import SHORT, canonical_json, sha256_file
 
@@ -45,7 +44,14 @@ class ArtifactRef:
 
     @property
     def short(self) -> str:
-        return f"{self.name}/{self.hash[:SHORT]}"
+        return short_id(self.id)
+
+
+def short_id(artifact_id: str) -> str:
+    """`name/<hash>` -> `name/<first SHORT characters of the hash>`: how an artifact is shown
+    to people (and named in store paths)."""
+    name, _, h = artifact_id.partition("/")
+    return f"{name}/{h[:SHORT]}"
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,13 @@ class Store:
             if (there / META / MANIFEST).exists():
                 return there
         return local
+
+    def label(self, path: Path | None) -> str:
+        """How a path in this store is shown: relative to the store (`name/<version>-<hash>`);
+        a path elsewhere (an upstream's) in full; `?` for None."""
+        if path is None:
+            return "?"
+        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
 
     def is_installed(self, ref: ArtifactRef) -> bool:
         return (self.prefix(ref) / META / MANIFEST).exists()
@@ -353,27 +366,3 @@ def remove_tree(path: Path) -> None:
                 os.chmod(d, 0o755)
     shutil.rmtree(path, onerror=onerror)
 
-
-# --- profile links and gc roots ---------------------------------------------------------------
-
-
-def set_link(link: Path, target: Path) -> bool:
-    """Point `link` at `target` atomically (a new symlink renamed over the old one).
-
-    Returns False when it already pointed there."""
-    if link.is_symlink():
-        if os.readlink(link) == str(target):
-            return False
-    elif link.exists():
-        raise HitError(f"{link} exists and is not a symlink; move it away first")
-    try:
-        link.parent.mkdir(parents=True, exist_ok=True)
-        replace_link(link, target)
-    except PermissionError:
-        raise HitError(f"cannot write the link {link}: permission denied") from None
-    return True
-
-
-def profile_link(profile_file: Path) -> Path:
-    """`dir/release.yaml` -> `dir/release`: the link made next to a profile's YAML file."""
-    return profile_file.with_name(profile_file.name.removesuffix(".yaml").removesuffix(".yml"))
