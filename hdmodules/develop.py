@@ -17,7 +17,7 @@ from pathlib import Path
 from . import roots
 from .config import Home
 from .errors import HitError
-from .profiles import plan_farm
+from .farm import plan_farm
 from .store import Store, read_manifest, read_spec
 from .templating import render
 

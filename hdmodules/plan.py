@@ -11,7 +11,7 @@ from pathlib import Path
 from . import memo, roots
 from .config import Home, open_store
 from .errors import BuildFailed, HitError
-from .profiles import plan_farm, write_farm
+from .farm import plan_farm, write_farm
 from .progress import Progress
 from .resolve import Node, Resolved
 from .store import Store, read_manifest, remove_tree

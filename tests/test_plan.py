@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from hdmodules.errors import HitError
+from hdmodules.farm import plan_farm
 from hdmodules.plan import missing
-from hdmodules.profiles import load_profile, plan_farm
+from hdmodules.profiles import load_profile
 from hdmodules.resolve import resolve
 from hdmodules.store import Store
 from tests.conftest import DEMO
