@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import yamlfile
-from .errors import HitError
+from .errors import ConfigError
 from .yamlfile import Scalar, check_env_value, check_name, check_version
 
 RECIPE_KEYS = {
@@ -76,7 +76,7 @@ def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
     url, path = yamlfile.get_str(m, "url"), yamlfile.get_str(m, "path")
     git = yamlfile.get_str(m, "git")
     if sum(x is not None for x in (url, path, git)) != 1:
-        raise HitError(f"{m.file}:{m.line}: a source needs exactly one of 'url', 'path' or 'git'")
+        raise ConfigError(m.file, m.line, "a source needs exactly one of 'url', 'path' or 'git'")
     commit = yamlfile.get_str(m, "commit")
     if git is not None and (commit is None or not COMMIT_RE.match(commit)):
         yamlfile.fail(m, "commit" if commit else "git",
@@ -87,9 +87,8 @@ def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
         _check_url(m, url)
     sha = yamlfile.get_str(m, "sha256")
     if url is not None and sha is None:
-        raise HitError(
-            f"{m.file}:{m.line}: the source {url} needs a sha256 (`hit fetch {url}` prints it)"
-        )
+        message = f"the source {url} needs a sha256 (`hit fetch {url}` prints it)"
+        raise ConfigError(m.file, m.line, message)
     if sha is not None and not SHA256_RE.match(sha.lower()):
         yamlfile.fail(m, "sha256", "'sha256' must be 64 hexadecimal characters")
     dest = yamlfile.get_str(m, "dest", ".")

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from .errors import HitError
+from .errors import ConfigError
 from .names import (
     env_value_problem,
     env_var_problem,
@@ -45,9 +45,9 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Mapping:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
         if not isinstance(key, str | int | float | bool) and key is not None:
-            raise HitError(f"{loader.hd_file}:{line}: a key must be a plain value, not {key!r}")
+            raise ConfigError(loader.hd_file, line, f"a key must be a plain value, not {key!r}")
         if key in m:
-            raise HitError(f"{loader.hd_file}:{line}: duplicate key {key!r}")
+            raise ConfigError(loader.hd_file, line, f"duplicate key {key!r}")
         m[key] = loader.construct_object(value_node, deep=True)
         m.key_lines[key] = line
     return m
@@ -57,24 +57,23 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 
 
 def load_text(text: str, file: Path) -> Any:
-    """Parse YAML text; any syntax problem becomes a HitError naming file:line."""
+    """Parse YAML text; any syntax problem becomes a ConfigError naming file:line."""
     loader = _Loader(text)
     loader.hd_file = file
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        where = f"{file}:{mark.line + 1}" if mark else str(file)
-        raise HitError(f"{where}: malformed YAML: {e.problem or e.context}") from None
+        line = mark.line + 1 if mark else None
+        raise ConfigError(file, line, f"malformed YAML: {e.problem or e.context}") from None
     except yaml.reader.ReaderError as e:
         line = text.count("\n", 0, e.position) + 1
-        raise HitError(
-            f"{file}:{line}: malformed YAML: character {chr(e.character)!r} is not allowed"
-        ) from None
+        message = f"malformed YAML: character {chr(e.character)!r} is not allowed"
+        raise ConfigError(file, line, message) from None
     except yaml.YAMLError as e:
-        raise HitError(f"{file}: malformed YAML: {' '.join(str(e).split())}") from None
+        raise ConfigError(file, None, f"malformed YAML: {' '.join(str(e).split())}") from None
     except RecursionError:
-        raise HitError(f"{file}: malformed YAML: nested too deeply") from None
+        raise ConfigError(file, None, "malformed YAML: nested too deeply") from None
     finally:
         loader.dispose()
 
@@ -84,11 +83,11 @@ def load(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise HitError(f"{path}: no such file") from None
+        raise ConfigError(path, None, "no such file") from None
     except UnicodeDecodeError as e:
-        raise HitError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise ConfigError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
-        raise HitError(f"{path}: cannot read: {e.strerror}") from None
+        raise ConfigError(path, None, f"cannot read: {e.strerror}") from None
     return load_text(text, path)
 
 
@@ -99,7 +98,7 @@ def load_mapping(path: Path, what: str) -> Mapping:
         data = Mapping()
         data.file, data.line, data.key_lines = path, 1, {}
     if not isinstance(data, Mapping):
-        raise HitError(f"{path}:1: a {what} must be a YAML mapping (key: value lines)")
+        raise ConfigError(path, 1, f"a {what} must be a YAML mapping (key: value lines)")
     return data
 
 
@@ -107,7 +106,9 @@ def load_mapping(path: Path, what: str) -> Mapping:
 
 
 def fail(m: Mapping, key: Any, message: str) -> NoReturn:
-    raise HitError(f"{m.file}:{m.line_of(key)}: {message}")
+    """Raise ConfigError(m.file, the line of `key` in `m` (of `m` itself when absent),
+    message)."""
+    raise ConfigError(m.file, m.line_of(key), message)
 
 
 def check_keys(m: Mapping, allowed: set[str], what: str, required: tuple[str, ...] = ()) -> None:
@@ -118,7 +119,7 @@ def check_keys(m: Mapping, allowed: set[str], what: str, required: tuple[str, ..
             fail(m, key, f"unknown key {key!r} in {what} (known keys: {known})")
     for key in required:
         if m.get(key) is None:
-            raise HitError(f"{m.file}:{m.line}: {what} needs the key {key!r}")
+            raise ConfigError(m.file, m.line, f"{what} needs the key {key!r}")
 
 
 def get_str(m: Mapping, key: str, default: str | None = None) -> str | None:
@@ -167,7 +168,7 @@ Scalar = str | int | float | bool
 def check_parameters(m: Mapping, key: str, what: str = "parameter") -> dict[str, Scalar]:
     """Flat name -> scalar (parameters, a recipe's `environment:`): each name becomes an
     environment variable, so it must be a shell variable name (check_env_var, raising
-    HitError with file:line), each value a string, number or true/false."""
+    ConfigError with file:line), each value a string, number or true/false."""
     params = get_mapping(m, key)
     for name, value in params.items():
         check_env_var(params, name, name, f"{what} name")
@@ -180,7 +181,7 @@ def check_parameters(m: Mapping, key: str, what: str = "parameter") -> dict[str,
 
 
 def check_name(m: Mapping, key: Any, value: object, what: str) -> str:
-    """`value` if it is a valid name; else HitError `file:line: <what> 'x' may hold ...`,
+    """`value` if it is a valid name; else ConfigError `file:line: <what> 'x' may hold ...`,
     the line being that of `key` in the yamlfile.Mapping `m`."""
     problem = name_problem(value)
     if problem:
@@ -189,7 +190,7 @@ def check_name(m: Mapping, key: Any, value: object, what: str) -> str:
 
 
 def check_version(m: Mapping, key: Any, value: object, what: str) -> str:
-    """`value` if it is a valid version; else HitError with `file:line` and the rule."""
+    """`value` if it is a valid version; else ConfigError with `file:line` and the rule."""
     problem = version_problem(value)
     if problem:
         fail(m, key, f"{what} {value!r} {problem}")
@@ -197,7 +198,7 @@ def check_version(m: Mapping, key: Any, value: object, what: str) -> str:
 
 
 def check_env_var(m: Mapping, key: Any, value: object, what: str) -> str:
-    """`value` if it is a shell variable name; else HitError with `file:line` and the rule.
+    """`value` if it is a shell variable name; else ConfigError with `file:line` and the rule.
     Used for every variable name a YAML file gives: recipe parameters and `environment:`,
     site `modules: env:`, `root_variable`."""
     problem = env_var_problem(value)
@@ -207,7 +208,7 @@ def check_env_var(m: Mapping, key: Any, value: object, what: str) -> str:
 
 
 def check_env_value(m: Mapping, key: Any, value: str) -> str:
-    """`value` if a module may export it (see env_value_problem); else HitError with
+    """`value` if a module may export it (see env_value_problem); else ConfigError with
     `file:line: the value of KEY holds a line break ...`."""
     problem = env_value_problem(value)
     if problem:
@@ -216,7 +217,7 @@ def check_env_value(m: Mapping, key: Any, value: str) -> str:
 
 
 def check_line(m: Mapping, key: Any, value: str | None, what: str) -> str | None:
-    """`value` if it holds no control character (line breaks first); else HitError with
+    """`value` if it holds no control character (line breaks first); else ConfigError with
     `file:line`. For words written into a line of a generated script that is not quoted as
     a whole, such as a Slurm `#SBATCH --partition=...` line, where a line break would start
     a shell command."""
@@ -227,7 +228,7 @@ def check_line(m: Mapping, key: Any, value: str | None, what: str) -> str | None
 
 def check_text(m: Mapping, key: Any, value: str) -> str:
     """`value` if it may be help or whatis text of a module (names.text_problem); else
-    HitError with `file:line`."""
+    ConfigError with `file:line`."""
     problem = text_problem(value)
     if problem:
         fail(m, key, f"the {key} {problem}")

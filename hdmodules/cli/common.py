@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import HitError
+from ..errors import ConfigError, HitError
 
 
 def externals_group(prog: str) -> click.Group:
@@ -59,6 +59,9 @@ def run_cli(cli: click.Group, prog: str) -> int:
     except click.ClickException as e:
         e.show()
         return e.exit_code
+    except ConfigError as e:  # a bad input file: the place first, as editors read it
+        click.echo(f"{prog}: error: {e.where}: {e.message}", err=True)
+        return 1
     except HitError as e:
         click.echo(f"{prog}: error: {e}", err=True)
         return 1
