@@ -15,6 +15,23 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "site-configs" / "demo"
 IN_CI = os.environ.get("CI") == "true"
+# May the tests change this machine (install packages with apt, add a test user, start a
+# Slurm cluster for the session)? Only when asked: CI, or HDMOD_TEST_SETUP=1 (the README's
+# test command). A bare `python -m pytest` changes nothing and skips what is missing.
+HOST_SETUP = IN_CI or os.environ.get("HDMOD_TEST_SETUP") == "1"
+SETUP_SCRIPT = REPO / "tests" / "tools" / "setup-host.sh"
+
+
+def pytest_sessionstart(session) -> None:
+    """With HOST_SETUP, install what the tests need (tests/tools/setup-host.sh, idempotent)."""
+    if not HOST_SETUP or os.geteuid() != 0:
+        return
+    r = subprocess.run(["bash", str(SETUP_SCRIPT)], capture_output=True, text=True)
+    if r.returncode != 0:
+        message = f"{SETUP_SCRIPT} failed ({r.returncode}):\n{r.stdout}{r.stderr}"
+        if IN_CI:
+            pytest.exit(message, returncode=1)
+        print(message, file=sys.stderr)
 
 
 def need(condition: bool, what: str) -> None:
@@ -23,7 +40,8 @@ def need(condition: bool, what: str) -> None:
         return
     if IN_CI:
         pytest.fail(f"CI=true but {what} is missing")
-    pytest.skip(f"{what} is missing")
+    hint = "" if HOST_SETUP else " (HDMOD_TEST_SETUP=1 lets the tests set it up)"
+    pytest.skip(f"{what} is missing{hint}")
 
 
 @dataclass

@@ -110,9 +110,14 @@ def available(tool: str) -> bool:
 
 
 def ensure_installed() -> None:
-    """Install both tools with install-module-tools.sh unless they already work."""
+    """Install both tools with install-module-tools.sh unless they already work; only when
+    the test run may change the host (tests.conftest.HOST_SETUP), else RuntimeError."""
+    from tests.conftest import HOST_SETUP
+
     if all(available(t) for t in TOOLS):
         return
+    if not HOST_SETUP:
+        raise RuntimeError("not installed, and this test run may not install them")
     proc = subprocess.run(
         ["bash", str(INSTALL_SCRIPT), str(ENVMOD_PREFIX)],
         stdout=subprocess.PIPE,

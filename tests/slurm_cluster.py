@@ -67,10 +67,17 @@ def cluster_up() -> bool:
     )
 
 
-def ensure_cluster() -> None:
-    """Start the cluster unless it is up; RuntimeError with the script's output on failure."""
+def ensure_cluster() -> bool:
+    """Start the cluster unless it is up; True if this call started it (the caller then
+    stops it with stop_cluster when done: no daemon outlives the test run). Only when the
+    test run may change the host (tests.conftest.HOST_SETUP); RuntimeError otherwise, and
+    with the script's output on failure."""
+    from tests.conftest import HOST_SETUP
+
     if cluster_up():
-        return
+        return False
+    if not HOST_SETUP:
+        raise RuntimeError("not running, and this test run may not start one")
     try:
         res = subprocess.run(
             ["bash", str(START_SCRIPT), STATE_DIR],
@@ -85,6 +92,13 @@ def ensure_cluster() -> None:
         raise RuntimeError(
             f"{START_SCRIPT} failed (exit {res.returncode}):\n{res.stdout}\n{res.stderr}"
         )
+    return True
+
+
+def stop_cluster() -> None:
+    """Stop the daemons start-cluster.sh started (slurm/stop-cluster.sh, by recorded PIDs)."""
+    subprocess.run(["bash", str(REPO / "slurm" / "stop-cluster.sh"), STATE_DIR],
+                   capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
 def _scontrol_state(job_id: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO, REPO, need
+from tests.conftest import DEMO, HOST_SETUP, REPO, need
 from tests.module_tools import LMOD_INIT, available
 
 USER, GROUP = "hduser", "hdsite"
@@ -38,6 +38,7 @@ def sh(*cmd, **kw):
 
 @pytest.fixture(scope="module")
 def world():
+    need(HOST_SETUP, "permission to add a test user and a venv in /var/tmp")
     need(os.geteuid() == 0, "root (to create a user)")
     need(bool(shutil.which("runuser") and shutil.which("useradd")), "runuser and useradd")
     need(bool(shutil.which("gcc-11") and shutil.which("mpicc.openmpi")), "gcc-11 and Open MPI")
