@@ -97,16 +97,25 @@ def hit(home):
 @pytest.fixture
 def demo(tmp_path) -> Path:
     """A copy of site-configs/demo, so profile links land in tmp, not in the repo."""
-    d = tmp_path / "demo"
-    shutil.copytree(DEMO, d, ignore=shutil.ignore_patterns("default", "release", "debug"))
-    return d
+    return copy_demo(tmp_path / "demo")
+
+
+# what a person's own session in site-configs/demo leaves there (README: A first session)
+DEMO_LEFTOVERS = ("default", "release", "debug", "old_profile", "bld", "externals.yaml")
+
+
+def copy_demo(dest: Path) -> Path:
+    """A copy of site-configs/demo without the links, build folders and detected externals
+    a person's own session there leaves behind; returns `dest`."""
+    shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns(*DEMO_LEFTOVERS))
+    return dest
 
 
 def demo_site(tmp: Path, stacks: str | None = None) -> Path:
     """A copy of the demo site with this machine's externals detected; `stacks` (YAML text)
     replaces its stacks. Returns the site.yaml."""
     demo = tmp / "demo"
-    shutil.copytree(DEMO, demo, ignore=shutil.ignore_patterns("default", "externals.yaml"))
+    copy_demo(demo)
     run_hdmod("externals", "detect", "--write", str(demo / "externals.yaml"))
     text = (demo / "site.yaml").read_text()
     if stacks is not None:

@@ -15,7 +15,7 @@ from hdmodules.recipes import load_recipe
 from hdmodules.resolve import resolve
 from hdmodules.slurm import SlurmConfig, plan_jobs
 from hdmodules.store import Store
-from tests.conftest import DEMO, demo_site, need, write_recipe
+from tests.conftest import DEMO, copy_demo, demo_site, need, write_recipe
 from tests.conftest import run_hdmod as hdmod
 from tests.module_tools import available, module_shell
 from tests.slurm_cluster import cluster_up, ensure_cluster, job_states, stop_cluster, wait_jobs
@@ -159,7 +159,7 @@ def test_a_rejected_submission_leaves_no_jobs(slurm, tmp_path):
 
 
 def test_missing_sbatch_is_one_message(tmp_path):
-    shutil.copytree(DEMO, tmp_path / "demo", ignore=shutil.ignore_patterns("default"))
+    copy_demo(tmp_path / "demo")
     site = _site_without_externals(tmp_path / "demo")
     env = {**os.environ, "PATH": str(tmp_path / "empty")}
     r = hdmod("build", str(site), "--root", str(tmp_path / "root"), "--slurm", check=False, env=env)
@@ -257,7 +257,7 @@ def test_status_while_running_then_cancel(slurm, tmp_path):
 def test_a_line_break_in_a_slurm_setting_is_refused_at_load(tmp_path, key):
     """Each setting becomes an #SBATCH line of the job script: a line break would start a
     shell command in every job. Refused with file:line before anything is built."""
-    shutil.copytree(DEMO, tmp_path / "demo", ignore=shutil.ignore_patterns("default"))
+    copy_demo(tmp_path / "demo")
     site = _site_without_externals(tmp_path / "demo")
     value = f'["x\\ntouch {tmp_path}/owned"]' if key == "extra" else f'"x\\ntouch {tmp_path}/o"'
     text = site.read_text()

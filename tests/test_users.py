@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO, HOST_SETUP, REPO, need
+from tests.conftest import DEMO_LEFTOVERS, HOST_SETUP, REPO, copy_demo, need
 from tests.module_tools import LMOD_INIT, available
 
 USER, GROUP = "hduser", "hdsite"
@@ -49,12 +49,12 @@ def world():
     if not (VENV / "bin" / "python").exists():
         sh("/usr/bin/python3", "-m", "venv", str(VENV))
     src = Path(tempfile.mkdtemp(prefix="hdmod-src-", dir="/var/tmp"))
-    shutil.copytree(REPO, src / "repo", ignore=shutil.ignore_patterns(
-        ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", "default"))  # fmt: skip
+    skip = (".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", *DEMO_LEFTOVERS)
+    shutil.copytree(REPO, src / "repo", ignore=shutil.ignore_patterns(*skip))
     sh(str(VENV / "bin" / "pip"), "install", "-q", str(src / "repo"), timeout=600)
     base = Path(tempfile.mkdtemp(prefix="hdmod-site-", dir="/var/tmp"))
     base.chmod(0o755)
-    shutil.copytree(DEMO, base / "demo", ignore=shutil.ignore_patterns("default", "externals.yaml"))
+    copy_demo(base / "demo")
     hd = [sys.executable, "-m", "hdmodules.cli.hdmod"]
     sh(*hd, "externals", "detect", "--write", str(base / "demo" / "externals.yaml"))
     site = base / "demo" / "site.yaml"
