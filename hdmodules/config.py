@@ -52,6 +52,12 @@ class Home:
     history_keep: int = 10  # generations of a profile link kept as gc roots ...
     history_days: int = 30  # ... or younger than this
 
+    @property
+    def upstream_gc_roots(self) -> tuple[Path, ...]:
+        """The roots folders of the upstream homes, where a user's builds leave records of
+        what they use (roots.record_use)."""
+        return tuple(up / "gcroots" for up in self.upstreams)
+
 
 def default_home() -> Path:
     env = os.environ.get("HIT_HOME")

@@ -14,12 +14,19 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import roots as gcroots
+from .durations import parse_duration
 from .errors import HitError
 from .store import MANIFEST, META, Store, remove_tree
+
+if TYPE_CHECKING:
+    from .config import Home
+    from .resolve import Resolved
 
 
 @dataclass
@@ -42,6 +49,8 @@ class Report:
     bad_records: list[gcroots.BadRecord] = field(default_factory=list)  # skipped, with why
     mark_seconds: float = 0.0
     sweep_seconds: float = 0.0
+    modulefiles_removed: list[Path] = field(default_factory=list)  # the user's, now orphans
+    sources_removed: list[str] | None = None  # sha256 of cached sources; None: not asked
 
 
 def scan(store: Store) -> dict[Path, Artifact]:
@@ -211,3 +220,86 @@ def collect_sources(cache: Path, keep: set[str], dry_run: bool = False) -> list[
             if not dry_run:
                 f.unlink()
     return removed
+
+
+# --- `hit gc`: what the user asked, and what to tell them ---------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """What `hit gc` was asked to do. `older_than` is the age as given (`30d`, durations.py);
+    `keep_sources` the sha256 of the cached sources to keep (None: leave the cache alone)."""
+
+    dry_run: bool = False
+    older_than: str | None = None
+    drop_stale: bool = False
+    keep_sources: frozenset[str] | None = None
+
+
+def sources_to_keep(resolved: Iterable[Resolved]) -> frozenset[str]:
+    """The sha256 of every fetched source of every package of these resolved profiles: what
+    `hit gc --sources PROFILE.yaml...` keeps in the source cache."""
+    return frozenset(
+        s.sha256 for r in resolved for n in r.nodes.values() for s in n.recipe.sources if s.sha256
+    )
+
+
+def collect_home(
+    home: Home, store: Store, request: Request, on_wait: Callable[[], None] | None = None
+) -> Report:
+    """`hit gc`: collect the home's store (`collect`), then remove the user's modulefiles
+    whose artifact is gone and, when asked, the cached sources not kept. Raises HitError for
+    a bad `older_than`."""
+    age = parse_duration(request.older_than) if request.older_than else None
+    report = collect(store, home.gc_roots, request.dry_run, age, request.drop_stale, on_wait)
+    if not request.dry_run and report.removed:
+        from .modulefiles import prune_user_modules  # Jinja and the site model: only here
+
+        report.modulefiles_removed = prune_user_modules(home.root, store)
+    if request.keep_sources is not None:
+        report.sources_removed = collect_sources(
+            home.source_cache, set(request.keep_sources), request.dry_run
+        )
+    return report
+
+
+@dataclass(frozen=True)
+class Lines:
+    """What a command prints: `out` to stdout (the summary), `err` to stderr (the notes)."""
+
+    out: list[str]
+    err: list[str]
+
+
+def describe(report: Report, store: Store, request: Request) -> Lines:
+    """The lines `hit gc` prints for `report`: roots and records dropped or stale, each
+    artifact removed (or that would be), the summary with the bytes freed (MiB), the
+    modulefiles and cached sources removed."""
+    verb = "would remove" if request.dry_run else "removed"
+    err = [f"dropped root {r.link}: the link no longer exists" for r in report.dropped]
+    err += [f"skipped a user's record {b.file}: {b.why}" for b in report.bad_records]
+    err += [
+        f"dropped a user's record {u.file.name}: {u.link} no longer points at {u.profile}"
+        for u in report.dropped_users
+    ]
+    if report.users:
+        kept = sum(len(u.ids) for u in report.users)
+        err.append(f"kept what {len(report.users)} user profile(s) use ({kept} references)")
+    for r in report.stale:
+        if r not in report.dropped:
+            kept = f"; kept {store.label(r.last)} it last pointed to" if r.last else ""
+            err.append(
+                f"stale root {r.link}: the link is gone (moved or deleted outside hit){kept}; "
+                f"`hit gc --drop-stale` forgets it"
+            )
+    err += [f"{verb} {i}" for i in report.removed]
+    if report.kept_recent:
+        n = len(report.kept_recent)
+        err.append(f"kept {n} unreachable artifact(s) used within {request.older_than}")
+    err += [
+        f"removed the modulefile {p} (its artifact is gone)" for p in report.modulefiles_removed
+    ]
+    out = [f"{verb} {len(report.removed)} artifact(s), {report.bytes_freed / (1 << 20):.1f} MiB"]
+    if report.sources_removed is not None:
+        out.append(f"{verb} {len(report.sources_removed)} cached source(s)")
+    return Lines(out, err)

@@ -14,11 +14,16 @@ import hashlib
 import json
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import HitError
 from .links import set_link
+
+if TYPE_CHECKING:
+    from .store import Store
 
 TEMP = "_tmp"
 
@@ -164,11 +169,34 @@ def move_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
     return target
 
 
-def remove_link(gc_roots: Path, store: Path, link: Path) -> Path:
+def remove_link(
+    gc_roots: Path, store: Path, link: Path, upstream_gc_roots: tuple[Path, ...] = ()
+) -> Path:
+    """`hit rm`: remove the profile link `link` and its root, and the records that told the
+    upstream stores (their roots folders `upstream_gc_roots`) what it used. Returns what it
+    pointed to; raises HitError when it is not a link into `store`."""
     target = _profile_target(link, store)
     link.unlink()
     deregister(gc_roots, link)
+    for up in upstream_gc_roots:
+        forget_use(up, link)
     return target
+
+
+def listing(gc_roots: Path, store: Store) -> list[str]:
+    """`hit gc --list`: one line a root (`link -> what it reaches`, or STALE and what it
+    keeps), then one a user's record of an upstream's artifacts in use."""
+    lines = []
+    for r in list_roots(gc_roots, store.root):
+        if r.stale:
+            last = f"; keeps {store.label(r.last)}" if r.last else ""
+            lines.append(f"{r.link}  STALE: the link is gone or points outside the store{last}")
+        else:
+            who = "" if r.own else "  (your root)"
+            lines.append(f"{r.link} -> {store.label(r.target)}{who}")
+    for u in use_records(gc_roots):
+        lines.append(f"{u.link}  (a user's profile, {u.state}: uses {len(u.ids)} artifact(s))")
+    return lines
 
 
 # --- users of an upstream store ---------------------------------------------------------------
@@ -302,8 +330,6 @@ def generations(gc_roots: Path, link: Path) -> list[Generation]:
 def record_generation(gc_roots: Path, link: Path, target: Path, keep: int, days: int) -> int:
     """Add a generation for `link` now pointing at `target`; prune those that are neither
     among the last `keep` nor younger than `days` days. Returns its number."""
-    import time
-
     folder = _gen_folder(gc_roots, link)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "link").write_text(str(link.absolute()))
@@ -326,3 +352,39 @@ def generation_targets(gc_roots: Path) -> list[Path]:
         return []
     return [Path(os.readlink(f)) for d in folder.iterdir() if d.is_dir()
             for f in d.iterdir() if f.name.isdigit() and f.is_symlink()]  # fmt: skip
+
+
+def _current(link: Path) -> str | None:
+    return os.path.realpath(link) if link.is_symlink() else None
+
+
+def history(gc_roots: Path, link: Path, store: Store) -> list[str]:
+    """`hit history`: one line a generation of `link`, oldest first: number, local time,
+    the profile, `(current)` for the one it points at."""
+    current = _current(link)
+    lines = []
+    for g in generations(gc_roots, link):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(g.when))
+        mark = "  (current)" if str(g.target) == current else ""
+        lines.append(f"{g.number:>4}  {when}  {store.label(g.target)}{mark}")
+    return lines
+
+
+def previous_generation(gc_roots: Path, link: Path) -> Generation:
+    """The newest generation of `link` older than the one it points at whose profile still
+    exists. Raises HitError when there is none (or the link points at no generation)."""
+    gens = generations(gc_roots, link)
+    current = _current(link)
+    now = max((g.number for g in gens if str(g.target) == current), default=None)
+    earlier = [g for g in gens if now is not None and g.number < now and g.target.exists()]
+    if not earlier:
+        raise HitError(f"{link} has no earlier generation to go back to (`hit history`)")
+    return earlier[-1]
+
+
+def rollback(gc_roots: Path, link: Path) -> Generation:
+    """`hit rollback`: point `link` back at its previous generation (previous_generation)
+    and return it; nothing is read or built."""
+    back = previous_generation(gc_roots, link)
+    point(gc_roots, link, back.target)
+    return back

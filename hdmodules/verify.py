@@ -1,15 +1,20 @@
-"""`hit verify`: re-hash an artifact's files against the manifest written when it was built."""
+"""`hit verify`: re-hash artifacts' files against the manifest written when each was built."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .store import make_manifest, read_manifest
+from .errors import HitError
+from .store import MANIFEST, META, Store, make_manifest, read_manifest
+
+KINDS = ("modified", "added", "removed")
 
 
 @dataclass
 class Damage:
+    """How an artifact's files differ from its manifest: paths relative to `prefix`."""
+
     prefix: Path
     modified: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
@@ -20,7 +25,9 @@ class Damage:
         return not (self.modified or self.added or self.removed)
 
 
-def verify(prefix: Path) -> Damage:
+def check(prefix: Path) -> Damage:
+    """Compare one artifact's files with its manifest. Raises HitError when the manifest is
+    missing or damaged."""
     recorded = read_manifest(prefix)
     now = make_manifest(prefix)
     return Damage(
@@ -29,3 +36,31 @@ def verify(prefix: Path) -> Damage:
         added=sorted(now.keys() - recorded.keys()),
         removed=sorted(recorded.keys() - now.keys()),
     )
+
+
+def verify(store: Store, artifacts: list[str]) -> list[Damage]:
+    """Check the given artifacts (ids, `name/<hash>` or a unique start of it, or paths), or
+    every complete artifact of this store when none is given. Raises HitError for an
+    artifact that is not there."""
+    if not artifacts:
+        return [check(p) for p in store.prefixes() if (p / META / MANIFEST).exists()]
+    prefixes = []
+    for a in artifacts:
+        p = Path(a).absolute() if Path(a).exists() else store.find(a)
+        if p is None:
+            raise HitError(f"no artifact {a} in {store.root}")
+        prefixes.append(p)
+    return [check(p) for p in prefixes]
+
+
+def describe(damages: list[Damage], store: Store) -> list[str]:
+    """`ok        name/<version>-<hash>` for an intact artifact, else one line a changed
+    file: `modified  name/<version>-<hash>/bin/tool` (or added, removed)."""
+    lines = []
+    for damage in damages:
+        name = store.label(damage.prefix)
+        if damage.ok:
+            lines.append(f"ok        {name}")
+        for kind in KINDS:
+            lines += [f"{kind:<9} {name}/{f}" for f in getattr(damage, kind)]
+    return lines

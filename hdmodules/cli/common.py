@@ -59,15 +59,19 @@ def run_cli(cli: click.Group, prog: str) -> int:
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    except ConfigError as e:  # a bad input file: the place first, as editors read it
-        click.echo(f"{prog}: error: {e.where}: {e.message}", err=True)
-        return 1
-    except HitError as e:
-        click.echo(f"{prog}: error: {e}", err=True)
-        return 1
     except BrokenPipeError:
         return 141
-    except OSError as e:
-        where = f": {e.filename}" if e.filename else ""
-        click.echo(f"{prog}: error: {e.strerror or e}{where}", err=True)
+    except (HitError, OSError) as e:
+        click.echo(f"{prog}: error: {error_text(e)}", err=True)
         return 1
+
+
+def error_text(e: HitError | OSError) -> str:
+    """The one line a user sees for an error: a bad input file's place first (`file:line:
+    message`, as editors read it), an OSError's reason and path."""
+    if isinstance(e, ConfigError):
+        return f"{e.where}: {e.message}"
+    if isinstance(e, OSError):
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror or e}{where}"
+    return str(e)

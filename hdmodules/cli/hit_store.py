@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .hit_helpers import _mib, _resolve, _short, _store_paths
+from .hit_helpers import _resolve, _store_paths
 
 
 @click.command()
@@ -40,76 +40,38 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, drop_stale: bool, sourc
     --drop-stale. Reachable: the root's profile, the artifacts it links, their dependencies.
     """
     from .. import gc as collector
-    from ..roots import list_roots
+    from ..roots import listing
 
     home, store = _store_paths(write=not (list_ or dry_run))
     if list_:
-        for r in list_roots(home.gc_roots, store.root):
-            who = "" if r.own else "  (your root)"
-            if r.stale:
-                last = f"; keeps {_short(store, r.last)}" if r.last else ""
-                click.echo(f"{r.link}  STALE: the link is gone or points outside the store{last}")
-            else:
-                click.echo(f"{r.link} -> {_short(store, r.target)}{who}")
-        from ..roots import use_records
-
-        for u in use_records(home.gc_roots):
-            click.echo(f"{u.link}  (a user's profile, {u.state}: uses {len(u.ids)} artifact(s))")
+        _echo(listing(home.gc_roots, store))
         return
-    keep_sources = None
-    if sources:
-        if not profiles:
-            raise click.UsageError("--sources needs the profiles whose sources to keep")
-        keep_sources = {
-            s.sha256
-            for p in profiles
-            for n in _resolve(p).nodes.values()
-            for s in n.recipe.sources
-            if s.sha256
-        }
-    elif profiles:
+    keep = _sources_to_keep(profiles) if sources else None
+    if profiles and not sources:
         raise click.UsageError("profiles are only taken with --sources")
-    from ..config import parse_duration
-
-    age = parse_duration(older_than) if older_than else None
-    report = collector.collect(
-        store, home.gc_roots, dry_run, age, drop_stale,
+    request = collector.Request(dry_run, older_than, drop_stale, keep)
+    report = collector.collect_home(
+        home,
+        store,
+        request,
         on_wait=lambda: click.echo("waiting for running builds to finish ...", err=True),
-    )  # fmt: skip
-    verb = "would remove" if dry_run else "removed"
-    for r in report.dropped:
-        click.echo(f"dropped root {r.link}: the link no longer exists", err=True)
-    for b in report.bad_records:
-        click.echo(f"skipped a user's record {b.file}: {b.why}", err=True)
-    for u in report.dropped_users:
-        click.echo(f"dropped a user's record {u.file.name}: {u.link} no longer points at "
-                   f"{u.profile}", err=True)  # fmt: skip
-    if report.users:
-        kept = sum(len(u.ids) for u in report.users)
-        click.echo(f"kept what {len(report.users)} user profile(s) use ({kept} references)",
-                   err=True)  # fmt: skip
-    for r in report.stale:
-        if r not in report.dropped:
-            kept = f"; kept {_short(store, r.last)} it last pointed to" if r.last else ""
-            click.echo(
-                f"stale root {r.link}: the link is gone (moved or deleted outside hit){kept}; "
-                f"`hit gc --drop-stale` forgets it",
-                err=True,
-            )
-    for i in report.removed:
-        click.echo(f"{verb} {i}", err=True)
-    if report.kept_recent:
-        click.echo(f"kept {len(report.kept_recent)} unreachable artifact(s) used within "
-                   f"{older_than}", err=True)  # fmt: skip
-    click.echo(f"{verb} {len(report.removed)} artifact(s), {_mib(report.bytes_freed)}")
-    if not dry_run and report.removed:
-        from ..modulefiles import prune_user_modules
+    )
+    lines = collector.describe(report, store, request)
+    _echo(lines.err, err=True)
+    _echo(lines.out)
 
-        for path in prune_user_modules(home.root, store):
-            click.echo(f"removed the modulefile {path} (its artifact is gone)", err=True)
-    if keep_sources is not None:
-        gone = collector.collect_sources(home.source_cache, keep_sources, dry_run)
-        click.echo(f"{verb} {len(gone)} cached source(s)")
+
+def _sources_to_keep(profiles: tuple[str, ...]) -> frozenset[str]:
+    from ..gc import sources_to_keep
+
+    if not profiles:
+        raise click.UsageError("--sources needs the profiles whose sources to keep")
+    return sources_to_keep(_resolve(p) for p in profiles)
+
+
+def _echo(lines: list[str], err: bool = False) -> None:
+    for line in lines:
+        click.echo(line, err=err)
 
 
 def _link_command(name: str, doc: str, fn):
@@ -144,12 +106,10 @@ mv = _link_command("mv", "Move the profile link LINK to NEW, moving its gc root 
 @click.argument("link", type=click.Path(path_type=Path))
 def rm(link: Path) -> None:
     """Remove the profile link LINK and its gc root (`hit gc` may then collect the profile)."""
-    from ..roots import forget_use, remove_link
+    from ..roots import remove_link
 
     home, store = _store_paths()
-    target = remove_link(home.gc_roots, store.root, link.absolute())
-    for up in home.upstreams:
-        forget_use(up / "gcroots", link.absolute())
+    target = remove_link(home.gc_roots, store.root, link.absolute(), home.upstream_gc_roots)
     click.echo(f"removed {link} (was -> {target})")
 
 
@@ -207,18 +167,11 @@ def diff(a: str, b: str) -> None:
 @click.argument("profile", default="default.yaml", metavar="[PROFILE.yaml]")
 def history(profile: str) -> None:
     """The profiles PROFILE's link has pointed to (generations, newest last)."""
-    import time
-
-    from ..roots import generations
-    from ..store import profile_link
+    from ..links import profile_link
+    from ..roots import history as lines
 
     home, store = _store_paths(write=False)
-    link = profile_link(Path(os.path.abspath(profile)))
-    current = os.path.realpath(link) if link.is_symlink() else None
-    for g in generations(home.gc_roots, link):
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(g.when))
-        mark = "  (current)" if str(g.target) == current else ""
-        click.echo(f"{g.number:>4}  {when}  {_short(store, g.target)}{mark}")
+    _echo(lines(home.gc_roots, profile_link(Path(os.path.abspath(profile))), store))
 
 
 @click.command()
@@ -226,21 +179,13 @@ def history(profile: str) -> None:
 def rollback(profile: str) -> None:
     """Point PROFILE's link back at the generation before the current one (no YAML read,
     nothing built)."""
-    from ..errors import HitError
-    from ..roots import generations, point
-    from ..store import profile_link
+    from ..links import profile_link
+    from ..roots import rollback as back
 
-    home, store = _store_paths()
+    home, _store = _store_paths()
     link = profile_link(Path(os.path.abspath(profile)))
-    gens = generations(home.gc_roots, link)
-    current = os.path.realpath(link) if link.is_symlink() else None
-    now = max((g.number for g in gens if str(g.target) == current), default=None)
-    earlier = [g for g in gens if now is not None and g.number < now and g.target.exists()]
-    if not earlier:
-        raise HitError(f"{link} has no earlier generation to go back to (`hit history`)")
-    back = earlier[-1]
-    point(home.gc_roots, link, back.target)
-    click.echo(f"{link} -> {back.target} (generation {back.number})")
+    gen = back(home.gc_roots, link)
+    click.echo(f"{link} -> {gen.target} (generation {gen.number})")
 
 
 @click.command()
@@ -252,32 +197,15 @@ def verify(artifacts) -> None:
     what was modified, added or removed; exits 1 if anything was.
     """
     from ..errors import HitError
-    from ..store import MANIFEST, META
+    from ..verify import describe
     from ..verify import verify as check
 
-    home, store = _store_paths(write=False)
-    if artifacts:
-        prefixes = []
-        for a in artifacts:
-            p = Path(a).absolute() if Path(a).exists() else store.find(a)
-            if p is None:
-                raise HitError(f"no artifact {a} in {store.root}")
-            prefixes.append(p)
-    else:
-        prefixes = [p for p in store.prefixes() if (p / META / MANIFEST).exists()]
-    bad = 0
-    for prefix in prefixes:
-        damage = check(prefix)
-        name = _short(store, prefix)
-        if damage.ok:
-            click.echo(f"ok        {name}")
-            continue
-        bad += 1
-        for kind in ("modified", "added", "removed"):
-            for f in getattr(damage, kind):
-                click.echo(f"{kind:<9} {name}/{f}")
+    _home, store = _store_paths(write=False)
+    damages = check(store, list(artifacts))
+    _echo(describe(damages, store))
+    bad = sum(not d.ok for d in damages)
     if bad:
-        raise HitError(f"{bad} of {len(prefixes)} artifact(s) differ from their manifest")
+        raise HitError(f"{bad} of {len(damages)} artifact(s) differ from their manifest")
 
 
 @click.command()
