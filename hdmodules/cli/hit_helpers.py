@@ -38,11 +38,3 @@ def open_store(home):
 def _store_paths(write: bool = True):
     home = _home(write)
     return home, open_store(home)
-
-
-def _short(store, path) -> str:
-    return str(path.relative_to(store.root)) if path is not None else "?"
-
-
-def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.1f} MiB"
