@@ -133,3 +133,51 @@ def test_bad_source_urls_name_the_line(hit, tmp_path, url, fragment):
     write_recipe(tmp_path / "pkgs", "u", f'version: "1"\nsources:\n{source}build: |\n  true\n')
     write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [u]\n")
     _one_error(hit("build", cwd=tmp_path, check=False), "u.yaml:3: ", fragment)
+
+
+# --- ConfigError carries its place and message as fields ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("packages: [a\n", 2, "malformed YAML"),
+        ("packages: [a]\nextras: 1\n", 2, "unknown key 'extras' in profile"),
+        ("a: 1\na: 2\n", 2, "duplicate key 'a'"),
+        ("- just\n- a list\n", 1, "a profile must be a YAML mapping"),
+        ("packages:\n  a: [1]\n", 2, "package 'a': give nothing, or a mapping of overrides"),
+    ],
+    ids=["syntax", "unknown-key", "duplicate-key", "not-a-mapping", "bad-override"],
+)
+def test_config_errors_carry_file_line_and_message(tmp_path, text, line, message):
+    from hdmodules.errors import ConfigError, HitError
+    from hdmodules.profiles import load_profile
+
+    file = write_profile(tmp_path / "p.yaml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_profile(file)
+    e = caught.value
+    assert isinstance(e, HitError)
+    assert (e.file, e.line) == (file, line) and e.message.startswith(message)
+    assert str(e) == f"{file}:{line}: {e.message}"
+
+
+def test_a_missing_file_is_a_config_error_without_a_line(tmp_path):
+    from hdmodules.errors import ConfigError
+    from hdmodules.recipes import load_recipe
+
+    with pytest.raises(ConfigError) as caught:
+        load_recipe(tmp_path / "nope.yaml")
+    assert (caught.value.line, caught.value.message) == (None, "no such file")
+    assert str(caught.value) == f"{tmp_path / 'nope.yaml'}: no such file"
+
+
+def test_a_recipe_source_error_names_the_source_line(tmp_path):
+    from hdmodules.errors import ConfigError
+    from hdmodules.recipes import load_recipe
+
+    file = write_recipe(tmp_path, "a", GOOD + "sources:\n  - url: https://example.org/a.tgz\n")
+    with pytest.raises(ConfigError) as caught:
+        load_recipe(file)
+    assert (caught.value.file, caught.value.line) == (file, 5)
+    assert caught.value.message.startswith("the source https://example.org/a.tgz needs a sha256")
