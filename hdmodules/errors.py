@@ -33,4 +33,32 @@ class ConfigError(HitError):
 
 
 class BuildFailed(HitError):
-    """A build command failed; the message already holds the log tail and the kept folder."""
+    """A build failed. Fields: `artifact` (its id, `name/<hash>`), `what` (what failed, e.g.
+    "the build script failed (exit 1)"), `folder` (the build folder, kept for a look; None when
+    nothing was kept), `log` (its build log), `tail` (the log's last lines). `str()` is
+    `artifact: what`, then the kept folder, the log and the tail, one per line. Raised by
+    builder.build; scheduler.run raises the first one with every other failure attached."""
+
+    def __init__(
+        self,
+        artifact: str,
+        what: str,
+        folder: Path | None = None,
+        log: Path | None = None,
+        tail: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(artifact, what, folder, log, tail)  # args kept: the error pickles
+        self.artifact = artifact
+        self.what = what
+        self.folder = folder
+        self.log = log
+        self.tail = tuple(tail)
+
+    def __str__(self) -> str:
+        text = f"{self.artifact}: {self.what}"
+        if self.folder is not None:
+            text += f"\n  build folder kept: {self.folder}\n  log: {self.log}\n"
+        if self.tail:
+            shown = "\n".join("    " + line for line in self.tail)
+            text += f"  last {len(self.tail)} lines:\n{shown}"
+        return text

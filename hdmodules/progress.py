@@ -36,6 +36,9 @@ class Progress:
         self._emit(f"[{self.done}/{self.total}] {short}  {what}")
 
     def cached(self, short: str) -> None:
+        """`short` is built already: found so before building, or (after `started`) built
+        meanwhile by another process that held its lock."""
+        self.running.pop(short, None)
         if not self.quiet:
             self._counted(short, "cached")
         else:

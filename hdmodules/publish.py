@@ -10,7 +10,7 @@ from . import modulefiles
 from .config import Home, load_home, open_store
 from .errors import HitError
 from .permissions import apply
-from .plan import build_profiles
+from .profilebuild import build_profiles
 from .progress import Progress
 from .resolve import Resolved, resolve
 from .site import Site, Stack

@@ -6,7 +6,7 @@ import pytest
 
 from hdmodules.errors import HitError
 from hdmodules.farm import plan_farm
-from hdmodules.plan import missing
+from hdmodules.profilebuild import missing
 from hdmodules.profiles import load_profile
 from hdmodules.resolve import resolve
 from hdmodules.store import Store

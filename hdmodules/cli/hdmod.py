@@ -118,7 +118,7 @@ def build(site_yaml: Path, root, modules_dir, jobs, repin, slurm, pack, wait) ->
 def build_artifact(site_yaml: Path, root, modules_dir, artifacts, jobs) -> None:
     """Build the given artifacts of SITE_YAML here (what a Slurm job runs)."""
     from ..errors import HitError
-    from ..plan import build_only
+    from ..profilebuild import build_only
     from ..progress import Progress
     from ..publish import site_home
     from ..resolve import resolve

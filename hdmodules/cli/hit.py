@@ -71,7 +71,7 @@ def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty, explain) -> Non
             progress.cached(ref.short)
         click.echo(f"{memo.profile_link(file)} -> {prefix} (up to date)")
         return
-    from ..plan import build_profile
+    from ..profilebuild import build_profile
 
     home = _home()
     resolved = _resolve(profile, repin, dirty)
@@ -91,6 +91,8 @@ def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty, explain) -> Non
             return
     progress = Progress(len(resolved.nodes), quiet=quiet)
     result = build_profile(resolved, home, jobs or home.jobs, progress)
+    if resolved.profile.link is None:  # a YAML file's own link: remember for the no-op path
+        memo.save(home, resolved)
     if "compiler" in resolved.profile.toolchain:  # a site-style stack: modules that plug in
         from ..modulefiles import write_user_modules
 
@@ -140,7 +142,7 @@ def _explain(resolved, store) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(1), default=1)
 def build_artifact(profile: str, artifacts, jobs: int) -> None:
     """Build the given artifacts of PROFILE here (what a Slurm job runs)."""
-    from ..plan import build_only
+    from ..profilebuild import build_only
     from ..progress import Progress
 
     ids = {a.partition(":")[2] for a in artifacts}
@@ -187,17 +189,13 @@ def show_buildspec(package: str, profile: str) -> None:
 @click.option("-p", "--profile", default="default.yaml", help=PROFILE_HELP)
 def show_script(package: str, profile: str) -> None:
     """The exact build script PACKAGE is built with (environment included)."""
-    from ..builder import build_folder, render_script
+    from ..buildjob import build_job
     from ..resolve import node_for
 
     home = _home(write=False)
     resolved = _resolve(profile)
-    node = node_for(resolved, package)
-    store = open_store(home)
-    folder = build_folder(home, node)
-    click.echo(
-        render_script(resolved, node, store, store.prefix(node.ref), folder, home.jobs), nl=False
-    )
+    job = build_job(resolved, node_for(resolved, package), home, open_store(home), home.jobs)
+    click.echo(job.script, nl=False)
 
 
 @cli.command()
@@ -211,12 +209,14 @@ def bdir(package: str, folder: Path, profile: str) -> None:
     installs into FOLDER/artifact rather than the store.
     """
     from ..builder import bdir as make_bdir
+    from ..buildjob import build_job
     from ..resolve import node_for
 
     home = _home()
     resolved = _resolve(profile)
     node = node_for(resolved, package)
-    script = make_bdir(resolved, node, home, open_store(home), folder.absolute(), home.jobs)
+    job = build_job(resolved, node, home, open_store(home), home.jobs, folder.absolute())
+    script = make_bdir(job)
     click.echo(f"sources in {folder / 'src'}; run: bash {script}")
 
 
@@ -259,7 +259,7 @@ def develop(args, jobs, python, no_python) -> None:
     DIR/modulefiles. It is a gc root while it exists; rerun to update it in place.
     """
     from ..develop import develop as make
-    from ..plan import build_and_assemble
+    from ..profilebuild import build_and_assemble
     from ..progress import Progress
 
     if len(args) > 2:
