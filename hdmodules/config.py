@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .atomic import write_atomic
 from .errors import HitError
+from .urls import is_url
 
 if TYPE_CHECKING:
     from .slurmconfig import SlurmConfig
@@ -82,11 +84,8 @@ def init_home(root: Path, private: bool = True) -> Path:
         if not config.exists():
             from .templating import render
 
-            tmp = config.with_name(f".config.yaml.{os.getpid()}")
-            tmp.write_text(
-                render("config.yaml.j2", home=root, jobs=default_jobs(), private=private)
-            )
-            os.replace(tmp, config)
+            text = render("config.yaml.j2", home=root, jobs=default_jobs(), private=private)
+            write_atomic(config, text)
     except PermissionError:
         raise HitError(f"cannot create the hit home {root}: permission denied") from None
     home = load_home(root)
@@ -181,7 +180,7 @@ def load_home(root: Path | None = None) -> Home:
         source_cache=path("source_cache", "src"),
         build_temp=path("build_temp", "tmp"),
         gc_roots=path("gc_roots", "gcroots"),
-        mirrors=tuple(u if "://" in u else str((b / u).absolute()) for b, u in listed("mirrors")),
+        mirrors=tuple(u if is_url(u) else str((b / u).absolute()) for b, u in listed("mirrors")),
         host_libs=BASE_HOST_LIBS | {lib for _b, lib in listed("host_libs")},
         jobs=jobs,
         slurm=_slurm(yamlfile.get_mapping(m, "slurm"), base),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .errors import HitError
 from .runner import query
+from .urls import is_url
 
 
 def _git(*args: str) -> str:
@@ -25,7 +26,7 @@ def _git(*args: str) -> str:
 
 
 def is_local(repo: str) -> bool:
-    return "://" not in repo and ":" not in repo.split("/")[0]
+    return not is_url(repo) and ":" not in repo.split("/")[0]
 
 
 def resolve_ref(repo: Path, ref: str | None, allow_dirty: bool) -> tuple[str, bool]:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .atomic import write_atomic
 from .errors import HitError
 from .externals import ENV_OF_ROLE, External
 from .links import set_link
@@ -398,9 +399,7 @@ def write_user_modules(home_root: Path, resolved: Resolved, store: Store) -> lis
         if path.exists() and path.read_bytes() == content:
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
+        write_atomic(path, content)
         written.append(rel)
     return written
 

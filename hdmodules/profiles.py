@@ -11,6 +11,7 @@ from . import yamlfile
 from .errors import HitError
 from .externals import External, load_externals
 from .links import profile_link
+from .urls import git_location
 from .yamlfile import Scalar, check_name
 
 PROFILE_KEYS = {
@@ -79,8 +80,7 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
         if git is None and (over.get("branch") or over.get("commit")):
             yamlfile.fail(over, "branch" if over.get("branch") else "commit", "give `git:` too")
         if git is not None:
-            local = "://" not in git and not git.startswith("/")
-            req.git = os.path.abspath(m.file.parent / git) if local else git
+            req.git = git_location(git, m.file.parent)
             req.branch = _git_ref(over, "branch")
             req.commit = _git_ref(over, "commit")
         out.append(req)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import yamlfile
 from .errors import ConfigError
+from .urls import git_location
 from .yamlfile import Scalar, check_env_value, check_name, check_version
 
 RECIPE_KEYS = {
@@ -81,8 +82,8 @@ def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
     if git is not None and (commit is None or not COMMIT_RE.match(commit)):
         yamlfile.fail(m, "commit" if commit else "git",
                       "a git source needs `commit:` with the full 40-hex commit id")  # fmt: skip
-    if git is not None and "://" not in git and not git.startswith("/"):
-        git = os.path.abspath(recipe_dir / git)
+    if git is not None:
+        git = git_location(git, recipe_dir)
     if url is not None:
         _check_url(m, url)
     sha = yamlfile.get_str(m, "sha256")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .atomic import write_atomic
 from .errors import HitError
 from .links import set_link
 
@@ -116,9 +117,7 @@ def add_temp(gc_roots: Path, prefixes: list[Path]) -> Path:
     folder = gc_roots / TEMP
     folder.mkdir(parents=True, exist_ok=True)
     f = folder / str(os.getpid())
-    tmp = folder / f".{os.getpid()}.tmp"
-    tmp.write_text("".join(f"{p}\n" for p in prefixes))
-    os.replace(tmp, f)
+    write_atomic(f, "".join(f"{p}\n" for p in prefixes))
     return f
 
 
@@ -223,9 +222,7 @@ def record_use(upstream_gc_roots: Path, link: Path, profile: Path, ids: list[str
     folder = upstream_gc_roots / USERS
     doc = {"link": str(link), "profile": str(profile), "uses": sorted(ids)}
     try:
-        tmp = folder / f".{os.getpid()}-{_record_name(link)}"
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, folder / _record_name(link))
+        write_atomic(folder / _record_name(link), json.dumps(doc))
     except OSError:
         return False
     return True

@@ -16,6 +16,7 @@ from .errors import HitError
 from .hashing import sha256_file, tree_hash
 from .recipes import Source
 from .unpack import Writer, copy_folder, unpack_tar, unpack_zip
+from .urls import is_url
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
 TIMEOUT = 60
@@ -86,7 +87,7 @@ def fetch(cache: Path, url: str, sha256: str | None, mirrors: tuple[str, ...] = 
     problems = []
     with tempfile.TemporaryDirectory(dir=_ensure(cache), prefix=".fetch-") as tmp:
         for cand in _candidates(url, sha256 or "", mirrors) if sha256 else [url]:
-            local = Path(cand) if "://" not in cand else None
+            local = None if is_url(cand) else Path(cand)
             if local is not None and not local.is_file():
                 continue
             dl = Path(tmp, "download")
@@ -110,7 +111,7 @@ def fetch(cache: Path, url: str, sha256: str | None, mirrors: tuple[str, ...] = 
 def fetch_any(cache: Path, url_or_file: str, mirrors: tuple[str, ...] = ()) -> tuple[str, str]:
     """`hit fetch`: a URL or a local file into the cache; returns (sha256, url for the recipe)."""
     path = Path(url_or_file)
-    if "://" not in url_or_file:
+    if not is_url(url_or_file):
         if not path.is_file():
             raise HitError(f"{url_or_file}: no such file")
         return add_file(cache, path), path.absolute().as_uri()
