@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from . import roots
+from .buildspec import ProfileDoc
 from .config import Home
 from .errors import HitError
 from .farm import plan_farm
@@ -26,8 +27,8 @@ STATE = Path(".hit") / "develop.json"
 
 def develop(home: Home, store: Store, profile: Path, folder: Path, python: str | None) -> list[str]:
     """Make or update `folder` over the assembled `profile` prefix; returns what changed."""
-    spec = read_spec(profile)
-    artifacts = spec.get("artifacts", {})
+    doc = ProfileDoc.from_doc(read_spec(profile))
+    artifacts = doc.artifacts
     state_file = folder / STATE
     old = json.loads(state_file.read_text()) if state_file.exists() else None
     if old is None and folder.exists() and any(folder.iterdir()):
@@ -38,7 +39,7 @@ def develop(home: Home, store: Store, profile: Path, folder: Path, python: str |
         if prefix is None:
             raise HitError(f"{artifact_id} is not in the store; build the profile first")
         manifests[name] = (prefix, read_manifest(prefix))
-    links = plan_farm(manifests, spec.get("prefer", []), fold=False)
+    links = plan_farm(manifests, list(doc.prefer), fold=False)
     for rel in (old or {}).get("links", []):  # our links of last time; the user's files stay
         path = folder / rel
         if path.is_symlink() and os.readlink(path).startswith(str(store.root)):

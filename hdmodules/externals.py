@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -34,9 +35,14 @@ ROLES = {
     "mpi": ("mpicc", "mpicxx", "mpifc", "mpirun"),
 }
 ENV_OF_ROLE = {
-    "cc": "CC", "cxx": "CXX", "fc": "FC",
-    "mpicc": "MPICC", "mpicxx": "MPICXX", "mpifc": "MPIFC", "mpirun": "MPIRUN",
-}  # fmt: skip
+    "cc": "CC",
+    "cxx": "CXX",
+    "fc": "FC",
+    "mpicc": "MPICC",
+    "mpicxx": "MPICXX",
+    "mpifc": "MPIFC",
+    "mpirun": "MPIRUN",
+}
 # names the build's toolchain/bin gives each role, so that a plain `gcc` or `mpicc` in a
 # build script is the declared tool and never whatever comes first on the host's PATH
 TOOL_NAMES = {
@@ -48,6 +54,12 @@ TOOL_NAMES = {
     "mpifc": ("mpifort", "mpif90", "mpif77"),
     "mpirun": ("mpirun", "mpiexec"),
 }
+# the wrappers found beside an MPI's C wrapper: role -> names tried, first found wins
+MPI_SIBLINGS = (
+    ("mpicxx", ("mpicxx", "mpic++")),
+    ("mpifc", ("mpifort", "mpif90")),
+    ("mpirun", ("mpirun", "mpiexec")),
+)
 HASH_CHARS = 16
 
 
@@ -297,6 +309,19 @@ def check(ext: External, repin: bool) -> str | None:
     )
 
 
+def check_pins(externals: Iterable[External], repin: bool = False) -> tuple[str, ...]:
+    """Check each external against its pin (`check`), each YAML line once; with `repin`,
+    rewrite the pins that drifted and return a note for each (else raise HitError on drift).
+
+    The pins in memory (and in every object loaded from the YAML) are then stale: a caller
+    that gets notes reloads its own YAML (a profile or a site.yaml) before resolving. Within
+    a file the pins are checked top down but rewritten bottom up, so a `pin:` line added to
+    one external never moves the line of another still to be rewritten."""
+    unique = {(str(e.file), e.line): e for e in externals if e.file is not None}
+    order = sorted(unique, key=lambda key: (key[0], -key[1] if repin else key[1]))
+    return tuple(note for key in order if (note := check(unique[key], repin)))
+
+
 def pin_text(pin: dict[str, str]) -> str:
     return json.dumps(pin)
 
@@ -337,8 +362,8 @@ def _compiler_entry(name: str, cc: str, cxx: str | None, fc: str | None) -> dict
     version = full[0] if full else ""
     libs = ["libgomp", "libatomic"] + (["libgfortran", "libquadmath"] if fc else [])
     ext = External(name, "compiler", version, commands)
-    return {"kind": "compiler", "version": version, "commands": commands, "libs": libs,
-            "pin": fingerprint(ext)}  # fmt: skip
+    pin = fingerprint(ext)
+    return {"kind": "compiler", "version": version, "commands": commands, "libs": libs, "pin": pin}
 
 
 def detect(prefixes: list[Path] | None = None) -> dict[str, dict]:
@@ -387,8 +412,7 @@ def detect(prefixes: list[Path] | None = None) -> dict[str, dict]:
 def _mpi_entry(d: str, mpicc_name: str, info: MpiInfo) -> dict[str, dict]:
     suffix = mpicc_name[len("mpicc") :]
     commands = {"mpicc": os.path.join(d, mpicc_name)}
-    for role, names in (("mpicxx", ("mpicxx", "mpic++")), ("mpifc", ("mpifort", "mpif90")),
-                        ("mpirun", ("mpirun", "mpiexec"))):  # fmt: skip
+    for role, names in MPI_SIBLINGS:
         for n in names:
             if os.path.exists(os.path.join(d, n + suffix)):
                 commands[role] = os.path.join(d, n + suffix)

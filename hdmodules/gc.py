@@ -11,7 +11,6 @@ then removed; the trash a killed collector leaves behind is emptied by the next 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -20,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import roots as gcroots
+from .buildspec import from_record, record_id
 from .durations import parse_duration
 from .errors import HitError
-from .store import MANIFEST, META, Store, remove_tree
+from .store import MANIFEST, META, Store, read_spec, remove_tree
 
 if TYPE_CHECKING:
     from .config import Home
@@ -54,18 +54,15 @@ class Report:
 
 
 def scan(store: Store) -> dict[Path, Artifact]:
-    """Every artifact folder with what its build spec says it depends on."""
+    """Every artifact folder of this store (complete or not), by prefix, with its id and the
+    ids it keeps alive (`references()` of its build spec or profile document). A folder
+    without a readable build.json has the id "" and keeps nothing alive."""
     out = {}
     for prefix in store.prefixes():
-        meta = prefix / META
-        complete = (meta / MANIFEST).exists()
-        try:
-            spec = json.loads((meta / "build.json").read_text())
-        except (OSError, ValueError):
-            spec = {}
-        refs = list((spec.get("dependencies") or {}).values())
-        refs += list((spec.get("artifacts") or {}).values())
-        out[prefix] = Artifact(prefix, spec.get("id", ""), refs, complete)
+        complete = (prefix / META / MANIFEST).exists()
+        record = read_spec(prefix)
+        refs = list(from_record(record).references())
+        out[prefix] = Artifact(prefix, record_id(record), refs, complete)
     return out
 
 

@@ -26,7 +26,7 @@ from .links import profile_link
 from .roots import entry_for
 from .store import ArtifactRef, Store
 
-OWN_CODE = ("resolve.py", "hashing.py", "recipes.py", "profiles.py", "memo.py")
+OWN_CODE = ("resolve.py", "buildspec.py", "hashing.py", "recipes.py", "profiles.py", "memo.py")
 
 
 def _stamp(path: str) -> list[int] | None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
+from .buildspec import BuildSpec, ProfileDoc, SourceInput
 from .errors import HitError
-from .externals import External, check, implicit_compiler
-from .hashing import hash_doc
+from .externals import External, check_pins, implicit_compiler
 from .profiles import ProfileSpec, load_profile
 from .recipes import Recipe, env_name, find_recipe, load_recipe
 from .sources import source_hash
@@ -26,19 +27,22 @@ from .yamlfile import Scalar
 
 # Bump when the environment builder.py gives build scripts changes what builds produce.
 BUILD_ENV_VERSION = 2
-RESERVED_ENV = {
-    "ARTIFACT", "JOBS", "PATH", "HOME", "CC", "CXX", "CPPFLAGS", "LDFLAGS", "CPATH",
-    "LIBRARY_PATH", "LD_RUN_PATH", "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH", "LANG", "LC_ALL",
-    "TZ", "SOURCE_DATE_EPOCH", "HIT_BUILD_ID", "FC", "MPICC", "MPICXX", "MPIFC", "MPIRUN",
-    "MPI_DIR", "MPI_HOME",
-}  # fmt: skip
+# what builder.py sets for every build: a parameter may not shadow it (nor end in _DIR)
+RESERVED_ENV = frozenset(
+    ("ARTIFACT", "JOBS", "PATH", "HOME", "HIT_BUILD_ID", "LANG", "LC_ALL", "TZ")
+    + ("SOURCE_DATE_EPOCH", "CC", "CXX", "FC", "CPPFLAGS", "LDFLAGS", "CPATH", "LIBRARY_PATH")
+    + ("LD_RUN_PATH", "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH")
+    + ("MPICC", "MPICXX", "MPIFC", "MPIRUN", "MPI_DIR", "MPI_HOME")
+)
 
 
 @dataclass(frozen=True)
 class Node:
+    """One artifact of a resolution: its recipe, id and build spec, and what it was made of."""
+
     recipe: Recipe
     ref: ArtifactRef
-    spec: dict
+    spec: BuildSpec
     deps: tuple[str, ...]  # direct dependencies
     closure: tuple[str, ...]  # every dependency, dependencies first
     parameters: dict[str, Scalar]
@@ -51,16 +55,19 @@ class Node:
 
 @dataclass(frozen=True)
 class Resolved:
+    """A profile resolved: every node in build order, and the profile artifact over them."""
+
     profile: ProfileSpec
     nodes: dict[str, Node]  # in build order: dependencies first
-    roots: tuple[str, ...]  # the packages the profile lists
+    packages: tuple[str, ...]  # the packages the profile lists (not gc roots)
     profile_ref: ArtifactRef
-    profile_spec: dict
-    notes: tuple[str, ...] = ()  # what resolving did that users should hear (re-pins)
+    profile_doc: ProfileDoc
+    notes: tuple[str, ...] = ()  # what resolving did that users should hear (git refs)
 
 
 @cache
 def platform_doc() -> dict[str, str]:
+    """The platform part of every build spec: system, machine and glibc version."""
     libc = os.confstr("CS_GNU_LIBC_VERSION") if "CS_GNU_LIBC_VERSION" in os.confstr_names else ""
     return {"system": platform.system().lower(), "machine": platform.machine(), "libc": libc or ""}
 
@@ -148,7 +155,9 @@ def _toolchains(profile: ProfileSpec) -> dict[str, External]:
     return chosen
 
 
-def _node_toolchain(recipe: Recipe, chosen: dict[str, External], profile: ProfileSpec):
+def _node_toolchain(
+    recipe: Recipe, chosen: dict[str, External], profile: ProfileSpec
+) -> dict[str, External]:
     tools = {"compiler": chosen["compiler"]}
     for kind in recipe.toolchain:
         if kind not in chosen:
@@ -185,16 +194,29 @@ def _git_override(recipe: Recipe, req, dirty: bool, notes: list[str]) -> Recipe:
     return change(recipe, sources=(source,))
 
 
-def resolve(profile: ProfileSpec, repin: bool = False, dirty: bool = False) -> Resolved:
-    """Build specs and hashes for a profile. Every external a build uses is checked against
-    its pin first (or re-pinned, with `repin`), before anything is built."""
+def used_externals(profile: ProfileSpec) -> list[External]:
+    """The declared externals the builds of `profile` use (the implicit host compiler, pinned
+    on the fly, is not one): its compiler, and what any of its packages asks for (an mpi).
+    Raises HitError as `resolve` does for an unknown package or a bad toolchain."""
     recipes = _load_all(profile)
-    git_notes: list[str] = []
-    for name, req in profile.packages.items():
-        if req.git is not None:
-            recipes[name] = _git_override(recipes[name], req, dirty, git_notes)
     chosen = _toolchains(profile)
-    roots = list(profile.packages)
+    used = {
+        id(ext): ext
+        for r in recipes.values()
+        for ext in _node_toolchain(r, chosen, profile).values()
+        if ext.file is not None
+    }
+    return list(used.values())
+
+
+def repin_externals(profiles: Iterable[ProfileSpec]) -> tuple[str, ...]:
+    """Re-pin every external the profiles' builds use whose host tool changed (rewriting its
+    `pin:` line); returns a note for each. Run before `resolve`: when notes come back, the
+    pins in memory are stale, so reload the YAML (a profile, or the site.yaml of stacks)."""
+    return check_pins((e for p in profiles for e in used_externals(p)), repin=True)
+
+
+def _check_parameters_used(profile: ProfileSpec, recipes: dict[str, Recipe]) -> None:
     unused = set(profile.parameters) - {p for r in recipes.values() for p in r.parameters}
     if unused:
         first = sorted(unused, key=lambda k: profile.parameter_lines.get(k, (profile.file, 0)))[0]
@@ -203,45 +225,67 @@ def resolve(profile: ProfileSpec, repin: bool = False, dirty: bool = False) -> R
             f"{file}:{line}: no package of this profile has the parameter(s) "
             + ", ".join(sorted(unused))
         )
-    used = {
-        id(ext): ext
-        for r in recipes.values()
-        for ext in _node_toolchain(r, chosen, profile).values()
-        if ext.file is not None  # the implicit host compiler is pinned on the fly
-    }
-    notes = tuple(n for ext in used.values() if (n := check(ext, repin)))
-    if notes:  # pins were rewritten: read the YAML again so the specs carry the new pins
-        return replace(resolve(load_profile(profile.file), dirty=dirty), notes=notes)
+
+
+def _node(
+    recipe: Recipe, nodes: dict[str, Node], profile: ProfileSpec, chosen: dict[str, External]
+) -> Node:
+    """The node of `recipe`, whose dependencies are all in `nodes` already."""
+    closure: list[str] = []
+    for dep in recipe.dependencies:
+        closure += [d for d in (*nodes[dep].closure, dep) if d not in closure]
+    params = _parameters(recipe, profile)
+    tools = _node_toolchain(recipe, chosen, profile)
+    spec = BuildSpec(
+        name=recipe.name,
+        version=recipe.version,
+        sources=tuple(SourceInput(source_hash(s), s.dest) for s in recipe.sources),
+        build=recipe.build,
+        parameters=params,
+        dependencies={dep: nodes[dep].ref.id for dep in recipe.dependencies},
+        toolchain={kind: ext.spec() for kind, ext in sorted(tools.items())},
+        platform=platform_doc(),
+        build_env=BUILD_ENV_VERSION,
+    )
+    ref = ArtifactRef(recipe.name, recipe.version, spec.hash())
+    return Node(recipe, ref, spec, recipe.dependencies, tuple(closure), params, tools)
+
+
+def resolve(profile: ProfileSpec, dirty: bool = False) -> Resolved:
+    """Build specs and hashes for a profile. Every external a build uses is checked against
+    its pin first, before anything is built: a drifted one raises HitError with the pinned
+    and the found values (re-pinning is `repin`'s, run before this). `dirty` lets a git
+    checkout with uncommitted changes be used, hashed by content."""
+    recipes = _load_all(profile)
+    git_notes: list[str] = []
+    for name, req in profile.packages.items():
+        if req.git is not None:
+            recipes[name] = _git_override(recipes[name], req, dirty, git_notes)
+    chosen = _toolchains(profile)
+    packages = list(profile.packages)
+    _check_parameters_used(profile, recipes)
+    check_pins(e for r in recipes.values() for e in _node_toolchain(r, chosen, profile).values())
     nodes: dict[str, Node] = {}
-    for name in _build_order(recipes, roots):
-        recipe = recipes[name]
-        closure: list[str] = []
-        for dep in recipe.dependencies:
-            closure += [d for d in (*nodes[dep].closure, dep) if d not in closure]
-        params = _parameters(recipe, profile)
-        tools = _node_toolchain(recipe, chosen, profile)
-        spec = {
-            "name": recipe.name,
-            "version": recipe.version,
-            "sources": [{"hash": source_hash(s), "dest": s.dest} for s in recipe.sources],
-            "build": recipe.build,
-            "parameters": params,
-            "dependencies": {dep: nodes[dep].ref.id for dep in recipe.dependencies},
-            "toolchain": {kind: ext.spec() for kind, ext in sorted(tools.items())},
-            "platform": platform_doc(),
-            "build_env": BUILD_ENV_VERSION,
-        }
-        ref = ArtifactRef(recipe.name, recipe.version, hash_doc("build", spec))
-        nodes[name] = Node(recipe, ref, spec, recipe.dependencies, tuple(closure), params, tools)
+    for name in _build_order(recipes, packages):
+        nodes[name] = _node(recipes[name], nodes, profile, chosen)
     for p in profile.prefer:
         if p not in profile.packages:
             raise HitError(f"{profile.file}: prefer names {p!r}, which is not in packages")
-    profile_spec = {
-        "artifacts": {name: nodes[name].ref.id for name in roots},
-        "prefer": list(profile.prefer),
-    }
-    profile_ref = ArtifactRef("profile", "", hash_doc("profile", profile_spec))
-    return Resolved(profile, nodes, tuple(roots), profile_ref, profile_spec, tuple(git_notes))
+    profile_doc = ProfileDoc({name: nodes[name].ref.id for name in packages}, tuple(profile.prefer))
+    profile_ref = ArtifactRef("profile", "", profile_doc.hash())
+    return Resolved(profile, nodes, tuple(packages), profile_ref, profile_doc, tuple(git_notes))
+
+
+def resolve_file(file: Path, repin: bool = False, dirty: bool = False) -> Resolved:
+    """Load the profile YAML `file` and resolve it. With `repin`, the externals that drifted
+    are re-pinned first (`repin_externals`) and the YAML is loaded again if any pin was
+    rewritten; the re-pin notes come first in `Resolved.notes`. Raises HitError."""
+    profile = load_profile(file)
+    notes = repin_externals([profile]) if repin else ()
+    if notes:  # the pins in `profile` are the old ones
+        profile = load_profile(file)
+    resolved = resolve(profile, dirty=dirty)
+    return replace(resolved, notes=notes + resolved.notes)
 
 
 def node_for(resolved: Resolved, name: str) -> Node:

@@ -13,7 +13,7 @@ from hdmodules.errors import HitError
 from hdmodules.externals import External, rewrite_pin
 from hdmodules.profiles import load_profile
 from hdmodules.resolve import resolve
-from tests.conftest import run_clean, run_hit, write_profile
+from tests.conftest import run_clean, run_hdmod, run_hit, write_profile
 
 TOOLS = ("gcc-11", "gcc-12", "mpicc.openmpi", "mpicc.mpich", "mpirun.openmpi", "mpirun.mpich")
 
@@ -202,3 +202,32 @@ def test_rewrite_pin_replaces_only_the_pin(tmp_path):
         'externals:\n  x:\n    kind: compiler  # keep\n    pin: {"version": "new"}\n'
         "  y:\n    kind: mpi\n"
     )
+
+
+def test_repin_in_a_site_rewrites_the_pin_and_builds(home, demo, tmp_path):
+    """`hdmod build site.yaml --repin` with a drifted pin re-pins in site.yaml itself (never
+    reading it as a profile), builds, and the next build without --repin is a no-op."""
+    fake = demo / "fakecc-prefix" / "bin" / "fakecc"
+    fake.parent.mkdir(parents=True)
+    fake.write_text(FAKE_CC.format(version="1.0"))
+    fake.chmod(0o755)
+    site = demo / "fake-site.yaml"
+    site.write_text(
+        "root: r\npackage_dirs: [pkgs]\n"
+        f"externals:\n  fake:\n    kind: compiler  # kept\n    commands: {{cc: {fake}}}\n"
+        "stacks:\n  s:\n    compiler: fake\n    packages: [libcore]\nmodules: {layout: flat}\n"
+    )
+    args = ("build", str(site), "--root", str(tmp_path / "root"))
+    r = run_hdmod(*args, "--repin")
+    assert (
+        "re-pinned external fake in" in r.stderr and '"version": "fakecc 1.0"' in site.read_text()
+    )
+    fake.write_text(FAKE_CC.format(version="2.0"))  # the host tool changes under its pin
+    r = run_hdmod(*args, check=False)
+    assert r.returncode == 1 and "version: pinned 'fakecc 1.0', found 'fakecc 2.0'" in r.stderr
+    r = run_hdmod(*args, "--repin")
+    assert f"re-pinned external fake in {site}:" in r.stderr and "built in" in r.stderr
+    text = site.read_text()
+    assert '"version": "fakecc 2.0"' in text and "kind: compiler  # kept" in text
+    r = run_hdmod(*args)
+    assert "built in" not in r.stderr and "re-pinned" not in r.stderr

@@ -76,7 +76,7 @@ def test_hash_follows_inputs_not_metadata(tmp_path):
     changed = resolve(load_profile(p))
     assert changed.nodes["base"].ref != first.nodes["base"].ref
     assert changed.nodes["top"].ref != first.nodes["top"].ref
-    assert changed.nodes["top"].spec["dependencies"]["base"] == changed.nodes["base"].ref.id
+    assert changed.nodes["top"].spec.dependencies["base"] == changed.nodes["base"].ref.id
     # the build script changes the hash
     f.write_text(f.read_text().replace("true", "make"))
     assert resolve(load_profile(p)).nodes["top"].ref != changed.nodes["top"].ref

@@ -10,10 +10,9 @@ PROFILE_HELP = "profile YAML (default: default.yaml in this folder)"
 
 
 def _resolve(profile: str, repin: bool = False, dirty: bool = False):
-    from ..profiles import load_profile
-    from ..resolve import resolve
+    from ..resolve import resolve_file
 
-    resolved = resolve(load_profile(Path(profile)), repin=repin, dirty=dirty)
+    resolved = resolve_file(Path(profile), repin=repin, dirty=dirty)
     for note in resolved.notes:
         click.echo(note, err=True)
     return resolved

@@ -116,23 +116,25 @@ def rm(link: Path) -> None:
 def _package_set(thing: str, store):
     """name -> artifact id for a profile YAML, a profile link (or profile in the store), or
     one artifact (by id or path); plus the specs resolution produced (for YAMLs)."""
+    from ..buildspec import ProfileDoc, from_record, record_id
     from ..errors import HitError
+    from ..explain import specs_of
     from ..store import read_spec
 
     if thing.endswith((".yaml", ".yml")):
         resolved = _resolve(thing)
-        specs = {n.ref.id: {"id": n.ref.id, **n.spec} for n in resolved.nodes.values()}
-        return {n.name: n.ref.id for n in resolved.nodes.values()}, specs
+        return {n.name: n.ref.id for n in resolved.nodes.values()}, specs_of(resolved)
     path = Path(thing)
     prefix = Path(os.path.realpath(path)) if path.exists() else store.find(thing)
     if prefix is None:
         raise HitError(f"{thing}: not a profile YAML, a profile link or an artifact id")
-    spec = read_spec(prefix)
-    if not spec:
+    record = read_spec(prefix)
+    if not record:
         raise HitError(f"{thing}: {prefix} is not an artifact of the store")
-    if spec.get("kind") == "profile":
-        return dict(spec.get("artifacts", {})), {}
-    return {spec["name"]: spec["id"]}, {}
+    value = from_record(record)
+    if isinstance(value, ProfileDoc):
+        return dict(value.artifacts), {}
+    return {value.name: record_id(record)}, {}
 
 
 @click.command()
@@ -145,21 +147,12 @@ def diff(a: str, b: str) -> None:
     parameter, pinned external, dependency), a changed dependency followed down to the
     input that changed first.
     """
-    from ..explain import diff_sets
-    from ..store import read_spec
+    from ..explain import diff_sets, lookup_in
 
     _home_, store = _store_paths(write=False)
     set_a, specs_a = _package_set(a, store)
     set_b, specs_b = _package_set(b, store)
-    known = {**specs_a, **specs_b}
-
-    def lookup(artifact_id: str):
-        if artifact_id in known:
-            return known[artifact_id]
-        prefix = store.find(artifact_id)
-        return read_spec(prefix) if prefix else None
-
-    lines = diff_sets(set_a, set_b, lookup)
+    lines = diff_sets(set_a, set_b, lookup_in(store, {**specs_a, **specs_b}))
     click.echo("\n".join(lines) if lines else "no differences")
 
 
