@@ -49,6 +49,7 @@ class SourceInput:
     dest: str = "."
 
     def to_doc(self) -> dict[str, str]:
+        """`{"hash": ..., "dest": ...}`, as it appears in a build spec's `sources` list."""
         return {"hash": self.hash, "dest": self.dest}
 
 

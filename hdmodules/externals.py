@@ -25,6 +25,7 @@ from functools import cache
 from pathlib import Path
 
 from . import yamlfile
+from .atomic import write_atomic
 from .errors import HitError
 from .runner import query
 from .yamlfile import check_name, check_version
@@ -65,6 +66,10 @@ HASH_CHARS = 16
 
 @dataclass(frozen=True)
 class External:
+    """A host tool declared in YAML: name, kind ("compiler", "mpi", ...), version, role ->
+    command, optional prefix and module, the host libraries builds may link (`libs`), its
+    pin (None until pinned), and where its `pin:` line is (or would go) for re-pinning."""
+
     name: str
     kind: str
     version: str
@@ -88,6 +93,7 @@ class External:
         }
 
     def command_paths(self) -> list[str]:
+        """Each command as an absolute path (looked up on PATH), or as written if not found."""
         return [resolve_command(c) or c for c in self.commands.values()]
 
 
@@ -204,6 +210,8 @@ def fingerprint(ext: External) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class MpiInfo:
+    """What an MPI C wrapper says about itself (`mpi_info`)."""
+
     flavor: str  # "Open MPI" or "MPICH"
     version: str  # e.g. 4.1.4
     compiler: str  # the compiler the wrapper calls
@@ -323,6 +331,7 @@ def check_pins(externals: Iterable[External], repin: bool = False) -> tuple[str,
 
 
 def pin_text(pin: dict[str, str]) -> str:
+    """A pin as the one line of flow YAML (JSON) that `rewrite_pin` writes."""
     return json.dumps(pin)
 
 
@@ -343,9 +352,7 @@ def rewrite_pin(ext: External, pin: dict[str, str]) -> None:
         lines[i:end] = [new]
     else:
         lines.insert(i, new)
-    tmp = ext.file.with_name(f".{ext.file.name}.{os.getpid()}.repin")
-    tmp.write_text("".join(lines))
-    os.replace(tmp, ext.file)
+    write_atomic(ext.file, "".join(lines))
 
 
 # --- detection ----------------------------------------------------------------------------

@@ -25,11 +25,17 @@ def canonical_json(doc: Any) -> str:
 
 
 def hash_doc(doctype: str, doc: Any) -> str:
+    """THE hash of the project: SHA-256 over `doctype|canonical_json(doc)`, cut to 160 bits,
+    lower-case base32 (HASH_CHARS = 32 characters). Doctypes in use: "build" (a build spec,
+    naming an artifact) and "profile" (a profile document). Raises TypeError for a document
+    that is not JSON."""
     digest = hashlib.sha256(f"{doctype}|{canonical_json(doc)}".encode()).digest()[:20]
     return base64.b32encode(digest).decode("ascii").lower()
 
 
 def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, 64 hex characters, read in 1 MiB chunks. Raises
+    OSError."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 from . import __version__
+from .atomic import write_atomic
 from .links import profile_link
 from .roots import entry_for
 from .store import ArtifactRef, Store
@@ -53,9 +54,9 @@ def _tree(root: Path, out: dict[str, list[int] | None]) -> None:
 
 
 def save(home, resolved) -> None:
+    """Record a successful build of `resolved` (a resolve.Resolved) in `home` (a config.Home)."""
     from .config import open_store
 
-    """Record a successful build of `resolved` (a resolve.Resolved) in `home` (a config.Home)."""
     profile = resolved.profile
     config = home.root / "config.yaml"
     inputs: dict[str, list[int] | None] = {str(config): _stamp(str(config))}
@@ -93,9 +94,7 @@ def save(home, resolved) -> None:
     target = _memo_file(home.root, profile.file)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, target)
+        write_atomic(target, json.dumps(doc))
     except OSError:
         pass  # only a cache: a later build simply resolves in full
 

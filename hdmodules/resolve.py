@@ -50,6 +50,7 @@ class Node:
 
     @property
     def name(self) -> str:
+        """The package name (the recipe's)."""
         return self.recipe.name
 
 
