@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import modulefiles
+from .atomic import write_atomic
 from .config import Home, load_home, open_store
 from .errors import HitError
 from .permissions import apply
@@ -24,10 +25,12 @@ class Published:
     changed: bool
 
 
-def resolve_stacks(site: Site, repin: bool = False) -> list[tuple[Stack, Resolved]]:
+def resolve_stacks(site: Site) -> list[tuple[Stack, Resolved]]:
+    """Each stack of the site with its resolution (pins verified: re-pinning is
+    `resolve.repin_externals`, run before, with the site loaded again after)."""
     out = []
     for stack in site.stacks:
-        resolved = resolve(stack.profile, repin=repin)
+        resolved = resolve(stack.profile)
         out.append((stack, resolved))
     return out
 
@@ -83,8 +86,8 @@ def write_user_files(site: Site, stacks: list[tuple[Stack, Resolved]]) -> None:
         )
         _write(folder / f"{stack.name}.yaml", text)
     user_config = site.root / "user-config.yaml"
-    _write(user_config, render("user-config.yaml.j2", site_file=site.file, path=user_config,
-                               root=str(site.root)))  # fmt: skip
+    text = render("user-config.yaml.j2", site_file=site.file, path=user_config, root=str(site.root))
+    _write(user_config, text)
     users = site_home(site).gc_roots / "users"
     users.mkdir(parents=True, exist_ok=True)
     if site.group is not None:
@@ -96,16 +99,16 @@ def write_user_files(site: Site, stacks: list[tuple[Stack, Resolved]]) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    import os
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # concurrent hdmod runs
-    tmp.write_text(text)
-    tmp.chmod(0o644)
-    tmp.replace(path)
+    write_atomic(path, text, mode=0o644)  # concurrent hdmod runs: one wins, none half-written
 
 
-def build_site(site: Site, jobs: int, progress: Progress, repin: bool = False) -> Published:
-    stacks = resolve_stacks(site, repin)
+def build_site(
+    site: Site, stacks: list[tuple[Stack, Resolved]], jobs: int, progress: Progress
+) -> Published:
+    """`hdmod build`: build the site's resolved `stacks` (`resolve_stacks(site)`) with `jobs`
+    builds at once, link each stack's profile, make the artifacts read-only with the site's
+    group and mode, write the module tree and the files users need. Raises HitError,
+    scheduler.BuildsFailed."""
     home = site_home(site)
     results = build_profiles([r for _s, r in stacks], home, jobs, progress)
     store = open_store(home)

@@ -15,24 +15,75 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .atomic import write_atomic
 from .durations import parse_duration
 from .errors import HitError
 from .resolve import Node, Resolved
 from .runner import query
 from .slurmconfig import SlurmConfig
-from .store import Store
+from .store import Store, short_id
 from .templating import render
 
 QUICK_SECONDS = 300  # builds shorter than this may share a job when packing
-FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
-                "PREEMPTED", "BOOT_FAIL", "DEADLINE"}  # fmt: skip
+FINAL_STATES = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+}  # squeue %T states after which a job never changes
+Say = Callable[[str], None]  # where progress lines go (the CLI: stderr)
+
+
+def tool_command(module: str) -> tuple[str, ...]:
+    """How a job runs this tool: this interpreter on `module` (e.g. "hdmodules.cli.hit") with
+    `-P`, so the job's working folder (where the user submitted from; it may hold an
+    unrelated `hdmodules/` folder, such as a checkout of this project) is not on sys.path
+    and the installed tool runs."""
+    return (sys.executable, "-P", "-m", module)
+
+
+@dataclass(frozen=True)
+class Commands:
+    """What the jobs run. `artifact`: `... build-artifact YAML [--root R ...]`, to which each
+    job appends `--artifact CONTEXT:ID` per member and `--jobs CPUS`; `final`: the ordinary
+    build command, which assembles profiles and module trees once all is built; `hint`: how
+    to follow and cancel the jobs, said after submitting."""
+
+    artifact: tuple[str, ...]
+    final: tuple[str, ...]
+    hint: str
+
+
+@dataclass(frozen=True)
+class SlurmRequest:
+    """One `--slurm` build: the home (or site root) whose store the jobs build into, the YAML
+    file built (it names the submission record), the `slurm:` settings, the commands, `pack`
+    (quick artifacts per job; None: the settings' own) and `wait` (follow the jobs here and
+    assemble here instead of in a last job)."""
+
+    home_root: Path
+    yaml_file: Path
+    config: SlurmConfig
+    commands: Commands
+    pack: int | None = None
+    wait: bool = False
+
+
+class FollowStopped(HitError):
+    """Ctrl-C while following submitted jobs: they keep running. The message says how to
+    follow or cancel them; the CLI prints it and exits 130."""
 
 
 @dataclass
@@ -77,8 +128,8 @@ def plan_jobs(work: list[tuple[str, Node]], store: Store, cfg: SlurmConfig, pack
         longest = max(store.durations(node.name), default=0)
         quick = not node.recipe.resources and longest < QUICK_SECONDS
         current = jobs[-1] if jobs else None
-        if not (pack > 1 and quick and current and not current.closed
-                and len(current.members) < pack):  # fmt: skip
+        joins = current is not None and not current.closed and len(current.members) < pack
+        if not (pack > 1 and quick and joins):
             current = Job([])
             jobs.append(current)
         current.closed = not quick
@@ -89,22 +140,89 @@ def plan_jobs(work: list[tuple[str, Node]], store: Store, cfg: SlurmConfig, pack
         if mem and (current.mem is None or _mem_bytes(mem) > _mem_bytes(current.mem)):
             current.mem = mem
         current.seconds += walltime(node, store, cfg)  # packed members run one after another
-        for dep in node.spec["dependencies"].values():
+        for dep in node.spec.dependencies.values():
             if dep in where and where[dep] != len(jobs) - 1:
                 current.deps.add(where[dep])
     return jobs
 
 
 @dataclass(frozen=True)
+class JobRecord:
+    """One submitted job: its Slurm id, name, log file and the artifact ids it builds."""
+
+    job: str
+    name: str
+    log: str
+    artifacts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Submission:
-    record: Path
-    job_ids: list[str]
+    """What one `--slurm` build submitted, kept as JSON in `record_path(...)`: the YAML file,
+    when (seconds since the epoch), the build jobs, the last job that assembles (None when
+    the submitter waits and assembles itself) and the Python the jobs run."""
+
+    yaml: Path
+    submitted: float
+    jobs: tuple[JobRecord, ...]
     final: str | None
+    python: str
+
+    @property
+    def job_ids(self) -> list[str]:
+        """The build jobs' ids, in submission order (the final job not included)."""
+        return [j.job for j in self.jobs]
+
+    def to_json(self) -> str:
+        """The record's JSON text (keys: yaml, submitted, jobs, final, python)."""
+        jobs = [{**j.__dict__, "artifacts": list(j.artifacts)} for j in self.jobs]
+        doc = {
+            "yaml": str(self.yaml),
+            "submitted": self.submitted,
+            "jobs": jobs,
+            "final": self.final,
+            "python": self.python,
+        }
+        return json.dumps(doc, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Submission:
+        """Read `to_json()`'s text back. Raises ValueError for anything else."""
+        try:
+            doc = json.loads(text)
+            jobs = tuple(
+                JobRecord(
+                    str(e["job"]),
+                    str(e["name"]),
+                    str(e["log"]),
+                    tuple(str(a) for a in e["artifacts"]),
+                )
+                for e in doc["jobs"]
+            )
+            final = doc.get("final")
+            return cls(
+                Path(doc["yaml"]),
+                float(doc["submitted"]),
+                jobs,
+                None if final is None else str(final),
+                str(doc.get("python", "")),
+            )
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"not a submission record: {e}") from None
 
 
 def record_path(home_root: Path, yaml_file: Path) -> Path:
+    """Where the last submission for `yaml_file` is recorded: `<home>/slurm/<stem>-<key>.json`."""
     key = hashlib.sha256(str(yaml_file).encode()).hexdigest()[:16]
     return home_root / "slurm" / f"{yaml_file.stem}-{key}.json"
+
+
+def load_record(home_root: Path, yaml_file: Path) -> Submission:
+    """The last submission for `yaml_file`. Raises HitError if there is none (or it is junk)."""
+    try:
+        return Submission.from_json(record_path(home_root, yaml_file).read_text())
+    except (OSError, ValueError):
+        raise HitError(f"nothing was submitted to Slurm for {yaml_file}") from None
 
 
 def _sbatch() -> str:
@@ -115,78 +233,110 @@ def _sbatch() -> str:
 
 
 def cancel(job_ids: list[str]) -> None:
+    """scancel the jobs (nothing if there are none or Slurm's commands are missing)."""
     if job_ids and shutil.which("scancel"):
         query(["scancel", *job_ids])
 
 
-def submit(
-    jobs: list[Job],
-    home_root: Path,
-    yaml_file: Path,
-    cfg: SlurmConfig,
-    artifact_command: list[str],  # `... build-artifact YAML [--root R]`; members are appended
-    final_command: list[str] | None,
-) -> Submission:
-    """Submit every job held, then release them together; on any failure cancel them all."""
-    sbatch = _sbatch()
-    folder = home_root / "slurm"
-    (folder / "logs").mkdir(parents=True, exist_ok=True)
-    (folder / "scripts").mkdir(parents=True, exist_ok=True)
-    overrides = (cfg.templates,) if cfg.templates else ()
-    submitted: list[str] = []
-    entries = []
+@dataclass(frozen=True)
+class JobScript:
+    """One job script to submit: its name, what it does (a comment), its command, CPUs,
+    memory (Slurm's form, e.g. 32G) and walltime in seconds."""
 
-    def one(name: str, what: str, command: list[str], cpus: int, mem, seconds: float, deps):
-        log = folder / "logs" / f"{name}-%j.log"
-        script = folder / "scripts" / f"{name}.sh"
-        script.write_text(render("job.sh.j2", overrides, name=name, log=log, cpus=cpus, mem=mem,
-                                 minutes=max(1, math.ceil(seconds / 60)), slurm=cfg, what=what,
-                                 home=home_root, command=command))  # fmt: skip
-        args = [sbatch, "--parsable", "--hold", "--kill-on-invalid-dep=yes"]
+    name: str
+    what: str
+    command: tuple[str, ...]
+    cpus: int = 1
+    mem: str | None = None
+    seconds: float = 600.0
+
+
+class _Submitter:
+    """Submits job scripts held; on a refusal cancels everything submitted so far."""
+
+    def __init__(self, request: SlurmRequest) -> None:
+        self.sbatch = _sbatch()
+        self.request = request
+        self.folder = request.home_root / "slurm"
+        (self.folder / "logs").mkdir(parents=True, exist_ok=True)
+        (self.folder / "scripts").mkdir(parents=True, exist_ok=True)
+        self.submitted: list[str] = []
+
+    def submit(self, job: JobScript, deps: list[str]) -> tuple[str, str]:
+        """sbatch `job` held, after `deps` (job ids) succeed. Returns (job id, log path).
+        Raises HitError (after cancelling the jobs submitted before) if sbatch refuses."""
+        cfg = self.request.config
+        log = self.folder / "logs" / f"{job.name}-%j.log"
+        script = self.folder / "scripts" / f"{job.name}.sh"
+        text = render(
+            "job.sh.j2",
+            (cfg.templates,) if cfg.templates else (),
+            name=job.name,
+            log=log,
+            cpus=job.cpus,
+            mem=job.mem,
+            minutes=max(1, math.ceil(job.seconds / 60)),
+            slurm=cfg,
+            what=job.what,
+            home=self.request.home_root,
+            command=list(job.command),
+        )
+        write_atomic(script, text)
+        args = [self.sbatch, "--parsable", "--hold", "--kill-on-invalid-dep=yes"]
         if deps:
             args.append("--dependency=afterok:" + ":".join(deps))
         out = query([*args, str(script)])
         if out.code != 0 or not out.out.strip():
-            cancel(submitted)
+            cancel(self.submitted)
             undone = ""
-            if submitted:
-                undone = (f"; cancelled the {len(submitted)} job(s) submitted before it "
-                          f"({', '.join(submitted)})")  # fmt: skip
-            raise HitError(f"sbatch refused {name}: {out.out.strip() or 'no answer'}{undone}")
+            if self.submitted:
+                undone = (
+                    f"; cancelled the {len(self.submitted)} job(s) submitted before it "
+                    f"({', '.join(self.submitted)})"
+                )
+            raise HitError(f"sbatch refused {job.name}: {out.out.strip() or 'no answer'}{undone}")
         job_id = out.out.strip().splitlines()[-1].split(";")[0]
-        submitted.append(job_id)
+        self.submitted.append(job_id)
         return job_id, str(log).replace("%j", job_id)
 
-    ids: list[str] = []
+    def release(self) -> None:
+        """Let every submitted job run. Raises HitError (all cancelled) if Slurm refuses."""
+        if not self.submitted:
+            return
+        release = query(["scontrol", "release", ",".join(self.submitted)])
+        if release.code != 0:
+            cancel(self.submitted)
+            raise HitError(f"scontrol release failed: {release.out.strip()}; cancelled all jobs")
+
+
+def submit(jobs: list[Job], request: SlurmRequest, final: bool) -> Submission:
+    """Submit every job held (each after the jobs it depends on), with `final` a last job
+    that runs `request.commands.final` after all of them, then release them together and
+    record the submission (atomically). On any failure everything is cancelled and HitError
+    raised."""
+    submitter = _Submitter(request)
+    records: list[JobRecord] = []
     for job in jobs:
-        members = [f"{ctx}:{node.ref.id}" for ctx, node in job.members]
-        command = [
-            *artifact_command,
-            *[x for m in members for x in ("--artifact", m)],
-            "--jobs",
-            str(job.cpus),
-        ]  # fmt: skip  (the job's CPUs are the build's JOBS)
+        members = tuple(node.ref.id for _c, node in job.members)
+        command = [*request.commands.artifact]
+        for context, node in job.members:
+            command += ["--artifact", f"{context}:{node.ref.id}"]
+        command += ["--jobs", str(job.cpus)]  # the job's CPUs are the build's JOBS
         what = "build " + ", ".join(node.ref.short for _c, node in job.members)
-        job_id, log = one(job.name, what, command, job.cpus, job.mem, job.seconds,
-                          [ids[d] for d in sorted(job.deps)])  # fmt: skip
-        ids.append(job_id)
-        entries.append({"job": job_id, "name": job.name, "log": log,
-                        "artifacts": [node.ref.id for _c, node in job.members]})  # fmt: skip
-    final = None
-    if final_command is not None and ids:
-        final, log = one("hd-final", "assemble profiles and module trees", final_command, 1, None,
-                         parse_duration(cfg.time_floor), ids)  # fmt: skip
-    release = query(["scontrol", "release", ",".join(submitted)]) if submitted else None
-    if release is not None and release.code != 0:
-        cancel(submitted)
-        raise HitError(f"scontrol release failed: {release.out.strip()}; cancelled all jobs")
-    record = record_path(home_root, yaml_file)
-    doc = {"yaml": str(yaml_file), "submitted": time.time(), "jobs": entries, "final": final,
-           "python": sys.executable}  # fmt: skip
-    tmp = record.with_name(f".{record.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, record)
-    return Submission(record, ids, final)
+        script = JobScript(job.name, what, tuple(command), job.cpus, job.mem, job.seconds)
+        job_id, log = submitter.submit(script, [records[d].job for d in sorted(job.deps)])
+        records.append(JobRecord(job_id, job.name, log, members))
+    last = None
+    if final and records:
+        floor = parse_duration(request.config.time_floor)
+        script = JobScript(
+            "hd-final", "assemble profiles and module trees", request.commands.final, seconds=floor
+        )
+        last, _log = submitter.submit(script, [r.job for r in records])
+    submitter.release()
+    sub = Submission(request.yaml_file, time.time(), tuple(records), last, sys.executable)
+    write_atomic(record_path(request.home_root, request.yaml_file), sub.to_json())
+    return sub
 
 
 # --- following what was submitted ---------------------------------------------------------
@@ -217,32 +367,25 @@ class ArtifactState:
     detail: str = ""
 
 
-def load_record(home_root: Path, yaml_file: Path) -> dict:
-    path = record_path(home_root, yaml_file)
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise HitError(f"nothing was submitted to Slurm for {yaml_file}") from None
-
-
-def status(record: dict, store: Store) -> list[ArtifactState]:
-    states = job_states([e["job"] for e in record["jobs"]])
+def status(record: Submission, store: Store) -> list[ArtifactState]:
+    """Each submitted artifact's state: built (in the store), else from its job's state."""
+    states = job_states(record.job_ids)
     out = []
-    for e in record["jobs"]:
-        state, reason = states.get(e["job"], ("", ""))
-        for aid in e["artifacts"]:
+    for e in record.jobs:
+        state, reason = states.get(e.job, ("", ""))
+        for aid in e.artifacts:
             if store.find(aid) is not None:
-                out.append(ArtifactState(aid, "built", e["job"]))
+                out.append(ArtifactState(aid, "built", e.job))
             elif state in ("PENDING", "CONFIGURING"):
-                out.append(ArtifactState(aid, "pending", e["job"], reason))
+                out.append(ArtifactState(aid, "pending", e.job, reason))
             elif state in ("RUNNING", "COMPLETING"):
-                out.append(ArtifactState(aid, "running", e["job"]))
+                out.append(ArtifactState(aid, "running", e.job))
             elif state == "CANCELLED" and "Dependency" in reason:
-                out.append(ArtifactState(aid, "cancelled", e["job"], "a dependency failed"))
+                out.append(ArtifactState(aid, "cancelled", e.job, "a dependency failed"))
             elif state in FINAL_STATES:
-                out.append(ArtifactState(aid, "failed", e["job"], e["log"]))
+                out.append(ArtifactState(aid, "failed", e.job, e.log))
             else:
-                out.append(ArtifactState(aid, "unknown", e["job"], state or "Slurm forgot it"))
+                out.append(ArtifactState(aid, "unknown", e.job, state or "Slurm forgot it"))
     return out
 
 
@@ -259,8 +402,11 @@ def finished(states: list[ArtifactState]) -> bool:
     return all(s.state in ("built", "failed", "cancelled", "unknown") for s in states)
 
 
-def follow(record: dict, store: Store, say, interval: float = 1.0) -> list[ArtifactState]:
-    """Poll until every artifact is built, failed or cancelled, reporting each change."""
+def follow(
+    record: Submission, store: Store, say: Say, interval: float = 1.0
+) -> list[ArtifactState]:
+    """Poll every `interval` seconds until every artifact is built, failed or cancelled,
+    `say`ing each change. Raises HitError if Slurm cannot be asked; lets Ctrl-C through."""
     seen: dict[str, str] = {}
     while True:
         states = status(record, store)
@@ -268,8 +414,7 @@ def follow(record: dict, store: Store, say, interval: float = 1.0) -> list[Artif
             if seen.get(s.artifact) != s.state:
                 seen[s.artifact] = s.state
                 detail = f" ({s.detail})" if s.detail and s.state != "pending" else ""
-                say(f"{s.artifact.split('/')[0]}/{s.artifact.split('/')[1][:12]}  {s.state}"
-                    f"  job {s.job}{detail}")  # fmt: skip
+                say(f"{short_id(s.artifact)}  {s.state}  job {s.job}{detail}")
         if finished(states):
             return states
         time.sleep(interval)
@@ -288,35 +433,30 @@ def missing_work(stacks: list[tuple[str, Resolved]], store: Store) -> list[tuple
 
 
 def submit_and_follow(
-    stacks: list[tuple[str, Resolved]],
-    home_root: Path,
-    store: Store,
-    yaml_file: Path,
-    cfg: SlurmConfig,
-    pack: int | None,
-    wait: bool,
-    artifact_command: list[str],
-    final_command: list[str],
-    say,
-    follow_hint: str,
+    request: SlurmRequest, stacks: list[tuple[str, Resolved]], store: Store, say: Say
 ) -> Submission | None:
-    """Submit what is missing; with `wait`, follow the jobs and stop with one message if any
-    artifact was not built. Returns None when there was nothing to build."""
+    """Submit what `stacks` (context, resolved) miss in `store`; with `request.wait`, follow
+    the jobs and stop with one message if any artifact was not built. Returns None when there
+    was nothing to build. Raises HitError (sbatch missing or refusing, artifacts not built),
+    FollowStopped on Ctrl-C while following."""
     work = missing_work(stacks, store)
     if not work:
         return None
-    jobs = plan_jobs(work, store, cfg, cfg.pack if pack is None else pack)
-    sub = submit(jobs, home_root, yaml_file, cfg, artifact_command, None if wait else final_command)
-    say(f"submitted {len(sub.job_ids)} job(s) for {len(work)} artifact(s): {', '.join(sub.job_ids)}"
-        + (f"; job {sub.final} assembles the result" if sub.final else ""))  # fmt: skip
-    if not wait:
-        say(follow_hint)
+    cfg = request.config
+    jobs = plan_jobs(work, store, cfg, cfg.pack if request.pack is None else request.pack)
+    sub = submit(jobs, request, final=not request.wait)
+    last = f"; job {sub.final} assembles the result" if sub.final else ""
+    ids = ", ".join(sub.job_ids)
+    say(f"submitted {len(sub.job_ids)} job(s) for {len(work)} artifact(s): {ids}{last}")
+    if not request.wait:
+        say(request.commands.hint)
         return sub
     try:
-        states = follow(load_record(home_root, yaml_file), store, say)
+        states = follow(sub, store, say)
     except KeyboardInterrupt:
-        say(f"stopped following; the jobs keep running. {follow_hint}")
-        raise SystemExit(130) from None
+        raise FollowStopped(
+            f"stopped following; the jobs keep running. {request.commands.hint}"
+        ) from None
     bad = [s for s in states if s.state != "built"]
     if bad:
         lines = []

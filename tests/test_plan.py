@@ -20,7 +20,7 @@ def test_diamond_is_ordered_dependencies_first():
     assert order.index("libb") < order.index("app")
     assert set(r.nodes["app"].closure) == {"libcore", "liba", "libb"}
     assert r.nodes["app"].closure.index("libcore") < r.nodes["app"].closure.index("liba")
-    assert r.roots == ("libcore", "liba", "libb", "app")
+    assert r.packages == ("libcore", "liba", "libb", "app")
 
 
 def test_missing_is_what_the_store_lacks(tmp_path):

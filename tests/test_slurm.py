@@ -103,6 +103,43 @@ def test_a_failed_job_cancels_its_dependents_and_a_rerun_builds_the_rest(slurm, 
     assert (root / "profiles" / "only" / "bin" / "app").exists()
 
 
+def test_jobs_run_the_installed_tool_whatever_folder_they_were_submitted_from(slurm, tmp_path):
+    """A job starts in the folder `hdmod build --slurm` ran in; an `hdmodules/` folder there
+    (a checkout of this project, say) must not be what the job imports."""
+    site = _site(tmp_path, BROKEN)
+    root = tmp_path / "root"
+    decoy = tmp_path / "here"
+    (decoy / "hdmodules").mkdir(parents=True)
+    (decoy / "hdmodules" / "__init__.py").write_text(
+        'raise ImportError("the decoy was imported")\n'
+    )
+    submit = [
+        sys.executable,
+        "-P",
+        "-m",
+        "hdmodules.cli.hdmod",
+        "build",
+        str(site),
+        "--root",
+        str(root),
+        "--slurm",
+    ]
+    r = subprocess.run(submit, cwd=decoy, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    ids = _submitted(r.stderr)
+    final = re.search(r"job (\d+) assembles the result", r.stderr).group(1)
+    states = wait_jobs([*ids, final], timeout=400)
+    logs = "".join(p.read_text() for p in (root / "slurm" / "logs").glob("*.log"))
+    assert set(states.values()) == {"COMPLETED"}, (states, logs)
+    assert "decoy" not in logs
+    out = subprocess.run(
+        ["env", "-i", str(root / "profiles" / "only" / "bin" / "app")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout.startswith("Hello from app"), out
+
+
 OVERLAP_A = """  a:
     compiler: gcc-12
     packages: [libcore, liba]
@@ -133,7 +170,7 @@ def test_two_overlapping_submissions_build_shared_artifacts_once(slurm, tmp_path
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for s in (site_a, site_b)
     ]
     for p in procs:
@@ -205,14 +242,32 @@ def test_walltime_is_learned_and_quick_builds_are_packed(tmp_path):
 def test_recipe_resources_and_site_settings_reach_the_job_script(tmp_path):
     from hdmodules.templating import render
 
-    f = write_recipe(tmp_path, "big", 'version: "1"\nbuild: "true"\n'
-                     "resources: {cpus: 16, mem: 32G, time: 2h}\n")  # fmt: skip
+    f = write_recipe(
+        tmp_path, "big", 'version: "1"\nbuild: "true"\nresources: {cpus: 16, mem: 32G, time: 2h}\n'
+    )
     assert load_recipe(f).resources == {"cpus": "16", "mem": "32G", "time": "2h"}
     cfg = SlurmConfig(partition="long", account="proj1", qos="hi", extra=("--exclusive",))
-    text = render("job.sh.j2", name="n", log="/l", cpus=16, mem="32G", minutes=120, slurm=cfg,
-                  what="w", home="/h", command=["python", "-m", "x"])  # fmt: skip
-    for line in ("--partition=long", "--account=proj1", "--qos=hi", "#SBATCH --exclusive",
-                 "--cpus-per-task=16", "--mem=32G", "--time=120"):  # fmt: skip
+    text = render(
+        "job.sh.j2",
+        name="n",
+        log="/l",
+        cpus=16,
+        mem="32G",
+        minutes=120,
+        slurm=cfg,
+        what="w",
+        home="/h",
+        command=["python", "-m", "x"],
+    )
+    for line in (
+        "--partition=long",
+        "--account=proj1",
+        "--qos=hi",
+        "#SBATCH --exclusive",
+        "--cpus-per-task=16",
+        "--mem=32G",
+        "--time=120",
+    ):
         assert line in text
     assert "constraint" not in text
 
@@ -220,8 +275,9 @@ def test_recipe_resources_and_site_settings_reach_the_job_script(tmp_path):
 def test_hit_build_slurm_for_a_user_profile(slurm, hit, home, demo):
     r = hit("build", "--slurm", "--wait", cwd=demo)
     assert "submitted 4 job(s) for 4 artifact(s)" in r.err
-    out = subprocess.run(["env", "-i", str(demo / "default" / "bin" / "app")], capture_output=True,
-                         text=True)  # fmt: skip
+    out = subprocess.run(
+        ["env", "-i", str(demo / "default" / "bin" / "app")], capture_output=True, text=True
+    )
     assert out.stdout.startswith("Hello from app")
     r = hit("build", "--slurm", "--pack", "10", cwd=demo)
     assert "submitted" not in r.err  # everything is built: nothing to submit

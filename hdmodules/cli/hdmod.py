@@ -27,11 +27,18 @@ cli.add_command(externals_group("hdmod"))
 
 SITE_OPTIONS = [
     click.argument("site_yaml", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
-    click.option("--root", type=click.Path(file_okay=False, path_type=Path),
-                 help="build here instead of site.yaml's root (laid out like a hit home)"),
-    click.option("--modules", "modules_dir", type=click.Path(file_okay=False, path_type=Path),
-                 help="write the module tree here (default: ROOT/modules)"),
-]  # fmt: skip
+    click.option(
+        "--root",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="build here instead of site.yaml's root (laid out like a hit home)",
+    ),
+    click.option(
+        "--modules",
+        "modules_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="write the module tree here (default: ROOT/modules)",
+    ),
+]
 
 
 def _stack(options):
@@ -56,23 +63,61 @@ def _site(site_yaml: Path, root: Path | None, modules_dir: Path | None):
 
 SLURM_OPTIONS = [
     click.option("--slurm", is_flag=True, help="build as Slurm batch jobs instead of here"),
-    click.option("--pack", type=click.IntRange(0), metavar="N",
-                 help="with --slurm: up to N quick artifacts per job (default: site.yaml)"),
-    click.option("--wait", is_flag=True,
-                 help="with --slurm: follow the jobs, then assemble here (exit 0: all built)"),
-]  # fmt: skip
+    click.option(
+        "--pack",
+        type=click.IntRange(0),
+        metavar="N",
+        help="with --slurm: up to N quick artifacts per job (default: site.yaml)",
+    ),
+    click.option(
+        "--wait",
+        is_flag=True,
+        help="with --slurm: follow the jobs, then assemble here (exit 0: all built)",
+    ),
+]
 
 
 slurm_options = _stack(SLURM_OPTIONS)
+
+
+def _repin(site) -> bool:
+    """Re-pin the externals the site's stacks use that changed; True if any pin was rewritten."""
+    from ..resolve import repin_externals
+
+    notes = repin_externals(s.profile for s in site.stacks)
+    for note in notes:
+        click.echo(note, err=True)
+    return bool(notes)
 
 
 def _site_args(site) -> list[str]:
     return [str(site.file), "--root", str(site.root), "--modules", str(site.modules.path)]
 
 
+def _submit(site, stacks, home, pack, wait):
+    """`hdmod build --slurm`: slurm.submit_and_follow, progress on stderr; Ctrl-C while
+    following says how to follow the jobs that keep running and exits 130."""
+    from ..config import open_store
+    from ..slurm import Commands, FollowStopped, SlurmRequest, submit_and_follow, tool_command
+
+    py, args = tool_command("hdmodules.cli.hdmod"), _site_args(site)
+    where = f"{site.file} --root {site.root}"
+    hint = f"follow: hdmod status {where} --wait; cancel: hdmod cancel {where}"
+    commands = Commands((*py, "build-artifact", *args), (*py, "build", *args), hint)
+    request = SlurmRequest(home.root, site.file, site.slurm, commands, pack, wait)
+    work = [(s.name, r) for s, r in stacks]
+    try:
+        return submit_and_follow(request, work, open_store(home), lambda x: click.echo(x, err=True))
+    except FollowStopped as e:
+        click.echo(str(e), err=True)
+        raise SystemExit(130) from None
+
+
 @cli.command()
 @site_options
-@click.option("-j", "--jobs", type=click.IntRange(1), help="builds at once (default: CPUs)")
+@click.option(
+    "-j", "--jobs", type=click.IntRange(1), help="builds at once (default: the root's jobs: CPUs)"
+)
 @click.option("--repin", is_flag=True, help="re-pin externals that changed (rewrites their YAML)")
 @slurm_options
 def build(site_yaml: Path, root, modules_dir, jobs, repin, slurm, pack, wait) -> None:
@@ -86,25 +131,14 @@ def build(site_yaml: Path, root, modules_dir, jobs, repin, slurm, pack, wait) ->
     from ..publish import build_site, resolve_stacks, site_home
 
     site = _site(site_yaml, root, modules_dir)
-    stacks = resolve_stacks(site, repin)
-    if slurm:
-        from ..config import open_store
-        from ..slurm import submit_and_follow
-
-        home = site_home(site)
-        args = _site_args(site)
-        py = [sys.executable, "-m", "hdmodules.cli.hdmod"]
-        hint = (f"follow: hdmod status {site_yaml} --root {site.root} --wait; "
-                f"cancel: hdmod cancel {site_yaml} --root {site.root}")  # fmt: skip
-        sub = submit_and_follow(
-            [(s.name, r) for s, r in stacks], home.root, open_store(home), site.file,
-            site.slurm, pack, wait, [*py, "build-artifact", *args], [*py, "build", *args],
-            lambda line: click.echo(line, err=True), hint,
-        )  # fmt: skip
-        if sub is not None and not wait:
-            return
+    if repin and _repin(site):  # pins were rewritten: load the site again to use them
+        site = _site(site_yaml, root, modules_dir)
+    stacks = resolve_stacks(site)
+    home = site_home(site)
+    if slurm and _submit(site, stacks, home, pack, wait) is not None and not wait:
+        return
     total = len({n.ref.id for _s, r in stacks for n in r.nodes.values()})
-    published = build_site(site, jobs or 2, Progress(total), repin)
+    published = build_site(site, stacks, jobs or home.jobs, Progress(total))
     state = "updated" if published.changed else "unchanged"
     click.echo(f"{published.modules} modulefiles in {site.modules.path} ({state})")
     for stack in site.stacks:
@@ -147,6 +181,7 @@ def status(site_yaml: Path, root, modules_dir, wait) -> None:
     from ..publish import site_home
     from ..slurm import follow, load_record
     from ..slurm import status as states_of
+    from ..store import short_id
 
     site = _site(site_yaml, root, modules_dir)
     home = site_home(site)
@@ -162,14 +197,13 @@ def status(site_yaml: Path, root, modules_dir, wait) -> None:
         states = states_of(record, store)
         for s in states:
             detail = f"  {s.detail}" if s.detail else ""
-            click.echo(f"{s.artifact.split('/')[0]}/{s.artifact.split('/')[1][:12]}  {s.state}"
-                       f"  job {s.job}{detail}")  # fmt: skip
-    if record.get("final") and not wait:
+            click.echo(f"{short_id(s.artifact)}  {s.state}  job {s.job}{detail}")
+    if record.final and not wait:
         from ..slurm import job_states
 
-        state, reason = job_states([record["final"]]).get(record["final"], ("forgotten", ""))
-        click.echo(f"final job {record['final']} (profiles and modules): {state.lower()}"
-                   + (f" ({reason})" if reason and reason != "None" else ""))  # fmt: skip
+        state, reason = job_states([record.final]).get(record.final, ("forgotten", ""))
+        why = f" ({reason})" if reason and reason != "None" else ""
+        click.echo(f"final job {record.final} (profiles and modules): {state.lower()}{why}")
     bad = [s for s in states if s.state != "built"]
     if wait and bad:
         raise HitError(f"{len(bad)} artifact(s) were not built")
@@ -185,7 +219,7 @@ def cancel(site_yaml: Path, root, modules_dir) -> None:
 
     site = _site(site_yaml, root, modules_dir)
     record = load_record(site_home(site).root, site.file)
-    ids = [e["job"] for e in record["jobs"]] + ([record["final"]] if record.get("final") else [])
+    ids = record.job_ids + ([record.final] if record.final else [])
     scancel(ids)
     click.echo(f"cancelled {len(ids)} job(s): {', '.join(ids)}")
 

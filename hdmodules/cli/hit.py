@@ -45,13 +45,19 @@ def init_home() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="do not list packages that are already built")
 @click.option("--repin", is_flag=True, help="re-pin externals that changed (rewrites their YAML)")
 @click.option("--slurm", is_flag=True, help="build the missing packages as Slurm batch jobs")
-@click.option("--pack", type=click.IntRange(0), metavar="N",
-              help="with --slurm: up to N quick packages per job")  # fmt: skip
+@click.option(
+    "--pack",
+    type=click.IntRange(0),
+    metavar="N",
+    help="with --slurm: up to N quick packages per job",
+)
 @click.option("--wait", is_flag=True, help="with --slurm: follow the jobs, then assemble here")
-@click.option("--dirty", is_flag=True,
-              help="build git checkouts with uncommitted changes, hashed by content")  # fmt: skip
-@click.option("--explain", is_flag=True,
-              help="say, for each artifact to build, why no built one fits")  # fmt: skip
+@click.option(
+    "--dirty", is_flag=True, help="build git checkouts with uncommitted changes, hashed by content"
+)
+@click.option(
+    "--explain", is_flag=True, help="say, for each artifact to build, why no built one fits"
+)
 def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty, explain) -> None:
     """Build every package of PROFILE that is missing, then assemble the profile.
 
@@ -78,16 +84,16 @@ def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty, explain) -> Non
     if explain:
         _explain(resolved, open_store(home))
     if slurm:
-        from ..slurm import SlurmConfig, submit_and_follow
+        from ..slurm import Commands, SlurmConfig, SlurmRequest, tool_command
 
-        py = [sys.executable, "-m", "hdmodules.cli.hit"]
-        sub = submit_and_follow(
-            [("", resolved)], home.root, open_store(home), file, home.slurm or SlurmConfig(),
-            pack, wait, [*py, "build-artifact", str(file)], [*py, "build", str(file)],
-            lambda line: click.echo(line, err=True),
-            f"the last job links {memo.profile_link(file)}; `squeue` shows the jobs",
-        )  # fmt: skip
-        if sub is not None and not wait:
+        py = tool_command("hdmodules.cli.hit")
+        commands = Commands(
+            artifact=(*py, "build-artifact", str(file)),
+            final=(*py, "build", str(file)),
+            hint=f"the last job links {memo.profile_link(file)}; `squeue` shows the jobs",
+        )
+        request = SlurmRequest(home.root, file, home.slurm or SlurmConfig(), commands, pack, wait)
+        if _submit(request, [("", resolved)], open_store(home)) is not None and not wait:
             return
     progress = Progress(len(resolved.nodes), quiet=quiet)
     result = build_profile(resolved, home, jobs or home.jobs, progress)
@@ -104,36 +110,24 @@ def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty, explain) -> Non
         click.echo(f"{result.link} -> {result.profile} (up to date)")
 
 
+def _submit(request, stacks, store):
+    """slurm.submit_and_follow, its progress on stderr; Ctrl-C while following says how to
+    follow the jobs that keep running and exits 130."""
+    from ..slurm import FollowStopped, submit_and_follow
+
+    try:
+        return submit_and_follow(request, stacks, store, lambda line: click.echo(line, err=True))
+    except FollowStopped as e:
+        click.echo(str(e), err=True)
+        raise SystemExit(130) from None
+
+
 def _explain(resolved, store) -> None:
     """For each artifact about to be built: the nearest built one and what differs."""
-    from ..explain import explain, nearest
-    from ..store import MANIFEST, META, read_spec
+    from ..explain import why_build
 
-    known = {n.ref.id: {"id": n.ref.id, **n.spec} for n in resolved.nodes.values()}
-
-    def lookup(artifact_id: str):
-        prefix = store.find(artifact_id)
-        return known.get(artifact_id) or (read_spec(prefix) if prefix else None)
-
-    for node in resolved.nodes.values():
-        if store.is_installed(node.ref):
-            continue
-        candidates = []
-        for s in (store, *store.upstreams):
-            folder = s.root / node.name
-            if folder.is_dir():
-                candidates += [
-                    read_spec(p) for p in folder.iterdir() if (p / META / MANIFEST).exists()
-                ]
-        found = nearest(known[node.ref.id], candidates)
-        if found is None:
-            click.echo(f"{node.ref.short}: {node.name} was never built here", err=True)
-            continue
-        best, _changes = found
-        click.echo(f"{node.ref.short}: nearest built is {best['id'][: len(node.name) + 13]}, "
-                   f"which differs in:", err=True)  # fmt: skip
-        for line in explain(best, known[node.ref.id], lookup, "    "):
-            click.echo(line, err=True)
+    for line in why_build(resolved, store):
+        click.echo(line, err=True)
 
 
 @cli.command("build-artifact", hidden=True)
@@ -160,7 +154,7 @@ def status(profile: str) -> None:
     width = max([len(n) for n in resolved.nodes] + [7])
     for node in resolved.nodes.values():
         state = "built" if store.is_installed(node.ref) else "needs build"
-        extra = "" if node.name in resolved.roots else "  (dependency)"
+        extra = "" if node.name in resolved.packages else "  (dependency)"
         click.echo(
             f"{node.name:<{width}}  {node.recipe.version:<10}  {node.ref.short}  {state}{extra}"
         )
@@ -181,7 +175,7 @@ def show_buildspec(package: str, profile: str) -> None:
     from ..resolve import node_for
 
     node = node_for(_resolve(profile), package)
-    click.echo(json.dumps({"id": node.ref.id, **node.spec}, indent=2, sort_keys=True))
+    click.echo(json.dumps(node.spec.record(node.ref.id), indent=2, sort_keys=True))
 
 
 @show.command("script")
@@ -248,8 +242,13 @@ def fetch(url_or_file: str | None, from_dir: Path | None) -> None:
 @cli.command()
 @click.argument("args", nargs=-1, required=True, metavar="[PROFILE.yaml] DIR")
 @click.option("-j", "--jobs", type=click.IntRange(1), help="builds at once")
-@click.option("--python", "python", default="python3", show_default=True,
-              help="the Python whose venv DIR gets (pip install works in DIR)")  # fmt: skip
+@click.option(
+    "--python",
+    "python",
+    default="python3",
+    show_default=True,
+    help="the Python whose venv DIR gets (pip install works in DIR)",
+)
 @click.option("--no-python", is_flag=True, help="no Python venv in DIR")
 def develop(args, jobs, python, no_python) -> None:
     """Build PROFILE (default.yaml), then make DIR a writable environment over it.
