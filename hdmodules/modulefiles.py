@@ -158,7 +158,7 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
             mpi_parents = parents + [f"{short_name(mpi_ext)}/{mpi_ext.version}"]
         elif hierarchy and mpi_ext and not stack.core:
             raise_missing(site, mpi_ext.name, "mpi")
-        for name in resolved.roots:
+        for name in resolved.packages:
             node = resolved.nodes[name]
             uses_mpi = "mpi" in node.toolchain
             if not hierarchy:
