@@ -26,13 +26,13 @@ PROFILE = "profile"  # the doctype of a profile document, and its `kind` in buil
 
 
 def _mapping(doc: dict, key: str) -> dict:
-    value = doc.get(key)
-    return dict(value) if isinstance(value, dict) else {}
+    value = doc.get(key)  # not copied: from_doc reads a document that is then dropped
+    return value if isinstance(value, dict) else {}
 
 
 def _list(doc: dict, key: str) -> list:
     value = doc.get(key)
-    return list(value) if isinstance(value, list) else []
+    return value if isinstance(value, list) else []
 
 
 def _str(doc: dict, key: str, default: str = "") -> str:
@@ -90,22 +90,18 @@ class BuildSpec:
     def from_doc(cls, doc: Any) -> BuildSpec:
         """Read `to_doc()`'s form back (a build.json's extra `id` is ignored); never raises."""
         doc = doc if isinstance(doc, dict) else {}
-        sources = tuple(
-            SourceInput(_str(s, "hash"), _str(s, "dest", "."))
-            for s in _list(doc, "sources")
-            if isinstance(s, dict)
-        )
+        sources = [s for s in _list(doc, "sources") if isinstance(s, dict)]
         build_env = doc.get("build_env")
-        return cls(
-            name=_str(doc, "name"),
-            version=_str(doc, "version"),
-            sources=sources,
-            build=_str(doc, "build"),
-            parameters=_mapping(doc, "parameters"),
-            dependencies=_mapping(doc, "dependencies"),
-            toolchain=_mapping(doc, "toolchain"),
-            platform=_mapping(doc, "platform"),
-            build_env=build_env if isinstance(build_env, int) else 0,
+        return cls(  # positional, in field order: gc reads every artifact's build.json
+            _str(doc, "name"),
+            _str(doc, "version"),
+            tuple(SourceInput(_str(s, "hash"), _str(s, "dest", ".")) for s in sources),
+            _str(doc, "build"),
+            _mapping(doc, "parameters"),
+            _mapping(doc, "dependencies"),
+            _mapping(doc, "toolchain"),
+            _mapping(doc, "platform"),
+            build_env if isinstance(build_env, int) else 0,
         )
 
     def hash(self) -> str:
@@ -155,10 +151,23 @@ class ProfileDoc:
 
 def from_record(doc: Any) -> BuildSpec | ProfileDoc:
     """A build.json document (`store.read_spec`) as the value it records: a ProfileDoc when
-    its `kind` is "profile", else a BuildSpec. Never raises (an unreadable one is empty)."""
-    if isinstance(doc, dict) and doc.get("kind") == PROFILE:
-        return ProfileDoc.from_doc(doc)
-    return BuildSpec.from_doc(doc)
+    its `kind` is "profile" or it lists `artifacts` (a build spec never does; profiles
+    recorded without `kind` are read too), else a BuildSpec. Never raises (an unreadable
+    one is an empty BuildSpec)."""
+    return ProfileDoc.from_doc(doc) if _is_profile(doc) else BuildSpec.from_doc(doc)
+
+
+def _is_profile(doc: Any) -> bool:
+    return isinstance(doc, dict) and (doc.get("kind") == PROFILE or "artifacts" in doc)
+
+
+def references(doc: Any) -> tuple[str, ...]:
+    """The artifact ids that the artifact a build.json document records keeps alive, read
+    straight from the document: `from_record(doc).references()` without building the value
+    (gc's mark phase reads every artifact's record). Never raises."""
+    if not isinstance(doc, dict):
+        return ()
+    return tuple(_mapping(doc, "artifacts" if _is_profile(doc) else "dependencies").values())
 
 
 def record_id(doc: Any) -> str:

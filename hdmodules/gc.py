@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import roots as gcroots
-from .buildspec import from_record, record_id
+from .buildspec import record_id, references
 from .durations import parse_duration
 from .errors import HitError
 from .store import MANIFEST, META, Store, read_spec, remove_tree
@@ -55,14 +55,14 @@ class Report:
 
 def scan(store: Store) -> dict[Path, Artifact]:
     """Every artifact folder of this store (complete or not), by prefix, with its id and the
-    ids it keeps alive (`references()` of its build spec or profile document). A folder
-    without a readable build.json has the id "" and keeps nothing alive."""
+    ids it keeps alive (`buildspec.references`: a build's dependencies, a profile's
+    artifacts). A folder without a readable build.json has the id "" and keeps nothing
+    alive."""
     out = {}
     for prefix in store.prefixes():
         complete = (prefix / META / MANIFEST).exists()
         record = read_spec(prefix)
-        refs = list(from_record(record).references())
-        out[prefix] = Artifact(prefix, record_id(record), refs, complete)
+        out[prefix] = Artifact(prefix, record_id(record), list(references(record)), complete)
     return out
 
 

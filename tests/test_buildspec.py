@@ -5,7 +5,14 @@ import os
 import subprocess
 import sys
 
-from hdmodules.buildspec import BuildSpec, ProfileDoc, SourceInput, from_record, record_id
+from hdmodules.buildspec import (
+    BuildSpec,
+    ProfileDoc,
+    SourceInput,
+    from_record,
+    record_id,
+    references,
+)
 from hdmodules.explain import changes, diff_docs, explain, nearest
 from hdmodules.hashing import hash_doc
 from hdmodules.profiles import load_profile
@@ -93,6 +100,11 @@ def test_records_read_back_and_old_ones_are_tolerated():
     damaged = from_record({"dependencies": ["not", "a", "mapping"], "sources": "x", "id": 3})
     assert damaged.references() == () and damaged.sources == ()
     assert from_record([]) == BuildSpec("", "") and record_id([]) == "" and record_id({}) == ""
+    # gc reads references straight from the record: the same ids as the typed value's
+    old_profile = {"id": "profile/z", "artifacts": {"app": "app/x"}}  # written without `kind`
+    for doc in (record, profile.record("profile/y"), old_profile, {}, [], {"artifacts": 1}):
+        assert references(doc) == from_record(doc).references()
+    assert references(old_profile) == ("app/x",)
 
 
 def test_ids_are_the_same_in_processes_with_other_hash_seeds():
