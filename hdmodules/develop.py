@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from . import roots
+from .atomic import write_atomic
 from .buildspec import ProfileDoc
 from .config import Home
 from .errors import HitError
@@ -52,8 +53,8 @@ def develop(home: Home, store: Store, profile: Path, folder: Path, python: str |
     (folder / ".hit").mkdir(exist_ok=True)
     roots.point(home.gc_roots, folder / ".hit" / "profile", profile, last=False)
     if python and not (folder / "pyvenv.cfg").exists():
-        r = subprocess.run([python, "-m", "venv", "--system-site-packages", str(folder)],
-                           capture_output=True, text=True)  # fmt: skip
+        venv_cmd = [python, "-m", "venv", "--system-site-packages", str(folder)]
+        r = subprocess.run(venv_cmd, capture_output=True, text=True)  # minutes on a slow disk
         if r.returncode != 0:
             raise HitError(f"{python} -m venv {folder} failed: {r.stderr.strip()}")
     venv = (folder / "pyvenv.cfg").exists()
@@ -63,8 +64,8 @@ def develop(home: Home, store: Store, profile: Path, folder: Path, python: str |
         target = folder / "modulefiles" / fmt / "develop" / ("dev.lua" if fmt == "lmod" else "dev")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(render(f"develop/{name}.j2", **context))
-    state_file.write_text(json.dumps({"profile": str(profile), "artifacts": artifacts,
-                                      "links": sorted(links)}))  # fmt: skip
+    state = {"profile": str(profile), "artifacts": artifacts, "links": sorted(links)}
+    write_atomic(state_file, json.dumps(state))
     return _changes((old or {}).get("artifacts", {}), artifacts) if old else []
 
 

@@ -96,7 +96,10 @@ def test_status_show_and_bdir(hit, demo, tmp_path):
     spec = json.loads(hit("show", "buildspec", "app", "-p", "default.yaml", cwd=demo).out)
     assert spec["id"][: len("app/") + 12] in app_line
     assert spec["parameters"] == {"greeting": "Hello"} and set(spec["dependencies"]) == {
-        "liba", "libb", "libcore"}  # fmt: skip
+        "liba",
+        "libb",
+        "libcore",
+    }
     script = hit("show", "script", "app", cwd=demo).out
     assert "export ARTIFACT=" in script and "-DGREETING" in script and "LIBA_DIR=" in script
     # `hit bdir app bld`: the package, then the folder (relative to cwd)
@@ -302,3 +305,37 @@ def test_live_progress_on_a_terminal(home, demo):
     assert os.waitstatus_to_exitcode(status) == 0, screen
     assert "\r\x1b[K" in screen and "building: " in screen
     assert "[4/4] app/" in screen
+
+
+def test_a_failed_build_carries_its_artifact_folder_log_and_tail(home, tmp_path):
+    """builder.build from one BuildJob: BuildFailed's fields, and nothing installed."""
+    import pytest
+
+    from hdmodules.builder import build
+    from hdmodules.buildjob import build_job
+    from hdmodules.config import init_home, load_home, open_store
+    from hdmodules.errors import BuildFailed
+    from hdmodules.profiles import load_profile
+    from hdmodules.resolve import resolve
+
+    write_recipe(
+        tmp_path / "pkgs", "bad", 'version: "1"\nbuild: |\n  echo about to fail\n  exit 3\n'
+    )
+    profile = write_profile(tmp_path / "p.yaml", "package_dirs: [pkgs]\npackages:\n  bad:\n")
+    init_home(home)
+    h = load_home(home)
+    store = open_store(h)
+    resolved = resolve(load_profile(profile))
+    job = build_job(resolved, resolved.nodes["bad"], h, store, 1)
+    assert job.prefix == store.prefix(job.ref) and job.dependencies == ()
+    assert ("ARTIFACT", str(job.prefix)) in job.env and f"ARTIFACT={job.prefix}" in job.script
+    with pytest.raises(BuildFailed) as caught:
+        build(job, store)
+    failed = caught.value
+    assert failed.artifact == job.ref.id and failed.what == "the build script failed (exit 3)"
+    assert failed.folder == job.folder and failed.log == job.folder / "build.log"
+    assert "about to fail" in failed.tail and failed.log.exists()
+    assert str(failed).startswith(
+        f"{job.ref.id}: the build script failed (exit 3)\n  build folder kept: {job.folder}\n"
+    )
+    assert not store.is_installed(job.ref) and not job.prefix.exists()

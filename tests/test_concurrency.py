@@ -131,3 +131,78 @@ def test_ctrl_c_stops_builds_and_installs_nothing(home, tmp_path):
     (tmp_path / "go").touch()
     run_hit("build", str(profile))
     assert run_clean(["/bin/cat", str(tmp_path / "default" / "bin" / "done")]).stdout == "done\n"
+
+
+class _FakeExecutor:
+    """An executor that ends builds in the order they started; `fail` ids fail."""
+
+    def __init__(self, slots: int, fail: set[str]):
+        self.slots = slots
+        self.fail = fail
+        self.started: list[str] = []
+        self.running: list = []
+
+    def start(self, job) -> None:
+        self.started.append(job.ref.name)
+        self.running.append(job)
+
+    def next_done(self):
+        from hdmodules.builder import Outcome
+        from hdmodules.errors import BuildFailed
+
+        job = self.running.pop(0)
+        if job.ref.name in self.fail:
+            return job, BuildFailed(job.ref.id, "the build script failed (exit 1)")
+        return job, Outcome("built", 0.5)
+
+    def interrupt(self) -> None:
+        pass
+
+
+def _jobs(graph: dict[str, tuple[str, ...]]):
+    """Build jobs named like `graph`'s keys, depending on the jobs named by its values."""
+    from hdmodules.buildjob import BuildJob
+    from hdmodules.store import ArtifactRef
+
+    refs = {name: ArtifactRef(name, "1", name * 4) for name in graph}
+    return [
+        BuildJob(
+            refs[n],
+            None,
+            tuple(refs[d].id for d in deps),
+            (),
+            "",
+            (),
+            (),
+            frozenset(),
+            Path("/nowhere"),
+            Path("/nowhere"),
+            1,
+            Path("/nowhere"),
+        )
+        for n, deps in graph.items()
+    ]
+
+
+def test_the_scheduler_runs_dependencies_first_and_stops_starting_after_a_failure():
+    import io
+
+    import pytest
+
+    from hdmodules.progress import Progress
+    from hdmodules.scheduler import BuildsFailed, run
+
+    graph = {"d": ("c",), "a": (), "b": ("a",), "c": ("a", "b")}
+    executor = _FakeExecutor(1, set())
+    assert run(_jobs(graph), executor, Progress(4, io.StringIO())) == 4
+    assert executor.started == ["a", "b", "c", "d"]
+    # two at once: a fails while x builds; x finishes, nothing new starts, b and c are skipped
+    graph = {"a": (), "x": (), "b": ("a",), "c": ("x",)}
+    executor = _FakeExecutor(2, {"a"})
+    with pytest.raises(BuildsFailed) as caught:
+        run(_jobs(graph), executor, Progress(4, io.StringIO()))
+    assert executor.started == ["a", "x"]
+    failed = caught.value
+    assert failed.artifact == "a/aaaa" and [f.artifact for f in failed.failures] == ["a/aaaa"]
+    assert failed.skipped == ("b/bbbb", "c/cccc")
+    assert str(failed).endswith("not built because of the failure: b/bbbb, c/cccc")

@@ -12,8 +12,9 @@ GIT = ["git", "-c", "user.email=dev@example.org", "-c", "user.name=Dev"]
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run([*GIT, "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()  # fmt: skip
+    return subprocess.run(
+        [*GIT, "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def make_repo(path: Path, answer: int) -> Path:
@@ -49,8 +50,10 @@ def answer(demo: Path, link: str = "dev") -> str:
 
 def test_branch_of_a_checkout_commits_hash_and_switching_back_is_instant(hit, demo):
     repo = make_repo(demo / "mylib", 42)
-    write_profile(demo / "dev.yaml", "extends: [default.yaml]\npackages:\n"
-                  "  libcore: {git: mylib, branch: main}\n")  # fmt: skip
+    write_profile(
+        demo / "dev.yaml",
+        "extends: [default.yaml]\npackages:\n  libcore: {git: mylib, branch: main}\n",
+    )
     first = git(repo, "rev-parse", "HEAD")
     r = hit("build", "dev.yaml", cwd=demo)
     assert f"libcore: {repo} branch main is at {first}" in r.err
@@ -159,9 +162,12 @@ def test_profile_repository_history_builds_nothing_new(hit, demo):
 def test_diff_names_the_changed_input(hit, demo):
     hit("build", cwd=demo)
     for name, edit, expect in (
-        ("param", ("  app:\n", "  app:\n    parameters: {greeting: Hi}\n"),
-         "parameter greeting: 'Hello' -> 'Hi'"),
-    ):  # fmt: skip
+        (
+            "param",
+            ("  app:\n", "  app:\n    parameters: {greeting: Hi}\n"),
+            "parameter greeting: 'Hello' -> 'Hi'",
+        ),
+    ):
         text = (demo / "default.yaml").read_text().replace(*edit)
         (demo / f"{name}.yaml").write_text(text)
         out = hit("diff", "default", f"{name}.yaml", cwd=demo).out
@@ -191,10 +197,13 @@ def test_develop_is_a_writable_gc_root_with_pip(hit, home, demo, tmp_path):
     pkg = tmp_path / "tinypkg"
     (pkg / "tinypkg").mkdir(parents=True)
     (pkg / "tinypkg" / "__init__.py").write_text("ANSWER = 42\n")
-    (pkg / "setup.py").write_text("from setuptools import setup\nsetup(name='tinypkg', "
-                                  "version='1.0', packages=['tinypkg'])\n")  # fmt: skip
-    sh = f"source {env_dir}/activate && pip install -q --no-build-isolation --no-index {pkg} " \
-         "&& python -c 'import tinypkg; print(tinypkg.ANSWER)' && which app"  # fmt: skip
+    (pkg / "setup.py").write_text(
+        "from setuptools import setup\nsetup(name='tinypkg', version='1.0', packages=['tinypkg'])\n"
+    )
+    sh = (
+        f"source {env_dir}/activate && pip install -q --no-build-isolation --no-index {pkg} "
+        "&& python -c 'import tinypkg; print(tinypkg.ANSWER)' && which app"
+    )
     out = subprocess.run(["bash", "-c", sh], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["42", str(env_dir / "bin" / "app")]

@@ -94,7 +94,7 @@ def _site_args(site) -> list[str]:
     return [str(site.file), "--root", str(site.root), "--modules", str(site.modules.path)]
 
 
-def _submit(site, stacks, home, pack, wait):
+def _submit(site, stacks, home, o):
     """`hdmod build --slurm`: slurm.submit_and_follow, progress on stderr; Ctrl-C while
     following says how to follow the jobs that keep running and exits 130."""
     from ..config import open_store
@@ -104,7 +104,7 @@ def _submit(site, stacks, home, pack, wait):
     where = f"{site.file} --root {site.root}"
     hint = f"follow: hdmod status {where} --wait; cancel: hdmod cancel {where}"
     commands = Commands((*py, "build-artifact", *args), (*py, "build", *args), hint)
-    request = SlurmRequest(home.root, site.file, site.slurm, commands, pack, wait)
+    request = SlurmRequest(home.root, site.file, site.slurm, commands, o.pack, o.wait)
     work = [(s.name, r) for s, r in stacks]
     try:
         return submit_and_follow(request, work, open_store(home), lambda x: click.echo(x, err=True))
@@ -120,7 +120,7 @@ def _submit(site, stacks, home, pack, wait):
 )
 @click.option("--repin", is_flag=True, help="re-pin externals that changed (rewrites their YAML)")
 @slurm_options
-def build(site_yaml: Path, root, modules_dir, jobs, repin, slurm, pack, wait) -> None:
+def build(site_yaml: Path, root, modules_dir, **options) -> None:
     """Build every stack of SITE_YAML into the shared store, link each stack's profile at
     ROOT/profiles/<stack>, and write the Lmod/Tcl module tree.
 
@@ -129,16 +129,18 @@ def build(site_yaml: Path, root, modules_dir, jobs, repin, slurm, pack, wait) ->
     """
     from ..progress import Progress
     from ..publish import build_site, resolve_stacks, site_home
+    from .options import SiteBuild
 
+    o = SiteBuild(**options)
     site = _site(site_yaml, root, modules_dir)
-    if repin and _repin(site):  # pins were rewritten: load the site again to use them
+    if o.repin and _repin(site):  # pins were rewritten: load the site again to use them
         site = _site(site_yaml, root, modules_dir)
     stacks = resolve_stacks(site)
     home = site_home(site)
-    if slurm and _submit(site, stacks, home, pack, wait) is not None and not wait:
+    if o.slurm and _submit(site, stacks, home, o) is not None and not o.wait:
         return
     total = len({n.ref.id for _s, r in stacks for n in r.nodes.values()})
-    published = build_site(site, stacks, jobs or home.jobs, Progress(total))
+    published = build_site(site, stacks, o.jobs or home.jobs, Progress(total))
     state = "updated" if published.changed else "unchanged"
     click.echo(f"{published.modules} modulefiles in {site.modules.path} ({state})")
     for stack in site.stacks:

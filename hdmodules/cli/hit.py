@@ -58,7 +58,7 @@ def init_home() -> None:
 @click.option(
     "--explain", is_flag=True, help="say, for each artifact to build, why no built one fits"
 )
-def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty, explain) -> None:
+def build(profile: str, **options) -> None:
     """Build every package of PROFILE that is missing, then assemble the profile.
 
     The link (e.g. `default` for default.yaml) is made next to the YAML file and
@@ -67,12 +67,15 @@ def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty, explain) -> Non
     from .. import memo
     from ..config import default_home
     from ..progress import Progress
+    from .options import HitBuild
 
+    o = HitBuild(**options)
     file = Path(os.path.abspath(profile))
-    fast = None if (repin or slurm or dirty or explain) else memo.up_to_date(default_home(), file)
+    full = o.repin or o.slurm or o.dirty or o.explain
+    fast = None if full else memo.up_to_date(default_home(), file)
     if fast is not None:  # nothing changed since the last build: no YAML, no hashing
         refs, prefix = fast
-        progress = Progress(len(refs), quiet=quiet)
+        progress = Progress(len(refs), quiet=o.quiet)
         for ref in refs:
             progress.cached(ref.short)
         click.echo(f"{memo.profile_link(file)} -> {prefix} (up to date)")
@@ -80,10 +83,10 @@ def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty, explain) -> Non
     from ..profilebuild import build_profile
 
     home = _home()
-    resolved = _resolve(profile, repin, dirty)
-    if explain:
+    resolved = _resolve(profile, o.repin, o.dirty)
+    if o.explain:
         _explain(resolved, open_store(home))
-    if slurm:
+    if o.slurm:
         from ..slurm import Commands, SlurmConfig, SlurmRequest, tool_command
 
         py = tool_command("hdmodules.cli.hit")
@@ -92,11 +95,12 @@ def build(profile, jobs, quiet, repin, slurm, pack, wait, dirty, explain) -> Non
             final=(*py, "build", str(file)),
             hint=f"the last job links {memo.profile_link(file)}; `squeue` shows the jobs",
         )
-        request = SlurmRequest(home.root, file, home.slurm or SlurmConfig(), commands, pack, wait)
-        if _submit(request, [("", resolved)], open_store(home)) is not None and not wait:
+        cfg = home.slurm or SlurmConfig()
+        request = SlurmRequest(home.root, file, cfg, commands, o.pack, o.wait)
+        if _submit(request, [("", resolved)], open_store(home)) is not None and not o.wait:
             return
-    progress = Progress(len(resolved.nodes), quiet=quiet)
-    result = build_profile(resolved, home, jobs or home.jobs, progress)
+    progress = Progress(len(resolved.nodes), quiet=o.quiet)
+    result = build_profile(resolved, home, o.jobs or home.jobs, progress)
     if resolved.profile.link is None:  # a YAML file's own link: remember for the no-op path
         memo.save(home, resolved)
     if "compiler" in resolved.profile.toolchain:  # a site-style stack: modules that plug in
