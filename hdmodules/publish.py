@@ -19,6 +19,9 @@ from .site import Site, Stack
 
 @dataclass(frozen=True)
 class Published:
+    """What `build_site` did: artifacts built, modulefiles written, the module tree, and
+    whether the tree changed."""
+
     built: int
     modules: int  # modulefiles written (all formats)
     tree: Path

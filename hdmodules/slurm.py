@@ -88,6 +88,9 @@ class FollowStopped(HitError):
 
 @dataclass
 class Job:
+    """One batch job being planned: its members (context, node) in build order, the indices
+    of the jobs it waits for, and what it asks for (CPUs, memory, walltime in seconds)."""
+
     members: list[tuple[str, Node]]  # (context, node): context names the stack, "" for hit
     deps: set[int] = field(default_factory=set)  # indices of the jobs it waits for
     cpus: int = 1
@@ -361,6 +364,9 @@ def job_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
 
 @dataclass(frozen=True)
 class ArtifactState:
+    """A submitted artifact as `status` sees it; `detail` is the pending reason, the log of a
+    failed job, or why a state is unknown."""
+
     artifact: str
     state: str  # pending, running, built, failed, cancelled, unknown
     job: str
@@ -390,6 +396,7 @@ def status(record: Submission, store: Store) -> list[ArtifactState]:
 
 
 def log_tail(path: str, lines: int = 20) -> str:
+    """The last `lines` lines of a job's log, indented, or "(no log)"."""
     try:
         return "\n".join(
             "    " + x for x in Path(path).read_text(errors="replace").splitlines()[-lines:]
@@ -399,6 +406,7 @@ def log_tail(path: str, lines: int = 20) -> str:
 
 
 def finished(states: list[ArtifactState]) -> bool:
+    """True when no artifact is pending or running any more."""
     return all(s.state in ("built", "failed", "cancelled", "unknown") for s in states)
 
 
