@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from .sources import fetch, materialize
 from .store import Store, remove_tree
 
 LOG_TAIL = 20  # lines of the build log a failure shows
+REAPER = str(Path(__file__).with_name("reaper.py"))  # run as a file: no package import
 
 _running: dict[int, subprocess.Popen] = {}  # pid -> build process, killed on Ctrl-C
 _running_lock = threading.Lock()
@@ -145,8 +147,10 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
 
 def _run(script: Path, job: BuildJob) -> None:
     build_id = job.ref.id
+    # under the reaper: every process the script leaves is killed when it exits, however it
+    # detached (the build-id scan below misses one that dropped its environment and group)
     proc = spawn_logged(
-        ["/bin/bash", str(script)],
+        [sys.executable, "-I", REAPER, "/bin/bash", str(script)],
         cwd=job.folder / "src",
         log=job.folder / "build.log",
         env={"JOBS": str(job.jobs), "PATH": HOST_PATH},
@@ -184,11 +188,19 @@ def _check_links(job: BuildJob, prefix: Path) -> None:
         raise _failure(job, f"library check failed:\n{lines}", with_tail=False)
 
 
-def kill_running() -> None:
-    """On Ctrl-C: stop every build this process started (their whole process groups)."""
+def kill_running(grace: float = 2.0) -> None:
+    """On Ctrl-C: stop every build this process started. Each build's reaper is asked first
+    (SIGTERM: it kills every process of its build, detached ones included); after `grace`
+    seconds whatever is left of each process group is killed (SIGKILL)."""
     with _running_lock:
         procs = list(_running.values())
     for proc in procs:
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
 

@@ -68,8 +68,11 @@ class Recipe:
 
 
 def env_name(name: str) -> str:
-    """`gnu-make` -> `GNU_MAKE`: how a package or parameter is named in the environment."""
-    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+    """`gnu-make` -> `GNU_MAKE`: how a package or parameter is named in the environment;
+    a name starting with a digit gets a leading `_` (`4ti2` -> `_4TI2`), since a shell
+    variable name cannot start with one."""
+    upper = re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+    return f"_{upper}" if upper[:1].isdigit() else upper
 
 
 def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:

@@ -33,6 +33,9 @@ RESERVED_ENV = frozenset(
     + ("SOURCE_DATE_EPOCH", "CC", "CXX", "FC", "CPPFLAGS", "LDFLAGS", "CPATH", "LIBRARY_PATH")
     + ("LD_RUN_PATH", "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH")
     + ("MPICC", "MPICXX", "MPIFC", "MPIRUN", "MPI_DIR", "MPI_HOME")
+    # and what changes how bash, the dynamic linker or the shell itself behave
+    + ("IFS", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "GLOBIGNORE", "CDPATH", "PS4")
+    + ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "SHELL", "PWD", "OLDPWD", "USER")
 )
 
 

@@ -258,14 +258,18 @@ def _read_record(f: Path) -> dict:
         data = os.read(fd, RECORD_MAX_BYTES + 1)
     finally:
         os.close(fd)
+    not_ours = "not a record hit wrote (JSON with link, profile, uses)"
     try:
         doc = json.loads(data)
         link, profile, uses = doc["link"], doc["profile"], doc["uses"]
-    except (ValueError, KeyError, TypeError):
-        raise ValueError("not a record hit wrote (JSON with link, profile, uses)") from None
-    if not (isinstance(link, str) and isinstance(profile, str) and isinstance(uses, list)
-            and all(isinstance(i, str) for i in uses)):  # fmt: skip
-        raise ValueError("not a record hit wrote (JSON with link, profile, uses)")
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: [[[[...
+        raise ValueError(not_ours) from None
+    # absolute and printable: they are opened by root and shown on root's terminal
+    paths_ok = all(
+        isinstance(p, str) and p.startswith("/") and p.isprintable() for p in (link, profile)
+    )
+    if not (paths_ok and isinstance(uses, list) and all(isinstance(i, str) for i in uses)):
+        raise ValueError(not_ours)
     return doc
 
 
@@ -282,7 +286,7 @@ def use_records(gc_roots: Path, bad: list[BadRecord] | None = None) -> list[UseR
             doc = _read_record(f)
         except ValueError as e:
             if bad is not None:
-                bad.append(BadRecord(f, str(e)))
+                bad.append(BadRecord(Path(ascii(str(f))[1:-1]), str(e)))  # a user named it
             continue
         link, profile = Path(doc["link"]), Path(doc["profile"])
         ids = tuple(doc["uses"])

@@ -219,11 +219,13 @@ class Store:
         Order matters, as in Nix's registration of a valid path: every file and folder is
         made read-only (setuid/setgid/sticky bits stripped) and flushed to disk
         (`sync_tree`) before the manifest is renamed into place, and the folder holding the
-        manifest is flushed after, so that after a power cut an artifact either counts as installed
-        with all its bytes or does not count at all. Raises HitError (naming the artifact
-        and the path) when the disk is full or the prefix cannot be written."""
+        manifest is flushed after, so that after a power cut an artifact either counts as
+        installed with all its bytes or does not count at all. Raises HitError (naming the
+        path) when the disk is full or the prefix cannot be written, and when it holds what
+        an artifact may not (see `refuse_foreign_files`)."""
         prefix = self.local_prefix(ref)
         meta = prefix / META
+        refuse_foreign_files(prefix)
         try:
             (meta / "build.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
             if log is not None and log.exists():
@@ -243,6 +245,35 @@ class Store:
             where = e.filename or prefix
             raise HitError(f"cannot install into {where}: {e.strerror or e}") from None
         return prefix
+
+
+def refuse_foreign_files(prefix: Path) -> None:
+    """An artifact holds folders, regular files and symlinks only. Devices, FIFOs and sockets
+    are refused (a readable block device published to every user), and so is a hard link
+    to a file outside the prefix: making the artifact read-only would change that outside
+    file's mode, and its owner could later change the artifact through it. Hard links
+    between files of the artifact itself are fine (compilers install those). Raises
+    HitError naming the file."""
+    inside: dict[tuple[int, int], int] = {}
+    linked: dict[tuple[int, int], tuple[str, int]] = {}
+    for dirpath, _dirnames, filenames in os.walk(prefix):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            rel = os.path.relpath(path, prefix)
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                what = "folders, files and symlinks only"
+                raise HitError(
+                    f"{prefix}: {rel} is a device, FIFO or socket; an artifact holds {what}"
+                )
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                inside[key] = inside.get(key, 0) + 1
+                linked[key] = (rel, st.st_nlink)
+    for key, (rel, nlink) in linked.items():
+        if inside[key] < nlink:
+            outside = "a hard link to a file outside the artifact"
+            raise HitError(f"{prefix}: {rel} is {outside}; copy it instead (cp, not ln)")
 
 
 def read_manifest(prefix: Path) -> dict[str, str]:
@@ -365,4 +396,3 @@ def remove_tree(path: Path) -> None:
             if not os.path.islink(d):
                 os.chmod(d, 0o755)
     shutil.rmtree(path, onerror=onerror)
-

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import HitError
 from .store import MANIFEST, META, Store, make_manifest, read_manifest
 
-KINDS = ("modified", "added", "removed")
+KINDS = ("modified", "added", "removed", "unsafe")
 
 
 @dataclass
@@ -19,10 +21,29 @@ class Damage:
     modified: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    unsafe: list[str] = field(default_factory=list)  # "path (mode 4777)": see unsafe_modes
 
     @property
     def ok(self) -> bool:
-        return not (self.modified or self.added or self.removed)
+        return not (self.modified or self.added or self.removed or self.unsafe)
+
+
+def unsafe_modes(prefix: Path) -> list[str]:
+    """What in an installed artifact is writable, setuid/setgid/sticky, or neither a file,
+    a folder nor a symlink: none of it can be there after a commit (Store.commit), so each
+    is a change made since (by a process that outlived its build, or by hand)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(prefix):
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            odd = not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode))
+            if odd or st.st_mode & (0o7000 | 0o222):
+                mode = oct(stat.S_IMODE(st.st_mode))[2:]
+                out.append(f"{os.path.relpath(path, prefix)} (mode {mode})")
+    return sorted(out)
 
 
 def check(prefix: Path) -> Damage:
@@ -35,6 +56,7 @@ def check(prefix: Path) -> Damage:
         modified=sorted(p for p in recorded.keys() & now.keys() if recorded[p] != now[p]),
         added=sorted(now.keys() - recorded.keys()),
         removed=sorted(recorded.keys() - now.keys()),
+        unsafe=unsafe_modes(prefix),
     )
 
 

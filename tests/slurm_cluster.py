@@ -97,8 +97,12 @@ def ensure_cluster() -> bool:
 
 def stop_cluster() -> None:
     """Stop the daemons start-cluster.sh started (slurm/stop-cluster.sh, by recorded PIDs)."""
-    subprocess.run(["bash", str(REPO / "slurm" / "stop-cluster.sh"), STATE_DIR],
-                   capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        ["bash", str(REPO / "slurm" / "stop-cluster.sh"), STATE_DIR],
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _scontrol_state(job_id: str) -> str:

@@ -181,3 +181,24 @@ def test_a_recipe_source_error_names_the_source_line(tmp_path):
         load_recipe(file)
     assert (caught.value.file, caught.value.line) == (file, 5)
     assert caught.value.message.startswith("the source https://example.org/a.tgz needs a sha256")
+
+
+@pytest.mark.parametrize("name", ["ifs", "bash_env", "ld_preload", "shellopts", "path"])
+def test_parameters_that_would_change_the_shell_are_refused(hit, tmp_path, name):
+    write_recipe(tmp_path / "pkgs", "p", GOOD + f"parameters: {{{name}: x}}\n")
+    write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [p]\n")
+    _one_error(hit("build", cwd=tmp_path, check=False), f"parameter '{name}' would shadow")
+
+
+def test_a_package_name_starting_with_a_digit_builds(hit, tmp_path):
+    """`4ti2` is a real package; its dependents see it as _4TI2_DIR (a shell name)."""
+    write_recipe(tmp_path / "pkgs", "4ti2", 'version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT/lib"\n')
+    write_recipe(
+        tmp_path / "pkgs",
+        "user",
+        'version: "1"\ndependencies: [4ti2]\nbuild: |\n'
+        '  mkdir -p "$ARTIFACT/share"; echo "$_4TI2_DIR" > "$ARTIFACT/share/dir"\n',
+    )
+    write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [user]\n")
+    hit("build", cwd=tmp_path)
+    assert "/4ti2/" in (tmp_path / "default" / "share" / "dir").read_text()

@@ -71,6 +71,8 @@ def test_no_build_process_outlives_its_build(home, tmp_path):
         setsid sh -c 'sleep 3; echo late > "$ARTIFACT/share/late-setsid"' &
         nohup sh -c 'trap "" HUP; sleep 3; echo late > "$ARTIFACT/share/late-nohup"' \\
           >/dev/null 2>&1 &
+        ( env -i /usr/bin/setsid /bin/sh -c 'sleep 3; echo late > "$0/share/late-env-i"; \\
+          chmod 4777 "$0/share/done"' "$ARTIFACT" >/dev/null 2>&1 </dev/null & )
         touch {marker}
         echo done > "$ARTIFACT/share/done"
         """,
@@ -82,7 +84,19 @@ def test_no_build_process_outlives_its_build(home, tmp_path):
     time.sleep(3.5)
     prefix = _prefix(home, "bgpkg")
     assert sorted(os.listdir(prefix / "share")) == ["done"]
+    assert stat.S_IMODE((prefix / "share" / "done").stat().st_mode) == 0o400
     assert run_hit("verify").code == 0
+
+
+def test_verify_reports_modes_changed_after_the_commit(home, tmp_path):
+    """What a commit never leaves (write or setuid bits, special files) is reported."""
+    profile = _one_package(tmp_path, 'mkdir -p "$ARTIFACT/bin"\ntouch "$ARTIFACT/bin/tool"\n')
+    run_hit("build", str(profile))
+    prefix = _prefix(home)
+    assert run_hit("verify").code == 0
+    (prefix / "bin" / "tool").chmod(0o4777)
+    r = run_hit("verify", check=False)
+    assert r.code == 1 and "unsafe" in r.out and "bin/tool (mode 4777)" in r.out, r.out
 
 
 @pytest.mark.parametrize("how", ["syncfs", "fsync each file"])
@@ -218,3 +232,38 @@ def test_sync_tree_skips_links_and_special_files(tmp_path, monkeypatch):
     os.mkfifo(tmp_path / "fifo")
     monkeypatch.setattr(store_mod, "_syncfs", lambda _p: False)  # the walk, not syncfs
     store_mod.sync_tree(tmp_path)  # a FIFO opened for reading would block forever
+
+
+@pytest.mark.parametrize(
+    "install, fragment",
+    [
+        ('mkfifo "$ARTIFACT/share/fifo"', "share/fifo is a device, FIFO or socket"),
+        ('mknod "$ARTIFACT/share/null" c 1 3', "share/null is a device, FIFO or socket"),
+        ('ln {outside} "$ARTIFACT/share/hl"', "share/hl is a hard link to a file outside"),
+    ],
+    ids=["fifo", "device", "outside-hard-link"],
+)
+def test_an_artifact_holds_files_folders_and_symlinks_only(home, tmp_path, install, fragment):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("mine\n")
+    outside.chmod(0o666)
+    build = f'mkdir -p "$ARTIFACT/share"\ncp {outside} "$ARTIFACT/share/copy"\n'
+    build += 'ln "$ARTIFACT/share/copy" "$ARTIFACT/share/inner-link"\n'  # inside: fine
+    profile = _one_package(tmp_path, build + install.format(outside=outside), name="odd")
+    r = run_hit("build", str(profile), check=False)
+    assert r.code == 1 and fragment in r.err, r.err
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o666  # never touched
+    assert not any((home / "bld" / "odd").iterdir())  # nothing half-installed
+
+
+def test_hard_links_inside_an_artifact_are_kept(home, tmp_path):
+    profile = _one_package(
+        tmp_path,
+        'mkdir -p "$ARTIFACT/bin"\nprintf "#!/bin/sh\\necho hi\\n" > "$ARTIFACT/bin/a"\n'
+        'chmod +x "$ARTIFACT/bin/a"\nln "$ARTIFACT/bin/a" "$ARTIFACT/bin/b"\n',
+        name="links",
+    )
+    run_hit("build", str(profile))
+    prefix = _prefix(home, "links")
+    assert (prefix / "bin" / "a").stat().st_ino == (prefix / "bin" / "b").stat().st_ino
+    assert run_clean([str(prefix / "bin" / "b")]).stdout == "hi\n"

@@ -194,6 +194,10 @@ def test_users_records_cannot_hang_or_break_the_site_gc(world):
         "zero.json": "ln -s /dev/zero zero.json",
         "big.json": "head -c 2000000 /dev/zero > big.json",
         "junk.json": "echo '[1, 2' > junk.json",
+        "deep.json": 'python3 -c \'print("{\\"link\\": " + "[" * 200000 + "]" * 200000 '
+        '+ ", \\"profile\\": \\"/p\\", \\"uses\\": []}")\' > deep.json',
+        "nul.json": 'printf \'{"link": "/tmp/a\\\\u0000b", "profile": "/p", "uses": []}\''
+        " > nul.json",
     }
     for cmd in made.values():
         sh("runuser", "-u", USER, "--", "bash", "-c", f"cd {folder} && {cmd}")
