@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hdmodules.gc import collect  # noqa: E402
-from hdmodules.roots import register  # noqa: E402
-from hdmodules.store import Store  # noqa: E402
+from hdmodules.store.gc import collect  # noqa: E402
+from hdmodules.store.layout import Store  # noqa: E402
+from hdmodules.store.roots import register  # noqa: E402
 
 
 def make_store(root: Path, n: int, dead: int, roots: int) -> None:

@@ -26,6 +26,7 @@ and the module renderer applies them once more to what it is about to write.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]*")
@@ -94,3 +95,8 @@ def env_value_problem(value: str) -> str | None:
             "would run the rest as a command; remove the line break"
         )
     return None
+
+
+def profile_link(profile_file: Path) -> Path:
+    """`dir/release.yaml` -> `dir/release`: the link made next to a profile's YAML file."""
+    return profile_file.with_name(profile_file.name.removesuffix(".yaml").removesuffix(".yml"))

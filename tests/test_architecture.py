@@ -40,8 +40,8 @@ def import_graph() -> dict[str, set[str]]:
 
 def test_the_graph_sees_relative_imports_at_every_level():
     graph = import_graph()
-    assert "hdmodules.yamlfile" in graph["hdmodules.recipes"]  # from . import yamlfile
-    assert "hdmodules.gc" in graph["hdmodules.cli.hit_store"]  # from .. import gc, in a function
+    assert "hdmodules.spec.yamlfile" in graph["hdmodules.spec.recipes"]  # from . import yamlfile
+    assert "hdmodules.store.gc" in graph["hdmodules.cli.hit_store"]  # imported in a function
 
 
 def cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -63,3 +63,34 @@ def test_a_cycle_is_found_and_named():
 def test_no_import_cycle():
     found = cycle(import_graph())
     assert found is None, "import cycle in hdmodules: " + " -> ".join(found or [])
+
+
+# The layers, in the direction data flows: a module may import its own layer and the layers
+# before it, never one after it. Base modules (directly under hdmodules/) import no layer.
+LAYERS = ("base", "spec", "store", "build", "publish", "cli")
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 and parts[1] in LAYERS else "base"
+
+
+def against_the_flow(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from a layer to a later one, as `importer -> imported`."""
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    return sorted(
+        f"{m} -> {dep}"
+        for m, deps in graph.items()
+        for dep in deps
+        if rank[layer(dep)] > rank[layer(m)]
+    )
+
+
+def test_no_import_runs_against_the_data_flow():
+    assert against_the_flow(import_graph()) == []
+
+
+def test_an_import_against_the_flow_is_found():
+    graph = {"hdmodules.spec.resolve": {"hdmodules.store.layout"}, "hdmodules.errors": set()}
+    assert against_the_flow(graph) == ["hdmodules.spec.resolve -> hdmodules.store.layout"]
+    assert layer("hdmodules.errors") == "base" and layer("hdmodules.cli.hit") == "cli"

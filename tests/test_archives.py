@@ -1,4 +1,4 @@
-"""The unpacker (hdmodules.unpack) against hostile tar and zip files made here, on every Python."""
+"""The unpacker (hdmodules.build.unpack) against hostile tar and zip files, on any Python."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from hdmodules.build.unpack import unpack_tar, unpack_zip
 from hdmodules.errors import HitError
-from hdmodules.unpack import unpack_tar, unpack_zip
 from tests.conftest import REPO, need
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -351,7 +351,7 @@ import sys
 sys.path.insert(0, {str(REPO)!r})
 from pathlib import Path
 from hdmodules.errors import HitError
-from hdmodules.unpack import unpack_tar
+from hdmodules.build.unpack import unpack_tar
 t = Path({str(tmp_path)!r})
 unpack_tar(t / "ok.tgz", t / "out", "ok.tgz")
 print((t / "out" / "l").read_text(), (t / "out" / "h").read_text())

@@ -42,7 +42,7 @@ def test_demo_builds_and_runs_with_an_empty_environment(hit, home, demo):
     assert stat.S_IMODE((app / "bin").stat().st_mode) & 0o222 == 0
     assert (app / "bin" / "app").stat().st_mode & 0o222 == 0
     # the profile link is a gc root
-    from hdmodules.roots import list_roots
+    from hdmodules.store.roots import list_roots
 
     roots = list_roots(home / "gcroots", home / "bld")
     assert [(r.link, r.target) for r in roots] == [(link, Path(os.readlink(link)))]
@@ -311,12 +311,12 @@ def test_a_failed_build_carries_its_artifact_folder_log_and_tail(home, tmp_path)
     """builder.build from one BuildJob: BuildFailed's fields, and nothing installed."""
     import pytest
 
-    from hdmodules.builder import build
-    from hdmodules.buildjob import build_job
-    from hdmodules.config import init_home, load_home, open_store
+    from hdmodules.build.builder import build
+    from hdmodules.build.buildjob import build_job
     from hdmodules.errors import BuildFailed
-    from hdmodules.profiles import load_profile
-    from hdmodules.resolve import resolve
+    from hdmodules.spec.profiles import load_profile
+    from hdmodules.spec.resolve import resolve
+    from hdmodules.store.home import init_home, load_home, open_store
 
     write_recipe(
         tmp_path / "pkgs", "bad", 'version: "1"\nbuild: |\n  echo about to fail\n  exit 3\n'

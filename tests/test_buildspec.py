@@ -5,7 +5,9 @@ import os
 import subprocess
 import sys
 
-from hdmodules.buildspec import (
+from hdmodules.build.explain import changes, diff_docs, explain, nearest
+from hdmodules.hashing import hash_doc
+from hdmodules.spec.buildspec import (
     BuildSpec,
     ProfileDoc,
     SourceInput,
@@ -13,11 +15,9 @@ from hdmodules.buildspec import (
     record_id,
     references,
 )
-from hdmodules.explain import changes, diff_docs, explain, nearest
-from hdmodules.hashing import hash_doc
-from hdmodules.profiles import load_profile
-from hdmodules.resolve import BUILD_ENV_VERSION, platform_doc, resolve
-from hdmodules.sources import source_hash
+from hdmodules.spec.profiles import load_profile
+from hdmodules.spec.recipes import source_hash
+from hdmodules.spec.resolve import BUILD_ENV_VERSION, platform_doc, resolve
 from tests.conftest import DEMO, REPO
 
 PIN = {"version": "gcc (Debian 12.2.0-14) 12.2.0", "cc": "/usr/bin/gcc-12@0123456789abcdef"}
@@ -110,8 +110,8 @@ def test_records_read_back_and_old_ones_are_tolerated():
 def test_ids_are_the_same_in_processes_with_other_hash_seeds():
     script = (
         "from pathlib import Path\n"
-        "from hdmodules.profiles import load_profile\n"
-        "from hdmodules.resolve import resolve\n"
+        "from hdmodules.spec.profiles import load_profile\n"
+        "from hdmodules.spec.resolve import resolve\n"
         f"r = resolve(load_profile(Path({str(DEMO / 'default.yaml')!r})))\n"
         "print(*[n.ref.id for n in r.nodes.values()], r.profile_ref.id)\n"
     )

@@ -147,7 +147,7 @@ class _FakeExecutor:
         self.running.append(job)
 
     def next_done(self):
-        from hdmodules.builder import Outcome
+        from hdmodules.build.builder import Outcome
         from hdmodules.errors import BuildFailed
 
         job = self.running.pop(0)
@@ -161,8 +161,8 @@ class _FakeExecutor:
 
 def _jobs(graph: dict[str, tuple[str, ...]]):
     """Build jobs named like `graph`'s keys, depending on the jobs named by its values."""
-    from hdmodules.buildjob import BuildJob
-    from hdmodules.store import ArtifactRef
+    from hdmodules.build.buildjob import BuildJob
+    from hdmodules.spec.artifact import ArtifactRef
 
     refs = {name: ArtifactRef(name, "1", name * 4) for name in graph}
     return [
@@ -189,8 +189,8 @@ def test_the_scheduler_runs_dependencies_first_and_stops_starting_after_a_failur
 
     import pytest
 
+    from hdmodules.build.scheduler import BuildsFailed, run
     from hdmodules.progress import Progress
-    from hdmodules.scheduler import BuildsFailed, run
 
     graph = {"d": ("c",), "a": (), "b": ("a",), "c": ("a", "b")}
     executor = _FakeExecutor(1, set())

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from hdmodules.config import BASE_HOST_LIBS
 from hdmodules.elf import (
     DynamicInfo,
     LinkProblem,
@@ -20,6 +19,7 @@ from hdmodules.elf import (
     is_allowed,
     read_dynamic,
 )
+from hdmodules.store.home import BASE_HOST_LIBS
 
 BASE = BASE_HOST_LIBS
 

@@ -151,7 +151,7 @@ def test_bad_source_urls_name_the_line(hit, tmp_path, url, fragment):
 )
 def test_config_errors_carry_file_line_and_message(tmp_path, text, line, message):
     from hdmodules.errors import ConfigError, HitError
-    from hdmodules.profiles import load_profile
+    from hdmodules.spec.profiles import load_profile
 
     file = write_profile(tmp_path / "p.yaml", text)
     with pytest.raises(ConfigError) as caught:
@@ -164,7 +164,7 @@ def test_config_errors_carry_file_line_and_message(tmp_path, text, line, message
 
 def test_a_missing_file_is_a_config_error_without_a_line(tmp_path):
     from hdmodules.errors import ConfigError
-    from hdmodules.recipes import load_recipe
+    from hdmodules.spec.recipes import load_recipe
 
     with pytest.raises(ConfigError) as caught:
         load_recipe(tmp_path / "nope.yaml")
@@ -174,7 +174,7 @@ def test_a_missing_file_is_a_config_error_without_a_line(tmp_path):
 
 def test_a_recipe_source_error_names_the_source_line(tmp_path):
     from hdmodules.errors import ConfigError
-    from hdmodules.recipes import load_recipe
+    from hdmodules.spec.recipes import load_recipe
 
     file = write_recipe(tmp_path, "a", GOOD + "sources:\n  - url: https://example.org/a.tgz\n")
     with pytest.raises(ConfigError) as caught:

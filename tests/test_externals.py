@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from hdmodules.errors import HitError
-from hdmodules.externals import External, rewrite_pin
-from hdmodules.profiles import load_profile
-from hdmodules.resolve import resolve
+from hdmodules.spec.externals import External, rewrite_pin
+from hdmodules.spec.profiles import load_profile
+from hdmodules.spec.resolve import resolve
 from tests.conftest import run_clean, run_hdmod, run_hit, write_profile
 
 TOOLS = ("gcc-11", "gcc-12", "mpicc.openmpi", "mpicc.mpich", "mpirun.openmpi", "mpirun.mpich")

@@ -11,12 +11,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from hdmodules.config import load_home
 from hdmodules.errors import HitError
-from hdmodules.profiles import load_profile
-from hdmodules.recipes import load_recipe
-from hdmodules.resolve import resolve
-from hdmodules.site import load_site
+from hdmodules.spec.profiles import load_profile
+from hdmodules.spec.recipes import load_recipe
+from hdmodules.spec.resolve import resolve
+from hdmodules.spec.site import load_site
+from hdmodules.store.home import load_home
 from tests.conftest import DEMO
 
 EXTERNALS = (
@@ -164,7 +164,7 @@ def test_hostile_archives_never_write_outside(archives, earlier_link):
     earlier source left (`out -> ../../outside`) or one archive left for the next; every
     symlink made stays inside. Runs as this
     process's user, root in CI, where permissions would stop nothing."""
-    from hdmodules.unpack import unpack_tar, unpack_zip
+    from hdmodules.build.unpack import unpack_tar, unpack_zip
 
     with tempfile.TemporaryDirectory() as tmp:
         top = Path(tmp)

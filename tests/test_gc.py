@@ -11,9 +11,9 @@ import tarfile
 import time
 from pathlib import Path
 
-from hdmodules.gc import collect
-from hdmodules.roots import add_temp
-from hdmodules.store import Store
+from hdmodules.store.gc import collect
+from hdmodules.store.layout import Store
+from hdmodules.store.roots import add_temp
 from tests.conftest import run_clean, run_hit, write_profile, write_recipe
 from tests.test_concurrency import _alive, _blocking_recipe, _hit_proc, _wait_for
 

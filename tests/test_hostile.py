@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from hdmodules.errors import HitError
-from hdmodules.externals import External
-from hdmodules.modulefiles import MODULERC, Entry, _external_entry, render_tree
 from hdmodules.names import LONG_BRACKET_CLOSE
-from hdmodules.profiles import load_profile
-from hdmodules.recipes import load_recipe
-from hdmodules.site import ModuleConfig, Site, load_site
+from hdmodules.publish.modulefiles import MODULERC, Entry, _external_entry, render_tree
+from hdmodules.spec.externals import External
+from hdmodules.spec.profiles import load_profile
+from hdmodules.spec.recipes import load_recipe
+from hdmodules.spec.site import ModuleConfig, Site, load_site
 from hdmodules.templating import render, tcl_quote
 from tests.conftest import need, run_hdmod, run_hit, write_profile, write_recipe
 from tests.module_tools import ModuleRun, available, ensure_installed, module_shell

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hdmodules import store as store_mod
-from hdmodules.store import ArtifactRef, Store
+from hdmodules.spec.artifact import ArtifactRef
+from hdmodules.store import layout as store_mod
+from hdmodules.store.layout import Store
 from tests.conftest import IN_CI, need, run_clean, run_hit, write_profile, write_recipe
 
 
@@ -157,7 +158,7 @@ def _kill_at_link(profile: Path, when: str) -> subprocess.CompletedProcess:
     profile link is switched."""
     code = f"""
 import os, sys
-from hdmodules import roots
+from hdmodules.store import roots
 real = roots.set_link
 def set_link(link, target):
     if link.name == "default" and {when!r} == "before":

@@ -3,9 +3,9 @@
 import pytest
 
 from hdmodules.errors import HitError
-from hdmodules.profiles import load_profile
-from hdmodules.recipes import load_recipe
-from hdmodules.resolve import resolve
+from hdmodules.spec.profiles import load_profile
+from hdmodules.spec.recipes import load_recipe
+from hdmodules.spec.resolve import resolve
 from tests.conftest import write_profile, write_recipe
 
 BUILD = "build: |\n  true\n"

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from hdmodules.modulefiles import Entry, _package_env, render_tree
-from hdmodules.profiles import load_profile
-from hdmodules.resolve import resolve
-from hdmodules.site import ModuleConfig, Site
+from hdmodules.publish.modulefiles import Entry, _package_env, render_tree
+from hdmodules.spec.profiles import load_profile
+from hdmodules.spec.resolve import resolve
+from hdmodules.spec.site import ModuleConfig, Site
 from hdmodules.templating import lua_quote, tcl_quote
 from tests.conftest import DEMO
 
@@ -69,9 +69,9 @@ def test_quoting_round_trips_through_lua_and_tcl():
 def test_depends_on_none_direct_all(tmp_path):
     from dataclasses import replace
 
-    from hdmodules.modulefiles import plan
-    from hdmodules.site import Stack
-    from hdmodules.store import Store
+    from hdmodules.publish.modulefiles import plan
+    from hdmodules.spec.site import Stack
+    from hdmodules.store.layout import Store
 
     profile = load_profile(DEMO / "default.yaml")
     resolved = resolve(profile)

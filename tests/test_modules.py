@@ -207,7 +207,7 @@ def test_a_killed_refresh_leaves_debris_that_the_next_refresh_removes(site, tmp_
     target = tmp_path / "mods"
     code = (
         "import os, sys\n"
-        "from hdmodules import modulefiles\n"
+        "from hdmodules.publish import modulefiles\n"
         "modulefiles.apply = lambda *a, **k: os._exit(9)\n"
         "from hdmodules.cli.hdmod import main\n"
         f"sys.argv = ['hdmod', 'modules', 'refresh', {str(site['yaml'])!r}, "
@@ -231,7 +231,7 @@ def test_stack_profiles_are_links_and_roots(site):
     assert gcc12.is_symlink()
     out = subprocess.run(["env", "-i", str(gcc12 / "bin" / "app")], capture_output=True, text=True)
     assert out.stdout.startswith("Hello from app")
-    from hdmodules.roots import list_roots
+    from hdmodules.store.roots import list_roots
 
     roots = list_roots(site["root"] / "gcroots", site["root"] / "bld")
     assert gcc12 in [r.link for r in roots] and not any(r.stale for r in roots)

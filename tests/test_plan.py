@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 
 from hdmodules.errors import HitError
-from hdmodules.farm import plan_farm
-from hdmodules.profilebuild import missing
-from hdmodules.profiles import load_profile
-from hdmodules.resolve import resolve
-from hdmodules.store import Store
+from hdmodules.publish.farm import plan_farm
+from hdmodules.publish.profilebuild import missing
+from hdmodules.spec.profiles import load_profile
+from hdmodules.spec.resolve import resolve
+from hdmodules.store.layout import Store
 from tests.conftest import DEMO
 
 

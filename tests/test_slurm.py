@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from hdmodules.profiles import load_profile
-from hdmodules.recipes import load_recipe
-from hdmodules.resolve import resolve
-from hdmodules.slurm import SlurmConfig, plan_jobs
-from hdmodules.store import Store
+from hdmodules.build.slurm import SlurmConfig, plan_jobs
+from hdmodules.spec.profiles import load_profile
+from hdmodules.spec.recipes import load_recipe
+from hdmodules.spec.resolve import resolve
+from hdmodules.store.layout import Store
 from tests.conftest import DEMO, copy_demo, demo_site, need, write_recipe
 from tests.conftest import run_hdmod as hdmod
 from tests.module_tools import available, module_shell
@@ -59,7 +59,7 @@ def test_demo_site_through_slurm(slurm, tmp_path):
     assert set(states.values()) == {"COMPLETED"}, states
     # the same artifact ids a local build resolves to, all installed, modules in place
     store = Store(root / "bld")
-    from hdmodules.site import load_site
+    from hdmodules.spec.site import load_site
 
     for stack in load_site(site, root).stacks:
         for node in resolve(stack.profile).nodes.values():

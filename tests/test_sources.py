@@ -10,9 +10,9 @@ import zipfile
 
 import pytest
 
+from hdmodules.build.sources import cache_file, fetch, materialize, unpack_tar, unpack_zip
 from hdmodules.errors import HitError
-from hdmodules.recipes import Source
-from hdmodules.sources import cache_file, fetch, materialize, unpack_tar, unpack_zip
+from hdmodules.spec.recipes import Source
 from tests.conftest import need, write_profile, write_recipe
 
 

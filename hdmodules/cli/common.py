@@ -32,8 +32,8 @@ def externals_group(prog: str) -> click.Group:
         """
         from pathlib import Path
 
-        from ..externals import detect as find
-        from ..externals import to_yaml
+        from ..spec.externals import detect as find
+        from ..spec.externals import to_yaml
 
         text = to_yaml(find([Path(p) for p in prefixes]))
         if write:

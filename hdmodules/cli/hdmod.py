@@ -56,7 +56,7 @@ site_options = _stack(SITE_OPTIONS)
 
 
 def _site(site_yaml: Path, root: Path | None, modules_dir: Path | None):
-    from ..site import load_site
+    from ..spec.site import load_site
 
     return load_site(site_yaml, root, modules_dir)
 
@@ -82,7 +82,7 @@ slurm_options = _stack(SLURM_OPTIONS)
 
 def _repin(site) -> bool:
     """Re-pin the externals the site's stacks use that changed; True if any pin was rewritten."""
-    from ..resolve import repin_externals
+    from ..spec.resolve import repin_externals
 
     notes = repin_externals(s.profile for s in site.stacks)
     for note in notes:
@@ -97,8 +97,8 @@ def _site_args(site) -> list[str]:
 def _submit(site, stacks, home, o):
     """`hdmod build --slurm`: slurm.submit_and_follow, progress on stderr; Ctrl-C while
     following says how to follow the jobs that keep running and exits 130."""
-    from ..config import open_store
-    from ..slurm import Commands, FollowStopped, SlurmRequest, submit_and_follow, tool_command
+    from ..build.slurm import Commands, FollowStopped, SlurmRequest, submit_and_follow, tool_command
+    from ..store.home import open_store
 
     py, args = tool_command("hdmodules.cli.hdmod"), _site_args(site)
     where = f"{site.file} --root {site.root}"
@@ -128,7 +128,7 @@ def build(site_yaml: Path, root, modules_dir, **options) -> None:
     dependencies) and a last job assembles profiles and modules; `hdmod status` follows them.
     """
     from ..progress import Progress
-    from ..publish import build_site, resolve_stacks, site_home
+    from ..publish.sitebuild import build_site, resolve_stacks, site_home
     from .options import SiteBuild
 
     o = SiteBuild(**options)
@@ -154,10 +154,10 @@ def build(site_yaml: Path, root, modules_dir, **options) -> None:
 def build_artifact(site_yaml: Path, root, modules_dir, artifacts, jobs) -> None:
     """Build the given artifacts of SITE_YAML here (what a Slurm job runs)."""
     from ..errors import HitError
-    from ..profilebuild import build_only
     from ..progress import Progress
-    from ..publish import site_home
-    from ..resolve import resolve
+    from ..publish.profilebuild import build_only
+    from ..publish.sitebuild import site_home
+    from ..spec.resolve import resolve
 
     site = _site(site_yaml, root, modules_dir)
     wanted = [a.partition(":") for a in artifacts]
@@ -178,12 +178,12 @@ def build_artifact(site_yaml: Path, root, modules_dir, artifacts, jobs) -> None:
 def status(site_yaml: Path, root, modules_dir, wait) -> None:
     """What the last `hdmod build --slurm` of SITE_YAML submitted: each artifact pending,
     running, built, failed (with its log) or cancelled because a dependency failed."""
-    from ..config import open_store
+    from ..build.slurm import follow, load_record
+    from ..build.slurm import status as states_of
     from ..errors import HitError
-    from ..publish import site_home
-    from ..slurm import follow, load_record
-    from ..slurm import status as states_of
-    from ..store import short_id
+    from ..publish.sitebuild import site_home
+    from ..spec.artifact import short_id
+    from ..store.home import open_store
 
     site = _site(site_yaml, root, modules_dir)
     home = site_home(site)
@@ -201,7 +201,7 @@ def status(site_yaml: Path, root, modules_dir, wait) -> None:
             detail = f"  {s.detail}" if s.detail else ""
             click.echo(f"{short_id(s.artifact)}  {s.state}  job {s.job}{detail}")
     if record.final and not wait:
-        from ..slurm import job_states
+        from ..build.slurm import job_states
 
         state, reason = job_states([record.final]).get(record.final, ("forgotten", ""))
         why = f" ({reason})" if reason and reason != "None" else ""
@@ -215,9 +215,9 @@ def status(site_yaml: Path, root, modules_dir, wait) -> None:
 @site_options
 def cancel(site_yaml: Path, root, modules_dir) -> None:
     """Cancel every job the last `hdmod build --slurm` of SITE_YAML submitted."""
-    from ..publish import site_home
-    from ..slurm import cancel as scancel
-    from ..slurm import load_record
+    from ..build.slurm import cancel as scancel
+    from ..build.slurm import load_record
+    from ..publish.sitebuild import site_home
 
     site = _site(site_yaml, root, modules_dir)
     record = load_record(site_home(site).root, site.file)
@@ -235,7 +235,7 @@ def modules() -> None:
 @site_options
 def modules_refresh(site_yaml: Path, root: Path | None, modules_dir: Path | None) -> None:
     """Regenerate the module tree from what is built, without building anything."""
-    from ..publish import refresh_modules, resolve_stacks
+    from ..publish.sitebuild import refresh_modules, resolve_stacks
 
     site = _site(site_yaml, root, modules_dir)
     count, _tree, changed = refresh_modules(site, resolve_stacks(site))

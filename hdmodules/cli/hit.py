@@ -32,7 +32,7 @@ def cli() -> None:
 @cli.command("init-home")
 def init_home() -> None:
     """Create the home (~/.hashdist or $HIT_HOME) with a commented config.yaml."""
-    from ..config import default_home, init_home
+    from ..store.home import default_home, init_home
 
     click.echo(init_home(default_home()))
 
@@ -64,9 +64,9 @@ def build(profile: str, **options) -> None:
     The link (e.g. `default` for default.yaml) is made next to the YAML file and
     registered as a gc root. Progress goes to stderr; the link's path to stdout.
     """
-    from .. import memo
-    from ..config import default_home
+    from ..build import memo
     from ..progress import Progress
+    from ..store.home import default_home
     from .options import HitBuild
 
     o = HitBuild(**options)
@@ -80,14 +80,14 @@ def build(profile: str, **options) -> None:
             progress.cached(ref.short)
         click.echo(f"{memo.profile_link(file)} -> {prefix} (up to date)")
         return
-    from ..profilebuild import build_profile
+    from ..publish.profilebuild import build_profile
 
     home = _home()
     resolved = _resolve(profile, o.repin, o.dirty)
     if o.explain:
         _explain(resolved, open_store(home))
     if o.slurm:
-        from ..slurm import Commands, SlurmConfig, SlurmRequest, tool_command
+        from ..build.slurm import Commands, SlurmConfig, SlurmRequest, tool_command
 
         py = tool_command("hdmodules.cli.hit")
         commands = Commands(
@@ -104,7 +104,7 @@ def build(profile: str, **options) -> None:
     if resolved.profile.link is None:  # a YAML file's own link: remember for the no-op path
         memo.save(home, resolved)
     if "compiler" in resolved.profile.toolchain:  # a site-style stack: modules that plug in
-        from ..modulefiles import write_user_modules
+        from ..publish.modulefiles import write_user_modules
 
         for rel in write_user_modules(home.root, resolved, open_store(home)):
             click.echo(f"module written: {home.root / 'modules' / rel}", err=True)
@@ -117,7 +117,7 @@ def build(profile: str, **options) -> None:
 def _submit(request, stacks, store):
     """slurm.submit_and_follow, its progress on stderr; Ctrl-C while following says how to
     follow the jobs that keep running and exits 130."""
-    from ..slurm import FollowStopped, submit_and_follow
+    from ..build.slurm import FollowStopped, submit_and_follow
 
     try:
         return submit_and_follow(request, stacks, store, lambda line: click.echo(line, err=True))
@@ -128,7 +128,7 @@ def _submit(request, stacks, store):
 
 def _explain(resolved, store) -> None:
     """For each artifact about to be built: the nearest built one and what differs."""
-    from ..explain import why_build
+    from ..build.explain import why_build
 
     for line in why_build(resolved, store):
         click.echo(line, err=True)
@@ -140,8 +140,8 @@ def _explain(resolved, store) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(1), default=1)
 def build_artifact(profile: str, artifacts, jobs: int) -> None:
     """Build the given artifacts of PROFILE here (what a Slurm job runs)."""
-    from ..profilebuild import build_only
     from ..progress import Progress
+    from ..publish.profilebuild import build_only
 
     ids = {a.partition(":")[2] for a in artifacts}
     build_only([_resolve(profile)], ids, _home(), jobs, Progress(len(ids)))
@@ -176,7 +176,7 @@ def show() -> None:
 @click.option("-p", "--profile", default="default.yaml", help=PROFILE_HELP)
 def show_buildspec(package: str, profile: str) -> None:
     """The canonical build spec of PACKAGE (its hash is the artifact id)."""
-    from ..resolve import node_for
+    from ..spec.resolve import node_for
 
     node = node_for(_resolve(profile), package)
     click.echo(json.dumps(node.spec.record(node.ref.id), indent=2, sort_keys=True))
@@ -187,8 +187,8 @@ def show_buildspec(package: str, profile: str) -> None:
 @click.option("-p", "--profile", default="default.yaml", help=PROFILE_HELP)
 def show_script(package: str, profile: str) -> None:
     """The exact build script PACKAGE is built with (environment included)."""
-    from ..buildjob import build_job
-    from ..resolve import node_for
+    from ..build.buildjob import build_job
+    from ..spec.resolve import node_for
 
     home = _home(write=False)
     resolved = _resolve(profile)
@@ -206,9 +206,9 @@ def bdir(package: str, folder: Path, profile: str) -> None:
     `bash FOLDER/build.sh` then builds by hand exactly as `hit build` would, except that it
     installs into FOLDER/artifact rather than the store.
     """
-    from ..builder import bdir as make_bdir
-    from ..buildjob import build_job
-    from ..resolve import node_for
+    from ..build.builder import bdir as make_bdir
+    from ..build.buildjob import build_job
+    from ..spec.resolve import node_for
 
     home = _home()
     resolved = _resolve(profile)
@@ -228,7 +228,7 @@ def fetch(url_or_file: str | None, from_dir: Path | None) -> None:
     With --from DIR, seed the cache from every archive in DIR (for sites without internet:
     copy the upstream tarballs there; their hashes are what recipes name).
     """
-    from ..sources import add_file, fetch_any, is_archive
+    from ..build.sources import add_file, fetch_any, is_archive
 
     home = _home()
     if (url_or_file is None) == (from_dir is None):
@@ -261,9 +261,9 @@ def develop(args, jobs, python, no_python) -> None:
     (so `DIR/bin/pip install` works), `DIR/activate` (bash/zsh) and modulefiles in
     DIR/modulefiles. It is a gc root while it exists; rerun to update it in place.
     """
-    from ..develop import develop as make
-    from ..profilebuild import build_and_assemble
     from ..progress import Progress
+    from ..publish.develop import develop as make
+    from ..publish.profilebuild import build_and_assemble
 
     if len(args) > 2:
         raise click.UsageError("give [PROFILE.yaml] DIR")

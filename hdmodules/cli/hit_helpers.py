@@ -10,7 +10,7 @@ PROFILE_HELP = "profile YAML (default: default.yaml in this folder)"
 
 
 def _resolve(profile: str, repin: bool = False, dirty: bool = False):
-    from ..resolve import resolve_file
+    from ..spec.resolve import resolve_file
 
     resolved = resolve_file(Path(profile), repin=repin, dirty=dirty)
     for note in resolved.notes:
@@ -20,7 +20,7 @@ def _resolve(profile: str, repin: bool = False, dirty: bool = False):
 
 def _home(write: bool = True):
     """The home; commands that write refuse up front if they may not."""
-    from ..config import load_home, require_writable
+    from ..store.home import load_home, require_writable
 
     home = load_home()
     if write:
@@ -29,7 +29,7 @@ def _home(write: bool = True):
 
 
 def open_store(home):
-    from ..config import open_store as chain
+    from ..store.home import open_store as chain
 
     return chain(home)
 

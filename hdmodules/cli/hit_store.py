@@ -39,8 +39,8 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, drop_stale: bool, sourc
     `hit` is reported as stale and keeps the profile it last pointed to, until
     --drop-stale. Reachable: the root's profile, the artifacts it links, their dependencies.
     """
-    from .. import gc as collector
-    from ..roots import listing
+    from ..store import gc as collector
+    from ..store.roots import listing
 
     home, store = _store_paths(write=not (list_ or dry_run))
     if list_:
@@ -62,7 +62,7 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, drop_stale: bool, sourc
 
 
 def _sources_to_keep(profiles: tuple[str, ...]) -> frozenset[str]:
-    from ..gc import sources_to_keep
+    from ..store.gc import sources_to_keep
 
     if not profiles:
         raise click.UsageError("--sources needs the profiles whose sources to keep")
@@ -87,13 +87,13 @@ def _link_command(name: str, doc: str, fn):
 
 
 def _cp(gc_roots, store, link, new):
-    from ..roots import copy_link
+    from ..store.roots import copy_link
 
     return copy_link(gc_roots, store, link, new)
 
 
 def _mv(gc_roots, store, link, new):
-    from ..roots import move_link
+    from ..store.roots import move_link
 
     return move_link(gc_roots, store, link, new)
 
@@ -106,7 +106,7 @@ mv = _link_command("mv", "Move the profile link LINK to NEW, moving its gc root 
 @click.argument("link", type=click.Path(path_type=Path))
 def rm(link: Path) -> None:
     """Remove the profile link LINK and its gc root (`hit gc` may then collect the profile)."""
-    from ..roots import remove_link
+    from ..store.roots import remove_link
 
     home, store = _store_paths()
     target = remove_link(home.gc_roots, store.root, link.absolute(), home.upstream_gc_roots)
@@ -116,10 +116,10 @@ def rm(link: Path) -> None:
 def _package_set(thing: str, store):
     """name -> artifact id for a profile YAML, a profile link (or profile in the store), or
     one artifact (by id or path); plus the specs resolution produced (for YAMLs)."""
-    from ..buildspec import ProfileDoc, from_record, record_id
+    from ..build.explain import specs_of
     from ..errors import HitError
-    from ..explain import specs_of
-    from ..store import read_spec
+    from ..spec.buildspec import ProfileDoc, from_record, record_id
+    from ..store.layout import read_spec
 
     if thing.endswith((".yaml", ".yml")):
         resolved = _resolve(thing)
@@ -147,7 +147,7 @@ def diff(a: str, b: str) -> None:
     parameter, pinned external, dependency), a changed dependency followed down to the
     input that changed first.
     """
-    from ..explain import diff_sets, lookup_in
+    from ..build.explain import diff_sets, lookup_in
 
     _home_, store = _store_paths(write=False)
     set_a, specs_a = _package_set(a, store)
@@ -160,8 +160,8 @@ def diff(a: str, b: str) -> None:
 @click.argument("profile", default="default.yaml", metavar="[PROFILE.yaml]")
 def history(profile: str) -> None:
     """The profiles PROFILE's link has pointed to (generations, newest last)."""
-    from ..links import profile_link
-    from ..roots import history as lines
+    from ..names import profile_link
+    from ..store.roots import history as lines
 
     home, store = _store_paths(write=False)
     _echo(lines(home.gc_roots, profile_link(Path(os.path.abspath(profile))), store))
@@ -172,8 +172,8 @@ def history(profile: str) -> None:
 def rollback(profile: str) -> None:
     """Point PROFILE's link back at the generation before the current one (no YAML read,
     nothing built)."""
-    from ..links import profile_link
-    from ..roots import rollback as back
+    from ..names import profile_link
+    from ..store.roots import rollback as back
 
     home, _store = _store_paths()
     link = profile_link(Path(os.path.abspath(profile)))
@@ -190,8 +190,8 @@ def verify(artifacts) -> None:
     what was modified, added or removed; exits 1 if anything was.
     """
     from ..errors import HitError
-    from ..verify import describe
-    from ..verify import verify as check
+    from ..store.verify import describe
+    from ..store.verify import verify as check
 
     _home, store = _store_paths(write=False)
     damages = check(store, list(artifacts))
@@ -205,7 +205,7 @@ def verify(artifacts) -> None:
 @click.argument("artifacts", nargs=-1, required=True, metavar="ARTIFACT...")
 def purge(artifacts) -> None:
     """Remove the given artifacts now (refused for any a gc root still reaches)."""
-    from ..gc import purge as remove
+    from ..store.gc import purge as remove
 
     home, store = _store_paths()
     for i in remove(store, home.gc_roots, list(artifacts)):

@@ -1,0 +1,216 @@
+"""Running one build job: its folder, a clean environment, the artifact's prefix, a log, the
+ELF check, and the commit into the store under the artifact's lock.
+
+Everything a build needs comes in one value, a `buildjob.BuildJob`; the builder knows nothing
+of recipes, profiles, externals or configuration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import elf
+from ..errors import BuildFailed, HitError
+from ..runner import spawn_logged
+from ..store.layout import Store, remove_tree
+from .buildjob import HOST_PATH, BuildJob
+from .sources import fetch, materialize
+
+LOG_TAIL = 20  # lines of the build log a failure shows
+REAPER = str(Path(__file__).parent.parent / "reaper.py")  # run as a file: no package import
+
+_running: dict[int, subprocess.Popen] = {}  # pid -> build process, killed on Ctrl-C
+_running_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one build job: `status` "cached" (installed already, here or by another
+    process while this one waited) or "built"; `seconds` the build took (wall clock)."""
+
+    status: str
+    seconds: float = 0.0
+
+
+def prepare(job: BuildJob) -> Path:
+    """Make the job's build folder: `src/` with every source in place (fetched into the source
+    cache first), and `build.sh`. Removes an earlier folder of the same job. Returns the
+    script's path. Raises HitError for a source that cannot be fetched or unpacked, OSError
+    for a folder that cannot be written."""
+    folder = job.folder
+    if folder.exists():
+        remove_tree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700)  # its owner's only: a build log may hold a token
+    (folder / "src").mkdir()
+    for source in job.sources:
+        if source.url:
+            fetch(job.source_cache, source.url, source.sha256, job.mirrors)
+        materialize(source, job.source_cache, folder / "src")
+    script = folder / "build.sh"
+    script.write_text(job.script)
+    script.chmod(0o755)
+    return script
+
+
+def _build_processes(build_id: str, pgid: int | None) -> list[int]:
+    """Processes of one build: those in its process group `pgid` (the group of the build
+    script we started, which no unrelated process can join while it exists) and those
+    whose environment carries its HIT_BUILD_ID (every child of build.sh inherits it, even
+    one that left the group with setsid)."""
+    tag = f"HIT_BUILD_ID={build_id}".encode()
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        pid = int(entry)
+        try:
+            in_group = pgid is not None and os.getpgid(pid) == pgid
+            if in_group or tag in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                found.append(pid)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running or stopped, not a zombie (a zombie runs no code and writes nothing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def kill_build_processes(build_id: str, pgid: int | None, wait: float = 10.0) -> int:
+    """Kill every process of a build (see `_build_processes`) and wait, up to `wait`
+    seconds, until none runs; returns how many were killed. Called when the build script
+    has exited, before the artifact is committed (a background process must not write into
+    an installed artifact), and for leftovers of a killed `hit` (then `pgid` is None: a
+    recorded group id may have been reused, the build id may not)."""
+    killed: set[int] = set()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        pids = [p for p in _build_processes(build_id, pgid) if _alive(p)]
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        killed |= set(pids)
+        time.sleep(0.02)
+    return len(killed)
+
+
+def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None) -> Outcome:
+    """Build `job` into `store` unless it is installed there (or upstream); safe against
+    concurrent `hit` processes (the artifact's lock; `on_wait()` is called once if another
+    process holds it). The prefix is committed only when the script succeeded and the link
+    check passed; on failure it is removed and the build folder kept. Raises BuildFailed
+    (script, link check, OSError such as a full disk) or HitError (a source)."""
+    ref = job.ref
+    if store.is_installed(ref):
+        return Outcome("cached")
+    with store.lock(ref, on_wait=on_wait):
+        if store.is_installed(ref):  # another process built it while we waited
+            return Outcome("cached")
+        kill_build_processes(ref.id, None)  # leftovers of a killed earlier attempt
+        prefix = store.begin(ref)
+        start = time.monotonic()
+        try:
+            script = prepare(job)
+            _run(script, job)
+            _check_links(job, prefix)
+            store.commit(ref, job.record, job.folder / "build.log")
+        except OSError as e:  # a full disk, an unwritable folder: name what and where
+            remove_tree(prefix)
+            where = e.filename or job.folder
+            raise BuildFailed(ref.id, f"{e.strerror or e}: {where}") from None
+        except BaseException:
+            remove_tree(prefix)
+            raise
+        remove_tree(job.folder)
+        seconds = time.monotonic() - start
+        store.record_duration(ref.name, seconds)
+        return Outcome("built", seconds)
+
+
+def _run(script: Path, job: BuildJob) -> None:
+    build_id = job.ref.id
+    # under the reaper: every process the script leaves is killed when it exits, however it
+    # detached (the build-id scan below misses one that dropped its environment and group)
+    proc = spawn_logged(
+        [sys.executable, "-I", REAPER, "/bin/bash", str(script)],
+        cwd=job.folder / "src",
+        log=job.folder / "build.log",
+        env={"JOBS": str(job.jobs), "PATH": HOST_PATH},
+    )
+    with _running_lock:
+        _running[proc.pid] = proc
+    try:
+        code = proc.wait()
+    finally:
+        with _running_lock:
+            _running.pop(proc.pid, None)
+        kill_build_processes(build_id, proc.pid)  # nothing outlives its build
+    if code != 0:
+        raise _failure(job, f"the build script failed (exit {code})")
+
+
+def _failure(job: BuildJob, what: str, with_tail: bool = True) -> BuildFailed:
+    """The failure of a build: what failed, the kept folder, the log and its tail."""
+    log = job.folder / "build.log"
+    try:
+        tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:] if with_tail else []
+    except OSError:
+        tail = []
+    return BuildFailed(job.ref.id, what, job.folder, log, tuple(tail))
+
+
+def _check_links(job: BuildJob, prefix: Path) -> None:
+    """Every ELF file's libraries must come from the artifact, its dependencies or the
+    allowed host libraries (elf.check_artifact). Raises BuildFailed listing the first 20."""
+    problems = elf.check_artifact(prefix, list(job.dependency_prefixes), job.allowed_host_libs)
+    if problems:
+        lines = "\n".join("    " + p.message(prefix) for p in problems[:20])
+        with open(job.folder / "build.log", "a") as log:
+            log.write("\nhdmodules link check failed:\n" + lines + "\n")
+        raise _failure(job, f"library check failed:\n{lines}", with_tail=False)
+
+
+def kill_running(grace: float = 2.0) -> None:
+    """On Ctrl-C: stop every build this process started. Each build's reaper is asked first
+    (SIGTERM: it kills every process of its build, detached ones included); after `grace`
+    seconds whatever is left of each process group is killed (SIGKILL)."""
+    with _running_lock:
+        procs = list(_running.values())
+    for proc in procs:
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def bdir(job: BuildJob) -> Path:
+    """`hit bdir`: the job's sources and build script in its folder (a folder of the user's,
+    `buildjob.build_job(..., folder=...)`), installing into `folder/artifact` instead of the
+    store when run by hand. Returns the script. Raises HitError if the folder holds anything."""
+    folder = job.folder
+    if folder.exists() and any(folder.iterdir()):
+        raise HitError(f"{folder} exists and is not empty; give a new folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    return prepare(job)

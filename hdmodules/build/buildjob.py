@@ -1,0 +1,196 @@
+"""The build job: everything one build needs, computed before it starts.
+
+A build job is made on the resolve side from a resolved profile and a home (`build_job`), and
+handed to the builder as one value: the local pool, `hit bdir`, `hit show script` and a Slurm
+job all build from it. It holds the build spec, the sources, the rendered build script and
+the environment that script sets, the dependencies' prefixes, the host libraries it may link
+and where it builds and installs. The builder needs nothing else (no recipes, no externals,
+no configuration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..hashing import SHORT
+from ..spec.artifact import ArtifactRef
+from ..spec.buildspec import BuildSpec
+from ..spec.externals import ENV_OF_ROLE, ROLES, TOOL_NAMES
+from ..spec.recipes import Source, env_name
+from ..store.layout import Store
+from ..templating import render
+
+if TYPE_CHECKING:
+    from ..spec.resolve import Node, Resolved
+    from ..store.home import Home
+
+HOST_PATH = "/usr/bin:/bin"  # the host tools every build may use (bash, coreutils, make ...)
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    """One build, fully described.
+
+    `spec` is the build spec (its hash is `ref.hash`);
+    `dependencies` the artifact ids of the direct dependencies (what the scheduler orders
+    by); `dependency_prefixes` every dependency's prefix, dependencies first (what the link
+    check accepts); `env` the variables `script` exports, in order; `folder` the build folder
+    (`src/`, `build.sh`, `build.log`); `prefix` where it installs (the store's prefix of
+    `ref`, or `FOLDER/artifact` for `hit bdir`); `jobs` the build's JOBS (CPUs)."""
+
+    ref: ArtifactRef
+    spec: BuildSpec
+    dependencies: tuple[str, ...]
+    sources: tuple[Source, ...]
+    script: str
+    env: tuple[tuple[str, str], ...]
+    dependency_prefixes: tuple[Path, ...]
+    allowed_host_libs: frozenset[str]
+    folder: Path
+    prefix: Path
+    jobs: int
+    source_cache: Path
+    mirrors: tuple[str, ...] = ()
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """What `.hit/build.json` holds: the artifact id and the build spec."""
+        return self.spec.record(self.ref.id)
+
+
+def build_folder(home: Home, node: Node) -> Path:
+    """Where `node` is built: `<build_temp>/<name>-<hash12>` (kept after a failure)."""
+    return home.build_temp / f"{node.name}-{node.ref.hash[:SHORT]}"
+
+
+def build_job(
+    resolved: Resolved,
+    node: Node,
+    home: Home,
+    store: Store,
+    jobs: int,
+    folder: Path | None = None,
+) -> BuildJob:
+    """The build job of `node` (a package of `resolved`) for `home`'s `store`, with `jobs`
+    CPUs. Without `folder` it builds in `build_folder(home, node)` and installs at the
+    store's prefix; with one (`hit bdir`) it builds there and installs into
+    `folder/artifact`. Dependencies' prefixes are looked up now: this store, else an
+    upstream that has them. Raises nothing."""
+    prefix = store.prefix(node.ref) if folder is None else folder / "artifact"
+    folder = build_folder(home, node) if folder is None else folder
+    deps = {d: store.prefix(resolved.nodes[d].ref) for d in node.closure}
+    env = build_env(node, deps, prefix, folder)
+    allowed = home.host_libs | set(node.recipe.allow_host_libs)
+    allowed |= {lib for ext in node.toolchain.values() for lib in ext.libs}
+    return BuildJob(
+        ref=node.ref,
+        spec=node.spec,
+        dependencies=tuple(resolved.nodes[d].ref.id for d in node.deps),
+        sources=tuple(node.recipe.sources),
+        script=render_script(node, env, folder, jobs),
+        env=tuple(env),
+        dependency_prefixes=tuple(deps.values()),
+        allowed_host_libs=frozenset(allowed),
+        folder=folder,
+        prefix=prefix,
+        jobs=jobs,
+        source_cache=home.source_cache,
+        mirrors=tuple(home.mirrors),
+    )
+
+
+def _lib_dirs(prefix: Path) -> list[str]:
+    dirs = [str(prefix / d) for d in ("lib", "lib64") if (prefix / d).is_dir()]
+    return dirs or [str(prefix / "lib")]
+
+
+def build_env(
+    node: Node, deps: dict[str, Path], artifact: Path, folder: Path
+) -> list[tuple[str, str]]:
+    """The variables a build sees, in order: nothing from the caller's environment leaks in.
+    `deps` maps every dependency's name (closure, dependencies first) to its prefix;
+    `artifact` is where it installs, `folder` the build folder (its HOME)."""
+    direct_first = [p for d, p in deps.items() if d in node.deps] + [
+        p for d, p in deps.items() if d not in node.deps
+    ]
+    libdirs = [x for p in direct_first for x in _lib_dirs(p)]
+    incdirs = [str(p / "include") for p in direct_first]
+    path = [str(folder / "toolchain" / "bin")] + [str(p / "bin") for p in direct_first]
+    env: list[tuple[str, str]] = [
+        ("ARTIFACT", str(artifact)),
+        ("PATH", ":".join([*path, HOST_PATH])),
+        ("HOME", str(folder)),
+        ("LANG", "C"),
+        ("LC_ALL", "C"),
+        ("TZ", "UTC"),
+        ("SOURCE_DATE_EPOCH", "0"),
+    ]
+    env += toolchain_env(node)
+    env += [(f"{env_name(d)}_DIR", str(p)) for d, p in deps.items()]
+    rpath = [str(artifact / "lib")] + libdirs
+    pkgconfig = [f"{p}/{sub}/pkgconfig" for p in direct_first for sub in ("lib", "lib64", "share")]
+    env += [
+        ("CPPFLAGS", " ".join(f"-I{d}" for d in incdirs)),
+        ("LDFLAGS", " ".join([f"-L{d}" for d in libdirs] + [f"-Wl,-rpath,{d}" for d in rpath])),
+        ("CPATH", ":".join(incdirs)),
+        ("LIBRARY_PATH", ":".join(libdirs)),
+        ("LD_RUN_PATH", ":".join(rpath)),
+        ("PKG_CONFIG_PATH", ":".join(pkgconfig)),
+        ("CMAKE_PREFIX_PATH", ":".join(str(p) for p in direct_first)),
+    ]
+    for key, value in node.parameters.items():
+        if isinstance(value, bool):
+            value = int(value)
+        env.append((env_name(key), str(value)))
+    return env
+
+
+def toolchain_env(node: Node) -> list[tuple[str, str]]:
+    """CC, CXX, FC from the compiler; MPICC, MPICXX, MPIFC, MPIRUN and the MPI's prefix from
+    the MPI, and the MPI wrappers told to call the toolchain's compiler. Only roles the
+    externals declare are set: nothing is invented (no MPIFC for an MPI without Fortran)."""
+    env: list[tuple[str, str]] = []
+    for ext in node.toolchain.values():
+        env += [(ENV_OF_ROLE[r], c) for r, c in ext.commands.items() if r in ENV_OF_ROLE]
+    mpi = node.toolchain.get("mpi")
+    if mpi is not None:
+        if mpi.prefix:
+            env += [("MPI_DIR", mpi.prefix), ("MPI_HOME", mpi.prefix)]
+        compiler = node.toolchain["compiler"].commands
+        for role, suffix in (("cc", "CC"), ("cxx", "CXX"), ("fc", "FC")):
+            if role in compiler:
+                env += [(f"OMPI_{suffix}", compiler[role]), (f"MPICH_{suffix}", compiler[role])]
+    return env
+
+
+def tool_links(node: Node) -> tuple[list[tuple[str, str]], list[str]]:
+    """The build's toolchain/bin: links named like the usual tools to the declared ones, and
+    the names of MPI tools the recipe did not ask for (they become stubs that fail)."""
+    links = []
+    for ext in node.toolchain.values():
+        for role, cmd in ext.commands.items():
+            links += [(name, cmd) for name in TOOL_NAMES.get(role, ())]
+    linked = {name for name, _ in links}
+    stubs = [n for r in ROLES["mpi"] for n in TOOL_NAMES[r] if n not in linked]
+    return links, stubs
+
+
+def render_script(node: Node, env: list[tuple[str, str]], folder: Path, jobs: int) -> str:
+    """build.sh (templates/build.sh.j2): clears the environment, exports `env`, lays out the
+    toolchain in `folder/toolchain/bin`, then runs the recipe's script in `folder/src`."""
+    links, stubs = tool_links(node)
+    return render(
+        "build.sh.j2",
+        id=node.ref.id,
+        toolbin=folder / "toolchain" / "bin",
+        tool_links=links,
+        tool_stubs=stubs,
+        name=node.name,
+        version=node.recipe.version,
+        jobs=jobs,
+        env=env,
+        srcdir=folder / "src",
+        script=node.recipe.build.rstrip("\n"),
+    )

@@ -1,0 +1,79 @@
+"""After the builds: a profile assembled as an artifact (a symlink farm), its link pointed at it
+and registered as a gc root, a generation recorded, and the upstream stores told which of
+their artifacts it uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import HitError
+from ..spec.resolve import Resolved
+from ..store import roots
+from ..store.home import Home
+from ..store.layout import Store, read_manifest, remove_tree
+from .farm import plan_farm, write_farm
+
+
+def check_link(resolved: Resolved) -> None:
+    """Refuse, before anything is built, a profile link path that holds something else than a
+    symlink. Raises HitError."""
+    link = resolved.profile.link_path
+    if link.exists() and not link.is_symlink():  # say so now, not after hours of building
+        raise HitError(f"{link} exists and is not a symlink; move it away first")
+
+
+def assemble(resolved: Resolved, store: Store) -> bool:
+    """The profile artifact: a symlink farm over the listed packages (all installed), made
+    once like any artifact, under its lock. Returns False when it existed already. Raises
+    HitError for a file two packages both provide (none `prefer`red), before any write."""
+    ref = resolved.profile_ref
+    if store.is_installed(ref):
+        return False
+    prefixes = [store.prefix(resolved.nodes[name].ref) for name in resolved.packages]
+    listed = resolved.packages
+    manifests = {n: (p, read_manifest(p)) for n, p in zip(listed, prefixes, strict=True)}
+    links = plan_farm(manifests, resolved.profile.prefer)  # conflicts fail before any write
+    with store.lock(ref):
+        if store.is_installed(ref):
+            return False
+        prefix = store.begin(ref)
+        try:
+            manifest = write_farm(prefix, links)
+            store.commit(ref, resolved.profile_doc.record(ref.id), None, manifest)
+        except BaseException:
+            remove_tree(prefix)
+            raise
+    return True
+
+
+def link_profile(resolved: Resolved, home: Home, store: Store) -> tuple[Path, bool]:
+    """Point the profile's link at its (assembled) profile, the gc root registered first
+    (`roots.point`), and record a generation (kept per `home.history_keep` and
+    `history_days`). Returns the link and whether it changed."""
+    link = resolved.profile.link_path
+    target = store.prefix(resolved.profile_ref)
+    changed = roots.point(home.gc_roots, link, target)
+    roots.record_generation(home.gc_roots, link, target, home.history_keep, home.history_days)
+    return link, changed
+
+
+def record_upstream_use(
+    resolved: Resolved, home: Home, store: Store, note: Callable[[str], None]
+) -> None:
+    """Tell each upstream (the site) which of its artifacts the profile's link uses, so that
+    its GC keeps them; `note` a warning for each upstream that cannot be told."""
+    link = resolved.profile.link_path
+    profile = store.prefix(resolved.profile_ref)
+    for up_home, up_store in zip(home.upstreams, store.upstreams, strict=True):
+        ids = [
+            n.ref.id
+            for n in resolved.nodes.values()
+            if store.prefix(n.ref).is_relative_to(up_store.root)
+        ]
+        if ids and not roots.record_use(up_home / "gcroots", link.absolute(), profile, ids):
+            note(
+                f"warning: could not record in {up_home / 'gcroots' / roots.USERS} that "
+                f"{link} uses {len(ids)} artifact(s) of that store; its garbage collection "
+                f"may remove them (ask its admin for write access to that folder)"
+            )

@@ -1,0 +1,404 @@
+"""Module trees for Lmod (Lua) and Environment Modules (Tcl), generated from the site's stacks.
+
+Planning (which module, where, under which name) is separate from rendering (Jinja2 templates
+in templates/lmod and templates/tcl) and from writing, which renders the whole tree in memory,
+writes it into a staging folder named by its content hash, then re-points the tree's link at
+it: a user running `module avail` during a refresh sees the old tree or the new one, never a
+half-written one. The same site.yaml gives byte-identical files (nothing time-dependent).
+
+Hierarchy layout (the default): `Core/` holds compilers and the stacks marked `core`; a
+compiler module sets family("compiler") and adds `Compiler/<compiler>/<version>/`; an MPI
+module sets family("mpi") and adds `MPI/<compiler>/<cv>/<mpi>/<mv>/`. Flat layout: one folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..atomic import write_atomic
+from ..errors import HitError
+from ..names import (
+    env_value_problem,
+    env_var_problem,
+    name_problem,
+    text_problem,
+    version_problem,
+)
+from ..spec.externals import ENV_OF_ROLE, External
+from ..spec.recipes import env_name
+from ..spec.resolve import Node, Resolved
+from ..spec.site import ModuleConfig, Site, Stack
+from ..store.layout import Store, remove_tree
+from ..store.links import set_link
+from ..templating import render
+from .permissions import apply
+
+MODULERC = ".modulerc"
+
+
+@dataclass
+class Entry:
+    """One module, in either format."""
+
+    kind: str  # package | compiler | mpi
+    name: str
+    version: str
+    level: tuple[str, ...]  # folder below the format's root: ("Core",), ("Compiler", ...), ()
+    description: str = ""
+    homepage: str = ""
+    artifact_id: str = ""
+    prefix: str = ""
+    family: str | None = None
+    modulepath: tuple[str, ...] | None = None  # the level a compiler or MPI module opens
+    load: str | None = None  # a site module loaded instead of setting paths
+    setenv: list[tuple[str, str]] = field(default_factory=list)
+    prepend: list[tuple[str, str]] = field(default_factory=list)
+    depends: list[str] = field(default_factory=list)  # run dependencies, full names
+    parents: list[str] = field(default_factory=list)  # compiler (and MPI) modules, full names
+    hidden: bool = False
+    stack: str = ""
+
+    @property
+    def file_version(self) -> str:
+        return f".{self.version}" if self.hidden else self.version
+
+    @property
+    def full(self) -> str:
+        return f"{self.name}/{self.file_version}"
+
+
+def short_name(ext: External) -> str:
+    """`gcc-12` -> `gcc`, `openmpi-4.1.4` -> `openmpi`: what users type before the version."""
+    return re.sub(r"-[0-9][0-9.]*$", "", ext.name) or ext.name
+
+
+def _external_entry(ext: External, level: tuple[str, ...], opens: tuple[str, ...]) -> Entry:
+    kind = ext.kind if ext.kind in ("compiler", "mpi") else "package"
+    e = Entry(
+        kind=kind,
+        name=short_name(ext),
+        version=ext.version or "default",
+        level=level,
+        description=f"{ext.kind} {ext.name} (external, pinned)",
+        family=kind if kind in ("compiler", "mpi") else None,
+        modulepath=opens,
+        load=ext.module,
+        prefix=ext.prefix or "",
+    )
+    if ext.module is None:
+        e.setenv = [
+            (ENV_OF_ROLE[r], c) for r, c in sorted(ext.commands.items()) if r in ENV_OF_ROLE
+        ]
+        if ext.prefix:
+            e.setenv.append(
+                ("MPI_DIR" if kind == "mpi" else f"{env_name(e.name)}_ROOT", ext.prefix)
+            )
+            if os.path.isdir(os.path.join(ext.prefix, "bin")):
+                e.prepend.append(("PATH", os.path.join(ext.prefix, "bin")))
+    return e
+
+
+def _package_env(node: Node, prefix: Path, cfg: ModuleConfig) -> tuple[list, list]:
+    setenv = [(cfg.root_variable.replace("{NAME}", env_name(node.name)), str(prefix))]
+    prepend = []
+    if (prefix / "bin").is_dir():
+        prepend.append(("PATH", str(prefix / "bin")))
+    for man in ("share/man", "man"):
+        if (prefix / man).is_dir():
+            prepend.append(("MANPATH", str(prefix / man)))
+            break
+    for pc in ("lib/pkgconfig", "lib64/pkgconfig", "share/pkgconfig"):
+        if (prefix / pc).is_dir():
+            prepend.append(("PKG_CONFIG_PATH", str(prefix / pc)))
+    prepend.append(("CMAKE_PREFIX_PATH", str(prefix)))
+    if cfg.ld_library_path:
+        for lib in ("lib", "lib64"):
+            if (prefix / lib).is_dir():
+                prepend.append(("LD_LIBRARY_PATH", str(prefix / lib)))
+    extra = {**node.recipe.environment, **cfg.env.get(node.name, {})}
+    setenv += [(k, v.replace("{prefix}", str(prefix))) for k, v in sorted(extra.items())]
+    return setenv, prepend
+
+
+def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list[Entry]:
+    """Every module of the site, names settled (collisions get a hash suffix)."""
+    cfg = site.modules
+    hierarchy = cfg.layout == "hierarchy"
+    entries: dict[tuple, Entry] = {}  # (level, artifact id or external name) -> entry
+    packages: list[tuple[Entry, Node, Resolved]] = []
+    for stack, resolved in stacks:
+        comp_ext = stack.profile.externals.get(stack.profile.toolchain["compiler"])
+        mpi_ext = stack.profile.externals.get(stack.profile.toolchain.get("mpi", ""))
+        c_level = ("Compiler", short_name(comp_ext), comp_ext.version) if comp_ext else ()
+        m_level = ("MPI", *c_level[1:], short_name(mpi_ext), mpi_ext.version) if mpi_ext else ()
+        parents: list[str] = []
+        if comp_ext and comp_ext.name in cfg.externals:
+            e = _external_entry(
+                comp_ext, ("Core",) if hierarchy else (), c_level if hierarchy else None
+            )
+            entries.setdefault(((), "ext", comp_ext.name), e)
+            parents = [e.full]
+        elif cfg.provided and comp_ext:
+            parents = [f"{short_name(comp_ext)}/{comp_ext.version}"]
+        elif hierarchy and not stack.core:
+            raise_missing(site, comp_ext.name if comp_ext else "the host gcc", "compiler")
+        mpi_parents = parents
+        if mpi_ext and mpi_ext.name in cfg.externals:
+            e = _external_entry(
+                mpi_ext, c_level if hierarchy else (), m_level if hierarchy else None
+            )
+            e.parents = list(parents)
+            entries.setdefault((c_level, "ext", mpi_ext.name), e)
+            mpi_parents = parents + [e.full]
+        elif cfg.provided and mpi_ext:
+            mpi_parents = parents + [f"{short_name(mpi_ext)}/{mpi_ext.version}"]
+        elif hierarchy and mpi_ext and not stack.core:
+            raise_missing(site, mpi_ext.name, "mpi")
+        for name in resolved.packages:
+            node = resolved.nodes[name]
+            uses_mpi = "mpi" in node.toolchain
+            if not hierarchy:
+                level: tuple[str, ...] = ()
+            elif stack.core:
+                level = ("Core",)
+            else:
+                level = m_level if uses_mpi else c_level
+            key = (level, "pkg", node.ref.id)
+            if key in entries:
+                continue
+            prefix = store.prefix(node.ref)
+            setenv, prepend = _package_env(node, prefix, cfg)
+            e = Entry(
+                kind="package",
+                name=node.name,
+                version=_project(site, node, comp_ext, mpi_ext if uses_mpi else None, stack),
+                level=level,
+                description=node.recipe.description,
+                homepage=node.recipe.homepage,
+                artifact_id=node.ref.id,
+                prefix=str(prefix),
+                setenv=setenv,
+                prepend=prepend,
+                parents=[] if stack.core else (mpi_parents if uses_mpi else parents),
+                hidden=node.name in cfg.hide,
+                stack=stack.name,
+            )
+            if "/" in e.version:  # a projection like {compiler}/{name}/{version}
+                head, _, e.version = e.version.rpartition("/")
+                e.name = f"{head}/{e.name}" if head else e.name
+            entries[key] = e
+            packages.append((e, node, resolved))
+    _settle_names(list(entries.values()))
+    by_id = {(e.level, e.artifact_id): e for e, _n, _r in packages}
+    for e, node, resolved in packages:
+        names = {"none": (), "direct": node.deps, "all": node.closure}[cfg.depends_on]
+        for dep in names:
+            d = by_id.get((e.level, resolved.nodes[dep].ref.id))
+            if d is not None:
+                e.depends.append(d.full)
+    return list(entries.values())
+
+
+def raise_missing(site: Site, name: str, kind: str) -> None:
+
+    raise HitError(
+        f"{site.file}: the module hierarchy starts at the {kind} module, but {name} has none: "
+        f"list it under modules: externals: [...] (or use layout: flat)"
+    )
+
+
+def _project(
+    site: Site, node: Node, comp: External | None, mpi: External | None, stack: Stack
+) -> str:
+    """The module name `modules: naming:` gives the node, less `<name>/` (the version, or
+    `head/version` for a projection like {compiler}/{name}/{version}). Each folder of it must
+    be a name and the last part a version (names.py): HitError naming the site file if not."""
+    naming = site.modules.naming
+    fields = {
+        "name": node.name,
+        "version": node.recipe.version,
+        "hash": node.ref.hash[:7],
+        "compiler": short_name(comp) if comp else "",
+        "compiler_version": comp.version if comp else "",
+        "mpi": short_name(mpi) if mpi else "",
+        "mpi_version": mpi.version if mpi else "",
+        "stack": stack.name,
+    }
+    try:
+        full = naming.format(**fields)
+    except (KeyError, IndexError, ValueError) as e:
+        raise HitError(f"modules naming {naming!r}: unknown field {e}") from None
+    *folders, last = full.split("/")
+    checks = [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]
+    for part, problem in checks:
+        if problem:
+            raise HitError(
+                f"{site.file}: modules naming {naming!r} makes {full!r} for {node.name}: "
+                f"{part!r} {problem}"
+            )
+    head, _, version = full.partition(f"{node.name}/")
+    return (head + version) if head else version
+
+
+def _settle_names(entries: list[Entry]) -> None:
+    """Two different artifacts under the same name in one folder: both get a short hash
+    suffix, and the first (in site.yaml order) becomes the explicit default."""
+    groups: dict[tuple, list[Entry]] = {}
+    for e in entries:
+        groups.setdefault((e.level, e.name, e.version), []).append(e)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        plain = group[0].version
+        for e in group:
+            e.version = f"{plain}-{e.artifact_id.partition('/')[2][:7]}"
+        group[0].default_alias = plain  # type: ignore[attr-defined]
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
+    """Every file of the tree: relative path -> content."""
+    cfg = site.modules
+    overrides = (cfg.templates,) if cfg.templates else ()
+    _check_entries(site, entries)
+    files: dict[str, bytes] = {}
+    # folder -> (module, version name) pairs: `module-version MODULE NAME` in its .modulerc
+    rc: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for e in sorted(entries, key=lambda e: (e.level, e.name, e.version)):
+        alias = getattr(e, "default_alias", None)
+        default = cfg.defaults.get(e.name)
+        if alias or (default is not None and default == e.version):
+            versions = rc.setdefault((*e.level, e.name), [])
+            versions.append((e.full, "default"))
+            if alias:
+                versions.append((e.full, alias))
+        for fmt in cfg.formats:
+            root = cfg.path / fmt
+            context = {
+                "m": e,
+                "modulepath": str(root.joinpath(*e.modulepath)) if e.modulepath else None,
+            }
+            if fmt == "lmod":
+                path = "/".join(("lmod", *e.level, e.name, f"{e.file_version}.lua"))
+                text = render("lmod/module.lua", overrides, **context)
+            else:
+                path = "/".join(("tcl", *e.level, e.name, e.file_version))
+                text = render("tcl/module.tcl", overrides, **context)
+            files[path] = text.encode()
+    for where, versions in rc.items():
+        text = render("tcl/modulerc.tcl", overrides, versions=versions).encode()
+        for fmt in cfg.formats:
+            files["/".join((fmt, *where, MODULERC))] = text
+    return files
+
+
+def _check_entries(site: Site, entries: list[Entry]) -> None:
+    """The last guard before anything is rendered, whatever made the entries. Names, versions
+    and levels become folders of the tree and words of `.modulerc` (evaluated as Tcl by both
+    tools on `module avail`): each must follow names.py's rules. Variable names cannot be
+    escaped (both tools write `export NAME=...` into the shell `module load` evaluates): each
+    must be a shell identifier. Values are escaped, but a line break cannot be (see
+    names.env_value_problem). Anything else raises HitError naming the site file and module.
+    Help and whatis text may hold line breaks: they are printed, never evaluated."""
+
+    for e in entries:
+        where = f"{site.file}: module {e.name}/{e.version}"
+        words = [(p, name_problem(p)) for p in e.name.split("/")]
+        words += [(p, version_problem(p)) for p in (e.version, *e.level, *(e.modulepath or ()))]
+        for word, problem in words:
+            if problem:
+                raise HitError(f"{where}: {word!r} {problem}")
+        for key, value in (*e.setenv, *e.prepend):
+            problem = env_var_problem(key)
+            if problem:
+                raise HitError(f"{where}: variable name {key!r} {problem}")
+            problem = env_value_problem(value)
+            if problem:
+                raise HitError(f"{where}: the value of {key} {problem}")
+        texts = {"description": e.description, "homepage": e.homepage}
+        if e.artifact_id:  # help names the artifact's prefix
+            texts["prefix"] = e.prefix
+        for what, text in texts.items():
+            problem = text_problem(text)
+            if problem:
+                raise HitError(f"{where}: the {what} {problem}")
+        if e.hidden and e.file_version.startswith((".modulerc", ".version")):
+            control = f"the folder's {e.file_version} control file"
+            raise HitError(f"{where}: hidden, version {e.version!r} would be {control}")
+
+
+def tree_id(files: dict[str, bytes]) -> str:
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(path.encode() + b"\0" + hashlib.sha256(files[path]).digest())
+    return h.hexdigest()[:16]
+
+
+def write_tree(site: Site, files: dict[str, bytes]) -> tuple[Path, bool]:
+    """Write the tree into `<root>/.modules/<content id>` and point the module path at it.
+
+    Returns (the tree, whether anything changed). The previous tree is kept (a user's shell
+    may still be reading it); older ones are removed."""
+
+    import filelock
+
+    link = site.modules.path
+    if link.exists() and not link.is_symlink():
+        raise HitError(f"{link} exists and is not a link made by hdmod; move it away first")
+    trees = link.parent / f".{link.name}-trees"
+    trees.mkdir(parents=True, exist_ok=True)
+    tree = trees / tree_id(files)
+    # one refresh at a time: two would each remove trees the other just made
+    with filelock.FileLock(trees / ".lock"):
+        previous = Path(os.readlink(link)) if link.is_symlink() else None
+        # under the lock no other refresh runs: any staging folder is a killed one's debris
+        for debris in trees.glob(".staging-*"):
+            remove_tree(debris)
+        if not tree.exists():
+            staging = trees / f".staging-{os.getpid()}"
+            for rel, content in files.items():
+                path = staging / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
+            for fmt in site.modules.formats:  # an empty tree is still a tree
+                (staging / fmt).mkdir(parents=True, exist_ok=True)
+            apply(staging, site.group, site.mode, read_only=True)
+            os.replace(staging, tree)
+        changed = set_link(link, tree)
+        for old in trees.iterdir():
+            if old not in (tree, previous) and not old.name.startswith("."):
+                remove_tree(old)
+    return tree, changed
+
+
+def write_user_modules(home_root: Path, resolved: Resolved, store: Store) -> list[str]:
+    """Modulefiles for the packages of a user's profile built in the user's own store, at the
+    levels of the site's hierarchy (the site's compiler and MPI modules open the user's
+    levels too). Written file by file, so several profiles add up; returns what was new."""
+    from dataclasses import replace
+
+    profile = resolved.profile
+    if "compiler" not in profile.toolchain:
+        return []
+    cfg = ModuleConfig(path=home_root / "modules", provided=True)
+    stack = Stack("user", replace(profile, link=None))
+    site = Site(profile.file, home_root, (stack,), profile.externals, cfg)
+    entries = [
+        e for e in plan(site, [(stack, resolved)], store)
+        if e.kind == "package" and Path(e.prefix).is_relative_to(store.root)
+    ]  # fmt: skip
+    written = []
+    for rel, content in render_tree(site, entries).items():
+        path = cfg.path / rel
+        if path.exists() and path.read_bytes() == content:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, content)
+        written.append(rel)
+    return written

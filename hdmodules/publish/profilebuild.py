@@ -1,0 +1,159 @@
+"""Building profiles: what resolved stacks miss is built (one DAG: an artifact several stacks
+share is built once), then each profile is assembled and its link pointed at it.
+
+The whole run holds the store's GC lock shared and registers everything it builds or uses as
+temporary roots, so a garbage collection never pulls anything from under it. The builds
+themselves are `buildjob.BuildJob`s run by `scheduler.run` on a `scheduler.LocalPool`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import HitError
+from ..progress import Progress
+from ..spec.artifact import ArtifactRef
+from ..spec.resolve import Node, Resolved
+from ..store import roots
+from ..store.home import Home, open_store
+from ..store.layout import Store
+from .assemble import assemble, check_link, link_profile, record_upstream_use
+
+
+@dataclass(frozen=True)
+class Result:
+    """One profile after `build_profiles`: its prefix, its link, how many artifacts the run
+    built (all stacks together) and whether the link changed."""
+
+    profile: Path
+    link: Path
+    built: int
+    link_changed: bool
+
+
+def missing(resolved: Resolved, store: Store) -> list[Node]:
+    """The packages of `resolved` not installed in `store` (nor upstream), dependencies first."""
+    return [n for n in resolved.nodes.values() if not store.is_installed(n.ref)]
+
+
+def build_missing(
+    stacks: list[Resolved],
+    home: Home,
+    store: Store,
+    jobs: int,
+    progress: Progress,
+    only: set[str] | None = None,
+) -> int:
+    """Build what is missing in any of `stacks`, dependencies first, `jobs` (CPUs) at a time;
+    with `only` (artifact ids: what one Slurm job was given) just those, whose dependencies
+    must be built. Returns how many were built. Raises HitError for an `only` artifact whose
+    dependency is not built, scheduler.BuildsFailed when builds fail."""
+    work: dict[str, tuple[Resolved, Node]] = {}
+    for resolved in stacks:
+        for node in resolved.nodes.values():
+            work.setdefault(node.ref.id, (resolved, node))
+    todo = {i: rn for i, rn in work.items() if not store.is_installed(rn[1].ref)}
+    if only is not None:
+        todo = {i: rn for i, rn in todo.items() if i in only}
+        for resolved, node in todo.values():
+            for dep in (resolved.nodes[d].ref for d in node.deps):
+                if dep.id not in todo and not store.is_installed(dep):
+                    raise HitError(
+                        f"{node.ref.id} needs {dep.id}, which is not built (its job failed?)"
+                    )
+    for i, (_r, node) in work.items():
+        if i not in todo:
+            progress.cached(node.ref.short)
+    if not todo:
+        return 0
+    from ..build.buildjob import build_job  # only when there is something to build
+    from ..build.scheduler import LocalPool, run
+
+    jobs = max(1, jobs)
+    build_jobs = [build_job(r, node, home, store, jobs) for r, node in todo.values()]
+    return run(build_jobs, LocalPool(store, jobs, progress), progress)
+
+
+@contextmanager
+def _building(
+    stacks: list[Resolved], home: Home, store: Store, progress: Progress
+) -> Iterator[list[ArtifactRef]]:
+    """Hold the store's GC lock shared and register everything the stacks use as temporary
+    roots, for as long as the build runs. Yields those artifacts' refs."""
+    with store.gc_lock(False, lambda: progress.note("waiting: a garbage collection is running")):
+        refs = [n.ref for r in stacks for n in r.nodes.values()] + [r.profile_ref for r in stacks]
+        temp = roots.add_temp(home.gc_roots, [store.prefix(ref) for ref in refs])
+        try:
+            yield refs
+        finally:
+            temp.unlink(missing_ok=True)
+
+
+def build_profiles(
+    stacks: list[Resolved], home: Home, jobs: int, progress: Progress
+) -> list[Result]:
+    """Build every stack (one DAG: shared artifacts once), then assemble each profile, point
+    its link at it (a gc root, with a generation) and tell upstream stores what it uses.
+    Returns one Result per stack, in order. Raises HitError (a link path that is not a
+    symlink, before anything is built), scheduler.BuildsFailed."""
+    store = open_store(home)
+    for resolved in stacks:
+        check_link(resolved)
+    with _building(stacks, home, store, progress) as refs:
+        start = time.monotonic()
+        built = build_missing(stacks, home, store, jobs, progress)
+        results = [_finish(r, home, store, built, progress, start) for r in stacks]
+        store.mark_used(refs)
+    return results
+
+
+def _finish(
+    resolved: Resolved, home: Home, store: Store, built: int, progress: Progress, start: float
+) -> Result:
+    new = assemble(resolved, store)
+    link, changed = link_profile(resolved, home, store)
+    record_upstream_use(resolved, home, store, progress.note)
+    short = resolved.profile_ref.short
+    if new:
+        progress.note(f"profile {short} assembled in {time.monotonic() - start:.1f} s")
+    elif changed:
+        progress.note(f"profile {short} exists already; link switched to it")
+    return Result(store.prefix(resolved.profile_ref), link, built, changed)
+
+
+def build_profile(resolved: Resolved, home: Home, jobs: int, progress: Progress) -> Result:
+    """`build_profiles` of one profile."""
+    return build_profiles([resolved], home, jobs, progress)[0]
+
+
+def build_and_assemble(resolved: Resolved, home: Home, jobs: int, progress: Progress) -> Path:
+    """Build what the profile needs and assemble it, without pointing any link at it
+    (`hit develop`). Returns the profile's prefix. Raises as `build_profiles`."""
+    store = open_store(home)
+    with _building([resolved], home, store, progress) as refs:
+        build_missing([resolved], home, store, jobs, progress)
+        assemble(resolved, store)
+        store.mark_used(refs)
+    return store.prefix(resolved.profile_ref)
+
+
+def build_only(
+    stacks: list[Resolved], ids: set[str], home: Home, jobs: int, progress: Progress
+) -> int:
+    """Build just the artifacts `ids` of `stacks` (what one Slurm job was given). Returns how
+    many were built. Raises HitError when an id is not what the stacks resolve to now (the
+    YAML changed after submission) or a dependency is not built."""
+    known = {n.ref.id for r in stacks for n in r.nodes.values()}
+    unknown = sorted(ids - known)
+    if unknown:
+        raise HitError(
+            f"{', '.join(unknown)}: not what the YAML resolves to now (was it changed after "
+            f"the jobs were submitted?); nothing was built"
+        )
+    store = open_store(home)
+    with _building(stacks, home, store, progress):
+        return build_missing(stacks, home, store, jobs, progress, only=ids)

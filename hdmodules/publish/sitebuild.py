@@ -1,0 +1,124 @@
+"""Publishing a site: build its stacks into the shared store, link each stack's profile at
+`<root>/profiles/<stack>` (a gc root), and write the module tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..atomic import write_atomic
+from ..errors import HitError
+from ..progress import Progress
+from ..spec.resolve import Resolved, resolve
+from ..spec.site import Site, Stack
+from ..store.home import Home, load_home, open_store
+from . import modulefiles
+from .permissions import apply
+from .profilebuild import build_profiles
+
+
+@dataclass(frozen=True)
+class Published:
+    """What `build_site` did: artifacts built, modulefiles written, the module tree, and
+    whether the tree changed."""
+
+    built: int
+    modules: int  # modulefiles written (all formats)
+    tree: Path
+    changed: bool
+
+
+def resolve_stacks(site: Site) -> list[tuple[Stack, Resolved]]:
+    """Each stack of the site with its resolution (pins verified: re-pinning is
+    `resolve.repin_externals`, run before, with the site loaded again after)."""
+    out = []
+    for stack in site.stacks:
+        resolved = resolve(stack.profile)
+        out.append((stack, resolved))
+    return out
+
+
+def site_home(site: Site) -> Home:
+    """The site root is laid out as a `hit` home (created on first use, not private)."""
+    from ..store.home import init_home
+
+    if not (site.root / "config.yaml").exists():
+        init_home(site.root, private=False)
+    return load_home(site.root)
+
+
+def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[int, Path, bool]:
+    """Regenerate the module tree from what is built; missing artifacts are an error."""
+    store = open_store(site_home(site))
+    missing = sorted(
+        {n.ref.short for _s, r in stacks for n in r.nodes.values() if not store.is_installed(n.ref)}
+    )
+    if missing:
+        raise HitError(
+            f"not built yet: {', '.join(missing)}; run `hdmod build {site.file.name}` first"
+        )
+    entries = modulefiles.plan(site, stacks, store)
+    files = modulefiles.render_tree(site, entries)
+    tree, changed = modulefiles.write_tree(site, files)
+    count = sum(1 for p in files if not p.endswith(modulefiles.MODULERC))
+    return count, tree, changed
+
+
+def write_user_files(site: Site, stacks: list[tuple[Stack, Resolved]]) -> None:
+    """What users need to build on the site: ROOT/user-config.yaml (HIT_SITE_CONFIG),
+    ROOT/stacks/<stack>.yaml to extend, and ROOT/gcroots/users/ where their builds record
+    which site artifacts they use (group-writable with the sticky bit when the site names a
+    group, so users can add, never remove, each other's records)."""
+    from ..templating import render
+
+    folder = site.root / "stacks"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stack, _r in stacks:
+        p = stack.profile
+        used = {p.toolchain[k] for k in p.toolchain}
+        text = render(
+            "stack-profile.yaml.j2",
+            name=stack.name,
+            site_file=site.file,
+            path=folder / f"{stack.name}.yaml",
+            package_dirs=[str(d) for d in p.package_dirs],
+            parameters=p.parameters,
+            externals=[e for n, e in sorted(p.externals.items()) if n in used],
+            toolchain=p.toolchain,
+            packages=[(n, req.parameters) for n, req in p.packages.items()],
+        )
+        _write(folder / f"{stack.name}.yaml", text)
+    user_config = site.root / "user-config.yaml"
+    text = render("user-config.yaml.j2", site_file=site.file, path=user_config, root=str(site.root))
+    _write(user_config, text)
+    users = site_home(site).gc_roots / "users"
+    users.mkdir(parents=True, exist_ok=True)
+    if site.group is not None:
+        import grp
+        import os
+
+        os.chown(users, -1, grp.getgrnam(site.group).gr_gid)
+        users.chmod(0o3770)  # setgid + sticky: the group adds records, nobody removes others'
+
+
+def _write(path: Path, text: str) -> None:
+    write_atomic(path, text, mode=0o644)  # concurrent hdmod runs: one wins, none half-written
+
+
+def build_site(
+    site: Site, stacks: list[tuple[Stack, Resolved]], jobs: int, progress: Progress
+) -> Published:
+    """`hdmod build`: build the site's resolved `stacks` (`resolve_stacks(site)`) with `jobs`
+    builds at once, link each stack's profile, make the artifacts read-only with the site's
+    group and mode, write the module tree and the files users need. Raises HitError,
+    scheduler.BuildsFailed."""
+    home = site_home(site)
+    results = build_profiles([r for _s, r in stacks], home, jobs, progress)
+    store = open_store(home)
+    if site.group is not None or site.mode != 0o755:
+        for _s, r in stacks:
+            for node in [*r.nodes.values()]:
+                apply(store.prefix(node.ref), site.group, site.mode, read_only=True)
+    count, tree, changed = refresh_modules(site, stacks)
+    write_user_files(site, stacks)
+    return Published(results[0].built if results else 0, count, tree, changed)

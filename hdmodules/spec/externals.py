@@ -1,0 +1,456 @@
+"""Externals: host tools that are inputs of builds but are not built here (the system or
+vendor compilers, a vendor MPI, a vendor BLAS).
+
+An external is *pinned*: a fingerprint of what matters (the version line the tool reports and,
+for each command, its real path and a content hash; for an MPI also the compiler its wrappers
+call and the MPI library they link) is written in the YAML next to it. The pin enters every
+build spec that uses the external, and before anything builds the tool is fingerprinted again:
+a changed host tool stops the build with the pinned and the found values. Nothing is silently
+rebuilt against a different compiler and nothing built with the old one is silently reused.
+
+The pin is one line of flow YAML (JSON), so `--repin` rewrites exactly that line and keeps the
+rest of the file, comments included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from ..atomic import write_atomic
+from ..errors import HitError
+from ..runner import query
+from . import yamlfile
+from .yamlfile import check_name, check_version
+
+EXTERNAL_KEYS = {"kind", "version", "prefix", "commands", "module", "libs", "pin"}
+ROLES = {
+    "compiler": ("cc", "cxx", "fc"),
+    "mpi": ("mpicc", "mpicxx", "mpifc", "mpirun"),
+}
+ENV_OF_ROLE = {
+    "cc": "CC",
+    "cxx": "CXX",
+    "fc": "FC",
+    "mpicc": "MPICC",
+    "mpicxx": "MPICXX",
+    "mpifc": "MPIFC",
+    "mpirun": "MPIRUN",
+}
+# names the build's toolchain/bin gives each role, so that a plain `gcc` or `mpicc` in a
+# build script is the declared tool and never whatever comes first on the host's PATH
+TOOL_NAMES = {
+    "cc": ("cc", "gcc"),
+    "cxx": ("c++", "g++"),
+    "fc": ("gfortran", "f95"),
+    "mpicc": ("mpicc",),
+    "mpicxx": ("mpicxx", "mpic++", "mpiCC"),
+    "mpifc": ("mpifort", "mpif90", "mpif77"),
+    "mpirun": ("mpirun", "mpiexec"),
+}
+# the wrappers found beside an MPI's C wrapper: role -> names tried, first found wins
+MPI_SIBLINGS = (
+    ("mpicxx", ("mpicxx", "mpic++")),
+    ("mpifc", ("mpifort", "mpif90")),
+    ("mpirun", ("mpirun", "mpiexec")),
+)
+HASH_CHARS = 16
+
+
+@dataclass(frozen=True)
+class External:
+    """A host tool declared in YAML: name, kind ("compiler", "mpi", ...), version, role ->
+    command, optional prefix and module, the host libraries builds may link (`libs`), its
+    pin (None until pinned), and where its `pin:` line is (or would go) for re-pinning."""
+
+    name: str
+    kind: str
+    version: str
+    commands: dict[str, str] = field(default_factory=dict)
+    prefix: str | None = None
+    module: str | None = None
+    libs: tuple[str, ...] = ()
+    pin: dict[str, str] | None = None
+    file: Path | None = None
+    line: int = 0  # the line of `pin:`, or where it would go
+
+    def spec(self) -> dict:
+        """What enters a build spec: not the name nor how the commands are spelled, so the
+        same tool declared twice under two names gives the same hashes."""
+        return {
+            "kind": self.kind,
+            "version": self.version,
+            "prefix": self.prefix,
+            "module": self.module,
+            "pin": self.pin,
+        }
+
+    def command_paths(self) -> list[str]:
+        """Each command as an absolute path (looked up on PATH), or as written if not found."""
+        return [resolve_command(c) or c for c in self.commands.values()]
+
+
+def implicit_compiler() -> External:
+    """The compiler of a profile that names none: the host's gcc/g++, pinned on the fly. An
+    upgrade of them changes every hash (a rebuild, never a stale reuse)."""
+    commands = {"cc": "/usr/bin/gcc", "cxx": "/usr/bin/g++"}
+    ext = External("host-gcc", "compiler", "", commands)
+    pin = fingerprint(ext)
+    return External("host-gcc", "compiler", pin["version"], commands, pin=pin)
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def load_externals(m: yamlfile.Mapping) -> dict[str, External]:
+    """The `externals:` section of a profile, a site config or a file `detect --write` made.
+
+    The name and version become module names and folders of the module hierarchy
+    (`Compiler/gcc/12.2.0/`), so both follow names.py's rules (HitError with file:line);
+    `module`, `prefix` and `commands` are free text, escaped wherever they are written."""
+    out = {}
+    for name, entry in m.items():
+        check_name(m, name, name, "external name")
+        if not isinstance(entry, yamlfile.Mapping):
+            yamlfile.fail(m, name, f"external {name!r} must be a mapping (kind:, version:, ...)")
+        yamlfile.check_keys(entry, EXTERNAL_KEYS, f"external {name!r}", required=("kind",))
+        kind = yamlfile.get_str(entry, "kind")
+        commands = yamlfile.get_mapping(entry, "commands")
+        for role, cmd in commands.items():
+            if not isinstance(cmd, str):
+                yamlfile.fail(commands, role, f"command {role!r} must be a path or a name")
+        known = ROLES.get(kind)
+        if known:
+            for role in commands:
+                if role not in known:
+                    roles = ", ".join(known)
+                    yamlfile.fail(
+                        commands, role, f"a {kind} has the commands {roles}, not {role!r}"
+                    )
+        pin = entry.get("pin")
+        if pin is not None and (
+            not isinstance(pin, dict) or not all(isinstance(v, str) for v in pin.values())
+        ):
+            yamlfile.fail(entry, "pin", "'pin' must be a mapping of strings (as detect writes it)")
+        out[name] = External(
+            name=name,
+            kind=kind,
+            version=_version(entry, name),
+            commands=dict(commands),
+            prefix=yamlfile.get_str(entry, "prefix"),
+            module=yamlfile.get_str(entry, "module"),
+            libs=tuple(yamlfile.get_str_list(entry, "libs")),
+            pin=dict(pin) if pin is not None else None,
+            file=m.file,
+            line=entry.line_of("pin") if pin is not None else entry.line,
+        )
+    return out
+
+
+def _version(entry: yamlfile.Mapping, name: str) -> str:
+    version = yamlfile.get_str(entry, "version", "")
+    return check_version(entry, "version", version, f"external {name}: version") if version else ""
+
+
+# --- fingerprints ---------------------------------------------------------------------------
+
+
+def resolve_command(cmd: str) -> str | None:
+    """An absolute path stays as it is; a bare name is looked up on this process's PATH."""
+    if "/" in cmd:
+        return cmd if os.path.exists(cmd) else None
+    return shutil.which(cmd)
+
+
+@cache
+def _file_id(path: str) -> str:
+    real = os.path.realpath(path)
+    h = hashlib.sha256()
+    with open(real, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return f"{real}@{h.hexdigest()[:HASH_CHARS]}"
+
+
+def _identify(ext: External, role: str, cmd: str) -> str:
+    path = resolve_command(cmd)
+    if path is None:
+        raise HitError(f"external {ext.name}: its {role} command {cmd} does not exist")
+    return _file_id(path)
+
+
+@cache
+def _version_line(cmd: str) -> str:
+    """The first non-empty line the tool prints for --version (gcc's includes the Debian
+    package revision, so a package upgrade shows even when the upstream version does not)."""
+    out = query([cmd, "--version"])
+    return next((line.strip() for line in out.out.splitlines() if line.strip()), "")
+
+
+def fingerprint(ext: External) -> dict[str, str]:
+    """What the tool is now, in the shape of a pin."""
+    pin: dict[str, str] = {}
+    if ext.kind == "mpi":
+        pin.update(_mpi_fingerprint(ext))
+    else:
+        main = next(iter(ext.commands.values()), None)
+        if main is not None:
+            pin["version"] = _version_line(resolve_command(main) or main)
+    for role, cmd in sorted(ext.commands.items()):
+        pin[role] = _identify(ext, role, cmd)
+    return pin
+
+
+@dataclass(frozen=True)
+class MpiInfo:
+    """What an MPI C wrapper says about itself (`mpi_info`)."""
+
+    flavor: str  # "Open MPI" or "MPICH"
+    version: str  # e.g. 4.1.4
+    compiler: str  # the compiler the wrapper calls
+    libs: tuple[str, ...]  # -l names of the C wrapper
+    libdirs: tuple[str, ...]
+    prefix: str | None
+
+
+@cache
+def mpi_info(mpicc: str) -> MpiInfo | None:
+    """Ask an MPI C wrapper what it is (Open MPI's --showme, MPICH's -show/-v)."""
+    ompi = query([mpicc, "--showme:version"])
+    if ompi.code == 0 and "Open MPI" in ompi.out:
+        version = re.search(r"Open MPI (\S+)", ompi.out)
+        libdirs = tuple(query([mpicc, "--showme:libdirs"]).out.split())
+        prefix = str(Path(libdirs[0]).parent) if libdirs else None
+        return MpiInfo(
+            "Open MPI",
+            version.group(1) if version else "",
+            query([mpicc, "--showme:command"]).out.strip(),
+            tuple(query([mpicc, "--showme:libs"]).out.split()),
+            libdirs,
+            prefix,
+        )
+    show = query([mpicc, "-show"])
+    vers = query([mpicc, "-v"])
+    m = re.search(r"MPICH version (\S+)", vers.out)
+    if show.code == 0 and m:
+        words = show.out.split()
+        return MpiInfo(
+            "MPICH",
+            m.group(1),
+            words[0] if words else "",
+            tuple(w[2:] for w in words if w.startswith("-l")),
+            tuple(w[2:] for w in words if w.startswith("-L")),
+            None,
+        )
+    return None
+
+
+def _find_lib(name: str, dirs: tuple[str, ...]) -> str | None:
+    from ..elf import host_search_dirs
+
+    for d in (*dirs, *host_search_dirs()):
+        candidate = os.path.join(d, f"lib{name}.so")
+        if os.path.exists(candidate):
+            return candidate
+    return None
+
+
+def _mpi_fingerprint(ext: External) -> dict[str, str]:
+    mpicc = ext.commands.get("mpicc")
+    path = resolve_command(mpicc) if mpicc else None
+    if path is None:
+        raise HitError(f"external {ext.name}: an mpi needs an existing `mpicc` command")
+    info = mpi_info(path)
+    if info is None:
+        raise HitError(f"external {ext.name}: {mpicc} is neither an Open MPI nor an MPICH wrapper")
+    pin = {"version": f"{info.flavor} {info.version}"}
+    compiler = resolve_command(info.compiler)
+    pin["compiler"] = _file_id(compiler) if compiler else f"{info.compiler} (not found)"
+    lib = _find_lib(info.libs[-1], info.libdirs) if info.libs else None
+    pin["library"] = _file_id(lib) if lib else "(not found)"
+    return pin
+
+
+# --- checking and re-pinning --------------------------------------------------------------
+
+
+def drift(ext: External) -> dict[str, tuple[str | None, str | None]]:
+    """Each pinned value that differs from what is found now: key -> (pinned, found)."""
+    found = fingerprint(ext)
+    pinned = ext.pin or {}
+    return {
+        k: (pinned.get(k), found.get(k))
+        for k in sorted(set(pinned) | set(found))
+        if pinned.get(k) != found.get(k)
+    }
+
+
+def check(ext: External, repin: bool) -> str | None:
+    """Stop if the external is not what its pin says (or re-pin it when asked).
+    Returns a note to print when a pin was rewritten."""
+    if ext.pin is None and not repin:
+        raise HitError(
+            f"{ext.file}:{ext.line}: external {ext.name} has no pin; run `hit build --repin` "
+            f"to pin it as it is now, or paste the entry `hit externals detect` prints"
+        )
+    changes = drift(ext) if ext.pin is not None else {"pin": (None, "new")}
+    if not changes:
+        return None
+    if repin:
+        rewrite_pin(ext, fingerprint(ext))
+        what = ", ".join(changes)
+        return f"re-pinned external {ext.name} in {ext.file}:{ext.line} ({what} changed)"
+    lines = "\n".join(f"  {k}: pinned {p!r}, found {f!r}" for k, (p, f) in changes.items())
+    raise HitError(
+        f"external {ext.name} ({ext.kind}) is not what it was pinned as "
+        f"({ext.file}:{ext.line}):\n{lines}\n"
+        f"Nothing was built. If the new {ext.name} is intended, re-pin it with "
+        f"`hit build --repin` (rewrites the pin in {ext.file}), or replace the entry with the "
+        f"one `hit externals detect` prints."
+    )
+
+
+def check_pins(externals: Iterable[External], repin: bool = False) -> tuple[str, ...]:
+    """Check each external against its pin (`check`), each YAML line once; with `repin`,
+    rewrite the pins that drifted and return a note for each (else raise HitError on drift).
+
+    The pins in memory (and in every object loaded from the YAML) are then stale: a caller
+    that gets notes reloads its own YAML (a profile or a site.yaml) before resolving. Within
+    a file the pins are checked top down but rewritten bottom up, so a `pin:` line added to
+    one external never moves the line of another still to be rewritten."""
+    unique = {(str(e.file), e.line): e for e in externals if e.file is not None}
+    order = sorted(unique, key=lambda key: (key[0], -key[1] if repin else key[1]))
+    return tuple(note for key in order if (note := check(unique[key], repin)))
+
+
+def pin_text(pin: dict[str, str]) -> str:
+    """A pin as the one line of flow YAML (JSON) that `rewrite_pin` writes."""
+    return json.dumps(pin)
+
+
+def rewrite_pin(ext: External, pin: dict[str, str]) -> None:
+    """Replace the external's `pin:` line (and any continuation lines) in its YAML file, or
+    add one, leaving every other line as it was."""
+    assert ext.file is not None
+    lines = ext.file.read_text().splitlines(keepends=True)
+    i = ext.line - 1
+    indent = re.match(r"\s*", lines[i]).group(0)
+    new = f"{indent}pin: {pin_text(pin)}\n"
+    if lines[i].lstrip().startswith("pin:"):
+        end = i + 1
+        while end < len(lines) and (
+            not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > len(indent)
+        ):
+            end += 1
+        lines[i:end] = [new]
+    else:
+        lines.insert(i, new)
+    write_atomic(ext.file, "".join(lines))
+
+
+# --- detection ----------------------------------------------------------------------------
+
+
+def _path_dirs(prefixes: list[Path]) -> list[str]:
+    dirs = [str(p / "bin") for p in prefixes]
+    return dirs + [d for d in os.environ.get("PATH", "").split(":") if d and d not in dirs]
+
+
+def _compiler_entry(name: str, cc: str, cxx: str | None, fc: str | None) -> dict:
+    commands = {"cc": cc, **({"cxx": cxx} if cxx else {}), **({"fc": fc} if fc else {})}
+    full = query([cc, "-dumpfullversion", "-dumpversion"]).out.strip().splitlines()
+    version = full[0] if full else ""
+    libs = ["libgomp", "libatomic"] + (["libgfortran", "libquadmath"] if fc else [])
+    ext = External(name, "compiler", version, commands)
+    pin = fingerprint(ext)
+    return {"kind": "compiler", "version": version, "commands": commands, "libs": libs, "pin": pin}
+
+
+def detect(prefixes: list[Path] | None = None) -> dict[str, dict]:
+    """Compilers (gcc, gcc-N, clang, clang-N with their C++ and Fortran siblings) and MPIs
+    (Open MPI and MPICH C wrappers) on PATH or under the given prefixes, as YAML-ready
+    entries with their pins. The same real binary found under two names is listed once."""
+    found: dict[str, dict] = {}
+    seen: set[str] = set()
+    for d in _path_dirs(prefixes or []):
+        if not os.path.isdir(d):
+            continue
+        # versioned names first: `gcc` and `mpicc` are often alternatives that can be repointed
+        names = sorted(os.listdir(d), key=lambda n: ("-" not in n and "." not in n, n))
+        for entry in names:
+            m = re.fullmatch(r"(gcc|clang)(-\d+(?:\.\d+)?)?", entry)
+            if not m:
+                continue
+            cc = os.path.join(d, entry)
+            real = os.path.realpath(cc)
+            if real in seen or not os.access(cc, os.X_OK):
+                continue
+            seen.add(real)
+            suffix = m.group(2) or ""
+            sibling = {"gcc": ("g++", "gfortran"), "clang": ("clang++", "flang")}[m.group(1)]
+            cxx, fc = (os.path.join(d, s + suffix) for s in sibling)
+            entry_doc = _compiler_entry(
+                "", cc, cxx if os.path.exists(cxx) else None, fc if os.path.exists(fc) else None
+            )
+            major = entry_doc["version"].split(".")[0]
+            found[f"{m.group(1)}-{major}" if major else entry] = entry_doc
+        for entry in names:
+            if not re.fullmatch(r"mpicc(\.[a-z]+)?", entry):
+                continue
+            mpicc = os.path.join(d, entry)
+            real = os.path.realpath(mpicc)
+            if real in seen:
+                continue
+            info = mpi_info(mpicc)
+            if info is None:
+                continue
+            seen.add(real)
+            found.update(_mpi_entry(d, entry, info))
+    return found
+
+
+def _mpi_entry(d: str, mpicc_name: str, info: MpiInfo) -> dict[str, dict]:
+    suffix = mpicc_name[len("mpicc") :]
+    commands = {"mpicc": os.path.join(d, mpicc_name)}
+    for role, names in MPI_SIBLINGS:
+        for n in names:
+            if os.path.exists(os.path.join(d, n + suffix)):
+                commands[role] = os.path.join(d, n + suffix)
+                break
+    libs = {f"lib{lib}" for lib in info.libs}
+    if "mpifc" in commands:
+        libs |= {f"lib{lib}" for lib in _fortran_libs(commands["mpifc"], info)}
+    name = ("openmpi" if info.flavor == "Open MPI" else "mpich") + f"-{info.version}"
+    ext = External(name, "mpi", info.version, commands, prefix=info.prefix)
+    entry = {"kind": "mpi", "version": info.version}
+    if info.prefix:
+        entry["prefix"] = info.prefix
+    entry.update({"commands": commands, "libs": sorted(libs), "pin": fingerprint(ext)})
+    return {name: entry}
+
+
+def _fortran_libs(mpifc: str, info: MpiInfo) -> list[str]:
+    if info.flavor == "Open MPI":
+        return query([mpifc, "--showme:libs"]).out.split()
+    return [w[2:] for w in query([mpifc, "-show"]).out.split() if w.startswith("-l")]
+
+
+def to_yaml(found: dict[str, dict]) -> str:
+    """Ready-to-paste `externals:` YAML; each pin on one line so --repin can rewrite it."""
+    out = ["externals:"]
+    for name, entry in found.items():
+        out.append(f"  {name}:")
+        for key, value in entry.items():
+            if isinstance(value, list):
+                value = "[" + ", ".join(value) + "]"
+            elif key != "kind":
+                value = json.dumps(value)
+            out.append(f"    {key}: {value}")
+    return "\n".join(out) + "\n"

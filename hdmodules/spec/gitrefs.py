@@ -1,0 +1,41 @@
+"""Git references resolved when a profile is resolved: a local checkout's branch (or HEAD)
+becomes the commit that enters the build spec. Fetching and exporting trees is the build's
+(build/gitsources.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import HitError
+from ..runner import query
+from ..urls import is_url
+
+
+def git(*args: str) -> str:
+    """The output of `git ARGS...` (stripped); HitError with git's message if it fails."""
+    out = query(["git", *args])
+    if out.code != 0:
+        raise HitError(f"git {' '.join(args[:4])}: {out.out.strip() or 'failed'}")
+    return out.out.strip()
+
+
+def is_local(repo: str) -> bool:
+    return not is_url(repo) and ":" not in repo.split("/")[0]
+
+
+def resolve_ref(repo: Path, ref: str | None, allow_dirty: bool) -> tuple[str, bool]:
+    """(commit, dirty) of a local checkout at `ref` (its HEAD when None). A dirty working
+    tree is refused unless `allow_dirty`, when the ref is what is checked out."""
+    if not (repo / ".git").exists() and not (repo / "HEAD").exists():
+        raise HitError(f"{repo} is not a git repository")
+    commit = git("-C", str(repo), "rev-parse", "--verify", f"{ref or 'HEAD'}^{{commit}}")
+    head = git("-C", str(repo), "rev-parse", "HEAD")
+    dirty = False
+    if commit == head and (repo / ".git").exists():
+        dirty = bool(git("-C", str(repo), "status", "--porcelain", "--untracked-files=no"))
+        if dirty and not allow_dirty:
+            raise HitError(
+                f"{repo} has uncommitted changes; commit them (the commit then enters the "
+                f"hash), or build with --dirty to use the working tree, hashed by its content"
+            )
+    return commit, dirty

@@ -1,0 +1,166 @@
+"""Profile specs: a user's YAML (`extends`, package dirs, parameters, packages, prefer,
+externals, toolchain), loaded with everything it extends. farm.py assembles the profile."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import HitError
+from ..names import profile_link
+from ..urls import git_location
+from . import yamlfile
+from .externals import External, load_externals
+from .yamlfile import Scalar, check_name
+
+PROFILE_KEYS = {
+    "extends", "package_dirs", "parameters", "packages", "prefer", "externals", "toolchain",
+}  # fmt: skip
+PACKAGE_KEYS = {"parameters", "git", "branch", "commit"}
+
+
+@dataclass
+class PackageRequest:
+    name: str
+    parameters: dict[str, Scalar] = field(default_factory=dict)
+    file: Path | None = None  # where it was asked for, for error messages
+    line: int = 0
+    git: str | None = None  # build from this repository (a checkout or URL) instead
+    branch: str | None = None
+    commit: str | None = None
+
+
+@dataclass
+class ProfileSpec:
+    file: Path
+    package_dirs: list[Path] = field(default_factory=list)
+    parameters: dict[str, Scalar] = field(default_factory=dict)
+    packages: dict[str, PackageRequest] = field(default_factory=dict)
+    prefer: list[str] = field(default_factory=list)
+    externals: dict[str, External] = field(default_factory=dict)
+    toolchain: dict[str, str] = field(default_factory=dict)  # kind -> external name
+    toolchain_lines: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    parameter_lines: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)  # every YAML read, this one last
+    link: Path | None = None  # where its link goes; None: next to the YAML file
+
+    @property
+    def link_path(self) -> Path:
+        return self.link or profile_link(self.file)
+
+
+def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
+    """The `packages:` of a profile or a site stack. Each name is looked up as
+    `<package_dir>/<name>.yaml`, so it follows names.py's rule (HitError with file:line)."""
+    value = m.get("packages")
+    if value is None:
+        return []
+    if isinstance(value, list):  # a plain list of names is accepted too
+        if not all(isinstance(v, str) for v in value):
+            yamlfile.fail(m, "packages", "'packages' must list package names")
+        for v in value:
+            check_name(m, "packages", v, "package name")
+        return [PackageRequest(v, file=m.file, line=m.line_of("packages")) for v in value]
+    packages = yamlfile.get_mapping(m, "packages")
+    out = []
+    for name, over in packages.items():
+        check_name(packages, name, name, "package name")
+        if over is None:
+            over = yamlfile.Mapping()
+            over.file, over.line, over.key_lines = m.file, packages.line_of(name), {}
+        if not isinstance(over, yamlfile.Mapping):
+            yamlfile.fail(
+                packages, name, f"package {name!r}: give nothing, or a mapping of overrides"
+            )
+        yamlfile.check_keys(over, PACKAGE_KEYS, f"package {name!r}")
+        req = PackageRequest(name, yamlfile.check_parameters(over, "parameters"))
+        req.file, req.line = m.file, packages.line_of(name)
+        git = yamlfile.get_str(over, "git")
+        if git is None and (over.get("branch") or over.get("commit")):
+            yamlfile.fail(over, "branch" if over.get("branch") else "commit", "give `git:` too")
+        if git is not None:
+            req.git = git_location(git, m.file.parent)
+            req.branch = _git_ref(over, "branch")
+            req.commit = _git_ref(over, "commit")
+        out.append(req)
+    return out
+
+
+def _git_ref(m: yamlfile.Mapping, key: str) -> str | None:
+    """A branch or commit, passed to git as an argument: never an option, never two words."""
+    ref = yamlfile.get_str(m, key)
+    if ref is not None and (ref.startswith("-") or not ref.isprintable() or " " in ref):
+        yamlfile.fail(m, key, f"{key} {ref!r} is not a git branch or commit")
+    return ref
+
+
+def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
+    """Load a profile and everything it `extends`: later bases and this file win."""
+    file = Path(os.path.abspath(file))
+    if file in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, file))
+        raise HitError(f"profiles extend each other in a cycle: {chain}")
+    m = yamlfile.load_mapping(file, "profile")
+    yamlfile.check_keys(m, PROFILE_KEYS, "profile")
+    spec = ProfileSpec(file=file)
+    for base in yamlfile.get_str_list(m, "extends"):
+        base_file = Path(os.path.abspath(file.parent / base))
+        if not base_file.exists():
+            yamlfile.fail(m, "extends", f"extends {base}, but {base_file} does not exist")
+        if not base_file.is_file():
+            yamlfile.fail(m, "extends", f"extends {base}, but {base_file} is not a YAML file")
+        _merge(spec, load_profile(base_file, (*_seen, file)))
+    own_dirs = []
+    for d in yamlfile.get_str_list(m, "package_dirs"):
+        path = Path(os.path.abspath(file.parent / d))
+        if not path.is_dir():
+            yamlfile.fail(m, "package_dirs", f"package dir {d} ({path}) is not a folder")
+        own_dirs.append(path)
+    spec.package_dirs = own_dirs + [d for d in spec.package_dirs if d not in own_dirs]
+    spec.parameters.update(yamlfile.check_parameters(m, "parameters"))
+    spec.parameter_lines.update(parameter_lines(m))
+    for req in package_requests(m):
+        _add_package(spec, req)
+    own = yamlfile.get_str_list(m, "prefer")
+    spec.prefer = own + [p for p in spec.prefer if p not in own]
+    spec.externals.update(load_externals(yamlfile.get_mapping(m, "externals")))
+    toolchain = yamlfile.get_mapping(m, "toolchain")
+    for kind, name in toolchain.items():
+        if not isinstance(name, str):
+            yamlfile.fail(toolchain, kind, f"toolchain {kind!r} must name an external")
+        spec.toolchain[kind] = name
+        spec.toolchain_lines[kind] = (file, toolchain.line_of(kind))
+    spec.files.append(file)
+    return spec
+
+
+def parameter_lines(m: yamlfile.Mapping) -> dict[str, tuple[Path, int]]:
+    """Where each profile-wide parameter was set (for `file:line` in later errors)."""
+    params = yamlfile.get_mapping(m, "parameters")
+    return {str(k): (m.file, params.line_of(k)) for k in params}
+
+
+def _add_package(spec: ProfileSpec, req: PackageRequest) -> None:
+    have = spec.packages.get(req.name)
+    if have is None:
+        spec.packages[req.name] = req
+    else:
+        have.parameters.update(req.parameters)
+        have.file, have.line = req.file, req.line
+        if req.git is not None:
+            have.git, have.branch, have.commit = req.git, req.branch, req.commit
+
+
+def _merge(spec: ProfileSpec, base: ProfileSpec) -> None:
+    spec.package_dirs += [d for d in base.package_dirs if d not in spec.package_dirs]
+    spec.parameters.update(base.parameters)
+    for req in base.packages.values():
+        _add_package(spec, PackageRequest(req.name, dict(req.parameters), req.file, req.line,
+                                          req.git, req.branch, req.commit))  # fmt: skip
+    spec.prefer += [p for p in base.prefer if p not in spec.prefer]
+    spec.externals.update(base.externals)
+    spec.toolchain.update(base.toolchain)
+    spec.toolchain_lines.update(base.toolchain_lines)
+    spec.parameter_lines.update(base.parameter_lines)
+    spec.files += [f for f in base.files if f not in spec.files]

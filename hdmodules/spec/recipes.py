@@ -1,0 +1,203 @@
+"""Recipes: one YAML file per package, `<package_dir>/<name>.yaml`."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError, HitError
+from ..hashing import sha256_file, tree_hash
+from ..urls import git_location
+from . import yamlfile
+from .yamlfile import Scalar, check_env_value, check_name, check_version
+
+RECIPE_KEYS = {
+    "name",
+    "version",
+    "description",
+    "homepage",
+    "sources",
+    "dependencies",
+    "build",
+    "parameters",
+    "allow_host_libs",
+    "toolchain",
+    "environment",
+    "resources",
+}
+RESOURCE_KEYS = {"cpus", "mem", "time"}
+SOURCE_KEYS = {"url", "sha256", "path", "git", "commit", "dest"}
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+MEM_RE = re.compile(r"[0-9]+(\.[0-9]+)?[KMGTkmgt]?")
+
+
+@dataclass(frozen=True)
+class Source:
+    """`url` + `sha256` (fetched into the cache), `path` (a folder or archive next to the
+    recipe), or `git` + `commit` (a repository URL or folder, at one commit). `dest` is where
+    it goes inside the build folder."""
+
+    url: str | None = None
+    sha256: str | None = None
+    path: Path | None = None
+    git: str | None = None
+    commit: str | None = None
+    ref: str | None = None  # the branch a profile asked for (resolved to `commit`)
+    dest: str = "."
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    version: str
+    file: Path
+    build: str
+    description: str = ""
+    homepage: str = ""
+    sources: tuple[Source, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    parameters: dict[str, Scalar] = field(default_factory=dict)
+    allow_host_libs: tuple[str, ...] = ()
+    toolchain: tuple[str, ...] = ()  # external kinds it needs besides the compiler, e.g. mpi
+    environment: dict[str, str] = field(default_factory=dict)  # set by its module; {prefix}
+    resources: dict[str, str] = field(default_factory=dict)  # for Slurm: cpus, mem, time
+    dependency_lines: dict[str, int] = field(default_factory=dict)
+
+
+def env_name(name: str) -> str:
+    """`gnu-make` -> `GNU_MAKE`: how a package or parameter is named in the environment;
+    a name starting with a digit gets a leading `_` (`4ti2` -> `_4TI2`), since a shell
+    variable name cannot start with one."""
+    upper = re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+    return f"_{upper}" if upper[:1].isdigit() else upper
+
+
+def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
+    yamlfile.check_keys(m, SOURCE_KEYS, "a source")
+    url, path = yamlfile.get_str(m, "url"), yamlfile.get_str(m, "path")
+    git = yamlfile.get_str(m, "git")
+    if sum(x is not None for x in (url, path, git)) != 1:
+        raise ConfigError(m.file, m.line, "a source needs exactly one of 'url', 'path' or 'git'")
+    commit = yamlfile.get_str(m, "commit")
+    if git is not None and (commit is None or not COMMIT_RE.match(commit)):
+        yamlfile.fail(m, "commit" if commit else "git",
+                      "a git source needs `commit:` with the full 40-hex commit id")  # fmt: skip
+    if git is not None:
+        git = git_location(git, recipe_dir)
+    if url is not None:
+        _check_url(m, url)
+    sha = yamlfile.get_str(m, "sha256")
+    if url is not None and sha is None:
+        message = f"the source {url} needs a sha256 (`hit fetch {url}` prints it)"
+        raise ConfigError(m.file, m.line, message)
+    if sha is not None and not SHA256_RE.match(sha.lower()):
+        yamlfile.fail(m, "sha256", "'sha256' must be 64 hexadecimal characters")
+    dest = yamlfile.get_str(m, "dest", ".")
+    if Path(dest).is_absolute() or ".." in Path(dest).parts:
+        yamlfile.fail(m, "dest", "'dest' must be a relative path inside the build folder")
+    return Source(
+        url=url,
+        sha256=sha.lower() if sha else None,
+        path=Path(os.path.abspath(recipe_dir / path)) if path else None,
+        git=git,
+        commit=commit,
+        dest=dest,
+        line=m.line,
+    )
+
+
+URL_SCHEMES = ("http", "https", "ftp", "file")
+
+
+def _check_url(m: yamlfile.Mapping, url: str) -> None:
+    """A source URL that urllib can fetch: http(s) or ftp with a host, or file."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as e:
+        yamlfile.fail(m, "url", f"{url!r} is not a valid URL ({e})")
+    if parts.scheme not in URL_SCHEMES or (parts.scheme != "file" and not parts.hostname):
+        yamlfile.fail(m, "url", f"{url!r}: give an http(s), ftp or file URL with its host")
+
+
+def load_recipe(file: Path) -> Recipe:
+    m = yamlfile.load_mapping(file, "recipe")
+    yamlfile.check_keys(m, RECIPE_KEYS, f"recipe {file.stem}", required=("version", "build"))
+    # name and version are folders of the store and module names (see names.py)
+    name = check_name(m, "name", yamlfile.get_str(m, "name", file.stem), "package name")
+    if isinstance(m["version"], float):
+        yamlfile.fail(
+            m, "version", f"write the version in quotes (YAML reads {m['version']} as a number)"
+        )
+    version = check_version(m, "version", yamlfile.get_str(m, "version"), f"{name}: version")
+    sources = m.get("sources") or []
+    if not isinstance(sources, list) or not all(isinstance(s, yamlfile.Mapping) for s in sources):
+        yamlfile.fail(m, "sources", "'sources' must be a list of mappings (- url: ... sha256: ...)")
+    deps = yamlfile.get_str_list(m, "dependencies")
+    for d in deps:  # each is looked up as <package_dir>/<name>.yaml
+        check_name(m, "dependencies", d, "dependency")
+    if len(set(deps)) != len(deps):
+        yamlfile.fail(m, "dependencies", "a dependency is listed twice")
+    if not isinstance(m["build"], str):
+        yamlfile.fail(m, "build", "'build' must be a script (use `build: |` and indent it)")
+    params = yamlfile.check_parameters(m, "parameters")
+    environment = yamlfile.check_parameters(m, "environment", "module variable")
+    env_m = yamlfile.get_mapping(m, "environment")
+    for k, v in environment.items():
+        check_env_value(env_m, k, str(v))
+    return Recipe(
+        name=name,
+        version=version,
+        file=file,
+        build=m["build"],
+        description=yamlfile.check_text(m, "description", yamlfile.get_str(m, "description", "")),
+        homepage=yamlfile.check_text(m, "homepage", yamlfile.get_str(m, "homepage", "")),
+        sources=tuple(_load_source(s, file.parent) for s in sources),
+        dependencies=tuple(deps),
+        parameters=params,
+        allow_host_libs=tuple(yamlfile.get_str_list(m, "allow_host_libs")),
+        toolchain=tuple(yamlfile.get_str_list(m, "toolchain")),
+        resources=_resources(m),
+        environment={k: str(v) for k, v in environment.items()},
+        dependency_lines={d: m.line_of("dependencies") for d in deps},
+    )
+
+
+def _resources(m: yamlfile.Mapping) -> dict[str, str]:
+    r = yamlfile.get_mapping(m, "resources")
+    yamlfile.check_keys(r, RESOURCE_KEYS, "resources")
+    out = {k: yamlfile.get_str(r, k) for k in r}
+    if "cpus" in out and not out["cpus"].isdigit():
+        yamlfile.fail(r, "cpus", "'cpus' must be a whole number")
+    if "mem" in out and not MEM_RE.fullmatch(out["mem"]):  # written into the job script
+        yamlfile.fail(r, "mem", "'mem' must be a number with an optional unit K, M, G or T")
+    return out
+
+
+def find_recipe(name: str, package_dirs: list[Path]) -> Path | None:
+    """The first `<dir>/<name>.yaml` in search order, or None."""
+    for d in package_dirs:
+        candidate = d / f"{name}.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def source_hash(source: Source) -> str:
+    """What of a source enters the build spec: the bytes, never where they came from."""
+    if source.sha256:
+        return source.sha256
+    if source.commit:
+        return "git:" + source.commit
+    assert source.path is not None
+    if source.path.is_dir():
+        return "tree:" + tree_hash(source.path)
+    if source.path.is_file():
+        return sha256_file(source.path)
+    raise HitError(f"source path {source.path} does not exist")

@@ -1,0 +1,302 @@
+"""Resolution: a profile spec and its recipes become build specs, hashes and a DAG.
+
+The build spec is everything that can change what a build makes: name, version, the content
+hash of each source, the build script, parameters, the dependencies' artifact ids, the pinned
+externals it is built with (compiler, MPI, ...), the platform and the version of the build
+environment this tool sets up. What cannot change the result
+(job count, description, homepage, log verbosity, which host libraries may be linked) is left out.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+
+from ..errors import HitError
+from .artifact import ArtifactRef
+from .buildspec import BuildSpec, ProfileDoc, SourceInput
+from .externals import External, check_pins, implicit_compiler
+from .profiles import ProfileSpec, load_profile
+from .recipes import Recipe, env_name, find_recipe, load_recipe, source_hash
+from .yamlfile import Scalar
+
+# Bump when the environment builder.py gives build scripts changes what builds produce.
+BUILD_ENV_VERSION = 2
+# what builder.py sets for every build: a parameter may not shadow it (nor end in _DIR)
+RESERVED_ENV = frozenset(
+    ("ARTIFACT", "JOBS", "PATH", "HOME", "HIT_BUILD_ID", "LANG", "LC_ALL", "TZ")
+    + ("SOURCE_DATE_EPOCH", "CC", "CXX", "FC", "CPPFLAGS", "LDFLAGS", "CPATH", "LIBRARY_PATH")
+    + ("LD_RUN_PATH", "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH")
+    + ("MPICC", "MPICXX", "MPIFC", "MPIRUN", "MPI_DIR", "MPI_HOME")
+    # and what changes how bash, the dynamic linker or the shell itself behave
+    + ("IFS", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "GLOBIGNORE", "CDPATH", "PS4")
+    + ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "SHELL", "PWD", "OLDPWD", "USER")
+)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One artifact of a resolution: its recipe, id and build spec, and what it was made of."""
+
+    recipe: Recipe
+    ref: ArtifactRef
+    spec: BuildSpec
+    deps: tuple[str, ...]  # direct dependencies
+    closure: tuple[str, ...]  # every dependency, dependencies first
+    parameters: dict[str, Scalar]
+    toolchain: dict[str, External]  # kind -> external: the compiler, and what it asks for
+
+    @property
+    def name(self) -> str:
+        """The package name (the recipe's)."""
+        return self.recipe.name
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A profile resolved: every node in build order, and the profile artifact over them."""
+
+    profile: ProfileSpec
+    nodes: dict[str, Node]  # in build order: dependencies first
+    packages: tuple[str, ...]  # the packages the profile lists (not gc roots)
+    profile_ref: ArtifactRef
+    profile_doc: ProfileDoc
+    notes: tuple[str, ...] = ()  # what resolving did that users should hear (git refs)
+
+
+@cache
+def platform_doc() -> dict[str, str]:
+    """The platform part of every build spec: system, machine and glibc version."""
+    libc = os.confstr("CS_GNU_LIBC_VERSION") if "CS_GNU_LIBC_VERSION" in os.confstr_names else ""
+    return {"system": platform.system().lower(), "machine": platform.machine(), "libc": libc or ""}
+
+
+def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
+    """Every recipe the profile needs, its dependencies included, by name."""
+    recipes: dict[str, Recipe] = {}
+    todo = [(name, f"{req.file}:{req.line}") for name, req in profile.packages.items()]
+    while todo:
+        name, asked_at = todo.pop()
+        if name in recipes:
+            continue
+        file = find_recipe(name, profile.package_dirs)
+        if file is None:
+            dirs = ", ".join(str(d) for d in profile.package_dirs) or "(no package_dirs given)"
+            raise HitError(f"{asked_at}: unknown package {name!r}: no {name}.yaml in {dirs}")
+        recipe = load_recipe(file)
+        if recipe.name != name:
+            raise HitError(f"{file}: recipe file {file.name} names the package {recipe.name!r}")
+        recipes[name] = recipe
+        todo += [(d, f"{file}:{recipe.dependency_lines[d]}") for d in recipe.dependencies]
+    return recipes
+
+
+def _build_order(recipes: dict[str, Recipe], roots: list[str]) -> list[str]:
+    """Dependencies first; a cycle is an error that prints the cycle."""
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+
+    def visit(name: str) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = stack[stack.index(name) :] + [name]
+            raise HitError("dependency cycle: " + " -> ".join(cycle))
+        state[name] = 1
+        stack.append(name)
+        for dep in recipes[name].dependencies:
+            visit(dep)
+        stack.pop()
+        state[name] = 2
+        order.append(name)
+
+    for root in roots:
+        visit(root)
+    return order
+
+
+def _parameters(recipe: Recipe, profile: ProfileSpec) -> dict[str, Scalar]:
+    params = dict(recipe.parameters)
+    for key, value in profile.parameters.items():
+        if key in params:
+            params[key] = value
+    req = profile.packages.get(recipe.name)
+    if req is not None:
+        for key, value in req.parameters.items():
+            if key not in params:
+                known = ", ".join(sorted(params)) or "none"
+                raise HitError(
+                    f"{req.file}:{req.line}: package {recipe.name} has no parameter {key!r} "
+                    f"(its parameters: {known})"
+                )
+            params[key] = value
+    for key in params:
+        if env_name(key) in RESERVED_ENV or env_name(key).endswith("_DIR"):
+            raise HitError(f"{recipe.file}: parameter {key!r} would shadow a build variable")
+    return params
+
+
+def _toolchains(profile: ProfileSpec) -> dict[str, External]:
+    """The profile's toolchain, kind -> external, checked against what is declared."""
+    chosen: dict[str, External] = {}
+    for kind, name in profile.toolchain.items():
+        file, line = profile.toolchain_lines[kind]
+        ext = profile.externals.get(name)
+        if ext is None:
+            known = ", ".join(profile.externals) or "none declared"
+            raise HitError(f"{file}:{line}: toolchain {kind}: no external {name!r} ({known})")
+        if ext.kind != kind:
+            raise HitError(f"{file}:{line}: toolchain {kind}: {name} is a {ext.kind}, not a {kind}")
+        chosen[kind] = ext
+    if "compiler" not in chosen:
+        chosen["compiler"] = implicit_compiler()
+    return chosen
+
+
+def _node_toolchain(
+    recipe: Recipe, chosen: dict[str, External], profile: ProfileSpec
+) -> dict[str, External]:
+    tools = {"compiler": chosen["compiler"]}
+    for kind in recipe.toolchain:
+        if kind not in chosen:
+            raise HitError(
+                f"{recipe.file}: package {recipe.name} needs an external {kind}, but the "
+                f"profile {profile.file.name} has no `toolchain: {{{kind}: NAME}}`"
+            )
+        tools[kind] = chosen[kind]
+    return tools
+
+
+def _git_override(recipe: Recipe, req, dirty: bool, notes: list[str]) -> Recipe:
+    """A package the profile builds from a repository: its sources become that repository at
+    one commit (a branch resolved now), or, for a dirty checkout with --dirty, its working tree
+    hashed by content."""
+    from dataclasses import replace as change
+
+    from .gitrefs import is_local, resolve_ref
+    from .recipes import COMMIT_RE, Source
+
+    where = f"{req.file}:{req.line}"
+    if is_local(req.git):
+        commit, is_dirty = resolve_ref(Path(req.git), req.commit or req.branch, dirty)
+        if is_dirty:
+            notes.append(f"{recipe.name}: using the uncommitted working tree of {req.git}")
+            return change(recipe, sources=(Source(path=Path(req.git), line=req.line),))
+        what = f"branch {req.branch}" if req.branch else ("HEAD" if not req.commit else "commit")
+        notes.append(f"{recipe.name}: {req.git} {what} is at {commit}")
+    else:
+        if not req.commit or not COMMIT_RE.match(req.commit):
+            raise HitError(f"{where}: a remote git source needs `commit:` (40 hex)")
+        commit = req.commit
+    source = Source(git=req.git, commit=commit, ref=req.branch, line=req.line)
+    return change(recipe, sources=(source,))
+
+
+def used_externals(profile: ProfileSpec) -> list[External]:
+    """The declared externals the builds of `profile` use (the implicit host compiler, pinned
+    on the fly, is not one): its compiler, and what any of its packages asks for (an mpi).
+    Raises HitError as `resolve` does for an unknown package or a bad toolchain."""
+    recipes = _load_all(profile)
+    chosen = _toolchains(profile)
+    used = {
+        id(ext): ext
+        for r in recipes.values()
+        for ext in _node_toolchain(r, chosen, profile).values()
+        if ext.file is not None
+    }
+    return list(used.values())
+
+
+def repin_externals(profiles: Iterable[ProfileSpec]) -> tuple[str, ...]:
+    """Re-pin every external the profiles' builds use whose host tool changed (rewriting its
+    `pin:` line); returns a note for each. Run before `resolve`: when notes come back, the
+    pins in memory are stale, so reload the YAML (a profile, or the site.yaml of stacks)."""
+    return check_pins((e for p in profiles for e in used_externals(p)), repin=True)
+
+
+def _check_parameters_used(profile: ProfileSpec, recipes: dict[str, Recipe]) -> None:
+    unused = set(profile.parameters) - {p for r in recipes.values() for p in r.parameters}
+    if unused:
+        first = sorted(unused, key=lambda k: profile.parameter_lines.get(k, (profile.file, 0)))[0]
+        file, line = profile.parameter_lines.get(first, (profile.file, 0))
+        raise HitError(
+            f"{file}:{line}: no package of this profile has the parameter(s) "
+            + ", ".join(sorted(unused))
+        )
+
+
+def _node(
+    recipe: Recipe, nodes: dict[str, Node], profile: ProfileSpec, chosen: dict[str, External]
+) -> Node:
+    """The node of `recipe`, whose dependencies are all in `nodes` already."""
+    closure: list[str] = []
+    for dep in recipe.dependencies:
+        closure += [d for d in (*nodes[dep].closure, dep) if d not in closure]
+    params = _parameters(recipe, profile)
+    tools = _node_toolchain(recipe, chosen, profile)
+    spec = BuildSpec(
+        name=recipe.name,
+        version=recipe.version,
+        sources=tuple(SourceInput(source_hash(s), s.dest) for s in recipe.sources),
+        build=recipe.build,
+        parameters=params,
+        dependencies={dep: nodes[dep].ref.id for dep in recipe.dependencies},
+        toolchain={kind: ext.spec() for kind, ext in sorted(tools.items())},
+        platform=platform_doc(),
+        build_env=BUILD_ENV_VERSION,
+    )
+    ref = ArtifactRef(recipe.name, recipe.version, spec.hash())
+    return Node(recipe, ref, spec, recipe.dependencies, tuple(closure), params, tools)
+
+
+def resolve(profile: ProfileSpec, dirty: bool = False) -> Resolved:
+    """Build specs and hashes for a profile. Every external a build uses is checked against
+    its pin first, before anything is built: a drifted one raises HitError with the pinned
+    and the found values (re-pinning is `repin`'s, run before this). `dirty` lets a git
+    checkout with uncommitted changes be used, hashed by content."""
+    recipes = _load_all(profile)
+    git_notes: list[str] = []
+    for name, req in profile.packages.items():
+        if req.git is not None:
+            recipes[name] = _git_override(recipes[name], req, dirty, git_notes)
+    chosen = _toolchains(profile)
+    packages = list(profile.packages)
+    _check_parameters_used(profile, recipes)
+    check_pins(e for r in recipes.values() for e in _node_toolchain(r, chosen, profile).values())
+    nodes: dict[str, Node] = {}
+    for name in _build_order(recipes, packages):
+        nodes[name] = _node(recipes[name], nodes, profile, chosen)
+    for p in profile.prefer:
+        if p not in profile.packages:
+            raise HitError(f"{profile.file}: prefer names {p!r}, which is not in packages")
+    profile_doc = ProfileDoc({name: nodes[name].ref.id for name in packages}, tuple(profile.prefer))
+    profile_ref = ArtifactRef("profile", "", profile_doc.hash())
+    return Resolved(profile, nodes, tuple(packages), profile_ref, profile_doc, tuple(git_notes))
+
+
+def resolve_file(file: Path, repin: bool = False, dirty: bool = False) -> Resolved:
+    """Load the profile YAML `file` and resolve it. With `repin`, the externals that drifted
+    are re-pinned first (`repin_externals`) and the YAML is loaded again if any pin was
+    rewritten; the re-pin notes come first in `Resolved.notes`. Raises HitError."""
+    profile = load_profile(file)
+    notes = repin_externals([profile]) if repin else ()
+    if notes:  # the pins in `profile` are the old ones
+        profile = load_profile(file)
+    resolved = resolve(profile, dirty=dirty)
+    return replace(resolved, notes=notes + resolved.notes)
+
+
+def node_for(resolved: Resolved, name: str) -> Node:
+    """A package of the profile by name (for `hit show`, `hit bdir`)."""
+    try:
+        return resolved.nodes[name]
+    except KeyError:
+        known = ", ".join(resolved.nodes) or "none"
+        raise HitError(
+            f"{resolved.profile.file}: no package {name!r} here (packages: {known})"
+        ) from None

@@ -1,0 +1,237 @@
+"""The site config (`site.yaml`): where the shared store and module tree live, the stacks a
+site offers, how its modules look, and who may read them.
+
+Each stack becomes a profile spec, resolved exactly as a user's profile is (same recipes,
+same pinned externals, same hashes), so a package in two stacks with identical inputs is one
+artifact, and `HIT_HOME=<root> hit ...` works on the site store.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+from . import yamlfile
+from .externals import External, load_externals
+from .profiles import PackageRequest, ProfileSpec, package_requests, parameter_lines
+from .slurmconfig import SlurmConfig
+from .slurmconfig import load_config as load_slurm_config
+from .yamlfile import check_env_value, check_env_var, check_name, check_version
+
+SITE_KEYS = {
+    "root", "package_dirs", "externals", "externals_from", "stacks", "modules", "permissions",
+    "slurm",
+}  # fmt: skip
+STACK_KEYS = {"compiler", "mpi", "core", "parameters", "packages"}
+MODULE_KEYS = {
+    "path", "formats", "layout", "naming", "templates", "externals", "defaults", "hide", "env",
+    "depends_on", "root_variable", "ld_library_path",
+}  # fmt: skip
+PERMISSION_KEYS = {"group", "mode"}
+
+
+@dataclass(frozen=True)
+class ModuleConfig:
+    path: Path
+    formats: tuple[str, ...] = ("lmod", "tcl")
+    layout: str = "hierarchy"
+    naming: str = "{name}/{version}"
+    templates: Path | None = None
+    externals: tuple[str, ...] = ()  # externals that get modules (opt-in)
+    defaults: dict[str, str] = field(default_factory=dict)
+    hide: tuple[str, ...] = ()
+    env: dict[str, dict[str, str]] = field(default_factory=dict)
+    depends_on: str = "direct"  # none | direct | all
+    root_variable: str = "{NAME}_ROOT"
+    ld_library_path: bool = False
+    provided: bool = False  # compiler and MPI modules come from elsewhere (a user on a site)
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    profile: ProfileSpec
+    core: bool = False  # its modules go to Core/: compiler-independent tools
+
+
+@dataclass(frozen=True)
+class Site:
+    file: Path
+    root: Path
+    stacks: tuple[Stack, ...]
+    externals: dict[str, External]
+    modules: ModuleConfig
+    group: str | None = None
+    mode: int = 0o755
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+
+
+def _choice(m: yamlfile.Mapping, key: str, choices: tuple[str, ...], default: str) -> str:
+    value = yamlfile.get_str(m, key, default)
+    if value not in choices:
+        yamlfile.fail(m, key, f"{key!r} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None) -> ModuleConfig:
+    yamlfile.check_keys(m, MODULE_KEYS, "modules")
+    formats = tuple(yamlfile.get_str_list(m, "formats") or ["lmod", "tcl"])
+    for f in formats:
+        if f not in ("lmod", "tcl"):
+            yamlfile.fail(m, "formats", f"module format {f!r}: use lmod and/or tcl")
+    naming = _naming(m)
+    env = yamlfile.get_mapping(m, "env")
+    for pkg, variables in env.items():
+        check_name(env, pkg, pkg, "modules env: package name")
+        if not isinstance(variables, yamlfile.Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str | int | float) for k, v in variables.items()
+        ):
+            yamlfile.fail(env, pkg, f"env for {pkg!r} must map variable names to values")
+        for var, value in variables.items():
+            check_env_var(variables, var, var, f"modules env: {pkg}: variable name")
+            check_env_value(variables, var, str(value))
+    defaults = yamlfile.get_mapping(m, "defaults")
+    for module, version in defaults.items():  # written into .modulerc, read by `module avail`
+        for part in str(module).split("/"):
+            check_name(defaults, module, part, "modules defaults: module name")
+        check_version(defaults, module, str(version), f"modules defaults: {module}: version")
+    hide = yamlfile.get_str_list(m, "hide")
+    for name in hide:
+        check_name(m, "hide", name, "modules hide: package name")
+    externals = yamlfile.get_str_list(m, "externals")
+    for name in externals:
+        check_name(m, "externals", name, "modules externals: external name")
+    root_variable = yamlfile.get_str(m, "root_variable", "{NAME}_ROOT")
+    # `{NAME}` becomes the package name in capitals; the rest must keep it a variable name
+    check_env_var(m, "root_variable", root_variable.replace("{NAME}", "NAME"), "root_variable")
+    templates = yamlfile.get_str(m, "templates")
+    path = override or (root / yamlfile.get_str(m, "path", "modules"))
+    return ModuleConfig(
+        path=Path(os.path.abspath(path)),
+        formats=formats,
+        layout=_choice(m, "layout", ("hierarchy", "flat"), "hierarchy"),
+        naming=naming,
+        templates=Path(os.path.abspath(base / templates)) if templates else None,
+        externals=tuple(externals),
+        defaults={str(k): str(v) for k, v in defaults.items()},
+        hide=tuple(hide),
+        env={k: {n: str(v) for n, v in vs.items()} for k, vs in env.items()},
+        depends_on=_choice(m, "depends_on", ("none", "direct", "all"), "direct"),
+        root_variable=root_variable,
+        ld_library_path=bool(m.get("ld_library_path", False)),
+    )
+
+
+NAMING_FIELDS = (
+    "name", "version", "hash", "compiler", "compiler_version", "mpi", "mpi_version", "stack",
+)  # fmt: skip
+NAMING_TEXT = re.compile(r"[A-Za-z0-9._+~/-]*")
+
+
+def _naming(m: yamlfile.Mapping) -> str:
+    """`naming:` becomes module names and folders of the tree: its fields are names and
+    versions (checked where they are loaded), its own text may add only what a version may
+    hold, and `/`. (modulefiles.plan checks each resulting name too.)"""
+    naming = yamlfile.get_str(m, "naming", "{name}/{version}")
+    if "{name}" not in naming or "/" not in naming:
+        yamlfile.fail(m, "naming", "'naming' needs {name} and a / (e.g. {name}/{version})")
+    try:
+        parts = list(string.Formatter().parse(naming))
+    except ValueError as e:
+        yamlfile.fail(m, "naming", f"'naming' {naming!r}: {e}")
+    for text, field_name, spec, conversion in parts:
+        if field_name is not None and field_name not in NAMING_FIELDS:
+            yamlfile.fail(m, "naming", f"'naming' {naming!r}: unknown field {{{field_name}}} "
+                                       f"(fields: {', '.join(NAMING_FIELDS)})")  # fmt: skip
+        if spec or conversion:
+            yamlfile.fail(m, "naming", f"'naming' {naming!r}: fields take no !conversion nor "
+                                       ":format")  # fmt: skip
+        if not NAMING_TEXT.fullmatch(text):
+            yamlfile.fail(m, "naming", f"'naming' {naming!r}: the text around the fields may "
+                                       "hold only letters, digits, ._+~- and /")  # fmt: skip
+    return naming
+
+
+def load_site(file: Path, root: Path | None = None, modules: Path | None = None) -> Site:
+    """Load site.yaml; `root` (--root) and `modules` (--modules) override its paths."""
+    file = Path(os.path.abspath(file))
+    base = file.parent
+    m = yamlfile.load_mapping(file, "site config")
+    yamlfile.check_keys(m, SITE_KEYS, "site config", required=("stacks",))
+    if root is None:
+        given = yamlfile.get_str(m, "root")
+        if given is None:
+            message = "say where the site store lives (`root: DIR`), or give --root"
+            raise ConfigError(file, m.line, message)
+        root = base / given
+    root = Path(os.path.abspath(root))
+    package_dirs = []
+    for d in yamlfile.get_str_list(m, "package_dirs"):
+        path = Path(os.path.abspath(base / d))
+        if not path.is_dir():
+            yamlfile.fail(m, "package_dirs", f"package dir {d} ({path}) is not a folder")
+        package_dirs.append(path)
+    externals: dict[str, External] = {}
+    files = [file]
+    for ext_file in yamlfile.get_str_list(m, "externals_from"):
+        path = Path(os.path.abspath(base / ext_file))
+        if not path.exists():
+            yamlfile.fail(m, "externals_from", f"{ext_file} ({path}) does not exist")
+        doc = yamlfile.load_mapping(path, "externals file")
+        yamlfile.check_keys(doc, {"externals"}, "externals file")
+        externals.update(load_externals(yamlfile.get_mapping(doc, "externals")))
+        files.append(path)
+    externals.update(load_externals(yamlfile.get_mapping(m, "externals")))
+
+    stacks_m = yamlfile.get_mapping(m, "stacks")
+    if not stacks_m:
+        yamlfile.fail(m, "stacks", "a site needs at least one stack")
+    stacks = []
+    for name, sm in stacks_m.items():
+        check_name(stacks_m, name, name, "stack name")  # ROOT/profiles/<name>
+        if not isinstance(sm, yamlfile.Mapping):
+            yamlfile.fail(
+                stacks_m, name, f"stack {name!r} must be a mapping (compiler:, packages:)"
+            )
+        yamlfile.check_keys(sm, STACK_KEYS, f"stack {name!r}", required=("compiler", "packages"))
+        toolchain = {"compiler": yamlfile.get_str(sm, "compiler")}
+        if sm.get("mpi") is not None:
+            toolchain["mpi"] = yamlfile.get_str(sm, "mpi")
+        packages: dict[str, PackageRequest] = {r.name: r for r in package_requests(sm)}
+        profile = ProfileSpec(
+            file=file,
+            package_dirs=list(package_dirs),
+            parameters=yamlfile.check_parameters(sm, "parameters"),
+            parameter_lines=parameter_lines(sm),
+            packages=packages,
+            externals=dict(externals),
+            toolchain=toolchain,
+            toolchain_lines={k: (file, sm.line_of(k)) for k in toolchain},
+            files=list(files),
+            link=root / "profiles" / name,
+        )
+        stacks.append(Stack(name, profile, bool(sm.get("core", False))))
+
+    perms = yamlfile.get_mapping(m, "permissions")
+    yamlfile.check_keys(perms, PERMISSION_KEYS, "permissions")
+    mode_text = yamlfile.get_str(perms, "mode", "0755")
+    try:
+        mode = int(mode_text, 8)
+    except ValueError:
+        yamlfile.fail(perms, "mode", f"mode {mode_text!r} must be octal, like 0755 or 0750")
+    if mode & 0o002 or mode & ~0o777:
+        yamlfile.fail(perms, "mode", "the site store must never be world-writable")
+    return Site(
+        file=file,
+        root=root,
+        stacks=tuple(stacks),
+        externals=externals,
+        modules=_modules(yamlfile.get_mapping(m, "modules"), base, root, modules),
+        group=yamlfile.get_str(perms, "group"),
+        mode=mode,
+        slurm=load_slurm_config(yamlfile.get_mapping(m, "slurm"), base),
+    )

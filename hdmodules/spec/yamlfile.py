@@ -1,0 +1,235 @@
+"""The one YAML loader: every mapping remembers the line of each key, so that every later
+check (unknown key, wrong type, missing recipe) can name `file:line`, not just the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from ..errors import ConfigError
+from ..names import (
+    env_value_problem,
+    env_var_problem,
+    name_problem,
+    text_problem,
+    version_problem,
+)
+
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class Mapping(dict):
+    """A dict from YAML that knows where it and each of its keys stand in the file."""
+
+    file: Path
+    line: int
+    key_lines: dict[Any, int]
+
+    def line_of(self, key: Any) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Mapping:
+    loader.flatten_mapping(node)
+    m = Mapping()
+    m.file = loader.hd_file
+    m.line = node.start_mark.line + 1
+    m.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise ConfigError(loader.hd_file, line, f"a key must be a plain value, not {key!r}")
+        if key in m:
+            raise ConfigError(loader.hd_file, line, f"duplicate key {key!r}")
+        m[key] = loader.construct_object(value_node, deep=True)
+        m.key_lines[key] = line
+    return m
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_text(text: str, file: Path) -> Any:
+    """Parse YAML text; any syntax problem becomes a ConfigError naming file:line."""
+    loader = _Loader(text)
+    loader.hd_file = file
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        raise ConfigError(file, line, f"malformed YAML: {e.problem or e.context}") from None
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        message = f"malformed YAML: character {chr(e.character)!r} is not allowed"
+        raise ConfigError(file, line, message) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(file, None, f"malformed YAML: {' '.join(str(e).split())}") from None
+    except RecursionError:
+        raise ConfigError(file, None, "malformed YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def load(path: Path) -> Any:
+    """Read and parse one YAML file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, None, "no such file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(path, None, f"cannot read: {e.strerror}") from None
+    return load_text(text, path)
+
+
+def load_mapping(path: Path, what: str) -> Mapping:
+    """Load a file that must hold a mapping at the top (every format here does)."""
+    data = load(path)
+    if data is None:
+        data = Mapping()
+        data.file, data.line, data.key_lines = path, 1, {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(path, 1, f"a {what} must be a YAML mapping (key: value lines)")
+    return data
+
+
+# --- checking a mapping against a schema ---------------------------------------------------
+
+
+def fail(m: Mapping, key: Any, message: str) -> NoReturn:
+    """Raise ConfigError(m.file, the line of `key` in `m` (of `m` itself when absent),
+    message)."""
+    raise ConfigError(m.file, m.line_of(key), message)
+
+
+def check_keys(m: Mapping, allowed: set[str], what: str, required: tuple[str, ...] = ()) -> None:
+    """Unknown keys are errors: a typo must not be silently ignored."""
+    for key in m:
+        if key not in allowed:
+            known = ", ".join(sorted(allowed))
+            fail(m, key, f"unknown key {key!r} in {what} (known keys: {known})")
+    for key in required:
+        if m.get(key) is None:
+            raise ConfigError(m.file, m.line, f"{what} needs the key {key!r}")
+
+
+def get_str(m: Mapping, key: str, default: str | None = None) -> str | None:
+    value = m.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        fail(m, key, f"{key!r} must be a string")
+    return str(value)
+
+
+def get_str_list(m: Mapping, key: str) -> list[str]:
+    value = m.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        fail(m, key, f"{key!r} must be a list of strings")
+    return list(value)
+
+
+def get_mapping(m: Mapping, key: str) -> Mapping:
+    value = m.get(key)
+    if value is None:
+        empty = Mapping()
+        empty.file, empty.line, empty.key_lines = m.file, m.line_of(key), {}
+        return empty
+    if not isinstance(value, Mapping):
+        fail(m, key, f"{key!r} must be a mapping")
+    return value
+
+
+def get_int(m: Mapping, key: str, default: int) -> int:
+    value = m.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        fail(m, key, f"{key!r} must be a positive whole number")
+    return value
+
+
+Scalar = str | int | float | bool
+
+
+def check_parameters(m: Mapping, key: str, what: str = "parameter") -> dict[str, Scalar]:
+    """Flat name -> scalar (parameters, a recipe's `environment:`): each name becomes an
+    environment variable, so it must be a shell variable name (check_env_var, raising
+    ConfigError with file:line), each value a string, number or true/false."""
+    params = get_mapping(m, key)
+    for name, value in params.items():
+        check_env_var(params, name, name, f"{what} name")
+        if not isinstance(value, str | int | float | bool):
+            fail(params, name, f"{what} {name!r} must be a string, number or true/false")
+    return dict(params)
+
+
+# --- words that become paths, module names or variable names (rules: names.py) ----------
+
+
+def check_name(m: Mapping, key: Any, value: object, what: str) -> str:
+    """`value` if it is a valid name; else ConfigError `file:line: <what> 'x' may hold ...`,
+    the line being that of `key` in the yamlfile.Mapping `m`."""
+    problem = name_problem(value)
+    if problem:
+        fail(m, key, f"{what} {value!r} {problem}")
+    return value  # type: ignore[return-value]
+
+
+def check_version(m: Mapping, key: Any, value: object, what: str) -> str:
+    """`value` if it is a valid version; else ConfigError with `file:line` and the rule."""
+    problem = version_problem(value)
+    if problem:
+        fail(m, key, f"{what} {value!r} {problem}")
+    return value  # type: ignore[return-value]
+
+
+def check_env_var(m: Mapping, key: Any, value: object, what: str) -> str:
+    """`value` if it is a shell variable name; else ConfigError with `file:line` and the rule.
+    Used for every variable name a YAML file gives: recipe parameters and `environment:`,
+    site `modules: env:`, `root_variable`."""
+    problem = env_var_problem(value)
+    if problem:
+        fail(m, key, f"{what} {value!r} {problem}")
+    return value  # type: ignore[return-value]
+
+
+def check_env_value(m: Mapping, key: Any, value: str) -> str:
+    """`value` if a module may export it (see env_value_problem); else ConfigError with
+    `file:line: the value of KEY holds a line break ...`."""
+    problem = env_value_problem(value)
+    if problem:
+        fail(m, key, f"the value of {key} {problem}")
+    return value
+
+
+def check_line(m: Mapping, key: Any, value: str | None, what: str) -> str | None:
+    """`value` if it holds no control character (line breaks first); else ConfigError with
+    `file:line`. For words written into a line of a generated script that is not quoted as
+    a whole, such as a Slurm `#SBATCH --partition=...` line, where a line break would start
+    a shell command."""
+    if value is not None and any(not c.isprintable() for c in value):
+        fail(m, key, f"{what} {value!r} holds a line break or another control character")
+    return value
+
+
+def check_text(m: Mapping, key: Any, value: str) -> str:
+    """`value` if it may be help or whatis text of a module (names.text_problem); else
+    ConfigError with `file:line`."""
+    problem = text_problem(value)
+    if problem:
+        fail(m, key, f"the {key} {problem}")
+    return value

@@ -1,0 +1,218 @@
+"""The `hit` home: where a user's (or a site's) store, source cache, temp and roots live.
+
+`HIT_HOME` overrides `~/.hashdist`; a home is created on first use, so `hit init-home` is a
+convenience, never a requirement.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..atomic import write_atomic
+from ..errors import HitError
+from ..urls import is_url
+
+if TYPE_CHECKING:
+    from ..spec.slurmconfig import SlurmConfig
+
+CONFIG_KEYS = {
+    "store", "source_cache", "build_temp", "gc_roots", "mirrors", "host_libs", "jobs", "slurm",
+    "upstreams", "private", "history_keep", "history_days",
+}  # fmt: skip
+
+BASE_HOST_LIBS = frozenset(
+    {
+        "libc.so.6",
+        "libm.so.6",
+        "libdl.so.2",
+        "librt.so.1",
+        "libpthread.so.0",
+        "ld-linux-x86-64.so.2",
+        "ld-linux-aarch64.so.1",
+        "libstdc++.so.6",
+        "libgcc_s.so.1",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+    store: Path
+    source_cache: Path
+    build_temp: Path
+    gc_roots: Path
+    mirrors: tuple[str, ...] = ()
+    host_libs: frozenset[str] = field(default=BASE_HOST_LIBS)
+    jobs: int = 1
+    slurm: SlurmConfig | None = None  # for `hit build --slurm`
+    upstreams: tuple[Path, ...] = ()  # homes (or site roots) whose stores are reused, read-only
+    private: bool = True  # artifacts readable by their owner only
+    history_keep: int = 10  # generations of a profile link kept as gc roots ...
+    history_days: int = 30  # ... or younger than this
+
+    @property
+    def upstream_gc_roots(self) -> tuple[Path, ...]:
+        """The roots folders of the upstream homes, where a user's builds leave records of
+        what they use (roots.record_use)."""
+        return tuple(up / "gcroots" for up in self.upstreams)
+
+
+def default_home() -> Path:
+    env = os.environ.get("HIT_HOME")
+    return Path(env).expanduser().absolute() if env else Path.home() / ".hashdist"
+
+
+def default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def init_home(root: Path, private: bool = True) -> Path:
+    """Write a commented config.yaml (only if missing) and the folders it names. A user's
+    home keeps its artifacts private; a site root (`hdmod`) does not.
+
+    A private home is its owner's only from the start: the home and every folder it names
+    (store, source cache, build folders and their logs, gc roots; the no-op memo in .cache,
+    the user's modulefiles) are created 0700, so nothing is readable by others even while
+    a build runs."""
+    config = root / "config.yaml"
+    try:
+        _make_dir(root, private)
+        if not config.exists():
+            from ..templating import render
+
+            text = render("config.yaml.j2", home=root, jobs=default_jobs(), private=private)
+            write_atomic(config, text)
+    except PermissionError:
+        raise HitError(f"cannot create the hit home {root}: permission denied") from None
+    home = load_home(root)
+    for d in (home.store, home.source_cache, home.build_temp, home.gc_roots):
+        _make_dir(d, home.private)
+    return config
+
+
+def _make_dir(path: Path, private: bool) -> None:
+    """Create a folder of a home (and its parents); a private home's own folders 0700."""
+    path.mkdir(mode=0o700 if private else 0o777, parents=True, exist_ok=True)
+
+
+def _read(file: Path):
+    from ..spec import yamlfile  # not at the top: the no-op fast path must not need PyYAML
+
+    m = yamlfile.load_mapping(file, "hit config")
+    yamlfile.check_keys(m, CONFIG_KEYS, file.name)
+    return m
+
+
+def site_defaults() -> tuple[Path, object] | None:
+    """The site's defaults for users (`HIT_SITE_CONFIG`, e.g. ROOT/user-config.yaml that
+    `hdmod build` writes): the same keys as config.yaml."""
+    file = os.environ.get("HIT_SITE_CONFIG")
+    if not file:
+        return None
+    path = Path(file).expanduser().absolute()
+    if not path.exists():
+        raise HitError(f"HIT_SITE_CONFIG names {path}, which does not exist")
+    return path.parent, _read(path)
+
+
+def upstream_store(home_root: Path) -> Path:
+    """The store folder of another home or site root, read without writing anything there."""
+    from ..spec import yamlfile
+
+    config = home_root / "config.yaml"
+    if config.exists():
+        store = yamlfile.get_str(_read(config), "store")
+        if store:
+            return (home_root / store).absolute()
+    return home_root / "bld"
+
+
+def load_home(root: Path | None = None) -> Home:
+    """The home's configuration; the site's defaults (HIT_SITE_CONFIG) fill in what the
+    home's own config.yaml does not say, and lists (mirrors, host_libs, upstreams) add up."""
+    from ..spec import yamlfile
+
+    root = root or default_home()
+    config = root / "config.yaml"
+    if not config.exists():
+        init_home(root)
+    own = _read(config)
+    site = site_defaults()
+    layers = [(root, own)] + ([site] if site else [])
+
+    def scalar(key: str):
+        return next(((base, m) for base, m in layers if m.get(key) is not None), (root, own))
+
+    def path(key: str, default: str) -> Path:
+        base, m = scalar(key)
+        return (base / (yamlfile.get_str(m, key) or default)).absolute()
+
+    def listed(key: str) -> list[tuple[Path, str]]:
+        out = []
+        for base, m in layers:
+            out += [(base, v) for v in yamlfile.get_str_list(m, key) if (base, v) not in out]
+        return out
+
+    upstreams = []
+    for base, u in listed("upstreams"):
+        up = Path(os.path.abspath(base / u))
+        if up != root.absolute() and up not in upstreams:
+            upstreams.append(up)
+    base, m = scalar("jobs")
+    jobs = yamlfile.get_int(m, "jobs", default_jobs())
+    base, m = scalar("private")
+    private = m.get("private", True)
+    if not isinstance(private, bool):
+        yamlfile.fail(m, "private", "'private' must be true or false")
+    history = {}
+    for key, default in (("history_keep", 10), ("history_days", 30)):
+        _b, hm = scalar(key)
+        history[key] = yamlfile.get_int(hm, key, default)
+    base, m = scalar("slurm")
+    return Home(
+        **history,
+        root=root,
+        store=path("store", "bld"),
+        source_cache=path("source_cache", "src"),
+        build_temp=path("build_temp", "tmp"),
+        gc_roots=path("gc_roots", "gcroots"),
+        mirrors=tuple(u if is_url(u) else str((b / u).absolute()) for b, u in listed("mirrors")),
+        host_libs=BASE_HOST_LIBS | {lib for _b, lib in listed("host_libs")},
+        jobs=jobs,
+        slurm=_slurm(yamlfile.get_mapping(m, "slurm"), base),
+        upstreams=tuple(upstreams),
+        private=private,
+    )
+
+
+def open_store(home: Home):
+    """The home's store, chained to its upstreams' stores (read-only)."""
+    from .layout import Store
+
+    ups = tuple(Store(upstream_store(u)) for u in home.upstreams)
+    return Store(home.store, ups, private=home.private)
+
+
+def require_writable(home: Home) -> None:
+    """Refuse, with the path, before anything is attempted in a store we may not write."""
+    for path in (home.store, home.root):
+        if path.exists():
+            if not os.access(path, os.W_OK):
+                raise HitError(
+                    f"you cannot write to {path} (it belongs to someone else, e.g. the site); "
+                    f"to reuse its artifacts, list {home.root} under `upstreams:` in your own "
+                    f"config.yaml (or use the site's HIT_SITE_CONFIG)"
+                )
+            return
+
+
+def _slurm(m, root: Path) -> SlurmConfig | None:
+    if not m:
+        return None
+    from ..spec.slurmconfig import load_config  # only homes that say something about Slurm pay
+
+    return load_config(m, root)

@@ -1,0 +1,391 @@
+"""GC roots: registered profile links, links users put in the roots folder by hand, and the
+temporary roots of builds in flight.
+
+`gc_roots/_<hash>` -> the profile link (e.g. /home/me/proj/default), and beside it
+`_<hash>.last` -> the profile that link last pointed to. The second one is what keeps a
+profile alive when its link was moved with a plain `mv`: the moved link still points at it
+somewhere, so a stale root is reported, never silently dropped. Names starting with `_` are
+the tool's own; any other symlink in the folder is a user's root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..atomic import write_atomic
+from ..errors import HitError
+from .links import set_link
+
+if TYPE_CHECKING:
+    from .layout import Store
+
+TEMP = "_tmp"
+
+
+@dataclass(frozen=True)
+class Root:
+    entry: Path  # the file in the roots folder
+    link: Path  # the profile link it names (for a user's root: the entry itself)
+    target: Path | None  # what it reaches now (a store path), None if stale
+    last: Path | None  # for a stale registered root: the profile its link last pointed to
+    own: bool  # registered by hit (name starts with _)
+
+    @property
+    def stale(self) -> bool:
+        return self.target is None
+
+
+def entry_for(gc_roots: Path, link: Path) -> Path:
+    """Where the gc root of `link` is kept: `_` + a hash of the link's absolute path."""
+    return gc_roots / ("_" + hashlib.sha256(str(link.absolute()).encode()).hexdigest()[:20])
+
+
+def register(gc_roots: Path, link: Path, target: Path, last: bool = True) -> Path:
+    """Record `link` (now pointing at `target`) as a gc root; idempotent. Without `last`, a
+    root whose link disappears keeps nothing (a `hit develop` folder removed on purpose)."""
+    gc_roots.mkdir(parents=True, exist_ok=True)
+    entry = entry_for(gc_roots, link)
+    set_link(entry, link.absolute())
+    if last:
+        set_link(entry.with_name(entry.name + ".last"), target)
+    return entry
+
+
+def point(gc_roots: Path, link: Path, target: Path, last: bool = True) -> bool:
+    """Point the profile link `link` at `target` (a store path) as a registered gc root.
+
+    The root is registered before the link is switched: a link is never visible before
+    the root that keeps its target exists, so a `hit` killed between the two steps leaves
+    the link on its old profile (still reached) and, at worst, a root whose `.last` keeps
+    the new profile until it is collected as stale. Returns False when the link already
+    pointed there."""
+    register(gc_roots, link, target, last)
+    return set_link(link, target)
+
+
+def deregister(gc_roots: Path, link: Path) -> None:
+    """Forget `link` as a root, its generations included (it was removed on purpose)."""
+    import shutil
+
+    entry = entry_for(gc_roots, link)
+    for path in (entry, entry.with_name(entry.name + ".last")):
+        if path.is_symlink():
+            path.unlink()
+    shutil.rmtree(_gen_folder(gc_roots, link), ignore_errors=True)
+
+
+def _reach(path: Path, store: Path) -> Path | None:
+    """Where a link (chain) ends, if that is inside the store."""
+    real = Path(os.path.realpath(path))
+    return real if real.is_relative_to(store) and real.exists() else None
+
+
+def list_roots(gc_roots: Path, store: Path) -> list[Root]:
+    if not gc_roots.is_dir():
+        return []
+    roots = []
+    for entry in sorted(gc_roots.iterdir()):
+        if entry.name in (TEMP, USERS, GENERATIONS) or entry.name.endswith(".last"):
+            continue
+        if not entry.name.startswith("_"):
+            roots.append(Root(entry, entry, _reach(entry, store), None, own=False))
+            continue
+        try:
+            link = Path(os.readlink(entry))
+        except OSError:
+            continue
+        target = _reach(link, store) if link.is_symlink() else None
+        last = None
+        if target is None:
+            last = _reach(entry.with_name(entry.name + ".last"), store)
+        roots.append(Root(entry, link, target, last, own=True))
+    return roots
+
+
+# --- temporary roots of builds in flight ------------------------------------------------------
+
+
+def add_temp(gc_roots: Path, prefixes: list[Path]) -> Path:
+    """A build's inputs and outputs, protected while this process lives."""
+    folder = gc_roots / TEMP
+    folder.mkdir(parents=True, exist_ok=True)
+    f = folder / str(os.getpid())
+    write_atomic(f, "".join(f"{p}\n" for p in prefixes))
+    return f
+
+
+def temp_prefixes(gc_roots: Path) -> set[Path]:
+    """Paths protected by builds whose process is still alive (others are cleaned up)."""
+    out: set[Path] = set()
+    folder = gc_roots / TEMP
+    if not folder.is_dir():
+        return out
+    for f in folder.iterdir():
+        if not f.name.isdigit():
+            continue
+        if not os.path.exists(f"/proc/{f.name}"):
+            f.unlink(missing_ok=True)
+            continue
+        out |= {Path(line) for line in f.read_text().splitlines() if line}
+    return out
+
+
+# --- hit cp / mv / rm -------------------------------------------------------------------------
+
+
+def _profile_target(link: Path, store: Path) -> Path:
+    if not link.is_symlink():
+        raise HitError(f"{link} is not a profile link (a symlink into the store)")
+    target = _reach(link, store)
+    if target is None:
+        raise HitError(f"{link} does not point into the store {store}")
+    return target
+
+
+def copy_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
+    target = _profile_target(link, store)
+    if new.exists() or new.is_symlink():
+        raise HitError(f"{new} exists already")
+    point(gc_roots, new, target)
+    return target
+
+
+def move_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
+    target = copy_link(gc_roots, store, link, new)
+    old_gens, new_gens = _gen_folder(gc_roots, link), _gen_folder(gc_roots, new)
+    if old_gens.is_dir() and not new_gens.exists():  # the history moves with the link
+        old_gens.rename(new_gens)
+        (new_gens / "link").write_text(str(new.absolute()))
+    link.unlink()
+    deregister(gc_roots, link)
+    return target
+
+
+def remove_link(
+    gc_roots: Path, store: Path, link: Path, upstream_gc_roots: tuple[Path, ...] = ()
+) -> Path:
+    """`hit rm`: remove the profile link `link` and its root, and the records that told the
+    upstream stores (their roots folders `upstream_gc_roots`) what it used. Returns what it
+    pointed to; raises HitError when it is not a link into `store`."""
+    target = _profile_target(link, store)
+    link.unlink()
+    deregister(gc_roots, link)
+    for up in upstream_gc_roots:
+        forget_use(up, link)
+    return target
+
+
+def listing(gc_roots: Path, store: Store) -> list[str]:
+    """`hit gc --list`: one line a root (`link -> what it reaches`, or STALE and what it
+    keeps), then one a user's record of an upstream's artifacts in use."""
+    lines = []
+    for r in list_roots(gc_roots, store.root):
+        if r.stale:
+            last = f"; keeps {store.label(r.last)}" if r.last else ""
+            lines.append(f"{r.link}  STALE: the link is gone or points outside the store{last}")
+        else:
+            who = "" if r.own else "  (your root)"
+            lines.append(f"{r.link} -> {store.label(r.target)}{who}")
+    for u in use_records(gc_roots):
+        lines.append(f"{u.link}  (a user's profile, {u.state}: uses {len(u.ids)} artifact(s))")
+    return lines
+
+
+# --- users of an upstream store ---------------------------------------------------------------
+
+USERS = "users"
+
+
+@dataclass(frozen=True)
+class UseRecord:
+    file: Path
+    link: Path
+    profile: Path
+    ids: tuple[str, ...]
+    state: str  # alive, gone (the link no longer points at that profile), unknown (unreadable)
+
+
+def _record_name(link: Path) -> str:
+    return f"{os.getuid()}-{hashlib.sha256(str(link).encode()).hexdigest()[:16]}.json"
+
+
+def record_use(upstream_gc_roots: Path, link: Path, profile: Path, ids: list[str]) -> bool:
+    """Tell an upstream store (the site's) that the profile behind `link` uses these of its
+    artifacts, so its GC keeps them while the link lives. False if the site does not let us."""
+    folder = upstream_gc_roots / USERS
+    doc = {"link": str(link), "profile": str(profile), "uses": sorted(ids)}
+    try:
+        write_atomic(folder / _record_name(link), json.dumps(doc))
+    except OSError:
+        return False
+    return True
+
+
+def forget_use(upstream_gc_roots: Path, link: Path) -> None:
+    (upstream_gc_roots / USERS / _record_name(link)).unlink(missing_ok=True)
+
+
+RECORD_MAX_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    file: Path
+    why: str
+
+
+def _read_record(f: Path) -> dict:
+    """One user's record, read as root may safely read a file a user wrote: not followed
+    if it is a symlink, opened without blocking (a FIFO must not hang the site's GC),
+    regular files only, at most RECORD_MAX_BYTES. Raises ValueError saying what is wrong."""
+    try:
+        fd = os.open(f, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as e:
+        raise ValueError(f"cannot open it ({e.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > RECORD_MAX_BYTES:
+            raise ValueError(f"larger than {RECORD_MAX_BYTES} bytes")
+        data = os.read(fd, RECORD_MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    not_ours = "not a record hit wrote (JSON with link, profile, uses)"
+    try:
+        doc = json.loads(data)
+        link, profile, uses = doc["link"], doc["profile"], doc["uses"]
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: [[[[...
+        raise ValueError(not_ours) from None
+    # absolute and printable: they are opened by root and shown on root's terminal
+    paths_ok = all(
+        isinstance(p, str) and p.startswith("/") and p.isprintable() for p in (link, profile)
+    )
+    if not (paths_ok and isinstance(uses, list) and all(isinstance(i, str) for i in uses)):
+        raise ValueError(not_ours)
+    return doc
+
+
+def use_records(gc_roots: Path, bad: list[BadRecord] | None = None) -> list[UseRecord]:
+    """The records users' builds left in `gc_roots/users/` (a folder users may write).
+    A record that cannot be read safely is skipped and, when `bad` is given, listed there
+    with the reason."""
+    out = []
+    folder = gc_roots / USERS
+    if not folder.is_dir():
+        return out
+    for f in sorted(folder.glob("*.json")):
+        try:
+            doc = _read_record(f)
+        except ValueError as e:
+            if bad is not None:
+                bad.append(BadRecord(Path(ascii(str(f))[1:-1]), str(e)))  # a user named it
+            continue
+        link, profile = Path(doc["link"]), Path(doc["profile"])
+        ids = tuple(doc["uses"])
+        try:
+            state = "alive" if os.readlink(link) == str(profile) else "gone"
+        except FileNotFoundError:
+            state = "gone"
+        except OSError:
+            state = (
+                "gone" if link.parent.exists() and os.access(link.parent, os.R_OK) else "unknown"
+            )
+        out.append(UseRecord(f, link, profile, ids, state))
+    return out
+
+
+# --- generations: the profiles a link has pointed to ---------------------------------------------
+
+GENERATIONS = "_gen"
+
+
+@dataclass(frozen=True)
+class Generation:
+    number: int
+    when: float
+    target: Path
+
+
+def _gen_folder(gc_roots: Path, link: Path) -> Path:
+    return gc_roots / GENERATIONS / entry_for(gc_roots, link).name
+
+
+def generations(gc_roots: Path, link: Path) -> list[Generation]:
+    folder = _gen_folder(gc_roots, link)
+    out = []
+    if folder.is_dir():
+        for f in folder.iterdir():
+            if f.name.isdigit() and f.is_symlink():
+                out.append(Generation(int(f.name), f.lstat().st_mtime, Path(os.readlink(f))))
+    return sorted(out, key=lambda g: g.number)
+
+
+def record_generation(gc_roots: Path, link: Path, target: Path, keep: int, days: int) -> int:
+    """Add a generation for `link` now pointing at `target`; prune those that are neither
+    among the last `keep` nor younger than `days` days. Returns its number."""
+    folder = _gen_folder(gc_roots, link)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "link").write_text(str(link.absolute()))
+    gens = generations(gc_roots, link)
+    if gens and gens[-1].target == target:
+        return gens[-1].number
+    number = (gens[-1].number + 1) if gens else 1
+    set_link(folder / str(number), target)
+    now = time.time()
+    for g in generations(gc_roots, link)[:-keep]:
+        if now - g.when > days * 86400:
+            (folder / str(g.number)).unlink()
+    return number
+
+
+def generation_targets(gc_roots: Path) -> list[Path]:
+    """Every profile a kept generation points at (gc roots)."""
+    folder = gc_roots / GENERATIONS
+    if not folder.is_dir():
+        return []
+    return [Path(os.readlink(f)) for d in folder.iterdir() if d.is_dir()
+            for f in d.iterdir() if f.name.isdigit() and f.is_symlink()]  # fmt: skip
+
+
+def _current(link: Path) -> str | None:
+    return os.path.realpath(link) if link.is_symlink() else None
+
+
+def history(gc_roots: Path, link: Path, store: Store) -> list[str]:
+    """`hit history`: one line a generation of `link`, oldest first: number, local time,
+    the profile, `(current)` for the one it points at."""
+    current = _current(link)
+    lines = []
+    for g in generations(gc_roots, link):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(g.when))
+        mark = "  (current)" if str(g.target) == current else ""
+        lines.append(f"{g.number:>4}  {when}  {store.label(g.target)}{mark}")
+    return lines
+
+
+def previous_generation(gc_roots: Path, link: Path) -> Generation:
+    """The newest generation of `link` older than the one it points at whose profile still
+    exists. Raises HitError when there is none (or the link points at no generation)."""
+    gens = generations(gc_roots, link)
+    current = _current(link)
+    now = max((g.number for g in gens if str(g.target) == current), default=None)
+    earlier = [g for g in gens if now is not None and g.number < now and g.target.exists()]
+    if not earlier:
+        raise HitError(f"{link} has no earlier generation to go back to (`hit history`)")
+    return earlier[-1]
+
+
+def rollback(gc_roots: Path, link: Path) -> Generation:
+    """`hit rollback`: point `link` back at its previous generation (previous_generation)
+    and return it; nothing is read or built."""
+    back = previous_generation(gc_roots, link)
+    point(gc_roots, link, back.target)
+    return back
