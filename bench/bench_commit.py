@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hdmodules.store import layout as store_mod  # noqa: E402
 from hdmodules.spec.artifact import ArtifactRef  # noqa: E402
+from hdmodules.store import layout as store_mod  # noqa: E402
 from hdmodules.store.layout import Store, remove_tree  # noqa: E402
 
 TREES = {
