@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_LEFTOVERS, HOST_SETUP, REPO, copy_demo, need
+from tests.conftest import DEMO, DEMO_LEFTOVERS, HOST_SETUP, REPO, copy_demo, need
 from tests.module_tools import LMOD_INIT, available
 
 USER, GROUP = "hduser", "hdsite"
@@ -49,8 +49,14 @@ def world():
     if not (VENV / "bin" / "python").exists():
         sh("/usr/bin/python3", "-m", "venv", str(VENV))
     src = Path(tempfile.mkdtemp(prefix="hdmod-src-", dir="/var/tmp"))
-    skip = (".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", *DEMO_LEFTOVERS)
-    shutil.copytree(REPO, src / "repo", ignore=shutil.ignore_patterns(*skip))
+    leftovers = shutil.ignore_patterns(".git", "*.egg-info", "__pycache__", ".pytest_cache")
+
+    def skip(folder: str, names: list[str]) -> set[str]:  # ./build, not hdmodules/build
+        top = {"build", "dist"} if Path(folder) == REPO else set()
+        demo = set(DEMO_LEFTOVERS) if Path(folder) == DEMO else set()
+        return leftovers(folder, names) | (top | demo) & set(names)
+
+    shutil.copytree(REPO, src / "repo", ignore=skip)
     sh(str(VENV / "bin" / "pip"), "install", "-q", str(src / "repo"), timeout=600)
     base = Path(tempfile.mkdtemp(prefix="hdmod-site-", dir="/var/tmp"))
     base.chmod(0o755)
