@@ -72,6 +72,9 @@ def _header_key(path: str | Path) -> tuple[int, int, int] | None:
         return _key(f.read(20))
 
 
+# Complexity (radon D): one linear pass over an ELF file's header, program headers and
+# dynamic section, each branch a case of the format (class, byte order, entry kinds); split
+# up, the offsets and sizes read in one step would have to be passed to the next.
 def _parse(path: Path) -> tuple[tuple[int, int, int], DynamicInfo | None] | None:
     """None if not ELF, else (ABI key, dynamic info or None). Raises OSError or _PARSE_ERRORS."""
     with open(path, "rb") as f:

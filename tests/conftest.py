@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +141,54 @@ def write_profile(path: Path, text: str) -> Path:
 def run_clean(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     """Run with an empty environment (`env -i`): no LD_LIBRARY_PATH, nothing inherited."""
     return subprocess.run(["env", "-i", *cmd], capture_output=True, text=True, **kw)
+
+
+# --- processes of a test: builds started, waited for, killed ---------------------------------
+
+
+def hit_proc(*args, cwd=None) -> subprocess.Popen:
+    """`hit ARGS` started in its own session (so a test can kill it alone), pipes open."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hdmodules.cli.hit", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def blocking_recipe(tmp_path: Path) -> Path:
+    """A build that writes part of its output, then blocks until the file `go` exists."""
+    write_recipe(
+        tmp_path / "pkgs",
+        "slow",
+        f"""
+        version: "1"
+        build: |
+          echo $$ > {tmp_path}/pid
+          mkdir -p "$ARTIFACT/bin"
+          echo partial > "$ARTIFACT/bin/partial"
+          while [ ! -e {tmp_path}/go ]; do sleep 0.1; done
+          echo $$ >> {tmp_path}/finished
+          echo done > "$ARTIFACT/bin/done"
+        """,
+    )
+    return write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [slow]\n")
+
+
+def wait_for(path: Path, seconds: float = 30) -> None:
+    """Wait until `path` exists; fail the test after `seconds`."""
+    end = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < end, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

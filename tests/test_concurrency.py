@@ -2,12 +2,19 @@
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.conftest import run_clean, run_hit, write_profile, write_recipe
+from tests.conftest import (
+    alive,
+    blocking_recipe,
+    hit_proc,
+    run_clean,
+    run_hit,
+    wait_for,
+    write_profile,
+    write_recipe,
+)
 
 
 def _counting_stack(tmp_path: Path, log: Path) -> Path:
@@ -32,21 +39,10 @@ def _counting_stack(tmp_path: Path, log: Path) -> Path:
     )
 
 
-def _hit_proc(*args, cwd=None):
-    return subprocess.Popen(
-        [sys.executable, "-m", "hdmodules.cli.hit", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def test_four_processes_build_each_artifact_once(home, tmp_path):
     log = tmp_path / "runs.log"
     profile = _counting_stack(tmp_path, log)
-    procs = [_hit_proc("build", "-j", "2", str(profile)) for _ in range(4)]
+    procs = [hit_proc("build", "-j", "2", str(profile)) for _ in range(4)]
     outputs = [p.communicate(timeout=120) for p in procs]  # read pipes before waiting
     results = [(p.returncode, *o) for p, o in zip(procs, outputs, strict=True)]
     for code, _out, err in results:
@@ -58,57 +54,23 @@ def test_four_processes_build_each_artifact_once(home, tmp_path):
     assert waited >= 1  # the others really waited on the lock rather than skipping it
 
 
-def _blocking_recipe(tmp_path: Path) -> Path:
-    """A build that writes part of its output, then blocks until the file `go` exists."""
-    write_recipe(
-        tmp_path / "pkgs",
-        "slow",
-        f"""
-        version: "1"
-        build: |
-          echo $$ > {tmp_path}/pid
-          mkdir -p "$ARTIFACT/bin"
-          echo partial > "$ARTIFACT/bin/partial"
-          while [ ! -e {tmp_path}/go ]; do sleep 0.1; done
-          echo $$ >> {tmp_path}/finished
-          echo done > "$ARTIFACT/bin/done"
-        """,
-    )
-    return write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [slow]\n")
-
-
-def _wait_for(path: Path, seconds: float = 30) -> None:
-    end = time.monotonic() + seconds
-    while not path.exists():
-        assert time.monotonic() < end, f"{path} never appeared"
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_kill_9_leaves_nothing_installed_and_next_build_recovers(home, tmp_path):
-    profile = _blocking_recipe(tmp_path)
-    proc = _hit_proc("build", str(profile))
-    _wait_for(tmp_path / "pid")
-    _wait_for(next((home / "bld" / "slow").iterdir()) / "bin" / "partial")
+    profile = blocking_recipe(tmp_path)
+    proc = hit_proc("build", str(profile))
+    wait_for(tmp_path / "pid")
+    wait_for(next((home / "bld" / "slow").iterdir()) / "bin" / "partial")
     os.kill(proc.pid, signal.SIGKILL)  # only hit itself: its build script is orphaned
     proc.wait()
     orphan = int((tmp_path / "pid").read_text())
-    assert _alive(orphan)
+    assert alive(orphan)
     assert "needs build" in run_hit("status", str(profile)).out
     prefix = next((home / "bld" / "slow").iterdir())
     assert not (prefix / ".hit" / "manifest.json").exists()
 
     (tmp_path / "pid").unlink()
-    second = _hit_proc("build", str(profile))
-    _wait_for(tmp_path / "pid")  # the new build runs, so the leftovers were dealt with
-    assert not _alive(orphan)  # the killed hit's build was stopped, not left to finish
+    second = hit_proc("build", str(profile))
+    wait_for(tmp_path / "pid")  # the new build runs, so the leftovers were dealt with
+    assert not alive(orphan)  # the killed hit's build was stopped, not left to finish
     (tmp_path / "go").touch()
     _out, err = second.communicate(timeout=60)
     assert second.returncode == 0 and "built in" in err
@@ -118,15 +80,15 @@ def test_kill_9_leaves_nothing_installed_and_next_build_recovers(home, tmp_path)
 
 
 def test_ctrl_c_stops_builds_and_installs_nothing(home, tmp_path):
-    profile = _blocking_recipe(tmp_path)
-    proc = _hit_proc("build", str(profile))
-    _wait_for(tmp_path / "pid")
+    profile = blocking_recipe(tmp_path)
+    proc = hit_proc("build", str(profile))
+    wait_for(tmp_path / "pid")
     builder_pid = int((tmp_path / "pid").read_text())
     os.kill(proc.pid, signal.SIGINT)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     time.sleep(0.2)
-    assert not _alive(builder_pid)
+    assert not alive(builder_pid)
     assert not any((home / "bld" / "slow").iterdir())
     (tmp_path / "go").touch()
     run_hit("build", str(profile))

@@ -116,7 +116,7 @@ def hostile_archive(draw) -> tuple[str, bytes]:
     """A tar, tar.gz or zip of up to 8 members: files, folders, symlinks, hard links and
     special files, with names and targets from a small alphabet (collisions, nesting, `..`,
     absolute), sometimes cut short or with a byte flipped. Returns (suffix, bytes)."""
-    from tests.test_archives import tar_bytes, zip_bytes
+    from tests.archive_tools import tar_bytes, zip_bytes
 
     fmt = draw(st.sampled_from(sorted(KINDS)))
     members = []

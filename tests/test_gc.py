@@ -14,8 +14,16 @@ from pathlib import Path
 from hdmodules.store.gc import collect
 from hdmodules.store.layout import Store
 from hdmodules.store.roots import add_temp
-from tests.conftest import run_clean, run_hit, write_profile, write_recipe
-from tests.test_concurrency import _alive, _blocking_recipe, _hit_proc, _wait_for
+from tests.conftest import (
+    alive,
+    blocking_recipe,
+    hit_proc,
+    run_clean,
+    run_hit,
+    wait_for,
+    write_profile,
+    write_recipe,
+)
 
 
 def artifacts(home: Path) -> set[str]:
@@ -194,10 +202,10 @@ def test_temp_roots_of_a_live_build_are_kept(home, demo):
 
 
 def test_gc_waits_for_a_running_build_which_then_succeeds(home, tmp_path):
-    profile = _blocking_recipe(tmp_path)
-    build = _hit_proc("build", str(profile))
-    _wait_for(tmp_path / "pid")
-    gc = _hit_proc("gc")
+    profile = blocking_recipe(tmp_path)
+    build = hit_proc("build", str(profile))
+    wait_for(tmp_path / "pid")
+    gc = hit_proc("gc")
     time.sleep(1.0)
     assert gc.poll() is None  # waiting for the build's shared lock
     prefix = next((home / "bld" / "slow").iterdir())
@@ -249,7 +257,7 @@ def test_gc_killed_half_way_leaves_a_consistent_store(home, tmp_path):
     assert "removed" in r.out
     run_hit("build", str(p))
     assert (tmp_path / "default" / "share" / "big39" / "f600").exists()
-    assert not _alive(gc.pid)
+    assert not alive(gc.pid)
 
 
 def test_gc_prunes_the_users_modulefiles_of_removed_artifacts(hit, home, demo):

@@ -337,6 +337,16 @@ def test_develop_modulefile_with_a_hostile_folder_name(tools, tmp_path, tool):
         assert out.stdout == str(d) and not x.exists(), out.stderr
 
 
+@pytest.mark.parametrize("name", ["dev]]x", "dev]==]x", "line\nbreak"])
+def test_hit_develop_refuses_a_folder_its_modulefiles_cannot_hold(home, demo, name):
+    """The folder's path is written into its modulefiles' whatis text and values: a Lua
+    long-bracket closer (Lmod copies whatis text into long brackets) or a line break (both
+    tools export values unquoted) is refused before anything is built."""
+    r = run_hit("develop", "--no-python", str(demo / name), cwd=demo, check=False)
+    assert r.code == 1 and "the folder's path holds" in r.err, r.err
+    assert not (demo / name).exists() and "built in" not in r.err
+
+
 def _sh(path: Path) -> str:
     return "'" + str(path).replace("'", "'\\''") + "'"
 

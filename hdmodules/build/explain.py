@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..spec.artifact import short_id
+from ..spec.artifact import changed, short_id
 from ..spec.buildspec import record_id
 from ..spec.resolve import Resolved
 from ..store.layout import MANIFEST, META, Store, read_spec
@@ -138,21 +138,26 @@ def explain(a: dict, b: dict, lookup: Lookup, indent: str = "  ", depth: int = 0
     return lines
 
 
+SET_LINES = {  # how diff_sets shows each kind of change (spec.artifact.changed)
+    "removed": "- {name} ({was}): only in the first",
+    "added": "+ {name} ({now}): only in the second",
+    "updated": "~ {name}: {was} -> {now}",
+}
+
+
 def diff_sets(a: dict[str, str], b: dict[str, str], lookup: Lookup) -> list[str]:
     """Two sets of packages (name -> artifact id): which differ, and why."""
     lines = []
-    for name in sorted(set(a) | set(b)):
-        if name not in b:
-            lines.append(f"- {name} ({short_id(a[name])}): only in the first")
-        elif name not in a:
-            lines.append(f"+ {name} ({short_id(b[name])}): only in the second")
-        elif a[name] != b[name]:
-            lines.append(f"~ {name}: {short_id(a[name])} -> {short_id(b[name])}")
-            sa, sb = lookup(a[name]), lookup(b[name])
-            if sa is not None and sb is not None:
-                lines += explain(sa, sb, lookup, "    ")
-            else:
-                lines.append("    (one of them is not in the store: cannot say why)")
+    for kind, name, was, now in changed(a, b):
+        ids = {"was": short_id(was) if was else "", "now": short_id(now) if now else ""}
+        lines.append(SET_LINES[kind].format(name=name, **ids))
+        if kind != "updated":
+            continue
+        sa, sb = lookup(was), lookup(now)
+        if sa is not None and sb is not None:
+            lines += explain(sa, sb, lookup, "    ")
+        else:
+            lines.append("    (one of them is not in the store: cannot say why)")
     return lines
 
 

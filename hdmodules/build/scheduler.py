@@ -96,6 +96,8 @@ class LocalPool:
             thread.join()
 
 
+# Complexity (radon C): the loop of a scheduler: start what is ready, wait for one to finish,
+# record its outcome, stop starting after a failure; each branch is one of those states.
 def run(jobs: Sequence[BuildJob], executor: Executor, progress: Progress) -> int:
     """Build `jobs` (artifacts missing from the store, each once) dependencies first, up to
     `executor.slots` at once. Returns how many were built (a job another process built

@@ -366,8 +366,14 @@ def _damage_types() -> tuple[type[BaseException], ...]:
     import zipfile
     import zlib
 
-    return (tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error,
-            lzma.LZMAError, OSError, ValueError, NotImplementedError, RuntimeError)  # fmt: skip
+    formats = (
+        tarfile.TarError,
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        lzma.LZMAError,
+    )
+    return (*formats, EOFError, OSError, ValueError, NotImplementedError, RuntimeError)
 
 
 @contextlib.contextmanager
@@ -396,6 +402,14 @@ def member_parts(label: str, name: str, top: str | None) -> list[str] | None:
     return parts or None
 
 
+def _placed(label: str, names: list[str], strip: bool) -> tuple[str | None, list]:
+    """The single top folder that unpacking strips (None when `strip` is off or there is
+    none), and `(index, parts)` of each member that lands somewhere (see member_parts)."""
+    top = _top_folder(names) if strip else None
+    placed = [(i, parts) for i, n in enumerate(names) if (parts := member_parts(label, n, top))]
+    return top, placed
+
+
 def _special(label: str, member: str) -> HitError:
     return HitError(
         f"{label}: member {member!r} is a device, FIFO or other special file; sources hold "
@@ -414,28 +428,31 @@ def unpack_tar(file: Path, dest: Path, label: str, strip: bool = True, into: str
 
     with _reading(label), tarfile.open(file, "r:*") as tf:
         members = tf.getmembers()
-        top = _top_folder([m.name for m in members]) if strip else None
+        top, placed = _placed(label, [m.name for m in members], strip)
         with Writer(dest, label, into) as w:
-            for m in members:
-                parts = member_parts(label, m.name, top)
-                if parts is None:
-                    continue
-                if m.isdir():
-                    w.directory(parts, m.name)
-                elif m.isreg():
-                    data = tf.extractfile(m)
-                    assert data is not None
-                    if w.file(parts, m.name, data, m.mode, m.mtime) != m.size:
-                        raise damaged(label, f"member {m.name!r} is cut short")
-                elif m.issym():
-                    w.symlink(parts, m.name, m.linkname)
-                elif m.islnk():
-                    if m.linkname.startswith("/") or ".." in _parts(m.linkname):
-                        raise _outside(label, m.name, f" (a hard link to {m.linkname!r})")
-                    link = _parts(m.linkname)
-                    w.hardlink(parts, m.name, link[1:] if top and link[:1] == [top] else link)
-                else:
-                    raise _special(label, m.name)
+            for i, parts in placed:
+                _tar_member(w, tf, members[i], parts, top)
+
+
+def _tar_member(w: Writer, tf, m, parts: list[str], top: str | None) -> None:
+    """Write one tar member (a tarfile.TarInfo of `tf`) at `parts` below the destination."""
+    label = w.label
+    if m.isdir():
+        w.directory(parts, m.name)
+    elif m.isreg():
+        data = tf.extractfile(m)
+        assert data is not None
+        if w.file(parts, m.name, data, m.mode, m.mtime) != m.size:
+            raise damaged(label, f"member {m.name!r} is cut short")
+    elif m.issym():
+        w.symlink(parts, m.name, m.linkname)
+    elif m.islnk():
+        if m.linkname.startswith("/") or ".." in _parts(m.linkname):
+            raise _outside(label, m.name, f" (a hard link to {m.linkname!r})")
+        link = _parts(m.linkname)
+        w.hardlink(parts, m.name, link[1:] if top and link[:1] == [top] else link)
+    else:
+        raise _special(label, m.name)
 
 
 def unpack_zip(file: Path, dest: Path, label: str, strip: bool = True, into: str = ".") -> None:
@@ -449,32 +466,33 @@ def unpack_zip(file: Path, dest: Path, label: str, strip: bool = True, into: str
 
     with _reading(label), zipfile.ZipFile(file) as zf:
         infos = zf.infolist()
-        top = _top_folder([i.filename for i in infos]) if strip else None
+        _top, placed = _placed(label, [i.filename for i in infos], strip)
         with Writer(dest, label, into) as w:
-            for info in infos:
-                parts = member_parts(label, info.filename, top)
-                if parts is None:
-                    continue
-                mode = info.external_attr >> 16 if info.create_system == 3 else 0
-                kind = stat.S_IFMT(mode)
-                if info.is_dir() or kind == stat.S_IFDIR:
-                    w.directory(parts, info.filename)
-                elif kind == stat.S_IFLNK:
-                    if info.file_size > 4096:
-                        raise damaged(label, f"symlink {info.filename!r} is too long")
-                    w.symlink(parts, info.filename, os.fsdecode(zf.read(info)))
-                elif kind in (0, stat.S_IFREG):
-                    try:
-                        mtime = time.mktime((*info.date_time, 0, 0, -1))
-                    except (OverflowError, ValueError):
-                        mtime = None
-                    with zf.open(info) as data:
-                        if w.file(parts, info.filename, data, mode or 0o644, mtime) != (
-                            info.file_size
-                        ):
-                            raise damaged(label, f"member {info.filename!r} is cut short")
-                else:
-                    raise _special(label, info.filename)
+            for i, parts in placed:
+                _zip_member(w, zf, infos[i], parts)
+
+
+def _zip_member(w: Writer, zf, info, parts: list[str]) -> None:
+    """Write one zip member (a zipfile.ZipInfo of `zf`) at `parts` below the destination."""
+    label = w.label
+    mode = info.external_attr >> 16 if info.create_system == 3 else 0
+    kind = stat.S_IFMT(mode)
+    if info.is_dir() or kind == stat.S_IFDIR:
+        w.directory(parts, info.filename)
+    elif kind == stat.S_IFLNK:
+        if info.file_size > 4096:
+            raise damaged(label, f"symlink {info.filename!r} is too long")
+        w.symlink(parts, info.filename, os.fsdecode(zf.read(info)))
+    elif kind in (0, stat.S_IFREG):
+        try:
+            mtime = time.mktime((*info.date_time, 0, 0, -1))
+        except (OverflowError, ValueError):
+            mtime = None
+        with zf.open(info) as data:
+            if w.file(parts, info.filename, data, mode or 0o644, mtime) != info.file_size:
+                raise damaged(label, f"member {info.filename!r} is cut short")
+    else:
+        raise _special(label, info.filename)
 
 
 def copy_folder(folder: Path, dest: Path, label: str, into: str = ".") -> None:

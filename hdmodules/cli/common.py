@@ -22,8 +22,12 @@ def externals_group(prog: str) -> click.Group:
         type=click.Path(exists=True, file_okay=False),
         help="also look in PREFIX/bin (repeatable)",
     )
-    @click.option("--write", "write", type=click.Path(dir_okay=False),
-                  help="write the YAML to this file instead of printing it")  # fmt: skip
+    @click.option(
+        "--write",
+        "write",
+        type=click.Path(dir_okay=False),
+        help="write the YAML to this file instead of printing it",
+    )
     def detect(prefixes: tuple[str, ...], write: str | None) -> None:
         """Find compilers (gcc, gcc-N, clang ...) and MPIs (Open MPI, MPICH) on PATH.
 

@@ -220,8 +220,12 @@ def bdir(package: str, folder: Path, profile: str) -> None:
 
 @cli.command()
 @click.argument("url_or_file", required=False)
-@click.option("--from", "from_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="add every archive in this folder to the cache")  # fmt: skip
+@click.option(
+    "--from",
+    "from_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="add every archive in this folder to the cache",
+)
 def fetch(url_or_file: str | None, from_dir: Path | None) -> None:
     """Put a source into the cache and print its sha256 and a `sources:` snippet.
 
@@ -262,16 +266,18 @@ def develop(args, jobs, python, no_python) -> None:
     DIR/modulefiles. It is a gc root while it exists; rerun to update it in place.
     """
     from ..progress import Progress
+    from ..publish.develop import check_folder
     from ..publish.develop import develop as make
     from ..publish.profilebuild import build_and_assemble
 
     if len(args) > 2:
         raise click.UsageError("give [PROFILE.yaml] DIR")
     profile, folder = args if len(args) == 2 else ("default.yaml", args[0])
+    target = Path(folder).absolute()
+    check_folder(target)
     home = _home()
     resolved = _resolve(profile)
     prefix = build_and_assemble(resolved, home, jobs or home.jobs, Progress(len(resolved.nodes)))
-    target = Path(folder).absolute()
     for change in make(home, open_store(home), prefix, target, None if no_python else python):
         click.echo(change, err=True)
     click.echo(f"{target}: source {target}/activate  (or: module use {target}/modulefiles/lmod)")

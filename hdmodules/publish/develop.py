@@ -16,6 +16,8 @@ from pathlib import Path
 
 from ..atomic import write_atomic
 from ..errors import HitError
+from ..names import env_value_problem, text_problem
+from ..spec.artifact import changed, short_id
 from ..spec.buildspec import ProfileDoc
 from ..store import roots
 from ..store.home import Home
@@ -27,21 +29,44 @@ STATE = Path(".hit") / "develop.json"
 
 
 def develop(home: Home, store: Store, profile: Path, folder: Path, python: str | None) -> list[str]:
-    """Make or update `folder` over the assembled `profile` prefix; returns what changed."""
+    """Make or update `folder` over the assembled `profile` prefix; returns what changed
+    (`added/removed/updated NAME`). Raises HitError for a folder that is not a develop folder,
+    a path its modulefiles could not hold, an artifact missing from the store, or a failed venv."""
+    check_folder(folder)
     doc = ProfileDoc.from_doc(read_spec(profile))
-    artifacts = doc.artifacts
     state_file = folder / STATE
     old = json.loads(state_file.read_text()) if state_file.exists() else None
     if old is None and folder.exists() and any(folder.iterdir()):
         raise HitError(f"{folder} exists and is not a hit develop folder; give a new one")
     manifests = {}
-    for name, artifact_id in artifacts.items():
+    for name, artifact_id in doc.artifacts.items():
         prefix = store.find(artifact_id)
         if prefix is None:
             raise HitError(f"{artifact_id} is not in the store; build the profile first")
         manifests[name] = (prefix, read_manifest(prefix))
     links = plan_farm(manifests, list(doc.prefer), fold=False)
-    for rel in (old or {}).get("links", []):  # our links of last time; the user's files stay
+    _relink(folder, store, links, (old or {}).get("links", []))
+    (folder / ".hit").mkdir(exist_ok=True)
+    roots.point(home.gc_roots, folder / ".hit" / "profile", profile, last=False)
+    _write_environment(folder, python)
+    state = {"profile": str(profile), "artifacts": doc.artifacts, "links": sorted(links)}
+    write_atomic(state_file, json.dumps(state))
+    return _changes((old or {}).get("artifacts", {}), doc.artifacts) if old else []
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse (HitError) a develop folder whose path its modulefiles could not hold: the path
+    is written into whatis text and variable values (names.text_problem, env_value_problem).
+    Called before anything is built."""
+    problem = text_problem(str(folder)) or env_value_problem(str(folder))
+    if problem:
+        raise HitError(f"{folder}: the folder's path {problem}")
+
+
+def _relink(folder: Path, store: Store, links: dict[str, str], ours: list[str]) -> None:
+    """Replace the links we made last time (`ours`; the user's own files stay) by `links`
+    (relative path -> target in the store)."""
+    for rel in ours:
         path = folder / rel
         if path.is_symlink() and os.readlink(path).startswith(str(store.root)):
             path.unlink()
@@ -50,34 +75,27 @@ def develop(home: Home, store: Store, profile: Path, folder: Path, python: str |
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() and not path.is_symlink():
             os.symlink(target, path)
-    (folder / ".hit").mkdir(exist_ok=True)
-    roots.point(home.gc_roots, folder / ".hit" / "profile", profile, last=False)
+
+
+def _write_environment(folder: Path, python: str | None) -> None:
+    """A Python venv (unless `python` is None or one is there), `activate`, and the folder's
+    Lmod and Tcl modulefiles. Raises HitError if the venv cannot be made."""
     if python and not (folder / "pyvenv.cfg").exists():
         venv_cmd = [python, "-m", "venv", "--system-site-packages", str(folder)]
         r = subprocess.run(venv_cmd, capture_output=True, text=True)  # minutes on a slow disk
         if r.returncode != 0:
             raise HitError(f"{python} -m venv {folder} failed: {r.stderr.strip()}")
-    venv = (folder / "pyvenv.cfg").exists()
-    context = {"dir": folder, "venv": venv}
+    context = {"dir": folder, "venv": (folder / "pyvenv.cfg").exists()}
     (folder / "activate").write_text(render("develop/activate.sh.j2", **context))
     for fmt, name in (("lmod", "develop.lua"), ("tcl", "develop.tcl")):
         target = folder / "modulefiles" / fmt / "develop" / ("dev.lua" if fmt == "lmod" else "dev")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(render(f"develop/{name}.j2", **context))
-    state = {"profile": str(profile), "artifacts": artifacts, "links": sorted(links)}
-    write_atomic(state_file, json.dumps(state))
-    return _changes((old or {}).get("artifacts", {}), artifacts) if old else []
 
 
 def _changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
-    out = []
-    for name in sorted(set(old) | set(new)):
-        if name not in new:
-            out.append(f"removed {name}")
-        elif name not in old:
-            out.append(f"added {name}")
-        elif old[name] != new[name]:
-            out.append(
-                f"updated {name} ({old[name][: len(name) + 13]} -> {new[name][: len(name) + 13]})"
-            )
+    out = [
+        f"{kind} {name}" + (f" ({short_id(was)} -> {short_id(now)})" if was and now else "")
+        for kind, name, was, now in changed(old, new)
+    ]
     return out or ["nothing changed"]

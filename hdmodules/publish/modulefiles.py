@@ -124,83 +124,119 @@ def _package_env(node: Node, prefix: Path, cfg: ModuleConfig) -> tuple[list, lis
     return setenv, prepend
 
 
+@dataclass(frozen=True)
+class _StackLevels:
+    """Where a stack's modules go: its compiler and MPI externals, the levels they open in a
+    hierarchy (`Compiler/<c>/<cv>`, `MPI/<c>/<cv>/<m>/<mv>`), and the modules a package
+    built with the compiler (or also the MPI) needs loaded first."""
+
+    compiler: External | None
+    mpi: External | None
+    c_level: tuple[str, ...]
+    m_level: tuple[str, ...]
+    parents: tuple[str, ...] = ()
+    mpi_parents: tuple[str, ...] = ()
+
+
 def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list[Entry]:
-    """Every module of the site, names settled (collisions get a hash suffix)."""
-    cfg = site.modules
-    hierarchy = cfg.layout == "hierarchy"
+    """Every module of the site, names settled (collisions get a hash suffix): the compiler
+    and MPI modules each stack needs (`_toolchain_entries`), one per listed package and level
+    (`_package_entry`), then each package's run dependencies (`_add_dependencies`)."""
     entries: dict[tuple, Entry] = {}  # (level, artifact id or external name) -> entry
     packages: list[tuple[Entry, Node, Resolved]] = []
     for stack, resolved in stacks:
-        comp_ext = stack.profile.externals.get(stack.profile.toolchain["compiler"])
-        mpi_ext = stack.profile.externals.get(stack.profile.toolchain.get("mpi", ""))
-        c_level = ("Compiler", short_name(comp_ext), comp_ext.version) if comp_ext else ()
-        m_level = ("MPI", *c_level[1:], short_name(mpi_ext), mpi_ext.version) if mpi_ext else ()
-        parents: list[str] = []
-        if comp_ext and comp_ext.name in cfg.externals:
-            e = _external_entry(
-                comp_ext, ("Core",) if hierarchy else (), c_level if hierarchy else None
-            )
-            entries.setdefault(((), "ext", comp_ext.name), e)
-            parents = [e.full]
-        elif cfg.provided and comp_ext:
-            parents = [f"{short_name(comp_ext)}/{comp_ext.version}"]
-        elif hierarchy and not stack.core:
-            raise_missing(site, comp_ext.name if comp_ext else "the host gcc", "compiler")
-        mpi_parents = parents
-        if mpi_ext and mpi_ext.name in cfg.externals:
-            e = _external_entry(
-                mpi_ext, c_level if hierarchy else (), m_level if hierarchy else None
-            )
-            e.parents = list(parents)
-            entries.setdefault((c_level, "ext", mpi_ext.name), e)
-            mpi_parents = parents + [e.full]
-        elif cfg.provided and mpi_ext:
-            mpi_parents = parents + [f"{short_name(mpi_ext)}/{mpi_ext.version}"]
-        elif hierarchy and mpi_ext and not stack.core:
-            raise_missing(site, mpi_ext.name, "mpi")
+        levels = _toolchain_entries(site, stack, entries)
         for name in resolved.packages:
             node = resolved.nodes[name]
-            uses_mpi = "mpi" in node.toolchain
-            if not hierarchy:
-                level: tuple[str, ...] = ()
-            elif stack.core:
-                level = ("Core",)
-            else:
-                level = m_level if uses_mpi else c_level
-            key = (level, "pkg", node.ref.id)
-            if key in entries:
-                continue
-            prefix = store.prefix(node.ref)
-            setenv, prepend = _package_env(node, prefix, cfg)
-            e = Entry(
-                kind="package",
-                name=node.name,
-                version=_project(site, node, comp_ext, mpi_ext if uses_mpi else None, stack),
-                level=level,
-                description=node.recipe.description,
-                homepage=node.recipe.homepage,
-                artifact_id=node.ref.id,
-                prefix=str(prefix),
-                setenv=setenv,
-                prepend=prepend,
-                parents=[] if stack.core else (mpi_parents if uses_mpi else parents),
-                hidden=node.name in cfg.hide,
-                stack=stack.name,
-            )
-            if "/" in e.version:  # a projection like {compiler}/{name}/{version}
-                head, _, e.version = e.version.rpartition("/")
-                e.name = f"{head}/{e.name}" if head else e.name
-            entries[key] = e
-            packages.append((e, node, resolved))
+            key, e = _package_entry(site, stack, node, store, levels)
+            if key not in entries:
+                entries[key] = e
+                packages.append((e, node, resolved))
     _settle_names(list(entries.values()))
+    _add_dependencies(packages, site.modules.depends_on)
+    return list(entries.values())
+
+
+# Complexity (radon D): the compiler and the MPI each have the same three cases (a module of
+# ours, a module the site provides, none while the hierarchy needs one), in one place so that
+# the rule of where a stack's modules go reads top to bottom.
+def _toolchain_entries(site: Site, stack: Stack, entries: dict[tuple, Entry]) -> _StackLevels:
+    """Add the stack's compiler and MPI modules (externals the site lists under
+    `modules: externals:`) to `entries`; return where the stack's packages go. Raises
+    HitError when a hierarchy needs a compiler or MPI module the site does not list."""
+    cfg = site.modules
+    hierarchy = cfg.layout == "hierarchy"
+    comp = stack.profile.externals.get(stack.profile.toolchain["compiler"])
+    mpi = stack.profile.externals.get(stack.profile.toolchain.get("mpi", ""))
+    c_level = ("Compiler", short_name(comp), comp.version) if comp else ()
+    m_level = ("MPI", *c_level[1:], short_name(mpi), mpi.version) if mpi else ()
+    parents: list[str] = []
+    if comp and comp.name in cfg.externals:
+        e = _external_entry(comp, ("Core",) if hierarchy else (), c_level if hierarchy else None)
+        parents = [entries.setdefault(((), "ext", comp.name), e).full]
+    elif cfg.provided and comp:
+        parents = [f"{short_name(comp)}/{comp.version}"]
+    elif hierarchy and not stack.core:
+        raise_missing(site, comp.name if comp else "the host gcc", "compiler")
+    mpi_parents = parents
+    if mpi and mpi.name in cfg.externals:
+        e = _external_entry(mpi, c_level if hierarchy else (), m_level if hierarchy else None)
+        e.parents = list(parents)
+        mpi_parents = parents + [entries.setdefault((c_level, "ext", mpi.name), e).full]
+    elif cfg.provided and mpi:
+        mpi_parents = parents + [f"{short_name(mpi)}/{mpi.version}"]
+    elif hierarchy and mpi and not stack.core:
+        raise_missing(site, mpi.name, "mpi")
+    return _StackLevels(comp, mpi, c_level, m_level, tuple(parents), tuple(mpi_parents))
+
+
+def _package_entry(
+    site: Site, stack: Stack, node: Node, store: Store, levels: _StackLevels
+) -> tuple[tuple, Entry]:
+    """The module of one listed package: `((level, "pkg", artifact id), entry)`."""
+    cfg = site.modules
+    uses_mpi = "mpi" in node.toolchain
+    if cfg.layout != "hierarchy":
+        level: tuple[str, ...] = ()
+    elif stack.core:
+        level = ("Core",)
+    else:
+        level = levels.m_level if uses_mpi else levels.c_level
+    prefix = store.prefix(node.ref)
+    setenv, prepend = _package_env(node, prefix, cfg)
+    parents = levels.mpi_parents if uses_mpi else levels.parents
+    mpi = levels.mpi if uses_mpi else None
+    e = Entry(
+        kind="package",
+        name=node.name,
+        version=_project(site, node, levels.compiler, mpi, stack),
+        level=level,
+        description=node.recipe.description,
+        homepage=node.recipe.homepage,
+        artifact_id=node.ref.id,
+        prefix=str(prefix),
+        setenv=setenv,
+        prepend=prepend,
+        parents=[] if stack.core else list(parents),
+        hidden=node.name in cfg.hide,
+        stack=stack.name,
+    )
+    if "/" in e.version:  # a projection like {compiler}/{name}/{version}
+        head, _, e.version = e.version.rpartition("/")
+        e.name = f"{head}/{e.name}" if head else e.name
+    return (level, "pkg", node.ref.id), e
+
+
+def _add_dependencies(packages: list[tuple[Entry, Node, Resolved]], depends_on: str) -> None:
+    """Each package module loads its run dependencies' modules of the same level: none, the
+    direct ones, or all (`modules: depends_on:`)."""
     by_id = {(e.level, e.artifact_id): e for e, _n, _r in packages}
     for e, node, resolved in packages:
-        names = {"none": (), "direct": node.deps, "all": node.closure}[cfg.depends_on]
+        names = {"none": (), "direct": node.deps, "all": node.closure}[depends_on]
         for dep in names:
             d = by_id.get((e.level, resolved.nodes[dep].ref.id))
             if d is not None:
                 e.depends.append(d.full)
-    return list(entries.values())
 
 
 def raise_missing(site: Site, name: str, kind: str) -> None:
@@ -389,10 +425,9 @@ def write_user_modules(home_root: Path, resolved: Resolved, store: Store) -> lis
     cfg = ModuleConfig(path=home_root / "modules", provided=True)
     stack = Stack("user", replace(profile, link=None))
     site = Site(profile.file, home_root, (stack,), profile.externals, cfg)
-    entries = [
-        e for e in plan(site, [(stack, resolved)], store)
-        if e.kind == "package" and Path(e.prefix).is_relative_to(store.root)
-    ]  # fmt: skip
+    planned = plan(site, [(stack, resolved)], store)
+    ours = [e for e in planned if Path(e.prefix).is_relative_to(store.root)]
+    entries = [e for e in ours if e.kind == "package"]
     written = []
     for rel, content in render_tree(site, entries).items():
         path = cfg.path / rel

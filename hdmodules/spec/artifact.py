@@ -30,3 +30,16 @@ def short_id(artifact_id: str) -> str:
     to people (and named in store paths)."""
     name, _, h = artifact_id.partition("/")
     return f"{name}/{h[:SHORT]}"
+
+
+def changed(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str, str, str]]:
+    """`(kind, name, old id, new id)` for each name whose artifact differs between two maps of
+    name -> artifact id, sorted by name; kind is `added`, `removed` or `updated` (an id is ""
+    where its map lacks the name)."""
+    out = []
+    for name in sorted(set(old) | set(new)):
+        was, now = old.get(name, ""), new.get(name, "")
+        if was != now:
+            kind = "added" if not was else "removed" if not now else "updated"
+            out.append((kind, name, was, now))
+    return out

@@ -4,7 +4,7 @@ externals, toolchain), loaded with everything it extends. farm.py assembles the 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import HitError
@@ -14,9 +14,9 @@ from . import yamlfile
 from .externals import External, load_externals
 from .yamlfile import Scalar, check_name
 
-PROFILE_KEYS = {
-    "extends", "package_dirs", "parameters", "packages", "prefer", "externals", "toolchain",
-}  # fmt: skip
+PROFILE_KEYS = frozenset(
+    ["extends", "package_dirs", "parameters", "packages", "prefer", "externals", "toolchain"]
+)
 PACKAGE_KEYS = {"parameters", "git", "branch", "commit"}
 
 
@@ -156,8 +156,7 @@ def _merge(spec: ProfileSpec, base: ProfileSpec) -> None:
     spec.package_dirs += [d for d in base.package_dirs if d not in spec.package_dirs]
     spec.parameters.update(base.parameters)
     for req in base.packages.values():
-        _add_package(spec, PackageRequest(req.name, dict(req.parameters), req.file, req.line,
-                                          req.git, req.branch, req.commit))  # fmt: skip
+        _add_package(spec, replace(req, parameters=dict(req.parameters)))
     spec.prefer += [p for p in base.prefer if p not in spec.prefer]
     spec.externals.update(base.externals)
     spec.toolchain.update(base.toolchain)

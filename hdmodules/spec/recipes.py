@@ -84,8 +84,8 @@ def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
         raise ConfigError(m.file, m.line, "a source needs exactly one of 'url', 'path' or 'git'")
     commit = yamlfile.get_str(m, "commit")
     if git is not None and (commit is None or not COMMIT_RE.match(commit)):
-        yamlfile.fail(m, "commit" if commit else "git",
-                      "a git source needs `commit:` with the full 40-hex commit id")  # fmt: skip
+        problem = "a git source needs `commit:` with the full 40-hex commit id"
+        yamlfile.fail(m, "commit" if commit else "git", problem)
     if git is not None:
         git = git_location(git, recipe_dir)
     if url is not None:

@@ -22,15 +22,35 @@ from .slurmconfig import SlurmConfig
 from .slurmconfig import load_config as load_slurm_config
 from .yamlfile import check_env_value, check_env_var, check_name, check_version
 
-SITE_KEYS = {
-    "root", "package_dirs", "externals", "externals_from", "stacks", "modules", "permissions",
-    "slurm",
-}  # fmt: skip
+SITE_KEYS = frozenset(
+    [
+        "root",
+        "package_dirs",
+        "externals",
+        "externals_from",
+        "stacks",
+        "modules",
+        "permissions",
+        "slurm",
+    ]
+)
 STACK_KEYS = {"compiler", "mpi", "core", "parameters", "packages"}
-MODULE_KEYS = {
-    "path", "formats", "layout", "naming", "templates", "externals", "defaults", "hide", "env",
-    "depends_on", "root_variable", "ld_library_path",
-}  # fmt: skip
+MODULE_KEYS = frozenset(
+    [
+        "path",
+        "formats",
+        "layout",
+        "naming",
+        "templates",
+        "externals",
+        "defaults",
+        "hide",
+        "env",
+        "depends_on",
+        "root_variable",
+        "ld_library_path",
+    ]
+)
 PERMISSION_KEYS = {"group", "mode"}
 
 
@@ -77,6 +97,7 @@ def _choice(m: yamlfile.Mapping, key: str, choices: tuple[str, ...], default: st
     return value
 
 
+# Complexity (radon C): one check per key of `modules:`, in the order the README lists them.
 def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None) -> ModuleConfig:
     yamlfile.check_keys(m, MODULE_KEYS, "modules")
     formats = tuple(yamlfile.get_str_list(m, "formats") or ["lmod", "tcl"])
@@ -126,9 +147,9 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
     )
 
 
-NAMING_FIELDS = (
-    "name", "version", "hash", "compiler", "compiler_version", "mpi", "mpi_version", "stack",
-)  # fmt: skip
+NAMING_FIELDS = tuple(
+    ["name", "version", "hash", "compiler", "compiler_version", "mpi", "mpi_version", "stack"]
+)
 NAMING_TEXT = re.compile(r"[A-Za-z0-9._+~/-]*")
 
 
@@ -145,14 +166,15 @@ def _naming(m: yamlfile.Mapping) -> str:
         yamlfile.fail(m, "naming", f"'naming' {naming!r}: {e}")
     for text, field_name, spec, conversion in parts:
         if field_name is not None and field_name not in NAMING_FIELDS:
-            yamlfile.fail(m, "naming", f"'naming' {naming!r}: unknown field {{{field_name}}} "
-                                       f"(fields: {', '.join(NAMING_FIELDS)})")  # fmt: skip
+            known = ", ".join(NAMING_FIELDS)
+            problem = f"unknown field {{{field_name}}} (fields: {known})"
+            yamlfile.fail(m, "naming", f"'naming' {naming!r}: {problem}")
         if spec or conversion:
-            yamlfile.fail(m, "naming", f"'naming' {naming!r}: fields take no !conversion nor "
-                                       ":format")  # fmt: skip
+            problem = "fields take no !conversion nor :format"
+            yamlfile.fail(m, "naming", f"'naming' {naming!r}: {problem}")
         if not NAMING_TEXT.fullmatch(text):
-            yamlfile.fail(m, "naming", f"'naming' {naming!r}: the text around the fields may "
-                                       "hold only letters, digits, ._+~- and /")  # fmt: skip
+            problem = "the text around the fields may hold only letters, digits, ._+~- and /"
+            yamlfile.fail(m, "naming", f"'naming' {naming!r}: {problem}")
     return naming
 
 

@@ -10,10 +10,22 @@ from ..durations import parse_duration
 from . import yamlfile
 from .yamlfile import check_line
 
-SLURM_KEYS = {
-    "partition", "account", "qos", "constraint", "extra", "cpus", "mem", "time",
-    "time_factor", "time_floor", "pack", "templates",
-}  # fmt: skip
+SLURM_KEYS = frozenset(
+    [
+        "partition",
+        "account",
+        "qos",
+        "constraint",
+        "extra",
+        "cpus",
+        "mem",
+        "time",
+        "time_factor",
+        "time_floor",
+        "pack",
+        "templates",
+    ]
+)
 SBATCH_WORDS = ("partition", "account", "qos", "constraint", "mem")  # one #SBATCH line each
 
 

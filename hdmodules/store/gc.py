@@ -129,52 +129,81 @@ def collect(
     drop_stale: bool = False,
     on_wait=None,
 ) -> Report:
+    """Mark and sweep under the store's GC lock (exclusive: it waits for running builds and
+    they wait for it; `on_wait()` is called once if it has to wait). `older_than` (seconds)
+    keeps unreachable artifacts built or used more recently; `drop_stale` forgets registered
+    roots whose link is gone. With `dry_run` nothing is removed or forgotten. Returns what
+    was (or would be) removed, kept and dropped, with timings in seconds."""
     report = Report()
     with store.gc_lock(True, on_wait):
         if not dry_run:
             empty_trash(store)
         start = time.monotonic()
-        if drop_stale:
-            for r in gcroots.list_roots(gc_roots, store.root):
-                if r.stale and r.own:
-                    report.dropped.append(r)
-                    if not dry_run:
-                        gcroots.deregister(gc_roots, r.link)
-        for record in gcroots.use_records(gc_roots, report.bad_records):
-            if record.state == "gone":
-                report.dropped_users.append(record)
-                if not dry_run:
-                    record.file.unlink(missing_ok=True)
-            else:
-                report.users.append(record)
+        _forget_gone_roots(report, store, gc_roots, drop_stale, dry_run)
         artifacts = scan(store)
         live, found = reachable(store, gc_roots, artifacts)
         report.stale = [r for r in found if r.stale]
-        now = time.time()
-        dead = []
-        for prefix, art in sorted(artifacts.items()):
-            if prefix in live:
-                continue
-            if older_than is not None and art.complete:
-                name, _, h = art.id.partition("/")
-                used = store.last_used(name, h) or (prefix / META / MANIFEST).stat().st_mtime
-                if now - used < older_than:
-                    report.kept_recent.append(art.id)
-                    continue
-            dead.append(prefix)
+        dead = _dead(store, artifacts, live, older_than, report)
         report.mark_seconds = time.monotonic() - start
         start = time.monotonic()
-        for prefix in dead:
-            art = artifacts[prefix]
-            report.removed.append(art.id or f"{prefix.parent.name}/{prefix.name} (incomplete)")
-            report.bytes_freed += _size(prefix)
-            if dry_run:
-                continue
-            move_out(store, prefix)  # out of the namespace first: never half-visible
-        if not dry_run:
-            empty_trash(store)
+        _sweep(store, [artifacts[p] for p in dead], report, dry_run)
         report.sweep_seconds = time.monotonic() - start
     return report
+
+
+def _forget_gone_roots(
+    report: Report, store: Store, gc_roots: Path, drop_stale: bool, dry_run: bool
+) -> None:
+    """Drop stale registered roots (with `drop_stale`) and users' records whose link no
+    longer points at the recorded profile; note the records honoured and the bad ones."""
+    if drop_stale:
+        for r in gcroots.list_roots(gc_roots, store.root):
+            if r.stale and r.own:
+                report.dropped.append(r)
+                if not dry_run:
+                    gcroots.deregister(gc_roots, r.link)
+    for record in gcroots.use_records(gc_roots, report.bad_records):
+        if record.state != "gone":
+            report.users.append(record)
+            continue
+        report.dropped_users.append(record)
+        if not dry_run:
+            record.file.unlink(missing_ok=True)
+
+
+def _dead(
+    store: Store,
+    artifacts: dict[Path, Artifact],
+    live: set[Path],
+    older_than: float | None,
+    report: Report,
+) -> list[Path]:
+    """The prefixes to remove: not live, and not used within `older_than` seconds."""
+    now = time.time()
+    dead = []
+    for prefix, art in sorted(artifacts.items()):
+        if prefix in live:
+            continue
+        if older_than is not None and art.complete:
+            name, _, h = art.id.partition("/")
+            used = store.last_used(name, h) or (prefix / META / MANIFEST).stat().st_mtime
+            if now - used < older_than:
+                report.kept_recent.append(art.id)
+                continue
+        dead.append(prefix)
+    return dead
+
+
+def _sweep(store: Store, dead: list[Artifact], report: Report, dry_run: bool) -> None:
+    """Each dead artifact out of the store's namespace in one rename, then removed."""
+    for art in dead:
+        prefix = art.prefix
+        report.removed.append(art.id or f"{prefix.parent.name}/{prefix.name} (incomplete)")
+        report.bytes_freed += _size(prefix)
+        if not dry_run:
+            move_out(store, prefix)  # out of the namespace first: never half-visible
+    if not dry_run:
+        empty_trash(store)
 
 
 def purge(store: Store, gc_roots: Path, ids: list[str]) -> list[str]:

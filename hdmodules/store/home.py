@@ -18,10 +18,22 @@ from ..urls import is_url
 if TYPE_CHECKING:
     from ..spec.slurmconfig import SlurmConfig
 
-CONFIG_KEYS = {
-    "store", "source_cache", "build_temp", "gc_roots", "mirrors", "host_libs", "jobs", "slurm",
-    "upstreams", "private", "history_keep", "history_days",
-}  # fmt: skip
+CONFIG_KEYS = frozenset(
+    [
+        "store",
+        "source_cache",
+        "build_temp",
+        "gc_roots",
+        "mirrors",
+        "host_libs",
+        "jobs",
+        "slurm",
+        "upstreams",
+        "private",
+        "history_keep",
+        "history_days",
+    ]
+)
 
 BASE_HOST_LIBS = frozenset(
     {

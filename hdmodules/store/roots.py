@@ -205,11 +205,15 @@ USERS = "users"
 
 @dataclass(frozen=True)
 class UseRecord:
+    """A user's record in `gcroots/users/`: the user's profile link, the profile it pointed
+    at when recorded, and the ids of this store's artifacts that profile uses."""
+
     file: Path
     link: Path
     profile: Path
     ids: tuple[str, ...]
-    state: str  # alive, gone (the link no longer points at that profile), unknown (unreadable)
+    # alive, gone (the link no longer points at that profile), unknown (cannot look)
+    state: str = "unknown"
 
 
 def _record_name(link: Path) -> str:
@@ -351,8 +355,8 @@ def generation_targets(gc_roots: Path) -> list[Path]:
     folder = gc_roots / GENERATIONS
     if not folder.is_dir():
         return []
-    return [Path(os.readlink(f)) for d in folder.iterdir() if d.is_dir()
-            for f in d.iterdir() if f.name.isdigit() and f.is_symlink()]  # fmt: skip
+    links = [f for d in folder.iterdir() if d.is_dir() for f in d.iterdir()]
+    return [Path(os.readlink(f)) for f in links if f.name.isdigit() and f.is_symlink()]
 
 
 def _current(link: Path) -> str | None:
