@@ -26,7 +26,7 @@ from .buildjob import HOST_PATH, BuildJob
 from .sources import fetch, materialize
 
 LOG_TAIL = 20  # lines of the build log a failure shows
-REAPER = str(Path(__file__).parent.parent / "reaper.py")  # run as a file: no package import
+REAPER = str(Path(__file__).parent.parent / "reaper.py")  # run as a file (-I -S: no site, no cwd)
 
 _running: dict[int, subprocess.Popen] = {}  # pid -> build process, killed on Ctrl-C
 _running_lock = threading.Lock()
@@ -150,7 +150,7 @@ def _run(script: Path, job: BuildJob) -> None:
     # under the reaper: every process the script leaves is killed when it exits, however it
     # detached (the build-id scan below misses one that dropped its environment and group)
     proc = spawn_logged(
-        [sys.executable, "-I", REAPER, "/bin/bash", str(script)],
+        [sys.executable, "-I", "-S", REAPER, "/bin/bash", str(script)],
         cwd=job.folder / "src",
         log=job.folder / "build.log",
         env={"JOBS": str(job.jobs), "PATH": HOST_PATH},
