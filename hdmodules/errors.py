@@ -62,3 +62,8 @@ class BuildFailed(HitError):
             shown = "\n".join("    " + line for line in self.tail)
             text += f"  last {len(self.tail)} lines:\n{shown}"
         return text
+
+
+class FollowStopped(HitError):
+    """Ctrl-C while following submitted Slurm jobs: they keep running. The message says how
+    to follow or cancel them; the CLI prints it and exits 130."""

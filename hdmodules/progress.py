@@ -35,29 +35,34 @@ class Progress:
         self.done += 1
         self._emit(f"[{self.done}/{self.total}] {short}  {what}")
 
-    def cached(self, short: str) -> None:
+    def present(self, short: str) -> None:
         """`short` is built already: found so before building, or (after `started`) built
         meanwhile by another process that held its lock."""
         self.running.pop(short, None)
         if not self.quiet:
-            self._counted(short, "cached")
+            self._counted(short, "present")
         else:
             self.done += 1
 
     def waiting(self, short: str) -> None:
+        """`short` waits for another process building the same artifact."""
         self._emit(f"      {short}  waiting: another process is building it")
 
     def started(self, short: str) -> None:
+        """`short` (a short artifact id) starts building."""
         self.running[short] = time.monotonic()
         self._emit(f"      {short}  building")
 
     def built(self, short: str, seconds: float) -> None:
+        """`short` was built in `seconds`."""
         self.running.pop(short, None)
         self._counted(short, f"built in {seconds:.1f} s")
 
     def failed(self, short: str) -> None:
+        """`short` failed (the message comes with the error)."""
         self.running.pop(short, None)
         self._counted(short, "failed")
 
     def note(self, line: str) -> None:
+        """One line for the user (stderr), above the live status line."""
         self._emit(line)

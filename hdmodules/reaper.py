@@ -55,6 +55,7 @@ def kill_all() -> None:
 
 
 def main(argv: list[str]) -> int:
+    """Run `argv` as a child subreaper; returns its exit code (see the module docstring)."""
     if not argv:
         print("usage: reaper.py COMMAND [ARG...]", file=sys.stderr)
         return 2

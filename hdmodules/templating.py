@@ -19,6 +19,8 @@ def builtin_dirs() -> list[Path]:
 
 @cache
 def environment(overrides: tuple[Path, ...] = ()):
+    """The Jinja2 environment over `overrides` (a site's folders, first) and the built-in
+    templates, with the q, lua, tcl and comment filters."""
     import jinja2
 
     env = jinja2.Environment(
@@ -82,4 +84,5 @@ def tcl_quote(value: object) -> str:
 
 
 def render(template: str, overrides: tuple[Path, ...] = (), **context: Any) -> str:
+    """Render the template named `template` (e.g. `lmod/module.lua`) with `context`."""
     return environment(overrides).get_template(template).render(**context)

@@ -11,9 +11,15 @@ def is_url(text: str) -> bool:
     return "://" in text
 
 
+def is_remote_git(repo: str) -> bool:
+    """A git repository elsewhere: a URL, or git's scp-like `host:path` (`git@host:org/x.git`:
+    a colon before the first slash, as git itself reads it); anything else is a local path."""
+    return is_url(repo) or ":" in repo.split("/")[0]
+
+
 def git_location(repo: str, base: Path) -> str:
-    """A git repository as a YAML file names it: a URL or absolute path as given, a relative
-    path made absolute against the YAML file's folder `base`."""
-    if is_url(repo) or repo.startswith("/"):
+    """A git repository as a YAML file names it: a remote one (is_remote_git) or an absolute
+    path as given, a relative path made absolute against the YAML file's folder `base`."""
+    if is_remote_git(repo) or repo.startswith("/"):
         return repo
     return os.path.abspath(base / repo)

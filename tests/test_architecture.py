@@ -15,15 +15,21 @@ def module_name(file: Path) -> str:
 
 
 def imports(file: Path, modules: set[str]) -> set[str]:
-    """The modules of the package that `file` imports, relative imports only."""
+    """The modules of the package that `file` imports, relative or absolute."""
     name = module_name(file)
     package = name if file.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(file.read_text(), str(file))):
-        if not isinstance(node, ast.ImportFrom) or not node.level:
+        if isinstance(node, ast.Import):  # import hdmodules.x.y
+            found |= {a.name for a in node.names if a.name in modules}
             continue
-        base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-        target = ".".join(base + ([node.module] if node.module else []))
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+            target = ".".join(base + ([node.module] if node.module else []))
+        else:  # from hdmodules.x import y
+            target = node.module or ""
         for alias in node.names:  # `from . import yamlfile` imports the module yamlfile
             if f"{target}.{alias.name}" in modules:
                 found.add(f"{target}.{alias.name}")

@@ -6,9 +6,8 @@ import pytest
 
 from hdmodules.errors import HitError
 from hdmodules.publish.farm import plan_farm
-from hdmodules.publish.profilebuild import missing
 from hdmodules.spec.profiles import load_profile
-from hdmodules.spec.resolve import resolve
+from hdmodules.spec.resolve import resolve, to_build
 from hdmodules.store.layout import Store
 from tests.conftest import DEMO
 
@@ -26,11 +25,13 @@ def test_diamond_is_ordered_dependencies_first():
 def test_missing_is_what_the_store_lacks(tmp_path):
     r = resolve(load_profile(DEMO / "default.yaml"))
     store = Store(tmp_path)
-    assert [n.name for n in missing(r, store)] == list(r.nodes)
+    assert [n.name for _r, n in to_build([(r, r)], store.is_installed)] == list(r.nodes)
     core = store.begin(r.nodes["libcore"].ref)  # a prefix without a manifest is not installed
-    assert [n.name for n in missing(r, store)] == list(r.nodes)
+    assert [n.name for _r, n in to_build([(r, r)], store.is_installed)] == list(r.nodes)
     store.commit(r.nodes["libcore"].ref, {}, None)
-    assert core.exists() and "libcore" not in [n.name for n in missing(r, store)]
+    assert core.exists() and "libcore" not in [
+        n.name for _r, n in to_build([(r, r)], store.is_installed)
+    ]
 
 
 def _m(prefix: str, *files: str) -> tuple[Path, dict[str, str]]:

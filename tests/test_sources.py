@@ -304,3 +304,17 @@ def test_hit_build_reports_a_truncated_tarball_not_an_interrupt(hit, tmp_path):
     p = _one_package(tmp_path, "[{path: ../p-1.tar.gz}]")
     line = _error_line(hit("build", str(p), check=False))
     assert "cannot unpack p-1.tar.gz: truncated or damaged archive" in line
+
+
+def test_scp_style_git_remotes_are_remote_everywhere():
+    """`git@host:org/x.git` is a remote, as git reads it: never made a path next to the YAML."""
+    from pathlib import Path
+
+    from hdmodules.spec.gitrefs import is_local
+    from hdmodules.urls import git_location
+
+    base = Path("/site/pkgs")
+    for remote in ("git@example.org:org/repo.git", "https://example.org/x.git", "host:dir/x"):
+        assert git_location(remote, base) == remote and not is_local(remote)
+    for local, where in (("../checkout", "/site/checkout"), ("/abs/repo", "/abs/repo")):
+        assert git_location(local, base) == where and is_local(where)

@@ -34,7 +34,7 @@ _running_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one build job: `status` "cached" (installed already, here or by another
+    """What became of one build job: `status` "present" (installed already, here or by another
     process while this one waited) or "built"; `seconds` the build took (wall clock)."""
 
     status: str
@@ -119,11 +119,14 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
     check passed; on failure it is removed and the build folder kept. Raises BuildFailed
     (script, link check, OSError such as a full disk) or HitError (a source)."""
     ref = job.ref
+    if job.prefix != store.local_prefix(ref):  # e.g. a `hit bdir` job: it installs elsewhere
+        where = f"installs into {job.prefix}, not into {store.root}"
+        raise HitError(f"{ref.id}: this build job {where}")
     if store.is_installed(ref):
-        return Outcome("cached")
+        return Outcome("present")
     with store.lock(ref, on_wait=on_wait):
         if store.is_installed(ref):  # another process built it while we waited
-            return Outcome("cached")
+            return Outcome("present")
         kill_build_processes(ref.id, None)  # leftovers of a killed earlier attempt
         prefix = store.begin(ref)
         start = time.monotonic()

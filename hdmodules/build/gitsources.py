@@ -19,6 +19,7 @@ from ..spec.gitrefs import git, is_local
 
 
 def mirror(cache: Path, url: str) -> Path:
+    """The bare mirror of the remote repository `url` in the source cache (`git/<hash>.git`)."""
     return cache / "git" / (hashlib.sha256(url.encode()).hexdigest()[:20] + ".git")
 
 

@@ -28,14 +28,9 @@ from ..spec.artifact import ArtifactRef
 from ..store.layout import Store
 from ..store.roots import entry_for
 
-OWN_CODE = (
-    "spec/resolve.py",
-    "spec/buildspec.py",
-    "hashing.py",
-    "spec/recipes.py",
-    "spec/profiles.py",
-    "build/memo.py",
-)  # below the package folder
+# the code whose change can change what resolving gives (below the package folder): the
+# no-op path trusts the memo only while none of it changed (a checkout being edited)
+OWN_CODE = ("spec/*.py", "hashing.py", "names.py", "urls.py", "build/memo.py")
 
 
 def _stamp(path: str) -> list[int] | None:
@@ -64,14 +59,15 @@ def _tree(root: Path, out: dict[str, list[int] | None]) -> None:
 # Complexity (radon C): a list of every input the no-op path must stamp, each kind of input
 # (YAML, recipes, package dirs, externals' files, path and git sources) one short branch.
 def save(home, resolved) -> None:
-    """Record a successful build of `resolved` (a resolve.Resolved) in `home` (a config.Home)."""
+    """Record a successful build of `resolved` (spec.resolve.Resolved) in `home` (a Home)."""
     from ..store.home import open_store
 
     profile = resolved.profile
     config = home.root / "config.yaml"
     inputs: dict[str, list[int] | None] = {str(config): _stamp(str(config))}
     here = Path(__file__).parent.parent  # the package folder
-    inputs.update({str(here / f): _stamp(str(here / f)) for f in OWN_CODE})
+    own = sorted(f for pattern in OWN_CODE for f in here.glob(pattern))
+    inputs.update({str(f): _stamp(str(f)) for f in own})
     inputs.update({str(f): _stamp(str(f)) for f in profile.files})
     inputs.update({str(d): _stamp(str(d)) for d in profile.package_dirs})
     for node in resolved.nodes.values():

@@ -74,6 +74,7 @@ class LocalPool:
         self._threads: list[threading.Thread] = []
 
     def start(self, job: BuildJob) -> None:
+        """Start building `job` (or hand it to a free worker)."""
         thread = threading.Thread(target=self._one, args=(job,), name=job.ref.short)
         self._threads.append(thread)
         thread.start()
@@ -88,9 +89,11 @@ class LocalPool:
         self._done.put((job, outcome))
 
     def next_done(self) -> Finished:
+        """Wait for one started build to end: (its job, its Outcome or the exception it raised)."""
         return self._done.get()
 
     def interrupt(self) -> None:
+        """Ctrl-C: stop every build under way (builder.kill_running)."""
         kill_running()
         for thread in self._threads:
             thread.join()
@@ -101,7 +104,7 @@ class LocalPool:
 def run(jobs: Sequence[BuildJob], executor: Executor, progress: Progress) -> int:
     """Build `jobs` (artifacts missing from the store, each once) dependencies first, up to
     `executor.slots` at once. Returns how many were built (a job another process built
-    meanwhile counts as cached). Raises BuildsFailed (see the module's docstring);
+    meanwhile counts as present). Raises BuildsFailed (see the module's docstring);
     KeyboardInterrupt after `executor.interrupt()`."""
     by_id = {job.ref.id: job for job in jobs}
     graph = TopologicalSorter(
@@ -140,7 +143,7 @@ def run(jobs: Sequence[BuildJob], executor: Executor, progress: Progress) -> int
                 built += 1
                 progress.built(job.ref.short, outcome.seconds)
             else:
-                progress.cached(job.ref.short)
+                progress.present(job.ref.short)
     except KeyboardInterrupt:
         executor.interrupt()
         raise

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from ..atomic import write_atomic
 from ..durations import parse_duration
-from ..errors import HitError
+from ..errors import FollowStopped, HitError
 from ..runner import query
 from ..spec.artifact import short_id
-from ..spec.resolve import Node, Resolved
+from ..spec.resolve import Node, Resolved, to_build
 from ..spec.slurmconfig import SlurmConfig
 from ..store.layout import Store
 from ..templating import render
@@ -80,11 +80,6 @@ class SlurmRequest:
     commands: Commands
     pack: int | None = None
     wait: bool = False
-
-
-class FollowStopped(HitError):
-    """Ctrl-C while following submitted jobs: they keep running. The message says how to
-    follow or cancel them; the CLI prints it and exits 130."""
 
 
 @dataclass
@@ -429,18 +424,6 @@ def follow(
         time.sleep(interval)
 
 
-def missing_work(stacks: list[tuple[str, Resolved]], store: Store) -> list[tuple[str, Node]]:
-    """The artifacts to build, each once (the first stack naming it), dependencies first."""
-    seen: set[str] = set()
-    out = []
-    for context, resolved in stacks:
-        for node in resolved.nodes.values():
-            if node.ref.id not in seen and not store.is_installed(node.ref):
-                seen.add(node.ref.id)
-                out.append((context, node))
-    return out
-
-
 def submit_and_follow(
     request: SlurmRequest, stacks: list[tuple[str, Resolved]], store: Store, say: Say
 ) -> Submission | None:
@@ -448,7 +431,7 @@ def submit_and_follow(
     the jobs and stop with one message if any artifact was not built. Returns None when there
     was nothing to build. Raises HitError (sbatch missing or refusing, artifacts not built),
     FollowStopped on Ctrl-C while following."""
-    work = missing_work(stacks, store)
+    work = to_build(stacks, store.is_installed)
     if not work:
         return None
     cfg = request.config

@@ -23,6 +23,7 @@ TIMEOUT = 60
 
 
 def cache_file(cache: Path, sha256: str) -> Path:
+    """Where the source with this sha256 (hex) lives in the cache `cache`."""
     return cache / "sha256" / sha256
 
 
@@ -106,6 +107,7 @@ def fetch_any(cache: Path, url_or_file: str, mirrors: tuple[str, ...] = ()) -> t
 
 
 def is_archive(name: str) -> bool:
+    """Whether a file name ends like an archive hit unpacks (.tar, .tar.gz, .tgz, .zip ...)."""
     return name.endswith(ARCHIVE_SUFFIXES)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import ConfigError, HitError
+from ..errors import ConfigError, FollowStopped, HitError
 
 
 def externals_group(prog: str) -> click.Group:
@@ -36,12 +36,13 @@ def externals_group(prog: str) -> click.Group:
         """
         from pathlib import Path
 
+        from ..atomic import write_atomic
         from ..spec.externals import detect as find
         from ..spec.externals import to_yaml
 
         text = to_yaml(find([Path(p) for p in prefixes]))
         if write:
-            Path(write).write_text(text)
+            write_atomic(Path(write), text)
             click.echo(f"wrote {write}", err=True)
         else:
             click.echo(text, nl=False)
@@ -54,6 +55,9 @@ def run_cli(cli: click.Group, prog: str) -> int:
     try:
         rv = cli.main(prog_name=prog, standalone_mode=False)
         return rv if isinstance(rv, int) else 0
+    except FollowStopped as e:  # the jobs keep running: say how to follow them
+        click.echo(str(e), err=True)
+        return 130
     except click.exceptions.Abort:
         click.echo(f"{prog}: interrupted", err=True)
         return 130

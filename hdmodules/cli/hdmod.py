@@ -95,9 +95,8 @@ def _site_args(site) -> list[str]:
 
 
 def _submit(site, stacks, home, o):
-    """`hdmod build --slurm`: slurm.submit_and_follow, progress on stderr; Ctrl-C while
-    following says how to follow the jobs that keep running and exits 130."""
-    from ..build.slurm import Commands, FollowStopped, SlurmRequest, submit_and_follow, tool_command
+    """`hdmod build --slurm`: slurm.submit_and_follow, progress on stderr."""
+    from ..build.slurm import Commands, SlurmRequest, submit_and_follow, tool_command
     from ..store.home import open_store
 
     py, args = tool_command("hdmodules.cli.hdmod"), _site_args(site)
@@ -106,11 +105,7 @@ def _submit(site, stacks, home, o):
     commands = Commands((*py, "build-artifact", *args), (*py, "build", *args), hint)
     request = SlurmRequest(home.root, site.file, site.slurm, commands, o.pack, o.wait)
     work = [(s.name, r) for s, r in stacks]
-    try:
-        return submit_and_follow(request, work, open_store(home), lambda x: click.echo(x, err=True))
-    except FollowStopped as e:
-        click.echo(str(e), err=True)
-        raise SystemExit(130) from None
+    return submit_and_follow(request, work, open_store(home), lambda x: click.echo(x, err=True))
 
 
 @cli.command()
@@ -244,6 +239,7 @@ def modules_refresh(site_yaml: Path, root: Path | None, modules_dir: Path | None
 
 
 def main() -> None:
+    """The `hdmod` console script: run the CLI, exit with its code (no traceback)."""
     sys.exit(run_cli(cli, "hdmod"))
 
 

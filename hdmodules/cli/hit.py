@@ -77,7 +77,7 @@ def build(profile: str, **options) -> None:
         refs, prefix = fast
         progress = Progress(len(refs), quiet=o.quiet)
         for ref in refs:
-            progress.cached(ref.short)
+            progress.present(ref.short)
         click.echo(f"{memo.profile_link(file)} -> {prefix} (up to date)")
         return
     from ..publish.profilebuild import build_profile
@@ -115,15 +115,10 @@ def build(profile: str, **options) -> None:
 
 
 def _submit(request, stacks, store):
-    """slurm.submit_and_follow, its progress on stderr; Ctrl-C while following says how to
-    follow the jobs that keep running and exits 130."""
-    from ..build.slurm import FollowStopped, submit_and_follow
+    """slurm.submit_and_follow, its progress on stderr."""
+    from ..build.slurm import submit_and_follow
 
-    try:
-        return submit_and_follow(request, stacks, store, lambda line: click.echo(line, err=True))
-    except FollowStopped as e:
-        click.echo(str(e), err=True)
-        raise SystemExit(130) from None
+    return submit_and_follow(request, stacks, store, lambda line: click.echo(line, err=True))
 
 
 def _explain(resolved, store) -> None:
@@ -289,6 +284,7 @@ cli.add_command(externals_group("hit"))
 
 
 def main() -> None:
+    """The `hit` console script: run the CLI, exit with its code (no traceback)."""
     sys.exit(run_cli(cli, "hit"))
 
 

@@ -29,6 +29,7 @@ def _home(write: bool = True):
 
 
 def open_store(home):
+    """The home's store chained to its upstreams (store.home.open_store)."""
     from ..store.home import open_store as chain
 
     return chain(home)

@@ -65,15 +65,16 @@ def record_upstream_use(
     its GC keeps them; `note` a warning for each upstream that cannot be told."""
     link = resolved.profile.link_path
     profile = store.prefix(resolved.profile_ref)
-    for up_home, up_store in zip(home.upstreams, store.upstreams, strict=True):
+    pairs = zip(home.upstreams, home.upstream_gc_roots, store.upstreams, strict=True)
+    for _home, up_roots, up_store in pairs:
         ids = [
             n.ref.id
             for n in resolved.nodes.values()
             if store.prefix(n.ref).is_relative_to(up_store.root)
         ]
-        if ids and not roots.record_use(up_home / "gcroots", link.absolute(), profile, ids):
+        if ids and not roots.record_use(up_roots, link.absolute(), profile, ids):
             note(
-                f"warning: could not record in {up_home / 'gcroots' / roots.USERS} that "
+                f"warning: could not record in {up_roots / roots.USERS} that "
                 f"{link} uses {len(ids)} artifact(s) of that store; its garbage collection "
                 f"may remove them (ask its admin for write access to that folder)"
             )

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 from ..atomic import write_atomic
 from ..errors import HitError
 from ..names import env_value_problem, text_problem
+from ..runner import query
 from ..spec.artifact import changed, short_id
 from ..spec.buildspec import ProfileDoc
 from ..store import roots
@@ -25,6 +25,7 @@ from ..store.layout import Store, read_manifest, read_spec
 from ..templating import render
 from .farm import plan_farm
 
+VENV_TIMEOUT = 3600  # seconds: `python -m venv` on a slow shared filesystem
 STATE = Path(".hit") / "develop.json"
 
 
@@ -82,15 +83,15 @@ def _write_environment(folder: Path, python: str | None) -> None:
     Lmod and Tcl modulefiles. Raises HitError if the venv cannot be made."""
     if python and not (folder / "pyvenv.cfg").exists():
         venv_cmd = [python, "-m", "venv", "--system-site-packages", str(folder)]
-        r = subprocess.run(venv_cmd, capture_output=True, text=True)  # minutes on a slow disk
-        if r.returncode != 0:
-            raise HitError(f"{python} -m venv {folder} failed: {r.stderr.strip()}")
+        r = query(venv_cmd, timeout=VENV_TIMEOUT)  # minutes on a slow disk
+        if r.code != 0:
+            raise HitError(f"{python} -m venv {folder} failed: {r.out.strip()}")
     context = {"dir": folder, "venv": (folder / "pyvenv.cfg").exists()}
-    (folder / "activate").write_text(render("develop/activate.sh.j2", **context))
+    write_atomic(folder / "activate", render("develop/activate.sh.j2", **context))
     for fmt, name in (("lmod", "develop.lua"), ("tcl", "develop.tcl")):
         target = folder / "modulefiles" / fmt / "develop" / ("dev.lua" if fmt == "lmod" else "dev")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(render(f"develop/{name}.j2", **context))
+        write_atomic(target, render(f"develop/{name}.j2", **context))
 
 
 def _changes(old: dict[str, str], new: dict[str, str]) -> list[str]:

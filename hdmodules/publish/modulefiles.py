@@ -240,7 +240,7 @@ def _add_dependencies(packages: list[tuple[Entry, Node, Resolved]], depends_on: 
 
 
 def raise_missing(site: Site, name: str, kind: str) -> None:
-
+    """HitError: the hierarchy needs a module for `name` (a compiler or MPI) the site lacks."""
     raise HitError(
         f"{site.file}: the module hierarchy starts at the {kind} module, but {name} has none: "
         f"list it under modules: externals: [...] (or use layout: flat)"
@@ -370,6 +370,7 @@ def _check_entries(site: Site, entries: list[Entry]) -> None:
 
 
 def tree_id(files: dict[str, bytes]) -> str:
+    """16 hex characters naming a tree by its content (paths and file hashes)."""
     h = hashlib.sha256()
     for path in sorted(files):
         h.update(path.encode() + b"\0" + hashlib.sha256(files[path]).digest())

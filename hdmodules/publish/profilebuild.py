@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import HitError
 from ..progress import Progress
 from ..spec.artifact import ArtifactRef
-from ..spec.resolve import Node, Resolved
+from ..spec.resolve import Resolved, to_build
 from ..store import roots
 from ..store.home import Home, open_store
 from ..store.layout import Store
@@ -35,11 +35,6 @@ class Result:
     link_changed: bool
 
 
-def missing(resolved: Resolved, store: Store) -> list[Node]:
-    """The packages of `resolved` not installed in `store` (nor upstream), dependencies first."""
-    return [n for n in resolved.nodes.values() if not store.is_installed(n.ref)]
-
-
 def build_missing(
     stacks: list[Resolved],
     home: Home,
@@ -52,11 +47,7 @@ def build_missing(
     with `only` (artifact ids: what one Slurm job was given) just those, whose dependencies
     must be built. Returns how many were built. Raises HitError for an `only` artifact whose
     dependency is not built, scheduler.BuildsFailed when builds fail."""
-    work: dict[str, tuple[Resolved, Node]] = {}
-    for resolved in stacks:
-        for node in resolved.nodes.values():
-            work.setdefault(node.ref.id, (resolved, node))
-    todo = {i: rn for i, rn in work.items() if not store.is_installed(rn[1].ref)}
+    todo = {n.ref.id: (r, n) for r, n in to_build([(r, r) for r in stacks], store.is_installed)}
     if only is not None:
         todo = {i: rn for i, rn in todo.items() if i in only}
         for resolved, node in todo.values():
@@ -65,9 +56,9 @@ def build_missing(
                     raise HitError(
                         f"{node.ref.id} needs {dep.id}, which is not built (its job failed?)"
                     )
-    for i, (_r, node) in work.items():
-        if i not in todo:
-            progress.cached(node.ref.short)
+    present = {n.ref.id: n for r in stacks for n in r.nodes.values() if n.ref.id not in todo}
+    for node in present.values():
+        progress.present(node.ref.short)
     if not todo:
         return 0
     from ..build.buildjob import build_job  # only when there is something to build

@@ -11,6 +11,7 @@ from ..errors import HitError
 from ..progress import Progress
 from ..spec.resolve import Resolved, resolve
 from ..spec.site import Site, Stack
+from ..store import roots
 from ..store.home import Home, load_home, open_store
 from . import modulefiles
 from .permissions import apply
@@ -91,7 +92,7 @@ def write_user_files(site: Site, stacks: list[tuple[Stack, Resolved]]) -> None:
     user_config = site.root / "user-config.yaml"
     text = render("user-config.yaml.j2", site_file=site.file, path=user_config, root=str(site.root))
     _write(user_config, text)
-    users = site_home(site).gc_roots / "users"
+    users = site_home(site).gc_roots / roots.USERS
     users.mkdir(parents=True, exist_ok=True)
     if site.group is not None:
         import grp

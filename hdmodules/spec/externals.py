@@ -92,10 +92,6 @@ class External:
             "pin": self.pin,
         }
 
-    def command_paths(self) -> list[str]:
-        """Each command as an absolute path (looked up on PATH), or as written if not found."""
-        return [resolve_command(c) or c for c in self.commands.values()]
-
 
 def implicit_compiler() -> External:
     """The compiler of a profile that names none: the host's gcc/g++, pinned on the fly. An

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import HitError
 from ..runner import query
-from ..urls import is_url
+from ..urls import is_remote_git
 
 
 def git(*args: str) -> str:
@@ -20,7 +20,8 @@ def git(*args: str) -> str:
 
 
 def is_local(repo: str) -> bool:
-    return not is_url(repo) and ":" not in repo.split("/")[0]
+    """A repository read in place (a checkout or bare repository on this machine)."""
+    return not is_remote_git(repo)
 
 
 def resolve_ref(repo: Path, ref: str | None, allow_dirty: bool) -> tuple[str, bool]:

@@ -22,6 +22,9 @@ PACKAGE_KEYS = {"parameters", "git", "branch", "commit"}
 
 @dataclass
 class PackageRequest:
+    """A package as a profile asks for it: parameter overrides, a git checkout to build it from,
+    and where it was asked for."""
+
     name: str
     parameters: dict[str, Scalar] = field(default_factory=dict)
     file: Path | None = None  # where it was asked for, for error messages
@@ -33,6 +36,9 @@ class PackageRequest:
 
 @dataclass
 class ProfileSpec:
+    """A profile YAML with everything it extends merged: package dirs, parameters, packages,
+    externals, toolchain, and where each came from."""
+
     file: Path
     package_dirs: list[Path] = field(default_factory=list)
     parameters: dict[str, Scalar] = field(default_factory=dict)

@@ -52,6 +52,9 @@ class Source:
 
 @dataclass(frozen=True)
 class Recipe:
+    """One package's recipe as loaded from `<package_dir>/<name>.yaml` (see the README's Recipe
+    section)."""
+
     name: str
     version: str
     file: Path
@@ -127,6 +130,8 @@ def _check_url(m: yamlfile.Mapping, url: str) -> None:
 
 
 def load_recipe(file: Path) -> Recipe:
+    """Load and check one recipe file. Raises ConfigError (file:line) for anything a recipe may not
+    say."""
     m = yamlfile.load_mapping(file, "recipe")
     yamlfile.check_keys(m, RECIPE_KEYS, f"recipe {file.stem}", required=("version", "build"))
     # name and version are folders of the store and module names (see names.py)

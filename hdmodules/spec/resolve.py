@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
-from ..errors import HitError
+from ..errors import ConfigError, HitError
 from .artifact import ArtifactRef
 from .buildspec import BuildSpec, ProfileDoc, SourceInput
 from .externals import External, check_pins, implicit_compiler
@@ -36,6 +37,9 @@ RESERVED_ENV = frozenset(
     + ("IFS", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "GLOBIGNORE", "CDPATH", "PS4")
     + ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "SHELL", "PWD", "OLDPWD", "USER")
 )
+
+
+Context = TypeVar("Context")
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ def platform_doc() -> dict[str, str]:
 def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
     """Every recipe the profile needs, its dependencies included, by name."""
     recipes: dict[str, Recipe] = {}
-    todo = [(name, f"{req.file}:{req.line}") for name, req in profile.packages.items()]
+    todo = [(name, (req.file, req.line)) for name, req in profile.packages.items()]
     while todo:
         name, asked_at = todo.pop()
         if name in recipes:
@@ -86,12 +90,13 @@ def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
         file = find_recipe(name, profile.package_dirs)
         if file is None:
             dirs = ", ".join(str(d) for d in profile.package_dirs) or "(no package_dirs given)"
-            raise HitError(f"{asked_at}: unknown package {name!r}: no {name}.yaml in {dirs}")
+            raise ConfigError(*asked_at, f"unknown package {name!r}: no {name}.yaml in {dirs}")
         recipe = load_recipe(file)
         if recipe.name != name:
-            raise HitError(f"{file}: recipe file {file.name} names the package {recipe.name!r}")
+            message = f"recipe file {file.name} names the package {recipe.name!r}"
+            raise ConfigError(file, None, message)
         recipes[name] = recipe
-        todo += [(d, f"{file}:{recipe.dependency_lines[d]}") for d in recipe.dependencies]
+        todo += [(d, (file, recipe.dependency_lines[d])) for d in recipe.dependencies]
     return recipes
 
 
@@ -130,14 +135,14 @@ def _parameters(recipe: Recipe, profile: ProfileSpec) -> dict[str, Scalar]:
         for key, value in req.parameters.items():
             if key not in params:
                 known = ", ".join(sorted(params)) or "none"
-                raise HitError(
-                    f"{req.file}:{req.line}: package {recipe.name} has no parameter {key!r} "
-                    f"(its parameters: {known})"
+                message = (
+                    f"package {recipe.name} has no parameter {key!r} (its parameters: {known})"
                 )
+                raise ConfigError(req.file, req.line, message)
             params[key] = value
     for key in params:
         if env_name(key) in RESERVED_ENV or env_name(key).endswith("_DIR"):
-            raise HitError(f"{recipe.file}: parameter {key!r} would shadow a build variable")
+            raise ConfigError(recipe.file, None, f"parameter {key!r} would shadow a build variable")
     return params
 
 
@@ -149,9 +154,9 @@ def _toolchains(profile: ProfileSpec) -> dict[str, External]:
         ext = profile.externals.get(name)
         if ext is None:
             known = ", ".join(profile.externals) or "none declared"
-            raise HitError(f"{file}:{line}: toolchain {kind}: no external {name!r} ({known})")
+            raise ConfigError(file, line, f"toolchain {kind}: no external {name!r} ({known})")
         if ext.kind != kind:
-            raise HitError(f"{file}:{line}: toolchain {kind}: {name} is a {ext.kind}, not a {kind}")
+            raise ConfigError(file, line, f"toolchain {kind}: {name} is a {ext.kind}, not a {kind}")
         chosen[kind] = ext
     if "compiler" not in chosen:
         chosen["compiler"] = implicit_compiler()
@@ -164,10 +169,11 @@ def _node_toolchain(
     tools = {"compiler": chosen["compiler"]}
     for kind in recipe.toolchain:
         if kind not in chosen:
-            raise HitError(
-                f"{recipe.file}: package {recipe.name} needs an external {kind}, but the "
-                f"profile {profile.file.name} has no `toolchain: {{{kind}: NAME}}`"
+            message = (
+                f"package {recipe.name} needs an external {kind}, but the profile "
+                f"{profile.file.name} has no `toolchain: {{{kind}: NAME}}`"
             )
+            raise ConfigError(recipe.file, None, message)
         tools[kind] = chosen[kind]
     return tools
 
@@ -181,7 +187,6 @@ def _git_override(recipe: Recipe, req, dirty: bool, notes: list[str]) -> Recipe:
     from .gitrefs import is_local, resolve_ref
     from .recipes import COMMIT_RE, Source
 
-    where = f"{req.file}:{req.line}"
     if is_local(req.git):
         commit, is_dirty = resolve_ref(Path(req.git), req.commit or req.branch, dirty)
         if is_dirty:
@@ -191,7 +196,7 @@ def _git_override(recipe: Recipe, req, dirty: bool, notes: list[str]) -> Recipe:
         notes.append(f"{recipe.name}: {req.git} {what} is at {commit}")
     else:
         if not req.commit or not COMMIT_RE.match(req.commit):
-            raise HitError(f"{where}: a remote git source needs `commit:` (40 hex)")
+            raise ConfigError(req.file, req.line, "a remote git source needs `commit:` (40 hex)")
         commit = req.commit
     source = Source(git=req.git, commit=commit, ref=req.branch, line=req.line)
     return change(recipe, sources=(source,))
@@ -223,11 +228,9 @@ def _check_parameters_used(profile: ProfileSpec, recipes: dict[str, Recipe]) -> 
     unused = set(profile.parameters) - {p for r in recipes.values() for p in r.parameters}
     if unused:
         first = sorted(unused, key=lambda k: profile.parameter_lines.get(k, (profile.file, 0)))[0]
-        file, line = profile.parameter_lines.get(first, (profile.file, 0))
-        raise HitError(
-            f"{file}:{line}: no package of this profile has the parameter(s) "
-            + ", ".join(sorted(unused))
-        )
+        file, line = profile.parameter_lines.get(first, (profile.file, None))
+        names = ", ".join(sorted(unused))
+        raise ConfigError(file, line, f"no package of this profile has the parameter(s) {names}")
 
 
 def _node(
@@ -273,7 +276,7 @@ def resolve(profile: ProfileSpec, dirty: bool = False) -> Resolved:
         nodes[name] = _node(recipes[name], nodes, profile, chosen)
     for p in profile.prefer:
         if p not in profile.packages:
-            raise HitError(f"{profile.file}: prefer names {p!r}, which is not in packages")
+            raise ConfigError(profile.file, None, f"prefer names {p!r}, which is not in packages")
     profile_doc = ProfileDoc({name: nodes[name].ref.id for name in packages}, tuple(profile.prefer))
     profile_ref = ArtifactRef("profile", "", profile_doc.hash())
     return Resolved(profile, nodes, tuple(packages), profile_ref, profile_doc, tuple(git_notes))
@@ -300,3 +303,19 @@ def node_for(resolved: Resolved, name: str) -> Node:
         raise HitError(
             f"{resolved.profile.file}: no package {name!r} here (packages: {known})"
         ) from None
+
+
+def to_build(
+    stacks: Iterable[tuple[Context, Resolved]], installed: Callable[[ArtifactRef], bool]
+) -> list[tuple[Context, Node]]:
+    """The artifacts of `stacks` (pairs of a caller's context, e.g. a stack name, and a
+    resolution) that are not `installed`, each once (with the first context naming it),
+    dependencies first."""
+    seen: set[str] = set()
+    out = []
+    for context, resolved in stacks:
+        for node in resolved.nodes.values():
+            if node.ref.id not in seen and not installed(node.ref):
+                seen.add(node.ref.id)
+                out.append((context, node))
+    return out

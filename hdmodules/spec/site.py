@@ -56,6 +56,9 @@ PERMISSION_KEYS = {"group", "mode"}
 
 @dataclass(frozen=True)
 class ModuleConfig:
+    """The `modules:` section of site.yaml (paths, formats, layout, naming, defaults, hiding, extra
+    variables)."""
+
     path: Path
     formats: tuple[str, ...] = ("lmod", "tcl")
     layout: str = "hierarchy"
@@ -73,6 +76,8 @@ class ModuleConfig:
 
 @dataclass(frozen=True)
 class Stack:
+    """One stack of a site: a profile spec whose link is ROOT/profiles/<name>."""
+
     name: str
     profile: ProfileSpec
     core: bool = False  # its modules go to Core/: compiler-independent tools
@@ -80,6 +85,8 @@ class Stack:
 
 @dataclass(frozen=True)
 class Site:
+    """A loaded site.yaml: root, stacks, externals, module settings, permissions, Slurm."""
+
     file: Path
     root: Path
     stacks: tuple[Stack, ...]

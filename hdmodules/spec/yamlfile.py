@@ -28,6 +28,7 @@ class Mapping(dict):
     key_lines: dict[Any, int]
 
     def line_of(self, key: Any) -> int:
+        """The line of `key` in the file (the mapping's own line if the key is absent)."""
         return self.key_lines.get(key, self.line)
 
 
@@ -123,6 +124,7 @@ def check_keys(m: Mapping, allowed: set[str], what: str, required: tuple[str, ..
 
 
 def get_str(m: Mapping, key: str, default: str | None = None) -> str | None:
+    """`m[key]` as a string (numbers too), `default` if absent; ConfigError for anything else."""
     value = m.get(key)
     if value is None:
         return default
@@ -132,6 +134,7 @@ def get_str(m: Mapping, key: str, default: str | None = None) -> str | None:
 
 
 def get_str_list(m: Mapping, key: str) -> list[str]:
+    """`m[key]` as a list of strings (one string is a list of one); ConfigError otherwise."""
     value = m.get(key)
     if value is None:
         return []
@@ -143,6 +146,7 @@ def get_str_list(m: Mapping, key: str) -> list[str]:
 
 
 def get_mapping(m: Mapping, key: str) -> Mapping:
+    """`m[key]` as a Mapping (an empty one, with the key's line, if absent); or ConfigError."""
     value = m.get(key)
     if value is None:
         empty = Mapping()
@@ -154,6 +158,7 @@ def get_mapping(m: Mapping, key: str) -> Mapping:
 
 
 def get_int(m: Mapping, key: str, default: int) -> int:
+    """`m[key]` as a positive whole number, `default` if absent; ConfigError otherwise."""
     value = m.get(key)
     if value is None:
         return default

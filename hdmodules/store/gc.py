@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class Artifact:
+    """One folder of the store as the collector sees it: its id, what it keeps alive, whether it is
+    complete."""
+
     prefix: Path
     id: str
     refs: list[str]  # ids it keeps alive: dependencies, or a profile's artifacts
@@ -40,6 +43,9 @@ class Artifact:
 
 @dataclass
 class Report:
+    """What a collection did (or would do): removed ids, bytes freed, roots and records kept or
+    dropped, timings in seconds."""
+
     removed: list[str] = field(default_factory=list)
     kept_recent: list[str] = field(default_factory=list)
     bytes_freed: int = 0
@@ -116,6 +122,7 @@ def move_out(store: Store, prefix: Path) -> None:
 
 
 def empty_trash(store: Store) -> None:
+    """Remove what an earlier collection moved into the trash (a killed one may have left some)."""
     if store.trash.exists():
         for leftover in store.trash.iterdir():
             remove_tree(leftover)

@@ -52,6 +52,9 @@ BASE_HOST_LIBS = frozenset(
 
 @dataclass(frozen=True)
 class Home:
+    """A hit home (or a site root) as its config.yaml says: store, source cache, build folders, gc
+    roots, mirrors, upstreams, privacy."""
+
     root: Path
     store: Path
     source_cache: Path
@@ -70,15 +73,17 @@ class Home:
     def upstream_gc_roots(self) -> tuple[Path, ...]:
         """The roots folders of the upstream homes, where a user's builds leave records of
         what they use (roots.record_use)."""
-        return tuple(up / "gcroots" for up in self.upstreams)
+        return tuple(upstream_path(up, "gc_roots", "gcroots") for up in self.upstreams)
 
 
 def default_home() -> Path:
+    """`$HIT_HOME`, else `~/.hashdist`."""
     env = os.environ.get("HIT_HOME")
     return Path(env).expanduser().absolute() if env else Path.home() / ".hashdist"
 
 
 def default_jobs() -> int:
+    """The CPUs this process may use (its affinity), at least 1."""
     return max(1, len(os.sched_getaffinity(0)))
 
 
@@ -131,16 +136,22 @@ def site_defaults() -> tuple[Path, object] | None:
     return path.parent, _read(path)
 
 
-def upstream_store(home_root: Path) -> Path:
-    """The store folder of another home or site root, read without writing anything there."""
+def upstream_path(home_root: Path, key: str = "store", default: str = "bld") -> Path:
+    """A folder of another home or site root as its config.yaml names it (`store`, or
+    `gc_roots` with default `gcroots`), read without writing anything there."""
     from ..spec import yamlfile
 
     config = home_root / "config.yaml"
     if config.exists():
-        store = yamlfile.get_str(_read(config), "store")
-        if store:
-            return (home_root / store).absolute()
-    return home_root / "bld"
+        value = yamlfile.get_str(_read(config), key)
+        if value:
+            return (home_root / value).absolute()
+    return home_root / default
+
+
+def upstream_store(home_root: Path) -> Path:
+    """The store folder of another home or site root."""
+    return upstream_path(home_root)
 
 
 def load_home(root: Path | None = None) -> Home:

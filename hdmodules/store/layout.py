@@ -68,6 +68,7 @@ class Store:
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
 
     def is_installed(self, ref: ArtifactRef) -> bool:
+        """Whether `ref` is installed here or in an upstream (its manifest exists)."""
         return (self.prefix(ref) / META / MANIFEST).exists()
 
     def find(self, artifact_id: str) -> Path | None:
@@ -145,6 +146,7 @@ class Store:
             (used / f"{ref.name}-{ref.hash}").touch()
 
     def last_used(self, name: str, hash_: str) -> float | None:
+        """When a build last used the artifact (seconds since the epoch), or None."""
         try:
             return (self.root / ".used" / f"{name}-{hash_}").stat().st_mtime
         except OSError:
@@ -158,6 +160,7 @@ class Store:
             f.write(f"{seconds:.1f}\n")
 
     def durations(self, name: str) -> list[float]:
+        """The last five recorded build times of package `name`, in seconds."""
         try:
             text = (self.root / ".durations" / name).read_text()
         except OSError:
@@ -254,6 +257,8 @@ def refuse_foreign_files(prefix: Path) -> None:
 
 
 def read_manifest(prefix: Path) -> dict[str, str]:
+    """An installed artifact's manifest (path -> `f:`/`x:`<sha256> or `l:`<target>); HitError if
+    missing or damaged."""
     try:
         return json.loads((prefix / META / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -261,6 +266,7 @@ def read_manifest(prefix: Path) -> dict[str, str]:
 
 
 def read_spec(prefix: Path) -> dict:
+    """An artifact's build.json as a dict ({} if missing or damaged)."""
     try:
         return json.loads((prefix / META / "build.json").read_text())
     except (OSError, ValueError):

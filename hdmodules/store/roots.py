@@ -31,6 +31,9 @@ TEMP = "_tmp"
 
 @dataclass(frozen=True)
 class Root:
+    """One gc root: its entry in the roots folder, the link it names, what it reaches (None: stale)
+    and what a stale one keeps."""
+
     entry: Path  # the file in the roots folder
     link: Path  # the profile link it names (for a user's root: the entry itself)
     target: Path | None  # what it reaches now (a store path), None if stale
@@ -88,6 +91,8 @@ def _reach(path: Path, store: Path) -> Path | None:
 
 
 def list_roots(gc_roots: Path, store: Path) -> list[Root]:
+    """Every gc root in `gc_roots`, registered ones and users' own symlinks, with what each reaches
+    in `store`."""
     if not gc_roots.is_dir():
         return []
     roots = []
@@ -150,6 +155,8 @@ def _profile_target(link: Path, store: Path) -> Path:
 
 
 def copy_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
+    """`hit cp`: a new profile link `new` to what `link` points at, registered as a gc root;
+    returns the profile."""
     target = _profile_target(link, store)
     if new.exists() or new.is_symlink():
         raise HitError(f"{new} exists already")
@@ -158,11 +165,12 @@ def copy_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
 
 
 def move_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
+    """`hit mv`: `link` becomes `new`, its root and generations with it; returns the profile."""
     target = copy_link(gc_roots, store, link, new)
     old_gens, new_gens = _gen_folder(gc_roots, link), _gen_folder(gc_roots, new)
     if old_gens.is_dir() and not new_gens.exists():  # the history moves with the link
         old_gens.rename(new_gens)
-        (new_gens / "link").write_text(str(new.absolute()))
+        write_atomic(new_gens / "link", str(new.absolute()))
     link.unlink()
     deregister(gc_roots, link)
     return target
@@ -233,6 +241,7 @@ def record_use(upstream_gc_roots: Path, link: Path, profile: Path, ids: list[str
 
 
 def forget_use(upstream_gc_roots: Path, link: Path) -> None:
+    """Remove this user's record for `link` from an upstream's roots folder."""
     (upstream_gc_roots / USERS / _record_name(link)).unlink(missing_ok=True)
 
 
@@ -241,6 +250,8 @@ RECORD_MAX_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class BadRecord:
+    """A user's record the GC skipped, and why."""
+
     file: Path
     why: str
 
@@ -313,6 +324,8 @@ GENERATIONS = "_gen"
 
 @dataclass(frozen=True)
 class Generation:
+    """One generation of a profile link: its number, when (seconds since the epoch), the profile."""
+
     number: int
     when: float
     target: Path
@@ -323,6 +336,7 @@ def _gen_folder(gc_roots: Path, link: Path) -> Path:
 
 
 def generations(gc_roots: Path, link: Path) -> list[Generation]:
+    """The generations of `link`, oldest first."""
     folder = _gen_folder(gc_roots, link)
     out = []
     if folder.is_dir():
@@ -337,7 +351,7 @@ def record_generation(gc_roots: Path, link: Path, target: Path, keep: int, days:
     among the last `keep` nor younger than `days` days. Returns its number."""
     folder = _gen_folder(gc_roots, link)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "link").write_text(str(link.absolute()))
+    write_atomic(folder / "link", str(link.absolute()))
     gens = generations(gc_roots, link)
     if gens and gens[-1].target == target:
         return gens[-1].number
