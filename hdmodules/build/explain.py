@@ -12,12 +12,14 @@ lines, indented.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import HitError
 from ..spec.artifact import changed, short_id
-from ..spec.buildspec import record_id
+from ..spec.buildspec import ProfileDoc, from_record, record_id
 from ..spec.resolve import Resolved
 from ..store.layout import MANIFEST, META, Store, read_spec
 
@@ -220,3 +222,22 @@ def built_specs(store: Store, name: str) -> list[dict]:
 
 def _installed(prefix: Path) -> bool:
     return (prefix / META / MANIFEST).exists()
+
+
+def package_set(thing: Resolved | str, store: Store) -> tuple[dict[str, str], dict]:
+    """What `hit diff` compares: name -> artifact id of a resolved profile, of a profile
+    link (or a profile in the store), or of one artifact (by id or path); plus the build
+    specs a resolution produced (by id, for `lookup_in`). Raises HitError for anything else."""
+    if isinstance(thing, Resolved):
+        return {n.name: n.ref.id for n in thing.nodes.values()}, specs_of(thing)
+    path = Path(thing)
+    prefix = Path(os.path.realpath(path)) if path.exists() else store.find(thing)
+    if prefix is None:
+        raise HitError(f"{thing}: not a profile YAML, a profile link or an artifact id")
+    record = read_spec(prefix)
+    if not record:
+        raise HitError(f"{thing}: {prefix} is not an artifact of the store")
+    value = from_record(record)
+    if isinstance(value, ProfileDoc):
+        return dict(value.artifacts), {}
+    return {value.name: record_id(record)}, {}

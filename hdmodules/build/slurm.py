@@ -368,6 +368,26 @@ class ArtifactState:
     job: str
     detail: str = ""
 
+    def line(self, pending_reason: bool = True) -> str:
+        """`name/<hash12>  state  job N (detail)`: how a state is shown; following jobs
+        leaves out a pending reason (`pending_reason=False`: it changes while nothing
+        happens)."""
+        shown = self.detail and (pending_reason or self.state != "pending")
+        detail = f" ({self.detail})" if shown else ""
+        return f"{short_id(self.artifact)}  {self.state}  job {self.job}{detail}"
+
+
+def status_lines(record: Submission, store: Store) -> tuple[list[ArtifactState], list[str]]:
+    """`hdmod status`: each submitted artifact's state and line, and the final job's line
+    (the job that assembles profiles and modules)."""
+    states = status(record, store)
+    lines = [s.line() for s in states]
+    if record.final:
+        state, reason = job_states([record.final]).get(record.final, ("forgotten", ""))
+        why = f" ({reason})" if reason and reason != "None" else ""
+        lines.append(f"final job {record.final} (profiles and modules): {state.lower()}{why}")
+    return states, lines
+
 
 def status(record: Submission, store: Store) -> list[ArtifactState]:
     """Each submitted artifact's state: built (in the store), else from its job's state."""
@@ -417,8 +437,7 @@ def follow(
         for s in states:
             if seen.get(s.artifact) != s.state:
                 seen[s.artifact] = s.state
-                detail = f" ({s.detail})" if s.detail and s.state != "pending" else ""
-                say(f"{short_id(s.artifact)}  {s.state}  job {s.job}{detail}")
+                say(s.line(pending_reason=False))
         if finished(states):
             return states
         time.sleep(interval)

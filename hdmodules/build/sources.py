@@ -106,6 +106,13 @@ def fetch_any(cache: Path, url_or_file: str, mirrors: tuple[str, ...] = ()) -> t
     return found.name, url_or_file
 
 
+def seed_from(cache: Path, folder: Path) -> list[tuple[str, str]]:
+    """`hit fetch --from DIR`: every archive directly in `folder` into the cache (a site
+    without internet copies the upstream tarballs there). Returns (sha256, file name) each."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_archive(p.name))
+    return [(add_file(cache, f), f.name) for f in files]
+
+
 def is_archive(name: str) -> bool:
     """Whether a file name ends like an archive hit unpacks (.tar, .tar.gz, .tgz, .zip ...)."""
     return name.endswith(ARCHIVE_SUFFIXES)

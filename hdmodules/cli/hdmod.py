@@ -80,34 +80,6 @@ SLURM_OPTIONS = [
 slurm_options = _stack(SLURM_OPTIONS)
 
 
-def _repin(site) -> bool:
-    """Re-pin the externals the site's stacks use that changed; True if any pin was rewritten."""
-    from ..spec.resolve import repin_externals
-
-    notes = repin_externals(s.profile for s in site.stacks)
-    for note in notes:
-        click.echo(note, err=True)
-    return bool(notes)
-
-
-def _site_args(site) -> list[str]:
-    return [str(site.file), "--root", str(site.root), "--modules", str(site.modules.path)]
-
-
-def _submit(site, stacks, home, o):
-    """`hdmod build --slurm`: slurm.submit_and_follow, progress on stderr."""
-    from ..build.slurm import Commands, SlurmRequest, submit_and_follow, tool_command
-    from ..store.home import open_store
-
-    py, args = tool_command("hdmodules.cli.hdmod"), _site_args(site)
-    where = f"{site.file} --root {site.root}"
-    hint = f"follow: hdmod status {where} --wait; cancel: hdmod cancel {where}"
-    commands = Commands((*py, "build-artifact", *args), (*py, "build", *args), hint)
-    request = SlurmRequest(home.root, site.file, site.slurm, commands, o.pack, o.wait)
-    work = [(s.name, r) for s, r in stacks]
-    return submit_and_follow(request, work, open_store(home), lambda x: click.echo(x, err=True))
-
-
 @cli.command()
 @site_options
 @click.option(
@@ -122,20 +94,13 @@ def build(site_yaml: Path, root, modules_dir, **options) -> None:
     With --slurm, each missing artifact becomes a batch job (dependencies as afterok job
     dependencies) and a last job assembles profiles and modules; `hdmod status` follows them.
     """
-    from ..progress import Progress
-    from ..publish.sitebuild import build_site, resolve_stacks, site_home
-    from .options import SiteBuild
+    from ..options import SiteBuild
+    from ..publish.builds import site_build
 
-    o = SiteBuild(**options)
     site = _site(site_yaml, root, modules_dir)
-    if o.repin and _repin(site):  # pins were rewritten: load the site again to use them
-        site = _site(site_yaml, root, modules_dir)
-    stacks = resolve_stacks(site)
-    home = site_home(site)
-    if o.slurm and _submit(site, stacks, home, o) is not None and not o.wait:
+    published = site_build(site, SiteBuild(**options), lambda line: click.echo(line, err=True))
+    if published is None:  # submitted to Slurm, not followed
         return
-    total = len({n.ref.id for _s, r in stacks for n in r.nodes.values()})
-    published = build_site(site, stacks, o.jobs or home.jobs, Progress(total))
     state = "updated" if published.changed else "unchanged"
     click.echo(f"{published.modules} modulefiles in {site.modules.path} ({state})")
     for stack in site.stacks:
@@ -173,11 +138,9 @@ def build_artifact(site_yaml: Path, root, modules_dir, artifacts, jobs) -> None:
 def status(site_yaml: Path, root, modules_dir, wait) -> None:
     """What the last `hdmod build --slurm` of SITE_YAML submitted: each artifact pending,
     running, built, failed (with its log) or cancelled because a dependency failed."""
-    from ..build.slurm import follow, load_record
-    from ..build.slurm import status as states_of
+    from ..build.slurm import follow, load_record, status_lines
     from ..errors import HitError
     from ..publish.sitebuild import site_home
-    from ..spec.artifact import short_id
     from ..store.home import open_store
 
     site = _site(site_yaml, root, modules_dir)
@@ -191,16 +154,9 @@ def status(site_yaml: Path, root, modules_dir, wait) -> None:
             click.echo("stopped following; the jobs keep running", err=True)
             raise SystemExit(130) from None
     else:
-        states = states_of(record, store)
-        for s in states:
-            detail = f"  {s.detail}" if s.detail else ""
-            click.echo(f"{short_id(s.artifact)}  {s.state}  job {s.job}{detail}")
-    if record.final and not wait:
-        from ..build.slurm import job_states
-
-        state, reason = job_states([record.final]).get(record.final, ("forgotten", ""))
-        why = f" ({reason})" if reason and reason != "None" else ""
-        click.echo(f"final job {record.final} (profiles and modules): {state.lower()}{why}")
+        states, lines = status_lines(record, store)
+        for line in lines:
+            click.echo(line)
     bad = [s for s in states if s.state != "built"]
     if wait and bad:
         raise HitError(f"{len(bad)} artifact(s) were not built")

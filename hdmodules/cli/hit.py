@@ -65,68 +65,27 @@ def build(profile: str, **options) -> None:
     registered as a gc root. Progress goes to stderr; the link's path to stdout.
     """
     from ..build import memo
-    from ..progress import Progress
+    from ..options import HitBuild
     from ..store.home import default_home
-    from .options import HitBuild
 
     o = HitBuild(**options)
     file = Path(os.path.abspath(profile))
-    full = o.repin or o.slurm or o.dirty or o.explain
-    fast = None if full else memo.up_to_date(default_home(), file)
+    fast = None if o.reads_the_yaml else memo.up_to_date(default_home(), file)
     if fast is not None:  # nothing changed since the last build: no YAML, no hashing
+        from ..progress import Progress
+
         refs, prefix = fast
         progress = Progress(len(refs), quiet=o.quiet)
         for ref in refs:
             progress.present(ref.short)
         click.echo(f"{memo.profile_link(file)} -> {prefix} (up to date)")
         return
-    from ..publish.profilebuild import build_profile
+    from ..publish.builds import hit_build
 
-    home = _home()
-    resolved = _resolve(profile, o.repin, o.dirty)
-    if o.explain:
-        _explain(resolved, open_store(home))
-    if o.slurm:
-        from ..build.slurm import Commands, SlurmConfig, SlurmRequest, tool_command
-
-        py = tool_command("hdmodules.cli.hit")
-        commands = Commands(
-            artifact=(*py, "build-artifact", str(file)),
-            final=(*py, "build", str(file)),
-            hint=f"the last job links {memo.profile_link(file)}; `squeue` shows the jobs",
-        )
-        cfg = home.slurm or SlurmConfig()
-        request = SlurmRequest(home.root, file, cfg, commands, o.pack, o.wait)
-        if _submit(request, [("", resolved)], open_store(home)) is not None and not o.wait:
-            return
-    progress = Progress(len(resolved.nodes), quiet=o.quiet)
-    result = build_profile(resolved, home, o.jobs or home.jobs, progress)
-    if resolved.profile.link is None:  # a YAML file's own link: remember for the no-op path
-        memo.save(home, resolved)
-    if "compiler" in resolved.profile.toolchain:  # a site-style stack: modules that plug in
-        from ..publish.modulefiles import write_user_modules
-
-        for rel in write_user_modules(home.root, resolved, open_store(home)):
-            click.echo(f"module written: {home.root / 'modules' / rel}", err=True)
-    if result.link_changed:
-        click.echo(f"{result.link} -> {result.profile}")
-    else:
-        click.echo(f"{result.link} -> {result.profile} (up to date)")
-
-
-def _submit(request, stacks, store):
-    """slurm.submit_and_follow, its progress on stderr."""
-    from ..build.slurm import submit_and_follow
-
-    return submit_and_follow(request, stacks, store, lambda line: click.echo(line, err=True))
-
-
-def _explain(resolved, store) -> None:
-    """For each artifact about to be built: the nearest built one and what differs."""
-    from ..build.explain import why_build
-
-    for line in why_build(resolved, store):
-        click.echo(line, err=True)
+    result = hit_build(file, o, lambda line: click.echo(line, err=True))
+    if result is not None:
+        same = "" if result.link_changed else " (up to date)"
+        click.echo(f"{result.link} -> {result.profile}{same}")
 
 
 @cli.command("build-artifact", hidden=True)
@@ -227,16 +186,16 @@ def fetch(url_or_file: str | None, from_dir: Path | None) -> None:
     With --from DIR, seed the cache from every archive in DIR (for sites without internet:
     copy the upstream tarballs there; their hashes are what recipes name).
     """
-    from ..build.sources import add_file, fetch_any, is_archive
+    from ..build.sources import fetch_any, seed_from
 
     home = _home()
     if (url_or_file is None) == (from_dir is None):
         raise click.UsageError("give either URL_OR_FILE or --from DIR")
     if from_dir is not None:
-        files = sorted(p for p in from_dir.iterdir() if p.is_file() and is_archive(p.name))
-        for f in files:
-            click.echo(f"{add_file(home.source_cache, f)}  {f.name}")
-        click.echo(f"{len(files)} archive(s) added to {home.source_cache}", err=True)
+        added = seed_from(home.source_cache, from_dir)
+        for sha, name in added:
+            click.echo(f"{sha}  {name}")
+        click.echo(f"{len(added)} archive(s) added to {home.source_cache}", err=True)
         return
     sha, url = fetch_any(home.source_cache, url_or_file, home.mirrors)
     click.echo(f"sha256: {sha}\n\nsources:\n  - url: {url}\n    sha256: {sha}")

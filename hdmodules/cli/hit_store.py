@@ -114,27 +114,12 @@ def rm(link: Path) -> None:
 
 
 def _package_set(thing: str, store):
-    """name -> artifact id for a profile YAML, a profile link (or profile in the store), or
-    one artifact (by id or path); plus the specs resolution produced (for YAMLs)."""
-    from ..build.explain import specs_of
-    from ..errors import HitError
-    from ..spec.buildspec import ProfileDoc, from_record, record_id
-    from ..store.layout import read_spec
+    """explain.package_set, resolving a profile YAML the way every command does."""
+    from ..build.explain import package_set
 
     if thing.endswith((".yaml", ".yml")):
-        resolved = _resolve(thing)
-        return {n.name: n.ref.id for n in resolved.nodes.values()}, specs_of(resolved)
-    path = Path(thing)
-    prefix = Path(os.path.realpath(path)) if path.exists() else store.find(thing)
-    if prefix is None:
-        raise HitError(f"{thing}: not a profile YAML, a profile link or an artifact id")
-    record = read_spec(prefix)
-    if not record:
-        raise HitError(f"{thing}: {prefix} is not an artifact of the store")
-    value = from_record(record)
-    if isinstance(value, ProfileDoc):
-        return dict(value.artifacts), {}
-    return {value.name: record_id(record)}, {}
+        return package_set(_resolve(thing), store)
+    return package_set(thing, store)
 
 
 @click.command()

@@ -1,0 +1,103 @@
+"""What `hit build` and `hdmod build` do, given their options: one function each, over the
+pipeline (resolve -> build locally or as Slurm jobs -> assemble -> publish). The commands only
+parse options and print; everything else is here. Imported inside the commands, so that
+`hit --version` and the no-op `hit build` stay fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..build import memo
+from ..names import profile_link
+from ..options import HitBuild, SiteBuild
+from ..progress import Progress
+from ..spec.resolve import Resolved, repin_externals, resolve_file
+from ..spec.site import Site, load_site
+from ..store.home import Home, load_home, open_store, require_writable
+from .profilebuild import Result, build_profile
+from .sitebuild import Published, build_site, resolve_stacks, site_home
+
+Say = Callable[[str], None]  # one line for the user (stderr)
+
+
+def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
+    """`hit build FILE`: resolve the profile (re-pinning with `repin`), explain what is built
+    (`explain`), submit the missing artifacts as Slurm jobs (`slurm`; returns None unless
+    `wait`), else build them here, assemble the profile and point its link at it; remember
+    the inputs for the no-op path; write the user's modulefiles for a site-style stack.
+    Returns the profile's Result. Raises HitError (ConfigError, BuildFailed, ...)."""
+    home = load_home()
+    require_writable(home)
+    resolved = resolve_file(file, repin=o.repin, dirty=o.dirty)
+    for note in resolved.notes:
+        say(note)
+    store = open_store(home)
+    if o.explain:
+        from ..build.explain import why_build
+
+        for line in why_build(resolved, store):
+            say(line)
+    if o.slurm and _submit_profile(file, resolved, home, o, say) and not o.wait:
+        return None
+    result = build_profile(
+        resolved, home, o.jobs or home.jobs, Progress(len(resolved.nodes), quiet=o.quiet)
+    )
+    if resolved.profile.link is None:  # a YAML file's own link: remember for the no-op path
+        memo.save(home, resolved)
+    if "compiler" in resolved.profile.toolchain:  # a site-style stack: modules that plug in
+        from .modulefiles import write_user_modules
+
+        for rel in write_user_modules(home.root, resolved, store):
+            say(f"module written: {home.root / 'modules' / rel}")
+    return result
+
+
+def site_build(site: Site, o: SiteBuild, say: Say) -> Published | None:
+    """`hdmod build SITE`: re-pin (`repin`; the site is loaded again if a pin changed),
+    resolve every stack once, submit the missing artifacts as Slurm jobs (`slurm`; returns
+    None unless `wait`), else build them here and publish the stacks and module tree.
+    Raises HitError."""
+    if o.repin:
+        notes = repin_externals(s.profile for s in site.stacks)
+        for note in notes:
+            say(note)
+        if notes:  # pins were rewritten: load the site again to use them
+            site = load_site(site.file, site.root, site.modules.path)
+    stacks = resolve_stacks(site)
+    home = site_home(site)
+    if o.slurm and _submit_site(site, stacks, home, o, say) and not o.wait:
+        return None
+    total = len({n.ref.id for _s, r in stacks for n in r.nodes.values()})
+    return build_site(site, stacks, o.jobs or home.jobs, Progress(total))
+
+
+def _submit_profile(file: Path, resolved: Resolved, home: Home, o: HitBuild, say: Say) -> bool:
+    """Submit what `resolved` misses as Slurm jobs (the last one links the profile); True if
+    anything was submitted."""
+    from ..build.slurm import Commands, SlurmConfig, SlurmRequest, submit_and_follow, tool_command
+
+    py = tool_command("hdmodules.cli.hit")
+    commands = Commands(
+        artifact=(*py, "build-artifact", str(file)),
+        final=(*py, "build", str(file)),
+        hint=f"the last job links {profile_link(file)}; `squeue` shows the jobs",
+    )
+    request = SlurmRequest(home.root, file, home.slurm or SlurmConfig(), commands, o.pack, o.wait)
+    return submit_and_follow(request, [("", resolved)], open_store(home), say) is not None
+
+
+def _submit_site(site: Site, stacks, home: Home, o: SiteBuild, say: Say) -> bool:
+    """Submit what the site's stacks miss as Slurm jobs (the last one publishes the site);
+    True if anything was submitted."""
+    from ..build.slurm import Commands, SlurmRequest, submit_and_follow, tool_command
+
+    py = tool_command("hdmodules.cli.hdmod")
+    args = (str(site.file), "--root", str(site.root), "--modules", str(site.modules.path))
+    where = f"{site.file} --root {site.root}"
+    hint = f"follow: hdmod status {where} --wait; cancel: hdmod cancel {where}"
+    commands = Commands((*py, "build-artifact", *args), (*py, "build", *args), hint)
+    request = SlurmRequest(home.root, site.file, site.slurm, commands, o.pack, o.wait)
+    work = [(s.name, r) for s, r in stacks]
+    return submit_and_follow(request, work, open_store(home), say) is not None
