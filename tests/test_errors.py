@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from tests.conftest import write_profile, write_recipe
+from tests.conftest import run_hdmod, write_profile, write_recipe
 
 GOOD = 'version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT"\n'
 
@@ -202,3 +202,39 @@ def test_a_package_name_starting_with_a_digit_builds(hit, tmp_path):
     write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [user]\n")
     hit("build", cwd=tmp_path)
     assert "/4ti2/" in (tmp_path / "default" / "share" / "dir").read_text()
+
+
+@pytest.mark.parametrize(
+    "stack, modules, fragment",
+    [
+        ("compiler: gcc-12", "externals: []", "stacks: s: compiler: gcc-12 has no module"),
+        (
+            "compiler: gcc-12\n    mpi: ompi",
+            "externals: [gcc-12]",
+            "stacks: s: mpi: ompi has no module",
+        ),
+        ("compiler: gcc-99", "externals: []", "stacks: s: compiler: no external 'gcc-99'"),
+        ("compiler: ompi", "externals: []", "stacks: s: compiler: ompi is a mpi, not a compiler"),
+    ],
+    ids=["compiler-module", "mpi-module", "unknown", "wrong-kind"],
+)
+def test_a_site_is_checked_before_anything_builds(tmp_path, stack, modules, fragment):
+    """A hierarchy whose compiler (or MPI) has no module, or a stack naming an external that
+    is not declared or of the wrong kind: one error at the stack's key in site.yaml, and
+    nothing built, linked or written."""
+    (tmp_path / "pkgs").mkdir()
+    (tmp_path / "pkgs" / "a.yaml").write_text('version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT"\n')
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "root: r\npackage_dirs: [pkgs]\nexternals:\n"
+        "  gcc-12: {kind: compiler, version: '12', commands: {cc: /usr/bin/gcc}}\n"
+        "  ompi: {kind: mpi, version: '4', commands: {mpicc: /usr/bin/mpicc}}\n"
+        f"stacks:\n  s:\n    {stack}\n    packages: [a]\nmodules:\n  {modules}\n"
+    )
+    r = run_hdmod("build", str(site), check=False)
+    key = "mpi" if "mpi:" in fragment else "compiler"
+    line = next(
+        i for i, t in enumerate(site.read_text().splitlines(), 1) if t.strip().startswith(f"{key}:")
+    )
+    assert r.returncode == 1 and f"{site}:{line}: {fragment}" in r.stderr, r.stderr
+    assert not (tmp_path / "r" / "bld").exists() and not (tmp_path / "r" / "profiles").exists()

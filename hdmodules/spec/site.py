@@ -185,6 +185,34 @@ def _naming(m: yamlfile.Mapping) -> str:
     return naming
 
 
+def _check_stack_toolchain(
+    stack: Stack, sm: yamlfile.Mapping, externals: dict[str, External], cfg: ModuleConfig
+) -> None:
+    """Before anything is built: each stack's `compiler:` and `mpi:` name a declared external
+    of that kind, and in a hierarchy (Lmod's Core -> Compiler -> MPI) each has a module of its
+    own (`modules: externals:`), since the stack's modules are only reached through it.
+    Raises ConfigError at the stack's key, in site.yaml's own words."""
+    for kind in ("compiler", "mpi"):
+        name = stack.profile.toolchain.get(kind)
+        if name is None:
+            continue
+        where = f"stacks: {stack.name}: {kind}:"
+        ext = externals.get(name)
+        if ext is None:
+            known = ", ".join(sorted(externals)) or "none declared"
+            yamlfile.fail(sm, kind, f"{where} no external {name!r} (externals: {known})")
+        if ext.kind != kind:
+            yamlfile.fail(sm, kind, f"{where} {name} is a {ext.kind}, not a {kind}")
+        hierarchy = cfg.layout == "hierarchy" and not stack.core and not cfg.provided
+        if hierarchy and name not in cfg.externals:
+            yamlfile.fail(
+                sm,
+                kind,
+                f"{where} {name} has no module, but the module hierarchy reaches this stack "
+                f"through it: list it under modules: externals: (or use layout: flat)",
+            )
+
+
 def load_site(file: Path, root: Path | None = None, modules: Path | None = None) -> Site:
     """Load site.yaml; `root` (--root) and `modules` (--modules) override its paths."""
     file = Path(os.path.abspath(file))
@@ -220,6 +248,7 @@ def load_site(file: Path, root: Path | None = None, modules: Path | None = None)
     if not stacks_m:
         yamlfile.fail(m, "stacks", "a site needs at least one stack")
     stacks = []
+    stack_lines: dict[str, yamlfile.Mapping] = {}
     for name, sm in stacks_m.items():
         check_name(stacks_m, name, name, "stack name")  # ROOT/profiles/<name>
         if not isinstance(sm, yamlfile.Mapping):
@@ -244,6 +273,7 @@ def load_site(file: Path, root: Path | None = None, modules: Path | None = None)
             link=root / "profiles" / name,
         )
         stacks.append(Stack(name, profile, bool(sm.get("core", False))))
+        stack_lines[name] = sm
 
     perms = yamlfile.get_mapping(m, "permissions")
     yamlfile.check_keys(perms, PERMISSION_KEYS, "permissions")
@@ -254,12 +284,15 @@ def load_site(file: Path, root: Path | None = None, modules: Path | None = None)
         yamlfile.fail(perms, "mode", f"mode {mode_text!r} must be octal, like 0755 or 0750")
     if mode & 0o002 or mode & ~0o777:
         yamlfile.fail(perms, "mode", "the site store must never be world-writable")
+    module_cfg = _modules(yamlfile.get_mapping(m, "modules"), base, root, modules)
+    for stack in stacks:  # before anything is built
+        _check_stack_toolchain(stack, stack_lines[stack.name], externals, module_cfg)
     return Site(
         file=file,
         root=root,
         stacks=tuple(stacks),
         externals=externals,
-        modules=_modules(yamlfile.get_mapping(m, "modules"), base, root, modules),
+        modules=module_cfg,
         group=yamlfile.get_str(perms, "group"),
         mode=mode,
         slurm=load_slurm_config(yamlfile.get_mapping(m, "slurm"), base),
