@@ -13,7 +13,7 @@ from hdmodules.errors import HitError
 from hdmodules.spec.externals import External, rewrite_pin
 from hdmodules.spec.profiles import load_profile
 from hdmodules.spec.resolve import resolve
-from tests.conftest import run_clean, run_hdmod, run_hit, write_profile
+from tests.conftest import need, run_clean, run_hdmod, run_hit, write_profile
 
 TOOLS = ("gcc-11", "gcc-12", "mpicc.openmpi", "mpicc.mpich", "mpirun.openmpi", "mpirun.mpich")
 
@@ -231,3 +231,16 @@ def test_repin_in_a_site_rewrites_the_pin_and_builds(home, demo, tmp_path):
     assert '"version": "fakecc 2.0"' in text and "kind: compiler  # kept" in text
     r = run_hdmod(*args)
     assert "built in" not in r.stderr and "re-pinned" not in r.stderr
+
+
+def test_a_second_compiler_of_one_version_under_a_prefix_is_a_second_external(tmp_path):
+    """`externals detect --prefix DIR` with a gcc-12 under DIR and another on PATH lists
+    both (the prefix's first, searched first), never one in place of the other."""
+    need(bool(shutil.which("gcc-12")), "gcc-12")
+    (tmp_path / "opt" / "bin").mkdir(parents=True)
+    shutil.copy2(shutil.which("gcc-12"), tmp_path / "opt" / "bin" / "gcc-12")  # another file
+    out = tmp_path / "ext.yaml"
+    run_hdmod("externals", "detect", "--prefix", str(tmp_path / "opt"), "--write", str(out))
+    doc = yaml.safe_load(out.read_text())["externals"]
+    assert doc["gcc-12"]["commands"]["cc"] == str(tmp_path / "opt" / "bin" / "gcc-12")
+    assert doc["gcc-12-2"]["commands"]["cc"] == "/usr/bin/gcc-12"

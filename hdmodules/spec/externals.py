@@ -396,7 +396,7 @@ def detect(prefixes: list[Path] | None = None) -> dict[str, dict]:
                 "", cc, cxx if os.path.exists(cxx) else None, fc if os.path.exists(fc) else None
             )
             major = entry_doc["version"].split(".")[0]
-            found[f"{m.group(1)}-{major}" if major else entry] = entry_doc
+            found[_free_name(found, f"{m.group(1)}-{major}" if major else entry)] = entry_doc
         for entry in names:
             if not re.fullmatch(r"mpicc(\.[a-z]+)?", entry):
                 continue
@@ -408,8 +408,20 @@ def detect(prefixes: list[Path] | None = None) -> dict[str, dict]:
             if info is None:
                 continue
             seen.add(real)
-            found.update(_mpi_entry(d, entry, info))
+            for name, doc in _mpi_entry(d, entry, info).items():
+                found[_free_name(found, name)] = doc
     return found
+
+
+def _free_name(found: dict[str, dict], name: str) -> str:
+    """`name`, or `name-2`, `name-3` ... when an earlier tool (under a --prefix, which is
+    searched first, or earlier on PATH) took it: two different compilers of one version
+    are two externals, never one replacing the other."""
+    n = 2
+    candidate = name
+    while candidate in found:
+        candidate, n = f"{name}-{n}", n + 1
+    return candidate
 
 
 def _mpi_entry(d: str, mpicc_name: str, info: MpiInfo) -> dict[str, dict]:
