@@ -16,7 +16,9 @@ code that `module load` evaluates, so a name is either a shell identifier or ref
 - a variable name: `[A-Za-z_][A-Za-z0-9_]*` (a shell identifier)
 
 So none of them can hold `/`, whitespace, a line break or another control character, nor
-start with `.` or `-` (a hidden file, a command-line option).
+start with `.` or `-` (a hidden file, a command-line option). Module names and versions are
+names and versions with `+` and `~` mapped (module_word: Environment Modules 5 reads them as
+variants).
 
 This module holds only the rules (plain functions returning why a word breaks one, or
 None); `yamlfile.check_name` and its siblings apply them to YAML values with `file:line`,
@@ -51,6 +53,36 @@ def version_problem(value: object) -> str | None:
     """Why `value` is not a valid version, or None."""
     if not isinstance(value, str) or not VERSION_RE.fullmatch(value) or ".." in value:
         return f"may hold {VERSION_RULE}"
+    return None
+
+
+def module_word(word: str) -> str:
+    """The word (a part of a module name, or a module version) the module trees use for a
+    package's or external's name or version `word`: `~` and every `+` but a run at the end
+    become `_` (`17.0.2+8` -> `17.0.2_8`, `1.0~rc1` -> `1.0_rc1`, `g++` stays `g++`).
+
+    Environment Modules 5 reads `+name` and `~name` inside a module specification as boolean
+    variants (modulefile(4), "Advanced module version specifiers", on by default in 5.x; a
+    run of `+` at the end of a name is its one exception), so `module load hello/17.0.2+8`
+    and `prereq hello/17.0.2+8` fail there ("Unable to locate a modulefile"); Lmod loads
+    them, but ignores a module file whose name ends in `~` (DirTree.lua). The other
+    characters it reads specially (`@` a version, `,` `:` lists and ranges, `=` a variant
+    value, spaces) are refused by the name and version rules above, never mapped. The recipe
+    keeps its version (build spec, store path); only the module's name changes. Two words
+    that map alike in one folder are two names for one module: they get hash suffixes like
+    any two artifacts with one module name (modulefiles._settle_names)."""
+    head = word.rstrip("+")
+    return head.replace("+", "_").replace("~", "_") + word[len(head) :]
+
+
+def module_word_problem(word: str) -> str | None:
+    """Why `word` cannot be part of a module name or version as written into a module tree
+    (a `+` or `~` that module_word would map: Environment Modules 5 cannot load it), or None."""
+    if module_word(word) != word:
+        return (
+            f"holds + or ~, which Environment Modules 5 reads as a variant; "
+            f"use {module_word(word)!r}"
+        )
     return None
 
 

@@ -18,7 +18,13 @@ import pytest
 
 from hdmodules.errors import HitError
 from hdmodules.names import LONG_BRACKET_CLOSE
-from hdmodules.publish.modulefiles import MODULERC, Entry, _external_entry, render_tree
+from hdmodules.publish.modulefiles import (
+    MODULERC,
+    MODULERC_LUA,
+    Entry,
+    _external_entry,
+    render_tree,
+)
 from hdmodules.spec.externals import External
 from hdmodules.spec.profiles import load_profile
 from hdmodules.spec.recipes import load_recipe
@@ -154,11 +160,18 @@ def test_lua_long_bracket_closers_in_help_text_are_refused(tmp_path, closer):
         render_tree(_site(tmp_path), [entry])
 
 
-def test_hidden_versions_never_become_control_files(tmp_path):
+def test_no_module_file_becomes_a_control_file(tmp_path):
+    """A hidden module keeps its own file name (its folder's rc file hides it), and no
+    version may start with a dot: no module file can be a folder's `.modulerc`,
+    `.modulerc.lua` or `.version`, which both tools read as rc files."""
     for version in ("modulerc", "modulerc.lua", "version"):
         entry = Entry("package", "rc", version, (), hidden=True)
-        with pytest.raises(HitError, match="control file"):
-            render_tree(_site(tmp_path), [entry])
+        files = render_tree(_site(tmp_path), [entry])
+        assert {f"tcl/rc/{version}", f"lmod/rc/{version}.lua"} <= set(files)
+        assert f'module-hide "rc/{version}"' in files["tcl/rc/" + MODULERC].decode()
+    for version in (".modulerc", ".modulerc.lua", ".version"):
+        with pytest.raises(HitError, match="may hold letters"):
+            render_tree(_site(tmp_path), [Entry("package", "rc", version, (), hidden=True)])
 
 
 @pytest.mark.parametrize("tool", TOOLS)
@@ -211,14 +224,18 @@ def test_external_module_and_prefix_are_escaped(tools, tmp_path, tool):
 
 @pytest.mark.parametrize("tool", TOOLS)
 def test_modulerc_words_are_quoted(tools, tmp_path, tool):
-    """The `.modulerc` template quotes module and version name through tcl_quote: even a
-    hostile word (which names.py never lets through) stays a word on `module avail`."""
+    """The rc templates (Tcl `.modulerc`, Lmod `.modulerc.lua`) quote module and version
+    names, defaults, aliases and hidden modules through tcl_quote / lua_quote: even a hostile
+    word (which names.py never lets through) stays a word on `module avail` and load."""
     x = tmp_path / "X"
     site = _site(tmp_path)
     files = render_tree(site, [Entry("package", "app", "1.0", ("Core",))])
     versions = [("app/1.0", p) for p in payloads(x)] + [(f"app/{payloads(x)[0]}", "default")]
-    files["lmod/Core/app/" + MODULERC] = render("tcl/modulerc.tcl", versions=versions).encode()
-    files["tcl/Core/app/" + MODULERC] = files["lmod/Core/app/" + MODULERC]
+    hidden = [f"app/{p}" for p in payloads(x)]
+    rcs = {"lmod": (MODULERC_LUA, "lmod/modulerc.lua"), "tcl": (MODULERC, "tcl/modulerc.tcl")}
+    for fmt, (name, template) in rcs.items():
+        text = render(template, versions=versions, hidden=hidden)
+        files[f"{fmt}/Core/app/{name}"] = text.encode()
     write_files(files, site.modules.path)
     use = f"module use {site.modules.path / tool / 'Core'}"
     for cmd in ("module avail", "module -t avail", "module load app"):
@@ -251,16 +268,20 @@ def test_templates_quote_every_word_even_past_the_guard(tools, tmp_path, tool):
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_a_default_with_plus_and_tilde_is_quoted_and_honoured(tools, tmp_path, tool):
-    version = "17.0.2+8~rc1"
-    entries = [Entry("package", "jdk", v, ("Core",)) for v in (version, "18.0")]
+def test_a_default_with_plus_and_tilde_names_the_mapped_module(tools, tmp_path, tool):
+    """`defaults: {jdk: 17.0.2+8~rc1}` names the module jdk/17.0.2_8_rc1 (names.module_word:
+    Environment Modules 5 reads + and ~ as variants); the renderer refuses an unmapped one."""
+    version, mapped = "17.0.2+8~rc1", "17.0.2_8_rc1"
+    entries = [Entry("package", "jdk", v, ("Core",)) for v in (mapped, "18.0")]
     site = _site(tmp_path, defaults={"jdk": version})
     files = render_tree(site, entries)
     rc = files["tcl/Core/jdk/" + MODULERC].decode()
-    assert f"module-version {tcl_quote('jdk/' + version)} {tcl_quote('default')}\n" in rc
+    assert f"module-version {tcl_quote('jdk/' + mapped)} {tcl_quote('default')}\n" in rc
     write_files(files, site.modules.path)
     run = module_shell(tool, f"module use {site.modules.path / tool / 'Core'}; module load jdk")
-    assert run.code == 0 and run.env["LOADEDMODULES"] == f"jdk/{version}", run.err
+    assert run.code == 0 and run.env["LOADEDMODULES"] == f"jdk/{mapped}", run.err
+    with pytest.raises(HitError, match=r"'17.0.2\+8~rc1' holds \+ or ~.*use '17.0.2_8_rc1'"):
+        render_tree(site, [Entry("package", "jdk", version, ("Core",))])
 
 
 @pytest.mark.parametrize(

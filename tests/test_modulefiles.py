@@ -2,6 +2,10 @@
 
 from pathlib import Path
 
+import pytest
+
+from hdmodules.errors import HitError
+from hdmodules.names import module_word
 from hdmodules.publish.modulefiles import Entry, _package_env, render_tree
 from hdmodules.spec.profiles import load_profile
 from hdmodules.spec.resolve import resolve
@@ -37,9 +41,57 @@ def test_package_env_covers_the_usual_variables(tmp_path):
 def test_explicit_defaults_go_to_modulerc(tmp_path):
     entries = [Entry("package", "app", v, ("Core",)) for v in ("1.0", "2.0")]
     files = render_tree(_site(tmp_path, defaults={"app": "1.0"}), entries)
-    rc = files["lmod/Core/app/.modulerc"].decode()
+    rc = files["tcl/Core/app/.modulerc"].decode()
     assert 'module-version "app/1.0" "default"' in rc and "2.0" not in rc
-    assert files["tcl/Core/app/.modulerc"] == files["lmod/Core/app/.modulerc"]
+    lua = files["lmod/Core/app/.modulerc.lua"].decode()
+    assert 'module_version("app/1.0", "default")' in lua and "2.0" not in lua
+    assert "lmod/Core/app/.modulerc" not in files  # Lmod reads the Lua one, without tclsh
+
+
+def _suffixed(*hashes: str) -> list[Entry]:
+    """Entries as _settle_names leaves two artifacts of app 1.0 in one folder."""
+    return [
+        Entry("package", "app", f"1.0-{h}", ("Core",), artifact_id=f"app/{h}", alias="1.0")
+        for h in hashes
+    ]
+
+
+def test_one_default_per_folder_and_the_admins_wins(tmp_path):
+    entries = _suffixed("aaaaaaa", "bbbbbbb")
+    rc = render_tree(_site(tmp_path), entries)["tcl/Core/app/.modulerc"].decode()
+    assert rc.count('"default"') == 1 and 'module-version "app/1.0-aaaaaaa" "default"' in rc
+    assert 'module-version "app/1.0-aaaaaaa" "1.0"' in rc
+    site = _site(tmp_path, defaults={"app": "1.0-bbbbbbb"})
+    files = render_tree(site, entries)
+    rc = files["tcl/Core/app/.modulerc"].decode()
+    assert rc.count('"default"') == 1 and 'module-version "app/1.0-bbbbbbb" "default"' in rc
+    assert 'module-version "app/1.0-bbbbbbb" "1.0"' in rc and "aaaaaaa" not in rc
+    lua = files["lmod/Core/app/.modulerc.lua"].decode()
+    assert lua.count('"default"') == 1 and 'module_version("app/1.0-bbbbbbb", "1.0")' in lua
+
+
+def test_a_default_that_names_no_module_is_refused(tmp_path):
+    cases = [({"app": "1.0-ccccccc"}, "1.0-aaaaaaa, 1.0-bbbbbbb"), ({"nope": "1.0"}, "none")]
+    for defaults, written in cases:
+        with pytest.raises(HitError, match=rf"site.yaml: modules: defaults: .*{written}"):
+            render_tree(_site(tmp_path, defaults=defaults), _suffixed("aaaaaaa", "bbbbbbb"))
+
+
+def test_hidden_modules_keep_their_names_and_get_a_default(tmp_path):
+    entries = [Entry("package", "lib", v, ("Core",), hidden=True) for v in ("2.0", "1.0")]
+    files = render_tree(_site(tmp_path), entries)
+    assert {"tcl/Core/lib/1.0", "tcl/Core/lib/2.0", "lmod/Core/lib/1.0.lua"} <= set(files)
+    rc = files["tcl/Core/lib/.modulerc"].decode()
+    assert 'module-hide "lib/1.0"' in rc and 'hide-version "lib/2.0"' in rc
+    assert 'module-version "lib/2.0" "default"' in rc  # the first in site.yaml order
+    lua = files["lmod/Core/lib/.modulerc.lua"].decode()
+    assert 'hide_version("lib/1.0")' in lua and 'module_version("lib/2.0", "default")' in lua
+
+
+def test_module_words_map_plus_and_tilde():
+    assert module_word("17.0.2+8") == "17.0.2_8" and module_word("1.0~rc1") == "1.0_rc1"
+    assert module_word("g++") == "g++" and module_word("1.0+") == "1.0+"
+    assert module_word("a+b+") == "a_b+" and module_word("1.0-x_y") == "1.0-x_y"
 
 
 def test_rendering_is_byte_identical(tmp_path):

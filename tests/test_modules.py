@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import demo_site, need
+from tests.conftest import demo_site, need, run_clean
 from tests.conftest import run_hdmod as hdmod
 from tests.module_tools import avail, available, ensure_installed, module_shell
 
@@ -269,6 +269,83 @@ def test_same_name_two_artifacts_get_suffixes_and_an_explicit_default(tools, tmp
     assert run.code == 0 and run.out.startswith("Hello from app"), run.err  # stack one's
 
 
+def _app_modules(folder: Path) -> dict[str, Path]:
+    """Version -> APP_ROOT of each hash-suffixed app module in a Tcl tree's folder."""
+    roots = {}
+    for f in sorted(folder.glob("1.0-*")):
+        roots[f.name] = Path(re.search(r'setenv "APP_ROOT" "([^"]*)"', f.read_text())[1])
+    return roots
+
+
+def test_one_default_per_folder_and_the_admins_wins(tools, tmp_path):
+    """Two builds of app 1.0 in one folder (hash-suffixed) and `defaults:` naming the second:
+    one `default` per folder, so `module load app` and `module load app/1.0` (the plain alias)
+    both load the admin's choice in both tools, and Environment Modules' avail warns of no
+    second default. A default naming no written module stops the refresh, naming site.yaml."""
+    site_yaml = _demo_site(tmp_path, stacks=COLLIDING)
+    root = tmp_path / "root"
+    hdmod("build", str(site_yaml), "--root", str(root))
+    level = ("Compiler", "gcc", "12.2.0", "app")
+    roots = _app_modules(root.joinpath("modules", "tcl", *level))
+    greets = {v: run_clean([str(r / "bin" / "app")]).stdout.split()[0] for v, r in roots.items()}
+    chosen = next(v for v, greeting in greets.items() if greeting == "Howdy")  # stack two's
+    rc = root.joinpath("modules", "tcl", *level, ".modulerc").read_text()
+    assert len(roots) == 2 and f'"app/{chosen}" "default"' not in rc, rc  # stack one's so far
+    text = site_yaml.read_text()
+    site_yaml.write_text(text.replace("modules:\n", f"modules:\n  defaults: {{app: {chosen}}}\n"))
+    hdmod("modules", "refresh", str(site_yaml), "--root", str(root))
+    for tool in TOOLS:
+        rc_name = {"lmod": ".modulerc.lua", "tcl": ".modulerc"}[tool]
+        rc = root.joinpath("modules", tool, *level, rc_name).read_text()
+        assert rc.count('"default"') == 1 and chosen in rc, rc
+        use = f"module use {root / 'modules' / tool / 'Core'}; module load gcc/12.2.0"
+        for name in ("app", "app/1.0"):
+            run = module_shell(tool, f"{use} {name} && app")
+            assert run.code == 0 and run.out.startswith("Howdy"), (tool, name, run.err)
+            assert run.env["APP_ROOT"] == str(roots[chosen])
+        run = module_shell(tool, f"{use}; module avail", capture_env=False)
+        assert run.code == 0 and "WARNING" not in run.err.upper(), run.err
+    tree = os.readlink(root / "modules")
+    site_yaml.write_text(text.replace("modules:\n", "modules:\n  defaults: {app: 1.0-0000000}\n"))
+    r = hdmod("modules", "refresh", str(site_yaml), "--root", str(root), check=False)
+    assert r.returncode == 1 and f"{site_yaml}: modules: defaults: app: " in r.stderr
+    assert "app/1.0-0000000" in r.stderr and os.readlink(root / "modules") == tree
+
+
+JAVA = {  # + and ~ in versions, and a package needing both
+    "jdk": 'version: "17.0.2+8"\nbuild: |\n  mkdir -p "$ARTIFACT/share/jdk"\n',
+    "pre": 'version: "2.0~rc1"\nbuild: |\n  mkdir -p "$ARTIFACT/share/pre"\n',
+    "jtool": 'version: "1.0"\ndependencies: [jdk, pre]\nbuild: |\n  mkdir -p "$ARTIFACT/share"\n',
+}
+
+
+def test_versions_with_plus_and_tilde_load_in_both_tools(tools, tmp_path):
+    """`17.0.2+8` and `2.0~rc1` (Environment Modules 5 reads + and ~ as variants): the
+    recipe and store keep the version, the modules are jdk/17.0.2_8 and pre/2.0_rc1, listed
+    so by avail and loaded by name and as dependencies in both tools."""
+    site_yaml = _demo_site(tmp_path)
+    for name, recipe in JAVA.items():
+        (site_yaml.parent / "pkgs" / f"{name}.yaml").write_text(recipe)
+    text = site_yaml.read_text()
+    site_yaml.write_text(text.replace("[libcore, liba, libb, app]", "[jdk, pre, jtool]", 1))
+    root = tmp_path / "root"
+    hdmod("build", str(site_yaml), "--root", str(root))
+    for tool in TOOLS:
+        use = f"module use {root / 'modules' / tool / 'Core'}; module load gcc/12.2.0"
+        listed = module_shell(tool, f"{use}; module -t avail 2>&1", capture_env=False).out.split()
+        assert {"jdk/17.0.2_8", "pre/2.0_rc1", "jtool/1.0"} <= set(listed), listed
+        assert not [n for n in listed if "+" in n or "~" in n], listed
+        for name in ("jdk", "jdk/17.0.2_8", "pre", "pre/2.0_rc1"):
+            run = module_shell(tool, f"{use} {name}")
+            assert run.code == 0, (tool, name, run.err)
+        run = module_shell(tool, f"{use} jtool")
+        assert run.code == 0, (tool, run.err)
+        loaded = run.env["LOADEDMODULES"].split(":")
+        assert {"jdk/17.0.2_8", "pre/2.0_rc1", "jtool/1.0"} <= set(loaded), loaded
+        assert Path(run.env["JDK_ROOT"]).name.startswith("17.0.2+8-")  # the store keeps it
+        assert Path(run.env["PRE_ROOT"]).name.startswith("2.0~rc1-")
+
+
 @pytest.mark.parametrize("tool", TOOLS)
 def test_flat_layout(tools, tmp_path, tool):
     extra = '  layout: flat\n  naming: "{name}/{version}-{compiler}{compiler_version}"\n'
@@ -329,15 +406,21 @@ def test_bad_site_yaml(tmp_path):
 
 @pytest.mark.parametrize("tool", TOOLS)
 def test_hidden_modules_and_ld_library_path_opt_in(tools, tmp_path, tool):
+    """`hide: [libcore]`: not listed by avail, yet `module load libcore`, `libcore/1.0` and
+    app (which needs it) load it (Lmod's hide_version, Environment Modules' module-hide)."""
     site_yaml = _demo_site(tmp_path, "  hide: [libcore]\n  ld_library_path: true\n")
     root = tmp_path / "root"
     hdmod("build", str(site_yaml), "--root", str(root))
     base = f"module use {root / 'modules' / tool / 'Core'}; module load gcc/12.2.0"
     listed = module_shell(tool, f"{base}; module -t avail 2>&1", capture_env=False).out.split()
     assert "liba/1.0" in listed and not any(n.startswith("libcore/") for n in listed)
+    for name in ("libcore", "libcore/1.0"):
+        run = module_shell(tool, f"{base} {name}")
+        assert run.code == 0 and "libcore/1.0" in run.env["LOADEDMODULES"], (name, run.err)
+        assert Path(run.env["LIBCORE_ROOT"]).parent == root / "bld" / "libcore"
     run = module_shell(tool, f"{base} app && app")
     assert run.code == 0 and "answer 42" in run.out, run.err
-    assert "LIBCORE_ROOT" in run.env or tool == "tcl"  # the hidden one still loads as a dependency
+    assert "libcore/1.0" in run.env["LOADEDMODULES"]  # the hidden one loads as a dependency
     assert str(root / "bld" / "libcore") in run.env["LD_LIBRARY_PATH"]  # via the dependencies
 
 

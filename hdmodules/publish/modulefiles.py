@@ -24,6 +24,8 @@ from ..errors import HitError
 from ..names import (
     env_value_problem,
     env_var_problem,
+    module_word,
+    module_word_problem,
     name_problem,
     text_problem,
     version_problem,
@@ -37,7 +39,11 @@ from ..store.links import set_link
 from ..templating import render
 from .permissions import apply
 
-MODULERC = ".modulerc"
+MODULERC = ".modulerc"  # the Tcl tree's rc file (Environment Modules; Lmod reads it too)
+MODULERC_LUA = ".modulerc.lua"  # the Lmod tree's: Lmod 8 reads it natively, without tclsh
+RC_FILES = (MODULERC, MODULERC_LUA)
+# format -> (rc file name, its template)
+RC_OF_FORMAT = {"lmod": (MODULERC_LUA, "lmod/modulerc.lua"), "tcl": (MODULERC, "tcl/modulerc.tcl")}
 
 
 @dataclass
@@ -59,16 +65,13 @@ class Entry:
     prepend: list[tuple[str, str]] = field(default_factory=list)
     depends: list[str] = field(default_factory=list)  # run dependencies, full names
     parents: list[str] = field(default_factory=list)  # compiler (and MPI) modules, full names
-    hidden: bool = False
+    hidden: bool = False  # hidden from avail (in the folder's rc file), still loadable
     stack: str = ""
-
-    @property
-    def file_version(self) -> str:
-        return f".{self.version}" if self.hidden else self.version
+    alias: str = ""  # the plain version a hash-suffixed one stands for (`1.0` of `1.0-abc1234`)
 
     @property
     def full(self) -> str:
-        return f"{self.name}/{self.file_version}"
+        return f"{self.name}/{self.version}"
 
 
 def short_name(ext: External) -> str:
@@ -80,8 +83,8 @@ def _external_entry(ext: External, level: tuple[str, ...], opens: tuple[str, ...
     kind = ext.kind if ext.kind in ("compiler", "mpi") else "package"
     e = Entry(
         kind=kind,
-        name=short_name(ext),
-        version=ext.version or "default",
+        name=module_word(short_name(ext)),
+        version=module_word(ext.version or "default"),
         level=level,
         description=f"{ext.kind} {ext.name} (external, pinned)",
         family=kind if kind in ("compiler", "mpi") else None,
@@ -175,7 +178,7 @@ def _toolchain_entries(site: Site, stack: Stack, entries: dict[tuple, Entry]) ->
         e = _external_entry(comp, ("Core",) if hierarchy else (), c_level if hierarchy else None)
         parents = [entries.setdefault(((), "ext", comp.name), e).full]
     elif cfg.provided and comp:
-        parents = [f"{short_name(comp)}/{comp.version}"]
+        parents = [_module_name(short_name(comp), comp.version)]
     elif hierarchy and not stack.core:
         raise_missing(site, comp.name if comp else "the host gcc", "compiler")
     mpi_parents = parents
@@ -184,10 +187,15 @@ def _toolchain_entries(site: Site, stack: Stack, entries: dict[tuple, Entry]) ->
         e.parents = list(parents)
         mpi_parents = parents + [entries.setdefault((c_level, "ext", mpi.name), e).full]
     elif cfg.provided and mpi:
-        mpi_parents = parents + [f"{short_name(mpi)}/{mpi.version}"]
+        mpi_parents = parents + [_module_name(short_name(mpi), mpi.version)]
     elif hierarchy and mpi and not stack.core:
         raise_missing(site, mpi.name, "mpi")
     return _StackLevels(comp, mpi, c_level, m_level, tuple(parents), tuple(mpi_parents))
+
+
+def _module_name(name: str, version: str) -> str:
+    """`name/version` as the module trees spell it (names.module_word)."""
+    return f"{module_word(name)}/{module_word(version)}"
 
 
 def _package_entry(
@@ -208,7 +216,7 @@ def _package_entry(
     mpi = levels.mpi if uses_mpi else None
     e = Entry(
         kind="package",
-        name=node.name,
+        name=module_word(node.name),
         version=_project(site, node, levels.compiler, mpi, stack),
         level=level,
         description=node.recipe.description,
@@ -252,7 +260,9 @@ def _project(
 ) -> str:
     """The module name `modules: naming:` gives the node, less `<name>/` (the version, or
     `head/version` for a projection like {compiler}/{name}/{version}). Each folder of it must
-    be a name and the last part a version (names.py): HitError naming the site file if not."""
+    be a name and the last part a version (names.py): HitError naming the site file if not.
+    Each part is then spelt as the module trees spell it (names.module_word: `+` and `~`
+    become `_`, since Environment Modules 5 reads them as variants)."""
     naming = site.modules.naming
     fields = {
         "name": node.name,
@@ -276,13 +286,15 @@ def _project(
                 f"{site.file}: modules naming {naming!r} makes {full!r} for {node.name}: "
                 f"{part!r} {problem}"
             )
-    head, _, version = full.partition(f"{node.name}/")
+    full = "/".join(module_word(part) for part in full.split("/"))
+    head, _, version = full.partition(f"{module_word(node.name)}/")
     return (head + version) if head else version
 
 
 def _settle_names(entries: list[Entry]) -> None:
     """Two different artifacts under the same name in one folder: both get a short hash
-    suffix, and the first (in site.yaml order) becomes the explicit default."""
+    suffix and remember the plain version as their `alias`; the folder's rc file then names
+    one default and points the alias at it (_folder_rcs)."""
     groups: dict[tuple, list[Entry]] = {}
     for e in entries:
         groups.setdefault((e.level, e.name, e.version), []).append(e)
@@ -292,10 +304,77 @@ def _settle_names(entries: list[Entry]) -> None:
         plain = group[0].version
         for e in group:
             e.version = f"{plain}-{e.artifact_id.partition('/')[2][:7]}"
-        group[0].default_alias = plain  # type: ignore[attr-defined]
+            e.alias = plain
 
 
 # --- rendering ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FolderRc:
+    """What one module folder's rc file says: `versions`, (module, symbolic name) pairs (the
+    one `default`, then each plain alias of hash-suffixed versions), and the modules `hidden`
+    from avail. Written as `.modulerc.lua` in the Lmod tree (module_version, hide_version:
+    Lmod 8's own rc functions, read without a tclsh) and `.modulerc` in the Tcl tree
+    (module-version; module-hide for Environment Modules 5, hide-version when Lmod reads it:
+    Lmod's Tcl rc reader, RC2lua.tcl, stops on module-hide)."""
+
+    folder: tuple[str, ...]  # below the format's root: level, then the module name
+    versions: tuple[tuple[str, str], ...]
+    hidden: tuple[str, ...]
+
+
+def _admin_defaults(site: Site, entries: list[Entry]) -> dict[str, str]:
+    """`modules: defaults:` as module name -> module version (both spelt by
+    names.module_word, so `17.0.2+8` names the module `17.0.2_8`). Each must name a module
+    version that some folder holds; HitError naming site.yaml and the key if not, before
+    anything is written (both tools would silently pick another default)."""
+    versions: dict[str, set[str]] = {}
+    for e in entries:
+        versions.setdefault(e.name, set()).add(e.version)
+    wanted = {}
+    for key, version in site.modules.defaults.items():
+        name = "/".join(module_word(part) for part in key.split("/"))
+        mapped = module_word(version)
+        if mapped not in versions.get(name, ()):
+            have = ", ".join(sorted(versions.get(name, ()))) or "none: no module has that name"
+            raise HitError(
+                f"{site.file}: modules: defaults: {key}: no module {name}/{mapped} is written "
+                f"(versions: {have})"
+            )
+        wanted[name] = mapped
+    return wanted
+
+
+def _folder_rcs(site: Site, entries: list[Entry]) -> list[FolderRc]:
+    """The rc file of each module folder that needs one. Exactly one default per folder, since
+    with two `default` lines Lmod takes the last and Environment Modules warns and takes the
+    first: the admin's choice (`modules: defaults:`) where the folder holds it, else, when the
+    folder needs an explicit default, the first in site.yaml order of the versions that need
+    one: hash-suffixed versions (both tools sort hash suffixes unpredictably) and hidden ones
+    (neither tool picks a hidden version as the implicit default, so `module load NAME` would
+    fail). Each plain alias (`1.0` of `1.0-abc1234`) names the default when it is one of its
+    versions, else the first of them, so `NAME` and `NAME/1.0` load the same module."""
+    wanted = _admin_defaults(site, entries)
+    folders: dict[tuple[str, ...], list[Entry]] = {}
+    for e in entries:  # plan order: site.yaml order
+        folders.setdefault((*e.level, e.name), []).append(e)
+    rcs = []
+    for folder, group in sorted(folders.items()):
+        chosen = [e for e in group if e.version == wanted.get(e.name)]
+        default = next(iter(chosen or [e for e in group if e.alias or e.hidden]), None)
+        versions = [(default.full, "default")] if default else []
+        aliases: dict[str, list[Entry]] = {}
+        for e in group:
+            if e.alias:
+                aliases.setdefault(e.alias, []).append(e)
+        for alias, members in sorted(aliases.items()):
+            target = default if default in members else members[0]
+            versions.append((target.full, alias))
+        hidden = tuple(sorted(e.full for e in group if e.hidden))
+        if versions or hidden:
+            rcs.append(FolderRc(folder, tuple(versions), hidden))
+    return rcs
 
 
 def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
@@ -303,17 +382,9 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
     cfg = site.modules
     overrides = (cfg.templates,) if cfg.templates else ()
     _check_entries(site, entries)
+    rcs = _folder_rcs(site, entries)
     files: dict[str, bytes] = {}
-    # folder -> (module, version name) pairs: `module-version MODULE NAME` in its .modulerc
-    rc: dict[tuple[str, ...], list[tuple[str, str]]] = {}
     for e in sorted(entries, key=lambda e: (e.level, e.name, e.version)):
-        alias = getattr(e, "default_alias", None)
-        default = cfg.defaults.get(e.name)
-        if alias or (default is not None and default == e.version):
-            versions = rc.setdefault((*e.level, e.name), [])
-            versions.append((e.full, "default"))
-            if alias:
-                versions.append((e.full, alias))
         for fmt in cfg.formats:
             root = cfg.path / fmt
             context = {
@@ -321,16 +392,17 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
                 "modulepath": str(root.joinpath(*e.modulepath)) if e.modulepath else None,
             }
             if fmt == "lmod":
-                path = "/".join(("lmod", *e.level, e.name, f"{e.file_version}.lua"))
+                path = "/".join(("lmod", *e.level, e.name, f"{e.version}.lua"))
                 text = render("lmod/module.lua", overrides, **context)
             else:
-                path = "/".join(("tcl", *e.level, e.name, e.file_version))
+                path = "/".join(("tcl", *e.level, e.name, e.version))
                 text = render("tcl/module.tcl", overrides, **context)
             files[path] = text.encode()
-    for where, versions in rc.items():
-        text = render("tcl/modulerc.tcl", overrides, versions=versions).encode()
+    for rc in rcs:
         for fmt in cfg.formats:
-            files["/".join((fmt, *where, MODULERC))] = text
+            name, template = RC_OF_FORMAT[fmt]
+            text = render(template, overrides, versions=rc.versions, hidden=rc.hidden)
+            files["/".join((fmt, *rc.folder, name))] = text.encode()
     return files
 
 
@@ -341,12 +413,17 @@ def _check_entries(site: Site, entries: list[Entry]) -> None:
     escaped (both tools write `export NAME=...` into the shell `module load` evaluates): each
     must be a shell identifier. Values are escaped, but a line break cannot be (see
     names.env_value_problem). Anything else raises HitError naming the site file and module.
-    Help and whatis text may hold line breaks: they are printed, never evaluated."""
+    Help and whatis text may hold line breaks: they are printed, never evaluated. The words
+    of module names hold no `+` or `~` that Environment Modules 5 would read as a variant
+    (names.module_word_problem; plan maps them). No module file can be a folder's control
+    file (`.modulerc`, `.modulerc.lua`, `.version`): names and versions never start with a
+    dot, and hidden modules keep their own file names (the rc file hides them)."""
 
     for e in entries:
         where = f"{site.file}: module {e.name}/{e.version}"
         words = [(p, name_problem(p)) for p in e.name.split("/")]
         words += [(p, version_problem(p)) for p in (e.version, *e.level, *(e.modulepath or ()))]
+        words += [(p, module_word_problem(p)) for p in (*e.name.split("/"), e.version)]
         for word, problem in words:
             if problem:
                 raise HitError(f"{where}: {word!r} {problem}")
@@ -364,9 +441,6 @@ def _check_entries(site: Site, entries: list[Entry]) -> None:
             problem = text_problem(text)
             if problem:
                 raise HitError(f"{where}: the {what} {problem}")
-        if e.hidden and e.file_version.startswith((".modulerc", ".version")):
-            control = f"the folder's {e.file_version} control file"
-            raise HitError(f"{where}: hidden, version {e.version!r} would be {control}")
 
 
 def tree_id(files: dict[str, bytes]) -> str:

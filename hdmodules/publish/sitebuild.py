@@ -61,7 +61,7 @@ def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[i
     entries = modulefiles.plan(site, stacks, store)
     files = modulefiles.render_tree(site, entries)
     tree, changed = modulefiles.write_tree(site, files)
-    count = sum(1 for p in files if not p.endswith(modulefiles.MODULERC))
+    count = sum(1 for p in files if not p.endswith(modulefiles.RC_FILES))
     return count, tree, changed
 
 
