@@ -401,8 +401,9 @@ def test_hit_build_refuses_a_hostile_recipe_version(tmp_path, version):
 def test_hdmod_build_refuses_a_hostile_version_and_writes_nothing(tmp_path):
     write_recipe(tmp_path / "pkgs", "hello", 'version: "../../../x"\nbuild: "true"\n')
     site = tmp_path / "site.yaml"
-    site.write_text("root: root\npackage_dirs: [pkgs]\nstacks:\n"
-                    "  s: {compiler: gcc-12, packages: [hello]}\n")  # fmt: skip
+    compiler = "  gcc-12: {kind: compiler, version: '12', commands: {cc: /usr/bin/gcc}}\n"
+    stacks = "stacks:\n  s: {compiler: gcc-12, packages: [hello]}\nmodules: {layout: flat}\n"
+    site.write_text(f"root: root\npackage_dirs: [pkgs]\nexternals:\n{compiler}{stacks}")
     before = _files(tmp_path)
     r = run_hdmod("build", str(site), check=False)
     assert r.returncode == 1 and "hello.yaml:1: hello: version '../../../x' may hold" in r.stderr
