@@ -470,3 +470,27 @@ def test_a_site_root_is_a_hit_home(site, tmp_path):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert all(line.endswith("built") for line in lines if not line.startswith("profile"))
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_compiler_and_mpi_modules_describe_themselves(site, tool):
+    """`module whatis gcc`: the tool, its reported version, its commands; a package's help
+    and whatis (and so Lmod's spider) say what it was built with, with its artifact."""
+    use = f"module use {core(site, tool)}"
+    run = module_shell(tool, f"{use}; module whatis gcc/12.2.0 2>&1", capture_env=False)
+    assert (
+        "compiler gcc-12 12.2.0" in run.err + run.out and "cc /usr/bin/gcc-12" in run.err + run.out
+    )
+    assert "reports: " in run.err + run.out
+    run = module_shell(tool, f"{use}; module load gcc/12.2.0; module whatis openmpi 2>&1",
+                       capture_env=False)  # fmt: skip
+    assert "mpi openmpi-4.1.4 4.1.4" in run.err + run.out and "mpicc " in run.err + run.out
+    run = module_shell(
+        tool, f"{use}; module load gcc/12.2.0; module help app 2>&1", capture_env=False
+    )
+    text = run.err + run.out
+    assert "Built with: gcc 12.2.0" in text and "Artifact: app/" in text
+    if tool == "lmod":
+        spider = module_shell(tool, f"{use}; module spider app/1.0 2>&1", capture_env=False)
+        text = spider.err + spider.out  # each variant's compiler, and one variant's help
+        assert "gcc/11.3.0" in text and "gcc/12.2.0" in text and "Built with: gcc " in text

@@ -68,6 +68,7 @@ class Entry:
     hidden: bool = False  # hidden from avail (in the folder's rc file), still loadable
     stack: str = ""
     alias: str = ""  # the plain version a hash-suffixed one stands for (`1.0` of `1.0-abc1234`)
+    built_with: str = ""  # the toolchain of a package: `gcc 12.2.0, openmpi 4.1.4`
 
     @property
     def full(self) -> str:
@@ -86,7 +87,7 @@ def _external_entry(ext: External, level: tuple[str, ...], opens: tuple[str, ...
         name=module_word(short_name(ext)),
         version=module_word(ext.version or "default"),
         level=level,
-        description=f"{ext.kind} {ext.name} (external, pinned)",
+        description=_describe_external(ext),
         family=kind if kind in ("compiler", "mpi") else None,
         modulepath=opens,
         load=ext.module,
@@ -103,6 +104,21 @@ def _external_entry(ext: External, level: tuple[str, ...], opens: tuple[str, ...
             if os.path.isdir(os.path.join(ext.prefix, "bin")):
                 e.prepend.append(("PATH", os.path.join(ext.prefix, "bin")))
     return e
+
+
+def _describe_external(ext: External) -> str:
+    """What a compiler or MPI module says of itself in whatis and help (and so in `module
+    spider`): the tool, its version as the tool reports it (the pin), its commands, and what
+    loading it opens."""
+    reported = (ext.pin or {}).get("version", "")
+    commands = ", ".join(f"{role} {path}" for role, path in sorted(ext.commands.items()))
+    opens = {"compiler": "the packages built with it", "mpi": "the packages built with it"}
+    lines = [f"{ext.kind} {ext.name} {ext.version} (an external of the site, pinned)"]
+    lines += [f"reports: {reported}"] if reported else []
+    lines += [f"commands: {commands}"] if commands else []
+    if ext.kind in opens:
+        lines.append(f"loading it makes {opens[ext.kind]} visible (module avail)")
+    return "; ".join(lines)
 
 
 def _package_env(node: Node, prefix: Path, cfg: ModuleConfig) -> tuple[list, list]:
@@ -228,6 +244,7 @@ def _package_entry(
         parents=[] if stack.core else list(parents),
         hidden=node.name in cfg.hide,
         stack=stack.name,
+        built_with=", ".join(f"{short_name(x)} {x.version}" for x in (levels.compiler, mpi) if x),
     )
     if "/" in e.version:  # a projection like {compiler}/{name}/{version}
         head, _, e.version = e.version.rpartition("/")

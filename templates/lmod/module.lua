@@ -11,7 +11,10 @@ whatis({{ ("URL: " ~ m.homepage)|lua }})
 {% if m.artifact_id %}
 whatis({{ ("Artifact: " ~ m.artifact_id)|lua }})
 {% endif %}
-help({{ (m.name ~ " " ~ m.version ~ (("\n" ~ m.description) if m.description else "") ~ (("\nHomepage: " ~ m.homepage) if m.homepage else "") ~ (("\nArtifact: " ~ m.artifact_id ~ " in " ~ m.prefix) if m.artifact_id else ""))|lua }})
+{% if m.built_with %}
+whatis({{ ("Built with: " ~ m.built_with)|lua }})
+{% endif %}
+help({{ (m.name ~ " " ~ m.version ~ (("\n" ~ m.description) if m.description else "") ~ (("\nHomepage: " ~ m.homepage) if m.homepage else "") ~ (("\nArtifact: " ~ m.artifact_id ~ " in " ~ m.prefix) if m.artifact_id else "") ~ (("\nBuilt with: " ~ m.built_with) if m.built_with else ""))|lua }})
 {% if m.family %}
 family({{ m.family|lua }})
 {% endif %}

@@ -11,8 +11,11 @@ module-whatis {{ ("URL: " ~ m.homepage)|tcl }}
 {% if m.artifact_id %}
 module-whatis {{ ("Artifact: " ~ m.artifact_id)|tcl }}
 {% endif %}
+{% if m.built_with %}
+module-whatis {{ ("Built with: " ~ m.built_with)|tcl }}
+{% endif %}
 proc ModulesHelp {} {
-    puts stderr {{ (m.name ~ " " ~ m.version ~ (("\n" ~ m.description) if m.description else "") ~ (("\nHomepage: " ~ m.homepage) if m.homepage else "") ~ (("\nArtifact: " ~ m.artifact_id ~ " in " ~ m.prefix) if m.artifact_id else ""))|tcl }}
+    puts stderr {{ (m.name ~ " " ~ m.version ~ (("\n" ~ m.description) if m.description else "") ~ (("\nHomepage: " ~ m.homepage) if m.homepage else "") ~ (("\nArtifact: " ~ m.artifact_id ~ " in " ~ m.prefix) if m.artifact_id else "") ~ (("\nBuilt with: " ~ m.built_with) if m.built_with else ""))|tcl }}
 }
 {% if m.family %}
 family {{ m.family|tcl }}
