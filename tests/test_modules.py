@@ -494,3 +494,45 @@ def test_compiler_and_mpi_modules_describe_themselves(site, tool):
         spider = module_shell(tool, f"{use}; module spider app/1.0 2>&1", capture_env=False)
         text = spider.err + spider.out  # each variant's compiler, and one variant's help
         assert "gcc/11.3.0" in text and "gcc/12.2.0" in text and "Built with: gcc " in text
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_package_over_an_mpi_library_sits_at_that_mpis_level(tools, tmp_path, tool):
+    """`solver` has no MPI of its own but links `mpilib`, which is built with the MPI: its
+    module goes to the MPI's level, once per MPI, so `module load gcc mpich solver` loads the
+    solver built against MPICH, and with only gcc loaded there is no solver to load."""
+    stacks = (
+        "  ompi:\n    compiler: gcc-12\n    mpi: OMPI\n    packages: [mpilib, solver]\n"
+        "  mpich:\n    compiler: gcc-12\n    mpi: MPICH\n    packages: [mpilib, solver]\n"
+    )
+    site = demo_site(tmp_path, stacks)
+    ext = site.parent / "externals.yaml"
+    names = [line.split(":")[0].strip() for line in ext.read_text().splitlines()
+             if line.startswith("  ") and not line.startswith("   ")]  # fmt: skip
+    ompi = next(n for n in names if n.startswith("openmpi-"))
+    mpich = next(n for n in names if n.startswith("mpich-"))
+    text = site.read_text().replace("OMPI", ompi).replace("MPICH", mpich)
+    text = text.replace(
+        "externals: [gcc-12, gcc-11, openmpi-4.1.4]", f"externals: [gcc-12, {ompi}, {mpich}]"
+    )
+    site.write_text(text)
+    pkgs = site.parent / "pkgs"
+    (pkgs / "mpilib.yaml").write_text(
+        'version: "1"\ntoolchain: [mpi]\nbuild: |\n  mkdir -p "$ARTIFACT/share"\n'
+        '  basename "$MPICC" > "$ARTIFACT/share/mpicc"\n'
+    )
+    (pkgs / "solver.yaml").write_text(
+        'version: "1"\ndependencies: [mpilib]\nbuild: |\n  mkdir -p "$ARTIFACT/share"\n'
+        '  cat "$MPILIB_DIR/share/mpicc" > "$ARTIFACT/share/mpi"\n'
+    )
+    root = tmp_path / "root"
+    hdmod("build", str(site), "--root", str(root))
+    core = root / "modules" / tool / "Core"
+    bare = module_shell(tool, f"module use {core}; module load gcc/12.2.0; module -t avail 2>&1")
+    assert "solver" not in bare.out
+    for mpi in (ompi, mpich):
+        mod = mpi.rpartition("-")[0] + "/" + mpi.rpartition("-")[2]
+        run = module_shell(tool, f"module use {core}; module load gcc/12.2.0 {mod} solver")
+        assert run.code == 0, run.err
+        wrapper = Path(run.env["SOLVER_ROOT"], "share", "mpi").read_text()
+        assert ("openmpi" in wrapper) == mpi.startswith("openmpi"), (mpi, wrapper)

@@ -167,7 +167,7 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
         levels = _toolchain_entries(site, stack, entries)
         for name in resolved.packages:
             node = resolved.nodes[name]
-            key, e = _package_entry(site, stack, node, store, levels)
+            key, e = _package_entry(site, stack, resolved, node, store, levels)
             if key not in entries:
                 entries[key] = e
                 packages.append((e, node, resolved))
@@ -214,12 +214,20 @@ def _module_name(name: str, version: str) -> str:
     return f"{module_word(name)}/{module_word(version)}"
 
 
+def built_with_mpi(resolved: Resolved, node: Node) -> bool:
+    """Whether the artifact was built against the MPI: itself (`toolchain: [mpi]`) or any
+    artifact in its closure. Such a module belongs at the MPI's level of the hierarchy (as
+    Lmod's Core -> Compiler -> MPI levels mean: what you can load once that MPI is loaded),
+    even when the package itself never calls mpicc."""
+    return any("mpi" in n.toolchain for n in (node, *(resolved.nodes[d] for d in node.closure)))
+
+
 def _package_entry(
-    site: Site, stack: Stack, node: Node, store: Store, levels: _StackLevels
+    site: Site, stack: Stack, resolved: Resolved, node: Node, store: Store, levels: _StackLevels
 ) -> tuple[tuple, Entry]:
     """The module of one listed package: `((level, "pkg", artifact id), entry)`."""
     cfg = site.modules
-    uses_mpi = "mpi" in node.toolchain
+    uses_mpi = built_with_mpi(resolved, node)
     if cfg.layout != "hierarchy":
         level: tuple[str, ...] = ()
     elif stack.core:
