@@ -192,3 +192,16 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def tools():
+    """The real Lmod and Environment Modules, installed if the run may change the host
+    (HOST_SETUP); missing ones skip the test (fail under CI)."""
+    from tests.module_tools import available, ensure_installed
+
+    try:
+        ensure_installed()
+    except RuntimeError as e:
+        need(False, f"Lmod and Environment Modules ({e})")
+    need(available("lmod") and available("tcl"), "Lmod and Environment Modules")

@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from hdmodules.build import slurm
+
 REPO = Path(__file__).resolve().parent.parent
 START_SCRIPT = REPO / "slurm" / "start-cluster.sh"
 # Where start-cluster.sh keeps state, spool, logs and the daemons' PIDs.
@@ -23,21 +25,7 @@ STATE_DIR = os.environ.get("HDMOD_SLURM_STATE", "/var/tmp/hdmod-slurm")
 USABLE_NODE_STATES = {"idle", "mixed", "allocated", "completing"}
 
 # Job states after which a job never changes again (squeue %T / scontrol JobState).
-FINAL_STATES = frozenset(
-    {
-        "COMPLETED",
-        "FAILED",
-        "CANCELLED",
-        "TIMEOUT",
-        "OUT_OF_MEMORY",
-        "NODE_FAIL",
-        "BOOT_FAIL",
-        "DEADLINE",
-        "PREEMPTED",
-        "REVOKED",
-        "SPECIAL_EXIT",
-    }
-)
+FINAL_STATES = frozenset(slurm.FINAL_STATES | {"REVOKED", "SPECIAL_EXIT"})
 
 # A job id Slurm no longer (or never) knew.
 UNKNOWN = "UNKNOWN"

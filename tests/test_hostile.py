@@ -30,19 +30,10 @@ from hdmodules.spec.profiles import load_profile
 from hdmodules.spec.recipes import load_recipe
 from hdmodules.spec.site import ModuleConfig, Site, load_site
 from hdmodules.templating import render, tcl_quote
-from tests.conftest import need, run_hdmod, run_hit, write_profile, write_recipe
-from tests.module_tools import ModuleRun, available, ensure_installed, module_shell
+from tests.conftest import run_hdmod, run_hit, write_profile, write_recipe
+from tests.module_tools import ModuleRun, module_shell
 
 TOOLS = ("lmod", "tcl")
-
-
-@pytest.fixture(scope="module")
-def tools():
-    try:
-        ensure_installed()
-    except RuntimeError as e:
-        need(False, f"Lmod and Environment Modules ({e})")
-    need(available("lmod") and available("tcl"), "Lmod and Environment Modules")
 
 
 def payloads(x: Path) -> list[str]:
