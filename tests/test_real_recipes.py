@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, need, run_clean, write_profile, write_recipe
+from tests.conftest import HOST_SETUP, REPO, need, run_clean, write_profile, write_recipe
 
 UPSTREAM = Path(os.environ.get("HDMOD_UPSTREAM", Path.home() / ".cache" / "hdmodules" / "upstream"))
 WANTED = ("bzip2_1.0.8", "ncurses_6.4", "readline_8.2")
@@ -16,6 +16,8 @@ WANTED = ("bzip2_1.0.8", "ncurses_6.4", "readline_8.2")
 @pytest.fixture(scope="session")
 def upstream() -> Path:
     if not all(list(UPSTREAM.glob(f"{w}.orig.tar.*")) for w in WANTED):
+        # the fetch script enables deb-src in apt's sources: only when the run may change the host
+        need(HOST_SETUP, f"Debian orig tarballs in {UPSTREAM}")
         script = REPO / "tests" / "tools" / "fetch-upstream-sources.sh"
         r = subprocess.run(["bash", str(script), str(UPSTREAM)], capture_output=True, text=True)
         need(r.returncode == 0, f"Debian orig tarballs (fetch script said: {r.stderr[-300:]})")
