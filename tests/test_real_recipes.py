@@ -89,3 +89,24 @@ def test_ncurses_readline_bzip2_from_upstream_tarballs(hit, home, tmp_path, upst
     assert str(ncurses / "lib") in next(x for x in dyn.splitlines() if "RUNPATH" in x)
     rl = run_clean([str(prof / "bin" / "rltest")], input="hello profile\n")
     assert rl.returncode == 0 and "readline 8.2 read: hello profile" in rl.stdout
+
+
+@pytest.mark.slow
+def test_every_shipped_recipe_builds_from_upstream_tarballs(hit, home, tmp_path, upstream):
+    """The slow lane (`python -m pytest -m slow`): every recipe in site-configs/pkgs built for
+    real through the unpacker, the reaper and the durable commit (fftw with SIMD takes
+    minutes); each artifact passes `hit verify` and its libraries load under `env -i`."""
+    hit("fetch", "--from", str(upstream))
+    names = sorted(p.stem for p in (REPO / "site-configs" / "pkgs").glob("*.yaml"))
+    profile = write_profile(
+        tmp_path / "default.yaml",
+        f"package_dirs: [{REPO / 'site-configs' / 'pkgs'}]\npackages: [{', '.join(names)}]\n",
+    )
+    r = hit("build", "-j", "2", str(profile), timeout=3600)
+    assert r.err.count("built in") == len(names), r.err
+    assert hit("verify").code == 0
+    prof = tmp_path / "default"
+    assert run_clean([str(prof / "bin" / "lz4"), "--version"]).returncode == 0
+    assert run_clean([str(prof / "bin" / "fftw-wisdom"), "-V"]).returncode == 0
+    for lib in ("libffi.so.8", "liblz4.so.1", "libfftw3.so.3", "libreadline.so.8"):
+        assert (prof / "lib" / lib).exists(), lib
