@@ -532,3 +532,24 @@ def test_a_package_over_an_mpi_library_sits_at_that_mpis_level(tools, tmp_path, 
         assert run.code == 0, run.err
         wrapper = Path(run.env["SOLVER_ROOT"], "share", "mpi").read_text()
         assert ("openmpi" in wrapper) == mpi.startswith("openmpi"), (mpi, wrapper)
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_users_modules_appear_after_their_first_build(site, tool, tmp_path):
+    """A shell loads the site's compiler before the user has any module of their own; the
+    user's first `hit build` then writes one at the compiler's level: it shows in avail and
+    loads in that same shell, and unloading the compiler takes the level away again."""
+    user = tmp_path / "hit-home"
+    leaf = "1.0.lua" if tool == "lmod" else "1.0"
+    body = 'setenv("MINE", "yes")\n' if tool == "lmod" else "#%Module1.0\nsetenv MINE yes\n"
+    folder = user / "modules" / tool / "Compiler" / "gcc" / "12.2.0" / "mine"
+    script = (
+        f"export HIT_HOME={user}; module use {core(site, tool)}; module load gcc/12.2.0; "
+        f"mkdir -p {folder}; printf '%s' '{body}' > {folder / leaf}; "
+        "module -t avail 2>&1 | grep -c '^mine/1.0'; module load mine && echo MINE=$MINE; "
+        'module unload mine gcc; echo "PATH_HAS=$(echo $MODULEPATH | grep -c hit-home)"'
+    )
+    run = module_shell(tool, script, capture_env=False)
+    assert run.code == 0, run.err
+    lines = run.out.split()
+    assert lines[0] == "1" and "MINE=yes" in lines and "PATH_HAS=0" in lines, run.out + run.err

@@ -32,10 +32,8 @@ prepend_path({{ key|lua }}, {{ value|lua }})
 {% endfor %}
 {% if modulepath %}
 prepend_path("MODULEPATH", {{ modulepath|lua }})
--- the same level of the user's own tree (hit builds on this site put their modules there)
+-- the same level of the user's own tree (hit builds on this site put their modules there),
+-- whether or not it exists yet: modules a first `hit build` writes later appear in this shell
 local user_home = os.getenv("HIT_HOME") or pathJoin(os.getenv("HOME") or "/nonexistent", ".hashdist")
-local user_level = pathJoin(user_home, "modules", "lmod", {{ m.modulepath|join("/")|lua }})
-if isDir(user_level) then
-    prepend_path("MODULEPATH", user_level)
-end
+prepend_path("MODULEPATH", pathJoin(user_home, "modules", "lmod", {{ m.modulepath|join("/")|lua }}))
 {% endif %}

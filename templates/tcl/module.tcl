@@ -37,14 +37,12 @@ prepend-path {{ key|tcl }} {{ value|tcl }}
 {% endfor %}
 {% if modulepath %}
 module use {{ modulepath|tcl }}
-# the same level of the user's own tree (hit builds on this site put their modules there)
+# the same level of the user's own tree (hit builds on this site put their modules there),
+# whether or not it exists yet: modules a first `hit build` writes later appear in this shell
 if {[info exists ::env(HIT_HOME)]} {
     set hd_user_home $::env(HIT_HOME)
 } else {
     set hd_user_home "$::env(HOME)/.hashdist"
 }
-set hd_user_level [file join $hd_user_home modules tcl {{ m.modulepath|join("/")|tcl }}]
-if {[file isdirectory $hd_user_level]} {
-    module use $hd_user_level
-}
+prepend-path MODULEPATH [file join $hd_user_home modules tcl {{ m.modulepath|join("/")|tcl }}]
 {% endif %}
