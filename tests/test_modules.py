@@ -553,3 +553,32 @@ def test_a_users_modules_appear_after_their_first_build(site, tool, tmp_path):
     assert run.code == 0, run.err
     lines = run.out.split()
     assert lines[0] == "1" and "MINE=yes" in lines and "PATH_HAS=0" in lines, run.out + run.err
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_projection_with_the_name_first_loads(tools, tmp_path, tool):
+    """`{name}/{compiler}{compiler_version}/{version}` gives `libcore/gcc12.2.0/1.0`: the
+    version is the last part, the name all before it, as both tools read it."""
+    site_yaml = _demo_site(tmp_path, "  naming: '{name}/{compiler}{compiler_version}/{version}'\n")
+    root = tmp_path / "root"
+    hdmod("build", str(site_yaml), "--root", str(root))
+    use = f"module use {root / 'modules' / tool / 'Core'}; module load gcc/12.2.0"
+    assert "libcore/gcc12.2.0/1.0" in module_shell(tool, f"{use}; module -t avail 2>&1").out
+    run = module_shell(tool, f"{use}; module load libcore/gcc12.2.0/1.0")
+    assert run.code == 0 and run.env["LIBCORE_ROOT"].startswith(str(root)), run.err
+
+
+@pytest.mark.parametrize(
+    "naming, layout",
+    [
+        ("{compiler}/{compiler_version}/{name}/{version}", "flat"),
+        ("{compiler}/{name}/{version}", "flat"),
+    ],
+)
+def test_a_projection_that_nests_module_names_is_refused_before_building(tmp_path, naming, layout):
+    site_yaml = _demo_site(tmp_path, f"  naming: '{naming}'\n  layout: {layout}\n")
+    line = next(i for i, t in enumerate(site_yaml.read_text().splitlines(), 1) if "naming:" in t)
+    root = tmp_path / "root"
+    r = hdmod("build", str(site_yaml), "--root", str(root), check=False)
+    assert r.returncode == 1 and f"{site_yaml}:{line}: modules naming" in r.stderr, r.stderr
+    assert "may not nest" in r.stderr and not (root / "bld" / "libcore").exists()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import write_atomic
-from ..errors import HitError
+from ..errors import ConfigError, HitError
 from ..names import (
     env_value_problem,
     env_var_problem,
@@ -172,8 +172,33 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
                 entries[key] = e
                 packages.append((e, node, resolved))
     _settle_names(list(entries.values()))
+    _refuse_nested_names(site, list(entries.values()))
     _add_dependencies(packages, site.modules.depends_on)
     return list(entries.values())
+
+
+def _refuse_nested_names(site: Site, entries: list[Entry]) -> None:
+    """No module name may be a folder of another in the same tree folder: `gcc` (the
+    compiler, `gcc/12.2.0`) beside `gcc/hello` (a projection `{compiler}/{name}/{version}` in a
+    flat tree) makes `module load gcc` ambiguous in Lmod and loads hello in Environment
+    Modules, and `gcc/12.2.0/hello` would need a folder where `gcc/12.2.0` is a file.
+    Raises ConfigError at `modules: naming:`."""
+    by_level: dict[tuple[str, ...], set[str]] = {}
+    for e in entries:
+        by_level.setdefault(e.level, set()).add(e.name)
+    files = {(e.level, e.full) for e in entries}
+    for e in entries:
+        parts = e.name.split("/")
+        for k in range(1, len(parts)):
+            inner = "/".join(parts[:k])
+            if inner in by_level[e.level] or (e.level, inner) in files:
+                where = "/".join((*e.level, inner)) or inner
+                raise ConfigError(
+                    site.file,
+                    site.modules.naming_line or None,
+                    f"modules naming {site.modules.naming!r} puts {e.full} inside the module "
+                    f"{where}: module names may not nest; put the name first ({{name}}/...)",
+                )
 
 
 # Complexity (radon D): the compiler and the MPI each have the same three cases (a module of
@@ -238,10 +263,11 @@ def _package_entry(
     setenv, prepend = _package_env(node, prefix, cfg)
     parents = levels.mpi_parents if uses_mpi else levels.parents
     mpi = levels.mpi if uses_mpi else None
+    name, version = _project(site, node, levels.compiler, mpi, stack)
     e = Entry(
         kind="package",
-        name=module_word(node.name),
-        version=_project(site, node, levels.compiler, mpi, stack),
+        name=name,
+        version=version,
         level=level,
         description=node.recipe.description,
         homepage=node.recipe.homepage,
@@ -254,9 +280,6 @@ def _package_entry(
         stack=stack.name,
         built_with=", ".join(f"{short_name(x)} {x.version}" for x in (levels.compiler, mpi) if x),
     )
-    if "/" in e.version:  # a projection like {compiler}/{name}/{version}
-        head, _, e.version = e.version.rpartition("/")
-        e.name = f"{head}/{e.name}" if head else e.name
     return (level, "pkg", node.ref.id), e
 
 
@@ -282,10 +305,12 @@ def raise_missing(site: Site, name: str, kind: str) -> None:
 
 def _project(
     site: Site, node: Node, comp: External | None, mpi: External | None, stack: Stack
-) -> str:
-    """The module name `modules: naming:` gives the node, less `<name>/` (the version, or
-    `head/version` for a projection like {compiler}/{name}/{version}). Each folder of it must
-    be a name and the last part a version (names.py): HitError naming the site file if not.
+) -> tuple[str, str]:
+    """The module `modules: naming:` gives the node, as (name, version): the version is the
+    last part, the name everything before it (`{name}/{compiler}{compiler_version}/{version}`
+    gives `hello/gcc12.2.0` and `1.0`, as Lmod and Environment Modules read a module path).
+    Each folder of it must be a name and the last part a version (names.py): HitError naming
+    the site file if not.
     Each part is then spelt as the module trees spell it (names.module_word: `+` and `~`
     become `_`, since Environment Modules 5 reads them as variants)."""
     naming = site.modules.naming
@@ -312,8 +337,8 @@ def _project(
                 f"{part!r} {problem}"
             )
     full = "/".join(module_word(part) for part in full.split("/"))
-    head, _, version = full.partition(f"{module_word(node.name)}/")
-    return (head + version) if head else version
+    name, _, version = full.rpartition("/")
+    return name, version
 
 
 def _settle_names(entries: list[Entry]) -> None:

@@ -63,6 +63,7 @@ class ModuleConfig:
     formats: tuple[str, ...] = ("lmod", "tcl")
     layout: str = "hierarchy"
     naming: str = "{name}/{version}"
+    naming_line: int = 0  # where site.yaml sets it (for errors), 0 when it does not
     templates: Path | None = None
     externals: tuple[str, ...] = ()  # externals that get modules (opt-in)
     defaults: dict[str, str] = field(default_factory=dict)
@@ -143,6 +144,7 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
         formats=formats,
         layout=_choice(m, "layout", ("hierarchy", "flat"), "hierarchy"),
         naming=naming,
+        naming_line=m.line_of("naming") if "naming" in m else 0,
         templates=Path(os.path.abspath(base / templates)) if templates else None,
         externals=tuple(externals),
         defaults={str(k): str(v) for k, v in defaults.items()},
