@@ -238,3 +238,22 @@ def test_a_site_is_checked_before_anything_builds(tmp_path, stack, modules, frag
     )
     assert r.returncode == 1 and f"{site}:{line}: {fragment}" in r.stderr, r.stderr
     assert not (tmp_path / "r" / "bld").exists() and not (tmp_path / "r" / "profiles").exists()
+
+
+def test_two_externals_of_one_module_name_are_refused_before_building(tmp_path):
+    """Two compilers that would both be `gcc/12.2.0` (a second gcc 12.2.0 under /opt): one
+    error naming both, nothing built, rather than one module replacing the other."""
+    (tmp_path / "pkgs").mkdir()
+    (tmp_path / "pkgs" / "a.yaml").write_text('version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT"\n')
+    site = tmp_path / "site.yaml"
+    gcc = "\n    kind: compiler\n    version: 12.2.0\n    commands: {cc: /usr/bin/gcc}"
+    site.write_text(
+        f"root: r\npackage_dirs: [pkgs]\nexternals:\n  gcc-12:{gcc}\n  gcc-12.2:{gcc}\n"
+        "stacks:\n  one: {compiler: gcc-12, packages: [a]}\n"
+        "  two: {compiler: gcc-12.2, packages: [a]}\n"
+        "modules:\n  externals: [gcc-12, gcc-12.2]\n"
+    )
+    r = run_hdmod("build", str(site), "--repin", check=False)  # pins them, then stops
+    assert r.returncode == 1 and "would both be the module gcc/12.2.0" in r.stderr, r.stderr
+    assert "gcc-12 " in r.stderr and "gcc-12.2 " in r.stderr
+    assert not (tmp_path / "r" / "bld" / "a").exists()

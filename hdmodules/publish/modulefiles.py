@@ -171,7 +171,7 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
             if key not in entries:
                 entries[key] = e
                 packages.append((e, node, resolved))
-    _settle_names(list(entries.values()))
+    _settle_names(site, list(entries.values()))
     _refuse_nested_names(site, list(entries.values()))
     _add_dependencies(packages, site.modules.depends_on)
     return list(entries.values())
@@ -341,16 +341,26 @@ def _project(
     return name, version
 
 
-def _settle_names(entries: list[Entry]) -> None:
+def _settle_names(site: Site, entries: list[Entry]) -> None:
     """Two different artifacts under the same name in one folder: both get a short hash
     suffix and remember the plain version as their `alias`; the folder's rc file then names
-    one default and points the alias at it (_folder_rcs)."""
+    one default and points the alias at it (_folder_rcs). Two externals (which have no
+    artifact hash) under one name and version are an error naming both: neither may
+    silently replace the other's module."""
     groups: dict[tuple, list[Entry]] = {}
     for e in entries:
         groups.setdefault((e.level, e.name, e.version), []).append(e)
     for group in groups.values():
         if len(group) < 2:
             continue
+        externals = [e.description.split(";")[0] for e in group if not e.artifact_id]
+        if externals:
+            raise ConfigError(
+                site.file,
+                None,
+                f"{' and '.join(externals)} would both be the module {group[0].full}; "
+                f"rename one external (module names drop a trailing -<version>)",
+            )
         plain = group[0].version
         for e in group:
             e.version = f"{plain}-{e.artifact_id.partition('/')[2][:7]}"
