@@ -7,6 +7,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -232,7 +233,12 @@ def test_sync_tree_skips_links_and_special_files(tmp_path, monkeypatch):
     (tmp_path / "l").symlink_to("/dev/zero")
     os.mkfifo(tmp_path / "fifo")
     monkeypatch.setattr(store_mod, "_syncfs", lambda _p: False)  # the walk, not syncfs
-    store_mod.sync_tree(tmp_path)  # a FIFO opened for reading would block forever
+    synced: list[str] = []
+    monkeypatch.setattr(store_mod, "sync_path", lambda p: synced.append(os.path.basename(p)))
+    done = threading.Thread(target=store_mod.sync_tree, args=(tmp_path,), daemon=True)
+    done.start()
+    done.join(10)  # a FIFO opened for reading would block forever
+    assert not done.is_alive() and sorted(synced) == sorted(["f", tmp_path.name])
 
 
 @pytest.mark.parametrize(

@@ -227,6 +227,16 @@ class Store:
         return prefix
 
 
+def entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """`(path relative to root, lstat)` of everything below `root` (not `root` itself),
+    folders before what they hold; symlinks are not followed. The one walk the checks of an
+    artifact share (refuse_foreign_files, sync_tree, verify.unsafe_modes)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(dirpath, name)
+            yield os.path.relpath(path, root), os.lstat(path)
+
+
 def refuse_foreign_files(prefix: Path) -> None:
     """An artifact holds folders, regular files and symlinks only. Devices, FIFOs and sockets
     are refused (a readable block device published to every user), and so is a hard link
@@ -236,20 +246,14 @@ def refuse_foreign_files(prefix: Path) -> None:
     HitError naming the file."""
     inside: dict[tuple[int, int], int] = {}
     linked: dict[tuple[int, int], tuple[str, int]] = {}
-    for dirpath, _dirnames, filenames in os.walk(prefix):
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            rel = os.path.relpath(path, prefix)
-            if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
-                what = "folders, files and symlinks only"
-                raise HitError(
-                    f"{prefix}: {rel} is a device, FIFO or socket; an artifact holds {what}"
-                )
-            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
-                key = (st.st_dev, st.st_ino)
-                inside[key] = inside.get(key, 0) + 1
-                linked[key] = (rel, st.st_nlink)
+    for rel, st in entries(prefix):
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            what = "folders, files and symlinks only"
+            raise HitError(f"{prefix}: {rel} is a device, FIFO or socket; an artifact holds {what}")
+        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+            key = (st.st_dev, st.st_ino)
+            inside[key] = inside.get(key, 0) + 1
+            linked[key] = (rel, st.st_nlink)
     for key, (rel, nlink) in linked.items():
         if inside[key] < nlink:
             outside = "a hard link to a file outside the artifact"
@@ -313,12 +317,10 @@ def sync_tree(root: Path) -> None:
     entry), and so are FIFOs and devices (opening one could block). Raises OSError."""
     if _syncfs(root):
         return
-    for dirpath, _dirnames, filenames in os.walk(root):
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            if stat.S_ISREG(os.lstat(path).st_mode):
-                sync_path(path)
-        sync_path(dirpath)
+    for rel, st in entries(root):
+        if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+            sync_path(root / rel)
+    sync_path(root)
 
 
 def _syncfs(path: Path) -> bool:

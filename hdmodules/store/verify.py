@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HitError
-from .layout import MANIFEST, META, Store, make_manifest, read_manifest
+from .layout import MANIFEST, META, Store, entries, make_manifest, read_manifest
 
 KINDS = ("modified", "added", "removed", "unsafe")
 
@@ -33,16 +32,12 @@ def unsafe_modes(prefix: Path) -> list[str]:
     a folder nor a symlink: none of it can be there after a commit (Store.commit), so each
     is a change made since (by a process that outlived its build, or by hand)."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(prefix):
-        for name in [*dirnames, *filenames]:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                continue
-            odd = not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode))
-            if odd or st.st_mode & (0o7000 | 0o222):
-                mode = oct(stat.S_IMODE(st.st_mode))[2:]
-                out.append(f"{os.path.relpath(path, prefix)} (mode {mode})")
+    for rel, st in entries(prefix):
+        if stat.S_ISLNK(st.st_mode):
+            continue
+        odd = not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode))
+        if odd or st.st_mode & (0o7000 | 0o222):
+            out.append(f"{rel} (mode {oct(stat.S_IMODE(st.st_mode))[2:]})")
     return sorted(out)
 
 
