@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hdmodules.publish.modulefiles import Entry, render_tree, write_tree  # noqa: E402
+from hdmodules.publish.modulefiles import Entry  # noqa: E402
+from hdmodules.publish.moduletree import render_tree, write_tree  # noqa: E402
 from hdmodules.spec.site import ModuleConfig, Site  # noqa: E402
 
 LMOD_INIT = "/usr/share/lmod/lmod/init/bash"

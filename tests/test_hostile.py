@@ -18,13 +18,8 @@ import pytest
 
 from hdmodules.errors import HitError
 from hdmodules.names import LONG_BRACKET_CLOSE
-from hdmodules.publish.modulefiles import (
-    MODULERC,
-    MODULERC_LUA,
-    Entry,
-    _external_entry,
-    render_tree,
-)
+from hdmodules.publish.modulefiles import Entry, _external_entry
+from hdmodules.publish.moduletree import MODULERC, MODULERC_LUA, render_tree
 from hdmodules.spec.externals import External
 from hdmodules.spec.profiles import load_profile
 from hdmodules.spec.recipes import load_recipe

@@ -6,7 +6,8 @@ import pytest
 
 from hdmodules.errors import HitError
 from hdmodules.names import module_word
-from hdmodules.publish.modulefiles import Entry, _package_env, render_tree
+from hdmodules.publish.modulefiles import Entry, _package_env
+from hdmodules.publish.moduletree import render_tree
 from hdmodules.spec.profiles import load_profile
 from hdmodules.spec.resolve import resolve
 from hdmodules.spec.site import ModuleConfig, Site

@@ -203,8 +203,8 @@ def test_a_killed_refresh_leaves_debris_that_the_next_refresh_removes(site, tmp_
     target = tmp_path / "mods"
     code = (
         "import os, sys\n"
-        "from hdmodules.publish import modulefiles\n"
-        "modulefiles.apply = lambda *a, **k: os._exit(9)\n"
+        "from hdmodules.publish import moduletree\n"
+        "moduletree.apply = lambda *a, **k: os._exit(9)\n"
         "from hdmodules.cli.hdmod import main\n"
         f"sys.argv = ['hdmod', 'modules', 'refresh', {str(site['yaml'])!r}, "
         f"'--root', {str(site['root'])!r}, '--modules', {str(target)!r}]\n"

@@ -13,7 +13,7 @@ from ..spec.resolve import Resolved, resolve
 from ..spec.site import Site, Stack
 from ..store import roots
 from ..store.home import Home, load_home, open_store
-from . import modulefiles
+from . import modulefiles, moduletree
 from .permissions import apply
 from .profilebuild import build_profiles
 
@@ -59,9 +59,9 @@ def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[i
             f"not built yet: {', '.join(missing)}; run `hdmod build {site.file.name}` first"
         )
     entries = modulefiles.plan(site, stacks, store)
-    files = modulefiles.render_tree(site, entries)
-    tree, changed = modulefiles.write_tree(site, files)
-    count = sum(1 for p in files if not p.endswith(modulefiles.RC_FILES))
+    files = moduletree.render_tree(site, entries)
+    tree, changed = moduletree.write_tree(site, files)
+    count = sum(1 for p in files if not p.endswith(moduletree.RC_FILES))
     return count, tree, changed
 
 
