@@ -48,7 +48,7 @@ def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
     if resolved.profile.link is None:  # a YAML file's own link: remember for the no-op path
         memo.save(home, resolved)
     if "compiler" in resolved.profile.toolchain:  # a site-style stack: modules that plug in
-        from .moduletree import write_user_modules
+        from .usermodules import write_user_modules
 
         for rel in write_user_modules(home.root, resolved, store):
             say(f"module written: {home.root / 'modules' / rel}")

@@ -15,7 +15,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import write_atomic
 from ..errors import HitError
 from ..names import (
     env_value_problem,
@@ -26,13 +25,13 @@ from ..names import (
     text_problem,
     version_problem,
 )
-from ..spec.resolve import Resolved
-from ..spec.site import ModuleConfig, Site, Stack
-from ..store.layout import Store, remove_tree
+from ..spec.site import Site
+from ..store.layout import remove_tree
 from ..store.links import set_link
 from ..templating import render
-from .modulefiles import Entry, plan
+from .modulefiles import Entry
 from .permissions import apply
+from .spidercache import write_spider_cache
 
 MODULERC = ".modulerc"  # the Tcl tree's rc file (Environment Modules; Lmod reads it too)
 MODULERC_LUA = ".modulerc.lua"  # the Lmod tree's: Lmod 8 reads it natively, without tclsh
@@ -210,6 +209,7 @@ def write_tree(site: Site, files: dict[str, bytes]) -> tuple[Path, bool]:
                 path.write_bytes(content)
             for fmt in site.modules.formats:  # an empty tree is still a tree
                 (staging / fmt).mkdir(parents=True, exist_ok=True)
+            write_spider_cache(site, staging)  # inside the tree: swapped in with it
             apply(staging, site.group, site.mode, read_only=True)
             os.replace(staging, tree)
         changed = set_link(link, tree)
@@ -217,29 +217,3 @@ def write_tree(site: Site, files: dict[str, bytes]) -> tuple[Path, bool]:
             if old not in (tree, previous) and not old.name.startswith("."):
                 remove_tree(old)
     return tree, changed
-
-
-def write_user_modules(home_root: Path, resolved: Resolved, store: Store) -> list[str]:
-    """Modulefiles for the packages of a user's profile built in the user's own store, at the
-    levels of the site's hierarchy (the site's compiler and MPI modules open the user's
-    levels too). Written file by file, so several profiles add up; returns what was new."""
-    from dataclasses import replace
-
-    profile = resolved.profile
-    if "compiler" not in profile.toolchain:
-        return []
-    cfg = ModuleConfig(path=home_root / "modules", provided=True)
-    stack = Stack("user", replace(profile, link=None))
-    site = Site(profile.file, home_root, (stack,), profile.externals, cfg)
-    planned = plan(site, [(stack, resolved)], store)
-    ours = [e for e in planned if Path(e.prefix).is_relative_to(store.root)]
-    entries = [e for e in ours if e.kind == "package"]
-    written = []
-    for rel, content in render_tree(site, entries).items():
-        path = cfg.path / rel
-        if path.exists() and path.read_bytes() == content:
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, content)
-        written.append(rel)
-    return written
