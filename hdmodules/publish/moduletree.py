@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,27 +108,65 @@ def _folder_rcs(site: Site, entries: list[Entry]) -> list[FolderRc]:
     return rcs
 
 
+@dataclass(frozen=True)
+class LoadRecord:
+    """What a module file records when it is loaded, so that unloading it after a rebuild undoes
+    what it did rather than what its successor at the same path would do.
+
+    Both tools unload a module by evaluating again the file it was loaded from, by path (Lmod's
+    module table `fn`, Environment Modules' `_LMFILES_`), and shells reach that path through the
+    re-pointed tree link. So each file sets `variable` to the id of its tree on load; on unload,
+    a file whose tree is not the recorded one evaluates the recorded tree's file at the same
+    path instead (kept in `trees` for `modules: keep_days`), and stops. The id is
+    TREE_ID_PLACEHOLDER until write_tree names the tree."""
+
+    variable: str  # __HDMOD_<module>_<8 hex>: one per loaded module name
+    tree: str  # the id of the tree the file is written into
+    trees: str  # the folder holding the trees (absolute)
+    path: str  # the file's path inside a tree (`lmod/Core/hello/1.0.lua`)
+
+
+# Control characters no rendered value can hold (the lua and tcl filters and comments escape
+# them), so replacing it can only touch the tree ids the templates put there (unquoted: an id
+# is 16 hex digits).
+TREE_ID_PLACEHOLDER = "\x00tree-id\x00"
+
+
+def record_variable(full: str) -> str:
+    """The variable a module named `full` (`hello/1.0`) records its tree in: a shell identifier,
+    readable, and distinct for distinct names (`a-b/1` and `a_b/1` differ in the hash)."""
+    readable = "".join(c if c.isalnum() else "_" for c in full)[:40]
+    return f"__HDMOD_{readable}_{hashlib.sha256(full.encode()).hexdigest()[:8]}"
+
+
+def trees_folder(link: Path) -> Path:
+    """Where the trees behind a module path link live: `<parent>/.<link name>-trees`."""
+    return link.parent / f".{link.name}-trees"
+
+
 def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
-    """Every file of the tree: relative path -> content."""
+    """Every file of the tree: relative path -> content, with TREE_ID_PLACEHOLDER where the
+    tree's id goes (write_tree fills it in)."""
     cfg = site.modules
     overrides = (cfg.templates,) if cfg.templates else ()
     _check_entries(site, entries)
     rcs = _folder_rcs(site, entries)
+    trees = str(trees_folder(cfg.path))
     files: dict[str, bytes] = {}
     for e in sorted(entries, key=lambda e: (e.level, e.name, e.version)):
         for fmt in cfg.formats:
             root = cfg.path / fmt
+            if fmt == "lmod":
+                path = "/".join(("lmod", *e.level, e.name, f"{e.version}.lua"))
+            else:
+                path = "/".join(("tcl", *e.level, e.name, e.version))
             context = {
                 "m": e,
                 "modulepath": str(root.joinpath(*e.modulepath)) if e.modulepath else None,
+                "record": LoadRecord(record_variable(e.full), TREE_ID_PLACEHOLDER, trees, path),
             }
-            if fmt == "lmod":
-                path = "/".join(("lmod", *e.level, e.name, f"{e.version}.lua"))
-                text = render("lmod/module.lua", overrides, **context)
-            else:
-                path = "/".join(("tcl", *e.level, e.name, e.version))
-                text = render("tcl/module.tcl", overrides, **context)
-            files[path] = text.encode()
+            template = "lmod/module.lua" if fmt == "lmod" else "tcl/module.tcl"
+            files[path] = render(template, overrides, **context).encode()
     for rc in rcs:
         for fmt in cfg.formats:
             name, template = RC_OF_FORMAT[fmt]
@@ -181,20 +220,26 @@ def tree_id(files: dict[str, bytes]) -> str:
     return h.hexdigest()[:16]
 
 
-def write_tree(site: Site, files: dict[str, bytes]) -> tuple[Path, bool]:
-    """Write the tree into `<root>/.modules/<content id>` and point the module path at it.
+def write_tree(site: Site, files: dict[str, bytes], now: float | None = None) -> tuple[Path, bool]:
+    """Write the tree into `<parent>/.<name>-trees/<content id>` (trees_folder) and point the
+    module path link at it.
 
-    Returns (the tree, whether anything changed). The previous tree is kept (a user's shell
-    may still be reading it); older ones are removed."""
+    Returns (the tree, whether anything changed). A tree replaced by another is kept for
+    `modules: keep_days` after it was replaced (its folder's mtime records when), since shells
+    that loaded modules from it read its files again to unload them (LoadRecord); the tree
+    just replaced is always kept. Older ones are removed. `now` is the clock in seconds since
+    the epoch (time.time() if None). Raises HitError when the module path is not a link."""
 
     import filelock
 
     link = site.modules.path
     if link.exists() and not link.is_symlink():
         raise HitError(f"{link} exists and is not a link made by hdmod; move it away first")
-    trees = link.parent / f".{link.name}-trees"
+    trees = trees_folder(link)
     trees.mkdir(parents=True, exist_ok=True)
-    tree = trees / tree_id(files)
+    name = tree_id(files)
+    tree = trees / name
+    now = time.time() if now is None else now
     # one refresh at a time: two would each remove trees the other just made
     with filelock.FileLock(trees / ".lock"):
         previous = Path(os.readlink(link)) if link.is_symlink() else None
@@ -203,17 +248,23 @@ def write_tree(site: Site, files: dict[str, bytes]) -> tuple[Path, bool]:
             remove_tree(debris)
         if not tree.exists():
             staging = trees / f".staging-{os.getpid()}"
+            placeholder = TREE_ID_PLACEHOLDER.encode()
             for rel, content in files.items():
                 path = staging / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(content)
+                path.write_bytes(content.replace(placeholder, name.encode()))
             for fmt in site.modules.formats:  # an empty tree is still a tree
                 (staging / fmt).mkdir(parents=True, exist_ok=True)
             write_spider_cache(site, staging)  # inside the tree: swapped in with it
             apply(staging, site.group, site.mode, read_only=True)
             os.replace(staging, tree)
         changed = set_link(link, tree)
+        if changed and previous is not None and previous.is_dir():
+            os.utime(previous, (now, now))  # replaced now: kept for keep_days from here
+        keep = site.modules.keep_days * 86400
         for old in trees.iterdir():
-            if old not in (tree, previous) and not old.name.startswith("."):
+            if old.name.startswith(".") or old in (tree, previous):
+                continue
+            if now - old.stat().st_mtime > keep:
                 remove_tree(old)
     return tree, changed

@@ -49,6 +49,7 @@ MODULE_KEYS = frozenset(
         "depends_on",
         "root_variable",
         "ld_library_path",
+        "keep_days",
     ]
 )
 PERMISSION_KEYS = {"group", "mode"}
@@ -73,6 +74,7 @@ class ModuleConfig:
     root_variable: str = "{NAME}_ROOT"
     ld_library_path: bool = False
     provided: bool = False  # compiler and MPI modules come from elsewhere (a user on a site)
+    keep_days: int = 30  # replaced trees are kept this long (moduletree.write_tree)
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
         depends_on=_choice(m, "depends_on", ("none", "direct", "all"), "direct"),
         root_variable=root_variable,
         ld_library_path=bool(m.get("ld_library_path", False)),
+        keep_days=yamlfile.get_int(m, "keep_days", 30),
     )
 
 

@@ -1,0 +1,96 @@
+"""A site rebuilt under its users' feet: shells that loaded modules before `hdmod build`
+unload them cleanly afterwards, in the real Lmod and the real Environment Modules (issue 13,
+item 7)."""
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from hdmodules.publish.moduletree import trees_folder, write_tree
+from hdmodules.spec.site import load_site
+from tests.conftest import demo_site
+from tests.conftest import run_hdmod as hdmod
+from tests.module_tools import module_shell
+
+TOOLS = ("lmod",)  # tcl: next step
+STACK = "  gcc12:\n    compiler: gcc-12\n    packages: [libcore, liba, libb, app]\n"
+
+
+@pytest.fixture(scope="module")
+def site(tools, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rebuilt")
+    site_yaml = demo_site(tmp, STACK)
+    root = tmp / "root"
+    hdmod("build", str(site_yaml), "--root", str(root))
+    return {"yaml": site_yaml, "root": root, "recipe": site_yaml.parent / "pkgs" / "app.yaml"}
+
+
+def _rebuild(site, greeting: str) -> str:
+    """Shell text: change app's greeting and rebuild the site from inside the shell."""
+    text = site["recipe"].read_text().replace("greeting: Hello", f"greeting: {greeting}")
+    edit = f"printf %s {shlex.quote(text)} > {shlex.quote(str(site['recipe']))}"
+    build = shlex.join(
+        [
+            sys.executable,
+            "-m",
+            "hdmodules.cli.hdmod",
+            "build",
+            str(site["yaml"]),
+            "--root",
+            str(site["root"]),
+        ]  # fmt: skip
+    )
+    return f"{edit} && {build} > /dev/null 2>&1 || exit 7"
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_module_loaded_before_a_rebuild_unloads_cleanly(site, tool):
+    """A shell loads app; the admin changes app and rebuilds; `module unload app` removes
+    the old artifact's bin/ from PATH and its APP_ROOT; loading again gives the new build;
+    unloading the compiler then takes everything it added."""
+    original = site["recipe"].read_text()
+    core = site["root"] / "modules" / tool / "Core"
+    try:
+        run = module_shell(
+            tool,
+            f"module use {core}; module load gcc/12.2.0 app; echo OLD=$APP_ROOT; "
+            f"echo PATH_LOADED=$PATH; {_rebuild(site, 'Howdy')}; "
+            "module unload app; echo PATH_UNLOADED=$PATH; echo ROOT_UNLOADED=${APP_ROOT-unset}; "
+            "module load app && app && echo NEW=$APP_ROOT; module unload app gcc",
+        )
+    finally:
+        site["recipe"].write_text(original)
+    assert run.code == 0, run.err
+    seen = dict(line.split("=", 1) for line in run.out.splitlines() if "=" in line)
+    old, new = seen["OLD"], seen["NEW"]
+    assert old and new and old != new  # the rebuild made a new artifact
+    assert f"{old}/bin" in seen["PATH_LOADED"].split(":")
+    assert f"{old}/bin" not in seen["PATH_UNLOADED"].split(":"), seen["PATH_UNLOADED"]
+    assert seen["ROOT_UNLOADED"] == "unset"
+    assert "Howdy" in run.out  # the new build, loaded by name after the rebuild
+    assert run.env["PATH"] == "/usr/bin:/bin", run.env["PATH"]
+    assert not any(k.startswith("__HDMOD_") for k in run.env), run.env.keys()
+    assert not [p for p in run.env.get("MODULEPATH", "").split(":") if "Compiler" in p]
+
+
+def test_replaced_trees_are_kept_for_keep_days(site, tmp_path):
+    """A replaced tree stays while shells may unload from it: `modules: keep_days` (30 by
+    default) after it was replaced; the tree just replaced is always kept."""
+    loaded = load_site(site["yaml"], tmp_path / "root", tmp_path / "modules")
+    day = 86400.0
+    files = {"lmod/Core/a/1.0.lua": b"-- one\n", "tcl/Core/a/1.0": b"#%Module\n"}
+    first, _ = write_tree(loaded, files, now=0.0)
+    second, _ = write_tree(loaded, {**files, "lmod/Core/a/1.0.lua": b"-- two\n"}, now=day)
+    third, _ = write_tree(loaded, {**files, "lmod/Core/a/1.0.lua": b"-- three\n"}, now=2 * day)
+    assert first.exists() and second.exists() and third.exists()
+    assert os.readlink(loaded.modules.path) == str(third)
+    # 31 days after `first` was replaced: it goes; `second` (replaced on day 2) stays
+    fourth, _ = write_tree(loaded, {**files, "lmod/Core/a/1.0.lua": b"-- four\n"}, now=32 * day)
+    assert not first.exists() and second.exists() and third.exists() and fourth.exists()
+    kept = sorted(p.name for p in trees_folder(loaded.modules.path).iterdir())
+    assert [k for k in kept if not k.startswith(".")] == sorted(
+        Path(p).name for p in (second, third, fourth)
+    )
