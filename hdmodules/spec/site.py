@@ -50,6 +50,7 @@ MODULE_KEYS = frozenset(
         "root_variable",
         "ld_library_path",
         "keep_days",
+        "spider_cache",
     ]
 )
 PERMISSION_KEYS = {"group", "mode"}
@@ -75,6 +76,7 @@ class ModuleConfig:
     ld_library_path: bool = False
     provided: bool = False  # compiler and MPI modules come from elsewhere (a user on a site)
     keep_days: int = 30  # replaced trees are kept this long (moduletree.write_tree)
+    spider_cache: bool = False  # Lmod's spider cache inside the tree (publish/spidercache.py)
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,21 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
         root_variable=root_variable,
         ld_library_path=bool(m.get("ld_library_path", False)),
         keep_days=yamlfile.get_int(m, "keep_days", 30),
+        spider_cache=_spider_cache(m, formats),
     )
+
+
+def _spider_cache(m: yamlfile.Mapping, formats: tuple[str, ...]) -> bool:
+    """`spider_cache:` true or false (default false): whether the Lmod tree carries Lmod's
+    spider cache (publish/spidercache.py). Lmod reads only the Lmod tree, so `true` needs the
+    lmod format. ConfigError at the key otherwise."""
+    value = m.get("spider_cache", False)
+    if not isinstance(value, bool):
+        yamlfile.fail(m, "spider_cache", f"'spider_cache' must be true or false, not {value!r}")
+    if value and "lmod" not in formats:
+        problem = "'spider_cache: true' is Lmod's cache of the lmod tree: add lmod to formats"
+        yamlfile.fail(m, "spider_cache", problem)
+    return value
 
 
 NAMING_FIELDS = tuple(
