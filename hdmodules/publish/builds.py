@@ -19,6 +19,7 @@ from ..store.home import Home, load_home, open_store, require_writable
 from . import modulefiles
 from .profilebuild import Result, build_profile
 from .sitebuild import Published, build_site, resolve_stacks, site_home
+from .spidercache import spider_cache_files
 
 Say = Callable[[str], None]  # one line for the user (stderr)
 
@@ -27,7 +28,8 @@ def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
     """`hit build FILE`: resolve the profile (re-pinning with `repin`), explain what is built
     (`explain`), submit the missing artifacts as Slurm jobs (`slurm`; returns None unless
     `wait`), else build them here, assemble the profile and point its link at it; remember
-    the inputs for the no-op path; write the user's modulefiles for a site-style stack.
+    the inputs for the no-op path; save the modules of a site-style profile and regenerate
+    the user's module tree (usermodules.build_lines), saying which names it wrote.
     Returns the profile's Result. Raises HitError (ConfigError, BuildFailed, ...)."""
     home = load_home()
     require_writable(home)
@@ -45,13 +47,15 @@ def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
     result = build_profile(
         resolved, home, o.jobs or home.jobs, Progress(len(resolved.nodes), quiet=o.quiet)
     )
+    # a site-style stack's modules plug into the site's hierarchy: its record is saved and
+    # the user's tree regenerated from every live profile's (before the memo: a no-op build
+    # never writes them)
+    from .usermodules import build_lines
+
+    for line in build_lines(home, resolved, store, result.profile):
+        say(line)
     if resolved.profile.link is None:  # a YAML file's own link: remember for the no-op path
         memo.save(home, resolved)
-    if "compiler" in resolved.profile.toolchain:  # a site-style stack: modules that plug in
-        from .usermodules import write_user_modules
-
-        for rel in write_user_modules(home.root, resolved, store):
-            say(f"module written: {home.root / 'modules' / rel}")
     return result
 
 
@@ -69,6 +73,7 @@ def site_build(site: Site, o: SiteBuild, say: Say) -> Published | None:
     stacks = resolve_stacks(site)
     home = site_home(site)
     modulefiles.plan(site, stacks, open_store(home))  # module names clash before anything builds
+    spider_cache_files(site)  # and a spider cache without Lmod fails before too
     if o.slurm and _submit_site(site, stacks, home, o, say) and not o.wait:
         return None
     total = len({n.ref.id for _s, r in stacks for n in r.nodes.values()})

@@ -32,7 +32,7 @@ from ..store.links import set_link
 from ..templating import render
 from .modulefiles import Entry
 from .permissions import apply
-from .spidercache import write_spider_cache
+from .spidercache import spider_cache_files, write_spider_cache
 
 MODULERC = ".modulerc"  # the Tcl tree's rc file (Environment Modules; Lmod reads it too)
 MODULERC_LUA = ".modulerc.lua"  # the Lmod tree's: Lmod 8 reads it natively, without tclsh
@@ -172,6 +172,8 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
             name, template = RC_OF_FORMAT[fmt]
             text = render(template, overrides, versions=rc.versions, hidden=rc.hidden)
             files["/".join((fmt, *rc.folder, name))] = text.encode()
+    # part of the tree's content: turning the cache on or off, or a new Lmod, makes a new tree
+    files.update(spider_cache_files(site))
     return files
 
 

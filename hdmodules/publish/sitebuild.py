@@ -61,7 +61,9 @@ def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[i
     entries = modulefiles.plan(site, stacks, store)
     files = moduletree.render_tree(site, entries)
     tree, changed = moduletree.write_tree(site, files)
-    count = sum(1 for p in files if not p.endswith(moduletree.RC_FILES))
+    count = sum(
+        1 for p in files if p.startswith(("lmod/", "tcl/")) and not p.endswith(moduletree.RC_FILES)
+    )
     return count, tree, changed
 
 
