@@ -58,7 +58,17 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, drop_stale: bool, sourc
     )
     lines = collector.describe(report, store, request)
     _echo(lines.err, err=True)
+    if not dry_run:
+        _refresh_modules(home, store)
     _echo(lines.out)
+
+
+def _refresh_modules(home, store) -> None:
+    """Regenerate the user's module tree from the profiles the roots still keep (the store
+    layer cannot: publish/usermodules renders it) and say what changed."""
+    from ..publish.usermodules import refresh_lines
+
+    _echo(refresh_lines(home, store), err=True)
 
 
 def _sources_to_keep(profiles: tuple[str, ...]) -> frozenset[str]:
@@ -111,6 +121,7 @@ def rm(link: Path) -> None:
     home, store = _store_paths()
     target = remove_link(home.gc_roots, store.root, link.absolute(), home.upstream_gc_roots)
     click.echo(f"removed {link} (was -> {target})")
+    _refresh_modules(home, store)
 
 
 def _package_set(thing: str, store):

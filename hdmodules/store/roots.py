@@ -6,6 +6,10 @@ temporary roots of builds in flight.
 profile alive when its link was moved with a plain `mv`: the moved link still points at it
 somewhere, so a stale root is reported, never silently dropped. Names starting with `_` are
 the tool's own; any other symlink in the folder is a user's root.
+
+`gc_roots/_modules/<profile>.json`: the modules a site-style profile plans (written by
+publish/usermodules.py when it is built, read when the user's module tree is regenerated from
+the live profiles, dropped by the gc with the profile).
 """
 
 from __future__ import annotations
@@ -97,7 +101,7 @@ def list_roots(gc_roots: Path, store: Path) -> list[Root]:
         return []
     roots = []
     for entry in sorted(gc_roots.iterdir()):
-        if entry.name in (TEMP, USERS, GENERATIONS) or entry.name.endswith(".last"):
+        if entry.name in (TEMP, USERS, GENERATIONS, MODULES) or entry.name.endswith(".last"):
             continue
         if not entry.name.startswith("_"):
             roots.append(Root(entry, entry, _reach(entry, store), None, own=False))
@@ -112,6 +116,51 @@ def list_roots(gc_roots: Path, store: Path) -> list[Root]:
             last = _reach(entry.with_name(entry.name + ".last"), store)
         roots.append(Root(entry, link, target, last, own=True))
     return roots
+
+
+def live_profiles(gc_roots: Path, store: Path) -> list[tuple[Path, Path]]:
+    """The profiles the roots keep, as the gc sees them, each once as (link, profile), sorted
+    by link path: a root's profile, or what a stale registered root last pointed to (until
+    `hit gc --drop-stale`). A profile several links reach comes with the first of them. Not
+    included: the generations a link pointed to before, and temporary roots of builds."""
+    found: dict[Path, Path] = {}
+    for r in sorted(list_roots(gc_roots, store), key=lambda r: str(r.link)):
+        profile = r.target or r.last
+        if profile is not None and profile not in found:
+            found[profile] = r.link
+    return sorted(((link, profile) for profile, link in found.items()), key=lambda x: str(x[0]))
+
+
+# --- records of the modules each profile plans ------------------------------------------------
+
+MODULES = "_modules"
+
+
+def module_records(gc_roots: Path) -> Path:
+    """The folder of the module records: `gc_roots/_modules` (created by the first record)."""
+    return gc_roots / MODULES
+
+
+def module_record(gc_roots: Path, profile: Path) -> Path:
+    """Where the record of the modules `profile` (a store path, `.../profile/<hash>`) plans is
+    kept: `gc_roots/_modules/<hash>.json`."""
+    return module_records(gc_roots) / f"{profile.name}.json"
+
+
+def drop_module_records(gc_roots: Path, store: Store) -> list[Path]:
+    """Remove the module records whose profile is no longer in `store` (the gc removed it);
+    returns the records removed."""
+    from ..spec.artifact import ArtifactRef
+
+    folder = module_records(gc_roots)
+    if not folder.is_dir():
+        return []
+    dropped = []
+    for f in sorted(folder.glob("*.json")):
+        if not store.local_prefix(ArtifactRef("profile", "", f.stem)).exists():
+            f.unlink(missing_ok=True)
+            dropped.append(f)
+    return dropped
 
 
 # --- temporary roots of builds in flight ------------------------------------------------------
