@@ -159,13 +159,131 @@ def test_lmod_second_compiler_swaps_the_stack(site):
 
 
 def test_tcl_compiler_family_conflicts_and_unload_takes_dependents(site):
-    base = f"module use {core(site, 'tcl')}; module load gcc/12.2.0 app"
-    run = module_shell("tcl", f"{base}; module load gcc/11.3.0")
-    assert run.code == 1  # Environment Modules: one compiler family at a time
+    """Kept on purpose: in Environment Modules 5.2 `family` is a conflict, and 5.2 has no
+    Conflict Unload (5.4's `conflict_unload`, off by default), so loading a second compiler
+    is refused, exit 1, and changes nothing; `module switch` swaps (the tests below)."""
+    base = f"module use {core(site, 'tcl')}; module load gcc/12.2.0 app; echo BEFORE=$APP_ROOT"
+    run = module_shell("tcl", f"{base}; module load gcc/11.3.0; echo LOAD=$?")
+    assert "LOAD=1" in run.out and "conflict" in run.err  # one compiler family at a time
+    assert run.env["LOADEDMODULES"].split(":")[0] == "gcc/12.2.0"
+    assert run.env["APP_ROOT"] == _echoed(run, "BEFORE")  # the gcc-12 stack, untouched
     run = module_shell("tcl", f"{base}; module unload gcc/12.2.0")
     assert run.code == 0, run.err
     assert "app/1.0" not in run.env.get("LOADEDMODULES", "")  # prereq chain unloaded it
     assert "APP_ROOT" not in run.env
+
+
+def _echoed(run, key: str) -> str:
+    """The value of the line `KEY=value` the commands echoed."""
+    return next(line for line in run.out.splitlines() if line.startswith(f"{key}="))[len(key) + 1 :]
+
+
+def _envmod_version() -> tuple[int, int]:
+    """The installed Environment Modules' (major, minor), from `module --version`."""
+    said = module_shell("tcl", "module --version", capture_env=False).err
+    found = re.search(r"Modules Release (\d+)\.(\d+)", said)
+    assert found, said
+    return int(found[1]), int(found[2])
+
+
+STACK_ROOTS = ("LIBCORE_ROOT", "LIBA_ROOT", "LIBB_ROOT", "APP_ROOT")
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_switch_compiler_reloads_the_stack_from_the_new_compilers_level(site, tool):
+    """`module switch` in its three spellings, the same commands in both tools: the loaded
+    packages come back from gcc-11's level, as loading gcc-11's stack directly gives them
+    (Environment Modules: the dependents of gcc/12.2.0 are unloaded and reloaded by name)."""
+    use = f"module use {core(site, tool)}"
+    load = f"{use}; module load gcc/12.2.0 libcore app"
+    direct = module_shell(tool, f"{use}; module load gcc/11.3.0 libcore app")
+    old = module_shell(tool, load)
+    assert direct.code == 0 and old.code == 0, direct.err + old.err
+    assert direct.env["LOADEDMODULES"].split(":")[0] == "gcc/11.3.0"
+    for how in ("gcc/12.2.0 gcc/11.3.0", "gcc gcc/11.3.0", "gcc/11.3.0"):
+        run = module_shell(tool, f"{load}; module switch {how} && app")
+        assert run.code == 0, f"module switch {how}: {run.err}"
+        assert "Hello from app" in run.out
+        assert run.env["LOADEDMODULES"] == direct.env["LOADEDMODULES"], how
+        for var in STACK_ROOTS:
+            assert run.env[var] == direct.env[var] != old.env[var], (how, var)
+        path = run.env["PATH"].split(":")
+        assert direct.env["APP_ROOT"] + "/bin" in path and old.env["APP_ROOT"] + "/bin" not in path
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_switch_compiler_drops_an_mpi_the_new_compiler_has_no_build_of(site, tool):
+    """openmpi and mpi-hello exist only for gcc-12. After the switch both tools leave the
+    same environment: gcc-11's stack and no MPI (nothing built with gcc-12 stays loaded).
+    Lmod calls them inactive, exit 0. Environment Modules 5.2 tries to reload them, cannot
+    find them under gcc-11 and says so with an error: the switch is done, exit 1 (no
+    modulefile can avoid it; 5.6 skips such a dependent silently, exit 0)."""
+    use = f"module use {core(site, tool)}"
+    direct = module_shell(tool, f"{use}; module load gcc/11.3.0 libcore app")
+    assert direct.code == 0, direct.err
+    run = module_shell(
+        tool,
+        f"{use}; module load gcc/12.2.0 openmpi/4.1.4 mpi-hello libcore app && "
+        "echo BEFORE=$MPI_HELLO_ROOT; module switch gcc/12.2.0 gcc/11.3.0; echo SWITCH=$?",
+    )
+    assert _echoed(run, "BEFORE"), run.err  # mpi-hello was loaded
+    if tool == "lmod":
+        assert _echoed(run, "SWITCH") == "0" and "Inactive Modules" in run.err, run.err
+    elif _envmod_version() < (5, 6):
+        assert _echoed(run, "SWITCH") == "1", run.err
+        assert "Reload of dependent openmpi/4.1.4 failed" in run.err
+    else:
+        assert _echoed(run, "SWITCH") == "0", run.err
+    assert run.env["LOADEDMODULES"] == direct.env["LOADEDMODULES"]
+    for var in STACK_ROOTS:
+        assert run.env[var] == direct.env[var], var
+    assert not {"MPI_DIR", "MPICC", "MPI_HELLO_ROOT"} & run.env.keys()
+    assert _echoed(run, "BEFORE") + "/bin" not in run.env["PATH"].split(":")
+
+
+@pytest.fixture(scope="module")
+def mpi_site(tools, tmp_path_factory):
+    """mpi-hello (and libcore) built with gcc-12 and Open MPI, gcc-11 and Open MPI, and
+    gcc-12 and MPICH: the site's modules, and the MPICH module's name."""
+    tmp = tmp_path_factory.mktemp("mpi-site")
+    stacks = "".join(
+        f"  {key}:\n    compiler: {c}\n    mpi: {m}\n    packages: [libcore, mpi-hello]\n"
+        for key, c, m in (
+            ("gcc12-openmpi", "gcc-12", "openmpi-4.1.4"),
+            ("gcc11-openmpi", "gcc-11", "openmpi-4.1.4"),
+            ("gcc12-mpich", "gcc-12", "MPICH"),
+        )
+    )
+    site_yaml = demo_site(tmp, stacks)
+    found = re.search(r"^  mpich-([0-9.]+):", (tmp / "demo" / "externals.yaml").read_text(), re.M)
+    need(found is not None, "MPICH")
+    text = site_yaml.read_text().replace("MPICH", f"mpich-{found[1]}")
+    site_yaml.write_text(text.replace("openmpi-4.1.4]", f"openmpi-4.1.4, mpich-{found[1]}]"))
+    hdmod("build", str(site_yaml), "--root", str(tmp / "root"), "-j", "2")
+    return tmp / "root" / "modules", f"mpich/{found[1]}"
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_switch_compiler_or_mpi_reloads_the_mpi_level(mpi_site, tool, tmp_path):
+    """Where the new compiler (or MPI) has the MPI and the packages, `module switch` reloads
+    them from its level, exit 0, in both tools: the environment loading that combination
+    directly gives (the same HOME, whose module folders the trees add to MODULEPATH)."""
+    modules, mpich = mpi_site
+    use = f"module use {modules / tool / 'Core'}"
+    old = "gcc/12.2.0 openmpi/4.1.4 mpi-hello libcore"
+    for new, how in (
+        ("gcc/11.3.0 openmpi/4.1.4 mpi-hello libcore", "gcc/12.2.0 gcc/11.3.0"),
+        (f"gcc/12.2.0 libcore {mpich} mpi-hello", f"openmpi/4.1.4 {mpich}"),
+    ):
+        direct = module_shell(tool, f"{use}; module load {new}", home=tmp_path)
+        before = module_shell(tool, f"{use}; module load {old}", home=tmp_path)
+        run = module_shell(tool, f"{use}; module load {old} && module switch {how}", home=tmp_path)
+        assert direct.code == 0 and before.code == 0, direct.err + before.err
+        assert run.code == 0, f"module switch {how}: {run.err}"
+        assert run.env["LOADEDMODULES"] == direct.env["LOADEDMODULES"], how
+        for var in ("MPI_DIR", "MPICC", "MPI_HELLO_ROOT", "LIBCORE_ROOT", "PATH", "MODULEPATH"):
+            assert run.env.get(var) == direct.env.get(var), (how, var)
+        assert run.env["MPI_HELLO_ROOT"] != before.env["MPI_HELLO_ROOT"]
 
 
 def test_refresh_is_reproducible_and_drops_unused_modules(site, tmp_path):
