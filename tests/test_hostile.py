@@ -19,7 +19,7 @@ import pytest
 from hdmodules.errors import HitError
 from hdmodules.names import LONG_BRACKET_CLOSE
 from hdmodules.publish.modulefiles import Entry, _external_entry
-from hdmodules.publish.moduletree import MODULERC, MODULERC_LUA, render_tree
+from hdmodules.publish.moduletree import MODULERC, MODULERC_LUA, render_tree, write_tree
 from hdmodules.spec.externals import External
 from hdmodules.spec.profiles import load_profile
 from hdmodules.spec.recipes import load_recipe
@@ -58,13 +58,6 @@ def tool_run(tool: str, x: Path, commands: str, **kw) -> ModuleRun:
     return run
 
 
-def write_files(files: dict[str, bytes], dest: Path) -> None:
-    for rel, content in files.items():
-        path = dest / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-
-
 def _site(tmp: Path, **cfg) -> Site:
     return Site(tmp / "site.yaml", tmp, (), {}, ModuleConfig(tmp / "modules", **cfg))
 
@@ -95,7 +88,7 @@ def hostile_tree(tmp_path):
         prepend=[("PATH", bad[1]), ("MANPATH", bad[0])],
     )  # fmt: skip
     site = _site(tmp_path)
-    write_files(render_tree(site, [gcc, app]), site.modules.path)
+    write_tree(site, render_tree(site, [gcc, app]))  # as hdmod publishes it
     user = tmp_path / "user-hit-home"
     for tool, leaf, line in (("lmod", "1.0.lua", 'setenv("MINE", "yes")\n'),
                              ("tcl", "1.0", "#%Module1.0\nsetenv MINE yes\n")):  # fmt: skip
@@ -199,7 +192,8 @@ def test_external_module_and_prefix_are_escaped(tools, tmp_path, tool):
     loads = External("vendor-mpi", "mpi", "9.9", module=bad[0] + bad[6], prefix=bad[1])
     sets = External("other-mpi", "mpi", "9.8", {"mpicc": bad[2]}, prefix=" ".join(bad))
     entries = [_external_entry(e, (), None) for e in (loads, sets)]
-    write_files(render_tree(_site(tmp_path, layout="flat"), entries), tmp_path / "modules")
+    site = _site(tmp_path, layout="flat")
+    write_tree(site, render_tree(site, entries))
     use = f"module use {tmp_path / 'modules' / tool}"
     run = tool_run(tool, x, f"{use}; module avail; module load vendor-mpi", capture_env=False)
     assert run.code != 0  # no module has that name
@@ -222,7 +216,7 @@ def test_modulerc_words_are_quoted(tools, tmp_path, tool):
     for fmt, (name, template) in rcs.items():
         text = render(template, versions=versions, hidden=hidden)
         files[f"{fmt}/Core/app/{name}"] = text.encode()
-    write_files(files, site.modules.path)
+    write_tree(site, files)
     use = f"module use {site.modules.path / tool / 'Core'}"
     for cmd in ("module avail", "module -t avail", "module load app"):
         tool_run(tool, x, f"{use}; {cmd}", capture_env=False)
@@ -263,7 +257,7 @@ def test_a_default_with_plus_and_tilde_names_the_mapped_module(tools, tmp_path, 
     files = render_tree(site, entries)
     rc = files["tcl/Core/jdk/" + MODULERC].decode()
     assert f"module-version {tcl_quote('jdk/' + mapped)} {tcl_quote('default')}\n" in rc
-    write_files(files, site.modules.path)
+    write_tree(site, files)
     run = module_shell(tool, f"module use {site.modules.path / tool / 'Core'}; module load jdk")
     assert run.code == 0 and run.env["LOADEDMODULES"] == f"jdk/{mapped}", run.err
     with pytest.raises(HitError, match=r"'17.0.2\+8~rc1' holds \+ or ~.*use '17.0.2_8_rc1'"):

@@ -15,7 +15,7 @@ from tests.conftest import demo_site
 from tests.conftest import run_hdmod as hdmod
 from tests.module_tools import module_shell
 
-TOOLS = ("lmod",)  # tcl: next step
+TOOLS = ("lmod", "tcl")
 STACK = "  gcc12:\n    compiler: gcc-12\n    packages: [libcore, liba, libb, app]\n"
 
 
@@ -52,12 +52,13 @@ def test_a_module_loaded_before_a_rebuild_unloads_cleanly(site, tool):
     the old artifact's bin/ from PATH and its APP_ROOT; loading again gives the new build;
     unloading the compiler then takes everything it added."""
     original = site["recipe"].read_text()
+    greeting = f"Howdy{tool}"  # a new build whatever an earlier test left published
     core = site["root"] / "modules" / tool / "Core"
     try:
         run = module_shell(
             tool,
             f"module use {core}; module load gcc/12.2.0 app; echo OLD=$APP_ROOT; "
-            f"echo PATH_LOADED=$PATH; {_rebuild(site, 'Howdy')}; "
+            f"echo PATH_LOADED=$PATH; {_rebuild(site, greeting)}; "
             "module unload app; echo PATH_UNLOADED=$PATH; echo ROOT_UNLOADED=${APP_ROOT-unset}; "
             "module load app && app && echo NEW=$APP_ROOT; module unload app gcc",
         )
@@ -70,7 +71,7 @@ def test_a_module_loaded_before_a_rebuild_unloads_cleanly(site, tool):
     assert f"{old}/bin" in seen["PATH_LOADED"].split(":")
     assert f"{old}/bin" not in seen["PATH_UNLOADED"].split(":"), seen["PATH_UNLOADED"]
     assert seen["ROOT_UNLOADED"] == "unset"
-    assert "Howdy" in run.out  # the new build, loaded by name after the rebuild
+    assert greeting in run.out  # the new build, loaded by name after the rebuild
     assert run.env["PATH"] == "/usr/bin:/bin", run.env["PATH"]
     assert not any(k.startswith("__HDMOD_") for k in run.env), run.env.keys()
     assert not [p for p in run.env.get("MODULEPATH", "").split(":") if "Compiler" in p]
