@@ -74,13 +74,13 @@ class Clash:
 
 @dataclass(frozen=True)
 class Refresh:
-    """A regeneration of the user's tree: the tree (None when nothing was written), whether
-    the link changed, every module now in it (in the records' order), the clashes, the
+    """A regeneration of the user's tree: the tree the link points at, whether the link
+    changed, every module now in it (in the records' order), the clashes, the
     modules gone since the tree before and those new in it (`level/name/version` paths; a
     name that became the alias of a clash is not gone), and notes for the user (records
     skipped, an old folder moved aside)."""
 
-    tree: Path | None
+    tree: Path
     changed: bool
     modules: tuple[Module, ...]
     clashes: tuple[Clash, ...]
