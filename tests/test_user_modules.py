@@ -171,6 +171,21 @@ def test_removing_a_profile_gives_the_other_its_plain_name_back(user, tool):
     assert Path(run.env["HELLO_ROOT"]) == (user["proj"] / "release" / "share").resolve().parent
 
 
+def test_rollback_gives_back_the_modules_of_the_generation_it_makes_live(user):
+    """release.yaml built, then changed and built again: `hit rollback release.yaml` points the
+    link back, and `module load hello` loads the earlier build again (Environment Modules)."""
+    hit(user, "build", "release.yaml")
+    first = flavour(load(user, "tcl", "hello"))
+    text = (user["proj"] / "release.yaml").read_text()
+    (user["proj"] / "release.yaml").write_text(
+        text.replace("packages: {hello: }", "packages:\n  hello: {parameters: {flavour: second}}")
+    )
+    hit(user, "build", "release.yaml")
+    assert flavour(load(user, "tcl", "hello")) == "second"
+    hit(user, "rollback", "release.yaml")
+    assert flavour(load(user, "tcl", "hello")) == first == "release"
+
+
 def test_a_link_removed_by_hand_keeps_its_modules_while_the_gc_keeps_its_profile(user):
     """Which profiles count follows the gc's roots: a link deleted with plain `rm` leaves a
     stale root that keeps its profile, and its module; `hit gc --drop-stale` drops both."""

@@ -92,6 +92,7 @@ def _link_command(name: str, doc: str, fn):
         home, store = _store_paths()
         target = fn(home.gc_roots, store.root, link.absolute(), new.absolute())
         click.echo(f"{new} -> {target}")
+        _refresh_modules(home, store)  # which profile's build a clashing name loads may change
 
     return command
 
@@ -171,10 +172,11 @@ def rollback(profile: str) -> None:
     from ..names import profile_link
     from ..store.roots import rollback as back
 
-    home, _store = _store_paths()
+    home, store = _store_paths()
     link = profile_link(Path(os.path.abspath(profile)))
     gen = back(home.gc_roots, link)
     click.echo(f"{link} -> {gen.target} (generation {gen.number})")
+    _refresh_modules(home, store)  # the modules of the generation now live
 
 
 @click.command()
