@@ -25,6 +25,7 @@ from ..spec.recipes import env_name
 from ..spec.resolve import Node, Resolved
 from ..spec.site import ModuleConfig, Site, Stack
 from ..store.layout import Store
+from .compiling import Wrapper, compile_hint, external_env, package_env, wrapper_folder, wrappers
 
 
 @dataclass
@@ -50,10 +51,37 @@ class Entry:
     stack: str = ""
     alias: str = ""  # the plain version a hash-suffixed one stands for (`1.0` of `1.0-abc1234`)
     built_with: str = ""  # the toolchain of a package: `gcc 12.2.0, openmpi 4.1.4`
+    compile_hint: str = ""  # help: how to compile against it (compiling.compile_hint)
+    wrappers: list[Wrapper] = field(default_factory=list)  # a compiler's or MPI's commands
+    wrapper_dir: tuple[str, ...] = ()  # their folder in the tree (compiling.wrapper_folder)
 
     @property
     def full(self) -> str:
         return f"{self.name}/{self.version}"
+
+    @property
+    def help_text(self) -> str:
+        """What `module help` prints (both templates): name and version, description,
+        homepage, artifact, toolchain, how to compile against it, what loading it changes."""
+        lines = [f"{self.name} {self.version}"]
+        lines += [self.description] if self.description else []
+        lines += [f"Homepage: {self.homepage}"] if self.homepage else []
+        lines += [f"Artifact: {self.artifact_id} in {self.prefix}"] if self.artifact_id else []
+        lines += [f"Built with: {self.built_with}"] if self.built_with else []
+        if self.compile_hint:
+            lines.append(
+                f"Compile against it: {self.compile_hint} (no -I, -L or rpath flags: the "
+                "compiler modules' commands find what loaded modules provide, and the "
+                "program finds the libraries at run time by its RUNPATH)"
+            )
+        if self.wrappers:
+            names = " ".join(w.name for w in self.wrappers)
+            lines.append(f"Puts first on PATH: {names}")
+        sets = sorted({k for k, _v in self.setenv})
+        paths = list(dict.fromkeys(k for k, _v in self.prepend))
+        lines += [f"Sets: {', '.join(sets)}"] if sets else []
+        lines += [f"Prepends to: {', '.join(paths)}"] if paths else []
+        return "\n".join(lines)
 
 
 def short_name(ext: External) -> str:
@@ -61,7 +89,16 @@ def short_name(ext: External) -> str:
     return re.sub(r"-[0-9][0-9.]*$", "", ext.name) or ext.name
 
 
-def _external_entry(ext: External, level: tuple[str, ...], opens: tuple[str, ...]) -> Entry:
+def _external_entry(
+    ext: External,
+    level: tuple[str, ...],
+    opens: tuple[str, ...] | None,
+    cfg: ModuleConfig | None = None,
+    compiler: External | None = None,
+) -> Entry:
+    """The module of a compiler or MPI external at `level`, opening `opens`. With `cfg`'s
+    compile wrappers on, it puts its wrappers first on PATH (compiling.py); an MPI at a
+    compiler's level (`compiler`) points its wrappers at that compiler's."""
     kind = ext.kind if ext.kind in ("compiler", "mpi") else "package"
     e = Entry(
         kind=kind,
@@ -84,7 +121,24 @@ def _external_entry(ext: External, level: tuple[str, ...], opens: tuple[str, ...
             )
             if os.path.isdir(os.path.join(ext.prefix, "bin")):
                 e.prepend.append(("PATH", os.path.join(ext.prefix, "bin")))
+        if cfg is not None and cfg.compile.wrappers and kind in ("compiler", "mpi"):
+            _add_wrappers(e, ext, cfg, compiler)
     return e
+
+
+def _add_wrappers(e: Entry, ext: External, cfg: ModuleConfig, compiler: External | None) -> None:
+    """Give the compiler or MPI module `e` of `ext` its wrappers (compiling.py): the variables
+    naming its commands now name the wrappers, whose folder goes first on PATH."""
+    e.wrappers = wrappers(ext)
+    e.wrapper_dir = wrapper_folder(e.name, e.version)
+    comp = None
+    if compiler is not None:
+        comp_dir = wrapper_folder(module_word(short_name(compiler)), module_word(compiler.version))
+        comp = (compiler, cfg.path.joinpath(*comp_dir))
+    setenv, prepend = external_env(ext, cfg.path.joinpath(*e.wrapper_dir), comp)
+    named = {key for key, _v in setenv}
+    e.setenv = [(k, v) for k, v in e.setenv if k not in named] + setenv
+    e.prepend += prepend  # last: first on PATH
 
 
 def _describe_external(ext: External) -> str:
@@ -115,6 +169,7 @@ def _package_env(node: Node, prefix: Path, cfg: ModuleConfig) -> tuple[list, lis
         if (prefix / pc).is_dir():
             prepend.append(("PKG_CONFIG_PATH", str(prefix / pc)))
     prepend.append(("CMAKE_PREFIX_PATH", str(prefix)))
+    prepend += package_env(node.name, prefix, cfg.compile)
     if cfg.ld_library_path:
         for lib in ("lib", "lib64"):
             if (prefix / lib).is_dir():
@@ -197,7 +252,8 @@ def _toolchain_entries(site: Site, stack: Stack, entries: dict[tuple, Entry]) ->
     m_level = ("MPI", *c_level[1:], short_name(mpi), mpi.version) if mpi else ()
     parents: list[str] = []
     if comp and comp.name in cfg.externals:
-        e = _external_entry(comp, ("Core",) if hierarchy else (), c_level if hierarchy else None)
+        core = ("Core",) if hierarchy else ()
+        e = _external_entry(comp, core, c_level if hierarchy else None, cfg)
         parents = [entries.setdefault(((), "ext", comp.name), e).full]
     elif cfg.provided and comp:
         parents = [_module_name(short_name(comp), comp.version)]
@@ -205,7 +261,10 @@ def _toolchain_entries(site: Site, stack: Stack, entries: dict[tuple, Entry]) ->
         raise_missing(site, comp.name if comp else "the host gcc", "compiler")
     mpi_parents = parents
     if mpi and mpi.name in cfg.externals:
-        e = _external_entry(mpi, c_level if hierarchy else (), m_level if hierarchy else None)
+        in_level = comp if hierarchy and comp and comp.name in cfg.externals else None
+        e = _external_entry(
+            mpi, c_level if hierarchy else (), m_level if hierarchy else None, cfg, in_level
+        )
         e.parents = list(parents)
         mpi_parents = parents + [entries.setdefault((c_level, "ext", mpi.name), e).full]
     elif cfg.provided and mpi:
@@ -260,6 +319,7 @@ def _package_entry(
         hidden=node.name in cfg.hide,
         stack=stack.name,
         built_with=", ".join(f"{short_name(x)} {x.version}" for x in (levels.compiler, mpi) if x),
+        compile_hint=compile_hint(prefix, uses_mpi),
     )
     return (level, "pkg", node.ref.id), e
 

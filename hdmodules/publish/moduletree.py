@@ -172,6 +172,13 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
             name, template = RC_OF_FORMAT[fmt]
             text = render(template, overrides, versions=rc.versions, hidden=rc.hidden)
             files["/".join((fmt, *rc.folder, name))] = text.encode()
+    for e in entries:  # a compiler's or MPI's commands (compiling.py), executable (#!)
+        for w in e.wrappers:
+            text = render(
+                w.template, overrides, name=w.name, real=w.real, external=e.full,
+                fortran=w.fortran, rpath=cfg.compile.rpath,
+            )  # fmt: skip
+            files["/".join((*e.wrapper_dir, w.name))] = text.encode()
     # part of the tree's content: turning the cache on or off, or a new Lmod, makes a new tree
     files.update(spider_cache_files(site))
     return files
@@ -205,6 +212,12 @@ def _check_entries(site: Site, entries: list[Entry]) -> None:
             problem = env_value_problem(value)
             if problem:
                 raise HitError(f"{where}: the value of {key} {problem}")
+        for w in e.wrappers:  # file names in the tree; commands run by sh (quoted)
+            problem = name_problem(w.name) or env_value_problem(w.real)
+            if problem or not w.real.startswith("/"):
+                raise HitError(
+                    f"{where}: command {w.name!r} ({w.real!r}) {problem or 'is not absolute'}"
+                )
         texts = {"description": e.description, "homepage": e.homepage}
         if e.artifact_id:  # help names the artifact's prefix
             texts["prefix"] = e.prefix
@@ -255,6 +268,8 @@ def write_tree(site: Site, files: dict[str, bytes], now: float | None = None) ->
                 path = staging / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(content.replace(placeholder, name.encode()))
+                if content.startswith(b"#!"):  # the wrappers of compilers and MPIs
+                    path.chmod(0o755)
             for fmt in site.modules.formats:  # an empty tree is still a tree
                 (staging / fmt).mkdir(parents=True, exist_ok=True)
             write_spider_cache(site, staging)  # inside the tree: swapped in with it

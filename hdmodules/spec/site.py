@@ -51,9 +51,38 @@ MODULE_KEYS = frozenset(
         "ld_library_path",
         "keep_days",
         "spider_cache",
+        "compile",
     ]
 )
 PERMISSION_KEYS = {"group", "mode"}
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    """`modules: compile:`: what loaded modules give a scientist who compiles against them
+    (README "Compiling against loaded modules"). Each part can be turned off; `off_for` lists
+    packages whose modules add no compile variables (CPATH, LIBRARY_PATH, LD_RUN_PATH)."""
+
+    cpath: bool = True  # package modules prepend <prefix>/include to CPATH
+    library_path: bool = True  # ... and <prefix>/lib(64) to LIBRARY_PATH
+    rpath: bool = True  # links get a RUNPATH for those folders: LD_RUN_PATH, and the wrappers
+    wrappers: bool = True  # compiler and MPI modules put their commands first on PATH
+    off_for: tuple[str, ...] = ()
+
+
+COMPILE_KEYS = frozenset(["cpath", "library_path", "rpath", "wrappers", "off_for"])
+
+
+def _compile(m: yamlfile.Mapping) -> CompileConfig:
+    """`modules: compile:`; ConfigError (file:line) for unknown keys, non-booleans, bad names."""
+    yamlfile.check_keys(m, COMPILE_KEYS, "modules compile")
+    off_for = yamlfile.get_str_list(m, "off_for")
+    for name in off_for:
+        check_name(m, "off_for", name, "modules compile off_for: package name")
+    flags = {k: yamlfile.get_bool(m, k, True) for k in ("cpath", "library_path", "rpath")}
+    return CompileConfig(
+        **flags, wrappers=yamlfile.get_bool(m, "wrappers", True), off_for=tuple(off_for)
+    )
 
 
 @dataclass(frozen=True)
@@ -77,6 +106,7 @@ class ModuleConfig:
     provided: bool = False  # compiler and MPI modules come from elsewhere (a user on a site)
     keep_days: int = 30  # replaced trees are kept this long (moduletree.write_tree)
     spider_cache: bool = False  # Lmod's spider cache inside the tree (publish/spidercache.py)
+    compile: CompileConfig = field(default_factory=lambda: CompileConfig())
 
 
 @dataclass(frozen=True)
@@ -156,7 +186,8 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
         env={k: {n: str(v) for n, v in vs.items()} for k, vs in env.items()},
         depends_on=_choice(m, "depends_on", ("none", "direct", "all"), "direct"),
         root_variable=root_variable,
-        ld_library_path=bool(m.get("ld_library_path", False)),
+        ld_library_path=yamlfile.get_bool(m, "ld_library_path", False),
+        compile=_compile(yamlfile.get_mapping(m, "compile")),
         keep_days=yamlfile.get_int(m, "keep_days", 30),
         spider_cache=_spider_cache(m, formats),
     )
@@ -166,9 +197,7 @@ def _spider_cache(m: yamlfile.Mapping, formats: tuple[str, ...]) -> bool:
     """`spider_cache:` true or false (default false): whether the Lmod tree carries Lmod's
     spider cache (publish/spidercache.py). Lmod reads only the Lmod tree, so `true` needs the
     lmod format. ConfigError at the key otherwise."""
-    value = m.get("spider_cache", False)
-    if not isinstance(value, bool):
-        yamlfile.fail(m, "spider_cache", f"'spider_cache' must be true or false, not {value!r}")
+    value = yamlfile.get_bool(m, "spider_cache", False)
     if value and "lmod" not in formats:
         problem = "'spider_cache: true' is Lmod's cache of the lmod tree: add lmod to formats"
         yamlfile.fail(m, "spider_cache", problem)

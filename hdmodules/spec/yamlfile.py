@@ -157,6 +157,17 @@ def get_mapping(m: Mapping, key: str) -> Mapping:
     return value
 
 
+def get_bool(m: Mapping, key: str, default: bool) -> bool:
+    """`m[key]` as true or false, `default` if absent; ConfigError for anything else (YAML's
+    `yes`/`no` are read as strings by PyYAML's safe loader, and refused too)."""
+    value = m.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        fail(m, key, f"{key!r} must be true or false, not {value!r}")
+    return value
+
+
 def get_int(m: Mapping, key: str, default: int) -> int:
     """`m[key]` as a positive whole number, `default` if absent; ConfigError otherwise."""
     value = m.get(key)

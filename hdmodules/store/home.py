@@ -188,9 +188,7 @@ def load_home(root: Path | None = None) -> Home:
     base, m = scalar("jobs")
     jobs = yamlfile.get_int(m, "jobs", default_jobs())
     base, m = scalar("private")
-    private = m.get("private", True)
-    if not isinstance(private, bool):
-        yamlfile.fail(m, "private", "'private' must be true or false")
+    private = yamlfile.get_bool(m, "private", True)
     history = {}
     for key, default in (("history_keep", 10), ("history_days", 30)):
         _b, hm = scalar(key)

@@ -28,7 +28,10 @@ whatis({{ ("Artifact: " ~ m.artifact_id)|lua }})
 {% if m.built_with %}
 whatis({{ ("Built with: " ~ m.built_with)|lua }})
 {% endif %}
-help({{ (m.name ~ " " ~ m.version ~ (("\n" ~ m.description) if m.description else "") ~ (("\nHomepage: " ~ m.homepage) if m.homepage else "") ~ (("\nArtifact: " ~ m.artifact_id ~ " in " ~ m.prefix) if m.artifact_id else "") ~ (("\nBuilt with: " ~ m.built_with) if m.built_with else ""))|lua }})
+{% if m.compile_hint %}
+whatis({{ ("Compile: " ~ m.compile_hint)|lua }})
+{% endif %}
+help({{ m.help_text|lua }})
 {% if m.family %}
 family({{ m.family|lua }})
 {% endif %}

@@ -30,8 +30,11 @@ module-whatis {{ ("Artifact: " ~ m.artifact_id)|tcl }}
 {% if m.built_with %}
 module-whatis {{ ("Built with: " ~ m.built_with)|tcl }}
 {% endif %}
+{% if m.compile_hint %}
+module-whatis {{ ("Compile: " ~ m.compile_hint)|tcl }}
+{% endif %}
 proc ModulesHelp {} {
-    puts stderr {{ (m.name ~ " " ~ m.version ~ (("\n" ~ m.description) if m.description else "") ~ (("\nHomepage: " ~ m.homepage) if m.homepage else "") ~ (("\nArtifact: " ~ m.artifact_id ~ " in " ~ m.prefix) if m.artifact_id else "") ~ (("\nBuilt with: " ~ m.built_with) if m.built_with else ""))|tcl }}
+    puts stderr {{ m.help_text|tcl }}
 }
 {% if m.family %}
 family {{ m.family|tcl }}

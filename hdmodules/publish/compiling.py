@@ -1,0 +1,165 @@
+"""What loaded modules give a scientist who compiles against them (README "Compiling against
+loaded modules"), planned here and rendered with the module tree:
+
+- a library package's module prepends its `include/` to CPATH, its `lib/` (`lib64/`) to
+  LIBRARY_PATH and LD_RUN_PATH, so `cc prog.c -lfoo` finds header and library;
+- a compiler module puts wrappers of its commands first on PATH (`gcc`, `cc`, `g++`, `c++`,
+  `gfortran` run this compiler's `gcc-11`, ...); a link through them gets a RUNPATH entry for
+  each LIBRARY_PATH folder, so the program runs with no environment (after `module purge`, in
+  a batch job), and gfortran also searches CPATH for Fortran modules;
+- an MPI module puts its own `mpicc`, `mpicxx`, `mpifort`, `mpirun` first on PATH and tells
+  them which compiler to call (Open MPI's OMPI_CC..., MPICH's MPICH_CC...): the wrappers of
+  the compiler whose level it sits at, so swapping the compiler swaps what `mpicc` calls.
+
+Each part can be turned off in site.yaml (`modules: compile:`, spec/site.CompileConfig).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..spec.externals import ENV_OF_ROLE, External
+from ..spec.site import CompileConfig
+
+TREE_FOLDER = "wrappers"  # beside lmod/ and tcl/ in a module tree
+# role -> the generic names a compiler's wrappers add to the command's own (gcc-11 -> gcc)
+COMPILER_NAMES = {"cc": ("cc",), "cxx": ("c++",), "fc": ()}
+# role -> the names an MPI's wrappers have (the first is what MPICC & co. name)
+MPI_NAMES = {
+    "mpicc": ("mpicc",),
+    "mpicxx": ("mpicxx", "mpic++"),
+    "mpifc": ("mpifort", "mpif90", "mpif77"),
+    "mpirun": ("mpirun", "mpiexec"),
+}
+# MPI flavour -> compiler role -> the variable its wrappers read the compiler from
+MPI_COMPILER_VARIABLES = {
+    "openmpi": {"cc": "OMPI_CC", "cxx": "OMPI_CXX", "fc": "OMPI_FC"},
+    "mpich": {"cc": "MPICH_CC", "cxx": "MPICH_CXX", "fc": "MPICH_FC"},
+}
+
+
+# what `-l` can name: libNAME.so or libNAME.a, NAME a plain word (it is shown in help text)
+LIBRARY_FILE = re.compile(r"lib([A-Za-z0-9_+-][A-Za-z0-9_.+-]*?)\.(?:so|a)")
+
+
+@dataclass(frozen=True)
+class Wrapper:
+    """One command a compiler or MPI module puts first on PATH: `name` runs `real`, through
+    `template` (templates/wrappers/compiler.sh: RUNPATH and Fortran modules; command.sh: a
+    plain exec)."""
+
+    name: str  # gcc, cc, g++, mpicc, ...
+    real: str  # the external's command, an absolute path
+    template: str
+    fortran: bool = False
+
+
+def wrapper_folder(name: str, version: str) -> tuple[str, ...]:
+    """The folder of an external's wrappers inside a module tree: `wrappers/<name>/<version>/bin`
+    (`name`, `version` as the module's)."""
+    return (TREE_FOLDER, name, version, "bin")
+
+
+def wrappers(ext: External) -> list[Wrapper]:
+    """The wrappers of a compiler (each command under its own name without the version suffix,
+    `gcc-11` -> `gcc`, and `cc`, `c++`) or an MPI (MPI_NAMES); none for other kinds."""
+    out: dict[str, Wrapper] = {}
+    if ext.kind == "compiler":
+        for role, generic in COMPILER_NAMES.items():
+            real = ext.commands.get(role)
+            if real:
+                for name in (_plain(real), *generic):
+                    out.setdefault(
+                        name, Wrapper(name, real, "wrappers/compiler.sh", fortran=role == "fc")
+                    )
+    elif ext.kind == "mpi":
+        for role, names in MPI_NAMES.items():
+            real = ext.commands.get(role)
+            if real:
+                for name in names:
+                    out.setdefault(name, Wrapper(name, real, "wrappers/command.sh"))
+    return list(out.values())
+
+
+def _plain(command: str) -> str:
+    """`/usr/bin/gcc-11` -> `gcc`, `/opt/x/bin/gfortran` -> `gfortran`."""
+    base = Path(command).name
+    return re.sub(r"-[0-9][0-9.]*$", "", base) or base
+
+
+def mpi_flavour(ext: External) -> str | None:
+    """`openmpi` or `mpich` (whose wrappers read OMPI_CC or MPICH_CC), from the external's
+    name or the version its mpicc reported (the pin); None when neither."""
+    words = f"{ext.name} {(ext.pin or {}).get('version', '')}".lower().replace(" ", "")
+    if "openmpi" in words:
+        return "openmpi"
+    if "mpich" in words or "mvapich" in words:
+        return "mpich"
+    return None
+
+
+def external_env(
+    ext: External, folder: Path, compiler: tuple[External, Path] | None
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(setenv, prepend) of a compiler or MPI module whose wrappers are in `folder` (absolute,
+    through the tree's link): PATH gets the folder; CC/CXX/FC (MPICC/...) name the wrappers; an
+    MPI module at a compiler's level (`compiler`: that external and its wrappers' folder) also
+    points its wrappers at that compiler's (OMPI_CC=<folder>/gcc, ...)."""
+    made = {w.real: w.name for w in reversed(wrappers(ext))}  # a command's first name
+    setenv = []
+    for role, real in sorted(ext.commands.items()):
+        if role in ENV_OF_ROLE and real in made:
+            setenv.append((ENV_OF_ROLE[role], str(folder / made[real])))
+    flavour = mpi_flavour(ext) if ext.kind == "mpi" else None
+    if flavour and compiler is not None:
+        comp, comp_folder = compiler
+        names = {w.real: w.name for w in reversed(wrappers(comp))}
+        for role, variable in MPI_COMPILER_VARIABLES[flavour].items():
+            real = comp.commands.get(role)
+            if real in names:
+                setenv.append((variable, str(comp_folder / names[real])))
+    return setenv, [("PATH", str(folder))]
+
+
+def package_env(name: str, prefix: Path, cfg: CompileConfig) -> list[tuple[str, str]]:
+    """What a package module prepends for compiling against it: CPATH (`include/`),
+    LIBRARY_PATH and LD_RUN_PATH (`lib/`, `lib64/` when they hold libraries), as `cfg` and its
+    `off_for` allow. LD_RUN_PATH gives a RUNPATH to links that name no -rpath themselves,
+    whatever compiler runs them; the compiler wrappers add one to every link."""
+    if name in cfg.off_for:
+        return []
+    prepend = []
+    if cfg.cpath and (prefix / "include").is_dir():
+        prepend.append(("CPATH", str(prefix / "include")))
+    for lib in ("lib", "lib64"):
+        if cfg.library_path and libraries(prefix / lib):
+            prepend.append(("LIBRARY_PATH", str(prefix / lib)))
+            if cfg.rpath:
+                prepend.append(("LD_RUN_PATH", str(prefix / lib)))
+    return prepend
+
+
+def libraries(folder: Path) -> list[str]:
+    """The names `-l` takes for the libraries in `folder` (`libnetcdf.so` -> `netcdf`), sorted;
+    static-only libraries too."""
+    if not folder.is_dir():
+        return []
+    names = {m[1] for p in folder.iterdir() if (m := LIBRARY_FILE.fullmatch(p.name))}
+    return sorted(names)
+
+
+def compile_hint(prefix: Path, with_mpi: bool) -> str:
+    """One line for help: how to compile a program against the package at `prefix`
+    (`mpicc prog.c -lnetcdf`, plus `mpifort prog.f90 ...` when it has Fortran modules), ""
+    when it has no library."""
+    libs = [f"-l{n}" for d in ("lib", "lib64") for n in libraries(prefix / d)]
+    if not libs:
+        return ""
+    cc, fc = ("mpicc", "mpifort") if with_mpi else ("cc", "gfortran")
+    hint = f"{cc} prog.c {' '.join(libs)}"
+    include = prefix / "include"
+    if include.is_dir() and any(include.rglob("*.mod")):
+        hint += f", or {fc} prog.f90 {' '.join(libs)}"
+    return hint
