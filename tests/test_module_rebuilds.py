@@ -95,3 +95,57 @@ def test_replaced_trees_are_kept_for_keep_days(site, tmp_path):
     assert [k for k in kept if not k.startswith(".")] == sorted(
         Path(p).name for p in (second, third, fourth)
     )
+
+
+TWO_APPS = """  one:
+    compiler: gcc-12
+    packages: [libcore, liba, libb, app]
+  two:
+    compiler: gcc-12
+    packages:
+      libcore:
+      liba:
+      libb:
+      app: {parameters: {greeting: Howdy}}
+"""
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_module_the_rebuild_renamed_or_removed_still_unloads(tools, tmp_path, tool):
+    """Two builds of app are `app/1.0-<hash>`: a rebuild that changes app renames both, and
+    one that drops a stack removes one. A shell that loaded one before unloads it cleanly
+    (the new tree holds a hidden stand-in at the old path), `avail` does not list the
+    stand-in, and loading it by its old name fails with a message saying why."""
+    site_yaml = demo_site(tmp_path, TWO_APPS)
+    root = tmp_path / "root"
+    hdmod("build", str(site_yaml), "--root", str(root))
+    recipe = site_yaml.parent / "pkgs" / "app.yaml"
+    site = {"yaml": site_yaml, "root": root, "recipe": recipe}
+    core = root / "modules" / tool / "Core"
+    dropped = (
+        site_yaml.read_text().split("  two:\n")[0]
+        + "modules:"
+        + (site_yaml.read_text().split("modules:", 1)[1])
+    )
+    drop = shlex.join(["sh", "-c", f"printf %s {shlex.quote(dropped)} > {site_yaml}"])
+    run = module_shell(
+        tool,
+        f"module use {core}; module load gcc/12.2.0 app; echo OLD=$APP_ROOT; "
+        "echo OLDNAME=$(module -t list 2>&1 | grep '^app/'); "
+        f"{_rebuild(site, 'Renamed')}; module unload app || exit 3; echo PATH1=$PATH; "
+        "module load app && echo NEW=$APP_ROOT; "
+        f"{drop} && {_rebuild(site, 'Renamed')}; module unload app || exit 4; echo PATH2=$PATH; "
+        "module -t avail 2>&1 | grep '^app' | tr '\\n' ' '; echo",
+    )
+    assert run.code == 0, run.out + run.err
+    seen = dict(line.split("=", 1) for line in run.out.splitlines() if "=" in line)
+    assert seen["OLD"] != seen["NEW"]
+    for key, root_dir in (("PATH1", seen["OLD"]), ("PATH2", seen["NEW"])):
+        assert f"{root_dir}/bin" not in seen[key].split(":"), (key, seen[key])
+    last = run.out.strip().splitlines()[-1].split()
+    avail = [n.split("(")[0] for n in last if not n.endswith("/")]
+    assert avail == ["app/1.0"], avail  # one build left: the plain name, no stand-ins
+    old_name = seen["OLDNAME"].strip().split("(")[0]
+    assert old_name.startswith("app/1.0-"), seen["OLDNAME"]
+    run = module_shell(tool, f"module use {core}; module load gcc/12.2.0 {old_name}")
+    assert run.code != 0 and "was removed by a rebuild" in " ".join(run.err.split()), run.err

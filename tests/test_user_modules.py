@@ -132,8 +132,8 @@ def test_the_default_does_not_depend_on_the_build_order(user, tmp_path, monkeypa
     trees = [(home / "modules").resolve() for home in homes]
     files = [{p.relative_to(t): p for p in t.rglob("*") if p.is_file()} for t in trees]
     assert (
-        files[0].keys() == files[1].keys() and len(files[0]) == 6
-    )  # 2 modules, 1 rc file, 2 formats
+        files[0].keys() == files[1].keys() and len(files[0]) == 7
+    )  # 2 modules, 1 rc file, 2 formats; the manifest
     rcs = [k for k in files[0] if k.name.startswith(".modulerc")]
     assert all(files[0][k].read_bytes() == files[1][k].read_bytes() for k in rcs)
 
@@ -263,3 +263,24 @@ def test_a_broken_record_is_skipped_by_name(user):
     r = hit(user, "rm", "release")  # any regeneration
     assert f"skipped the module record {record} of {user['proj'] / 'debug'}" in r.err, r.err
     assert "Traceback" not in r.err and avail(user, "lmod") == []
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_loaded_module_whose_profile_is_removed_still_unloads(user, tool):
+    """A shell loads hello (debug's build, `hello/1.0-<hash>`); `hit rm debug` renames
+    release's to `hello/1.0` and drops debug's name; `module unload hello` still unsets what
+    debug's module set (the new tree holds a hidden stand-in at the old path)."""
+    hit(user, "build", "release.yaml")
+    hit(user, "build", "debug.yaml")
+    core = user["site"] / "modules" / tool / "Core"
+    rm = shlex.join([sys.executable, "-m", "hdmodules.cli.hit", "rm", str(user["proj"] / "debug")])
+    run = module_shell(
+        tool,
+        f"export HIT_HOME={shlex.quote(str(user['home']))}; module use {core}; "
+        "module load gcc/12.2.0 hello && echo WAS=$HELLO_ROOT; "
+        f"{rm} > /dev/null 2>&1 || exit 7; module unload hello || exit 8; "
+        "echo NOW=${HELLO_ROOT-unset}",
+    )
+    assert run.code == 0, run.out + run.err
+    seen = dict(line.split("=", 1) for line in run.out.splitlines() if "=" in line)
+    assert "/hello/" in seen["WAS"] and seen["NOW"] == "unset", run.out

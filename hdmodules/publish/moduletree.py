@@ -33,6 +33,7 @@ from ..templating import render
 from .modulefiles import Entry
 from .permissions import apply
 from .spidercache import spider_cache_files, write_spider_cache
+from .treehistory import MANIFEST, ghost_entries, kept_trees, manifest, trees_folder
 
 MODULERC = ".modulerc"  # the Tcl tree's rc file (Environment Modules; Lmod reads it too)
 MODULERC_LUA = ".modulerc.lua"  # the Lmod tree's: Lmod 8 reads it natively, without tclsh
@@ -62,6 +63,8 @@ def _admin_defaults(site: Site, entries: list[Entry]) -> dict[str, str]:
     anything is written (both tools would silently pick another default)."""
     versions: dict[str, set[str]] = {}
     for e in entries:
+        if e.kind == "ghost":
+            continue
         versions.setdefault(e.name, set()).add(e.version)
     wanted = {}
     for key, version in site.modules.defaults.items():
@@ -92,11 +95,15 @@ def _folder_rcs(site: Site, entries: list[Entry]) -> list[FolderRc]:
         folders.setdefault((*e.level, e.name), []).append(e)
     rcs = []
     for folder, group in sorted(folders.items()):
-        chosen = [e for e in group if e.version == wanted.get(e.name)]
-        default = next(iter(chosen or [e for e in group if e.alias or e.hidden]), None)
+        real = [e for e in group if e.kind != "ghost"]
+        chosen = [e for e in real if e.version == wanted.get(e.name)]
+        need = [e for e in real if e.alias or e.hidden]
+        if len(real) < len(group):  # ghosts beside: name the default, never a ghost
+            need = need or real
+        default = next(iter(chosen or need), None)
         versions = [(default.full, "default")] if default else []
         aliases: dict[str, list[Entry]] = {}
-        for e in group:
+        for e in real:
             if e.alias:
                 aliases.setdefault(e.alias, []).append(e)
         for alias, members in sorted(aliases.items()):
@@ -139,11 +146,6 @@ def record_variable(full: str) -> str:
     return f"__HDMOD_{readable}_{hashlib.sha256(full.encode()).hexdigest()[:8]}"
 
 
-def trees_folder(link: Path) -> Path:
-    """Where the trees behind a module path link live: `<parent>/.<link name>-trees`."""
-    return link.parent / f".{link.name}-trees"
-
-
 def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
     """Every file of the tree: relative path -> content, with TREE_ID_PLACEHOLDER where the
     tree's id goes (write_tree fills it in)."""
@@ -165,8 +167,10 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
                 "modulepath": str(root.joinpath(*e.modulepath)) if e.modulepath else None,
                 "record": LoadRecord(record_variable(e.full), TREE_ID_PLACEHOLDER, trees, path),
             }
-            template = "lmod/module.lua" if fmt == "lmod" else "tcl/module.tcl"
+            kind = "ghost" if e.kind == "ghost" else "module"
+            template = f"lmod/{kind}.lua" if fmt == "lmod" else f"tcl/{kind}.tcl"
             files[path] = render(template, overrides, **context).encode()
+    files[MANIFEST] = manifest(entries)
     for rc in rcs:
         for fmt in cfg.formats:
             name, template = RC_OF_FORMAT[fmt]
@@ -272,16 +276,32 @@ def write_tree(site: Site, files: dict[str, bytes], now: float | None = None) ->
                     path.chmod(0o755)
             for fmt in site.modules.formats:  # an empty tree is still a tree
                 (staging / fmt).mkdir(parents=True, exist_ok=True)
-            write_spider_cache(site, staging)  # inside the tree: swapped in with it
+            try:
+                write_spider_cache(site, staging)  # inside the tree: swapped in with it
+            except HitError:
+                remove_tree(staging)  # (a killed refresh's is removed by the next one)
+                raise
             apply(staging, site.group, site.mode, read_only=True)
             os.replace(staging, tree)
         changed = set_link(link, tree)
         if changed and previous is not None and previous.is_dir():
             os.utime(previous, (now, now))  # replaced now: kept for keep_days from here
-        keep = site.modules.keep_days * 86400
+        kept = kept_trees(trees, (tree, previous), now, site.modules.keep_days)
         for old in trees.iterdir():
-            if old.name.startswith(".") or old in (tree, previous):
-                continue
-            if now - old.stat().st_mtime > keep:
+            if not old.name.startswith(".") and old not in kept:
                 remove_tree(old)
     return tree, changed
+
+
+def publish_tree(
+    site: Site, entries: list[Entry], now: float | None = None
+) -> tuple[dict[str, bytes], Path, bool]:
+    """Render `entries` with the ghosts the kept trees need (treehistory.ghost_entries) and
+    write the tree (write_tree). Returns (its files, the tree, whether anything changed);
+    raises HitError."""
+    now = time.time() if now is None else now
+    cfg = site.modules
+    ghosts = ghost_entries(cfg.path, entries, now, cfg.keep_days)
+    files = render_tree(site, [*entries, *ghosts])
+    tree, changed = write_tree(site, files, now)
+    return files, tree, changed

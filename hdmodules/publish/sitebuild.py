@@ -59,12 +59,8 @@ def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[i
             f"not built yet: {', '.join(missing)}; run `hdmod build {site.file.name}` first"
         )
     entries = modulefiles.plan(site, stacks, store)
-    files = moduletree.render_tree(site, entries)
-    tree, changed = moduletree.write_tree(site, files)
-    count = sum(
-        1 for p in files if p.startswith(("lmod/", "tcl/")) and not p.endswith(moduletree.RC_FILES)
-    )
-    return count, tree, changed
+    _files, tree, changed = moduletree.publish_tree(site, entries)
+    return len(entries) * len(site.modules.formats), tree, changed
 
 
 def write_user_files(site: Site, stacks: list[tuple[Stack, Resolved]]) -> None:

@@ -31,7 +31,8 @@ from ..store import roots
 from ..store.home import Home
 from ..store.layout import Store
 from .modulefiles import Entry, _settle_names, plan
-from .moduletree import MODULERC_LUA, _folder_rcs, render_tree, trees_folder, write_tree
+from .moduletree import MODULERC_LUA, _folder_rcs, publish_tree
+from .treehistory import MANIFEST, listed, trees_folder
 
 RECORD_FORMAT = 1  # the record's `format`: another one is skipped, naming the profile
 RECORD_MAX_BYTES = 16 << 20
@@ -262,7 +263,10 @@ def _make_room(path: Path) -> list[str]:
 
 
 def _lmod_modules(tree: Path) -> set[str]:
-    """The modules of a tree on disk, as `level/name/version` (from its Lmod files)."""
+    """The modules of a tree on disk, as `level/name/version`: from its manifest (which lists
+    no ghosts, treehistory), else from its Lmod files (a tree written before manifests)."""
+    if (tree / MANIFEST).is_file():
+        return {"/".join((*lv, n, v)) for lv, n, v in listed(tree)}
     root = tree / "lmod"
     if not root.is_dir():
         return set()
@@ -319,11 +323,10 @@ def refresh(home: Home, store: Store) -> Refresh | None:
         names = {_key(e): e.full for e in entries}
         for e in entries:  # a dependency in the tree by the name it has now
             e.depends = [names.get((e.level, i), n) if i else n for i, n in depends[_key(e)]]
-        files = render_tree(site, entries)
         notes += _make_room(path)
         before = _lmod_modules(path) if path.is_symlink() else set()
         _private_trees(home)
-        tree, changed = write_tree(site, files)
+        _files, tree, changed = publish_tree(site, entries)
     modules = {
         _key(e): Module(e.level, e.full, e.artifact_id, e.alias, tuple(links[_key(e)]))
         for e in entries

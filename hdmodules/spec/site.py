@@ -188,7 +188,7 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
         root_variable=root_variable,
         ld_library_path=yamlfile.get_bool(m, "ld_library_path", False),
         compile=_compile(yamlfile.get_mapping(m, "compile")),
-        keep_days=yamlfile.get_int(m, "keep_days", 30),
+        keep_days=yamlfile.get_int(m, "keep_days", 30, minimum=0),
         spider_cache=_spider_cache(m, formats),
     )
 

@@ -168,13 +168,15 @@ def get_bool(m: Mapping, key: str, default: bool) -> bool:
     return value
 
 
-def get_int(m: Mapping, key: str, default: int) -> int:
-    """`m[key]` as a positive whole number, `default` if absent; ConfigError otherwise."""
+def get_int(m: Mapping, key: str, default: int, minimum: int = 1) -> int:
+    """`m[key]` as a whole number of at least `minimum`, `default` if absent; ConfigError
+    otherwise."""
     value = m.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        fail(m, key, f"{key!r} must be a positive whole number")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        what = "a positive whole number" if minimum == 1 else f"a whole number, at least {minimum}"
+        fail(m, key, f"{key!r} must be {what}")
     return value
 
 
