@@ -91,6 +91,17 @@ def test_spider_reads_the_cache_through_the_link_and_it_is_never_stale(externals
     assert "newer/2.0" in spider(modules, cached=True)
     assert "newer/2.0" not in spider(modules, cached=False)
 
+    # a rebuild drops `deep`: the tree (and so the cache) has a hidden stand-in for shells
+    # that loaded it, which the cache's spider still lists; loading it says it was removed
+    make_site(tmp_path, externals, "  spider_cache: true\n", deep=("newer",))
+    run_hdmod("build", str(site))
+    assert (modules / "lmod/MPI/gcc/12.2.0/openmpi/4.1.4/deep/2.0.lua").exists()
+    rc = f"export LMOD_RC={modules}/lmod-cache/lmodrc.lua\n"
+    load = "module load gcc/12.2.0 openmpi/4.1.4 deep/2.0"
+    run = module_shell("lmod", f"{rc}module use {modules}/lmod/Core\n{load}")
+    assert run.code != 0 and "was removed by a rebuild" in " ".join(run.err.split()), run.err
+    assert "newer/2.0" in spider(modules, cached=True)
+
 
 def test_off_by_default_and_bad_values_are_refused(externals, tmp_path):
     site = make_site(tmp_path, externals, "")
