@@ -1,0 +1,371 @@
+"""A scientist's day one (issue 14), with real packages: a site builds parallel HDF5 1.10.8,
+netCDF-C 4.9.0 and FFTW's MPI interface with gcc-12 + Open MPI 4.1.4 from the upstream
+tarballs (seeded offline from Debian's orig tarballs), and a scientist compiles and runs a
+parallel netCDF writer through the site's modules.
+
+Two tests share one site build (the slow lane: `python -m pytest -m slow`):
+- test_site_builds_parallel_netcdf_hdf5_fftw checks the artifacts themselves (no module
+  tool involved): parallel HDF5, netCDF-4 with parallel I/O, libfftw3_mpi, and a two-rank
+  netCDF write compiled with explicit flags.
+- test_scientist_day_one_through_modules is the scientist's flow through the real Lmod and
+  Environment Modules: `module load gcc openmpi netcdf-c`, then `mpicc prog.c -lnetcdf` with
+  no other flag, and the program runs after `module purge` with an empty environment. It
+  depends on what the modules give a scientist who compiles (README "Compiling against
+  loaded modules": compiler and MPI wrappers first on PATH, CPATH, LIBRARY_PATH, RUNPATH).
+
+HDF5's source: Debian repacks HDF5 (hdf5_1.10.8+repack1.orig.tar.gz), so it is not
+byte-identical to the release the recipe names (hdf5-1.10.8.tar.gz, whose sha256 the recipe
+holds). Without that release in HDMOD_UPSTREAM, the site's copy of hdf5.yaml is given
+Debian's repack as its source (URL and sha256; the build script is the recipe's own), and the
+build test says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import time
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from hdmodules.store.home import init_home
+from tests.conftest import HOST_SETUP, REPO, need, run_clean, run_hdmod, run_hit
+from tests.module_tools import module_shell
+
+pytestmark = pytest.mark.slow
+
+UPSTREAM = Path(os.environ.get("HDMOD_UPSTREAM", Path.home() / ".cache" / "hdmodules" / "upstream"))
+WANTED = ("fftw3_3.3.10", "hdf5_1.10.8+repack1", "netcdf_4.9.0")
+HDF5_RELEASE = "hdf5-1.10.8.tar.gz"
+HDF5_RELEASE_SHA256 = "d341b80d380dd763753a0ebe22915e11e87aac4e44a084a850646ff934d19c80"
+HDF5_DEBIAN = "hdf5_1.10.8+repack1.orig.tar.gz"
+HDF5_DEBIAN_SHA256 = "7b38e58ff83b13fd8959a90b13bf896bc318ba096c940ab0847abf3ad41a0b31"
+NETCDF_SHA256 = "9f4cb864f3ab54adb75409984c6202323d2fc66c003e5308f3cdf224ed41c0a6"
+STACK = "gcc12-openmpi"
+PACKAGES = ("hdf5", "netcdf-c", "fftw", "fftw-mpi")
+MPIRUN = ("mpirun.openmpi", "--allow-run-as-root", "--oversubscribe", "-n", "2")
+
+NC_PAR_WRITE = r"""
+/* Every MPI rank writes its own slice of one netCDF-4 variable, in parallel (MPI-IO). */
+#include <mpi.h>
+#include <netcdf.h>
+#include <netcdf_par.h>
+#include <stdio.h>
+
+#define PER_RANK 4
+#define CHECK(call)                                                                   \
+    do {                                                                              \
+        int status_ = (call);                                                         \
+        if (status_ != NC_NOERR) {                                                    \
+            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, nc_strerror(status_)); \
+            MPI_Abort(MPI_COMM_WORLD, 2);                                             \
+        }                                                                             \
+    } while (0)
+
+int main(int argc, char **argv) {
+    const char *path = argc > 1 ? argv[1] : "ranks.nc";
+    int rank, size, ncid, dimid, varid, data[PER_RANK];
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    CHECK(nc_create_par(path, NC_NETCDF4 | NC_CLOBBER, MPI_COMM_WORLD, MPI_INFO_NULL, &ncid));
+    CHECK(nc_def_dim(ncid, "x", (size_t)size * PER_RANK, &dimid));
+    CHECK(nc_def_var(ncid, "written_by", NC_INT, 1, &dimid, &varid));
+    CHECK(nc_put_att_int(ncid, NC_GLOBAL, "ranks", NC_INT, 1, &size));
+    CHECK(nc_enddef(ncid));
+    /* NC_ENOPAR unless the file really was opened for parallel I/O */
+    CHECK(nc_var_par_access(ncid, varid, NC_COLLECTIVE));
+    for (int i = 0; i < PER_RANK; i++)
+        data[i] = 100 * rank + i;
+    size_t start = (size_t)rank * PER_RANK, count = PER_RANK;
+    CHECK(nc_put_vara_int(ncid, varid, &start, &count, data));
+    CHECK(nc_close(ncid));
+    printf("rank %d of %d wrote x[%zu..%zu] of %s (collective MPI-IO)\n", rank, size, start,
+           start + count - 1, path);
+    MPI_Finalize();
+    return 0;
+}
+"""
+
+FFTW_MPI_2D = r"""
+/* A distributed 8x8 complex DFT: each rank owns a block of rows. */
+#include <fftw3-mpi.h>
+#include <stdio.h>
+
+int main(int argc, char **argv) {
+    const ptrdiff_t n0 = 8, n1 = 8;
+    ptrdiff_t local_n0, local_start, i;
+    int rank;
+    MPI_Init(&argc, &argv);
+    fftw_mpi_init();
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    ptrdiff_t alloc = fftw_mpi_local_size_2d(n0, n1, MPI_COMM_WORLD, &local_n0, &local_start);
+    fftw_complex *data = fftw_alloc_complex(alloc);
+    fftw_plan plan = fftw_mpi_plan_dft_2d(n0, n1, data, data, MPI_COMM_WORLD, FFTW_FORWARD,
+                                          FFTW_ESTIMATE);
+    for (i = 0; i < local_n0 * n1; i++) {
+        data[i][0] = 1.0;
+        data[i][1] = 0.0;
+    }
+    fftw_execute(plan);
+    printf("rank %d rows %td..%td", rank, local_start, local_start + local_n0 - 1);
+    if (local_start == 0)
+        printf(" dc %g", data[0][0]);
+    printf("\n");
+    fftw_destroy_plan(plan);
+    fftw_free(data);
+    fftw_mpi_cleanup();
+    MPI_Finalize();
+    return 0;
+}
+"""
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Path:
+    """Debian's orig tarballs of fftw3, hdf5 and netcdf (fetched with apt only when the run
+    may change the host, like tests/test_real_recipes.py)."""
+    if not all(list(UPSTREAM.glob(f"{w}.orig.tar.*")) for w in WANTED):
+        need(HOST_SETUP, f"Debian orig tarballs in {UPSTREAM}")
+        script = REPO / "tests" / "tools" / "fetch-upstream-sources.sh"
+        r = subprocess.run(["bash", str(script), str(UPSTREAM)], capture_output=True, text=True)
+        need(r.returncode == 0, f"Debian orig tarballs (fetch script said: {r.stderr[-300:]})")
+    # netCDF-C: Debian's orig tarball is the upstream release byte for byte
+    assert sha256(UPSTREAM / "netcdf_4.9.0.orig.tar.gz") == NETCDF_SHA256
+    return UPSTREAM
+
+
+def hdf5_source(pkgs: Path, upstream: Path) -> str:
+    """Point the site's copy of hdf5.yaml at a tarball this machine has: the release itself
+    when HDMOD_UPSTREAM holds it, else Debian's repack (only `sources:` changes). Returns
+    which one, for the report."""
+    recipe = pkgs / "hdf5.yaml"
+    text = recipe.read_text()
+    assert f"sha256: {HDF5_RELEASE_SHA256}" in text, "hdf5.yaml no longer names 1.10.8's release"
+    release = upstream / HDF5_RELEASE
+    if release.is_file() and sha256(release) == HDF5_RELEASE_SHA256:
+        return f"the upstream release ({HDF5_RELEASE})"
+    debian = upstream / HDF5_DEBIAN
+    assert sha256(debian) == HDF5_DEBIAN_SHA256, f"{debian} is not Debian's 1.10.8+repack1"
+    new, n = re.subn(
+        r"  - url: \S+\n    sha256: [0-9a-f]{64}\n",
+        f"  - url: file://{debian}\n    sha256: {HDF5_DEBIAN_SHA256}\n",
+        text,
+    )
+    assert n == 1, text
+    recipe.write_text(new)
+    what = f"Debian's repack ({HDF5_DEBIAN}: not byte-identical to {HDF5_RELEASE})"
+    warnings.warn(
+        f"hdf5 built from {what}; put the release in {upstream} to build it", stacklevel=1
+    )
+    return what
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, upstream):
+    """The site, built once: site-configs/pkgs + one stack gcc12-openmpi, Lmod and Tcl
+    trees with modules for gcc-12 and openmpi-4.1.4. Returns a namespace of paths."""
+    for tool in ("gcc-12", "mpicc.openmpi", "mpirun.openmpi", "readelf"):
+        need(shutil.which(tool) is not None, tool)
+    base = tmp_path_factory.mktemp("scientist")
+    site_dir, root = base / "site", base / "root"
+    shutil.copytree(REPO / "site-configs" / "pkgs", site_dir / "pkgs")
+    hdf5_from = hdf5_source(site_dir / "pkgs", upstream)
+    run_hdmod("externals", "detect", "--write", str(site_dir / "externals.yaml"))
+    externals = (site_dir / "externals.yaml").read_text()
+    need("  gcc-12:" in externals and "  openmpi-4.1.4:" in externals, "gcc-12 and Open MPI 4.1.4")
+    (site_dir / "site.yaml").write_text(
+        "package_dirs: [pkgs]\n"
+        "externals_from: [externals.yaml]\n"
+        "stacks:\n"
+        f"  {STACK}:\n"
+        "    compiler: gcc-12\n"
+        "    mpi: openmpi-4.1.4\n"
+        f"    packages: [{', '.join(PACKAGES)}]\n"
+        "modules:\n"
+        "  formats: [lmod, tcl]\n"
+        "  externals: [gcc-12, openmpi-4.1.4]\n"
+    )
+    # the site root as hdmod makes it (a shared, not private, home), its source cache
+    # seeded offline the way a site without internet does: hit fetch --from DIR
+    init_home(root, private=False)
+    env = {**os.environ, "HIT_HOME": str(root)}
+    run_hit("fetch", "--from", str(upstream), env=env, timeout=600)
+    start = time.monotonic()
+    r = run_hdmod("build", str(site_dir / "site.yaml"), "--root", str(root), "-j", "2",
+                  timeout=2700)  # fmt: skip
+    wall = time.monotonic() - start
+    times = dict(re.findall(r"([\w.+-]+)/\w+\s+built in ([\d.]+) s", r.stderr))
+    print(f"\nhdf5 source: {hdf5_from}")
+    print(f"hdmod build of {STACK} ({', '.join(PACKAGES)}): {wall:.0f} s wall, -j 2")
+    for name, seconds in times.items():
+        print(f"  {name}: built in {seconds} s")
+    assert set(times) == set(PACKAGES), r.stderr
+    profile = root / "profiles" / STACK
+    return SimpleNamespace(root=root, profile=profile, env=env, externals=externals)
+
+
+def artifact(site, name: str) -> Path:
+    (prefix,) = (site.root / "bld" / name).iterdir()
+    return prefix
+
+
+def dynamic(path: Path) -> tuple[list[str], str]:
+    """NEEDED entries and RUNPATH of an ELF file."""
+    out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True).stdout
+    needed = re.findall(r"\(NEEDED\).*\[(.+)\]", out)
+    runpath = re.findall(r"\(RUNPATH\).*\[(.+)\]", out)
+    return needed, runpath[0] if runpath else ""
+
+
+def mpicc_env(site) -> list[str]:
+    """`env -i` plus what the pinned Open MPI's mpicc needs to call the pinned gcc-12."""
+    gcc = re.search(r'"cc": "([^"]+gcc-12)"', site.externals).group(1)
+    return ["env", "-i", "PATH=/usr/bin:/bin", f"OMPI_CC={gcc}"]
+
+
+def test_site_builds_parallel_netcdf_hdf5_fftw(site, tmp_path):
+    """The artifacts, without any module tool: what the site built is parallel HDF5,
+    netCDF-4 with parallel I/O (no DAP, no host library but zlib), FFTW's MPI library, and
+    a program linked against them writes one netCDF-4 file from two ranks."""
+    assert run_hit("verify", env=site.env).code == 0
+    prof, hdf5, netcdf = site.profile, artifact(site, "hdf5"), artifact(site, "netcdf-c")
+
+    # netCDF-C: version, netCDF-4 on HDF5, parallel I/O, nothing remote
+    def nc_config(flag: str) -> str:
+        r = run_clean([str(prof / "bin" / "nc-config"), flag])
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    assert nc_config("--version") == "netCDF 4.9.0"
+    assert nc_config("--has-nc4") == nc_config("--has-hdf5") == "yes"
+    assert nc_config("--has-parallel4") == nc_config("--has-parallel") == "yes"
+    assert nc_config("--has-dap") == "no"
+    assert nc_config("--cc") == "/usr/bin/mpicc.openmpi"
+    usage = run_clean([str(prof / "bin" / "ncdump")])  # usage, with the library version
+    assert "netcdf library version 4.9.0" in usage.stdout + usage.stderr
+    needed, runpath = dynamic(Path(os.path.realpath(prof / "lib" / "libnetcdf.so")))
+    assert {"libhdf5_hl.so.100", "libhdf5.so.103", "libmpi.so.40"} <= set(needed), needed
+    assert not [n for n in needed if re.match(r"lib(curl|xml2|bz2|zstd|blosc|sz|zip)\.", n)]
+    assert str(hdf5 / "lib") in runpath.split(":")
+
+    # HDF5: parallel, compiled with the stack's MPI, deflate from zlib
+    settings = (prof / "lib" / "libhdf5.settings").read_text()
+    assert re.search(r"Parallel HDF5: yes", settings), settings
+    assert "deflate(zlib)" in settings
+    show = run_clean([str(prof / "bin" / "h5pcc"), "-show"])
+    assert show.returncode == 0 and show.stdout.startswith("/usr/bin/mpicc.openmpi "), show
+    assert "libmpi.so.40" in dynamic(Path(os.path.realpath(prof / "lib" / "libhdf5.so")))[0]
+    assert (prof / "bin" / "ph5diff").exists()
+
+    # FFTW's MPI interface, over the stack's (serial-API) libfftw3
+    fftw, fftw_mpi = artifact(site, "fftw"), artifact(site, "fftw-mpi")
+    needed, runpath = dynamic(fftw_mpi / "lib" / "libfftw3_mpi.so")
+    assert {"libfftw3.so.3", "libmpi.so.40"} <= set(needed), needed
+    assert str(fftw / "lib") in runpath.split(":")
+    assert (prof / "include" / "fftw3-mpi.h").exists() and (prof / "include" / "fftw3.h").exists()
+
+    # Two ranks through the artifacts, flags spelt out (the module flow is the next test)
+    (tmp_path / "nc_par_write.c").write_text(NC_PAR_WRITE)
+    (tmp_path / "fftw_mpi_2d.c").write_text(FFTW_MPI_2D)
+    cc = [*mpicc_env(site), "/usr/bin/mpicc.openmpi", "-Wall", "-Werror"]
+    subprocess.run(
+        [*cc, "nc_par_write.c", "-o", "nc_par_write", f"-I{netcdf}/include",
+         f"-L{netcdf}/lib", f"-Wl,-rpath,{netcdf}/lib", "-lnetcdf"],
+        cwd=tmp_path, check=True,
+    )  # fmt: skip
+    subprocess.run(
+        [*cc, "fftw_mpi_2d.c", "-o", "fftw_mpi_2d", f"-I{fftw_mpi}/include",
+         f"-I{fftw}/include", f"-L{fftw_mpi}/lib", f"-L{fftw}/lib",
+         f"-Wl,-rpath,{fftw_mpi}/lib:{fftw}/lib", "-lfftw3_mpi", "-lfftw3"],
+        cwd=tmp_path, check=True,
+    )  # fmt: skip
+    run = ["env", "-i", "PATH=/usr/bin:/bin", *MPIRUN]  # MPI_Init looks ssh/rsh up on PATH
+    r = subprocess.run([*run, "./nc_par_write", "ranks.nc"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "rank 0 of 2 wrote x[0..3]" in r.stdout and "rank 1 of 2 wrote x[4..7]" in r.stdout
+    dump = run_clean([str(prof / "bin" / "ncdump"), "-v", "written_by", str(tmp_path / "ranks.nc")])
+    assert dump.returncode == 0, dump.stderr
+    assert "written_by = 0, 1, 2, 3, 100, 101, 102, 103 ;" in dump.stdout, dump.stdout
+    kind = run_clean([str(prof / "bin" / "ncdump"), "-k", str(tmp_path / "ranks.nc")])
+    assert kind.stdout.strip() == "netCDF-4"
+    r = subprocess.run([*run, "./fftw_mpi_2d"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "rank 0 rows 0..3 dc 64" in r.stdout and "rank 1 rows 4..7" in r.stdout, r.stdout
+
+
+# Each step exits with its own code, so a failure names the step.
+DAY_ONE = """
+module use {core} || exit 10
+module load gcc openmpi netcdf-c || exit 11
+cd {work} || exit 12
+mpicc nc_par_write.c -o nc_par_write -lnetcdf || exit 13
+mpirun.openmpi --allow-run-as-root --oversubscribe -n 2 ./nc_par_write ranks.nc || exit 14
+echo "== ncdump"
+ncdump ranks.nc || exit 15
+module purge || exit 16
+echo "== after purge"
+env -i PATH=/usr/bin:/bin ./nc_par_write alone.nc || exit 17
+env -i PATH=/usr/bin:/bin mpirun.openmpi --allow-run-as-root --oversubscribe -n 2 \\
+    ./nc_par_write purged.nc || exit 18
+"""
+STEPS = {
+    10: "module use",
+    11: "module load gcc openmpi netcdf-c",
+    12: "cd",
+    13: "mpicc nc_par_write.c -o nc_par_write -lnetcdf (no other flag)",
+    14: "mpirun -n 2 ./nc_par_write",
+    15: "ncdump ranks.nc",
+    16: "module purge",
+    17: "env -i PATH=/usr/bin:/bin ./nc_par_write (RUNPATH only)",
+    18: "env -i mpirun -n 2 ./nc_par_write after module purge",
+}
+
+
+@pytest.mark.parametrize("tool", ["lmod", "tcl"])
+def test_scientist_day_one_through_modules(site, tools, tool, tmp_path):
+    """Through the modules only (README "Compiling against loaded modules", issue 14): in a
+    clean shell with the real module tool, `module load gcc openmpi netcdf-c`,
+    compile with `mpicc ... -lnetcdf` and nothing else, run on two ranks, read the file back
+    with ncdump; after `module purge` the program still runs with an empty environment
+    (`env -i`: its RUNPATH finds libnetcdf and libhdf5). Open MPI's MPI_Init looks its
+    launcher (ssh/rsh) up on PATH even for a local run, so the runs after the purge get
+    PATH=/usr/bin:/bin and nothing else: no library path."""
+    work = tmp_path / "day-one"
+    work.mkdir()
+    (work / "nc_par_write.c").write_text(NC_PAR_WRITE)
+    core = site.root / "modules" / tool / "Core"
+    r = module_shell(tool, DAY_ONE.format(core=core, work=work), capture_env=False)
+    assert r.code == 0, (
+        f"{tool}: step failed ({r.code}): {STEPS.get(r.code, '?')}\n"
+        f"--- stdout\n{r.out}\n--- stderr\n{r.err}"
+    )
+    ranks, _, after = r.out.partition("== ncdump")
+    assert "rank 0 of 2 wrote x[0..3]" in ranks and "rank 1 of 2 wrote x[4..7]" in ranks, r.out
+    assert "written_by = 0, 1, 2, 3, 100, 101, 102, 103 ;" in after, r.out
+    assert ":ranks = 2 ;" in after, r.out
+    _, _, purged = r.out.partition("== after purge")
+    assert "rank 0 of 1 wrote x[0..3] of alone.nc" in purged, r.out
+    assert "rank 1 of 2 wrote x[4..7] of purged.nc" in purged, r.out
+    # linked against the stack's artifacts (Open MPI's libmpi, this netCDF), through RUNPATH
+    needed, runpath = dynamic(work / "nc_par_write")
+    assert "libmpi.so.40" in needed and "libnetcdf.so.19" in needed, needed
+    assert str(artifact(site, "netcdf-c") / "lib") in runpath.split(":"), runpath
+    dump = run_clean([str(site.profile / "bin" / "ncdump"), str(work / "purged.nc")])
+    assert "written_by = 0, 1, 2, 3, 100, 101, 102, 103 ;" in dump.stdout, dump.stdout
