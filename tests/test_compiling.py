@@ -34,8 +34,9 @@ STACKS = """\
 """
 MPILIB = r"""
 version: "1.0"
-description: A library over MPI (its header includes mpi.h)
+description: A library over MPI (its header includes mpi.h) and liba
 toolchain: [mpi]
+dependencies: [liba]
 build: |
   cat > mpilib.h <<'EOF'
   #include <mpi.h>
@@ -48,6 +49,10 @@ build: |
   "$MPICC" -O2 -fPIC -shared -Wl,-soname,libmpilib.so -o libmpilib.so mpilib.c $LDFLAGS
   install -Dm644 mpilib.h "$ARTIFACT/include/mpilib.h"
   install -Dm755 libmpilib.so "$ARTIFACT/lib/libmpilib.so"
+  mkdir -p "$ARTIFACT/lib/pkgconfig"
+  printf '%s\n' "prefix=$ARTIFACT" 'Name: mpilib' 'Description: test' 'Version: 1.0' \
+      'Libs: -L${prefix}/lib -lmpilib' 'Cflags: -I${prefix}/include' \
+      > "$ARTIFACT/lib/pkgconfig/mpilib.pc"
 """
 FMOD = r"""
 version: "2.0"
@@ -124,14 +129,15 @@ def _env_i(binary: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("tool", TOOLS)
 def test_compile_with_no_flags_and_run_with_no_environment(site, tool, tmp_path):
-    """`module load gcc openmpi mpilib liba fmod`, then the plain wrappers with only `-l`:
-    mpicc links an MPI library and a C library, gfortran finds the Fortran module; both run
-    with the modules loaded, after `module purge`, and under `env -i`; ldd shows the store."""
+    """`module load gcc openmpi mpilib fmod` (mpilib, at the MPI's level, loads the
+    compiler-level liba it depends on), then the plain wrappers with only `-l`: mpicc links
+    an MPI library and a C library, gfortran finds the Fortran module; both run with the
+    modules loaded, after `module purge`, and under `env -i`; ldd shows the store."""
     work = tmp_path / tool
     shutil.copytree(site["src"], work)
     run = _shell(
         site, tool,
-        "module load gcc/12.2.0 openmpi/4.1.4 mpilib liba fmod"
+        "module load gcc/12.2.0 openmpi/4.1.4 mpilib fmod"  # mpilib loads liba
         " && mpicc prog.c -o prog -lmpilib -la"
         " && gfortran prog.f90 -o fprog -lfmod"
         f" && {MPIRUN} ./prog && ./fprog"
@@ -219,3 +225,43 @@ def test_a_site_turns_each_part_off(site, tmp_path):
     r = hdmod("modules", "refresh", str(bad), "--root", str(site["root"]), check=False)
     line = text.partition("modules:\n")[0].count("\n") + 3
     assert r.returncode == 1 and f"{bad}:{line}: 'rpath' must be true or false" in r.stderr
+
+
+CMAKELISTS = """\
+cmake_minimum_required(VERSION 3.18)
+project(prog C)
+find_package(MPI REQUIRED COMPONENTS C)
+find_library(MPILIB mpilib REQUIRED)
+find_path(MPILIB_INCLUDE mpilib.h REQUIRED)
+find_library(LIBA a REQUIRED)
+add_executable(prog prog.c)
+target_include_directories(prog PRIVATE ${MPILIB_INCLUDE})
+target_link_libraries(prog PRIVATE ${MPILIB} ${LIBA} MPI::MPI_C)
+install(TARGETS prog)
+"""
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_pkg_config_and_cmake_keep_working(site, tool, tmp_path):
+    """With the same modules loaded, `pkg-config --cflags --libs mpilib` and a CMake project
+    (find_package(MPI), find_library through CMAKE_PREFIX_PATH) build the program, and the
+    installed program runs under `env -i`: CMake's install-time RUNPATH rewrite keeps the
+    store folders."""
+    need(bool(shutil.which("cmake") and shutil.which("pkg-config")), "cmake and pkg-config")
+    work = tmp_path / tool
+    shutil.copytree(site["src"], work)
+    (work / "CMakeLists.txt").write_text(CMAKELISTS)
+    run = _shell(
+        site, tool,
+        "module load gcc/12.2.0 openmpi/4.1.4 mpilib"
+        " && mpicc prog.c -o pkgprog $(pkg-config --cflags --libs mpilib) -la"
+        " && cmake -S . -B build -DCMAKE_INSTALL_PREFIX=$PWD/inst > cmake.log"
+        " && cmake --build build > build.log && cmake --install build > install.log"
+        " && grep -E '^CMAKE_C_COMPILER:' build/CMakeCache.txt",
+        work,
+    )  # fmt: skip
+    assert run.code == 0, run.out + run.err
+    assert "/wrappers/gcc/12.2.0/bin/" in run.out  # CMake found the compiler module's cc
+    for binary in (work / "pkgprog", work / "inst" / "bin" / "prog"):
+        alone = _env_i(binary, "mpirun.openmpi", "--allow-run-as-root", "-np", "2")
+        assert alone.returncode == 0 and alone.stdout.count("of 2: liba") == 2, alone.stderr

@@ -325,15 +325,29 @@ def _package_entry(
 
 
 def _add_dependencies(packages: list[tuple[Entry, Node, Resolved]], depends_on: str) -> None:
-    """Each package module loads its run dependencies' modules of the same level: none, the
-    direct ones, or all (`modules: depends_on:`)."""
+    """Each package module loads its run dependencies' modules: none, the direct ones, or all
+    (`modules: depends_on:`), found at its own level or a level above it that is on MODULEPATH
+    whenever it is (an MPI-level fftw-mpi loads the compiler-level fftw; Core)."""
     by_id = {(e.level, e.artifact_id): e for e, _n, _r in packages}
     for e, node, resolved in packages:
         names = {"none": (), "direct": node.deps, "all": node.closure}[depends_on]
         for dep in names:
-            d = by_id.get((e.level, resolved.nodes[dep].ref.id))
-            if d is not None:
-                e.depends.append(d.full)
+            ref = resolved.nodes[dep].ref.id
+            for level in _levels_seen_from(e.level):
+                d = by_id.get((level, ref))
+                if d is not None:
+                    e.depends.append(d.full)
+                    break
+
+
+def _levels_seen_from(level: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The levels on MODULEPATH whenever `level` is: itself, then for `MPI/c/cv/m/mv` the
+    compiler's `Compiler/c/cv`, then `Core` (a flat tree's one level is `()`)."""
+    if level[:1] == ("MPI",):
+        return [level, ("Compiler", *level[1:3]), ("Core",)]
+    if level[:1] == ("Compiler",):
+        return [level, ("Core",)]
+    return [level]
 
 
 def raise_missing(site: Site, name: str, kind: str) -> None:

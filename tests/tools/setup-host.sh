@@ -13,7 +13,7 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 packages=(build-essential binutils git ca-certificates gcc-11 g++-11 gfortran-11 gfortran
-          libopenmpi-dev openmpi-bin libmpich-dev mpich util-linux passwd)
+          libopenmpi-dev openmpi-bin libmpich-dev mpich util-linux passwd cmake pkg-config)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
