@@ -205,3 +205,19 @@ def tools():
     except RuntimeError as e:
         need(False, f"Lmod and Environment Modules ({e})")
     need(available("lmod") and available("tcl"), "Lmod and Environment Modules")
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """The local one-node Slurm cluster (tests/slurm_cluster.py), started for the module's
+    tests and stopped after if it was not up before."""
+    from tests.slurm_cluster import cluster_up, ensure_cluster, stop_cluster
+
+    try:
+        started = ensure_cluster()
+    except RuntimeError as e:
+        need(False, f"a local Slurm cluster ({e})")
+    need(cluster_up(), "a local Slurm cluster")
+    yield
+    if started:
+        stop_cluster()

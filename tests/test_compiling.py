@@ -265,3 +265,33 @@ def test_pkg_config_and_cmake_keep_working(site, tool, tmp_path):
     for binary in (work / "pkgprog", work / "inst" / "bin" / "prog"):
         alone = _env_i(binary, "mpirun.openmpi", "--allow-run-as-root", "-np", "2")
         assert alone.returncode == 0 and alone.stdout.count("of 2: liba") == 2, alone.stderr
+
+
+def test_a_batch_job_that_loads_nothing_runs_the_program(site, slurm_cluster, tmp_path):
+    """Compiled against loaded modules, the program runs on two ranks in a Slurm batch job
+    that loads no module and exports nothing (`sbatch --export=NONE`): its RUNPATH is all it
+    needs."""
+    from tests.slurm_cluster import wait_jobs
+
+    work = tmp_path / "job"
+    shutil.copytree(site["src"], work)
+    run = _shell(
+        site, "lmod",
+        "module load gcc/12.2.0 openmpi/4.1.4 mpilib && mpicc prog.c -o prog -lmpilib -la", work,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    (work / "job.sh").write_text(
+        "#!/bin/sh\nexport PATH=/usr/bin:/bin\nenv | grep -c LD_LIBRARY_PATH\n"
+        "exec mpirun.openmpi --allow-run-as-root --oversubscribe -np 2 ./prog\n"
+    )
+    sub = subprocess.run(
+        ["sbatch", "--parsable", "--export=NONE", f"--chdir={work}", "-o", str(work / "out"),
+         str(work / "job.sh")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert sub.returncode == 0, sub.stderr
+    job = sub.stdout.strip().split(";")[0]
+    states = wait_jobs([job], timeout=120)
+    out = (work / "out").read_text()
+    assert states[job] == "COMPLETED", (states, out)
+    assert out.startswith("0\n") and out.count("of 2: liba") == 2, out

@@ -18,21 +18,13 @@ from hdmodules.store.layout import Store
 from tests.conftest import DEMO, copy_demo, demo_site, need, write_recipe
 from tests.conftest import run_hdmod as hdmod
 from tests.module_tools import available, module_shell
-from tests.slurm_cluster import cluster_up, ensure_cluster, job_states, stop_cluster, wait_jobs
+from tests.slurm_cluster import job_states, wait_jobs
 
 
 @pytest.fixture(scope="module")
-def slurm():
-    """The local cluster, started for these tests (and stopped after) if it was not up."""
-    try:
-        started = ensure_cluster()
-    except RuntimeError as e:
-        need(False, f"a local Slurm cluster ({e})")
-    need(cluster_up(), "a local Slurm cluster")
+def slurm(slurm_cluster):
+    """The local cluster (conftest), and the compilers and MPI the demo site uses."""
     need(bool(shutil.which("gcc-11") and shutil.which("mpicc.openmpi")), "gcc-11 and Open MPI")
-    yield
-    if started:
-        stop_cluster()
 
 
 def _site(tmp: Path, stacks: str | None = None, slurm: str = "") -> Path:
