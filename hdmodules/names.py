@@ -132,3 +132,15 @@ def env_value_problem(value: str) -> str | None:
 def profile_link(profile_file: Path) -> Path:
     """`dir/release.yaml` -> `dir/release`: the link made next to a profile's YAML file."""
     return profile_file.with_name(profile_file.name.removesuffix(".yaml").removesuffix(".yml"))
+
+
+def site_path_problem(path: str) -> str | None:
+    """Why `path` cannot be a site's root or module path, or None. Whitespace: Open MPI's and
+    MPICH's compiler wrappers split OMPI_CC/MPICH_CC (which name the compiler module's
+    wrappers under the module path) at it, and recipes' unquoted $LDFLAGS too. `$`:
+    Environment Modules expands variables in MODULEPATH entries."""
+    if any(c.isspace() for c in path):
+        return "holds whitespace, which MPI compiler wrappers split OMPI_CC/MPICH_CC at"
+    if "$" in path:
+        return "holds `$`, which Environment Modules expands in MODULEPATH"
+    return None

@@ -141,6 +141,7 @@ def test_compile_with_no_flags_and_run_with_no_environment(site, tool, tmp_path)
         " && mpicc prog.c -o prog -lmpilib -la"
         " && gfortran prog.f90 -o fprog -lfmod"
         f" && {MPIRUN} ./prog && ./fprog"
+        " && mpicc prog.c -o rprog -lmpilib -la -Wl,--disable-new-dtags"
         f" && module purge && {MPIRUN} ./prog && ./fprog && ldd ./prog",
         work,
     )  # fmt: skip
@@ -153,6 +154,8 @@ def test_compile_with_no_flags_and_run_with_no_environment(site, tool, tmp_path)
     assert any(p.startswith(f"{store}/mpilib/") for p in runpath), runpath
     assert any(p.startswith(f"{store}/liba/") for p in runpath), runpath
     assert "LD_LIBRARY_PATH" not in run.env
+    dynamic = subprocess.run(["readelf", "-d", str(work / "rprog")], capture_output=True, text=True)
+    assert "(RPATH)" in dynamic.stdout and "(RUNPATH)" not in dynamic.stdout  # asked for
     alone = _env_i(work / "prog", "mpirun.openmpi", "--allow-run-as-root", "-np", "2")
     assert alone.returncode == 0 and alone.stdout.count("of 2: liba") == 2, alone.stderr
     alone = _env_i(work / "fprog")
@@ -163,9 +166,8 @@ def test_compile_with_no_flags_and_run_with_no_environment(site, tool, tmp_path)
 def test_loading_a_compiler_gives_that_compiler_and_swapping_swaps_it(site, tool):
     """gcc/11.3.0 loaded: gcc, cc, g++, c++, gfortran and mpicc are 11.3.0; swapping to
     gcc/12.2.0 (Lmod: load; Environment Modules: switch) makes them all 12.2.0."""
-    versions = (
-        'for c in gcc cc g++ c++ gfortran mpicc mpifort; do echo "$c=$($c -dumpfullversion)"; done'
-    )
+    tools = "gcc cc g++ c++ gfortran cpp mpicc mpifort"
+    versions = f'for c in {tools}; do echo "$c=$($c -dumpfullversion)"; done'
     swap = "module load gcc/12.2.0" if tool == "lmod" else "module switch gcc/11.3.0 gcc/12.2.0"
     run = _shell(
         site, tool,
@@ -175,7 +177,7 @@ def test_loading_a_compiler_gives_that_compiler_and_swapping_swaps_it(site, tool
     )  # fmt: skip
     assert run.code == 0, run.err
     before, _, after = run.out.partition("SWAP\n")
-    for name in ("gcc", "cc", "g++", "c++", "gfortran", "mpicc", "mpifort"):
+    for name in ("gcc", "cc", "g++", "c++", "gfortran", "cpp", "mpicc", "mpifort"):
         assert f"{name}=11.3.0" in before, before
         assert f"{name}=12.2.0" in after, after
     assert "openmpi/4.1.4" in run.env["LOADEDMODULES"]
@@ -213,18 +215,35 @@ def test_a_site_turns_each_part_off(site, tmp_path):
         run = module_shell(
             tool,
             f"module use {mods / tool / 'Core'} && module load gcc/11.3.0 liba openmpi/4.1.4"
-            " && module load mpilib && gcc -dumpfullversion",
+            " && module load mpilib && gcc -dumpfullversion && mpicc.openmpi -dumpfullversion"
+            " && module help liba mpilib 2>&1",
         )
         assert run.code == 0, run.err
-        assert run.out.strip() == "12.2.0"  # /usr/bin/gcc, no wrapper first on PATH
+        versions = run.out.split()[:2]
+        assert versions == ["12.2.0", "11.3.0"]  # /usr/bin/gcc: no wrapper; mpicc: OMPI_CC
+        assert run.env["OMPI_CC"] == "/usr/bin/gcc-11"
         assert "CPATH" not in run.env and "/liba/" not in run.env.get("LIBRARY_PATH", "")
         assert "/mpilib/" in run.env["LIBRARY_PATH"] and "/mpilib/" in run.env["LD_RUN_PATH"]
-        assert "OMPI_CC" not in run.env
+        assert "Compile against it" not in run.out  # without CPATH the hint would not work
     bad = site["yaml"].with_name("site-bad.yaml")
-    bad.write_text(text.replace("modules:\n", "modules:\n  compile:\n    rpath: yes please\n"))
-    r = hdmod("modules", "refresh", str(bad), "--root", str(site["root"]), check=False)
     line = text.partition("modules:\n")[0].count("\n") + 3
-    assert r.returncode == 1 and f"{bad}:{line}: 'rpath' must be true or false" in r.stderr
+    for setting, message in (
+        ("rpath: yes please", "'rpath' must be true or false"),
+        ("off_for: [nosuch]", "off_for: nosuch is in no stack"),
+    ):
+        bad.write_text(text.replace("modules:\n", f"modules:\n  compile:\n    {setting}\n"))
+        r = hdmod("modules", "refresh", str(bad), "--root", str(site["root"]), check=False)
+        assert r.returncode == 1 and f"{bad}:{line}: {message}" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("root", ["with space", "with$dollar"])
+def test_a_site_root_mpi_wrappers_or_module_tools_would_split_is_refused(site, tmp_path, root):
+    """OMPI_CC/MPICH_CC name the compiler wrappers under the site root, and both MPIs split
+    them at whitespace; Environment Modules expands `$` in MODULEPATH: such a root is refused
+    before anything is built, in one line."""
+    r = hdmod("build", str(site["yaml"]), "--root", str(tmp_path / root), check=False)
+    assert r.returncode == 1 and "the site's root" in r.stderr, r.stderr
+    assert not (tmp_path / root).exists()
 
 
 CMAKELISTS = """\

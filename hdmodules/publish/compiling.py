@@ -74,6 +74,8 @@ def wrappers(ext: External) -> list[Wrapper]:
                     out.setdefault(
                         name, Wrapper(name, real, "wrappers/compiler.sh", fortran=role == "fc")
                     )
+        for name, real in companions(ext.commands.get("cc", "")):
+            out.setdefault(name, Wrapper(name, real, "wrappers/command.sh"))
     elif ext.kind == "mpi":
         for role, names in MPI_NAMES.items():
             real = ext.commands.get(role)
@@ -81,6 +83,17 @@ def wrappers(ext: External) -> list[Wrapper]:
                 for name in names:
                     out.setdefault(name, Wrapper(name, real, "wrappers/command.sh"))
     return list(out.values())
+
+
+def companions(cc: str) -> list[tuple[str, str]]:
+    """The tools that must match a versioned gcc (`/usr/bin/gcc-11`): cpp, gcov, gcc-ar & co.
+    of the same version beside it, as (name, command), those that exist; none for other cc."""
+    found = re.fullmatch(r"(.*/)gcc(-[0-9][0-9.]*)", cc)
+    if not found:
+        return []
+    where, suffix = found[1], found[2]
+    tools = ("cpp", "gcov", "gcov-dump", "gcov-tool", "gcc-ar", "gcc-nm", "gcc-ranlib", "lto-dump")
+    return [(t, f"{where}{t}{suffix}") for t in tools if Path(f"{where}{t}{suffix}").is_file()]
 
 
 def _plain(command: str) -> str:
@@ -101,26 +114,35 @@ def mpi_flavour(ext: External) -> str | None:
 
 
 def external_env(
-    ext: External, folder: Path, compiler: tuple[External, Path] | None
+    ext: External, folder: Path
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(setenv, prepend) of a compiler or MPI module whose wrappers are in `folder` (absolute,
-    through the tree's link): PATH gets the folder; CC/CXX/FC (MPICC/...) name the wrappers; an
-    MPI module at a compiler's level (`compiler`: that external and its wrappers' folder) also
-    points its wrappers at that compiler's (OMPI_CC=<folder>/gcc, ...)."""
+    through the tree's link): PATH gets the folder; CC/CXX/FC (MPICC/...) name the wrappers."""
     made = {w.real: w.name for w in reversed(wrappers(ext))}  # a command's first name
     setenv = []
     for role, real in sorted(ext.commands.items()):
         if role in ENV_OF_ROLE and real in made:
             setenv.append((ENV_OF_ROLE[role], str(folder / made[real])))
-    flavour = mpi_flavour(ext) if ext.kind == "mpi" else None
-    if flavour and compiler is not None:
-        comp, comp_folder = compiler
-        names = {w.real: w.name for w in reversed(wrappers(comp))}
-        for role, variable in MPI_COMPILER_VARIABLES[flavour].items():
-            real = comp.commands.get(role)
-            if real in names:
-                setenv.append((variable, str(comp_folder / names[real])))
     return setenv, [("PATH", str(folder))]
+
+
+def mpi_compiler_env(
+    mpi: External, compiler: External, folder: Path | None
+) -> list[tuple[str, str]]:
+    """What an MPI module at `compiler`'s level sets so that its wrappers (mpicc, ...) run that
+    compiler: OMPI_CC/OMPI_CXX/OMPI_FC (Open MPI) or MPICH_CC/... (MPICH), naming the
+    compiler's wrappers in `folder`, or its own commands when there are no wrappers (None).
+    Nothing for an MPI of another flavour."""
+    flavour = mpi_flavour(mpi)
+    if flavour is None:
+        return []
+    names = {w.real: w.name for w in reversed(wrappers(compiler))}
+    setenv = []
+    for role, variable in MPI_COMPILER_VARIABLES[flavour].items():
+        real = compiler.commands.get(role)
+        if real:
+            setenv.append((variable, str(folder / names[real]) if folder else real))
+    return setenv
 
 
 def package_env(name: str, prefix: Path, cfg: CompileConfig) -> list[tuple[str, str]]:
@@ -150,16 +172,18 @@ def libraries(folder: Path) -> list[str]:
     return sorted(names)
 
 
-def compile_hint(prefix: Path, with_mpi: bool) -> str:
-    """One line for help: how to compile a program against the package at `prefix`
-    (`mpicc prog.c -lnetcdf`, plus `mpifort prog.f90 ...` when it has Fortran modules), ""
-    when it has no library."""
+def compile_hint(name: str, prefix: Path, with_mpi: bool, cfg: CompileConfig) -> str:
+    """One line for help: how to compile a program against the package `name` at `prefix`
+    (`mpicc prog.c -lnetcdf`; `mpifort prog.f90 ...` for Fortran modules, first when it has no
+    C headers), "" when it has no library or `cfg` does not make the plain command work (no
+    CPATH or LIBRARY_PATH for it; Fortran modules need the wrappers)."""
     libs = [f"-l{n}" for d in ("lib", "lib64") for n in libraries(prefix / d)]
-    if not libs:
+    if not libs or name in cfg.off_for or not (cfg.cpath and cfg.library_path):
         return ""
     cc, fc = ("mpicc", "mpifort") if with_mpi else ("cc", "gfortran")
-    hint = f"{cc} prog.c {' '.join(libs)}"
     include = prefix / "include"
-    if include.is_dir() and any(include.rglob("*.mod")):
-        hint += f", or {fc} prog.f90 {' '.join(libs)}"
-    return hint
+    c_headers = include.is_dir() and any(include.rglob("*.h"))
+    fortran = cfg.wrappers and include.is_dir() and any(include.rglob("*.mod"))
+    hints = [f"{cc} prog.c {' '.join(libs)}"] if c_headers or not fortran else []
+    hints += [f"{fc} prog.f90 {' '.join(libs)}"] if fortran else []
+    return ", or ".join(hints)

@@ -25,7 +25,15 @@ from ..spec.recipes import env_name
 from ..spec.resolve import Node, Resolved
 from ..spec.site import ModuleConfig, Site, Stack
 from ..store.layout import Store
-from .compiling import Wrapper, compile_hint, external_env, package_env, wrapper_folder, wrappers
+from .compiling import (
+    Wrapper,
+    compile_hint,
+    external_env,
+    mpi_compiler_env,
+    package_env,
+    wrapper_folder,
+    wrappers,
+)
 
 
 @dataclass
@@ -121,24 +129,30 @@ def _external_entry(
             )
             if os.path.isdir(os.path.join(ext.prefix, "bin")):
                 e.prepend.append(("PATH", os.path.join(ext.prefix, "bin")))
-        if cfg is not None and cfg.compile.wrappers and kind in ("compiler", "mpi"):
+        if cfg is not None and kind in ("compiler", "mpi"):
             _add_wrappers(e, ext, cfg, compiler)
     return e
 
 
 def _add_wrappers(e: Entry, ext: External, cfg: ModuleConfig, compiler: External | None) -> None:
-    """Give the compiler or MPI module `e` of `ext` its wrappers (compiling.py): the variables
-    naming its commands now name the wrappers, whose folder goes first on PATH."""
-    e.wrappers = wrappers(ext)
-    e.wrapper_dir = wrapper_folder(e.name, e.version)
-    comp = None
-    if compiler is not None:
-        comp_dir = wrapper_folder(module_word(short_name(compiler)), module_word(compiler.version))
-        comp = (compiler, cfg.path.joinpath(*comp_dir))
-    setenv, prepend = external_env(ext, cfg.path.joinpath(*e.wrapper_dir), comp)
+    """Give the compiler or MPI module `e` of `ext` what compiling needs (compiling.py): with
+    wrappers on, its wrappers, named by the variables that named its commands and first on
+    PATH; an MPI at a compiler's level (`compiler`) runs that compiler, through the
+    compiler's wrappers or, without, its own commands."""
+    setenv: list[tuple[str, str]] = []
+    if cfg.compile.wrappers:
+        e.wrappers = wrappers(ext)
+        e.wrapper_dir = wrapper_folder(e.name, e.version)
+        setenv, prepend = external_env(ext, cfg.path.joinpath(*e.wrapper_dir))
+        e.prepend += prepend  # last: first on PATH
+    if compiler is not None and ext.kind == "mpi":
+        folder = None
+        if cfg.compile.wrappers:
+            comp = wrapper_folder(module_word(short_name(compiler)), module_word(compiler.version))
+            folder = cfg.path.joinpath(*comp)
+        setenv += mpi_compiler_env(ext, compiler, folder)
     named = {key for key, _v in setenv}
     e.setenv = [(k, v) for k, v in e.setenv if k not in named] + setenv
-    e.prepend += prepend  # last: first on PATH
 
 
 def _describe_external(ext: External) -> str:
@@ -319,7 +333,7 @@ def _package_entry(
         hidden=node.name in cfg.hide,
         stack=stack.name,
         built_with=", ".join(f"{short_name(x)} {x.version}" for x in (levels.compiler, mpi) if x),
-        compile_hint=compile_hint(prefix, uses_mpi),
+        compile_hint=compile_hint(node.name, prefix, uses_mpi, cfg.compile),
     )
     return (level, "pkg", node.ref.id), e
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..names import site_path_problem
 from . import yamlfile
 from .externals import External, load_externals
 from .profiles import PackageRequest, ProfileSpec, package_requests, parameter_lines
@@ -335,6 +336,19 @@ def load_site(file: Path, root: Path | None = None, modules: Path | None = None)
     if mode & 0o002 or mode & ~0o777:
         yamlfile.fail(perms, "mode", "the site store must never be world-writable")
     module_cfg = _modules(yamlfile.get_mapping(m, "modules"), base, root, modules)
+    for what, path, key in (("root", root, "root"), ("module path", module_cfg.path, "modules")):
+        problem = site_path_problem(str(path))
+        if problem:
+            line = m.line_of(key) if key in m else None
+            raise ConfigError(file, line, f"the site's {what} {path} {problem}")
+    listed = {name for stack in stacks for name in stack.profile.packages}
+    for name in module_cfg.compile.off_for:
+        if name not in listed:
+            compile_m = yamlfile.get_mapping(yamlfile.get_mapping(m, "modules"), "compile")
+            known = ", ".join(sorted(listed))
+            yamlfile.fail(
+                compile_m, "off_for", f"off_for: {name} is in no stack (stacks list {known})"
+            )
     for stack in stacks:  # before anything is built
         _check_stack_toolchain(stack, stack_lines[stack.name], externals, module_cfg)
     return Site(

@@ -9,9 +9,11 @@
 #   so the program runs with no environment; -L folders given on the command line get none.
 {% endif %}
 link=no  # yes: inputs given, and no -c, -S, -E, -M or -MM (gcc -v, --version: no inputs)
+dtags=--enable-new-dtags  # RUNPATH, unless the command asks for the old RPATH
 for arg in "$@"; do
     case $arg in
         -c | -S | -E | -M | -MM) link=never ;;
+        *--disable-new-dtags*) dtags= ;;
         -*) ;;
         *) [ "$link" = no ] && link=yes ;;
     esac
@@ -31,7 +33,7 @@ if [ "$link" = yes ] && [ -n "${LIBRARY_PATH-}" ]; then
         [ -n "$dir" ] && set -- "$@" -Xlinker -rpath -Xlinker "$dir"
     done
     unset IFS
-    set -- "$@" -Xlinker --enable-new-dtags
+    [ -n "$dtags" ] && set -- "$@" -Xlinker "$dtags"
 fi
 {% endif %}
 exec {{ real|q }} "$@"
