@@ -319,11 +319,15 @@ mpicc nc_par_write.c -o nc_par_write -lnetcdf || exit 13
 mpirun.openmpi --allow-run-as-root --oversubscribe -n 2 ./nc_par_write ranks.nc || exit 14
 echo "== ncdump"
 ncdump ranks.nc || exit 15
+module load fftw-mpi || exit 19
+mpicc fftw_mpi_2d.c -o fftw_mpi_2d -lfftw3_mpi -lfftw3 -lm || exit 20
 module purge || exit 16
 echo "== after purge"
 env -i PATH=/usr/bin:/bin ./nc_par_write alone.nc || exit 17
 env -i PATH=/usr/bin:/bin mpirun.openmpi --allow-run-as-root --oversubscribe -n 2 \\
     ./nc_par_write purged.nc || exit 18
+env -i PATH=/usr/bin:/bin mpirun.openmpi --allow-run-as-root --oversubscribe -n 2 \\
+    ./fftw_mpi_2d || exit 21
 """
 STEPS = {
     10: "module use",
@@ -335,6 +339,9 @@ STEPS = {
     16: "module purge",
     17: "env -i PATH=/usr/bin:/bin ./nc_par_write (RUNPATH only)",
     18: "env -i mpirun -n 2 ./nc_par_write after module purge",
+    19: "module load fftw-mpi (it loads fftw)",
+    20: "mpicc fftw_mpi_2d.c -lfftw3_mpi -lfftw3 -lm (no other flag)",
+    21: "env -i mpirun -n 2 ./fftw_mpi_2d after module purge",
 }
 
 
@@ -343,13 +350,15 @@ def test_scientist_day_one_through_modules(site, tools, tool, tmp_path):
     """Through the modules only (README "Compiling against loaded modules", issue 14): in a
     clean shell with the real module tool, `module load gcc openmpi netcdf-c`,
     compile with `mpicc ... -lnetcdf` and nothing else, run on two ranks, read the file back
-    with ncdump; after `module purge` the program still runs with an empty environment
+    with ncdump; `module load fftw-mpi` and `mpicc ... -lfftw3_mpi -lfftw3 -lm`; after
+    `module purge` the programs still run with an empty environment
     (`env -i`: its RUNPATH finds libnetcdf and libhdf5). Open MPI's MPI_Init looks its
     launcher (ssh/rsh) up on PATH even for a local run, so the runs after the purge get
     PATH=/usr/bin:/bin and nothing else: no library path."""
     work = tmp_path / "day-one"
     work.mkdir()
     (work / "nc_par_write.c").write_text(NC_PAR_WRITE)
+    (work / "fftw_mpi_2d.c").write_text(FFTW_MPI_2D)
     core = site.root / "modules" / tool / "Core"
     r = module_shell(tool, DAY_ONE.format(core=core, work=work), capture_env=False)
     assert r.code == 0, (
@@ -363,6 +372,7 @@ def test_scientist_day_one_through_modules(site, tools, tool, tmp_path):
     _, _, purged = r.out.partition("== after purge")
     assert "rank 0 of 1 wrote x[0..3] of alone.nc" in purged, r.out
     assert "rank 1 of 2 wrote x[4..7] of purged.nc" in purged, r.out
+    assert "rank 0 rows 0..3 dc 64" in purged and "rank 1 rows 4..7" in purged, r.out
     # linked against the stack's artifacts (Open MPI's libmpi, this netCDF), through RUNPATH
     needed, runpath = dynamic(work / "nc_par_write")
     assert "libmpi.so.40" in needed and "libnetcdf.so.19" in needed, needed
