@@ -168,3 +168,37 @@ def test_the_scheduler_runs_dependencies_first_and_stops_starting_after_a_failur
     assert failed.artifact == "a/aaaa" and [f.artifact for f in failed.failures] == ["a/aaaa"]
     assert failed.skipped == ("b/bbbb", "c/cccc")
     assert str(failed).endswith("not built because of the failure: b/bbbb, c/cccc")
+
+
+def test_two_stores_build_the_same_artifact_at_once(tmp_path, monkeypatch):
+    """Two homes (two users, or a user and the site) build one artifact, same inputs and so
+    same id, at the same time: each build's processes are its own (HIT_BUILD_ID is the build
+    folder), so neither kills the other's (it did: the second build's sweep for leftovers of
+    a killed attempt matched the first's processes by artifact id, exit 137)."""
+    started = tmp_path / "started"
+    write_recipe(
+        tmp_path / "pkgs",
+        "slowpkg",
+        f"""
+        version: "1"
+        build: |
+          touch {started}
+          sleep 2
+          mkdir -p "$ARTIFACT/share"
+          echo done > "$ARTIFACT/share/done"
+        """,
+    )
+    procs = []
+    for user in ("one", "two"):
+        (tmp_path / user).mkdir()
+        profile = write_profile(
+            tmp_path / user / "default.yaml", "package_dirs: [../pkgs]\npackages: [slowpkg]\n"
+        )
+        monkeypatch.setenv("HIT_HOME", str(tmp_path / user / "home"))
+        procs.append(hit_proc("build", str(profile), cwd=tmp_path / user))
+        wait_for(started)  # the second starts while the first builds
+    for proc in procs:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    for user in ("one", "two"):
+        assert list((tmp_path / user / "home" / "bld" / "slowpkg").glob("*/share/done")), user

@@ -52,6 +52,7 @@ def test_setuid_setgid_sticky_are_stripped_and_nothing_is_writable(home, tmp_pat
 
 
 def _tagged(build_id_part: str) -> list[int]:
+    """Processes whose HIT_BUILD_ID (the build folder, buildjob.build_id) starts so."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -82,7 +83,7 @@ def test_no_build_process_outlives_its_build(home, tmp_path):
     )
     run_hit("build", str(profile))
     assert marker.exists()
-    assert _tagged("bgpkg/") == []  # killed before the manifest was written
+    assert _tagged(f"{home / 'tmp' / 'bgpkg-'}") == []  # killed before the manifest was written
     time.sleep(3.5)
     prefix = _prefix(home, "bgpkg")
     assert sorted(os.listdir(prefix / "share")) == ["done"]

@@ -22,7 +22,7 @@ from .. import elf
 from ..errors import BuildFailed, HitError
 from ..runner import spawn_logged
 from ..store.layout import Store, remove_tree
-from .buildjob import HOST_PATH, BuildJob
+from .buildjob import HOST_PATH, BuildJob, build_id
 from .sources import fetch, materialize
 
 LOG_TAIL = 20  # lines of the build log a failure shows
@@ -127,7 +127,7 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
     with store.lock(ref, on_wait=on_wait):
         if store.is_installed(ref):  # another process built it while we waited
             return Outcome("present")
-        kill_build_processes(ref.id, None)  # leftovers of a killed earlier attempt
+        kill_build_processes(build_id(job.folder), None)  # leftovers of a killed earlier attempt
         prefix = store.begin(ref)
         start = time.monotonic()
         try:
@@ -149,7 +149,7 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
 
 
 def _run(script: Path, job: BuildJob) -> None:
-    build_id = job.ref.id
+    marker = build_id(job.folder)
     # under the reaper: every process the script leaves is killed when it exits, however it
     # detached (the build-id scan below misses one that dropped its environment and group)
     proc = spawn_logged(
@@ -165,7 +165,7 @@ def _run(script: Path, job: BuildJob) -> None:
     finally:
         with _running_lock:
             _running.pop(proc.pid, None)
-        kill_build_processes(build_id, proc.pid)  # nothing outlives its build
+        kill_build_processes(marker, proc.pid)  # nothing outlives its build
     if code != 0:
         raise _failure(job, f"the build script failed (exit {code})")
 

@@ -177,13 +177,21 @@ def tool_links(node: Node) -> tuple[list[tuple[str, str]], list[str]]:
     return links, stubs
 
 
+def build_id(folder: Path) -> str:
+    """The HIT_BUILD_ID of the build in `folder` (its build folder): what marks its processes
+    (builder.kill_build_processes). The folder, not the artifact id: two stores (a user's and
+    the site's, two users) may build the same artifact at once, and neither may kill the
+    other's processes."""
+    return str(folder)
+
+
 def render_script(node: Node, env: list[tuple[str, str]], folder: Path, jobs: int) -> str:
     """build.sh (templates/build.sh.j2): clears the environment, exports `env`, lays out the
     toolchain in `folder/toolchain/bin`, then runs the recipe's script in `folder/src`."""
     links, stubs = tool_links(node)
     return render(
         "build.sh.j2",
-        id=node.ref.id,
+        id=build_id(folder),
         toolbin=folder / "toolchain" / "bin",
         tool_links=links,
         tool_stubs=stubs,
