@@ -52,6 +52,7 @@ from pathlib import Path
 from .elf import host_search_dirs
 
 MAX_BYTES = 4 << 20  # larger "metadata" files are not metadata: skipped
+MAX_EXPANDED = 1 << 16  # characters a line or value may grow to by variable expansion
 # pkg-config's default search path on the host (Debian's multiarch one, then the usual ones)
 HOST_PC_DIRS = tuple(
     f"{d}/pkgconfig"
@@ -71,7 +72,9 @@ _SH_ASSIGN = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 _LIBFILE = re.compile(r"^(lib.+?)\.(?:so(?:\.[0-9][0-9.]*)?|a|la)$")
 _STOP = "\\s\"'`;|&()<>"  # what ends a word in a shell line
 _SH_FLAG = re.compile(rf"(?<![^{_STOP}=])(-(?:l|L|I)[^{_STOP}]+)")
-_SH_PATH = re.compile(rf"(?<![^{_STOP}=:])(/[^{_STOP}:]*/lib[^{_STOP}:/]*\.(?:so[0-9.]*|a|la))")
+_SH_PATH = re.compile(
+    rf"(?<![^{_STOP}=:])(/[^{_STOP}:]{{0,1024}}/lib[^{_STOP}:/]{{0,255}}\.(?:so[0-9.]*|a|la))"
+)  # bounded: a long line without spaces must not make this quadratic
 _CASE_PATTERN = re.compile(r"^\s*[^\s()=\"'][^()=\"']*\)")  # `-I/usr/include|-I/x) ;;`
 _CMAKE_STRING = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s+"((?:[^"\\]|\\.)*)"')
 _PC_FIELDS = ("Libs", "Libs.private", "Cflags", "Cflags.private")
@@ -137,14 +140,19 @@ class MetaProblem:
 
 
 def _expand(text: str, variables: dict[str, str]) -> str:
-    """`${name}` and `$name` replaced by their values; unknown ones left as they are."""
+    """`${name}` and `$name` replaced by their values; unknown ones left as they are, and so
+    are all once the text would grow past MAX_EXPANDED characters (`b="$a$a"`, `c="$b$b"`...:
+    a word with a `$` left in it is skipped)."""
+    budget = [MAX_EXPANDED - len(text)]
 
     def one(m: re.Match) -> str:
-        return variables.get(m.group(1) or m.group(2), m.group(0))
+        value = variables.get(m.group(1) or m.group(2), m.group(0))
+        budget[0] -= len(value)
+        return value if budget[0] >= 0 else m.group(0)
 
     for _ in range(8):  # values that name other variables, a few levels deep
         new = _VAR.sub(one, text)
-        if new == text:
+        if new == text or budget[0] < 0:
             break
         text = new
     return text

@@ -6,8 +6,10 @@ with --as-needed (NEEDED has none, its .pc names it), as netCDF-C 4.9.0 did."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from hdmodules.linkmeta import (
     lib_stem,
     requires_modules,
     script_words,
+    words_of,
 )
 from hdmodules.spec.externals import External
 from hdmodules.spec.toolfolders import own_folders
@@ -255,6 +258,26 @@ def test_word_readers():
     assert [(w.kind, w.value) for w in words] == [("lib", "m")]
     assert lib_stem("libz.so.1.2.13") == lib_stem("libz.a") == lib_stem("libz") == "libz"
     assert find_library("definitely-not-a-library-xyz", [MULTIARCH]) is None
+
+
+def test_garbage_and_pathological_files_give_no_error_and_stay_fast():
+    kinds = [Path(f"x/{n}") for n in ("lib/pkgconfig/a.pc", "lib/a.la", "bin/a-config")]
+    kinds.append(Path("x/lib/cmake/aTargets.cmake"))
+    pieces = ["-l", "-L", "-I", "/usr/lib/", "libz.so", " ", '"', "'", "$", "${a}", "$a", "a="]
+    pieces += ["=", ":", "\n", "#", "\\", "$<", ">", ";", "LIBRARIES ", "Libs:", "Requires:"]
+    pieces += [">=", ",", "*", ")", "(", "`", "dependency_libs='", "#!/bin/sh\n", "x", "/"]
+    rnd = random.Random(15)
+    for _ in range(500):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 200)))
+        for kind in kinds:
+            words_of(kind, text)
+    start = time.monotonic()
+    doubling = "".join(f"v{i + 1}=${{v{i}}}${{v{i}}}\n" for i in range(60))
+    assert words_of(kinds[0], f"v0=xxxxxxxx\n{doubling}Libs: ${{v60}} -lz\n")[-1].text == "-lz"
+    shell = doubling.replace("{", "").replace("}", "")
+    assert words_of(kinds[2], f"#!/bin/sh\nv0=xxxxxxxx\n{shell}echo $v60 -lz\n")[-1].text == "-lz"
+    assert words_of(kinds[2], "#!/bin/sh\n" + "/a" * 200_000 + "\n") == []
+    assert time.monotonic() - start < 5
 
 
 # --- the toolchain's own folders ------------------------------------------------------------
