@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import elf
+from .. import elf, linkmeta
 from ..errors import BuildFailed, HitError
 from ..runner import spawn_logged
 from ..store.layout import Store, remove_tree
@@ -182,10 +182,14 @@ def _failure(job: BuildJob, what: str, with_tail: bool = True) -> BuildFailed:
 
 def _check_links(job: BuildJob, prefix: Path) -> None:
     """Every ELF file's libraries must come from the artifact, its dependencies or the
-    allowed host libraries (elf.check_artifact). Raises BuildFailed listing the first 20."""
-    problems = elf.check_artifact(prefix, list(job.dependency_prefixes), job.allowed_host_libs)
+    allowed host libraries (elf.check_artifact), and so must every library and folder its
+    link metadata names (linkmeta.check_metadata: .pc, .la, *-config, CMake package
+    files). Raises BuildFailed listing the first 20."""
+    deps, allowed = list(job.dependency_prefixes), job.allowed_host_libs
+    problems = [p.message(prefix) for p in elf.check_artifact(prefix, deps, allowed)]
+    problems += [p.message(prefix) for p in linkmeta.check_metadata(prefix, deps, allowed)]
     if problems:
-        lines = "\n".join("    " + p.message(prefix) for p in problems[:20])
+        lines = "\n".join("    " + p for p in problems[:20])
         with open(job.folder / "build.log", "a") as log:
             log.write("\nhdmodules link check failed:\n" + lines + "\n")
         raise _failure(job, f"library check failed:\n{lines}", with_tail=False)

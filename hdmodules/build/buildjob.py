@@ -19,6 +19,7 @@ from ..spec.artifact import ArtifactRef
 from ..spec.buildspec import BuildSpec
 from ..spec.externals import ENV_OF_ROLE, ROLES, TOOL_NAMES
 from ..spec.recipes import Source, env_name
+from ..spec.toolfolders import own_folders
 from ..store.layout import Store
 from ..templating import render
 
@@ -36,9 +37,12 @@ class BuildJob:
     `spec` is the build spec (its hash is `ref.hash`);
     `dependencies` the artifact ids of the direct dependencies (what the scheduler orders
     by); `dependency_prefixes` every dependency's prefix, dependencies first (what the link
-    check accepts); `env` the variables `script` exports, in order; `folder` the build folder
-    (`src/`, `build.sh`, `build.log`); `prefix` where it installs (the store's prefix of
-    `ref`, or `FOLDER/artifact` for `hit bdir`); `jobs` the build's JOBS (CPUs)."""
+    check accepts); `allowed_host_libs` the host libraries it may link besides those, and
+    the folders its link metadata may name (entries starting with `/`: the toolchain's
+    own, see spec/toolfolders.py, and a recipe's); `env` the variables `script` exports,
+    in order; `folder` the build folder (`src/`, `build.sh`, `build.log`); `prefix` where
+    it installs (the store's prefix of `ref`, or `FOLDER/artifact` for `hit bdir`); `jobs`
+    the build's JOBS (CPUs)."""
 
     ref: ArtifactRef
     spec: BuildSpec
@@ -84,6 +88,7 @@ def build_job(
     env = build_env(node, deps, prefix, folder)
     allowed = home.host_libs | set(node.recipe.allow_host_libs)
     allowed |= {lib for ext in node.toolchain.values() for lib in ext.libs}
+    allowed |= {d for ext in node.toolchain.values() for d in own_folders(ext)}  # `/...`
     return BuildJob(
         ref=node.ref,
         spec=node.spec,
