@@ -296,6 +296,14 @@ def resolve_file(file: Path, repin: bool = False, dirty: bool = False) -> Resolv
     return replace(resolved, notes=notes + resolved.notes)
 
 
+def recipes_of(profile: ProfileSpec) -> list[Recipe]:
+    """Every recipe `profile` uses (its packages and their dependencies), loaded and checked
+    but not resolved: no external is fingerprinted and nothing hashed, so it works on a
+    machine other than the one that builds (`hit fetch`, `hdmod fetch --to`). Raises
+    HitError for an unknown package or a bad recipe."""
+    return list(_load_all(profile).values())
+
+
 def node_for(resolved: Resolved, name: str) -> Node:
     """A package of the profile by name (for `hit show`, `hit bdir`)."""
     try:
