@@ -283,3 +283,61 @@ def test_a_slurm_submission_fetches_on_the_submitting_side_first(tmp_path):
     assert "Nothing was built." in r.stderr and "sbatch" not in r.stderr
     assert not list((root / "bld").glob("libcore/*"))
     assert not list(root.rglob("*slurm*")), list(root.rglob("*slurm*"))
+
+
+def test_a_site_build_takes_its_sources_from_site_mirrors(tmp_path):
+    """`hdmod build` fetches first through site.yaml's `mirrors:`: the URL is dead, the
+    folder the admin carried in holds the tarball by name."""
+    need(shutil.which("gcc-12") is not None, "gcc-12")
+    from tests.conftest import demo_site
+
+    site = demo_site(tmp_path, "  s:\n    compiler: gcc-12\n    packages: [net]\n")
+    carried = site.parent / "carried"
+    carried.mkdir()
+    sha = _tarball(carried, "net", {"greeting.txt": "hello\n"})
+    write_recipe(
+        site.parent / "pkgs",
+        "net",
+        f'version: "1.0"\nsources:\n  - url: {DEAD}/net-1.0.tar.gz\n    sha256: {sha}\n'
+        'build: |\n  install -Dm644 greeting.txt "$ARTIFACT/share/net.txt"\n',
+    )
+    site.write_text(site.read_text().replace("stacks:\n", "mirrors: [carried]\nstacks:\n", 1))
+    root = tmp_path / "root"
+    r = run_hdmod("build", str(site), "--root", str(root))
+    assert "[1/1] net-1.0.tar.gz  fetched (" in r.stderr
+    assert f"from {carried}/net-1.0.tar.gz" in r.stderr
+    assert (root / "profiles" / "s" / "share" / "net.txt").read_text() == "hello\n"
+    assert (root / "src" / "sha256" / sha).exists()
+
+
+def test_a_remote_git_source_is_carried_in_a_seed_folder_too(hit, home, tmp_path):
+    need(shutil.which("git") is not None, "git")
+    repo = tmp_path / "upstream-repo"
+    repo.mkdir()
+    (repo / "greeting.txt").write_text("hello from git\n")
+    git = ["git", "-C", str(repo), "-c", "user.email=a@b", "-c", "user.name=A"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    write_recipe(
+        tmp_path / "pkgs",
+        "alpha",
+        f"version: '1'\nsources:\n  - git: {repo.as_uri()}\n    commit: {commit.strip()}\n"
+        'build: |\n  install -Dm644 greeting.txt "$ARTIFACT/share/alpha.txt"\n',
+    )
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "root: siteroot\npackage_dirs: [pkgs]\n"
+        "externals:\n  cc: {kind: compiler, version: '1', commands: {cc: /usr/bin/gcc}}\n"
+        "stacks:\n  one: {compiler: cc, packages: [alpha]}\nmodules: {layout: flat}\n"
+    )
+    seed = tmp_path / "carry"
+    r = run_hdmod("fetch", str(site), "--to", str(seed))
+    assert f"{repo.as_uri()}@{commit[:12]}  fetched" in r.stderr
+    shutil.rmtree(repo)  # upstream gone: only the carried mirror has the commit
+    r = hit("fetch", "--from", str(seed))
+    assert r.out.startswith("git  ") and "git/" in (seed / "SOURCES.txt").read_text()
+    r = hit("build", str(_profile(tmp_path, "[alpha]")))
+    assert "fetching" not in r.err
+    assert (tmp_path / "default" / "share" / "alpha.txt").read_text() == "hello from git\n"

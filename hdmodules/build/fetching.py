@@ -141,6 +141,9 @@ def fetch_all(
     failures: list[tuple[Need, BaseException]] = []
     for number in range(1, len(todo) + 1):
         need, origin, seconds, error = done.get()
+        if error is not None and not isinstance(error, HitError | OSError):
+            stop.set()
+            raise error  # a bug, not a download that failed
         if error is not None:
             failures.append((need, error))
             break
@@ -154,7 +157,13 @@ def fetch_all(
     raise HitError(_failure_text(failures, mirrors, config, building))
 
 
-def _worker(pending, done, cache: Path, mirrors: tuple[str, ...], stop: threading.Event) -> None:
+def _worker(
+    pending: queue.SimpleQueue[Need],
+    done: queue.SimpleQueue[Done],
+    cache: Path,
+    mirrors: tuple[str, ...],
+    stop: threading.Event,
+) -> None:
     """Take needs from `pending` until it is empty or `stop` is set; report each to `done`."""
     while not stop.is_set():
         try:
@@ -166,13 +175,13 @@ def _worker(pending, done, cache: Path, mirrors: tuple[str, ...], stop: threadin
             origin = _fetch_one(need, cache, mirrors, stop)
         except Stopped:
             return
-        except (HitError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - handed to the waiting thread, never lost
             done.put((need, "", 0.0, e))
             continue
         done.put((need, origin, time.monotonic() - start, None))
 
 
-def _more_failures(done) -> list[tuple[Need, BaseException]]:
+def _more_failures(done: queue.SimpleQueue[Done]) -> list[tuple[Need, BaseException]]:
     """Failures reported within GRACE seconds of the first (offline, every URL fails)."""
     out = []
     deadline = time.monotonic() + GRACE
@@ -187,6 +196,7 @@ def _more_failures(done) -> list[tuple[Need, BaseException]]:
 
 
 def _size(cache: Path, need: Need) -> str:
+    """` (1.2 MB)`: the size of a fetched file in the cache, for its progress line."""
     if need.sha256 is None:
         return ""
     try:
@@ -201,7 +211,10 @@ def _size(cache: Path, need: Need) -> str:
 
 
 def _failure_text(
-    failures: list[tuple[Need, BaseException]], mirrors: tuple[str, ...], config: str, building
+    failures: list[tuple[Need, BaseException]],
+    mirrors: tuple[str, ...],
+    config: str,
+    building: bool,
 ) -> str:
     """The message of a failed fetch: the first failure with every place tried, the others by
     name, then what to do."""
