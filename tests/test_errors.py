@@ -108,7 +108,7 @@ def test_unknown_package_for_show_and_bdir(hit, demo):
 
 def test_usage_errors_are_not_tracebacks(hit, tmp_path):
     r = hit("fetch", cwd=tmp_path, check=False)
-    assert r.code == 2 and "give either URL_OR_FILE or --from DIR" in r.err
+    assert r.code == 2 and "give either URL_OR_FILE, PROFILE.yaml or --from DIR" in r.err
     r = hit("build", "-j", "0", cwd=tmp_path, check=False)
     assert r.code == 2
 

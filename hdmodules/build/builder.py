@@ -23,6 +23,7 @@ from ..errors import BuildFailed, HitError
 from ..runner import spawn_logged
 from ..store.layout import Store, remove_tree
 from .buildjob import HOST_PATH, BuildJob, build_id
+from .patching import apply_patches
 from .sources import fetch, materialize
 
 LOG_TAIL = 20  # lines of the build log a failure shows
@@ -43,9 +44,10 @@ class Outcome:
 
 def prepare(job: BuildJob) -> Path:
     """Make the job's build folder: `src/` with every source in place (fetched into the source
-    cache first), and `build.sh`. Removes an earlier folder of the same job. Returns the
-    script's path. Raises HitError for a source that cannot be fetched or unpacked, OSError
-    for a folder that cannot be written."""
+    cache first, if fetching first missed it) and the patches applied in order, and
+    `build.sh`. Removes an earlier folder of the same job. Returns the script's path. Raises
+    HitError for a source that cannot be fetched or unpacked or a patch that does not apply,
+    OSError for a folder that cannot be written."""
     folder = job.folder
     if folder.exists():
         remove_tree(folder)
@@ -56,6 +58,10 @@ def prepare(job: BuildJob) -> Path:
         if source.url:
             fetch(job.source_cache, source.url, source.sha256, job.mirrors)
         materialize(source, job.source_cache, folder / "src")
+    for patch in job.patches:
+        if patch.url:
+            fetch(job.source_cache, patch.url, patch.sha256, job.mirrors)
+    apply_patches(job.patches, job.source_cache, folder / "src", folder)
     script = folder / "build.sh"
     script.write_text(job.script)
     script.chmod(0o755)

@@ -18,7 +18,7 @@ from ..hashing import SHORT
 from ..spec.artifact import ArtifactRef
 from ..spec.buildspec import BuildSpec
 from ..spec.externals import ENV_OF_ROLE, ROLES, TOOL_NAMES
-from ..spec.recipes import Source, env_name
+from ..spec.recipes import Patch, Source, env_name
 from ..spec.toolfolders import own_folders
 from ..store.layout import Store
 from ..templating import render
@@ -57,6 +57,7 @@ class BuildJob:
     jobs: int
     source_cache: Path
     mirrors: tuple[str, ...] = ()
+    patches: tuple[Patch, ...] = ()  # applied in order after the sources are in place
 
     @property
     def record(self) -> dict[str, Any]:
@@ -103,6 +104,7 @@ def build_job(
         jobs=jobs,
         source_cache=home.source_cache,
         mirrors=tuple(home.mirrors),
+        patches=tuple(node.recipe.patches),
     )
 
 

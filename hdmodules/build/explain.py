@@ -35,6 +35,7 @@ ORDER = (
     "platform",
     "build_env",
     "sources",
+    "patches",
     "build",
     "parameters",
     "toolchain",
@@ -42,7 +43,12 @@ ORDER = (
 )
 IGNORED = {"id"}  # differs whenever anything does: never a cause
 # how a path's top-level key reads in a line
-WORDS = {"sources": "source", "parameters": "parameter", "toolchain": "external"}
+WORDS = {
+    "sources": "source",
+    "patches": "patch",
+    "parameters": "parameter",
+    "toolchain": "external",
+}
 MAX_DEPTH = 20  # how far down dependencies are followed
 
 
@@ -100,7 +106,7 @@ def _label(path: KeyPath) -> str:
     head, *rest = path
     words = [WORDS.get(str(head), str(head))]
     words += [str(p + 1) if isinstance(p, int) else p for p in rest]
-    if head == "sources" and words[-1] == "hash":
+    if head in ("sources", "patches") and words[-1] == "hash":
         words.pop()
     return " ".join(words)
 

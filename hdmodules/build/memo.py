@@ -4,8 +4,9 @@ Running `hit build` on an unchanged profile is the common case and should cost l
 than starting Python. After each successful build the memo records every input by
 (mtime_ns, size, inode): the profile YAMLs, the home config, every recipe file, the listing of
 every package dir (a recipe added earlier in the search order shadows a later one), every file
-and folder of path sources, and this package's own resolver code. When every stamp still
-matches, the artifact ids are taken from the memo without reading YAML or hashing sources.
+and folder of path sources, every patch file beside a recipe, and this package's own resolver
+code. When every stamp still matches, the artifact ids are taken from the memo without reading
+YAML or hashing sources.
 Externals are inputs too: every command and every file a pin names (a compiler replaced by
 a package upgrade or an alternatives switch) is stamped, so the fast path never hides drift.
 Any difference, or anything missing from the store, falls back to a full resolution.
@@ -88,6 +89,9 @@ def save(home, resolved) -> None:
                 inputs[str(source.path)] = _stamp(str(source.path))
                 if source.path.is_dir():
                     _tree(source.path, inputs)
+        for patch in node.recipe.patches:  # a patch beside the recipe is hashed by content
+            if patch.path is not None:
+                inputs[str(patch.path)] = _stamp(str(patch.path))
     doc = {
         "version": __version__,
         "store": str(home.store),

@@ -7,8 +7,10 @@ from no longer matters, so a site without internet seeds the cache from a folder
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
+import threading
 import urllib.parse
 from pathlib import Path, PurePosixPath
 
@@ -46,19 +48,47 @@ def add_file(cache: Path, file: Path, expect: str | None = None) -> str:
             os.unlink(tmp)
 
 
-def _download(url: str, dest: Path) -> None:
+CHUNK = 1 << 20  # bytes read at a time; a stopped download ends within one
+
+
+class FetchFailed(HitError):
+    """A source no candidate gave: `url` (its own URL), `attempts` ((where, what went wrong)
+    for each mirror candidate and the URL, in the order tried). `str()` is one line."""
+
+    def __init__(self, url: str, attempts: tuple[tuple[str, str], ...]) -> None:
+        super().__init__(url, attempts)
+        self.url = url
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        tried = "; ".join(f"{where}: {what}" for where, what in self.attempts)
+        return f"cannot fetch {self.url}: {tried or 'not found in any mirror'}"
+
+
+class Stopped(HitError):
+    """A download given up because another one failed (fetching first stops at once)."""
+
+
+def _download(url: str, dest: Path, stop: threading.Event | None = None) -> None:
+    """`url` into the file `dest`. Raises HitError with the reason (the URL's own problem:
+    refused, unknown host, 404), Stopped when `stop` is set while it runs."""
     import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as r, open(dest, "wb") as f:
-            shutil.copyfileobj(r, f)
+            while chunk := r.read(CHUNK):
+                if stop is not None and stop.is_set():
+                    raise Stopped(f"{url}: stopped")
+                f.write(chunk)
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
-        raise HitError(f"{url}: {reason}") from None
+        raise HitError(str(reason)) from None
 
 
-def _candidates(url: str, sha256: str, mirrors: tuple[str, ...]) -> list[str]:
+def candidates(url: str, sha256: str, mirrors: tuple[str, ...]) -> list[str]:
+    """Where a source is looked for, in order: each mirror (a folder or a URL) by hash
+    (`sha256/<hex>`), then by the URL's file name, then the URL itself."""
     name = PurePosixPath(urllib.parse.urlsplit(url).path).name
     out = []
     for m in mirrors:
@@ -68,31 +98,49 @@ def _candidates(url: str, sha256: str, mirrors: tuple[str, ...]) -> list[str]:
 
 
 def fetch(cache: Path, url: str, sha256: str | None, mirrors: tuple[str, ...] = ()) -> Path:
-    """Make sure the source is in the cache, trying each mirror before its URL."""
+    """Make sure the source is in the cache, trying each mirror before its URL. Returns its
+    file in the cache. Raises FetchFailed naming every candidate tried and why it failed."""
+    return fetch_from(cache, url, sha256, mirrors)[0]
+
+
+def fetch_from(
+    cache: Path,
+    url: str,
+    sha256: str | None,
+    mirrors: tuple[str, ...] = (),
+    stop: threading.Event | None = None,
+) -> tuple[Path, str]:
+    """`fetch`, also saying where the bytes came from: (the file in the cache, the candidate
+    that gave it, "" when it was cached already). Raises FetchFailed, or Stopped when `stop`
+    is set during a download."""
     if sha256 and cache_file(cache, sha256).exists():
-        return cache_file(cache, sha256)
-    problems = []
+        return cache_file(cache, sha256), ""
+    attempts: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(dir=_ensure(cache), prefix=".fetch-") as tmp:
-        for cand in _candidates(url, sha256 or "", mirrors) if sha256 else [url]:
+        for cand in candidates(url, sha256 or "", mirrors) if sha256 else [url]:
+            if stop is not None and stop.is_set():
+                raise Stopped(f"{url}: stopped")
             local = None if is_url(cand) else Path(cand)
             if local is not None and not local.is_file():
+                attempts.append((cand, "not there"))
                 continue
             dl = Path(tmp, "download")
             try:
                 if local is not None:
                     shutil.copyfile(local, dl)
                 else:
-                    _download(cand, dl)
-            except HitError as e:
-                problems.append(str(e))
+                    _download(cand, dl, stop)
+            except Stopped:
+                raise
+            except (HitError, OSError) as e:
+                attempts.append((cand, str(e) if isinstance(e, HitError) else e.strerror or ""))
                 continue
             got = sha256_file(dl)
             if sha256 and got != sha256:
-                problems.append(f"{cand}: sha256 mismatch: expected {sha256}, got {got}")
+                attempts.append((cand, f"sha256 mismatch: expected {sha256}, got {got}"))
                 continue
-            return cache_file(cache, add_file(cache, dl))
-    tried = "; ".join(problems) or "not found in any mirror"
-    raise HitError(f"cannot fetch {url}: {tried}")
+            return cache_file(cache, add_file(cache, dl)), cand
+    raise FetchFailed(url, tuple(attempts))
 
 
 def fetch_any(cache: Path, url_or_file: str, mirrors: tuple[str, ...] = ()) -> tuple[str, str]:
@@ -106,11 +154,76 @@ def fetch_any(cache: Path, url_or_file: str, mirrors: tuple[str, ...] = ()) -> t
     return found.name, url_or_file
 
 
+SEED_SUFFIXES = (*ARCHIVE_SUFFIXES, ".patch", ".diff")
+INDEX = "SOURCES.txt"  # in a seed folder: `<sha256>  <file name>  <url>` per line, for people
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 def seed_from(cache: Path, folder: Path) -> list[tuple[str, str]]:
-    """`hit fetch --from DIR`: every archive directly in `folder` into the cache (a site
-    without internet copies the upstream tarballs there). Returns (sha256, file name) each."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and is_archive(p.name))
-    return [(add_file(cache, f), f.name) for f in files]
+    """`hit fetch --from DIR`: into the cache, every archive or patch directly in `folder`
+    (a site without internet copies upstream tarballs there), every file of `folder/sha256/`
+    (a seed folder `hdmod fetch --to` wrote: each must hash to its name) and every bare git
+    mirror in `folder/git/` the cache lacks. Returns (sha256, file name) for each file and
+    ("git", folder name) for each mirror copied. Raises HitError for a file of `sha256/`
+    whose content does not match its name."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(SEED_SUFFIXES))
+    out = [(add_file(cache, f), f.name) for f in files]
+    names = _index_names(folder / INDEX)
+    by_hash = folder / "sha256"
+    if by_hash.is_dir():
+        for f in sorted(by_hash.iterdir()):
+            if not (f.is_file() and HEX64.fullmatch(f.name)):
+                continue
+            if not cache_file(cache, f.name).exists():
+                add_file(cache, f, expect=f.name)
+            out.append((f.name, names.get(f.name, f"sha256/{f.name}")))
+    gits = folder / "git"
+    if gits.is_dir():
+        for repo in sorted(gits.glob("*.git")):
+            target = cache / "git" / repo.name
+            if repo.is_dir() and not target.exists():
+                _copy_tree(repo, target)
+                out.append(("git", repo.name))
+    return out
+
+
+def _index_names(index: Path) -> dict[str, str]:
+    """sha256 -> file name, from a seed folder's SOURCES.txt (empty if it has none)."""
+    try:
+        lines = index.read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    return {p[0]: p[1] for p in (line.split() for line in lines) if len(p) >= 2}
+
+
+def write_index(folder: Path, entries: list[tuple[str, str, str]]) -> None:
+    """A seed folder's SOURCES.txt: one `<key>  <name>  <origin>` line per entry (key the
+    sha256, or `git/<mirror>`; name the file name; origin the URL), the lines of other keys
+    already there kept, sorted by name."""
+    from ..atomic import write_atomic
+
+    index = folder / INDEX
+    lines = {key: f"{key}  {name}  {origin}" for key, name, origin in entries}
+    try:
+        for line in index.read_text(errors="replace").splitlines():
+            parts = line.split()
+            if parts and parts[0] not in lines:
+                lines[parts[0]] = line
+    except OSError:
+        pass
+    ordered = sorted(lines.values(), key=lambda line: (line.split() + ["", ""])[1])
+    write_atomic(index, "".join(line + "\n" for line in ordered))
+
+
+def _copy_tree(src: Path, target: Path) -> None:
+    """A folder copied next to `target`, then renamed into place: never half there."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".in-"))
+    try:
+        shutil.copytree(src, tmp / "tree", symlinks=True)
+        os.rename(tmp / "tree", target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def is_archive(name: str) -> bool:

@@ -177,6 +177,28 @@ def cancel(site_yaml: Path, root, modules_dir) -> None:
     click.echo(f"cancelled {len(ids)} job(s): {', '.join(ids)}")
 
 
+@cli.command()
+@site_options
+@click.option(
+    "--to",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="into this seed folder (for `hit fetch --from DIR` at a site without internet)",
+)
+def fetch(site_yaml: Path, root, modules_dir, to: Path | None) -> None:
+    """Fetch every download the recipes of SITE_YAML's stacks use (URL sources and patches,
+    remote git repositories) into the site root's source cache, so builds need no internet.
+
+    With --to DIR, into DIR instead (sha256/<hex>, git/, SOURCES.txt), e.g. on a machine
+    with internet; carry DIR to the site and run `HIT_HOME=ROOT hit fetch --from DIR` there,
+    or list DIR under `mirrors:` in site.yaml.
+    """
+    from ..publish.fetches import fetch_site
+
+    site = _site(site_yaml, root, modules_dir)
+    done = fetch_site(site, to, lambda line: click.echo(line, err=True))
+    click.echo(f"{done.needed} download(s) of {site_yaml} in {done.folder} ({done.fetched} new)")
+
+
 @cli.group()
 def modules() -> None:
     """The site's module tree."""

@@ -173,31 +173,45 @@ def bdir(package: str, folder: Path, profile: str) -> None:
 
 
 @cli.command()
-@click.argument("url_or_file", required=False)
+@click.argument("what", required=False, metavar="[URL_OR_FILE | PROFILE.yaml]")
 @click.option(
     "--from",
     "from_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="add every archive in this folder to the cache",
+    help="add every archive and patch in this folder, and a seed folder's sha256/, to the cache",
 )
-def fetch(url_or_file: str | None, from_dir: Path | None) -> None:
-    """Put a source into the cache and print its sha256 and a `sources:` snippet.
+def fetch(what: str | None, from_dir: Path | None) -> None:
+    """Put sources into the cache.
 
-    With --from DIR, seed the cache from every archive in DIR (for sites without internet:
-    copy the upstream tarballs there; their hashes are what recipes name).
+    With a URL or file: fetch it and print its sha256 and a `sources:` snippet. With a
+    PROFILE.yaml: fetch everything its recipes download (URL sources and patches, remote git
+    repositories), so that `hit build` then needs no internet. With --from DIR: seed the
+    cache from DIR (for sites without internet: a folder of upstream tarballs, or what
+    `hdmod fetch SITE.yaml --to DIR` made).
     """
-    from ..build.sources import fetch_any, seed_from
+    from ..urls import is_url
 
     home = _home()
-    if (url_or_file is None) == (from_dir is None):
-        raise click.UsageError("give either URL_OR_FILE or --from DIR")
+    if (what is None) == (from_dir is None):
+        raise click.UsageError("give either URL_OR_FILE, PROFILE.yaml or --from DIR")
     if from_dir is not None:
+        from ..build.sources import seed_from
+
         added = seed_from(home.source_cache, from_dir)
         for sha, name in added:
             click.echo(f"{sha}  {name}")
-        click.echo(f"{len(added)} archive(s) added to {home.source_cache}", err=True)
+        click.echo(f"{len(added)} source(s) added to {home.source_cache}", err=True)
         return
-    sha, url = fetch_any(home.source_cache, url_or_file, home.mirrors)
+    assert what is not None
+    if what.endswith((".yaml", ".yml")) and not is_url(what):
+        from ..publish.fetches import fetch_profile
+
+        done = fetch_profile(Path(os.path.abspath(what)), home, lambda s: click.echo(s, err=True))
+        click.echo(f"{done.needed} download(s) of {what} in {done.folder} ({done.fetched} new)")
+        return
+    from ..build.sources import fetch_any
+
+    sha, url = fetch_any(home.source_cache, what, home.mirrors)
     click.echo(f"sha256: {sha}\n\nsources:\n  - url: {url}\n    sha256: {sha}")
 
 

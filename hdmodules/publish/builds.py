@@ -80,11 +80,23 @@ def site_build(site: Site, o: SiteBuild, say: Say) -> Published | None:
     return build_site(site, stacks, o.jobs or home.jobs, Progress(total))
 
 
+def _fetch_before_submitting(stacks: list[Resolved], home: Home, say: Say) -> None:
+    """Every download the artifacts still to build need, fetched here, on the submitting side,
+    before any job is submitted (compute nodes often have no internet). Raises HitError."""
+    from ..build.fetching import fetch_first
+    from ..spec.resolve import to_build
+
+    store = open_store(home)
+    todo = to_build([(None, r) for r in stacks], store.is_installed)
+    fetch_first([node.recipe for _none, node in todo], home, say)
+
+
 def _submit_profile(file: Path, resolved: Resolved, home: Home, o: HitBuild, say: Say) -> bool:
-    """Submit what `resolved` misses as Slurm jobs (the last one links the profile); True if
-    anything was submitted."""
+    """Submit what `resolved` misses as Slurm jobs (the last one links the profile), once
+    every download they need is fetched; True if anything was submitted."""
     from ..build.slurm import Commands, SlurmConfig, SlurmRequest, submit_and_follow, tool_command
 
+    _fetch_before_submitting([resolved], home, say)
     py = tool_command("hdmodules.cli.hit")
     commands = Commands(
         artifact=(*py, "build-artifact", str(file)),
@@ -96,10 +108,11 @@ def _submit_profile(file: Path, resolved: Resolved, home: Home, o: HitBuild, say
 
 
 def _submit_site(site: Site, stacks, home: Home, o: SiteBuild, say: Say) -> bool:
-    """Submit what the site's stacks miss as Slurm jobs (the last one publishes the site);
-    True if anything was submitted."""
+    """Submit what the site's stacks miss as Slurm jobs (the last one publishes the site),
+    once every download they need is fetched; True if anything was submitted."""
     from ..build.slurm import Commands, SlurmRequest, submit_and_follow, tool_command
 
+    _fetch_before_submitting([r for _s, r in stacks], home, say)
     py = tool_command("hdmodules.cli.hdmod")
     args = (str(site.file), "--root", str(site.root), "--modules", str(site.modules.path))
     where = f"{site.file} --root {site.root}"

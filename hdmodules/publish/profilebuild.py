@@ -45,8 +45,10 @@ def build_missing(
 ) -> int:
     """Build what is missing in any of `stacks`, dependencies first, `jobs` (CPUs) at a time;
     with `only` (artifact ids: what one Slurm job was given) just those, whose dependencies
-    must be built. Returns how many were built. Raises HitError for an `only` artifact whose
-    dependency is not built, scheduler.BuildsFailed when builds fail."""
+    must be built. Every download they need is fetched before any of them starts
+    (fetching.fetch_first). Returns how many were built. Raises HitError for an `only`
+    artifact whose dependency is not built or a source that cannot be fetched (nothing
+    built), scheduler.BuildsFailed when builds fail."""
     todo = {n.ref.id: (r, n) for r, n in to_build([(r, r) for r in stacks], store.is_installed)}
     if only is not None:
         todo = {i: rn for i, rn in todo.items() if i in only}
@@ -62,10 +64,16 @@ def build_missing(
     if not todo:
         return 0
     from ..build.buildjob import build_job  # only when there is something to build
+    from ..build.fetching import fetch_first
     from ..build.scheduler import LocalPool, run
 
+    fetch_first([node.recipe for _r, node in todo.values()], home, progress.note)
     jobs = max(1, jobs)
     build_jobs = [build_job(r, node, home, store, jobs) for r, node in todo.values()]
+    if any(job.patches for job in build_jobs):
+        from ..build.patching import patch_tool
+
+        patch_tool()  # no GNU patch: say so before anything builds
     return run(build_jobs, LocalPool(store, jobs, progress), progress)
 
 

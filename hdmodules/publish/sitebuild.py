@@ -40,12 +40,17 @@ def resolve_stacks(site: Site) -> list[tuple[Stack, Resolved]]:
 
 
 def site_home(site: Site) -> Home:
-    """The site root is laid out as a `hit` home (created on first use, not private)."""
+    """The site root is laid out as a `hit` home (created on first use, not private); the
+    mirrors site.yaml lists come before those of the root's config.yaml."""
+    from dataclasses import replace
+
     from ..store.home import init_home
 
     if not (site.root / "config.yaml").exists():
         init_home(site.root, private=False)
-    return load_home(site.root)
+    home = load_home(site.root)
+    mirrors = tuple(dict.fromkeys((*site.mirrors, *home.mirrors)))
+    return replace(home, mirrors=mirrors)
 
 
 def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[int, Path, bool]:

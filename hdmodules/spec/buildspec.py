@@ -35,6 +35,11 @@ def _list(doc: dict, key: str) -> list:
     return value if isinstance(value, list) else []
 
 
+def _int(doc: dict, key: str, default: int) -> int:
+    value = doc.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
 def _str(doc: dict, key: str, default: str = "") -> str:
     value = doc.get(key)
     return value if isinstance(value, str) else default
@@ -54,13 +59,27 @@ class SourceInput:
 
 
 @dataclass(frozen=True)
+class PatchInput:
+    """One patch as a build spec sees it: its content hash (hex sha256) and strip level."""
+
+    hash: str
+    strip: int = 1
+
+    def to_doc(self) -> dict[str, str | int]:
+        """`{"hash": ..., "strip": ...}`, as it appears in a build spec's `patches` list."""
+        return {"hash": self.hash, "strip": self.strip}
+
+
+@dataclass(frozen=True)
 class BuildSpec:
     """The canonical inputs of one build; `hash()` is the `<hash>` of its id `name/<hash>`.
 
     `dependencies` maps each direct dependency's name to its artifact id; `toolchain` maps a
     kind ("compiler", "mpi") to what `externals.External.spec()` gives (kind, version,
     prefix, module, pin); `platform` is `resolve.platform_doc()`; `build_env` the version of
-    the environment builder.py gives build scripts (0 when an old build.json lacks it)."""
+    the environment builder.py gives build scripts (0 when an old build.json lacks it);
+    `patches` the recipe's patches in the order they are applied (in the document only when
+    there are some, so the ids of packages without patches stay what they were)."""
 
     name: str
     version: str
@@ -71,10 +90,11 @@ class BuildSpec:
     toolchain: dict[str, dict[str, Any]] = field(default_factory=dict)
     platform: dict[str, str] = field(default_factory=dict)
     build_env: int = 0
+    patches: tuple[PatchInput, ...] = ()
 
     def to_doc(self) -> dict[str, Any]:
         """The one document form (JSON types only): what is hashed and stored."""
-        return {
+        doc: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
             "sources": [s.to_doc() for s in self.sources],
@@ -85,6 +105,9 @@ class BuildSpec:
             "platform": dict(self.platform),
             "build_env": self.build_env,
         }
+        if self.patches:
+            doc["patches"] = [p.to_doc() for p in self.patches]
+        return doc
 
     @classmethod
     def from_doc(cls, doc: Any) -> BuildSpec:
@@ -92,6 +115,7 @@ class BuildSpec:
         doc = doc if isinstance(doc, dict) else {}
         sources = [s for s in _list(doc, "sources") if isinstance(s, dict)]
         build_env = doc.get("build_env")
+        patches = [p for p in _list(doc, "patches") if isinstance(p, dict)]
         return cls(  # positional, in field order: gc reads every artifact's build.json
             _str(doc, "name"),
             _str(doc, "version"),
@@ -102,6 +126,7 @@ class BuildSpec:
             _mapping(doc, "toolchain"),
             _mapping(doc, "platform"),
             build_env if isinstance(build_env, int) else 0,
+            tuple(PatchInput(_str(p, "hash"), _int(p, "strip", 1)) for p in patches),
         )
 
     def hash(self) -> str:

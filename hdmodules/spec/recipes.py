@@ -19,6 +19,7 @@ RECIPE_KEYS = {
     "description",
     "homepage",
     "sources",
+    "patches",
     "dependencies",
     "build",
     "parameters",
@@ -51,6 +52,24 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Patch:
+    """One entry of a recipe's `patches:`: a unified diff beside the recipe (`path`, made
+    absolute) or fetched (`url` + `sha256`), applied like `patch -p<strip>` in the source
+    tree after the sources are unpacked. `line` is its line in the recipe."""
+
+    path: Path | None = None
+    url: str | None = None
+    sha256: str | None = None
+    strip: int = 1
+    line: int = 0
+
+    @property
+    def label(self) -> str:
+        """How messages name it: the file, or the URL."""
+        return str(self.path) if self.path is not None else str(self.url)
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One package's recipe as loaded from `<package_dir>/<name>.yaml` (see the README's Recipe
     section)."""
@@ -62,6 +81,7 @@ class Recipe:
     description: str = ""
     homepage: str = ""
     sources: tuple[Source, ...] = ()
+    patches: tuple[Patch, ...] = ()  # applied in order to the unpacked sources
     dependencies: tuple[str, ...] = ()
     parameters: dict[str, Scalar] = field(default_factory=dict)
     allow_host_libs: tuple[str, ...] = ()
@@ -129,6 +149,59 @@ def _check_url(m: yamlfile.Mapping, url: str) -> None:
         yamlfile.fail(m, "url", f"{url!r}: give an http(s), ftp or file URL with its host")
 
 
+PATCH_KEYS = {"path", "url", "sha256", "strip"}
+MAX_STRIP = 32  # path components a strip level may remove
+
+
+def _load_patches(m: yamlfile.Mapping, recipe_dir: Path) -> tuple[Patch, ...]:
+    """`patches:`: a list of file names beside the recipe, or mappings with `path` or
+    `url` + `sha256`, and `strip` (default 1). ConfigError (file:line) for anything else,
+    a file that is not there included."""
+    entries = m.get("patches") or []
+    if not isinstance(entries, list):
+        yamlfile.fail(m, "patches", "'patches' must be a list (- fix.patch, or - url: ...)")
+    out = []
+    for entry in entries:
+        if isinstance(entry, str):
+            entry = _patch_mapping(m, entry)
+        if not isinstance(entry, yamlfile.Mapping):
+            yamlfile.fail(m, "patches", "each patch is a file name or a mapping (path:/url:)")
+        out.append(_load_patch(entry, recipe_dir))
+    return tuple(out)
+
+
+def _patch_mapping(m: yamlfile.Mapping, path: str) -> yamlfile.Mapping:
+    """A patch given as a plain file name, as the mapping `{path: NAME}` at its list's line."""
+    entry = yamlfile.Mapping(path=path)
+    entry.file, entry.line, entry.key_lines = m.file, m.line_of("patches"), {}
+    return entry
+
+
+def _load_patch(p: yamlfile.Mapping, recipe_dir: Path) -> Patch:
+    yamlfile.check_keys(p, PATCH_KEYS, "a patch")
+    path, url = yamlfile.get_str(p, "path"), yamlfile.get_str(p, "url")
+    if (path is None) == (url is None):
+        raise ConfigError(p.file, p.line, "a patch needs exactly one of 'path' or 'url'")
+    strip = p.get("strip", 1)
+    if isinstance(strip, bool) or not isinstance(strip, int) or not 0 <= strip <= MAX_STRIP:
+        yamlfile.fail(p, "strip", f"'strip' must be a whole number from 0 to {MAX_STRIP}")
+    sha = yamlfile.get_str(p, "sha256")
+    if url is not None:
+        _check_url(p, url)
+        if sha is None:
+            message = f"the patch {url} needs a sha256 (`hit fetch {url}` prints it)"
+            raise ConfigError(p.file, p.line, message)
+    if sha is not None and (url is None or not SHA256_RE.match(sha.lower())):
+        problem = "64 hexadecimal characters" if url else "given only with 'url'"
+        yamlfile.fail(p, "sha256", f"a patch's 'sha256' must be {problem}")
+    file = None
+    if path is not None:
+        file = Path(os.path.abspath(recipe_dir / path))
+        if not file.is_file():
+            yamlfile.fail(p, "path", f"patch file {path} is not there ({file})")
+    return Patch(file, url, sha.lower() if sha else None, strip, p.line)
+
+
 def load_recipe(file: Path) -> Recipe:
     """Load and check one recipe file. Raises ConfigError (file:line) for anything a recipe may not
     say."""
@@ -164,6 +237,7 @@ def load_recipe(file: Path) -> Recipe:
         description=yamlfile.check_text(m, "description", yamlfile.get_str(m, "description", "")),
         homepage=yamlfile.check_text(m, "homepage", yamlfile.get_str(m, "homepage", "")),
         sources=tuple(_load_source(s, file.parent) for s in sources),
+        patches=_load_patches(m, file.parent),
         dependencies=tuple(deps),
         parameters=params,
         allow_host_libs=tuple(yamlfile.get_str_list(m, "allow_host_libs")),
@@ -192,6 +266,18 @@ def find_recipe(name: str, package_dirs: list[Path]) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def patch_hash(patch: Patch) -> str:
+    """What of a patch enters the build spec: its content's sha256 (never its name or URL).
+    Raises HitError if its file went away since the recipe was loaded."""
+    if patch.sha256:
+        return patch.sha256
+    assert patch.path is not None
+    try:
+        return sha256_file(patch.path)
+    except OSError as e:
+        raise HitError(f"patch {patch.path}: {e.strerror or e}") from None
 
 
 def source_hash(source: Source) -> str:

@@ -5,6 +5,7 @@ hash of each source, the build script, parameters, the dependencies' artifact id
 externals it is built with (compiler, MPI, ...), the platform and the version of the build
 environment this tool sets up. What cannot change the result
 (job count, description, homepage, log verbosity, which host libraries may be linked) is left out.
+Patches are hashed as sources are: by content, with their strip level.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import TypeVar
 
 from ..errors import ConfigError, HitError
 from .artifact import ArtifactRef
-from .buildspec import BuildSpec, ProfileDoc, SourceInput
+from .buildspec import BuildSpec, PatchInput, ProfileDoc, SourceInput
 from .externals import External, check_pins, implicit_compiler
 from .profiles import ProfileSpec, load_profile
-from .recipes import Recipe, env_name, find_recipe, load_recipe, source_hash
+from .recipes import Recipe, env_name, find_recipe, load_recipe, patch_hash, source_hash
 from .yamlfile import Scalar
 
 # Bump when the environment builder.py gives build scripts changes what builds produce.
@@ -252,6 +253,7 @@ def _node(
         toolchain={kind: ext.spec() for kind, ext in sorted(tools.items())},
         platform=platform_doc(),
         build_env=BUILD_ENV_VERSION,
+        patches=tuple(PatchInput(patch_hash(p), p.strip) for p in recipe.patches),
     )
     ref = ArtifactRef(recipe.name, recipe.version, spec.hash())
     return Node(recipe, ref, spec, recipe.dependencies, tuple(closure), params, tools)
@@ -292,6 +294,14 @@ def resolve_file(file: Path, repin: bool = False, dirty: bool = False) -> Resolv
         profile = load_profile(file)
     resolved = resolve(profile, dirty=dirty)
     return replace(resolved, notes=notes + resolved.notes)
+
+
+def recipes_of(profile: ProfileSpec) -> list[Recipe]:
+    """Every recipe `profile` uses (its packages and their dependencies), loaded and checked
+    but not resolved: no external is fingerprinted and nothing hashed, so it works on a
+    machine other than the one that builds (`hit fetch`, `hdmod fetch --to`). Raises
+    HitError for an unknown package or a bad recipe."""
+    return list(_load_all(profile).values())
 
 
 def node_for(resolved: Resolved, name: str) -> Node:

@@ -33,6 +33,7 @@ SITE_KEYS = frozenset(
         "modules",
         "permissions",
         "slurm",
+        "mirrors",
     ]
 )
 STACK_KEYS = {"compiler", "mpi", "core", "parameters", "packages"}
@@ -131,6 +132,7 @@ class Site:
     group: str | None = None
     mode: int = 0o755
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    mirrors: tuple[str, ...] = ()  # folders (absolute) or URLs tried before a source's URL
 
 
 def _choice(m: yamlfile.Mapping, key: str, choices: tuple[str, ...], default: str) -> str:
@@ -360,4 +362,13 @@ def load_site(file: Path, root: Path | None = None, modules: Path | None = None)
         group=yamlfile.get_str(perms, "group"),
         mode=mode,
         slurm=load_slurm_config(yamlfile.get_mapping(m, "slurm"), base),
+        mirrors=_mirrors(m, base),
     )
+
+
+def _mirrors(m: yamlfile.Mapping, base: Path) -> tuple[str, ...]:
+    """`mirrors:` of site.yaml: URLs as given, folders relative to site.yaml made absolute."""
+    from ..urls import is_url
+
+    given = yamlfile.get_str_list(m, "mirrors")
+    return tuple(u if is_url(u) else os.path.abspath(base / u) for u in given)

@@ -271,11 +271,10 @@ class Request:
 
 
 def sources_to_keep(resolved: Iterable[Resolved]) -> frozenset[str]:
-    """The sha256 of every fetched source of every package of these resolved profiles: what
-    `hit gc --sources PROFILE.yaml...` keeps in the source cache."""
-    return frozenset(
-        s.sha256 for r in resolved for n in r.nodes.values() for s in n.recipe.sources if s.sha256
-    )
+    """The sha256 of every fetched source and patch of every package of these resolved
+    profiles: what `hit gc --sources PROFILE.yaml...` keeps in the source cache."""
+    recipes = [n.recipe for r in resolved for n in r.nodes.values()]
+    return frozenset(s.sha256 for r in recipes for s in (*r.sources, *r.patches) if s.sha256)
 
 
 def collect_home(

@@ -12,7 +12,7 @@ if [[ $(id -u) -ne 0 ]]; then
     echo "setup-host.sh: must run as root (installs packages with apt)" >&2
     exit 1
 fi
-packages=(build-essential binutils git ca-certificates gcc-11 g++-11 gfortran-11 gfortran
+packages=(build-essential binutils git patch ca-certificates gcc-11 g++-11 gfortran-11 gfortran
           libopenmpi-dev openmpi-bin libmpich-dev mpich util-linux passwd cmake pkg-config)
 missing=()
 for p in "${packages[@]}"; do
