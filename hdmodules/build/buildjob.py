@@ -10,6 +10,7 @@ no configuration).
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..hashing import SHORT
 from ..spec.artifact import ArtifactRef
 from ..spec.buildspec import BuildSpec
+from ..spec.buildsystems import ToolNeed, tool_needs
 from ..spec.externals import ENV_OF_ROLE, ROLES, TOOL_NAMES
 from ..spec.recipes import Source, env_name
 from ..store.layout import Store
@@ -38,7 +40,8 @@ class BuildJob:
     by); `dependency_prefixes` every dependency's prefix, dependencies first (what the link
     check accepts); `env` the variables `script` exports, in order; `folder` the build folder
     (`src/`, `build.sh`, `build.log`); `prefix` where it installs (the store's prefix of
-    `ref`, or `FOLDER/artifact` for `hit bdir`); `jobs` the build's JOBS (CPUs)."""
+    `ref`, or `FOLDER/artifact` for `hit bdir`); `jobs` the build's JOBS (CPUs); `tools` the
+    host tools its build system runs (checked on its PATH before it starts: missing_tools)."""
 
     ref: ArtifactRef
     spec: BuildSpec
@@ -53,6 +56,7 @@ class BuildJob:
     jobs: int
     source_cache: Path
     mirrors: tuple[str, ...] = ()
+    tools: tuple[ToolNeed, ...] = ()
 
     @property
     def record(self) -> dict[str, Any]:
@@ -98,7 +102,20 @@ def build_job(
         jobs=jobs,
         source_cache=home.source_cache,
         mirrors=tuple(home.mirrors),
+        tools=tool_needs(node.recipe.build_system),
     )
+
+
+def missing_tools(job: BuildJob) -> list[str]:
+    """One message (naming the tool and the recipe's `build_system:` line) for each host tool
+    the job's build system runs that is on none of the folders of its PATH as they are now
+    (a dependency not built yet provides nothing)."""
+    path = dict(job.env).get("PATH", HOST_PATH)
+    return [
+        need.message()
+        for need in job.tools
+        if not any(shutil.which(tool, path=path) for tool in need.alternatives)
+    ]
 
 
 def _lib_dirs(prefix: Path) -> list[str]:
@@ -179,7 +196,9 @@ def tool_links(node: Node) -> tuple[list[tuple[str, str]], list[str]]:
 
 def render_script(node: Node, env: list[tuple[str, str]], folder: Path, jobs: int) -> str:
     """build.sh (templates/build.sh.j2): clears the environment, exports `env`, lays out the
-    toolchain in `folder/toolchain/bin`, then runs the recipe's script in `folder/src`."""
+    toolchain in `folder/toolchain/bin`, then runs the build body in `folder/src`: the text
+    the build spec hashes (`node.spec.build`: the recipe's `build:`, or its build system's
+    phases rendered with its arguments), so what runs is what the hash names."""
     links, stubs = tool_links(node)
     return render(
         "build.sh.j2",
@@ -192,5 +211,5 @@ def render_script(node: Node, env: list[tuple[str, str]], folder: Path, jobs: in
         jobs=jobs,
         env=env,
         srcdir=folder / "src",
-        script=node.recipe.build.rstrip("\n"),
+        script=node.spec.build.rstrip("\n"),
     )
