@@ -6,6 +6,8 @@ commands that render nothing start faster."""
 from __future__ import annotations
 
 import shlex
+import string
+from collections.abc import Iterable
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -20,7 +22,7 @@ def builtin_dirs() -> list[Path]:
 @cache
 def environment(overrides: tuple[Path, ...] = ()):
     """The Jinja2 environment over `overrides` (a site's folders, first) and the built-in
-    templates, with the q, lua, tcl and comment filters."""
+    templates, with the q, arg, args, lua, tcl and comment filters."""
     import jinja2
 
     env = jinja2.Environment(
@@ -31,11 +33,44 @@ def environment(overrides: tuple[Path, ...] = ()):
         lstrip_blocks=True,
         autoescape=False,
     )
-    env.filters["q"] = lambda s: shlex.quote(str(s))
+    env.filters["q"] = shell_quote
+    env.filters["arg"] = shell_arg
+    env.filters["args"] = shell_args
     env.filters["lua"] = lua_quote
     env.filters["tcl"] = tcl_quote
     env.filters["comment"] = comment_text
     return env
+
+
+def shell_quote(value: object) -> str:
+    """One shell word that bash reads back byte-exact, whatever the value holds: the one way
+    any string enters a generated shell script (the `q` filter)."""
+    return shlex.quote(str(value))
+
+
+def shell_arg(value: object) -> str:
+    """A recipe's argument (`configure_args: [...]` and the like) as one shell word: its text
+    byte-exact (shell_quote), except that each `{NAME}` becomes the value of the build
+    variable NAME ("$NAME", inside the same word, never split or globbed); `{{` and `}}` are
+    literal braces. The `arg` filter. Raises ValueError for a field that is not a variable
+    name (spec/buildsystems.py refuses those when the recipe is loaded)."""
+    words, text = [], ""
+    for literal, name, spec, conversion in string.Formatter().parse(str(value)):
+        text += literal  # `{{x}}` comes as "{" and "x}": one quoted piece
+        if name is not None:
+            if spec or conversion or not name.isidentifier() or not name.isascii():
+                raise ValueError(f"{{{name}}} is not a build variable")
+            words += [shell_quote(text)] if text else []
+            words.append(f'"${{{name}}}"')
+            text = ""
+    words += [shell_quote(text)] if text or not words else []
+    return "".join(words)
+
+
+def shell_args(values: Iterable[object]) -> str:
+    """Arguments as shell words (shell_arg), each preceded by a space: "" for none, so a
+    template writes `make{{ make_args|args }}`. The `args` filter."""
+    return "".join(" " + shell_arg(v) for v in values)
 
 
 def comment_text(value: object) -> str:
@@ -86,3 +121,18 @@ def tcl_quote(value: object) -> str:
 def render(template: str, overrides: tuple[Path, ...] = (), **context: Any) -> str:
     """Render the template named `template` (e.g. `lmod/module.lua`) with `context`."""
     return environment(overrides).get_template(template).render(**context)
+
+
+def render_file(path: Path, **context: Any) -> str:
+    """Render the template file `path` with `context`, as it is now: compiled once per
+    (path, mtime, size, inode), so a file that changed or appeared since an earlier render in
+    this process is what renders. Its `{% include %}`s name built-in templates. Raises
+    OSError if it cannot be read."""
+    st = path.stat()
+    return _compiled(str(path), st.st_mtime_ns, st.st_size, st.st_ino).render(**context)
+
+
+@cache
+def _compiled(path: str, mtime_ns: int, size: int, inode: int):
+    """The compiled template of the file `path` at that stat stamp (render_file)."""
+    return environment().from_string(Path(path).read_text())

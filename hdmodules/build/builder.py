@@ -22,7 +22,7 @@ from .. import elf, linkmeta
 from ..errors import BuildFailed, HitError
 from ..runner import spawn_logged
 from ..store.layout import Store, remove_tree
-from .buildjob import HOST_PATH, BuildJob, build_id
+from .buildjob import HOST_PATH, BuildJob, build_id, missing_tools
 from .patching import apply_patches
 from .sources import fetch, materialize
 
@@ -123,7 +123,8 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
     concurrent `hit` processes (the artifact's lock; `on_wait()` is called once if another
     process holds it). The prefix is committed only when the script succeeded and the link
     check passed; on failure it is removed and the build folder kept. Raises BuildFailed
-    (script, link check, OSError such as a full disk) or HitError (a source)."""
+    (a host tool its build system runs is missing, script, link check, OSError such as a
+    full disk) or HitError (a source)."""
     ref = job.ref
     if job.prefix != store.local_prefix(ref):  # e.g. a `hit bdir` job: it installs elsewhere
         where = f"installs into {job.prefix}, not into {store.root}"
@@ -133,6 +134,9 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
     with store.lock(ref, on_wait=on_wait):
         if store.is_installed(ref):  # another process built it while we waited
             return Outcome("present")
+        missing = missing_tools(job)  # its dependencies are built now: look on its PATH
+        if missing:
+            raise BuildFailed(ref.id, "\n  ".join(missing))
         kill_build_processes(build_id(job.folder), None)  # leftovers of a killed earlier attempt
         prefix = store.begin(ref)
         start = time.monotonic()

@@ -10,6 +10,7 @@ no configuration).
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..hashing import SHORT
 from ..spec.artifact import ArtifactRef
 from ..spec.buildspec import BuildSpec
+from ..spec.buildsystems import ToolNeed, tool_needs
 from ..spec.externals import ENV_OF_ROLE, ROLES, TOOL_NAMES
 from ..spec.recipes import Patch, Source, env_name
 from ..spec.toolfolders import own_folders
@@ -42,7 +44,8 @@ class BuildJob:
     own, see spec/toolfolders.py, and a recipe's); `env` the variables `script` exports,
     in order; `folder` the build folder (`src/`, `build.sh`, `build.log`); `prefix` where
     it installs (the store's prefix of `ref`, or `FOLDER/artifact` for `hit bdir`); `jobs`
-    the build's JOBS (CPUs)."""
+    the build's JOBS (CPUs); `tools` the host tools its build system runs (checked on its
+    PATH before it starts: missing_tools)."""
 
     ref: ArtifactRef
     spec: BuildSpec
@@ -58,6 +61,7 @@ class BuildJob:
     source_cache: Path
     mirrors: tuple[str, ...] = ()
     patches: tuple[Patch, ...] = ()  # applied in order after the sources are in place
+    tools: tuple[ToolNeed, ...] = ()
 
     @property
     def record(self) -> dict[str, Any]:
@@ -105,7 +109,20 @@ def build_job(
         source_cache=home.source_cache,
         mirrors=tuple(home.mirrors),
         patches=tuple(node.recipe.patches),
+        tools=tool_needs(node.recipe.build_system),
     )
+
+
+def missing_tools(job: BuildJob) -> list[str]:
+    """One message (naming the tool and the recipe's `build_system:` line) for each host tool
+    the job's build system runs that is on none of the folders of its PATH as they are now
+    (a dependency not built yet provides nothing)."""
+    path = dict(job.env).get("PATH", HOST_PATH)
+    return [
+        need.message()
+        for need in job.tools
+        if not any(shutil.which(tool, path=path) for tool in need.alternatives)
+    ]
 
 
 def _lib_dirs(prefix: Path) -> list[str]:
@@ -194,7 +211,9 @@ def build_id(folder: Path) -> str:
 
 def render_script(node: Node, env: list[tuple[str, str]], folder: Path, jobs: int) -> str:
     """build.sh (templates/build.sh.j2): clears the environment, exports `env`, lays out the
-    toolchain in `folder/toolchain/bin`, then runs the recipe's script in `folder/src`."""
+    toolchain in `folder/toolchain/bin`, then runs the build body in `folder/src`: the text
+    the build spec hashes (`node.spec.build`: the recipe's `build:`, or its build system's
+    phases rendered with its arguments), so what runs is what the hash names."""
     links, stubs = tool_links(node)
     return render(
         "build.sh.j2",
@@ -207,5 +226,5 @@ def render_script(node: Node, env: list[tuple[str, str]], folder: Path, jobs: in
         jobs=jobs,
         env=env,
         srcdir=folder / "src",
-        script=node.recipe.build.rstrip("\n"),
+        script=node.spec.build.rstrip("\n"),
     )

@@ -4,9 +4,10 @@ Running `hit build` on an unchanged profile is the common case and should cost l
 than starting Python. After each successful build the memo records every input by
 (mtime_ns, size, inode): the profile YAMLs, the home config, every recipe file, the listing of
 every package dir (a recipe added earlier in the search order shadows a later one), every file
-and folder of path sources, every patch file beside a recipe, and this package's own resolver
-code. When every stamp still matches, the artifact ids are taken from the memo without reading
-YAML or hashing sources.
+and folder of path sources, every patch file beside a recipe, every file that can be a build
+system's phase template (each package dir's `build_systems/<system>.sh.j2`, present or not, and
+the built-in one), and this package's own resolver code. When every stamp still matches, the
+artifact ids are taken from the memo without reading YAML or hashing sources.
 Externals are inputs too: every command and every file a pin names (a compiler replaced by
 a package upgrade or an alternatives switch) is stamped, so the fast path never hides drift.
 Any difference, or anything missing from the store, falls back to a full resolution.
@@ -61,6 +62,7 @@ def _tree(root: Path, out: dict[str, list[int] | None]) -> None:
 # (YAML, recipes, package dirs, externals' files, path and git sources) one short branch.
 def save(home, resolved) -> None:
     """Record a successful build of `resolved` (spec.resolve.Resolved) in `home` (a Home)."""
+    from ..spec.buildsystems import template_files  # not on the no-op path: it loads PyYAML
     from ..store.home import open_store
 
     profile = resolved.profile
@@ -79,6 +81,8 @@ def save(home, resolved) -> None:
             ]
             inputs.update({f: _stamp(f) for f in files if f.startswith("/")})
         inputs[str(node.recipe.file)] = _stamp(str(node.recipe.file))
+        templates = template_files(node.recipe.build_system, tuple(profile.package_dirs))
+        inputs.update({str(f): _stamp(str(f)) for f in templates})
         for source in node.recipe.sources:
             if source.git is not None and os.path.isdir(source.git):  # a checkout: its refs
                 from .gitsources import watched_files

@@ -12,7 +12,7 @@ import click
 
 from .. import __version__
 from .common import externals_group, run_cli
-from .hit_helpers import PROFILE_HELP, _home, _resolve, open_store
+from .hit_helpers import PROFILE_HELP, _home, _resolve, _resolve_package, open_store
 from .hit_store import cp, diff, gc, history, mv, purge, rm, rollback, verify
 
 
@@ -127,46 +127,46 @@ def show() -> None:
 
 @show.command("buildspec")
 @click.argument("package")
-@click.option("-p", "--profile", default="default.yaml", help=PROFILE_HELP)
-def show_buildspec(package: str, profile: str) -> None:
-    """The canonical build spec of PACKAGE (its hash is the artifact id)."""
-    from ..spec.resolve import node_for
+@click.option("-p", "--profile", help=PROFILE_HELP)
+def show_buildspec(package: str, profile: str | None) -> None:
+    """The canonical build spec of PACKAGE (its hash is the artifact id).
 
-    node = node_for(_resolve(profile), package)
+    PACKAGE: a package of the profile, or a recipe file (pkgs/NAME.yaml)."""
+    _, node = _resolve_package(package, profile)
     click.echo(json.dumps(node.spec.record(node.ref.id), indent=2, sort_keys=True))
 
 
 @show.command("script")
 @click.argument("package")
-@click.option("-p", "--profile", default="default.yaml", help=PROFILE_HELP)
-def show_script(package: str, profile: str) -> None:
-    """The exact build script PACKAGE is built with (environment included)."""
+@click.option("-p", "--profile", help=PROFILE_HELP)
+def show_script(package: str, profile: str | None) -> None:
+    """The exact build script PACKAGE is built with (environment included).
+
+    PACKAGE: a package of the profile, or a recipe file (pkgs/NAME.yaml)."""
     from ..build.buildjob import build_job
-    from ..spec.resolve import node_for
 
     home = _home(write=False)
-    resolved = _resolve(profile)
-    job = build_job(resolved, node_for(resolved, package), home, open_store(home), home.jobs)
+    resolved, node = _resolve_package(package, profile)
+    job = build_job(resolved, node, home, open_store(home), home.jobs)
     click.echo(job.script, nl=False)
 
 
 @cli.command()
 @click.argument("package")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("-p", "--profile", default="default.yaml", help=PROFILE_HELP)
-def bdir(package: str, folder: Path, profile: str) -> None:
+@click.option("-p", "--profile", help=PROFILE_HELP)
+def bdir(package: str, folder: Path, profile: str | None) -> None:
     """Unpack PACKAGE's sources into FOLDER/src with its build script FOLDER/build.sh.
 
     `bash FOLDER/build.sh` then builds by hand exactly as `hit build` would, except that it
-    installs into FOLDER/artifact rather than the store.
+    installs into FOLDER/artifact rather than the store. PACKAGE: a package of the profile,
+    or a recipe file (pkgs/NAME.yaml).
     """
     from ..build.builder import bdir as make_bdir
     from ..build.buildjob import build_job
-    from ..spec.resolve import node_for
 
     home = _home()
-    resolved = _resolve(profile)
-    node = node_for(resolved, package)
+    resolved, node = _resolve_package(package, profile)
     job = build_job(resolved, node, home, open_store(home), home.jobs, folder.absolute())
     script = make_bdir(job)
     click.echo(f"sources in {folder / 'src'}; run: bash {script}")

@@ -38,3 +38,30 @@ def open_store(home):
 def _store_paths(write: bool = True):
     home = _home(write)
     return home, open_store(home)
+
+
+def _resolve_package(package: str, profile: str | None):
+    """`(resolved, node)` of PACKAGE in PROFILE (default.yaml). When PACKAGE is a recipe file
+    (`pkgs/hello.yaml`), that recipe is resolved as PROFILE would build it, its folder first
+    among the package dirs and the package added; without a PROFILE given nor a
+    default.yaml here, as a profile of that recipe alone (its folder for its dependencies,
+    the host compiler). Raises HitError as resolving does."""
+    from ..spec.resolve import node_for, resolve
+
+    recipe = Path(package)
+    if not (package.endswith(".yaml") and recipe.is_file()):
+        resolved = _resolve(profile or "default.yaml")
+        return resolved, node_for(resolved, package)
+    from ..spec.profiles import PackageRequest, ProfileSpec, load_profile
+    from ..spec.recipes import load_recipe
+
+    name = load_recipe(recipe).name
+    if profile is not None or Path("default.yaml").is_file():
+        spec = load_profile(Path(profile or "default.yaml"))
+    else:
+        spec = ProfileSpec(file=recipe.absolute())
+    folder = recipe.absolute().parent
+    spec.package_dirs = [folder] + [d for d in spec.package_dirs if d != folder]
+    spec.packages.setdefault(name, PackageRequest(name, file=recipe, line=1))
+    resolved = resolve(spec)
+    return resolved, node_for(resolved, name)

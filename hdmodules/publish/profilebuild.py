@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import HitError
 from ..progress import Progress
@@ -22,6 +23,9 @@ from ..store import roots
 from ..store.home import Home, open_store
 from ..store.layout import Store
 from .assemble import assemble, check_link, link_profile, record_upstream_use
+
+if TYPE_CHECKING:
+    from ..build.buildjob import BuildJob
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,23 @@ def build_missing(
         from ..build.patching import patch_tool
 
         patch_tool()  # no GNU patch: say so before anything builds
+    _check_tools(build_jobs)
     return run(build_jobs, LocalPool(store, jobs, progress), progress)
+
+
+def _check_tools(build_jobs: list[BuildJob]) -> None:
+    """Before anything builds: every host tool a build system needs (cmake, meson, ninja,
+    make) is on its build's PATH. A build whose dependencies are not all built yet is checked
+    by the builder when it starts (a dependency may provide the tool). Raises HitError
+    naming each missing tool and the recipe line that needs it."""
+    from ..build.buildjob import missing_tools
+
+    problems: list[str] = []
+    for job in build_jobs:
+        if all(p.is_dir() for p in job.dependency_prefixes):
+            problems += [m for m in missing_tools(job) if m not in problems]
+    if problems:
+        raise HitError("\n".join(problems) + "\nNothing was built.")
 
 
 @contextmanager

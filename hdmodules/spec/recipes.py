@@ -10,7 +10,8 @@ from pathlib import Path
 from ..errors import ConfigError, HitError
 from ..hashing import sha256_file, tree_hash
 from ..urls import git_location
-from . import yamlfile
+from . import buildsystems, yamlfile
+from .buildsystems import BuildSteps
 from .yamlfile import Scalar, check_env_value, check_name, check_version
 
 RECIPE_KEYS = {
@@ -27,7 +28,7 @@ RECIPE_KEYS = {
     "toolchain",
     "environment",
     "resources",
-}
+} | buildsystems.KEYS
 RESOURCE_KEYS = {"cpus", "mem", "time"}
 SOURCE_KEYS = {"url", "sha256", "path", "git", "commit", "dest"}
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -89,6 +90,7 @@ class Recipe:
     environment: dict[str, str] = field(default_factory=dict)  # set by its module; {prefix}
     resources: dict[str, str] = field(default_factory=dict)  # for Slurm: cpus, mem, time
     dependency_lines: dict[str, int] = field(default_factory=dict)
+    build_system: BuildSteps | None = None  # `build_system:` and its arguments (buildsystems)
 
 
 def env_name(name: str) -> str:
@@ -206,7 +208,7 @@ def load_recipe(file: Path) -> Recipe:
     """Load and check one recipe file. Raises ConfigError (file:line) for anything a recipe may not
     say."""
     m = yamlfile.load_mapping(file, "recipe")
-    yamlfile.check_keys(m, RECIPE_KEYS, f"recipe {file.stem}", required=("version", "build"))
+    yamlfile.check_keys(m, RECIPE_KEYS, f"recipe {file.stem}", required=("version",))
     # name and version are folders of the store and module names (see names.py)
     name = check_name(m, "name", yamlfile.get_str(m, "name", file.stem), "package name")
     if isinstance(m["version"], float):
@@ -222,9 +224,16 @@ def load_recipe(file: Path) -> Recipe:
         check_name(m, "dependencies", d, "dependency")
     if len(set(deps)) != len(deps):
         yamlfile.fail(m, "dependencies", "a dependency is listed twice")
-    if not isinstance(m["build"], str):
-        yamlfile.fail(m, "build", "'build' must be a script (use `build: |` and indent it)")
     params = yamlfile.check_parameters(m, "parameters")
+    toolchain = yamlfile.get_str_list(m, "toolchain")
+    variables = buildsystems.arg_variables(deps, list(params), toolchain, env_name)
+    steps = buildsystems.load(m, variables, deps)
+    if steps is None and m.get("build") is None:
+        systems = ", ".join(buildsystems.SYSTEMS)
+        message = f"recipe {file.stem} needs the key 'build' (a script) or 'build_system'"
+        raise ConfigError(file, m.line, f"{message} ({systems})")
+    if m.get("build") is not None and not isinstance(m["build"], str):
+        yamlfile.fail(m, "build", "'build' must be a script (use `build: |` and indent it)")
     environment = yamlfile.check_parameters(m, "environment", "module variable")
     env_m = yamlfile.get_mapping(m, "environment")
     for k, v in environment.items():
@@ -233,7 +242,7 @@ def load_recipe(file: Path) -> Recipe:
         name=name,
         version=version,
         file=file,
-        build=m["build"],
+        build=m.get("build") or "",
         description=yamlfile.check_text(m, "description", yamlfile.get_str(m, "description", "")),
         homepage=yamlfile.check_text(m, "homepage", yamlfile.get_str(m, "homepage", "")),
         sources=tuple(_load_source(s, file.parent) for s in sources),
@@ -241,10 +250,11 @@ def load_recipe(file: Path) -> Recipe:
         dependencies=tuple(deps),
         parameters=params,
         allow_host_libs=tuple(yamlfile.get_str_list(m, "allow_host_libs")),
-        toolchain=tuple(yamlfile.get_str_list(m, "toolchain")),
+        toolchain=tuple(toolchain),
         resources=_resources(m),
         environment={k: str(v) for k, v in environment.items()},
         dependency_lines={d: m.line_of("dependencies") for d in deps},
+        build_system=steps,
     )
 
 

@@ -1,10 +1,12 @@
 """Resolution: a profile spec and its recipes become build specs, hashes and a DAG.
 
 The build spec is everything that can change what a build makes: name, version, the content
-hash of each source, the build script, parameters, the dependencies' artifact ids, the pinned
-externals it is built with (compiler, MPI, ...), the platform and the version of the build
-environment this tool sets up. What cannot change the result
-(job count, description, homepage, log verbosity, which host libraries may be linked) is left out.
+hash of each source, the build script (the recipe's `build:`, or the phases of its
+`build_system:` rendered with its arguments: buildsystems.body), parameters, the
+dependencies' artifact ids, the pinned externals it is built with (compiler, MPI, ...), the
+platform and the version of the build environment this tool sets up. What cannot change the
+result (job count, description, homepage, log verbosity, which host libraries may be linked)
+is left out.
 Patches are hashed as sources are: by content, with their strip level.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ConfigError, HitError
+from . import buildsystems
 from .artifact import ArtifactRef
 from .buildspec import BuildSpec, PatchInput, ProfileDoc, SourceInput
 from .externals import External, check_pins, implicit_compiler
@@ -247,7 +250,7 @@ def _node(
         name=recipe.name,
         version=recipe.version,
         sources=tuple(SourceInput(source_hash(s), s.dest) for s in recipe.sources),
-        build=recipe.build,
+        build=buildsystems.body(recipe.build_system, recipe.build, tuple(profile.package_dirs)),
         parameters=params,
         dependencies={dep: nodes[dep].ref.id for dep in recipe.dependencies},
         toolchain={kind: ext.spec() for kind, ext in sorted(tools.items())},
