@@ -52,6 +52,7 @@ class Source:
     sha256: str  # the release's, as the recipe holds it
     debian: str  # Debian's orig tarball
     debian_sha256: str  # equal to sha256 when Debian's is the release byte for byte
+    repack_fix: str = ""  # a pre_configure step the repack needs (what Debian's build does)
 
 
 SOURCES = {
@@ -90,6 +91,9 @@ SOURCES = {
         "dcb0fbd43048832b757ff9942691a8dd70026d5da0ff85601e52687f6deeb34b",
         "gsl_2.7.1+dfsg.orig.tar.gz",
         "e560d6b9c6e254e46769bbb03583c00ecafbdd51b062c55db23b3b9612868567",
+        # the repack drops the manual's sources, which doc/Makefile.in still lists: leave
+        # doc/ out (Debian replaces doc/Makefile.in with an empty stub)
+        repack_fix="sed -i '/^SUBDIRS = /s/ doc$//' Makefile.in",
     ),
     "openblas": Source(
         "OpenBLAS-0.3.21.tar.gz",
@@ -150,6 +154,9 @@ def seed_sources(pkgs: Path, upstream: Path) -> dict[str, str]:
                 text,
             )
             assert n == 1, text
+            if src.repack_fix:
+                assert "pre_configure:" not in new, f"{name}.yaml has a pre_configure now"
+                new += f"pre_configure: |\n  {src.repack_fix}\n"
             recipe.write_text(new)
             used[name] = f"{src.debian} (Debian's repack, not byte-identical to {src.release})"
     return used
