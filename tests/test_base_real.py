@@ -352,7 +352,7 @@ int main(int argc, char **argv) {
     if (!png_image_begin_read_from_file(&in, argv[1])) return 2;
     in.format = PNG_FORMAT_GRAY;
     if (!png_image_finish_read(&in, NULL, back, 0, NULL)) return 3;
-    printf("libpng %s zlib %s %ux%u same %d\n", png_get_libver(NULL), zlibVersion(),
+    printf("libpng %s zlib %s %ux%u same %d\n", png_get_libpng_ver(NULL), zlibVersion(),
            (unsigned)in.width, (unsigned)in.height, memcmp(pixels, back, 8) == 0);
     return 0;
 }
