@@ -345,7 +345,7 @@ def _package_entry(
 def _add_dependencies(packages: list[tuple[Entry, Node, Resolved]], depends_on: str) -> None:
     """Each package module loads its run dependencies' modules: none, the direct ones, or all
     (`modules: depends_on:`), found at its own level or a level above it that is on MODULEPATH
-    whenever it is (an MPI-level fftw-mpi loads the compiler-level fftw; Core)."""
+    whenever it is (an MPI-level netcdf-c loads a compiler-level library it links; Core)."""
     by_id = {(e.level, e.artifact_id): e for e, _n, _r in packages}
     for e, node, resolved in packages:
         names = {"none": (), "direct": node.deps, "all": node.closure}[depends_on]
