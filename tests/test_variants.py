@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from hdmodules.publish.modulefiles import Entry
+from hdmodules.publish.moduletree import render_tree
+from hdmodules.spec.site import ModuleConfig, Site
 from hdmodules.spec.variants import Term, When, describe, parse_condition
 from hdmodules.spec.versions import by_newest, newest
 from tests.conftest import demo_site, need, run_hdmod, run_hit, write_profile, write_recipe
@@ -111,6 +114,24 @@ def test_the_variant_as_modules_show_it():
     assert describe(blocks, {"mpi": True, "precision": "double"}) == "mpi=on precision=double"
     assert describe(blocks, {"mpi": False, "precision": "single"}) == "mpi=off precision=single"
     assert describe((), {"simd": True}) == ""
+
+
+def test_a_folder_of_versions_defaults_to_the_newest(tmp_path):
+    """Without the admin's choice the rc file names the newest (1.10 after 1.9), in both
+    formats; with it, the admin's; one version alone needs no rc file."""
+    entries = [Entry("package", "vlib", v, ("Core",)) for v in ("1.9", "1.10", "1.2")]
+    site = Site(tmp_path / "site.yaml", tmp_path, (), {}, ModuleConfig(tmp_path / "m"))
+    files = render_tree(site, entries)
+    assert 'module-version "vlib/1.10" "default"' in files["tcl/Core/vlib/.modulerc"].decode()
+    assert (
+        'module_version("vlib/1.10", "default")' in files["lmod/Core/vlib/.modulerc.lua"].decode()
+    )
+    admin = Site(
+        site.file, tmp_path, (), {}, ModuleConfig(tmp_path / "m", defaults={"vlib": "1.2"})
+    )
+    assert '"vlib/1.2" "default"' in render_tree(admin, entries)["tcl/Core/vlib/.modulerc"].decode()
+    alone = render_tree(site, entries[:1])
+    assert "tcl/Core/vlib/.modulerc" not in alone
 
 
 # --- a user's profile: hit ------------------------------------------------------------------
@@ -289,13 +310,21 @@ def test_module_load_picks_the_variant_of_the_loaded_stack(site, tool):
         assert f"Variant: {said}" in whatis.out, whatis.out
 
 
-def test_lmod_swaps_the_variant_when_the_mpi_is_loaded(site):
-    """Lmod reloads vfft from the MPI's level when openmpi is loaded after it (and back)."""
-    cmds = f"{_use(site, 'lmod')}; module load gcc vfft; module load openmpi && vfft"
-    run = module_shell("lmod", cmds)
-    assert run.code == 0 and run.out.strip().startswith("vfft mpi"), run.err
-    run = module_shell("lmod", cmds + "; module unload openmpi && vfft")
-    assert run.code == 0 and run.out.strip().endswith("vfft serial"), run.err
+@pytest.mark.parametrize("tool", TOOLS)
+def test_loading_the_mpi_after_the_package(site, tool):
+    """Lmod reloads vfft from the MPI's level when openmpi is loaded after it (and from the
+    compiler's when openmpi is unloaded); Environment Modules 5.2 keeps the loaded serial
+    vfft until it is loaded again (README, Module trees: Variants under one name)."""
+    cmds = f"{_use(site, tool)}; module load gcc vfft; module load openmpi && vfft"
+    run = module_shell(tool, cmds)
+    expected = "vfft mpi" if tool == "lmod" else "vfft serial"
+    assert run.code == 0 and run.out.strip().startswith(expected), run.out + run.err
+    if tool == "lmod":
+        run = module_shell(tool, cmds + "; module unload openmpi && vfft")
+        assert run.code == 0 and run.out.strip().endswith("vfft serial"), run.err
+    else:
+        run = module_shell(tool, cmds + "; module unload vfft; module load vfft && vfft")
+        assert run.code == 0 and re.search(r"vfft mpi \d\.\d$", run.out.strip()), run.err
 
 
 @pytest.mark.parametrize("tool", TOOLS)
