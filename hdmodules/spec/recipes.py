@@ -205,7 +205,10 @@ def _load_patch(p: yamlfile.Mapping, recipe_dir: Path) -> Patch:
     if path is not None:
         file = Path(os.path.abspath(recipe_dir / path))
         if not file.is_file():
-            yamlfile.fail(p, "path", f"patch file {path} is not there ({file})")
+            what = "is a folder" if file.is_dir() else "is not there"
+            yamlfile.fail(p, "path", f"patch file {path} {what} ({file})")
+        if file.stat().st_size == 0:  # patch(1) applies an empty file as a no-op
+            yamlfile.fail(p, "path", f"patch file {path} is empty ({file})")
     return Patch(file, url, sha.lower() if sha else None, strip, p.line)
 
 
