@@ -6,6 +6,10 @@
 # top folder hdf5-1.10.8+repack1), so its bytes differ from the release hdf5-1.10.8.tar.gz
 # (sha256 d341b80d..., what site-configs/pkgs/hdf5.yaml names); tests/test_scientist_real.py
 # builds hdf5 from the repack when the release is not in DIR, and says so.
+# The curated base (tests/test_base_real.py): xz-utils, m4 and libpng1.6 are the releases
+# byte for byte; zlib, libzstd, gsl, openblas and netcdf-fortran are Debian repacks (each
+# recipe says what was removed). OpenBLAS's repack lacks the bundled LAPACK: the release
+# OpenBLAS-0.3.21.tar.gz, put in DIR by hand, is used when it is there.
 # Usage: fetch-upstream-sources.sh DIR   (then: hit fetch --from DIR)
 set -euo pipefail
 dir=${1:?usage: $0 DIR}
@@ -18,7 +22,18 @@ if [ -f "$sources" ] && ! grep -q '^Types:.*deb-src' "$sources"; then
 elif ! apt-cache showsrc bzip2 >/dev/null 2>&1 || [ -z "$(apt-cache showsrc bzip2 2>/dev/null)" ]; then
   apt-get update -qq
 fi
-for pkg in bzip2 lz4 libffi ncurses readline fftw3 hdf5 netcdf; do
-  ls "$dir"/"${pkg}"_*.orig.tar.* >/dev/null 2>&1 || apt-get source --download-only -qq "$pkg"
+have() { ls "$dir"/"$1"_*.orig.tar.* >/dev/null 2>&1; }
+for pkg in bzip2 lz4 libffi ncurses readline fftw3 hdf5 netcdf \
+    zlib xz-utils libzstd m4 libpng1.6 gsl openblas netcdf-fortran; do
+  have "$pkg" && continue
+  # The newest version first; a security update whose Debian files the archive no longer
+  # serves fails the whole download, so then each older version apt knows, until the orig
+  # tarball (shared by all revisions of one upstream version) is here.
+  apt-get source --download-only -qq "$pkg" || true
+  for v in $(apt-cache showsrc "$pkg" | sed -n 's/^Version: //p'); do
+    have "$pkg" && break
+    apt-get source --download-only -qq "$pkg=$v" || true
+  done
+  have "$pkg" || { echo "no orig tarball of $pkg" >&2; exit 1; }
 done
 ls "$dir"/*.orig.tar.*
