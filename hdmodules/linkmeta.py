@@ -356,8 +356,21 @@ class _Context:
         )
 
     def is_own(self, path: str) -> bool:
-        """Whether `path` lies in the artifact or a dependency (or an allowed folder)."""
+        """Whether `path` lies in the artifact or a dependency, or in an allowed folder that
+        is not one of the host's library folders: allowing `/usr/lib/x86_64-linux-gnu` (for
+        an `-L` word) must not let every host library in it through (they are judged by
+        name, as the ELF check does)."""
         norm, real = os.path.normpath(path), os.path.realpath(path)
+        if _inside(norm, self.own) or _inside(real, self.own):
+            return True
+        in_allowed = _inside(norm, self.folders) or _inside(real, self.folders)
+        return in_allowed and not self.on_host(path)
+
+    def may_name(self, folder: str) -> bool:
+        """Whether an `-L`/`-I` word may name `folder`: inside the artifact, a dependency or
+        an allowed folder (host library folders too, when allowed: the word alone links
+        nothing; the libraries found there are judged by name)."""
+        norm, real = os.path.normpath(folder), os.path.realpath(folder)
         roots = (*self.own, *self.folders)
         return _inside(norm, roots) or _inside(real, roots)
 
@@ -416,7 +429,7 @@ def judge(ctx: _Context, file: Path, words: list[Word]) -> list[MetaProblem]:
     search += [*ctx.folders, *ctx.host_dirs]
     for word in dict.fromkeys(words):
         if word.kind == "dir":
-            if os.path.isabs(word.value) and not ctx.is_own(word.value):
+            if os.path.isabs(word.value) and not ctx.may_name(word.value):
                 problems.append(MetaProblem(file, word, None, False, os.path.normpath(word.value)))
         elif word.kind == "module":
             problem = _judge_module(ctx, file, word)

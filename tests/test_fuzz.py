@@ -34,6 +34,11 @@ SEEDS = [
     (DEMO / "site.yaml").read_text(),
     EXTERNALS,
     "&a [*a]\n",
+    # variants and versions (issue 15)
+    'version: "2.0"\nparameters: {mpi: auto, q: false, p: x}\nwhen:\n  +mpi ~q:\n'
+    "    toolchain: [mpi]\n    dependencies: [liba]\n  p=y: {environment: {A: b}, description: d}\n"
+    'versions:\n  "2.0": {path: .}\n  "1.0": [{path: .}]\nbuild: "true"\n',
+    'package_dirs: [pkgs]\ntoolchain: {mpi: openmpi-4.1.4}\npackages:\n  app: {version: "1.0"}\n',
     "a: &x {b: *x}\n",
 ]
 

@@ -27,7 +27,7 @@ from hdmodules.linkmeta import (
 from hdmodules.spec.externals import External
 from hdmodules.spec.toolfolders import own_folders
 from hdmodules.store.home import BASE_HOST_LIBS
-from tests.conftest import run_clean, write_profile, write_recipe
+from tests.conftest import need, run_clean, write_profile, write_recipe
 
 MULTIARCH = "/usr/lib/x86_64-linux-gnu"
 BASE = set(BASE_HOST_LIBS)
@@ -341,3 +341,19 @@ def test_hit_build_refuses_a_hidden_host_library_and_commits_nothing(hit, home, 
         pcdir = f"PKG_CONFIG_PATH={tmp_path}/default/lib/pkgconfig"
         out = run_clean([pcdir, pkg_config, "--libs", "--static", "foo"])
         assert f"-l{name}" in out.stdout, out.stdout + out.stderr
+
+
+def test_allowing_a_host_library_folder_does_not_allow_its_libraries(tmp_path):
+    """`allow_host_libs: [/usr/lib/x86_64-linux-gnu]` (the escape the message offers for an
+    `-L` word) lets the `-L` word through, not every host library found there: `-lbz2` is
+    still judged by name, as the ELF check judges it."""
+    need(Path("/usr/lib/x86_64-linux-gnu/libbz2.so").exists(), "the host's libbz2.so")
+    pc = tmp_path / "art" / "lib" / "pkgconfig"
+    pc.mkdir(parents=True)
+    (pc / "x.pc").write_text(
+        "Name: x\nDescription: x\nVersion: 1\nLibs: -L/usr/lib/x86_64-linux-gnu -lbz2\n"
+    )
+    folder = "/usr/lib/x86_64-linux-gnu"
+    problems = check_metadata(tmp_path / "art", [], frozenset({folder}))
+    assert [p.word.text for p in problems] == ["-lbz2"]
+    assert check_metadata(tmp_path / "art", [], frozenset({folder, "libbz2"})) == []

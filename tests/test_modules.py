@@ -533,6 +533,11 @@ def test_bad_site_yaml(tmp_path):
     )
     r = hdmod("build", str(bad), check=False)
     assert r.returncode == 1 and "never be world-writable" in r.stderr
+    bad.write_text(
+        "root: x\nstacks: {s: {compiler: c, packages: []}}\nmodules:\n  defaults:\n    hdf5: 1.10\n"
+    )
+    r = hdmod("build", str(bad), check=False)
+    assert r.returncode == 1 and f"{bad}:5: modules defaults: hdf5: write the version" in r.stderr
 
 
 @pytest.mark.parametrize("tool", TOOLS)

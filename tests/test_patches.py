@@ -166,6 +166,8 @@ def test_a_patch_applied_twice_is_refused_not_reversed(hit, home, tmp_path):
     "patches, message",
     [
         ("[missing.patch]", "patch file missing.patch is not there"),
+        ("[empty.patch]", "patch file empty.patch is empty"),
+        ("[adir]", "patch file adir is a folder"),
         ("[{path: shout.patch, strip: -1}]", "'strip' must be a whole number from 0 to 32"),
         ("[{path: shout.patch, strip: yes}]", "'strip' must be a whole number"),
         ("[{url: 'http://example.org/x.patch'}]", "the patch http://example.org/x.patch needs"),
@@ -179,6 +181,8 @@ def test_a_patch_applied_twice_is_refused_not_reversed(hit, home, tmp_path):
 def test_bad_patch_entries_are_one_line_with_file_and_line(hit, tmp_path, patches, message):
     write_recipe(tmp_path / "pkgs", "other", 'version: "1"\nbuild: "true"\n')
     (tmp_path / "pkgs" / "shout.patch").write_text(SHOUT)
+    (tmp_path / "pkgs" / "empty.patch").write_text("")
+    (tmp_path / "pkgs" / "adir").mkdir()
     profile = _package(tmp_path, patches)
     r = hit("build", str(profile), check=False)
     assert r.code == 1 and r.err.count("\n") == 1, r.err

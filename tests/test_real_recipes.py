@@ -96,13 +96,14 @@ def test_ncurses_readline_bzip2_from_upstream_tarballs(hit, home, tmp_path, upst
 @pytest.mark.slow
 def test_every_shipped_recipe_builds_from_upstream_tarballs(hit, home, tmp_path, upstream):
     """The slow lane (`python -m pytest -m slow`): the first shipped recipes (SHIPPED) built
-    for real through the unpacker, the reaper and the durable commit (fftw with SIMD takes
-    minutes); each artifact passes `hit verify` and its libraries load under `env -i`."""
+    for real, in a profile without an MPI (fftw's serial variant), through the unpacker, the
+    reaper and the durable commit (fftw with SIMD takes minutes); each artifact passes `hit
+    verify` and its libraries load under `env -i`."""
     hit("fetch", "--from", str(upstream))
-    # The MPI-built ones (hdf5, netcdf-c, fftw-mpi) need a stack with an MPI:
-    # tests/test_scientist_real.py builds them. The curated base (zlib, xz, zstd, m4,
-    # libpng, gsl, openblas, netcdf-fortran; OpenBLAS's DYNAMIC_ARCH alone takes most of an
-    # hour here) is built with a compiler that has Fortran by tests/test_base_real.py.
+    # hdf5 (whose release Debian repacks) and netcdf-c on it: tests/test_scientist_real.py
+    # builds both variants, serial and with Open MPI, and fftw's MPI variant. The curated
+    # base (zlib, xz, zstd, m4, libpng, gsl, openblas, netcdf-fortran; OpenBLAS's
+    # DYNAMIC_ARCH alone takes most of an hour here) is built by tests/test_base_real.py.
     names = sorted(SHIPPED)
     for name in names:
         assert (REPO / "site-configs" / "pkgs" / f"{name}.yaml").is_file(), name

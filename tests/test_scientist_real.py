@@ -1,12 +1,16 @@
 """A scientist's day one (issue 14), with real packages: a site builds parallel HDF5 1.10.8,
-netCDF-C 4.9.0 and FFTW's MPI interface with gcc-12 + Open MPI 4.1.4 from the upstream
+netCDF-C 4.9.0 and FFTW with its MPI interface with gcc-12 + Open MPI 4.1.4 from the upstream
 tarballs (seeded offline from Debian's orig tarballs), and a scientist compiles and runs a
-parallel netCDF writer through the site's modules.
+parallel netCDF writer through the site's modules. The same recipes (issue 15: one recipe,
+an MPI variant) build serial HDF5 and netCDF-C in a second stack of gcc-12 without an MPI.
 
-Two tests share one site build (the slow lane: `python -m pytest -m slow`):
+The tests share one site build (the slow lane: `python -m pytest -m slow`):
 - test_site_builds_parallel_netcdf_hdf5_fftw checks the artifacts themselves (no module
   tool involved): parallel HDF5, netCDF-4 with parallel I/O, libfftw3_mpi, and a two-rank
   netCDF write compiled with explicit flags.
+- test_serial_stack_builds_the_same_recipes_serial: the serial stack's HDF5 and netCDF-C.
+- test_one_module_name_per_variant: `module load gcc netcdf-c` loads the serial build,
+  `module load gcc openmpi netcdf-c` the parallel one, with the variant in whatis.
 - test_scientist_day_one_through_modules is the scientist's flow through the real Lmod and
   Environment Modules: `module load gcc openmpi netcdf-c`, then `mpicc prog.c -lnetcdf` with
   no other flag, and the program runs after `module purge` with an empty environment. It
@@ -23,6 +27,7 @@ build test says so.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -48,7 +53,9 @@ HDF5_DEBIAN = "hdf5_1.10.8+repack1.orig.tar.gz"
 HDF5_DEBIAN_SHA256 = "7b38e58ff83b13fd8959a90b13bf896bc318ba096c940ab0847abf3ad41a0b31"
 NETCDF_SHA256 = "9f4cb864f3ab54adb75409984c6202323d2fc66c003e5308f3cdf224ed41c0a6"
 STACK = "gcc12-openmpi"
-PACKAGES = ("hdf5", "netcdf-c", "fftw", "fftw-mpi")
+PACKAGES = ("hdf5", "netcdf-c", "fftw")
+SERIAL_STACK = "gcc12"  # the same recipes, their serial variant
+SERIAL_PACKAGES = ("hdf5", "netcdf-c")
 MPIRUN = ("mpirun.openmpi", "--allow-run-as-root", "--oversubscribe", "-n", "2")
 
 NC_PAR_WRITE = r"""
@@ -177,8 +184,9 @@ def hdf5_source(pkgs: Path, upstream: Path) -> str:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, upstream):
-    """The site, built once: site-configs/pkgs + one stack gcc12-openmpi, Lmod and Tcl
-    trees with modules for gcc-12 and openmpi-4.1.4. Returns a namespace of paths."""
+    """The site, built once: site-configs/pkgs + the stacks gcc12-openmpi and gcc12 (serial),
+    Lmod and Tcl trees with modules for gcc-12 and openmpi-4.1.4. Returns a namespace of
+    paths."""
     for tool in ("gcc-12", "mpicc.openmpi", "mpirun.openmpi", "readelf"):
         need(shutil.which(tool) is not None, tool)
     base = tmp_path_factory.mktemp("scientist")
@@ -196,6 +204,9 @@ def site(tmp_path_factory, upstream):
         "    compiler: gcc-12\n"
         "    mpi: openmpi-4.1.4\n"
         f"    packages: [{', '.join(PACKAGES)}]\n"
+        f"  {SERIAL_STACK}:\n"
+        "    compiler: gcc-12\n"
+        f"    packages: [{', '.join(SERIAL_PACKAGES)}]\n"
         "modules:\n"
         "  formats: [lmod, tcl]\n"
         "  externals: [gcc-12, openmpi-4.1.4]\n"
@@ -209,18 +220,31 @@ def site(tmp_path_factory, upstream):
     r = run_hdmod("build", str(site_dir / "site.yaml"), "--root", str(root), "-j", "2",
                   timeout=2700)  # fmt: skip
     wall = time.monotonic() - start
-    times = dict(re.findall(r"([\w.+-]+)/\w+\s+built in ([\d.]+) s", r.stderr))
+    times = re.findall(r"([\w.+-]+)/(\w+)\s+built in ([\d.]+) s", r.stderr)
     print(f"\nhdf5 source: {hdf5_from}")
-    print(f"hdmod build of {STACK} ({', '.join(PACKAGES)}): {wall:.0f} s wall, -j 2")
-    for name, seconds in times.items():
-        print(f"  {name}: built in {seconds} s")
-    assert set(times) == set(PACKAGES), r.stderr
+    stacks = f"{STACK} ({', '.join(PACKAGES)}), {SERIAL_STACK} ({', '.join(SERIAL_PACKAGES)})"
+    print(f"hdmod build of {stacks}: {wall:.0f} s wall, -j 2")
+    for name, short, seconds in times:
+        print(f"  {name}/{short}: built in {seconds} s")
+    built = sorted(name for name, _short, _s in times)
+    assert built == sorted(PACKAGES + SERIAL_PACKAGES), r.stderr
     profile = root / "profiles" / STACK
-    return SimpleNamespace(root=root, profile=profile, env=env, externals=externals)
+    return SimpleNamespace(
+        root=root, profile=profile, serial=root / "profiles" / SERIAL_STACK, env=env,
+        externals=externals,
+    )  # fmt: skip
 
 
-def artifact(site, name: str) -> Path:
-    (prefix,) = (site.root / "bld" / name).iterdir()
+def artifact(site, name: str, profile: Path | None = None) -> Path:
+    """The prefix of `name` in a stack's profile (the MPI stack's by default): the artifact
+    its profile document lists (each package is built once per variant)."""
+    profile = Path(os.path.realpath(profile or site.profile))
+    listed = json.loads((profile / ".hit" / "build.json").read_text())["artifacts"][name]
+    (prefix,) = (
+        p
+        for p in (site.root / "bld" / name).iterdir()
+        if json.loads((p / ".hit" / "build.json").read_text())["id"] == listed
+    )
     return prefix
 
 
@@ -272,12 +296,14 @@ def test_site_builds_parallel_netcdf_hdf5_fftw(site, tmp_path):
     assert "libmpi.so.40" in dynamic(Path(os.path.realpath(prof / "lib" / "libhdf5.so")))[0]
     assert (prof / "bin" / "ph5diff").exists()
 
-    # FFTW's MPI interface, over the stack's (serial-API) libfftw3
-    fftw, fftw_mpi = artifact(site, "fftw"), artifact(site, "fftw-mpi")
-    needed, runpath = dynamic(fftw_mpi / "lib" / "libfftw3_mpi.so")
+    # FFTW +mpi: its MPI interface beside libfftw3, in the one fftw artifact
+    fftw = artifact(site, "fftw")
+    needed, runpath = dynamic(fftw / "lib" / "libfftw3_mpi.so")
     assert {"libfftw3.so.3", "libmpi.so.40"} <= set(needed), needed
     assert str(fftw / "lib") in runpath.split(":")
     assert (prof / "include" / "fftw3-mpi.h").exists() and (prof / "include" / "fftw3.h").exists()
+    spec = json.loads((fftw / ".hit" / "build.json").read_text())
+    assert spec["parameters"] == {"mpi": True, "simd": True} and "mpi" in spec["toolchain"]
 
     # Two ranks through the artifacts, flags spelt out (the module flow is the next test)
     (tmp_path / "nc_par_write.c").write_text(NC_PAR_WRITE)
@@ -289,9 +315,8 @@ def test_site_builds_parallel_netcdf_hdf5_fftw(site, tmp_path):
         cwd=tmp_path, check=True,
     )  # fmt: skip
     subprocess.run(
-        [*cc, "fftw_mpi_2d.c", "-o", "fftw_mpi_2d", f"-I{fftw_mpi}/include",
-         f"-I{fftw}/include", f"-L{fftw_mpi}/lib", f"-L{fftw}/lib",
-         f"-Wl,-rpath,{fftw_mpi}/lib:{fftw}/lib", "-lfftw3_mpi", "-lfftw3"],
+        [*cc, "fftw_mpi_2d.c", "-o", "fftw_mpi_2d", f"-I{fftw}/include", f"-L{fftw}/lib",
+         f"-Wl,-rpath,{fftw}/lib", "-lfftw3_mpi", "-lfftw3"],
         cwd=tmp_path, check=True,
     )  # fmt: skip
     run = ["env", "-i", "PATH=/usr/bin:/bin", *MPIRUN]  # MPI_Init looks ssh/rsh up on PATH
@@ -308,6 +333,64 @@ def test_site_builds_parallel_netcdf_hdf5_fftw(site, tmp_path):
                        timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     assert "rank 0 rows 0..3 dc 64" in r.stdout and "rank 1 rows 4..7" in r.stdout, r.stdout
+
+
+def test_serial_stack_builds_the_same_recipes_serial(site):
+    """The gcc12 stack (no MPI) builds hdf5.yaml and netcdf-c.yaml as their serial variant
+    (`mpi: auto` is off): other artifacts than the MPI stack's, no libmpi, no parallel I/O,
+    built with gcc-12 itself; the variant is in each build spec."""
+    prof = site.serial
+    for name in SERIAL_PACKAGES:
+        serial, parallel = artifact(site, name, prof), artifact(site, name)
+        assert serial != parallel
+        spec = json.loads((serial / ".hit" / "build.json").read_text())
+        assert spec["parameters"] == {"mpi": False} and "mpi" not in spec["toolchain"], spec
+
+    def nc_config(flag: str) -> str:
+        r = run_clean([str(prof / "bin" / "nc-config"), flag])
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    assert nc_config("--version") == "netCDF 4.9.0"
+    assert nc_config("--has-nc4") == nc_config("--has-hdf5") == "yes"
+    assert nc_config("--has-parallel4") == nc_config("--has-parallel") == "no"
+    assert "mpicc" not in nc_config("--cc") and "gcc-12" in nc_config("--cc")
+    needed, runpath = dynamic(Path(os.path.realpath(prof / "lib" / "libnetcdf.so")))
+    assert {"libhdf5_hl.so.100", "libhdf5.so.103"} <= set(needed), needed
+    assert not [n for n in needed if n.startswith("libmpi")], needed
+    assert str(artifact(site, "hdf5", prof) / "lib") in runpath.split(":")
+    settings = (prof / "lib" / "libhdf5.settings").read_text()
+    assert re.search(r"Parallel HDF5: no", settings), settings
+    assert (prof / "bin" / "h5cc").exists() and not (prof / "bin" / "h5pcc").exists()
+
+
+# A serial and a parallel netcdf-c under one name: which one a shell gets follows the MPI.
+VARIANTS = """
+module use {core} || exit 10
+module load gcc netcdf-c || exit 11
+echo "serial=$(nc-config --has-parallel4) root=$NETCDF_C_ROOT"
+module whatis netcdf-c 2>&1
+module load openmpi {reload} || exit 12
+echo "parallel=$(nc-config --has-parallel4) root=$NETCDF_C_ROOT"
+module whatis netcdf-c 2>&1
+"""
+
+
+@pytest.mark.parametrize("tool", ["lmod", "tcl"])
+def test_one_module_name_per_variant(site, tools, tool):
+    """`module load gcc netcdf-c` loads the serial build (the compiler's level), and with
+    openmpi loaded the parallel one (the MPI's level): one name, `netcdf-c/4.9.0`, and the
+    variant in whatis. Lmod reloads netcdf-c from the MPI's level when openmpi is loaded;
+    Environment Modules does not reload it (it is loaded again by name)."""
+    core = site.root / "modules" / tool / "Core"
+    reload = "" if tool == "lmod" else "&& module unload netcdf-c && module load netcdf-c"
+    r = module_shell(tool, VARIANTS.format(core=core, reload=reload), capture_env=False)
+    assert r.code == 0, f"{tool}: step {r.code}\n{r.out}\n{r.err}"
+    serial, _, parallel = r.out.partition("parallel=")
+    assert "serial=no" in serial and "Variant: mpi=off" in serial, r.out
+    assert parallel.startswith("yes") and "Variant: mpi=on" in parallel, r.out
+    assert f"root={artifact(site, 'netcdf-c', site.serial)}" in serial
+    assert f"root={artifact(site, 'netcdf-c')}" in parallel
 
 
 # Each step exits with its own code, so a failure names the step.

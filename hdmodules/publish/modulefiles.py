@@ -24,6 +24,7 @@ from ..spec.externals import ENV_OF_ROLE, External
 from ..spec.recipes import env_name
 from ..spec.resolve import Node, Resolved
 from ..spec.site import ModuleConfig, Site, Stack
+from ..spec.variants import describe
 from ..store.layout import Store
 from .compiling import (
     Wrapper,
@@ -59,6 +60,7 @@ class Entry:
     stack: str = ""
     alias: str = ""  # the plain version a hash-suffixed one stands for (`1.0` of `1.0-abc1234`)
     built_with: str = ""  # the toolchain of a package: `gcc 12.2.0, openmpi 4.1.4`
+    variant: str = ""  # the variant it was built as (variants.describe): `mpi=on`
     compile_hint: str = ""  # help: how to compile against it (compiling.compile_hint)
     wrappers: list[Wrapper] = field(default_factory=list)  # a compiler's or MPI's commands
     wrapper_dir: tuple[str, ...] = ()  # their folder in the tree (compiling.wrapper_folder)
@@ -76,6 +78,7 @@ class Entry:
         lines += [f"Homepage: {self.homepage}"] if self.homepage else []
         lines += [f"Artifact: {self.artifact_id} in {self.prefix}"] if self.artifact_id else []
         lines += [f"Built with: {self.built_with}"] if self.built_with else []
+        lines += [f"Variant: {self.variant}"] if self.variant else []
         if self.compile_hint:
             lines.append(
                 f"Compile against it: {self.compile_hint} (no -I, -L or rpath flags: the "
@@ -333,6 +336,7 @@ def _package_entry(
         hidden=node.name in cfg.hide,
         stack=stack.name,
         built_with=", ".join(f"{short_name(x)} {x.version}" for x in (levels.compiler, mpi) if x),
+        variant=describe(node.recipe.when, node.parameters),
         compile_hint=compile_hint(node.name, prefix, uses_mpi, cfg.compile),
     )
     return (level, "pkg", node.ref.id), e
@@ -341,7 +345,7 @@ def _package_entry(
 def _add_dependencies(packages: list[tuple[Entry, Node, Resolved]], depends_on: str) -> None:
     """Each package module loads its run dependencies' modules: none, the direct ones, or all
     (`modules: depends_on:`), found at its own level or a level above it that is on MODULEPATH
-    whenever it is (an MPI-level fftw-mpi loads the compiler-level fftw; Core)."""
+    whenever it is (an MPI-level netcdf-c loads a compiler-level library it links; Core)."""
     by_id = {(e.level, e.artifact_id): e for e, _n, _r in packages}
     for e, node, resolved in packages:
         names = {"none": (), "direct": node.deps, "all": node.closure}[depends_on]

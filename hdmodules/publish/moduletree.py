@@ -27,6 +27,7 @@ from ..names import (
     version_problem,
 )
 from ..spec.site import Site
+from ..spec.versions import newest
 from ..store.layout import remove_tree
 from ..store.links import set_link
 from ..templating import render
@@ -87,8 +88,11 @@ def _folder_rcs(site: Site, entries: list[Entry]) -> list[FolderRc]:
     folder needs an explicit default, the first in site.yaml order of the versions that need
     one: hash-suffixed versions (both tools sort hash suffixes unpredictably) and hidden ones
     (neither tool picks a hidden version as the implicit default, so `module load NAME` would
-    fail). Each plain alias (`1.0` of `1.0-abc1234`) names the default when it is one of its
-    versions, else the first of them, so `NAME` and `NAME/1.0` load the same module."""
+    fail). A folder holding several versions (`hdf5/1.10.8`, `hdf5/1.14.3`) without the
+    admin's choice gets the newest (versions.newest; of its hash-suffixed builds, the first in
+    site.yaml order; a visible one before a hidden one). Each plain alias (`1.0` of
+    `1.0-abc1234`) names the default when it is one of its versions, else the first of them,
+    so `NAME` and `NAME/1.0` load the same module."""
     wanted = _admin_defaults(site, entries)
     folders: dict[tuple[str, ...], list[Entry]] = {}
     for e in entries:  # plan order: site.yaml order
@@ -100,6 +104,10 @@ def _folder_rcs(site: Site, entries: list[Entry]) -> list[FolderRc]:
         need = [e for e in real if e.alias or e.hidden]
         if len(real) < len(group):  # ghosts beside: name the default, never a ghost
             need = need or real
+        plain = {e.alias or e.version for e in real}
+        if len(plain) > 1:  # versions side by side: the newest, never left to each tool's sort
+            top = newest(plain)
+            need = sorted((e for e in real if (e.alias or e.version) == top), key=_is_hidden)
         default = next(iter(chosen or need), None)
         versions = [(default.full, "default")] if default else []
         aliases: dict[str, list[Entry]] = {}
@@ -113,6 +121,10 @@ def _folder_rcs(site: Site, entries: list[Entry]) -> list[FolderRc]:
         if versions or hidden:
             rcs.append(FolderRc(folder, tuple(versions), hidden))
     return rcs
+
+
+def _is_hidden(e: Entry) -> bool:
+    return e.hidden
 
 
 @dataclass(frozen=True)
@@ -222,7 +234,7 @@ def _check_entries(site: Site, entries: list[Entry]) -> None:
                 raise HitError(
                     f"{where}: command {w.name!r} ({w.real!r}) {problem or 'is not absolute'}"
                 )
-        texts = {"description": e.description, "homepage": e.homepage}
+        texts = {"description": e.description, "homepage": e.homepage, "variant": e.variant}
         if e.artifact_id:  # help names the artifact's prefix
             texts["prefix"] = e.prefix
         for what, text in texts.items():

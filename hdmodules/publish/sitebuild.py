@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import HitError
 from ..progress import Progress
+from ..spec.profiles import PackageRequest
 from ..spec.resolve import Resolved, resolve
 from ..spec.site import Site, Stack
 from ..store import roots
@@ -89,7 +91,7 @@ def write_user_files(site: Site, stacks: list[tuple[Stack, Resolved]]) -> None:
             parameters=p.parameters,
             externals=[e for n, e in sorted(p.externals.items()) if n in used],
             toolchain=p.toolchain,
-            packages=[(n, req.parameters) for n, req in p.packages.items()],
+            packages=[(n, _overrides(req)) for n, req in p.packages.items()],
         )
         _write(folder / f"{stack.name}.yaml", text)
     user_config = site.root / "user-config.yaml"
@@ -103,6 +105,13 @@ def write_user_files(site: Site, stacks: list[tuple[Stack, Resolved]]) -> None:
 
         os.chown(users, -1, grp.getgrnam(site.group).gr_gid)
         users.chmod(0o3770)  # setgid + sticky: the group adds records, nobody removes others'
+
+
+def _overrides(req: PackageRequest) -> dict[str, Any]:
+    """What a stack's package asks for beyond its name, as a profile writes it (so a user's
+    profile extending the stack resolves to the stack's artifacts): parameters, version."""
+    out: dict[str, Any] = {"parameters": req.parameters} if req.parameters else {}
+    return {**out, "version": req.version} if req.version is not None else out
 
 
 def _write(path: Path, text: str) -> None:

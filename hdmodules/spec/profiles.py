@@ -12,18 +12,18 @@ from ..names import profile_link
 from ..urls import git_location
 from . import yamlfile
 from .externals import External, load_externals
-from .yamlfile import Scalar, check_name
+from .yamlfile import Scalar, check_name, check_version
 
 PROFILE_KEYS = frozenset(
     ["extends", "package_dirs", "parameters", "packages", "prefer", "externals", "toolchain"]
 )
-PACKAGE_KEYS = {"parameters", "git", "branch", "commit"}
+PACKAGE_KEYS = {"parameters", "version", "git", "branch", "commit"}
 
 
 @dataclass
 class PackageRequest:
-    """A package as a profile asks for it: parameter overrides, a git checkout to build it from,
-    and where it was asked for."""
+    """A package as a profile asks for it: parameter overrides, a version (one its recipe
+    offers), a git checkout to build it from, and where it was asked for."""
 
     name: str
     parameters: dict[str, Scalar] = field(default_factory=dict)
@@ -32,6 +32,8 @@ class PackageRequest:
     git: str | None = None  # build from this repository (a checkout or URL) instead
     branch: str | None = None
     commit: str | None = None
+    version: str | None = None  # None: the recipe's default
+    version_line: int = 0
 
 
 @dataclass
@@ -82,6 +84,8 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
         yamlfile.check_keys(over, PACKAGE_KEYS, f"package {name!r}")
         req = PackageRequest(name, yamlfile.check_parameters(over, "parameters"))
         req.file, req.line = m.file, packages.line_of(name)
+        req.version = _version(over, name)
+        req.version_line = over.line_of("version")
         git = yamlfile.get_str(over, "git")
         if git is None and (over.get("branch") or over.get("commit")):
             yamlfile.fail(over, "branch" if over.get("branch") else "commit", "give `git:` too")
@@ -91,6 +95,15 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
             req.commit = _git_ref(over, "commit")
         out.append(req)
     return out
+
+
+def _version(m: yamlfile.Mapping, package: str) -> str | None:
+    """A package's `version:` (quoted: YAML reads 1.10 as 1.1), checked by names.py's rule."""
+    value = m.get("version")
+    if isinstance(value, float):
+        yamlfile.fail(m, "version", f"write the version in quotes (YAML reads {value} as a number)")
+    version = yamlfile.get_str(m, "version")
+    return None if version is None else check_version(m, "version", version, f"{package}: version")
 
 
 def _git_ref(m: yamlfile.Mapping, key: str) -> str | None:
@@ -154,6 +167,8 @@ def _add_package(spec: ProfileSpec, req: PackageRequest) -> None:
     else:
         have.parameters.update(req.parameters)
         have.file, have.line = req.file, req.line
+        if req.version is not None:
+            have.version, have.version_line = req.version, req.version_line
         if req.git is not None:
             have.git, have.branch, have.commit = req.git, req.branch, req.commit
 

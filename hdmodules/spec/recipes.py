@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ConfigError, HitError
@@ -12,6 +12,7 @@ from ..hashing import sha256_file, tree_hash
 from ..urls import git_location
 from . import buildsystems, yamlfile
 from .buildsystems import BuildSteps
+from .variants import When, load_when
 from .yamlfile import Scalar, check_env_value, check_name, check_version
 
 RECIPE_KEYS = {
@@ -28,6 +29,8 @@ RECIPE_KEYS = {
     "toolchain",
     "environment",
     "resources",
+    "when",  # variants (variants.py)
+    "versions",  # more versions than `version:`, each with its sources (_versions)
 } | buildsystems.KEYS
 RESOURCE_KEYS = {"cpus", "mem", "time"}
 SOURCE_KEYS = {"url", "sha256", "path", "git", "commit", "dest"}
@@ -91,6 +94,8 @@ class Recipe:
     resources: dict[str, str] = field(default_factory=dict)  # for Slurm: cpus, mem, time
     dependency_lines: dict[str, int] = field(default_factory=dict)
     build_system: BuildSteps | None = None  # `build_system:` and its arguments (buildsystems)
+    when: tuple[When, ...] = ()  # variants: what holds under a condition on parameters
+    versions: dict[str, tuple[Source, ...]] = field(default_factory=dict)  # version -> sources
 
 
 def env_name(name: str) -> str:
@@ -200,7 +205,10 @@ def _load_patch(p: yamlfile.Mapping, recipe_dir: Path) -> Patch:
     if path is not None:
         file = Path(os.path.abspath(recipe_dir / path))
         if not file.is_file():
-            yamlfile.fail(p, "path", f"patch file {path} is not there ({file})")
+            what = "is a folder" if file.is_dir() else "is not there"
+            yamlfile.fail(p, "path", f"patch file {path} {what} ({file})")
+        if file.stat().st_size == 0:  # patch(1) applies an empty file as a no-op
+            yamlfile.fail(p, "path", f"patch file {path} is empty ({file})")
     return Patch(file, url, sha.lower() if sha else None, strip, p.line)
 
 
@@ -238,7 +246,7 @@ def load_recipe(file: Path) -> Recipe:
     env_m = yamlfile.get_mapping(m, "environment")
     for k, v in environment.items():
         check_env_value(env_m, k, str(v))
-    return Recipe(
+    recipe = Recipe(
         name=name,
         version=version,
         file=file,
@@ -255,7 +263,10 @@ def load_recipe(file: Path) -> Recipe:
         environment={k: str(v) for k, v in environment.items()},
         dependency_lines={d: m.line_of("dependencies") for d in deps},
         build_system=steps,
+        when=load_when(m, params),
+        versions=_versions(m, version, file.parent),
     )
+    return with_version(recipe, version)
 
 
 def _resources(m: yamlfile.Mapping) -> dict[str, str]:
@@ -302,3 +313,36 @@ def source_hash(source: Source) -> str:
     if source.path.is_file():
         return sha256_file(source.path)
     raise HitError(f"source path {source.path} does not exist")
+
+
+def with_version(recipe: Recipe, version: str) -> Recipe:
+    """`recipe` building `version`, one it offers (`versions:`), with that version's sources."""
+    if not recipe.versions:
+        return recipe
+    return replace(recipe, version=version, sources=recipe.versions[version])
+
+
+def _versions(m: yamlfile.Mapping, default: str, recipe_dir: Path) -> dict[str, tuple[Source, ...]]:
+    """`versions:` (README "Versions"): version -> its source (a mapping) or sources (a list),
+    each followed by the recipe's own `sources:` (shared: patches, extra files); `version:`
+    is the default and must be one of them. {} when the recipe offers one version only."""
+    versions_m = yamlfile.get_mapping(m, "versions")
+    common = tuple(_load_source(s, recipe_dir) for s in m.get("sources") or [])
+    out = {}
+    for version, sources in versions_m.items():
+        if isinstance(version, float):
+            yamlfile.fail(
+                versions_m, version, f"write the version in quotes (YAML reads {version})"
+            )
+        check_version(versions_m, version, str(version), "versions: version")
+        items = [sources] if isinstance(sources, yamlfile.Mapping) else sources
+        if not isinstance(items, list) or not all(isinstance(s, yamlfile.Mapping) for s in items):
+            problem = f"versions: {version}: give its source (url:, sha256:) or a list of them"
+            yamlfile.fail(versions_m, version, problem)
+        out[str(version)] = tuple(_load_source(s, recipe_dir) for s in items) + common
+    if out and default not in out:
+        have = ", ".join(out)
+        yamlfile.fail(
+            m, "version", f"the default version {default} is not under versions: ({have})"
+        )
+    return out

@@ -21,12 +21,21 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ConfigError, HitError
-from . import buildsystems
+from . import buildsystems, variants
 from .artifact import ArtifactRef
 from .buildspec import BuildSpec, PatchInput, ProfileDoc, SourceInput
 from .externals import External, check_pins, implicit_compiler
 from .profiles import ProfileSpec, load_profile
-from .recipes import Recipe, env_name, find_recipe, load_recipe, patch_hash, source_hash
+from .recipes import (
+    Recipe,
+    env_name,
+    find_recipe,
+    load_recipe,
+    patch_hash,
+    source_hash,
+    with_version,
+)
+from .versions import check_offered
 from .yamlfile import Scalar
 
 # Bump when the environment builder.py gives build scripts changes what builds produce.
@@ -99,9 +108,35 @@ def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
         if recipe.name != name:
             message = f"recipe file {file.name} names the package {recipe.name!r}"
             raise ConfigError(file, None, message)
+        req = profile.packages.get(name)
+        if req is not None and req.version is not None:
+            offered = recipe.versions or {recipe.version: recipe.sources}
+            check_offered(name, file, offered, req.version, (req.file, req.version_line))
+            recipe = with_version(recipe, req.version)
+        recipe = _variant(recipe, profile)
         recipes[name] = recipe
         todo += [(d, (file, recipe.dependency_lines[d])) for d in recipe.dependencies]
     return recipes
+
+
+def _variant(recipe: Recipe, profile: ProfileSpec) -> Recipe:
+    """`recipe` as the profile's parameters and toolchain choose it (variants.py): what its
+    `when:` blocks that hold add (toolchain kinds, dependencies, host libraries, module
+    variables, description)."""
+    if not recipe.when:
+        return recipe
+    add = variants.effects(recipe.when, _parameters(recipe, profile))
+    lines = {**add.dependency_lines, **recipe.dependency_lines}
+    return replace(
+        recipe,
+        toolchain=recipe.toolchain + tuple(k for k in add.toolchain if k not in recipe.toolchain),
+        dependencies=recipe.dependencies
+        + tuple(d for d in add.dependencies if d not in recipe.dependencies),
+        dependency_lines=lines,
+        allow_host_libs=recipe.allow_host_libs + add.allow_host_libs,
+        environment={**recipe.environment, **add.environment},
+        description=recipe.description if add.description is None else add.description,
+    )
 
 
 def _build_order(recipes: dict[str, Recipe], roots: list[str]) -> list[str]:
@@ -147,6 +182,15 @@ def _parameters(recipe: Recipe, profile: ProfileSpec) -> dict[str, Scalar]:
     for key in params:
         if env_name(key) in RESERVED_ENV or env_name(key).endswith("_DIR"):
             raise ConfigError(recipe.file, None, f"parameter {key!r} would shadow a build variable")
+    if recipe.when:  # `auto` variants follow the profile's toolchain; +x/~x need true/false
+        params = variants.settle(recipe.when, params, {"compiler", *profile.toolchain})
+        bad = variants.bad_value(recipe.when, params)
+        if bad is not None:
+            if req is not None and bad in req.parameters:
+                file, line = req.file, req.line
+            else:
+                file, line = profile.parameter_lines.get(bad, (profile.file, None))
+            variants.variant_error(file, line, recipe.name, bad, params[bad])
     return params
 
 
@@ -177,6 +221,9 @@ def _node_toolchain(
                 f"package {recipe.name} needs an external {kind}, but the profile "
                 f"{profile.file.name} has no `toolchain: {{{kind}: NAME}}`"
             )
+            blocks = [b.condition for b in recipe.when if kind in b.toolchain]
+            if blocks:  # a variant asked for it: say which, and how to build without
+                message += f" (its `when: {blocks[0]}` asks for it: set that parameter off)"
             raise ConfigError(recipe.file, None, message)
         tools[kind] = chosen[kind]
     return tools

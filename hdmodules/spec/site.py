@@ -164,6 +164,11 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
     for module, version in defaults.items():  # written into .modulerc, read by `module avail`
         for part in str(module).split("/"):
             check_name(defaults, module, part, "modules defaults: module name")
+        if isinstance(version, float):  # 1.10 would silently become 1.1
+            message = (
+                f"modules defaults: {module}: write the version in quotes (YAML reads {version})"
+            )
+            yamlfile.fail(defaults, module, message)
         check_version(defaults, module, str(version), f"modules defaults: {module}: version")
     hide = yamlfile.get_str_list(m, "hide")
     for name in hide:

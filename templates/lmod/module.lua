@@ -17,6 +17,9 @@ whatis({{ ("Artifact: " ~ m.artifact_id)|lua }})
 {% if m.built_with %}
 whatis({{ ("Built with: " ~ m.built_with)|lua }})
 {% endif %}
+{% if m.variant %}
+whatis({{ ("Variant: " ~ m.variant)|lua }})
+{% endif %}
 {% if m.compile_hint %}
 whatis({{ ("Compile: " ~ m.compile_hint)|lua }})
 {% endif %}

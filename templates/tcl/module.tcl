@@ -17,6 +17,9 @@ module-whatis {{ ("Artifact: " ~ m.artifact_id)|tcl }}
 {% if m.built_with %}
 module-whatis {{ ("Built with: " ~ m.built_with)|tcl }}
 {% endif %}
+{% if m.variant %}
+module-whatis {{ ("Variant: " ~ m.variant)|tcl }}
+{% endif %}
 {% if m.compile_hint %}
 module-whatis {{ ("Compile: " ~ m.compile_hint)|tcl }}
 {% endif %}

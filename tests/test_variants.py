@@ -1,0 +1,382 @@
+"""Variants and versions (issue 15, items 1 and 2), on small packages made here.
+
+- One recipe, `vfft`, with an MPI variant (`parameters: {mpi: auto}`, `when: +mpi:
+  toolchain: [mpi]`): serial in a stack without an MPI, built with Open MPI in a stack with
+  one, both under the one module name `vfft/1.0`: at the compiler's level and at the MPI's.
+  `module load gcc vfft` gives the serial build, `module load gcc openmpi vfft` the MPI one,
+  in Lmod and in Environment Modules; the variant is in the build spec and in `whatis`.
+- One recipe, `vlib`, offering two versions (`versions:`), each chosen by a stack: both are
+  modules, the newest is the default unless the site's `modules: defaults:` names another; a
+  version no recipe offers is refused naming the ones that exist.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hdmodules.publish.modulefiles import Entry
+from hdmodules.publish.moduletree import render_tree
+from hdmodules.spec.site import ModuleConfig, Site
+from hdmodules.spec.variants import Term, When, describe, parse_condition
+from hdmodules.spec.versions import by_newest, newest
+from tests.conftest import demo_site, need, run_hdmod, run_hit, write_profile, write_recipe
+from tests.module_tools import module_shell
+
+TOOLS = ("lmod", "tcl")
+
+VFFT_C = r"""
+#include <stdio.h>
+#ifdef WITH_MPI
+#include <mpi.h>
+#endif
+int main(void) {
+#ifdef WITH_MPI
+    int major = 0, minor = 0;
+    MPI_Get_version(&major, &minor); /* allowed before MPI_Init */
+    printf("vfft mpi %d.%d\n", major, minor);
+#else
+    printf("vfft serial\n");
+#endif
+    return 0;
+}
+"""
+
+VFFT = """
+version: "1.0"
+description: A tiny FFT stand-in, serial
+sources:
+  - path: ../src/vfft
+parameters:
+  mpi: auto   # built with the stack's MPI when it has one
+when:
+  +mpi:
+    toolchain: [mpi]
+    description: A tiny FFT stand-in, with the stack's MPI
+    environment: {VFFT_PARALLEL: "yes"}
+build: |
+  if [ "$MPI" = 1 ]; then cc=("$MPICC" -DWITH_MPI); kind=mpi; else cc=("$CC"); kind=serial; fi
+  "${cc[@]}" $CPPFLAGS -O2 -o vfft vfft.c $LDFLAGS
+  install -Dm755 vfft "$ARTIFACT/bin/vfft"
+  mkdir -p "$ARTIFACT/share/vfft"
+  echo "$kind" > "$ARTIFACT/share/vfft/kind"
+"""
+
+VLIB = """
+version: "2.0"       # the default version
+description: A library offered in two versions
+versions:
+  "2.0": {path: ../src/vlib-2.0}
+  "1.0":
+    - path: ../src/vlib-1.0
+build: |
+  install -Dm755 vlib-version "$ARTIFACT/bin/vlib-version"
+"""
+
+
+def add_packages(pkgs: Path) -> None:
+    """vfft and vlib (two versions) beside the recipes in `pkgs`, sources in ../src."""
+    src = pkgs.parent / "src"
+    (src / "vfft").mkdir(parents=True, exist_ok=True)
+    (src / "vfft" / "vfft.c").write_text(VFFT_C)
+    for v in ("1.0", "2.0"):
+        (src / f"vlib-{v}").mkdir(parents=True, exist_ok=True)
+        (src / f"vlib-{v}" / "vlib-version").write_text(f"#!/bin/sh\necho vlib {v}\n")
+    write_recipe(pkgs, "vfft", VFFT)
+    write_recipe(pkgs, "vlib", VLIB)
+
+
+# --- the rules, at the unit level ----------------------------------------------------------
+
+
+def test_conditions_are_written_as_spack_writes_them():
+    assert parse_condition("+mpi") == (Term("mpi", True),)
+    assert parse_condition("~mpi") == (Term("mpi", False),)
+    both = (Term("mpi", True), Term("shared", False))
+    assert parse_condition("+mpi ~shared") == parse_condition("+mpi~shared") == both
+    assert parse_condition("precision=single") == (Term("precision", "single"),)
+    for bad in ("mpi", "+", "+mpi !x", "", "a=b=c", "+1x"):
+        assert parse_condition(bad) is None, bad
+
+
+def test_versions_sort_as_release_numbers():
+    assert newest(["1.10.8", "1.14.3", "1.9.2"]) == "1.14.3"
+    assert by_newest(["1.0", "10.0", "2.0", "2.0.1"]) == ["10.0", "2.0.1", "2.0", "1.0"]
+
+
+def test_the_variant_as_modules_show_it():
+    blocks = tuple(When(c, parse_condition(c)) for c in ("+mpi", "precision=single"))
+    assert describe(blocks, {"mpi": True, "precision": "double"}) == "mpi=on precision=double"
+    assert describe(blocks, {"mpi": False, "precision": "single"}) == "mpi=off precision=single"
+    assert describe((), {"simd": True}) == ""
+
+
+def test_a_folder_of_versions_defaults_to_the_newest(tmp_path):
+    """Without the admin's choice the rc file names the newest (1.10 after 1.9), in both
+    formats; with it, the admin's; one version alone needs no rc file."""
+    entries = [Entry("package", "vlib", v, ("Core",)) for v in ("1.9", "1.10", "1.2")]
+    site = Site(tmp_path / "site.yaml", tmp_path, (), {}, ModuleConfig(tmp_path / "m"))
+    files = render_tree(site, entries)
+    assert 'module-version "vlib/1.10" "default"' in files["tcl/Core/vlib/.modulerc"].decode()
+    assert (
+        'module_version("vlib/1.10", "default")' in files["lmod/Core/vlib/.modulerc.lua"].decode()
+    )
+    admin = Site(
+        site.file, tmp_path, (), {}, ModuleConfig(tmp_path / "m", defaults={"vlib": "1.2"})
+    )
+    assert '"vlib/1.2" "default"' in render_tree(admin, entries)["tcl/Core/vlib/.modulerc"].decode()
+    alone = render_tree(site, entries[:1])
+    assert "tcl/Core/vlib/.modulerc" not in alone
+
+
+# --- a user's profile: hit ------------------------------------------------------------------
+
+
+def _one_error(r, *fragments):
+    assert r.code == 1, r.both
+    lines = [line for line in r.err.splitlines() if line.startswith("hit: error:")]
+    assert len(lines) == 1, r.err
+    for f in fragments:
+        assert f in r.err, r.err
+
+
+def _profile(tmp_path: Path, packages: str = "[vfft, vlib]", extra: str = "") -> Path:
+    add_packages(tmp_path / "pkgs")
+    return write_profile(
+        tmp_path / "default.yaml", f"package_dirs: [pkgs]\n{extra}packages: {packages}\n"
+    )
+
+
+def _spec(hit, profile: Path, package: str) -> dict:
+    return json.loads(hit("show", "buildspec", package, "-p", str(profile)).out)
+
+
+def test_without_an_mpi_the_auto_variant_is_serial(hit, tmp_path):
+    """A profile without an MPI: `mpi: auto` is false, in the build spec and the build's
+    environment (MPI=0); the `+mpi` block adds nothing (no MPI toolchain, no variable)."""
+    profile = _profile(tmp_path)
+    spec = _spec(hit, profile, "vfft")
+    assert spec["parameters"] == {"mpi": False}
+    assert set(spec["toolchain"]) == {"compiler"}
+    script = hit("show", "script", "vfft", "-p", str(profile)).out
+    assert "export MPI=0" in script
+    hit("build", str(profile))
+    prof = tmp_path / "default"
+    assert (prof / "share" / "vfft" / "kind").read_text() == "serial\n"
+    # forced on without an MPI: one error that names the variant
+    forced = _profile(tmp_path, "{vfft: {parameters: {mpi: true}}}")
+    r = hit("build", str(forced), check=False)
+    _one_error(r, "vfft.yaml: package vfft needs an external mpi", "`when: +mpi` asks for it")
+    # a variant is true or false
+    text = _profile(tmp_path, "{vfft: {parameters: {mpi: maybe}}}")
+    _one_error(hit("build", str(text), check=False), "default.yaml:2: package vfft: parameter")
+
+
+def test_a_version_is_chosen_per_profile_and_hashed_exactly(hit, tmp_path):
+    """`packages: {vlib: {version: "1.0"}}` builds 1.0 from 1.0's source only; without it the
+    recipe's default (2.0). Both hashes differ in version and source, nothing else."""
+    default = _spec(hit, _profile(tmp_path, "[vlib]"), "vlib")
+    old = _spec(hit, _profile(tmp_path, '{vlib: {version: "1.0"}}'), "vlib")
+    assert default["version"] == "2.0" and old["version"] == "1.0"
+    assert default["sources"] != old["sources"] and len(old["sources"]) == 1
+    same = {k: v for k, v in old.items() if k not in ("id", "version", "sources")}
+    assert same == {k: v for k, v in default.items() if k not in ("id", "version", "sources")}
+    hit("build", str(tmp_path / "default.yaml"))
+    assert (tmp_path / "default" / "bin" / "vlib-version").read_text().endswith("vlib 1.0\n")
+
+
+@pytest.mark.parametrize(
+    "packages, fragments",
+    [
+        ('{vlib: {version: "3.0"}}',
+         ["default.yaml:2: package vlib has no version '3.0'", "offers 2.0, 1.0"]),
+        ('{vfft: {version: "2.0"}}',
+         ["default.yaml:2: package vfft has no version '2.0'", "offers 1.0"]),
+        ("{vlib: {version: 1.10}}", ["default.yaml:2: write the version in quotes"]),
+        ('{vlib: {version: "../x"}}', ["default.yaml:2: vlib: version '../x' may hold"]),
+    ],
+    ids=["unknown", "single-version-recipe", "float", "bad-word"],
+)  # fmt: skip
+def test_a_version_no_recipe_offers_is_refused(hit, tmp_path, packages, fragments):
+    _one_error(hit("build", str(_profile(tmp_path, packages)), check=False), *fragments)
+
+
+BAD_RECIPES = {
+    "condition": ("parameters: {mpi: true}\nwhen:\n  mpi: {toolchain: [mpi]}\n", 5,
+                  "when mpi: a condition is +name, ~name or name=value"),
+    "unknown-parameter": ("parameters: {mpi: true}\nwhen:\n  +mpii: {}\n", 5,
+                          "when +mpii: no parameter 'mpii' (parameters: mpi)"),
+    "not-a-flag": ("parameters: {precision: double}\nwhen:\n  +precision: {}\n", 5,
+                   "when +precision: +precision/~precision test true or false"),
+    "flag-by-value": ("parameters: {mpi: true}\nwhen:\n  mpi=on: {}\n", 5,
+                      "when mpi=on: mpi is true or false: test it with +mpi or ~mpi"),
+    "unknown-key": ("parameters: {mpi: true}\nwhen:\n  +mpi: {build: x}\n", 5,
+                    "unknown key 'build' in when +mpi"),
+    "auto-without-toolchain": ("parameters:\n  mpi: auto\nwhen:\n  +mpi: {}\n", 4,
+                               "parameter 'mpi' is auto"),
+    "bad-dependency": ("parameters: {mpi: true}\nwhen:\n  +mpi: {dependencies: [../x]}\n", 5,
+                       "dependency '../x' may hold"),
+    "default-not-offered": ('versions:\n  "2.0": {path: .}\n', 1,
+                            "the default version 1 is not under versions: (2.0)"),
+    "versions-float": ("versions:\n  2.0: {path: .}\n", 4, "write the version in quotes"),
+    "versions-shape": ('versions:\n  "1": [1]\n', 4,
+                       "versions: 1: give its source (url:, sha256:)"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RECIPES))
+def test_bad_variants_and_versions_in_a_recipe(hit, tmp_path, case):
+    """Each mistake in `when:` or `versions:`: one error at its line (the recipe's first two
+    lines are its version and build), nothing built."""
+    text, line, fragment = BAD_RECIPES[case]
+    write_recipe(tmp_path / "pkgs", "p", 'version: "1"\nbuild: "true"\n' + text)
+    profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [p]\n")
+    _one_error(hit("build", str(profile), check=False), f"p.yaml:{line}: {fragment}")
+
+
+# --- a site: both levels, both versions, through the real module tools ----------------------
+
+STACKS = """\
+  gcc12:
+    compiler: gcc-12
+    packages: [vfft, vlib]
+  gcc12-openmpi:
+    compiler: gcc-12
+    mpi: openmpi-4.1.4
+    packages: [vfft]
+  gcc12-old:
+    compiler: gcc-12
+    packages:
+      vlib: {version: "1.0"}
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tools, tmp_path_factory):
+    """The demo site's externals with three stacks of gcc-12: serial vfft and vlib 2.0, vfft
+    with Open MPI, vlib 1.0."""
+    need(bool(shutil.which("gcc-12") and shutil.which("mpicc.openmpi")), "gcc-12 and Open MPI")
+    tmp = tmp_path_factory.mktemp("variants")
+    site_yaml = demo_site(tmp, STACKS)
+    add_packages(site_yaml.parent / "pkgs")
+    root = tmp / "root"
+    run_hdmod("build", str(site_yaml), "--root", str(root), "-j", "2")
+    return {"yaml": site_yaml, "root": root, "modules": root / "modules"}
+
+
+def _use(site, tool: str) -> str:
+    return f"module use {site['modules'] / tool / 'Core'}"
+
+
+def test_one_name_at_both_levels(site):
+    """vfft/1.0 twice: the serial build at gcc-12's level, the MPI build at Open MPI's."""
+    lmod = site["modules"] / "lmod"
+    serial = lmod / "Compiler" / "gcc" / "12.2.0" / "vfft" / "1.0.lua"
+    parallel = lmod / "MPI" / "gcc" / "12.2.0" / "openmpi" / "4.1.4" / "vfft" / "1.0.lua"
+    assert serial.is_file() and parallel.is_file()
+    assert 'whatis("Variant: mpi=off")' in serial.read_text()
+    assert 'whatis("Variant: mpi=on")' in parallel.read_text()
+    tcl = site["modules"] / "tcl" / "MPI" / "gcc" / "12.2.0" / "openmpi" / "4.1.4" / "vfft"
+    assert 'module-whatis "Variant: mpi=on"' in (tcl / "1.0").read_text()
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_module_load_picks_the_variant_of_the_loaded_stack(site, tool):
+    """`module load gcc vfft` loads the serial build, `module load gcc openmpi vfft` the MPI
+    one (its program calls MPI, its module sets the `+mpi` block's variable); whatis says
+    which."""
+    serial = module_shell(tool, f"{_use(site, tool)}; module load gcc vfft && vfft")
+    assert serial.code == 0, serial.err
+    assert serial.out.strip() == "vfft serial"
+    root = Path(serial.env["VFFT_ROOT"])
+    assert (root / "share" / "vfft" / "kind").read_text() == "serial\n"
+    assert "VFFT_PARALLEL" not in serial.env
+    mpi = module_shell(tool, f"{_use(site, tool)}; module load gcc openmpi vfft && vfft")
+    assert mpi.code == 0, mpi.err
+    assert re.fullmatch(r"vfft mpi \d\.\d", mpi.out.strip()), mpi.out
+    other = Path(mpi.env["VFFT_ROOT"])
+    assert other != root and (other / "share" / "vfft" / "kind").read_text() == "mpi\n"
+    assert mpi.env["VFFT_PARALLEL"] == "yes"
+    spec = json.loads((other / ".hit" / "build.json").read_text())
+    assert spec["parameters"] == {"mpi": True} and "mpi" in spec["toolchain"]
+    for load, said in (("gcc", "mpi=off"), ("gcc openmpi", "mpi=on")):
+        cmd = f"{_use(site, tool)}; module load {load}; module whatis vfft 2>&1"
+        whatis = module_shell(tool, cmd, capture_env=False)
+        assert f"Variant: {said}" in whatis.out, whatis.out
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_loading_the_mpi_after_the_package(site, tool):
+    """Lmod reloads vfft from the MPI's level when openmpi is loaded after it (and from the
+    compiler's when openmpi is unloaded); Environment Modules 5.2 keeps the loaded serial
+    vfft until it is loaded again (README, Module trees: Variants under one name)."""
+    cmds = f"{_use(site, tool)}; module load gcc vfft; module load openmpi && vfft"
+    run = module_shell(tool, cmds)
+    expected = "vfft mpi" if tool == "lmod" else "vfft serial"
+    assert run.code == 0 and run.out.strip().startswith(expected), run.out + run.err
+    if tool == "lmod":
+        run = module_shell(tool, cmds + "; module unload openmpi && vfft")
+        assert run.code == 0 and run.out.strip().endswith("vfft serial"), run.err
+    else:
+        run = module_shell(tool, cmds + "; module unload vfft; module load vfft && vfft")
+        assert run.code == 0 and re.search(r"vfft mpi \d\.\d$", run.out.strip()), run.err
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_two_versions_side_by_side_the_newest_by_default(site, tool):
+    """vlib 1.0 (stack gcc12-old) and 2.0 (gcc12) in one folder: both load by version, and
+    the bare name loads 2.0, the newest, named in the folder's rc file."""
+    for version in ("1.0", "2.0"):
+        run = module_shell(
+            tool, f"{_use(site, tool)}; module load gcc vlib/{version} && vlib-version"
+        )
+        assert run.code == 0 and run.out.strip() == f"vlib {version}", run.err
+    run = module_shell(tool, f"{_use(site, tool)}; module load gcc vlib && vlib-version")
+    assert run.code == 0 and run.out.strip() == "vlib 2.0", run.err
+    folder = site["modules"] / tool / "Compiler" / "gcc" / "12.2.0" / "vlib"
+    rc = folder / (".modulerc.lua" if tool == "lmod" else ".modulerc")
+    assert "vlib/2.0" in rc.read_text() and "default" in rc.read_text()
+
+
+def test_the_admins_default_wins_over_the_newest(site, tmp_path):
+    """`modules: defaults: {vlib: "1.0"}`: after `hdmod modules refresh` the bare name loads
+    1.0 in both tools."""
+    text = site["yaml"].read_text().replace("modules:\n", 'modules:\n  defaults: {vlib: "1.0"}\n')
+    site_yaml = site["yaml"].with_name("site-default.yaml")
+    site_yaml.write_text(text)
+    run_hdmod("modules", "refresh", str(site_yaml), "--root", str(site["root"]))
+    try:
+        for tool in TOOLS:
+            run = module_shell(tool, f"{_use(site, tool)}; module load gcc vlib && vlib-version")
+            assert run.code == 0 and run.out.strip() == "vlib 1.0", run.err
+    finally:  # the module's other tests expect the site's own tree
+        run_hdmod("modules", "refresh", str(site["yaml"]), "--root", str(site["root"]))
+
+
+def test_a_stack_asking_for_a_version_no_recipe_offers(site, tmp_path):
+    """One error at the stack's request, naming the versions vlib.yaml offers; nothing built."""
+    text = site["yaml"].read_text().replace('vlib: {version: "1.0"}', 'vlib: {version: "1.12"}')
+    bad = site["yaml"].with_name("site-bad.yaml")
+    bad.write_text(text)
+    r = run_hdmod("build", str(bad), "--root", str(tmp_path / "root"), check=False)
+    assert r.returncode == 1
+    line = text.splitlines().index('      vlib: {version: "1.12"}') + 1
+    assert f"site-bad.yaml:{line}: package vlib has no version '1.12'" in r.stderr, r.stderr
+    assert "offers 2.0, 1.0" in r.stderr
+    assert not (tmp_path / "root" / "bld").exists()
+
+
+def test_users_extending_a_stack_get_its_version(site, tmp_path):
+    """ROOT/stacks/gcc12-old.yaml, which users extend, asks for vlib 1.0 as the stack does:
+    the same build spec, so the same artifact as the site's."""
+    stack = site["root"] / "stacks" / "gcc12-old.yaml"
+    assert '"vlib": {"version": "1.0"}' in stack.read_text()
+    env = {**os.environ, "HIT_HOME": str(tmp_path / "home")}
+    shown = json.loads(run_hit("show", "buildspec", "vlib", "-p", str(stack), env=env).out)
+    (built,) = (p for p in (site["root"] / "bld" / "vlib").iterdir() if p.name.startswith("1.0-"))
+    assert shown["id"] == json.loads((built / ".hit" / "build.json").read_text())["id"]
