@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -205,8 +205,39 @@ def is_allowed(library: str, allowed: set[str] | frozenset[str]) -> bool:
     return name in allowed or stem in allowed or f"{stem}.so" in allowed
 
 
-def _inside(real: str, root: str) -> bool:
-    return real == root or real.startswith(root.rstrip("/") + "/")
+def inside(path: str, root: str) -> bool:
+    """True when the absolute `path` is `root` or lies under it (string test, no I/O)."""
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def artifact_files(
+    prefix: Path,
+    skip: Callable[[Path], bool] | None = None,
+    wanted: Callable[[str, str], bool] | None = None,
+) -> Iterator[tuple[Path, os.stat_result]]:
+    """(path, lstat) of every regular file under `prefix`, in sorted order, skipping the
+    metadata folder `prefix/.hit`; symlinks and non-regular files are skipped and a file
+    with several hard links is given once. `wanted(filename, parent folder name)` picks
+    files by name before they are looked at; `skip` gets the path relative to `prefix`
+    and returns True to leave that file out. Unreadable entries are left out silently."""
+    seen: set[tuple[int, int]] = set()
+    for root, dirnames, filenames in os.walk(prefix):
+        dirnames.sort()
+        if Path(root) == prefix and ".hit" in dirnames:
+            dirnames.remove(".hit")
+        for filename in sorted(filenames):
+            path = Path(root, filename)
+            if wanted is not None and not wanted(filename, path.parent.name):
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            if skip is None or not skip(path.relative_to(prefix)):
+                yield path, st
 
 
 @dataclass(frozen=True)
@@ -283,7 +314,7 @@ def _check_file(
             continue
         # Classify by the real path of the directory it was found in (not of the file itself).
         real_dir = os.path.realpath(os.path.dirname(found))
-        if any(_inside(real_dir, root) for root in own) or (ok and real_dir in _host_real_dirs()):
+        if any(inside(real_dir, root) for root in own) or (ok and real_dir in _host_real_dirs()):
             continue
         problems.append(LinkProblem(path, name, "leak", Path(found), tuple(dirs)))
     return problems
@@ -308,23 +339,12 @@ def check_artifact(
     prefix = Path(prefix)
     own = [os.path.realpath(p) for p in [prefix, *dependencies]]
     allowed = frozenset(allowed_host)
-    host_abi, seen, problems = _host_abi(), set(), []
-    for root, dirnames, filenames in os.walk(prefix):
-        dirnames.sort()
-        if Path(root) == prefix and ".hit" in dirnames:
-            dirnames.remove(".hit")
-        for filename in sorted(filenames):
-            path = Path(root, filename)
-            try:
-                st = os.lstat(path)
-                if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-                if skip is not None and skip(path.relative_to(prefix)):
-                    continue
-                parsed = _parse(path)
-            except (OSError, *_PARSE_ERRORS):
-                continue
-            if parsed and parsed[1] and host_abi in (None, parsed[0]):
-                problems += _check_file(path, parsed[0], parsed[1], own, allowed)
+    host_abi, problems = _host_abi(), []
+    for path, _ in artifact_files(prefix, skip):
+        try:
+            parsed = _parse(path)
+        except (OSError, *_PARSE_ERRORS):
+            continue
+        if parsed and parsed[1] and host_abi in (None, parsed[0]):
+            problems += _check_file(path, parsed[0], parsed[1], own, allowed)
     return problems

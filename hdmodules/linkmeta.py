@@ -44,12 +44,11 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .elf import host_search_dirs
+from .elf import artifact_files, host_search_dirs, inside
 
 MAX_BYTES = 4 << 20  # larger "metadata" files are not metadata: skipped
 MAX_EXPANDED = 1 << 16  # characters a line or value may grow to by variable expansion
@@ -311,7 +310,7 @@ def _is_candidate(name: str, parent: str) -> bool:
 
 
 def _inside(path: str, roots: Iterable[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+    return any(inside(path, r) for r in roots)
 
 
 def lib_stem(name: str) -> str:
@@ -472,24 +471,12 @@ def _metadata_files(
     prefix: Path, skip: Callable[[Path], bool] | None
 ) -> Iterator[tuple[Path, str]]:
     """(path, text) of every regular text file under `prefix` named like metadata."""
-    seen: set[tuple[int, int]] = set()
-    for root, dirnames, filenames in os.walk(prefix):
-        dirnames.sort()
-        if Path(root) == prefix and ".hit" in dirnames:
-            dirnames.remove(".hit")
-        for filename in sorted(filenames):
-            path = Path(root, filename)
-            if not _is_candidate(filename, path.parent.name):
-                continue
-            try:
-                st = os.lstat(path)
-                if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-                if st.st_size > MAX_BYTES or (skip is not None and skip(path.relative_to(prefix))):
-                    continue
-                data = path.read_bytes()
-            except OSError:
-                continue
-            if b"\0" not in data:
-                yield path, data.decode(errors="replace")
+    for path, st in artifact_files(prefix, skip, _is_candidate):
+        if st.st_size > MAX_BYTES:
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if b"\0" not in data:
+            yield path, data.decode(errors="replace")

@@ -112,6 +112,21 @@ def copy_demo(dest: Path) -> Path:
     return dest
 
 
+# demo stacks in which app is built twice (the second with another greeting), so its two
+# artifacts share one module name: `app/1.0-<hash>` each, with an explicit default
+TWO_APPS = """  one:
+    compiler: gcc-12
+    packages: [libcore, liba, libb, app]
+  two:
+    compiler: gcc-12
+    packages:
+      libcore:
+      liba:
+      libb:
+      app: {parameters: {greeting: Howdy}}
+"""
+
+
 def demo_site(tmp: Path, stacks: str | None = None) -> Path:
     """A copy of the demo site with this machine's externals detected; `stacks` (YAML text)
     replaces its stacks. Returns the site.yaml."""
@@ -124,6 +139,25 @@ def demo_site(tmp: Path, stacks: str | None = None) -> Path:
         text = head + "stacks:\n" + stacks + "modules:" + rest.split("modules:", 1)[1]
     (demo / "site.yaml").write_text(text)
     return demo / "site.yaml"
+
+
+GIT = ["git", "-c", "user.email=dev@example.org", "-c", "user.name=Dev"]
+
+
+def git(repo: Path, *args: str) -> str:
+    """`git -C repo ARGS` with a fixed author; its stripped stdout. Raises CalledProcessError."""
+    return subprocess.run(
+        [*GIT, "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def commit_all(repo: Path, message: str) -> str:
+    """`git init` (if needed), add everything in `repo` and commit it; the commit's hash."""
+    if not (repo / ".git").exists():
+        git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", message)
+    return git(repo, "rev-parse", "HEAD")
 
 
 def write_recipe(pkgdir: Path, name: str, text: str) -> Path:

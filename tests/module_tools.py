@@ -34,6 +34,10 @@ class ModuleRun:
     err: str
     env: dict[str, str] = field(default_factory=dict)
 
+    def echoed(self) -> dict[str, str]:
+        """The `KEY=value` lines the commands printed (`echo KEY=$VAR`), as a dict."""
+        return dict(line.split("=", 1) for line in self.out.splitlines() if "=" in line)
+
 
 def _init_file(tool: str) -> Path:
     if tool == "lmod":

@@ -21,7 +21,6 @@ with a warning: put the release OpenBLAS-0.3.21.tar.gz in HDMOD_UPSTREAM to test
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -34,6 +33,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from hdmodules.hashing import sha256_file
 from hdmodules.spec.resolve import resolve
 from hdmodules.spec.site import load_site
 from tests.conftest import HOST_SETUP, REPO, need, run_clean, run_hit
@@ -122,14 +122,6 @@ SOURCES = {
 }
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def seed_sources(pkgs: Path, upstream: Path) -> dict[str, str]:
     """Check each recipe's source against SOURCES and point the copies in `pkgs` at what
     this machine has: the release (Debian's identical orig tarball, or the release file
@@ -142,12 +134,12 @@ def seed_sources(pkgs: Path, upstream: Path) -> dict[str, str]:
         debian = upstream / src.debian
         release = upstream / src.release
         if src.debian_sha256 == src.sha256:
-            assert sha256(debian) == src.sha256, f"{debian} is not the release {src.release}"
+            assert sha256_file(debian) == src.sha256, f"{debian} is not the release {src.release}"
             used[name] = f"{src.debian} (the release, byte for byte)"
-        elif release.is_file() and sha256(release) == src.sha256:
+        elif release.is_file() and sha256_file(release) == src.sha256:
             used[name] = f"{src.release} (the release)"
         else:
-            assert sha256(debian) == src.debian_sha256, f"{debian} is not Debian's repack"
+            assert sha256_file(debian) == src.debian_sha256, f"{debian} is not Debian's repack"
             new, n = re.subn(
                 r"  - url: \S+\n    sha256: [0-9a-f]{64}\n",
                 f"  - url: file://{debian}\n    sha256: {src.debian_sha256}\n",

@@ -6,15 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import run_clean, write_profile, write_recipe
-
-GIT = ["git", "-c", "user.email=dev@example.org", "-c", "user.name=Dev"]
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        [*GIT, "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
+from tests.conftest import git, run_clean, write_profile, write_recipe
 
 
 def make_repo(path: Path, answer: int) -> Path:

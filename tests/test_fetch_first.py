@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.conftest import need, run_hdmod, write_profile, write_recipe
+from tests.conftest import commit_all, need, run_hdmod, write_profile, write_recipe
 
 DEAD = "http://127.0.0.1:9"  # nothing listens on the discard port: refused at once
 
@@ -318,15 +318,11 @@ def test_a_remote_git_source_is_carried_in_a_seed_folder_too(hit, home, tmp_path
     repo = tmp_path / "upstream-repo"
     repo.mkdir()
     (repo / "greeting.txt").write_text("hello from git\n")
-    git = ["git", "-C", str(repo), "-c", "user.email=a@b", "-c", "user.name=A"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "one"], check=True)
-    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    commit = commit_all(repo, "one")
     write_recipe(
         tmp_path / "pkgs",
         "alpha",
-        f"version: '1'\nsources:\n  - git: {repo.as_uri()}\n    commit: {commit.strip()}\n"
+        f"version: '1'\nsources:\n  - git: {repo.as_uri()}\n    commit: {commit}\n"
         'build: |\n  install -Dm644 greeting.txt "$ARTIFACT/share/alpha.txt"\n',
     )
     site = tmp_path / "site.yaml"

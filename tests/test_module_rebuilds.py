@@ -11,7 +11,7 @@ import pytest
 
 from hdmodules.publish.moduletree import trees_folder, write_tree
 from hdmodules.spec.site import load_site
-from tests.conftest import demo_site
+from tests.conftest import TWO_APPS, demo_site
 from tests.conftest import run_hdmod as hdmod
 from tests.module_tools import module_shell
 
@@ -65,7 +65,7 @@ def test_a_module_loaded_before_a_rebuild_unloads_cleanly(site, tool):
     finally:
         site["recipe"].write_text(original)
     assert run.code == 0, run.err
-    seen = dict(line.split("=", 1) for line in run.out.splitlines() if "=" in line)
+    seen = run.echoed()
     old, new = seen["OLD"], seen["NEW"]
     assert old and new and old != new  # the rebuild made a new artifact
     assert f"{old}/bin" in seen["PATH_LOADED"].split(":")
@@ -97,19 +97,6 @@ def test_replaced_trees_are_kept_for_keep_days(site, tmp_path):
     )
 
 
-TWO_APPS = """  one:
-    compiler: gcc-12
-    packages: [libcore, liba, libb, app]
-  two:
-    compiler: gcc-12
-    packages:
-      libcore:
-      liba:
-      libb:
-      app: {parameters: {greeting: Howdy}}
-"""
-
-
 @pytest.mark.parametrize("tool", TOOLS)
 def test_a_module_the_rebuild_renamed_or_removed_still_unloads(tools, tmp_path, tool):
     """Two builds of app are `app/1.0-<hash>`: a rebuild that changes app renames both, and
@@ -138,7 +125,7 @@ def test_a_module_the_rebuild_renamed_or_removed_still_unloads(tools, tmp_path, 
         "module -t avail 2>&1 | grep '^app' | tr '\\n' ' '; echo",
     )
     assert run.code == 0, run.out + run.err
-    seen = dict(line.split("=", 1) for line in run.out.splitlines() if "=" in line)
+    seen = run.echoed()
     assert seen["OLD"] != seen["NEW"]
     for key, root_dir in (("PATH1", seen["OLD"]), ("PATH2", seen["NEW"])):
         assert f"{root_dir}/bin" not in seen[key].split(":"), (key, seen[key])

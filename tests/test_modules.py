@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import demo_site, need, run_clean
+from tests.conftest import TWO_APPS, demo_site, need, run_clean
 from tests.conftest import run_hdmod as hdmod
 from tests.module_tools import avail, module_shell
 
@@ -371,22 +371,9 @@ def test_stack_profiles_are_links_and_roots(site):
     assert len(libcores) == 2  # gcc-12 (both gcc-12 stacks) and gcc-11
 
 
-COLLIDING = """  one:
-    compiler: gcc-12
-    packages: [libcore, liba, libb, app]
-  two:
-    compiler: gcc-12
-    packages:
-      libcore:
-      liba:
-      libb:
-      app: {parameters: {greeting: Howdy}}
-"""
-
-
 @pytest.mark.parametrize("tool", TOOLS)
 def test_same_name_two_artifacts_get_suffixes_and_an_explicit_default(tools, tmp_path, tool):
-    site_yaml = _demo_site(tmp_path, stacks=COLLIDING)
+    site_yaml = _demo_site(tmp_path, stacks=TWO_APPS)
     hdmod("build", str(site_yaml), "--root", str(tmp_path / "root"))
     modules = tmp_path / "root" / "modules"
     run = module_shell(
@@ -413,7 +400,7 @@ def test_one_default_per_folder_and_the_admins_wins(tools, tmp_path):
     one `default` per folder, so `module load app` and `module load app/1.0` (the plain alias)
     both load the admin's choice in both tools, and Environment Modules' avail warns of no
     second default. A default naming no written module stops the refresh, naming site.yaml."""
-    site_yaml = _demo_site(tmp_path, stacks=COLLIDING)
+    site_yaml = _demo_site(tmp_path, stacks=TWO_APPS)
     root = tmp_path / "root"
     hdmod("build", str(site_yaml), "--root", str(root))
     level = ("Compiler", "gcc", "12.2.0", "app")

@@ -26,7 +26,6 @@ build test says so.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -39,6 +38,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from hdmodules.hashing import sha256_file
 from hdmodules.store.home import init_home
 from tests.conftest import HOST_SETUP, REPO, need, run_clean, run_hdmod, run_hit
 from tests.module_tools import module_shell
@@ -134,12 +134,11 @@ int main(int argc, char **argv) {
 """
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def nc_config(prof: Path, flag: str) -> str:
+    """What the profile's `nc-config FLAG` prints, stripped (run in a clean environment)."""
+    r = run_clean([str(prof / "bin" / "nc-config"), flag])
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +151,7 @@ def upstream() -> Path:
         r = subprocess.run(["bash", str(script), str(UPSTREAM)], capture_output=True, text=True)
         need(r.returncode == 0, f"Debian orig tarballs (fetch script said: {r.stderr[-300:]})")
     # netCDF-C: Debian's orig tarball is the upstream release byte for byte
-    assert sha256(UPSTREAM / "netcdf_4.9.0.orig.tar.gz") == NETCDF_SHA256
+    assert sha256_file(UPSTREAM / "netcdf_4.9.0.orig.tar.gz") == NETCDF_SHA256
     return UPSTREAM
 
 
@@ -164,10 +163,10 @@ def hdf5_source(pkgs: Path, upstream: Path) -> str:
     text = recipe.read_text()
     assert f"sha256: {HDF5_RELEASE_SHA256}" in text, "hdf5.yaml no longer names 1.10.8's release"
     release = upstream / HDF5_RELEASE
-    if release.is_file() and sha256(release) == HDF5_RELEASE_SHA256:
+    if release.is_file() and sha256_file(release) == HDF5_RELEASE_SHA256:
         return f"the upstream release ({HDF5_RELEASE})"
     debian = upstream / HDF5_DEBIAN
-    assert sha256(debian) == HDF5_DEBIAN_SHA256, f"{debian} is not Debian's 1.10.8+repack1"
+    assert sha256_file(debian) == HDF5_DEBIAN_SHA256, f"{debian} is not Debian's 1.10.8+repack1"
     new, n = re.subn(
         r"  - url: \S+\n    sha256: [0-9a-f]{64}\n",
         f"  - url: file://{debian}\n    sha256: {HDF5_DEBIAN_SHA256}\n",
@@ -270,16 +269,11 @@ def test_site_builds_parallel_netcdf_hdf5_fftw(site, tmp_path):
     prof, hdf5, netcdf = site.profile, artifact(site, "hdf5"), artifact(site, "netcdf-c")
 
     # netCDF-C: version, netCDF-4 on HDF5, parallel I/O, nothing remote
-    def nc_config(flag: str) -> str:
-        r = run_clean([str(prof / "bin" / "nc-config"), flag])
-        assert r.returncode == 0, r.stderr
-        return r.stdout.strip()
-
-    assert nc_config("--version") == "netCDF 4.9.0"
-    assert nc_config("--has-nc4") == nc_config("--has-hdf5") == "yes"
-    assert nc_config("--has-parallel4") == nc_config("--has-parallel") == "yes"
-    assert nc_config("--has-dap") == "no"
-    assert nc_config("--cc") == "/usr/bin/mpicc.openmpi"
+    assert nc_config(prof, "--version") == "netCDF 4.9.0"
+    assert nc_config(prof, "--has-nc4") == nc_config(prof, "--has-hdf5") == "yes"
+    assert nc_config(prof, "--has-parallel4") == nc_config(prof, "--has-parallel") == "yes"
+    assert nc_config(prof, "--has-dap") == "no"
+    assert nc_config(prof, "--cc") == "/usr/bin/mpicc.openmpi"
     usage = run_clean([str(prof / "bin" / "ncdump")])  # usage, with the library version
     assert "netcdf library version 4.9.0" in usage.stdout + usage.stderr
     needed, runpath = dynamic(Path(os.path.realpath(prof / "lib" / "libnetcdf.so")))
@@ -346,15 +340,10 @@ def test_serial_stack_builds_the_same_recipes_serial(site):
         spec = json.loads((serial / ".hit" / "build.json").read_text())
         assert spec["parameters"] == {"mpi": False} and "mpi" not in spec["toolchain"], spec
 
-    def nc_config(flag: str) -> str:
-        r = run_clean([str(prof / "bin" / "nc-config"), flag])
-        assert r.returncode == 0, r.stderr
-        return r.stdout.strip()
-
-    assert nc_config("--version") == "netCDF 4.9.0"
-    assert nc_config("--has-nc4") == nc_config("--has-hdf5") == "yes"
-    assert nc_config("--has-parallel4") == nc_config("--has-parallel") == "no"
-    assert "mpicc" not in nc_config("--cc") and "gcc-12" in nc_config("--cc")
+    assert nc_config(prof, "--version") == "netCDF 4.9.0"
+    assert nc_config(prof, "--has-nc4") == nc_config(prof, "--has-hdf5") == "yes"
+    assert nc_config(prof, "--has-parallel4") == nc_config(prof, "--has-parallel") == "no"
+    assert "mpicc" not in nc_config(prof, "--cc") and "gcc-12" in nc_config(prof, "--cc")
     needed, runpath = dynamic(Path(os.path.realpath(prof / "lib" / "libnetcdf.so")))
     assert {"libhdf5_hl.so.100", "libhdf5.so.103"} <= set(needed), needed
     assert not [n for n in needed if n.startswith("libmpi")], needed

@@ -4,7 +4,6 @@ import hashlib
 import io
 import os
 import shutil
-import subprocess
 import tarfile
 import zipfile
 
@@ -13,7 +12,7 @@ import pytest
 from hdmodules.build.sources import cache_file, fetch, materialize, unpack_tar, unpack_zip
 from hdmodules.errors import HitError
 from hdmodules.spec.recipes import Source
-from tests.conftest import need, write_profile, write_recipe
+from tests.conftest import commit_all, need, write_profile, write_recipe
 
 
 def make_tar(path, members):
@@ -234,20 +233,14 @@ def test_git_export_keeps_inner_symlinks_and_refuses_escaping_ones(tmp_path):
     (repo / "lib").mkdir()
     (repo / "lib" / "x.h").write_text("x\n")
     (repo / "inc").symlink_to("lib")
-    git = ["git", "-C", str(repo), "-c", "user.email=a@b", "-c", "user.name=A"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "one"], check=True)
-    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    head = commit_all(repo, "one")
     src = tmp_path / "src"
-    materialize(Source(git=str(repo), commit=head.strip(), dest="g"), tmp_path / "c", src)
+    materialize(Source(git=str(repo), commit=head, dest="g"), tmp_path / "c", src)
     assert (src / "g" / "inc" / "x.h").read_text() == "x\n"
     (repo / "up").symlink_to("../../..")
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "two"], check=True)
-    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    head = commit_all(repo, "two")
     with pytest.raises(HitError, match=r"member 'up' \(a symlink to '../../..'\) would land"):
-        materialize(Source(git=str(repo), commit=head.strip(), dest="h"), tmp_path / "c", src)
+        materialize(Source(git=str(repo), commit=head, dest="h"), tmp_path / "c", src)
 
 
 def _one_package(tmp_path, sources: str):

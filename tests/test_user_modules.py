@@ -282,5 +282,5 @@ def test_a_loaded_module_whose_profile_is_removed_still_unloads(user, tool):
         "echo NOW=${HELLO_ROOT-unset}",
     )
     assert run.code == 0, run.out + run.err
-    seen = dict(line.split("=", 1) for line in run.out.splitlines() if "=" in line)
+    seen = run.echoed()
     assert "/hello/" in seen["WAS"] and seen["NOW"] == "unset", run.out

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from functools import cache
 
-from ..elf import host_search_dirs
+from ..elf import host_search_dirs, inside
 from ..errors import HitError
 from ..runner import query
 from .externals import External, mpi_info, resolve_command
@@ -46,10 +46,7 @@ def _not_host(folder: str) -> bool:
     if not os.path.isabs(folder):
         return False
     host = (*host_search_dirs(), *HOST_INCLUDE_DIRS)
-    for d in {folder, os.path.realpath(folder)}:
-        if any(h == d or h.startswith(d.rstrip("/") + "/") for h in host):
-            return False
-    return True
+    return not any(inside(h, d) for d in {folder, os.path.realpath(folder)} for h in host)
 
 
 @cache
