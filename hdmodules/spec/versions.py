@@ -7,6 +7,9 @@ its own sources (recipes.py loads them). A profile or site stack asks for one wi
 before anything is hashed, so the build spec holds exactly the chosen version and the bytes
 of its sources, never the versions not chosen.
 
+A recipe's `when:` may test the version it builds, as Spack writes it after `@` (Range):
+`@1.10` (1.10 and every 1.10.x), `@1.10:1.12`, `@1.12:`, `@:1.10`.
+
 This module holds the rules only; it does not import recipes.py (which imports nothing of
 it), so it takes what a recipe offers as plain values.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -29,6 +33,39 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     another sorts after it (`1.0.1` after `1.0`, and so `1.0rc1` after `1.0` too: name a
     pre-release's successor with the site's `modules: defaults:`)."""
     return tuple((1, int(p)) if p.isdigit() else (0, p) for p in _PART.findall(version))
+
+
+@dataclass(frozen=True)
+class Range:
+    """The versions from `low` to `high`, both included, None for no bound: Spack's `@low:high`
+    (`@1.10:1.12`, `@1.12:`, `@:1.10`), and `@v` is `@v:v`. Compared by version_key, with
+    Spack's rule for the upper bound: a version that extends it is in (`@:1.12` holds for
+    1.12.3, `@1.10` for 1.10 and 1.10.8, never for 1.100, whose second part is 100)."""
+
+    low: str | None
+    high: str | None
+
+    def __contains__(self, version: str) -> bool:
+        key = version_key(version)
+        if self.low is not None and key < version_key(self.low):
+            return False
+        if self.high is None:
+            return True
+        high = version_key(self.high)
+        return key <= high or key[: len(high)] == high
+
+    @property
+    def empty(self) -> bool:
+        """Whether no version is in it: `low` is after `high` and does not extend it (`@2:1`;
+        `@1.10.2:1.10` holds 1.10.2 and later 1.10.x). Versions that extend `high` follow it
+        in key order, so the range is empty exactly when `low` itself is not in it."""
+        return self.low is not None and self.low not in self
+
+    def __str__(self) -> str:
+        """As Spack writes it: `@1.10`, `@1.10:1.12`, `@1.12:`, `@:1.10`."""
+        if self.low is not None and self.low == self.high:
+            return f"@{self.low}"
+        return f"@{self.low or ''}:{self.high or ''}"
 
 
 def newest(versions: Iterable[str]) -> str:
