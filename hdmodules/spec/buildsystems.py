@@ -23,6 +23,7 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from ..errors import ConfigError
 from ..names import ENV_VAR_RE
@@ -133,15 +134,12 @@ def load(
     name = yamlfile.get_str(m, "build_system")
     if name is None:
         for key in (k for k in KEYS if k in m):
-            yamlfile.fail(m, key, f"'{key}' goes with 'build_system:' ({', '.join(SYSTEMS)})")
+            _without_system(m, key)
         return None
     system = SYSTEMS.get(name)
     if system is None:
         yamlfile.fail(m, "build_system", f"build_system {name!r}: use one of {', '.join(SYSTEMS)}")
-    for key in ARGS_KEYS:
-        if key in m and key not in system.args:
-            takes = ", ".join(system.args)
-            yamlfile.fail(m, key, f"build_system {name} takes no {key} (it takes {takes})")
+    given = load_args(m, name, variables)
     pre = m.get("pre_configure", "")
     if not isinstance(pre, str):
         yamlfile.fail(m, "pre_configure", "'pre_configure' must be a script (`pre_configure: |`)")
@@ -152,11 +150,41 @@ def load(
             "add python to dependencies:"
         )
         yamlfile.fail(m, "build_system", problem)
-    args = {key: _words(m, key, variables) for key in system.args}
+    args = {key: given.get(key, ()) for key in system.args}
     return BuildSteps(name, m.file, m.line_of("build_system"), args, pre)
 
 
-def _words(m: yamlfile.Mapping, key: str, variables: frozenset[str]) -> tuple[str, ...]:
+def load_args(
+    m: yamlfile.Mapping, system: str | None, variables: frozenset[str], scope: str = ""
+) -> dict[str, tuple[str, ...]]:
+    """The argument lists (ARGS_KEYS) the mapping `m` gives, key -> its words, for a recipe
+    whose build system is `system` (None: it has none): a recipe's own lists, or those of a
+    `when:` block (variants.py), whose placeholders are checked against the `variables`
+    under that block, named `scope` in the message (`under when +mpi`). Raises ConfigError
+    at the list's line for a list without a build system or one the system does not take,
+    an item that is not a string, a bad placeholder."""
+    out = {}
+    for key in ARGS_KEYS:
+        if key not in m:
+            continue
+        if system is None:
+            _without_system(m, key)
+        _check_taken(m, key, system)
+        out[key] = _words(m, key, variables, scope)
+    return out
+
+
+def _without_system(m: yamlfile.Mapping, key: str) -> NoReturn:
+    yamlfile.fail(m, key, f"'{key}' goes with 'build_system:' ({', '.join(SYSTEMS)})")
+
+
+def _check_taken(m: yamlfile.Mapping, key: str, system: str) -> None:
+    if key not in SYSTEMS[system].args:
+        takes = ", ".join(SYSTEMS[system].args)
+        yamlfile.fail(m, key, f"build_system {system} takes no {key} (it takes {takes})")
+
+
+def _words(m: yamlfile.Mapping, key: str, variables: frozenset[str], scope: str) -> tuple[str, ...]:
     value = m.get(key)
     if value is None:
         return ()
@@ -164,16 +192,17 @@ def _words(m: yamlfile.Mapping, key: str, variables: frozenset[str]) -> tuple[st
         problem = f"'{key}' must be a list of strings, one item per argument (- --enable-foo)"
         yamlfile.fail(m, key, problem)
     for word in value:
-        problem = placeholder_problem(word, variables)
+        problem = placeholder_problem(word, variables, scope)
         if problem:
             yamlfile.fail(m, key, f"{key}: argument {word!r}: {problem}")
     return tuple(value)
 
 
-def placeholder_problem(word: str, variables: frozenset[str]) -> str | None:
+def placeholder_problem(word: str, variables: frozenset[str], scope: str = "") -> str | None:
     """Why `word` is not a valid argument, or None: its `{...}` fields must each name one of
-    `variables`, without format spec or conversion; a literal brace is `{{` or `}}`; NUL
-    cannot be passed to a program."""
+    `variables` (the recipe's, or those `scope` names: `under when +mpi`), without format
+    spec or conversion; a literal brace is `{{` or `}}`; NUL cannot be passed to a
+    program."""
     if "\0" in word:
         return "holds a NUL character"
     try:
@@ -183,7 +212,9 @@ def placeholder_problem(word: str, variables: frozenset[str]) -> str | None:
     for name, spec, conversion in fields:
         if not ENV_VAR_RE.fullmatch(name) or name not in variables:
             known = ", ".join("{" + v + "}" for v in sorted(variables))
-            return f"unknown placeholder {{{name}}} (this recipe's: {known})"
+            hint = "; the MPI's come with `toolchain: [mpi]`" if name in MPI_VARIABLES else ""
+            whose = scope or "this recipe's"
+            return f"unknown placeholder {{{name}}} ({whose}: {known}{hint})"
         if spec or conversion:
             return f"the placeholder {{{name}}} takes no !conversion nor :format"
     return None
