@@ -208,7 +208,7 @@ def test_a_version_no_recipe_offers_is_refused(hit, tmp_path, packages, fragment
 
 BAD_RECIPES = {
     "condition": ("parameters: {mpi: true}\nwhen:\n  mpi: {toolchain: [mpi]}\n", 5,
-                  "when mpi: a condition is +name, ~name or name=value"),
+                  "when mpi: a condition is +name, ~name, name=value or @version"),
     "unknown-parameter": ("parameters: {mpi: true}\nwhen:\n  +mpii: {}\n", 5,
                           "when +mpii: no parameter 'mpii' (parameters: mpi)"),
     "not-a-flag": ("parameters: {precision: double}\nwhen:\n  +precision: {}\n", 5,

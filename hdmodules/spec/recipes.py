@@ -12,7 +12,7 @@ from ..hashing import sha256_file, tree_hash
 from ..urls import git_location
 from . import buildsystems, yamlfile
 from .buildsystems import BuildSteps
-from .variants import When, load_when
+from .variants import BlockContext, When, load_when
 from .yamlfile import Scalar, check_env_value, check_name, check_version
 
 RECIPE_KEYS = {
@@ -234,8 +234,12 @@ def load_recipe(file: Path) -> Recipe:
         yamlfile.fail(m, "dependencies", "a dependency is listed twice")
     params = yamlfile.check_parameters(m, "parameters")
     toolchain = yamlfile.get_str_list(m, "toolchain")
-    variables = buildsystems.arg_variables(deps, list(params), toolchain, env_name)
-    steps = buildsystems.load(m, variables, deps)
+
+    def variables(more_deps: list[str], more_toolchain: list[str]) -> frozenset[str]:
+        names = [*deps, *more_deps]
+        return buildsystems.arg_variables(names, list(params), toolchain + more_toolchain, env_name)
+
+    steps = buildsystems.load(m, variables([], []), deps)
     if steps is None and m.get("build") is None:
         systems = ", ".join(buildsystems.SYSTEMS)
         message = f"recipe {file.stem} needs the key 'build' (a script) or 'build_system'"
@@ -246,6 +250,14 @@ def load_recipe(file: Path) -> Recipe:
     env_m = yamlfile.get_mapping(m, "environment")
     for k, v in environment.items():
         check_env_value(env_m, k, str(v))
+    versions = _versions(m, version, file.parent)
+    context = BlockContext(
+        parameters=params,
+        versions=tuple(versions or (version,)),
+        build_system=steps.system if steps else None,
+        variables=variables,
+        load_patches=lambda block: _load_patches(block, file.parent),
+    )
     recipe = Recipe(
         name=name,
         version=version,
@@ -263,8 +275,8 @@ def load_recipe(file: Path) -> Recipe:
         environment={k: str(v) for k, v in environment.items()},
         dependency_lines={d: m.line_of("dependencies") for d in deps},
         build_system=steps,
-        when=load_when(m, params),
-        versions=_versions(m, version, file.parent),
+        when=load_when(m, context),
+        versions=versions,
     )
     return with_version(recipe, version)
 

@@ -120,13 +120,18 @@ def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
 
 
 def _variant(recipe: Recipe, profile: ProfileSpec) -> Recipe:
-    """`recipe` as the profile's parameters and toolchain choose it (variants.py): what its
-    `when:` blocks that hold add (toolchain kinds, dependencies, host libraries, module
-    variables, description)."""
+    """`recipe`, at the version chosen already (with_version), as the profile's parameters
+    and toolchain choose it (variants.py): what its `when:` blocks that hold add (toolchain
+    kinds, dependencies, host libraries, module variables, description; argument lists
+    after the recipe's own, patches after its own)."""
     if not recipe.when:
         return recipe
-    add = variants.effects(recipe.when, _parameters(recipe, profile))
+    add = variants.effects(recipe.when, _parameters(recipe, profile), recipe.version)
     lines = {**add.dependency_lines, **recipe.dependency_lines}
+    steps = recipe.build_system
+    if steps is not None and add.args:  # load_when allows only lists the system takes
+        args = {key: words + add.args.get(key, ()) for key, words in steps.args.items()}
+        steps = replace(steps, args=args)
     return replace(
         recipe,
         toolchain=recipe.toolchain + tuple(k for k in add.toolchain if k not in recipe.toolchain),
@@ -136,6 +141,8 @@ def _variant(recipe: Recipe, profile: ProfileSpec) -> Recipe:
         allow_host_libs=recipe.allow_host_libs + add.allow_host_libs,
         environment={**recipe.environment, **add.environment},
         description=recipe.description if add.description is None else add.description,
+        build_system=steps,
+        patches=recipe.patches + add.patches,
     )
 
 
@@ -221,9 +228,13 @@ def _node_toolchain(
                 f"package {recipe.name} needs an external {kind}, but the profile "
                 f"{profile.file.name} has no `toolchain: {{{kind}: NAME}}`"
             )
-            blocks = [b.condition for b in recipe.when if kind in b.toolchain]
+            blocks = [b for b in recipe.when if kind in b.toolchain]
             if blocks:  # a variant asked for it: say which, and how to build without
-                message += f" (its `when: {blocks[0]}` asks for it: set that parameter off)"
+                block = blocks[0]
+                how = (
+                    "set that parameter off" if block.parameter_terms else "choose another version"
+                )
+                message += f" (its `when: {block.condition}` asks for it: {how})"
             raise ConfigError(recipe.file, None, message)
         tools[kind] = chosen[kind]
     return tools

@@ -1,5 +1,5 @@
-"""Variants: what a recipe builds differently depending on a parameter, or on whether the
-stack has an MPI (README "Variants").
+"""Variants: what a recipe builds differently depending on a parameter, on whether the
+stack has an MPI, or on the version it builds (README "Variants").
 
 A recipe's `when:` maps a condition, written as Spack writes one, to what holds under it:
 
@@ -9,36 +9,51 @@ A recipe's `when:` maps a condition, written as Spack writes one, to what holds 
       +mpi:              # the parameter mpi is true
         toolchain: [mpi]
         dependencies: [...]
+        configure_args: ["CC={MPICC}", --enable-mpi]
       ~mpi: {...}        # it is false;  precision=single: it equals "single";
                          # "+mpi ~shared": both hold
+      "@1.10":           # the version built is 1.10 or 1.10.x (versions.Range); quoted,
+        patches: [...]   # since YAML reserves @; "+mpi @1.14:": both hold
 
-A condition tests parameters only, so what a build gets is decided by the parameters' values
-(the recipe's defaults, then the profile's), which are in the build spec and hashed; the
-build script sees them as variables too (`MPI=1`). A parameter whose default is `auto` is
-on exactly when the profile's toolchain has every kind of external its `+name` blocks ask
-for (`toolchain: [mpi]`): one `fftw` recipe is serial in a stack without an MPI and built
-with the MPI in a stack with one.
+A condition tests parameters and the version, so what a build gets is decided by the
+parameters' values (the recipe's defaults, then the profile's) and the version chosen, all
+in the build spec and hashed; the build script sees them as variables too (`MPI=1`). A
+parameter whose default is `auto` is on exactly when the profile's toolchain has every kind
+of external its `+name` blocks ask for (`toolchain: [mpi]`): one `fftw` recipe is serial in
+a stack without an MPI and built with the MPI in a stack with one.
+
+A block adds (WHEN_KEYS) toolchain kinds, dependencies, allowed host libraries, module
+variables, a description, the build system's argument lists (appended to the recipe's, as
+Spack's `configure_args` test `"+mpi" in spec`) and patches (applied after the recipe's, as
+Spack's `patch("x.patch", when="@1.10")`).
 
 This module loads and checks `when:` (ConfigError with file:line), decides which blocks hold
-for given parameter values, and says what they add. It does not import recipes.py (which
-imports it); resolve.py applies what `effects` returns to a recipe.
+for given parameter values and version, and says what they add. It does not import
+recipes.py (which imports it): what checking a block needs of the recipe comes in a
+`BlockContext`; resolve.py applies what `effects` returns to a recipe.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from collections.abc import Mapping as AnyMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
-from . import yamlfile
+from . import buildsystems, yamlfile
+from .versions import Range, by_newest
 from .yamlfile import Scalar, check_env_value, check_name, check_text
 
 AUTO = "auto"
 WHEN_KEYS = {"toolchain", "dependencies", "allow_host_libs", "environment", "description"}
+WHEN_KEYS |= {"patches", *buildsystems.ARGS_KEYS}
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_VERSION = r"(?:[A-Za-z0-9][A-Za-z0-9._-]*)?"  # `+` and `~` start the next term
 _TERM = re.compile(
-    r"\s*(?:([+~])([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*)=([A-Za-z0-9._-]+))"
+    rf"\s*(?:([+~])({_NAME})|({_NAME})=([A-Za-z0-9._-]+)|@({_VERSION})(:?)({_VERSION}))"
 )
 
 
@@ -58,15 +73,25 @@ class Term:
             return have is self.value
         return not isinstance(have, bool) and str(have) == self.value
 
+    def __str__(self) -> str:
+        """As written: `+mpi`, `~mpi`, `precision=single`."""
+        if isinstance(self.value, bool):
+            return f"{'+' if self.value else '~'}{self.name}"
+        return f"{self.name}={self.value}"
+
+
+Condition = tuple[Term | Range, ...]  # every term must hold; at most one Range (the version)
+
 
 @dataclass(frozen=True)
 class When:
     """One `when:` block: its condition as written and as terms (all must hold), and what it
     adds: toolchain kinds, dependencies (with the line they are listed on), allowed host
-    libraries, module variables, and a description that replaces the recipe's."""
+    libraries, module variables, a description that replaces the recipe's, argument lists
+    (key of buildsystems.ARGS_KEYS -> words) and patches (recipes.Patch)."""
 
     condition: str
-    terms: tuple[Term, ...]
+    terms: Condition
     toolchain: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
     allow_host_libs: tuple[str, ...] = ()
@@ -74,17 +99,42 @@ class When:
     description: str | None = None
     line: int = 0  # of the condition
     dependency_line: int = 0
+    args: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    patches: tuple[Any, ...] = ()
 
-    def holds(self, params: AnyMapping[str, Scalar]) -> bool:
-        """Whether every term holds for the parameter values `params`."""
-        return all(t.holds(params) for t in self.terms)
+    @property
+    def parameter_terms(self) -> tuple[Term, ...]:
+        """The terms that test parameters (not the version)."""
+        return tuple(t for t in self.terms if isinstance(t, Term))
+
+    def holds(self, params: AnyMapping[str, Scalar], version: str) -> bool:
+        """Whether every term holds for the parameter values `params` and `version`."""
+        return all(version in t if isinstance(t, Range) else t.holds(params) for t in self.terms)
+
+
+@dataclass(frozen=True)
+class BlockContext:
+    """What checking a recipe's `when:` blocks needs of the rest of the recipe (recipes.py
+    gives it): its `parameters` (name -> default), the `versions` it offers, its
+    `build_system` (a key of buildsystems.SYSTEMS, None without one), the `{NAME}`s its
+    arguments may use given the dependencies and toolchain kinds a block adds besides the
+    recipe's own (`variables`), and the loader of a block's `patches:` list
+    (`load_patches`: recipes' own, files beside the recipe)."""
+
+    parameters: dict[str, Scalar]
+    versions: tuple[str, ...]
+    build_system: str | None
+    variables: Callable[[list[str], list[str]], frozenset[str]]
+    load_patches: Callable[[yamlfile.Mapping], tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
 class Effects:
     """What the blocks that hold add to a recipe (resolve.py applies it): toolchain kinds and
     dependencies to append (each once, in block order), host libraries, module variables
-    (later blocks win), and the description, if a block gives one (the last that does)."""
+    (later blocks win), the description, if a block gives one (the last that does), the
+    words to append to each argument list and the patches to apply after the recipe's (both
+    in block order)."""
 
     toolchain: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
@@ -92,43 +142,62 @@ class Effects:
     allow_host_libs: tuple[str, ...] = ()
     environment: dict[str, str] = field(default_factory=dict)
     description: str | None = None
+    args: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    patches: tuple[Any, ...] = ()
 
 
-def parse_condition(text: str) -> tuple[Term, ...] | None:
-    """`+mpi`, `~shared`, `precision=single`, or several (`+mpi ~shared`, `+mpi~shared`) ->
-    their terms; None if `text` is not such a condition."""
-    terms, pos = [], 0
+def parse_condition(text: str) -> Condition | None:
+    """`+mpi`, `~shared`, `precision=single`, a version range (`@1.10`, `@1.10:1.12`,
+    `@1.12:`, `@:1.10`: versions.Range), or several (`+mpi ~shared`, `+mpi~shared`,
+    `+mpi @1.14:`) -> their terms; None if `text` is not such a condition (`@` and `@:`
+    alone are not: they would hold for every version)."""
+    terms: list[Term | Range] = []
+    pos = 0
     while pos < len(text.rstrip()):
         m = _TERM.match(text, pos)
         if m is None:
             return None
-        sign, flag, name, value = m.groups()
-        terms.append(Term(flag, sign == "+") if sign else Term(name, value))
+        sign, flag, name, value, low, colon, high = m.groups()
+        if sign:
+            terms.append(Term(flag, sign == "+"))
+        elif name:
+            terms.append(Term(name, value))
+        elif low or high:
+            terms.append(Range(low or None, (high or None) if colon else low))
+        else:
+            return None
         pos = m.end()
     return tuple(terms) or None
 
 
-def load_when(m: yamlfile.Mapping, parameters: dict[str, Scalar]) -> tuple[When, ...]:
-    """A recipe's `when:` blocks, checked against its `parameters` (name -> default): each
+def load_when(m: yamlfile.Mapping, ctx: BlockContext) -> tuple[When, ...]:
+    """A recipe's `when:` blocks, checked against the rest of the recipe (`ctx`): each
     condition names declared parameters, `+name`/`~name` only those whose default is true,
-    false or auto; each block holds only WHEN_KEYS; every `auto` parameter has a `+name`
-    block asking for a toolchain. Raises ConfigError at the offending line."""
+    false or auto, a version range some offered version is in; no condition contradicts or
+    repeats itself; each block holds only WHEN_KEYS, its argument lists those the build
+    system takes, with placeholders of the variables under it (the recipe's, and what this
+    block and the blocks its condition implies add: `{MPICC}` under a block that gives
+    `toolchain: [mpi]`); every `auto` parameter has a `+name` block asking for a toolchain.
+    Raises ConfigError at the offending line."""
     blocks_m = yamlfile.get_mapping(m, "when")
-    blocks = []
+    blocks: list[tuple[When, yamlfile.Mapping]] = []
     for condition, block in blocks_m.items():
         where = f"when {condition}:"
         terms = parse_condition(str(condition))
         if terms is None:
-            problem = "a condition is +name, ~name or name=value (several: '+mpi ~shared')"
+            problem = (
+                "a condition is +name, ~name, name=value or @version "
+                "(several: '+mpi ~shared', '+mpi @1.14:')"
+            )
             yamlfile.fail(blocks_m, condition, f"{where} {problem}")
-        for t in terms:
-            _check_term(blocks_m, condition, t, parameters)
+        _check_condition(blocks_m, condition, terms, ctx)
         if not isinstance(block, yamlfile.Mapping):
             yamlfile.fail(blocks_m, condition, f"{where} give a mapping (toolchain:, ...)")
-        blocks.append(_block(str(condition), terms, block, blocks_m.line_of(condition)))
-    found = tuple(blocks)
+        when = _block(str(condition), terms, block, blocks_m.line_of(condition), ctx)
+        blocks.append((when, block))
+    found = tuple(_with_args(b, block, blocks, ctx) for b, block in blocks)
     params_m = yamlfile.get_mapping(m, "parameters")
-    for name, default in parameters.items():
+    for name, default in ctx.parameters.items():
         if default == AUTO and not auto_kinds(found, name):
             yamlfile.fail(
                 params_m,
@@ -139,8 +208,42 @@ def load_when(m: yamlfile.Mapping, parameters: dict[str, Scalar]) -> tuple[When,
     return found
 
 
-def _check_term(blocks_m: yamlfile.Mapping, condition: object, t: Term, params: dict) -> None:
+def _check_condition(
+    blocks_m: yamlfile.Mapping, condition: object, terms: Condition, ctx: BlockContext
+) -> None:
+    """Each term of `condition` is one that can hold, and they can hold together: a parameter
+    or the version tested once (Spack refuses `+mpi~mpi` too), a version range that is not
+    empty and holds for an offered version."""
     where = f"when {condition}:"
+    seen: dict[str, Term | Range] = {}  # parameter name, or "@" -> its term
+    for t in terms:
+        before = seen.setdefault(t.name if isinstance(t, Term) else "@", t)
+        if before is t:
+            _check_term(blocks_m, condition, t, ctx)
+        elif before == t:
+            yamlfile.fail(blocks_m, condition, f"{where} {t} repeats (write it once)")
+        elif isinstance(t, Term):
+            problem = f"never holds ({before} and {t}: {t.name} has one value)"
+            yamlfile.fail(blocks_m, condition, f"{where} {problem}")
+        else:
+            problem = f"gives two version ranges ({before} and {t}): write one, @LOW:HIGH"
+            yamlfile.fail(blocks_m, condition, f"{where} {problem}")
+
+
+def _check_term(
+    blocks_m: yamlfile.Mapping, condition: object, t: Term | Range, ctx: BlockContext
+) -> None:
+    where = f"when {condition}:"
+    if isinstance(t, Range):
+        if t.empty:
+            problem = f"never holds ({t}: {t.low} comes after {t.high})"
+            yamlfile.fail(blocks_m, condition, f"{where} {problem}")
+        if not any(v in t for v in ctx.versions):
+            offered = ", ".join(by_newest(ctx.versions))
+            problem = f"no version this recipe offers is in {t} (it offers {offered})"
+            yamlfile.fail(blocks_m, condition, f"{where} {problem}")
+        return
+    params = ctx.parameters
     if t.name not in params:
         known = ", ".join(sorted(params)) or "none"
         yamlfile.fail(blocks_m, condition, f"{where} no parameter {t.name!r} (parameters: {known})")
@@ -160,7 +263,10 @@ def _check_term(blocks_m: yamlfile.Mapping, condition: object, t: Term, params: 
         )
 
 
-def _block(condition: str, terms: tuple[Term, ...], b: yamlfile.Mapping, line: int) -> When:
+def _block(
+    condition: str, terms: Condition, b: yamlfile.Mapping, line: int, ctx: BlockContext
+) -> When:
+    """The block `b`, but its argument lists (_with_args adds them)."""
     what = f"when {condition}"
     yamlfile.check_keys(b, WHEN_KEYS, what)
     deps = yamlfile.get_str_list(b, "dependencies")
@@ -183,7 +289,23 @@ def _block(condition: str, terms: tuple[Term, ...], b: yamlfile.Mapping, line: i
         description=description,
         line=line,
         dependency_line=b.line_of("dependencies"),
+        patches=ctx.load_patches(b),
     )
+
+
+def _with_args(
+    block: When, b: yamlfile.Mapping, blocks: list[tuple[When, yamlfile.Mapping]], ctx: BlockContext
+) -> When:
+    """`block` with its argument lists, checked against the variables under it: the
+    recipe's, and the dependencies and toolchain kinds of every block that holds whenever it
+    does (whose terms are among its own: `+mpi` for `+mpi ~shared`, and itself)."""
+    if not any(key in b for key in buildsystems.ARGS_KEYS):
+        return block
+    under = [w for w, _ in blocks if set(w.terms) <= set(block.terms)]
+    deps = [d for w in under for d in w.dependencies]
+    variables = ctx.variables(deps, [k for w in under for k in w.toolchain])
+    scope = f"under when {block.condition}"
+    return replace(block, args=buildsystems.load_args(b, ctx.build_system, variables, scope))
 
 
 def auto_kinds(blocks: tuple[When, ...], name: str) -> tuple[str, ...]:
@@ -211,21 +333,23 @@ def bad_value(blocks: tuple[When, ...], params: dict[str, Scalar]) -> str | None
     """The name of a parameter some `+name`/`~name` tests whose value is not true or false
     (a profile set it to text), or None."""
     for b in blocks:
-        for t in b.terms:
+        for t in b.parameter_terms:
             if isinstance(t.value, bool) and not isinstance(params.get(t.name), bool):
                 return t.name
     return None
 
 
-def effects(blocks: tuple[When, ...], params: dict[str, Scalar]) -> Effects:
-    """What the blocks that hold for `params` add (see Effects)."""
+def effects(blocks: tuple[When, ...], params: dict[str, Scalar], version: str) -> Effects:
+    """What the blocks that hold for `params` and `version` add (see Effects)."""
     toolchain: list[str] = []
     deps: dict[str, int] = {}
     libs: list[str] = []
     environment: dict[str, str] = {}
     description = None
+    args: dict[str, tuple[str, ...]] = {}
+    patches: tuple[Any, ...] = ()
     for b in blocks:
-        if not b.holds(params):
+        if not b.holds(params, version):
             continue
         toolchain += [k for k in b.toolchain if k not in toolchain]
         for d in b.dependencies:
@@ -233,14 +357,19 @@ def effects(blocks: tuple[When, ...], params: dict[str, Scalar]) -> Effects:
         libs += [lib for lib in b.allow_host_libs if lib not in libs]
         environment.update(b.environment)
         description = b.description if b.description is not None else description
-    return Effects(tuple(toolchain), tuple(deps), deps, tuple(libs), environment, description)
+        for key, words in b.args.items():
+            args[key] = args.get(key, ()) + words
+        patches += b.patches
+    return Effects(
+        tuple(toolchain), tuple(deps), deps, tuple(libs), environment, description, args, patches
+    )
 
 
 def describe(blocks: tuple[When, ...], params: AnyMapping[str, Scalar]) -> str:
     """The chosen variant as modules show it (`Variant: mpi=on`): each parameter a condition
     tests, by name, `on`/`off` for true/false, else its value; "" for a recipe without
-    `when:`."""
-    names = sorted({t.name for b in blocks for t in b.terms})
+    `when:`. A version term is not shown: the module's version is the version."""
+    names = sorted({t.name for b in blocks for t in b.parameter_terms})
     shown = []
     for name in names:
         value = params.get(name)
