@@ -66,7 +66,10 @@ def load_text(text: str, file: Path) -> Any:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
-        raise ConfigError(file, line, f"malformed YAML: {e.problem or e.context}") from None
+        problem = e.problem or e.context
+        if mark is not None and text[mark.index : mark.index + 1] == "@":  # a version condition
+            problem = f'{problem}: YAML reserves @, so quote a key that starts with it ("@1.10":)'
+        raise ConfigError(file, line, f"malformed YAML: {problem}") from None
     except yaml.reader.ReaderError as e:
         line = text.count("\n", 0, e.position) + 1
         message = f"malformed YAML: character {chr(e.character)!r} is not allowed"
