@@ -1,5 +1,7 @@
 """Recipe patches (issue 15, item 4): applied in order with GNU patch after the sources are
-unpacked, hashed by content, and a patch that does not apply stops the build naming it."""
+unpacked, hashed by content, and a patch that does not apply stops the build naming it; a
+`when:` block's patches (under a version condition) after the recipe's, for that version
+only."""
 
 import hashlib
 import json
@@ -160,6 +162,43 @@ def test_a_patch_applied_twice_is_refused_not_reversed(hit, home, tmp_path):
     assert r.code == 1 and "patch 2 of 2" in r.err
     assert "Reversed (or previously applied) patch detected" in r.err
     assert _installed(home) == []
+
+
+VERSIONED = """\
+version: "2.0"
+versions:
+  "2.0": {path: hello-src}
+  "1.0": {path: hello-src}
+patches: [shout.patch]
+when:
+  "@1.0":              # Spack: patch("exclaim.patch", when="@1.0")
+    patches: [{path: exclaim.patch, strip: 0}]
+build: |
+"""
+
+
+def test_a_patch_under_a_version_condition(hit, home, tmp_path):
+    """`when: "@1.0": patches:` applies after the recipe's own patch (it applies only on top
+    of it) when 1.0 is built, and not for 2.0: in the build spec, the program, the ids."""
+    _package(tmp_path, "")
+    (tmp_path / "pkgs" / "shout.patch").write_text(SHOUT)
+    (tmp_path / "pkgs" / "exclaim.patch").write_text(EXCLAIM)
+    write_recipe(tmp_path / "pkgs", "hello", VERSIONED + BUILD)
+    specs, outputs = {}, {}
+    for version in ("1.0", "2.0"):
+        profile = write_profile(
+            tmp_path / f"v{version}.yaml",
+            f'package_dirs: [pkgs]\npackages: {{hello: {{version: "{version}"}}}}\n',
+        )
+        specs[version] = json.loads(hit("show", "buildspec", "hello", "-p", str(profile)).out)
+        hit("build", str(profile))
+        program = tmp_path / f"v{version}" / "bin" / "hello"
+        outputs[version] = subprocess.run([program], capture_output=True, text=True).stdout
+    assert outputs == {"1.0": "HELLO, patched!\n", "2.0": "HELLO, patched\n"}
+    shout, exclaim = (hashlib.sha256(t.encode()).hexdigest() for t in (SHOUT, EXCLAIM))
+    assert specs["1.0"]["patches"] == [{"hash": shout, "strip": 1}, {"hash": exclaim, "strip": 0}]
+    assert specs["2.0"]["patches"] == [{"hash": shout, "strip": 1}]
+    assert specs["1.0"]["id"] != specs["2.0"]["id"] and len(_installed(home)) == 2
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,11 @@
 - One recipe, `vlib`, offering two versions (`versions:`), each chosen by a stack: both are
   modules, the newest is the default unless the site's `modules: defaults:` names another; a
   version no recipe offers is refused naming the ones that exist.
+- One recipe, `vcalc` (build_system: make), whose `+mpi` block adds `make_args` with
+  `{MPICC}` and a define, and whose `~mpi` block adds another: built in a profile with and
+  without Open MPI, the two programs, scripts and ids differ as the arguments say. Version
+  conditions (`@1.10:1.12`) as Spack reads them, and every contradiction refused at load.
+  (Patches under a version condition: tests/test_patches.py.)
 """
 
 from __future__ import annotations
@@ -20,12 +25,22 @@ from pathlib import Path
 
 import pytest
 
+from hdmodules.errors import ConfigError
 from hdmodules.publish.modulefiles import Entry
 from hdmodules.publish.moduletree import render_tree
+from hdmodules.spec.recipes import load_recipe
 from hdmodules.spec.site import ModuleConfig, Site
-from hdmodules.spec.variants import Term, When, describe, parse_condition
-from hdmodules.spec.versions import by_newest, newest
-from tests.conftest import demo_site, need, run_hdmod, run_hit, write_profile, write_recipe
+from hdmodules.spec.variants import Term, When, describe, effects, parse_condition
+from hdmodules.spec.versions import Range, by_newest, newest
+from tests.conftest import (
+    demo_site,
+    need,
+    run_clean,
+    run_hdmod,
+    run_hit,
+    write_profile,
+    write_recipe,
+)
 from tests.module_tools import module_shell
 
 TOOLS = ("lmod", "tcl")
@@ -104,16 +119,119 @@ def test_conditions_are_written_as_spack_writes_them():
         assert parse_condition(bad) is None, bad
 
 
+def test_version_conditions_are_written_as_spack_writes_them():
+    assert parse_condition("@1.10") == (Range("1.10", "1.10"),)
+    assert parse_condition("@1.10:1.12") == (Range("1.10", "1.12"),)
+    assert parse_condition("@1.12:") == (Range("1.12", None),)
+    assert parse_condition("@:1.10") == (Range(None, "1.10"),)
+    mixed = (Term("mpi", True), Range("1.14", None), Term("shared", False))
+    assert parse_condition("+mpi @1.14: ~shared") == parse_condition("+mpi@1.14:~shared") == mixed
+    for bad in ("@", "@:", "@1.0:2.0:3.0", "@.1", "@1,2", "1.0"):
+        assert parse_condition(bad) is None, bad
+    shown = [str(r) for r in (Range("1.10", "1.10"), Range("1", "2"), Range(None, "2"))]
+    assert shown == ["@1.10", "@1:2", "@:2"]
+
+
+@pytest.mark.parametrize(
+    "condition, inside, outside",
+    [  # Spack's examples (package.py `when="@..."`): the upper bound takes its extensions
+        ("@1.10", ["1.10", "1.10.8", "1.10.0.1"], ["1.1", "1.100", "1.9.9", "1.11", "10"]),
+        ("@1.10.8", ["1.10.8", "1.10.8.2"], ["1.10", "1.10.9", "1.10.80"]),
+        ("@1.10:1.12", ["1.10", "1.11.5", "1.12", "1.12.3"], ["1.9.9", "1.13", "1.100"]),
+        ("@1.12:", ["1.12", "1.12.0", "1.13", "2.0", "10"], ["1.11.99", "1.1", "1.9"]),
+        ("@:1.10", ["0.9", "1.9", "1.10", "1.10.8"], ["1.11", "1.100", "2"]),
+        # unlike Spack, version_key puts 2.0rc1 after 2.0 (it extends it): README "Versions"
+        ("@2.0rc1:2.0", ["2.0rc1", "2.0rc2"], ["2.0", "1.9"]),
+    ],
+)
+def test_version_ranges_as_spack_reads_them(condition, inside, outside):
+    (r,) = parse_condition(condition)
+    assert [v for v in inside if v not in r] == []
+    assert [v for v in outside if v in r] == []
+
+
+def test_an_empty_version_range():
+    assert Range("2", "1").empty and Range("1.11", "1.10").empty
+    assert not Range("1.10.2", "1.10").empty  # 1.10.2 and later 1.10.x
+    assert not Range("1", "2").empty and not Range(None, "1").empty and not Range("1", None).empty
+
+
 def test_versions_sort_as_release_numbers():
     assert newest(["1.10.8", "1.14.3", "1.9.2"]) == "1.14.3"
     assert by_newest(["1.0", "10.0", "2.0", "2.0.1"]) == ["10.0", "2.0.1", "2.0", "1.0"]
 
 
 def test_the_variant_as_modules_show_it():
-    blocks = tuple(When(c, parse_condition(c)) for c in ("+mpi", "precision=single"))
+    conditions = ("+mpi", "precision=single", "+mpi @1.14:", "@:1.10")
+    blocks = tuple(When(c, parse_condition(c)) for c in conditions)
     assert describe(blocks, {"mpi": True, "precision": "double"}) == "mpi=on precision=double"
     assert describe(blocks, {"mpi": False, "precision": "single"}) == "mpi=off precision=single"
     assert describe((), {"simd": True}) == ""
+    assert describe((When("@1", parse_condition("@1")),), {}) == ""  # the version is not shown
+
+
+BLOCKS = """\
+version: "1.14"
+versions: {"1.14": {path: .}, "1.10.8": {path: .}}
+parameters: {mpi: true, shared: true}
+build_system: autotools
+configure_args: [--own]
+when:
+  +mpi:
+    toolchain: [mpi]
+    configure_args: ["CC={MPICC}", "--mpi={MPI_DIR}"]
+  +mpi ~shared:
+    dependencies: [zlib]
+    configure_args: ["--static-mpi={MPICXX}", "--z={ZLIB_DIR}"]
+  "@1.14:":
+    make_args: [V=new]
+    patches: [a.patch]
+  "+mpi @:1.10":
+    patches: [{path: b.patch, strip: 0}]
+    configure_args: [--old-mpi]
+"""
+
+
+def test_what_the_blocks_that_hold_add_in_block_order(tmp_path):
+    """Argument lists after the recipe's own, in block order; patches in block order; a
+    block may use the placeholders of what it adds (`{MPICC}` with `toolchain: [mpi]`, a
+    dependency's `{ZLIB_DIR}`) and of the blocks its condition implies (`+mpi ~shared` is
+    under `+mpi`), though the recipe itself has no MPI."""
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.patch").write_text(f"--- x\n+++ x\n@@ -0,0 +1 @@\n+{name}\n")
+    recipe = load_recipe(write_recipe(tmp_path, "p", BLOCKS))
+    assert recipe.build_system is not None  # its own list stays; resolve.py appends
+    assert recipe.build_system.args["configure_args"] == ("--own",)
+    new = effects(recipe.when, {"mpi": True, "shared": False}, "1.14.2")
+    assert new.args == {
+        "configure_args": (
+            "CC={MPICC}",
+            "--mpi={MPI_DIR}",
+            "--static-mpi={MPICXX}",
+            "--z={ZLIB_DIR}",
+        ),
+        "make_args": ("V=new",),
+    }
+    assert [p.path.name for p in new.patches] == ["a.patch"] and new.dependencies == ("zlib",)
+    old = effects(recipe.when, {"mpi": True, "shared": True}, "1.10.8")
+    assert old.args == {"configure_args": ("CC={MPICC}", "--mpi={MPI_DIR}", "--old-mpi")}
+    assert [(p.path.name, p.strip) for p in old.patches] == [("b.patch", 0)]
+    assert effects(recipe.when, {"mpi": False, "shared": False}, "1.10.8").args == {}
+
+
+def test_a_top_level_mpi_placeholder_needs_the_recipes_toolchain(tmp_path):
+    text = BLOCKS.replace("configure_args: [--own]", 'configure_args: ["CC={MPICC}"]')
+    with pytest.raises(ConfigError) as e:
+        load_recipe(write_recipe(tmp_path, "p", text))
+    assert e.value.line == 5 and "unknown placeholder {MPICC} (this recipe's:" in e.value.message
+    assert "the MPI's come with `toolchain: [mpi]`" in e.value.message
+
+
+def test_an_unquoted_version_condition_says_to_quote_it(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_recipe(write_recipe(tmp_path, "p", 'version: "1"\nwhen:\n  @1: {}\n'))
+    assert e.value.line == 3
+    assert 'YAML reserves @, so quote a key that starts with it ("@1.10":)' in e.value.message
 
 
 def test_a_folder_of_versions_defaults_to_the_newest(tmp_path):
@@ -177,6 +295,78 @@ def test_without_an_mpi_the_auto_variant_is_serial(hit, tmp_path):
     _one_error(hit("build", str(text), check=False), "default.yaml:2: package vfft: parameter")
 
 
+VCALC_C = r"""
+#include <stdio.h>
+#ifdef WITH_MPI
+#include <mpi.h>
+#endif
+int main(void) {
+#ifdef WITH_MPI
+    int major = 0, minor = 0;
+    MPI_Get_version(&major, &minor); /* allowed before MPI_Init */
+    printf("vcalc %s mpi %d.%d\n", MODE, major, minor);
+#else
+    printf("vcalc %s\n", MODE);
+#endif
+    return 0;
+}
+"""
+VCALC_MAKEFILE = """\
+PREFIX ?= /usr/local
+MODE ?= unset
+vcalc: vcalc.c
+\t$(CC) $(CPPFLAGS) $(DEFS) -DMODE='"$(MODE)"' -o $@ vcalc.c $(LDFLAGS)
+install: vcalc
+\tinstall -Dm755 vcalc $(PREFIX)/bin/vcalc
+"""
+VCALC = """\
+version: "1.0"
+sources: [{path: ../src/vcalc}]
+parameters: {mpi: auto}
+build_system: make
+make_args: [MODE=plain]        # the blocks' come after: make's last MODE= wins
+when:
+  +mpi:
+    toolchain: [mpi]
+    make_args: ["CC={MPICC}", DEFS=-DWITH_MPI, MODE=with-mpi]
+  ~mpi:
+    make_args: [MODE=serial]
+"""
+
+
+def test_a_variant_adds_arguments_to_the_build_system(hit, tmp_path):
+    """`vcalc` (build_system: make): the `+mpi` block adds `CC={MPICC}` and a define, the
+    `~mpi` block another MODE, both after the recipe's own make_args. Built without an MPI
+    and with Open MPI: the programs say which arguments they were built with, `hit show
+    script` shows the MPI's arguments in the MPI variant only, and the ids differ."""
+    need(bool(shutil.which("mpicc.openmpi")), "Open MPI")
+    src = tmp_path / "src" / "vcalc"
+    src.mkdir(parents=True)
+    (src / "vcalc.c").write_text(VCALC_C)
+    (src / "Makefile").write_text(VCALC_MAKEFILE)
+    write_recipe(tmp_path / "pkgs", "vcalc", VCALC)
+    run_hdmod("externals", "detect", "--write", str(tmp_path / "externals.yaml"))
+    serial = write_profile(tmp_path / "serial.yaml", "package_dirs: [pkgs]\npackages: [vcalc]\n")
+    mpi = write_profile(
+        tmp_path / "mpi.yaml",
+        "extends: [externals.yaml]\npackage_dirs: [pkgs]\n"
+        "toolchain: {mpi: openmpi-4.1.4}\npackages: [vcalc]\n",
+    )
+    scripts = {p: hit("show", "script", "vcalc", "-p", str(p)).out for p in (serial, mpi)}
+    assert 'PREFIX="$ARTIFACT" MODE=plain MODE=serial\n' in scripts[serial]
+    assert "MPICC" not in scripts[serial] and "WITH_MPI" not in scripts[serial]
+    mpi_args = 'MODE=plain CC="${MPICC}" DEFS=-DWITH_MPI MODE=with-mpi\n'
+    assert mpi_args in scripts[mpi] and "MODE=serial" not in scripts[mpi]
+    specs = {p: _spec(hit, p, "vcalc") for p in (serial, mpi)}
+    assert specs[serial]["id"] != specs[mpi]["id"]
+    assert specs[serial]["build"] != specs[mpi]["build"] and "MPICC" in specs[mpi]["build"]
+    for profile in (serial, mpi):
+        hit("build", str(profile))
+    out = {p: run_clean([str(tmp_path / p.stem / "bin" / "vcalc")]) for p in (serial, mpi)}
+    assert out[serial].stdout == "vcalc serial\n", out[serial].stderr
+    assert re.fullmatch(r"vcalc with-mpi mpi \d\.\d\n", out[mpi].stdout), out[mpi].stderr
+
+
 def test_a_version_is_chosen_per_profile_and_hashed_exactly(hit, tmp_path):
     """`packages: {vlib: {version: "1.0"}}` builds 1.0 from 1.0's source only; without it the
     recipe's default (2.0). Both hashes differ in version and source, nothing else."""
@@ -226,6 +416,40 @@ BAD_RECIPES = {
     "versions-float": ("versions:\n  2.0: {path: .}\n", 4, "write the version in quotes"),
     "versions-shape": ('versions:\n  "1": [1]\n', 4,
                        "versions: 1: give its source (url:, sha256:)"),
+    # what a block adds: argument lists and patches
+    "block-placeholder": ("build_system: make\nparameters: {mpi: true}\nwhen:\n  +mpi:\n"
+                          "    make_args: ['CC={MPICC}']\n", 7,
+                          "make_args: argument 'CC={MPICC}': unknown placeholder {MPICC} "
+                          "(under when +mpi: {ARTIFACT}, {CC}"),
+    "block-args-not-taken": ("build_system: make\nparameters: {mpi: true}\nwhen:\n"
+                             "  +mpi: {configure_args: [--with-mpi]}\n", 6,
+                             "build_system make takes no configure_args (it takes make_args, "
+                             "install_args)"),
+    "block-args-without-system": ("parameters: {mpi: true}\nwhen:\n"
+                                  "  +mpi: {configure_args: [--with-mpi]}\n", 5,
+                                  "'configure_args' goes with 'build_system:' (autotools, "),
+    "block-args-not-strings": ("build_system: make\nparameters: {mpi: true}\nwhen:\n"
+                               "  +mpi: {make_args: [1]}\n", 6,
+                               "'make_args' must be a list of strings"),
+    "block-patch-missing": ("parameters: {mpi: true}\nwhen:\n  +mpi: {patches: [no.patch]}\n",
+                            5, "patch file no.patch is not there"),
+    # contradictions
+    "both-ways": ("parameters: {mpi: true}\nwhen:\n  +mpi ~mpi: {}\n", 5,
+                  "when +mpi ~mpi: never holds (+mpi and ~mpi: mpi has one value)"),
+    "two-values": ("parameters: {a: x}\nwhen:\n  a=1 a=2: {}\n", 5,
+                   "when a=1 a=2: never holds (a=1 and a=2: a has one value)"),
+    "repeats": ("parameters: {mpi: true}\nwhen:\n  +mpi ~x +mpi: {}\n", 5,
+                "when +mpi ~x +mpi: no parameter 'x'"),
+    "repeats-term": ("parameters: {mpi: true}\nwhen:\n  +mpi +mpi: {}\n", 5,
+                     "when +mpi +mpi: +mpi repeats (write it once)"),
+    "two-ranges": ('when:\n  "@1: @:2": {}\n', 4,
+                   "when @1: @:2: gives two version ranges (@1: and @:2): write one, @LOW:HIGH"),
+    "range-repeats": ('when:\n  "@1 @1": {}\n', 4, "when @1 @1: @1 repeats"),
+    "empty-range": ('when:\n  "@2:1": {}\n', 4, "when @2:1: never holds (@2:1: 2 comes after 1)"),
+    "no-offered-version": ('versions:\n  "1": {path: .}\n  "1.5": {path: .}\nwhen:\n'
+                           '  "+x @2:": {}\nparameters: {x: true}\n', 7,
+                           "when +x @2:: no version this recipe offers is in @2: (it offers "
+                           "1.5, 1)"),
 }  # fmt: skip
 
 
