@@ -39,6 +39,10 @@ SEEDS = [
     "    toolchain: [mpi]\n    dependencies: [liba]\n  p=y: {environment: {A: b}, description: d}\n"
     'versions:\n  "2.0": {path: .}\n  "1.0": [{path: .}]\nbuild: "true"\n',
     'package_dirs: [pkgs]\ntoolchain: {mpi: openmpi-4.1.4}\npackages:\n  app: {version: "1.0"}\n',
+    # what a block adds (arguments, patches) and version conditions
+    'version: "2.0"\nparameters: {mpi: true}\nbuild_system: make\nwhen:\n  "+mpi @1.0:2":\n'
+    '    toolchain: [mpi]\n    make_args: ["CC={MPICC}"]\n    patches: [{path: liba.yaml}]\n'
+    '  "~mpi @:2.0": {install_args: [a]}\n',
     "a: &x {b: *x}\n",
 ]
 

@@ -85,7 +85,7 @@ class Recipe:
     description: str = ""
     homepage: str = ""
     sources: tuple[Source, ...] = ()
-    patches: tuple[Patch, ...] = ()  # applied in order to the unpacked sources
+    patches: tuple[Patch, ...] = ()  # in order; resolved, the when: blocks' after
     dependencies: tuple[str, ...] = ()
     parameters: dict[str, Scalar] = field(default_factory=dict)
     allow_host_libs: tuple[str, ...] = ()
@@ -94,7 +94,7 @@ class Recipe:
     resources: dict[str, str] = field(default_factory=dict)  # for Slurm: cpus, mem, time
     dependency_lines: dict[str, int] = field(default_factory=dict)
     build_system: BuildSteps | None = None  # `build_system:` and its arguments (buildsystems)
-    when: tuple[When, ...] = ()  # variants: what holds under a condition on parameters
+    when: tuple[When, ...] = ()  # variants: what holds under a condition (parameters, @version)
     versions: dict[str, tuple[Source, ...]] = field(default_factory=dict)  # version -> sources
 
 
