@@ -27,18 +27,16 @@ import shutil
 import subprocess
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from hdmodules.hashing import sha256_file
 from hdmodules.spec.resolve import resolve
 from hdmodules.spec.site import load_site
-from tests.conftest import HOST_SETUP, REPO, need, run_clean, run_hit
+from tests.conftest import REPO, need, run_clean, run_hit
+from tests.upstream_sources import SOURCES, seed_sources, upstream_folder
 
-UPSTREAM = Path(os.environ.get("HDMOD_UPSTREAM", Path.home() / ".cache" / "hdmodules" / "upstream"))
 PKGS = REPO / "site-configs" / "pkgs"
 SITE = REPO / "site-configs" / "hpc" / "site.yaml"
 BASE = ("zlib", "xz", "zstd", "m4", "libpng", "gsl", "openblas", "netcdf-fortran")
@@ -46,123 +44,9 @@ BASE = ("zlib", "xz", "zstd", "m4", "libpng", "gsl", "openblas", "netcdf-fortran
 DEPENDENCIES = ("lz4", "hdf5", "netcdf-c")
 
 
-@dataclass(frozen=True)
-class Source:
-    release: str  # the file the recipe's URL names
-    sha256: str  # the release's, as the recipe holds it
-    debian: str  # Debian's orig tarball
-    debian_sha256: str  # equal to sha256 when Debian's is the release byte for byte
-    repack_fix: str = ""  # a pre_configure step the repack needs (what Debian's build does)
-
-
-SOURCES = {
-    "zlib": Source(
-        "zlib-1.2.13.tar.gz",
-        "b3a24de97a8fdbc835b9833169501030b8977031bcb54b3b3ac13740f846ab30",
-        "zlib_1.2.13.dfsg.orig.tar.bz2",
-        "71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1",
-    ),
-    "xz": Source(
-        "xz-5.4.1.tar.xz",
-        "5d9827aa1875b21c288f78864bb26d2650b436ea8d2cad364e4921eb6266a5a5",
-        "xz-utils_5.4.1.orig.tar.xz",
-        "5d9827aa1875b21c288f78864bb26d2650b436ea8d2cad364e4921eb6266a5a5",
-    ),
-    "zstd": Source(
-        "zstd-1.5.4.tar.gz",
-        "0f470992aedad543126d06efab344dc5f3e171893810455787d38347343a4424",
-        "libzstd_1.5.4+dfsg2.orig.tar.xz",
-        "8cf4bbb65e77ec348d052c8d6230eba66d435bddf64c8b5be2fcb16880c19953",
-    ),
-    "m4": Source(
-        "m4-1.4.19.tar.xz",
-        "63aede5c6d33b6d9b13511cd0be2cac046f2e70fd0a07aa9573a04a82783af96",
-        "m4_1.4.19.orig.tar.xz",
-        "63aede5c6d33b6d9b13511cd0be2cac046f2e70fd0a07aa9573a04a82783af96",
-    ),
-    "libpng": Source(
-        "v1.6.39.tar.gz",
-        "a00e9d2f2f664186e4202db9299397f851aea71b36a35e74910b8820e380d441",
-        "libpng1.6_1.6.39.orig.tar.gz",
-        "a00e9d2f2f664186e4202db9299397f851aea71b36a35e74910b8820e380d441",
-    ),
-    "gsl": Source(
-        "gsl-2.7.1.tar.gz",
-        "dcb0fbd43048832b757ff9942691a8dd70026d5da0ff85601e52687f6deeb34b",
-        "gsl_2.7.1+dfsg.orig.tar.gz",
-        "e560d6b9c6e254e46769bbb03583c00ecafbdd51b062c55db23b3b9612868567",
-        # the repack drops the manual's sources, which doc/Makefile.in still lists: leave
-        # doc/ out (Debian replaces doc/Makefile.in with an empty stub)
-        repack_fix="sed -i '/^SUBDIRS = /s/ doc$//' Makefile.in",
-    ),
-    "openblas": Source(
-        "OpenBLAS-0.3.21.tar.gz",
-        "f36ba3d7a60e7c8bcc54cd9aaa9b1223dd42eaf02c811791c37e8ca707c241ca",
-        "openblas_0.3.21+ds.orig.tar.xz",
-        "bbec5cca61c8033b2d57aaecde205d709323a0b35a5f193290081dbb3826848a",
-    ),
-    "netcdf-fortran": Source(
-        "netcdf-fortran-4.5.4.tar.gz",
-        "0a19b26a2b6e29fab5d29d7d7e08c24e87712d09a5cafeea90e16e0a2ab86b81",
-        "netcdf-fortran_4.6.0+really4.5.4+ds.orig.tar.xz",
-        "3f1916a18e5f621327395d614880fe6d41c04fcf142c55ee2fb3c2d3d2240d4a",
-    ),
-    "hdf5": Source(
-        "hdf5-1.10.8.tar.gz",
-        "d341b80d380dd763753a0ebe22915e11e87aac4e44a084a850646ff934d19c80",
-        "hdf5_1.10.8+repack1.orig.tar.gz",
-        "7b38e58ff83b13fd8959a90b13bf896bc318ba096c940ab0847abf3ad41a0b31",
-    ),
-    "netcdf-c": Source(
-        "v4.9.0.tar.gz",
-        "9f4cb864f3ab54adb75409984c6202323d2fc66c003e5308f3cdf224ed41c0a6",
-        "netcdf_4.9.0.orig.tar.gz",
-        "9f4cb864f3ab54adb75409984c6202323d2fc66c003e5308f3cdf224ed41c0a6",
-    ),
-}
-
-
-def seed_sources(pkgs: Path, upstream: Path) -> dict[str, str]:
-    """Check each recipe's source against SOURCES and point the copies in `pkgs` at what
-    this machine has: the release (Debian's identical orig tarball, or the release file
-    itself in `upstream`), else Debian's repack. Returns name -> where its source came from."""
-    used = {}
-    for name, src in SOURCES.items():
-        recipe = pkgs / f"{name}.yaml"
-        text = recipe.read_text()
-        assert f"sha256: {src.sha256}" in text, f"{name}.yaml no longer names {src.release}"
-        debian = upstream / src.debian
-        release = upstream / src.release
-        if src.debian_sha256 == src.sha256:
-            assert sha256_file(debian) == src.sha256, f"{debian} is not the release {src.release}"
-            used[name] = f"{src.debian} (the release, byte for byte)"
-        elif release.is_file() and sha256_file(release) == src.sha256:
-            used[name] = f"{src.release} (the release)"
-        else:
-            assert sha256_file(debian) == src.debian_sha256, f"{debian} is not Debian's repack"
-            new, n = re.subn(
-                r"  - url: \S+\n    sha256: [0-9a-f]{64}\n",
-                f"  - url: file://{debian}\n    sha256: {src.debian_sha256}\n",
-                text,
-            )
-            assert n == 1, text
-            if src.repack_fix:
-                assert "pre_configure:" not in new, f"{name}.yaml has a pre_configure now"
-                new += f"pre_configure: |\n  {src.repack_fix}\n"
-            recipe.write_text(new)
-            used[name] = f"{src.debian} (Debian's repack, not byte-identical to {src.release})"
-    return used
-
-
 @pytest.fixture(scope="module")
 def upstream() -> Path:
-    if not all((UPSTREAM / s.debian).is_file() for s in SOURCES.values()):
-        # the fetch script enables deb-src in apt's sources: only when the run may change the host
-        need(HOST_SETUP, f"Debian orig tarballs in {UPSTREAM}")
-        script = REPO / "tests" / "tools" / "fetch-upstream-sources.sh"
-        r = subprocess.run(["bash", str(script), str(UPSTREAM)], capture_output=True, text=True)
-        need(r.returncode == 0, f"Debian orig tarballs (fetch script said: {r.stderr[-300:]})")
-    return UPSTREAM
+    return upstream_folder()
 
 
 def detect_externals(dest: Path) -> str:
@@ -175,7 +59,8 @@ def detect_externals(dest: Path) -> str:
 def test_hpc_site_offers_the_base(tmp_path):
     """site-configs/hpc/site.yaml loads and both stacks resolve over site-configs/pkgs (no
     build), each with the whole base: gcc-12 + Open MPI with the MPI variants of fftw, hdf5,
-    netcdf-c and netcdf-fortran, gcc-11 with every package serial."""
+    netcdf-c and netcdf-fortran, gcc-11 with every package serial; no recipe asks for an
+    exception to the library check (allow_host_libs)."""
     for tool in ("gcc-11", "gcc-12", "mpicc.openmpi"):
         need(shutil.which(tool) is not None, tool)
     (tmp_path / "hpc").mkdir()
@@ -190,6 +75,9 @@ def test_hpc_site_offers_the_base(tmp_path):
         resolved = resolve(stack.profile)
         assert set(BASE) <= set(resolved.packages), name
         with_mpi = {n for n, node in resolved.nodes.items() if "mpi" in node.toolchain}
+        # the library check passes with no host library beyond the base set (issue 15, 7)
+        excepted = {n: node.recipe.allow_host_libs for n, node in resolved.nodes.items()}
+        assert not any(excepted.values()), excepted
         if name == "gcc11":
             assert not with_mpi, with_mpi
         else:

@@ -241,6 +241,26 @@ def test_hdmod_fetch_to_a_folder_seeds_a_fresh_home(hit, home, tmp_path, upstrea
     assert (tmp_path / "default" / "share" / "alpha.txt").read_text() == "hello, patched\n"
 
 
+def test_hdmod_fetch_to_runs_without_the_sites_externals(tmp_path, upstream):
+    """On a machine with internet that is not the site's: site.yaml's externals file is
+    detected on the site (not there), and its stacks name compilers and an MPI this machine
+    lacks; `--to` reads recipes only, so it fetches anyway. Into the site root (on the site
+    itself) the missing file is an error at its line."""
+    site = _site(tmp_path, upstream.url, upstream.folder)
+    text = site.read_text().replace(
+        "externals:\n  cc: {kind: compiler, version: '1', commands: {cc: /usr/bin/gcc}}\n",
+        "externals_from: [externals.yaml]\n",
+    )
+    text = text.replace("{compiler: cc,", "{compiler: gcc-99, mpi: vendor-mpi,")
+    site.write_text(text)
+    seed = tmp_path / "carry"
+    r = run_hdmod("fetch", str(site), "--to", str(seed))
+    assert r.stdout.strip().endswith(f"4 download(s) of {site} in {seed} (4 new)")
+    r = run_hdmod("fetch", str(site), check=False)
+    line = text.splitlines().index("externals_from: [externals.yaml]") + 1
+    assert r.returncode == 1 and f"{site}:{line}: externals.yaml (" in r.stderr, r.stderr
+
+
 def test_a_seed_file_that_is_not_what_its_name_says_is_refused(hit, home, tmp_path):
     seed = tmp_path / "carry"
     (seed / "sha256").mkdir(parents=True)

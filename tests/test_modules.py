@@ -399,7 +399,8 @@ def test_one_default_per_folder_and_the_admins_wins(tools, tmp_path):
     """Two builds of app 1.0 in one folder (hash-suffixed) and `defaults:` naming the second:
     one `default` per folder, so `module load app` and `module load app/1.0` (the plain alias)
     both load the admin's choice in both tools, and Environment Modules' avail warns of no
-    second default. A default naming no written module stops the refresh, naming site.yaml."""
+    second default. A default naming no written module stops the refresh, and a build before
+    it builds anything, at its line in site.yaml."""
     site_yaml = _demo_site(tmp_path, stacks=TWO_APPS)
     root = tmp_path / "root"
     hdmod("build", str(site_yaml), "--root", str(root))
@@ -425,9 +426,16 @@ def test_one_default_per_folder_and_the_admins_wins(tools, tmp_path):
         assert run.code == 0 and "WARNING" not in run.err.upper(), run.err
     tree = os.readlink(root / "modules")
     site_yaml.write_text(text.replace("modules:\n", "modules:\n  defaults: {app: 1.0-0000000}\n"))
+    line = site_yaml.read_text().splitlines().index("  defaults: {app: 1.0-0000000}") + 1
     r = hdmod("modules", "refresh", str(site_yaml), "--root", str(root), check=False)
-    assert r.returncode == 1 and f"{site_yaml}: modules: defaults: app: " in r.stderr
+    assert r.returncode == 1 and f"{site_yaml}:{line}: modules: defaults: app: " in r.stderr
     assert "app/1.0-0000000" in r.stderr and os.readlink(root / "modules") == tree
+    # `hdmod build` says so before anything builds (at the line), not after the builds
+    fresh = tmp_path / "fresh"
+    r = hdmod("build", str(site_yaml), "--root", str(fresh), check=False)
+    assert r.returncode == 1 and f"{site_yaml}:{line}: modules: defaults: app: " in r.stderr
+    assert "Traceback" not in r.stderr and "built in" not in r.stderr, r.stderr
+    assert not list(fresh.glob("bld/*/*")), list(fresh.glob("bld/*/*"))
 
 
 JAVA = {  # + and ~ in versions, and a package needing both

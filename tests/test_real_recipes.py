@@ -7,23 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import HOST_SETUP, REPO, need, run_clean, write_profile, write_recipe
+from tests.conftest import REPO, run_clean, write_profile, write_recipe
+from tests.upstream_sources import upstream_folder
 
-UPSTREAM = Path(os.environ.get("HDMOD_UPSTREAM", Path.home() / ".cache" / "hdmodules" / "upstream"))
-WANTED = ("bzip2_1.0.8", "ncurses_6.4", "readline_8.2")
+WANTED = ("bzip2_1.0.8.orig.tar.*", "ncurses_6.4.orig.tar.*", "readline_8.2.orig.tar.*")
 # the recipes the slow test below builds, with the host compiler
 SHIPPED = ("bzip2", "fftw", "libffi", "lz4", "ncurses", "readline")
 
 
 @pytest.fixture(scope="session")
 def upstream() -> Path:
-    if not all(list(UPSTREAM.glob(f"{w}.orig.tar.*")) for w in WANTED):
-        # the fetch script enables deb-src in apt's sources: only when the run may change the host
-        need(HOST_SETUP, f"Debian orig tarballs in {UPSTREAM}")
-        script = REPO / "tests" / "tools" / "fetch-upstream-sources.sh"
-        r = subprocess.run(["bash", str(script), str(UPSTREAM)], capture_output=True, text=True)
-        need(r.returncode == 0, f"Debian orig tarballs (fetch script said: {r.stderr[-300:]})")
-    return UPSTREAM
+    return upstream_folder(WANTED)
 
 
 RLTEST = r"""

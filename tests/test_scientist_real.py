@@ -17,11 +17,10 @@ The tests share one site build (the slow lane: `python -m pytest -m slow`):
   depends on what the modules give a scientist who compiles (README "Compiling against
   loaded modules": compiler and MPI wrappers first on PATH, CPATH, LIBRARY_PATH, RUNPATH).
 
-HDF5's source: Debian repacks HDF5 (hdf5_1.10.8+repack1.orig.tar.gz), so it is not
-byte-identical to the release the recipe names (hdf5-1.10.8.tar.gz, whose sha256 the recipe
-holds). Without that release in HDMOD_UPSTREAM, the site's copy of hdf5.yaml is given
-Debian's repack as its source (URL and sha256; the build script is the recipe's own), and the
-build test says so.
+Sources (tests/upstream_sources.py): Debian repacks HDF5 and zlib, so they are not
+byte-identical to the releases the recipes name. Without those releases in HDMOD_UPSTREAM,
+the site's copies of hdf5.yaml and zlib.yaml are given Debian's repacks as their sources
+(URL and sha256; the build scripts are the recipes' own), and the build test says so.
 """
 
 from __future__ import annotations
@@ -38,20 +37,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from hdmodules.hashing import sha256_file
 from hdmodules.store.home import init_home
-from tests.conftest import HOST_SETUP, REPO, need, run_clean, run_hdmod, run_hit
+from tests.conftest import REPO, need, run_clean, run_hdmod, run_hit
 from tests.module_tools import module_shell
+from tests.upstream_sources import seed_sources, upstream_folder
 
 pytestmark = pytest.mark.slow
 
-UPSTREAM = Path(os.environ.get("HDMOD_UPSTREAM", Path.home() / ".cache" / "hdmodules" / "upstream"))
-WANTED = ("fftw3_3.3.10", "hdf5_1.10.8+repack1", "netcdf_4.9.0")
-HDF5_RELEASE = "hdf5-1.10.8.tar.gz"
-HDF5_RELEASE_SHA256 = "d341b80d380dd763753a0ebe22915e11e87aac4e44a084a850646ff934d19c80"
-HDF5_DEBIAN = "hdf5_1.10.8+repack1.orig.tar.gz"
-HDF5_DEBIAN_SHA256 = "7b38e58ff83b13fd8959a90b13bf896bc318ba096c940ab0847abf3ad41a0b31"
-NETCDF_SHA256 = "9f4cb864f3ab54adb75409984c6202323d2fc66c003e5308f3cdf224ed41c0a6"
+SEEDED = ("zlib", "hdf5", "netcdf-c", "fftw")  # the recipes whose sources the site needs
 STACK = "gcc12-openmpi"
 PACKAGES = ("hdf5", "netcdf-c", "fftw")
 SERIAL_STACK = "gcc12"  # the same recipes, their serial variant
@@ -143,42 +136,7 @@ def nc_config(prof: Path, flag: str) -> str:
 
 @pytest.fixture(scope="module")
 def upstream() -> Path:
-    """Debian's orig tarballs of fftw3, hdf5 and netcdf (fetched with apt only when the run
-    may change the host, like tests/test_real_recipes.py)."""
-    if not all(list(UPSTREAM.glob(f"{w}.orig.tar.*")) for w in WANTED):
-        need(HOST_SETUP, f"Debian orig tarballs in {UPSTREAM}")
-        script = REPO / "tests" / "tools" / "fetch-upstream-sources.sh"
-        r = subprocess.run(["bash", str(script), str(UPSTREAM)], capture_output=True, text=True)
-        need(r.returncode == 0, f"Debian orig tarballs (fetch script said: {r.stderr[-300:]})")
-    # netCDF-C: Debian's orig tarball is the upstream release byte for byte
-    assert sha256_file(UPSTREAM / "netcdf_4.9.0.orig.tar.gz") == NETCDF_SHA256
-    return UPSTREAM
-
-
-def hdf5_source(pkgs: Path, upstream: Path) -> str:
-    """Point the site's copy of hdf5.yaml at a tarball this machine has: the release itself
-    when HDMOD_UPSTREAM holds it, else Debian's repack (only `sources:` changes). Returns
-    which one, for the report."""
-    recipe = pkgs / "hdf5.yaml"
-    text = recipe.read_text()
-    assert f"sha256: {HDF5_RELEASE_SHA256}" in text, "hdf5.yaml no longer names 1.10.8's release"
-    release = upstream / HDF5_RELEASE
-    if release.is_file() and sha256_file(release) == HDF5_RELEASE_SHA256:
-        return f"the upstream release ({HDF5_RELEASE})"
-    debian = upstream / HDF5_DEBIAN
-    assert sha256_file(debian) == HDF5_DEBIAN_SHA256, f"{debian} is not Debian's 1.10.8+repack1"
-    new, n = re.subn(
-        r"  - url: \S+\n    sha256: [0-9a-f]{64}\n",
-        f"  - url: file://{debian}\n    sha256: {HDF5_DEBIAN_SHA256}\n",
-        text,
-    )
-    assert n == 1, text
-    recipe.write_text(new)
-    what = f"Debian's repack ({HDF5_DEBIAN}: not byte-identical to {HDF5_RELEASE})"
-    warnings.warn(
-        f"hdf5 built from {what}; put the release in {upstream} to build it", stacklevel=1
-    )
-    return what
+    return upstream_folder()
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +149,7 @@ def site(tmp_path_factory, upstream):
     base = tmp_path_factory.mktemp("scientist")
     site_dir, root = base / "site", base / "root"
     shutil.copytree(REPO / "site-configs" / "pkgs", site_dir / "pkgs")
-    hdf5_from = hdf5_source(site_dir / "pkgs", upstream)
+    used = seed_sources(site_dir / "pkgs", upstream, SEEDED)
     run_hdmod("externals", "detect", "--write", str(site_dir / "externals.yaml"))
     externals = (site_dir / "externals.yaml").read_text()
     need("  gcc-12:" in externals and "  openmpi-4.1.4:" in externals, "gcc-12 and Open MPI 4.1.4")
@@ -220,13 +178,18 @@ def site(tmp_path_factory, upstream):
                   timeout=2700)  # fmt: skip
     wall = time.monotonic() - start
     times = re.findall(r"([\w.+-]+)/(\w+)\s+built in ([\d.]+) s", r.stderr)
-    print(f"\nhdf5 source: {hdf5_from}")
+    print("\nsources:")
+    for name, what in used.items():
+        print(f"  {name}: {what}")
+        if "repack" in what:
+            warnings.warn(f"{name} built from {what}", stacklevel=1)
     stacks = f"{STACK} ({', '.join(PACKAGES)}), {SERIAL_STACK} ({', '.join(SERIAL_PACKAGES)})"
     print(f"hdmod build of {stacks}: {wall:.0f} s wall, -j 2")
     for name, short, seconds in times:
         print(f"  {name}/{short}: built in {seconds} s")
     built = sorted(name for name, _short, _s in times)
-    assert built == sorted(PACKAGES + SERIAL_PACKAGES), r.stderr
+    # zlib, a dependency of hdf5 and netcdf-c, is one artifact for both gcc-12 stacks
+    assert built == sorted((*PACKAGES, *SERIAL_PACKAGES, "zlib")), r.stderr
     profile = root / "profiles" / STACK
     return SimpleNamespace(
         root=root, profile=profile, serial=root / "profiles" / SERIAL_STACK, env=env,
@@ -263,7 +226,8 @@ def mpicc_env(site) -> list[str]:
 
 def test_site_builds_parallel_netcdf_hdf5_fftw(site, tmp_path):
     """The artifacts, without any module tool: what the site built is parallel HDF5,
-    netCDF-4 with parallel I/O (no DAP, no host library but zlib), FFTW's MPI library, and
+    netCDF-4 with parallel I/O (no DAP, zlib from the store: no host library), FFTW's MPI
+    library, and
     a program linked against them writes one netCDF-4 file from two ranks."""
     assert run_hit("verify", env=site.env).code == 0
     prof, hdf5, netcdf = site.profile, artifact(site, "hdf5"), artifact(site, "netcdf-c")
@@ -285,6 +249,10 @@ def test_site_builds_parallel_netcdf_hdf5_fftw(site, tmp_path):
     settings = (prof / "lib" / "libhdf5.settings").read_text()
     assert re.search(r"Parallel HDF5: yes", settings), settings
     assert "deflate(zlib)" in settings
+    (zlib,) = (site.root / "bld" / "zlib").iterdir()  # a dependency, one for both stacks
+    for lib in (hdf5 / "lib" / "libhdf5.so", netcdf / "lib" / "libnetcdf.so"):
+        needed, runpath = dynamic(Path(os.path.realpath(lib)))
+        assert str(zlib / "lib") in runpath.split(":"), (lib, runpath)
     show = run_clean([str(prof / "bin" / "h5pcc"), "-show"])
     assert show.returncode == 0 and show.stdout.startswith("/usr/bin/mpicc.openmpi "), show
     assert "libmpi.so.40" in dynamic(Path(os.path.realpath(prof / "lib" / "libhdf5.so")))[0]
@@ -391,7 +359,7 @@ mpicc nc_par_write.c -o nc_par_write -lnetcdf || exit 13
 mpirun.openmpi --allow-run-as-root --oversubscribe -n 2 ./nc_par_write ranks.nc || exit 14
 echo "== ncdump"
 ncdump ranks.nc || exit 15
-module load fftw-mpi || exit 19
+module load fftw || exit 19
 mpicc fftw_mpi_2d.c -o fftw_mpi_2d -lfftw3_mpi -lfftw3 -lm || exit 20
 module purge || exit 16
 echo "== after purge"
@@ -411,7 +379,7 @@ STEPS = {
     16: "module purge",
     17: "env -i PATH=/usr/bin:/bin ./nc_par_write (RUNPATH only)",
     18: "env -i mpirun -n 2 ./nc_par_write after module purge",
-    19: "module load fftw-mpi (it loads fftw)",
+    19: "module load fftw (its MPI variant, at openmpi's level)",
     20: "mpicc fftw_mpi_2d.c -lfftw3_mpi -lfftw3 -lm (no other flag)",
     21: "env -i mpirun -n 2 ./fftw_mpi_2d after module purge",
 }
@@ -422,7 +390,7 @@ def test_scientist_day_one_through_modules(site, tools, tool, tmp_path):
     """Through the modules only (README "Compiling against loaded modules", issue 14): in a
     clean shell with the real module tool, `module load gcc openmpi netcdf-c`,
     compile with `mpicc ... -lnetcdf` and nothing else, run on two ranks, read the file back
-    with ncdump; `module load fftw-mpi` and `mpicc ... -lfftw3_mpi -lfftw3 -lm`; after
+    with ncdump; `module load fftw` (the MPI variant) and `mpicc ... -lfftw3_mpi -lfftw3 -lm`; after
     `module purge` the programs still run with an empty environment
     (`env -i`: its RUNPATH finds libnetcdf and libhdf5). Open MPI's MPI_Init looks its
     launcher (ssh/rsh) up on PATH even for a local run, so the runs after the purge get

@@ -289,7 +289,11 @@ def test_without_an_mpi_the_auto_variant_is_serial(hit, tmp_path):
     # forced on without an MPI: one error that names the variant
     forced = _profile(tmp_path, "{vfft: {parameters: {mpi: true}}}")
     r = hit("build", str(forced), check=False)
-    _one_error(r, "vfft.yaml: package vfft needs an external mpi", "`when: +mpi` asks for it")
+    _one_error(
+        r,
+        "default.yaml:2: package vfft needs an external mpi, but the profile",
+        "`when: +mpi` asks for it, and mpi is on: set mpi: false",
+    )
     # a variant is true or false
     text = _profile(tmp_path, "{vfft: {parameters: {mpi: maybe}}}")
     _one_error(hit("build", str(text), check=False), "default.yaml:2: package vfft: parameter")
@@ -593,6 +597,28 @@ def test_a_stack_asking_for_a_version_no_recipe_offers(site, tmp_path):
     assert f"site-bad.yaml:{line}: package vlib has no version '1.12'" in r.stderr, r.stderr
     assert "offers 2.0, 1.0" in r.stderr
     assert not (tmp_path / "root" / "bld").exists()
+
+
+def test_a_stack_forcing_the_mpi_variant_without_an_mpi(site, tmp_path):
+    """`vfft: {parameters: {mpi: true}}` in a stack without `mpi:`: one error at that line,
+    in site.yaml's own words (the stack's `mpi: NAME`, not a profile's toolchain:)."""
+    text = (
+        site["yaml"]
+        .read_text()
+        .replace(
+            "    packages: [vfft, vlib]", "    packages:\n      vfft: {parameters: {mpi: true}}", 1
+        )
+    )
+    bad = site["yaml"].with_name("site-forced.yaml")
+    bad.write_text(text)
+    r = run_hdmod("build", str(bad), "--root", str(tmp_path / "root"), check=False)
+    line = text.splitlines().index("      vfft: {parameters: {mpi: true}}") + 1
+    expected = (
+        f"site-forced.yaml:{line}: package vfft needs an external mpi, but stack gcc12 in "
+        "site-forced.yaml has no `mpi: NAME`"
+    )
+    assert r.returncode == 1 and expected in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "root" / "bld").exists()
 
 
 def test_users_extending_a_stack_get_its_version(site, tmp_path):

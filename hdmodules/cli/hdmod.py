@@ -55,10 +55,10 @@ def _stack(options):
 site_options = _stack(SITE_OPTIONS)
 
 
-def _site(site_yaml: Path, root: Path | None, modules_dir: Path | None):
+def _site(site_yaml: Path, root: Path | None, modules_dir: Path | None, on_site: bool = True):
     from ..spec.site import load_site
 
-    return load_site(site_yaml, root, modules_dir)
+    return load_site(site_yaml, root, modules_dir, on_site)
 
 
 SLURM_OPTIONS = [
@@ -194,7 +194,7 @@ def fetch(site_yaml: Path, root, modules_dir, to: Path | None) -> None:
     """
     from ..publish.fetches import fetch_site
 
-    site = _site(site_yaml, root, modules_dir)
+    site = _site(site_yaml, root, modules_dir, on_site=to is None)
     done = fetch_site(site, to, lambda line: click.echo(line, err=True))
     click.echo(f"{done.needed} download(s) of {site_yaml} in {done.folder} ({done.fetched} new)")
 

@@ -16,7 +16,7 @@ from ..progress import Progress
 from ..spec.resolve import Resolved, repin_externals, resolve_file
 from ..spec.site import Site, load_site
 from ..store.home import Home, load_home, open_store, require_writable
-from . import modulefiles
+from . import modulefiles, moduletree
 from .profilebuild import Result, build_profile
 from .sitebuild import Published, build_site, resolve_stacks, site_home
 from .spidercache import spider_cache_files
@@ -72,7 +72,8 @@ def site_build(site: Site, o: SiteBuild, say: Say) -> Published | None:
             site = load_site(site.file, site.root, site.modules.path)
     stacks = resolve_stacks(site)
     home = site_home(site)
-    modulefiles.plan(site, stacks, open_store(home))  # module names clash before anything builds
+    # module names clash, and an admin's default names no module, before anything builds
+    moduletree.admin_defaults(site, modulefiles.plan(site, stacks, open_store(home)))
     spider_cache_files(site)  # and a spider cache without Lmod fails before too
     if o.slurm and _submit_site(site, stacks, home, o, say) and not o.wait:
         return None

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import HitError
+from ..errors import ConfigError, HitError
 from ..names import (
     env_value_problem,
     env_var_problem,
@@ -57,11 +57,12 @@ class FolderRc:
     hidden: tuple[str, ...]
 
 
-def _admin_defaults(site: Site, entries: list[Entry]) -> dict[str, str]:
+def admin_defaults(site: Site, entries: list[Entry]) -> dict[str, str]:
     """`modules: defaults:` as module name -> module version (both spelt by
     names.module_word, so `17.0.2+8` names the module `17.0.2_8`). Each must name a module
-    version that some folder holds; HitError naming site.yaml and the key if not, before
-    anything is written (both tools would silently pick another default)."""
+    version that some folder of `entries` (modulefiles.plan) holds; ConfigError at the
+    key's line in site.yaml if not (both tools would silently pick another default):
+    `hdmod build` asks before anything builds, and again before anything is written."""
     versions: dict[str, set[str]] = {}
     for e in entries:
         if e.kind == "ghost":
@@ -73,9 +74,11 @@ def _admin_defaults(site: Site, entries: list[Entry]) -> dict[str, str]:
         mapped = module_word(version)
         if mapped not in versions.get(name, ()):
             have = ", ".join(sorted(versions.get(name, ()))) or "none: no module has that name"
-            raise HitError(
-                f"{site.file}: modules: defaults: {key}: no module {name}/{mapped} is written "
-                f"(versions: {have})"
+            raise ConfigError(
+                site.file,
+                site.modules.defaults_lines.get(key),
+                f"modules: defaults: {key}: no module {name}/{mapped} is written "
+                f"(versions: {have})",
             )
         wanted[name] = mapped
     return wanted
@@ -93,7 +96,7 @@ def _folder_rcs(site: Site, entries: list[Entry]) -> list[FolderRc]:
     site.yaml order; a visible one before a hidden one). Each plain alias (`1.0` of
     `1.0-abc1234`) names the default when it is one of its versions, else the first of them,
     so `NAME` and `NAME/1.0` load the same module."""
-    wanted = _admin_defaults(site, entries)
+    wanted = admin_defaults(site, entries)
     folders: dict[tuple[str, ...], list[Entry]] = {}
     for e in entries:  # plan order: site.yaml order
         folders.setdefault((*e.level, e.name), []).append(e)

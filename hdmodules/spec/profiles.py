@@ -52,6 +52,7 @@ class ProfileSpec:
     parameter_lines: dict[str, tuple[Path, int]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)  # every YAML read, this one last
     link: Path | None = None  # where its link goes; None: next to the YAML file
+    stack: str | None = None  # the site stack it is made from (site.yaml), for messages
 
     @property
     def link_path(self) -> Path:

@@ -224,20 +224,38 @@ def _node_toolchain(
     tools = {"compiler": chosen["compiler"]}
     for kind in recipe.toolchain:
         if kind not in chosen:
-            message = (
-                f"package {recipe.name} needs an external {kind}, but the profile "
-                f"{profile.file.name} has no `toolchain: {{{kind}: NAME}}`"
-            )
-            blocks = [b for b in recipe.when if kind in b.toolchain]
-            if blocks:  # a variant asked for it: say which, and how to build without
-                block = blocks[0]
-                how = (
-                    "set that parameter off" if block.parameter_terms else "choose another version"
-                )
-                message += f" (its `when: {block.condition}` asks for it: {how})"
-            raise ConfigError(recipe.file, None, message)
+            _missing_kind(recipe, kind, profile)
         tools[kind] = chosen[kind]
     return tools
+
+
+def _missing_kind(recipe: Recipe, kind: str, profile: ProfileSpec) -> None:
+    """Raise ConfigError: `recipe` needs an external of `kind` that `profile` (a user's
+    profile or a site stack) does not choose. When a variant asked for it (`when: +mpi`
+    with mpi set true), the error is where the parameter was set, and says how to go
+    without; when a version condition alone did (`when: "@2:"`), it names the version."""
+    if profile.stack is not None:
+        lacks = f"stack {profile.stack} in {profile.file.name} has no `{kind}: NAME`"
+    else:
+        lacks = f"the profile {profile.file.name} has no `toolchain: {{{kind}: NAME}}`"
+    message = f"package {recipe.name} needs an external {kind}, but {lacks}"
+    file, line = recipe.file, None
+    params = _parameters(recipe, profile) if recipe.when else {}
+    blocks = [b for b in recipe.when if kind in b.toolchain and b.holds(params, recipe.version)]
+    if blocks and not blocks[0].parameter_terms:
+        message += f" (its `when: {blocks[0].condition}` asks for it at version {recipe.version})"
+    elif blocks:  # a variant asked for it: say which, where it was set, and how to go without
+        name = blocks[0].parameter_terms[0].name
+        req = profile.packages.get(recipe.name)
+        if req is not None and name in req.parameters:
+            file, line = req.file, req.line
+        elif name in profile.parameters:
+            file, line = profile.parameter_lines.get(name, (profile.file, None))
+        message += (
+            f" (its `when: {blocks[0].condition}` asks for it, and {name} is on: "
+            f"set {name}: false, or auto to follow the {'stack' if profile.stack else 'profile'})"
+        )
+    raise ConfigError(file, line, message)
 
 
 def _git_override(recipe: Recipe, req, dirty: bool, notes: list[str]) -> Recipe:

@@ -100,6 +100,7 @@ class ModuleConfig:
     templates: Path | None = None
     externals: tuple[str, ...] = ()  # externals that get modules (opt-in)
     defaults: dict[str, str] = field(default_factory=dict)
+    defaults_lines: dict[str, int] = field(default_factory=dict)  # where each is set
     hide: tuple[str, ...] = ()
     env: dict[str, dict[str, str]] = field(default_factory=dict)
     depends_on: str = "direct"  # none | direct | all
@@ -190,6 +191,7 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
         templates=Path(os.path.abspath(base / templates)) if templates else None,
         externals=tuple(externals),
         defaults={str(k): str(v) for k, v in defaults.items()},
+        defaults_lines={str(k): defaults.line_of(k) for k in defaults},
         hide=tuple(hide),
         env={k: {n: str(v) for n, v in vs.items()} for k, vs in env.items()},
         depends_on=_choice(m, "depends_on", ("none", "direct", "all"), "direct"),
@@ -271,8 +273,14 @@ def _check_stack_toolchain(
             )
 
 
-def load_site(file: Path, root: Path | None = None, modules: Path | None = None) -> Site:
-    """Load site.yaml; `root` (--root) and `modules` (--modules) override its paths."""
+def load_site(
+    file: Path, root: Path | None = None, modules: Path | None = None, on_site: bool = True
+) -> Site:
+    """Load site.yaml; `root` (--root) and `modules` (--modules) override its paths. With
+    `on_site` False (`hdmod fetch --to` on a machine with internet, which reads recipes
+    only), an `externals_from:` file that is not there (externals are detected on the
+    site's own machine) is left out, and the stacks' compilers and MPIs are not checked
+    against the externals. Raises ConfigError (file:line)."""
     file = Path(os.path.abspath(file))
     base = file.parent
     m = yamlfile.load_mapping(file, "site config")
@@ -295,6 +303,8 @@ def load_site(file: Path, root: Path | None = None, modules: Path | None = None)
     for ext_file in yamlfile.get_str_list(m, "externals_from"):
         path = Path(os.path.abspath(base / ext_file))
         if not path.exists():
+            if not on_site:
+                continue
             yamlfile.fail(m, "externals_from", f"{ext_file} ({path}) does not exist")
         doc = yamlfile.load_mapping(path, "externals file")
         yamlfile.check_keys(doc, {"externals"}, "externals file")
@@ -329,6 +339,7 @@ def load_site(file: Path, root: Path | None = None, modules: Path | None = None)
             toolchain_lines={k: (file, sm.line_of(k)) for k in toolchain},
             files=list(files),
             link=root / "profiles" / name,
+            stack=name,
         )
         stacks.append(Stack(name, profile, bool(sm.get("core", False))))
         stack_lines[name] = sm
@@ -356,7 +367,7 @@ def load_site(file: Path, root: Path | None = None, modules: Path | None = None)
             yamlfile.fail(
                 compile_m, "off_for", f"off_for: {name} is in no stack (stacks list {known})"
             )
-    for stack in stacks:  # before anything is built
+    for stack in stacks if on_site else ():  # before anything is built
         _check_stack_toolchain(stack, stack_lines[stack.name], externals, module_cfg)
     return Site(
         file=file,
