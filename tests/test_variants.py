@@ -371,6 +371,24 @@ def test_a_variant_adds_arguments_to_the_build_system(hit, tmp_path):
     assert re.fullmatch(r"vcalc with-mpi mpi \d\.\d\n", out[mpi].stdout), out[mpi].stderr
 
 
+def test_a_version_condition_can_ask_for_a_toolchain(hit, tmp_path):
+    """`when: "@2:": {toolchain: [mpi]}`: 2.0 needs an MPI (the error names the block and
+    the version), 1.0 does not."""
+    write_recipe(tmp_path / "pkgs", "vt", """\
+        version: "2.0"
+        versions: {"2.0": {path: .}, "1.0": {path: .}}
+        when:
+          "@2:": {toolchain: [mpi]}
+        build: "true"
+        """)  # fmt: skip
+    new = write_profile(tmp_path / "new.yaml", "package_dirs: [pkgs]\npackages: [vt]\n")
+    r = hit("build", str(new), check=False)
+    _one_error(r, "vt.yaml: package vt needs an external mpi", "@2:` asks for it at version 2.0")
+    old = 'package_dirs: [pkgs]\npackages: {vt: {version: "1.0"}}\n'
+    spec = _spec(hit, write_profile(tmp_path / "old.yaml", old), "vt")
+    assert spec["version"] == "1.0" and set(spec["toolchain"]) == {"compiler"}
+
+
 def test_a_version_is_chosen_per_profile_and_hashed_exactly(hit, tmp_path):
     """`packages: {vlib: {version: "1.0"}}` builds 1.0 from 1.0's source only; without it the
     recipe's default (2.0). Both hashes differ in version and source, nothing else."""
