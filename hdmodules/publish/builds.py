@@ -78,7 +78,7 @@ def site_build(site: Site, o: SiteBuild, say: Say) -> Published | None:
     if o.slurm and _submit_site(site, stacks, home, o, say) and not o.wait:
         return None
     total = len({n.ref.id for _s, r in stacks for n in r.nodes.values()})
-    return build_site(site, stacks, o.jobs or home.jobs, Progress(total))
+    return build_site(site, stacks, o.jobs or home.jobs, Progress(total), say)
 
 
 def _fetch_before_submitting(stacks: list[Resolved], home: Home, say: Say) -> None:

@@ -3,21 +3,24 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import HitError
 from ..progress import Progress
-from ..spec.profiles import PackageRequest
+from ..spec import siteroot
 from ..spec.resolve import Resolved, resolve
 from ..spec.site import Site, Stack
 from ..store import roots
 from ..store.home import Home, load_home, open_store
-from . import modulefiles, moduletree
+from . import modulefiles, moduletree, publishedstacks
 from .permissions import apply
 from .profilebuild import build_profiles
+
+Say = Callable[[str], None]  # one line for the admin (stderr)
 
 
 @dataclass(frozen=True)
@@ -70,61 +73,36 @@ def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[i
     return len(entries) * len(site.modules.formats), tree, changed
 
 
-def write_user_files(site: Site, stacks: list[tuple[Stack, Resolved]]) -> None:
-    """What users need to build on the site: ROOT/user-config.yaml (HIT_SITE_CONFIG),
-    ROOT/stacks/<stack>.yaml to extend, and ROOT/gcroots/users/ where their builds record
-    which site artifacts they use (group-writable with the sticky bit when the site names a
-    group, so users can add, never remove, each other's records)."""
+def write_user_files(
+    site: Site, stacks: list[tuple[Stack, Resolved]], home: Home, say: Say
+) -> None:
+    """What users need to build on the site: ROOT/user-config.yaml (HIT_SITE_CONFIG), each
+    stack's published copy and ROOT/stacks/<stack>.yaml to extend (publishedstacks), and
+    ROOT/gcroots/users/ where their builds record which site artifacts they use
+    (group-writable with the sticky bit when the site names a group, so users can add,
+    never remove, each other's records)."""
     from ..templating import render
 
-    folder = site.root / "stacks"
-    folder.mkdir(parents=True, exist_ok=True)
-    for stack, _r in stacks:
-        p = stack.profile
-        used = {p.toolchain[k] for k in p.toolchain}
-        text = render(
-            "stack-profile.yaml.j2",
-            name=stack.name,
-            site_file=site.file,
-            path=folder / f"{stack.name}.yaml",
-            package_dirs=[str(d) for d in p.package_dirs],
-            parameters=p.parameters,
-            externals=[e for n, e in sorted(p.externals.items()) if n in used],
-            toolchain=p.toolchain,
-            packages=[(n, _overrides(req)) for n, req in p.packages.items()],
-        )
-        _write(folder / f"{stack.name}.yaml", text)
-    user_config = site.root / "user-config.yaml"
+    publishedstacks.publish(site, stacks, say)
+    user_config = site.root / siteroot.USER_CONFIG
     text = render("user-config.yaml.j2", site_file=site.file, path=user_config, root=str(site.root))
-    _write(user_config, text)
-    users = site_home(site).gc_roots / roots.USERS
+    write_atomic(user_config, text, mode=0o644)  # concurrent hdmod runs: one wins
+    users = home.gc_roots / roots.USERS
     users.mkdir(parents=True, exist_ok=True)
     if site.group is not None:
         import grp
-        import os
 
         os.chown(users, -1, grp.getgrnam(site.group).gr_gid)
         users.chmod(0o3770)  # setgid + sticky: the group adds records, nobody removes others'
 
 
-def _overrides(req: PackageRequest) -> dict[str, Any]:
-    """What a stack's package asks for beyond its name, as a profile writes it (so a user's
-    profile extending the stack resolves to the stack's artifacts): parameters, version."""
-    out: dict[str, Any] = {"parameters": req.parameters} if req.parameters else {}
-    return {**out, "version": req.version} if req.version is not None else out
-
-
-def _write(path: Path, text: str) -> None:
-    write_atomic(path, text, mode=0o644)  # concurrent hdmod runs: one wins, none half-written
-
-
 def build_site(
-    site: Site, stacks: list[tuple[Stack, Resolved]], jobs: int, progress: Progress
+    site: Site, stacks: list[tuple[Stack, Resolved]], jobs: int, progress: Progress, say: Say
 ) -> Published:
     """`hdmod build`: build the site's resolved `stacks` (`resolve_stacks(site)`) with `jobs`
     builds at once, link each stack's profile, make the artifacts read-only with the site's
-    group and mode, write the module tree and the files users need. Raises HitError,
-    scheduler.BuildsFailed."""
+    group and mode, write the module tree and the files users need (`say` tells the admin
+    what else publishing did). Raises HitError, scheduler.BuildsFailed."""
     home = site_home(site)
     results = build_profiles([r for _s, r in stacks], home, jobs, progress)
     store = open_store(home)
@@ -133,5 +111,5 @@ def build_site(
             for node in [*r.nodes.values()]:
                 apply(store.prefix(node.ref), site.group, site.mode, read_only=True)
     count, tree, changed = refresh_modules(site, stacks)
-    write_user_files(site, stacks)
+    write_user_files(site, stacks, home, say)
     return Published(results[0].built if results else 0, count, tree, changed)

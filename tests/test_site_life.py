@@ -1,0 +1,135 @@
+"""A site's life (README "A site's life"): users extend each stack's published copy, never
+the admin's checkout. Root runs the real `hdmod`, a real non-root user the real `hit`
+(tests/site_users.py)."""
+
+import grp
+import json
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import demo_site, run_hdmod
+from tests.site_users import GROUP, HOME, as_user, install_for_user, user_project, write_as_user
+
+PERMISSIONS = f'permissions:\n  group: {GROUP}\n  mode: "0750"\n'
+
+
+@pytest.fixture
+def base():
+    """A folder the test user can reach (pytest's tmp_path is root's only), removed after,
+    with the user's projects and hit homes the test made under the user's home."""
+    install_for_user()
+    folder = Path(tempfile.mkdtemp(prefix="hdmod-life-", dir="/var/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    subprocess.run(["rm", "-rf", str(HOME / folder.name)])
+    subprocess.run(["chmod", "-R", "u+rwx", str(folder)])
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def site(base: Path, stacks: str, permissions: str = PERMISSIONS) -> Path:
+    """The demo site in `base` with `stacks` (YAML) and `permissions`; its site.yaml."""
+    yaml = demo_site(base, stacks)
+    yaml.write_text(yaml.read_text() + permissions)
+    return yaml
+
+
+def project(base: Path, root: Path, stack: str) -> tuple[Path, list[str]]:
+    """The user's project extending ROOT/stacks/<stack>.yaml with greet, and a hit home of
+    its own (HIT_HOME, for `as_user`'s env_extra)."""
+    mine = HOME / base.name
+    proj = user_project(mine / "proj", root / "stacks" / f"{stack}.yaml")
+    return proj, [f"HIT_HOME={mine / 'hit'}"]
+
+
+def user(proj: Path, root: Path, env: list[str], *cmd: str) -> subprocess.CompletedProcess:
+    """`cmd` as the test user in `proj`; never a traceback."""
+    r = as_user(*cmd, root=root, cwd=proj, env_extra=env)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r
+
+
+def artifacts(profile: Path) -> dict[str, str]:
+    """Package name -> artifact id of a profile (its build.json)."""
+    return json.loads((profile / ".hit" / "build.json").read_text())["artifacts"]
+
+
+def published_copy(stack_file: Path) -> Path:
+    """The published copy a stack file extends."""
+    rel = re.search(r'^extends: \["(.+)"\]$', stack_file.read_text(), re.M).group(1)
+    return (stack_file.parent / rel).resolve().parent
+
+
+def stack_statuses(r: subprocess.CompletedProcess) -> dict[str, str]:
+    """`hit status`: package -> built / needs build."""
+    assert r.returncode == 0, r.stderr
+    lines = [line.split() for line in r.stdout.splitlines()]
+    return {w[0]: " ".join(w[3:]) for w in lines if w and w[0] != "profile"}
+
+
+DIAMOND = "  gcc12:\n    compiler: gcc-12\n    packages: [libcore, liba, libb, app]\n"
+
+
+def test_a_users_stack_does_not_depend_on_the_admins_checkout(base):
+    yaml = site(base, DIAMOND)
+    demo, root = yaml.parent, base / "root"
+    run_hdmod("build", str(yaml), "--root", str(root))
+    stack = root / "stacks" / "gcc12.yaml"
+    copy = published_copy(stack)
+    # read-only, in the site's group with its mode, holding the recipes and their sources
+    assert copy.parent == root / "recipes" and re.fullmatch("[0-9a-f]{64}", copy.name)
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o550
+    assert copy.stat().st_gid == grp.getgrnam(GROUP).gr_gid
+    assert all(not p.lstat().st_mode & 0o222 for p in copy.rglob("*") if not p.is_symlink())
+    app_recipe = (demo / "pkgs" / "app.yaml").read_bytes()
+    assert (copy / "files" / "pkgs" / "app.yaml").read_bytes() == app_recipe
+    assert (copy / "files" / "src" / "app" / "app.c").is_file()  # `path: ../src/app`
+    site_ids = artifacts(root / "profiles" / "gcc12")
+    proj, env = project(base, root, "gcc12")
+
+    # the admin edits the checkout without rebuilding: a comment, and a real change
+    with open(demo / "pkgs" / "libcore.yaml", "a") as f:
+        f.write("# a comment, nothing more\n")
+    text = app_recipe.decode().replace("greeting: Hello", "greeting: Howdy")
+    (demo / "pkgs" / "app.yaml").write_text(text)
+    statuses = stack_statuses(user(proj, root, env, "hit", "status"))
+    assert statuses == {**dict.fromkeys(site_ids, "built"), "greet": "needs build"}
+    # ... moves it, then makes it unreadable
+    moved = demo.rename(base / "moved")
+    assert stack_statuses(user(proj, root, env, "hit", "status"))["app"] == "built"
+    for folder in (moved / "pkgs", moved / "src"):
+        folder.chmod(0)
+    r = user(proj, root, env, "hit", "build")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("built in") == 1 and "greet/" in r.stderr  # the rest is the site's
+    mine = artifacts(proj / "default")
+    assert {name: mine[name] for name in site_ids} == site_ids  # the very ids the site built
+    # a site package the user builds otherwise comes from the copy (recipe and sources)
+    write_as_user(
+        proj / "other.yaml",
+        f"extends: [{stack}]\npackage_dirs: [mypkgs]\n"
+        "packages:\n  greet:\n  app: {parameters: {greeting: Hi}}\n",
+    )
+    r = user(proj, root, env, "hit", "build", "other.yaml")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("built in") == 1 and "app/" in r.stderr
+    out = user(proj, root, env, str(proj / "other" / "bin" / "app"))
+    assert out.returncode == 0 and out.stdout.startswith("Hi from app"), out.stderr
+
+    # the admin rebuilds from the edited checkout: a new copy; the old one stays one build
+    for folder in (moved / "pkgs", moved / "src"):
+        folder.chmod(0o755)
+    r = run_hdmod("build", str(moved / "site.yaml"), "--root", str(root))
+    assert r.stderr.count("built in") == 1  # app, greeting Howdy
+    new = published_copy(stack)
+    assert new != copy and copy.is_dir()
+    statuses = stack_statuses(user(proj, root, env, "hit", "status"))
+    assert set(statuses.values()) == {"built"}  # the site's new app, the user's greet
+    r = run_hdmod("build", str(moved / "site.yaml"), "--root", str(root))
+    assert f"removed {copy}: no stack has been published from it" in r.stderr
+    assert not copy.exists() and new.is_dir()
