@@ -1,9 +1,10 @@
 """A site's life (README "A site's life"): users extend each stack's published copy, never
-the admin's checkout. Root runs the real `hdmod`, a real non-root user the real `hit`
-(tests/site_users.py)."""
+the admin's checkout; a stack removed from site.yaml is retired. Root runs the real `hdmod`,
+a real non-root user the real `hit` (tests/site_users.py)."""
 
 import grp
 import json
+import os
 import re
 import shutil
 import stat
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import demo_site, run_hdmod
+from tests.conftest import demo_site, run_hdmod, run_hit
 from tests.site_users import GROUP, HOME, as_user, install_for_user, user_project, write_as_user
 
 PERMISSIONS = f'permissions:\n  group: {GROUP}\n  mode: "0750"\n'
@@ -57,6 +58,12 @@ def user(proj: Path, root: Path, env: list[str], *cmd: str) -> subprocess.Comple
 def artifacts(profile: Path) -> dict[str, str]:
     """Package name -> artifact id of a profile (its build.json)."""
     return json.loads((profile / ".hit" / "build.json").read_text())["artifacts"]
+
+
+def prefix(root: Path, artifact_id: str) -> Path:
+    """Where the site store keeps the demo artifact `artifact_id` (all are version 1.0)."""
+    name, _, h = artifact_id.partition("/")
+    return root / "bld" / name / f"1.0-{h[:12]}"
 
 
 def published_copy(stack_file: Path) -> Path:
@@ -133,3 +140,53 @@ def test_a_users_stack_does_not_depend_on_the_admins_checkout(base):
     r = run_hdmod("build", str(moved / "site.yaml"), "--root", str(root))
     assert f"removed {copy}: no stack has been published from it" in r.stderr
     assert not copy.exists() and new.is_dir()
+
+
+def test_a_stack_removed_from_site_yaml_is_retired(base):
+    two = DIAMOND.replace("libb, app", "") + DIAMOND.replace("12", "11")
+    yaml = site(base, two.replace("[libcore, liba, ]", "[libcore, liba]"))
+    root = base / "root"
+    run_hdmod("build", str(yaml), "--root", str(root))
+    gcc11, gcc12 = (artifacts(root / "profiles" / s) for s in ("gcc11", "gcc12"))
+    only11 = [prefix(root, i) for i in gcc11.values() if i not in gcc12.values()]
+    assert len(only11) == 4 and all(p.is_dir() for p in only11)
+    proj, env = project(base, root, "gcc11")
+    assert user(proj, root, env, "hit", "build").returncode == 0  # greet, on gcc11's liba
+
+    text = yaml.read_text()
+    yaml.write_text(text[: text.index("  gcc11:")] + text[text.index("modules:") :])
+    r = run_hdmod("build", str(yaml), "--root", str(root))
+    link, file = root / "profiles" / "gcc11", root / "stacks" / "gcc11.yaml"
+    retired = f"retired stack gcc11: it is no longer in site.yaml; removed {link} and {file}"
+    assert retired in r.stderr
+    assert not os.path.lexists(link) and not file.exists()
+    assert (root / "stacks" / "gcc12.yaml").is_file() and (root / "profiles" / "gcc12").is_dir()
+    # the module tree has no module of it (but hidden ghosts, for shells that loaded one)
+    modules = json.loads((root / "modules" / ".modules.json").read_text())
+    levels = {
+        level[2][:2] for level, _name, _version in modules if level[:2] == ["Compiler", "gcc"]
+    }
+    assert levels == {"12"}
+
+    # the user who extended it: one clear error at the next build, at the extends line
+    r = user(proj, root, env, "hit", "build")
+    assert r.returncode == 1, r.stderr
+    expected = (
+        f"hit: error: {proj / 'default.yaml'}:1: extends {file}: the site {root} retired "
+        f"the stack gcc11 on "
+    )
+    assert r.stderr.startswith(expected) and r.stderr.count("\n") == 1, r.stderr
+    assert f"its stacks now: gcc12 (extend one of them: {root}/stacks/NAME.yaml)" in r.stderr
+    # what the user's built profile uses is kept by the site's gc until the user drops it
+    site_hit = {**os.environ, "HIT_HOME": str(root)}
+    site_hit.pop("HIT_SITE_CONFIG", None)
+    r = run_hit("gc", env=site_hit)
+    assert "kept what 1 user profile(s) use" in r.err
+    kept = [prefix(root, i) for name, i in gcc11.items() if name in ("libcore", "liba")]
+    assert all(p.is_dir() for p in kept)
+    out = user(proj, root, env, str(proj / "default" / "bin" / "greet"))
+    assert out.returncode == 0 and out.stdout.startswith("greet: liba"), out.stderr
+    assert user(proj, root, env, "hit", "rm", "default").returncode == 0
+    run_hit("gc", env=site_hit)
+    assert not any(p.exists() for p in only11)  # what only gcc11 used is gone
+    assert all(prefix(root, i).is_dir() for i in gcc12.values())  # the rest stays

@@ -15,6 +15,11 @@ the site built), made read-only with site.yaml's group and mode, and renamed int
 never changes after. `ROOT/stacks/<stack>.yaml`, what users extend, is a small file that
 extends the copy's stack.yaml, replaced atomically at each build.
 
+A stack that site.yaml no longer has is retired: its profile link, its gc root and its stack
+file go (`HIT_HOME=ROOT hit gc` then frees what only it used, but what users' records name),
+the day is recorded in `ROOT/stacks/.retired.json`, and a user extending it is told so at
+their next build (spec/siteroot.py).
+
 A copy that no stack file names any more is removed by the `hdmod build` after the one that
 stopped naming it, so a user's `hit build` that read the stack file just before the switch
 still finds the recipes it resolves. Built profiles never need it: an artifact's build.json
@@ -24,8 +29,10 @@ holds all its inputs.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -40,17 +47,21 @@ from ..spec.profiles import PackageRequest, load_profile
 from ..spec.recipes import Recipe
 from ..spec.resolve import Node, Resolved, resolve
 from ..spec.site import Site, Stack
-from ..store.layout import remove_tree
+from ..store import roots
+from ..store.home import Home
+from ..store.layout import Store, remove_tree
 from .permissions import apply
 
 Say = Callable[[str], None]
 Plan = dict[str, tuple[str, str]]  # path in the copy -> (kind F/X/L, source file or link target)
 
 
-def publish(site: Site, stacks: list[tuple[Stack, Resolved]], say: Say) -> None:
-    """Publish each of `stacks` (its copy, then its stack file), and remove the copies that
-    no stack file named before this build nor names now. One `hdmod build` of the root at a
-    time does this (a lock in ROOT/recipes)."""
+def publish(
+    site: Site, stacks: list[tuple[Stack, Resolved]], home: Home, store: Store, say: Say
+) -> None:
+    """Retire the stacks site.yaml no longer has, publish each of `stacks` (its copy, then its
+    stack file), and remove the copies that no stack file named before this build nor names
+    now. One `hdmod build` of the root at a time does this (a lock in ROOT/recipes)."""
     import filelock
 
     copies = site.root / siteroot.RECIPES
@@ -59,6 +70,7 @@ def publish(site: Site, stacks: list[tuple[Stack, Resolved]], say: Say) -> None:
         for debris in copies.glob(".staging-*"):  # a killed hdmod's
             remove_tree(debris)
         before = {_copy_named(f) for f in folders[1].glob("*.yaml")}
+        _record_retired(site, retire(site, home, store, say))
         now = set()
         for stack, resolved in stacks:
             copy = freeze(site, stack, resolved, say)
@@ -89,6 +101,43 @@ def folder_mode(mode: int) -> int:
     owner's to write, the group and others' to read and enter as `mode` allows, never theirs
     to write."""
     return (mode | 0o700) & 0o755
+
+
+def retire(site: Site, home: Home, store: Store, say: Say) -> list[str]:
+    """Retire every stack the site root offers (a stack file or a profile link) that
+    site.yaml no longer has: its profile link and gc root (as `hit rm` removes them) and its
+    stack file go, saying so. Returns their names."""
+    current = {s.name for s in site.stacks}
+    profiles = site.root / siteroot.PROFILES
+    links = {p.name for p in profiles.iterdir() if p.is_symlink()} if profiles.is_dir() else set()
+    gone = sorted((set(siteroot.offered_stacks(site.root)) | links) - current)
+    for name in gone:
+        link, file = profiles / name, siteroot.stack_file(site.root, name)
+        if link.is_symlink():
+            try:
+                roots.remove_link(home.gc_roots, store.root, link)
+            except HitError:  # its profile was collected already
+                link.unlink()
+                roots.deregister(home.gc_roots, link)
+        file.unlink(missing_ok=True)
+        say(
+            f"retired stack {name}: it is no longer in {site.file.name}; removed {link} and "
+            f"{file} (`HIT_HOME={site.root} hit gc` frees what only it used)"
+        )
+    return gone
+
+
+def _record_retired(site: Site, gone: list[str]) -> None:
+    """ROOT/stacks/.retired.json: the stacks retired now (with today's date) and before,
+    but those site.yaml has (again)."""
+    had = siteroot.retired_stacks(site.root)
+    day = time.strftime("%Y-%m-%d")
+    retired = {**had, **{name: day for name in gone}}
+    for stack in site.stacks:
+        retired.pop(stack.name, None)
+    if retired != had:
+        text = json.dumps(retired, indent=1, sort_keys=True) + "\n"
+        write_atomic(site.root / siteroot.STACKS / siteroot.RETIRED, text, mode=0o644)
 
 
 def freeze(site: Site, stack: Stack, resolved: Resolved, say: Say) -> Path:

@@ -16,6 +16,7 @@ from ..spec.resolve import Resolved, resolve
 from ..spec.site import Site, Stack
 from ..store import roots
 from ..store.home import Home, load_home, open_store
+from ..store.layout import Store
 from . import modulefiles, moduletree, publishedstacks
 from .permissions import apply
 from .profilebuild import build_profiles
@@ -74,16 +75,16 @@ def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[i
 
 
 def write_user_files(
-    site: Site, stacks: list[tuple[Stack, Resolved]], home: Home, say: Say
+    site: Site, stacks: list[tuple[Stack, Resolved]], home: Home, store: Store, say: Say
 ) -> None:
     """What users need to build on the site: ROOT/user-config.yaml (HIT_SITE_CONFIG), each
-    stack's published copy and ROOT/stacks/<stack>.yaml to extend (publishedstacks), and
-    ROOT/gcroots/users/ where their builds record which site artifacts they use
-    (group-writable with the sticky bit when the site names a group, so users can add,
-    never remove, each other's records)."""
+    stack's published copy and ROOT/stacks/<stack>.yaml to extend (publishedstacks: a stack
+    site.yaml no longer has is retired), and ROOT/gcroots/users/ where their builds record
+    which site artifacts they use (group-writable with the sticky bit when the site names a
+    group, so users can add, never remove, each other's records)."""
     from ..templating import render
 
-    publishedstacks.publish(site, stacks, say)
+    publishedstacks.publish(site, stacks, home, store, say)
     user_config = site.root / siteroot.USER_CONFIG
     text = render("user-config.yaml.j2", site_file=site.file, path=user_config, root=str(site.root))
     write_atomic(user_config, text, mode=0o644)  # concurrent hdmod runs: one wins
@@ -111,5 +112,5 @@ def build_site(
             for node in [*r.nodes.values()]:
                 apply(store.prefix(node.ref), site.group, site.mode, read_only=True)
     count, tree, changed = refresh_modules(site, stacks)
-    write_user_files(site, stacks, home, say)
+    write_user_files(site, stacks, home, store, say)
     return Published(results[0].built if results else 0, count, tree, changed)
