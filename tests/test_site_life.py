@@ -1,6 +1,7 @@
 """A site's life (README "A site's life"): users extend each stack's published copy, never
-the admin's checkout; a stack removed from site.yaml is retired. Root runs the real `hdmod`,
-a real non-root user the real `hit` (tests/site_users.py)."""
+the admin's checkout; a stack removed from site.yaml is retired; a root a hit command seeded
+offline before the first `hdmod build` is still a site. Root runs the real `hdmod`, a real
+non-root user the real `hit` (tests/site_users.py)."""
 
 import grp
 import json
@@ -190,3 +191,40 @@ def test_a_stack_removed_from_site_yaml_is_retired(base):
     run_hit("gc", env=site_hit)
     assert not any(p.exists() for p in only11)  # what only gcc11 used is gone
     assert all(prefix(root, i).is_dir() for i in gcc12.values())  # the rest stays
+
+
+def test_a_root_seeded_offline_is_still_a_site(base):
+    yaml = site(base, DIAMOND.replace("libb, app", "").replace(", ]", "]"), permissions="")
+    root, seed = base / "root", base / "seed"
+    seed.mkdir()
+    subprocess.run(["tar", "czf", str(seed / "src-1.0.tar.gz"), "-C", str(yaml.parent), "src"])
+    site_hit = {**os.environ, "HIT_HOME": str(root)}
+    site_hit.pop("HIT_SITE_CONFIG", None)
+    run_hit("fetch", "--from", str(seed), env=site_hit)  # before any hdmod build
+    assert "\nprivate: true\n" in (root / "config.yaml").read_text()
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+
+    r = run_hdmod("build", str(yaml), "--root", str(root))
+    config = root / "config.yaml"
+    assert f"{config} said `private: true`" in r.stderr and "now `private: false`" in r.stderr
+    assert f"opened to 755, as site.yaml says: {root} (700), {root / 'bld'} (700)" in r.stderr
+    assert "\nprivate: false\n" in config.read_text()
+    prefixes = [p for p in (root / "bld").glob("*/*") if p.parent.name[0] != "."]
+    assert len(prefixes) == 3  # libcore, liba, the stack's profile
+    for p in prefixes:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o555, p  # dr-xr-xr-x, not dr-x------
+    liba = next((root / "bld" / "liba").iterdir())
+    assert stat.S_IMODE((liba / "include" / "a.h").stat().st_mode) == 0o444
+    proj, env = project(base, root, "gcc12")
+    r = user(proj, root, env, "cat", str(liba / "include" / "a.h"))
+    assert r.returncode == 0 and "a_describe" in r.stdout, r.stderr
+    r = user(proj, root, env, "hit", "build")
+    assert r.returncode == 0 and r.stderr.count("built in") == 1 and "greet/" in r.stderr
+
+    # an artifact an older hdmod installed owner-only gets the site's modes back
+    for path, mode in ((liba / "include" / "a.h", 0o400), (liba, 0o500)):
+        path.chmod(mode)
+    r = run_hdmod("build", str(yaml), "--root", str(root))
+    assert "private" not in r.stderr and "opened" not in r.stderr  # nothing else to correct
+    assert stat.S_IMODE(liba.stat().st_mode) == 0o555
+    assert stat.S_IMODE((liba / "include" / "a.h").stat().st_mode) == 0o444
