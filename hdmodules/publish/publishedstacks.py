@@ -113,6 +113,7 @@ def retire(site: Site, home: Home, store: Store, say: Say) -> list[str]:
     gone = sorted((set(siteroot.offered_stacks(site.root)) | links) - current)
     for name in gone:
         link, file = profiles / name, siteroot.stack_file(site.root, name)
+        removed = [str(p) for p in (link, file) if os.path.lexists(p)]
         if link.is_symlink():
             try:
                 roots.remove_link(home.gc_roots, store.root, link)
@@ -121,8 +122,8 @@ def retire(site: Site, home: Home, store: Store, say: Say) -> list[str]:
                 roots.deregister(home.gc_roots, link)
         file.unlink(missing_ok=True)
         say(
-            f"retired stack {name}: it is no longer in {site.file.name}; removed {link} and "
-            f"{file} (`HIT_HOME={site.root} hit gc` frees what only it used)"
+            f"retired stack {name}: it is no longer in {site.file.name}; removed "
+            f"{' and '.join(removed)} (`HIT_HOME={site.root} hit gc` frees what only it used)"
         )
     return gone
 
