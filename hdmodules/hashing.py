@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +44,13 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def tree_hash(root: Path) -> str:
-    """Content hash of a folder: relative paths, file bytes, the executable bit, link targets.
-
-    Timestamps and owners are left out on purpose: they do not change what a build makes.
-    """
-    h = hashlib.sha256()
+def tree_entries(root: Path) -> Iterator[tuple[str, str, str]]:
+    """What a folder's content hash covers, in the order it is hashed: `(relative path,
+    kind, value)` with kind "L" for a symlink (value: its target), "X" for an executable
+    file and "F" for another file (value: the file's path). `.git` folders are left out
+    (VCS metadata is not source), and so is anything but files and symlinks."""
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != ".git")  # VCS metadata is not source
+        dirnames[:] = sorted(d for d in dirnames if d != ".git")
         rel_dir = os.path.relpath(dirpath, root)
         for name in sorted(
             filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
@@ -59,9 +59,20 @@ def tree_hash(root: Path) -> str:
             rel = os.path.normpath(os.path.join(rel_dir, name))
             st = os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
-                h.update(f"L {rel}\0{os.readlink(path)}\0".encode())
+                yield rel, "L", os.readlink(path)
             elif stat.S_ISREG(st.st_mode):
-                kind = "X" if st.st_mode & 0o100 else "F"
-                h.update(f"{kind} {rel}\0{sha256_file(Path(path))}\0".encode())
+                yield rel, "X" if st.st_mode & 0o100 else "F", path
         dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+
+
+def tree_hash(root: Path) -> str:
+    """Content hash of a folder: relative paths, file bytes, the executable bit, link targets
+    (tree_entries).
+
+    Timestamps and owners are left out on purpose: they do not change what a build makes.
+    """
+    h = hashlib.sha256()
+    for rel, kind, value in tree_entries(root):
+        content = value if kind == "L" else sha256_file(Path(value))
+        h.update(f"{kind} {rel}\0{content}\0".encode())
     return h.hexdigest()

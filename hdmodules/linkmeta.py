@@ -106,6 +106,7 @@ class MetaProblem:
     found_at: Path | None
     on_host: bool
     escape: str
+    in_build: bool = False  # the word names the build folder, which is gone after the build
 
     def message(self, prefix: Path) -> str:
         """One line for the build log, shaped like elf.LinkProblem's, `file` relative to
@@ -117,6 +118,12 @@ class MetaProblem:
         where = f" ({self.word.field})" if self.word.field else ""
         head = f"{rel}{where} names {self.word.text}: "
         allow = f"allow it with allow_host_libs: [{self.escape}]"
+        if self.in_build:
+            return head + (
+                "a path inside the build folder, which is deleted after the build: the"
+                " install copied a path of the build tree into the artifact (fix it in the"
+                " recipe, e.g. a configure option or a `sed -i` after the install)"
+            )
         if self.word.kind == "dir":
             what = "libraries" if self.word.text.startswith("-L") else "headers"
             return head + (
@@ -331,11 +338,18 @@ class _Context:
     names: frozenset[str]  # allowed entries as written (module names)
     host_dirs: tuple[str, ...]  # the host's library folders, searched last
     host_real: frozenset[str]
+    build: tuple[str, ...] = ()  # the build folder (normalised and real), if known
 
     @classmethod
-    def make(cls, prefix: Path, dependencies: list[Path], allowed: Iterable[str]) -> _Context:
+    def make(
+        cls,
+        prefix: Path,
+        dependencies: list[Path],
+        allowed: Iterable[str],
+        build_dir: Path | None = None,
+    ) -> _Context:
         """The context of an artifact at `prefix` over `dependencies`, `allowed` host
-        libraries and folders."""
+        libraries and folders, built in `build_dir`."""
         prefixes = [os.path.normpath(p) for p in (prefix, *dependencies)]
         own = tuple(dict.fromkeys([*prefixes, *map(os.path.realpath, prefixes)]))
         allowed = list(allowed)
@@ -352,7 +366,14 @@ class _Context:
             names=frozenset(allowed),
             host_dirs=host,
             host_real=frozenset(os.path.realpath(d) for d in host),
+            build=tuple(dict.fromkeys([os.path.normpath(build_dir), os.path.realpath(build_dir)]))
+            if build_dir is not None
+            else (),
         )
+
+    def in_build(self, path: str) -> bool:
+        """Whether `path` lies in the build folder."""
+        return _inside(os.path.normpath(path), self.build)
 
     def is_own(self, path: str) -> bool:
         """Whether `path` lies in the artifact or a dependency, or in an allowed folder that
@@ -429,7 +450,8 @@ def judge(ctx: _Context, file: Path, words: list[Word]) -> list[MetaProblem]:
     for word in dict.fromkeys(words):
         if word.kind == "dir":
             if os.path.isabs(word.value) and not ctx.may_name(word.value):
-                problems.append(MetaProblem(file, word, None, False, os.path.normpath(word.value)))
+                folder = os.path.normpath(word.value)
+                problems.append(MetaProblem(file, word, None, False, folder, ctx.in_build(folder)))
         elif word.kind == "module":
             problem = _judge_module(ctx, file, word)
             problems += [problem] if problem else []
@@ -438,8 +460,11 @@ def judge(ctx: _Context, file: Path, words: list[Word]) -> list[MetaProblem]:
             if found is None or ctx.is_own(found):
                 continue
             stem = lib_stem(found)
-            if stem not in ctx.stems:
-                problems.append(MetaProblem(file, word, Path(found), ctx.on_host(found), stem))
+            if stem not in ctx.stems or ctx.in_build(found):
+                problem = MetaProblem(
+                    file, word, Path(found), ctx.on_host(found), stem, ctx.in_build(found)
+                )
+                problems.append(problem)
     return problems
 
 
@@ -448,17 +473,19 @@ def check_metadata(
     dependencies: list[Path],
     allowed: set[str] | frozenset[str],
     skip: Callable[[Path], bool] | None = None,
+    build_dir: Path | None = None,
 ) -> list[MetaProblem]:
     """Walk `prefix` (skipping `prefix/.hit`) and check every pkg-config file, libtool
     archive, `*-config` script and CMake package file (see the module's docstring).
 
     `dependencies` are the dependencies' prefixes; `allowed` the host libraries (as for
     elf.check_artifact) and folders (entries starting with `/`) that may be named; `skip`
-    gets a path relative to `prefix` and returns True to ignore that file. Symlinks,
+    gets a path relative to `prefix` and returns True to ignore that file; a word naming
+    `build_dir` (the build folder) is reported as such (it is gone after the build). Symlinks,
     extra hard links, unreadable, binary and files over MAX_BYTES are skipped. Never
     raises for file contents."""
     prefix = Path(prefix)
-    ctx = _Context.make(prefix, dependencies, allowed)
+    ctx = _Context.make(prefix, dependencies, allowed, build_dir)
     problems: list[MetaProblem] = []
     for path, text in _metadata_files(prefix, skip):
         words = words_of(path, text)

@@ -1,6 +1,7 @@
 """The build spec and profile document: one serialisation, golden ids, reproducible hashes,
 and the generic document diff that `hit diff` and `hit build --explain` print."""
 
+import json
 import os
 import subprocess
 import sys
@@ -146,8 +147,8 @@ def _variant(**changed) -> dict:
 
 
 def _cut(text: str) -> str:
-    """How a long value is shown: its repr cut to 67 characters and an ellipsis."""
-    return repr(text)[:67] + "..."
+    """How a long value is shown: as JSON writes it, cut to 67 characters and an ellipsis."""
+    return json.dumps(text)[:67] + "..."
 
 
 def test_explain_wording():
@@ -162,12 +163,12 @@ def test_explain_wording():
     )
     lines = explain(base, other, lambda _id: None)
     assert lines == [
-        "  version: '1.0' -> '1.1'",
+        '  version: "1.0" -> "1.1"',
         f"  source 1: {_cut('sha256:' + 'ab' * 32)} -> {_cut('tree:' + 'cd' * 32)}",
         "  build script changed: -make && make install PREFIX=$ARTIFACT; "
         "+make -j4 && make install PREFIX=$ARTIFACT",
-        "  parameter greeting: 'Hello' -> 'Hi'",
-        "  external compiler pin cc: '/usr/bin/gcc-12@0123456789abcdef' -> '/usr/bin/gcc-12@ffff'",
+        '  parameter greeting: "Hello" -> "Hi"',
+        '  external compiler pin cc: "/usr/bin/gcc-12@0123456789abcdef" -> "/usr/bin/gcc-12@ffff"',
         "  dependency liba removed",
         "  dependency libb added",
     ]

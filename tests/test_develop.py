@@ -157,7 +157,7 @@ def test_diff_names_the_changed_input(hit, demo):
         (
             "param",
             ("  app:\n", "  app:\n    parameters: {greeting: Hi}\n"),
-            "parameter greeting: 'Hello' -> 'Hi'",
+            'parameter greeting: "Hello" -> "Hi"',
         ),
     ):
         text = (demo / "default.yaml").read_text().replace(*edit)
@@ -168,10 +168,10 @@ def test_diff_names_the_changed_input(hit, demo):
     core_c = demo / "src" / "libcore" / "core.c"
     core_c.write_text(core_c.read_text().replace("42", "41"))
     out = hit("diff", "default", "default.yaml", cwd=demo).out
-    assert "~ libcore:" in out and "source 1: 'tree:" in out
+    assert "~ libcore:" in out and 'source 1: "tree:' in out
     app = out[out.index("~ app:") : out.index("~ liba:")]
     assert "dependency liba changed" in app and "dependency libcore changed" in app
-    assert app.count("source 1: 'tree:") >= 2  # the root cause, under each path down to it
+    assert app.count('source 1: "tree:') >= 2  # the root cause, under each path down to it
     # --explain says the same for what it is about to build
     r = hit("build", "--explain", cwd=demo)
     assert "libcore/" in r.err and "nearest built is libcore/" in r.err

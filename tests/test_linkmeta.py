@@ -178,6 +178,17 @@ def test_a_build_folder_or_an_undeclared_store_artifact_is_outside(tmp_path):
     pc(art, f"Libs: -L{tmp_path}/tmp/foo-aaaa/src/.libs -L{other}/lib -lfoo\n")
     found = messages(art, dep)
     assert len(found) == 2 and any(f"names -L{other}/lib: a folder outside" in m for m in found)
+    # told the build folder, the check says what that path is, and no escape for it
+    build = tmp_path / "tmp" / "foo-aaaa"
+    problems = check_metadata(art, [dep], BASE, build_dir=build)
+    said = {p.word.text: p.message(art) for p in problems}
+    assert "names -L" in said[f"-L{build}/src/.libs"]
+    assert (
+        "a path inside the build folder, which is deleted after the build"
+        in said[f"-L{build}/src/.libs"]
+    )
+    assert "allow_host_libs" not in said[f"-L{build}/src/.libs"]
+    assert "build folder" not in said[f"-L{other}/lib"]
 
 
 # --- host libraries by path, in archives, scripts and CMake files ---------------------------
@@ -341,6 +352,30 @@ def test_hit_build_refuses_a_hidden_host_library_and_commits_nothing(hit, home, 
         pcdir = f"PKG_CONFIG_PATH={tmp_path}/default/lib/pkgconfig"
         out = run_clean([pcdir, pkg_config, "--libs", "--static", "foo"])
         assert f"-l{name}" in out.stdout, out.stdout + out.stderr
+
+
+def test_hit_build_names_a_build_folder_path_in_link_metadata(hit, home, tmp_path):
+    """An install that copies `-L$PWD/.libs` (a folder of the build tree) into foo.pc fails
+    the check, saying it is the build folder, not suggesting an allow_host_libs entry."""
+    recipe = write_recipe(
+        tmp_path / "pkgs",
+        "foo",
+        r"""
+        version: "1"
+        build: |
+          mkdir -p .libs "$ARTIFACT/lib/pkgconfig"
+          printf 'Name: foo\nVersion: 1\nDescription: foo\nLibs: -L%s/.libs -lfoo\n' "$PWD" \
+              > "$ARTIFACT/lib/pkgconfig/foo.pc"
+        """,
+    )
+    assert recipe.is_file()
+    p = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [foo]\n")
+    r = hit("build", str(p), check=False)
+    assert r.code == 1 and "library check failed" in r.err, r.err
+    line = next(x for x in r.err.splitlines() if "lib/pkgconfig/foo.pc (Libs) names -L" in x)
+    assert "a path inside the build folder, which is deleted after the build" in line, line
+    assert "allow_host_libs" not in line
+    assert not list((home / "bld" / "foo").iterdir())  # nothing committed
 
 
 def test_allowing_a_host_library_folder_does_not_allow_its_libraries(tmp_path):

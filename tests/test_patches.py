@@ -126,7 +126,7 @@ def test_editing_a_patch_changes_the_hash_and_rebuilds(hit, home, tmp_path):
     out = subprocess.run([tmp_path / "default" / "bin" / "hello"], capture_output=True, text=True)
     assert out.stdout == "HELLO, edited\n"
     why = hit("build", "--explain", str(_package(tmp_path, "[]"))).err
-    assert "patch 1: " in why and "patch 1 strip: 1 -> None" in why
+    assert "patch 1: " in why and "patch 1 strip: 1 -> null" in why
     # no patches at all is the same build spec as an empty list: ids of old recipes stay
     without = json.loads(hit("show", "buildspec", "hello", "-p", str(profile)).out)
     _package(tmp_path, "")

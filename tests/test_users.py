@@ -10,54 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO, DEMO_LEFTOVERS, HOST_SETUP, REPO, copy_demo, need
+from tests.conftest import copy_demo, need
 from tests.module_tools import LMOD_INIT, available
-
-USER, GROUP = "hduser", "hdsite"
-VENV = Path("/var/tmp/hdmod-user-venv")
-
-GREET_C = (
-    "#include <stdio.h>\n#include <a.h>\n"
-    'int main(void){printf("greet: %s\\n", a_describe());return 0;}\n'
-)
-GREET = """version: "0.1"
-description: A user's own package on top of the site stack
-sources: [{path: src}]
-dependencies: [liba]
-build: |
-  gcc $CPPFLAGS -o greet greet.c $LDFLAGS -la
-  install -Dm755 greet "$ARTIFACT/bin/greet"
-"""
-
-
-def sh(*cmd, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    assert r.returncode == 0, f"{cmd}: {r.stdout}{r.stderr}"
-    return r
+from tests.site_users import GROUP, HOME, USER, install_for_user, sh, user_project, write_as_user
+from tests.site_users import as_user as run_as_user
 
 
 @pytest.fixture(scope="module")
 def world():
-    need(HOST_SETUP, "permission to add a test user and a venv in /var/tmp")
-    need(os.geteuid() == 0, "root (to create a user)")
-    need(bool(shutil.which("runuser") and shutil.which("useradd")), "runuser and useradd")
-    need(bool(shutil.which("gcc-11") and shutil.which("mpicc.openmpi")), "gcc-11 and Open MPI")
-    subprocess.run(["groupadd", "-f", GROUP], check=True)
-    if subprocess.run(["id", USER], capture_output=True).returncode != 0:
-        sh("useradd", "-m", "-G", GROUP, "-s", "/bin/bash", USER)
-    # the user cannot run root's Python (/root is private): a venv from the system Python
-    if not (VENV / "bin" / "python").exists():
-        sh("/usr/bin/python3", "-m", "venv", str(VENV))
-    src = Path(tempfile.mkdtemp(prefix="hdmod-src-", dir="/var/tmp"))
-    leftovers = shutil.ignore_patterns(".git", "*.egg-info", "__pycache__", ".pytest_cache")
-
-    def skip(folder: str, names: list[str]) -> set[str]:  # ./build, not hdmodules/build
-        top = {"build", "dist"} if Path(folder) == REPO else set()
-        demo = set(DEMO_LEFTOVERS) if Path(folder) == DEMO else set()
-        return leftovers(folder, names) | (top | demo) & set(names)
-
-    shutil.copytree(REPO, src / "repo", ignore=skip)
-    sh(str(VENV / "bin" / "pip"), "install", "-q", str(src / "repo"), timeout=600)
+    install_for_user()
     base = Path(tempfile.mkdtemp(prefix="hdmod-site-", dir="/var/tmp"))
     base.chmod(0o755)
     copy_demo(base / "demo")
@@ -67,32 +28,15 @@ def world():
     site.write_text(site.read_text() + f'permissions:\n  group: {GROUP}\n  mode: "0750"\n')
     root = base / "root"
     sh(*hd, "build", str(site), "--root", str(root), timeout=600)
-    home = Path(f"/home/{USER}")
-    proj = home / "proj"
-    sh("runuser", "-u", USER, "--", "mkdir", "-p", str(proj / "mypkgs" / "src"))
-    profile = (
-        f"extends: [{root}/stacks/gcc12.yaml]\npackage_dirs: [mypkgs]\npackages: {{greet: }}\n"
-    )
-    files = {
-        proj / "mypkgs" / "src" / "greet.c": GREET_C,
-        proj / "mypkgs" / "greet.yaml": GREET,
-        proj / "default.yaml": profile,
-    }
-    for path, text in files.items():
-        sh("runuser", "-u", USER, "--", "bash", "-c", f"cat > {path}", input=text)
+    home = HOME
+    proj = user_project(home / "proj", root / "stacks" / "gcc12.yaml")
     yield {"root": root, "home": home, "proj": proj, "site": site}
     subprocess.run(["rm", "-rf", str(home / ".hashdist"), str(proj)])
     shutil.rmtree(base, ignore_errors=True)
-    shutil.rmtree(src, ignore_errors=True)
 
 
 def as_user(world, *cmd, env_extra=(), cwd=None):
-    env = ["HOME=" + str(world["home"]), f"PATH={VENV}/bin:/usr/bin:/bin",
-           f"HIT_SITE_CONFIG={world['root']}/user-config.yaml", *env_extra]  # fmt: skip
-    return subprocess.run(
-        ["runuser", "-u", USER, "--", "env", "-i", *env, *cmd],
-        cwd=cwd or world["proj"], capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    return run_as_user(*cmd, root=world["root"], cwd=cwd or world["proj"], env_extra=env_extra)
 
 
 def test_user_builds_only_their_package_on_the_site_stack(world):
@@ -157,22 +101,18 @@ def _as_nobody(*cmd: str) -> subprocess.CompletedProcess:
     return subprocess.run(["runuser", "-u", "nobody", "--", *cmd], capture_output=True, text=True)
 
 
-def _write_as_user(path: Path, text: str) -> None:
-    sh("runuser", "-u", USER, "--", "bash", "-c", f"cat > {path}", input=text)
-
-
 def test_private_means_private_from_the_start(world):
     """With `private: true` (a user's default) nothing of the user's is readable by others:
     not the prefix of a build while it runs, not the log a failed build leaves, not the
     source cache, the memo, the usage stamps or the user's modulefiles."""
     proj = world["proj"]
-    _write_as_user(proj / "mypkgs" / "peek.yaml", 'version: "1"\nbuild: |\n'
+    write_as_user(proj / "mypkgs" / "peek.yaml", 'version: "1"\nbuild: |\n'
                    '  mkdir -p "$ARTIFACT/share"\n'
                    '  stat -c %a "$ARTIFACT" .. > "$ARTIFACT/share/modes"\n')  # fmt: skip
-    _write_as_user(proj / "mypkgs" / "leaky.yaml",
+    write_as_user(proj / "mypkgs" / "leaky.yaml",
                    'version: "1"\nbuild: |\n  echo "token=s3cr3t"\n  exit 1\n')  # fmt: skip
-    _write_as_user(proj / "peek.yaml", "package_dirs: [mypkgs]\npackages: [peek]\n")
-    _write_as_user(proj / "leaky.yaml", "package_dirs: [mypkgs]\npackages: [leaky]\n")
+    write_as_user(proj / "peek.yaml", "package_dirs: [mypkgs]\npackages: [peek]\n")
+    write_as_user(proj / "leaky.yaml", "package_dirs: [mypkgs]\npackages: [leaky]\n")
     assert as_user(world, "hit", "build", "peek.yaml").returncode == 0
     assert as_user(world, "hit", "build").returncode == 0  # a module written, sources cached
     r = as_user(world, "hit", "build", "leaky.yaml")

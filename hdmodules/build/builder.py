@@ -197,7 +197,10 @@ def _check_links(job: BuildJob, prefix: Path) -> None:
     files). Raises BuildFailed listing the first 20."""
     deps, allowed = list(job.dependency_prefixes), job.allowed_host_libs
     problems = [p.message(prefix) for p in elf.check_artifact(prefix, deps, allowed)]
-    problems += [p.message(prefix) for p in linkmeta.check_metadata(prefix, deps, allowed)]
+    problems += [
+        p.message(prefix)
+        for p in linkmeta.check_metadata(prefix, deps, allowed, build_dir=job.folder)
+    ]
     if problems:
         lines = "\n".join("    " + p for p in problems[:20])
         with open(job.folder / "build.log", "a") as log:

@@ -12,6 +12,7 @@ lines, indented.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -96,7 +97,9 @@ def changes(a: dict, b: dict) -> list[Change]:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A value of a build spec as JSON writes it (`false`, `"text"`, `null`: what `hit show
+    buildspec` prints), cut at 70 characters."""
+    text = json.dumps(value, sort_keys=True)
     return text if len(text) <= 70 else text[:67] + "..."
 
 

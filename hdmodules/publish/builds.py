@@ -18,7 +18,7 @@ from ..spec.site import Site, load_site
 from ..store.home import Home, load_home, open_store, require_writable
 from . import modulefiles, moduletree
 from .profilebuild import Result, build_profile
-from .sitebuild import Published, build_site, resolve_stacks, site_home
+from .sitebuild import Published, build_site, claim_root, resolve_stacks, site_home
 from .spidercache import spider_cache_files
 
 Say = Callable[[str], None]  # one line for the user (stderr)
@@ -71,6 +71,7 @@ def site_build(site: Site, o: SiteBuild, say: Say) -> Published | None:
         if notes:  # pins were rewritten: load the site again to use them
             site = load_site(site.file, site.root, site.modules.path)
     stacks = resolve_stacks(site)
+    claim_root(site, say)  # a root a hit command made first becomes the site's
     home = site_home(site)
     # module names clash, and an admin's default names no module, before anything builds
     moduletree.admin_defaults(site, modulefiles.plan(site, stacks, open_store(home)))
@@ -78,7 +79,7 @@ def site_build(site: Site, o: SiteBuild, say: Say) -> Published | None:
     if o.slurm and _submit_site(site, stacks, home, o, say) and not o.wait:
         return None
     total = len({n.ref.id for _s, r in stacks for n in r.nodes.values()})
-    return build_site(site, stacks, o.jobs or home.jobs, Progress(total))
+    return build_site(site, stacks, o.jobs or home.jobs, Progress(total), say)
 
 
 def _fetch_before_submitting(stacks: list[Resolved], home: Home, say: Say) -> None:

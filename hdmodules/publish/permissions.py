@@ -13,7 +13,8 @@ from ..errors import HitError
 def apply(root: Path, group: str | None, mode: int, read_only: bool) -> None:
     """Give `root` and everything below it `group`, and at most `mode` (directories and
     executables) or `mode` without execute bits (other files); with `read_only`, nobody may
-    write. Symlinks are left alone (their mode means nothing on Linux)."""
+    write. Symlinks are left alone (their mode means nothing on Linux). Bottom up, `root`
+    last: a root that has its group and mode has them whole, even after a killed run."""
     gid = -1
     if group is not None:
         try:
@@ -21,7 +22,7 @@ def apply(root: Path, group: str | None, mode: int, read_only: bool) -> None:
         except KeyError:
             raise HitError(f"permissions: there is no group {group!r} on this machine") from None
     write_mask = 0o222 if read_only else 0o022
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
         for name in [*dirnames, *filenames, None]:
             path = dirpath if name is None else os.path.join(dirpath, name)
             st = os.lstat(path)

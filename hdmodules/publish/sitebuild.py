@@ -3,21 +3,27 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import HitError
 from ..progress import Progress
-from ..spec.profiles import PackageRequest
+from ..spec import siteroot, yamlfile
 from ..spec.resolve import Resolved, resolve
 from ..spec.site import Site, Stack
 from ..store import roots
 from ..store.home import Home, load_home, open_store
-from . import modulefiles, moduletree
+from ..store.layout import Store
+from . import modulefiles, moduletree, publishedstacks
 from .permissions import apply
 from .profilebuild import build_profiles
+from .publishedstacks import folder_mode, site_folder
+from .treehistory import trees_folder
+
+Say = Callable[[str], None]  # one line for the admin (stderr)
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,10 @@ def resolve_stacks(site: Site) -> list[tuple[Stack, Resolved]]:
 
 
 def site_home(site: Site) -> Home:
-    """The site root is laid out as a `hit` home (created on first use, not private); the
-    mirrors site.yaml lists come before those of the root's config.yaml."""
+    """The site root is laid out as a `hit` home (created on first use, not private: what
+    it holds is as readable as site.yaml's permissions say, whatever its config.yaml says;
+    claim_root corrects that file); the mirrors site.yaml lists come before those of the
+    root's config.yaml."""
     from dataclasses import replace
 
     from ..store.home import init_home
@@ -52,7 +60,7 @@ def site_home(site: Site) -> Home:
         init_home(site.root, private=False)
     home = load_home(site.root)
     mirrors = tuple(dict.fromkeys((*site.mirrors, *home.mirrors)))
-    return replace(home, mirrors=mirrors)
+    return replace(home, mirrors=mirrors, private=False)  # site.yaml says who reads it
 
 
 def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[int, Path, bool]:
@@ -70,68 +78,103 @@ def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[i
     return len(entries) * len(site.modules.formats), tree, changed
 
 
-def write_user_files(site: Site, stacks: list[tuple[Stack, Resolved]]) -> None:
-    """What users need to build on the site: ROOT/user-config.yaml (HIT_SITE_CONFIG),
-    ROOT/stacks/<stack>.yaml to extend, and ROOT/gcroots/users/ where their builds record
+def write_user_files(
+    site: Site, stacks: list[tuple[Stack, Resolved]], home: Home, store: Store, say: Say
+) -> None:
+    """What users need to build on the site: ROOT/user-config.yaml (HIT_SITE_CONFIG), each
+    stack's published copy and ROOT/stacks/<stack>.yaml to extend (publishedstacks: a stack
+    site.yaml no longer has is retired), and ROOT/gcroots/users/ where their builds record
     which site artifacts they use (group-writable with the sticky bit when the site names a
     group, so users can add, never remove, each other's records)."""
     from ..templating import render
 
-    folder = site.root / "stacks"
-    folder.mkdir(parents=True, exist_ok=True)
-    for stack, _r in stacks:
-        p = stack.profile
-        used = {p.toolchain[k] for k in p.toolchain}
-        text = render(
-            "stack-profile.yaml.j2",
-            name=stack.name,
-            site_file=site.file,
-            path=folder / f"{stack.name}.yaml",
-            package_dirs=[str(d) for d in p.package_dirs],
-            parameters=p.parameters,
-            externals=[e for n, e in sorted(p.externals.items()) if n in used],
-            toolchain=p.toolchain,
-            packages=[(n, _overrides(req)) for n, req in p.packages.items()],
-        )
-        _write(folder / f"{stack.name}.yaml", text)
-    user_config = site.root / "user-config.yaml"
+    publishedstacks.publish(site, stacks, home, store, say)
+    user_config = site.root / siteroot.USER_CONFIG
     text = render("user-config.yaml.j2", site_file=site.file, path=user_config, root=str(site.root))
-    _write(user_config, text)
-    users = site_home(site).gc_roots / roots.USERS
+    write_atomic(user_config, text, mode=0o644)  # concurrent hdmod runs: one wins
+    users = home.gc_roots / roots.USERS
     users.mkdir(parents=True, exist_ok=True)
     if site.group is not None:
         import grp
-        import os
 
         os.chown(users, -1, grp.getgrnam(site.group).gr_gid)
         users.chmod(0o3770)  # setgid + sticky: the group adds records, nobody removes others'
 
 
-def _overrides(req: PackageRequest) -> dict[str, Any]:
-    """What a stack's package asks for beyond its name, as a profile writes it (so a user's
-    profile extending the stack resolves to the stack's artifacts): parameters, version."""
-    out: dict[str, Any] = {"parameters": req.parameters} if req.parameters else {}
-    return {**out, "version": req.version} if req.version is not None else out
+def claim_root(site: Site, say: Say) -> None:
+    """A site root's permissions come from site.yaml, whatever created the root first. A
+    `hit` command run on it before any `hdmod build` (`HIT_HOME=ROOT hit fetch --from DIR`,
+    seeding it offline) made it a user's home, `private: true` in its config.yaml: set it to
+    `private: false`, saying so, so that `HIT_HOME=ROOT hit ...` treats it as a site too.
+    (hdmod builds as site.yaml says whatever the file says: site_home; build_site opens the
+    root's folders and gives the artifacts their modes.)"""
+    config = site.root / "config.yaml"
+    if not config.exists():
+        return  # site_home creates it, for a site
+    m = yamlfile.load_mapping(config, "hit config")
+    if not yamlfile.get_bool(m, "private", True):
+        return
+    lines = config.read_text().splitlines(keepends=True)
+    if "private" in m:
+        lines[m.line_of("private") - 1] = "private: false\n"
+    else:
+        lines.append("\n# a site root: hdmod publishes as site.yaml's permissions say\n")
+        lines.append("private: false\n")
+    write_atomic(config, "".join(lines), mode=0o644)
+    say(
+        f"{config} said `private: true` (a hit command made this root before hdmod did): "
+        f"now `private: false`; a site's permissions come from {site.file.name}"
+    )
 
 
-def _write(path: Path, text: str) -> None:
-    write_atomic(path, text, mode=0o644)  # concurrent hdmod runs: one wins, none half-written
+def open_folders(site: Site, home: Home, say: Say) -> None:
+    """The folders of the site root that users read (the root, the store, the gc roots, the
+    profile links, the module trees) that are their owner's only, when site.yaml's mode
+    lets others in (a hit command made the root, private, or the admin's umask is 077), get
+    site.yaml's mode and group, saying so."""
+    want = folder_mode(site.mode)
+    if not want & 0o077:
+        return
+    opened = []
+    folders = [site.root, home.store, home.gc_roots, site.root / siteroot.PROFILES]
+    for folder in [*folders, trees_folder(site.modules.path)]:
+        mode = folder.stat().st_mode & 0o777 if folder.is_dir() else 0o777
+        if not mode & 0o077:
+            site_folder(site, folder)
+            opened.append(f"{folder} ({mode:o})")
+    if opened:
+        say(f"opened to {want:o}, as {site.file.name} says: {', '.join(opened)}")
 
 
 def build_site(
-    site: Site, stacks: list[tuple[Stack, Resolved]], jobs: int, progress: Progress
+    site: Site, stacks: list[tuple[Stack, Resolved]], jobs: int, progress: Progress, say: Say
 ) -> Published:
     """`hdmod build`: build the site's resolved `stacks` (`resolve_stacks(site)`) with `jobs`
     builds at once, link each stack's profile, make the artifacts read-only with the site's
-    group and mode, write the module tree and the files users need. Raises HitError,
-    scheduler.BuildsFailed."""
+    group and mode, write the module tree and the files users need (`say` tells what was
+    retired or corrected). Raises HitError, scheduler.BuildsFailed."""
     home = site_home(site)
     results = build_profiles([r for _s, r in stacks], home, jobs, progress)
     store = open_store(home)
-    if site.group is not None or site.mode != 0o755:
-        for _s, r in stacks:
-            for node in [*r.nodes.values()]:
-                apply(store.prefix(node.ref), site.group, site.mode, read_only=True)
+    prefixes = {store.prefix(r.profile_ref) for _s, r in stacks}
+    site_modes(site, prefixes | {store.prefix(n.ref) for _s, r in stacks for n in r.nodes.values()})
     count, tree, changed = refresh_modules(site, stacks)
-    write_user_files(site, stacks)
+    write_user_files(site, stacks, home, store, say)
+    open_folders(site, home, say)
     return Published(results[0].built if results else 0, count, tree, changed)
+
+
+def site_modes(site: Site, prefixes: set[Path]) -> None:
+    """Give each artifact (its prefix) site.yaml's group and mode, read-only. One whose top
+    folder has them already was given them whole (permissions.apply does the top folder
+    last) and is left alone, so a build that changed nothing reads no artifact's files."""
+    gid = -1
+    if site.group is not None:
+        import grp
+
+        gid = grp.getgrnam(site.group).gr_gid
+    top = (site.mode & ~0o222) | 0o500  # what apply gives a folder
+    for prefix in sorted(prefixes):
+        st = prefix.stat()
+        if st.st_mode & 0o7777 != top or gid not in (-1, st.st_gid):
+            apply(prefix, site.group, site.mode, read_only=True)

@@ -12,6 +12,7 @@ from ..names import profile_link
 from ..urls import git_location
 from . import yamlfile
 from .externals import External, load_externals
+from .siteroot import missing_stack
 from .yamlfile import Scalar, check_name, check_version
 
 PROFILE_KEYS = frozenset(
@@ -127,7 +128,8 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
     for base in yamlfile.get_str_list(m, "extends"):
         base_file = Path(os.path.abspath(file.parent / base))
         if not base_file.exists():
-            yamlfile.fail(m, "extends", f"extends {base}, but {base_file} does not exist")
+            problem = missing_stack(base_file) or f"extends {base}, but {base_file} does not exist"
+            yamlfile.fail(m, "extends", problem)
         if not base_file.is_file():
             yamlfile.fail(m, "extends", f"extends {base}, but {base_file} is not a YAML file")
         _merge(spec, load_profile(base_file, (*_seen, file)))

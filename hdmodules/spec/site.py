@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..names import site_path_problem
-from . import yamlfile
+from . import siteroot, yamlfile
 from .externals import External, load_externals
 from .profiles import PackageRequest, ProfileSpec, package_requests, parameter_lines
 from .slurmconfig import SlurmConfig
@@ -338,7 +338,7 @@ def load_site(
             toolchain=toolchain,
             toolchain_lines={k: (file, sm.line_of(k)) for k in toolchain},
             files=list(files),
-            link=root / "profiles" / name,
+            link=root / siteroot.PROFILES / name,
             stack=name,
         )
         stacks.append(Stack(name, profile, bool(sm.get("core", False))))
