@@ -201,6 +201,22 @@ def test_a_patch_under_a_version_condition(hit, home, tmp_path):
     assert specs["1.0"]["id"] != specs["2.0"]["id"] and len(_installed(home)) == 2
 
 
+def test_a_published_stack_copies_the_patches_of_every_block(home, tmp_path):
+    """A site's published copy of a recipe (publishedstacks.recipe_inputs) holds the patches
+    of the blocks that do not hold for the stack too: loading the copy checks them all."""
+    from hdmodules.publish.publishedstacks import recipe_inputs
+    from hdmodules.spec.resolve import resolve_file
+
+    _package(tmp_path, "")
+    for name, text in (("shout.patch", SHOUT), ("exclaim.patch", EXCLAIM)):
+        (tmp_path / "pkgs" / name).write_text(text)
+    write_recipe(tmp_path / "pkgs", "hello", VERSIONED + BUILD)
+    node = resolve_file(tmp_path / "default.yaml").nodes["hello"]  # 2.0: exclaim not applied
+    assert [p.path.name for p in node.recipe.patches] == ["shout.patch"]
+    copied = recipe_inputs(node.recipe, [tmp_path / "pkgs"])
+    assert {tmp_path / "pkgs" / n for n in ("shout.patch", "exclaim.patch")} <= set(copied)
+
+
 @pytest.mark.parametrize(
     "patches, message",
     [

@@ -192,15 +192,17 @@ def inputs(resolved: Resolved) -> tuple[list[Path], dict[Path, str]]:
 
 def recipe_inputs(recipe: Recipe, package_dirs: list[Path]) -> dict[Path, str]:
     """What of one recipe is copied (see `inputs`): its file, its sources given by path (of
-    every version it offers), local git repositories, patch files, and the phase template
-    of its build system when a package dir gives one."""
+    every version it offers), local git repositories, patch files (of every `when:` block,
+    whether it holds or not: loading the copy checks them all), and the phase template of
+    its build system when a package dir gives one."""
     found = {recipe.file: "file"}
     for source in (*recipe.sources, *(s for v in recipe.versions.values() for s in v)):
         if source.path is not None:
             found[source.path] = "tree" if source.path.is_dir() else "file"
         elif source.git is not None and is_local(source.git):
             found[Path(source.git)] = "repo"
-    found.update({p.path: "file" for p in recipe.patches if p.path is not None})
+    patches = (*recipe.patches, *(p for block in recipe.when for p in block.patches))
+    found.update({p.path: "file" for p in patches if p.path is not None})
     template = _template(recipe, package_dirs)
     if template is not None:
         found[template] = "file"
