@@ -2,18 +2,18 @@
 own recipe folders afterwards (edited, moved, unreadable).
 
 For each stack, the recipes it resolves and every file whose bytes enter their build specs
-(sources given by `path:`, of every version the recipe offers; patch files; the phase template
-a package dir gives a build system) are copied into `ROOT/recipes/<sha256>/files/`, laid out as
-they lie beside each other (so a recipe's `path: ../src/app` finds its copy), next to
-`stack.yaml`: the stack as a profile over that copy (package_dirs, parameters, pinned
-externals, toolchain, packages). A local git repository a recipe names is linked, not copied:
-its commit is what is hashed. The folder is named by the sha256 of its listing (each file's
-path, kind and content hash, as hashing.tree_entries walks a folder), so an unchanged stack
-keeps its copy and nothing is copied again. A new copy is written into a staging folder,
-checked (its content is what was listed, and the stack resolves from it to exactly the ids
-the site built), made read-only with site.yaml's group and mode, and renamed into place; it
-never changes after. `ROOT/stacks/<stack>.yaml`, what users extend, is a small file that
-extends the copy's stack.yaml, replaced atomically at each build.
+(sources given by `path:`, of every version the recipe offers; patch files, of every `when:`
+block; the phase template a package dir gives a build system) are copied into
+`ROOT/recipes/<sha256>/files/`, laid out as they lie beside each other (so a recipe's
+`path: ../src/app` finds its copy), next to `stack.yaml`: the stack as a profile over that copy
+(package_dirs, parameters, pinned externals, toolchain, packages). A local git repository a
+recipe names is linked, not copied: its commit is what is hashed. The folder is named by the
+sha256 of its listing (each file's path, kind and content hash, as hashing.tree_entries walks a
+folder), so an unchanged stack keeps its copy and nothing is copied again. A new copy is
+written into a staging folder, checked (its content is what was listed, and the stack resolves
+from it to exactly the ids the site built), made read-only with site.yaml's group and mode, and
+renamed into place; it never changes after. `ROOT/stacks/<stack>.yaml`, what users extend, is a
+small file that extends the copy's stack.yaml, replaced atomically at each build.
 
 A stack that site.yaml no longer has is retired: its profile link, its gc root and its stack
 file go (`HIT_HOME=ROOT hit gc` then frees what only it used, but what users' records name),
