@@ -28,7 +28,7 @@ def test_missing_profile(hit, tmp_path):
         ("packages: [a\n", ["default.yaml:2: malformed YAML"]),
         ("packages: [a]\nextras: 1\n", ["default.yaml:2: unknown key 'extras'"]),
         ("package_dirs: [pkgs]\npackages: [nope]\n", ["default.yaml:2: unknown package 'nope'"]),
-        ("package_dirs: [nodir]\n", ["package dir nodir", "is not a folder"]),
+        ("package_dirs: [nodir]\n", ["package dir 'nodir'", "is not a folder"]),
         ("package_dirs: [pkgs]\npackages: [c1]\n", ["dependency cycle: c1 -> c2 -> c1"]),
         ("package_dirs: [pkgs]\npackages: {a: [1]}\n", ["package 'a': give nothing, or a mapping"]),
         ("- just\n- a list\n", ["default.yaml:1: a profile must be a YAML mapping"]),

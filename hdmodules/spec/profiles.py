@@ -60,6 +60,19 @@ class ProfileSpec:
         return self.link or profile_link(self.file)
 
 
+def package_dirs(m: yamlfile.Mapping, base: Path) -> list[Path]:
+    """The `package_dirs:` of a profile or site.yaml `m`, relative to `base` (its folder),
+    as absolute paths. ConfigError at the key for one that is not a folder (named by repr:
+    a name with a line break stays one line of message)."""
+    out = []
+    for d in yamlfile.get_str_list(m, "package_dirs"):
+        path = Path(os.path.abspath(base / d))
+        if not path.is_dir():
+            yamlfile.fail(m, "package_dirs", f"package dir {d!r} ({str(path)!r}) is not a folder")
+        out.append(path)
+    return out
+
+
 def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
     """The `packages:` of a profile or a site stack. Each name is looked up as
     `<package_dir>/<name>.yaml`, so it follows names.py's rule (HitError with file:line)."""
@@ -133,12 +146,7 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
         if not base_file.is_file():
             yamlfile.fail(m, "extends", f"extends {base}, but {base_file} is not a YAML file")
         _merge(spec, load_profile(base_file, (*_seen, file)))
-    own_dirs = []
-    for d in yamlfile.get_str_list(m, "package_dirs"):
-        path = Path(os.path.abspath(file.parent / d))
-        if not path.is_dir():
-            yamlfile.fail(m, "package_dirs", f"package dir {d} ({path}) is not a folder")
-        own_dirs.append(path)
+    own_dirs = package_dirs(m, file.parent)
     spec.package_dirs = own_dirs + [d for d in spec.package_dirs if d not in own_dirs]
     spec.parameters.update(yamlfile.check_parameters(m, "parameters"))
     spec.parameter_lines.update(parameter_lines(m))

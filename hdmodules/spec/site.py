@@ -18,7 +18,13 @@ from ..errors import ConfigError
 from ..names import site_path_problem
 from . import siteroot, yamlfile
 from .externals import External, load_externals
-from .profiles import PackageRequest, ProfileSpec, package_requests, parameter_lines
+from .profiles import (
+    PackageRequest,
+    ProfileSpec,
+    package_dirs,
+    package_requests,
+    parameter_lines,
+)
 from .slurmconfig import SlurmConfig
 from .slurmconfig import load_config as load_slurm_config
 from .yamlfile import check_env_value, check_env_var, check_name, check_version
@@ -292,12 +298,7 @@ def load_site(
             raise ConfigError(file, m.line, message)
         root = base / given
     root = Path(os.path.abspath(root))
-    package_dirs = []
-    for d in yamlfile.get_str_list(m, "package_dirs"):
-        path = Path(os.path.abspath(base / d))
-        if not path.is_dir():
-            yamlfile.fail(m, "package_dirs", f"package dir {d} ({path}) is not a folder")
-        package_dirs.append(path)
+    pkg_dirs = package_dirs(m, base)
     externals: dict[str, External] = {}
     files = [file]
     for ext_file in yamlfile.get_str_list(m, "externals_from"):
@@ -330,7 +331,7 @@ def load_site(
         packages: dict[str, PackageRequest] = {r.name: r for r in package_requests(sm)}
         profile = ProfileSpec(
             file=file,
-            package_dirs=list(package_dirs),
+            package_dirs=list(pkg_dirs),
             parameters=yamlfile.check_parameters(sm, "parameters"),
             parameter_lines=parameter_lines(sm),
             packages=packages,
