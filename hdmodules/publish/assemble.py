@@ -77,12 +77,10 @@ def record_upstream_use(
     link = resolved.profile.link_path
     profile = store.prefix(resolved.profile_ref)
     pairs = zip(home.upstreams, home.upstream_gc_roots, store.upstreams, strict=True)
+    refs = [n.ref for n in resolved.nodes.values()] + [resolved.profile_ref]
     for _home, up_roots, up_store in pairs:
-        ids = [
-            n.ref.id
-            for n in resolved.nodes.values()
-            if store.prefix(n.ref).is_relative_to(up_store.root)
-        ]
+        # the profile too: the same packages give the same profile, found upstream
+        ids = [r.id for r in refs if store.prefix(r).is_relative_to(up_store.root)]
         if ids and not roots.record_use(up_roots, link.absolute(), profile, ids):
             note(
                 f"warning: could not record in {up_roots / roots.USERS} that "
