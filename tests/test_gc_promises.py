@@ -242,15 +242,24 @@ def test_gc_removes_build_folders_of_failed_builds_once_old_and_empty_folders(hi
     assert not list((home / "tmp").glob("other-*"))
 
 
+def _pid_in(file: Path) -> int:
+    """The process id a build script writes into `file` (waiting until it is all there)."""
+    end = time.monotonic() + 30
+    while not file.read_text().strip().isdigit():
+        assert time.monotonic() < end, f"no pid in {file}"
+        time.sleep(0.05)
+    return int(file.read_text())
+
+
 def test_a_running_builds_folder_is_never_removed(home, tmp_path):
     """A build whose `hit` was killed (kill -9) goes on in its folder; then one whose lock is
     held: both folders are kept, and removed once nothing runs there."""
     set_config(home, "keep_failed_days: 0\n")
     build = hit_proc("build", str(blocking_recipe(tmp_path)))
     wait_for(tmp_path / "pid")
+    orphan = _pid_in(tmp_path / "pid")
     os.kill(build.pid, signal.SIGKILL)  # hit only: its build script goes on, orphaned
     build.wait()
-    orphan = int((tmp_path / "pid").read_text())
     assert alive(orphan)
     (folder,) = (home / "tmp").glob("slow-*")
     r = run_hit("gc")
@@ -327,7 +336,11 @@ def test_a_link_moved_with_plain_mv_keeps_its_profile_after_a_rebuild(hit, home,
     assert f"{link}  generation 1  STALE" in hit("gc", "--list").out
     r = hit("gc", "--drop-stale", "--dry-run")
     assert f"would drop root {link} (generation 1)" in r.err and os.path.exists(first)
+    hit("rm", "default", cwd=demo)  # the new link, removed on purpose; the moved one lives
+    r = hit("gc")
+    assert r.out.startswith("removed 2 artifact(s)")  # the second profile and its app
+    assert f"stale root {link} (generation 1)" in r.err and says(moved).startswith("Hello")
     r = hit("gc", "--drop-stale")
     assert f"dropped root {link} (generation 1)" in r.err and "would dangle" in r.err
-    assert r.out.startswith("removed 2 artifact(s)")  # the first profile and its app
-    assert not os.path.exists(first) and says(link).startswith("Two from")
+    assert r.out.startswith("removed 5 artifact(s)")  # the first profile and its packages
+    assert not os.path.exists(first) and not any((home / "gcroots" / "_gen").iterdir())

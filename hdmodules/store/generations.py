@@ -28,12 +28,10 @@ from typing import TYPE_CHECKING
 from ..atomic import write_atomic
 from ..errors import HitError
 from .links import set_link
-from .roots import GENERATIONS, entry_for, gen_folder, point
+from .roots import GENERATIONS, STALE, entry_for, gen_folder, point
 
 if TYPE_CHECKING:
     from .layout import Store
-
-STALE = ".stale"
 
 
 @dataclass(frozen=True)
@@ -157,17 +155,23 @@ def drop_stale(gc_roots: Path, dry_run: bool = False) -> list[tuple[Path, Genera
 
 
 def forget(gc_roots: Path, gone: set[Path], dry_run: bool = False) -> list[tuple[Path, Generation]]:
-    """Forget the generations whose profile is in `gone` (the gc removed it, or would);
-    returns the (link, generation) pairs."""
+    """Forget the generations whose profile is in `gone` (the gc removed it, or would), and
+    the folder of a link that is no longer registered once none is left; returns the
+    (link, generation) pairs."""
+    import shutil
+
     forgotten = []
     for link, gens in every_link(gc_roots):
         folder = gen_folder(gc_roots, link)
-        for g in gens:
-            if g.target in gone:
-                forgotten.append((link, g))
-                if not dry_run:
-                    (folder / str(g.number)).unlink(missing_ok=True)
-                    (folder / f"{g.number}{STALE}").unlink(missing_ok=True)
+        going = [g for g in gens if g.target in gone]
+        forgotten += [(link, g) for g in going]
+        if dry_run:
+            continue
+        for g in going:
+            (folder / str(g.number)).unlink(missing_ok=True)
+            (folder / f"{g.number}{STALE}").unlink(missing_ok=True)
+        if len(going) == len(gens) and not entry_for(gc_roots, link).is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
     return forgotten
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 TEMP = "_tmp"
 GENERATIONS = "_gen"  # the generations of each link (generations.py)
+STALE = ".stale"  # `<n>.stale` beside generation n: its link vanished outside hit
 
 
 @dataclass(frozen=True)
@@ -83,14 +84,23 @@ def point(gc_roots: Path, link: Path, target: Path, last: bool = True) -> bool:
 
 
 def deregister(gc_roots: Path, link: Path) -> None:
-    """Forget `link` as a root, its generations included (it was removed on purpose)."""
+    """Forget `link` as a root, its generations included (it was removed on purpose), but
+    the stale ones: another link, moved outside hit, may still point at their profiles
+    (generations.switch); they stay until `hit gc --drop-stale`."""
     import shutil
 
     entry = entry_for(gc_roots, link)
     for path in (entry, entry.with_name(entry.name + ".last")):
         if path.is_symlink():
             path.unlink()
-    shutil.rmtree(gen_folder(gc_roots, link), ignore_errors=True)
+    folder = gen_folder(gc_roots, link)
+    names = set(os.listdir(folder)) if folder.is_dir() else set()
+    if not any(n.endswith(STALE) for n in names):
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for name in names:
+        if name.isdigit() and name + STALE not in names:
+            (folder / name).unlink()
 
 
 def _reach(path: Path, store: Path) -> Path | None:
