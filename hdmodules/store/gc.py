@@ -177,7 +177,7 @@ def collect(
         artifacts = scan(store)
         live = _reach_from(store, artifacts, _starts(kept, artifacts))
         report.live, report.kept_by = len(live), keep.counts(kept, history)
-        report.stale = [k for k in kept if k.kind == "stale" and k.keeps]
+        report.stale = [k for k in kept if k.kind == "stale"]
         dead = _dead(store, artifacts, live, older_than, report)
         report.mark_seconds = time.monotonic() - start
         start = time.monotonic()
@@ -489,11 +489,12 @@ def _dropped(k: Kept, drop: str, store: Store) -> str:
 
 
 def _stale(k: Kept, store: Store) -> str:
-    profile = store.label(k.paths[0])
+    profile = store.label(k.paths[0]) if k.paths else None
     if k.number is None:
+        kept = f"; kept {profile} it last pointed to" if profile else ""
         return (
-            f"stale root {k.link}: the link is gone (moved or deleted outside hit); kept "
-            f"{profile} it last pointed to; `hit gc --drop-stale` forgets it"
+            f"stale root {k.link}: the link is gone (moved or deleted outside hit){kept}; "
+            f"`hit gc --drop-stale` forgets it"
         )
     return (
         f"stale root {k.name}: the link was moved or removed outside hit while it pointed at "
