@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -170,6 +171,19 @@ def write_recipe(pkgdir: Path, name: str, text: str) -> Path:
 def write_profile(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text).lstrip())
     return path
+
+
+def set_config(home: Path, text: str) -> None:
+    """The home's config.yaml says `text` and nothing else (every other key at its default)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text(textwrap.dedent(text).lstrip())
+
+
+def artifact_ids(home: Path, name: str) -> set[str]:
+    """The ids of the installed artifacts of package `name` in the home's store."""
+    folder = home / "bld" / name
+    found = folder.glob("*/.hit/manifest.json") if folder.is_dir() else []
+    return {json.loads((m.parent / "build.json").read_text())["id"] for m in found}
 
 
 def run_clean(cmd: list[str], **kw) -> subprocess.CompletedProcess:

@@ -122,9 +122,12 @@ def test_history_and_rollback(hit, demo):
     assert "(generation 1)" in r.out and os.readlink(demo / "default") == first
     assert run_clean([str(demo / "default/bin/app")]).stdout.startswith("Hello from")
     assert hit("history", cwd=demo).out.splitlines()[0].endswith("(current)")
-    # generations are gc roots: the rolled-back-from profile survives gc
-    hit("gc")
+    # earlier generations are gc roots only as rollback history, none kept by default
+    # (issue 16): gc removes the rolled-back-from generation 2, its profile and its app
+    r = hit("gc")
+    assert r.out.startswith("removed 2 artifact(s)") and "forgot generation(s) 2" in r.err
     assert run_clean([str(demo / "default/bin/app")]).returncode == 0
+    assert len(hit("history", cwd=demo).out.splitlines()) == 1
     r = hit("rollback", cwd=demo, check=False)
     assert r.code == 1 and "no earlier generation" in r.err
 

@@ -89,6 +89,7 @@ def test_site_gc_keeps_what_a_user_uses(world):
     sh(*hit, "rm", str(world["root"] / "profiles" / "gcc12"), env=env)  # the site drops a stack
     r = sh(*hit, "gc", env=env)
     assert "kept what 1 user profile(s) use" in r.stderr
+    assert "1 user profile(s) using this store" in r.stdout  # and said why
     assert (world["root"] / "bld" / "liba").exists()
     out = as_user(world, str(world["proj"] / "default" / "bin" / "greet"))
     assert out.returncode == 0, out.stderr

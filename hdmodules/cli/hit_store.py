@@ -13,7 +13,7 @@ from .hit_helpers import _resolve, _store_paths
 
 @click.command()
 @click.argument("profiles", nargs=-1, metavar="[PROFILE.yaml...]")
-@click.option("--list", "list_", is_flag=True, help="list the gc roots and what they reach")
+@click.option("--list", "list_", is_flag=True, help="list the gc roots of every kind")
 @click.option("-n", "--dry-run", is_flag=True, help="say what would be removed, remove nothing")
 @click.option(
     "--older-than",
@@ -21,35 +21,45 @@ from .hit_helpers import _resolve, _store_paths
     help="keep unreachable artifacts built or used by a build within AGE (30d, 12h)",
 )
 @click.option(
+    "--keep-history",
+    metavar="AGE",
+    help="keep the earlier generations links left within AGE (30d), instead of config.yaml's "
+    "history_keep/history_days",
+)
+@click.option(
     "--drop-stale",
     is_flag=True,
-    help="forget registered roots whose link is gone (their profile may then go)",
+    help="forget stale roots: links moved or removed outside hit (their profile may then go)",
 )
 @click.option(
     "--sources",
     is_flag=True,
     help="also remove cached sources that no recipe of PROFILE.yaml... needs",
 )
-def gc(profiles, list_: bool, dry_run: bool, older_than, drop_stale: bool, sources: bool):
-    """Remove every artifact and profile no gc root reaches.
+def gc(profiles, list_: bool, dry_run: bool, older_than, keep_history, drop_stale, sources):
+    """Remove every artifact and profile no gc root reaches, and the debris of builds.
 
-    Roots are the profile links `hit build` registered, any symlink you put in the roots
-    folder (names not starting with _), and the inputs of builds running right now (the
-    collector waits for running builds). A root whose link was moved or deleted outside
-    `hit` is reported as stale and keeps the profile it last pointed to, until
-    --drop-stale. Reachable: the root's profile, the artifacts it links, their dependencies.
+    Roots (`--list` shows them all): the profile links hit registered, the profile a link
+    moved or removed outside hit last pointed to (stale, until --drop-stale), any symlink
+    you put in the roots folder, earlier generations of links when you keep rollback
+    history (history_keep/history_days in config.yaml, or --keep-history), builds running
+    now (the collector waits for them), and, on a site, users' records. Reachable: a
+    root's profile, the artifacts it links, their dependencies. Then build folders of
+    builds no longer running (failures kept keep_failed_days) and empty package folders
+    are removed. `hit gc` says what it kept and why.
     """
     from ..store import gc as collector
-    from ..store.roots import listing
 
     home, store = _store_paths(write=not (list_ or dry_run))
     if list_:
-        _echo(listing(home.gc_roots, store))
+        from ..store.keep import listing
+
+        _echo(listing(home.gc_roots, store, collector.history_rule(home, keep_history)))
         return
-    keep = _sources_to_keep(profiles) if sources else None
     if profiles and not sources:
-        raise click.UsageError("profiles are only taken with --sources")
-    request = collector.Request(dry_run, older_than, drop_stale, keep)
+        _misplaced_words(profiles, older_than, keep_history)
+    keep = _sources_to_keep(profiles) if sources else None
+    request = collector.Request(dry_run, older_than, drop_stale, keep, keep_history)
     report = collector.collect_home(
         home,
         store,
@@ -61,6 +71,22 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, drop_stale: bool, sourc
     if not dry_run:
         _refresh_modules(home, store)
     _echo(lines.out)
+
+
+def _misplaced_words(profiles: tuple[str, ...], older_than, keep_history) -> None:
+    """`hit gc` got words it takes only with --sources: an age written in two words
+    (`--older-than 3 days`) is told how to write it; anything else, what the words are for.
+    Raises click.UsageError."""
+    for option, value in (("--older-than", older_than), ("--keep-history", keep_history)):
+        if value is not None and value.isdigit():
+            raise click.UsageError(
+                f"{option} {value} {profiles[0]}: give the age as one word, "
+                f"like {option} {value}d (units: s, m, h, d, w)"
+            )
+    raise click.UsageError(
+        f"unexpected {' '.join(profiles)}: PROFILE.yaml arguments are only taken with "
+        f"--sources (the profiles whose cached sources to keep)"
+    )
 
 
 def _refresh_modules(home, store) -> None:
@@ -158,7 +184,7 @@ def diff(a: str, b: str) -> None:
 def history(profile: str) -> None:
     """The profiles PROFILE's link has pointed to (generations, newest last)."""
     from ..names import profile_link
-    from ..store.roots import history as lines
+    from ..store.generations import history as lines
 
     home, store = _store_paths(write=False)
     _echo(lines(home.gc_roots, profile_link(Path(os.path.abspath(profile))), store))
@@ -168,13 +194,15 @@ def history(profile: str) -> None:
 @click.argument("profile", default="default.yaml", metavar="[PROFILE.yaml]")
 def rollback(profile: str) -> None:
     """Point PROFILE's link back at the generation before the current one (no YAML read,
-    nothing built)."""
+    nothing built). Earlier generations survive `hit gc` only as rollback history
+    (history_keep/history_days in config.yaml)."""
     from ..names import profile_link
-    from ..store.roots import rollback as back
+    from ..store.gc import history_rule
+    from ..store.generations import rollback as back
 
     home, store = _store_paths()
     link = profile_link(Path(os.path.abspath(profile)))
-    gen = back(home.gc_roots, link)
+    gen = back(home.gc_roots, link, history_rule(home))
     click.echo(f"{link} -> {gen.target} (generation {gen.number})")
     _refresh_modules(home, store)  # the modules of the generation now live
 
@@ -182,10 +210,12 @@ def rollback(profile: str) -> None:
 @click.command()
 @click.argument("artifacts", nargs=-1, metavar="[ARTIFACT...]")
 def verify(artifacts) -> None:
-    """Re-hash artifacts' files against their manifests (all artifacts by default).
+    """Re-hash artifacts' files against their manifests (all artifacts, profiles included,
+    by default), and check their links into the store.
 
-    ARTIFACT is an id (name/hash, or a unique start of it) or a path in the store. Prints
-    what was modified, added or removed; exits 1 if anything was.
+    ARTIFACT is an id (name/hash, or a unique start of it), a package name with one
+    artifact, or a path in the store. Prints what was modified, added or removed, and the
+    links of a profile whose artifact is gone (dangling); exits 1 if anything is wrong.
     """
     from ..errors import HitError
     from ..store.verify import describe
@@ -196,15 +226,24 @@ def verify(artifacts) -> None:
     _echo(describe(damages, store))
     bad = sum(not d.ok for d in damages)
     if bad:
-        raise HitError(f"{bad} of {len(damages)} artifact(s) differ from their manifest")
+        raise HitError(
+            f"{bad} of {len(damages)} artifact(s) differ from their manifest or have dangling links"
+        )
 
 
 @click.command()
 @click.argument("artifacts", nargs=-1, required=True, metavar="ARTIFACT...")
 def purge(artifacts) -> None:
-    """Remove the given artifacts now (refused for any a gc root still reaches)."""
+    """Remove the given artifacts now (refused, naming the root, for any a gc root of any
+    kind still reaches). ARTIFACT: an id, a unique start of one, or a package name with one
+    artifact. Artifacts no root keeps that use them (an earlier generation's profile, say)
+    go too, so that nothing left points at a removed artifact."""
+    from ..store.gc import history_rule
     from ..store.gc import purge as remove
 
     home, store = _store_paths()
-    for i in remove(store, home.gc_roots, list(artifacts)):
+    done = remove(store, home.gc_roots, list(artifacts), history_rule(home))
+    for i in done.removed:
         click.echo(f"removed {i}")
+    for i in done.also:
+        click.echo(f"removed {i} too: it used what was purged, and no gc root keeps it")

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import HitError
 from ..spec.resolve import Resolved
 from ..store import roots
+from ..store.generations import Switch, switch
 from ..store.home import Home
 from ..store.layout import Store, read_manifest, remove_tree
 from .farm import plan_farm, write_farm
@@ -47,15 +48,25 @@ def assemble(resolved: Resolved, store: Store) -> bool:
     return True
 
 
-def link_profile(resolved: Resolved, home: Home, store: Store) -> tuple[Path, bool]:
-    """Point the profile's link at its (assembled) profile, the gc root registered first
-    (`roots.point`), and record a generation (kept per `home.history_keep` and
-    `history_days`). Returns the link and whether it changed."""
+def link_profile(resolved: Resolved, home: Home, store: Store) -> tuple[Path, Switch]:
+    """Point the profile's link at its (assembled) profile, the gc root registered first,
+    and record a generation (generations.switch: a registered link found gone outside hit
+    leaves its last profile kept as a stale generation). Returns the link and the switch."""
     link = resolved.profile.link_path
-    target = store.prefix(resolved.profile_ref)
-    changed = roots.point(home.gc_roots, link, target)
-    roots.record_generation(home.gc_roots, link, target, home.history_keep, home.history_days)
-    return link, changed
+    return link, switch(home.gc_roots, link, store.prefix(resolved.profile_ref))
+
+
+def vanished_note(link: Path, switched: Switch, store: Store) -> str | None:
+    """What `hit build` says when the link it made again had vanished outside hit."""
+    if switched.vanished is None:
+        return None
+    profile = store.label(switched.vanished)
+    return (
+        f"note: {link} was gone (moved with a plain `mv` or removed outside hit) while it "
+        f"pointed at {profile}; a moved link may still point there, so `hit gc` keeps "
+        f"{profile} until `hit gc --drop-stale` (`hit mv` and `hit rm` move and remove links "
+        f"with their gc roots)"
+    )
 
 
 def record_upstream_use(
@@ -66,12 +77,10 @@ def record_upstream_use(
     link = resolved.profile.link_path
     profile = store.prefix(resolved.profile_ref)
     pairs = zip(home.upstreams, home.upstream_gc_roots, store.upstreams, strict=True)
+    refs = [n.ref for n in resolved.nodes.values()] + [resolved.profile_ref]
     for _home, up_roots, up_store in pairs:
-        ids = [
-            n.ref.id
-            for n in resolved.nodes.values()
-            if store.prefix(n.ref).is_relative_to(up_store.root)
-        ]
+        # the profile too: the same packages give the same profile, found upstream
+        ids = [r.id for r in refs if store.prefix(r).is_relative_to(up_store.root)]
         if ids and not roots.record_use(up_roots, link.absolute(), profile, ids):
             note(
                 f"warning: could not record in {up_roots / roots.USERS} that "

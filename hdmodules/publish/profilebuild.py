@@ -22,7 +22,7 @@ from ..spec.resolve import Resolved, to_build
 from ..store import roots
 from ..store.home import Home, open_store
 from ..store.layout import Store
-from .assemble import assemble, check_link, link_profile, record_upstream_use
+from .assemble import assemble, check_link, link_profile, record_upstream_use, vanished_note
 
 if TYPE_CHECKING:
     from ..build.buildjob import BuildJob
@@ -123,25 +123,27 @@ def build_profiles(
     for resolved in stacks:
         check_link(resolved)
     with _building(stacks, home, store, progress) as refs:
-        start = time.monotonic()
         built = build_missing(stacks, home, store, jobs, progress)
-        results = [_finish(r, home, store, built, progress, start) for r in stacks]
+        results = [_finish(r, home, store, built, progress) for r in stacks]
         store.mark_used(refs)
     return results
 
 
-def _finish(
-    resolved: Resolved, home: Home, store: Store, built: int, progress: Progress, start: float
-) -> Result:
+def _finish(resolved: Resolved, home: Home, store: Store, built: int, progress: Progress) -> Result:
+    start = time.monotonic()
     new = assemble(resolved, store)
-    link, changed = link_profile(resolved, home, store)
+    seconds = time.monotonic() - start  # the assembly alone, not the builds before it
+    link, switched = link_profile(resolved, home, store)
     record_upstream_use(resolved, home, store, progress.note)
     short = resolved.profile_ref.short
     if new:
-        progress.note(f"profile {short} assembled in {time.monotonic() - start:.1f} s")
-    elif changed:
+        progress.note(f"profile {short} assembled in {seconds:.1f} s")
+    elif switched.changed:
         progress.note(f"profile {short} exists already; link switched to it")
-    return Result(store.prefix(resolved.profile_ref), link, built, changed)
+    note = vanished_note(link, switched, store)
+    if note:
+        progress.note(note)
+    return Result(store.prefix(resolved.profile_ref), link, built, switched.changed)
 
 
 def build_profile(resolved: Resolved, home: Home, jobs: int, progress: Progress) -> Result:

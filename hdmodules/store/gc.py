@@ -1,11 +1,15 @@
-"""Garbage collection: mark what the roots reach, sweep the rest.
+"""Garbage collection: mark what the roots reach, sweep the rest, tidy the debris.
 
-Reachable means: each root's profile, every artifact a profile lists, and their dependencies,
-transitively (read from each artifact's build spec), plus the temporary roots of builds in
-flight. The collector holds the store's GC lock exclusive, so it waits for running builds
-and builds wait for it. Each dead artifact is first renamed into `.trash/` (one atomic step
-out of the store's namespace: nothing is ever left that looks installed but misses files),
-then removed; the trash a killed collector leaves behind is emptied by the next one.
+Reachable means: what any gc root reaches (every kind, keep.gather: profile links, stale
+roots, your own roots, earlier generations kept as rollback history, builds in flight, users'
+records), every artifact a profile lists, and their dependencies, transitively (read from
+each artifact's build spec). The collector holds the store's GC lock exclusive, so it waits
+for running builds and builds wait for it. Each dead artifact is first renamed into
+`.trash/` (one atomic step out of the store's namespace: nothing is ever left that looks
+installed but misses files), then removed; the trash a killed collector leaves behind is
+emptied by the next one. Then the generations whose profile went are forgotten, and the
+build folders of builds no longer running and the empty package folders are removed
+(debris.py).
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ from typing import TYPE_CHECKING
 from ..durations import parse_duration
 from ..errors import HitError
 from ..spec.buildspec import record_id, references
+from . import debris, generations, keep
 from . import roots as gcroots
+from .debris import Debris, Tidy
+from .generations import Generation, History
+from .keep import Kept
 from .layout import MANIFEST, META, Store, read_spec, remove_tree
 
 if TYPE_CHECKING:
@@ -43,17 +51,23 @@ class Artifact:
 
 @dataclass
 class Report:
-    """What a collection did (or would do): removed ids, bytes freed, roots and records kept or
-    dropped, timings in seconds."""
+    """What a collection did (or would do): removed ids, bytes freed, what was kept and why
+    (the live artifacts, the roots of each kind, keep.counts), roots and records dropped,
+    generations forgotten, debris tidied, timings in seconds."""
 
     removed: list[str] = field(default_factory=list)
     kept_recent: list[str] = field(default_factory=list)
     bytes_freed: int = 0
-    stale: list[gcroots.Root] = field(default_factory=list)
-    dropped: list[gcroots.Root] = field(default_factory=list)
+    live: int = 0  # artifacts the roots reach
+    kept_by: str = ""  # keep.counts: the roots of each kind that keep something
+    history: History = field(default_factory=History)
+    stale: list[Kept] = field(default_factory=list)
+    dropped: list[Kept] = field(default_factory=list)
     users: list[gcroots.UseRecord] = field(default_factory=list)  # users' records honoured
     dropped_users: list[gcroots.UseRecord] = field(default_factory=list)
     bad_records: list[gcroots.BadRecord] = field(default_factory=list)  # skipped, with why
+    forgotten: list[tuple[Path, Generation]] = field(default_factory=list)  # their profile went
+    debris: Debris | None = None
     mark_seconds: float = 0.0
     sweep_seconds: float = 0.0
     modulefiles_removed: list[Path] = field(default_factory=list)  # the user's, now orphans
@@ -74,23 +88,29 @@ def scan(store: Store) -> dict[Path, Artifact]:
 
 
 def reachable(
-    store: Store, gc_roots: Path, artifacts: dict[Path, Artifact]
-) -> tuple[set[Path], list[gcroots.Root]]:
-    """The live set, and the roots found (stale ones keep the profile they last reached)."""
-    by_id = {a.id: a.prefix for a in artifacts.values() if a.id}
-    found = gcroots.list_roots(gc_roots, store.root)
-    starts = [r.target or r.last for r in found if (r.target or r.last)]
-    starts += list(gcroots.temp_prefixes(gc_roots))
-    starts += gcroots.generation_targets(gc_roots)
-    for record in gcroots.use_records(gc_roots):
-        if record.state != "gone":  # alive, or a home we cannot look into: keep, to be safe
-            starts += [by_id[i] for i in record.ids if i in by_id]
-    return _reach_from(store, artifacts, by_id, starts), found
+    store: Store,
+    gc_roots: Path,
+    artifacts: dict[Path, Artifact],
+    history: History | None = None,
+) -> tuple[set[Path], list[Kept]]:
+    """The live set, and every gc root found (keep.gather; earlier generations chosen by
+    `history`, none by default)."""
+    kept = keep.gather(gc_roots, store, history or History())
+    return _reach_from(store, artifacts, _starts(kept, artifacts)), kept
 
 
-def _reach_from(
-    store: Store, artifacts: dict[Path, Artifact], by_id: dict[str, Path], starts: list[Path]
-) -> set[Path]:
+def _starts(kept: list[Kept], artifacts: dict[Path, Artifact]) -> list[Path]:
+    """The store paths the roots `kept` name, a user's record's ids looked up here."""
+    by_id = _by_id(artifacts)
+    return [p for k in kept for p in (*k.paths, *(by_id[i] for i in k.ids if i in by_id))]
+
+
+def _by_id(artifacts: dict[Path, Artifact]) -> dict[str, Path]:
+    return {a.id: a.prefix for a in artifacts.values() if a.id}
+
+
+def _reach_from(store: Store, artifacts: dict[Path, Artifact], starts: list[Path]) -> set[Path]:
+    by_id = _by_id(artifacts)
     live: set[Path] = set()
     todo = list(starts)
     while todo:
@@ -135,40 +155,58 @@ def collect(
     older_than: float | None = None,
     drop_stale: bool = False,
     on_wait=None,
+    history: History | None = None,
+    tidy: Tidy | None = None,
 ) -> Report:
     """Mark and sweep under the store's GC lock (exclusive: it waits for running builds and
-    they wait for it; `on_wait()` is called once if it has to wait). `older_than` (seconds)
-    keeps unreachable artifacts built or used more recently; `drop_stale` forgets registered
-    roots whose link is gone. With `dry_run` nothing is removed or forgotten. Returns what
-    was (or would be) removed, kept and dropped, with timings in seconds."""
-    report = Report()
+    they wait for it; `on_wait()` is called once if it has to wait). The roots are every
+    kind keep.gather finds, earlier generations chosen by `history` (none by default).
+    `older_than` (seconds) keeps unreachable artifacts built or used more recently;
+    `drop_stale` forgets stale roots (registered links that are gone, stale generations).
+    The generations whose profile is removed are forgotten; with `tidy`, the build folders
+    of builds no longer running and the empty package folders are removed too
+    (debris.tidy). With `dry_run` nothing is removed or forgotten. Returns what was (or
+    would be) removed, kept and dropped, with timings in seconds."""
+    history = history or History()
+    report = Report(history=history)
     with store.gc_lock(True, on_wait):
         if not dry_run:
             empty_trash(store)
         start = time.monotonic()
-        _forget_gone_roots(report, store, gc_roots, drop_stale, dry_run)
+        kept = _forget_gone_roots(report, store, gc_roots, history, drop_stale, dry_run)
         artifacts = scan(store)
-        live, found = reachable(store, gc_roots, artifacts)
-        report.stale = [r for r in found if r.stale]
+        live = _reach_from(store, artifacts, _starts(kept, artifacts))
+        report.live, report.kept_by = len(live), keep.counts(kept, history)
+        report.stale = [k for k in kept if k.kind == "stale"]
         dead = _dead(store, artifacts, live, older_than, report)
         report.mark_seconds = time.monotonic() - start
         start = time.monotonic()
         _sweep(store, [artifacts[p] for p in dead], report, dry_run)
+        report.forgotten = generations.forget(gc_roots, set(dead), dry_run)
+        if tidy is not None:
+            report.debris = debris.tidy(store, tidy, dry_run, set(dead), _size)
         report.sweep_seconds = time.monotonic() - start
     return report
 
 
 def _forget_gone_roots(
-    report: Report, store: Store, gc_roots: Path, drop_stale: bool, dry_run: bool
-) -> None:
-    """Drop stale registered roots (with `drop_stale`) and users' records whose link no
-    longer points at the recorded profile; note the records honoured and the bad ones."""
+    report: Report,
+    store: Store,
+    gc_roots: Path,
+    history: History,
+    drop_stale: bool,
+    dry_run: bool,
+) -> list[Kept]:
+    """Drop stale roots (with `drop_stale`: registered links that are gone, stale marks of
+    generations) and users' records whose link no longer points at the recorded profile;
+    note the records honoured and the bad ones. Returns the roots that remain."""
+    kept = keep.gather(gc_roots, store, history)
     if drop_stale:
-        for r in gcroots.list_roots(gc_roots, store.root):
-            if r.stale and r.own:
-                report.dropped.append(r)
-                if not dry_run:
-                    gcroots.deregister(gc_roots, r.link)
+        report.dropped = [k for k in kept if k.kind == "stale" and k.link is not None]
+        for k in report.dropped:
+            if not dry_run and k.number is None:
+                gcroots.deregister(gc_roots, k.link)
+        generations.drop_stale(gc_roots, dry_run)
     for record in gcroots.use_records(gc_roots, report.bad_records):
         if record.state != "gone":
             report.users.append(record)
@@ -176,6 +214,7 @@ def _forget_gone_roots(
         report.dropped_users.append(record)
         if not dry_run:
             record.file.unlink(missing_ok=True)
+    return [k for k in kept if k not in report.dropped]
 
 
 def _dead(
@@ -201,9 +240,24 @@ def _dead(
     return dead
 
 
+def users_first(arts: list[Artifact]) -> list[Artifact]:
+    """`arts` ordered so that each comes before the artifacts it uses (a profile before its
+    packages, a package before its dependencies): removed in this order, a collection
+    killed half way never leaves an artifact whose dependencies or links are gone (the
+    closure invariant Nix keeps by deleting referrers first)."""
+    from graphlib import TopologicalSorter
+
+    by_id = {a.id: a.prefix for a in arts if a.id}
+    graph = {a.prefix: {by_id[i] for i in a.refs if i in by_id} for a in arts}
+    order = list(TopologicalSorter(graph).static_order())  # what is used, first
+    at = {a.prefix: a for a in arts}
+    return [at[p] for p in reversed(order)]
+
+
 def _sweep(store: Store, dead: list[Artifact], report: Report, dry_run: bool) -> None:
-    """Each dead artifact out of the store's namespace in one rename, then removed."""
-    for art in dead:
+    """Each dead artifact out of the store's namespace in one rename (users first), then
+    removed."""
+    for art in users_first(dead):
         prefix = art.prefix
         report.removed.append(art.id or f"{prefix.parent.name}/{prefix.name} (incomplete)")
         report.bytes_freed += _size(prefix)
@@ -213,33 +267,77 @@ def _sweep(store: Store, dead: list[Artifact], report: Report, dry_run: bool) ->
         empty_trash(store)
 
 
-def purge(store: Store, gc_roots: Path, ids: list[str]) -> list[str]:
-    """Remove the given artifacts now; refused for any a root still reaches."""
+# what `hit purge` says of a root that reaches what it was asked to remove, by kind
+HOLDS = {
+    "link": ("a profile link", "remove that link first (`hit rm {link}`)"),
+    "stale": (
+        "a stale root: a link moved or removed outside hit may still point there",
+        "`hit gc --drop-stale` forgets it",
+    ),
+    "yours": ("your root in the roots folder", "remove {name} first"),
+    "generation": ("rollback history", "it is kept by {why} in config.yaml"),
+    "temporary": ("a build running now", "wait until it ends"),
+    "user": ("a user's record", "the user's link still points at that profile"),
+}
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What `hit purge` removed: the artifacts asked for, and the artifacts no root keeps
+    that used them (`also`: profiles of earlier generations, say), taken along so that
+    nothing left in the store points at a removed artifact."""
+
+    removed: list[str]
+    also: list[str]
+
+
+def purge(store: Store, gc_roots: Path, ids: list[str], history: History | None = None) -> Purged:
+    """Remove the given artifacts of this store (ids, unique starts of them, or package
+    names naming one artifact) now, with the artifacts no root keeps that use them.
+    Refused, naming the root, for any that a gc root of any kind reaches (keep.gather,
+    earlier generations chosen by `history`). Raises HitError."""
+    history = history or History()
     with store.gc_lock(True):
         artifacts = scan(store)
-        by_id = {a.id: p for p, a in artifacts.items() if a.id}
-        targets = []
-        for i in ids:
-            prefix = store.find(i) or by_id.get(i)
-            if prefix is None:
-                raise HitError(f"no artifact {i} in {store.root}")
-            targets.append(prefix)
-        found = gcroots.list_roots(gc_roots, store.root)
-        for root in found:
-            start = root.target or root.last
-            if start is None:
+        targets = {store.pick(i, local=True) for i in ids}
+        for k in keep.gather(gc_roots, store, history):
+            if not k.keeps:
                 continue
-            live = _reach_from(store, artifacts, by_id, [start])
-            for prefix in targets:
-                if prefix in live:
-                    raise HitError(
-                        f"{artifacts[prefix].id} is still reached from the root {root.link}; "
-                        f"remove that link first (`hit rm {root.link}`)"
-                    )
-        for prefix in targets:
-            move_out(store, prefix)
+            live = _reach_from(store, artifacts, _starts([k], artifacts))
+            for prefix in sorted(targets & live):
+                what, hint = HOLDS[k.kind]
+                hint = hint.format(link=k.link, name=k.name, why=history.why)
+                raise HitError(
+                    f"{artifacts[prefix].id} is still reached from the root {k.name} "
+                    f"({what}); {hint}"
+                )
+        also = _users_of(artifacts, targets)
+        for art in users_first([artifacts[p] for p in targets | also]):
+            move_out(store, art.prefix)
         empty_trash(store)
-        return [artifacts[p].id for p in targets]
+        gone = targets | also
+        generations.forget(gc_roots, gone)
+        debris.empty_package_folders(store, False, set())
+        return Purged(
+            sorted(artifacts[p].id for p in targets), sorted(artifacts[p].id for p in also)
+        )
+
+
+def _users_of(artifacts: dict[Path, Artifact], targets: set[Path]) -> set[Path]:
+    """The artifacts that use any of `targets`, directly or through others (no root reaches
+    them: a root that did would reach the targets)."""
+    by_id = _by_id(artifacts)
+    users: set[Path] = set()
+    grew = True
+    while grew:
+        grew = False
+        for prefix, art in artifacts.items():
+            if prefix in targets or prefix in users:
+                continue
+            if any(by_id.get(i) in targets | users for i in art.refs):
+                users.add(prefix)
+                grew = True
+    return users
 
 
 def collect_sources(cache: Path, keep: set[str], dry_run: bool = False) -> list[str]:
@@ -261,13 +359,15 @@ def collect_sources(cache: Path, keep: set[str], dry_run: bool = False) -> list[
 
 @dataclass(frozen=True)
 class Request:
-    """What `hit gc` was asked to do. `older_than` is the age as given (`30d`, durations.py);
+    """What `hit gc` was asked to do. `older_than` and `keep_history` are ages as given
+    (`30d`, durations.py); `keep_history` replaces config.yaml's history rule for this run;
     `keep_sources` the sha256 of the cached sources to keep (None: leave the cache alone)."""
 
     dry_run: bool = False
     older_than: str | None = None
     drop_stale: bool = False
     keep_sources: frozenset[str] | None = None
+    keep_history: str | None = None
 
 
 def sources_to_keep(resolved: Iterable[Resolved]) -> frozenset[str]:
@@ -277,17 +377,44 @@ def sources_to_keep(resolved: Iterable[Resolved]) -> frozenset[str]:
     return frozenset(s.sha256 for r in recipes for s in (*r.sources, *r.patches) if s.sha256)
 
 
+def history_rule(home: Home, keep_history: str | None = None) -> History:
+    """Which earlier generations are gc roots: `--keep-history AGE` when given, else
+    config.yaml's `history_keep` and `history_days`. Raises HitError for a bad AGE."""
+    if keep_history is not None:
+        age = parse_duration(keep_history, "--keep-history")
+        return History(0, age, f"--keep-history {keep_history}")
+    return generations.history_of(home.history_keep, home.history_days)
+
+
+def tidy_rule(home: Home) -> Tidy:
+    """Where the home's build folders are, and how long a failure's is kept."""
+    days = home.keep_failed_days
+    return Tidy(home.build_temp, days * 86400.0, f"keep_failed_days: {days}")
+
+
 def collect_home(
     home: Home, store: Store, request: Request, on_wait: Callable[[], None] | None = None
 ) -> Report:
-    """`hit gc`: collect the home's store (`collect`), then drop the module records of the
-    profiles removed (roots.drop_module_records), remove the modulefiles whose artifact is
-    gone from a module folder an earlier hit wrote file by file (prune_user_modules) and,
-    when asked, the cached sources not kept. The user's module tree (a link, regenerated
-    whole from the records of the live profiles) is the publish layer's to regenerate
-    afterwards (publish/usermodules.refresh). Raises HitError for a bad `older_than`."""
+    """`hit gc`: collect the home's store (`collect`, with the home's history rule or
+    `--keep-history`, and its debris rule), then drop the module records of the profiles
+    removed (roots.drop_module_records), remove the modulefiles whose artifact is gone from
+    a module folder an earlier hit wrote file by file (prune_user_modules) and, when asked,
+    the cached sources not kept. The user's module tree (a link, regenerated whole from the
+    records of the live profiles) is the publish layer's to regenerate afterwards
+    (publish/usermodules.refresh). Raises HitError for a bad `older_than` or
+    `keep_history`."""
     age = parse_duration(request.older_than) if request.older_than else None
-    report = collect(store, home.gc_roots, request.dry_run, age, request.drop_stale, on_wait)
+    history = history_rule(home, request.keep_history)
+    report = collect(
+        store,
+        home.gc_roots,
+        request.dry_run,
+        age,
+        request.drop_stale,
+        on_wait,
+        history,
+        tidy_rule(home),
+    )
     if not request.dry_run:
         gcroots.drop_module_records(home.gc_roots, store)
     if not request.dry_run and report.removed:
@@ -307,38 +434,110 @@ class Lines:
     err: list[str]
 
 
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
 def describe(report: Report, store: Store, request: Request) -> Lines:
-    """The lines `hit gc` prints for `report`: roots and records dropped or stale, each
-    artifact removed (or that would be), the summary with the bytes freed (MiB), the
-    modulefiles and cached sources removed."""
-    verb = "would remove" if request.dry_run else "removed"
-    err = [f"dropped root {r.link}: the link no longer exists" for r in report.dropped]
+    """The lines `hit gc` prints for `report`. To stderr: roots and records dropped or
+    stale, each artifact removed (or that would be), the generations forgotten and why,
+    the build folders removed or kept and why, the empty folders, the modulefiles removed.
+    To stdout: what was removed (bytes freed, MiB), what was kept and the roots of each kind
+    that keep it, the debris and cached sources removed."""
+    dry = request.dry_run
+    verb, drop = ("would remove", "would drop") if dry else ("removed", "dropped")
+    err = [_dropped(k, drop, store) for k in report.dropped]
     err += [f"skipped a user's record {b.file}: {b.why}" for b in report.bad_records]
     err += [
-        f"dropped a user's record {u.file.name}: {u.link} no longer points at {u.profile}"
+        f"{drop} a user's record {u.file.name}: {u.link} no longer points at {u.profile}"
         for u in report.dropped_users
     ]
     if report.users:
         kept = sum(len(u.ids) for u in report.users)
         err.append(f"kept what {len(report.users)} user profile(s) use ({kept} references)")
-    for r in report.stale:
-        if r not in report.dropped:
-            kept = f"; kept {store.label(r.last)} it last pointed to" if r.last else ""
-            err.append(
-                f"stale root {r.link}: the link is gone (moved or deleted outside hit){kept}; "
-                f"`hit gc --drop-stale` forgets it"
-            )
+    err += [_stale(k, store) for k in report.stale]
     err += [f"{verb} {i}" for i in report.removed]
+    err += _forgotten(report, dry)
     if report.kept_recent:
         n = len(report.kept_recent)
         err.append(f"kept {n} unreachable artifact(s) used within {request.older_than}")
+    debris_lines, debris_out = _debris(report.debris, verb)
+    err += debris_lines
     err += [
         f"removed the modulefile {p} (its artifact is gone)" for p in report.modulefiles_removed
     ]
-    out = [f"{verb} {len(report.removed)} artifact(s), {report.bytes_freed / (1 << 20):.1f} MiB"]
+    out = [f"{verb} {len(report.removed)} artifact(s), {_mib(report.bytes_freed)}"]
+    if report.kept_by:
+        out.append(f"kept {report.live} artifact(s), reached from {report.kept_by}")
+    else:
+        out.append("kept 0 artifact(s): no gc root keeps anything")
+    out += debris_out
     if report.sources_removed is not None:
         out.append(f"{verb} {len(report.sources_removed)} cached source(s)")
     return Lines(out, err)
+
+
+def _dropped(k: Kept, drop: str, store: Store) -> str:
+    if k.number is None:
+        return f"{drop} root {k.link}: the link no longer exists"
+    profile = store.label(k.paths[0]) if k.paths else "?"
+    return (
+        f"{drop} root {k.name}: the link was moved or removed outside hit while it pointed at "
+        f"{profile}; that profile is no longer kept for it (a moved link still pointing "
+        f"there would dangle)"
+    )
+
+
+def _stale(k: Kept, store: Store) -> str:
+    profile = store.label(k.paths[0]) if k.paths else None
+    if k.number is None:
+        kept = f"; kept {profile} it last pointed to" if profile else ""
+        return (
+            f"stale root {k.link}: the link is gone (moved or deleted outside hit){kept}; "
+            f"`hit gc --drop-stale` forgets it"
+        )
+    return (
+        f"stale root {k.name}: the link was moved or removed outside hit while it pointed at "
+        f"{profile}, then `hit build` made it again; kept {profile} (a moved link may still "
+        f"point at it); `hit gc --drop-stale` forgets it"
+    )
+
+
+def _forgotten(report: Report, dry_run: bool) -> list[str]:
+    """One line a link whose earlier generations went with their profiles, and why."""
+    by_link: dict[Path, list[int]] = {}
+    for link, g in report.forgotten:
+        by_link.setdefault(link, []).append(g.number)
+    verb = "would forget" if dry_run else "forgot"
+    history = report.history
+    if history.on:
+        why = f"older than the rollback history keeps ({history.why})"
+    else:
+        why = (
+            f"rollback history is not kept ({history.why}); set history_days: N in "
+            f"config.yaml, or run `hit gc --keep-history AGE`, to keep earlier generations"
+        )
+    return [
+        f"{verb} generation(s) {', '.join(map(str, sorted(ns)))} of {link}: their profiles "
+        f"are removed, {why}"
+        for link, ns in sorted(by_link.items())
+    ]
+
+
+def _debris(found: Debris | None, verb: str) -> tuple[list[str], list[str]]:
+    """The notes on build folders and empty folders, and the summary line if any."""
+    if found is None:
+        return [], []
+    err = [f"{verb} the build folder {p}: {why}" for p, why in found.removed]
+    err += [f"kept the build folder {p}: {why}" for p, why in found.kept]
+    err += [f"{verb} the empty folder {p}" for p in found.empty]
+    parts = []
+    if found.removed:
+        n, freed = len(found.removed), _mib(found.bytes_freed)
+        parts.append(f"{n} build folder(s) of failed or interrupted builds ({freed})")
+    if found.empty:
+        parts.append(f"{len(found.empty)} empty package folder(s)")
+    return err, [f"{verb} {' and '.join(parts)}"] if parts else []
 
 
 ARTIFACT_LINE = re.compile(r": artifact (\S+), generated by hdmodules")

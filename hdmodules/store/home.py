@@ -32,6 +32,7 @@ CONFIG_KEYS = frozenset(
         "private",
         "history_keep",
         "history_days",
+        "keep_failed_days",
     ]
 )
 
@@ -66,8 +67,9 @@ class Home:
     slurm: SlurmConfig | None = None  # for `hit build --slurm`
     upstreams: tuple[Path, ...] = ()  # homes (or site roots) whose stores are reused, read-only
     private: bool = True  # artifacts readable by their owner only
-    history_keep: int = 10  # generations of a profile link kept as gc roots ...
-    history_days: int = 30  # ... or younger than this
+    history_keep: int = 0  # earlier generations of a profile link kept as gc roots: the last N
+    history_days: int = 0  # ... and those the link left less than N days ago
+    keep_failed_days: int = 3  # a failed build's folder in build_temp survives `hit gc` so long
 
     @property
     def upstream_gc_roots(self) -> tuple[Path, ...]:
@@ -189,13 +191,13 @@ def load_home(root: Path | None = None) -> Home:
     jobs = yamlfile.get_int(m, "jobs", default_jobs())
     base, m = scalar("private")
     private = yamlfile.get_bool(m, "private", True)
-    history = {}
-    for key, default in (("history_keep", 10), ("history_days", 30)):
+    keeping = {}
+    for key, default in (("history_keep", 0), ("history_days", 0), ("keep_failed_days", 3)):
         _b, hm = scalar(key)
-        history[key] = yamlfile.get_int(hm, key, default)
+        keeping[key] = yamlfile.get_int(hm, key, default, minimum=0)
     base, m = scalar("slurm")
     return Home(
-        **history,
+        **keeping,
         root=root,
         store=path("store", "bld"),
         source_cache=path("source_cache", "src"),

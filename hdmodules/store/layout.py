@@ -78,6 +78,43 @@ class Store:
             return here
         return next((p for up in self.upstreams if (p := up.find(artifact_id))), None)
 
+    def pick(self, arg: str, local: bool = False) -> Path:
+        """The installed artifact `arg` names, as a person types it: an id (`name/<hash>`),
+        a unique start of one (`app/3kx`), or a package name with one artifact. Looked up
+        here, then (unless `local`) in each upstream. Raises HitError: nothing matches, or
+        `arg` matches several (each listed, with its folder)."""
+        for store in [self] if local else [self, *self.upstreams]:
+            found = store._matches(arg)
+            if len(found) == 1:
+                return found[0]
+            if found:
+                ids = [f"{read_spec(p).get('id', '?')} ({store.label(p)})" for p in found]
+                raise HitError(
+                    f"{arg} matches {len(found)} artifacts in {store.root}: "
+                    + ", ".join(ids)
+                    + "; give one of these ids (or a start of one no other shares)"
+                )
+        what = "" if "/" in arg else " (give a package name, an id NAME/HASH or its start)"
+        raise HitError(f"no artifact {arg} in {self.root}{what}")
+
+    def _matches(self, arg: str) -> list[Path]:
+        """The installed artifacts of this store that `arg` (`name`, `name/<hash start>`)
+        names, sorted."""
+        name, _, h = arg.partition("/")
+        folder = self.root / name
+        if not name or name.startswith(".") or not folder.is_dir():
+            return []
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if (p / META / MANIFEST).exists()
+            and (
+                not h
+                or p.name.rpartition("-")[2].startswith(h[:SHORT])
+                and read_spec(p).get("id", "").startswith(arg)
+            )
+        )
+
     def _find_here(self, artifact_id: str) -> Path | None:
         name, _, h = artifact_id.partition("/")
         folder = self.root / name

@@ -7,6 +7,10 @@ profile alive when its link was moved with a plain `mv`: the moved link still po
 somewhere, so a stale root is reported, never silently dropped. Names starting with `_` are
 the tool's own; any other symlink in the folder is a user's root.
 
+`gc_roots/_tmp/<pid>`: the paths a running build uses (temporary roots); `gc_roots/users/`:
+users' records of what their profiles use (a site); `gc_roots/_gen/`: the generations of each
+link (generations.py). Everything the gc keeps, of every kind, is gathered in keep.py.
+
 `gc_roots/_modules/<profile>.json`: the modules a site-style profile plans (written by
 publish/usermodules.py when it is built, read when the user's module tree is regenerated from
 the live profiles, dropped by the gc with the profile).
@@ -14,11 +18,11 @@ the live profiles, dropped by the gc with the profile).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import stat
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +35,8 @@ if TYPE_CHECKING:
     from .layout import Store
 
 TEMP = "_tmp"
+GENERATIONS = "_gen"  # the generations of each link (generations.py)
+STALE = ".stale"  # `<n>.stale` beside generation n: its link vanished outside hit
 
 
 @dataclass(frozen=True)
@@ -78,14 +84,23 @@ def point(gc_roots: Path, link: Path, target: Path, last: bool = True) -> bool:
 
 
 def deregister(gc_roots: Path, link: Path) -> None:
-    """Forget `link` as a root, its generations included (it was removed on purpose)."""
+    """Forget `link` as a root, its generations included (it was removed on purpose), but
+    the stale ones: another link, moved outside hit, may still point at their profiles
+    (generations.switch); they stay until `hit gc --drop-stale`."""
     import shutil
 
     entry = entry_for(gc_roots, link)
     for path in (entry, entry.with_name(entry.name + ".last")):
         if path.is_symlink():
             path.unlink()
-    shutil.rmtree(_gen_folder(gc_roots, link), ignore_errors=True)
+    folder = gen_folder(gc_roots, link)
+    names = set(os.listdir(folder)) if folder.is_dir() else set()
+    if not any(n.endswith(STALE) for n in names):
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for name in names:
+        if name.isdigit() and name + STALE not in names:
+            (folder / name).unlink()
 
 
 def _reach(path: Path, store: Path) -> Path | None:
@@ -175,9 +190,10 @@ def add_temp(gc_roots: Path, prefixes: list[Path]) -> Path:
     return f
 
 
-def temp_prefixes(gc_roots: Path) -> set[Path]:
-    """Paths protected by builds whose process is still alive (others are cleaned up)."""
-    out: set[Path] = set()
+def temp_roots(gc_roots: Path) -> dict[int, set[Path]]:
+    """The paths each build still running protects, by its process id (the files of
+    processes that are gone are removed)."""
+    out: dict[int, set[Path]] = {}
     folder = gc_roots / TEMP
     if not folder.is_dir():
         return out
@@ -187,7 +203,8 @@ def temp_prefixes(gc_roots: Path) -> set[Path]:
         if not os.path.exists(f"/proc/{f.name}"):
             f.unlink(missing_ok=True)
             continue
-        out |= {Path(line) for line in f.read_text().splitlines() if line}
+        with contextlib.suppress(FileNotFoundError):  # the build ended meanwhile
+            out[int(f.name)] = {Path(line) for line in f.read_text().splitlines() if line}
     return out
 
 
@@ -216,7 +233,7 @@ def copy_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
 def move_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
     """`hit mv`: `link` becomes `new`, its root and generations with it; returns the profile."""
     target = copy_link(gc_roots, store, link, new)
-    old_gens, new_gens = _gen_folder(gc_roots, link), _gen_folder(gc_roots, new)
+    old_gens, new_gens = gen_folder(gc_roots, link), gen_folder(gc_roots, new)
     if old_gens.is_dir() and not new_gens.exists():  # the history moves with the link
         old_gens.rename(new_gens)
         write_atomic(new_gens / "link", str(new.absolute()))
@@ -237,22 +254,6 @@ def remove_link(
     for up in upstream_gc_roots:
         forget_use(up, link)
     return target
-
-
-def listing(gc_roots: Path, store: Store) -> list[str]:
-    """`hit gc --list`: one line a root (`link -> what it reaches`, or STALE and what it
-    keeps), then one a user's record of an upstream's artifacts in use."""
-    lines = []
-    for r in list_roots(gc_roots, store.root):
-        if r.stale:
-            last = f"; keeps {store.label(r.last)}" if r.last else ""
-            lines.append(f"{r.link}  STALE: the link is gone or points outside the store{last}")
-        else:
-            who = "" if r.own else "  (your root)"
-            lines.append(f"{r.link} -> {store.label(r.target)}{who}")
-    for u in use_records(gc_roots):
-        lines.append(f"{u.link}  (a user's profile, {u.state}: uses {len(u.ids)} artifact(s))")
-    return lines
 
 
 # --- users of an upstream store ---------------------------------------------------------------
@@ -366,93 +367,9 @@ def use_records(gc_roots: Path, bad: list[BadRecord] | None = None) -> list[UseR
     return out
 
 
-# --- generations: the profiles a link has pointed to ---------------------------------------------
-
-GENERATIONS = "_gen"
+# --- generations: where their records live (generations.py reads and writes them) --------------
 
 
-@dataclass(frozen=True)
-class Generation:
-    """One generation of a profile link: its number, when (seconds since the epoch), the profile."""
-
-    number: int
-    when: float
-    target: Path
-
-
-def _gen_folder(gc_roots: Path, link: Path) -> Path:
+def gen_folder(gc_roots: Path, link: Path) -> Path:
+    """The folder of `link`'s generations: `gc_roots/_gen/<its root's entry name>`."""
     return gc_roots / GENERATIONS / entry_for(gc_roots, link).name
-
-
-def generations(gc_roots: Path, link: Path) -> list[Generation]:
-    """The generations of `link`, oldest first."""
-    folder = _gen_folder(gc_roots, link)
-    out = []
-    if folder.is_dir():
-        for f in folder.iterdir():
-            if f.name.isdigit() and f.is_symlink():
-                out.append(Generation(int(f.name), f.lstat().st_mtime, Path(os.readlink(f))))
-    return sorted(out, key=lambda g: g.number)
-
-
-def record_generation(gc_roots: Path, link: Path, target: Path, keep: int, days: int) -> int:
-    """Add a generation for `link` now pointing at `target`; prune those that are neither
-    among the last `keep` nor younger than `days` days. Returns its number."""
-    folder = _gen_folder(gc_roots, link)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / "link", str(link.absolute()))
-    gens = generations(gc_roots, link)
-    if gens and gens[-1].target == target:
-        return gens[-1].number
-    number = (gens[-1].number + 1) if gens else 1
-    set_link(folder / str(number), target)
-    now = time.time()
-    for g in generations(gc_roots, link)[:-keep]:
-        if now - g.when > days * 86400:
-            (folder / str(g.number)).unlink()
-    return number
-
-
-def generation_targets(gc_roots: Path) -> list[Path]:
-    """Every profile a kept generation points at (gc roots)."""
-    folder = gc_roots / GENERATIONS
-    if not folder.is_dir():
-        return []
-    links = [f for d in folder.iterdir() if d.is_dir() for f in d.iterdir()]
-    return [Path(os.readlink(f)) for f in links if f.name.isdigit() and f.is_symlink()]
-
-
-def _current(link: Path) -> str | None:
-    return os.path.realpath(link) if link.is_symlink() else None
-
-
-def history(gc_roots: Path, link: Path, store: Store) -> list[str]:
-    """`hit history`: one line a generation of `link`, oldest first: number, local time,
-    the profile, `(current)` for the one it points at."""
-    current = _current(link)
-    lines = []
-    for g in generations(gc_roots, link):
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(g.when))
-        mark = "  (current)" if str(g.target) == current else ""
-        lines.append(f"{g.number:>4}  {when}  {store.label(g.target)}{mark}")
-    return lines
-
-
-def previous_generation(gc_roots: Path, link: Path) -> Generation:
-    """The newest generation of `link` older than the one it points at whose profile still
-    exists. Raises HitError when there is none (or the link points at no generation)."""
-    gens = generations(gc_roots, link)
-    current = _current(link)
-    now = max((g.number for g in gens if str(g.target) == current), default=None)
-    earlier = [g for g in gens if now is not None and g.number < now and g.target.exists()]
-    if not earlier:
-        raise HitError(f"{link} has no earlier generation to go back to (`hit history`)")
-    return earlier[-1]
-
-
-def rollback(gc_roots: Path, link: Path) -> Generation:
-    """`hit rollback`: point `link` back at its previous generation (previous_generation)
-    and return it; nothing is read or built."""
-    back = previous_generation(gc_roots, link)
-    point(gc_roots, link, back.target)
-    return back

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import HitError
 from .layout import MANIFEST, META, Store, entries, make_manifest, read_manifest
 
-KINDS = ("modified", "added", "removed", "unsafe")
+KINDS = ("modified", "added", "removed", "unsafe", "dangling")
 
 
 @dataclass
@@ -21,10 +21,11 @@ class Damage:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unsafe: list[str] = field(default_factory=list)  # "path (mode 4777)": see unsafe_modes
+    dangling: list[str] = field(default_factory=list)  # "path -> target": see dangling_links
 
     @property
     def ok(self) -> bool:
-        return not (self.modified or self.added or self.removed or self.unsafe)
+        return not any(getattr(self, kind) for kind in KINDS)
 
 
 def unsafe_modes(prefix: Path) -> list[str]:
@@ -41,9 +42,25 @@ def unsafe_modes(prefix: Path) -> list[str]:
     return sorted(out)
 
 
-def check(prefix: Path) -> Damage:
-    """Compare one artifact's files with its manifest. Raises HitError when the manifest is
-    missing or damaged."""
+def dangling_links(prefix: Path, stores: tuple[Path, ...]) -> list[str]:
+    """The symlinks of an artifact that point into a store (`stores`: this one and its
+    upstreams) at something that is not there: a profile's link to an artifact removed
+    since (by hand, or by an upstream's gc). A relative link inside an artifact is the
+    package's own business (its manifest records it)."""
+    out = []
+    for rel, st in entries(prefix):
+        if not stat.S_ISLNK(st.st_mode):
+            continue
+        target = os.readlink(prefix / rel)
+        inside = any(Path(target).is_relative_to(s) for s in stores)
+        if os.path.isabs(target) and inside and not os.path.lexists(target):
+            out.append(f"{rel} -> {target}")
+    return sorted(out)
+
+
+def check(prefix: Path, stores: tuple[Path, ...] = ()) -> Damage:
+    """Compare one artifact's files with its manifest, and its links into `stores` with
+    what is there. Raises HitError when the manifest is missing or damaged."""
     recorded = read_manifest(prefix)
     now = make_manifest(prefix)
     return Damage(
@@ -52,22 +69,21 @@ def check(prefix: Path) -> Damage:
         added=sorted(now.keys() - recorded.keys()),
         removed=sorted(recorded.keys() - now.keys()),
         unsafe=unsafe_modes(prefix),
+        dangling=dangling_links(prefix, stores),
     )
 
 
 def verify(store: Store, artifacts: list[str]) -> list[Damage]:
-    """Check the given artifacts (ids, `name/<hash>` or a unique start of it, or paths), or
-    every complete artifact of this store when none is given. Raises HitError for an
-    artifact that is not there."""
+    """Check the given artifacts (paths, or what Store.pick takes: ids, unique starts of
+    them, package names with one artifact), or every complete artifact of this store, its
+    profiles included, when none is given. Raises HitError for an artifact that is not
+    there, or a name that matches several (listed)."""
+    stores = (store.root, *(up.root for up in store.upstreams))
     if not artifacts:
-        return [check(p) for p in store.prefixes() if (p / META / MANIFEST).exists()]
-    prefixes = []
-    for a in artifacts:
-        p = Path(a).absolute() if Path(a).exists() else store.find(a)
-        if p is None:
-            raise HitError(f"no artifact {a} in {store.root}")
-        prefixes.append(p)
-    return [check(p) for p in prefixes]
+        installed = [p for p in store.prefixes() if (p / META / MANIFEST).exists()]
+        return [check(p, stores) for p in installed]
+    prefixes = [Path(a).absolute() if Path(a).exists() else store.pick(a) for a in artifacts]
+    return [check(p, stores) for p in prefixes]
 
 
 def describe(damages: list[Damage], store: Store) -> list[str]:

@@ -1,0 +1,257 @@
+"""Generations: every profile a link has pointed to, and which of them the gc keeps.
+
+`gc_roots/_gen/<entry>/` holds, for one profile link, `link` (its path) and one symlink per
+generation, `<n>` -> the profile, made when `hit build` pointed the link there. `hit history`
+lists them, `hit rollback` goes back to the newest earlier one whose profile still exists.
+
+The generation a link points at is kept by the link itself (a gc root). An earlier one is a gc
+root only as **rollback history**, when the user asks for it (`History`: `history_keep` and
+`history_days` in config.yaml, or `hit gc --keep-history AGE`); by default none is, so that
+removing a package from a profile, `hit build` and `hit gc` remove the package, as the
+HashDist guide says. The gc then forgets the generations whose profile it removed (as
+`nix-collect-garbage -d` deletes Nix's generations).
+
+A generation can also be **stale**: `hit build` found its registered link gone (moved with a
+plain `mv`, or deleted by hand) while it pointed at that generation's profile, and made the
+link again for a new profile. A moved link may still point at the old profile, so the gc keeps
+it, and says so, until `hit gc --drop-stale` (mark: `<n>.stale` beside the generation).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..atomic import write_atomic
+from ..errors import HitError
+from .links import set_link
+from .roots import GENERATIONS, STALE, entry_for, gen_folder, point
+
+if TYPE_CHECKING:
+    from .layout import Store
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generation of a profile link: its number, when it was made (seconds since the
+    epoch), the profile, and whether the link vanished outside hit while pointing at it."""
+
+    number: int
+    when: float
+    target: Path
+    stale: bool = False
+
+
+def _read(folder: Path) -> list[Generation]:
+    """The generations recorded in one folder, oldest first."""
+    try:
+        names = set(os.listdir(folder))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        f = folder / name
+        if name.isdigit() and f.is_symlink():
+            stale = name + STALE in names
+            out.append(Generation(int(name), f.lstat().st_mtime, Path(os.readlink(f)), stale))
+    return sorted(out, key=lambda g: g.number)
+
+
+def generations(gc_roots: Path, link: Path) -> list[Generation]:
+    """The generations of `link`, oldest first."""
+    return _read(gen_folder(gc_roots, link))
+
+
+def every_link(gc_roots: Path) -> list[tuple[Path, list[Generation]]]:
+    """Each link that has generations, with them (oldest first), sorted by link path."""
+    top = gc_roots / GENERATIONS
+    out = []
+    if top.is_dir():
+        for folder in top.iterdir():
+            try:
+                link = Path((folder / "link").read_text().strip())
+            except OSError:
+                continue
+            out.append((link, _read(folder)))
+    return sorted(out, key=lambda x: str(x[0]))
+
+
+def current(link: Path) -> Path | None:
+    """The profile `link` points at now (its real path), None when it is gone."""
+    return Path(os.path.realpath(link)) if link.is_symlink() else None
+
+
+@dataclass(frozen=True)
+class Switch:
+    """What `switch` did: whether the link changed, the generation it points at now, and the
+    profile a link that vanished outside hit last pointed to (None: nothing vanished)."""
+
+    changed: bool
+    number: int
+    vanished: Path | None = None
+
+
+def switch(gc_roots: Path, link: Path, target: Path) -> Switch:
+    """`hit build`'s last step: point `link` at `target` as a registered gc root
+    (roots.point) and record the generation. When the link was registered but is gone
+    (moved with a plain `mv` or deleted outside hit) and pointed at another profile, the
+    generation of that profile is marked stale: a moved link may still point at it, so the
+    gc keeps it until `hit gc --drop-stale`."""
+    entry = entry_for(gc_roots, link)
+    last = entry.with_name(entry.name + ".last")
+    vanished = None
+    if entry.is_symlink() and not link.is_symlink() and last.is_symlink():
+        before = Path(os.readlink(last))
+        if before != target and before.exists():
+            vanished = before
+    changed = point(gc_roots, link, target)
+    if vanished is not None:
+        mark_stale(gc_roots, link, _record(gc_roots, link, vanished, new=False))
+    return Switch(changed, _record(gc_roots, link, target), vanished)
+
+
+def _record(gc_roots: Path, link: Path, target: Path, new: bool = True) -> int:
+    """The generation of `link` pointing at `target`: the newest one if it already does
+    (with `new=False`: the newest one that does, anywhere in the history), else a new one.
+    Returns its number."""
+    folder = gen_folder(gc_roots, link)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / "link", str(link.absolute()))
+    gens = _read(folder)
+    same = [g for g in (gens if not new else gens[-1:]) if g.target == target]
+    if same:
+        return same[-1].number
+    number = (gens[-1].number + 1) if gens else 1
+    set_link(folder / str(number), target)
+    return number
+
+
+def record_generation(gc_roots: Path, link: Path, target: Path) -> int:
+    """Add a generation for `link` now pointing at `target` (none if its newest one does);
+    returns its number. Nothing is pruned here: which earlier generations stay is the gc's
+    decision (`History`)."""
+    return _record(gc_roots, link, target)
+
+
+def mark_stale(gc_roots: Path, link: Path, number: int) -> None:
+    """Mark generation `number` of `link` stale (its link vanished outside hit)."""
+    (gen_folder(gc_roots, link) / f"{number}{STALE}").touch()
+
+
+def drop_stale(gc_roots: Path, dry_run: bool = False) -> list[tuple[Path, Generation]]:
+    """`hit gc --drop-stale`: forget every stale mark (the generations then follow the
+    history rule like any other); returns the (link, generation) pairs it concerned."""
+    dropped = []
+    for link, gens in every_link(gc_roots):
+        for g in gens:
+            if g.stale:
+                dropped.append((link, g))
+                if not dry_run:
+                    (gen_folder(gc_roots, link) / f"{g.number}{STALE}").unlink(missing_ok=True)
+    return dropped
+
+
+def forget(gc_roots: Path, gone: set[Path], dry_run: bool = False) -> list[tuple[Path, Generation]]:
+    """Forget the generations whose profile is in `gone` (the gc removed it, or would), and
+    the folder of a link that is no longer registered once none is left; returns the
+    (link, generation) pairs."""
+    import shutil
+
+    forgotten = []
+    for link, gens in every_link(gc_roots):
+        folder = gen_folder(gc_roots, link)
+        going = [g for g in gens if g.target in gone]
+        forgotten += [(link, g) for g in going]
+        if dry_run:
+            continue
+        for g in going:
+            (folder / str(g.number)).unlink(missing_ok=True)
+            (folder / f"{g.number}{STALE}").unlink(missing_ok=True)
+        if len(going) == len(gens) and not entry_for(gc_roots, link).is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+    return forgotten
+
+
+# --- which earlier generations the gc keeps ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class History:
+    """Which earlier generations of each link are gc roots (rollback history): the last
+    `keep` of them, and those the link left less than `seconds` ago (when the next one was
+    made). `why` says where the rule comes from, for messages: `history_days: 30`, or
+    `--keep-history 2w`. The default keeps none."""
+
+    keep: int = 0
+    seconds: float = 0.0
+    why: str = "history_keep: 0, history_days: 0"
+
+    @property
+    def on(self) -> bool:
+        return self.keep > 0 or self.seconds > 0
+
+    def kept(self, gens: list[Generation], now_at: Path | None, now: float) -> list[Generation]:
+        """Of `gens` (one link's, oldest first), the earlier ones (not pointing at `now_at`,
+        the link's profile) that this rule keeps."""
+        earlier = [g for g in gens if g.target != now_at]
+        by_count = {g.number for g in earlier[len(earlier) - self.keep :]} if self.keep else set()
+        left = {a.number: b.when for a, b in zip(gens, gens[1:], strict=False)}
+        return [
+            g
+            for g in earlier
+            if g.number in by_count or now - left.get(g.number, g.when) < self.seconds
+        ]
+
+
+def history_of(keep: int, days: int) -> History:
+    """The rule config.yaml's `history_keep` and `history_days` give; its `why` names the
+    keys that keep something (both when neither does)."""
+    said = [f"{k}: {v}" for k, v in (("history_keep", keep), ("history_days", days)) if v]
+    why = ", ".join(said) or "history_keep: 0, history_days: 0"
+    return History(keep, days * 86400.0, why)
+
+
+# --- hit history, hit rollback -----------------------------------------------------------------
+
+
+def history(gc_roots: Path, link: Path, store: Store) -> list[str]:
+    """`hit history`: one line a generation of `link`, oldest first: number, local time,
+    the profile, `(current)` for the one it points at."""
+    now_at = current(link)
+    lines = []
+    for g in generations(gc_roots, link):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(g.when))
+        mark = "  (current)" if g.target == now_at else ""
+        lines.append(f"{g.number:>4}  {when}  {store.label(g.target)}{mark}")
+    return lines
+
+
+def previous_generation(gc_roots: Path, link: Path, rule: History | None = None) -> Generation:
+    """The newest generation of `link` older than the one it points at whose profile still
+    exists. Raises HitError when there is none (or the link points at no generation),
+    saying, when `rule` keeps no history, that the gc removes earlier generations."""
+    gens = generations(gc_roots, link)
+    now_at = current(link)
+    now = max((g.number for g in gens if g.target == now_at), default=None)
+    earlier = [g for g in gens if now is not None and g.number < now and g.target.exists()]
+    if not earlier:
+        why = ""
+        if rule is not None and not rule.on:
+            why = (
+                "; rollback history is not kept (history_keep and history_days are 0 in "
+                "config.yaml), so `hit gc` removes earlier generations: set history_days: N "
+                "to keep those of the last N days"
+            )
+        raise HitError(f"{link} has no earlier generation to go back to (`hit history`){why}")
+    return earlier[-1]
+
+
+def rollback(gc_roots: Path, link: Path, rule: History | None = None) -> Generation:
+    """`hit rollback`: point `link` back at its previous generation (previous_generation)
+    and return it; nothing is read or built."""
+    back = previous_generation(gc_roots, link, rule)
+    point(gc_roots, link, back.target)
+    return back
