@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hdmodules.errors import ConfigError
 from hdmodules.publish.modulefiles import Entry
@@ -369,6 +370,20 @@ def test_a_variant_adds_arguments_to_the_build_system(hit, tmp_path):
     out = {p: run_clean([str(tmp_path / p.stem / "bin" / "vcalc")]) for p in (serial, mpi)}
     assert out[serial].stdout == "vcalc serial\n", out[serial].stderr
     assert re.fullmatch(r"vcalc with-mpi mpi \d\.\d\n", out[mpi].stdout), out[mpi].stderr
+    # an MPI external without a Fortran wrapper: `FC={MPIFC}` would reach make as `FC=`
+    doc = yaml.safe_load((tmp_path / "externals.yaml").read_text())
+    for table in ("commands", "pin"):
+        del doc["externals"]["openmpi-4.1.4"][table]["mpifc"]
+    (tmp_path / "externals.yaml").write_text(yaml.safe_dump(doc))
+    recipe = tmp_path / "pkgs" / "vcalc.yaml"
+    recipe.write_text(recipe.read_text().replace('"CC={MPICC}",', '"CC={MPICC}", "FC={MPIFC}",'))
+    r = hit("build", str(mpi), check=False)
+    line = VCALC.splitlines().index("build_system: make") + 1
+    _one_error(
+        r,
+        f"vcalc.yaml:{line}: make_args: argument 'FC={{MPIFC}}' names {{MPIFC}}, but the mpi "
+        "external openmpi-4.1.4 has no mpifc command",
+    )
 
 
 def test_a_version_condition_can_ask_for_a_toolchain(hit, tmp_path):
@@ -467,6 +482,15 @@ BAD_RECIPES = {
     "two-ranges": ('when:\n  "@1: @:2": {}\n', 4,
                    "when @1: @:2: gives two version ranges (@1: and @:2): write one, @LOW:HIGH"),
     "range-repeats": ('when:\n  "@1 @1": {}\n', 4, "when @1 @1: @1 repeats"),
+    "env-managed": ("environment: {PATH: /evil}\n", 3,
+                    "module variable PATH is the module tools' own: a module setting it would "
+                    "replace the user's value"),
+    "block-env-managed": ("parameters: {mpi: true}\nwhen:\n  +mpi:\n    environment:\n"
+                          "      LD_PRELOAD: /x.so\n", 7, "module variable LD_PRELOAD is the"),
+    "auto-off-asks-for-it": ("parameters: {mpi: auto}\nwhen:\n  +mpi: {toolchain: [mpi]}\n"
+                             "  ~mpi: {toolchain: [mpi]}\n", 6,
+                             "when ~mpi: asks for toolchain mpi, but mpi is auto, which is off "
+                             "exactly when the stack has no mpi"),
     "empty-range": ('when:\n  "@2:1": {}\n', 4, "when @2:1: never holds (@2:1: 2 comes after 1)"),
     "no-offered-version": ('versions:\n  "1": {path: .}\n  "1.5": {path: .}\nwhen:\n'
                            '  "+x @2:": {}\nparameters: {x: true}\n', 7,

@@ -220,6 +220,25 @@ def placeholder_problem(word: str, variables: frozenset[str], scope: str = "") -
     return None
 
 
+def check_tools_given(steps: BuildSteps | None, unset: dict[str, str]) -> None:
+    """Raise ConfigError at `build_system:` when an argument names a compiler variable the
+    chosen externals do not set: `unset` maps such a variable (`MPIFC`) to why (`the mpi
+    external openmpi-4.1.4 has no mpifc command`). Otherwise the word would reach the
+    build as `FC=` and configure would guess a compiler on its own."""
+    if steps is None:
+        return
+    for key, words in steps.args.items():
+        for word in words:
+            for _, name, _, _ in string.Formatter().parse(word):
+                if name in unset:
+                    raise ConfigError(
+                        steps.file,
+                        steps.line,
+                        f"{key}: argument {word!r} names {{{name}}}, but {unset[name]} "
+                        "(add the command to the external, or leave the argument out)",
+                    )
+
+
 def body(steps: BuildSteps | None, build: str, package_dirs: tuple[Path, ...] = ()) -> str:
     """The build body of a recipe: its `build:` script alone (`steps` None), else its
     `pre_configure:` steps, the system's phases rendered from the first

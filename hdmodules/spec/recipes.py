@@ -13,7 +13,7 @@ from ..urls import git_location
 from . import buildsystems, yamlfile
 from .buildsystems import BuildSteps
 from .variants import BlockContext, When, load_when
-from .yamlfile import Scalar, check_env_value, check_name, check_version
+from .yamlfile import Scalar, check_name, check_version
 
 RECIPE_KEYS = {
     "name",
@@ -246,10 +246,7 @@ def load_recipe(file: Path) -> Recipe:
         raise ConfigError(file, m.line, f"{message} ({systems})")
     if m.get("build") is not None and not isinstance(m["build"], str):
         yamlfile.fail(m, "build", "'build' must be a script (use `build: |` and indent it)")
-    environment = yamlfile.check_parameters(m, "environment", "module variable")
-    env_m = yamlfile.get_mapping(m, "environment")
-    for k, v in environment.items():
-        check_env_value(env_m, k, str(v))
+    environment = yamlfile.module_environment(m)
     versions = _versions(m, version, file.parent)
     context = BlockContext(
         parameters=params,

@@ -24,7 +24,7 @@ from ..errors import ConfigError, HitError
 from . import buildsystems, variants
 from .artifact import ArtifactRef
 from .buildspec import BuildSpec, PatchInput, ProfileDoc, SourceInput
-from .externals import External, check_pins, implicit_compiler
+from .externals import ENV_OF_ROLE, ROLES, External, check_pins, implicit_compiler
 from .profiles import ProfileSpec, load_profile
 from .recipes import (
     Recipe,
@@ -229,6 +229,17 @@ def _node_toolchain(
     return tools
 
 
+def _unset_tools(tools: dict[str, External]) -> dict[str, str]:
+    """The compiler variables (CC, MPIFC, ...) a node's toolchain kinds could set but its
+    chosen externals do not, each -> why (externals.ROLES, ENV_OF_ROLE)."""
+    unset = {}
+    for kind, ext in tools.items():
+        for role in ROLES.get(kind, ()):
+            if role not in ext.commands:
+                unset[ENV_OF_ROLE[role]] = f"the {kind} external {ext.name} has no {role} command"
+    return unset
+
+
 def _missing_kind(recipe: Recipe, kind: str, profile: ProfileSpec) -> None:
     """Raise ConfigError: `recipe` needs an external of `kind` that `profile` (a user's
     profile or a site stack) does not choose. When a variant asked for it (`when: +mpi`
@@ -245,15 +256,20 @@ def _missing_kind(recipe: Recipe, kind: str, profile: ProfileSpec) -> None:
     if blocks and not blocks[0].parameter_terms:
         message += f" (its `when: {blocks[0].condition}` asks for it at version {recipe.version})"
     elif blocks:  # a variant asked for it: say which, where it was set, and how to go without
-        name = blocks[0].parameter_terms[0].name
+        term = blocks[0].parameter_terms[0]
+        name = term.name
         req = profile.packages.get(recipe.name)
         if req is not None and name in req.parameters:
             file, line = req.file, req.line
         elif name in profile.parameters:
             file, line = profile.parameter_lines.get(name, (profile.file, None))
+        value = params.get(name)
+        shown = ("on" if value else "off") if isinstance(value, bool) else repr(value)
+        other = "false" if term.value is True else "true" if term.value is False else "another"
         message += (
-            f" (its `when: {blocks[0].condition}` asks for it, and {name} is on: "
-            f"set {name}: false, or auto to follow the {'stack' if profile.stack else 'profile'})"
+            f" (its `when: {blocks[0].condition}` asks for it, and {name} is {shown}: "
+            f"set {name}: {other}, or auto to follow the "
+            f"{'stack' if profile.stack else 'profile'})"
         )
     raise ConfigError(file, line, message)
 
@@ -322,6 +338,7 @@ def _node(
         closure += [d for d in (*nodes[dep].closure, dep) if d not in closure]
     params = _parameters(recipe, profile)
     tools = _node_toolchain(recipe, chosen, profile)
+    buildsystems.check_tools_given(recipe.build_system, _unset_tools(tools))
     spec = BuildSpec(
         name=recipe.name,
         version=recipe.version,

@@ -45,7 +45,7 @@ from typing import Any
 from ..errors import ConfigError
 from . import buildsystems, yamlfile
 from .versions import Range, by_newest
-from .yamlfile import Scalar, check_env_value, check_name, check_text
+from .yamlfile import Scalar, check_name, check_text
 
 AUTO = "auto"
 WHEN_KEYS = {"toolchain", "dependencies", "allow_host_libs", "environment", "description"}
@@ -205,6 +205,17 @@ def load_when(m: yamlfile.Mapping, ctx: BlockContext) -> tuple[When, ...]:
                 f"parameter {name!r} is auto (on when the stack has what +{name} needs), "
                 f"but no `when: +{name}` block asks for a toolchain (toolchain: [mpi])",
             )
+        needed = set(auto_kinds(found, name)) if default == AUTO else set()
+        for b in found:  # auto is off exactly when the stack lacks these: ~name cannot ask
+            if Term(name, False) in b.terms and needed & set(b.toolchain):
+                kinds = ", ".join(sorted(needed & set(b.toolchain)))
+                yamlfile.fail(
+                    blocks_m,
+                    b.condition,
+                    f"when {b.condition}: asks for toolchain {kinds}, but {name} is auto, "
+                    f"which is off exactly when the stack has no {kinds}: the block never "
+                    f"gets it (move it under +{name})",
+                )
     return found
 
 
@@ -272,10 +283,7 @@ def _block(
     deps = yamlfile.get_str_list(b, "dependencies")
     for d in deps:
         check_name(b, "dependencies", d, "dependency")
-    environment = yamlfile.check_parameters(b, "environment", "module variable")
-    env_m = yamlfile.get_mapping(b, "environment")
-    for k, v in environment.items():
-        check_env_value(env_m, k, str(v))
+    environment = yamlfile.module_environment(b)
     description = yamlfile.get_str(b, "description")
     if description is not None:
         check_text(b, "description", description)

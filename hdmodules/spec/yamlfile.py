@@ -237,6 +237,39 @@ def check_env_value(m: Mapping, key: Any, value: str) -> str:
     return value
 
 
+# what the module tools and the generated modules manage themselves: a package's module
+# setting one (setenv) would replace the user's value, not add to it
+MODULE_MANAGED_VARS = frozenset(
+    {
+        "PATH", "MANPATH", "INFOPATH", "LD_LIBRARY_PATH", "LD_RUN_PATH", "LD_PRELOAD",
+        "LD_AUDIT", "LIBRARY_PATH", "CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH",
+        "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH", "PYTHONPATH", "MODULEPATH", "LOADEDMODULES",
+        "_LMFILES_", "MODULESHOME", "HOME", "SHELL", "USER", "IFS",
+    }
+)  # fmt: skip
+
+
+def module_environment(m: Mapping, key: str = "environment") -> dict[str, str]:
+    """A recipe's (or a `when:` block's) `environment:`: module variable -> value, each a
+    shell variable name (check_env_var), not one the module tools or the generated module
+    manage (MODULE_MANAGED_VARS: `PATH: /x` would replace the user's PATH, where Lmod's
+    prepend_path adds to it), and a value a module may export (check_env_value). Raises
+    ConfigError at the offending line."""
+    variables = check_parameters(m, key, "module variable")
+    env_m = get_mapping(m, key)
+    for name, value in variables.items():
+        if name in MODULE_MANAGED_VARS:
+            fail(
+                env_m,
+                name,
+                f"module variable {name} is the module tools' own: a module setting it would "
+                "replace the user's value (the module adds the artifact's folders to PATH, "
+                "MANPATH, ... itself)",
+            )
+        check_env_value(env_m, name, str(value))
+    return {k: str(v) for k, v in variables.items()}
+
+
 def check_line(m: Mapping, key: Any, value: str | None, what: str) -> str | None:
     """`value` if it holds no control character (line breaks first); else ConfigError with
     `file:line`. For words written into a line of a generated script that is not quoted as
