@@ -228,3 +228,20 @@ def test_a_root_seeded_offline_is_still_a_site(base):
     assert "private" not in r.stderr and "opened" not in r.stderr  # nothing else to correct
     assert stat.S_IMODE(liba.stat().st_mode) == 0o555
     assert stat.S_IMODE((liba / "include" / "a.h").stat().st_mode) == 0o444
+
+
+def test_a_source_named_by_its_absolute_path_is_refused_before_building(tmp_path):
+    """The published copy holds the recipes and the files named relative to them; a file
+    named by its absolute path would stay the admin's live file for every user, so `hdmod
+    build` refuses it at the recipe's line, before anything builds."""
+    yaml = demo_site(tmp_path, DIAMOND)
+    recipe = yaml.parent / "pkgs" / "app.yaml"
+    absolute = (yaml.parent / "src" / "app").resolve()
+    text = recipe.read_text()
+    recipe.write_text(text.replace("path: ../src/app", f"path: {absolute}"))
+    line = text.splitlines().index("  - path: ../src/app") + 1
+    root = tmp_path / "root"
+    r = run_hdmod("build", str(yaml), "--root", str(root), check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"{recipe}:{line}: {absolute} is named by its absolute path, but stack gcc12" in r.stderr
+    assert "built in" not in r.stderr and not list(root.glob("bld/*/*"))

@@ -16,7 +16,7 @@ from ..progress import Progress
 from ..spec.resolve import Resolved, repin_externals, resolve_file
 from ..spec.site import Site, load_site
 from ..store.home import Home, load_home, open_store, require_writable
-from . import modulefiles, moduletree
+from . import modulefiles, moduletree, publishedstacks
 from .profilebuild import Result, build_profile
 from .sitebuild import Published, build_site, claim_root, resolve_stacks, site_home
 from .spidercache import spider_cache_files
@@ -75,6 +75,7 @@ def site_build(site: Site, o: SiteBuild, say: Say) -> Published | None:
     home = site_home(site)
     # module names clash, and an admin's default names no module, before anything builds
     moduletree.admin_defaults(site, modulefiles.plan(site, stacks, open_store(home)))
+    publishedstacks.check_frozen(stacks)  # and a stack users could not get a frozen copy of
     spider_cache_files(site)  # and a spider cache without Lmod fails before too
     if o.slurm and _submit_site(site, stacks, home, o, say) and not o.wait:
         return None

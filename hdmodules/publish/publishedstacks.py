@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_atomic
-from ..errors import HitError
+from ..errors import ConfigError, HitError
 from ..hashing import canonical_json, sha256_file, tree_entries
 from ..spec import siteroot, yamlfile
 from ..spec.buildsystems import template_files
@@ -174,6 +174,28 @@ def freeze(site: Site, stack: Stack, resolved: Resolved, say: Say) -> Path:
     return copy
 
 
+def check_frozen(stacks: Iterable[tuple[Stack, Resolved]]) -> None:
+    """Before anything builds: no recipe of a stack names a source or patch file by its
+    absolute path, which the published copy (a copy of the recipes and the files named
+    relative to them) cannot hold, so users' builds would read the admin's live file. Raises
+    ConfigError at that line of the recipe."""
+    for stack, resolved in stacks:
+        for node in resolved.nodes.values():
+            r = node.recipe
+            versions = (s for v in r.versions.values() for s in v)
+            patches = (p for block in r.when for p in block.patches)
+            for item in (*r.sources, *versions, *r.patches, *patches):
+                if item.absolute:
+                    raise ConfigError(
+                        r.file,
+                        item.line or None,
+                        f"{item.path} is named by its absolute path, but stack {stack.name} "
+                        "is published for users as a frozen copy of its recipes and the files "
+                        "named relative to them (write it relative to the recipe, like "
+                        "../shared/fix.patch, or give a url: with its sha256:)",
+                    )
+
+
 def inputs(resolved: Resolved) -> tuple[list[Path], dict[Path, str]]:
     """The package dirs the resolution's recipes and phase templates come from (in search
     order), and every path whose bytes enter its build specs: path -> "file", "tree" (a
@@ -287,9 +309,7 @@ def _overrides(req: PackageRequest, node: Node) -> dict[str, Any]:
 
 
 def _check(stack: Stack, resolved: Resolved, staging: Path, say: Say) -> None:
-    """The copy in `staging` resolves to exactly the ids the site built (else HitError); a
-    file a recipe names by its absolute path is read there by users' builds, not from the
-    copy: say so."""
+    """The copy in `staging` resolves to exactly the ids the site built (else HitError)."""
     try:
         frozen = resolve(load_profile(staging / siteroot.PUBLISHED_PROFILE))
     except HitError as e:
@@ -301,13 +321,6 @@ def _check(stack: Stack, resolved: Resolved, staging: Path, say: Say) -> None:
             f"stack {stack.name}: its published copy resolves {', '.join(differ) or 'others'} "
             f"differently from the site's build; nothing was published for it"
         )
-    for name, node in frozen.nodes.items():
-        for path in recipe_inputs(node.recipe, frozen.profile.package_dirs):
-            if not path.is_relative_to(staging):
-                say(
-                    f"stack {stack.name}: the recipe of {name} names {path} by its absolute "
-                    f"path; users' builds read it there, not from the published copy"
-                )
 
 
 def _write_stack_file(site: Site, stack: Stack, copy: Path) -> None:

@@ -53,6 +53,7 @@ class Source:
     ref: str | None = None  # the branch a profile asked for (resolved to `commit`)
     dest: str = "."
     line: int = 0
+    absolute: bool = False  # `path:` was written as an absolute path (not beside the recipe)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class Patch:
     sha256: str | None = None
     strip: int = 1
     line: int = 0
+    absolute: bool = False  # `path:` was written as an absolute path (not beside the recipe)
 
     @property
     def label(self) -> str:
@@ -137,6 +139,7 @@ def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
         commit=commit,
         dest=dest,
         line=m.line,
+        absolute=path is not None and os.path.isabs(path),
     )
 
 
@@ -209,7 +212,8 @@ def _load_patch(p: yamlfile.Mapping, recipe_dir: Path) -> Patch:
             yamlfile.fail(p, "path", f"patch file {path} {what} ({file})")
         if file.stat().st_size == 0:  # patch(1) applies an empty file as a no-op
             yamlfile.fail(p, "path", f"patch file {path} is empty ({file})")
-    return Patch(file, url, sha.lower() if sha else None, strip, p.line)
+    absolute = path is not None and os.path.isabs(path)
+    return Patch(file, url, sha.lower() if sha else None, strip, p.line, absolute)
 
 
 def load_recipe(file: Path) -> Recipe:
