@@ -245,3 +245,26 @@ def test_a_source_named_by_its_absolute_path_is_refused_before_building(tmp_path
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert f"{recipe}:{line}: {absolute} is named by its absolute path, but stack gcc12" in r.stderr
     assert "built in" not in r.stderr and not list(root.glob("bld/*/*"))
+
+
+def test_a_stack_says_which_package_wins_a_file_both_ship(tmp_path):
+    """Two packages of a stack ship share/twin/which: without `prefer:` the stack's profile
+    cannot be assembled (the message says where to choose); with `prefer: [twin-b]` in the
+    stack, twin-b's file is the profile's, and users extending the stack inherit the choice."""
+    stacks = "  s:\n    compiler: gcc-12\n    packages: [twin-a, twin-b]\n"
+    yaml = demo_site(tmp_path, stacks)
+    for name in ("twin-a", "twin-b"):
+        (yaml.parent / "pkgs" / f"{name}.yaml").write_text(
+            'version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT/share/twin"\n'
+            f'  echo {name} > "$ARTIFACT/share/twin/which"\n'
+        )
+    root = tmp_path / "root"
+    r = run_hdmod("build", str(yaml), "--root", str(root), check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "packages twin-a and twin-b conflict on share/twin/which" in r.stderr
+    assert "(for a site: in the stack, beside its packages:)" in r.stderr
+    yaml.write_text(yaml.read_text().replace(stacks, stacks + "    prefer: [twin-b]\n"))
+    run_hdmod("build", str(yaml), "--root", str(root))
+    assert (root / "profiles" / "s" / "share" / "twin" / "which").read_text() == "twin-b\n"
+    published = published_copy(root / "stacks" / "s.yaml") / "stack.yaml"
+    assert 'prefer: ["twin-b"]' in published.read_text()

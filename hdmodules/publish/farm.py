@@ -55,7 +55,8 @@ def _conflict(rel: str, a: str, b: str, rank: dict[str, int], why: str) -> str:
         return min((a, b), key=lambda p: rank.get(p, len(rank)))
     raise HitError(
         f"packages {a} and {b} conflict on {rel} ({why}); "
-        f"list the one that should win under `prefer:` in the profile"
+        f"list the one that should win under `prefer:` in the profile (for a site: in the "
+        f"stack, beside its packages:)"
     )
 
 

@@ -293,6 +293,7 @@ def _published_profile(stack: Stack, resolved: Resolved, package_dirs: list[str]
         externals=[e for n, e in sorted(p.externals.items()) if n in used],
         toolchain=p.toolchain,
         packages=packages,
+        prefer=p.prefer,
     )
 
 

@@ -42,7 +42,7 @@ SITE_KEYS = frozenset(
         "mirrors",
     ]
 )
-STACK_KEYS = {"compiler", "mpi", "core", "parameters", "packages"}
+STACK_KEYS = {"compiler", "mpi", "core", "parameters", "packages", "prefer"}
 MODULE_KEYS = frozenset(
     [
         "path",
@@ -329,12 +329,16 @@ def load_site(
         if sm.get("mpi") is not None:
             toolchain["mpi"] = yamlfile.get_str(sm, "mpi")
         packages: dict[str, PackageRequest] = {r.name: r for r in package_requests(sm)}
+        prefer = yamlfile.get_str_list(sm, "prefer")  # who wins a file two packages ship
+        for winner in prefer:
+            check_name(sm, "prefer", winner, "prefer: package name")
         profile = ProfileSpec(
             file=file,
             package_dirs=list(pkg_dirs),
             parameters=yamlfile.check_parameters(sm, "parameters"),
             parameter_lines=parameter_lines(sm),
             packages=packages,
+            prefer=prefer,
             externals=dict(externals),
             toolchain=toolchain,
             toolchain_lines={k: (file, sm.line_of(k)) for k in toolchain},
