@@ -10,7 +10,9 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -268,3 +270,56 @@ def test_a_stack_says_which_package_wins_a_file_both_ship(tmp_path):
     assert (root / "profiles" / "s" / "share" / "twin" / "which").read_text() == "twin-b\n"
     published = published_copy(root / "stacks" / "s.yaml") / "stack.yaml"
     assert 'prefer: ["twin-b"]' in published.read_text()
+
+
+def test_the_sites_gc_keeps_what_a_users_running_build_uses(tmp_path):
+    """A user's build on the site's libcore is running when the admin changes libcore and
+    runs the site's gc: the old libcore is no stack's any more and the user's link does not
+    point at anything yet, but the build told the site what it uses before it started
+    (a record that counts while the build runs), so the gc keeps it and the build finishes
+    against it. Afterwards only the user's ordinary record remains."""
+    yaml = demo_site(tmp_path, DIAMOND)
+    root = tmp_path / "root"
+    run_hdmod("build", str(yaml), "--root", str(root))
+    old = artifacts(root / "profiles" / "gcc12")["libcore"]
+    proj, started, go = tmp_path / "proj", tmp_path / "started", tmp_path / "go"
+    (proj / "mypkgs").mkdir(parents=True)
+    (proj / "mypkgs" / "uslow.yaml").write_text(
+        'version: "1"\ndependencies: [libcore]\nbuild: |\n'
+        f"  touch {started}\n"
+        f"  for i in $(seq 600); do [ -e {go} ] && break; sleep 0.1; done\n"
+        '  ls "$LIBCORE_DIR/lib" > /dev/null\n  mkdir -p "$ARTIFACT/share"\n'
+    )
+    (proj / "default.yaml").write_text(
+        f"extends: [{root}/stacks/gcc12.yaml]\npackage_dirs: [mypkgs]\npackages: {{uslow: }}\n"
+    )
+    env = {**os.environ, "HIT_HOME": str(tmp_path / "hithome"),
+           "HIT_SITE_CONFIG": str(root / "user-config.yaml")}  # fmt: skip
+    cmd = [sys.executable, "-m", "hdmodules.cli.hit", "build", "default.yaml"]
+    building = subprocess.Popen(cmd, cwd=proj, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        for _ in range(600):
+            if started.exists() or building.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert started.exists(), building.communicate()
+        recipe = yaml.parent / "pkgs" / "libcore.yaml"
+        recipe.write_text(recipe.read_text().replace("build: |\n", "build: |\n  true\n", 1))
+        run_hdmod("build", str(yaml), "--root", str(root))
+        assert artifacts(root / "profiles" / "gcc12")["libcore"] != old
+        site_hit = {**os.environ, "HIT_HOME": str(root)}
+        site_hit.pop("HIT_SITE_CONFIG", None)
+        listed = run_hit("gc", "--list", env=site_hit).out
+        assert "(a user's profile, building: uses" in listed, listed
+        gc = run_hit("gc", env=site_hit)
+        assert prefix(root, old).is_dir(), gc.both
+    finally:
+        go.touch()
+        out, err = building.communicate(timeout=120)
+    assert building.returncode == 0, err
+    records = [json.loads(f.read_text()) for f in (root / "gcroots" / "users").glob("*.json")]
+    assert [r for r in records if "building" not in r] and not [
+        r for r in records if "building" in r
+    ]
+    assert old in next(r for r in records if "building" not in r)["uses"]

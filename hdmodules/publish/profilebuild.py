@@ -102,14 +102,30 @@ def _building(
     stacks: list[Resolved], home: Home, store: Store, progress: Progress
 ) -> Iterator[list[ArtifactRef]]:
     """Hold the store's GC lock shared and register everything the stacks use as temporary
-    roots, for as long as the build runs. Yields those artifacts' refs."""
+    roots, for as long as the build runs, in this home and, for what an upstream store (the
+    site's) holds, in that store's users' records (its GC may run on another machine, and
+    it keeps what a running build uses: roots.record_building). Yields those artifacts'
+    refs."""
     with store.gc_lock(False, lambda: progress.note("waiting: a garbage collection is running")):
         refs = [n.ref for r in stacks for n in r.nodes.values()] + [r.profile_ref for r in stacks]
         temp = roots.add_temp(home.gc_roots, [store.prefix(ref) for ref in refs])
+        upstream = []
+        for up_roots, up_store in zip(home.upstream_gc_roots, store.upstreams, strict=True):
+            ids = [r.id for r in refs if store.prefix(r).is_relative_to(up_store.root)]
+            record = roots.record_building(up_roots, temp, ids) if ids else None
+            if ids and record is None:
+                progress.note(
+                    f"warning: could not record in {up_roots / roots.USERS} that this build "
+                    f"uses {len(ids)} artifact(s) of that store; its garbage collection may "
+                    "remove them meanwhile (ask its admin for write access to that folder)"
+                )
+            upstream += [record] if record else []
         try:
             yield refs
         finally:
             temp.unlink(missing_ok=True)
+            for record in upstream:
+                record.unlink(missing_ok=True)
 
 
 def build_profiles(

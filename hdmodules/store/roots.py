@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -270,7 +271,8 @@ class UseRecord:
     link: Path
     profile: Path
     ids: tuple[str, ...]
-    # alive, gone (the link no longer points at that profile), unknown (cannot look)
+    # alive, gone (the link no longer points at that profile), unknown (cannot look),
+    # building (a build running now uses them: record_building)
     state: str = "unknown"
 
 
@@ -288,6 +290,28 @@ def record_use(upstream_gc_roots: Path, link: Path, profile: Path, ids: list[str
     except OSError:
         return False
     return True
+
+
+BUILDING_GRACE = 24 * 3600  # seconds a user's running build protects what it uses upstream
+
+
+def record_building(upstream_gc_roots: Path, marker: Path, ids: list[str]) -> Path | None:
+    """Tell an upstream store (the site's) that a build running now uses these of its
+    artifacts, before it starts: the upstream's GC may run on another machine and cannot see
+    our processes (as this home's temporary roots are seen), so the record carries the time
+    it was written and counts for BUILDING_GRACE seconds (a build killed without cleaning
+    up is forgotten after that). `marker` is the build's temporary root in our own home,
+    shown by the upstream's `hit gc --list`. Returns the record, None if it could not be
+    written (the caller warns, as for record_use)."""
+    name = f"{os.getuid()}-building-{os.getpid()}-{os.urandom(4).hex()}.json"
+    doc = {"link": str(marker), "profile": str(marker), "uses": sorted(ids)}
+    doc["building"] = time.time()
+    path = upstream_gc_roots / USERS / name
+    try:
+        write_atomic(path, json.dumps(doc))
+    except OSError:
+        return None
+    return path
 
 
 def forget_use(upstream_gc_roots: Path, link: Path) -> None:
@@ -355,6 +379,11 @@ def use_records(gc_roots: Path, bad: list[BadRecord] | None = None) -> list[UseR
             continue
         link, profile = Path(doc["link"]), Path(doc["profile"])
         ids = tuple(doc["uses"])
+        started = doc.get("building")
+        if isinstance(started, int | float) and not isinstance(started, bool):
+            running = time.time() - started < BUILDING_GRACE
+            out.append(UseRecord(f, link, profile, ids, "building" if running else "gone"))
+            continue
         try:
             state = "alive" if os.readlink(link) == str(profile) else "gone"
         except FileNotFoundError:
