@@ -323,3 +323,25 @@ def test_the_sites_gc_keeps_what_a_users_running_build_uses(tmp_path):
         r for r in records if "building" in r
     ]
     assert old in next(r for r in records if "building" not in r)["uses"]
+
+
+def test_retiring_a_stack_whose_link_was_removed_by_hand(tmp_path):
+    """`rm ROOT/profiles/gcc11` by hand, then gcc11 leaves site.yaml: `hdmod build` still
+    retires it, forgetting its gc root, so the site's gc frees what only it used."""
+    two = DIAMOND.replace("libb, app", "") + DIAMOND.replace("12", "11")
+    yaml = demo_site(tmp_path, two.replace("[libcore, liba, ]", "[libcore, liba]"))
+    root = tmp_path / "root"
+    run_hdmod("build", str(yaml), "--root", str(root))
+    gcc11, gcc12 = (artifacts(root / "profiles" / s) for s in ("gcc11", "gcc12"))
+    only11 = [prefix(root, i) for i in gcc11.values() if i not in gcc12.values()]
+    (root / "profiles" / "gcc11").unlink()
+    text = yaml.read_text()
+    yaml.write_text(text[: text.index("  gcc11:")] + text[text.index("modules:") :])
+    r = run_hdmod("build", str(yaml), "--root", str(root))
+    assert "retired stack gcc11: it is no longer in site.yaml; removed" in r.stderr
+    assert f"the gc root of {root / 'profiles' / 'gcc11'}" in r.stderr
+    site_hit = {**os.environ, "HIT_HOME": str(root)}
+    site_hit.pop("HIT_SITE_CONFIG", None)
+    gc = run_hit("gc", env=site_hit)
+    assert only11 and not any(p.exists() for p in only11), gc.both
+    assert all(prefix(root, i).is_dir() for i in gcc12.values())

@@ -110,7 +110,13 @@ def retire(site: Site, home: Home, store: Store, say: Say) -> list[str]:
     current = {s.name for s in site.stacks}
     profiles = site.root / siteroot.PROFILES
     links = {p.name for p in profiles.iterdir() if p.is_symlink()} if profiles.is_dir() else set()
-    gone = sorted((set(siteroot.offered_stacks(site.root)) | links) - current)
+    # a stack whose link was removed by hand is still a registered root: retire it too
+    registered = {
+        r.link.name
+        for r in roots.list_roots(home.gc_roots, store.root)
+        if r.own and r.link.parent == profiles
+    }
+    gone = sorted((set(siteroot.offered_stacks(site.root)) | links | registered) - current)
     for name in gone:
         link, file = profiles / name, siteroot.stack_file(site.root, name)
         removed = [str(p) for p in (link, file) if os.path.lexists(p)]
@@ -120,6 +126,9 @@ def retire(site: Site, home: Home, store: Store, say: Say) -> list[str]:
             except HitError:  # its profile was collected already
                 link.unlink()
                 roots.deregister(home.gc_roots, link)
+        else:  # removed by hand: forget its root all the same, or the gc keeps its profile
+            roots.deregister(home.gc_roots, link)
+            removed.append(f"the gc root of {link}")
         file.unlink(missing_ok=True)
         say(
             f"retired stack {name}: it is no longer in {site.file.name}; removed "
