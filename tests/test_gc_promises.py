@@ -308,6 +308,15 @@ def test_gc_purge_verify_messages(hit, home, demo):
     assert r.code == 1 and "no artifact nosuch" in r.err and "give a package name" in r.err
 
 
+def test_a_link_that_cannot_be_made_leaves_no_root(hit, home, demo):
+    """`hit cp` to where no link can be made: the error names that link and why, and no gc
+    root is left for it (one would keep the profile as a stale root)."""
+    hit("build", cwd=demo)
+    r = hit("cp", "default", "/proc/hdmod-link", cwd=demo, check=False)
+    assert r.code == 1 and "cannot write the link /proc/hdmod-link: " in r.err, r.err
+    assert "/proc/hdmod-link" not in hit("gc", "--list").out
+
+
 def test_assembled_in_is_the_assembly_alone(hit, tmp_path):
     write_recipe(tmp_path / "pkgs", "sleepy", 'version: "1"\nbuild: |\n  sleep 2\n'
                  '  mkdir -p "$ARTIFACT/share"\n  echo hi > "$ARTIFACT/share/hi"\n')  # fmt: skip

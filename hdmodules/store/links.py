@@ -22,6 +22,6 @@ def set_link(link: Path, target: Path) -> bool:
     try:
         link.parent.mkdir(parents=True, exist_ok=True)
         replace_link(link, target)
-    except PermissionError:
-        raise HitError(f"cannot write the link {link}: permission denied") from None
+    except OSError as e:  # the link's path, not the target's, is what could not be made
+        raise HitError(f"cannot write the link {link}: {e.strerror or e}") from None
     return True

@@ -79,9 +79,16 @@ def point(gc_roots: Path, link: Path, target: Path, last: bool = True) -> bool:
     the root that keeps its target exists, so a `hit` killed between the two steps leaves
     the link on its old profile (still reached) and, at worst, a root whose `.last` keeps
     the new profile until it is collected as stale. Returns False when the link already
-    pointed there."""
+    pointed there. When the link cannot be made, a root registered for it now is
+    forgotten again (HitError naming the link)."""
+    known = entry_for(gc_roots, link).is_symlink()
     register(gc_roots, link, target, last)
-    return set_link(link, target)
+    try:
+        return set_link(link, target)
+    except HitError:
+        if not known:  # no link was made: a root for it would keep `target` as stale
+            deregister(gc_roots, link)
+        raise
 
 
 def deregister(gc_roots: Path, link: Path) -> None:
