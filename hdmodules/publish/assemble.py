@@ -81,6 +81,14 @@ def record_upstream_use(
     for _home, up_roots, up_store in pairs:
         # the profile too: the same packages give the same profile, found upstream
         ids = [r.id for r in refs if store.prefix(r).is_relative_to(up_store.root)]
+        if ids and not str(link.absolute()).isprintable():  # the site's gc (root) refuses it
+            note(
+                f"warning: the link {ascii(str(link))[1:-1]} has a control character in its "
+                f"path, which the garbage collection of {up_store.root} does not accept in a "
+                f"user's record: it may remove the {len(ids)} artifact(s) of that store this "
+                "profile uses (build it in a folder whose path is printable)"
+            )
+            continue
         if ids and not roots.record_use(up_roots, link.absolute(), profile, ids):
             note(
                 f"warning: could not record in {up_roots / roots.USERS} that "
