@@ -345,3 +345,20 @@ def test_retiring_a_stack_whose_link_was_removed_by_hand(tmp_path):
     gc = run_hit("gc", env=site_hit)
     assert only11 and not any(p.exists() for p in only11), gc.both
     assert all(prefix(root, i).is_dir() for i in gcc12.values())
+
+
+def test_a_profile_path_the_sites_gc_refuses_is_warned_about(tmp_path):
+    """A user's project in a folder with a line break in its name: the site's gc does not
+    accept such a path in a user's record, so `hit build` says the site may remove what
+    the profile uses, instead of leaving a record nobody reads."""
+    yaml = demo_site(tmp_path, DIAMOND)
+    root = tmp_path / "root"
+    run_hdmod("build", str(yaml), "--root", str(root))
+    proj = tmp_path / "odd\nfolder"
+    proj.mkdir()
+    (proj / "default.yaml").write_text(f"extends: [{root}/stacks/gcc12.yaml]\n")
+    env = {**os.environ, "HIT_HOME": str(tmp_path / "hithome"),
+           "HIT_SITE_CONFIG": str(root / "user-config.yaml")}  # fmt: skip
+    r = run_hit("build", "default.yaml", cwd=proj, env=env)
+    assert "warning: the link " in r.err and "odd\\nfolder/default has a control character" in r.err
+    assert not list((root / "gcroots" / "users").glob("*.json"))
