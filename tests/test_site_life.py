@@ -145,13 +145,23 @@ def test_a_users_stack_does_not_depend_on_the_admins_checkout(base):
     assert not copy.exists() and new.is_dir()
 
 
-def test_a_stack_removed_from_site_yaml_is_retired(base):
-    two = DIAMOND.replace("libb, app", "") + DIAMOND.replace("12", "11")
-    yaml = site(base, two.replace("[libcore, liba, ]", "[libcore, liba]"))
-    root = base / "root"
+# gcc12 with libcore and liba, gcc11 with the whole diamond
+TWO_STACKS = DIAMOND.replace("libb, app", "").replace("[libcore, liba, ]", "[libcore, liba]")
+TWO_STACKS += DIAMOND.replace("12", "11")
+
+
+def built_two_stacks(yaml: Path, root: Path) -> tuple[dict, dict, list[Path]]:
+    """`hdmod build` of a TWO_STACKS site: each stack's artifacts (name -> id) and the
+    prefixes only gcc11 uses."""
     run_hdmod("build", str(yaml), "--root", str(root))
     gcc11, gcc12 = (artifacts(root / "profiles" / s) for s in ("gcc11", "gcc12"))
     only11 = [prefix(root, i) for i in gcc11.values() if i not in gcc12.values()]
+    return gcc11, gcc12, only11
+
+
+def test_a_stack_removed_from_site_yaml_is_retired(base):
+    yaml, root = site(base, TWO_STACKS), base / "root"
+    gcc11, gcc12, only11 = built_two_stacks(yaml, root)
     assert len(only11) == 4 and all(p.is_dir() for p in only11)
     proj, env = project(base, root, "gcc11")
     assert user(proj, root, env, "hit", "build").returncode == 0  # greet, on gcc11's liba
@@ -328,12 +338,8 @@ def test_the_sites_gc_keeps_what_a_users_running_build_uses(tmp_path):
 def test_retiring_a_stack_whose_link_was_removed_by_hand(tmp_path):
     """`rm ROOT/profiles/gcc11` by hand, then gcc11 leaves site.yaml: `hdmod build` still
     retires it, forgetting its gc root, so the site's gc frees what only it used."""
-    two = DIAMOND.replace("libb, app", "") + DIAMOND.replace("12", "11")
-    yaml = demo_site(tmp_path, two.replace("[libcore, liba, ]", "[libcore, liba]"))
-    root = tmp_path / "root"
-    run_hdmod("build", str(yaml), "--root", str(root))
-    gcc11, gcc12 = (artifacts(root / "profiles" / s) for s in ("gcc11", "gcc12"))
-    only11 = [prefix(root, i) for i in gcc11.values() if i not in gcc12.values()]
+    yaml, root = demo_site(tmp_path, TWO_STACKS), tmp_path / "root"
+    gcc11, gcc12, only11 = built_two_stacks(yaml, root)
     (root / "profiles" / "gcc11").unlink()
     text = yaml.read_text()
     yaml.write_text(text[: text.index("  gcc11:")] + text[text.index("modules:") :])
