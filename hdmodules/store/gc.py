@@ -308,8 +308,8 @@ def purge(store: Store, gc_roots: Path, ids: list[str], history: History | None 
                 what, hint = HOLDS[k.kind]
                 hint = hint.format(link=k.link, name=k.name, why=history.why)
                 raise HitError(
-                    f"{artifacts[prefix].id} is still reached from the root {k.name} "
-                    f"({what}); {hint}"
+                    f"{artifacts[prefix].id} is still reached from the root {k.name}, "
+                    f"{what}; {hint}"
                 )
         also = _users_of(artifacts, targets)
         for art in users_first([artifacts[p] for p in targets | also]):
