@@ -10,6 +10,9 @@
 # byte for byte; zlib, libzstd, gsl, openblas and netcdf-fortran are Debian repacks (each
 # recipe says what was removed). OpenBLAS's repack lacks the bundled LAPACK: the release
 # OpenBLAS-0.3.21.tar.gz, put in DIR by hand, is used when it is there.
+# CPython 3.11 and its libraries (issue 17): python3.11 and openssl are the releases byte for
+# byte; sqlite3 is the project's full source tree (not the autoconf release tarball) and
+# expat the project's tag archive (not the release tarball), each built as it is.
 # Usage: fetch-upstream-sources.sh DIR   (then: hit fetch --from DIR)
 set -euo pipefail
 dir=${1:?usage: $0 DIR}
@@ -24,7 +27,8 @@ elif ! apt-cache showsrc bzip2 >/dev/null 2>&1 || [ -z "$(apt-cache showsrc bzip
 fi
 have() { ls "$dir"/"$1"_*.orig.tar.* >/dev/null 2>&1; }
 for pkg in bzip2 lz4 libffi ncurses readline fftw3 hdf5 netcdf \
-    zlib xz-utils libzstd m4 libpng1.6 gsl openblas netcdf-fortran; do
+    zlib xz-utils libzstd m4 libpng1.6 gsl openblas netcdf-fortran \
+    sqlite3 expat openssl python3.11; do
   have "$pkg" && continue
   # The newest version first; a security update whose Debian files the archive no longer
   # serves fails the whole download, so then each older version apt knows, until the orig
