@@ -10,8 +10,8 @@
 # byte for byte; zlib, libzstd, gsl, openblas and netcdf-fortran are Debian repacks (each
 # recipe says what was removed). OpenBLAS's repack lacks the bundled LAPACK: the release
 # OpenBLAS-0.3.21.tar.gz, put in DIR by hand, is used when it is there.
-# CPython 3.11 and its libraries (issue 17): python3.11 and openssl are the releases byte for
-# byte; sqlite3 is the project's full source tree (not the autoconf release tarball) and
+# CPython 3.11 and its libraries (issue 17): python3.11's and openssl's are taken for the
+# releases (not yet checked against the projects' published sha256: no internet here); sqlite3 is the project's full source tree (not the autoconf release tarball) and
 # expat the project's tag archive (not the release tarball), each built as it is.
 # Usage: fetch-upstream-sources.sh DIR   (then: hit fetch --from DIR)
 set -euo pipefail
