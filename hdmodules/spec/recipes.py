@@ -273,7 +273,7 @@ def load_recipe(file: Path) -> Recipe:
         allow_host_libs=tuple(yamlfile.get_str_list(m, "allow_host_libs")),
         toolchain=tuple(toolchain),
         resources=_resources(m),
-        environment={k: str(v) for k, v in environment.items()},
+        environment=environment,
         dependency_lines={d: m.line_of("dependencies") for d in deps},
         build_system=steps,
         when=load_when(m, context),

@@ -293,7 +293,7 @@ def _block(
         toolchain=tuple(yamlfile.get_str_list(b, "toolchain")),
         dependencies=tuple(dict.fromkeys(deps)),
         allow_host_libs=tuple(yamlfile.get_str_list(b, "allow_host_libs")),
-        environment={k: str(v) for k, v in environment.items()},
+        environment=environment,
         description=description,
         line=line,
         dependency_line=b.line_of("dependencies"),

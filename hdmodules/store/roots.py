@@ -290,10 +290,14 @@ def _record_name(link: Path) -> str:
 def record_use(upstream_gc_roots: Path, link: Path, profile: Path, ids: list[str]) -> bool:
     """Tell an upstream store (the site's) that the profile behind `link` uses these of its
     artifacts, so its GC keeps them while the link lives. False if the site does not let us."""
-    folder = upstream_gc_roots / USERS
     doc = {"link": str(link), "profile": str(profile), "uses": sorted(ids)}
+    return _write_record(upstream_gc_roots / USERS / _record_name(link), doc)
+
+
+def _write_record(path: Path, doc: dict) -> bool:
+    """Write one user's record (JSON) atomically; False if the folder does not let us."""
     try:
-        write_atomic(folder / _record_name(link), json.dumps(doc))
+        write_atomic(path, json.dumps(doc))
     except OSError:
         return False
     return True
@@ -311,14 +315,14 @@ def record_building(upstream_gc_roots: Path, marker: Path, ids: list[str]) -> Pa
     shown by the upstream's `hit gc --list`. Returns the record, None if it could not be
     written (the caller warns, as for record_use)."""
     name = f"{os.getuid()}-building-{os.getpid()}-{os.urandom(4).hex()}.json"
-    doc = {"link": str(marker), "profile": str(marker), "uses": sorted(ids)}
-    doc["building"] = time.time()
+    doc = {
+        "link": str(marker),
+        "profile": str(marker),
+        "uses": sorted(ids),
+        "building": time.time(),
+    }
     path = upstream_gc_roots / USERS / name
-    try:
-        write_atomic(path, json.dumps(doc))
-    except OSError:
-        return None
-    return path
+    return path if _write_record(path, doc) else None
 
 
 def forget_use(upstream_gc_roots: Path, link: Path) -> None:
