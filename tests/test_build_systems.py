@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hdmodules.errors import HitError
+from tests import pypi_index
 from tests.conftest import need, run_clean, run_hit, write_profile, write_recipe
 
 # --- the projects ------------------------------------------------------------------------
@@ -150,9 +151,15 @@ RECIPES = {
           /usr/bin/python3 -m venv --without-pip --system-site-packages "$ARTIFACT"
         """,
     "hellopy": """\
-        dependencies: [python]
+        dependencies: [python, py-setuptools, py-wheel]
         build_system: python
         """,
+}
+RECIPES |= {  # build requirements are recipes (wheels on the tests' package index)
+    f"py-{name}": f"sources:\n  - pypi: {d.requirement}\n    sha256: {d.sha256}\n"
+    "dependencies: [python]\nbuild_system: python\n"
+    for name, d in pypi_index.DISTS.items()
+    if name in ("setuptools", "wheel")
 }
 PROJECTS = {"greet": GREET, "hello-auto": AUTOTOOLS, "hello-cmake": CMAKE}
 PROJECTS |= {"hello-meson": MESON, "hellopy": PYPROJECT}
@@ -246,12 +253,15 @@ def test_meson_through_pkg_config(hit, tmp_path):
     assert run(tmp_path / "default", "hello-meson") == "hello from meson and greet\n"
 
 
-def test_python_package_with_the_python_dependency(hit, tmp_path):
-    probe = "import setuptools.build_meta, wheel, pip"  # pip first upsets setuptools' distutils
-    has_pip = os.system(f"/usr/bin/python3 -c '{probe}' 2>/dev/null") == 0
-    need(has_pip, "the host python3's pip, setuptools and wheel")
+def test_python_package_with_the_python_dependency(hit, tmp_path, monkeypatch):
+    """An sdist (a source folder) built by setuptools, which comes from the py-setuptools
+    recipe, not from the host (the build sees none of the host's packages)."""
+    need(os.system("/usr/bin/python3 -m pip --version >/dev/null 2>&1") == 0, "python3's pip")
+    dists = pypi_index.ensure(["setuptools", "wheel"])
     yaml = profile(tmp_path, "python", "hellopy")
-    hit("build", str(yaml))
+    with pypi_index.serve(dists) as index:
+        monkeypatch.setenv("PIP_INDEX_URL", index)
+        hit("build", str(yaml))
     link = tmp_path / "default"
     code = "import hellopy, sys; print(hellopy.hello(), sys.prefix)"
     out = run_clean([str(link / "bin" / "python3"), "-c", code])

@@ -20,6 +20,7 @@ from ..spec.artifact import ArtifactRef
 from ..spec.buildspec import BuildSpec
 from ..spec.buildsystems import ToolNeed, tool_needs
 from ..spec.externals import ENV_OF_ROLE, ROLES, TOOL_NAMES
+from ..spec.pythonenv import PYTHON, is_python_package
 from ..spec.recipes import Patch, Source, env_name
 from ..spec.toolfolders import own_folders
 from ..store.layout import Store
@@ -90,7 +91,7 @@ def build_job(
     prefix = store.prefix(node.ref) if folder is None else folder / "artifact"
     folder = build_folder(home, node) if folder is None else folder
     deps = {d: store.prefix(resolved.nodes[d].ref) for d in node.closure}
-    env = build_env(node, deps, prefix, folder)
+    env = build_env(node, deps, prefix, folder) + python_env(resolved, node, deps)
     allowed = home.host_libs | set(node.recipe.allow_host_libs)
     allowed |= {lib for ext in node.toolchain.values() for lib in ext.libs}
     allowed |= {d for ext in node.toolchain.values() for d in own_folders(ext)}  # `/...`
@@ -169,6 +170,18 @@ def build_env(
             value = int(value)
         env.append((env_name(key), str(value)))
     return env
+
+
+def python_env(resolved: Resolved, node: Node, deps: dict[str, Path]) -> list[tuple[str, str]]:
+    """For a Python package (build_system: python): PYTHON, its interpreter (the `python`
+    dependency's bin/python3; a python external's command is set by toolchain_env), and
+    PYTHON_PACKAGE_DIRS, the prefixes of the Python packages in its closure (the phase
+    template puts their site-packages on PYTHONPATH: build requirements, no isolation)."""
+    if not is_python_package(node.recipe):
+        return []
+    env = [("PYTHON", str(deps[PYTHON] / "bin" / "python3"))] if PYTHON in deps else []
+    dirs = [str(p) for d, p in deps.items() if is_python_package(resolved.nodes[d].recipe)]
+    return [*env, ("PYTHON_PACKAGE_DIRS", ":".join(dirs))]
 
 
 def toolchain_env(node: Node) -> list[tuple[str, str]]:

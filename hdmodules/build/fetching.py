@@ -43,12 +43,15 @@ class Need:
     git: str | None = None
     commit: str | None = None
     where: str = ""
+    pypi: str | None = None  # `name==version` on the package index (build/pypi.py)
 
     @property
     def name(self) -> str:
         """Its file name (`pkg-1.0.tar.gz`), or `repository@commit12` for git."""
         if self.git is not None:
             return f"{self.git}@{(self.commit or '')[:12]}"
+        if self.pypi is not None:
+            return self.pypi
         assert self.url is not None
         return PurePosixPath(urlsplit(self.url).path).name or self.url
 
@@ -67,6 +70,8 @@ def needs_of(recipes: Iterable[Recipe]) -> list[Need]:
             where = f"{recipe.file}:{s.line}"
             if s.url is not None:
                 need = Need(url=s.url, sha256=s.sha256, where=where)
+            elif s.pypi is not None:
+                need = Need(pypi=s.pypi, sha256=s.sha256, where=where)
             elif s.git is not None and s.commit is not None and is_remote_git(s.git):
                 need = Need(git=s.git, commit=s.commit, where=where)
             else:
@@ -100,6 +105,11 @@ def _fetch_one(need: Need, cache: Path, mirrors: tuple[str, ...], stop: threadin
         assert need.commit is not None
         ensure_commit(cache, need.git, need.commit)
         return need.git
+    if need.pypi is not None:
+        from .pypi import fetch_pypi
+
+        assert need.sha256 is not None
+        return fetch_pypi(cache, need.pypi, need.sha256, mirrors, stop)[1]
     assert need.url is not None
     return fetch_from(cache, need.url, need.sha256, mirrors, stop)[1]
 

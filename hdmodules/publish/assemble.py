@@ -14,6 +14,9 @@ from ..store.generations import Switch, switch
 from ..store.home import Home
 from ..store.layout import Store, read_manifest, remove_tree
 from .farm import plan_farm, write_farm
+from .pyvenv import profile_python, write_config
+
+EXTERNAL_PYTHON = "python (external)"  # never a package name (names.py allows no space)
 
 
 def check_link(resolved: Resolved) -> None:
@@ -31,16 +34,23 @@ def assemble(resolved: Resolved, store: Store) -> bool:
     ref = resolved.profile_ref
     if store.is_installed(ref):
         return False
-    prefixes = [store.prefix(resolved.nodes[name].ref) for name in resolved.packages]
-    listed = resolved.packages
-    manifests = {n: (p, read_manifest(p)) for n, p in zip(listed, prefixes, strict=True)}
+    held = list(resolved.profile_doc.artifacts)  # listed, and what Python packages bring
+    prefixes = [store.prefix(resolved.nodes[name].ref) for name in held]
+    manifests = {n: (p, read_manifest(p)) for n, p in zip(held, prefixes, strict=True)}
+    python = profile_python(resolved, store)
+    if python is not None and python.links:  # an external's: planned like a package's files
+        manifests[EXTERNAL_PYTHON] = (Path("/"), {rel: "" for rel in python.links})
     links = plan_farm(manifests, resolved.profile.prefer)  # conflicts fail before any write
+    if python is not None:
+        links.update(python.links)
     with store.lock(ref):
         if store.is_installed(ref):
             return False
         prefix = store.begin(ref)
         try:
             manifest = write_farm(prefix, links)
+            if python is not None:
+                manifest.update(write_config(prefix, python.home))
             store.commit(ref, resolved.profile_doc.record(ref.id), None, manifest)
         except BaseException:
             remove_tree(prefix)

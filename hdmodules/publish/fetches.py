@@ -72,6 +72,6 @@ def fetch_site(site: Site, to: Path | None, say: Say) -> Fetched:
 def _index_entry(folder: Path, need: Need) -> tuple[str, str, str]:
     """(key, name, origin) of one download in a seed folder's SOURCES.txt."""
     if need.sha256 is not None:
-        return need.sha256, need.name, need.url or ""
+        return need.sha256, need.name, need.url or (f"pypi:{need.pypi}" if need.pypi else "")
     repo = mirror(folder, need.git or "")
     return f"git/{repo.name}", need.name, need.git or ""

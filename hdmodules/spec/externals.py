@@ -34,6 +34,7 @@ EXTERNAL_KEYS = {"kind", "version", "prefix", "commands", "module", "libs", "pin
 ROLES = {
     "compiler": ("cc", "cxx", "fc"),
     "mpi": ("mpicc", "mpicxx", "mpifc", "mpirun"),
+    "python": ("python",),  # an interpreter for build_system: python (pythonenv.py)
 }
 ENV_OF_ROLE = {
     "cc": "CC",
@@ -43,6 +44,7 @@ ENV_OF_ROLE = {
     "mpicxx": "MPICXX",
     "mpifc": "MPIFC",
     "mpirun": "MPIRUN",
+    "python": "PYTHON",
 }
 # names the build's toolchain/bin gives each role, so that a plain `gcc` or `mpicc` in a
 # build script is the declared tool and never whatever comes first on the host's PATH
@@ -54,6 +56,7 @@ TOOL_NAMES = {
     "mpicxx": ("mpicxx", "mpic++", "mpiCC"),
     "mpifc": ("mpifort", "mpif90", "mpif77"),
     "mpirun": ("mpirun", "mpiexec"),
+    "python": ("python3", "python"),
 }
 # the wrappers found beside an MPI's C wrapper: role -> names tried, first found wins
 MPI_SIBLINGS = (

@@ -33,7 +33,11 @@ RECIPE_KEYS = {
     "versions",  # more versions than `version:`, each with its sources (_versions)
 } | buildsystems.KEYS
 RESOURCE_KEYS = {"cpus", "mem", "time"}
-SOURCE_KEYS = {"url", "sha256", "path", "git", "commit", "dest"}
+SOURCE_KEYS = {"url", "sha256", "path", "git", "commit", "dest", "pypi"}
+# `pypi: NAME==VERSION`: the requirement pip would read, pinned exactly (PEP 508 name)
+PYPI_RE = re.compile(
+    r"([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])==([A-Za-z0-9][A-Za-z0-9.+!_-]*)"
+)
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MEM_RE = re.compile(r"[0-9]+(\.[0-9]+)?[KMGTkmgt]?")
@@ -41,11 +45,13 @@ MEM_RE = re.compile(r"[0-9]+(\.[0-9]+)?[KMGTkmgt]?")
 
 @dataclass(frozen=True)
 class Source:
-    """`url` + `sha256` (fetched into the cache), `path` (a folder or archive next to the
-    recipe), or `git` + `commit` (a repository URL or folder, at one commit). `dest` is where
-    it goes inside the build folder."""
+    """`url` + `sha256` (fetched into the cache), `pypi` + `sha256` (one file of a release on
+    the Python package index pip is configured with: build/pypi.py), `path` (a folder or
+    archive next to the recipe), or `git` + `commit` (a repository URL or folder, at one
+    commit). `dest` is where it goes inside the build folder."""
 
     url: str | None = None
+    pypi: str | None = None  # `name==version`
     sha256: str | None = None
     path: Path | None = None
     git: str | None = None
@@ -111,9 +117,13 @@ def env_name(name: str) -> str:
 def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
     yamlfile.check_keys(m, SOURCE_KEYS, "a source")
     url, path = yamlfile.get_str(m, "url"), yamlfile.get_str(m, "path")
-    git = yamlfile.get_str(m, "git")
-    if sum(x is not None for x in (url, path, git)) != 1:
-        raise ConfigError(m.file, m.line, "a source needs exactly one of 'url', 'path' or 'git'")
+    git, pypi = yamlfile.get_str(m, "git"), yamlfile.get_str(m, "pypi")
+    if sum(x is not None for x in (url, path, git, pypi)) != 1:
+        message = "a source needs exactly one of 'url', 'pypi', 'path' or 'git'"
+        raise ConfigError(m.file, m.line, message)
+    if pypi is not None and not PYPI_RE.fullmatch(pypi):
+        problem = f"'pypi' must be NAME==VERSION, one release (jinja2==3.1.4), not {pypi!r}"
+        yamlfile.fail(m, "pypi", problem)
     commit = yamlfile.get_str(m, "commit")
     if git is not None and (commit is None or not COMMIT_RE.match(commit)):
         problem = "a git source needs `commit:` with the full 40-hex commit id"
@@ -126,6 +136,12 @@ def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
     if url is not None and sha is None:
         message = f"the source {url} needs a sha256 (`hit fetch {url}` prints it)"
         raise ConfigError(m.file, m.line, message)
+    if pypi is not None and sha is None:
+        message = (
+            f"the source pypi: {pypi} needs the sha256 of the one file (wheel or sdist) "
+            "it means (`hit create FILE` prints it)"
+        )
+        raise ConfigError(m.file, m.line, message)
     if sha is not None and not SHA256_RE.match(sha.lower()):
         yamlfile.fail(m, "sha256", "'sha256' must be 64 hexadecimal characters")
     dest = yamlfile.get_str(m, "dest", ".")
@@ -133,6 +149,7 @@ def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
         yamlfile.fail(m, "dest", "'dest' must be a relative path inside the build folder")
     return Source(
         url=url,
+        pypi=pypi,
         sha256=sha.lower() if sha else None,
         path=Path(os.path.abspath(recipe_dir / path)) if path else None,
         git=git,

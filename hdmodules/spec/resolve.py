@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ConfigError, HitError
-from . import buildsystems, variants
+from . import buildsystems, pythonenv, variants
 from .artifact import ArtifactRef
 from .buildspec import BuildSpec, PatchInput, ProfileDoc, SourceInput
 from .externals import ENV_OF_ROLE, ROLES, External, check_pins, implicit_compiler
@@ -114,6 +114,16 @@ def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
             check_offered(name, file, offered, req.version, (req.file, req.version_line))
             recipe = with_version(recipe, req.version)
         recipe = _variant(recipe, profile)
+        if pythonenv.PYTHON in profile.toolchain:
+            if name == pythonenv.PYTHON:
+                kind = pythonenv.PYTHON
+                message = (
+                    f"the profile's toolchain names the {kind} external "
+                    f"{profile.toolchain[kind]}: the interpreter is that one, leave python out "
+                    "of packages (its Python packages bring it into the profile)"
+                )
+                raise ConfigError(*asked_at, message)
+            recipe = pythonenv.with_external_python(recipe)
         recipes[name] = recipe
         todo += [(d, (file, recipe.dependency_lines[d])) for d in recipe.dependencies]
     return recipes
@@ -375,7 +385,8 @@ def resolve(profile: ProfileSpec, dirty: bool = False) -> Resolved:
     for p in profile.prefer:
         if p not in profile.packages:
             raise ConfigError(profile.file, None, f"prefer names {p!r}, which is not in packages")
-    profile_doc = ProfileDoc({name: nodes[name].ref.id for name in packages}, tuple(profile.prefer))
+    held = pythonenv.profile_packages(packages, nodes)  # a Python package brings its python
+    profile_doc = ProfileDoc({name: nodes[name].ref.id for name in held}, tuple(profile.prefer))
     profile_ref = ArtifactRef("profile", "", profile_doc.hash())
     return Resolved(profile, nodes, tuple(packages), profile_ref, profile_doc, tuple(git_notes))
 

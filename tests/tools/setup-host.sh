@@ -16,7 +16,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 packages=(build-essential binutils git patch ca-certificates gcc-11 g++-11 gfortran-11 gfortran
           libopenmpi-dev openmpi-bin libmpich-dev mpich util-linux passwd cmake pkg-config
-          meson ninja-build python3-pip python3-setuptools python3-wheel python3-venv)
+          meson ninja-build python3-pip python3-dev python3-setuptools python3-wheel python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
