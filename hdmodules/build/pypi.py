@@ -151,8 +151,8 @@ def fetch_pypi(
 
 
 def wheel_name(file: Path) -> str | None:
-    """The file name pip needs for the wheel `file` (`Jinja2-3.1.4-py3-none-any.whl`: its
-    dist-info folder's name and the first tag of its WHEEL file), or None when `file` is no
+    """The file name pip needs for the wheel `file` (`Cython-3.0.10-py2.py3-none-any.whl`:
+    its dist-info folder's name and the tags of its WHEEL file), or None when `file` is no
     wheel (an sdist). Raises HitError for a zip that cannot be read."""
     try:
         with zipfile.ZipFile(file) as zf:
@@ -168,7 +168,9 @@ def wheel_name(file: Path) -> str | None:
     except (zipfile.BadZipFile, OSError, KeyError):
         return None
     stem = info.split("/")[0][: -len(".dist-info")]
-    tag = tags[0] if tags else "py3-none-any"
+    parts = [t.split("-") for t in tags if t.count("-") == 2] or [["py3", "none", "any"]]
+    # the compressed tag set of the wheel's file name (PEP 425): py2.py3-none-any
+    tag = "-".join(".".join(dict.fromkeys(p[i] for p in parts)) for i in range(3))
     if not re.fullmatch(r"[A-Za-z0-9_.+!-]+", stem + tag):
         raise HitError(f"wheel {file}: unusable name {stem!r} or tag {tag!r}")
     return f"{stem}-{tag}.whl"
