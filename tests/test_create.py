@@ -248,3 +248,19 @@ def test_the_created_autotools_recipe_builds(home, tmp_path):
     run_hit("build", str(profile))
     out = run_clean([os.path.realpath(tmp_path / "default" / "bin" / "hello")])
     assert out.stdout == "hello created\n"
+
+
+def test_pyproject_without_pkg_info_reads_its_project_table(home, tmp_path):
+    pyproject = PYPROJECT + '\n[project]\nname = "git_snap"\nversion = "0.5"\n'
+    pyproject += 'dependencies = ["requests>=2", "rich[jupyter]"]\n'
+    files = {"git-snap-main/pyproject.toml": pyproject, "git-snap-main/configure.ac": ""}
+    recipe, _ = create(tmp_path, make_tar(tmp_path / "main.tar.gz", files))
+    assert (recipe.name, recipe.version) == ("py-git-snap", "0.5")
+    assert recipe.dependencies == (
+        "python",
+        "py-setuptools",
+        "py-wheel",
+        "py-cython",
+        "py-requests",
+        "py-rich",
+    )

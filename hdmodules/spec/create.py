@@ -8,32 +8,28 @@ meson.build, CMakeLists.txt, configure (autotools), Makefile (make); from the me
 Python distribution its name, version and dependencies; else name and version come from the
 file name (`foo-1.2.3.tar.gz` -> foo, 1.2.3) or the top folder's.
 
-This module only reads the file it is given and returns the recipe's text; fetching it into
-the source cache and writing the recipe is publish.create's.
+This module only reads the file it is given (through archiveinfo) and returns the recipe's
+text; fetching it into the source cache and writing the recipe is publish.create's.
 """
 
 from __future__ import annotations
 
 import json
-import lzma
 import re
-import tarfile
-import zipfile
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from ..errors import HitError
 from ..names import name_problem, text_problem, version_problem
+from .archiveinfo import Contents, read_archive
 
 SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip", ".whl")
 NAME_VERSION = re.compile(r"(?P<name>.+?)[-_]v?(?P<version>[0-9][A-Za-z0-9.+~_-]*)")
 REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 EXTRA_MARKER = re.compile(r"\bextra\b")  # `extra == "test"`, `"test" == extra`
-DAMAGED = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error,
-           lzma.LZMAError)  # fmt: skip
-MAX_READ = 1 << 20  # bytes: a metadata file larger than this is not read
 # top-level file -> build system, in order of precedence
 SYSTEM_FILES = (
     ("pyproject.toml", "python"),
@@ -64,101 +60,6 @@ class Created:
     build_system: str | None
     dependencies: tuple[str, ...]
     text: str
-
-
-@dataclass(frozen=True)
-class _Contents:
-    """What was read of an archive: `top` (the single top folder, or None), `files` (the
-    regular files directly in it), `metadata` (PKG-INFO or a wheel's METADATA, b"" if none),
-    `pyproject` (its bytes, b"" if none), `wheel` (the metadata is a wheel's)."""
-
-    top: str | None
-    files: frozenset[str]
-    metadata: bytes
-    pyproject: bytes
-    wheel: bool
-
-
-def _parts(name: str) -> tuple[str, ...] | None:
-    """A member name's components, or None for one that is absolute or climbs (`..`)."""
-    if name.startswith("/") or "\\" in name:
-        return None
-    parts = tuple(p for p in name.split("/") if p not in ("", "."))
-    return None if ".." in parts else parts
-
-
-def _read_archive(file: Path, label: str) -> _Contents:
-    """List `file` (zip or tar, any compression tarfile reads) and read what _Contents holds.
-    Every byte is read once (zip: each member's CRC; tar: the whole stream, which must hold
-    every member listed), so a damaged or cut archive is found here, not at its build.
-    Raises HitError naming `label` for a file that is not a readable archive."""
-    try:
-        if zipfile.is_zipfile(file):
-            with zipfile.ZipFile(file) as zf:
-                bad = zf.testzip()
-                if bad is not None:
-                    raise zipfile.BadZipFile(f"member {bad!r} is damaged")
-                members = {i.filename: i for i in zf.infolist()}
-                regular = {n for n, i in members.items() if not i.is_dir()}
-
-                def read(name: str) -> bytes:
-                    info = members[name]
-                    return zf.read(info) if info.file_size <= MAX_READ else b""
-
-                return _contents(regular, set(members), read)
-        with tarfile.open(file, "r:*") as tf:
-            tmembers = {m.name: m for m in tf.getmembers()}
-            end = max((m.offset_data + m.size for m in tmembers.values()), default=0)
-            if _stream_length(file) < end:
-                raise tarfile.ReadError("it ends before its last member")
-            regular = {n for n, m in tmembers.items() if m.isfile()}
-
-            def read_tar(name: str) -> bytes:
-                m = tmembers[name]
-                f = tf.extractfile(m) if m.size <= MAX_READ else None
-                return f.read() if f is not None else b""
-
-            return _contents(regular, set(tmembers), read_tar)
-    except DAMAGED as e:  # bz2 reports a damaged stream as OSError
-        why = str(e).splitlines()[0].rstrip(":") if str(e) else type(e).__name__
-        if why.startswith("file could not be opened"):  # tarfile's multi-line "no format fits"
-            why = "neither a tar (plain, gzip, bzip2, xz) nor a zip file"
-        raise HitError(f"{label}: not a readable archive: {why}") from None
-
-
-def _stream_length(file: Path) -> int:
-    """The length of `file` once decompressed (gzip, bzip2, xz by their first bytes), read
-    to its end so that a cut or damaged stream raises (EOFError, OSError, LZMAError)."""
-    import bz2
-    import gzip
-
-    with open(file, "rb") as f:
-        head = f.read(6)
-    opener = {b"\x1f\x8b": gzip.open, b"BZ": bz2.open, b"\xfd7": lzma.open}.get(head[:2])
-    if opener is None:
-        return file.stat().st_size
-    total = 0
-    with opener(file, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            total += len(chunk)
-    return total
-
-
-def _contents(regular: set[str], names: set[str], read) -> _Contents:
-    parsed = {n: p for n in names if (p := _parts(n))}
-    tops = {p[0] for p in parsed.values()}
-    top = tops.pop() if len(tops) == 1 and any(len(p) > 1 for p in parsed.values()) else None
-    depth = 2 if top else 1
-    files = {p[-1]: n for n, p in parsed.items() if n in regular and len(p) == depth}
-    meta = [n for n, p in parsed.items() if n in regular and _is_wheel_metadata(p)]
-    wheel = top is None and len(meta) == 1
-    metadata = read(meta[0]) if wheel else read(files["PKG-INFO"]) if "PKG-INFO" in files else b""
-    pyproject = read(files["pyproject.toml"]) if "pyproject.toml" in files else b""
-    return _Contents(top, frozenset(files), metadata, pyproject, wheel)
-
-
-def _is_wheel_metadata(parts: tuple[str, ...]) -> bool:
-    return len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA"
 
 
 def python_name(project: str) -> str:
@@ -201,7 +102,7 @@ def clean_name(raw: str) -> str:
     return re.sub(r"\.{2,}", ".", name).strip("-._+")
 
 
-def _pyproject(c: _Contents) -> dict:
+def _pyproject(c: Contents) -> dict:
     """pyproject.toml as a mapping ({} when there is none or it does not parse)."""
     import tomllib
 
@@ -218,7 +119,7 @@ def _names(requirements: object) -> list[str]:
     return [n for r in items if isinstance(r, str) and (n := _requirement(r))]
 
 
-def _python_deps(c: _Contents, meta, pyproject: dict) -> list[str]:
+def _python_deps(c: Contents, meta: Message | None, pyproject: dict) -> list[str]:
     """`python`, the build requirements ([build-system] requires; py-setuptools for a
     setup.py-only project, which pip builds with it; none for a wheel), then the run-time
     ones (Requires-Dist of the metadata, else [project] dependencies)."""
@@ -236,7 +137,7 @@ def _python_deps(c: _Contents, meta, pyproject: dict) -> list[str]:
     return list(dict.fromkeys(deps))
 
 
-def _python_identity(meta, pyproject: dict) -> tuple[str, str] | None:
+def _python_identity(meta: Message | None, pyproject: dict) -> tuple[str, str] | None:
     """(project name, version) from the metadata, else from pyproject.toml's [project]."""
     if meta is not None and meta.get("Name"):
         return str(meta["Name"]).strip(), str(meta.get("Version", "")).strip()
@@ -259,7 +160,7 @@ def recipe_for(
     whose content hash is `sha256`); `name` and `version` replace the guessed ones. Raises
     HitError for a file that is not a readable archive, for a given name or version that is
     not valid, and when no valid name or version can be guessed."""
-    c = _read_archive(file, file_name)
+    c = read_archive(file, file_name)
     system = next((s for f, s in SYSTEM_FILES if f in c.files), None)
     meta = BytesHeaderParser().parsebytes(c.metadata) if c.metadata else None
     pyproject = _pyproject(c)
@@ -284,7 +185,15 @@ def recipe_for(
     return Created(name, version, system, tuple(deps), text)
 
 
-def _checked(what: str, given: str | None, guessed: str, file_name: str, problem) -> str:
+def _checked(
+    what: str,
+    given: str | None,
+    guessed: str,
+    file_name: str,
+    problem: Callable[[object], str | None],
+) -> str:
+    """`given` if valid (else HitError naming --what), else `guessed` if valid (else HitError
+    asking for --what)."""
     if given is not None:
         why = problem(given)
         if why:
@@ -308,7 +217,19 @@ def _scalar(value: str) -> str:
     return value if plain else json.dumps(value)
 
 
-def _render(name, version, system, deps, url, sha256, file_name, c: _Contents, meta, project):
+def _render(
+    name: str,
+    version: str,
+    system: str | None,
+    deps: list[str],
+    url: str,
+    sha256: str,
+    file_name: str,
+    c: Contents,
+    meta: Message | None,
+    project: str | None,
+) -> str:
+    """The recipe's YAML text, with comments saying what to check."""
     lines = [
         f"# Written by `hit create` from {file_name}: a starting point, check every line.",
         f"name: {_scalar(name)}",
@@ -328,17 +249,20 @@ def _render(name, version, system, deps, url, sha256, file_name, c: _Contents, m
     lines += [f"  - url: {_scalar(url)}", f"    sha256: {sha256}"]
     if system == "python":
         lines += [
-            "# from the package's metadata (Requires-Dist without extras, [build-system]",
-            "# requires, pyproject.toml), names only: check each (versions, markers, a recipe",
-            "# for each)",
+            "# from the package's metadata (Requires-Dist, extras left out) and pyproject.toml",
+            "# ([build-system] requires), names only: check each (versions, markers, a recipe)",
         ]
     elif not deps:
         lines.append("# the recipes this one needs, each a pkgs/NAME.yaml: [zlib, ...]")
     lines.append("dependencies:" + ("".join(f"\n  - {_scalar(d)}" for d in deps) or " []"))
+    if "configure.ac" in c.files and system in (None, "make"):
+        lines.append("# configure.ac without configure: build_system: autotools with a")
+        lines.append("# `pre_configure: autoreconf -fi` (autoconf, automake on the build's PATH)")
     if system is None:
-        looked = ", ".join(dict.fromkeys(f for f, _ in SYSTEM_FILES))
+        looked = ", ".join(f for f, _ in SYSTEM_FILES[:6])
         lines += [
-            f"# no build system recognised (none of {looked} at the top)",
+            "# no build system recognised: none of",
+            f"# {looked} at the top",
             "build: |",
             "  # TODO: the build steps, installing into $ARTIFACT",
             f'  echo "TODO: write the build steps of {name}" >&2',
