@@ -264,3 +264,19 @@ def test_pyproject_without_pkg_info_reads_its_project_table(home, tmp_path):
         "py-requests",
         "py-rich",
     )
+
+
+def test_from_an_http_url(home, tmp_path):
+    from tests.test_fetch_first import Upstream
+
+    (tmp_path / "up").mkdir()
+    archive = make_tar(tmp_path / "up" / "web_lib-4.2.tar.gz", {"web_lib-4.2/meson.build": ""})
+    server = Upstream(tmp_path / "up")
+    try:
+        url = f"{server.url}/web_lib-4.2.tar.gz"
+        recipe, _ = create(tmp_path, url)
+    finally:
+        server.stop()
+    assert (recipe.name, recipe.version) == ("web_lib", "4.2")
+    assert recipe.sources[0].url == url and recipe.sources[0].sha256 == sha256(archive)
+    assert recipe.build_system.system == "meson"
