@@ -216,6 +216,30 @@ def fetch(what: str | None, from_dir: Path | None) -> None:
 
 
 @cli.command()
+@click.argument("what", metavar="URL_OR_FILE")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="default: NAME.yaml"
+)
+@click.option("-f", "--force", is_flag=True, help="replace the output file if it exists")
+@click.option("--name", help="the package name (default: guessed)")
+@click.option("--version", "version", help="the version (default: guessed)")
+def create(what: str, output: Path | None, force: bool, name, version) -> None:
+    """Write a starting recipe for the source archive URL_OR_FILE (fetched into the cache).
+
+    Name and version come from a Python distribution's metadata or the file name
+    (foo-1.2.3.tar.gz), the build system from the archive's top folder (pyproject.toml or
+    setup.py, meson.build, CMakeLists.txt, configure, Makefile); the sources: entry has the
+    archive's sha256. Check every line before building with it.
+    """
+    from ..publish.create import create_recipe
+
+    home = _home()
+    file, made = create_recipe(home.source_cache, what, home.mirrors, output, force, name, version)
+    system = made.build_system or "none recognised: write its build: script"
+    click.echo(f"{file}: {made.name} {made.version}, build_system: {system}")
+
+
+@cli.command()
 @click.argument("args", nargs=-1, required=True, metavar="[PROFILE.yaml] DIR")
 @click.option("-j", "--jobs", type=click.IntRange(1), help="builds at once")
 @click.option(
