@@ -71,6 +71,12 @@ DISTS = {
         "b8e6aca0523f3ab76fee51799c488e38782ac06eafcf95e7ba832985c8e7b13a",
         WHEEL,
     ),
+    "numpy-wheel": Dist(
+        "numpy==1.26.4",
+        "numpy-1.26.4-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "666dbfb6ec68962c033a450943ded891bed2d54e6755e35e5835d63f4f6931d5",
+        (*WHEEL, "--python-version", "3.11", "--platform", "manylinux2014_x86_64"),
+    ),
 }
 
 

@@ -277,22 +277,23 @@ def materialize(source: Source, cache: Path, dest_root: Path) -> None:
     if source.path is not None and source.path.is_dir():
         copy_folder(source.path, dest_root, str(source.path), source.dest)
         return
-    if source.pypi is not None:
+    if source.path is not None:
+        file, name = source.path, source.path.name
+    elif source.pypi is not None:
         assert source.sha256
+        file, name = cache_file(cache, source.sha256), source.pypi
+    else:
+        assert source.url and source.sha256
+        file = cache_file(cache, source.sha256)
+        name = PurePosixPath(urllib.parse.urlsplit(source.url).path).name or source.sha256
+    if source.pypi is not None or name.endswith(".whl"):
         from .pypi import wheel_name
 
-        file, name = cache_file(cache, source.sha256), source.pypi
         wheel = wheel_name(file)
         if wheel is not None:  # pip installs a wheel by its file name, never unpacked
             with open(file, "rb") as data, Writer(dest_root, wheel, source.dest) as w:
                 w.file([wheel], wheel, data, 0o644)
             return
-    elif source.path is not None:
-        file, name = source.path, source.path.name
-    else:
-        assert source.url and source.sha256
-        file = cache_file(cache, source.sha256)
-        name = PurePosixPath(urllib.parse.urlsplit(source.url).path).name or source.sha256
     try:
         kind = archive_kind(file, is_archive(name) or source.pypi is not None)
     except OSError as e:

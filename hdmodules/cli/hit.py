@@ -247,7 +247,7 @@ def create(what: str, output: Path | None, force: bool, name, version) -> None:
     "python",
     default="python3",
     show_default=True,
-    help="the Python whose venv DIR gets (pip install works in DIR)",
+    help="for a profile without its own Python: the one whose venv DIR gets",
 )
 @click.option("--no-python", is_flag=True, help="no Python venv in DIR")
 def develop(args, jobs, python, no_python) -> None:

@@ -1,8 +1,9 @@
 """`hit develop`: a writable environment over a profile, for working on top of it.
 
 DIR gets real (writable) folders with links to every file of the profile's packages, so
-`pip install` and friends can add files next to them; a Python venv on top (system site
-packages visible) unless asked not to; `DIR/activate` for bash and zsh and modulefiles in
+`pip install` and friends can add files next to them; a Python venv on top: of the
+profile's own interpreter when the profile is a Python environment (pyvenv.py), else of a
+host python3 (system site packages visible) unless asked not to; `DIR/activate` for bash and zsh and modulefiles in
 `DIR/modulefiles/`. `DIR/.hit/profile` links the profile and is a gc root while DIR exists:
 remove DIR and `hit gc` may collect the profile (no `.last` is kept for it).
 """
@@ -24,6 +25,7 @@ from ..store.home import Home
 from ..store.layout import Store, read_manifest, read_spec
 from ..templating import render
 from .farm import plan_farm
+from .pyvenv import config_home, write_config
 
 VENV_TIMEOUT = 3600  # seconds: `python -m venv` on a slow shared filesystem
 STATE = Path(".hit") / "develop.json"
@@ -46,10 +48,17 @@ def develop(home: Home, store: Store, profile: Path, folder: Path, python: str |
             raise HitError(f"{artifact_id} is not in the store; build the profile first")
         manifests[name] = (prefix, read_manifest(prefix))
     links = plan_farm(manifests, list(doc.prefer), fold=False)
+    interpreter = config_home(profile)  # the profile is a Python environment: its python
+    if interpreter is not None:
+        for rel in INTERPRETER_LINKS:  # an external's links are the profile's own
+            if rel not in links and os.path.exists(profile / rel):
+                links[rel] = os.path.realpath(profile / rel)
     _relink(folder, store, links, (old or {}).get("links", []))
     (folder / ".hit").mkdir(exist_ok=True)
     roots.point(home.gc_roots, folder / ".hit" / "profile", profile, last=False)
-    _write_environment(folder, python)
+    if interpreter is not None:
+        _profile_venv(folder, interpreter)
+    _write_environment(folder, None if interpreter is not None else python)
     state = {"profile": str(profile), "artifacts": doc.artifacts, "links": sorted(links)}
     write_atomic(state_file, json.dumps(state))
     return _changes((old or {}).get("artifacts", {}), doc.artifacts) if old else []
@@ -76,6 +85,24 @@ def _relink(folder: Path, store: Store, links: dict[str, str], ours: list[str]) 
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() and not path.is_symlink():
             os.symlink(target, path)
+
+
+INTERPRETER_LINKS = ("bin/python3", "bin/python")
+
+
+def _profile_venv(folder: Path, interpreter: Path) -> None:
+    """`folder` as a venv of the profile's own interpreter (folder `interpreter`): its
+    pyvenv.cfg, so `folder/bin/python3` sees the profile's packages (linked into the
+    folder's writable site-packages) and what `pip install` adds there, none of the host's;
+    and pip, from the profile (the python recipe ships it) or else from the interpreter's
+    ensurepip (a host python3). Raises HitError if pip cannot be had."""
+    write_config(folder, interpreter)
+    python = folder / "bin" / "python3"
+    if query([str(python), "-c", "import pip"]).code == 0:
+        return
+    r = query([str(python), "-m", "ensurepip", "--default-pip"], timeout=VENV_TIMEOUT)
+    if r.code != 0:
+        raise HitError(f"{python} -m ensurepip failed (no pip in {folder}): {r.out.strip()}")
 
 
 def _write_environment(folder: Path, python: str | None) -> None:
