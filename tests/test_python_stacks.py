@@ -7,7 +7,6 @@ source (slow lane)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
