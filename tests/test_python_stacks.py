@@ -170,7 +170,8 @@ def test_develop_uses_the_profile_python_and_pip_install_e(home, index, tmp_path
         'dependencies = ["jinja2"]\n'
     )
     (project / "mypkg" / "__init__.py").write_text(
-        "import jinja2\n\ndef hello():\n    return jinja2.Template('hi {{ x }}').render(x='there')\n"
+        "import jinja2\n\n\ndef hello():\n"
+        "    return jinja2.Template('hi {{ x }}').render(x='there')\n"
     )
     pip = [str(dev / "bin" / "pip"), "install", "--no-index", "--no-build-isolation", "-e", "."]
     r = subprocess.run(["env", "-i", *pip], cwd=project, capture_output=True, text=True)

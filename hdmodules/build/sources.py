@@ -154,7 +154,7 @@ def fetch_any(cache: Path, url_or_file: str, mirrors: tuple[str, ...] = ()) -> t
     return found.name, url_or_file
 
 
-SEED_SUFFIXES = (*ARCHIVE_SUFFIXES, ".patch", ".diff")
+SEED_SUFFIXES = (*ARCHIVE_SUFFIXES, ".whl", ".patch", ".diff")
 INDEX = "SOURCES.txt"  # in a seed folder: `<sha256>  <file name>  <url>` per line, for people
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
