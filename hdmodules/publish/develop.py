@@ -4,8 +4,9 @@ DIR gets real (writable) folders with links to every file of the profile's packa
 `pip install` and friends can add files next to them; a Python venv on top: of the
 profile's own interpreter when the profile is a Python environment (pyvenv.py), else of a
 host python3 (system site packages visible) unless asked not to; `DIR/activate` for bash
-and zsh and modulefiles in `DIR/modulefiles/`. `DIR/.hit/profile` links the profile and is a gc root while DIR exists:
-remove DIR and `hit gc` may collect the profile (no `.last` is kept for it).
+and zsh and modulefiles in `DIR/modulefiles/`. `DIR/.hit/profile` links the profile and
+is a gc root while DIR exists: remove DIR and `hit gc` may collect the profile (no `.last`
+is kept for it).
 """
 
 from __future__ import annotations
