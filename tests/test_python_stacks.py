@@ -183,3 +183,35 @@ def test_develop_uses_the_profile_python_and_pip_install_e(home, index, tmp_path
     out = run_clean([str(dev / "bin" / "python3"), "-c", "import mypkg; print(mypkg.hello())"])
     assert out.stdout == "edited\n"
     assert python(tmp_path / "default", "import mypkg").returncode != 0
+
+
+def test_hit_create_from_a_wheel_and_an_sdist_then_build(home, index, tmp_path):
+    """`hit create` on release files: recipes with `pypi:` sources and the dependencies of
+    their metadata, which build as they are (the walk-through's packages, started from
+    nothing but the files)."""
+    pkgs = tmp_path / "pkgs"
+    pkgs.mkdir()
+    for dist in ("pygments", "markupsafe", "jinja2"):
+        run_hit("create", str(pypi_index.PYPI / pypi_index.DISTS[dist].file), cwd=pkgs)
+    jinja = (pkgs / "py-jinja2.yaml").read_text()
+    assert "  - pypi: Jinja2==3.1.4\n" in jinja and "  - py-markupsafe\n" in jinja, jinja
+    markupsafe = (pkgs / "py-markupsafe.yaml").read_text()
+    assert "  - py-setuptools\n" in markupsafe  # a setup.py project: pip builds it with setuptools
+    # the sdist's legacy backend also needs wheel (setuptools 69): the one line to add
+    (pkgs / "py-markupsafe.yaml").write_text(
+        markupsafe.replace("  - py-setuptools\n", "  - py-setuptools\n  - py-wheel\n")
+    )
+    for recipe in ("py-setuptools", "py-wheel"):
+        dist, deps = PACKAGES[recipe]
+        d = pypi_index.DISTS[dist]
+        write_recipe(pkgs, recipe, pypi_index.recipe(recipe, d.requirement.split("==")[1], d, deps))
+    yaml = write_profile(
+        tmp_path / "default.yaml",
+        "package_dirs: [pkgs]\n"
+        f"externals:\n  host-python:\n    kind: python\n    commands: {{python: {HOST_PYTHON}}}\n"
+        "toolchain: {python: host-python}\n"
+        "packages: [py-jinja2, py-pygments]\n",
+    )
+    run_hit("build", "--repin", str(yaml))
+    out = python(tmp_path / "default", "import jinja2, markupsafe._speedups, pygments; print('ok')")
+    assert out.stdout == "ok\n", out.stderr

@@ -25,6 +25,7 @@ from pathlib import Path
 from ..errors import HitError
 from ..names import name_problem, text_problem, version_problem
 from .archiveinfo import Contents, read_archive
+from .recipes import PYPI_RE
 
 SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip", ".whl")
 NAME_VERSION = re.compile(r"(?P<name>.+?)[-_]v?(?P<version>[0-9][A-Za-z0-9.+~_-]*)")
@@ -241,12 +242,20 @@ def _render(
     else:
         lines.append("# description: what the package is, in one line")
     lines.append("sources:")
-    if system == "python":
-        lines += [
-            "  # a Python distribution: the source kind `- pypi: NAME==VERSION` (with sha256:)",
-            f"  # names it by project and version: - pypi: {project}=={version}",
+    requirement = f"{project}=={version}"
+    if system == "python" and url.startswith("file:") and PYPI_RE.fullmatch(requirement):
+        lines += [  # a local copy of a release file: found on the package index by its hash
+            f"  # {file_name} as the package index has it (if it does not: url: {url})",
+            f"  - pypi: {requirement}",
         ]
-    lines += [f"  - url: {_scalar(url)}", f"    sha256: {sha256}"]
+    else:
+        if system == "python":
+            lines += [
+                "  # a Python distribution on the package index: the source kind",
+                f"  # `- pypi: {requirement}` (same sha256) names no download host",
+            ]
+        lines.append(f"  - url: {_scalar(url)}")
+    lines.append(f"    sha256: {sha256}")
     if system == "python":
         lines += [
             "# from the package's metadata (Requires-Dist, extras left out) and pyproject.toml",
@@ -270,7 +279,7 @@ def _render(
         ]
     else:
         if c.wheel:
-            lines.append("# a wheel: pip installs from the unpacked source folder; check this")
+            lines.append("# a wheel: pip installs it as it is, nothing is compiled")
         lines.append(f"build_system: {system}")
         if system in ARGS_HINT:
             lines.append(ARGS_HINT[system])
