@@ -215,3 +215,17 @@ def test_hit_create_from_a_wheel_and_an_sdist_then_build(home, index, tmp_path):
     run_hit("build", "--repin", str(yaml))
     out = python(tmp_path / "default", "import jinja2, markupsafe._speedups, pygments; print('ok')")
     assert out.stdout == "ok\n", out.stderr
+
+
+def test_a_python_external_is_declared_and_used_as_the_interpreter(home, tmp_path):
+    """An external of kind python needs its python command; with one in the toolchain, the
+    python recipe is never built, and listing it is refused at its line."""
+    yaml = stack(tmp_path, ["py-pygments"])
+    text = yaml.read_text()
+    yaml.write_text(text.replace(f"commands: {{python: {HOST_PYTHON}}}", "commands: {}"))
+    r = run_hit("status", str(yaml), check=False)
+    assert r.code != 0 and f"{yaml}:4: external 'host-python' (kind: python) needs" in r.err, r.err
+    yaml.write_text(text.replace("packages: [py-pygments]", "packages: [python, py-pygments]"))
+    r = run_hit("status", str(yaml), check=False)
+    assert r.code != 0 and "leave python out of packages" in r.err, r.err
+    assert f"{yaml}:7:" in r.err

@@ -133,6 +133,9 @@ def load_externals(m: yamlfile.Mapping) -> dict[str, External]:
                     yamlfile.fail(
                         commands, role, f"a {kind} has the commands {roles}, not {role!r}"
                     )
+        if kind == "python" and "python" not in commands:
+            problem = f"external {name!r} (kind: python) needs `commands: {{python: PATH}}`"
+            yamlfile.fail(entry, "kind", problem)
         pin = entry.get("pin")
         if pin is not None and (
             not isinstance(pin, dict) or not all(isinstance(v, str) for v in pin.values())

@@ -100,6 +100,13 @@ def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
         name, asked_at = todo.pop()
         if name in recipes:
             continue
+        if name == pythonenv.PYTHON and pythonenv.PYTHON in profile.toolchain:
+            message = (
+                f"the toolchain names the python external {profile.toolchain[name]}: the "
+                "interpreter is that one, leave python out of packages (its Python packages "
+                "bring it into the profile)"
+            )
+            raise ConfigError(*asked_at, message)
         file = find_recipe(name, profile.package_dirs)
         if file is None:
             dirs = ", ".join(str(d) for d in profile.package_dirs) or "(no package_dirs given)"
@@ -115,14 +122,6 @@ def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
             recipe = with_version(recipe, req.version)
         recipe = _variant(recipe, profile)
         if pythonenv.PYTHON in profile.toolchain:
-            if name == pythonenv.PYTHON:
-                kind = pythonenv.PYTHON
-                message = (
-                    f"the profile's toolchain names the {kind} external "
-                    f"{profile.toolchain[kind]}: the interpreter is that one, leave python out "
-                    "of packages (its Python packages bring it into the profile)"
-                )
-                raise ConfigError(*asked_at, message)
             recipe = pythonenv.with_external_python(recipe)
         recipes[name] = recipe
         todo += [(d, (file, recipe.dependency_lines[d])) for d in recipe.dependencies]
