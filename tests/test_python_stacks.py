@@ -229,3 +229,14 @@ def test_a_python_external_is_declared_and_used_as_the_interpreter(home, tmp_pat
     r = run_hit("status", str(yaml), check=False)
     assert r.code != 0 and "leave python out of packages" in r.err, r.err
     assert f"{yaml}:7:" in r.err
+
+
+def test_the_index_is_the_one_pip_is_configured_with(home, index, tmp_path, monkeypatch):
+    """No PIP_INDEX_URL: the index-url of pip's own configuration file (pip config)."""
+    monkeypatch.delenv("PIP_INDEX_URL")
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nindex-url = {index}\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    yaml = stack(tmp_path, ["py-pygments"])
+    r = run_hit("build", "--repin", str(yaml))
+    assert "pygments==2.18.0  fetched (1.1 MB)" in r.err and index.split("/simple")[0] in r.err

@@ -16,6 +16,7 @@ A cached wheel goes into the build folder as a file named as pip requires
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import threading
@@ -43,6 +44,8 @@ def index_urls() -> tuple[str, ...]:
     """The simple-API index URLs pip would use, in order: its configured `index-url` (for
     download, install or global; PIP_INDEX_URL included) and `extra-index-url`s, or pip's own
     default. Raises HitError when pip cannot be asked."""
+    if os.environ.get("PIP_INDEX_URL"):  # what pip reads first, even without pip here
+        return (os.environ["PIP_INDEX_URL"], *os.environ.get("PIP_EXTRA_INDEX_URL", "").split())
     r = query([sys.executable, "-m", "pip", "config", "list"], timeout=PIP_TIMEOUT)
     settings: dict[str, str] = {}
     for line in r.out.splitlines() if r.code == 0 else []:
