@@ -10,7 +10,7 @@ first. `pip download` itself is not used: for an sdist it builds the package's m
 first (for NumPy minutes of compiling, and a network fetch of its build requirements).
 
 A cached wheel goes into the build folder as a file named as pip requires
-(`wheel_name`, from the wheel's own metadata), an sdist is unpacked like any archive.
+(sources.wheel_name, from the wheel's own metadata), an sdist is unpacked like any archive.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import os
 import re
 import sys
 import threading
-import zipfile
 from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
@@ -151,29 +150,3 @@ def fetch_pypi(
         return fetch_from(cache_dir, url, sha256, (), stop)
     except FetchFailed as e:
         raise FetchFailed(f"pypi: {requirement}", (*attempts, *e.attempts)) from None
-
-
-def wheel_name(file: Path) -> str | None:
-    """The file name pip needs for the wheel `file` (`Cython-3.0.10-py2.py3-none-any.whl`:
-    its dist-info folder's name and the tags of its WHEEL file), or None when `file` is no
-    wheel (an sdist). Raises HitError for a zip that cannot be read."""
-    try:
-        with zipfile.ZipFile(file) as zf:
-            names = zf.namelist()
-            info = next((n for n in names if re.fullmatch(r"[^/]+\.dist-info/WHEEL", n)), None)
-            if info is None:
-                return None
-            tags = [
-                line.split(":", 1)[1].strip()
-                for line in zf.read(info).decode("utf-8", "replace").splitlines()
-                if line.startswith("Tag:")
-            ]
-    except (zipfile.BadZipFile, OSError, KeyError):
-        return None
-    stem = info.split("/")[0][: -len(".dist-info")]
-    parts = [t.split("-") for t in tags if t.count("-") == 2] or [["py3", "none", "any"]]
-    # the compressed tag set of the wheel's file name (PEP 425): py2.py3-none-any
-    tag = "-".join(".".join(dict.fromkeys(p[i] for p in parts)) for i in range(3))
-    if not re.fullmatch(r"[A-Za-z0-9_.+!-]+", stem + tag):
-        raise HitError(f"wheel {file}: unusable name {stem!r} or tag {tag!r}")
-    return f"{stem}-{tag}.whl"
