@@ -4,14 +4,16 @@ writing the planned entries is moduletree's job.
 
 Hierarchy layout (the default): `Core/` holds compilers and the stacks marked `core`; a
 compiler module sets family("compiler") and adds `Compiler/<compiler>/<version>/`; an MPI
-module sets family("mpi") and adds `MPI/<compiler>/<cv>/<mpi>/<mv>/`. Flat layout: one folder.
+module sets family("mpi") and adds `MPI/<compiler>/<cv>/<mpi>/<mv>/`; a python module sets
+family("python") and adds the Python level its Python packages are in (pymodules.py). Flat
+layout: one folder.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ConfigError, HitError
@@ -21,6 +23,7 @@ from ..names import (
     version_problem,
 )
 from ..spec.externals import ENV_OF_ROLE, External
+from ..spec.pythonenv import PYTHON, profile_packages
 from ..spec.recipes import env_name
 from ..spec.resolve import Node, Resolved
 from ..spec.site import ModuleConfig, Site, Stack
@@ -35,13 +38,20 @@ from .compiling import (
     wrapper_folder,
     wrappers,
 )
+from .pymodules import (
+    goes_to_python_level,
+    interpreter_wrappers,
+    levels_seen_from,
+    python_level,
+    python_path,
+)
 
 
 @dataclass
 class Entry:
     """One module, in either format."""
 
-    kind: str  # package | compiler | mpi
+    kind: str  # package | compiler | mpi | python (an external interpreter) | ghost
     name: str
     version: str
     level: tuple[str, ...]  # folder below the format's root: ("Core",), ("Compiler", ...), ()
@@ -55,7 +65,7 @@ class Entry:
     setenv: list[tuple[str, str]] = field(default_factory=list)
     prepend: list[tuple[str, str]] = field(default_factory=list)
     depends: list[str] = field(default_factory=list)  # run dependencies, full names
-    parents: list[str] = field(default_factory=list)  # compiler (and MPI) modules, full names
+    parents: list[str] = field(default_factory=list)  # compiler (MPI, python) modules, full names
     hidden: bool = False  # hidden from avail (in the folder's rc file), still loadable
     stack: str = ""
     alias: str = ""  # the plain version a hash-suffixed one stands for (`1.0` of `1.0-abc1234`)
@@ -68,6 +78,20 @@ class Entry:
     @property
     def full(self) -> str:
         return f"{self.name}/{self.version}"
+
+    @property
+    def prereqs(self) -> list[list[str]]:
+        """The Tcl template's `prereq` of each parent: in a hierarchy (`level` set) the
+        alternatives `gcc/12.2.0 gcc compiler` (the exact module, any of its name, any of its
+        family; templates/tcl/module.tcl says why), in a flat tree the exact module. The
+        parents are the compiler then the MPI, or the compiler then the python, or the python
+        alone (a core stack's Python packages)."""
+        out = []
+        for i, parent in enumerate(self.parents):
+            name = parent.rpartition("/")[0]
+            family = PYTHON if name == PYTHON else ("compiler", "mpi")[i]
+            out.append(list(dict.fromkeys([parent, name, family])) if self.level else [parent])
+        return out
 
     @property
     def help_text(self) -> str:
@@ -107,17 +131,19 @@ def _external_entry(
     cfg: ModuleConfig | None = None,
     compiler: External | None = None,
 ) -> Entry:
-    """The module of a compiler or MPI external at `level`, opening `opens`. With `cfg`'s
-    compile wrappers on, it puts its wrappers first on PATH (compiling.py); an MPI at a
-    compiler's level (`compiler`) points its wrappers at that compiler's."""
-    kind = ext.kind if ext.kind in ("compiler", "mpi") else "package"
+    """The module of a compiler, MPI or python external at `level`, opening `opens`. With
+    `cfg`'s compile wrappers on, a compiler or MPI puts its wrappers first on PATH
+    (compiling.py); an MPI at a compiler's level (`compiler`) points its wrappers at that
+    compiler's. A python external is `python/<version>` with its interpreter's commands
+    first on PATH, never its bin folder (pymodules.py)."""
+    kind = ext.kind if ext.kind in ("compiler", "mpi", PYTHON) else "package"
     e = Entry(
         kind=kind,
-        name=module_word(short_name(ext)),
+        name=PYTHON if kind == PYTHON else module_word(short_name(ext)),
         version=module_word(ext.version or "default"),
         level=level,
         description=_describe_external(ext),
-        family=kind if kind in ("compiler", "mpi") else None,
+        family=kind if kind in ("compiler", "mpi", PYTHON) else None,
         modulepath=opens,
         load=ext.module,
         prefix=ext.prefix or "",
@@ -126,7 +152,9 @@ def _external_entry(
         e.setenv = [
             (ENV_OF_ROLE[r], c) for r, c in sorted(ext.commands.items()) if r in ENV_OF_ROLE
         ]
-        if ext.prefix:
+        if kind == PYTHON and cfg is not None:
+            _add_interpreter(e, ext, cfg)
+        elif ext.prefix:
             e.setenv.append(
                 ("MPI_DIR" if kind == "mpi" else f"{env_name(e.name)}_ROOT", ext.prefix)
             )
@@ -135,6 +163,18 @@ def _external_entry(
         if cfg is not None and kind in ("compiler", "mpi"):
             _add_wrappers(e, ext, cfg, compiler)
     return e
+
+
+def _add_interpreter(e: Entry, ext: External, cfg: ModuleConfig) -> None:
+    """Give the python module `e` of `ext` its commands (python3, python, python3.X) in a
+    folder of the tree, first on PATH, and PYTHON naming the first of them."""
+    e.wrappers = interpreter_wrappers(ext)
+    if e.wrappers:
+        e.wrapper_dir = wrapper_folder(e.name, e.version)
+        folder = cfg.path.joinpath(*e.wrapper_dir)
+        e.setenv = [(k, v) for k, v in e.setenv if k != "PYTHON"]
+        e.setenv.append(("PYTHON", str(folder / e.wrappers[0].name)))
+        e.prepend.append(("PATH", str(folder)))
 
 
 def _add_wrappers(e: Entry, ext: External, cfg: ModuleConfig, compiler: External | None) -> None:
@@ -165,6 +205,7 @@ def _describe_external(ext: External) -> str:
     reported = (ext.pin or {}).get("version", "")
     commands = ", ".join(f"{role} {path}" for role, path in sorted(ext.commands.items()))
     opens = {"compiler": "the packages built with it", "mpi": "the packages built with it"}
+    opens[PYTHON] = "the Python packages built for it"
     lines = [f"{ext.kind} {ext.name} {ext.version} (an external of the site, pinned)"]
     lines += [f"reports: {reported}"] if reported else []
     lines += [f"commands: {commands}"] if commands else []
@@ -187,6 +228,7 @@ def _package_env(node: Node, prefix: Path, cfg: ModuleConfig) -> tuple[list, lis
             prepend.append(("PKG_CONFIG_PATH", str(prefix / pc)))
     prepend.append(("CMAKE_PREFIX_PATH", str(prefix)))
     prepend += package_env(node.name, prefix, cfg.compile)
+    prepend += python_path(node.recipe, prefix)
     if cfg.ld_library_path:
         for lib in ("lib", "lib64"):
             if (prefix / lib).is_dir():
@@ -200,7 +242,9 @@ def _package_env(node: Node, prefix: Path, cfg: ModuleConfig) -> tuple[list, lis
 class _StackLevels:
     """Where a stack's modules go: its compiler and MPI externals, the levels they open in a
     hierarchy (`Compiler/<c>/<cv>`, `MPI/<c>/<cv>/<m>/<mv>`), and the modules a package
-    built with the compiler (or also the MPI) needs loaded first."""
+    built with the compiler (or also the MPI) needs loaded first; for its Python packages,
+    the level its python module opens, that module (a parent where it must be loaded
+    first) and its version (pymodules.py)."""
 
     compiler: External | None
     mpi: External | None
@@ -208,6 +252,21 @@ class _StackLevels:
     m_level: tuple[str, ...]
     parents: tuple[str, ...] = ()
     mpi_parents: tuple[str, ...] = ()
+    p_level: tuple[str, ...] = ()
+    python_parent: str = ""
+    python_version: str = ""
+
+
+def _with_python(site: Site, levels: _StackLevels, e: Entry, version: str) -> _StackLevels:
+    """`levels` with the stack's python module `e` (of the store's python, or an external):
+    in a hierarchy it opens the Python level and is its packages' parent; in a flat tree
+    only an external is a parent (the store's python is a dependency, as any package)."""
+    e.family = PYTHON
+    if site.modules.layout != "hierarchy":
+        parent = e.full if e.kind == PYTHON else ""
+        return replace(levels, python_parent=parent, python_version=version)
+    e.modulepath = python_level(e.level, e.version)
+    return replace(levels, p_level=e.modulepath, python_parent=e.full, python_version=version)
 
 
 def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list[Entry]:
@@ -218,12 +277,15 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
     packages: list[tuple[Entry, Node, Resolved]] = []
     for stack, resolved in stacks:
         levels = _toolchain_entries(site, stack, entries)
-        for name in resolved.packages:
+        held = profile_packages(resolved.packages, resolved.nodes)  # and Python dependencies
+        for name in sorted(held, key=lambda n: n != PYTHON):  # python opens their level
             node = resolved.nodes[name]
             key, e = _package_entry(site, stack, resolved, node, store, levels)
             if key not in entries:
                 entries[key] = e
                 packages.append((e, node, resolved))
+            if name == PYTHON:
+                levels = _with_python(site, levels, entries[key], node.recipe.version)
     _settle_names(site, list(entries.values()))
     _refuse_nested_names(site, list(entries.values()))
     _add_dependencies(packages, site.modules.depends_on)
@@ -288,7 +350,31 @@ def _toolchain_entries(site: Site, stack: Stack, entries: dict[tuple, Entry]) ->
         mpi_parents = parents + [_module_name(short_name(mpi), mpi.version)]
     elif hierarchy and mpi and not stack.core:
         raise_missing(site, mpi.name, "mpi")
-    return _StackLevels(comp, mpi, c_level, m_level, tuple(parents), tuple(mpi_parents))
+    levels = _StackLevels(comp, mpi, c_level, m_level, tuple(parents), tuple(mpi_parents))
+    return _python_external(site, stack, entries, levels)
+
+
+def _python_external(
+    site: Site, stack: Stack, entries: dict[tuple, Entry], levels: _StackLevels
+) -> _StackLevels:
+    """`levels` with the stack's python external (`python:`), when it has one: its module
+    where the stack's packages go (Core in a core stack), the compiler its parent, added to
+    `entries`; a module the site provides is named; none in a hierarchy is an error."""
+    cfg = site.modules
+    ext = stack.profile.externals.get(stack.profile.toolchain.get(PYTHON, ""))
+    if ext is None:
+        return levels
+    if ext.name in cfg.externals:
+        hierarchy = cfg.layout == "hierarchy"
+        level = (("Core",) if stack.core else levels.c_level) if hierarchy else ()
+        e = entries.setdefault((level, "ext", ext.name), _external_entry(ext, level, None, cfg))
+        e.parents = [] if stack.core else list(levels.parents)
+        return _with_python(site, levels, e, ext.version)
+    if cfg.provided:
+        return replace(levels, python_parent=_module_name(PYTHON, ext.version))
+    if cfg.layout == "hierarchy":
+        raise_missing(site, ext.name, PYTHON)
+    return levels
 
 
 def _module_name(name: str, version: str) -> str:
@@ -310,16 +396,22 @@ def _package_entry(
     """The module of one listed package: `((level, "pkg", artifact id), entry)`."""
     cfg = site.modules
     uses_mpi = built_with_mpi(resolved, node)
+    python = levels.python_version and goes_to_python_level(node.recipe, uses_mpi)
     if cfg.layout != "hierarchy":
         level: tuple[str, ...] = ()
+    elif python and levels.p_level:
+        level = levels.p_level
     elif stack.core:
         level = ("Core",)
     else:
         level = levels.m_level if uses_mpi else levels.c_level
     prefix = store.prefix(node.ref)
     setenv, prepend = _package_env(node, prefix, cfg)
-    parents = levels.mpi_parents if uses_mpi else levels.parents
+    parents = [] if stack.core else list(levels.mpi_parents if uses_mpi else levels.parents)
+    parents += [levels.python_parent] if python and levels.python_parent else []
     mpi = levels.mpi if uses_mpi else None
+    built_with = [f"{short_name(x)} {x.version}" for x in (levels.compiler, mpi) if x]
+    built_with += [f"python {levels.python_version}"] if python else []
     name, version = _project(site, node, levels.compiler, mpi, stack)
     e = Entry(
         kind="package",
@@ -332,10 +424,10 @@ def _package_entry(
         prefix=str(prefix),
         setenv=setenv,
         prepend=prepend,
-        parents=[] if stack.core else list(parents),
+        parents=parents,
         hidden=node.name in cfg.hide,
         stack=stack.name,
-        built_with=", ".join(f"{short_name(x)} {x.version}" for x in (levels.compiler, mpi) if x),
+        built_with=", ".join(built_with),
         variant=describe(node.recipe.when, node.parameters),
         compile_hint=compile_hint(node.name, prefix, uses_mpi, cfg.compile),
     )
@@ -345,7 +437,8 @@ def _package_entry(
 def _add_dependencies(packages: list[tuple[Entry, Node, Resolved]], depends_on: str) -> None:
     """Each package module loads its run dependencies' modules: none, the direct ones, or all
     (`modules: depends_on:`), found at its own level or a level above it that is on MODULEPATH
-    whenever it is (an MPI-level netcdf-c loads a compiler-level library it links; Core)."""
+    whenever it is (an MPI-level netcdf-c loads a compiler-level library it links; Core).
+    A dependency that is a parent (the python of the Python level) is loaded as a parent."""
     by_id = {(e.level, e.artifact_id): e for e, _n, _r in packages}
     for e, node, resolved in packages:
         names = {"none": (), "direct": node.deps, "all": node.closure}[depends_on]
@@ -354,13 +447,18 @@ def _add_dependencies(packages: list[tuple[Entry, Node, Resolved]], depends_on: 
             for level in _levels_seen_from(e.level):
                 d = by_id.get((level, ref))
                 if d is not None:
-                    e.depends.append(d.full)
+                    if d.full not in e.parents:
+                        e.depends.append(d.full)
                     break
 
 
 def _levels_seen_from(level: tuple[str, ...]) -> list[tuple[str, ...]]:
     """The levels on MODULEPATH whenever `level` is: itself, then for `MPI/c/cv/m/mv` the
-    compiler's `Compiler/c/cv`, then `Core` (a flat tree's one level is `()`)."""
+    compiler's `Compiler/c/cv`, then `Core` (a flat tree's one level is `()`); for a Python
+    level, pymodules.levels_seen_from."""
+    python = levels_seen_from(level)
+    if python is not None:
+        return python
     if level[:1] == ("MPI",):
         return [level, ("Compiler", *level[1:3]), ("Core",)]
     if level[:1] == ("Compiler",):
