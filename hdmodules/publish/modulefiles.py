@@ -367,8 +367,11 @@ def _python_external(
     if ext.name in cfg.externals:
         hierarchy = cfg.layout == "hierarchy"
         level = (("Core",) if stack.core else levels.c_level) if hierarchy else ()
-        e = entries.setdefault((level, "ext", ext.name), _external_entry(ext, level, None, cfg))
-        e.parents = [] if stack.core else list(levels.parents)
+        key = (level, "ext", ext.name)
+        if key not in entries:  # the first stack's (a flat tree has one for all stacks)
+            entries[key] = _external_entry(ext, level, None, cfg)
+            entries[key].parents = [] if stack.core else list(levels.parents)
+        e = entries[key]
         return _with_python(site, levels, e, ext.version)
     if cfg.provided:
         return replace(levels, python_parent=_module_name(PYTHON, ext.version))

@@ -350,9 +350,12 @@ def refresh(home: Home, store: Store) -> Refresh | None:
 def _shown(rel: str) -> str:
     """`Compiler/gcc/12.2.0/hello/1.0` -> `hello/1.0 (Compiler/gcc/12.2.0)`: a module path
     of the tree as the user loads it, and where (Core, Compiler and MPI levels have one,
-    three and five parts); any other path is shown as it is."""
+    three and five parts; Python levels three below Core, `Python/python/3.11.2`, else five);
+    any other path is shown as it is."""
     parts = rel.split("/")
     depth = {"Core": 1, "Compiler": 3, "MPI": 5}.get(parts[0], 0)
+    if parts[0] == "Python":
+        depth = 3 if parts[1:2] == ["python"] else 5
     if 0 < depth <= len(parts) - 2:
         return f"{'/'.join(parts[depth:])} ({'/'.join(parts[:depth])})"
     return rel
