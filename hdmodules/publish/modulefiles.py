@@ -12,15 +12,12 @@ layout: one folder.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import ConfigError, HitError
+from ..errors import HitError
 from ..names import (
     module_word,
-    name_problem,
-    version_problem,
 )
 from ..spec.externals import ENV_OF_ROLE, External
 from ..spec.pythonenv import PYTHON, profile_packages
@@ -37,6 +34,13 @@ from .compiling import (
     package_env,
     wrapper_folder,
     wrappers,
+)
+from .modulenames import (
+    module_name,
+    project,
+    refuse_nested_names,
+    settle_names,
+    short_name,
 )
 from .pymodules import (
     goes_to_python_level,
@@ -117,11 +121,6 @@ class Entry:
         lines += [f"Sets: {', '.join(sets)}"] if sets else []
         lines += [f"Prepends to: {', '.join(paths)}"] if paths else []
         return "\n".join(lines)
-
-
-def short_name(ext: External) -> str:
-    """`gcc-12` -> `gcc`, `openmpi-4.1.4` -> `openmpi`: what users type before the version."""
-    return re.sub(r"-[0-9][0-9.]*$", "", ext.name) or ext.name
 
 
 def _external_entry(
@@ -286,34 +285,10 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
                 packages.append((e, node, resolved))
             if name == PYTHON:
                 levels = _with_python(site, levels, entries[key], node.recipe.version)
-    _settle_names(site, list(entries.values()))
-    _refuse_nested_names(site, list(entries.values()))
+    settle_names(site, list(entries.values()))
+    refuse_nested_names(site, list(entries.values()))
     _add_dependencies(packages, site.modules.depends_on)
     return list(entries.values())
-
-
-def _refuse_nested_names(site: Site, entries: list[Entry]) -> None:
-    """No module name may be a folder of another in the same tree folder: `gcc` (the
-    compiler, `gcc/12.2.0`) beside `gcc/hello` (a projection `{compiler}/{name}/{version}` in a
-    flat tree) makes `module load gcc` ambiguous in Lmod and loads hello in Environment
-    Modules, and `gcc/12.2.0/hello` would need a folder where `gcc/12.2.0` is a file.
-    Raises ConfigError at `modules: naming:`."""
-    by_level: dict[tuple[str, ...], set[str]] = {}
-    for e in entries:
-        by_level.setdefault(e.level, set()).add(e.name)
-    files = {(e.level, e.full) for e in entries}
-    for e in entries:
-        parts = e.name.split("/")
-        for k in range(1, len(parts)):
-            inner = "/".join(parts[:k])
-            if inner in by_level[e.level] or (e.level, inner) in files:
-                where = "/".join((*e.level, inner)) or inner
-                raise ConfigError(
-                    site.file,
-                    site.modules.naming_line or None,
-                    f"modules naming {site.modules.naming!r} puts {e.full} inside the module "
-                    f"{where}: module names may not nest; put the name first ({{name}}/...)",
-                )
 
 
 # Complexity (radon D): the compiler and the MPI each have the same three cases (a module of
@@ -335,7 +310,7 @@ def _toolchain_entries(site: Site, stack: Stack, entries: dict[tuple, Entry]) ->
         e = _external_entry(comp, core, c_level if hierarchy else None, cfg)
         parents = [entries.setdefault(((), "ext", comp.name), e).full]
     elif cfg.provided and comp:
-        parents = [_module_name(short_name(comp), comp.version)]
+        parents = [module_name(short_name(comp), comp.version)]
     elif hierarchy and not stack.core:
         raise_missing(site, comp.name if comp else "the host gcc", "compiler")
     mpi_parents = parents
@@ -347,7 +322,7 @@ def _toolchain_entries(site: Site, stack: Stack, entries: dict[tuple, Entry]) ->
         e.parents = list(parents)
         mpi_parents = parents + [entries.setdefault((c_level, "ext", mpi.name), e).full]
     elif cfg.provided and mpi:
-        mpi_parents = parents + [_module_name(short_name(mpi), mpi.version)]
+        mpi_parents = parents + [module_name(short_name(mpi), mpi.version)]
     elif hierarchy and mpi and not stack.core:
         raise_missing(site, mpi.name, "mpi")
     levels = _StackLevels(comp, mpi, c_level, m_level, tuple(parents), tuple(mpi_parents))
@@ -374,15 +349,10 @@ def _python_external(
         e = entries[key]
         return _with_python(site, levels, e, ext.version)
     if cfg.provided:
-        return replace(levels, python_parent=_module_name(PYTHON, ext.version))
+        return replace(levels, python_parent=module_name(PYTHON, ext.version))
     if cfg.layout == "hierarchy":
         raise_missing(site, ext.name, PYTHON)
     return levels
-
-
-def _module_name(name: str, version: str) -> str:
-    """`name/version` as the module trees spell it (names.module_word)."""
-    return f"{module_word(name)}/{module_word(version)}"
 
 
 def built_with_mpi(resolved: Resolved, node: Node) -> bool:
@@ -415,7 +385,7 @@ def _package_entry(
     mpi = levels.mpi if uses_mpi else None
     built_with = [f"{short_name(x)} {x.version}" for x in (levels.compiler, mpi) if x]
     built_with += [f"python {levels.python_version}"] if python else []
-    name, version = _project(site, node, levels.compiler, mpi, stack)
+    name, version = project(site, node, levels.compiler, mpi, stack)
     e = Entry(
         kind="package",
         name=name,
@@ -475,67 +445,3 @@ def raise_missing(site: Site, name: str, kind: str) -> None:
         f"{site.file}: the module hierarchy starts at the {kind} module, but {name} has none: "
         f"list it under modules: externals: [...] (or use layout: flat)"
     )
-
-
-def _project(
-    site: Site, node: Node, comp: External | None, mpi: External | None, stack: Stack
-) -> tuple[str, str]:
-    """The module `modules: naming:` gives the node, as (name, version): the version is the
-    last part, the name everything before it (`{name}/{compiler}{compiler_version}/{version}`
-    gives `hello/gcc12.2.0` and `1.0`, as Lmod and Environment Modules read a module path).
-    Each folder of it must be a name and the last part a version (names.py): HitError naming
-    the site file if not.
-    Each part is then spelt as the module trees spell it (names.module_word: `+` and `~`
-    become `_`, since Environment Modules 5 reads them as variants)."""
-    naming = site.modules.naming
-    fields = {
-        "name": node.name,
-        "version": node.recipe.version,
-        "hash": node.ref.hash[:7],
-        "compiler": short_name(comp) if comp else "",
-        "compiler_version": comp.version if comp else "",
-        "mpi": short_name(mpi) if mpi else "",
-        "mpi_version": mpi.version if mpi else "",
-        "stack": stack.name,
-    }
-    try:
-        full = naming.format(**fields)
-    except (KeyError, IndexError, ValueError) as e:
-        raise HitError(f"modules naming {naming!r}: unknown field {e}") from None
-    *folders, last = full.split("/")
-    checks = [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]
-    for part, problem in checks:
-        if problem:
-            raise HitError(
-                f"{site.file}: modules naming {naming!r} makes {full!r} for {node.name}: "
-                f"{part!r} {problem}"
-            )
-    full = "/".join(module_word(part) for part in full.split("/"))
-    name, _, version = full.rpartition("/")
-    return name, version
-
-
-def _settle_names(site: Site, entries: list[Entry]) -> None:
-    """Two different artifacts under the same name in one folder: both get a short hash
-    suffix and remember the plain version as their `alias`; the folder's rc file then names
-    one default and points the alias at it (_folder_rcs). Two externals (which have no
-    artifact hash) under one name and version are an error naming both: neither may
-    silently replace the other's module."""
-    groups: dict[tuple, list[Entry]] = {}
-    for e in entries:
-        groups.setdefault((e.level, e.name, e.version), []).append(e)
-    for group in groups.values():
-        if len(group) < 2:
-            continue
-        externals = [e.description.split(";")[0] for e in group if not e.artifact_id]
-        if externals:
-            raise ConfigError(
-                site.file,
-                None,
-                f"{' and '.join(externals)} would both be the module {group[0].full}; "
-                f"rename one external (module names drop a trailing -<version>)",
-            )
-        plain = group[0].version
-        for e in group:
-            e.version = f"{plain}-{e.artifact_id.partition('/')[2][:7]}"
-            e.alias = plain
