@@ -5,7 +5,7 @@ refusal of names nesting inside others. modulefiles.plan calls them."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..errors import ConfigError, HitError
 from ..names import module_word, name_problem, version_problem
@@ -13,8 +13,17 @@ from ..spec.externals import External
 from ..spec.resolve import Node
 from ..spec.site import Site, Stack
 
-if TYPE_CHECKING:
-    from .modulefiles import Entry
+
+class Entry(Protocol):  # modulefiles.Entry, without importing it (modulefiles imports this)
+    name: str
+    version: str
+    level: tuple[str, ...]
+    description: str
+    artifact_id: str
+    alias: str
+
+    @property
+    def full(self) -> str: ...
 
 
 def short_name(ext: External) -> str:
