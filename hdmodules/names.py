@@ -70,7 +70,7 @@ def module_word(word: str) -> str:
     value, spaces) are refused by the name and version rules above, never mapped. The recipe
     keeps its version (build spec, store path); only the module's name changes. Two words
     that map alike in one folder are two names for one module: they get hash suffixes like
-    any two artifacts with one module name (modulefiles._settle_names)."""
+    any two artifacts with one module name (modulenames.settle_names)."""
     head = word.rstrip("+")
     return head.replace("+", "_").replace("~", "_") + word[len(head) :]
 

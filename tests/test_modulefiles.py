@@ -50,7 +50,7 @@ def test_explicit_defaults_go_to_modulerc(tmp_path):
 
 
 def _suffixed(*hashes: str) -> list[Entry]:
-    """Entries as _settle_names leaves two artifacts of app 1.0 in one folder."""
+    """Entries as modulenames.settle_names leaves two artifacts of app 1.0 in one folder."""
     return [
         Entry("package", "app", f"1.0-{h}", ("Core",), artifact_id=f"app/{h}", alias="1.0")
         for h in hashes

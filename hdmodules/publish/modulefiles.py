@@ -4,23 +4,23 @@ writing the planned entries is moduletree's job.
 
 Hierarchy layout (the default): `Core/` holds compilers and the stacks marked `core`; a
 compiler module sets family("compiler") and adds `Compiler/<compiler>/<version>/`; an MPI
-module sets family("mpi") and adds `MPI/<compiler>/<cv>/<mpi>/<mv>/`. Flat layout: one folder.
+module sets family("mpi") and adds `MPI/<compiler>/<cv>/<mpi>/<mv>/`; a python module sets
+family("python") and adds the Python level its Python packages are in (pymodules.py). Flat
+layout: one folder.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import ConfigError, HitError
+from ..errors import HitError
 from ..names import (
     module_word,
-    name_problem,
-    version_problem,
 )
 from ..spec.externals import ENV_OF_ROLE, External
+from ..spec.pythonenv import PYTHON, profile_packages
 from ..spec.recipes import env_name
 from ..spec.resolve import Node, Resolved
 from ..spec.site import ModuleConfig, Site, Stack
@@ -35,13 +35,27 @@ from .compiling import (
     wrapper_folder,
     wrappers,
 )
+from .modulenames import (
+    module_name,
+    project,
+    refuse_nested_names,
+    settle_names,
+    short_name,
+)
+from .pymodules import (
+    goes_to_python_level,
+    interpreter_wrappers,
+    levels_seen_from,
+    python_level,
+    python_path,
+)
 
 
 @dataclass
 class Entry:
     """One module, in either format."""
 
-    kind: str  # package | compiler | mpi
+    kind: str  # package | compiler | mpi | python (an external interpreter) | ghost
     name: str
     version: str
     level: tuple[str, ...]  # folder below the format's root: ("Core",), ("Compiler", ...), ()
@@ -55,7 +69,7 @@ class Entry:
     setenv: list[tuple[str, str]] = field(default_factory=list)
     prepend: list[tuple[str, str]] = field(default_factory=list)
     depends: list[str] = field(default_factory=list)  # run dependencies, full names
-    parents: list[str] = field(default_factory=list)  # compiler (and MPI) modules, full names
+    parents: list[str] = field(default_factory=list)  # compiler (MPI, python) modules, full names
     hidden: bool = False  # hidden from avail (in the folder's rc file), still loadable
     stack: str = ""
     alias: str = ""  # the plain version a hash-suffixed one stands for (`1.0` of `1.0-abc1234`)
@@ -68,6 +82,20 @@ class Entry:
     @property
     def full(self) -> str:
         return f"{self.name}/{self.version}"
+
+    @property
+    def prereqs(self) -> list[list[str]]:
+        """The Tcl template's `prereq` of each parent: in a hierarchy (`level` set) the
+        alternatives `gcc/12.2.0 gcc compiler` (the exact module, any of its name, any of its
+        family; templates/tcl/module.tcl says why), in a flat tree the exact module. The
+        parents are the compiler then the MPI, or the compiler then the python, or the python
+        alone (a core stack's Python packages)."""
+        out = []
+        for i, parent in enumerate(self.parents):
+            name = parent.rpartition("/")[0]
+            family = PYTHON if name == PYTHON else ("compiler", "mpi")[i]
+            out.append(list(dict.fromkeys([parent, name, family])) if self.level else [parent])
+        return out
 
     @property
     def help_text(self) -> str:
@@ -95,11 +123,6 @@ class Entry:
         return "\n".join(lines)
 
 
-def short_name(ext: External) -> str:
-    """`gcc-12` -> `gcc`, `openmpi-4.1.4` -> `openmpi`: what users type before the version."""
-    return re.sub(r"-[0-9][0-9.]*$", "", ext.name) or ext.name
-
-
 def _external_entry(
     ext: External,
     level: tuple[str, ...],
@@ -107,17 +130,19 @@ def _external_entry(
     cfg: ModuleConfig | None = None,
     compiler: External | None = None,
 ) -> Entry:
-    """The module of a compiler or MPI external at `level`, opening `opens`. With `cfg`'s
-    compile wrappers on, it puts its wrappers first on PATH (compiling.py); an MPI at a
-    compiler's level (`compiler`) points its wrappers at that compiler's."""
-    kind = ext.kind if ext.kind in ("compiler", "mpi") else "package"
+    """The module of a compiler, MPI or python external at `level`, opening `opens`. With
+    `cfg`'s compile wrappers on, a compiler or MPI puts its wrappers first on PATH
+    (compiling.py); an MPI at a compiler's level (`compiler`) points its wrappers at that
+    compiler's. A python external is `python/<version>` with its interpreter's commands
+    first on PATH, never its bin folder (pymodules.py)."""
+    kind = ext.kind if ext.kind in ("compiler", "mpi", PYTHON) else "package"
     e = Entry(
         kind=kind,
-        name=module_word(short_name(ext)),
+        name=PYTHON if kind == PYTHON else module_word(short_name(ext)),
         version=module_word(ext.version or "default"),
         level=level,
         description=_describe_external(ext),
-        family=kind if kind in ("compiler", "mpi") else None,
+        family=kind if kind in ("compiler", "mpi", PYTHON) else None,
         modulepath=opens,
         load=ext.module,
         prefix=ext.prefix or "",
@@ -126,7 +151,9 @@ def _external_entry(
         e.setenv = [
             (ENV_OF_ROLE[r], c) for r, c in sorted(ext.commands.items()) if r in ENV_OF_ROLE
         ]
-        if ext.prefix:
+        if kind == PYTHON and cfg is not None:
+            _add_interpreter(e, ext, cfg)
+        elif ext.prefix:
             e.setenv.append(
                 ("MPI_DIR" if kind == "mpi" else f"{env_name(e.name)}_ROOT", ext.prefix)
             )
@@ -135,6 +162,18 @@ def _external_entry(
         if cfg is not None and kind in ("compiler", "mpi"):
             _add_wrappers(e, ext, cfg, compiler)
     return e
+
+
+def _add_interpreter(e: Entry, ext: External, cfg: ModuleConfig) -> None:
+    """Give the python module `e` of `ext` its commands (python3, python, python3.X) in a
+    folder of the tree, first on PATH, and PYTHON naming the first of them."""
+    e.wrappers = interpreter_wrappers(ext)
+    if e.wrappers:
+        e.wrapper_dir = wrapper_folder(e.name, e.version)
+        folder = cfg.path.joinpath(*e.wrapper_dir)
+        e.setenv = [(k, v) for k, v in e.setenv if k != "PYTHON"]
+        e.setenv.append(("PYTHON", str(folder / e.wrappers[0].name)))
+        e.prepend.append(("PATH", str(folder)))
 
 
 def _add_wrappers(e: Entry, ext: External, cfg: ModuleConfig, compiler: External | None) -> None:
@@ -165,6 +204,7 @@ def _describe_external(ext: External) -> str:
     reported = (ext.pin or {}).get("version", "")
     commands = ", ".join(f"{role} {path}" for role, path in sorted(ext.commands.items()))
     opens = {"compiler": "the packages built with it", "mpi": "the packages built with it"}
+    opens[PYTHON] = "the Python packages built for it"
     lines = [f"{ext.kind} {ext.name} {ext.version} (an external of the site, pinned)"]
     lines += [f"reports: {reported}"] if reported else []
     lines += [f"commands: {commands}"] if commands else []
@@ -187,6 +227,7 @@ def _package_env(node: Node, prefix: Path, cfg: ModuleConfig) -> tuple[list, lis
             prepend.append(("PKG_CONFIG_PATH", str(prefix / pc)))
     prepend.append(("CMAKE_PREFIX_PATH", str(prefix)))
     prepend += package_env(node.name, prefix, cfg.compile)
+    prepend += python_path(node.recipe, prefix)
     if cfg.ld_library_path:
         for lib in ("lib", "lib64"):
             if (prefix / lib).is_dir():
@@ -200,7 +241,9 @@ def _package_env(node: Node, prefix: Path, cfg: ModuleConfig) -> tuple[list, lis
 class _StackLevels:
     """Where a stack's modules go: its compiler and MPI externals, the levels they open in a
     hierarchy (`Compiler/<c>/<cv>`, `MPI/<c>/<cv>/<m>/<mv>`), and the modules a package
-    built with the compiler (or also the MPI) needs loaded first."""
+    built with the compiler (or also the MPI) needs loaded first; for its Python packages,
+    the level its python module opens, that module (a parent where it must be loaded
+    first) and its version (pymodules.py)."""
 
     compiler: External | None
     mpi: External | None
@@ -208,6 +251,21 @@ class _StackLevels:
     m_level: tuple[str, ...]
     parents: tuple[str, ...] = ()
     mpi_parents: tuple[str, ...] = ()
+    p_level: tuple[str, ...] = ()
+    python_parent: str = ""
+    python_version: str = ""
+
+
+def _with_python(site: Site, levels: _StackLevels, e: Entry, version: str) -> _StackLevels:
+    """`levels` with the stack's python module `e` (of the store's python, or an external):
+    in a hierarchy it opens the Python level and is its packages' parent; in a flat tree
+    only an external is a parent (the store's python is a dependency, as any package)."""
+    e.family = PYTHON
+    if site.modules.layout != "hierarchy":
+        parent = e.full if e.kind == PYTHON else ""
+        return replace(levels, python_parent=parent, python_version=version)
+    e.modulepath = python_level(e.level, e.version)
+    return replace(levels, p_level=e.modulepath, python_parent=e.full, python_version=version)
 
 
 def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list[Entry]:
@@ -218,40 +276,19 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
     packages: list[tuple[Entry, Node, Resolved]] = []
     for stack, resolved in stacks:
         levels = _toolchain_entries(site, stack, entries)
-        for name in resolved.packages:
+        held = profile_packages(resolved.packages, resolved.nodes)  # and Python dependencies
+        for name in sorted(held, key=lambda n: n != PYTHON):  # python opens their level
             node = resolved.nodes[name]
             key, e = _package_entry(site, stack, resolved, node, store, levels)
             if key not in entries:
                 entries[key] = e
                 packages.append((e, node, resolved))
-    _settle_names(site, list(entries.values()))
-    _refuse_nested_names(site, list(entries.values()))
+            if name == PYTHON:
+                levels = _with_python(site, levels, entries[key], node.recipe.version)
+    settle_names(site, list(entries.values()))
+    refuse_nested_names(site, list(entries.values()))
     _add_dependencies(packages, site.modules.depends_on)
     return list(entries.values())
-
-
-def _refuse_nested_names(site: Site, entries: list[Entry]) -> None:
-    """No module name may be a folder of another in the same tree folder: `gcc` (the
-    compiler, `gcc/12.2.0`) beside `gcc/hello` (a projection `{compiler}/{name}/{version}` in a
-    flat tree) makes `module load gcc` ambiguous in Lmod and loads hello in Environment
-    Modules, and `gcc/12.2.0/hello` would need a folder where `gcc/12.2.0` is a file.
-    Raises ConfigError at `modules: naming:`."""
-    by_level: dict[tuple[str, ...], set[str]] = {}
-    for e in entries:
-        by_level.setdefault(e.level, set()).add(e.name)
-    files = {(e.level, e.full) for e in entries}
-    for e in entries:
-        parts = e.name.split("/")
-        for k in range(1, len(parts)):
-            inner = "/".join(parts[:k])
-            if inner in by_level[e.level] or (e.level, inner) in files:
-                where = "/".join((*e.level, inner)) or inner
-                raise ConfigError(
-                    site.file,
-                    site.modules.naming_line or None,
-                    f"modules naming {site.modules.naming!r} puts {e.full} inside the module "
-                    f"{where}: module names may not nest; put the name first ({{name}}/...)",
-                )
 
 
 # Complexity (radon D): the compiler and the MPI each have the same three cases (a module of
@@ -273,7 +310,7 @@ def _toolchain_entries(site: Site, stack: Stack, entries: dict[tuple, Entry]) ->
         e = _external_entry(comp, core, c_level if hierarchy else None, cfg)
         parents = [entries.setdefault(((), "ext", comp.name), e).full]
     elif cfg.provided and comp:
-        parents = [_module_name(short_name(comp), comp.version)]
+        parents = [module_name(short_name(comp), comp.version)]
     elif hierarchy and not stack.core:
         raise_missing(site, comp.name if comp else "the host gcc", "compiler")
     mpi_parents = parents
@@ -285,15 +322,37 @@ def _toolchain_entries(site: Site, stack: Stack, entries: dict[tuple, Entry]) ->
         e.parents = list(parents)
         mpi_parents = parents + [entries.setdefault((c_level, "ext", mpi.name), e).full]
     elif cfg.provided and mpi:
-        mpi_parents = parents + [_module_name(short_name(mpi), mpi.version)]
+        mpi_parents = parents + [module_name(short_name(mpi), mpi.version)]
     elif hierarchy and mpi and not stack.core:
         raise_missing(site, mpi.name, "mpi")
-    return _StackLevels(comp, mpi, c_level, m_level, tuple(parents), tuple(mpi_parents))
+    levels = _StackLevels(comp, mpi, c_level, m_level, tuple(parents), tuple(mpi_parents))
+    return _python_external(site, stack, entries, levels)
 
 
-def _module_name(name: str, version: str) -> str:
-    """`name/version` as the module trees spell it (names.module_word)."""
-    return f"{module_word(name)}/{module_word(version)}"
+def _python_external(
+    site: Site, stack: Stack, entries: dict[tuple, Entry], levels: _StackLevels
+) -> _StackLevels:
+    """`levels` with the stack's python external (`python:`), when it has one: its module
+    where the stack's packages go (Core in a core stack), the compiler its parent, added to
+    `entries`; a module the site provides is named; none in a hierarchy is an error."""
+    cfg = site.modules
+    ext = stack.profile.externals.get(stack.profile.toolchain.get(PYTHON, ""))
+    if ext is None:
+        return levels
+    if ext.name in cfg.externals:
+        hierarchy = cfg.layout == "hierarchy"
+        level = (("Core",) if stack.core else levels.c_level) if hierarchy else ()
+        key = (level, "ext", ext.name)
+        if key not in entries:  # the first stack's (a flat tree has one for all stacks)
+            entries[key] = _external_entry(ext, level, None, cfg)
+            entries[key].parents = [] if stack.core else list(levels.parents)
+        e = entries[key]
+        return _with_python(site, levels, e, ext.version)
+    if cfg.provided:
+        return replace(levels, python_parent=module_name(PYTHON, ext.version))
+    if cfg.layout == "hierarchy":
+        raise_missing(site, ext.name, PYTHON)
+    return levels
 
 
 def built_with_mpi(resolved: Resolved, node: Node) -> bool:
@@ -310,17 +369,23 @@ def _package_entry(
     """The module of one listed package: `((level, "pkg", artifact id), entry)`."""
     cfg = site.modules
     uses_mpi = built_with_mpi(resolved, node)
+    python = levels.python_version and goes_to_python_level(node.recipe, uses_mpi)
     if cfg.layout != "hierarchy":
         level: tuple[str, ...] = ()
+    elif python and levels.p_level:
+        level = levels.p_level
     elif stack.core:
         level = ("Core",)
     else:
         level = levels.m_level if uses_mpi else levels.c_level
     prefix = store.prefix(node.ref)
     setenv, prepend = _package_env(node, prefix, cfg)
-    parents = levels.mpi_parents if uses_mpi else levels.parents
+    parents = [] if stack.core else list(levels.mpi_parents if uses_mpi else levels.parents)
+    parents += [levels.python_parent] if python and levels.python_parent else []
     mpi = levels.mpi if uses_mpi else None
-    name, version = _project(site, node, levels.compiler, mpi, stack)
+    built_with = [f"{short_name(x)} {x.version}" for x in (levels.compiler, mpi) if x]
+    built_with += [f"python {levels.python_version}"] if python else []
+    name, version = project(site, node, levels.compiler, mpi, stack)
     e = Entry(
         kind="package",
         name=name,
@@ -332,10 +397,10 @@ def _package_entry(
         prefix=str(prefix),
         setenv=setenv,
         prepend=prepend,
-        parents=[] if stack.core else list(parents),
+        parents=parents,
         hidden=node.name in cfg.hide,
         stack=stack.name,
-        built_with=", ".join(f"{short_name(x)} {x.version}" for x in (levels.compiler, mpi) if x),
+        built_with=", ".join(built_with),
         variant=describe(node.recipe.when, node.parameters),
         compile_hint=compile_hint(node.name, prefix, uses_mpi, cfg.compile),
     )
@@ -345,7 +410,8 @@ def _package_entry(
 def _add_dependencies(packages: list[tuple[Entry, Node, Resolved]], depends_on: str) -> None:
     """Each package module loads its run dependencies' modules: none, the direct ones, or all
     (`modules: depends_on:`), found at its own level or a level above it that is on MODULEPATH
-    whenever it is (an MPI-level netcdf-c loads a compiler-level library it links; Core)."""
+    whenever it is (an MPI-level netcdf-c loads a compiler-level library it links; Core).
+    A dependency that is a parent (the python of the Python level) is loaded as a parent."""
     by_id = {(e.level, e.artifact_id): e for e, _n, _r in packages}
     for e, node, resolved in packages:
         names = {"none": (), "direct": node.deps, "all": node.closure}[depends_on]
@@ -354,13 +420,18 @@ def _add_dependencies(packages: list[tuple[Entry, Node, Resolved]], depends_on: 
             for level in _levels_seen_from(e.level):
                 d = by_id.get((level, ref))
                 if d is not None:
-                    e.depends.append(d.full)
+                    if d.full not in e.parents:
+                        e.depends.append(d.full)
                     break
 
 
 def _levels_seen_from(level: tuple[str, ...]) -> list[tuple[str, ...]]:
     """The levels on MODULEPATH whenever `level` is: itself, then for `MPI/c/cv/m/mv` the
-    compiler's `Compiler/c/cv`, then `Core` (a flat tree's one level is `()`)."""
+    compiler's `Compiler/c/cv`, then `Core` (a flat tree's one level is `()`); for a Python
+    level, pymodules.levels_seen_from."""
+    python = levels_seen_from(level)
+    if python is not None:
+        return python
     if level[:1] == ("MPI",):
         return [level, ("Compiler", *level[1:3]), ("Core",)]
     if level[:1] == ("Compiler",):
@@ -374,67 +445,3 @@ def raise_missing(site: Site, name: str, kind: str) -> None:
         f"{site.file}: the module hierarchy starts at the {kind} module, but {name} has none: "
         f"list it under modules: externals: [...] (or use layout: flat)"
     )
-
-
-def _project(
-    site: Site, node: Node, comp: External | None, mpi: External | None, stack: Stack
-) -> tuple[str, str]:
-    """The module `modules: naming:` gives the node, as (name, version): the version is the
-    last part, the name everything before it (`{name}/{compiler}{compiler_version}/{version}`
-    gives `hello/gcc12.2.0` and `1.0`, as Lmod and Environment Modules read a module path).
-    Each folder of it must be a name and the last part a version (names.py): HitError naming
-    the site file if not.
-    Each part is then spelt as the module trees spell it (names.module_word: `+` and `~`
-    become `_`, since Environment Modules 5 reads them as variants)."""
-    naming = site.modules.naming
-    fields = {
-        "name": node.name,
-        "version": node.recipe.version,
-        "hash": node.ref.hash[:7],
-        "compiler": short_name(comp) if comp else "",
-        "compiler_version": comp.version if comp else "",
-        "mpi": short_name(mpi) if mpi else "",
-        "mpi_version": mpi.version if mpi else "",
-        "stack": stack.name,
-    }
-    try:
-        full = naming.format(**fields)
-    except (KeyError, IndexError, ValueError) as e:
-        raise HitError(f"modules naming {naming!r}: unknown field {e}") from None
-    *folders, last = full.split("/")
-    checks = [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]
-    for part, problem in checks:
-        if problem:
-            raise HitError(
-                f"{site.file}: modules naming {naming!r} makes {full!r} for {node.name}: "
-                f"{part!r} {problem}"
-            )
-    full = "/".join(module_word(part) for part in full.split("/"))
-    name, _, version = full.rpartition("/")
-    return name, version
-
-
-def _settle_names(site: Site, entries: list[Entry]) -> None:
-    """Two different artifacts under the same name in one folder: both get a short hash
-    suffix and remember the plain version as their `alias`; the folder's rc file then names
-    one default and points the alias at it (_folder_rcs). Two externals (which have no
-    artifact hash) under one name and version are an error naming both: neither may
-    silently replace the other's module."""
-    groups: dict[tuple, list[Entry]] = {}
-    for e in entries:
-        groups.setdefault((e.level, e.name, e.version), []).append(e)
-    for group in groups.values():
-        if len(group) < 2:
-            continue
-        externals = [e.description.split(";")[0] for e in group if not e.artifact_id]
-        if externals:
-            raise ConfigError(
-                site.file,
-                None,
-                f"{' and '.join(externals)} would both be the module {group[0].full}; "
-                f"rename one external (module names drop a trailing -<version>)",
-            )
-        plain = group[0].version
-        for e in group:
-            e.version = f"{plain}-{e.artifact_id.partition('/')[2][:7]}"
-            e.alias = plain

@@ -6,7 +6,7 @@ Each build of a site-style profile saves what the profile's modules are: its rec
 the gc roots (roots.module_record), planned once from the resolved profile, so nothing later
 reads YAML files that may have moved. The tree is then regenerated whole from the records of
 every live profile (roots.live_profiles: the profiles the gc keeps), names settled across all
-of them by the site's rule (modulefiles._settle_names: two artifacts under one name in one
+of them by the site's rule (modulenames.settle_names: two artifacts under one name in one
 folder both get a hash suffix, `hello/1.0-abc1234`, and the plain version becomes an alias of
 one of them), and published like a site's tree (moduletree.write_tree: rendered into
 `$HIT_HOME/.modules-trees/<id>`, then `$HIT_HOME/modules` is re-pointed at it). That happens at
@@ -30,7 +30,8 @@ from ..spec.site import ModuleConfig, Site, Stack
 from ..store import roots
 from ..store.home import Home
 from ..store.layout import Store
-from .modulefiles import Entry, _settle_names, plan
+from .modulefiles import Entry, plan
+from .modulenames import settle_names
 from .moduletree import MODULERC_LUA, _folder_rcs, publish_tree
 from .treehistory import MANIFEST, listed, trees_folder
 
@@ -319,7 +320,7 @@ def refresh(home: Home, store: Store) -> Refresh | None:
         notes: list[str] = []
         entries, links, depends = _union(home, store, notes)
         site = _user_site(folder, home)
-        _settle_names(site, entries)
+        settle_names(site, entries)
         names = {_key(e): e.full for e in entries}
         for e in entries:  # a dependency in the tree by the name it has now
             e.depends = [names.get((e.level, i), n) if i else n for i, n in depends[_key(e)]]
@@ -350,9 +351,12 @@ def refresh(home: Home, store: Store) -> Refresh | None:
 def _shown(rel: str) -> str:
     """`Compiler/gcc/12.2.0/hello/1.0` -> `hello/1.0 (Compiler/gcc/12.2.0)`: a module path
     of the tree as the user loads it, and where (Core, Compiler and MPI levels have one,
-    three and five parts); any other path is shown as it is."""
+    three and five parts; Python levels three below Core, `Python/python/3.11.2`, else five);
+    any other path is shown as it is."""
     parts = rel.split("/")
     depth = {"Core": 1, "Compiler": 3, "MPI": 5}.get(parts[0], 0)
+    if parts[0] == "Python":
+        depth = 3 if parts[1:2] == ["python"] else 5
     if 0 < depth <= len(parts) - 2:
         return f"{'/'.join(parts[depth:])} ({'/'.join(parts[:depth])})"
     return rel

@@ -42,7 +42,8 @@ SITE_KEYS = frozenset(
         "mirrors",
     ]
 )
-STACK_KEYS = {"compiler", "mpi", "core", "parameters", "packages", "prefer"}
+# `python:` names an interpreter external (kind: python) for its Python packages
+STACK_KEYS = {"compiler", "mpi", "python", "core", "parameters", "packages", "prefer"}
 MODULE_KEYS = frozenset(
     [
         "path",
@@ -254,11 +255,12 @@ def _naming(m: yamlfile.Mapping) -> str:
 def _check_stack_toolchain(
     stack: Stack, sm: yamlfile.Mapping, externals: dict[str, External], cfg: ModuleConfig
 ) -> None:
-    """Before anything is built: each stack's `compiler:` and `mpi:` name a declared external
-    of that kind, and in a hierarchy (Lmod's Core -> Compiler -> MPI) each has a module of its
-    own (`modules: externals:`), since the stack's modules are only reached through it.
-    Raises ConfigError at the stack's key, in site.yaml's own words."""
-    for kind in ("compiler", "mpi"):
+    """Before anything is built: each stack's `compiler:`, `mpi:` and `python:` name a
+    declared external of that kind, and in a hierarchy (Lmod's Core -> Compiler -> MPI, and
+    the Python level) each has a module of its own (`modules: externals:`), since the stack's
+    modules are only reached through it (its Python packages through the python module, in a
+    `core` stack too). Raises ConfigError at the stack's key, in site.yaml's own words."""
+    for kind in ("compiler", "mpi", "python"):
         name = stack.profile.toolchain.get(kind)
         if name is None:
             continue
@@ -269,7 +271,8 @@ def _check_stack_toolchain(
             yamlfile.fail(sm, kind, f"{where} no external {name!r} (externals: {known})")
         if ext.kind != kind:
             yamlfile.fail(sm, kind, f"{where} {name} is a {ext.kind}, not a {kind}")
-        hierarchy = cfg.layout == "hierarchy" and not stack.core and not cfg.provided
+        reached = kind == "python" or not stack.core
+        hierarchy = cfg.layout == "hierarchy" and reached and not cfg.provided
         if hierarchy and name not in cfg.externals:
             yamlfile.fail(
                 sm,
@@ -326,8 +329,9 @@ def load_site(
             )
         yamlfile.check_keys(sm, STACK_KEYS, f"stack {name!r}", required=("compiler", "packages"))
         toolchain = {"compiler": yamlfile.get_str(sm, "compiler")}
-        if sm.get("mpi") is not None:
-            toolchain["mpi"] = yamlfile.get_str(sm, "mpi")
+        for kind in ("mpi", "python"):
+            if sm.get(kind) is not None:
+                toolchain[kind] = yamlfile.get_str(sm, kind)
         packages: dict[str, PackageRequest] = {r.name: r for r in package_requests(sm)}
         prefer = yamlfile.get_str_list(sm, "prefer")  # who wins a file two packages ship
         for winner in prefer:

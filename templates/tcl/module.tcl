@@ -29,16 +29,14 @@ proc ModulesHelp {} {
 {% if m.family %}
 family {{ m.family|tcl }}
 {% endif %}
-{# In the hierarchy (m.level is set; m.parents is the compiler, then the MPI) each parent
-   prereq lists alternatives, `prereq "gcc/12.2.0" "gcc" "compiler"`: it loads gcc/12.2.0
-   when no compiler is, and any gcc or member of the family (`family` makes that alias)
-   meets it. So the dependents `module switch` reloads from the new compiler's or MPI's
-   level still meet theirs: Environment Modules 5.5+ reloads only those (with "gcc/12.2.0"
-   alone it drops the whole stack). A flat tree keeps the exact version: there nothing else
-   keeps a gcc-12 build out of a gcc-11 session. #}
-{% for parent in m.parents %}
-{% set alternatives = [parent, parent.rpartition("/")[0], ("compiler", "mpi")[loop.index0]]
-   if m.level else [parent] %}
+{# In the hierarchy (m.level is set; m.parents is the compiler, then the MPI or the python)
+   each parent prereq lists alternatives (Entry.prereqs), `prereq "gcc/12.2.0" "gcc"
+   "compiler"`: it loads gcc/12.2.0 when no compiler is, and any gcc or member of the family
+   (`family` makes that alias) meets it. So the dependents `module switch` reloads from the
+   new compiler's or MPI's level still meet theirs: Environment Modules 5.5+ reloads only
+   those (with "gcc/12.2.0" alone it drops the whole stack). A flat tree keeps the exact
+   version: there nothing else keeps a gcc-12 build out of a gcc-11 session. #}
+{% for alternatives in m.prereqs %}
 prereq {{ alternatives|map("tcl")|join(" ") }}
 {% endfor %}
 {% if m.load %}

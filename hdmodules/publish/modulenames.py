@@ -1,0 +1,124 @@
+"""Naming modules: the short name of an external (`gcc-12` -> `gcc`), the name and version
+`modules: naming:` gives a package, the hash suffix two artifacts under one name get, and the
+refusal of names nesting inside others. modulefiles.plan calls them."""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+from ..errors import ConfigError, HitError
+from ..names import module_word, name_problem, version_problem
+from ..spec.externals import External
+from ..spec.resolve import Node
+from ..spec.site import Site, Stack
+
+
+class Entry(Protocol):  # modulefiles.Entry, without importing it (modulefiles imports this)
+    name: str
+    version: str
+    level: tuple[str, ...]
+    description: str
+    artifact_id: str
+    alias: str
+
+    @property
+    def full(self) -> str: ...
+
+
+def short_name(ext: External) -> str:
+    """`gcc-12` -> `gcc`, `openmpi-4.1.4` -> `openmpi`: what users type before the version."""
+    return re.sub(r"-[0-9][0-9.]*$", "", ext.name) or ext.name
+
+
+def module_name(name: str, version: str) -> str:
+    """`name/version` as the module trees spell it (names.module_word)."""
+    return f"{module_word(name)}/{module_word(version)}"
+
+
+def project(
+    site: Site, node: Node, comp: External | None, mpi: External | None, stack: Stack
+) -> tuple[str, str]:
+    """The module `modules: naming:` gives the node, as (name, version): the version is the
+    last part, the name everything before it (`{name}/{compiler}{compiler_version}/{version}`
+    gives `hello/gcc12.2.0` and `1.0`, as Lmod and Environment Modules read a module path).
+    Each folder of it must be a name and the last part a version (names.py): HitError naming
+    the site file if not.
+    Each part is then spelt as the module trees spell it (names.module_word: `+` and `~`
+    become `_`, since Environment Modules 5 reads them as variants)."""
+    naming = site.modules.naming
+    fields = {
+        "name": node.name,
+        "version": node.recipe.version,
+        "hash": node.ref.hash[:7],
+        "compiler": short_name(comp) if comp else "",
+        "compiler_version": comp.version if comp else "",
+        "mpi": short_name(mpi) if mpi else "",
+        "mpi_version": mpi.version if mpi else "",
+        "stack": stack.name,
+    }
+    try:
+        full = naming.format(**fields)
+    except (KeyError, IndexError, ValueError) as e:
+        raise HitError(f"modules naming {naming!r}: unknown field {e}") from None
+    *folders, last = full.split("/")
+    checks = [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]
+    for part, problem in checks:
+        if problem:
+            raise HitError(
+                f"{site.file}: modules naming {naming!r} makes {full!r} for {node.name}: "
+                f"{part!r} {problem}"
+            )
+    full = "/".join(module_word(part) for part in full.split("/"))
+    name, _, version = full.rpartition("/")
+    return name, version
+
+
+def settle_names(site: Site, entries: list[Entry]) -> None:
+    """Two different artifacts under the same name in one folder: both get a short hash
+    suffix and remember the plain version as their `alias`; the folder's rc file then names
+    one default and points the alias at it (_folder_rcs). Two externals (which have no
+    artifact hash) under one name and version are an error naming both: neither may
+    silently replace the other's module."""
+    groups: dict[tuple, list[Entry]] = {}
+    for e in entries:
+        groups.setdefault((e.level, e.name, e.version), []).append(e)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        externals = [e.description.split(";")[0] for e in group if not e.artifact_id]
+        if externals:
+            raise ConfigError(
+                site.file,
+                None,
+                f"{' and '.join(externals)} would both be the module {group[0].full}; "
+                f"rename one external (module names drop a trailing -<version>)",
+            )
+        plain = group[0].version
+        for e in group:
+            e.version = f"{plain}-{e.artifact_id.partition('/')[2][:7]}"
+            e.alias = plain
+
+
+def refuse_nested_names(site: Site, entries: list[Entry]) -> None:
+    """No module name may be a folder of another in the same tree folder: `gcc` (the
+    compiler, `gcc/12.2.0`) beside `gcc/hello` (a projection `{compiler}/{name}/{version}` in a
+    flat tree) makes `module load gcc` ambiguous in Lmod and loads hello in Environment
+    Modules, and `gcc/12.2.0/hello` would need a folder where `gcc/12.2.0` is a file.
+    Raises ConfigError at `modules: naming:`."""
+    by_level: dict[tuple[str, ...], set[str]] = {}
+    for e in entries:
+        by_level.setdefault(e.level, set()).add(e.name)
+    files = {(e.level, e.full) for e in entries}
+    for e in entries:
+        parts = e.name.split("/")
+        for k in range(1, len(parts)):
+            inner = "/".join(parts[:k])
+            if inner in by_level[e.level] or (e.level, inner) in files:
+                where = "/".join((*e.level, inner)) or inner
+                raise ConfigError(
+                    site.file,
+                    site.modules.naming_line or None,
+                    f"modules naming {site.modules.naming!r} puts {e.full} inside the module "
+                    f"{where}: module names may not nest; put the name first ({{name}}/...)",
+                )
