@@ -6,6 +6,7 @@ source (slow lane)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -240,3 +241,143 @@ def test_the_index_is_the_one_pip_is_configured_with(home, index, tmp_path, monk
     yaml = stack(tmp_path, ["py-pygments"])
     r = run_hit("build", "--repin", str(yaml))
     assert "pygments==2.18.0  fetched (1.1 MB)" in r.err and index.split("/simple")[0] in r.err
+
+
+def test_attack_findings_on_externals_and_profiles(home, index, tmp_path):
+    """A profile whose Python packages ship no bin/ (the interpreter's links are the
+    profile's own), an external written on one line pinned in that line, an interpreter
+    that is not Python, a bare command name, and a package whose bin/python3 is preferred
+    over the external's."""
+    yaml = stack(tmp_path, ["py-flit-core"])
+    yaml.write_text(
+        yaml.read_text().replace(
+            f"  host-python:\n    kind: python\n    commands: {{python: {HOST_PYTHON}}}\n",
+            f"  host-python: {{kind: python, commands: {{python: {HOST_PYTHON}}}}}  # one line\n",
+        )
+    )
+    run_hit("build", "--repin", str(yaml))
+    line = yaml.read_text().splitlines()[2]
+    assert line.startswith("  host-python: {kind: python, commands: {python: ") and line.endswith(
+        "}}  # one line"
+    ), line
+    assert ', pin: {"version": "Python 3.11' in line
+    link = tmp_path / "default"
+    assert (link / "bin").is_dir() and not (link / "bin").is_symlink()
+    assert os.readlink(link / "bin" / "python3") == os.path.realpath(HOST_PYTHON)
+    assert python(link, "import flit_core").returncode == 0
+    assert run_hit("build", str(yaml)).code == 0  # and again: a no-op, no "File exists"
+
+    # an interpreter that is not one: refused when pinned, nothing built
+    fake = tmp_path / "notpython"
+    fake.write_text("#!/bin/sh\necho 'true (GNU coreutils) 9.1'\n")
+    fake.chmod(0o755)
+    other = write_profile(
+        tmp_path / "fake.yaml",
+        "package_dirs: [pkgs]\n"
+        f"externals:\n  host-python:\n    kind: python\n    commands: {{python: {fake}}}\n"
+        "toolchain: {python: host-python}\npackages: [py-flit-core]\n",
+    )
+    r = run_hit("build", "--repin", str(other), check=False)
+    assert r.code != 0 and f"{fake} is not a Python interpreter" in r.err, r.err
+    assert "true (GNU coreutils) 9.1" in r.err
+    # a bare name would be looked up on whatever PATH pins it: an absolute path is asked for
+    other.write_text(other.read_text().replace(str(fake), "python3.11"))
+    r = run_hit("build", "--repin", str(other), check=False)
+    assert r.code != 0 and "its interpreter by absolute path" in r.err and f"{other}:4:" in r.err
+
+    # a package's own bin/python3, preferred, wins over the external's link
+    write_recipe(
+        tmp_path / "pkgs",
+        "fakepy",
+        'version: "1.0"\nbuild: |\n  mkdir -p "$ARTIFACT/bin"\n'
+        '  printf "#!/bin/sh\\necho fake\\n" > "$ARTIFACT/bin/python3"\n'
+        '  chmod +x "$ARTIFACT/bin/python3"\n',
+    )
+    text = yaml.read_text().replace("packages: [py-flit-core]", "packages: [py-flit-core, fakepy]")
+    yaml.write_text(text)
+    r = run_hit("build", str(yaml), check=False)
+    assert r.code != 0 and "fakepy and python (external) conflict on bin/python3" in r.err
+    yaml.write_text(text + "prefer: [fakepy]\n")
+    run_hit("build", str(yaml))
+    assert run_clean([str(link / "bin" / "python3")]).stdout == "fake\n"
+
+
+def test_a_pypi_source_is_the_release_it_names(home, index, tmp_path):
+    """The sha256 picks the file; the file's own metadata must then be the release the
+    recipe names (another project's hash is refused, from the cache as from the index)."""
+    yaml = stack(tmp_path, ["py-jinja2"])
+    recipe = tmp_path / "pkgs" / "py-pygments.yaml"
+    run_hit("fetch", str(stack(tmp_path, ["py-pygments"], name="pyg.yaml")))  # now cached
+    jinja = tmp_path / "pkgs" / "py-jinja2.yaml"
+    jinja.write_text(
+        jinja.read_text().replace(
+            pypi_index.DISTS["jinja2"].sha256, pypi_index.DISTS["pygments"].sha256
+        )
+    )
+    r = run_hit("build", "--repin", str(yaml), check=False)
+    assert (
+        r.code != 0
+        and "source pypi: jinja2==3.1.4: the file with that sha256 is pygments 2.18.0" in r.err
+    ), r.err
+    assert recipe.exists()
+
+
+@pytest.mark.parametrize("folder", ["d" * 120, "a space"])
+def test_console_scripts_through_links_and_long_paths(tmp_path, index, monkeypatch, folder):
+    """A store path too long for a #! line, or with a space (pip then writes a /bin/sh
+    launcher): the
+    console script still runs from the profile and from its artifact; a link to it beside
+    some other python3 (no pyvenv.cfg there) runs the interpreter it was built with."""
+    deep = tmp_path / folder / "home"
+    monkeypatch.setenv("HIT_HOME", str(deep))
+    yaml = stack(tmp_path, ["py-pygments"])
+    run_hit("build", "--repin", str(yaml))
+    link = tmp_path / "default"
+    for script in (
+        link / "bin" / "pygmentize",
+        Path(os.path.realpath(link / "bin" / "pygmentize")),
+    ):
+        out = run_clean([str(script), "-V"])
+        assert out.returncode == 0 and "Pygments version 2.18.0" in out.stdout, (script, out.stderr)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "pygmentize").symlink_to(link / "bin" / "pygmentize")
+    (elsewhere / "python3").symlink_to("/bin/false")
+    out = run_clean([str(elsewhere / "pygmentize"), "-V"])
+    assert out.returncode == 0 and "Pygments version 2.18.0" in out.stdout, out.stderr
+
+
+def test_index_pages_that_are_not_pages():
+    """A JSON answer that is not a project page is a message, never a traceback; a link
+    from an http index to a local file is not followed."""
+    import http.server
+    import threading
+
+    from hdmodules.build.pypi import _page_files, find_url
+    from hdmodules.errors import HitError
+
+    for bad in ("[1, 2]", '{"files": [{"url": 5, "hashes": "x"}]}', '{"files": 3}'):
+        with contextlib.suppress(ValueError):  # refused, or nothing listed
+            assert _page_files("http://x/simple/p/", bad, True) == []
+    sha = "ab" * 32
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            body = f'<a href="file:///dev/zero#sha256={sha}">zero</a>'.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        index = f"http://127.0.0.1:{server.server_address[1]}/simple/"
+        with pytest.raises(HitError, match="the file is at file:///dev/zero, not an http"):
+            find_url("p==1", sha, (index,))
+    finally:
+        server.shutdown()
+        server.server_close()

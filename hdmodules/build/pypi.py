@@ -17,25 +17,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import threading
 from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from ..errors import HitError
 from ..runner import query
+from .pydist import normalize
 from .sources import TIMEOUT, FetchFailed, cache_file, fetch_from
 
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
+MAX_PAGE = 64 << 20  # bytes of a project page read at most (NumPy's: about 2 MiB)
 PIP_TIMEOUT = 60  # seconds for `pip config list`
-
-
-def normalize(name: str) -> str:
-    """A project name as the index spells its page (PEP 503): `Jinja2` -> `jinja2`."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @cache
@@ -76,14 +72,22 @@ class _Links(HTMLParser):
 
 
 def _page_files(page: str, text: str, json_page: bool) -> list[tuple[str, str]]:
-    """(absolute URL, sha256) of each file a project page lists with a sha256."""
+    """(absolute URL, sha256) of each file a project page lists with a sha256. Raises
+    ValueError for a page that is not one."""
     if json_page:
         doc = json.loads(text)
-        return [
-            (urljoin(page, f["url"]), f.get("hashes", {}).get("sha256", ""))
-            for f in doc.get("files", [])
-            if isinstance(f, dict) and "url" in f
-        ]
+        files = doc.get("files") if isinstance(doc, dict) else None
+        if not isinstance(files, list):
+            raise ValueError("not a project page (no list of files)")
+        out = []
+        for f in files:
+            hashes = f.get("hashes") if isinstance(f, dict) else None
+            url, sha = (
+                (f.get("url"), hashes.get("sha256")) if isinstance(hashes, dict) else ("", "")
+            )
+            if isinstance(url, str) and isinstance(sha, str) and url:
+                out.append((urljoin(page, url), sha))
+        return out
     parser = _Links()
     parser.feed(text)
     out = []
@@ -109,15 +113,21 @@ def find_url(requirement: str, sha256: str, indexes: tuple[str, ...]) -> str:
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as r:
                 kind = r.headers.get("Content-Type", "")
-                text = r.read().decode("utf-8", "replace")
-            files = _page_files(page, text, "json" in kind)
+                data = r.read(MAX_PAGE + 1)
+            if len(data) > MAX_PAGE:
+                raise ValueError(f"the page is larger than {MAX_PAGE >> 20} MiB")
+            files = _page_files(page, data.decode("utf-8", "replace"), "json" in kind)
         except (urllib.error.URLError, OSError, ValueError) as e:
             reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
-            problems.append(f"{page}: {reason}")
+            problems.append(f"{page}: {' '.join(str(reason).split())}")
             continue
         for url, sha in files:
-            if sha.lower() == sha256:
-                return url
+            if sha.lower() != sha256:
+                continue
+            if urlsplit(url).scheme not in ("http", "https") and urlsplit(page).scheme != "file":
+                problems.append(f"{page}: the file is at {url[:200]}, not an http(s) URL")
+                break
+            return url
         problems.append(f"{page}: no file of {len(files)} listed has sha256 {sha256[:16]}...")
     raise HitError("; ".join(problems) or "no package index")
 

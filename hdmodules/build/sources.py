@@ -18,6 +18,7 @@ from ..errors import HitError
 from ..hashing import sha256_file
 from ..spec.recipes import Source
 from ..urls import is_url
+from .pydist import check_release, wheel_name
 from .unpack import Writer, copy_folder, unpack_tar, unpack_zip
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
@@ -253,34 +254,6 @@ def archive_kind(file: Path, named_like_one: bool) -> str | None:
     return None
 
 
-def wheel_name(file: Path) -> str | None:
-    """The file name pip needs for the wheel `file` (`Cython-3.0.10-py2.py3-none-any.whl`:
-    its dist-info folder's name and the tags of its WHEEL file), or None when `file` is no
-    wheel (an sdist). Raises HitError for a zip that cannot be read."""
-    import zipfile  # imported when needed: startup time of every command
-
-    try:
-        with zipfile.ZipFile(file) as zf:
-            names = zf.namelist()
-            info = next((n for n in names if re.fullmatch(r"[^/]+\.dist-info/WHEEL", n)), None)
-            if info is None:
-                return None
-            tags = [
-                line.split(":", 1)[1].strip()
-                for line in zf.read(info).decode("utf-8", "replace").splitlines()
-                if line.startswith("Tag:")
-            ]
-    except (zipfile.BadZipFile, OSError, KeyError):
-        return None
-    stem = info.split("/")[0][: -len(".dist-info")]
-    parts = [t.split("-") for t in tags if t.count("-") == 2] or [["py3", "none", "any"]]
-    # the compressed tag set of the wheel's file name (PEP 425): py2.py3-none-any
-    tag = "-".join(".".join(dict.fromkeys(p[i] for p in parts)) for i in range(3))
-    if not re.fullmatch(r"[A-Za-z0-9_.+!-]+", stem + tag):
-        raise HitError(f"wheel {file}: unusable name {stem!r} or tag {tag!r}")
-    return f"{stem}-{tag}.whl"
-
-
 def _ensure(d: Path) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -316,6 +289,8 @@ def materialize(source: Source, cache: Path, dest_root: Path) -> None:
         name = PurePosixPath(urllib.parse.urlsplit(source.url).path).name or source.sha256
     if source.pypi is not None or name.endswith(".whl"):
         wheel = wheel_name(file)
+        if source.pypi is not None:
+            check_release(file, source.pypi, wheel)
         if wheel is not None:  # pip installs a wheel by its file name, never unpacked
             with open(file, "rb") as data, Writer(dest_root, wheel, source.dest) as w:
                 w.file([wheel], wheel, data, 0o644)

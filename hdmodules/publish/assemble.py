@@ -4,6 +4,7 @@ their artifacts it uses."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from .farm import plan_farm, write_farm
 from .pyvenv import profile_python, write_config
 
 EXTERNAL_PYTHON = "python (external)"  # never a package name (names.py allows no space)
+EXTERNAL_ROOT = Path("/(external python)")  # where its links are planned, then replaced
 
 
 def check_link(resolved: Resolved) -> None:
@@ -39,10 +41,13 @@ def assemble(resolved: Resolved, store: Store) -> bool:
     manifests = {n: (p, read_manifest(p)) for n, p in zip(held, prefixes, strict=True)}
     python = profile_python(resolved, store)
     if python is not None and python.links:  # an external's: planned like a package's files
-        manifests[EXTERNAL_PYTHON] = (Path("/"), {rel: "" for rel in python.links})
-    links = plan_farm(manifests, resolved.profile.prefer)  # conflicts fail before any write
-    if python is not None:
-        links.update(python.links)
+        manifests[EXTERNAL_PYTHON] = (EXTERNAL_ROOT, {rel: "" for rel in python.links})
+    open_dirs = frozenset(os.path.dirname(rel) for rel in python.links) if python else frozenset()
+    # conflicts fail before any write
+    links = plan_farm(manifests, resolved.profile.prefer, open_dirs=open_dirs)
+    for rel, target in python.links.items() if python else ():
+        if links.get(rel) == EXTERNAL_ROOT / rel:  # no package's file won (prefer:) there
+            links[rel] = target
     with store.lock(ref):
         if store.is_installed(ref):
             return False

@@ -10,15 +10,19 @@ from ..errors import HitError
 
 
 def plan_farm(
-    manifests: dict[str, tuple[Path, dict[str, str]]], prefer: list[str], fold: bool = True
+    manifests: dict[str, tuple[Path, dict[str, str]]],
+    prefer: list[str],
+    fold: bool = True,
+    open_dirs: frozenset[str] = frozenset(),
 ) -> dict[str, Path]:
     """Decide the profile's links: relative path -> target, from each package's
     (prefix, manifest).
 
     Folders are merged; a folder only one package contributes to becomes one link to that
     package's folder (as Nix's buildEnv and stow fold trees), which keeps profile switches
-    fast. When two packages ship the same file, the one earlier in `prefer` wins; with
-    neither preferred the profile cannot be assembled.
+    fast; never the folders of `open_dirs` (the profile adds links of its own there). When
+    two packages ship the same file, the one earlier in `prefer` wins; with neither
+    preferred the profile cannot be assembled.
     """
     rank = {name: i for i, name in enumerate(prefer)}
     files: dict[str, str] = {}  # rel -> package
@@ -40,7 +44,10 @@ def plan_farm(
     folded = {
         d: next(iter(owners))
         for d, owners in dirs.items()
-        if fold and len(owners) == 1 and ("/" not in d or len(dirs[d.rsplit("/", 1)[0]]) > 1)
+        if fold
+        and d not in open_dirs
+        and len(owners) == 1
+        and ("/" not in d or len(dirs[d.rsplit("/", 1)[0]]) > 1 or d.rsplit("/", 1)[0] in open_dirs)
     }
     links = {d: manifests[pkg][0] / d for d, pkg in folded.items()}
     for rel, pkg in files.items():

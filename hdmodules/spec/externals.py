@@ -133,8 +133,11 @@ def load_externals(m: yamlfile.Mapping) -> dict[str, External]:
                     yamlfile.fail(
                         commands, role, f"a {kind} has the commands {roles}, not {role!r}"
                     )
-        if kind == "python" and "python" not in commands:
-            problem = f"external {name!r} (kind: python) needs `commands: {{python: PATH}}`"
+        if kind == "python" and not os.path.isabs(str(commands.get("python", ""))):
+            problem = (
+                f"external {name!r} (kind: python) needs `commands: {{python: PATH}}`, "
+                "its interpreter by absolute path"
+            )
             yamlfile.fail(entry, "kind", problem)
         pin = entry.get("pin")
         if pin is not None and (
@@ -144,7 +147,7 @@ def load_externals(m: yamlfile.Mapping) -> dict[str, External]:
         out[name] = External(
             name=name,
             kind=kind,
-            version=_version(entry, name),
+            version=_version(entry, name) or _python_version(kind, pin),
             commands=dict(commands),
             prefix=yamlfile.get_str(entry, "prefix"),
             module=yamlfile.get_str(entry, "module"),
@@ -154,6 +157,14 @@ def load_externals(m: yamlfile.Mapping) -> dict[str, External]:
             line=entry.line_of("pin") if pin is not None else entry.line,
         )
     return out
+
+
+def _python_version(kind: str, pin: object) -> str:
+    """The version of a python external given none: its pin's (`Python 3.11.2` -> 3.11.2),
+    as modules name it (python/3.11.2); "" for other kinds or without a pin."""
+    line = pin.get("version", "") if kind == "python" and isinstance(pin, dict) else ""
+    found = re.fullmatch(r"Python ([0-9][0-9A-Za-z.+]*)", str(line).strip())
+    return found.group(1) if found else ""
 
 
 def _version(entry: yamlfile.Mapping, name: str) -> str:
@@ -205,6 +216,10 @@ def fingerprint(ext: External) -> dict[str, str]:
         main = next(iter(ext.commands.values()), None)
         if main is not None:
             pin["version"] = _version_line(resolve_command(main) or main)
+    if ext.kind == "python" and not _python_version("python", pin):
+        said = " ".join(pin.get("version", "").split())[:200] or "nothing"
+        message = f"external {ext.name}: {ext.commands.get('python')} is not a Python "
+        raise HitError(message + f"interpreter (its --version says: {said})")
     for role, cmd in sorted(ext.commands.items()):
         pin[role] = _identify(ext, role, cmd)
     return pin
@@ -339,13 +354,22 @@ def pin_text(pin: dict[str, str]) -> str:
 
 def rewrite_pin(ext: External, pin: dict[str, str]) -> None:
     """Replace the external's `pin:` line (and any continuation lines) in its YAML file, or
-    add one, leaving every other line as it was."""
+    add one, leaving every other line as it was; an external written on one line
+    (`name: {kind: ..., commands: ...}`) gets or replaces its pin in that line."""
     assert ext.file is not None
     lines = ext.file.read_text().splitlines(keepends=True)
     i = ext.line - 1
     indent = re.match(r"\s*", lines[i]).group(0)
     new = f"{indent}pin: {pin_text(pin)}\n"
-    if lines[i].lstrip().startswith("pin:"):
+    flow = re.fullmatch(r"(\s*[^#{]*:\s*\{.*)\}(\s*(#.*)?\n?)", lines[i], re.S)
+    if flow and not lines[i].lstrip().startswith("pin:"):  # `name: {kind: python, ...}`
+        body, rest = flow.group(1), flow.group(2)
+        if re.search(r"\bpin: \{[^{}]*\}", body):
+            body = re.sub(r"\bpin: \{[^{}]*\}", lambda _m: f"pin: {pin_text(pin)}", body, count=1)
+        else:
+            body = f"{body.rstrip().rstrip(',')}, pin: {pin_text(pin)}"
+        lines[i] = f"{body}}}{rest}"
+    elif lines[i].lstrip().startswith("pin:"):
         end = i + 1
         while end < len(lines) and (
             not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > len(indent)

@@ -38,6 +38,7 @@ SOURCE_KEYS = {"url", "sha256", "path", "git", "commit", "dest", "pypi"}
 PYPI_RE = re.compile(
     r"([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])==([A-Za-z0-9][A-Za-z0-9.+!_-]*)"
 )
+MAX_PYPI = 200  # characters of a `pypi:` requirement
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MEM_RE = re.compile(r"[0-9]+(\.[0-9]+)?[KMGTkmgt]?")
@@ -121,8 +122,9 @@ def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
     if sum(x is not None for x in (url, path, git, pypi)) != 1:
         message = "a source needs exactly one of 'url', 'pypi', 'path' or 'git'"
         raise ConfigError(m.file, m.line, message)
-    if pypi is not None and not PYPI_RE.fullmatch(pypi):
-        problem = f"'pypi' must be NAME==VERSION, one release (jinja2==3.1.4), not {pypi!r}"
+    if pypi is not None and (len(pypi) > MAX_PYPI or not PYPI_RE.fullmatch(pypi)):
+        shown = repr(pypi) if len(pypi) <= MAX_PYPI else f"{len(pypi)} characters"
+        problem = f"'pypi' must be NAME==VERSION, one release (jinja2==3.1.4), not {shown}"
         yamlfile.fail(m, "pypi", problem)
     commit = yamlfile.get_str(m, "commit")
     if git is not None and (commit is None or not COMMIT_RE.match(commit)):
