@@ -280,3 +280,16 @@ def test_from_an_http_url(home, tmp_path):
     assert (recipe.name, recipe.version) == ("web_lib", "4.2")
     assert recipe.sources[0].url == url and recipe.sources[0].sha256 == sha256(archive)
     assert recipe.build_system.system == "meson"
+
+
+def test_requirements_whose_markers_do_not_hold_for_the_store_python_are_left_out():
+    """As pip would skip them on the store's CPython 3.11 on Linux (meson-python's
+    colorama for Windows, tomli before 3.11); a marker it cannot read is kept."""
+    from hdmodules.spec.create import _requirement
+
+    assert _requirement('colorama; os_name == "nt"') is None
+    assert _requirement('tomli>=1.0.0; python_version < "3.11"') is None
+    assert _requirement('pytest; extra == "test"') is None
+    assert _requirement('typing-extensions; python_version >= "3.8"') == "py-typing-extensions"
+    assert _requirement("odd; no_such_marker == '1'") == "py-odd"
+    assert _requirement("Flit_Core>=3") == "py-flit-core"

@@ -30,6 +30,17 @@ from .recipes import PYPI_RE
 SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip", ".whl")
 NAME_VERSION = re.compile(r"(?P<name>.+?)[-_]v?(?P<version>[0-9][A-Za-z0-9.+~_-]*)")
 REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+# the environment a Python package's markers are read in: the store's CPython (python.yaml)
+STORE_PYTHON = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.2",
+    "os_name": "posix",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_python_implementation": "CPython",
+    "implementation_name": "cpython",
+    "extra": "",
+}
 EXTRA_MARKER = re.compile(r"\bextra\b")  # `extra == "test"`, `"test" == extra`
 # top-level file -> build system, in order of precedence
 SYSTEM_FILES = (
@@ -70,10 +81,21 @@ def python_name(project: str) -> str:
 
 
 def _requirement(text: str) -> str | None:
-    """A PEP 508 requirement's recipe name, or None for one with an `extra ==` marker."""
+    """A PEP 508 requirement's recipe name, or None for one with an `extra ==` marker or
+    one whose environment marker does not hold for a Python 3.11 on Linux, the store's
+    (`python_version < "3.11"`, `os_name == "nt"`), as pip would skip it there; a marker
+    that cannot be read is kept (the comment says to check)."""
+    from packaging.markers import InvalidMarker, Marker, UndefinedComparison
+
     spec, _, marker = text.partition(";")
     if EXTRA_MARKER.search(marker):
         return None
+    if marker.strip():
+        try:
+            if not Marker(marker).evaluate(STORE_PYTHON):
+                return None
+        except (InvalidMarker, UndefinedComparison, ValueError):
+            pass
     m = REQUIREMENT_NAME.match(spec)
     return python_name(m.group(1)) if m else None
 
