@@ -109,8 +109,7 @@ def test_python_sdist_with_pyproject(home, tmp_path):
         "py-wheel",
         "py-cython",
         "py-numpy",
-        "py-typing-extensions",
-    )
+    )  # typing_extensions only before 3.11; pytest only for the extra "test"
     assert recipe.description == "A fancy library"
     assert recipe.sources[0].sha256 == sha256(archive)
     text = (tmp_path / "py-fancy-lib-core.yaml").read_text()
