@@ -38,7 +38,8 @@ def _site_yaml(tmp: Path, layout: str = "hierarchy") -> Path:
     site = tmp / "site.yaml"
     site.write_text(
         "root: root\npackage_dirs: [pkgs]\nexternals_from: [externals.yaml]\n"
-        'externals:\n  host-python:\n    kind: python\n    version: "3.11.2"\n'
+        # no version: given: the pin's (Python 3.11.2) names the module python/3.11.2
+        "externals:\n  host-python:\n    kind: python\n"
         f"    commands: {{python: {HOST_PYTHON}}}\n    pin: {pin}\n"
         "stacks:\n"
         "  python:\n    core: true\n    compiler: gcc-12\n    python: host-python\n"
