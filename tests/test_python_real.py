@@ -1,13 +1,23 @@
-"""CPython 3.11 in the store, for real (issue 17, item 1): site-configs/pkgs/python.yaml built
-with gcc-12 over the store's zlib, bzip2, xz, libffi, ncurses, readline, sqlite, expat and
-openssl, from their upstream sources seeded offline (Debian's orig tarballs,
-tests/tools/fetch-upstream-sources.sh; sqlite's and expat's are not the release files, see
-tests/upstream_sources.py). The slow lane (`python -m pytest -m slow`): one build (6 min
-wall on 2 cores, -j 2: OpenSSL 200 s, CPython 118 s, sqlite 93 s), then the profile's
-python3 and pip3 under an empty environment (`env -i`). The build itself passed the library
-check (ELF and link metadata), with no allow_host_libs in any of the recipes. Then Python
-packages on that python: jinja2 (MarkupSafe's C speedups), pygments, and NumPy from its
-sdist over the store's OpenBLAS (with LAPACK), imported under `env -i`."""
+"""Python stacks for real (issue 17), the slow lane (`python -m pytest -m slow`): a site
+builds, with gcc-12, CPython 3.11 from its release over the store's zlib, bzip2, xz, libffi,
+ncurses, readline, sqlite, expat and openssl (site-configs/pkgs/python.yaml), and on it
+jinja2 (MarkupSafe's C speedups), pygments, and NumPy 1.26.4 from its sdist with
+meson-python and Cython over the store's OpenBLAS (with LAPACK). Every build passes the
+library check (ELF and link metadata) with no allow_host_libs.
+
+Sources are seeded offline: the C libraries from Debian's orig tarballs
+(tests/tools/fetch-upstream-sources.sh; sqlite's and expat's are not the release files, see
+tests/upstream_sources.py), OpenBLAS's release, and the Python release files
+(tests/tools/fetch-python-sources.sh) with `hit fetch --from DIR`.
+
+- test_the_interpreter_runs_under_env_i: the stack's python3 imports ssl, sqlite3, lzma,
+  bz2, zlib, ctypes, readline, pyexpat, hashlib, curses with an empty environment; pip3 runs.
+- test_the_stack_is_a_python_environment: the stack's profile (what `hit build` links for a
+  user) imports jinja2, markupsafe's speedups and numpy under `env -i`, sys.prefix is the
+  profile, NumPy's BLAS is the store's libopenblas (RUNPATH), pygmentize runs from bin/.
+- test_module_load_python_py_numpy: `module load python py-numpy py-jinja2` in the real Lmod
+  and Environment Modules, then `python3 -c "import numpy, jinja2"`.
+"""
 
 from __future__ import annotations
 
@@ -15,18 +25,29 @@ import os
 import re
 import shutil
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from hdmodules.store.home import init_home
 from tests import pypi_index
-from tests.conftest import REPO, need, run_clean, run_hit
+from tests.conftest import REPO, need, run_clean, run_hdmod, run_hit
+from tests.module_tools import module_shell
 from tests.upstream_sources import PYTHON_SOURCES, SOURCES, seed_sources, upstream_folder
+
+pytestmark = pytest.mark.slow
 
 PKGS = REPO / "site-configs" / "pkgs"
 # built from the base's Debian files: zlib (a repack) and xz; bzip2, libffi, ncurses and
 # readline are Debian's releases byte for byte, named by the recipes as they are
 SEEDED = ("zlib", "xz", "openblas", *PYTHON_SOURCES)
-BUILT = {"zlib", "bzip2", "xz", "libffi", "ncurses", "readline", *PYTHON_SOURCES}
+STACK = "python"
+PACKAGES = ("python", "py-jinja2", "py-numpy", "py-pygments")
+PYTHON_CLOSURE = {"zlib", "bzip2", "xz", "libffi", "ncurses", "readline", *PYTHON_SOURCES}
+PY_PACKAGES = {"py-setuptools", "py-wheel", "py-markupsafe", "py-jinja2", "py-pygments"}
+PY_PACKAGES |= {"py-packaging", "py-pyproject-metadata", "py-meson", "py-meson-python"}
+PY_PACKAGES |= {"py-cython", "py-numpy"}
 IMPORTS = "import ssl, sqlite3, lzma, bz2, zlib, ctypes, readline, pyexpat, hashlib, curses"
 CHECK = (
     f"{IMPORTS}; "
@@ -37,8 +58,10 @@ CHECK = (
 )
 
 
-@pytest.mark.slow
-def test_python_builds_over_the_base_and_runs_under_env_i(tmp_path):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The site, built once: one core stack of gcc-12 with python, py-jinja2, py-numpy,
+    py-pygments; Lmod and Tcl trees. Returns a namespace of paths."""
     need(shutil.which("gcc-12") is not None, "gcc-12")
     wanted = [SOURCES[n].debian for n in ("zlib", "xz")]
     wanted += [PYTHON_SOURCES[n].debian for n in PYTHON_SOURCES]
@@ -46,30 +69,41 @@ def test_python_builds_over_the_base_and_runs_under_env_i(tmp_path):
     wanted += ["ncurses_6.4.orig.tar.*", "readline_8.2.orig.tar.*"]
     wanted += [SOURCES["openblas"].release]  # with LAPACK, for NumPy
     upstream = upstream_folder(wanted)
-    shutil.copytree(PKGS, tmp_path / "pkgs")
-    used = seed_sources(tmp_path / "pkgs", upstream, SEEDED)
-    run_hit("externals", "detect", "--write", str(tmp_path / "externals.yaml"))
-    need("  gcc-12:" in (tmp_path / "externals.yaml").read_text(), "gcc-12 external")
-    profile = tmp_path / "py.yaml"
-    profile.write_text(
-        "extends: [externals.yaml]\n"
+    pypi = pypi_index.PYPI
+    need((pypi / "numpy-1.26.4.tar.gz").is_file(), f"numpy-1.26.4.tar.gz in {pypi}")
+    base = tmp_path_factory.mktemp("pysite")
+    site_dir, root = base / "site", base / "root"
+    shutil.copytree(PKGS, site_dir / "pkgs")
+    used = seed_sources(site_dir / "pkgs", upstream, SEEDED)
+    run_hdmod("externals", "detect", "--write", str(site_dir / "externals.yaml"))
+    need("  gcc-12:" in (site_dir / "externals.yaml").read_text(), "gcc-12 external")
+    (site_dir / "site.yaml").write_text(
         "package_dirs: [pkgs]\n"
-        "toolchain: {compiler: gcc-12}\n"
-        "packages:\n  python:\n"
+        "externals_from: [externals.yaml]\n"
+        f"stacks:\n  {STACK}:\n    core: true\n    compiler: gcc-12\n"
+        f"    packages: [{', '.join(PACKAGES)}]\n"
+        "modules:\n  formats: [lmod, tcl]\n  externals: [gcc-12]\n"
     )
-    env = {**os.environ, "HIT_HOME": str(tmp_path / "home")}
+    init_home(root, private=False)
+    env = {**os.environ, "HIT_HOME": str(root)}
     run_hit("fetch", "--from", str(upstream), env=env, timeout=600)
+    run_hit("fetch", "--from", str(pypi), env=env, timeout=600)
     start = time.monotonic()
-    r = run_hit("build", "-j", "2", str(profile), env=env, timeout=5000)
+    r = run_hdmod("build", str(site_dir / "site.yaml"), "--root", str(root), "-j", "2",
+                  timeout=7200)  # fmt: skip
     wall = time.monotonic() - start
-    times = dict(re.findall(r"([\w.+-]+)/\w+\s+built in ([\d.]+) s", r.err))
+    times = dict(re.findall(r"([\w.+-]+)/\w+\s+built in ([\d.]+) s", r.stderr))
     print("\nsources:", *(f"  {n}: {what}" for n, what in used.items()), sep="\n")
-    print(f"hit build of python with gcc-12: {wall:.0f} s wall, -j 2")
+    print(f"hdmod build of {', '.join(PACKAGES)} with gcc-12: {wall:.0f} s wall, -j 2")
     for name, seconds in times.items():
         print(f"  {name}: built in {seconds} s")
-    assert set(times) == BUILT, r.err
+    assert set(times) == PYTHON_CLOSURE | PY_PACKAGES | {"openblas"}, r.stderr
+    run_hit("verify", env=env)
+    return SimpleNamespace(root=root, profile=root / "profiles" / STACK, env=env)
 
-    bin_ = tmp_path / "py" / "bin"
+
+def test_the_interpreter_runs_under_env_i(site):
+    bin_ = site.profile / "bin"
     out = run_clean([str(bin_ / "python3"), "-c", CHECK])
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -80,43 +114,48 @@ def test_python_builds_over_the_base_and_runs_under_env_i(tmp_path):
     assert lines[4] == "b'xz' b'bz'", lines
     pip = run_clean([str(bin_ / "pip3"), "--version"])
     assert pip.returncode == 0 and pip.stdout.startswith("pip "), pip.stderr
-    run_hit("verify", env=env)
+    assert f"from {site.profile}/lib/python3.11/site-packages/pip" in pip.stdout, pip.stdout
 
-    # Python packages on the store's python (issue 17, items 2 and 3): the site-configs
-    # recipes, their release files seeded offline (tests/tools/fetch-python-sources.sh);
-    # NumPy from its sdist with meson-python and Cython, over the store's OpenBLAS
-    pypi = pypi_index.PYPI
-    need((pypi / "numpy-1.26.4.tar.gz").is_file(), f"numpy-1.26.4.tar.gz in {pypi}")
-    run_hit("fetch", "--from", str(pypi), env=env, timeout=600)
-    sci = tmp_path / "sci.yaml"
-    sci.write_text(
-        "extends: [externals.yaml]\n"
-        "package_dirs: [pkgs]\n"
-        "toolchain: {compiler: gcc-12}\n"
-        "packages: [py-jinja2, py-numpy, py-pygments]\n"
-    )
-    start = time.monotonic()
-    r = run_hit("build", "-j", "2", str(sci), env=env, timeout=7200)
-    wall = time.monotonic() - start
-    times = dict(re.findall(r"([\w.+-]+)/\w+\s+built in ([\d.]+) s", r.err))
-    print(f"hit build of jinja2, numpy, pygments on the store's python: {wall:.0f} s wall")
-    for name, seconds in times.items():
-        print(f"  {name}: built in {seconds} s")
-    assert {"openblas", "py-numpy", "py-markupsafe", "py-cython"} <= set(times), r.err
-    link = tmp_path / "sci"
+
+def test_the_stack_is_a_python_environment(site):
+    link = site.profile
     code = (
         "import sys, jinja2, markupsafe._speedups, numpy as np; print(sys.prefix); "
-        "a = np.array([[4.0, 1.0], [2.0, 3.0]]); print(np.linalg.solve(a, [1.0, 2.0]).round(3)); "
+        "a = np.array([[4.0, 1.0], [2.0, 3.0]]); print(np.linalg.solve(a, [1.0, 2.0])); "
         "print(np.__version__); from numpy.core import _multiarray_umath as m; print(m.__file__)"
     )
     out = run_clean([str(link / "bin" / "python3"), "-c", code])
     assert out.returncode == 0, out.stderr
     prefix, solved, version, umath = out.stdout.splitlines()
     assert prefix == str(link) and version == "1.26.4" and solved == "[0.1 0.6]", out.stdout
-    # NumPy's BLAS/LAPACK is the store's libopenblas, found through RUNPATH under env -i
+    # NumPy's BLAS and LAPACK are the store's libopenblas, found through RUNPATH under env -i
     ldd = run_clean(["ldd", umath]).stdout
     blas = next(line for line in ldd.splitlines() if "libopenblas" in line)
-    assert str(tmp_path / "home") in blas and "not found" not in blas, ldd
+    assert f"{site.root}/" in blas and "not found" not in blas, ldd
     out = run_clean([str(link / "bin" / "pygmentize"), "-V"])
     assert out.returncode == 0 and "2.18.0" in out.stdout, out.stderr
-    run_hit("verify", env=env)
+
+
+MODULES = """
+module use {core} || exit 10
+module load python py-numpy py-jinja2 || exit 11
+python3 -c 'import numpy, jinja2, sys
+print(numpy.__file__); print(jinja2.__file__); print(sys.executable)' || exit 12
+module avail 2>&1
+"""
+
+
+@pytest.mark.parametrize("tool", ["lmod", "tcl"])
+def test_module_load_python_py_numpy(site, tools, tool):
+    """`module load python py-numpy py-jinja2` in a clean shell with the real tool: python3 is
+    the store's, numpy and jinja2 are the store's artifacts, py-numpy/1.26.4 is named as
+    sites name it, below the interpreter's level."""
+    core = site.root / "modules" / tool / "Core"
+    r = module_shell(tool, MODULES.format(core=core), capture_env=False)
+    assert r.code == 0, f"{tool}: step {r.code}\n{r.out}\n{r.err}"
+    numpy, jinja, executable = r.out.splitlines()[:3]
+    store = f"{site.root}/"
+    assert numpy.startswith(store) and "/py-numpy/" in numpy, r.out
+    assert jinja.startswith(store) and "/py-jinja2/" in jinja, r.out
+    assert Path(executable).resolve().is_relative_to(site.root), executable
+    assert "py-numpy/1.26.4" in r.out + r.err
