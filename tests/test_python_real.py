@@ -15,6 +15,7 @@ tests/upstream_sources.py), OpenBLAS's release, and the Python release files
 - test_the_stack_is_a_python_environment: the stack's profile (what `hit build` links for a
   user) imports jinja2, markupsafe's speedups and numpy under `env -i`, sys.prefix is the
   profile, NumPy's BLAS is the store's libopenblas (RUNPATH), pygmentize runs from bin/.
+- test_develop_on_the_store_python: `hit develop` and `DIR/bin/pip install -e .` on it.
 - test_module_load_python_py_numpy: `module load python py-numpy py-jinja2` in the real Lmod
   and Environment Modules, then `python3 -c "import numpy, jinja2"`.
 """
@@ -99,7 +100,7 @@ def site(tmp_path_factory):
         print(f"  {name}: built in {seconds} s")
     assert set(times) == PYTHON_CLOSURE | PY_PACKAGES | {"openblas"}, r.stderr
     run_hit("verify", env=env)
-    return SimpleNamespace(root=root, profile=root / "profiles" / STACK, env=env)
+    return SimpleNamespace(root=root, profile=root / "profiles" / STACK, env=env, dir=site_dir)
 
 
 def test_the_interpreter_runs_under_env_i(site):
@@ -159,3 +160,33 @@ def test_module_load_python_py_numpy(site, tools, tool):
     assert jinja.startswith(store) and "/py-jinja2/" in jinja, r.out
     assert Path(executable).resolve().is_relative_to(site.root), executable
     assert "py-numpy/1.26.4" in r.out + r.err
+
+
+def test_develop_on_the_store_python(site, tmp_path):
+    """`hit develop` over a profile of the store's python (the site's artifacts, nothing
+    built): DIR/bin/pip (the python recipe's, running DIR's python3) installs the user's own
+    setuptools project editable, and DIR/bin/python3 imports it with the profile's jinja2."""
+    profile = site.dir / "dev.yaml"
+    profile.write_text(
+        "extends: [externals.yaml]\npackage_dirs: [pkgs]\ntoolchain: {compiler: gcc-12}\n"
+        "packages: [python, py-jinja2]\n"
+    )
+    dev = tmp_path / "dev"
+    r = run_hit("develop", str(profile), str(dev), env=site.env, timeout=3600)
+    assert "building" not in r.err, r.err  # the site's artifacts, the same ids
+    project = tmp_path / "mine"
+    (project / "mine").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "mine"\nversion = "0.1"\ndependencies = ["jinja2"]\n'
+    )
+    (project / "mine" / "__init__.py").write_text(
+        "import jinja2\n\n\ndef hello():\n    return jinja2.Template('{{ 6 * 7 }}').render()\n"
+    )
+    pip = [str(dev / "bin" / "pip"), "install", "--no-index", "--no-build-isolation", "-e", "."]
+    r = run_clean(pip, cwd=project)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = run_clean(
+        [str(dev / "bin" / "python3"), "-c", "import sys, mine; print(mine.hello(), sys.prefix)"]
+    )
+    assert out.stdout == f"42 {dev}\n", out.stderr
