@@ -244,3 +244,48 @@ def test_a_second_compiler_of_one_version_under_a_prefix_is_a_second_external(tm
     doc = yaml.safe_load(out.read_text())["externals"]
     assert doc["gcc-12"]["commands"]["cc"] == str(tmp_path / "opt" / "bin" / "gcc-12")
     assert doc["gcc-12-2"]["commands"]["cc"] == "/usr/bin/gcc-12"
+
+
+@pytest.mark.parametrize(
+    ("text", "after"),
+    [
+        (  # one line, a comment with braces after it: the pin goes in the mapping
+            "externals:\n  x: {kind: python, commands: {python: /p}}  # note {x} }\n",
+            'externals:\n  x: {kind: python, commands: {python: /p}, pin: {"version": "new"}}'
+            "  # note {x} }\n",
+        ),
+        (  # one line with a pin already: replaced
+            'externals:\n  x: {kind: python, pin: {"version": "old"}}\n',
+            'externals:\n  x: {kind: python, pin: {"version": "new"}}\n',
+        ),
+        (  # a block: the pin line inserted at the first key's indentation
+            "externals:\n  x:\n    # c\n    kind: python\n",
+            'externals:\n  x:\n    # c\n    pin: {"version": "new"}\n    kind: python\n',
+        ),
+    ],
+)
+def test_rewrite_pin_forms(tmp_path, text, after):
+    f = tmp_path / "e.yaml"
+    f.write_text(text)
+    line = next(n for n, s in enumerate(text.splitlines(), 1) if "kind" in s or "pin" in s)
+    line = 2 if "x: {" in text else line
+    rewrite_pin(External("x", "python", "", file=f, line=line), {"version": "new"})
+    assert f.read_text() == after
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "externals: {x: {kind: python, commands: {python: /p}}}\n",  # inside another mapping
+        "externals:\n  x: {kind: python,\n    commands: {python: /p}}\n",  # over two lines
+        "externals:\n  x:\n    {kind: python, commands: {python: /p}}\n",  # on the next line
+    ],
+)
+def test_rewrite_pin_refuses_forms_it_cannot_edit(tmp_path, text):
+    """Refused at the line, the file left as it was (before: a new external named `pin`)."""
+    f = tmp_path / "e.yaml"
+    f.write_text(text)
+    line = 1 if text.startswith("externals: {") else (2 if "x: {" in text else 3)
+    with pytest.raises(HitError, match=rf"{f}:{line}: cannot write the pin of external x"):
+        rewrite_pin(External("x", "python", "", file=f, line=line), {"version": "new"})
+    assert f.read_text() == text

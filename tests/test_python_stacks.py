@@ -184,6 +184,15 @@ def test_develop_uses_the_profile_python_and_pip_install_e(home, index, tmp_path
     out = run_clean([str(dev / "bin" / "python3"), "-c", "import mypkg; print(mypkg.hello())"])
     assert out.stdout == "edited\n"
     assert python(tmp_path / "default", "import mypkg").returncode != 0
+    # flit-core leaves the profile: gone from the folder too (no empty namespace package,
+    # no empty .dist-info), and what the user installed stays
+    yaml.write_text(yaml.read_text().replace("[py-jinja2, py-flit-core]", "[py-jinja2]"))
+    r = run_hit("develop", str(yaml), str(dev))
+    assert "removed py-flit-core" in r.err, r.err
+    code = "import importlib.util as u; print(u.find_spec('flit_core'), u.find_spec('mypkg').name)"
+    out = run_clean([str(dev / "bin" / "python3"), "-c", code])
+    assert out.stdout == "None mypkg\n", out.stderr
+    assert not list((dev / "lib" / "python3.11" / "site-packages").glob("flit_core*"))
 
 
 def test_hit_create_from_a_wheel_and_an_sdist_then_build(home, index, tmp_path):
@@ -345,6 +354,12 @@ def test_console_scripts_through_links_and_long_paths(tmp_path, index, monkeypat
     (elsewhere / "python3").symlink_to("/bin/false")
     out = run_clean([str(elsewhere / "pygmentize"), "-V"])
     assert out.returncode == 0 and "Pygments version 2.18.0" in out.stdout, out.stderr
+    # nor in a venv that does not hold the package (its python3 could not import it)
+    venv = tmp_path / "venv"
+    subprocess.run([HOST_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (venv / "bin" / "pygmentize").symlink_to(link / "bin" / "pygmentize")
+    out = run_clean([str(venv / "bin" / "pygmentize"), "-V"])
+    assert out.returncode == 0 and "Pygments version 2.18.0" in out.stdout, out.stderr
 
 
 def test_index_pages_that_are_not_pages():
@@ -360,24 +375,34 @@ def test_index_pages_that_are_not_pages():
         with contextlib.suppress(ValueError):  # refused, or nothing listed
             assert _page_files("http://x/simple/p/", bad, True) == []
     sha = "ab" * 32
+    pages = {
+        "/local/p/": ("text/html", f'<a href="file:///dev/zero#sha256={sha}">zero</a>'),
+        "/space/p/": ("text/html", f'<a href="/files/a b.whl#sha256={sha}">a b</a>'),
+        "/deep/p/": ("application/vnd.pypi.simple.v1+json", "[" * 100000 + "]" * 100000),
+    }
 
     class Page(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args) -> None:
             pass
 
         def do_GET(self) -> None:  # noqa: N802
-            body = f'<a href="file:///dev/zero#sha256={sha}">zero</a>'.encode()
+            kind, text = pages[self.path]
             self.send_response(200)
-            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Type", kind)
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(text.encode())
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        index = f"http://127.0.0.1:{server.server_address[1]}/simple/"
-        with pytest.raises(HitError, match="the file is at file:///dev/zero, not an http"):
-            find_url("p==1", sha, (index,))
+        server_url = f"http://127.0.0.1:{server.server_address[1]}"
+        for index, said in (
+            ("local", "the file is at 'file:///dev/zero', not an http"),
+            ("space", "the file's URL 'http://127.0.0.1:[0-9]+/files/a b.whl' has a space"),
+            ("deep", "not a project page \\(nested too deep\\)"),
+        ):
+            with pytest.raises(HitError, match=said):
+                find_url("p==1", sha, (f"{server_url}/{index}/",))
     finally:
         server.shutdown()
         server.server_close()

@@ -117,15 +117,21 @@ def find_url(requirement: str, sha256: str, indexes: tuple[str, ...]) -> str:
             if len(data) > MAX_PAGE:
                 raise ValueError(f"the page is larger than {MAX_PAGE >> 20} MiB")
             files = _page_files(page, data.decode("utf-8", "replace"), "json" in kind)
-        except (urllib.error.URLError, OSError, ValueError) as e:
+        except (urllib.error.URLError, OSError, ValueError, RecursionError) as e:
             reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
-            problems.append(f"{page}: {' '.join(str(reason).split())}")
+            reason = (
+                "not a project page (nested too deep)" if isinstance(e, RecursionError) else reason
+            )
+            problems.append(f"{page}: {' '.join(str(reason).split())[:300]}")
             continue
         for url, sha in files:
             if sha.lower() != sha256:
                 continue
             if urlsplit(url).scheme not in ("http", "https") and urlsplit(page).scheme != "file":
-                problems.append(f"{page}: the file is at {url[:200]}, not an http(s) URL")
+                problems.append(f"{page}: the file is at {url[:200]!r}, not an http(s) URL")
+                break
+            if not url.isprintable() or any(c.isspace() for c in url):
+                problems.append(f"{page}: the file's URL {url[:200]!r} has a space or control")
                 break
             return url
         problems.append(f"{page}: no file of {len(files)} listed has sha256 {sha256[:16]}...")

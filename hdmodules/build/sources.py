@@ -73,6 +73,7 @@ class Stopped(HitError):
 def _download(url: str, dest: Path, stop: threading.Event | None = None) -> None:
     """`url` into the file `dest`. Raises HitError with the reason (the URL's own problem:
     refused, unknown host, 404), Stopped when `stop` is set while it runs."""
+    import http.client
     import urllib.error
     import urllib.request
 
@@ -82,9 +83,9 @@ def _download(url: str, dest: Path, stop: threading.Event | None = None) -> None
                 if stop is not None and stop.is_set():
                     raise Stopped(f"{url}: stopped")
                 f.write(chunk)
-    except (urllib.error.URLError, OSError, ValueError) as e:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
-        raise HitError(str(reason)) from None
+        raise HitError(" ".join(str(reason).split())) from None
 
 
 def candidates(url: str, sha256: str, mirrors: tuple[str, ...]) -> list[str]:

@@ -77,10 +77,13 @@ def check_folder(folder: Path) -> None:
 def _relink(folder: Path, store: Store, links: dict[str, str], ours: list[str]) -> None:
     """Replace the links we made last time (`ours`; the user's own files stay) by `links`
     (relative path -> target in the store)."""
+    emptied = set()
     for rel in ours:
         path = folder / rel
         if path.is_symlink() and os.readlink(path).startswith(str(store.root)):
             path.unlink()
+            emptied.add(path.parent)
+    _prune(folder, emptied)
     for rel, target in sorted(links.items()):
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +107,30 @@ def _profile_venv(folder: Path, interpreter: Path) -> None:
     r = query([str(python), "-m", "ensurepip", "--default-pip"], timeout=VENV_TIMEOUT)
     if r.code != 0:
         raise HitError(f"{python} -m ensurepip failed (no pip in {folder}): {r.out.strip()}")
+
+
+def _prune(folder: Path, emptied: set[Path]) -> None:
+    """Remove the folders below `folder` that removing our links left empty, or holding only
+    `__pycache__` (bytecode Python wrote of the files that went), deepest first, up to the
+    first that holds anything else: a removed package must not stay importable (as an empty
+    namespace package) nor seem installed (an empty .dist-info)."""
+    import shutil
+
+    todo = sorted(emptied, key=lambda p: len(p.parts), reverse=True)
+    while todo:
+        d = todo.pop(0)
+        if d == folder or not d.is_relative_to(folder) or d.is_symlink() or not d.is_dir():
+            continue
+        cache = d / "__pycache__"
+        if {e.name for e in d.iterdir()} <= {"__pycache__"} and not cache.is_symlink():
+            shutil.rmtree(cache, ignore_errors=True)
+            try:
+                d.rmdir()
+            except OSError:
+                continue
+            if d.parent not in todo:
+                todo.append(d.parent)
+                todo.sort(key=lambda p: len(p.parts), reverse=True)
 
 
 def _write_environment(folder: Path, python: str | None) -> None:

@@ -354,21 +354,29 @@ def pin_text(pin: dict[str, str]) -> str:
 
 def rewrite_pin(ext: External, pin: dict[str, str]) -> None:
     """Replace the external's `pin:` line (and any continuation lines) in its YAML file, or
-    add one, leaving every other line as it was; an external written on one line
-    (`name: {kind: ..., commands: ...}`) gets or replaces its pin in that line."""
+    add one, leaving every other line as it was. Two forms are rewritten: a block mapping
+    below `NAME:`, and one line `NAME: {kind: ..., commands: {...}}` (its pin goes in that
+    line). Raises HitError (file:line) for any other (a flow mapping over several lines,
+    inside another one): the pin to paste is what `hit externals detect` prints."""
     assert ext.file is not None
     lines = ext.file.read_text().splitlines(keepends=True)
     i = ext.line - 1
     indent = re.match(r"\s*", lines[i]).group(0)
     new = f"{indent}pin: {pin_text(pin)}\n"
-    flow = re.fullmatch(r"(\s*[^#{]*:\s*\{.*)\}(\s*(#.*)?\n?)", lines[i], re.S)
-    if flow and not lines[i].lstrip().startswith("pin:"):  # `name: {kind: python, ...}`
-        body, rest = flow.group(1), flow.group(2)
+    one_line = _one_line_entry(lines[i], ext.name)
+    if one_line is not None:  # `name: {kind: python, ...}  # comment`
+        body, rest = one_line
         if re.search(r"\bpin: \{[^{}]*\}", body):
             body = re.sub(r"\bpin: \{[^{}]*\}", lambda _m: f"pin: {pin_text(pin)}", body, count=1)
         else:
             body = f"{body.rstrip().rstrip(',')}, pin: {pin_text(pin)}"
         lines[i] = f"{body}}}{rest}"
+    elif not _in_block(lines, i, ext.name):
+        raise HitError(
+            f"{ext.file}:{ext.line}: cannot write the pin of external {ext.name} here: give "
+            "it as a block mapping below `NAME:` or on one line `NAME: {kind: ..., ...}`, or "
+            "paste the pin `hit externals detect` prints"
+        )
     elif lines[i].lstrip().startswith("pin:"):
         end = i + 1
         while end < len(lines) and (
@@ -379,6 +387,48 @@ def rewrite_pin(ext: External, pin: dict[str, str]) -> None:
     else:
         lines.insert(i, new)
     write_atomic(ext.file, "".join(lines))
+
+
+def _one_line_entry(line: str, name: str) -> tuple[str, str] | None:
+    """(`  NAME: {...` up to its closing brace, what follows it: spaces, a comment, the line
+    end) when `line` holds the whole external as one flow mapping; else None."""
+    head = re.match(rf"\s*{re.escape(name)}\s*:\s*\{{", line)
+    if head is None:
+        return None
+    depth, quote = 0, ""
+    for at in range(head.end() - 1, len(line)):
+        c = line[at]
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                rest = line[at + 1 :]
+                return (line[:at], rest) if re.fullmatch(r"\s*(#.*)?\n?", rest, re.S) else None
+    return None
+
+
+def _in_block(lines: list[str], i: int, name: str) -> bool:
+    """Whether line `i` is a key line of NAME's block mapping: below the line `NAME:` (blank
+    and comment lines between), more indented than it."""
+    if not re.match(r"\s*[A-Za-z_][\w-]*\s*:", lines[i]):  # a key, not `{...}` or `- ...`
+        return False
+    key = re.compile(rf"(\s*){re.escape(name)}\s*:\s*(#.*)?\n?")
+    depth = len(lines[i]) - len(lines[i].lstrip())
+    for j in range(i - 1, -1, -1):
+        stripped = lines[j].strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        found = key.fullmatch(lines[j])
+        if found:
+            return len(found.group(1)) < depth
+        if len(lines[j]) - len(lines[j].lstrip()) < depth:
+            return False
+    return False
 
 
 # --- detection ----------------------------------------------------------------------------
