@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -95,11 +94,9 @@ def test_a_profile_is_a_python_environment_and_the_guide_walk_through(home, inde
     lexer = run_clean([str(link / "bin" / "pygmentize"), "-N", "x.py"])
     assert lexer.stdout.strip() == "python"
 
-    # the guide: remove py-jinja2, rebuild: nothing builds, a second at most
+    # the guide: remove py-jinja2, rebuild: nothing builds (how long: bench_python_profile.py)
     yaml.write_text(yaml.read_text().replace("[py-jinja2, py-pygments]", "[py-pygments]"))
-    start = time.monotonic()
     r = run_hit("build", str(yaml))
-    removed = time.monotonic() - start
     assert "building" not in r.err and "assembled" in r.err
     gone = python(link, "import jinja2")
     assert gone.returncode != 0 and "No module named 'jinja2'" in gone.stderr
@@ -107,13 +104,9 @@ def test_a_profile_is_a_python_environment_and_the_guide_walk_through(home, inde
     assert python(link, "import pygments").returncode == 0
     # put it back: the earlier profile is still in the store, the link returns to it
     yaml.write_text(yaml.read_text().replace("[py-pygments]", "[py-jinja2, py-pygments]"))
-    start = time.monotonic()
     r = run_hit("build", str(yaml))
-    readded = time.monotonic() - start
     assert "exists already; link switched" in r.err, r.err
     assert python(link, "import jinja2").returncode == 0
-    print(f"remove: {removed:.2f} s, re-add: {readded:.2f} s")  # the note's figures
-    assert removed < 10 and readded < 10  # generous: "about a second" is the benchmark's
 
 
 def test_pypi_sources_are_checked_and_fetched_by_hash(home, index, tmp_path):
