@@ -298,7 +298,8 @@ def test_attack_findings_on_externals_and_profiles(home, index, tmp_path):
     text = yaml.read_text().replace("packages: [py-flit-core]", "packages: [py-flit-core, fakepy]")
     yaml.write_text(text)
     r = run_hit("build", str(yaml), check=False)
-    assert r.code != 0 and "fakepy and python (external) conflict on bin/python3" in r.err
+    said = "package fakepy ships bin/python3, which the profile's python (external) gives too"
+    assert r.code != 0 and said in r.err and "list fakepy under `prefer:`" in r.err, r.err
     yaml.write_text(text + "prefer: [fakepy]\n")
     run_hit("build", str(yaml))
     assert run_clean([str(link / "bin" / "python3")]).stdout == "fake\n"

@@ -14,10 +14,10 @@ from ..store import roots
 from ..store.generations import Switch, switch
 from ..store.home import Home
 from ..store.layout import Store, read_manifest, remove_tree
-from .farm import plan_farm, write_farm
+from .farm import EXTERNAL, plan_farm, write_farm
 from .pyvenv import profile_python, write_config
 
-EXTERNAL_PYTHON = "python (external)"  # never a package name (names.py allows no space)
+EXTERNAL_PYTHON = f"python{EXTERNAL}"  # never a package name (names.py allows no space)
 EXTERNAL_ROOT = Path("/(external python)")  # where its links are planned, then replaced
 
 

@@ -57,9 +57,19 @@ def plan_farm(
     return links
 
 
+EXTERNAL = " (external)"  # the end of the name of links planned for an external, not a package
+
+
 def _conflict(rel: str, a: str, b: str, rank: dict[str, int], why: str) -> str:
     if a in rank or b in rank:
         return min((a, b), key=lambda p: rank.get(p, len(rank)))
+    fixed = next((n for n in (a, b) if n.endswith(EXTERNAL)), None)  # not a package
+    if fixed is not None:
+        pkg = b if fixed == a else a
+        raise HitError(
+            f"package {pkg} ships {rel}, which the profile's {fixed} gives too; list {pkg} "
+            f"under `prefer:` to use its {rel}, or leave it out"
+        )
     raise HitError(
         f"packages {a} and {b} conflict on {rel} ({why}); "
         f"list the one that should win under `prefer:` in the profile (for a site: in the "
