@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hdmodules.hashing import sha256_file
+from hdmodules.spec.pythonenv import project_name
 from tests.conftest import HOST_SETUP, need
 
 PYPI = Path(os.environ.get("HDMOD_PYPI", Path.home() / ".cache" / "hdmodules" / "pypi"))
@@ -100,7 +100,7 @@ def ensure(names: list[str]) -> list[Dist]:
 
 def project(requirement: str) -> str:
     """The index page name of a requirement's project (PEP 503)."""
-    return re.sub(r"[-_.]+", "-", requirement.split("==")[0]).lower()
+    return project_name(requirement.split("==")[0])
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

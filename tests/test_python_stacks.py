@@ -309,7 +309,6 @@ def test_a_pypi_source_is_the_release_it_names(home, index, tmp_path):
     """The sha256 picks the file; the file's own metadata must then be the release the
     recipe names (another project's hash is refused, from the cache as from the index)."""
     yaml = stack(tmp_path, ["py-jinja2"])
-    recipe = tmp_path / "pkgs" / "py-pygments.yaml"
     run_hit("fetch", str(stack(tmp_path, ["py-pygments"], name="pyg.yaml")))  # now cached
     jinja = tmp_path / "pkgs" / "py-jinja2.yaml"
     jinja.write_text(
@@ -322,7 +321,6 @@ def test_a_pypi_source_is_the_release_it_names(home, index, tmp_path):
         r.code != 0
         and "source pypi: jinja2==3.1.4: the file with that sha256 is pygments 2.18.0" in r.err
     ), r.err
-    assert recipe.exists()
 
 
 @pytest.mark.parametrize("folder", ["d" * 120, "a space"])

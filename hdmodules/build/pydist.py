@@ -8,11 +8,7 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from ..errors import HitError
-
-
-def normalize(name: str) -> str:
-    """A project name as the index spells its page (PEP 503): `Jinja2` -> `jinja2`."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+from ..spec.pythonenv import project_name
 
 
 def wheel_name(file: Path) -> str | None:
@@ -66,7 +62,7 @@ def check_release(file: Path, requirement: str, wheel: str | None) -> None:
     otherwise install the other, silently."""
     want_name, want_version = requirement.split("==", 1)
     name, version = release_of(file, wheel)
-    if normalize(name) != normalize(want_name) or version != want_version:
+    if project_name(name) != project_name(want_name) or version != want_version:
         raise HitError(
             f"source pypi: {requirement}: the file with that sha256 is {name} {version} "
             "(by its own metadata), not that release: correct the sha256 or the release"

@@ -26,8 +26,8 @@ from urllib.parse import urljoin, urlsplit
 
 from ..errors import HitError
 from ..runner import query
-from .pydist import normalize
-from .sources import TIMEOUT, FetchFailed, cache_file, fetch_from
+from ..spec.pythonenv import project_name
+from .sources import TIMEOUT, FetchFailed, cache_file, failure_reason, fetch_from
 
 ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 MAX_PAGE = 64 << 20  # bytes of a project page read at most (NumPy's: about 2 MiB)
@@ -105,7 +105,7 @@ def find_url(requirement: str, sha256: str, indexes: tuple[str, ...]) -> str:
     import urllib.error
     import urllib.request
 
-    project = normalize(requirement.split("==", 1)[0])
+    project = project_name(requirement.split("==", 1)[0])
     problems = []
     for index in indexes:
         page = f"{index.rstrip('/')}/{project}/"
@@ -118,11 +118,9 @@ def find_url(requirement: str, sha256: str, indexes: tuple[str, ...]) -> str:
                 raise ValueError(f"the page is larger than {MAX_PAGE >> 20} MiB")
             files = _page_files(page, data.decode("utf-8", "replace"), "json" in kind)
         except (urllib.error.URLError, OSError, ValueError, RecursionError) as e:
-            reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
-            reason = (
-                "not a project page (nested too deep)" if isinstance(e, RecursionError) else reason
-            )
-            problems.append(f"{page}: {' '.join(str(reason).split())[:300]}")
+            deep = isinstance(e, RecursionError)
+            reason = "not a project page (nested too deep)" if deep else failure_reason(e)
+            problems.append(f"{page}: {reason[:300]}")
             continue
         for url, sha in files:
             if sha.lower() != sha256:

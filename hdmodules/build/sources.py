@@ -84,8 +84,14 @@ def _download(url: str, dest: Path, stop: threading.Event | None = None) -> None
                     raise Stopped(f"{url}: stopped")
                 f.write(chunk)
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
-        reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
-        raise HitError(" ".join(str(reason).split())) from None
+        raise HitError(failure_reason(e)) from None
+
+
+def failure_reason(e: BaseException) -> str:
+    """Why a URL could not be read, on one line: urllib's reason (refused, unknown host,
+    404), an OSError's strerror, else the exception's text."""
+    reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
+    return " ".join(str(reason).split())
 
 
 def candidates(url: str, sha256: str, mirrors: tuple[str, ...]) -> list[str]:

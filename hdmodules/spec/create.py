@@ -25,6 +25,7 @@ from pathlib import Path
 from ..errors import HitError
 from ..names import name_problem, text_problem, version_problem
 from .archiveinfo import Contents, read_archive
+from .pythonenv import project_name
 from .recipes import PYPI_RE
 
 SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip", ".whl")
@@ -77,7 +78,7 @@ class Created:
 def python_name(project: str) -> str:
     """The recipe name of a Python project: `py-` and its normalized name (lowercase, runs of
     `-_.` as one `-`): `Flit_Core` -> `py-flit-core`."""
-    return "py-" + re.sub(r"[-_.]+", "-", project).lower()
+    return "py-" + project_name(project)
 
 
 def _requirement(text: str) -> str | None:

@@ -13,6 +13,7 @@ Python environment.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol
@@ -26,6 +27,12 @@ PYTHON = PYTHON_DEPENDENCY  # the interpreter's package name, and the external's
 class _Node(Protocol):  # resolve.Node, without importing it (resolve imports this module)
     recipe: Recipe
     closure: tuple[str, ...]
+
+
+def project_name(name: str) -> str:
+    """A Python project's name as the package index spells its page (PEP 503): lowercase,
+    runs of `-_.` as one `-` (`Flit_Core` -> `flit-core`)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def is_python_package(recipe: Recipe) -> bool:
