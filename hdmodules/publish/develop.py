@@ -11,6 +11,7 @@ is kept for it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -116,21 +117,16 @@ def _prune(folder: Path, emptied: set[Path]) -> None:
     namespace package) nor seem installed (an empty .dist-info)."""
     import shutil
 
-    todo = sorted(emptied, key=lambda p: len(p.parts), reverse=True)
-    while todo:
-        d = todo.pop(0)
-        if d == folder or not d.is_relative_to(folder) or d.is_symlink() or not d.is_dir():
+    folders = {a for d in emptied for a in (d, *d.parents) if a.is_relative_to(folder)}
+    folders.discard(folder)
+    for d in sorted(folders, key=lambda p: len(p.parts), reverse=True):  # children first
+        if d.is_symlink() or not d.is_dir():
             continue
         cache = d / "__pycache__"
         if {e.name for e in d.iterdir()} <= {"__pycache__"} and not cache.is_symlink():
             shutil.rmtree(cache, ignore_errors=True)
-            try:
+            with contextlib.suppress(OSError):
                 d.rmdir()
-            except OSError:
-                continue
-            if d.parent not in todo:
-                todo.append(d.parent)
-                todo.sort(key=lambda p: len(p.parts), reverse=True)
 
 
 def _write_environment(folder: Path, python: str | None) -> None:
