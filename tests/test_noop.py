@@ -96,3 +96,13 @@ def test_a_damaged_memo_means_a_full_resolution(hit, home, demo):
     r = hit("build", "-q", cwd=demo)
     assert r.out.endswith("(up to date)\n")
     assert _noop_in_child(demo, "build", "-q")[-1] == "True []"  # written anew
+
+
+def test_version_is_answered_as_click_would(tmp_path):
+    code = "import sys; from hdmodules.cli.entry import hit; sys.argv[1:] = ['--version']; hit()"
+    fast = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    full = subprocess.run(
+        [sys.executable, "-m", "hdmodules.cli.hit", "--version"], capture_output=True, text=True
+    )
+    assert fast.returncode == full.returncode == 0
+    assert fast.stdout == full.stdout and fast.stdout.startswith("hit, version ")

@@ -65,6 +65,11 @@ def noop_build(args: list[str]) -> bool:
 
 def hit() -> None:
     """The `hit` console script."""
+    if sys.argv[1:] == ["--version"]:  # as click's version_option words it
+        from .. import __version__
+
+        print(f"hit, version {__version__}")
+        sys.exit(0)
     try:
         if noop_build(sys.argv[1:]):
             sys.stdout.flush()
