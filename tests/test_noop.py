@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from hdmodules.cli.entry import noop_options
+from hdmodules.cli.noop import noop_options
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def _noop_in_child(cwd, *args: str) -> list[str]:
     which heavy modules it imported."""
     code = (
         "import sys\n"
-        "from hdmodules.cli.entry import noop_build\n"
+        "from hdmodules.cli.noop import noop_build\n"
         f"answered = noop_build({list(args)!r})\n"
         "heavy = sorted(m for m in sys.modules if m in ('click', 'yaml', 'jinja2', 'filelock')"
         " or m.startswith(('hdmodules.spec', 'hdmodules.publish', 'hdmodules.store.layout')))\n"

@@ -274,7 +274,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from .entry import noop_build
+    from .noop import noop_build
 
     if not noop_build(sys.argv[1:]):  # as the console script (cli/entry.py) does
         main()
