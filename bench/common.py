@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# the checkout whose code is measured: this one, or another (HDMOD_BENCH_CODE=/path/to/an/
+# older/checkout measures that code with these benches: the "before" of a before/after)
+CODE = Path(os.environ.get("HDMOD_BENCH_CODE") or REPO).resolve()
 # `python -c pass` in seconds on the idle 2-core development machine: CI's guard judges a goal
 # given in seconds (a profile switch within 0.3 s) as that many times this anchor, so that a
 # machine twice as slow at starting Python gets twice the time.
@@ -92,26 +95,26 @@ def python_pass(cwd: Path | None = None, env: dict | None = None) -> float:
 
 
 def console_script(name: str) -> list[str]:
-    """The console script `name` (`hit`, `hdmod`) as pyproject.toml declares it, run the way
-    the installed script runs it (`from MODULE import FUNC; sys.exit(FUNC())`) on this
-    interpreter: the checkout's own code, even where the installed script is another
-    checkout's."""
+    """The console script `name` (`hit`, `hdmod`) as the measured checkout's pyproject.toml
+    declares it, run the way the installed script runs it (`from MODULE import FUNC;
+    sys.exit(FUNC())`) on this interpreter (with bench_env's PYTHONPATH: that checkout's
+    code, even where the installed script is another checkout's)."""
     import tomllib
 
-    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    scripts = tomllib.loads((CODE / "pyproject.toml").read_text())["project"]["scripts"]
     module, func = scripts[name].split(":")
     code = f"import sys; from {module} import {func}; sys.exit({func}())"
     return [sys.executable, "-c", code]
 
 
 def bench_env(home: Path) -> dict[str, str]:
-    """The environment of a bench's commands: this one, with HIT_HOME at `home` and this
-    checkout first on PYTHONPATH."""
+    """The environment of a bench's commands: this one, with HIT_HOME at `home` and the
+    measured checkout (CODE) first on PYTHONPATH."""
     path = os.environ.get("PYTHONPATH")
     return {
         **os.environ,
         "HIT_HOME": str(home),
-        "PYTHONPATH": str(REPO) + (os.pathsep + path if path else ""),
+        "PYTHONPATH": str(CODE) + (os.pathsep + path if path else ""),
     }
 
 
