@@ -18,9 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# the checkout whose code is measured: this one, or another (HDMOD_BENCH_CODE=/path/to/an/
-# older/checkout measures that code with these benches: the "before" of a before/after)
-CODE = Path(os.environ.get("HDMOD_BENCH_CODE") or REPO).resolve()
+
+
+def code() -> Path:
+    """The checkout whose code is measured: this one, or the one HDMOD_BENCH_CODE names (an
+    older checkout measured with these benches: the "before" of a before/after)."""
+    return Path(os.environ.get("HDMOD_BENCH_CODE") or REPO).resolve()
+
+
 # `python -c pass` in seconds on the idle 2-core development machine: CI's guard judges a goal
 # given in seconds (a profile switch within 0.3 s) as that many times this anchor, so that a
 # machine twice as slow at starting Python gets twice the time.
@@ -101,7 +106,7 @@ def console_script(name: str) -> list[str]:
     code, even where the installed script is another checkout's)."""
     import tomllib
 
-    scripts = tomllib.loads((CODE / "pyproject.toml").read_text())["project"]["scripts"]
+    scripts = tomllib.loads((code() / "pyproject.toml").read_text())["project"]["scripts"]
     module, func = scripts[name].split(":")
     code = f"import sys; from {module} import {func}; sys.exit({func}())"
     return [sys.executable, "-c", code]
@@ -109,12 +114,12 @@ def console_script(name: str) -> list[str]:
 
 def bench_env(home: Path) -> dict[str, str]:
     """The environment of a bench's commands: this one, with HIT_HOME at `home` and the
-    measured checkout (CODE) first on PYTHONPATH."""
+    measured checkout (code()) first on PYTHONPATH."""
     path = os.environ.get("PYTHONPATH")
     return {
         **os.environ,
         "HIT_HOME": str(home),
-        "PYTHONPATH": str(CODE) + (os.pathsep + path if path else ""),
+        "PYTHONPATH": str(code()) + (os.pathsep + path if path else ""),
     }
 
 

@@ -7,6 +7,8 @@
   python bench/run.py --quick --guard 2
                                     exit 1 when a ratio is past its goal by more than 2x
                                     (CI's regression guard: tests/test_bench_guard.py)
+  python bench/run.py --before DIR  each bench also on the code of the checkout DIR (e.g. a
+                                    `git worktree` of an older commit), its figures beside
 
 A bench takes part by defining `rows(quick: bool) -> list[common.Row]`.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import traceback
 from dataclasses import asdict
@@ -41,8 +44,10 @@ def main() -> int:
     ap.add_argument("--guard", type=float, metavar="MARGIN", help="exit 1 past goal x MARGIN")
     ap.add_argument("--only", action="append", help="run only this bench (repeatable)")
     ap.add_argument("--json", type=Path, help="also write the rows to this file")
+    ap.add_argument("--before", type=Path, metavar="DIR", help="also measure DIR's code")
     args = ap.parse_args()
     rows: list[Row] = []
+    before: list[Row] = []
     failed: list[str] = []
     for name in args.only or BENCHES:
         if not (Path(__file__).parent / f"{name}.py").exists():
@@ -52,10 +57,18 @@ def main() -> int:
             continue
         print(f"running {name}{' (quick)' if args.quick else ''} ...", file=sys.stderr)
         try:
+            if args.before:
+                os.environ["HDMOD_BENCH_CODE"] = str(args.before)
+                try:
+                    before += module.rows(args.quick)
+                finally:
+                    del os.environ["HDMOD_BENCH_CODE"]
             rows += module.rows(args.quick)
         except Exception:  # noqa: BLE001 -- one bench failing must not hide the others' figures
             traceback.print_exc()
             failed.append(name)
+    if before:
+        print(f"before ({args.before}):\n{table(before)}\n\nafter:")
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1))
