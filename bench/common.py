@@ -108,8 +108,8 @@ def console_script(name: str) -> list[str]:
 
     scripts = tomllib.loads((code() / "pyproject.toml").read_text())["project"]["scripts"]
     module, func = scripts[name].split(":")
-    code = f"import sys; from {module} import {func}; sys.exit({func}())"
-    return [sys.executable, "-c", code]
+    line = f"import sys; from {module} import {func}; sys.exit({func}())"
+    return [sys.executable, "-c", line]
 
 
 def bench_env(home: Path) -> dict[str, str]:
