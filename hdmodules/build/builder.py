@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,16 +18,17 @@ from pathlib import Path
 
 from .. import elf, linkmeta
 from ..errors import BuildFailed, HitError
-from ..runner import spawn_logged
+from ..reaper import Build as ReapedBuild
+from ..reaper import Reaper
 from ..store.layout import Store, remove_tree
 from .buildjob import HOST_PATH, BuildJob, build_id, missing_tools
 from .patching import apply_patches
 from .sources import fetch, materialize
 
 LOG_TAIL = 20  # lines of the build log a failure shows
-REAPER = str(Path(__file__).parent.parent / "reaper.py")  # run as a file (-I -S: no site, no cwd)
+_REAPER = Reaper()  # one reaper server per process, started by the first build
 
-_running: dict[int, subprocess.Popen] = {}  # pid -> build process, killed on Ctrl-C
+_running: dict[int, ReapedBuild] = {}  # reaper pid -> build, killed on Ctrl-C
 _running_lock = threading.Lock()
 
 
@@ -159,23 +158,29 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
 
 
 def _run(script: Path, job: BuildJob) -> None:
+    """Run build.sh under a reaper of its own (reaper.py: every process the script leaves is
+    killed when it exits, however it detached), its output to build.log. The environment is
+    HIT_BUILD_ID, JOBS and PATH only (build.sh exports the rest). The reaper reports that
+    nothing is left; only when it died before it could (killed) are the build's processes
+    looked for by id and group (kill_build_processes). Raises BuildFailed."""
     marker = build_id(job.folder)
-    # under the reaper: every process the script leaves is killed when it exits, however it
-    # detached (the build-id scan below misses one that dropped its environment and group)
-    proc = spawn_logged(
-        [sys.executable, "-I", "-S", REAPER, "/bin/bash", str(script)],
-        cwd=job.folder / "src",
-        log=job.folder / "build.log",
-        env={"JOBS": str(job.jobs), "PATH": HOST_PATH},
-    )
+    env = {"HIT_BUILD_ID": marker, "JOBS": str(job.jobs), "PATH": HOST_PATH}
+    with open(job.folder / "build.log", "wb") as log:
+        proc = _REAPER.spawn(
+            ["/bin/bash", "-e", str(script)], str(job.folder / "src"), env, log.fileno()
+        )
     with _running_lock:
         _running[proc.pid] = proc
+    code = None
     try:
         code = proc.wait()
     finally:
         with _running_lock:
             _running.pop(proc.pid, None)
-        kill_build_processes(marker, proc.pid)  # nothing outlives its build
+        if code is None or code < 0:  # nothing outlives its build, even when its reaper died
+            kill_build_processes(marker, proc.pid)
+    if code is None or code < 0:
+        raise _failure(job, "the build's reaper was killed")
     if code != 0:
         raise _failure(job, f"the build script failed (exit {code})")
 
@@ -219,8 +224,7 @@ def kill_running(grace: float = 2.0) -> None:
             os.kill(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
 
