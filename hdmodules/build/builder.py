@@ -21,7 +21,7 @@ from ..errors import BuildFailed, HitError
 from ..reaper import Build as ReapedBuild
 from ..reaper import Reaper
 from ..store.layout import Store, remove_tree
-from .buildjob import HOST_PATH, BuildJob, build_id, missing_tools
+from .buildjob import HOST_PATH, STUB, BuildJob, build_id, missing_tools
 from .patching import apply_patches
 from .sources import fetch, materialize
 
@@ -61,10 +61,23 @@ def prepare(job: BuildJob) -> Path:
         if patch.url:
             fetch(job.source_cache, patch.url, patch.sha256, job.mirrors)
     apply_patches(job.patches, job.source_cache, folder / "src", folder)
+    lay_out_toolchain(job)
     script = folder / "build.sh"
     script.write_text(job.script)
     script.chmod(0o755)
     return script
+
+
+def lay_out_toolchain(job: BuildJob) -> None:
+    """`folder/toolchain/bin`: the job's tool links and stubs (what build.sh would make with a
+    process each; it skips that when the folder exists). Raises OSError."""
+    toolbin = job.folder / "toolchain" / "bin"
+    toolbin.mkdir(parents=True)
+    for name, target in job.tool_links:
+        os.symlink(target, toolbin / name)
+    for name in job.tool_stubs:
+        (toolbin / name).write_text(STUB.format(name=name))
+        (toolbin / name).chmod(0o755)
 
 
 def _build_processes(build_id: str, pgid: int | None) -> list[int]:
