@@ -149,7 +149,8 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
         missing = missing_tools(job)  # its dependencies are built now: look on its PATH
         if missing:
             raise BuildFailed(ref.id, "\n  ".join(missing))
-        kill_build_processes(build_id(job.folder), None)  # leftovers of a killed earlier attempt
+        if job.folder.exists():  # a killed earlier attempt's processes run in its folder
+            kill_build_processes(build_id(job.folder), None)
         prefix = store.begin(ref)
         start = time.monotonic()
         try:
