@@ -157,7 +157,8 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
             script = prepare(job)
             _run(script, job)
             _check_links(job, prefix)
-            store.commit(ref, job.record, job.folder / "build.log")
+            # the build folder goes once its log is copied, before the flush (Store.commit)
+            store.commit(ref, job.record, job.folder / "build.log", discard=job.folder)
         except OSError as e:  # a full disk, an unwritable folder: name what and where
             remove_tree(prefix)
             where = e.filename or job.folder
@@ -165,7 +166,6 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
         except BaseException:
             remove_tree(prefix)
             raise
-        remove_tree(job.folder)
         seconds = time.monotonic() - start
         store.record_duration(ref.name, seconds)
         return Outcome("built", seconds)
