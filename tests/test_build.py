@@ -86,10 +86,12 @@ def test_profiles_side_by_side_with_parameters(hit, demo):
 
 
 def _toolbin(folder: Path) -> dict[str, tuple[str, int]]:
-    """What a build folder's toolchain/bin holds: name -> (link target or text, mode)."""
+    """What a build folder's toolchain (bin/ and the MPI stub) holds: name -> (link target or
+    text, mode)."""
+    files = [*(folder / "toolchain" / "bin").iterdir(), folder / "toolchain" / "mpi-stub"]
     return {
         p.name: (os.readlink(p), 0) if p.is_symlink() else (p.read_text(), p.stat().st_mode & 0o777)
-        for p in (folder / "toolchain" / "bin").iterdir()
+        for p in files
     }
 
 
@@ -115,7 +117,7 @@ def test_status_show_and_bdir(hit, demo, tmp_path):
     assert (demo / "bld" / "src" / "app.c").exists()
     # hit lays out the toolchain without a process; build.sh run by hand makes the same
     laid_out = _toolbin(demo / "bld")
-    assert "mpicc" in laid_out and laid_out["mpicc"][1] == 0o755
+    assert laid_out["mpicc"] == ("../mpi-stub", 0) and laid_out["mpi-stub"][1] == 0o755
     shutil.rmtree(demo / "bld" / "toolchain")
     done = subprocess.run(["bash", "build.sh"], cwd=demo / "bld", capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

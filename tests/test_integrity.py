@@ -109,7 +109,11 @@ def test_commit_syncs_every_file_before_the_manifest_and_the_folder_after(
     """A power cut cannot be staged here; what a power cut needs is checked instead: the
     artifact's files and folders reached the disk (one syncfs of their filesystem, or, where
     the C library lacks it, an fsync of each) before the manifest's rename made it count as
-    installed, and the folder holding the manifest was synced after."""
+    installed, and the folder holding the manifest was synced after. The build folder is
+    removed after its log is copied and before the flush (its files need not reach the disk)."""
+    folder = tmp_path / "tmp" / "pkg-build"
+    (folder / "src").mkdir(parents=True)
+    (folder / "build.log").write_text("compiled\n")
     store = Store(tmp_path / "bld")
     ref = ArtifactRef("pkg", "1", "a" * 32)
     prefix = store.begin(ref)
@@ -136,10 +140,19 @@ def test_commit_syncs_every_file_before_the_manifest_and_the_folder_after(
         events.append(("syncfs", str(path)))
         return True
 
+    def remove_tree(path):
+        events.append(("remove", str(path)))
+        return real_remove(path)
+
+    real_remove = store_mod.remove_tree
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
     monkeypatch.setattr(store_mod, "_syncfs", syncfs)
-    store.commit(ref, {"id": ref.id}, None)
+    monkeypatch.setattr(store_mod, "remove_tree", remove_tree)
+    store.commit(ref, {"id": ref.id}, folder / "build.log", discard=folder)
+    assert not folder.exists() and (prefix / ".hit" / "build.log").read_text() == "compiled\n"
+    flushes = [i for i, (kind, _path) in enumerate(events) if kind in ("sync", "syncfs")]
+    assert events.index(("remove", str(folder))) < flushes[0]
     rename = events.index(("rename", str(prefix / ".hit" / "manifest.json")))
     if how == "syncfs":
         assert ("syncfs", str(prefix)) in events[:rename]

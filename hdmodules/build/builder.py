@@ -69,15 +69,18 @@ def prepare(job: BuildJob) -> Path:
 
 
 def lay_out_toolchain(job: BuildJob) -> None:
-    """`folder/toolchain/bin`: the job's tool links and stubs (what build.sh would make with a
-    process each; it skips that when the folder exists). Raises OSError."""
+    """`folder/toolchain/bin`: the job's tool links, and its stubs as links to
+    `toolchain/mpi-stub` (what build.sh would make with a process each; it skips that when
+    the folder exists). Raises OSError."""
     toolbin = job.folder / "toolchain" / "bin"
     toolbin.mkdir(parents=True)
     for name, target in job.tool_links:
         os.symlink(target, toolbin / name)
+    if job.tool_stubs:
+        (toolbin.parent / "mpi-stub").write_text(STUB)
+        (toolbin.parent / "mpi-stub").chmod(0o755)
     for name in job.tool_stubs:
-        (toolbin / name).write_text(STUB.format(name=name))
-        (toolbin / name).chmod(0o755)
+        os.symlink("../mpi-stub", toolbin / name)
 
 
 def _build_processes(build_id: str, pgid: int | None) -> list[int]:

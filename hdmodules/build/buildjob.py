@@ -207,13 +207,15 @@ def toolchain_env(node: Node) -> list[tuple[str, str]]:
     return env
 
 
-# what each stub in toolchain/bin holds: the text build.sh.j2's printf writes
-STUB = '#!/bin/sh\necho "{name}: this package does not declare toolchain: [mpi]" >&2\nexit 1\n'
+# toolchain/mpi-stub, the one script every stub in toolchain/bin links to (one file, not one
+# per tool: fewer files to write and remove); it names the tool it was run as. build.sh.j2's
+# printf writes the same text.
+STUB = '#!/bin/sh\necho "${0##*/}: this package does not declare toolchain: [mpi]" >&2\nexit 1\n'
 
 
 def tool_links(node: Node) -> tuple[list[tuple[str, str]], list[str]]:
     """The build's toolchain/bin: links named like the usual tools to the declared ones, and
-    the names of MPI tools the recipe did not ask for (they become stubs that fail: STUB)."""
+    the names of MPI tools the recipe did not ask for (links to a stub that fails: STUB)."""
     links = []
     for ext in node.toolchain.values():
         for role, cmd in ext.commands.items():
@@ -249,6 +251,7 @@ def render_script(
         "build.sh.j2",
         id=build_id(folder),
         toolbin=folder / "toolchain" / "bin",
+        stub=folder / "toolchain" / "mpi-stub",
         tool_links=links,
         tool_stubs=stubs,
         name=node.name,
