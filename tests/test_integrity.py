@@ -288,3 +288,36 @@ def test_hard_links_inside_an_artifact_are_kept(home, tmp_path):
     prefix = _prefix(home, "links")
     assert (prefix / "bin" / "a").stat().st_ino == (prefix / "bin" / "b").stat().st_ino
     assert run_clean([str(prefix / "bin" / "b")]).stdout == "hi\n"
+
+
+@pytest.mark.parametrize("step", ["_syncfs", "replace"])
+def test_hit_killed_inside_a_commit_leaves_nothing_installed_and_the_next_build_recovers(
+    home, tmp_path, step
+):
+    """`hit build` killed (os._exit, like kill -9) inside the commit: after the build folder
+    went and before the flush, or just before the manifest's rename. Nothing counts as
+    installed, `hit verify` is content, and the next build builds it."""
+    profile = _one_package(tmp_path, 'mkdir -p "$ARTIFACT/bin"\necho x > "$ARTIFACT/bin/x"\n')
+    target = "os" if step == "replace" else "layout"
+    code = f"""
+import os, sys
+from hdmodules.store import layout
+real = getattr({target}, {step!r})
+def killed(*args, **kw):
+    if {step!r} == "_syncfs" or str(args[1]).endswith("manifest.json"):
+        os._exit(9)
+    return real(*args, **kw)
+setattr({target}, {step!r}, killed)
+from hdmodules.cli.hit import main
+sys.argv = ["hit", "build", {str(profile)!r}]
+main()
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 9, r.stderr
+    prefix = _prefix(home)
+    assert (prefix / "bin" / "x").exists() and not (prefix / ".hit" / "manifest.json").exists()
+    assert "needs build" in run_hit("status", str(profile)).out
+    assert run_hit("verify").code == 0
+    run_hit("build", str(profile))
+    assert (tmp_path / "default" / "bin" / "x").read_text() == "x\n"
+    assert run_hit("verify").code == 0
