@@ -164,8 +164,12 @@ def serve(fd: int) -> None:
         if not data:
             return
         if os.fork() == 0:
-            sock.close()
-            os._exit(_build(json.loads(data), fds))
+            code = 125
+            try:
+                sock.close()
+                code = _build(json.loads(data), fds)
+            finally:  # never back into this loop, whatever happened
+                os._exit(code)
         for f in fds:
             os.close(f)
 
