@@ -105,7 +105,9 @@ def main() -> int:
             shutil.rmtree(out, ignore_errors=True)
         med = {what: statistics.median(t) for what, t in times.items()}
         base = med["scripts"]
-        print(f"{n} trivial packages, medians of {args.repeat} interleaved rounds:")
+        load = os.getloadavg()[0]
+        rounds = f"medians of {args.repeat} interleaved rounds (load average {load:.1f})"
+        print(f"{n} trivial packages, {rounds}:")
         print("| what | time | per artifact | overhead per artifact | vs scripts | goal |")
         print("|---|---|---|---|---|---|")
         print(f"| the scripts alone | {base:.2f} s | {base / n * 1000:.1f} ms | | 1.00x | |")
