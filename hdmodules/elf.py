@@ -75,6 +75,9 @@ def _header_key(path: str | Path) -> tuple[int, int, int] | None:
 # Complexity (radon D): one linear pass over an ELF file's header, program headers and
 # dynamic section, each branch a case of the format (class, byte order, entry kinds); split
 # up, the offsets and sizes read in one step would have to be passed to the next.
+MIN_ELF_BYTES = 52  # the ELF header of a 32-bit file; a 64-bit one is 64 bytes (ELF spec)
+
+
 def _parse(path: Path) -> tuple[tuple[int, int, int], DynamicInfo | None] | None:
     """None if not ELF, else (ABI key, dynamic info or None). Raises OSError or _PARSE_ERRORS."""
     with open(path, "rb") as f:
@@ -337,14 +340,18 @@ def check_artifact(
     file in a dependency's lib dir that links elsewhere still counts as the dependency's).
     """
     prefix = Path(prefix)
-    own = [os.path.realpath(p) for p in [prefix, *dependencies]]
+    own: list[str] | None = None  # real paths, found once an ELF file needs them
     allowed = frozenset(allowed_host)
     host_abi, problems = _host_abi(), []
-    for path, _ in artifact_files(prefix, skip):
+    for path, st in artifact_files(prefix, skip):
+        if st.st_size < MIN_ELF_BYTES:  # cannot be ELF: not even opened
+            continue
         try:
             parsed = _parse(path)
         except (OSError, *_PARSE_ERRORS):
             continue
         if parsed and parsed[1] and host_abi in (None, parsed[0]):
+            if own is None:
+                own = [os.path.realpath(p) for p in [prefix, *dependencies]]
             problems += _check_file(path, parsed[0], parsed[1], own, allowed)
     return problems

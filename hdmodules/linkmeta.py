@@ -485,11 +485,12 @@ def check_metadata(
     extra hard links, unreadable, binary and files over MAX_BYTES are skipped. Never
     raises for file contents."""
     prefix = Path(prefix)
-    ctx = _Context.make(prefix, dependencies, allowed, build_dir)
+    ctx: _Context | None = None  # made (real paths looked up) once a file has words
     problems: list[MetaProblem] = []
     for path, text in _metadata_files(prefix, skip):
         words = words_of(path, text)
         if words:
+            ctx = ctx or _Context.make(prefix, dependencies, allowed, build_dir)
             problems += judge(ctx, path, words)
     return problems
 

@@ -85,6 +85,16 @@ def test_profiles_side_by_side_with_parameters(hit, demo):
     assert os.readlink(demo / "release") != os.readlink(demo / "debug")
 
 
+def _toolbin(folder: Path) -> dict[str, tuple[str, int]]:
+    """What a build folder's toolchain (bin/ and the MPI stub) holds: name -> (link target or
+    text, mode)."""
+    files = [*(folder / "toolchain" / "bin").iterdir(), folder / "toolchain" / "mpi-stub"]
+    return {
+        p.name: (os.readlink(p), 0) if p.is_symlink() else (p.read_text(), p.stat().st_mode & 0o777)
+        for p in files
+    }
+
+
 def test_status_show_and_bdir(hit, demo, tmp_path):
     r = hit("status", cwd=demo)
     assert r.out.count("needs build") == 5
@@ -105,8 +115,13 @@ def test_status_show_and_bdir(hit, demo, tmp_path):
     # `hit bdir app bld`: the package, then the folder (relative to cwd)
     hit("bdir", "app", "bld", cwd=demo)
     assert (demo / "bld" / "src" / "app.c").exists()
+    # hit lays out the toolchain without a process; build.sh run by hand makes the same
+    laid_out = _toolbin(demo / "bld")
+    assert laid_out["mpicc"] == ("../mpi-stub", 0) and laid_out["mpi-stub"][1] == 0o755
+    shutil.rmtree(demo / "bld" / "toolchain")
     done = subprocess.run(["bash", "build.sh"], cwd=demo / "bld", capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    assert _toolbin(demo / "bld") == laid_out
     assert run_clean([str(demo / "bld" / "artifact" / "bin" / "app")]).stdout == APP_OUTPUT
     r = hit("bdir", "app", "bld", cwd=demo, check=False)
     assert r.code == 1 and "not empty" in r.err

@@ -109,7 +109,11 @@ def test_commit_syncs_every_file_before_the_manifest_and_the_folder_after(
     """A power cut cannot be staged here; what a power cut needs is checked instead: the
     artifact's files and folders reached the disk (one syncfs of their filesystem, or, where
     the C library lacks it, an fsync of each) before the manifest's rename made it count as
-    installed, and the folder holding the manifest was synced after."""
+    installed, and the folder holding the manifest was synced after. The build folder is
+    removed after its log is copied and before the flush (its files need not reach the disk)."""
+    folder = tmp_path / "tmp" / "pkg-build"
+    (folder / "src").mkdir(parents=True)
+    (folder / "build.log").write_text("compiled\n")
     store = Store(tmp_path / "bld")
     ref = ArtifactRef("pkg", "1", "a" * 32)
     prefix = store.begin(ref)
@@ -136,10 +140,19 @@ def test_commit_syncs_every_file_before_the_manifest_and_the_folder_after(
         events.append(("syncfs", str(path)))
         return True
 
+    def remove_tree(path):
+        events.append(("remove", str(path)))
+        return real_remove(path)
+
+    real_remove = store_mod.remove_tree
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
     monkeypatch.setattr(store_mod, "_syncfs", syncfs)
-    store.commit(ref, {"id": ref.id}, None)
+    monkeypatch.setattr(store_mod, "remove_tree", remove_tree)
+    store.commit(ref, {"id": ref.id}, folder / "build.log", discard=folder)
+    assert not folder.exists() and (prefix / ".hit" / "build.log").read_text() == "compiled\n"
+    flushes = [i for i, (kind, _path) in enumerate(events) if kind in ("sync", "syncfs")]
+    assert events.index(("remove", str(folder))) < flushes[0]
     rename = events.index(("rename", str(prefix / ".hit" / "manifest.json")))
     if how == "syncfs":
         assert ("syncfs", str(prefix)) in events[:rename]
@@ -275,3 +288,36 @@ def test_hard_links_inside_an_artifact_are_kept(home, tmp_path):
     prefix = _prefix(home, "links")
     assert (prefix / "bin" / "a").stat().st_ino == (prefix / "bin" / "b").stat().st_ino
     assert run_clean([str(prefix / "bin" / "b")]).stdout == "hi\n"
+
+
+@pytest.mark.parametrize("step", ["_syncfs", "replace"])
+def test_hit_killed_inside_a_commit_leaves_nothing_installed_and_the_next_build_recovers(
+    home, tmp_path, step
+):
+    """`hit build` killed (os._exit, like kill -9) inside the commit: after the build folder
+    went and before the flush, or just before the manifest's rename. Nothing counts as
+    installed, `hit verify` is content, and the next build builds it."""
+    profile = _one_package(tmp_path, 'mkdir -p "$ARTIFACT/bin"\necho x > "$ARTIFACT/bin/x"\n')
+    target = "os" if step == "replace" else "layout"
+    code = f"""
+import os, sys
+from hdmodules.store import layout
+real = getattr({target}, {step!r})
+def killed(*args, **kw):
+    if {step!r} == "_syncfs" or str(args[1]).endswith("manifest.json"):
+        os._exit(9)
+    return real(*args, **kw)
+setattr({target}, {step!r}, killed)
+from hdmodules.cli.hit import main
+sys.argv = ["hit", "build", {str(profile)!r}]
+main()
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 9, r.stderr
+    prefix = _prefix(home)
+    assert (prefix / "bin" / "x").exists() and not (prefix / ".hit" / "manifest.json").exists()
+    assert "needs build" in run_hit("status", str(profile)).out
+    assert run_hit("verify").code == 0
+    run_hit("build", str(profile))
+    assert (tmp_path / "default" / "bin" / "x").read_text() == "x\n"
+    assert run_hit("verify").code == 0

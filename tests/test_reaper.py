@@ -47,3 +47,65 @@ def test_sigterm_to_the_reaper_kills_the_whole_build(tmp_path):
     assert _alive_sleepers(tmp_path) == []
     time.sleep(2.5)
     assert not any(p.name in ("setsid-env-i", "double-fork", "nohup") for p in tmp_path.iterdir())
+
+
+def _spawn(reaper, script: Path, **kw):
+    log = script.parent / "build.log"
+    with open(log, "wb") as out:
+        return reaper.spawn(
+            ["/bin/bash", str(script)], str(script.parent), {"PATH": "/usr/bin:/bin"},
+            out.fileno(), **kw,
+        )  # fmt: skip
+
+
+def test_the_reaper_server_kills_what_each_build_leaves_and_keeps_its_exit_code(tmp_path):
+    """What `hit build` uses: one server per process, a forked reaper per build."""
+    reaper = hdmodules.reaper.Reaper()
+    builds = []
+    for name in ("a", "b"):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "build.sh").write_text(ESCAPES.format(d=d) + "echo out; echo err >&2; exit 3\n")
+        builds.append(_spawn(reaper, d / "build.sh"))
+    assert [b.wait() for b in builds] == [3, 3]
+    assert _alive_sleepers(tmp_path) == []
+    time.sleep(2.5)
+    for name in ("a", "b"):
+        files = sorted(p.name for p in (tmp_path / name).iterdir())
+        assert files == ["build.log", "build.sh", "started"]
+        assert (tmp_path / name / "build.log").read_text() == "out\nerr\n"
+
+
+def test_the_reaper_server_passes_descriptors_and_nothing_else(tmp_path):
+    reaper = hdmodules.reaper.Reaper()
+    read, write = os.pipe()
+    os.write(write, b"token\n")
+    os.close(write)
+    script = tmp_path / "build.sh"
+    script.write_text("read -r x <&7; echo \"$x\"; ls /proc/self/fd | sort -n | tr '\\n' ' '\n")
+    assert _spawn(reaper, script, pass_fds={7: read}).wait() == 0
+    os.close(read)
+    out = (tmp_path / "build.log").read_text().splitlines()
+    # ls's own descriptor for reading /proc/self/fd shows up as 3
+    assert out == ["token", "0 1 2 3 7 "]
+
+
+def test_sigterm_to_a_served_build_kills_it_whole_and_sigkill_to_its_reaper_is_told(tmp_path):
+    reaper = hdmodules.reaper.Reaper()
+    script = tmp_path / "build.sh"
+    script.write_text(ESCAPES.format(d=tmp_path) + "sleep 30\n")
+    build = _spawn(reaper, script)
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert build.wait(timeout=0.1) is None
+    os.kill(build.pid, signal.SIGTERM)
+    assert build.wait(timeout=10) == 128 + signal.SIGTERM
+    assert _alive_sleepers(tmp_path) == []
+    (tmp_path / "started").unlink()
+    build = _spawn(reaper, script)
+    while not (tmp_path / "started").exists() and time.monotonic() < deadline + 10:
+        time.sleep(0.05)
+    os.kill(build.pid, signal.SIGKILL)  # the caller must clean up: it is told so
+    assert build.wait(timeout=10) == -1
+    os.killpg(build.pid, signal.SIGKILL)

@@ -3,6 +3,13 @@ ELF check, and the commit into the store under the artifact's lock.
 
 Everything a build needs comes in one value, a `buildjob.BuildJob`; the builder knows nothing
 of recipes, profiles, externals or configuration.
+
+What a build costs beyond its script (issue 18: at most 5 ms an artifact;
+bench/bench_build_overhead.py measures it): a fork of the reaper server, not a new
+interpreter (reaper.py); no /proc scan when the reaper saw every process of the build end;
+no process to lay out the toolchain (lay_out_toolchain); link checks that open only files
+that can be ELF or metadata; and one commit, whose flush writes the artifact but not the
+build folder (Store.commit removes it first).
 """
 
 from __future__ import annotations
@@ -10,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,16 +25,17 @@ from pathlib import Path
 
 from .. import elf, linkmeta
 from ..errors import BuildFailed, HitError
-from ..runner import spawn_logged
+from ..reaper import Build as ReapedBuild
+from ..reaper import Reaper
 from ..store.layout import Store, remove_tree
-from .buildjob import HOST_PATH, BuildJob, build_id, missing_tools
+from .buildjob import HOST_PATH, STUB, BuildJob, build_id, missing_tools
 from .patching import apply_patches
 from .sources import fetch, materialize
 
 LOG_TAIL = 20  # lines of the build log a failure shows
-REAPER = str(Path(__file__).parent.parent / "reaper.py")  # run as a file (-I -S: no site, no cwd)
+_REAPER = Reaper()  # one reaper server per process, started by the first build
 
-_running: dict[int, subprocess.Popen] = {}  # pid -> build process, killed on Ctrl-C
+_running: dict[int, ReapedBuild] = {}  # reaper pid -> build, killed on Ctrl-C
 _running_lock = threading.Lock()
 
 
@@ -62,10 +68,26 @@ def prepare(job: BuildJob) -> Path:
         if patch.url:
             fetch(job.source_cache, patch.url, patch.sha256, job.mirrors)
     apply_patches(job.patches, job.source_cache, folder / "src", folder)
+    lay_out_toolchain(job)
     script = folder / "build.sh"
     script.write_text(job.script)
     script.chmod(0o755)
     return script
+
+
+def lay_out_toolchain(job: BuildJob) -> None:
+    """`folder/toolchain/bin`: the job's tool links, and its stubs as links to
+    `toolchain/mpi-stub` (what build.sh would make with a process each; it skips that when
+    the folder exists). Raises OSError."""
+    toolbin = job.folder / "toolchain" / "bin"
+    toolbin.mkdir(parents=True)
+    for name, target in job.tool_links:
+        os.symlink(target, toolbin / name)
+    if job.tool_stubs:
+        (toolbin.parent / "mpi-stub").write_text(STUB)
+        (toolbin.parent / "mpi-stub").chmod(0o755)
+    for name in job.tool_stubs:
+        os.symlink("../mpi-stub", toolbin / name)
 
 
 def _build_processes(build_id: str, pgid: int | None) -> list[int]:
@@ -100,10 +122,12 @@ def _alive(pid: int) -> bool:
 
 def kill_build_processes(build_id: str, pgid: int | None, wait: float = 10.0) -> int:
     """Kill every process of a build (see `_build_processes`) and wait, up to `wait`
-    seconds, until none runs; returns how many were killed. Called when the build script
-    has exited, before the artifact is committed (a background process must not write into
-    an installed artifact), and for leftovers of a killed `hit` (then `pgid` is None: a
-    recorded group id may have been reused, the build id may not)."""
+    seconds, until none runs; returns how many were killed. Reads all of /proc, so it runs
+    only when the build's reaper could not vouch that nothing is left: when the reaper
+    itself was killed (before the artifact is committed: a background process must not
+    write into an installed artifact), and for leftovers of a killed `hit` when its build
+    folder exists (then `pgid` is None: a recorded group id may have been reused, the
+    build id may not)."""
     killed: set[int] = set()
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
@@ -137,14 +161,16 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
         missing = missing_tools(job)  # its dependencies are built now: look on its PATH
         if missing:
             raise BuildFailed(ref.id, "\n  ".join(missing))
-        kill_build_processes(build_id(job.folder), None)  # leftovers of a killed earlier attempt
+        if job.folder.exists():  # a killed earlier attempt's processes run in its folder
+            kill_build_processes(build_id(job.folder), None)
         prefix = store.begin(ref)
         start = time.monotonic()
         try:
             script = prepare(job)
             _run(script, job)
             _check_links(job, prefix)
-            store.commit(ref, job.record, job.folder / "build.log")
+            # the build folder goes once its log is copied, before the flush (Store.commit)
+            store.commit(ref, job.record, job.folder / "build.log", discard=job.folder)
         except OSError as e:  # a full disk, an unwritable folder: name what and where
             remove_tree(prefix)
             where = e.filename or job.folder
@@ -152,30 +178,35 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
         except BaseException:
             remove_tree(prefix)
             raise
-        remove_tree(job.folder)
         seconds = time.monotonic() - start
         store.record_duration(ref.name, seconds)
         return Outcome("built", seconds)
 
 
 def _run(script: Path, job: BuildJob) -> None:
+    """Run build.sh under a reaper of its own (reaper.py: every process the script leaves is
+    killed when it exits, however it detached), its output to build.log. The environment is
+    HIT_BUILD_ID, JOBS and PATH only (build.sh exports the rest). The reaper reports that
+    nothing is left; only when it died before it could (killed) are the build's processes
+    looked for by id and group (kill_build_processes). Raises BuildFailed."""
     marker = build_id(job.folder)
-    # under the reaper: every process the script leaves is killed when it exits, however it
-    # detached (the build-id scan below misses one that dropped its environment and group)
-    proc = spawn_logged(
-        [sys.executable, "-I", "-S", REAPER, "/bin/bash", str(script)],
-        cwd=job.folder / "src",
-        log=job.folder / "build.log",
-        env={"JOBS": str(job.jobs), "PATH": HOST_PATH},
-    )
+    env = {"HIT_BUILD_ID": marker, "JOBS": str(job.jobs), "PATH": HOST_PATH}
+    with open(job.folder / "build.log", "wb") as log:
+        proc = _REAPER.spawn(
+            ["/bin/bash", "-e", str(script)], str(job.folder / "src"), env, log.fileno()
+        )
     with _running_lock:
         _running[proc.pid] = proc
+    code = None
     try:
         code = proc.wait()
     finally:
         with _running_lock:
             _running.pop(proc.pid, None)
-        kill_build_processes(marker, proc.pid)  # nothing outlives its build
+        if code is None or code < 0:  # nothing outlives its build, even when its reaper died
+            kill_build_processes(marker, proc.pid)
+    if code is None or code < 0:
+        raise _failure(job, "the build's reaper was killed")
     if code != 0:
         raise _failure(job, f"the build script failed (exit {code})")
 
@@ -219,8 +250,7 @@ def kill_running(grace: float = 2.0) -> None:
             os.kill(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
 

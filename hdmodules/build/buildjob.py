@@ -63,6 +63,8 @@ class BuildJob:
     mirrors: tuple[str, ...] = ()
     patches: tuple[Patch, ...] = ()  # applied in order after the sources are in place
     tools: tuple[ToolNeed, ...] = ()
+    tool_links: tuple[tuple[str, str], ...] = ()
+    tool_stubs: tuple[str, ...] = ()
 
     @property
     def record(self) -> dict[str, Any]:
@@ -95,12 +97,13 @@ def build_job(
     allowed = home.host_libs | set(node.recipe.allow_host_libs)
     allowed |= {lib for ext in node.toolchain.values() for lib in ext.libs}
     allowed |= {d for ext in node.toolchain.values() for d in own_folders(ext)}  # `/...`
+    links, stubs = tool_links(node)
     return BuildJob(
         ref=node.ref,
         spec=node.spec,
         dependencies=tuple(resolved.nodes[d].ref.id for d in node.deps),
         sources=tuple(node.recipe.sources),
-        script=render_script(node, env, folder, jobs),
+        script=render_script(node, env, folder, jobs, links, stubs),
         env=tuple(env),
         dependency_prefixes=tuple(deps.values()),
         allowed_host_libs=frozenset(allowed),
@@ -111,6 +114,8 @@ def build_job(
         mirrors=tuple(home.mirrors),
         patches=tuple(node.recipe.patches),
         tools=tool_needs(node.recipe.build_system),
+        tool_links=tuple(links),
+        tool_stubs=tuple(stubs),
     )
 
 
@@ -202,9 +207,15 @@ def toolchain_env(node: Node) -> list[tuple[str, str]]:
     return env
 
 
+# toolchain/mpi-stub, the one script every stub in toolchain/bin links to (one file, not one
+# per tool: fewer files to write and remove); it names the tool it was run as. build.sh.j2's
+# printf writes the same text.
+STUB = '#!/bin/sh\necho "${0##*/}: this package does not declare toolchain: [mpi]" >&2\nexit 1\n'
+
+
 def tool_links(node: Node) -> tuple[list[tuple[str, str]], list[str]]:
     """The build's toolchain/bin: links named like the usual tools to the declared ones, and
-    the names of MPI tools the recipe did not ask for (they become stubs that fail)."""
+    the names of MPI tools the recipe did not ask for (links to a stub that fails: STUB)."""
     links = []
     for ext in node.toolchain.values():
         for role, cmd in ext.commands.items():
@@ -222,16 +233,25 @@ def build_id(folder: Path) -> str:
     return str(folder)
 
 
-def render_script(node: Node, env: list[tuple[str, str]], folder: Path, jobs: int) -> str:
+def render_script(
+    node: Node,
+    env: list[tuple[str, str]],
+    folder: Path,
+    jobs: int,
+    links: list[tuple[str, str]],
+    stubs: list[str],
+) -> str:
     """build.sh (templates/build.sh.j2): clears the environment, exports `env`, lays out the
-    toolchain in `folder/toolchain/bin`, then runs the build body in `folder/src`: the text
-    the build spec hashes (`node.spec.build`: the recipe's `build:`, or its build system's
-    phases rendered with its arguments), so what runs is what the hash names."""
-    links, stubs = tool_links(node)
+    toolchain in `folder/toolchain/bin` (`links`, `stubs`: tool_links) unless it is there
+    (builder.prepare lays it out without starting a process), then runs the build body in
+    `folder/src`: the text the build spec hashes (`node.spec.build`: the recipe's `build:`,
+    or its build system's phases rendered with its arguments), so what runs is what the hash
+    names."""
     return render(
         "build.sh.j2",
         id=build_id(folder),
         toolbin=folder / "toolchain" / "bin",
+        stub=folder / "toolchain" / "mpi-stub",
         tool_links=links,
         tool_stubs=stubs,
         name=node.name,

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Benchmark: what `hit build` adds to each artifact beyond its build script (issue 18, goal 2:
+at most 5 ms per artifact, so a 20,000-artifact site rebuild spends its time compiling).
+
+N trivial packages (bench_profile.make_stack: three files copied into $ARTIFACT and a small bin
+script each) are built into a fresh HIT_HOME with `hit build -j 1`, and again with `-j 2`. The
+anchor is the same build scripts alone: one bash process that, for each package in turn, makes
+a fresh folder, copies the package's sources into it and runs the recipe's `build:` text with
+`bash -e` and ARTIFACT set. Per-artifact overhead = (hit's time - the scripts' time) / N; it
+includes hit's start-up and resolve, spread over the N artifacts. After an untimed warm-up
+build (byte-code written), rounds are interleaved (the scripts, then -j 1, then -j 2) and the
+medians are printed.
+
+`--before DIR` also times the hdmodules checkout in DIR (e.g. a worktree of the code before a
+change) in the same rounds, so a before/after comparison sees the same machine load.
+
+Usage: python bench/bench_build_overhead.py [--packages 100] [--repeat 3] [--before DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_profile import make_stack  # noqa: E402
+
+GOAL_MS = 5.0  # per artifact, issue 18
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def scripts_alone(root: Path, n: int) -> str:
+    """The anchor: one bash script that runs every package's `build:` text in turn, each in a
+    fresh folder holding a copy of its sources, ARTIFACT a fresh prefix."""
+    import yaml  # the recipes are YAML; the bench reads their `build:` as hit does
+
+    lines = ["set -e", 'out="$1"']
+    for i in range(n):
+        name = f"p{i:03d}"
+        recipe = yaml.safe_load((root / "pkgs" / f"{name}.yaml").read_text())
+        src = shlex.quote(str(root / "src" / name))
+        lines += [
+            f'mkdir -p "$out/{name}/src"',
+            f'cp -R {src}/. "$out/{name}/src/"',
+            f'(cd "$out/{name}/src" && ARTIFACT="$out/{name}/artifact" '
+            f"/bin/bash -e -c {shlex.quote(recipe['build'])})",
+        ]
+    script = root / "scripts-alone.sh"
+    script.write_text("\n".join(lines) + "\n")
+    return str(script)
+
+
+def timed(cmd: list[str], cwd: Path, env: dict) -> float:
+    """Wall-clock seconds of `cmd`, which must succeed."""
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--packages", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--before", type=Path, help="also time the hdmodules checkout in this folder")
+    args = ap.parse_args()
+    n = args.packages
+
+    root = Path(tempfile.mkdtemp(prefix="hit-overhead-"))
+    # as a user runs it: from byte-code written once (a PYTHONDONTWRITEBYTECODE set in the
+    # caller's environment would make every run compile every module again)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    hit = [sys.executable, "-m", "hdmodules.cli.hit", "build", "-q"]
+    runs = {"j1": ("1", ROOT), "j2": ("2", ROOT)}
+    if args.before:
+        before = args.before.resolve()
+        runs |= {"before j1": ("1", before), "before j2": ("2", before)}
+    try:
+        make_stack(root, n)
+        anchor = scripts_alone(root, n)
+        for _jobs, code in runs.values():  # untimed: byte-code written, caches warm
+            home = root / "home-warm"
+            timed([*hit, "-j", "2"], root, {**env, "HIT_HOME": str(home), "PYTHONPATH": str(code)})
+            subprocess.run(["chmod", "-R", "u+w", str(home)], check=False)
+            shutil.rmtree(home, ignore_errors=True)
+        times: dict[str, list[float]] = {"scripts": [], **{key: [] for key in runs}}
+        for k in range(args.repeat):
+            out = root / f"alone-{k}"
+            times["scripts"].append(timed(["/bin/bash", anchor, str(out)], root, env))
+            for key, (jobs, code) in runs.items():
+                home = root / f"home-{k}"
+                run_env = {**env, "HIT_HOME": str(home), "PYTHONPATH": str(code)}
+                times[key].append(timed([*hit, "-j", jobs], root, run_env))
+                subprocess.run(["chmod", "-R", "u+w", str(home)], check=False)
+                shutil.rmtree(home, ignore_errors=True)
+            shutil.rmtree(out, ignore_errors=True)
+        med = {what: statistics.median(t) for what, t in times.items()}
+        base = med["scripts"]
+        load = os.getloadavg()[0]
+        rounds = f"medians of {args.repeat} interleaved rounds (load average {load:.1f})"
+        print(f"{n} trivial packages, {rounds}:")
+        print("| what | time | per artifact | overhead per artifact | vs scripts | goal |")
+        print("|---|---|---|---|---|---|")
+        print(f"| the scripts alone | {base:.2f} s | {base / n * 1000:.1f} ms | | 1.00x | |")
+        for key in runs:
+            t, label = med[key], f"hit build -j {key[-1]}" + (" (before)" if " " in key else "")
+            over = (t - base) / n * 1000
+            goal = f"<= {GOAL_MS:.0f} ms" if key.endswith("j1") else ""
+            print(
+                f"| {label} | {t:.2f} s | {t / n * 1000:.1f} ms | {over:.1f} ms "
+                f"| {t / base:.2f}x | {goal} |"
+            )
+        over_j1 = (med["j1"] - base) / n * 1000
+        print("goal met" if over_j1 <= GOAL_MS else "goal missed")
+        return 0
+    finally:
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            subprocess.run(["chmod", "-R", "u+w", str(root)], check=False)
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
