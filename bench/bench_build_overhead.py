@@ -27,13 +27,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_profile import make_stack  # noqa: E402
-from common import Row, code  # noqa: E402
+from common import Row, code, timed  # noqa: E402
 
 GOAL_MS = 5.0  # per artifact, issue 18
 
@@ -57,13 +56,6 @@ def scripts_alone(root: Path, n: int) -> str:
     script = root / "scripts-alone.sh"
     script.write_text("\n".join(lines) + "\n")
     return str(script)
-
-
-def timed(cmd: list[str], cwd: Path, env: dict) -> float:
-    """Wall-clock seconds of `cmd`, which must succeed."""
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def measure(n: int, repeat: int, before: Path | None = None, keep: bool = False) -> dict:
