@@ -22,7 +22,7 @@ from .. import elf, linkmeta
 from ..errors import BuildFailed, HitError
 from ..runner import spawn_logged
 from ..store.layout import Store, remove_tree
-from .buildjob import HOST_PATH, BuildJob, build_id, missing_tools
+from .buildjob import BuildJob, build_id, missing_tools
 from .patching import apply_patches
 from .sources import fetch, materialize
 
@@ -166,7 +166,8 @@ def _run(script: Path, job: BuildJob) -> None:
         [sys.executable, "-I", "-S", REAPER, "/bin/bash", str(script)],
         cwd=job.folder / "src",
         log=job.folder / "build.log",
-        env={"JOBS": str(job.jobs), "PATH": HOST_PATH},
+        env=job.launch_env,
+        pass_fds=job.inherit_fds,
     )
     with _running_lock:
         _running[proc.pid] = proc
