@@ -265,3 +265,16 @@ def test_a_build_by_hand_gets_minus_j_jobs(hit, tmp_path):
     env = {"PATH": os.environ["PATH"], "JOBS": "3"}
     out = subprocess.run(["bash", str(tmp_path / "b" / "build.sh")], env=env, capture_output=True)
     assert b"MAKEFLAGS=[ -j3]" in out.stdout, out
+
+
+def test_a_packed_slurm_job_shares_its_cpus_the_same_way(slurm_cluster, hit, home, tmp_path):
+    """`hit build --slurm --pack`: one job builds the three packages with the same scheduler
+    and one jobserver of its --cpus-per-task (2): no more than two jobs of their makes at
+    once, more than one at some point."""
+    _tools()
+    counting = tmp_path / "counting"
+    profile = _stack(tmp_path, counting)
+    set_config(home, "slurm: {cpus: 2}\n")
+    r = hit("build", "--slurm", "--pack", "10", "--wait", str(profile), timeout=900)
+    assert "submitted 1 job(s) for 3 artifact(s)" in r.err
+    assert _most_at_once(counting) == 2
