@@ -42,7 +42,7 @@ SAMPLE_EVERY = 0.02  # seconds
 # the recipes' build systems (templates/build_systems), written out.
 CMAKE = (
     'cmake -S . -B _build -G "Unix Makefiles" -DCMAKE_INSTALL_PREFIX=$(P) '
-    "-DCMAKE_INSTALL_LIBDIR=lib -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=$(P) "
+    "-DCMAKE_INSTALL_LIBDIR:PATH=lib -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=$(P) "
     "-DCMAKE_INSTALL_RPATH=$(P)/lib -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON {args} && "
     "$(MAKE) -C _build && MAKEFLAGS= $(MAKE) -C _build install"
 )
@@ -53,7 +53,8 @@ BUILDS = {
         [],
         "$(MAKE) -f Makefile-libbz2_so CC=cc && $(MAKE) clean && "
         '$(MAKE) CC=cc LDFLAGS="$$LDFLAGS" && MAKEFLAGS= $(MAKE) install PREFIX=$(P) && '
-        "cp -f libbz2.so.1.0.8 $(P)/lib/",
+        "cp -f libbz2.so.1.0.8 $(P)/lib/ && ln -sf libbz2.so.1.0.8 $(P)/lib/libbz2.so.1.0 && "
+        "ln -sf libbz2.so.1.0 $(P)/lib/libbz2.so.1 && ln -sf libbz2.so.1.0 $(P)/lib/libbz2.so",
     ),
     "xz": ([], AUTOTOOLS.format(args="--disable-static --disable-doc")),
     "lz4": ([], "$(MAKE) PREFIX=$(P) && MAKEFLAGS= $(MAKE) install PREFIX=$(P)"),
@@ -231,13 +232,13 @@ def main() -> int:
         print(f"sources (from {UPSTREAM}):")
         profile, cache, tarballs = prepare(root, UPSTREAM)
         anchor, hit, anchor_cc, hit_cc = [], [], [], []
-        for k in range(args.repeat):
-            seconds, most = run_anchor(root / "anchor", tarballs, args.jobs)
-            anchor.append(seconds)
-            anchor_cc.append(most)
+        for k in range(args.repeat):  # interleaved: hit first (its failure shows soonest)
             seconds, most = run_hit_build(root, k, profile, cache, args.jobs)
             hit.append(seconds)
             hit_cc.append(most)
+            seconds, most = run_anchor(root / "anchor", tarballs, args.jobs)
+            anchor.append(seconds)
+            anchor_cc.append(most)
             print(f"round {k + 1}: make -j{args.jobs} {anchor[-1]:.1f} s ({anchor_cc[-1]} "
                   f"compilers at most), hit build -j {args.jobs} {hit[-1]:.1f} s "
                   f"({hit_cc[-1]} at most)")  # fmt: skip
