@@ -13,10 +13,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class HitBuild:
-    """`hit build`'s options: `jobs` builds at once (None: config.yaml's), `quiet`, `repin`,
-    `slurm` with `pack` (None: the settings') and `wait`, `dirty`, `explain`."""
+    """`hit build`'s options: `jobs` the CPUs all builds share (None: config.yaml's),
+    `concurrent_packages` the packages built at once (None: config.yaml's, else `jobs`),
+    `quiet`, `repin`, `slurm` with `pack` (None: the settings') and `wait`, `dirty`,
+    `explain`."""
 
     jobs: int | None
+    concurrent_packages: int | None
     quiet: bool
     repin: bool
     slurm: bool
@@ -28,10 +31,12 @@ class HitBuild:
 
 @dataclass(frozen=True)
 class SiteBuild:
-    """`hdmod build`'s options: `jobs` builds at once (None: the root's config.yaml's),
-    `repin`, `slurm` with `pack` (None: site.yaml's) and `wait`."""
+    """`hdmod build`'s options: `jobs` the CPUs all builds share (None: the root's
+    config.yaml's), `concurrent_packages` the packages built at once (None: the root's, else
+    `jobs`), `repin`, `slurm` with `pack` (None: site.yaml's) and `wait`."""
 
     jobs: int | None
+    concurrent_packages: int | None
     repin: bool
     slurm: bool
     pack: int | None

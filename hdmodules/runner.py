@@ -44,9 +44,12 @@ def query(
     return Output(p.returncode, p.stdout.decode(errors="replace"))
 
 
-def spawn_logged(cmd: list[str], cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen:
+def spawn_logged(
+    cmd: list[str], cwd: Path, log: Path, env: dict[str, str], pass_fds: tuple[int, ...] = ()
+) -> subprocess.Popen:
     """Start a long command in its own process group (so it can be killed as a whole),
-    with stdout and stderr going to `log`."""
+    with stdout and stderr going to `log`; it inherits the descriptors `pass_fds` (a
+    jobserver's), no others."""
     with open(log, "wb") as out:
         return subprocess.Popen(
             cmd,
@@ -56,4 +59,5 @@ def spawn_logged(cmd: list[str], cwd: Path, log: Path, env: dict[str, str]) -> s
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            pass_fds=pass_fds,
         )

@@ -100,6 +100,7 @@ class _FakeExecutor:
 
     def __init__(self, slots: int, fail: set[str]):
         self.slots = slots
+        self.cpus = None
         self.fail = fail
         self.started: list[str] = []
         self.running: list = []
@@ -108,7 +109,7 @@ class _FakeExecutor:
         self.started.append(job.ref.name)
         self.running.append(job)
 
-    def next_done(self):
+    def next_done(self, or_token=False):
         from hdmodules.build.builder import Outcome
         from hdmodules.errors import BuildFailed
 

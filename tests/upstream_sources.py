@@ -133,15 +133,53 @@ PYTHON_SOURCES = {
     ),
 }
 
+# The nine-package compression and image stack of bench/bench_jobserver.py (issue 18): the
+# rest of it is in SOURCES (zlib, xz, zstd, libpng) or Debian's copy is the release (bzip2,
+# lz4); apart from SOURCES, so the base's lanes neither need nor check these files.
+IMAGE_SOURCES = {
+    "bzip2": Source(
+        "bzip2-1.0.8.tar.gz",
+        "ab5a03176ee106d3f0fa90e381da478ddae405918153cca248e682cd0c4a2269",
+        "bzip2_1.0.8.orig.tar.gz",
+        "ab5a03176ee106d3f0fa90e381da478ddae405918153cca248e682cd0c4a2269",
+    ),
+    "lz4": Source(
+        "v1.9.4.tar.gz",
+        "0b0e3aa07c8c063ddf40b082bdf7e37a1562bda40a0ff5272957f3e987e0e54b",
+        "lz4_1.9.4.orig.tar.gz",
+        "0b0e3aa07c8c063ddf40b082bdf7e37a1562bda40a0ff5272957f3e987e0e54b",
+    ),
+    "libjpeg-turbo": Source(
+        "2.1.5.tar.gz",
+        "254f3642b04e309fee775123133c6464181addc150499561020312ec61c1bf7c",
+        "libjpeg-turbo_2.1.5.orig.tar.gz",
+        "254f3642b04e309fee775123133c6464181addc150499561020312ec61c1bf7c",
+    ),
+    "tiff": Source(
+        "tiff-4.5.0.tar.gz",
+        "c7a1d9296649233979fa3eacffef3fa024d73d05d589cb622727b5b08c423464",
+        # the project's git tag archive (libtiff-v4.5.0/, recompressed with bzip2): the same
+        # sources without the generated configure script; the recipe builds with CMake
+        "tiff_4.5.0.orig.tar.bz2",
+        "638f43d7dea33948d5dee7f39572fc0194d9cc3c74195de9dd26a4388a1f880a",
+    ),
+    "file": Source(
+        "file-5.44.tar.gz",
+        "3751c7fba8dbc831cb8d7cc8aff21035459b8ce5155ef8b0880a27d028475f3b",
+        "file_5.44.orig.tar.gz",
+        "3751c7fba8dbc831cb8d7cc8aff21035459b8ce5155ef8b0880a27d028475f3b",
+    ),
+}
+
 
 def seed_sources(pkgs: Path, upstream: Path, names: Iterable[str] = SOURCES) -> dict[str, str]:
     """Check the source of each recipe of `names` (all of SOURCES by default; those of
-    PYTHON_SOURCES when named) and point the copies in `pkgs` at what this machine has: the
-    release (Debian's identical orig tarball, or the release file itself in `upstream`), else
-    Debian's repack. Returns name -> where its source came from."""
+    PYTHON_SOURCES and IMAGE_SOURCES when named) and point the copies in `pkgs` at what this
+    machine has: the release (Debian's identical orig tarball, or the release file itself in
+    `upstream`), else Debian's repack. Returns name -> where its source came from."""
     used = {}
     for name in names:
-        src = SOURCES.get(name) or PYTHON_SOURCES[name]
+        src = SOURCES.get(name) or PYTHON_SOURCES.get(name) or IMAGE_SOURCES[name]
         recipe = pkgs / f"{name}.yaml"
         text = recipe.read_text()
         assert f"sha256: {src.sha256}" in text, f"{name}.yaml no longer names {src.release}"

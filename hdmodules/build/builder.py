@@ -28,7 +28,7 @@ from ..errors import BuildFailed, HitError
 from ..reaper import Build as ReapedBuild
 from ..reaper import Reaper
 from ..store.layout import Store, remove_tree
-from .buildjob import HOST_PATH, STUB, BuildJob, build_id, missing_tools
+from .buildjob import STUB, BuildJob, build_id, missing_tools
 from .patching import apply_patches
 from .sources import fetch, materialize
 
@@ -186,14 +186,16 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
 def _run(script: Path, job: BuildJob) -> None:
     """Run build.sh under a reaper of its own (reaper.py: every process the script leaves is
     killed when it exits, however it detached), its output to build.log. The environment is
-    HIT_BUILD_ID, JOBS and PATH only (build.sh exports the rest). The reaper reports that
+    HIT_BUILD_ID, JOBS, PATH and the jobserver's MAKEFLAGS only (build.sh exports the rest),
+    with the jobserver's descriptors (job.inherit_fds) at their numbers. The reaper reports that
     nothing is left; only when it died before it could (killed) are the build's processes
     looked for by id and group (kill_build_processes). Raises BuildFailed."""
     marker = build_id(job.folder)
-    env = {"HIT_BUILD_ID": marker, "JOBS": str(job.jobs), "PATH": HOST_PATH}
+    env = {**job.launch_env, "HIT_BUILD_ID": marker}
+    fds = {fd: fd for fd in job.inherit_fds}  # the jobserver's, for make 4.3's pipe form
     with open(job.folder / "build.log", "wb") as log:
         proc = _REAPER.spawn(
-            ["/bin/bash", "-e", str(script)], str(job.folder / "src"), env, log.fileno()
+            ["/bin/bash", "-e", str(script)], str(job.folder / "src"), env, log.fileno(), fds
         )
     with _running_lock:
         _running[proc.pid] = proc

@@ -11,7 +11,7 @@ no configuration).
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,9 @@ class BuildJob:
     in order; `folder` the build folder (`src/`, `build.sh`, `build.log`); `prefix` where
     it installs (the store's prefix of `ref`, or `FOLDER/artifact` for `hit bdir`); `jobs`
     the build's JOBS (CPUs); `tools` the host tools its build system runs (checked on its
-    PATH before it starts: missing_tools)."""
+    PATH before it starts: missing_tools); `makeflags` and `inherit_fds` what the run's
+    jobserver gives it when it starts (`with_jobserver`; empty: build.sh sets MAKEFLAGS to
+    -j$JOBS)."""
 
     ref: ArtifactRef
     spec: BuildSpec
@@ -65,11 +67,25 @@ class BuildJob:
     tools: tuple[ToolNeed, ...] = ()
     tool_links: tuple[tuple[str, str], ...] = ()
     tool_stubs: tuple[str, ...] = ()
+    makeflags: str = ""
+    inherit_fds: tuple[int, ...] = ()
 
     @property
     def record(self) -> dict[str, Any]:
         """What `.hit/build.json` holds: the artifact id and the build spec."""
         return self.spec.record(self.ref.id)
+
+    def with_jobserver(self, makeflags: str, fds: tuple[int, ...]) -> BuildJob:
+        """This job joining a jobserver: MAKEFLAGS `makeflags`, inheriting descriptors `fds`
+        (the pipe form's; see jobserver.Jobserver.for_make). Not part of what is built."""
+        return replace(self, makeflags=makeflags, inherit_fds=fds)
+
+    @property
+    def launch_env(self) -> dict[str, str]:
+        """What the build script starts with (it clears the rest: templates/build.sh.j2):
+        JOBS, PATH and, when it joins a jobserver, MAKEFLAGS."""
+        env = {"JOBS": str(self.jobs), "PATH": HOST_PATH}
+        return {**env, "MAKEFLAGS": self.makeflags} if self.makeflags else env
 
 
 def build_folder(home: Home, node: Node) -> Path:

@@ -1,9 +1,16 @@
-"""Running build jobs in dependency order, up to N at once, over an executor.
+"""Running build jobs in dependency order, within a CPU budget, over an executor.
 
 The order comes from the stdlib's `graphlib.TopologicalSorter` over the jobs' `dependencies`
 (artifact ids; a dependency that is not among the jobs counts as built). An executor is
-anything with `start`, `next_done` and `interrupt` (the `Executor` protocol); `LocalPool`
-runs builds in threads of this process, each calling `builder.build`.
+anything with `slots`, `cpus`, `start`, `next_done` and `interrupt` (the `Executor`
+protocol); `LocalPool` runs builds in threads of this process, each calling `builder.build`.
+
+The budget: with `cpus` (a jobserver.Jobserver of N CPUs) the scheduler holds one CPU per
+build it runs, the first build the implicit one and each further build a token taken from
+the jobserver (given back when it ends), while `make` inside the builds takes the tokens of
+its extra jobs from the same pool: N jobs at once in all. `slots` caps the packages built at
+once besides (`--concurrent-packages`, default N). Whenever no build runs, the pool is
+counted and topped up (Jobserver.refill), so a make killed holding tokens shrinks nothing.
 
 Failure semantics: after a failure nothing new starts, the builds under way finish, then the
 first failure is raised (`BuildsFailed`, itself the first BuildFailed) with every other
@@ -12,7 +19,10 @@ failure and the artifacts that were not built because of it.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import select
 import threading
 from collections.abc import Sequence
 from graphlib import TopologicalSorter
@@ -23,21 +33,25 @@ from ..progress import Progress
 from ..store.layout import Store
 from .builder import Outcome, build, kill_running
 from .buildjob import BuildJob
+from .jobserver import Jobserver, open_jobserver
 
 Finished = tuple[BuildJob, Outcome | BaseException]  # a job and how it ended
 
 
 class Executor(Protocol):
-    """Where builds run. `slots` is how many may run at once."""
+    """Where builds run. `slots` is how many may run at once; `cpus` the jobserver whose
+    tokens a second, third ... concurrent build needs (None: no budget beyond `slots`)."""
 
     slots: int
+    cpus: Jobserver | None
 
     def start(self, job: BuildJob) -> None:
         """Begin building `job`; returns at once."""
 
-    def next_done(self) -> Finished:
+    def next_done(self, or_token: bool = False) -> Finished | None:
         """Block until a started build ends: its job and its Outcome, or the exception it
-        failed with (a HitError such as BuildFailed; anything else is a bug, re-raised)."""
+        failed with (a HitError such as BuildFailed; anything else is a bug, re-raised).
+        With `or_token`, return None instead as soon as `cpus` may hold a token."""
 
     def interrupt(self) -> None:
         """On Ctrl-C: stop every build under way and wait until they have cleaned up."""
@@ -63,34 +77,67 @@ class BuildsFailed(BuildFailed):
 
 
 class LocalPool:
-    """Builds in threads of this process, `slots` at a time, each `builder.build(job, store)`;
-    `progress` hears when one waits for another process's lock."""
+    """Builds in threads of this process within a budget of `cpus` CPUs (one jobserver for
+    all of them), at most `packages` at once (default: `cpus`), each
+    `builder.build(job, store)` with MAKEFLAGS naming the jobserver; `progress` hears when
+    one waits for another process's lock. A context manager: leaving it removes the
+    jobserver."""
 
-    def __init__(self, store: Store, slots: int, progress: Progress) -> None:
+    def __init__(
+        self, store: Store, cpus: int, progress: Progress, packages: int | None = None
+    ) -> None:
         self.store = store
-        self.slots = max(1, slots)
+        self.slots = max(1, packages or cpus)
+        self.cpus = open_jobserver(max(1, cpus))
         self.progress = progress
         self._done: queue.Queue[Finished] = queue.Queue()
+        self._wake_r, self._wake_w = os.pipe()  # a byte per finished build, for select
+        os.set_blocking(self._wake_r, False)
         self._threads: list[threading.Thread] = []
 
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for thread in self._threads:  # each writes its wake-up byte after handing its outcome
+            thread.join()
+        if self.cpus is not None:
+            self.cpus.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
     def start(self, job: BuildJob) -> None:
-        """Start building `job` (or hand it to a free worker)."""
+        """Start building `job` in a thread of its own."""
         thread = threading.Thread(target=self._one, args=(job,), name=job.ref.short)
         self._threads.append(thread)
         thread.start()
 
     def _one(self, job: BuildJob) -> None:
         try:
+            if self.cpus is not None:  # its dependencies are built: their bin/ is on PATH
+                flags = self.cpus.for_make(dict(job.env).get("PATH", ""))
+                job = job.with_jobserver(flags.makeflags, flags.fds)
             outcome: Outcome | BaseException = build(
                 job, self.store, on_wait=lambda: self.progress.waiting(job.ref.short)
             )
         except BaseException as e:  # handed to the scheduler's thread
             outcome = e
         self._done.put((job, outcome))
+        os.write(self._wake_w, b".")
 
-    def next_done(self) -> Finished:
-        """Wait for one started build to end: (its job, its Outcome or the exception it raised)."""
-        return self._done.get()
+    def next_done(self, or_token: bool = False) -> Finished | None:
+        """Wait for one started build to end: (its job, its Outcome or the exception it
+        raised); with `or_token`, None as soon as the jobserver may hold a token."""
+        while True:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_r, 4096)  # drained before looking: no wake-up is lost
+            with contextlib.suppress(queue.Empty):
+                return self._done.get_nowait()
+            if not or_token or self.cpus is None:
+                return self._done.get()
+            ready, _w, _x = select.select([self._wake_r, self.cpus], [], [])
+            if self.cpus in ready:
+                return None
 
     def interrupt(self) -> None:
         """Ctrl-C: stop every build under way (builder.kill_running)."""
@@ -103,9 +150,11 @@ class LocalPool:
 # record its outcome, stop starting after a failure; each branch is one of those states.
 def run(jobs: Sequence[BuildJob], executor: Executor, progress: Progress) -> int:
     """Build `jobs` (artifacts missing from the store, each once) dependencies first, up to
-    `executor.slots` at once. Returns how many were built (a job another process built
+    `executor.slots` at once and, with `executor.cpus`, one more only with a token of it
+    (see the module's docstring). Returns how many were built (a job another process built
     meanwhile counts as present). Raises BuildsFailed (see the module's docstring);
-    KeyboardInterrupt after `executor.interrupt()`."""
+    KeyboardInterrupt after `executor.interrupt()`. Every token it took is given back,
+    however it ends."""
     by_id = {job.ref.id: job for job in jobs}
     graph = TopologicalSorter(
         {i: [d for d in j.dependencies if d in by_id] for i, j in by_id.items()}
@@ -116,10 +165,16 @@ def run(jobs: Sequence[BuildJob], executor: Executor, progress: Progress) -> int
     built = 0
     failures: list[BuildFailed] = []
     started: set[str] = set()
+    cpus = executor.cpus
+    held = 0  # tokens taken from `cpus`: one per running build but the first
     try:
         while True:
             ready += graph.get_ready()
             while ready and not failures and running < executor.slots:
+                if running and cpus is not None:  # the first build has the implicit CPU
+                    if not cpus.try_acquire():
+                        break
+                    held += 1
                 job = by_id[ready.pop(0)]
                 progress.started(job.ref.short)
                 executor.start(job)
@@ -127,8 +182,19 @@ def run(jobs: Sequence[BuildJob], executor: Executor, progress: Progress) -> int
                 running += 1
             if not running:
                 break
-            job, outcome = executor.next_done()
+            waiting = bool(ready) and not failures and running < executor.slots
+            finished = executor.next_done(or_token=waiting)
+            if finished is None:  # a token may be free: try to start another
+                continue
+            job, outcome = finished
             running -= 1
+            if held > max(0, running - 1):
+                cpus.release()  # type: ignore[union-attr]  # held > 0: cpus is set
+                held -= 1
+            if cpus is not None and not running:
+                lost = cpus.refill()
+                if lost:
+                    progress.note(f"{lost} jobserver token(s) a killed make kept: put back")
             if isinstance(outcome, BaseException) and not isinstance(outcome, HitError):
                 raise outcome
             if isinstance(outcome, HitError):
@@ -147,6 +213,9 @@ def run(jobs: Sequence[BuildJob], executor: Executor, progress: Progress) -> int
     except KeyboardInterrupt:
         executor.interrupt()
         raise
+    finally:
+        for _ in range(held):  # the builds are over (or interrupted): their CPUs come back
+            cpus.release()  # type: ignore[union-attr]
     if failures:
         skipped = sorted(by_id[i].ref.short for i in by_id if i not in started)
         raise BuildsFailed(failures, skipped)

@@ -83,7 +83,17 @@ slurm_options = _stack(SLURM_OPTIONS)
 @cli.command()
 @site_options
 @click.option(
-    "-j", "--jobs", type=click.IntRange(1), help="builds at once (default: the root's jobs: CPUs)"
+    "-j",
+    "--jobs",
+    type=click.IntRange(1),
+    metavar="N",
+    help="CPUs for all builds together: one make jobserver (default: the root's jobs)",
+)
+@click.option(
+    "--concurrent-packages",
+    type=click.IntRange(1),
+    metavar="N",
+    help="packages built at once, at most (default: the root's, else -j's N)",
 )
 @click.option("--repin", is_flag=True, help="re-pin externals that changed (rewrites their YAML)")
 @slurm_options

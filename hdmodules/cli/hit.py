@@ -40,7 +40,17 @@ def init_home() -> None:
 @cli.command()
 @click.argument("profile", default="default.yaml", metavar="[PROFILE.yaml]")
 @click.option(
-    "-j", "--jobs", type=click.IntRange(1), help="builds at once (default: config.yaml's jobs)"
+    "-j",
+    "--jobs",
+    type=click.IntRange(1),
+    metavar="N",
+    help="CPUs for all builds together: one make jobserver (default: config.yaml's jobs)",
+)
+@click.option(
+    "--concurrent-packages",
+    type=click.IntRange(1),
+    metavar="N",
+    help="packages built at once, at most (default: config.yaml's, else -j's N)",
 )
 @click.option("-q", "--quiet", is_flag=True, help="do not list packages that are already built")
 @click.option("--repin", is_flag=True, help="re-pin externals that changed (rewrites their YAML)")

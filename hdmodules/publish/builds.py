@@ -15,7 +15,7 @@ from ..options import HitBuild, SiteBuild
 from ..progress import Progress
 from ..spec.resolve import Resolved, repin_externals, resolve_file
 from ..spec.site import Site, load_site
-from ..store.home import Home, load_home, open_store, require_writable
+from ..store.home import Home, load_home, open_store, require_writable, with_package_cap
 from . import modulefiles, moduletree, publishedstacks
 from .profilebuild import Result, build_profile
 from .sitebuild import Published, build_site, claim_root, resolve_stacks, site_home
@@ -31,7 +31,7 @@ def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
     the inputs for the no-op path; save the modules of a site-style profile and regenerate
     the user's module tree (usermodules.build_lines), saying which names it wrote.
     Returns the profile's Result. Raises HitError (ConfigError, BuildFailed, ...)."""
-    home = load_home()
+    home = with_package_cap(load_home(), o.concurrent_packages)
     require_writable(home)
     resolved = resolve_file(file, repin=o.repin, dirty=o.dirty)
     for note in resolved.notes:
@@ -80,7 +80,9 @@ def site_build(site: Site, o: SiteBuild, say: Say) -> Published | None:
     if o.slurm and _submit_site(site, stacks, home, o, say) and not o.wait:
         return None
     total = len({n.ref.id for _s, r in stacks for n in r.nodes.values()})
-    return build_site(site, stacks, o.jobs or home.jobs, Progress(total), say)
+    return build_site(
+        site, stacks, o.jobs or home.jobs, Progress(total), say, o.concurrent_packages
+    )
 
 
 def _fetch_before_submitting(stacks: list[Resolved], home: Home, say: Say) -> None:

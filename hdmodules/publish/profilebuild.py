@@ -47,7 +47,8 @@ def build_missing(
     progress: Progress,
     only: set[str] | None = None,
 ) -> int:
-    """Build what is missing in any of `stacks`, dependencies first, `jobs` (CPUs) at a time;
+    """Build what is missing in any of `stacks`, dependencies first, within a budget of
+    `jobs` CPUs (one make jobserver) and `home.concurrent_packages` packages at once;
     with `only` (artifact ids: what one Slurm job was given) just those, whose dependencies
     must be built. Every download they need is fetched before any of them starts
     (fetching.fetch_first). Returns how many were built. Raises HitError for an `only`
@@ -79,7 +80,8 @@ def build_missing(
 
         patch_tool()  # no GNU patch: say so before anything builds
     _check_tools(build_jobs)
-    return run(build_jobs, LocalPool(store, jobs, progress), progress)
+    with LocalPool(store, jobs, progress, home.concurrent_packages) as pool:
+        return run(build_jobs, pool, progress)
 
 
 def _check_tools(build_jobs: list[BuildJob]) -> None:

@@ -15,7 +15,7 @@ from ..spec import siteroot, yamlfile
 from ..spec.resolve import Resolved, resolve
 from ..spec.site import Site, Stack
 from ..store import roots
-from ..store.home import Home, load_home, open_store
+from ..store.home import Home, load_home, open_store, with_package_cap
 from ..store.layout import Store
 from . import modulefiles, moduletree, publishedstacks
 from .permissions import apply
@@ -147,13 +147,19 @@ def open_folders(site: Site, home: Home, say: Say) -> None:
 
 
 def build_site(
-    site: Site, stacks: list[tuple[Stack, Resolved]], jobs: int, progress: Progress, say: Say
+    site: Site,
+    stacks: list[tuple[Stack, Resolved]],
+    jobs: int,
+    progress: Progress,
+    say: Say,
+    concurrent_packages: int | None = None,
 ) -> Published:
-    """`hdmod build`: build the site's resolved `stacks` (`resolve_stacks(site)`) with `jobs`
-    builds at once, link each stack's profile, make the artifacts read-only with the site's
+    """`hdmod build`: build the site's resolved `stacks` (`resolve_stacks(site)`) with a
+    budget of `jobs` CPUs (at most `concurrent_packages` packages at once; None: the root's
+    config.yaml's), link each stack's profile, make the artifacts read-only with the site's
     group and mode, write the module tree and the files users need (`say` tells what was
     retired or corrected). Raises HitError, scheduler.BuildsFailed."""
-    home = site_home(site)
+    home = with_package_cap(site_home(site), concurrent_packages)
     results = build_profiles([r for _s, r in stacks], home, jobs, progress)
     store = open_store(home)
     prefixes = {store.prefix(r.profile_ref) for _s, r in stacks}

@@ -42,7 +42,7 @@ from .yamlfile import Scalar
 BUILD_ENV_VERSION = 2
 # what builder.py sets for every build: a parameter may not shadow it (nor end in _DIR)
 RESERVED_ENV = frozenset(
-    ("ARTIFACT", "JOBS", "PATH", "HOME", "HIT_BUILD_ID", "LANG", "LC_ALL", "TZ")
+    ("ARTIFACT", "JOBS", "MAKEFLAGS", "PATH", "HOME", "HIT_BUILD_ID", "LANG", "LC_ALL", "TZ")
     + ("SOURCE_DATE_EPOCH", "CC", "CXX", "FC", "CPPFLAGS", "LDFLAGS", "CPATH", "LIBRARY_PATH")
     + ("LD_RUN_PATH", "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH")
     + ("MPICC", "MPICXX", "MPIFC", "MPIRUN", "MPI_DIR", "MPI_HOME")

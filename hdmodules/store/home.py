@@ -28,6 +28,7 @@ CONFIG_KEYS = frozenset(
         "mirrors",
         "host_libs",
         "jobs",
+        "concurrent_packages",
         "slurm",
         "upstreams",
         "private",
@@ -64,7 +65,8 @@ class Home:
     gc_roots: Path
     mirrors: tuple[str, ...] = ()
     host_libs: frozenset[str] = field(default=BASE_HOST_LIBS)
-    jobs: int = 1
+    jobs: int = 1  # CPUs a build run shares (one make jobserver)
+    concurrent_packages: int | None = None  # packages built at once, at most (None: `jobs`)
     slurm: SlurmConfig | None = None  # for `hit build --slurm`
     upstreams: tuple[Path, ...] = ()  # homes (or site roots) whose stores are reused, read-only
     private: bool = True  # artifacts readable by their owner only
@@ -189,6 +191,8 @@ def load_home(root: Path | None = None) -> Home:
             upstreams.append(up)
     base, m = scalar("jobs")
     jobs = yamlfile.get_int(m, "jobs", default_jobs())
+    base, m = scalar("concurrent_packages")
+    concurrent = yamlfile.get_int(m, "concurrent_packages", 0) or None
     base, m = scalar("private")
     private = yamlfile.get_bool(m, "private", True)
     keeping = {}
@@ -206,10 +210,18 @@ def load_home(root: Path | None = None) -> Home:
         mirrors=tuple(u if is_url(u) else str((b / u).absolute()) for b, u in listed("mirrors")),
         host_libs=BASE_HOST_LIBS | {lib for _b, lib in listed("host_libs")},
         jobs=jobs,
+        concurrent_packages=concurrent,
         slurm=_slurm(yamlfile.get_mapping(m, "slurm"), base),
         upstreams=tuple(upstreams),
         private=private,
     )
+
+
+def with_package_cap(home: Home, concurrent_packages: int | None) -> Home:
+    """`home` with a --concurrent-packages, when one is given, instead of its config.yaml's."""
+    from dataclasses import replace
+
+    return replace(home, concurrent_packages=concurrent_packages or home.concurrent_packages)
 
 
 def open_store(home: Home):

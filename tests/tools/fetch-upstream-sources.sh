@@ -13,6 +13,11 @@
 # CPython 3.11 and its libraries (issue 17): python3.11's and openssl's are taken for the
 # releases (not yet checked against the projects' published sha256: no internet here); sqlite3 is the project's full source tree (not the autoconf release tarball) and
 # expat the project's tag archive (not the release tarball), each built as it is.
+# The image stack of bench/bench_jobserver.py (issue 18): libjpeg-turbo's and file's are the
+# releases byte for byte; tiff's (tiff_4.5.0.orig.tar.bz2, sha256 638f43d7..., top folder
+# libtiff-v4.5.0) is the project's git tag archive, not the release tiff-4.5.0.tar.gz
+# (sha256 c7a1d929...): no generated configure script; the recipe builds with CMake, so
+# tests/upstream_sources.py points a copy of it at the repack.
 # Usage: fetch-upstream-sources.sh DIR   (then: hit fetch --from DIR)
 set -euo pipefail
 dir=${1:?usage: $0 DIR}
@@ -28,7 +33,7 @@ fi
 have() { ls "$dir"/"$1"_*.orig.tar.* >/dev/null 2>&1; }
 for pkg in bzip2 lz4 libffi ncurses readline fftw3 hdf5 netcdf \
     zlib xz-utils libzstd m4 libpng1.6 gsl openblas netcdf-fortran \
-    sqlite3 expat openssl python3.11; do
+    sqlite3 expat openssl python3.11 libjpeg-turbo tiff file; do
   have "$pkg" && continue
   # The newest version first; a security update whose Debian files the archive no longer
   # serves fails the whole download, so then each older version apt knows, until the orig
