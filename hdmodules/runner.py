@@ -1,10 +1,10 @@
-"""The one subprocess runner: short queries of host tools, and long logged builds."""
+"""The one subprocess runner of short queries of host tools (a version, a wrapper's --showme).
+Long logged builds run through the reaper (reaper.py: `Reaper.spawn`)."""
 
 from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 from .errors import HitError
 
@@ -42,22 +42,3 @@ def query(
     except subprocess.TimeoutExpired:
         raise HitError(f"{' '.join(cmd)}: no answer after {timeout:.0f} s") from None
     return Output(p.returncode, p.stdout.decode(errors="replace"))
-
-
-def spawn_logged(
-    cmd: list[str], cwd: Path, log: Path, env: dict[str, str], pass_fds: tuple[int, ...] = ()
-) -> subprocess.Popen:
-    """Start a long command in its own process group (so it can be killed as a whole),
-    with stdout and stderr going to `log`; it inherits the descriptors `pass_fds` (a
-    jobserver's), no others."""
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            pass_fds=pass_fds,
-        )
