@@ -20,6 +20,8 @@ from hdmodules.cli.noop import noop_options
         (["build", "-q", "release.yaml"], ("release.yaml", True)),
         (["build", "-j", "4", "--quiet"], ("default.yaml", True)),
         (["build", "-j2", "--jobs=3", "x.yaml"], ("x.yaml", False)),
+        (["build", "--concurrent-packages", "2", "-q"], ("default.yaml", True)),
+        (["build", "--concurrent-packages=0"], None),
         (["build", "-j", "0"], None),  # click says what is wrong
         (["build", "-j"], None),
         (["build", "--repin"], None),  # reads the YAML

@@ -14,19 +14,20 @@ def _count(text: str) -> bool:
 
 def noop_options(args: list[str]) -> tuple[str, bool] | None:
     """(profile, quiet) when `args` (what follows `hit`) is `build` with nothing but
-    `-q/--quiet`, `-j/--jobs N` (N >= 1; it does not matter to a no-op) and at most one
-    profile argument; None for anything else (the click CLI handles it)."""
+    `-q/--quiet`, `-j/--jobs N` and `--concurrent-packages N` (N >= 1; neither matters to a
+    no-op) and at most one profile argument; None for anything else (the click CLI handles
+    it)."""
     if not args or args[0] != "build":
         return None
     profile, quiet, rest = None, False, iter(args[1:])
     for arg in rest:
         if arg in ("-q", "--quiet"):
             quiet = True
-        elif arg in ("-j", "--jobs"):
+        elif arg in ("-j", "--jobs", "--concurrent-packages"):
             if not _count(next(rest, "")):
                 return None
-        elif arg.startswith("--jobs="):
-            if not _count(arg[len("--jobs=") :]):
+        elif arg.startswith(("--jobs=", "--concurrent-packages=")):
+            if not _count(arg.partition("=")[2]):
                 return None
         elif arg.startswith("-j") and _count(arg[2:]):
             continue
