@@ -33,6 +33,9 @@ sys.path.insert(0, str(REPO))
 
 from tests.upstream_sources import IMAGE_SOURCES, SOURCES, UPSTREAM, seed_sources  # noqa: E402
 
+sys.path.insert(0, str(REPO / "bench"))
+from common import Row, code  # noqa: E402
+
 GOAL_RATIO = 1.1
 STACK = ["zlib", "bzip2", "xz", "lz4", "zstd", "libpng", "libjpeg-turbo", "tiff", "file"]
 COMPILERS = {"cc1", "cc1plus", "as", "ld", "ld.bfd", "ld.gold"}
@@ -84,7 +87,7 @@ BUILDS = {
 
 
 def hit_cmd() -> list[str]:
-    """This checkout's `hit` (PYTHONPATH is set to it in `env`)."""
+    """The measured checkout's `hit` (PYTHONPATH is set to common.code() in `env`)."""
     return [sys.executable, "-m", "hdmodules.cli.hit"]
 
 
@@ -193,7 +196,7 @@ def run_hit_build(root: Path, k: int, profile: Path, cache: Path, jobs: int) -> 
     remove(home)
     home.mkdir()
     (home / "config.yaml").write_text(f"source_cache: {cache}\njobs: {jobs}\n")
-    env = {**os.environ, "HIT_HOME": str(home), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "HIT_HOME": str(home), "PYTHONPATH": str(code())}
     cmd = [*hit_cmd(), "build", "-j", str(jobs), str(profile)]
     seconds, most, _err = timed(cmd, env, root)
     remove(home)
@@ -221,43 +224,70 @@ def prepare(root: Path, upstream: Path) -> tuple[Path, Path, dict[str, Path]]:
     return profile, cache, tarballs
 
 
+def measure(jobs: int, repeat: int, keep: bool = False) -> dict[str, float]:
+    """Interleaved rounds of `hit build -j jobs` and the Makefile DAG with `make -jjobs`:
+    medians of their wall seconds ("hit", "anchor") and the most compilers either ran at once
+    ("hit_cc", "anchor_cc")."""
+    root = Path(tempfile.mkdtemp(prefix="hit-bench-jobserver-"))
+    try:
+        print(f"sources (from {UPSTREAM}):")
+        profile, cache, tarballs = prepare(root, UPSTREAM)
+        anchor, hit, anchor_cc, hit_cc = [], [], [], []
+        for k in range(repeat):  # interleaved: hit first (its failure shows soonest)
+            seconds, most = run_hit_build(root, k, profile, cache, jobs)
+            hit.append(seconds)
+            hit_cc.append(most)
+            seconds, most = run_anchor(root / "anchor", tarballs, jobs)
+            anchor.append(seconds)
+            anchor_cc.append(most)
+            print(f"round {k + 1}: make -j{jobs} {anchor[-1]:.1f} s ({anchor_cc[-1]} "
+                  f"compilers at most), hit build -j {jobs} {hit[-1]:.1f} s "
+                  f"({hit_cc[-1]} at most)")  # fmt: skip
+        return {
+            "hit": statistics.median(hit),
+            "anchor": statistics.median(anchor),
+            "hit_cc": max(hit_cc),
+            "anchor_cc": max(anchor_cc),
+        }
+    finally:
+        if keep:
+            print(f"kept {root}")
+        else:
+            remove(root)
+
+
+def rows(quick: bool) -> list[Row]:
+    """For bench/run.py: nothing when `quick` (real builds of minutes); else one round of
+    `-j 2`."""
+    if quick:
+        return []
+    m = measure(2, 1)
+    cmd = "python bench/bench_jobserver.py -j 2"
+    return [
+        Row("nine real packages, `hit build -j 2`", m["hit"], "the same builds as a Makefile "
+            "DAG, `make -j2`", m["anchor"], f"≤ {GOAL_RATIO}×", max_ratio=GOAL_RATIO, command=cmd),
+        Row("most compilers at once under `hit build -j 2`", m["hit_cc"], "N", 2, "≤ N",
+            max_ratio=1.0, command=cmd, unit=""),
+    ]  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=1, help="interleaved rounds (medians)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="hit-bench-jobserver-"))
-    try:
-        print(f"sources (from {UPSTREAM}):")
-        profile, cache, tarballs = prepare(root, UPSTREAM)
-        anchor, hit, anchor_cc, hit_cc = [], [], [], []
-        for k in range(args.repeat):  # interleaved: hit first (its failure shows soonest)
-            seconds, most = run_hit_build(root, k, profile, cache, args.jobs)
-            hit.append(seconds)
-            hit_cc.append(most)
-            seconds, most = run_anchor(root / "anchor", tarballs, args.jobs)
-            anchor.append(seconds)
-            anchor_cc.append(most)
-            print(f"round {k + 1}: make -j{args.jobs} {anchor[-1]:.1f} s ({anchor_cc[-1]} "
-                  f"compilers at most), hit build -j {args.jobs} {hit[-1]:.1f} s "
-                  f"({hit_cc[-1]} at most)")  # fmt: skip
-        a, h = statistics.median(anchor), statistics.median(hit)
-        ratio = h / a
-        n = args.jobs
-        print(f"\n{'':<34}{'anchor':>10}{'hit':>10}{'ratio':>8}  goal")
-        print(f"{'nine packages, wall (median, s)':<34}{a:>10.1f}{h:>10.1f}{ratio:>8.2f}  "
-              f"<= {GOAL_RATIO}")  # fmt: skip
-        print(f"{'most compilers at once':<34}{max(anchor_cc):>10}{max(hit_cc):>10}{'':>8}  "
-              f"<= {n}")  # fmt: skip
-        ok = ratio <= GOAL_RATIO and max(hit_cc) <= n
-        print("goals met" if ok else "goal missed")
-        return 0 if ok else 1
-    finally:
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            remove(root)
+    m = measure(args.jobs, args.repeat, args.keep)
+    a, h, n = m["anchor"], m["hit"], args.jobs
+    ratio = h / a
+    print(f"\n{'':<34}{'anchor':>10}{'hit':>10}{'ratio':>8}  goal")
+    print(f"{'nine packages, wall (median, s)':<34}{a:>10.1f}{h:>10.1f}{ratio:>8.2f}  "
+          f"<= {GOAL_RATIO}")  # fmt: skip
+    print(f"{'most compilers at once':<34}{m['anchor_cc']:>10}{m['hit_cc']:>10}{'':>8}  "
+          f"<= {n}")  # fmt: skip
+    ok = ratio <= GOAL_RATIO and m["hit_cc"] <= n
+    print("goals met" if ok else "goal missed")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

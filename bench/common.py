@@ -48,6 +48,7 @@ class Row:
     max_seconds: float | None = None
     command: str = ""
     idle_anchor: float = PYTHON_PASS_IDLE  # the anchor on the idle machine, in seconds
+    unit: str = "s"  # "s": measured and anchor are seconds; "": they are counts
 
     @property
     def ratio(self) -> float:
@@ -133,11 +134,13 @@ def table(rows: Sequence[Row]) -> str:
     for r in rows:
         met = {True: "yes", False: "no", None: ""}[r.met()]
         out.append(
-            f"| {r.what} | {_fmt(r.measured)} | {r.anchor_name} {_fmt(r.anchor)} | "
+            f"| {r.what} | {_fmt(r.measured, r.unit)} | {r.anchor_name} {_fmt(r.anchor, r.unit)} | "
             f"{r.ratio:.2f}× | {r.goal} | {met} |"
         )
     return "\n".join(out)
 
 
-def _fmt(seconds: float) -> str:
+def _fmt(seconds: float, unit: str = "s") -> str:
+    if unit != "s":
+        return f"{seconds:g}"
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
