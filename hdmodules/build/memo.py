@@ -60,10 +60,10 @@ def _tree(root: Path, out: dict[str, list[int] | None]) -> None:
 
 # Complexity (radon C): a list of every input the no-op path must stamp, each kind of input
 # (YAML, recipes, package dirs, externals' files, path and git sources) one short branch.
-def save(home, resolved) -> None:
-    """Record a successful build of `resolved` (spec.resolve.Resolved) in `home` (a Home)."""
+def _inputs(resolved, home) -> dict[str, list[int] | None]:
+    """Every input of `resolved` (spec.resolve.Resolved) built in `home` (a Home): path ->
+    its stamp (None: absent). Also what the site's memo (publish/sitememo.py) stamps."""
     from ..spec.buildsystems import template_files  # not on the no-op path: it loads PyYAML
-    from ..store.home import open_store
 
     profile = resolved.profile
     config = home.root / "config.yaml"
@@ -96,6 +96,14 @@ def save(home, resolved) -> None:
         for patch in node.recipe.patches:  # a patch beside the recipe is hashed by content
             if patch.path is not None:
                 inputs[str(patch.path)] = _stamp(str(patch.path))
+    return inputs
+
+
+def save(home, resolved) -> None:
+    """Record a successful build of `resolved` (spec.resolve.Resolved) in `home` (a Home)."""
+    from ..store.home import open_store
+
+    inputs = _inputs(resolved, home)
     doc = {
         "version": __version__,
         "store": str(home.store),
@@ -105,7 +113,7 @@ def save(home, resolved) -> None:
         "nodes": [[n.name, n.ref.version, n.ref.hash] for n in resolved.nodes.values()],
         "profile": resolved.profile_ref.hash,
     }
-    target = _memo_file(home.root, profile.file)
+    target = _memo_file(home.root, resolved.profile.file)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(target, json.dumps(doc))
