@@ -11,7 +11,8 @@ the site store; one own package), then times, as medians of `--repeat` runs inte
 - `hit status` of the user's profile and the site's `HIT_HOME=ROOT hit gc --dry-run`,
 - a no-op `hdmod modules refresh`,
 - writing both module trees (Lmod and Tcl) from scratch (`hdmod modules refresh --modules`
-  into a fresh folder), as modulefiles per second.
+  into a fresh folder), as modulefiles per second, next to plain Python writing as many
+  files, each in a folder of its own (the filesystem's own speed, measured in the same run).
 
 Given two sizes (`--artifacts 5000 20000`), each operation is timed at both and the ratio of
 the times is printed next to the ratio of the sizes: a cost linear in the store shows the size
@@ -168,6 +169,19 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+def bare_writes(folder: Path, n: int) -> float:
+    """Seconds plain Python takes to write `n` files of 2 KB, each in a folder of its own
+    (as a module tree has them): the anchor of module generation on this filesystem."""
+    start = time.perf_counter()
+    for i in range(n):
+        leaf = folder / f"p{i}"
+        leaf.mkdir(parents=True)
+        (leaf / "1.0.lua").write_bytes(b"x" * 2048)
+    took = time.perf_counter() - start
+    shutil.rmtree(folder)
+    return took
+
+
 def measure(site: Site, repeat: int) -> dict[str, float]:
     """Medians (seconds) of each operation on `site`, interleaved with `python -c pass`;
     "rate": modulefiles per second writing both trees from scratch."""
@@ -181,7 +195,7 @@ def measure(site: Site, repeat: int) -> dict[str, float]:
         "gc": ([*HIT, "gc", "--dry-run"], here, senv),
         "refresh": ([*HDMOD, "modules", "refresh", str(site.yaml)], here, env),
     }
-    times: dict[str, list[float]] = {k: [] for k in [*ops, "scratch"]}
+    times: dict[str, list[float]] = {k: [] for k in [*ops, "scratch", "bare"]}
     scratch = Path(tempfile.mkdtemp(prefix="trees-", dir=here))
     try:
         for k in range(repeat):
@@ -191,10 +205,12 @@ def measure(site: Site, repeat: int) -> dict[str, float]:
             cmd = [*HDMOD, "modules", "refresh", str(site.yaml), "--modules", str(fresh)]
             times["scratch"].append(timed(cmd, here, env))
             shutil.rmtree(fresh, ignore_errors=True)
+            times["bare"].append(bare_writes(scratch / f"bare{k}", site.modulefiles))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     out = {name: statistics.median(ts) for name, ts in times.items()}
     out["rate"] = site.modulefiles / out["scratch"]
+    out["bare_rate"] = site.modulefiles / out["bare"]
     return out
 
 
@@ -220,7 +236,7 @@ def report(sizes: list[Site], results: list[dict[str, float]]) -> bool:
             t = r[key]
             if key == "scratch":
                 goal, met = f">= {RATE_GOAL:,.0f} files/s", r["rate"] >= RATE_GOAL
-                extra = f" ({r['rate']:,.0f} files/s)"
+                extra = f" ({r['rate']:,.0f} files/s; bare writes {r['bare_rate']:,.0f}/s)"
             else:
                 goal, met, extra = f"<= {GOALS[key]} s", t <= GOALS[key], ""
             ok = ok and met
