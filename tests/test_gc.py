@@ -280,3 +280,36 @@ def test_gc_prunes_the_users_modulefiles_of_removed_artifacts(hit, home, demo):
     r = hit("gc", cwd=demo)
     assert f"removed the modulefile {gone}" in r.err
     assert not (level / "gone").exists() and (level / "app" / "1.0.lua").exists()
+
+
+def test_the_collectors_cache_changes_no_decision(hit, home, demo):
+    """`hit gc` keeps what it read of each artifact's build.json in the store (gcscan.py):
+    with it, without it, damaged, or naming an artifact by a manifest that is not the one
+    in the store now (built again), the collector decides the same."""
+    import marshal
+
+    from hdmodules.store.gcscan import SCAN_CACHE
+
+    write_profile(demo / "apponly.yaml", "package_dirs: [pkgs]\npackages: [app]\n")
+    hit("build", "apponly.yaml", cwd=demo)
+    write_profile(demo / "other.yaml", "package_dirs: [pkgs]\npackages: [libcore]\n"
+                  "parameters: {version_tag: other}\n")  # fmt: skip
+    hit("build", "other.yaml", cwd=demo)
+    cache = home / "bld" / SCAN_CACHE
+    assert "would remove 0 artifact(s)" in hit("gc", "--dry-run", cwd=demo).out
+    assert cache.exists()
+    hit("rm", "other", cwd=demo)
+    cached = hit("gc", "--dry-run", cwd=demo).out
+    assert "would remove 2 artifact(s)" in cached
+    cache.unlink()
+    assert hit("gc", "--dry-run", cwd=demo).out == cached
+    cache.write_bytes(b"not a cache")
+    assert hit("gc", "--dry-run", cwd=demo).out == cached
+    # an entry for app saying it keeps nothing, under a manifest that is not app's now
+    entries = marshal.loads(cache.read_bytes())
+    app = next(k for k in entries if "/app/" in k)
+    entries[app] = ((0, 0), entries[app][1], [])
+    cache.write_bytes(marshal.dumps(entries))
+    assert hit("gc", "--dry-run", cwd=demo).out == cached  # liba, libb still reached
+    assert "removed 2 artifact(s)" in hit("gc", cwd=demo).out
+    assert names(home) == {"app", "liba", "libb", "libcore", "profile"}

@@ -42,7 +42,7 @@ FORMAT = 3  # the memo file's layout: a memo of another layout is not trusted
 GONE = (-1, -1, -1)  # the stamp of a path that does not exist (or cannot be read)
 
 
-def _stamps(paths: list[str]) -> bytes:
+def stamps(paths: list[str]) -> bytes:
     """The stamps of `paths`, flat, as the bytes of an array of 64-bit integers: one object
     to save and to compare, however many paths (5,000 packages: some 30,000)."""
     out = array("q")
@@ -65,7 +65,9 @@ def memo_file(home: str, profile: str) -> str:
     return os.path.join(home, ".cache", f"build-{key}.memo")
 
 
-def _tree(root: str, out: dict[str, None]) -> None:
+def tree(root: str | os.PathLike, out: dict[str, None]) -> None:
+    """Add `root`, every folder and file below it (symlinks too, not followed; `.git` left
+    out) to the ordered set `out`."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d != ".git"]
         out[dirpath] = None
@@ -77,43 +79,46 @@ def _tree(root: str, out: dict[str, None]) -> None:
 
 # Complexity (radon C): a list of every input the no-op path must stamp, each kind of input
 # (YAML, recipes, package dirs, externals' files, path and git sources) one short branch.
-def _inputs(resolved, home) -> dict[str, None]:
+def inputs(resolved, home) -> dict[str, None]:
+    """Every input of `resolved` (spec.resolve.Resolved) built in `home` (a Home), as an
+    ordered set of paths (dict keys): what the memo stamps (also the site's memo,
+    publish/sitememo.py)."""
     from pathlib import Path
 
     from ..spec.buildsystems import template_files  # not on the no-op path: it loads PyYAML
 
     profile = resolved.profile
     config = str(home.root / "config.yaml")
-    inputs: dict[str, None] = {config: None}  # an ordered set
+    out: dict[str, None] = {config: None}  # an ordered set
     here = Path(__file__).parent.parent  # the package folder
     own = sorted(f for pattern in OWN_CODE for f in here.glob(pattern))
-    inputs.update(dict.fromkeys(str(f) for f in own))
-    inputs.update(dict.fromkeys(str(f) for f in profile.files))
-    inputs.update(dict.fromkeys(str(d) for d in profile.package_dirs))
+    out.update(dict.fromkeys(str(f) for f in own))
+    out.update(dict.fromkeys(str(f) for f in profile.files))
+    out.update(dict.fromkeys(str(d) for d in profile.package_dirs))
     for node in resolved.nodes.values():
         for ext in node.toolchain.values():
             files = [
                 *ext.commands.values(),
                 *(v.rsplit("@", 1)[0] for v in (ext.pin or {}).values()),
             ]
-            inputs.update(dict.fromkeys(f for f in files if f.startswith("/")))
-        inputs[str(node.recipe.file)] = None
+            out.update(dict.fromkeys(f for f in files if f.startswith("/")))
+        out[str(node.recipe.file)] = None
         templates = template_files(node.recipe.build_system, tuple(profile.package_dirs))
-        inputs.update(dict.fromkeys(str(f) for f in templates))
+        out.update(dict.fromkeys(str(f) for f in templates))
         for source in node.recipe.sources:
             if source.git is not None and os.path.isdir(source.git):  # a checkout: its refs
                 from .gitsources import watched_files
 
-                _tree(str(source.git), inputs)
-                inputs.update(dict.fromkeys(watched_files(Path(source.git), source.ref)))
+                tree(source.git, out)
+                out.update(dict.fromkeys(watched_files(Path(source.git), source.ref)))
             if source.path is not None:
-                inputs[str(source.path)] = None
+                out[str(source.path)] = None
                 if source.path.is_dir():
-                    _tree(str(source.path), inputs)
+                    tree(source.path, out)
         for patch in node.recipe.patches:  # a patch beside the recipe is hashed by content
             if patch.path is not None:
-                inputs[str(patch.path)] = None
-    return inputs
+                out[str(patch.path)] = None
+    return out
 
 
 def save(home, resolved) -> None:
@@ -131,20 +136,20 @@ def save(home, resolved) -> None:
     from ..store.roots import entry_for
 
     store = open_store(home)
-    inputs = _inputs(resolved, home)
+    found = inputs(resolved, home)
     refs = [n.ref for n in resolved.nodes.values()]
     profile_ref = resolved.profile_ref
     for ref in [*refs, profile_ref]:  # installed, here or upstream: its manifest is there
-        inputs[str(store.prefix(ref) / META / MANIFEST)] = None
+        found[str(store.prefix(ref) / META / MANIFEST)] = None
     prefix = store.prefix(profile_ref)
     link = profile_link(resolved.profile.file)
-    paths = list(inputs)
+    paths = list(found)
     doc = {
         "format": FORMAT,
         "version": __version__,
         "profile": str(resolved.profile.file),
         "paths": "\0".join(paths),  # one string (a path holds no NUL): loads at once
-        "stamps": _stamps(paths),
+        "stamps": stamps(paths),
         "links": [
             (str(link), str(prefix)),
             (str(entry_for(home.gc_roots, link)), str(link.absolute())),
@@ -168,7 +173,7 @@ def load(home: str, profile: str) -> dict | None:
             doc = marshal.load(f)
         if doc["format"] != FORMAT or doc["version"] != __version__ or doc["profile"] != profile:
             return None
-        if _stamps(doc["paths"].split("\0")) != doc["stamps"]:
+        if stamps(doc["paths"].split("\0")) != doc["stamps"]:
             return None
         if any(os.readlink(link) != target for link, target in doc["links"]):
             return None

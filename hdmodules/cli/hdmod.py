@@ -104,17 +104,38 @@ def build(site_yaml: Path, root, modules_dir, **options) -> None:
     With --slurm, each missing artifact becomes a batch job (dependencies as afterok job
     dependencies) and a last job assembles profiles and modules; `hdmod status` follows them.
     """
+    if not options["repin"] and not options["slurm"] and _unchanged(site_yaml, root, modules_dir):
+        return
     from ..options import SiteBuild
     from ..publish.builds import site_build
+    from ..publish.sitememo import save
 
     site = _site(site_yaml, root, modules_dir)
     published = site_build(site, SiteBuild(**options), lambda line: click.echo(line, err=True))
     if published is None:  # submitted to Slurm, not followed
         return
+    if not options["repin"]:  # (re-pinning loaded the site again: the next build saves)
+        save(site, published.stacks, published.modules, (site_yaml, root, modules_dir), True)
     state = "updated" if published.changed else "unchanged"
     click.echo(f"{published.modules} modulefiles in {site.modules.path} ({state})")
     for stack in site.stacks:
         click.echo(f"stack {stack.name}: {stack.profile.link_path}")
+
+
+def _unchanged(site_yaml: Path, root, modules_dir, building: bool = True) -> bool:
+    """The no-op fast path (publish/sitememo.py): if nothing the last `hdmod build` (or, not
+    `building`, `modules refresh`) depended on changed, say what it said and return True."""
+    from ..publish.sitememo import unchanged
+
+    done = unchanged(site_yaml, root, modules_dir, building)
+    if done is None:
+        return False
+    if building:
+        click.echo("nothing changed since the last build: every artifact present", err=True)
+    click.echo(f"{done.modulefiles} modulefiles in {done.modules} (unchanged)")
+    for name, link in done.stacks if building else ():
+        click.echo(f"stack {name}: {link}")
+    return True
 
 
 @cli.command("build-artifact", hidden=True)
@@ -218,10 +239,15 @@ def modules() -> None:
 @site_options
 def modules_refresh(site_yaml: Path, root: Path | None, modules_dir: Path | None) -> None:
     """Regenerate the module tree from what is built, without building anything."""
+    if _unchanged(site_yaml, root, modules_dir, building=False):
+        return
     from ..publish.sitebuild import refresh_modules, resolve_stacks
+    from ..publish.sitememo import save
 
     site = _site(site_yaml, root, modules_dir)
-    count, _tree, changed = refresh_modules(site, resolve_stacks(site))
+    stacks = resolve_stacks(site)
+    count, _tree, changed = refresh_modules(site, stacks)
+    save(site, stacks, count, (site_yaml, root, modules_dir), False)
     state = "updated" if changed else "unchanged"
     click.echo(f"{count} modulefiles in {site.modules.path} ({state})")
 

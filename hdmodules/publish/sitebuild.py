@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import write_atomic
@@ -28,13 +28,14 @@ Say = Callable[[str], None]  # one line for the admin (stderr)
 
 @dataclass(frozen=True)
 class Published:
-    """What `build_site` did: artifacts built, modulefiles written, the module tree, and
-    whether the tree changed."""
+    """What `build_site` did: artifacts built, modulefiles written, the module tree, whether
+    the tree changed, and the resolved stacks it published."""
 
     built: int
     modules: int  # modulefiles written (all formats)
     tree: Path
     changed: bool
+    stacks: list[tuple[Stack, Resolved]] = field(default_factory=list, compare=False)
 
 
 def resolve_stacks(site: Site) -> list[tuple[Stack, Resolved]]:
@@ -167,7 +168,7 @@ def build_site(
     count, tree, changed = refresh_modules(site, stacks)
     write_user_files(site, stacks, home, store, say)
     open_folders(site, home, say)
-    return Published(results[0].built if results else 0, count, tree, changed)
+    return Published(results[0].built if results else 0, count, tree, changed, stacks)
 
 
 def site_modes(site: Site, prefixes: set[Path]) -> None:

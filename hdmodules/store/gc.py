@@ -25,28 +25,17 @@ from typing import TYPE_CHECKING
 
 from ..durations import parse_duration
 from ..errors import HitError
-from ..spec.buildspec import record_id, references
 from . import debris, generations, keep
 from . import roots as gcroots
 from .debris import Debris, Tidy
+from .gcscan import Artifact, scan
 from .generations import Generation, History
 from .keep import Kept
-from .layout import MANIFEST, META, Store, read_spec, remove_tree
+from .layout import MANIFEST, META, Store, remove_tree
 
 if TYPE_CHECKING:
     from ..spec.resolve import Resolved
     from .home import Home
-
-
-@dataclass
-class Artifact:
-    """One folder of the store as the collector sees it: its id, what it keeps alive, whether it is
-    complete."""
-
-    prefix: Path
-    id: str
-    refs: list[str]  # ids it keeps alive: dependencies, or a profile's artifacts
-    complete: bool
 
 
 @dataclass
@@ -72,19 +61,6 @@ class Report:
     sweep_seconds: float = 0.0
     modulefiles_removed: list[Path] = field(default_factory=list)  # the user's, now orphans
     sources_removed: list[str] | None = None  # sha256 of cached sources; None: not asked
-
-
-def scan(store: Store) -> dict[Path, Artifact]:
-    """Every artifact folder of this store (complete or not), by prefix, with its id and the
-    ids it keeps alive (`buildspec.references`: a build's dependencies, a profile's
-    artifacts). A folder without a readable build.json has the id "" and keeps nothing
-    alive."""
-    out = {}
-    for prefix in store.prefixes():
-        complete = (prefix / META / MANIFEST).exists()
-        record = read_spec(prefix)
-        out[prefix] = Artifact(prefix, record_id(record), list(references(record)), complete)
-    return out
 
 
 def reachable(
@@ -227,9 +203,8 @@ def _dead(
     """The prefixes to remove: not live, and not used within `older_than` seconds."""
     now = time.time()
     dead = []
-    for prefix, art in sorted(artifacts.items()):
-        if prefix in live:
-            continue
+    for prefix in sorted(p for p in artifacts if p not in live):  # the dead only: few
+        art = artifacts[prefix]
         if older_than is not None and art.complete:
             name, _, h = art.id.partition("/")
             used = store.last_used(name, h) or (prefix / META / MANIFEST).stat().st_mtime

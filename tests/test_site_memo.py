@@ -1,0 +1,171 @@
+"""The no-op fast path of `hdmod build` and `hdmod modules refresh` (publish/sitememo.py,
+issue 18 goal 4): on an unchanged site it publishes exactly what the full path publishes, and
+every change (a recipe edit, a new package, a removed stack, an artifact gone from the store,
+other options, a replaced tree that stops being kept) still goes the full way. The real
+`hdmod`, the real compilers, the real Lmod and Environment Modules."""
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import demo_site, run_hdmod
+from tests.module_tools import avail, module_shell
+
+TOOLS = ("lmod", "tcl")
+STACKS = (
+    "  gcc12:\n    compiler: gcc-12\n    packages: [libcore, liba, libb, app]\n"
+    "  gcc11:\n    compiler: gcc-11\n    packages: [libcore, liba]\n"
+)
+NO_OP = "nothing changed since the last build"
+
+
+@pytest.fixture
+def site(tools, tmp_path):
+    """The demo site with two stacks, built once (the full path, which saves the memo)."""
+    site_yaml = demo_site(tmp_path, STACKS)
+    root = tmp_path / "root"
+    first = build(site_yaml, root)
+    assert NO_OP not in first.stderr
+    return site_yaml, root
+
+
+def build(site_yaml: Path, root: Path, *extra) -> subprocess.CompletedProcess:
+    """`hdmod build SITE --root ROOT EXTRA...` (must succeed)."""
+    return run_hdmod("build", str(site_yaml), "--root", str(root), *map(str, extra))
+
+
+def refresh(site_yaml: Path, root: Path) -> subprocess.CompletedProcess:
+    """`hdmod modules refresh SITE --root ROOT` (must succeed)."""
+    return run_hdmod("modules", "refresh", str(site_yaml), "--root", str(root))
+
+
+def forget(root: Path) -> None:
+    """Remove the site's memos: the next command takes the full path."""
+    for memo in (root / ".cache").glob("site-*.memo"):
+        memo.unlink()
+
+
+def tree(root: Path) -> str:
+    return os.readlink(root / "modules")
+
+
+def listing(root: Path, tool: str) -> list[str]:
+    """`module -t avail` over Core and gcc 12's level: what users see."""
+    base = root / "modules" / tool
+    return sorted(avail(tool, [base / "Core", base / "Compiler" / "gcc" / "12.2.0"]))
+
+
+def test_a_no_op_build_publishes_what_the_full_path_publishes(site):
+    site_yaml, root = site
+    before = tree(root)
+    fast = build(site_yaml, root)
+    assert NO_OP in fast.stderr
+    assert "[1/" not in fast.stderr  # nothing resolved: no per-artifact lines
+    seen = {tool: listing(root, tool) for tool in TOOLS}
+    forget(root)
+    full = build(site_yaml, root)
+    assert NO_OP not in full.stderr and "[1/" in full.stderr
+    assert fast.stdout == full.stdout  # "N modulefiles in ... (unchanged)", each stack's link
+    assert "(unchanged)" in full.stdout
+    assert tree(root) == before  # the same tree, byte for byte (its id is its content)
+    for tool in TOOLS:
+        assert listing(root, tool) == seen[tool]
+        assert "app/1.0" in seen[tool] and "gcc/12.2.0" in seen[tool]
+    again = refresh(site_yaml, root)
+    assert again.stdout == full.stdout.splitlines(keepends=True)[0]
+
+
+def test_a_recipe_edit_is_rebuilt_and_published(site):
+    site_yaml, root = site
+    recipe = site_yaml.parent / "pkgs" / "app.yaml"
+    recipe.write_text(recipe.read_text().replace("greeting: Hello", "greeting: Ahoy"))
+    r = build(site_yaml, root)
+    assert NO_OP not in r.stderr and "built in" in r.stderr
+    core = root / "modules" / "lmod" / "Core"
+    run = module_shell("lmod", f"module use {core}; module load gcc/12.2.0 app; app")
+    assert run.code == 0, run.err
+    assert "Ahoy" in run.out
+    assert NO_OP in build(site_yaml, root).stderr  # and the new state is remembered
+
+
+def test_a_new_package_in_a_stack_appears_in_both_trees(site):
+    site_yaml, root = site
+    pkgs = site_yaml.parent / "pkgs"
+    (pkgs / "extra.yaml").write_text(
+        'version: "2.0"\nbuild: |\n  mkdir -p "$ARTIFACT/share" && echo x > "$ARTIFACT/share/x"\n'
+    )
+    text = site_yaml.read_text()
+    site_yaml.write_text(
+        text.replace("[libcore, liba, libb, app]", "[libcore, liba, libb, app, extra]")
+    )
+    r = build(site_yaml, root)
+    assert NO_OP not in r.stderr
+    for tool in TOOLS:
+        assert "extra/2.0" in listing(root, tool), tool
+
+
+def test_a_removed_stack_is_retired(site):
+    site_yaml, root = site
+    assert (root / "stacks" / "gcc11.yaml").exists()
+    text = site_yaml.read_text()
+    site_yaml.write_text(
+        text.replace("  gcc11:\n    compiler: gcc-11\n    packages: [libcore, liba]\n", "")
+    )
+    r = build(site_yaml, root)
+    assert NO_OP not in r.stderr
+    assert not (root / "stacks" / "gcc11.yaml").exists()
+    assert not (root / "profiles" / "gcc11").is_symlink()
+    assert "stack gcc11" not in r.stdout
+
+
+def test_an_artifact_gone_from_the_store_is_built_again(site):
+    site_yaml, root = site
+    app = next((root / "bld" / "app").iterdir())
+    writable(app)
+    shutil.rmtree(app)
+    r = build(site_yaml, root)
+    assert NO_OP not in r.stderr and "built in" in r.stderr
+    assert (app / ".hit" / "manifest.json").exists()
+
+
+def writable(folder: Path) -> None:
+    """Make a read-only artifact removable."""
+    for dirpath, _dirs, _files in os.walk(folder):
+        os.chmod(dirpath, 0o755)
+
+
+def test_other_options_take_the_full_path(site, tmp_path):
+    site_yaml, root = site
+    elsewhere = tmp_path / "other-modules"
+    r = build(site_yaml, root, "--modules", elsewhere)
+    assert NO_OP not in r.stderr
+    assert (elsewhere / "lmod" / "Core").is_dir() and (elsewhere / "tcl" / "Core").is_dir()
+    assert NO_OP in build(site_yaml, root, "--modules", elsewhere).stderr
+    default = build(site_yaml, root)  # the other one's tree is not this one's
+    assert f"modulefiles in {root / 'modules'} (unchanged)" in default.stdout
+
+
+def test_a_tree_that_stops_being_kept_takes_its_ghosts_along(site):
+    """A removed package leaves a ghost in the new tree while the tree that had it is kept
+    (`keep_days`); once that tree is older than that, a refresh writes a tree without the
+    ghost, though no input changed: the memo is not trusted past that moment."""
+    site_yaml, root = site
+    text = site_yaml.read_text()
+    site_yaml.write_text(text.replace("[libcore, liba, libb, app]", "[libcore, liba, libb]"))
+    build(site_yaml, root)
+    ghost = root / "modules" / "lmod" / "Compiler" / "gcc" / "12.2.0" / "app" / "1.0.lua"
+    assert ghost.exists()  # hidden, for shells that loaded app from the earlier tree
+    assert "(unchanged)" in refresh(site_yaml, root).stdout
+    current = tree(root)
+    old = time.time() - 31 * 86400
+    for kept in Path(current).parent.iterdir():
+        if not kept.name.startswith(".") and str(kept) != current:
+            os.utime(kept, (old, old))
+    r = refresh(site_yaml, root)
+    assert "(updated)" in r.stdout
+    assert not ghost.exists()
+    assert "app/1.0" not in listing(root, "lmod")
