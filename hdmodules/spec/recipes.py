@@ -8,9 +8,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ConfigError, HitError
-from ..hashing import sha256_file, tree_hash
+from ..hashing import sha256_file
 from ..urls import git_location
-from . import buildsystems, yamlfile
+from . import buildsystems, resolvecache, yamlfile
 from .buildsystems import BuildSteps
 from .variants import BlockContext, When, load_when
 from .yamlfile import Scalar, check_name, check_version
@@ -341,7 +341,7 @@ def source_hash(source: Source) -> str:
         return "git:" + source.commit
     assert source.path is not None
     if source.path.is_dir():
-        return "tree:" + tree_hash(source.path)
+        return "tree:" + resolvecache.tree_hash(source.path)  # hashing.tree_hash, cached
     if source.path.is_file():
         return sha256_file(source.path)
     raise HitError(f"source path {source.path} does not exist")

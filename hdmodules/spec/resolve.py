@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ConfigError, HitError
-from . import buildsystems, pythonenv, variants
+from . import buildsystems, pythonenv, resolvecache, variants
 from .artifact import ArtifactRef
 from .buildspec import BuildSpec, PatchInput, ProfileDoc, SourceInput
 from .externals import ENV_OF_ROLE, ROLES, External, check_pins, implicit_compiler
@@ -30,7 +30,6 @@ from .recipes import (
     Recipe,
     env_name,
     find_recipe,
-    load_recipe,
     patch_hash,
     source_hash,
     with_version,
@@ -95,6 +94,7 @@ def platform_doc() -> dict[str, str]:
 def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
     """Every recipe the profile needs, its dependencies included, by name."""
     recipes: dict[str, Recipe] = {}
+    resolvecache.start()
     todo = [(name, (req.file, req.line)) for name, req in profile.packages.items()]
     while todo:
         name, asked_at = todo.pop()
@@ -111,7 +111,7 @@ def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
         if file is None:
             dirs = ", ".join(str(d) for d in profile.package_dirs) or "(no package_dirs given)"
             raise ConfigError(*asked_at, f"unknown package {name!r}: no {name}.yaml in {dirs}")
-        recipe = load_recipe(file)
+        recipe = resolvecache.recipe(file)  # load_recipe, unless the file is unchanged
         if recipe.name != name:
             message = f"recipe file {file.name} names the package {recipe.name!r}"
             raise ConfigError(file, None, message)
@@ -387,6 +387,7 @@ def resolve(profile: ProfileSpec, dirty: bool = False) -> Resolved:
     held = pythonenv.profile_packages(packages, nodes)  # a Python package brings its python
     profile_doc = ProfileDoc({name: nodes[name].ref.id for name in held}, tuple(profile.prefer))
     profile_ref = ArtifactRef("profile", "", profile_doc.hash())
+    resolvecache.save()  # what was parsed and hashed anew, for the next run
     return Resolved(profile, nodes, tuple(packages), profile_ref, profile_doc, tuple(git_notes))
 
 
