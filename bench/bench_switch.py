@@ -34,9 +34,9 @@ TARGET_S = 0.3  # issue 18, goal 3
 
 
 def hit_exe() -> list[str]:
-    """The installed console script next to this interpreter (no shims in the way)."""
-    exe = Path(sys.executable).parent / "hit"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "hdmodules.cli.hit"]
+    """`hit` of the hdmodules this interpreter imports (PYTHONPATH: a checkout being
+    measured), not the console script of whichever one is installed."""
+    return [sys.executable, "-m", "hdmodules.cli.hit"]
 
 
 def write_profile(profile: Path, names: list[str]) -> None:
