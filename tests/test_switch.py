@@ -261,3 +261,23 @@ def test_a_damaged_cache_is_a_full_resolution(cache, tmp_path, monkeypatch):
     file.chmod(0o666)  # writable by others: not trusted
     resolve(load_profile(DEMO / "default.yaml"))
     assert len(cache) == 2 * len(r.nodes)
+
+
+def test_the_cache_follows_build_system_templates(cache, tmp_path):
+    write_recipe(tmp_path / "late", "tool", 'version: "1"\nbuild_system: make\n')
+    (tmp_path / "early").mkdir()
+    profile = write_profile(tmp_path / "p.yaml", "package_dirs: [early, late]\npackages: [tool]\n")
+
+    def body():
+        return resolve(load_profile(profile)).nodes["tool"].spec.build
+
+    builtin = body()
+    assert body() == builtin and "make" in builtin
+    template = tmp_path / "early" / "build_systems" / "make.sh.j2"
+    template.parent.mkdir()
+    template.write_text("echo site-make\n")  # a site's template, earlier in the lookup
+    assert "echo site-make" in body()
+    template.write_text("echo site-make-2\n")
+    assert "echo site-make-2" in body()
+    template.unlink()
+    assert body() == builtin

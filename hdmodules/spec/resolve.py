@@ -352,7 +352,7 @@ def _node(
         name=recipe.name,
         version=recipe.version,
         sources=tuple(SourceInput(source_hash(s), s.dest) for s in recipe.sources),
-        build=buildsystems.body(recipe.build_system, recipe.build, tuple(profile.package_dirs)),
+        build=resolvecache.body(recipe.build_system, recipe.build, tuple(profile.package_dirs)),
         parameters=params,
         dependencies={dep: nodes[dep].ref.id for dep in recipe.dependencies},
         toolchain={kind: ext.spec() for kind, ext in sorted(tools.items())},

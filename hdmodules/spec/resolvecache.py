@@ -10,7 +10,11 @@ What is cached is only what is a function of files alone, each keyed by the stat
   the version and variants chosen, the templates a build system renders, the externals and
   the home config are all applied after loading, anew on every run, never cached;
 - a folder's content hash (`tree_hash`), by its path and a digest of the stamps of
-  everything below it (what hashing.tree_entries walks: `.git` folders left out).
+  everything below it (what hashing.tree_entries walks: `.git` folders left out);
+- a build system's rendered body (`body`: buildsystems.body), by the recipe's steps and
+  `build:`, the template file that is first in the lookup order now (found anew each
+  time) and its stamp, and the stamps of every built-in template (what it may include):
+  Jinja2 is neither imported nor run for an unchanged recipe.
 The whole cache also holds the tool's version and the stamps of its own resolver code
 (build/memo.OWN_CODE): code being edited drops it.
 
@@ -66,11 +70,14 @@ class _Cache:
         self.file: Path | None = None
         self.recipes: dict[str, tuple[tuple[Stamp, ...], Any]] = {}
         self.trees: dict[str, tuple[bytes, str]] = {}
+        self.bodies: dict[str, tuple[tuple, str]] = {}
+        self.builtin: bytes | None = None  # the stamps of the built-in templates, once
         if home is not None and home.is_dir():
             self.file = home / ".cache" / FILE
             doc = _read(self.file)
             if doc is not None and doc.get("code") == _code_key():
                 self.recipes, self.trees = doc["recipes"], doc["trees"]
+                self.bodies = doc.get("bodies", {})
 
 
 _CACHE = _Cache()
@@ -164,6 +171,35 @@ def tree_hash(root: Path) -> str:
     return value
 
 
+def body(steps, build: str, package_dirs: tuple[Path, ...]) -> str:
+    """`buildsystems.body(steps, build, package_dirs)`, from the cache when the recipe's
+    steps, the template chosen and every built-in template are unchanged. Raises
+    ConfigError as body does (errors are never cached)."""
+    from . import buildsystems
+
+    if steps is None:
+        return build
+    files = buildsystems.template_files(steps, package_dirs)
+    chosen = next((f for f in files if f.is_file()), None)
+    if chosen is None:  # body says what is wrong
+        return buildsystems.body(steps, build, package_dirs)
+    cache = _CACHE
+    if cache.builtin is None:
+        from ..templating import builtin_dirs
+
+        cache.builtin = b"".join(_tree_stamps(str(d))[0] for d in builtin_dirs())
+    key = repr((str(chosen), steps, build))
+    stamps = (_stamp(str(chosen)), cache.builtin)
+    hit = cache.bodies.get(key)
+    if hit is not None and hit[0] == stamps:
+        return hit[1]
+    value = buildsystems.body(steps, build, package_dirs)
+    if _settled(stamps[:1]) and _stamp(str(chosen)) == stamps[0]:
+        cache.bodies[key] = (stamps, value)
+        cache.dirty = True
+    return value
+
+
 def _tree_stamps(root: str) -> tuple[bytes, int]:
     """A digest of the stamps of `root` and of everything below it (symlinks not followed;
     `.git` folders not entered, as hashing.tree_entries does), and the newest of their
@@ -198,7 +234,12 @@ def save() -> None:
     cache = _CACHE
     if not cache.dirty or cache.file is None:
         return
-    doc = {"code": _code_key(), "recipes": cache.recipes, "trees": cache.trees}
+    doc = {
+        "code": _code_key(),
+        "recipes": cache.recipes,
+        "trees": cache.trees,
+        "bodies": cache.bodies,
+    }
     try:
         cache.file.parent.mkdir(exist_ok=True)
         write_atomic(cache.file, pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL), 0o600)
