@@ -47,7 +47,7 @@ from ..atomic import write_atomic
 from ..hashing import tree_hash as hash_tree
 
 FILE = "resolve.pickle"
-FORMAT = 1  # bump when what is stored changes shape
+FORMAT = 2  # bump when what is stored changes shape
 
 Stamp = tuple[int, int, int, int, int] | None  # mode, mtime_ns, ctime_ns, size, inode
 SETTLE_NS = 2_000_000_000  # a stamp younger than this (or from the future) is not cached
@@ -70,14 +70,14 @@ class _Cache:
         self.file: Path | None = None
         self.recipes: dict[str, tuple[tuple[Stamp, ...], Any]] = {}
         self.trees: dict[str, tuple[bytes, str]] = {}
-        self.bodies: dict[str, tuple[tuple, str]] = {}
+        self.bodies: dict[str, tuple[str, tuple, str]] = {}  # by recipe file
         self.builtin: bytes | None = None  # the stamps of the built-in templates, once
         if home is not None and home.is_dir():
             self.file = home / ".cache" / FILE
             doc = _read(self.file)
             if doc is not None and doc.get("code") == _code_key():
                 self.recipes, self.trees = doc["recipes"], doc["trees"]
-                self.bodies = doc.get("bodies", {})
+                self.bodies = doc["bodies"]
 
 
 _CACHE = _Cache()
@@ -114,9 +114,9 @@ def _read(file: Path) -> dict | None:
             doc = pickle.load(f)
     except Exception:  # noqa: BLE001 - any damage means: no cache
         return None
-    if not isinstance(doc, dict) or not isinstance(doc.get("recipes"), dict):
-        return None
-    return doc if isinstance(doc.get("trees"), dict) else None
+    parts = ("recipes", "trees", "bodies")
+    ok = isinstance(doc, dict) and all(isinstance(doc.get(k), dict) for k in parts)
+    return doc if ok else None
 
 
 def recipe(file: Path):
@@ -188,14 +188,14 @@ def body(steps, build: str, package_dirs: tuple[Path, ...]) -> str:
         from ..templating import builtin_dirs
 
         cache.builtin = b"".join(_tree_stamps(str(d))[0] for d in builtin_dirs())
-    key = repr((str(chosen), steps, build))
+    what = repr((str(chosen), steps, build))
     stamps = (_stamp(str(chosen)), cache.builtin)
-    hit = cache.bodies.get(key)
-    if hit is not None and hit[0] == stamps:
-        return hit[1]
+    hit = cache.bodies.get(str(steps.file))  # one entry a recipe file: the last one made
+    if hit is not None and hit[0] == what and hit[1] == stamps:
+        return hit[2]
     value = buildsystems.body(steps, build, package_dirs)
     if _settled(stamps[:1]) and _stamp(str(chosen)) == stamps[0]:
-        cache.bodies[key] = (stamps, value)
+        cache.bodies[str(steps.file)] = (what, stamps, value)
         cache.dirty = True
     return value
 
@@ -230,15 +230,16 @@ def _tree_stamps(root: str) -> tuple[bytes, int]:
 
 def save() -> None:
     """Write the cache if this process added to it (atomically; OSError is ignored: it is
-    only a cache)."""
+    only a cache), without the entries of files and folders that no longer exist."""
     cache = _CACHE
     if not cache.dirty or cache.file is None:
         return
+    # what names a file or folder that is gone is dropped: the cache does not grow forever
     doc = {
         "code": _code_key(),
-        "recipes": cache.recipes,
-        "trees": cache.trees,
-        "bodies": cache.bodies,
+        "recipes": {k: v for k, v in cache.recipes.items() if os.path.exists(k)},
+        "trees": {k: v for k, v in cache.trees.items() if os.path.exists(k)},
+        "bodies": {k: v for k, v in cache.bodies.items() if os.path.exists(k)},
     }
     try:
         cache.file.parent.mkdir(exist_ok=True)
