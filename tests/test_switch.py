@@ -203,15 +203,14 @@ def _specs(resolved) -> dict[str, str]:
     return {n: canonical_json(node.spec.to_doc()) for n, node in resolved.nodes.items()}
 
 
-def test_cached_resolution_is_byte_identical(cache, tmp_path, monkeypatch):
-    cold = resolve(load_profile(DEMO / "default.yaml"))
-    assert (tmp_path / "hithome" / ".cache" / resolvecache.FILE).is_file()
+def test_cached_resolution_is_byte_identical(cache, home, monkeypatch):
+    cold = resolve(load_profile(DEMO / "default.yaml"), cache=home / ".cache")
+    assert (home / ".cache" / resolvecache.FILE).is_file()
     monkeypatch.setattr(resolvecache, "_CACHE", resolvecache._Cache())  # a new process
     n = len(cache)
-    warm = resolve(load_profile(DEMO / "default.yaml"))
+    warm = resolve(load_profile(DEMO / "default.yaml"), cache=home / ".cache")
     assert len(cache) == n  # every recipe came from the cache
-    monkeypatch.setenv("HIT_HOME", str(tmp_path / "nowhere"))  # no home: no cache at all
-    bare = resolve(load_profile(DEMO / "default.yaml"))
+    bare = resolve(load_profile(DEMO / "default.yaml"))  # no cache at all
     assert len(cache) == 2 * n
     for r in (warm, bare):
         assert _specs(r) == _specs(cold)
@@ -219,7 +218,7 @@ def test_cached_resolution_is_byte_identical(cache, tmp_path, monkeypatch):
         assert [x.ref for x in r.nodes.values()] == [x.ref for x in cold.nodes.values()]
 
 
-def test_the_cache_follows_recipes_sources_and_shadowing(cache, tmp_path):
+def test_the_cache_follows_recipes_sources_and_shadowing(cache, home, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "main.c").write_text("int main(void) { return 0; }\n")
@@ -230,7 +229,7 @@ def test_the_cache_follows_recipes_sources_and_shadowing(cache, tmp_path):
     (tmp_path / "early").mkdir()
 
     def ref():
-        return resolve(load_profile(profile)).nodes["tool"].ref
+        return resolve(load_profile(profile), cache=home / ".cache").nodes["tool"].ref
 
     first = ref()
     assert ref() == first and len(cache) == 1  # unchanged: from the cache
@@ -250,26 +249,26 @@ def test_the_cache_follows_recipes_sources_and_shadowing(cache, tmp_path):
     assert ref() == touched and len(cache) == 3  # the late recipe again, still cached
 
 
-def test_a_damaged_cache_is_a_full_resolution(cache, tmp_path, monkeypatch):
-    file = tmp_path / "hithome" / ".cache" / resolvecache.FILE
+def test_a_damaged_cache_is_a_full_resolution(cache, home, monkeypatch):
+    file = home / ".cache" / resolvecache.FILE
     file.parent.mkdir(parents=True)
     file.write_bytes(b"not a pickle")
     file.chmod(0o600)
-    r = resolve(load_profile(DEMO / "default.yaml"))
+    r = resolve(load_profile(DEMO / "default.yaml"), cache=file.parent)
     assert len(cache) == len(r.nodes)
     monkeypatch.setattr(resolvecache, "_CACHE", resolvecache._Cache())
     file.chmod(0o666)  # writable by others: not trusted
-    resolve(load_profile(DEMO / "default.yaml"))
+    resolve(load_profile(DEMO / "default.yaml"), cache=file.parent)
     assert len(cache) == 2 * len(r.nodes)
 
 
-def test_the_cache_follows_build_system_templates(cache, tmp_path):
+def test_the_cache_follows_build_system_templates(cache, home, tmp_path):
     write_recipe(tmp_path / "late", "tool", 'version: "1"\nbuild_system: make\n')
     (tmp_path / "early").mkdir()
     profile = write_profile(tmp_path / "p.yaml", "package_dirs: [early, late]\npackages: [tool]\n")
 
     def body():
-        return resolve(load_profile(profile)).nodes["tool"].spec.build
+        return resolve(load_profile(profile), cache=home / ".cache").nodes["tool"].spec.build
 
     builtin = body()
     assert body() == builtin and "make" in builtin

@@ -94,7 +94,6 @@ def platform_doc() -> dict[str, str]:
 def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
     """Every recipe the profile needs, its dependencies included, by name."""
     recipes: dict[str, Recipe] = {}
-    resolvecache.start()
     todo = [(name, (req.file, req.line)) for name, req in profile.packages.items()]
     while todo:
         name, asked_at = todo.pop()
@@ -351,7 +350,9 @@ def _node(
     spec = BuildSpec(
         name=recipe.name,
         version=recipe.version,
-        sources=tuple(SourceInput(source_hash(s), s.dest) for s in recipe.sources),
+        sources=tuple(
+            SourceInput(source_hash(s, resolvecache.tree_hash), s.dest) for s in recipe.sources
+        ),
         build=resolvecache.body(recipe.build_system, recipe.build, tuple(profile.package_dirs)),
         parameters=params,
         dependencies={dep: nodes[dep].ref.id for dep in recipe.dependencies},
@@ -364,11 +365,14 @@ def _node(
     return Node(recipe, ref, spec, recipe.dependencies, tuple(closure), params, tools)
 
 
-def resolve(profile: ProfileSpec, dirty: bool = False) -> Resolved:
+def resolve(profile: ProfileSpec, dirty: bool = False, cache: Path | None = None) -> Resolved:
     """Build specs and hashes for a profile. Every external a build uses is checked against
     its pin first, before anything is built: a drifted one raises HitError with the pinned
     and the found values (re-pinning is `repin`'s, run before this). `dirty` lets a git
-    checkout with uncommitted changes be used, hashed by content."""
+    checkout with uncommitted changes be used, hashed by content. `cache` (a home's
+    `.cache` folder) keeps loaded recipes, source hashes and build-system bodies for the
+    next resolution (resolvecache.py: the result is the same with it or without)."""
+    resolvecache.start(cache)
     recipes = _load_all(profile)
     git_notes: list[str] = []
     for name, req in profile.packages.items():
@@ -391,15 +395,18 @@ def resolve(profile: ProfileSpec, dirty: bool = False) -> Resolved:
     return Resolved(profile, nodes, tuple(packages), profile_ref, profile_doc, tuple(git_notes))
 
 
-def resolve_file(file: Path, repin: bool = False, dirty: bool = False) -> Resolved:
+def resolve_file(
+    file: Path, repin: bool = False, dirty: bool = False, cache: Path | None = None
+) -> Resolved:
     """Load the profile YAML `file` and resolve it. With `repin`, the externals that drifted
     are re-pinned first (`repin_externals`) and the YAML is loaded again if any pin was
-    rewritten; the re-pin notes come first in `Resolved.notes`. Raises HitError."""
+    rewritten; the re-pin notes come first in `Resolved.notes`. `cache` as `resolve`'s.
+    Raises HitError."""
     profile = load_profile(file)
     notes = repin_externals([profile]) if repin else ()
     if notes:  # the pins in `profile` are the old ones
         profile = load_profile(file)
-    resolved = resolve(profile, dirty=dirty)
+    resolved = resolve(profile, dirty=dirty, cache=cache)
     return replace(resolved, notes=notes + resolved.notes)
 
 

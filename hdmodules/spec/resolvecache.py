@@ -16,7 +16,7 @@ What is cached is only what is a function of files alone, each keyed by the stat
   time) and its stamp, and the stamps of every built-in template (what it may include):
   Jinja2 is neither imported nor run for an unchanged recipe.
 The whole cache also holds the tool's version and the stamps of its own resolver code
-(build/memo.OWN_CODE): code being edited drops it.
+(OWN_CODE, as build/memo.py stamps it): code being edited drops it.
 
 Like make and build/memo.py, this trusts stat, with git's guard against "racy" stamps: a
 file's timestamps move in ticks of the kernel's coarse clock (milliseconds), so a file
@@ -26,10 +26,10 @@ changed since changes its ctime, which only root can set back). Anything
 else that goes wrong -- no cache, a damaged one, one written by another version, one not
 owned by this user or writable by others -- means a full resolution, never a wrong answer.
 
-Stored in one file, `<home>/.cache/resolve.pickle` (the home of store.home.default_home, and
-only when that folder exists), replaced atomically (atomic.write_atomic) at the end of a
-resolution that computed something new (`save`); a cache that cannot be written is simply
-not kept.
+Stored in one file, `<home>/.cache/resolve.pickle` (the folder is the caller's: `hit build`
+passes its home's; a resolution given none caches nothing), replaced atomically
+(atomic.write_atomic) at the end of a resolution that computed something new (`save`); a
+cache that cannot be written is simply not kept.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ from ..atomic import write_atomic
 from ..hashing import tree_hash as hash_tree
 
 FILE = "resolve.pickle"
+# the code whose change can change what resolving gives (below the package folder)
+OWN_CODE = ("spec/*.py", "hashing.py", "names.py", "urls.py", "templating.py")
 FORMAT = 2  # bump when what is stored changes shape
 
 Stamp = tuple[int, int, int, int, int] | None  # mode, mtime_ns, ctime_ns, size, inode
@@ -62,18 +64,18 @@ def _stamp(path: str) -> Stamp:
 
 
 class _Cache:
-    """The cache of this process for one home: loaded by `start`, saved by `save`."""
+    """The cache of this process in one folder: loaded by `start`, saved by `save`."""
 
-    def __init__(self, home: Path | None = None) -> None:
-        self.home = home
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
         self.dirty = False
         self.file: Path | None = None
         self.recipes: dict[str, tuple[tuple[Stamp, ...], Any]] = {}
         self.trees: dict[str, tuple[bytes, str]] = {}
         self.bodies: dict[str, tuple[str, tuple, str]] = {}  # by recipe file
         self.builtin: bytes | None = None  # the stamps of the built-in templates, once
-        if home is not None and home.is_dir():
-            self.file = home / ".cache" / FILE
+        if folder is not None and folder.parent.is_dir():
+            self.file = folder / FILE
             doc = _read(self.file)
             if doc is not None and doc.get("code") == _code_key():
                 self.recipes, self.trees = doc["recipes"], doc["trees"]
@@ -83,21 +85,16 @@ class _Cache:
 _CACHE = _Cache()
 
 
-def start() -> None:
-    """Use the cache of the current home (store.home.default_home): loaded on the first
-    resolution in a process, and again when HIT_HOME changed since."""
+def start(folder: Path | None) -> None:
+    """Resolve with the cache in `folder` (a home's `.cache`), loaded once a process while
+    the folder stays the same; with None, with an empty cache kept in memory only."""
     global _CACHE
-    from ..store.home import default_home
-
-    home = default_home()
-    if _CACHE.home != home:
-        _CACHE = _Cache(home)
+    if folder is None or _CACHE.folder != folder:
+        _CACHE = _Cache(folder)
 
 
 def _code_key() -> tuple:
     """The tool's version and the stamps of the code that decides what resolving gives."""
-    from ..build.memo import OWN_CODE
-
     here = Path(__file__).parent.parent
     files = sorted(str(f) for pattern in OWN_CODE for f in here.glob(pattern))
     return (FORMAT, __version__, tuple((f, _stamp(f)) for f in files))
@@ -242,7 +239,7 @@ def save() -> None:
         "bodies": {k: v for k, v in cache.bodies.items() if os.path.exists(k)},
     }
     try:
-        cache.file.parent.mkdir(exist_ok=True)
+        cache.file.parent.mkdir(exist_ok=True)  # the home exists
         write_atomic(cache.file, pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL), 0o600)
         cache.dirty = False
     except (OSError, pickle.PicklingError):
