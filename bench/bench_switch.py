@@ -7,7 +7,8 @@ them; zlib's is Debian's repack, so its recipe copy is pointed at it: tests/upst
 Then, each time next to `python -c pass` on the same interpreter in the same run: removing
 one package from the YAML and rebuilding (a profile assembled anew: the one without it is
 purged from the store after each run) -- ncurses (its 977 links leave the profile) and xz
-(ncurses' stay) -- and putting it back (that profile exists: the link switches). Usage:
+(ncurses' stay) -- and putting it back (that profile exists: the link switches); the CPU
+time of the removals too (wall time on a loaded 2-core machine is mostly waiting). Usage:
 python bench/bench_switch.py [--repeat 9] [--dir DIR (kept, and reused when run again)]
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -43,11 +45,22 @@ def write_profile(profile: Path, names: list[str]) -> None:
     profile.write_text(f"package_dirs: [pkgs]\npackages: [{', '.join(names)}]\n")
 
 
+CPU: list[float] = []  # the CPU seconds (user + system) of each timed command, in order
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(cmd: list[str], cwd: Path, env: dict, expect: str = "") -> float:
-    """Seconds `cmd` took; it must succeed and say `expect`."""
+    """Seconds `cmd` took (its CPU seconds appended to CPU); it must succeed and say
+    `expect`."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     took = time.perf_counter() - start
+    CPU.append(_children_cpu() - cpu)
     if r.returncode != 0 or expect not in r.stderr:
         sys.exit(f"{' '.join(cmd)} (exit {r.returncode}): no {expect!r} in:\n{r.stderr}")
     return took
@@ -82,11 +95,14 @@ def main() -> int:
         timed([*hit, "build"], root, env)
         py: list[float] = []
         times: dict[str, tuple[list[float], list[float]]] = {"ncurses": ([], []), "xz": ([], [])}
+        cpu: dict[str, list[float]] = {"python -c pass": [], "ncurses": [], "xz": []}
         for _ in range(args.repeat):
             for gone, (removed, readded) in times.items():
                 py.append(timed([sys.executable, "-c", "pass"], root, env))
+                cpu["python -c pass"].append(CPU[-1])
                 write_profile(profile, [p for p in PACKAGES if p != gone])
                 removed.append(timed([*hit, "build"], root, env, "assembled in"))
+                cpu[gone].append(CPU[-1])
                 smaller = f"profile/{Path(os.path.realpath(link)).name}"
                 write_profile(profile, PACKAGES)
                 readded.append(timed([*hit, "build"], root, env, "link switched"))
@@ -105,6 +121,8 @@ def main() -> int:
             t = statistics.median(ts) if isinstance(ts, list) else ts
             ok = ok and (not target or t <= TARGET_S)
             print(f"| {what} | {t * 1000:.0f} ms | {t / p:.1f}x | {target} |")
+        cpus = ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms" for k, v in cpu.items())
+        print(f"CPU time (user + system; steadier than wall time on a busy machine): {cpus}")
         print("all targets met" if ok else "some targets missed")
         return 0
     finally:
