@@ -1,33 +1,32 @@
 #!/usr/bin/env python3
-"""Benchmark: a synthetic profile of 100 trivial packages.
+"""Benchmark: a synthetic profile of trivial packages (100 by default).
 
 Builds it once, then reports medians of `hit --version`, a no-op `hit build`, and a rebuild
 after removing one package (a profile switch), each next to `python -c pass` on the same
-interpreter in the same run. Usage: python bench/bench_profile.py [--packages 100] [--repeat 15]
+interpreter, interleaved in the same run. Issue 18's goals: a no-op within 2.5x of
+`python -c pass` at 100 and at 5,000 packages, a switch within 0.3 s.
+Usage: python bench/bench_profile.py [--packages 100] [--repeat 15] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-TARGETS = {"cli": 2.0, "noop": 3.0, "switch_s": 0.3}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import Row, bench_env, console_script, medians, python_pass, table, timed  # noqa: E402
 
-def hit_exe() -> list[str]:
-    """The installed console script next to this interpreter (no shims in the way)."""
-    exe = Path(sys.executable).parent / "hit"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "hdmodules.cli.hit"]
+COMMAND = "python bench/bench_profile.py --packages {n}"
 
 
 def make_stack(root: Path, n: int) -> Path:
+    """`n` recipes in root/pkgs (chains of 10, each a path source of three files, a bin
+    script and a share folder) and root/default.yaml listing them all; returns the YAML."""
     pkgs = root / "pkgs"
     for i in range(n):
         src = root / "src" / f"p{i:03d}"
@@ -53,12 +52,71 @@ def write_profile(profile: Path, names: list[str]) -> None:
     profile.write_text("package_dirs: [pkgs]\npackages:\n" + "".join(f"  {p}:\n" for p in names))
 
 
-def timed(cmd: list[str], cwd: Path, env: dict) -> float:
-    start = time.perf_counter()
-    subprocess.run(
-        cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    return time.perf_counter() - start
+def measure(n: int, repeat: int, keep: bool = False) -> tuple[list[Row], float]:
+    """The rows for a profile of `n` packages (medians of `repeat`), and the first build's
+    seconds (`-j 2`)."""
+    root = Path(tempfile.mkdtemp(prefix="hit-bench-"))
+    env = bench_env(root / "home")
+    hit = console_script("hit")
+    names = [f"p{i:03d}" for i in range(n)]
+    switch_count = [0]
+
+    def switch() -> float:  # remove one package: a profile never built before
+        k = switch_count[0] = switch_count[0] + 1
+        write_profile(profile, names[:k] + names[k + 1 :])
+        t = timed([*hit, "build", "-q"], root, env)
+        write_profile(profile, names)
+        timed([*hit, "build", "-q"], root, env)  # back (the link switches: that profile exists)
+        return t
+
+    try:
+        profile = make_stack(root, n)
+        start = time.perf_counter()
+        timed([*hit, "build", "-j", "2", "-q"], root, env)
+        first = time.perf_counter() - start
+        m = medians(
+            {
+                "py": lambda: python_pass(root, env),
+                "cli": lambda: timed([*hit, "--version"], root, env),
+                "noop": lambda: timed([*hit, "build", "-q"], root, env),
+                "switch": switch,
+            },
+            repeat,
+        )
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+    py, cmd = m["py"], COMMAND.format(n=n)
+    rows = [
+        Row("`hit --version`", m["cli"], "python -c pass", py, "≤ 2×", max_ratio=2.0, command=cmd),
+        Row(
+            f"no-op `hit build`, {n:,} packages",
+            m["noop"],
+            "python -c pass",
+            py,
+            "≤ 2.5×",
+            max_ratio=2.5,
+            command=cmd,
+        ),  # fmt: skip
+        Row(
+            f"switch after removing one of {n:,} packages",
+            m["switch"],
+            "python -c pass",
+            py,
+            "≤ 0.3 s",
+            max_seconds=0.3,
+            command=cmd,
+        ),  # fmt: skip
+    ]
+    return rows, first
+
+
+def rows(quick: bool) -> list[Row]:
+    """For bench/run.py: 100 packages (and 5,000 unless `quick`)."""
+    out, _ = measure(100, 5 if quick else 15)
+    if not quick:
+        out += measure(5000, 5)[0][1:]
+    return out
 
 
 def main() -> int:
@@ -67,48 +125,10 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
-
-    root = Path(tempfile.mkdtemp(prefix="hit-bench-"))
-    env = {**os.environ, "HIT_HOME": str(root / "home")}
-    hit = hit_exe()
-    names = [f"p{i:03d}" for i in range(args.packages)]
-    try:
-        profile = make_stack(root, args.packages)
-        first = timed([*hit, "build", "-j", "2", "-q"], root, env)
-        med = lambda xs: statistics.median(xs)  # noqa: E731
-        py, cli, noop, switch = [], [], [], []
-        for k in range(args.repeat):
-            py.append(timed([sys.executable, "-c", "pass"], root, env))
-            cli.append(timed([*hit, "--version"], root, env))
-            noop.append(timed([*hit, "build", "-q"], root, env))
-            write_profile(profile, names[:k] + names[k + 1 :])  # a profile never built before
-            switch.append(timed([*hit, "build", "-q"], root, env))
-            write_profile(profile, names)
-            timed([*hit, "build", "-q"], root, env)  # back (instant: that profile exists)
-        p = med(py)
-        rows = [
-            ("python -c pass", p, 1.0, None),
-            ("hit --version", med(cli), med(cli) / p, f"<= {TARGETS['cli']}x"),
-            ("no-op hit build", med(noop), med(noop) / p, f"<= {TARGETS['noop']}x"),
-            ("rebuild after removing 1 package", med(switch), med(switch) / p, "<= 0.3 s"),
-        ]
-        print(
-            f"{args.packages} packages, first build (-j2): {first:.1f} s; medians of {args.repeat}:"
-        )
-        print("| what | median | vs python -c pass | target |")
-        print("|---|---|---|---|")
-        for what, t, ratio, target in rows:
-            print(f"| {what} | {t * 1000:.0f} ms | {ratio:.2f}x | {target or ''} |")
-        ok = (
-            med(cli) / p <= TARGETS["cli"]
-            and med(noop) / p <= TARGETS["noop"]
-            and med(switch) <= TARGETS["switch_s"]
-        )
-        print("all targets met" if ok else "some targets missed")
-        return 0
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
+    out, first = measure(args.packages, args.repeat, args.keep)
+    print(f"{args.packages} packages, first build (-j2): {first:.1f} s; medians of {args.repeat}:")
+    print(table(out))
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 to publish.builds.
 
 Click hands a command its options as keyword arguments; these commands take them as
-`**options` and read them through one of these (a typo in a name fails at once). This module
-imports nothing, so the no-op `hit build` can ask it whether the memo may answer.
+`**options` and read them through one of these (a typo in a name fails at once). (The no-op
+`hit build`, answered before click is imported, takes only `-q` and `-j`: cli/entry.py.)
 """
 
 from __future__ import annotations
@@ -24,12 +24,6 @@ class HitBuild:
     wait: bool
     dirty: bool
     explain: bool
-
-    @property
-    def reads_the_yaml(self) -> bool:
-        """Whether these options need the YAML resolved in full: the no-op memo (which skips
-        reading it when nothing changed) is not enough for them."""
-        return self.repin or self.slurm or self.dirty or self.explain
 
 
 @dataclass(frozen=True)

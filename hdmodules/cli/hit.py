@@ -64,22 +64,10 @@ def build(profile: str, **options) -> None:
     The link (e.g. `default` for default.yaml) is made next to the YAML file and
     registered as a gc root. Progress goes to stderr; the link's path to stdout.
     """
-    from ..build import memo
     from ..options import HitBuild
-    from ..store.home import default_home
 
     o = HitBuild(**options)
     file = Path(os.path.abspath(profile))
-    fast = None if o.reads_the_yaml else memo.up_to_date(default_home(), file)
-    if fast is not None:  # nothing changed since the last build: no YAML, no hashing
-        from ..progress import Progress
-
-        refs, prefix = fast
-        progress = Progress(len(refs), quiet=o.quiet)
-        for ref in refs:
-            progress.present(ref.short)
-        click.echo(f"{memo.profile_link(file)} -> {prefix} (up to date)")
-        return
     from ..publish.builds import hit_build
 
     result = hit_build(file, o, lambda line: click.echo(line, err=True))
@@ -286,4 +274,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from .noop import noop_build
+
+    if not noop_build(sys.argv[1:]):  # as the console script (cli/entry.py) does
+        main()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..atomic import write_atomic
 from ..errors import HitError
 from ..urls import is_url
+from .homeroot import home_root
 
 if TYPE_CHECKING:
     from ..spec.slurmconfig import SlurmConfig
@@ -79,9 +80,8 @@ class Home:
 
 
 def default_home() -> Path:
-    """`$HIT_HOME`, else `~/.hashdist`."""
-    env = os.environ.get("HIT_HOME")
-    return Path(env).expanduser().absolute() if env else Path.home() / ".hashdist"
+    """`$HIT_HOME`, else `~/.hashdist` (homeroot.home_root)."""
+    return Path(home_root())
 
 
 def default_jobs() -> int:

@@ -1,0 +1,28 @@
+"""The `hit` console script's entry point: `hit --version` and a no-op `hit build`
+(cli/noop.py) are answered before click is imported; any other command, and any argument the
+small parser of noop.py does not know, goes to the click CLI, which parses the command line
+itself and says what is wrong with it."""
+
+from __future__ import annotations
+
+import sys
+
+from .noop import noop_build
+
+
+def hit() -> None:
+    """The `hit` console script."""
+    if sys.argv[1:] == ["--version"]:  # as click's version_option words it
+        from .. import __version__
+
+        print(f"hit, version {__version__}")
+        sys.exit(0)
+    try:
+        if noop_build(sys.argv[1:]):
+            sys.stdout.flush()
+            sys.exit(0)
+    except BrokenPipeError:
+        sys.exit(141)
+    from .hit import main
+
+    main()

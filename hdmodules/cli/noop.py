@@ -1,0 +1,61 @@
+"""The no-op `hit build`, answered from the memo (build/memo.py) before click or any other
+part of hdmodules is imported: that import is most of what a no-op would cost (issue 18: a
+no-op `hit build` within 2.5x of `python -c pass`). Used by the console script (cli/entry.py)
+and by `python -m hdmodules.cli.hit`."""
+
+from __future__ import annotations
+
+import os
+
+
+def _count(text: str) -> bool:
+    return text.isdigit() and int(text) >= 1
+
+
+def noop_options(args: list[str]) -> tuple[str, bool] | None:
+    """(profile, quiet) when `args` (what follows `hit`) is `build` with nothing but
+    `-q/--quiet`, `-j/--jobs N` (N >= 1; it does not matter to a no-op) and at most one
+    profile argument; None for anything else (the click CLI handles it)."""
+    if not args or args[0] != "build":
+        return None
+    profile, quiet, rest = None, False, iter(args[1:])
+    for arg in rest:
+        if arg in ("-q", "--quiet"):
+            quiet = True
+        elif arg in ("-j", "--jobs"):
+            if not _count(next(rest, "")):
+                return None
+        elif arg.startswith("--jobs="):
+            if not _count(arg[len("--jobs=") :]):
+                return None
+        elif arg.startswith("-j") and _count(arg[2:]):
+            continue
+        elif arg.startswith("-") or profile is not None:
+            return None
+        else:
+            profile = arg
+    return profile or "default.yaml", quiet
+
+
+def noop_build(args: list[str]) -> bool:
+    """Answer `hit build ARGS` from the memo when nothing changed, printing what the full
+    path prints for a no-op (a `present` line per artifact unless quiet, then the link);
+    False when the memo cannot answer."""
+    options = noop_options(args)
+    if options is None:
+        return False
+    from ..build import memo
+    from ..store.homeroot import home_root
+
+    profile, quiet = options
+    fast = memo.up_to_date(home_root(), os.path.abspath(profile))
+    if fast is None:
+        return False
+    from ..progress import Progress
+
+    shorts, link, prefix = fast
+    progress = Progress(len(shorts), quiet=quiet)
+    for short in shorts:
+        progress.present(short)
+    print(f"{link} -> {prefix} (up to date)")
+    return True

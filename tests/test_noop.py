@@ -1,0 +1,108 @@
+"""The no-op `hit build` (issue 18): answered from the memo before click, PyYAML or the
+resolver are imported, and never when anything it relies on changed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from hdmodules.cli.noop import noop_options
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["build"], ("default.yaml", False)),
+        (["build", "-q", "release.yaml"], ("release.yaml", True)),
+        (["build", "-j", "4", "--quiet"], ("default.yaml", True)),
+        (["build", "-j2", "--jobs=3", "x.yaml"], ("x.yaml", False)),
+        (["build", "-j", "0"], None),  # click says what is wrong
+        (["build", "-j"], None),
+        (["build", "--repin"], None),  # reads the YAML
+        (["build", "--explain", "x.yaml"], None),
+        (["build", "a.yaml", "b.yaml"], None),
+        (["build", "--help"], None),
+        (["status"], None),
+        ([], None),
+    ],
+)
+def test_only_a_plain_build_is_answered_before_click(args, expected):
+    assert noop_options(args) == expected
+
+
+def _noop_in_child(cwd, *args: str) -> list[str]:
+    """Run the fast path alone in a child; its output lines, then whether it answered and
+    which heavy modules it imported."""
+    code = (
+        "import sys\n"
+        "from hdmodules.cli.noop import noop_build\n"
+        f"answered = noop_build({list(args)!r})\n"
+        "heavy = sorted(m for m in sys.modules if m in ('click', 'yaml', 'jinja2', 'filelock')"
+        " or m.startswith(('hdmodules.spec', 'hdmodules.publish', 'hdmodules.store.layout')))\n"
+        "print(answered, heavy)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=True
+    )
+    return r.stdout.splitlines()
+
+
+def test_no_op_build_imports_neither_click_nor_the_resolver(hit, demo):
+    hit("build", cwd=demo)
+    *out, last = _noop_in_child(demo, "build", "-q")
+    assert last == "True []"
+    assert out == [f"{demo / 'default'} -> {os.readlink(demo / 'default')} (up to date)"]
+    os.utime(demo / "default.yaml")  # a new stamp: the full path resolves, builds nothing
+    assert hit("build", "-q", cwd=demo).out.splitlines() == out  # and says the same
+
+
+def test_no_op_lists_every_artifact_unless_quiet(hit, demo):
+    full = hit("build", cwd=demo).err
+    fast = hit("build", cwd=demo).err
+    assert "present" in fast and "built in" not in fast
+    assert len(fast.splitlines()) == len([ln for ln in full.splitlines() if ln.startswith("[")])
+
+
+def test_a_removed_artifact_is_built_again_not_taken_from_the_memo(hit, home, demo):
+    hit("build", cwd=demo)
+    hit("build", cwd=demo)  # the memo is written and used
+    liba = next((home / "bld" / "liba").iterdir())
+    shutil.rmtree(liba)  # removed behind hit's back (an admin, a full disk cleaned)
+    assert _noop_in_child(demo, "build")[-1] == "False []"
+    r = hit("build", cwd=demo)
+    assert "liba/" in r.err and "built in" in r.err
+    assert (liba / ".hit" / "manifest.json").exists()
+
+
+def test_a_link_pointed_elsewhere_is_put_back_by_the_full_path(hit, demo, tmp_path):
+    hit("build", cwd=demo)
+    target = os.readlink(demo / "default")
+    (demo / "default").unlink()
+    os.symlink(tmp_path, demo / "default")  # the user pointed it elsewhere by hand
+    assert _noop_in_child(demo, "build", "-q")[-1] == "False []"
+    hit("build", "-q", cwd=demo)
+    assert os.readlink(demo / "default") == target
+
+
+def test_a_damaged_memo_means_a_full_resolution(hit, home, demo):
+    hit("build", cwd=demo)
+    for memo in (home / ".cache").glob("build-*.memo"):
+        memo.write_bytes(memo.read_bytes()[:40])  # cut short (a full disk, a crash)
+    assert _noop_in_child(demo, "build")[-1] == "False []"
+    r = hit("build", "-q", cwd=demo)
+    assert r.out.endswith("(up to date)\n")
+    assert _noop_in_child(demo, "build", "-q")[-1] == "True []"  # written anew
+
+
+def test_version_is_answered_as_click_would(tmp_path):
+    code = "import sys; from hdmodules.cli.entry import hit; sys.argv[1:] = ['--version']; hit()"
+    fast = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    full = subprocess.run(
+        [sys.executable, "-m", "hdmodules.cli.hit", "--version"], capture_output=True, text=True
+    )
+    assert fast.returncode == full.returncode == 0
+    assert fast.stdout == full.stdout and fast.stdout.startswith("hit, version ")
