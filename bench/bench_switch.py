@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: profile switches on a real profile (ncurses, zlib, xz, bzip2).
+"""Benchmark: profile switches on a real profile (ncurses, zlib, xz, bzip2; issue 18 goal 3).
 
 Builds the four packages of site-configs/pkgs once, from Debian's orig tarballs in
 HDMOD_UPSTREAM (~/.cache/hdmodules/upstream; tests/tools/fetch-upstream-sources.sh fetches
@@ -25,27 +25,22 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+from common import Row, bench_env, console_script, table  # noqa: E402
 
 from tests.upstream_sources import UPSTREAM, seed_sources  # noqa: E402
 
 PACKAGES = ["ncurses", "zlib", "xz", "bzip2"]
 SEEDED = ["zlib", "xz"]  # the ones tests/upstream_sources knows (the others: the release)
+REMOVED = ["ncurses", "xz"]
 TARGET_S = 0.3  # issue 18, goal 3
-
-
-def hit_exe() -> list[str]:
-    """`hit` of the hdmodules this interpreter imports (PYTHONPATH: a checkout being
-    measured), not the console script of whichever one is installed."""
-    return [sys.executable, "-m", "hdmodules.cli.hit"]
+COMMAND = "python bench/bench_switch.py"
 
 
 def write_profile(profile: Path, names: list[str]) -> None:
     profile.write_text(f"package_dirs: [pkgs]\npackages: [{', '.join(names)}]\n")
-
-
-CPU: list[float] = []  # the CPU seconds (user + system) of each timed command, in order
 
 
 def _children_cpu() -> float:
@@ -53,17 +48,16 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def timed(cmd: list[str], cwd: Path, env: dict, expect: str = "") -> float:
-    """Seconds `cmd` took (its CPU seconds appended to CPU); it must succeed and say
+def timed(cmd: list[str], cwd: Path, env: dict, expect: str = "") -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of `cmd`, which must succeed and say
     `expect`."""
     cpu = _children_cpu()
     start = time.perf_counter()
     r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     took = time.perf_counter() - start
-    CPU.append(_children_cpu() - cpu)
     if r.returncode != 0 or expect not in r.stderr:
         sys.exit(f"{' '.join(cmd)} (exit {r.returncode}): no {expect!r} in:\n{r.stderr}")
-    return took
+    return took, _children_cpu() - cpu
 
 
 def set_up(root: Path, env: dict, hit: list[str]) -> float:
@@ -73,11 +67,67 @@ def set_up(root: Path, env: dict, hit: list[str]) -> float:
     pkgs = root / "pkgs"
     pkgs.mkdir(parents=True, exist_ok=True)
     for name in PACKAGES:
-        shutil.copy(REPO / "site-configs" / "pkgs" / f"{name}.yaml", pkgs)
+        shutil.copy(HERE.parent / "site-configs" / "pkgs" / f"{name}.yaml", pkgs)
     seed_sources(pkgs, UPSTREAM, SEEDED)
     write_profile(root / "default.yaml", PACKAGES)
     timed([*hit, "fetch", "--from", str(UPSTREAM)], root, env)
-    return timed([*hit, "build", "-j", "2"], root, env, "assembled in")
+    return timed([*hit, "build", "-j", "2"], root, env, "assembled in")[0]
+
+
+def measure(repeat: int, folder: Path | None = None) -> tuple[list[Row], dict[str, float], float]:
+    """Rows (medians of `repeat`), the median CPU seconds of each removal and of the anchor,
+    and the first build's seconds (0 when `folder` held it already). The build folder is
+    `folder` (kept), else a temporary one."""
+    root = folder.absolute() if folder else Path(tempfile.mkdtemp(prefix="hit-bench-sw-"))
+    env = bench_env(root / "home")
+    hit = console_script("hit")
+    profile, link = root / "default.yaml", root / "default"
+    py: list[float] = []
+    wall: dict[str, list[float]] = {f"{w} {g}": [] for g in REMOVED for w in ("remove", "back")}
+    cpu: dict[str, list[float]] = {"python -c pass": [], **{g: [] for g in REMOVED}}
+    try:
+        first = set_up(root, env, hit)
+        write_profile(profile, PACKAGES)
+        timed([*hit, "build"], root, env)
+        for _ in range(repeat):
+            for gone in REMOVED:
+                took, used = timed([sys.executable, "-c", "pass"], root, env)
+                py.append(took)
+                cpu["python -c pass"].append(used)
+                write_profile(profile, [p for p in PACKAGES if p != gone])
+                took, used = timed([*hit, "build"], root, env, "assembled in")
+                wall[f"remove {gone}"].append(took)
+                cpu[gone].append(used)
+                smaller = f"profile/{Path(os.path.realpath(link)).name}"
+                write_profile(profile, PACKAGES)
+                wall[f"back {gone}"].append(timed([*hit, "build"], root, env, "link switched")[0])
+                timed([*hit, "purge", smaller], root, env)  # so that the next one assembles
+    finally:
+        if folder is None:
+            shutil.rmtree(root, ignore_errors=True)
+    p = statistics.median(py)
+    rows = []
+    for gone in REMOVED:
+        what = f"real profile ({' + '.join(PACKAGES)}): remove {gone}, hit build"
+        rows.append(
+            Row(
+                what,
+                statistics.median(wall[f"remove {gone}"]),
+                "python -c pass",
+                p,
+                "≤ 0.3 s",
+                max_seconds=TARGET_S,
+                command=COMMAND,
+            )  # fmt: skip
+        )
+        what = f"real profile: put {gone} back (the link switches to the profile that exists)"
+        rows.append(Row(what, statistics.median(wall[f"back {gone}"]), "python -c pass", p))
+    return rows, {k: statistics.median(v) for k, v in cpu.items()}, first
+
+
+def rows(quick: bool) -> list[Row]:
+    """For bench/run.py: the full run only (it needs Debian's tarballs and builds ncurses)."""
+    return [] if quick else measure(5)[0]
 
 
 def main() -> int:
@@ -85,49 +135,13 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--dir", type=Path, help="where to build (kept, reused when run again)")
     args = ap.parse_args()
-    root = args.dir.absolute() if args.dir else Path(tempfile.mkdtemp(prefix="hit-bench-sw-"))
-    env = {**os.environ, "HIT_HOME": str(root / "home")}
-    hit = hit_exe()
-    profile, link = root / "default.yaml", root / "default"
-    try:
-        first = set_up(root, env, hit)
-        write_profile(profile, PACKAGES)
-        timed([*hit, "build"], root, env)
-        py: list[float] = []
-        times: dict[str, tuple[list[float], list[float]]] = {"ncurses": ([], []), "xz": ([], [])}
-        cpu: dict[str, list[float]] = {"python -c pass": [], "ncurses": [], "xz": []}
-        for _ in range(args.repeat):
-            for gone, (removed, readded) in times.items():
-                py.append(timed([sys.executable, "-c", "pass"], root, env))
-                cpu["python -c pass"].append(CPU[-1])
-                write_profile(profile, [p for p in PACKAGES if p != gone])
-                removed.append(timed([*hit, "build"], root, env, "assembled in"))
-                cpu[gone].append(CPU[-1])
-                smaller = f"profile/{Path(os.path.realpath(link)).name}"
-                write_profile(profile, PACKAGES)
-                readded.append(timed([*hit, "build"], root, env, "link switched"))
-                timed([*hit, "purge", smaller], root, env)  # so that the next one assembles
-        p = statistics.median(py)
-        rows = [("python -c pass", p, "")]
-        for gone, (removed, readded) in times.items():
-            rows.append((f"remove {gone}, hit build (a profile assembled)", removed, "<= 0.3 s"))
-            rows.append((f"put {gone} back, hit build (the link switches)", readded, ""))
-        built = f"first build (-j 2): {first:.0f} s; " if first else ""
-        print(f"{' + '.join(PACKAGES)}: {built}medians of {args.repeat}:")
-        print("| what | median | vs python -c pass | target |")
-        print("|---|---|---|---|")
-        ok = True
-        for what, ts, target in rows:
-            t = statistics.median(ts) if isinstance(ts, list) else ts
-            ok = ok and (not target or t <= TARGET_S)
-            print(f"| {what} | {t * 1000:.0f} ms | {t / p:.1f}x | {target} |")
-        cpus = ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms" for k, v in cpu.items())
-        print(f"CPU time (user + system; steadier than wall time on a busy machine): {cpus}")
-        print("all targets met" if ok else "some targets missed")
-        return 0
-    finally:
-        if args.dir is None:
-            shutil.rmtree(root, ignore_errors=True)
+    out, cpu, first = measure(args.repeat, args.dir)
+    built = f"first build (-j 2): {first:.0f} s; " if first else ""
+    print(f"{' + '.join(PACKAGES)}: {built}medians of {args.repeat}:")
+    print(table(out))
+    cpus = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in cpu.items())
+    print(f"CPU time of the removals (user + system; steadier on a busy machine): {cpus}")
+    return 0
 
 
 if __name__ == "__main__":
