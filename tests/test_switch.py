@@ -280,3 +280,20 @@ def test_the_cache_follows_build_system_templates(cache, home, tmp_path):
     assert "echo site-make-2" in body()
     template.unlink()
     assert body() == builtin
+
+
+def test_a_farm_whose_links_cannot_be_hard_linked_gets_new_ones(tmp_path, monkeypatch):
+    links = {"bin/a": "/s/a/bin/a", "bin/b": "/s/b/bin/b", "share": "/s/a/share"}
+    old = tmp_path / "old"
+    write_farm(old, links)
+    tried = []
+
+    def refuse(src, dst, **kw):  # another owner's profile, another filesystem
+        tried.append(dst)
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+    new = tmp_path / "new"
+    links["bin/c"] = "/s/c/bin/c"
+    assert write_farm(new, links, str(old)) == {r: f"l:{t}" for r, t in links.items()}
+    assert _on_disk(new) == links and len(tried) == 1  # refused once: not asked again

@@ -144,10 +144,14 @@ def write_farm(
         if reuse is not None:
             old = f"{reuse}/{rel}"
             try:
-                if os.readlink(old) == target:
+                same = os.readlink(old) == target
+            except OSError:
+                same = False
+            if same:
+                try:
                     os.link(old, path, follow_symlinks=False)
                     continue
-            except OSError:
-                pass
+                except OSError:  # refused once: the rest would be too, make new links only
+                    reuse = None
         os.symlink(target, path)
     return manifest
