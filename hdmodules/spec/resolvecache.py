@@ -242,5 +242,5 @@ def save() -> None:
         cache.file.parent.mkdir(exist_ok=True)  # the home exists
         write_atomic(cache.file, pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL), 0o600)
         cache.dirty = False
-    except (OSError, pickle.PicklingError):
+    except Exception:  # noqa: BLE001 - only a cache: an object that does not pickle, a full disk
         pass
