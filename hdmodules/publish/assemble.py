@@ -4,6 +4,7 @@ their artifacts it uses."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -13,12 +14,14 @@ from ..spec.resolve import Resolved
 from ..store import roots
 from ..store.generations import Switch, switch
 from ..store.home import Home
-from ..store.layout import Store, read_manifest, remove_tree
-from .farm import EXTERNAL, plan_farm, write_farm
+from ..store.layout import MANIFEST, META, Store, read_manifest, remove_tree
+from .farm import EXTERNAL, Manifests, plan_links, write_farm
 from .pyvenv import profile_python, write_config
 
 EXTERNAL_PYTHON = f"python{EXTERNAL}"  # never a package name (names.py allows no space)
-EXTERNAL_ROOT = Path("/(external python)")  # where its links are planned, then replaced
+EXTERNAL_ROOT = "/(external python)"  # where its links are planned, then replaced
+# beside a profile's manifest: package -> [prefix, the paths of its manifest] (assemble)
+FARM_INDEX = "farm.json"
 
 
 def check_link(resolved: Resolved) -> None:
@@ -32,35 +35,94 @@ def check_link(resolved: Resolved) -> None:
 def assemble(resolved: Resolved, store: Store) -> bool:
     """The profile artifact: a symlink farm over the listed packages (all installed), made
     once like any artifact, under its lock. Returns False when it existed already. Raises
-    HitError for a file two packages both provide (none `prefer`red), before any write."""
+    HitError for a file two packages both provide (none `prefer`red), before any write.
+
+    A switch costs what changed: the paths of each package come from the index of the
+    profile the link points at now (`FARM_INDEX`, written beside that profile's manifest)
+    when the package is the same artifact there, else from the package's own manifest; and
+    the links that profile holds already are hard-linked from it (farm.write_farm). The
+    links are the same as from scratch: `plan_links` sees the same paths either way."""
     ref = resolved.profile_ref
     if store.is_installed(ref):
         return False
-    held = list(resolved.profile_doc.artifacts)  # listed, and what Python packages bring
-    prefixes = [store.prefix(resolved.nodes[name].ref) for name in held]
-    manifests = {n: (p, read_manifest(p)) for n, p in zip(held, prefixes, strict=True)}
+    held = {  # listed, and what Python packages bring
+        name: store.prefix(resolved.nodes[name].ref) for name in resolved.profile_doc.artifacts
+    }
+    previous = previous_profile(resolved, store)
+    manifests = package_paths(held, previous)
+    packages = dict(manifests)  # the index holds packages only, not an external's links
     python = profile_python(resolved, store)
     if python is not None and python.links:  # an external's: planned like a package's files
-        manifests[EXTERNAL_PYTHON] = (EXTERNAL_ROOT, {rel: "" for rel in python.links})
+        manifests[EXTERNAL_PYTHON] = (EXTERNAL_ROOT, list(python.links))
     open_dirs = frozenset(os.path.dirname(rel) for rel in python.links) if python else frozenset()
     # conflicts fail before any write
-    links = plan_farm(manifests, resolved.profile.prefer, open_dirs=open_dirs)
+    links = plan_links(manifests, resolved.profile.prefer, open_dirs=open_dirs)
     for rel, target in python.links.items() if python else ():
-        if links.get(rel) == EXTERNAL_ROOT / rel:  # no package's file won (prefer:) there
-            links[rel] = target
+        if links.get(rel) == f"{EXTERNAL_ROOT}/{rel}":  # no package's file won (prefer:) there
+            links[rel] = str(target)
     with store.lock(ref):
         if store.is_installed(ref):
             return False
         prefix = store.begin(ref)
         try:
-            manifest = write_farm(prefix, links)
+            manifest = write_farm(prefix, links, str(previous) if previous else None)
             if python is not None:
                 manifest.update(write_config(prefix, python.home))
+            write_farm_index(prefix, packages)
             store.commit(ref, resolved.profile_doc.record(ref.id), None, manifest)
         except BaseException:
             remove_tree(prefix)
             raise
     return True
+
+
+def package_paths(held: dict[str, Path], previous: Path | None) -> Manifests:
+    """name -> (prefix, the paths of its manifest) of each package `held` (name -> prefix),
+    from the index of the profile `previous` for a package that is the same artifact there,
+    else from its manifest. Raises HitError for a missing or damaged manifest."""
+    known = read_farm_index(previous) if previous is not None else {}
+    manifests: Manifests = {}
+    for name, prefix in held.items():
+        entry = known.get(name)
+        same = entry is not None and entry[0] == str(prefix)
+        manifests[name] = (prefix, entry[1] if same else list(read_manifest(prefix)))
+    return manifests
+
+
+def previous_profile(resolved: Resolved, store: Store) -> Path | None:
+    """The installed profile the profile's link points at now (in this store or an
+    upstream), or None (no link, or it points elsewhere)."""
+    try:
+        target = Path(os.readlink(resolved.profile.link_path))
+    except OSError:
+        return None
+    roots = [store.root, *(up.root for up in store.upstreams)]
+    if not any(target.parent == root / "profile" for root in roots):
+        return None
+    return target if (target / META / MANIFEST).is_file() else None
+
+
+def write_farm_index(prefix: Path, manifests: Manifests) -> None:
+    """Write the index of the profile being made at `prefix`: package -> [prefix, the paths
+    of its manifest] (what `package_paths` gave). Raises OSError."""
+    doc = {name: [str(p), list(rels)] for name, (p, rels) in manifests.items()}
+    (prefix / META / FARM_INDEX).write_text(json.dumps(doc))
+
+
+def read_farm_index(profile: Path) -> dict[str, tuple[str, list[str]]]:
+    """A profile's index: package -> (its prefix, the paths of its manifest), as
+    `assemble` wrote it; {} for a profile without one (made before it existed) or with a
+    damaged one, whose packages' manifests are read instead."""
+    try:
+        doc = json.loads((profile / META / FARM_INDEX).read_text())
+        out = {}
+        for name, (prefix, rels) in doc.items():
+            if not isinstance(prefix, str) or not all(isinstance(r, str) for r in rels):
+                return {}
+            out[name] = (prefix, rels)
+        return out
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
 
 
 def link_profile(resolved: Resolved, home: Home, store: Store) -> tuple[Path, Switch]:

@@ -33,7 +33,7 @@ def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
     Returns the profile's Result. Raises HitError (ConfigError, BuildFailed, ...)."""
     home = with_package_cap(load_home(), o.concurrent_packages)
     require_writable(home)
-    resolved = resolve_file(file, repin=o.repin, dirty=o.dirty)
+    resolved = resolve_file(file, repin=o.repin, dirty=o.dirty, cache=home.root / ".cache")
     for note in resolved.notes:
         say(note)
     store = open_store(home)

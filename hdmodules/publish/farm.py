@@ -1,60 +1,99 @@
 """A profile artifact is a symlink farm over the artifacts it lists: which links it holds
-(`plan_farm`, where conflicts between packages are decided) and making them (`write_farm`)."""
+(`plan_links`, where conflicts between packages are decided) and making them (`write_farm`).
+
+Both run on every profile switch, over every file of every package (10,000 links for 5,000
+small packages), so they work on plain strings: no pathlib in the loops, each folder's
+ancestors registered once per package, each folder of the farm made once.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import HitError
 
+# package -> (its prefix, the paths of its manifest: relative, "/"-separated, normalized)
+Manifests = dict[str, tuple[Path | str, Iterable[str]]]
 
-def plan_farm(
-    manifests: dict[str, tuple[Path, dict[str, str]]],
-    prefer: list[str],
+
+def plan_links(
+    manifests: Manifests,
+    prefer: list[str] | tuple[str, ...],
     fold: bool = True,
     open_dirs: frozenset[str] = frozenset(),
-) -> dict[str, Path]:
-    """Decide the profile's links: relative path -> target, from each package's
-    (prefix, manifest).
+) -> dict[str, str]:
+    """Decide the profile's links: relative path -> target (`<prefix>/<path>`), from each
+    package's (prefix, manifest paths).
 
     Folders are merged; a folder only one package contributes to becomes one link to that
     package's folder (as Nix's buildEnv and stow fold trees), which keeps profile switches
     fast; never the folders of `open_dirs` (the profile adds links of its own there). When
     two packages ship the same file, the one earlier in `prefer` wins; with neither
-    preferred the profile cannot be assembled.
+    preferred the profile cannot be assembled (HitError, before anything is written).
     """
     rank = {name: i for i, name in enumerate(prefer)}
     files: dict[str, str] = {}  # rel -> package
-    dirs: dict[str, set[str]] = {}
+    dirs: dict[str, set[str]] = {}  # folder -> the packages with something in it
     for pkg, (_prefix, manifest) in manifests.items():
+        mine: set[str] = set()  # this package's folders registered so far (with their parents)
         for rel in manifest:
-            parts = rel.split("/")
-            for i in range(1, len(parts)):
-                dirs.setdefault("/".join(parts[:i]), set()).add(pkg)
-            if rel in files:
-                winner = _conflict(rel, files[rel], pkg, rank, "both ship it")
-                files[rel] = winner
-            else:
-                files[rel] = pkg
+            cut = rel.rfind("/")
+            while cut != -1:
+                d = rel[:cut]
+                if d in mine:
+                    break
+                mine.add(d)
+                owners = dirs.get(d)
+                if owners is None:
+                    dirs[d] = {pkg}
+                else:
+                    owners.add(pkg)
+                cut = rel.rfind("/", 0, cut)
+            holder = files.get(rel)
+            win = pkg if holder is None else _conflict(rel, holder, pkg, rank, "both ship it")
+            files[rel] = win
     for rel, pkg in files.items():
         if rel in dirs:
             other = next(iter(dirs[rel] - {pkg}), pkg)
             _conflict(rel, other, pkg, {}, "a folder in one, a file in the other")
-    folded = {
-        d: next(iter(owners))
-        for d, owners in dirs.items()
-        if fold
-        and d not in open_dirs
-        and len(owners) == 1
-        and ("/" not in d or len(dirs[d.rsplit("/", 1)[0]]) > 1 or d.rsplit("/", 1)[0] in open_dirs)
-    }
-    links = {d: manifests[pkg][0] / d for d, pkg in folded.items()}
+    folded: dict[str, str] = {}
+    if fold:
+        for d, owners in dirs.items():
+            if len(owners) != 1 or d in open_dirs:
+                continue
+            cut = d.rfind("/")
+            if cut == -1 or len(dirs[d[:cut]]) > 1 or d[:cut] in open_dirs:
+                folded[d] = next(iter(owners))
+    bases = {pkg: str(prefix) for pkg, (prefix, _m) in manifests.items()}
+    links = {d: f"{bases[pkg]}/{d}" for d, pkg in folded.items()}
+    covered: dict[str, bool] = {}  # folder -> whether it or a folder above it is folded
     for rel, pkg in files.items():
-        parts = rel.split("/")
-        if not any("/".join(parts[:i]) in folded for i in range(1, len(parts))):
-            links[rel] = manifests[pkg][0] / rel
+        cut = rel.rfind("/")
+        if not folded or cut == -1 or not _covered(rel[:cut], folded, covered):
+            links[rel] = f"{bases[pkg]}/{rel}"
     return links
+
+
+def _covered(d: str, folded: dict[str, str], memo: dict[str, bool]) -> bool:
+    """Whether the folder `d` or one above it is folded (answers kept in `memo`)."""
+    known = memo.get(d)
+    if known is None:
+        cut = d.rfind("/")
+        known = d in folded or (cut != -1 and _covered(d[:cut], folded, memo))
+        memo[d] = known
+    return known
+
+
+def plan_farm(
+    manifests: Manifests,
+    prefer: list[str] | tuple[str, ...],
+    fold: bool = True,
+    open_dirs: frozenset[str] = frozenset(),
+) -> dict[str, Path]:
+    """`plan_links` with the targets as Paths."""
+    return {rel: Path(t) for rel, t in plan_links(manifests, prefer, fold, open_dirs).items()}
 
 
 EXTERNAL = " (external)"  # the end of the name of links planned for an external, not a package
@@ -77,13 +116,42 @@ def _conflict(rel: str, a: str, b: str, rank: dict[str, int], why: str) -> str:
     )
 
 
-def write_farm(prefix: Path, links: dict[str, Path]) -> dict[str, str]:
-    """Create the links; returns the profile's manifest."""
-    made: set[Path] = set()
-    for rel, target in sorted(links.items()):
-        link = prefix / rel
-        if link.parent not in made:
-            link.parent.mkdir(parents=True, exist_ok=True)
-            made.add(link.parent)
-        os.symlink(target, link)
-    return {rel: f"l:{target}" for rel, target in links.items()}
+def write_farm(
+    prefix: Path, links: dict[str, str] | dict[str, Path], reuse: str | None = None
+) -> dict[str, str]:
+    """Create the links below `prefix` (an empty folder); returns the profile's manifest
+    (rel -> `l:<target>`).
+
+    With `reuse` (the folder of an earlier farm), a link that farm holds with the same target
+    is hard-linked from it (a new name for the same symlink inode: no inode to allocate, and
+    the same bytes as a new symlink); anything else, or a hard link the filesystem refuses
+    (another owner's profile, another filesystem, too many links), is a new symlink. Raises
+    OSError."""
+    base = str(prefix)
+    made = {""}  # folders made (relative), with all their parents
+    manifest = {}
+    for rel in sorted(links):
+        target = str(links[rel])
+        cut = rel.rfind("/")
+        parent = rel[:cut] if cut != -1 else ""
+        if parent not in made:
+            os.makedirs(f"{base}/{parent}", exist_ok=True)
+            while parent and parent not in made:
+                made.add(parent)
+                parent = parent[: max(parent.rfind("/"), 0)]
+        path = f"{base}/{rel}"
+        manifest[rel] = f"l:{target}"
+        if reuse is not None:
+            old = f"{reuse}/{rel}"
+            try:
+                same = os.readlink(old) == target
+            except OSError:
+                same = False
+            if same:
+                try:
+                    os.link(old, path, follow_symlinks=False)
+                    continue
+                except OSError:  # refused once: the rest would be too, make new links only
+                    reuse = None
+        os.symlink(target, path)
+    return manifest

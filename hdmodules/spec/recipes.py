@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -333,15 +334,16 @@ def patch_hash(patch: Patch) -> str:
         raise HitError(f"patch {patch.path}: {e.strerror or e}") from None
 
 
-def source_hash(source: Source) -> str:
-    """What of a source enters the build spec: the bytes, never where they came from."""
+def source_hash(source: Source, hash_tree: Callable[[Path], str] = tree_hash) -> str:
+    """What of a source enters the build spec: the bytes, never where they came from (a
+    folder's through `hash_tree`: hashing.tree_hash, or a cache of it)."""
     if source.sha256:
         return source.sha256
     if source.commit:
         return "git:" + source.commit
     assert source.path is not None
     if source.path.is_dir():
-        return "tree:" + tree_hash(source.path)
+        return "tree:" + hash_tree(source.path)
     if source.path.is_file():
         return sha256_file(source.path)
     raise HitError(f"source path {source.path} does not exist")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ConfigError, HitError
-from . import buildsystems, pythonenv, variants
+from . import buildsystems, pythonenv, resolvecache, variants
 from .artifact import ArtifactRef
 from .buildspec import BuildSpec, PatchInput, ProfileDoc, SourceInput
 from .externals import ENV_OF_ROLE, ROLES, External, check_pins, implicit_compiler
@@ -30,7 +30,6 @@ from .recipes import (
     Recipe,
     env_name,
     find_recipe,
-    load_recipe,
     patch_hash,
     source_hash,
     with_version,
@@ -111,7 +110,7 @@ def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
         if file is None:
             dirs = ", ".join(str(d) for d in profile.package_dirs) or "(no package_dirs given)"
             raise ConfigError(*asked_at, f"unknown package {name!r}: no {name}.yaml in {dirs}")
-        recipe = load_recipe(file)
+        recipe = resolvecache.recipe(file)  # load_recipe, unless the file is unchanged
         if recipe.name != name:
             message = f"recipe file {file.name} names the package {recipe.name!r}"
             raise ConfigError(file, None, message)
@@ -351,8 +350,10 @@ def _node(
     spec = BuildSpec(
         name=recipe.name,
         version=recipe.version,
-        sources=tuple(SourceInput(source_hash(s), s.dest) for s in recipe.sources),
-        build=buildsystems.body(recipe.build_system, recipe.build, tuple(profile.package_dirs)),
+        sources=tuple(
+            SourceInput(source_hash(s, resolvecache.tree_hash), s.dest) for s in recipe.sources
+        ),
+        build=resolvecache.body(recipe.build_system, recipe.build, tuple(profile.package_dirs)),
         parameters=params,
         dependencies={dep: nodes[dep].ref.id for dep in recipe.dependencies},
         toolchain={kind: ext.spec() for kind, ext in sorted(tools.items())},
@@ -364,11 +365,14 @@ def _node(
     return Node(recipe, ref, spec, recipe.dependencies, tuple(closure), params, tools)
 
 
-def resolve(profile: ProfileSpec, dirty: bool = False) -> Resolved:
+def resolve(profile: ProfileSpec, dirty: bool = False, cache: Path | None = None) -> Resolved:
     """Build specs and hashes for a profile. Every external a build uses is checked against
     its pin first, before anything is built: a drifted one raises HitError with the pinned
     and the found values (re-pinning is `repin`'s, run before this). `dirty` lets a git
-    checkout with uncommitted changes be used, hashed by content."""
+    checkout with uncommitted changes be used, hashed by content. `cache` (a home's
+    `.cache` folder) keeps loaded recipes, source hashes and build-system bodies for the
+    next resolution (resolvecache.py: the result is the same with it or without)."""
+    resolvecache.start(cache)
     recipes = _load_all(profile)
     git_notes: list[str] = []
     for name, req in profile.packages.items():
@@ -387,18 +391,22 @@ def resolve(profile: ProfileSpec, dirty: bool = False) -> Resolved:
     held = pythonenv.profile_packages(packages, nodes)  # a Python package brings its python
     profile_doc = ProfileDoc({name: nodes[name].ref.id for name in held}, tuple(profile.prefer))
     profile_ref = ArtifactRef("profile", "", profile_doc.hash())
+    resolvecache.save()  # what was parsed and hashed anew, for the next run
     return Resolved(profile, nodes, tuple(packages), profile_ref, profile_doc, tuple(git_notes))
 
 
-def resolve_file(file: Path, repin: bool = False, dirty: bool = False) -> Resolved:
+def resolve_file(
+    file: Path, repin: bool = False, dirty: bool = False, cache: Path | None = None
+) -> Resolved:
     """Load the profile YAML `file` and resolve it. With `repin`, the externals that drifted
     are re-pinned first (`repin_externals`) and the YAML is loaded again if any pin was
-    rewritten; the re-pin notes come first in `Resolved.notes`. Raises HitError."""
+    rewritten; the re-pin notes come first in `Resolved.notes`. `cache` as `resolve`'s.
+    Raises HitError."""
     profile = load_profile(file)
     notes = repin_externals([profile]) if repin else ()
     if notes:  # the pins in `profile` are the old ones
         profile = load_profile(file)
-    resolved = resolve(profile, dirty=dirty)
+    resolved = resolve(profile, dirty=dirty, cache=cache)
     return replace(resolved, notes=notes + resolved.notes)
 
 

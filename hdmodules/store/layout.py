@@ -278,10 +278,20 @@ def entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
     """`(path relative to root, lstat)` of everything below `root` (not `root` itself),
     folders before what they hold; symlinks are not followed. The one walk the checks of an
     artifact share (refuse_foreign_files, sync_tree, verify.unsafe_modes)."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            path = os.path.join(dirpath, name)
-            yield os.path.relpath(path, root), os.lstat(path)
+    base = str(root)
+    todo = [""]
+    while todo:  # one lstat per entry; a symlink is never followed (os.walk stats its target)
+        rel_dir = todo.pop()
+        try:
+            with os.scandir(f"{base}/{rel_dir}" if rel_dir else base) as it:
+                found = [(e.name, e.stat(follow_symlinks=False)) for e in it]
+        except OSError:  # an unreadable folder is skipped, as os.walk does
+            continue
+        for name, st in found:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            yield rel, st
+            if stat.S_ISDIR(st.st_mode):
+                todo.append(rel)
 
 
 def refuse_foreign_files(prefix: Path) -> None:
@@ -404,16 +414,24 @@ def make_read_only(root: Path, hide: int = 0, keep_writable: Path | None = None)
     publish a program that runs as the store's owner, root on a site).
     `keep_writable` (a folder) keeps its write bits for one last rename into it."""
     mask = ~(0o222 | hide | SPECIAL_BITS)
-    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
-        for name in filenames + dirnames:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                continue
-            if keep_writable is not None and path == str(keep_writable):
-                os.chmod(path, stat.S_IMODE(st.st_mode) & ~(hide | SPECIAL_BITS))
+    keep = str(keep_writable) if keep_writable is not None else None
+
+    def walk(folder: str) -> None:  # what a folder holds before the folder, as os.walk did
+        try:
+            with os.scandir(folder) as it:
+                found = [e for e in it if not e.is_symlink()]  # the entry's type: no syscall
+        except OSError:  # an unreadable folder is skipped, as os.walk does
+            return
+        for entry in found:
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                walk(entry.path)
+            if entry.path == keep:
+                os.chmod(entry.path, stat.S_IMODE(st.st_mode) & ~(hide | SPECIAL_BITS))
             else:
-                os.chmod(path, stat.S_IMODE(st.st_mode) & mask)
+                os.chmod(entry.path, stat.S_IMODE(st.st_mode) & mask)
+
+    walk(str(root))
     os.chmod(root, stat.S_IMODE(os.stat(root).st_mode) & mask)
 
 

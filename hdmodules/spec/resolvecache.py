@@ -1,0 +1,246 @@
+"""Resolution's cache: recipes as loaded and the content hashes of path sources, kept between
+runs, so that resolving a profile of thousands of packages after a small change (a profile
+switch) costs a few stats per package instead of parsing its YAML and hashing its sources.
+
+What is cached is only what is a function of files alone, each keyed by the stat stamps
+(mode, mtime_ns, ctime_ns, size, inode) of every file it was made from:
+- a recipe (`recipe`): `recipes.load_recipe(file)`, by the recipe file's path and the stamps
+  of that file and of every patch file it names (loading checks they exist and are not
+  empty). Which file a package name finds (package_dirs order, a recipe shadowing another),
+  the version and variants chosen, the templates a build system renders, the externals and
+  the home config are all applied after loading, anew on every run, never cached;
+- a folder's content hash (`tree_hash`), by its path and a digest of the stamps of
+  everything below it (what hashing.tree_entries walks: `.git` folders left out);
+- a build system's rendered body (`body`: buildsystems.body), by the recipe's steps and
+  `build:`, the template file that is first in the lookup order now (found anew each
+  time) and its stamp, and the stamps of every built-in template (what it may include):
+  Jinja2 is neither imported nor run for an unchanged recipe.
+The whole cache also holds the tool's version and the stamps of its own resolver code
+(OWN_CODE, as build/memo.py stamps it): code being edited drops it.
+
+Like make and build/memo.py, this trusts stat, with git's guard against "racy" stamps: a
+file's timestamps move in ticks of the kernel's coarse clock (milliseconds), so a file
+rewritten with the same size within one tick keeps its stamp; an entry is therefore kept
+only when every file it was made from was last changed more than SETTLE_NS before (a file
+changed since changes its ctime, which only root can set back). Anything
+else that goes wrong -- no cache, a damaged one, one written by another version, one not
+owned by this user or writable by others -- means a full resolution, never a wrong answer.
+
+Stored in one file, `<home>/.cache/resolve.pickle` (the folder is the caller's: `hit build`
+passes its home's; a resolution given none caches nothing), replaced atomically
+(atomic.write_atomic) at the end of a resolution that computed something new (`save`); a
+cache that cannot be written is simply not kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..atomic import write_atomic
+from ..hashing import tree_hash as hash_tree
+
+FILE = "resolve.pickle"
+# the code whose change can change what resolving gives (below the package folder)
+OWN_CODE = ("spec/*.py", "hashing.py", "names.py", "urls.py", "templating.py")
+FORMAT = 2  # bump when what is stored changes shape
+
+Stamp = tuple[int, int, int, int, int] | None  # mode, mtime_ns, ctime_ns, size, inode
+SETTLE_NS = 2_000_000_000  # a stamp younger than this (or from the future) is not cached
+
+
+def _stamp(path: str) -> Stamp:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mode, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+class _Cache:
+    """The cache of this process in one folder: loaded by `start`, saved by `save`."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+        self.dirty = False
+        self.file: Path | None = None
+        self.recipes: dict[str, tuple[tuple[Stamp, ...], Any]] = {}
+        self.trees: dict[str, tuple[bytes, str]] = {}
+        self.bodies: dict[str, tuple[str, tuple, str]] = {}  # by recipe file
+        self.builtin: bytes | None = None  # the stamps of the built-in templates, once
+        if folder is not None and folder.parent.is_dir():
+            self.file = folder / FILE
+            doc = _read(self.file)
+            if doc is not None and doc.get("code") == _code_key():
+                self.recipes, self.trees = doc["recipes"], doc["trees"]
+                self.bodies = doc["bodies"]
+
+
+_CACHE = _Cache()
+
+
+def start(folder: Path | None) -> None:
+    """Resolve with the cache in `folder` (a home's `.cache`), loaded once a process while
+    the folder stays the same; with None, with an empty cache kept in memory only."""
+    global _CACHE
+    if folder is None or _CACHE.folder != folder:
+        _CACHE = _Cache(folder)
+
+
+def _code_key() -> tuple:
+    """The tool's version and the stamps of the code that decides what resolving gives."""
+    here = Path(__file__).parent.parent
+    files = sorted(str(f) for pattern in OWN_CODE for f in here.glob(pattern))
+    return (FORMAT, __version__, tuple((f, _stamp(f)) for f in files))
+
+
+def _read(file: Path) -> dict | None:
+    """The cache file's content, or None when it is missing, damaged, or not trustworthy
+    (another owner's, or writable by others: unpickling runs what the file says)."""
+    try:
+        with open(file, "rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return None
+            doc = pickle.load(f)
+    except Exception:  # noqa: BLE001 - any damage means: no cache
+        return None
+    parts = ("recipes", "trees", "bodies")
+    ok = isinstance(doc, dict) and all(isinstance(doc.get(k), dict) for k in parts)
+    return doc if ok else None
+
+
+def recipe(file: Path):
+    """`recipes.load_recipe(file)`, from the cache when the file and its patch files are
+    unchanged. Raises ConfigError as load_recipe does (errors are never cached)."""
+    from .recipes import load_recipe
+
+    cache = _CACHE
+    key = str(file)
+    hit = cache.recipes.get(key)
+    if hit is not None:
+        stamps, loaded = hit
+        if stamps[0] == _stamp(key) and stamps[1:] == tuple(
+            _stamp(str(p)) for p in _patch_files(loaded)
+        ):
+            return loaded
+    first = _stamp(key)
+    loaded = load_recipe(file)
+    stamps = (first, *(_stamp(str(p)) for p in _patch_files(loaded)))
+    if _settled(stamps) and first == _stamp(key):  # and not rewritten while it was read
+        cache.recipes[key] = (stamps, loaded)
+        cache.dirty = True
+    return loaded
+
+
+def _settled(stamps) -> bool:
+    """Whether every stamp is of a file last changed more than SETTLE_NS ago."""
+    now = time.time_ns()
+    return all(s is not None and now - SETTLE_NS > max(s[1], s[2]) for s in stamps)
+
+
+def _patch_files(loaded) -> list[Path]:
+    """The patch files beside the recipe that loading it checked (its own and its `when:`
+    blocks')."""
+    patches = [*loaded.patches, *(p for block in loaded.when for p in block.patches)]
+    return [p.path for p in patches if p.path is not None]
+
+
+def tree_hash(root: Path) -> str:
+    """`hashing.tree_hash(root)`, from the cache when nothing below `root` changed."""
+    cache = _CACHE
+    key = str(root)
+    before, newest = _tree_stamps(key)
+    hit = cache.trees.get(key)
+    if hit is not None and hit[0] == before:
+        return hit[1]
+    value = hash_tree(root)
+    settled = time.time_ns() - SETTLE_NS > newest
+    if settled and _tree_stamps(key)[0] == before:  # and nothing changed while it was hashed
+        cache.trees[key] = (before, value)
+        cache.dirty = True
+    return value
+
+
+def body(steps, build: str, package_dirs: tuple[Path, ...]) -> str:
+    """`buildsystems.body(steps, build, package_dirs)`, from the cache when the recipe's
+    steps, the template chosen and every built-in template are unchanged. Raises
+    ConfigError as body does (errors are never cached)."""
+    from . import buildsystems
+
+    if steps is None:
+        return build
+    files = buildsystems.template_files(steps, package_dirs)
+    chosen = next((f for f in files if f.is_file()), None)
+    if chosen is None:  # body says what is wrong
+        return buildsystems.body(steps, build, package_dirs)
+    cache = _CACHE
+    if cache.builtin is None:
+        from ..templating import builtin_dirs
+
+        cache.builtin = b"".join(_tree_stamps(str(d))[0] for d in builtin_dirs())
+    what = repr((str(chosen), steps, build))
+    stamps = (_stamp(str(chosen)), cache.builtin)
+    hit = cache.bodies.get(str(steps.file))  # one entry a recipe file: the last one made
+    if hit is not None and hit[0] == what and hit[1] == stamps:
+        return hit[2]
+    value = buildsystems.body(steps, build, package_dirs)
+    if _settled(stamps[:1]) and _stamp(str(chosen)) == stamps[0]:
+        cache.bodies[str(steps.file)] = (what, stamps, value)
+        cache.dirty = True
+    return value
+
+
+def _tree_stamps(root: str) -> tuple[bytes, int]:
+    """A digest of the stamps of `root` and of everything below it (symlinks not followed;
+    `.git` folders not entered, as hashing.tree_entries does), and the newest of their
+    mtimes and ctimes (ns; a tree that cannot be read counts as changed now)."""
+    first = _stamp(root)
+    out: list[Any] = [first]
+    newest = time.time_ns() if first is None else max(first[1], first[2])
+    todo = [root]
+    while todo:
+        folder = todo.pop()
+        try:
+            with os.scandir(folder) as it:
+                found = sorted(it, key=lambda e: e.name)
+        except OSError:
+            out.append((folder, None))
+            newest = time.time_ns()
+            continue
+        for entry in found:
+            st = entry.stat(follow_symlinks=False)
+            out.append(
+                (entry.path, st.st_mode, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+            )
+            newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+            if stat.S_ISDIR(st.st_mode) and entry.name != ".git":
+                todo.append(entry.path)
+    return hashlib.sha256(repr(out).encode()).digest(), newest
+
+
+def save() -> None:
+    """Write the cache if this process added to it (atomically; OSError is ignored: it is
+    only a cache), without the entries of files and folders that no longer exist."""
+    cache = _CACHE
+    if not cache.dirty or cache.file is None:
+        return
+    # what names a file or folder that is gone is dropped: the cache does not grow forever
+    doc = {
+        "code": _code_key(),
+        "recipes": {k: v for k, v in cache.recipes.items() if os.path.exists(k)},
+        "trees": {k: v for k, v in cache.trees.items() if os.path.exists(k)},
+        "bodies": {k: v for k, v in cache.bodies.items() if os.path.exists(k)},
+    }
+    try:
+        cache.file.parent.mkdir(exist_ok=True)  # the home exists
+        write_atomic(cache.file, pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL), 0o600)
+        cache.dirty = False
+    except Exception:  # noqa: BLE001 - only a cache: an object that does not pickle, a full disk
+        pass
