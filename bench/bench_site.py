@@ -40,6 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+from common import Row, code  # noqa: E402
+
 HIT = [sys.executable, "-m", "hdmodules.cli.hit"]
 HDMOD = [sys.executable, "-m", "hdmodules.cli.hdmod"]
 # goal 4: seconds for each operation (module generation: files per second, at least)
@@ -65,8 +68,9 @@ class Site:
 
 
 def env_for(home: Path | None = None) -> dict[str, str]:
-    """This checkout's code first; HIT_HOME=`home`; no site config from the caller."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    """The measured checkout's code first (common.code()); HIT_HOME=`home`; no site config
+    from the caller."""
+    env = {**os.environ, "PYTHONPATH": str(code())}
     env.pop("HIT_SITE_CONFIG", None)
     if home is not None:
         env["HIT_HOME"] = str(home)
@@ -257,6 +261,36 @@ def report(sizes: list[Site], results: list[dict[str, float]]) -> bool:
             print(f"| {what} | {rb[key] / ra[key]:.2f}x | {net_b / net_a:.2f}x |")
     print("\nall goals met" if ok else "\nsome goals missed")
     return ok
+
+
+BARE_RATE_IDLE = 7657.0  # files/s plain Python wrote on the development machine (anchor)
+
+
+def rows(quick: bool) -> list[Row]:
+    """For bench/run.py: a site of 500 artifacts (`quick`) or 2,000, built in a temporary
+    folder. (The 20,000-artifact figures: `bench_site.py --artifacts 20000 --keep DIR`, whose
+    first build takes most of an hour.)"""
+    n = 500 if quick else 2000
+    base = Path(tempfile.mkdtemp(prefix="hd-bench-site-"))
+    try:
+        r = measure(prepare(base / f"a{n}", n, 4), 3 if quick else 5)
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(base)], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+    cmd = f"python bench/bench_site.py --artifacts {n}"
+    out = [
+        Row(f"{what}, {n:,} artifacts", r[key], "python -c pass", r["python"],
+            f"≤ {GOALS[key]} s", max_seconds=GOALS[key], command=cmd)
+        for key, what in ROWS if key in GOALS
+    ]  # fmt: skip
+    files = r["rate"] * r["scratch"]
+    out.append(
+        Row(f"both module trees from scratch, {files:,.0f} files ({r['rate']:,.0f} files/s)",
+            r["scratch"], "plain Python writing as many files", r["bare"],
+            f"≥ {RATE_GOAL:,.0f} files/s", max_seconds=files / RATE_GOAL, command=cmd,
+            idle_anchor=files / BARE_RATE_IDLE)
+    )  # fmt: skip
+    return out
 
 
 def main() -> int:
