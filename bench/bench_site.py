@@ -71,6 +71,7 @@ def env_for(home: Path | None = None) -> dict[str, str]:
     """The measured checkout's code first (common.code()); HIT_HOME=`home`; no site config
     from the caller."""
     env = {**os.environ, "PYTHONPATH": str(code())}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # byte-code used as in a user's installation
     env.pop("HIT_SITE_CONFIG", None)
     if home is not None:
         env["HIT_HOME"] = str(home)

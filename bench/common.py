@@ -116,10 +116,13 @@ def console_script(name: str) -> list[str]:
 
 def bench_env(home: Path) -> dict[str, str]:
     """The environment of a bench's commands: this one, with HIT_HOME at `home` and the
-    measured checkout (code()) first on PYTHONPATH."""
+    measured checkout (code()) first on PYTHONPATH; byte-code written and used as a user's
+    installation has it (a PYTHONDONTWRITEBYTECODE of the caller's would make every run
+    compile every module it imports again)."""
     path = os.environ.get("PYTHONPATH")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return {
-        **os.environ,
+        **env,
         "HIT_HOME": str(home),
         "PYTHONPATH": str(code()) + (os.pathsep + path if path else ""),
     }
