@@ -350,6 +350,18 @@ def _write_stack_file(site: Site, stack: Stack, copy: Path) -> None:
     write_atomic(file, text, mode=0o644)  # concurrent hdmod runs: one wins, none half-written
 
 
+def leftover_copies(site: Site) -> list[str]:
+    """The copies in ROOT/recipes that no stack file names now: the next `hdmod build`
+    removes them (`publish` keeps a replaced copy for one build), so it is no no-op."""
+    copies = site.root / siteroot.RECIPES
+    named = {_copy_named(f) for f in (site.root / siteroot.STACKS).glob("*.yaml")}
+    try:
+        held = {p.name for p in copies.iterdir() if not p.name.startswith(".")}
+    except OSError:
+        return []
+    return sorted(held - named)
+
+
 def _copy_named(stack_file: Path) -> str | None:
     """The name of the copy a stack file extends (None for none, or a file written by an
     older hdmod, which named the admin's folders)."""

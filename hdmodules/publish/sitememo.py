@@ -150,8 +150,11 @@ def save(site, stacks, modulefiles: int, given: tuple, built: bool) -> None:
     from ..store.home import open_store
     from ..store.layout import MANIFEST, META
     from ..store.roots import entry_for
+    from .publishedstacks import leftover_copies
     from .sitebuild import site_home
 
+    if built and leftover_copies(site):  # the next build removes them: it is no no-op
+        built = False  # (the memo still serves `modules refresh`, which leaves them)
     home = site_home(site)
     store = open_store(home)
     inputs: dict = {}
@@ -160,7 +163,7 @@ def save(site, stacks, modulefiles: int, given: tuple, built: bool) -> None:
     _code_inputs(site, inputs)
     if built:  # what users read: written by the build, not by a refresh
         outputs = [site.root / siteroot.USER_CONFIG, site.root / siteroot.STACKS]
-        outputs += [site.root / siteroot.RECIPES]
+        outputs += [site.root / siteroot.RECIPES]  # its listing: copies added or removed
         outputs += [siteroot.stack_file(site.root, s.name) for s, _r in stacks]
         inputs.update(dict.fromkeys(str(p) for p in outputs))
     links = [site.modules.path]
