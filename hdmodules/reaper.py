@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import signal
@@ -202,8 +203,11 @@ def _build(request: dict, fds: list[int]) -> int:
 
 
 def _place_fds(passed: dict[int, int]) -> None:
-    """Put each passed descriptor at its number (inheritable); close the received copies."""
-    moved = {target: os.dup(f) for target, f in passed.items()}  # out of the way of targets
+    """Put each passed descriptor at its number (inheritable); close the received copies.
+    Each is first copied above every number in play (F_DUPFD: a plain dup may land on a
+    target itself, which the next step would then close)."""
+    floor = max([*passed, *passed.values()], default=2) + 1
+    moved = {target: fcntl.fcntl(f, fcntl.F_DUPFD, floor) for target, f in passed.items()}
     for f in passed.values():
         os.close(f)
     for target, f in moved.items():

@@ -1,5 +1,6 @@
 """The build reaper: no process of a build outlives it, however it detached."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -109,3 +110,37 @@ def test_sigterm_to_a_served_build_kills_it_whole_and_sigkill_to_its_reaper_is_t
     os.kill(build.pid, signal.SIGKILL)  # the caller must clean up: it is told so
     assert build.wait(timeout=10) == -1
     os.killpg(build.pid, signal.SIGKILL)
+
+
+def test_passed_descriptors_land_on_their_numbers_even_where_a_copy_would_land():
+    """The jobserver's descriptors reach the build at their numbers when the lowest free
+    descriptor of the forked reaper is one of those numbers (a plain dup lands on it, and
+    the make of every build ran one job: "jobserver unavailable")."""
+    from hdmodules.reaper import _place_fds
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a child: fill every descriptor below 11, the pipe at 20 and 21
+        code = 1
+        try:
+            os.dup2(read, 20)
+            os.dup2(write, 21)
+            os.close(read)
+            os.close(write)
+            for fd in range(3, 11):
+                with contextlib.suppress(OSError):
+                    os.fstat(fd)
+                    continue
+                os.dup2(20, fd)
+            for fd in (11, 12):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            _place_fds({11: 20, 12: 21})
+            os.write(12, b"x")
+            code = 0 if os.read(11, 1) == b"x" and os.get_inheritable(11) else 2
+        finally:
+            os._exit(code)
+    os.close(read)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
