@@ -108,3 +108,35 @@ def test_version_is_answered_as_click_would(tmp_path):
     )
     assert fast.returncode == full.returncode == 0
     assert fast.stdout == full.stdout and fast.stdout.startswith("hit, version ")
+
+
+def test_a_file_whose_mtime_was_put_back_is_seen(hit, demo):
+    """Same size, mtime put back (`touch -d`, `cp -p`): the ctime still differs."""
+    hit("build", cwd=demo)
+    app_c = demo / "src" / "app" / "app.c"
+    before = app_c.stat()
+    app_c.write_text(app_c.read_text().replace("from app", "FROM app"))  # same size
+    os.utime(app_c, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert _noop_in_child(demo, "build")[-1] == "False []"
+    r = hit("build", cwd=demo)
+    assert "app/" in r.err and "built in" in r.err
+
+
+def test_another_site_config_is_no_no_op(hit, demo, tmp_path):
+    hit("build", cwd=demo)
+    config = tmp_path / "user-config.yaml"
+    config.write_text("bogus_key: 1\n")
+    r = hit("build", cwd=demo, env={**os.environ, "HIT_SITE_CONFIG": str(config)}, check=False)
+    assert r.code != 0 and "bogus_key" in r.err  # read, not skipped by the memo
+
+
+def test_a_memo_of_the_wrong_shape_is_no_memo(hit, home, demo):
+    import marshal
+
+    hit("build", cwd=demo)
+    for memo in (home / ".cache").glob("build-*.memo"):
+        doc = marshal.loads(memo.read_bytes())
+        doc["links"] = []
+        memo.write_bytes(marshal.dumps(doc))
+    assert _noop_in_child(demo, "build")[-1] == "False []"
+    assert hit("build", "-q", cwd=demo).out.endswith("(up to date)\n")

@@ -36,10 +36,12 @@ from .. import __version__
 # the code whose change can change what resolving gives (below the package folder): the
 # no-op path trusts the memo only while none of it changed (a checkout being edited)
 OWN_CODE = ("spec/*.py", "hashing.py", "names.py", "urls.py", "build/memo.py")
-FORMAT = 3  # the memo file's layout: a memo of another layout is not trusted
+FORMAT = 4  # the memo file's layout: a memo of another layout is not trusted
 
-# A path's stamp: (st_mtime_ns, st_size, st_ino) of os.stat (symlinks followed), or GONE
-GONE = (-1, -1, -1)  # the stamp of a path that does not exist (or cannot be read)
+# A path's stamp: (st_mtime_ns, st_ctime_ns, st_size, st_ino) of os.stat (symlinks
+# followed), or GONE. The ctime catches a file whose mtime was put back (`touch -d`, `cp -p`,
+# an archive unpacked over it): only the kernel sets it.
+GONE = (-1, -1, -1, -1)  # the stamp of a path that does not exist (or cannot be read)
 
 
 def stamps(paths: list[str]) -> bytes:
@@ -53,8 +55,15 @@ def stamps(paths: list[str]) -> bytes:
         except OSError:
             out.extend(GONE)
         else:
-            out.extend((st.st_mtime_ns, st.st_size, st.st_ino))
+            out.extend((st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
     return out.tobytes()
+
+
+def _site_config() -> str | None:
+    """The file HIT_SITE_CONFIG names (the site's defaults for users, store/home.py), made
+    absolute as the home reads it; None when it is not set."""
+    value = os.environ.get("HIT_SITE_CONFIG")
+    return os.path.abspath(os.path.expanduser(value)) if value else None
 
 
 def memo_file(home: str, profile: str) -> str:
@@ -90,6 +99,8 @@ def inputs(resolved, home) -> dict[str, None]:
     profile = resolved.profile
     config = str(home.root / "config.yaml")
     out: dict[str, None] = {config: None}  # an ordered set
+    if _site_config() is not None:
+        out[_site_config()] = None
     here = Path(__file__).parent.parent  # the package folder
     own = sorted(f for pattern in OWN_CODE for f in here.glob(pattern))
     out.update(dict.fromkeys(str(f) for f in own))
@@ -155,6 +166,7 @@ def save(home, resolved) -> None:
             (str(entry_for(home.gc_roots, link)), str(link.absolute())),
         ],
         "shorts": "\0".join(r.short for r in refs),
+        "site_config": _site_config(),
     }
     target = memo_file(home_root(), str(resolved.profile.file))
     try:
@@ -175,7 +187,10 @@ def load(home: str, profile: str) -> dict | None:
             return None
         if stamps(doc["paths"].split("\0")) != doc["stamps"]:
             return None
-        if any(os.readlink(link) != target for link, target in doc["links"]):
+        if _site_config() != doc["site_config"]:
+            return None  # another site's defaults for users (their file is stamped too)
+        links = doc["links"]
+        if len(links) != 2 or any(os.readlink(link) != target for link, target in links):
             return None
     except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
         return None

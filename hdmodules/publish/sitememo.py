@@ -43,7 +43,7 @@ from pathlib import Path
 from .. import __version__
 from ..build.memo import stamps
 
-FORMAT = 2  # the memo file's layout: a memo of another layout is not trusted
+FORMAT = 3  # the memo file's layout: a memo of another layout is not trusted
 # what shapes the module tree besides the entries (below the package folder)
 PUBLISH_CODE = ("publish/*.py", "templating.py", "names.py", "store/layout.py")
 
