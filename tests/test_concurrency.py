@@ -5,6 +5,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import (
     alive,
     blocking_recipe,
@@ -79,14 +81,18 @@ def test_kill_9_leaves_nothing_installed_and_next_build_recovers(home, tmp_path)
     assert "built" in run_hit("status", str(profile)).out.splitlines()[0]
 
 
-def test_ctrl_c_stops_builds_and_installs_nothing(home, tmp_path):
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+)
+def test_ctrl_c_stops_builds_and_installs_nothing(home, tmp_path, signum, code):
+    """Ctrl-C, and SIGTERM or SIGHUP as `timeout`, `scancel` or a closed terminal send."""
     profile = blocking_recipe(tmp_path)
     proc = hit_proc("build", str(profile))
     wait_for(tmp_path / "pid")
     builder_pid = int((tmp_path / "pid").read_text())
-    os.kill(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, signum)
     _out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert proc.returncode == code and "interrupted" in err and "Traceback" not in err
     time.sleep(0.2)
     assert not alive(builder_pid)
     assert not any((home / "bld" / "slow").iterdir())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import click
 
 from ..errors import ConfigError, FollowStopped, HitError
@@ -50,20 +52,34 @@ def externals_group(prog: str) -> click.Group:
     return group
 
 
+_received: list[int] = []  # SIGTERM or SIGHUP, once received
+
+
+def _stop(signum: int, _frame: object) -> None:
+    """SIGTERM or SIGHUP (`timeout`, `scancel`, a closed terminal): handled as Ctrl-C is, so
+    the builds under way are stopped too (the scheduler's interrupt path)."""
+    _received.append(signum)
+    raise KeyboardInterrupt
+
+
 def run_cli(cli: click.Group, prog: str) -> int:
-    """Run a click group; user errors become `prog: error: ...` and exit 1, never a traceback."""
+    """Run a click group; user errors become `prog: error: ...` and exit 1, never a traceback.
+    SIGTERM and SIGHUP stop it as Ctrl-C does (the builds under way with it; exit 128 + the
+    signal), instead of leaving its builds running."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
     try:
         rv = cli.main(prog_name=prog, standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except FollowStopped as e:  # the jobs keep running: say how to follow them
         click.echo(str(e), err=True)
         return 130
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:  # click's word for a KeyboardInterrupt it caught
         click.echo(f"{prog}: interrupted", err=True)
-        return 130
+        return 128 + _received[0] if _received else 130
     except KeyboardInterrupt:
         click.echo(f"{prog}: interrupted; builds under way were stopped", err=True)
-        return 130
+        return 128 + _received[0] if _received else 130
     except click.ClickException as e:
         e.show()
         return e.exit_code
