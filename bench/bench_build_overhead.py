@@ -115,6 +115,7 @@ def rows(quick: bool) -> list[Row]:
             max_seconds=GOAL_MS / 1000 if j == 1 else None,
             command=cmd,
             idle_anchor=0.003,
+            baseline=2.5 if j == 1 else None,
         )  # fmt: skip
         for j in (1, 2)
     ]

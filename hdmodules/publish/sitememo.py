@@ -145,6 +145,19 @@ def save(site, stacks, modulefiles: int, given: tuple, built: bool) -> None:
     `hdmod build` (False: by `modules refresh`). Never raises for an unwritable cache (it is
     only a cache)."""
     from ..atomic import write_atomic
+
+    site_yaml, root_arg, modules_arg = given
+    target = Path(memo_file(str(site.root), site_yaml, root_arg, modules_arg))
+    try:  # what it names may go meanwhile (another build of the root retired a stack)
+        doc = _record(site, stacks, modulefiles, built)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, marshal.dumps(doc))
+    except OSError:
+        pass  # a later build simply works in full
+
+
+def _record(site, stacks, modulefiles: int, built: bool) -> dict:
+    """The memo of save(): raises OSError for a path gone meanwhile."""
     from ..build.memo import inputs as stack_inputs
     from ..spec import siteroot
     from ..store.home import open_store
@@ -176,7 +189,6 @@ def save(site, stacks, modulefiles: int, given: tuple, built: bool) -> None:
     for ref in sorted(refs, key=lambda r: r.id):  # installed: their manifests stamped too
         inputs[str(store.prefix(ref) / META / MANIFEST)] = None
     paths = list(inputs)
-    site_yaml, root_arg, modules_arg = given
     doc = {
         "format": FORMAT,
         "version": __version__,
@@ -191,9 +203,4 @@ def save(site, stacks, modulefiles: int, given: tuple, built: bool) -> None:
         "modules": str(site.modules.path),
         "stacks": [(s.name, str(s.profile.link_path)) for s, _r in stacks],
     }
-    target = Path(memo_file(str(site.root), site_yaml, root_arg, modules_arg))
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, marshal.dumps(doc))
-    except OSError:
-        pass  # a later build simply works in full
+    return doc
