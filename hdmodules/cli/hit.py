@@ -108,14 +108,16 @@ def status(profile: str) -> None:
     resolved = _resolve(profile)
     store = open_store(home)
     width = max([len(n) for n in resolved.nodes] + [7])
+    lines = []
     for node in resolved.nodes.values():
         state = "built" if store.is_installed(node.ref) else "needs build"
         extra = "" if node.name in resolved.packages else "  (dependency)"
-        click.echo(
+        lines.append(
             f"{node.name:<{width}}  {node.recipe.version:<10}  {node.ref.short}  {state}{extra}"
         )
     pstate = "built" if store.is_installed(resolved.profile_ref) else "needs build"
-    click.echo(f"{'profile':<{width}}  {'':<10}  {resolved.profile_ref.short}  {pstate}")
+    lines.append(f"{'profile':<{width}}  {'':<10}  {resolved.profile_ref.short}  {pstate}")
+    click.echo("\n".join(lines))  # one write: a status of thousands of packages
 
 
 @cli.group()

@@ -10,9 +10,13 @@ PROFILE_HELP = "profile YAML (default: default.yaml in this folder)"
 
 
 def _resolve(profile: str, repin: bool = False, dirty: bool = False):
+    """PROFILE resolved, with the home's resolve cache (spec/resolvecache.py) as `hit build`
+    uses it; its notes said on stderr."""
     from ..spec.resolve import resolve_file
+    from ..store.homeroot import home_root
 
-    resolved = resolve_file(Path(profile), repin=repin, dirty=dirty)
+    cache = Path(home_root()) / ".cache"
+    resolved = resolve_file(Path(profile), repin=repin, dirty=dirty, cache=cache)
     for note in resolved.notes:
         click.echo(note, err=True)
     return resolved

@@ -45,20 +45,26 @@ class Store:
 
     def local_prefix(self, ref: ArtifactRef) -> Path:
         """Where `ref` lives (or would be built) in this store."""
+        return Path(self._local(ref))
+
+    def _local(self, ref: ArtifactRef) -> str:
         leaf = f"{ref.version}-{ref.hash[:SHORT]}" if ref.version else ref.hash[:SHORT]
-        return self.root / ref.name / leaf
+        return f"{self.root}/{ref.name}/{leaf}"  # strings: asked for every artifact of a run
+
+    def _installed_at(self, ref: ArtifactRef) -> str | None:
+        """The prefix where `ref` is installed (here first, then each upstream), or None."""
+        for store in (self, *self.upstreams):
+            prefix = store._local(ref)
+            if os.path.exists(f"{prefix}/{META}/{MANIFEST}"):
+                return prefix
+        return None
 
     def prefix(self, ref: ArtifactRef) -> Path:
         """Where `ref` is installed: here, else in the first upstream that has it, else here
         (where it would be built)."""
-        local = self.local_prefix(ref)
-        if not self.upstreams or (local / META / MANIFEST).exists():
-            return local
-        for up in self.upstreams:
-            there = up.local_prefix(ref)
-            if (there / META / MANIFEST).exists():
-                return there
-        return local
+        if not self.upstreams:
+            return self.local_prefix(ref)
+        return Path(self._installed_at(ref) or self._local(ref))
 
     def label(self, path: Path | None) -> str:
         """How a path in this store is shown: relative to the store (`name/<version>-<hash>`);
@@ -69,7 +75,7 @@ class Store:
 
     def is_installed(self, ref: ArtifactRef) -> bool:
         """Whether `ref` is installed here or in an upstream (its manifest exists)."""
-        return (self.prefix(ref) / META / MANIFEST).exists()
+        return self._installed_at(ref) is not None
 
     def find(self, artifact_id: str) -> Path | None:
         """An installed artifact by id (`name/<hash>`, or a unique prefix of the hash)."""
