@@ -9,6 +9,25 @@ import click
 from ..errors import ConfigError, FollowStopped, HitError
 
 
+def jobs_options(where: str):
+    """`-j/--jobs N` and `--concurrent-packages N` of `hit build` and `hdmod build`, their
+    defaults read from `where` (config.yaml's, the root's)."""
+    jobs = click.option(
+        "-j",
+        "--jobs",
+        type=click.IntRange(1),
+        metavar="N",
+        help=f"CPUs for all builds together: one make jobserver (default: {where} jobs)",
+    )
+    packages = click.option(
+        "--concurrent-packages",
+        type=click.IntRange(1),
+        metavar="N",
+        help=f"packages built at once, at most (default: {where}, else -j's N)",
+    )
+    return lambda f: jobs(packages(f))
+
+
 def externals_group(prog: str) -> click.Group:
     """`hit externals` and `hdmod externals`: the same commands for users and admins."""
 

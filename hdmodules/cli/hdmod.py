@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from .common import externals_group, run_cli
+from .common import externals_group, jobs_options, run_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,19 +82,7 @@ slurm_options = _stack(SLURM_OPTIONS)
 
 @cli.command()
 @site_options
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(1),
-    metavar="N",
-    help="CPUs for all builds together: one make jobserver (default: the root's jobs)",
-)
-@click.option(
-    "--concurrent-packages",
-    type=click.IntRange(1),
-    metavar="N",
-    help="packages built at once, at most (default: the root's, else -j's N)",
-)
+@jobs_options("the root's")
 @click.option("--repin", is_flag=True, help="re-pin externals that changed (rewrites their YAML)")
 @slurm_options
 def build(site_yaml: Path, root, modules_dir, **options) -> None:

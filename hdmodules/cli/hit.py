@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from .common import externals_group, run_cli
+from .common import externals_group, jobs_options, run_cli
 from .hit_helpers import PROFILE_HELP, _home, _resolve, _resolve_package, open_store
 from .hit_store import cp, diff, gc, history, mv, purge, rm, rollback, verify
 
@@ -39,19 +39,7 @@ def init_home() -> None:
 
 @cli.command()
 @click.argument("profile", default="default.yaml", metavar="[PROFILE.yaml]")
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(1),
-    metavar="N",
-    help="CPUs for all builds together: one make jobserver (default: config.yaml's jobs)",
-)
-@click.option(
-    "--concurrent-packages",
-    type=click.IntRange(1),
-    metavar="N",
-    help="packages built at once, at most (default: config.yaml's, else -j's N)",
-)
+@jobs_options("config.yaml's")
 @click.option("-q", "--quiet", is_flag=True, help="do not list packages that are already built")
 @click.option("--repin", is_flag=True, help="re-pin externals that changed (rewrites their YAML)")
 @click.option("--slurm", is_flag=True, help="build the missing packages as Slurm batch jobs")
