@@ -171,11 +171,12 @@ def empty_package_folders(store: Store, dry_run: bool, gone: set[Path]) -> list[
         entries = list(os.scandir(store.root))
     except OSError:
         return out
+    gone_paths = {str(p) for p in gone}  # strings: one look-up per artifact of the store
     for e in sorted(entries, key=lambda e: e.name):
         if e.name.startswith(".") or not e.is_dir(follow_symlinks=False):
             continue
-        with contextlib.suppress(OSError):
-            if all(Path(x.path) in gone for x in os.scandir(e.path)):
+        with contextlib.suppress(OSError), os.scandir(e.path) as inside:
+            if all(x.path in gone_paths for x in inside):  # stops at the first one kept
                 if not dry_run:
                     os.rmdir(e.path)
                 out.append(Path(e.path))
