@@ -14,14 +14,17 @@ class ConfigError(HitError):
 
     Fields: `file` (the file read), `line` (1-based, None when the problem is the whole
     file), `message` (what is wrong, without the place). `str()` is `file:line: message`
-    (`file: message` without a line), the form editors jump to. Raised by yamlfile.fail and
-    the loaders; `cli.common.run_cli` prints it."""
+    (`file: message` without a line), the form editors jump to, always one line: a line break
+    or other control character a file's value brought into the message is escaped (`\\n`).
+    Raised by yamlfile.fail and the loaders; `cli.common.run_cli` prints it."""
 
     def __init__(self, file: Path, line: int | None, message: str) -> None:
         super().__init__(file, line, message)  # args kept: the error pickles and compares
         self.file = Path(file)
         self.line = line
-        self.message = message
+        self.message = "".join(
+            c if c.isprintable() else c.encode("unicode_escape").decode() for c in message
+        )
 
     @property
     def where(self) -> str:

@@ -257,3 +257,14 @@ def test_two_externals_of_one_module_name_are_refused_before_building(tmp_path):
     assert r.returncode == 1 and "would both be the module gcc/12.2.0" in r.stderr, r.stderr
     assert "gcc-12 " in r.stderr and "gcc-12.2 " in r.stderr
     assert not (tmp_path / "r" / "bld" / "a").exists()
+
+
+def test_a_config_error_is_one_line_whatever_the_file_held():
+    """A value with a line break (a fuzzed site root, a variant value) stays on one line."""
+    from pathlib import Path
+
+    from hdmodules.errors import ConfigError
+
+    e = ConfigError(Path("site.yaml"), 3, "root 'a\nb' holds whitespace; value 't\rrue'")
+    assert "\n" not in str(e) and "\r" not in str(e)
+    assert str(e) == "site.yaml:3: root 'a\\nb' holds whitespace; value 't\\rrue'"
