@@ -41,7 +41,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-from common import Row, code  # noqa: E402
+from common import Row, code, timed  # noqa: E402
 
 HIT = [sys.executable, "-m", "hdmodules.cli.hit"]
 HDMOD = [sys.executable, "-m", "hdmodules.cli.hdmod"]
@@ -164,14 +164,6 @@ def prepare(folder: Path, artifacts: int, stacks: int) -> Site:
     n = sum(1 for _ in (folder / "pkgs").iterdir()) + stacks
     print(f"site of {n} artifacts in {folder}: `hdmod build -j 2` {took:.1f} s", flush=True)
     return Site(yaml, root, user, n, files)
-
-
-def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
-    """Seconds `cmd` took (it must succeed)."""
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)  # fmt: skip
-    return time.perf_counter() - start
 
 
 def bare_writes(folder: Path, n: int) -> float:
