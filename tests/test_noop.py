@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,32 @@ def test_a_memo_of_the_wrong_shape_is_no_memo(hit, home, demo):
         memo.write_bytes(marshal.dumps(doc))
     assert _noop_in_child(demo, "build")[-1] == "False []"
     assert hit("build", "-q", cwd=demo).out.endswith("(up to date)\n")
+
+
+def test_a_change_in_either_half_of_a_long_memo_is_seen(hit, home, demo):
+    """From memo.SPLIT_FROM paths on, a forked child stamps the second half of the memo's
+    list: a file changed in its half, as in this process's half, means a full resolution."""
+    import marshal
+
+    from hdmodules.build.memo import SPLIT_FROM
+
+    data = demo / "src" / "app" / "data"
+    data.mkdir()
+    for i in range(SPLIT_FROM):
+        (data / f"f{i:05d}.txt").write_text(f"{i:05d}\n")
+    hit("build", "-q", cwd=demo)
+    hit("build", "-q", cwd=demo)  # the memo is written and used
+    assert _noop_in_child(demo, "build", "-q")[-1] == "True []"
+    (memo,) = (home / ".cache").glob("build-*.memo")
+    paths = marshal.loads(memo.read_bytes())["paths"].split("\0")
+    assert len(paths) > SPLIT_FROM
+    halves = paths[: len(paths) // 2], paths[len(paths) // 2 :]
+    for half in halves:
+        changed = Path(next(p for p in reversed(half) if p.startswith(str(data) + "/")))
+        before = changed.stat()
+        changed.write_text(changed.read_text().replace("0", "x", 1))  # same size
+        os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns))  # mtime put back
+        assert _noop_in_child(demo, "build", "-q")[-1] == "False []", changed
+        r = hit("build", cwd=demo)
+        assert "app/" in r.err and "built in" in r.err
+        assert _noop_in_child(demo, "build", "-q")[-1] == "True []"
