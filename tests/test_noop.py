@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hdmodules.cli.noop import noop_options
+from tests.conftest import write_profile, write_recipe
 
 
 @pytest.mark.parametrize(
@@ -170,3 +171,58 @@ def test_a_change_in_either_half_of_a_long_memo_is_seen(hit, home, demo):
         r = hit("build", cwd=demo)
         assert "app/" in r.err and "built in" in r.err
         assert _noop_in_child(demo, "build", "-q")[-1] == "True []"
+
+
+def test_a_source_edited_while_its_package_builds_is_seen_by_the_next_build(hit, home, tmp_path):
+    """The memo holds the stamps resolving took, before it read the sources: a source file
+    edited after it was hashed (here by the build itself, as an editor saving during a long
+    build) makes the next `hit build` resolve and build again, never a no-op."""
+    src = tmp_path / "src" / "tool"
+    src.mkdir(parents=True)
+    (src / "msg.txt").write_text("one\n")
+    write_recipe(
+        tmp_path / "pkgs",
+        "tool",
+        f"""
+        version: "1"
+        sources: [{{path: ../src/tool}}]
+        build: |
+          mkdir -p "$ARTIFACT/share"
+          cp msg.txt "$ARTIFACT/share/"
+          echo two > {src}/msg.txt
+        """,
+    )
+    write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [tool]\n")
+    hit("build", cwd=tmp_path)
+    assert (tmp_path / "default" / "share" / "msg.txt").read_text() == "one\n"
+    assert _noop_in_child(tmp_path, "build", "-q")[-1] == "False []"
+    r = hit("build", cwd=tmp_path)
+    assert "tool/" in r.err and "built in" in r.err
+    assert (tmp_path / "default" / "share" / "msg.txt").read_text() == "two\n"
+
+
+def test_the_memo_names_the_same_paths_of_a_source_folder_as_resolving_walked(tmp_path):
+    """memo.save takes a path source's listing from resolving's walk (resolvecache): the
+    same paths as memo.tree's own walk, with `.git` left out and links not followed."""
+    from hdmodules.build.memo import tree
+    from hdmodules.spec import resolvecache
+
+    root = tmp_path / "src"
+    for d in ("a/b", ".git/objects", "c"):
+        (root / d).mkdir(parents=True)
+    for f in ("top.txt", "a/x.c", "a/b/y.h", ".git/HEAD", "c/.gitignore"):
+        (root / f).write_text(f)
+    (root / "to-dir").symlink_to("a")
+    (root / "to-file").symlink_to("top.txt")
+    (root / "dangling").symlink_to("nowhere")
+    resolvecache.tree_hash(root)
+    walked: dict[str, None] = {}
+    tree(root, walked)
+    assert sorted(resolvecache.listing(str(root))) == sorted(walked)
+    seen = resolvecache.seen()
+    for path in walked:  # each stamp as memo.stamps takes it (links: stated anew)
+        if not os.path.islink(path):
+            st = os.stat(path)
+            assert seen[path] == (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+        else:
+            assert path not in seen

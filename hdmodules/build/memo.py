@@ -46,12 +46,18 @@ FORMAT = 4  # the memo file's layout: a memo of another layout is not trusted
 GONE = (-1, -1, -1, -1)  # the stamp of a path that does not exist (or cannot be read)
 
 
-def stamps(paths: list[str]) -> bytes:
+def stamps(paths: list[str], taken: dict[str, tuple[int, int, int, int]] | None = None) -> bytes:
     """The stamps of `paths`, flat, as the bytes of an array of 64-bit integers: one object
-    to save and to compare, however many paths (5,000 packages: some 30,000)."""
+    to save and to compare, however many paths (5,000 packages: some 30,000). `taken`:
+    stamps of some of them taken earlier (path -> the four integers), used as they are."""
     out = array("q")
     stat = os.stat
+    known = taken.get if taken else {}.get
     for path in paths:
+        stamp = known(path)
+        if stamp is not None:
+            out.extend(stamp)
+            continue
         try:
             st = stat(path)
         except OSError:
@@ -67,6 +73,9 @@ def stamps(paths: list[str]) -> bytes:
 # paths; threads do not (the GIL: most of a stat's time is the interpreter's, not the call's)
 SPLIT_FROM = 4000
 STAMP_BYTES = len(GONE) * 8  # one path's stamp in stamps()'s bytes
+# a long list's first paths, checked alone first (inputs() puts the home config, the
+# resolver's code and the profile's YAML files there): a profile switch is told at once
+HEAD = 64
 
 
 def unchanged(paths: str, saved: bytes) -> bool:
@@ -75,10 +84,14 @@ def unchanged(paths: str, saved: bytes) -> bool:
     half while this process stamps the first (two cores: about half the time) and answers
     with its exit status (0: the same); a child that fails or is killed counts as a
     difference, and a difference in the first half kills the child without waiting for it.
+    The first HEAD paths are checked before the split: a changed profile is told at once.
     Without fork (an OSError: no memory, too many processes), one process stamps them all."""
     count = len(saved) // STAMP_BYTES
     if count < SPLIT_FROM:
         return stamps(paths.split("\0")) == saved
+    head = paths.split("\0", HEAD)[:HEAD]  # what a profile switch changes: seen at once
+    if stamps(head) != saved[: len(head) * STAMP_BYTES]:
+        return False
     cut = paths.find("\0", len(paths) // 2)  # the first half: up to that NUL
     if cut == -1:  # one path for thousands of stamps: not a memo save() wrote
         return False
@@ -139,16 +152,17 @@ def inputs(resolved, home) -> dict[str, None]:
     from pathlib import Path
 
     from ..spec.buildsystems import template_files  # not on the no-op path: it loads PyYAML
+    from ..spec.resolvecache import listing
 
     profile = resolved.profile
     config = str(home.root / "config.yaml")
     out: dict[str, None] = {config: None}  # an ordered set
     if _site_config() is not None:
         out[_site_config()] = None
+    out.update(dict.fromkeys(str(f) for f in profile.files))  # first: see HEAD
     here = Path(__file__).parent.parent  # the package folder
     own = sorted(f for pattern in OWN_CODE for f in here.glob(pattern))
     out.update(dict.fromkeys(str(f) for f in own))
-    out.update(dict.fromkeys(str(f) for f in profile.files))
     out.update(dict.fromkeys(str(d) for d in profile.package_dirs))
     for node in resolved.nodes.values():
         for ext in node.toolchain.values():
@@ -167,8 +181,12 @@ def inputs(resolved, home) -> dict[str, None]:
                 tree(source.git, out)
                 out.update(dict.fromkeys(watched_files(Path(source.git), source.ref)))
             if source.path is not None:
-                out[str(source.path)] = None
-                if source.path.is_dir():
+                root = str(source.path)
+                out[root] = None
+                walked = listing(root)  # as resolving walked it (once is enough)
+                if walked is not None:
+                    out.update(dict.fromkeys(walked))
+                elif source.path.is_dir():
                     tree(source.path, out)
         for patch in node.recipe.patches:  # a patch beside the recipe is hashed by content
             if patch.path is not None:
@@ -185,6 +203,7 @@ def save(home, resolved) -> None:
 
     from ..atomic import write_atomic
     from ..names import profile_link
+    from ..spec.resolvecache import seen
     from ..store.home import open_store
     from ..store.homeroot import home_root
     from ..store.layout import MANIFEST, META
@@ -204,7 +223,8 @@ def save(home, resolved) -> None:
         "version": __version__,
         "profile": str(resolved.profile.file),
         "paths": "\0".join(paths),  # one string (a path holds no NUL): loads at once
-        "stamps": stamps(paths),
+        # the stamps resolving took (before it read those files), the others taken now
+        "stamps": stamps(paths, seen()),
         "links": [
             (str(link), str(prefix)),
             (str(entry_for(home.gc_roots, link)), str(link.absolute())),

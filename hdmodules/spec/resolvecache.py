@@ -55,12 +55,34 @@ Stamp = tuple[int, int, int, int, int] | None  # mode, mtime_ns, ctime_ns, size,
 SETTLE_NS = 2_000_000_000  # a stamp younger than this (or from the future) is not cached
 
 
+# What this process saw while resolving, for the no-op memo (build/memo.py), which is
+# written from it rather than by listing and stating every input again after the build:
+# path -> (mtime_ns, ctime_ns, size, inode) of os.stat (symlinks followed; memo.stamps'
+# shape), the first stamp taken of it (before its content was read, so a change made since
+# is seen by the next no-op check); and each path source folder walked -> every path below
+# it that the memo names (memo.tree's set: `.git` folders left out).
+_SEEN: dict[str, tuple[int, int, int, int]] = {}
+_LISTED: dict[str, list[str]] = {}
+
+
 def _stamp(path: str) -> Stamp:
     try:
         st = os.stat(path)
     except OSError:
         return None
+    _SEEN.setdefault(path, (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
     return (st.st_mode, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+def seen() -> dict[str, tuple[int, int, int, int]]:
+    """The stamps this process took while resolving (path -> memo.stamps' four integers)."""
+    return _SEEN
+
+
+def listing(root: str) -> list[str] | None:
+    """Every path below the folder `root` (the folder first) as this process's resolution
+    walked it, when it did (a path source: `tree_hash`); else None."""
+    return _LISTED.get(root)
 
 
 class _Cache:
@@ -204,6 +226,7 @@ def _tree_stamps(root: str) -> tuple[bytes, int]:
     first = _stamp(root)
     out: list[Any] = [first]
     newest = time.time_ns() if first is None else max(first[1], first[2])
+    listed = [root]  # what memo.tree lists: `.git` folders left out
     todo = [root]
     while todo:
         folder = todo.pop()
@@ -216,12 +239,17 @@ def _tree_stamps(root: str) -> tuple[bytes, int]:
             continue
         for entry in found:
             st = entry.stat(follow_symlinks=False)
-            out.append(
-                (entry.path, st.st_mode, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
-            )
+            path = entry.path
+            out.append((path, st.st_mode, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
             newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
-            if stat.S_ISDIR(st.st_mode) and entry.name != ".git":
-                todo.append(entry.path)
+            if stat.S_ISDIR(st.st_mode) and entry.name == ".git":
+                continue
+            listed.append(path)
+            if not stat.S_ISLNK(st.st_mode):  # as os.stat gives it: the memo's stamp
+                _SEEN.setdefault(path, (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
+            if stat.S_ISDIR(st.st_mode):
+                todo.append(path)
+    _LISTED.setdefault(root, listed)
     return hashlib.sha256(repr(out).encode()).digest(), newest
 
 
