@@ -52,12 +52,15 @@ def stamps(paths: list[str], taken: dict[str, tuple[int, int, int, int]] | None 
     stamps of some of them taken earlier (path -> the four integers), used as they are."""
     out = array("q")
     stat = os.stat
-    known = taken.get if taken else {}.get
+    if taken:  # a loop of its own: the no-op check's, below, stays as short as it can be
+        for path in paths:
+            stamp = taken.get(path)
+            if stamp is None:
+                out.frombytes(stamps([path]))
+            else:
+                out.extend(stamp)
+        return out.tobytes()
     for path in paths:
-        stamp = known(path)
-        if stamp is not None:
-            out.extend(stamp)
-            continue
         try:
             st = stat(path)
         except OSError:
@@ -203,6 +206,7 @@ def save(home, resolved) -> None:
 
     from ..atomic import write_atomic
     from ..names import profile_link
+    from ..publish.assemble import prefix_text
     from ..spec.resolvecache import seen
     from ..store.home import open_store
     from ..store.homeroot import home_root
@@ -214,7 +218,7 @@ def save(home, resolved) -> None:
     refs = [n.ref for n in resolved.nodes.values()]
     profile_ref = resolved.profile_ref
     for ref in [*refs, profile_ref]:  # installed, here or upstream: its manifest is there
-        found[str(store.prefix(ref) / META / MANIFEST)] = None
+        found[f"{prefix_text(store, ref)}/{META}/{MANIFEST}"] = None
     prefix = store.prefix(profile_ref)
     link = profile_link(resolved.profile.file)
     paths = list(found)

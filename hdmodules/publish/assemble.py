@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import HitError
+from ..spec.artifact import ArtifactRef
 from ..spec.resolve import Resolved
 from ..store import roots
 from ..store.generations import Switch, switch
@@ -46,7 +47,8 @@ def assemble(resolved: Resolved, store: Store) -> bool:
     if store.is_installed(ref):
         return False
     held = {  # listed, and what Python packages bring
-        name: store.prefix(resolved.nodes[name].ref) for name in resolved.profile_doc.artifacts
+        name: prefix_text(store, resolved.nodes[name].ref)
+        for name in resolved.profile_doc.artifacts
     }
     previous = previous_profile(resolved, store)
     manifests = package_paths(held, previous)
@@ -76,7 +78,7 @@ def assemble(resolved: Resolved, store: Store) -> bool:
     return True
 
 
-def package_paths(held: dict[str, Path], previous: Path | None) -> Manifests:
+def package_paths(held: dict[str, str] | dict[str, Path], previous: Path | None) -> Manifests:
     """name -> (prefix, the paths of its manifest) of each package `held` (name -> prefix),
     from the index of the profile `previous` for a package that is the same artifact there,
     else from its manifest. Raises HitError for a missing or damaged manifest."""
@@ -85,8 +87,18 @@ def package_paths(held: dict[str, Path], previous: Path | None) -> Manifests:
     for name, prefix in held.items():
         entry = known.get(name)
         same = entry is not None and entry[0] == str(prefix)
-        manifests[name] = (prefix, entry[1] if same else list(read_manifest(prefix)))
+        manifests[name] = (prefix, entry[1] if same else list(read_manifest(Path(prefix))))
     return manifests
+
+
+def prefix_text(store: Store, ref: ArtifactRef) -> str:
+    """`store.prefix(ref)` as a string, by the store's own rule (here, else the first
+    upstream that has it, else here: Store._installed_at, Store._local), for the thousands
+    of artifacts a profile switch names: a Path each costs more than the look-up (issue 18,
+    about 7 us an artifact)."""
+    if not store.upstreams:
+        return store._local(ref)
+    return store._installed_at(ref) or store._local(ref)
 
 
 def previous_profile(resolved: Resolved, store: Store) -> Path | None:
