@@ -226,3 +226,18 @@ def test_the_memo_names_the_same_paths_of_a_source_folder_as_resolving_walked(tm
             assert seen[path] == (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
         else:
             assert path not in seen
+
+
+def test_the_console_script_answers_a_no_op_in_full_through_pipes(hit, demo):
+    """The console script leaves at once after a no-op (no interpreter teardown): what it
+    printed still reaches both pipes, as the full path prints it."""
+    full = hit("build", cwd=demo)
+    code = "import sys; from hdmodules.cli.entry import hit; sys.exit(hit())"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as users run it
+    fast = subprocess.run(
+        [sys.executable, "-c", code, "build"], cwd=demo, capture_output=True, text=True, env=env
+    )
+    assert fast.returncode == 0
+    assert fast.stdout == f"{demo / 'default'} -> {os.readlink(demo / 'default')} (up to date)\n"
+    presents = [ln for ln in fast.stderr.splitlines() if "present" in ln]
+    assert len(presents) == len([ln for ln in full.err.splitlines() if ln.startswith("[")])

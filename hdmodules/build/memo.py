@@ -15,7 +15,7 @@ Any difference, or anything missing from the store, falls back to a full resolut
 Like make, this trusts stat: a file rewritten with the same size within one mtime tick would
 be missed (ext4 and xfs stamps are in nanoseconds, so that takes deliberate effort).
 
-The check (`up_to_date`) imports only built-in modules (os, marshal, zlib, array) and knows
+The check (`up_to_date`) imports only built-in modules (os, marshal, zlib, array, gc) and knows
 nothing of the store's layout: `save` records, from store/layout.py and store/roots.py, the
 stamps of the exact files that must be there (each artifact's manifest, upstream or local)
 and the links that must point where they point (the profile's link, its gc root). The memo
@@ -28,6 +28,7 @@ cores take half the time.
 
 from __future__ import annotations
 
+import gc
 import marshal
 import os
 import zlib
@@ -268,8 +269,16 @@ def load(home: str, profile: str) -> dict | None:
 def up_to_date(home: str, profile: str) -> tuple[list[str], str, str] | None:
     """For an unchanged profile whose build is complete and whose link and gc root are in
     place: the short ids of its artifacts, the profile's link and the profile's prefix (where
-    the link points). None means "resolve and build in full"."""
-    doc = load(home, profile)
+    the link points). None means "resolve and build in full". The cyclic garbage collector
+    is off meanwhile: the check makes no cycles, and its passes over the stat results of
+    some 30,000 paths cost ~5 ms at 5,000 packages."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        doc = load(home, profile)
+    finally:
+        if enabled:
+            gc.enable()
     if doc is None:
         return None
     link, prefix = doc["links"][0]

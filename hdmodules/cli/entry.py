@@ -5,6 +5,7 @@ itself and says what is wrong with it."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .noop import noop_build
@@ -20,7 +21,10 @@ def hit() -> None:
     try:
         if noop_build(sys.argv[1:]):
             sys.stdout.flush()
-            sys.exit(0)
+            sys.stderr.flush()
+            # answered: nothing is left to clean up, and the interpreter's teardown (freeing
+            # every object, module by module) costs ~10 ms at 5,000 packages (issue 18)
+            os._exit(0)
     except BrokenPipeError:
         sys.exit(141)
     from .hit import main
