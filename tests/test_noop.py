@@ -241,3 +241,16 @@ def test_the_console_script_answers_a_no_op_in_full_through_pipes(hit, demo):
     assert fast.stdout == f"{demo / 'default'} -> {os.readlink(demo / 'default')} (up to date)\n"
     presents = [ln for ln in fast.stderr.splitlines() if "present" in ln]
     assert len(presents) == len([ln for ln in full.err.splitlines() if ln.startswith("[")])
+
+
+def test_hit_leaves_at_once_with_its_output_and_exit_code_whole(demo):
+    """`hit` exits without the interpreter's teardown (cli/process.leave): what a command
+    printed still reaches block-buffered pipes, and its exit code is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as users run it
+    cmd = [sys.executable, "-m", "hdmodules.cli.hit"]
+    built = subprocess.run([*cmd, "build"], cwd=demo, capture_output=True, text=True, env=env)
+    assert built.returncode == 0, built.stderr
+    assert built.stdout == f"{demo / 'default'} -> {os.readlink(demo / 'default')}\n"
+    assert "libcore/" in built.stderr and "profile" in built.stderr
+    bad = subprocess.run([*cmd, "build", "nope.yaml"], cwd=demo, capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.startswith("hit: error: ")

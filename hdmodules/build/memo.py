@@ -198,6 +198,17 @@ def inputs(resolved, home) -> dict[str, None]:
     return out
 
 
+def prefix_text(store, ref) -> str:
+    """`store.prefix(ref)` (a store.layout.Store, a spec.artifact.ArtifactRef) as a string,
+    by the store's own rule (here, else the first upstream that has it, else here:
+    Store._installed_at, Store._local), for the thousands of artifacts a profile switch
+    names (save; publish/assemble.py): a Path each costs more than the look-up (issue 18,
+    about 7 us an artifact)."""
+    if not store.upstreams:
+        return store._local(ref)
+    return store._installed_at(ref) or store._local(ref)
+
+
 def save(home, resolved) -> None:
     """Record a successful build of `resolved` (spec.resolve.Resolved) in `home` (the user's
     Home, at homeroot.home_root()): the stamps of its inputs and of its artifacts' manifests
@@ -207,7 +218,6 @@ def save(home, resolved) -> None:
 
     from ..atomic import write_atomic
     from ..names import profile_link
-    from ..publish.assemble import prefix_text
     from ..spec.resolvecache import seen
     from ..store.home import open_store
     from ..store.homeroot import home_root

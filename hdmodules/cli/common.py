@@ -7,7 +7,7 @@ import signal
 import click
 
 from ..errors import ConfigError, FollowStopped, HitError
-from .entry import fewer_gc_passes
+from .process import fewer_gc_passes
 
 
 def jobs_options(where: str):
@@ -86,7 +86,7 @@ def run_cli(cli: click.Group, prog: str) -> int:
     """Run a click group; user errors become `prog: error: ...` and exit 1, never a traceback.
     SIGTERM and SIGHUP stop it as Ctrl-C does (the builds under way with it; exit 128 + the
     signal), instead of leaving its builds running. The garbage collector runs less often
-    (entry.fewer_gc_passes)."""
+    (process.fewer_gc_passes)."""
     fewer_gc_passes()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop)

@@ -14,6 +14,7 @@ from .. import __version__
 from .common import externals_group, jobs_options, run_cli
 from .hit_helpers import PROFILE_HELP, _home, _resolve, _resolve_package, open_store
 from .hit_store import cp, diff, gc, history, mv, purge, rm, rollback, verify
+from .process import leave
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -269,8 +270,8 @@ cli.add_command(externals_group("hit"))
 
 
 def main() -> None:
-    """The `hit` console script: run the CLI, exit with its code (no traceback)."""
-    sys.exit(run_cli(cli, "hit"))
+    """The `hit` console script: run the CLI, exit with its code (no traceback) at once."""
+    leave(run_cli(cli, "hit"))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from ..build.memo import prefix_text
 from ..errors import HitError
-from ..spec.artifact import ArtifactRef
 from ..spec.resolve import Resolved
 from ..store import roots
 from ..store.generations import Switch, switch
@@ -89,16 +89,6 @@ def package_paths(held: dict[str, str] | dict[str, Path], previous: Path | None)
         same = entry is not None and entry[0] == str(prefix)
         manifests[name] = (prefix, entry[1] if same else list(read_manifest(Path(prefix))))
     return manifests
-
-
-def prefix_text(store: Store, ref: ArtifactRef) -> str:
-    """`store.prefix(ref)` as a string, by the store's own rule (here, else the first
-    upstream that has it, else here: Store._installed_at, Store._local), for the thousands
-    of artifacts a profile switch names: a Path each costs more than the look-up (issue 18,
-    about 7 us an artifact)."""
-    if not store.upstreams:
-        return store._local(ref)
-    return store._installed_at(ref) or store._local(ref)
 
 
 def previous_profile(resolved: Resolved, store: Store) -> Path | None:
