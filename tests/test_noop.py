@@ -244,7 +244,7 @@ def test_the_console_script_answers_a_no_op_in_full_through_pipes(hit, demo):
 
 
 def test_hit_leaves_at_once_with_its_output_and_exit_code_whole(demo):
-    """`hit` exits without the interpreter's teardown (cli/process.leave): what a command
+    """`hit` exits without the interpreter's teardown (cli/common.leave): what a command
     printed still reaches block-buffered pipes, and its exit code is kept."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as users run it
     cmd = [sys.executable, "-m", "hdmodules.cli.hit"]

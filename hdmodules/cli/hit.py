@@ -11,10 +11,9 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from .common import externals_group, jobs_options, run_cli
+from .common import externals_group, jobs_options, leave, run_cli
 from .hit_helpers import PROFILE_HELP, _home, _resolve, _resolve_package, open_store
 from .hit_store import cp, diff, gc, history, mv, purge, rm, rollback, verify
-from .process import leave
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -270,7 +269,8 @@ cli.add_command(externals_group("hit"))
 
 
 def main() -> None:
-    """The `hit` console script: run the CLI, exit with its code (no traceback) at once."""
+    """The `hit` console script: run the CLI, exit with its code (no traceback) at once
+    (common.leave)."""
     leave(run_cli(cli, "hit"))
 
 
