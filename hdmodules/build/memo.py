@@ -72,9 +72,10 @@ def stamps(paths: list[str], taken: dict[str, tuple[int, int, int, int]] | None 
 
 
 # Paths from which `unchanged` stats half of them in a forked child: a fork and wait cost
-# 0.3-3 ms on the 2-core development machine (idle to loaded), a stat 2.3-2.6 us (issue 18:
-# 30,032 paths, 75 ms in one process, at 5,000 packages), so a fork pays off from ~1,200
-# paths; threads do not (the GIL: most of a stat's time is the interpreter's, not the call's)
+# 0.5-3 ms on the 2-core development machine (idle to loaded), a stat 2.3-2.6 us, most of
+# it the system call (issue 18: 30,032 paths, 75 ms in one process, at 5,000 packages), so
+# a fork pays off from 1,000-2,500 paths. Threads did not help (each stat gives the GIL up
+# and takes it back).
 SPLIT_FROM = 4000
 STAMP_BYTES = len(GONE) * 8  # one path's stamp in stamps()'s bytes
 # a long list's first paths, checked alone first (inputs() puts the home config, the
