@@ -30,6 +30,7 @@ from typing import Protocol
 
 from ..errors import BuildFailed, HitError
 from ..progress import Progress
+from ..store.commit import GroupCommit
 from ..store.layout import Store
 from .builder import Outcome, build, kill_running
 from .buildjob import BuildJob
@@ -80,7 +81,9 @@ class LocalPool:
     """Builds in threads of this process within a budget of `cpus` CPUs (one jobserver for
     all of them), at most `packages` at once (default: `cpus`), each
     `builder.build(job, store)` with MAKEFLAGS naming the jobserver; `progress` hears when
-    one waits for another process's lock. A context manager: leaving it removes the
+    one waits for another process's lock. A build counts as done once its artifact is
+    staged, and the pool's group commit (store/commit.py) publishes it in the background.
+    A context manager: leaving it waits until every artifact is installed and removes the
     jobserver."""
 
     def __init__(
@@ -94,17 +97,25 @@ class LocalPool:
         self._wake_r, self._wake_w = os.pipe()  # a byte per finished build, for select
         os.set_blocking(self._wake_r, False)
         self._threads: list[threading.Thread] = []
+        self._commit = GroupCommit(store)
+        self._late: list[BuildFailed] = []  # publishes that failed after "built" was reported
 
     def __enter__(self) -> LocalPool:
         return self
 
-    def __exit__(self, *_exc: object) -> None:
+    def __exit__(self, exc_type: object, *_exc: object) -> None:
+        """Wait for every build's thread (each ends once its artifact is installed), flush
+        the last commits, remove the jobserver. Raises BuildsFailed when an artifact reported
+        built could not be installed (an I/O error) and nothing else is being raised."""
         for thread in self._threads:  # each writes its wake-up byte after handing its outcome
             thread.join()
+        self._commit.close()
         if self.cpus is not None:
             self.cpus.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
+        if self._late and exc_type is None:
+            raise BuildsFailed(self._late, ())
 
     def start(self, job: BuildJob) -> None:
         """Start building `job` in a thread of its own."""
@@ -113,17 +124,26 @@ class LocalPool:
         thread.start()
 
     def _one(self, job: BuildJob) -> None:
+        reported = False
+
+        def hand(outcome: Outcome | BaseException) -> None:  # to the scheduler's thread
+            nonlocal reported
+            reported = True
+            self._done.put((job, outcome))
+            os.write(self._wake_w, b".")
+
         try:
             if self.cpus is not None:  # its dependencies are built: their bin/ is on PATH
                 flags = self.cpus.for_make(dict(job.env).get("PATH", ""))
                 job = job.with_jobserver(flags.makeflags, flags.fds)
-            outcome: Outcome | BaseException = build(
-                job, self.store, on_wait=lambda: self.progress.waiting(job.ref.short)
-            )
-        except BaseException as e:  # handed to the scheduler's thread
+            on_wait = lambda: self.progress.waiting(job.ref.short)  # noqa: E731
+            outcome: Outcome | BaseException = build(job, self.store, on_wait, self._commit, hand)
+        except BaseException as e:
             outcome = e
-        self._done.put((job, outcome))
-        os.write(self._wake_w, b".")
+        if not reported:
+            hand(outcome)
+        elif isinstance(outcome, BaseException):  # reported built, then not installed
+            self._late.append(BuildFailed(job.ref.id, str(outcome)))
 
     def next_done(self, or_token: bool = False) -> Finished | None:
         """Wait for one started build to end: (its job, its Outcome or the exception it

@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,18 +242,31 @@ class Store:
         manifest: dict | None = None,
         discard: Path | None = None,
     ) -> Path:
-        """Record spec, log and manifest, make everything read-only: now it is installed.
+        """Record spec, log and manifest, make everything read-only: now it is installed, and
+        durably so (`stage`, then `publish`, then the folder holding the manifest flushed).
+        `discard` (the build folder, once its log is copied) is removed just before the
+        flush: its files then never reach the disk, and on ext4 unlinking files a syncfs
+        just flushed costs about 2 ms each (bench/bench_build_overhead.py). Raises HitError
+        as `stage` and `publish` do. (`hit build` commits its packages in groups instead:
+        store/commit.py.)"""
+        prefix = self.stage(ref, spec, log, manifest)
+        self.publish([prefix], [discard] if discard is not None else [])
+        try:
+            sync_path(prefix / META)
+        except OSError as e:
+            raise HitError(f"cannot install into {prefix}: {e.strerror or e}") from None
+        return prefix
 
-        Order matters, as in Nix's registration of a valid path: every file and folder is
-        made read-only (setuid/setgid/sticky bits stripped) and flushed to disk
-        (`sync_tree`) before the manifest is renamed into place, and the folder holding the
-        manifest is flushed after, so that after a power cut an artifact either counts as
-        installed with all its bytes or does not count at all. `discard` (the build folder,
-        once its log is copied) is removed just before the flush: its files then never reach
-        the disk, and on ext4 unlinking files a syncfs just flushed costs about 2 ms each
-        (bench/bench_build_overhead.py). Raises HitError (naming the path) when the disk is
-        full or the prefix cannot be written, and when it holds what an artifact may not
-        (see `refuse_foreign_files`)."""
+    def stage(
+        self, ref: ArtifactRef, spec: dict, log: Path | None, manifest: dict | None = None
+    ) -> Path:
+        """The first half of a commit, everything but the flush: write build.json, copy the
+        log, write the manifest (computed unless given) beside its final name, make every
+        file and folder read-only (setuid/setgid/sticky bits stripped) but the metadata
+        folder, which must still take the manifest. Returns the prefix, which `publish`
+        then makes count as installed. Hold the artifact's lock. Raises HitError (naming
+        the path) when the disk is full or the prefix cannot be written, and when it holds
+        what an artifact may not (see `refuse_foreign_files`)."""
         prefix = self.local_prefix(ref)
         meta = prefix / META
         refuse_foreign_files(prefix)
@@ -263,21 +276,42 @@ class Store:
                 shutil.copyfile(log, meta / "build.log")
             if manifest is None:
                 manifest = make_manifest(prefix)
-            tmp = meta / f".{MANIFEST}.tmp"
-            tmp.write_text(canonical_json(manifest))
-            # everything read-only but the metadata folder, which must take the manifest first
+            (meta / f".{MANIFEST}.tmp").write_text(canonical_json(manifest))
             make_read_only(prefix, 0o077 if self.private else 0, keep_writable=meta)
             os.chmod(prefix, 0o500 if self.private else 0o555)
-            if discard is not None:
-                remove_tree(discard)
-            sync_tree(prefix)
-            os.replace(tmp, meta / MANIFEST)
-            os.chmod(meta, 0o500 if self.private else 0o555)
-            sync_path(meta)
         except OSError as e:
             where = e.filename or prefix
             raise HitError(f"cannot install into {where}: {e.strerror or e}") from None
         return prefix
+
+    def publish(self, prefixes: list[Path], discard: Sequence[Path] = ()) -> None:
+        """The second half of a commit, for artifacts `stage`d (their locks held): remove
+        the folders `discard` (build folders: before the flush, so that their files never
+        reach the disk), flush everything staged (`sync_trees`), then rename each manifest
+        into place in the order given, and make its folder read-only.
+
+        The rule, as in Nix's registration of a valid path: an artifact's files must be on
+        disk before its manifest's rename can be, so that after a power cut an artifact
+        either counts as installed with all its bytes or does not count at all. The renames
+        themselves need no flush for that: one lost to a crash leaves an artifact that does
+        not count (debris, rebuilt by the next build); they reach the disk with the next
+        flush (of the next group, or the one that ends the run: commit.GroupCommit.close).
+        A dependency is published before what was built on it (the order given). Raises
+        HitError naming the path (nothing after a failed rename is renamed)."""
+        try:
+            for folder in discard:
+                remove_tree(folder)
+            sync_trees(prefixes)
+        except OSError as e:
+            where = e.filename or prefixes[0]
+            raise HitError(f"cannot install into {where}: {e.strerror or e}") from None
+        for prefix in prefixes:
+            meta = prefix / META
+            try:
+                os.replace(meta / f".{MANIFEST}.tmp", meta / MANIFEST)
+                os.chmod(meta, 0o500 if self.private else 0o555)
+            except OSError as e:
+                raise HitError(f"cannot install into {prefix}: {e.strerror or e}") from None
 
 
 def entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
@@ -371,26 +405,33 @@ def sync_path(path: Path | str) -> None:
 
 
 def sync_tree(root: Path) -> None:
-    """Flush every file and folder below `root` (and `root`) to disk.
+    """Flush every file and folder below `root` (and `root`) to disk: `sync_trees([root])`."""
+    sync_trees([root])
 
-    One syncfs(2) of the filesystem holding `root` when the C library has it (Linux): it
+
+def sync_trees(roots: list[Path]) -> None:
+    """Flush every file and folder below each of `roots` (and the roots) to disk.
+
+    One syncfs(2) of each filesystem holding them when the C library has it (Linux): it
     flushes every dirty page of that filesystem, 20-30x faster than an fsync per file for
     an artifact of thousands of files (see bench/bench_commit.py), and faster even for a
     trivial artifact of six files and four folders (8 ms against 35 ms on ext4, where each
-    fsync waits for a journal commit of its own). Otherwise an fsync of every regular file
-    and folder; links are skipped (their bytes are in the folder's entry), and so are FIFOs
-    and devices (opening one could block). Raises OSError.
-
-    Not chosen: leaving the manifest folder's fsync (Store.commit) to the next commit's
-    syncfs, with one flush at the end of a run, would save one fsync an artifact, but an
-    artifact reported built could then be lost by a crash, and every caller of commit would
-    have to flush at its end."""
-    if _syncfs(root):
-        return
-    for rel, st in entries(root):
-        if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
-            sync_path(root / rel)
-    sync_path(root)
+    fsync waits for a journal commit of its own); a group of artifacts costs one. Otherwise
+    an fsync of every regular file and folder; links are skipped (their bytes are in the
+    folder's entry), and so are FIFOs and devices (opening one could block). Raises
+    OSError."""
+    flushed: set[int] = set()  # the filesystems one syncfs flushed
+    for root in roots:
+        device = os.stat(root).st_dev
+        if device in flushed:
+            continue
+        if _syncfs(root):
+            flushed.add(device)
+            continue
+        for rel, st in entries(root):
+            if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+                sync_path(root / rel)
+        sync_path(root)
 
 
 def _syncfs(path: Path) -> bool:
