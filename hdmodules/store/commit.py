@@ -1,16 +1,17 @@
-"""Group commit: `hit build` publishes its artifacts from one background thread, several per
-flush, while the next builds run.
+"""Staging and group commit: `hit build` publishes its artifacts from one background thread,
+several per flush, while the next builds run.
 
-A build ends with its artifact staged (layout.Store.stage: build.json, log, manifest beside
-its final name, everything read-only) and handed to the run's `GroupCommit`; the scheduler may
-then start what depends on it (its files are in place), and the build's thread waits, holding
-the artifact's lock, until the committer has published it. The committer takes every artifact
-handed to it meanwhile as one group: it removes their build folders (before the flush: their
-files never reach the disk), flushes once (one syncfs for the group: layout.sync_trees), then
-renames their manifests in the order they were handed over, so a dependency counts as
-installed before what was built on it. That takes the flush and the removal of the build
-folder (3-15 ms an artifact on a loaded machine, bench/bench_build_overhead.py) off the path
-from one build to the next.
+A build ends with its artifact sealed (`seal`: checked, every file and folder read-only but
+its metadata folder) and handed to the run's `GroupCommit`; the scheduler may then start what
+depends on it (its files are in place and can no longer change), and the build's thread
+waits, holding the artifact's lock, until the committer has published it. The committer
+writes each artifact's build.json, log and manifest (`describe`: hashing every file, off the
+path from one build to the next), then takes every artifact handed over meanwhile as one
+group: it removes their build folders (before the flush: their files never reach the disk),
+flushes once (one syncfs for the group: layout.sync_trees), then renames their manifests in
+the order they were handed over, so a dependency counts as installed before what was built
+on it. This takes the flush, the manifest and the removal of the build folder (3-15 ms an
+artifact on a loaded machine, bench/bench_build_overhead.py) off that path.
 
 Crash safety is the store's usual rule (layout.Store.publish): an artifact's files are on disk
 before its manifest's rename can be. What a group commit changes is when a rename itself is
@@ -19,29 +20,94 @@ with (the profile's own commit flushes too), not when the build's progress line 
 "built". A crash before that loses the rename only: the artifact does not count as installed
 (its prefix is debris the next build of it removes), and is built again.
 
-A failed publish (a flush or a rename failing: an I/O error) fails that artifact and every
-one handed over after it, which are left uninstalled (they may have been built on it).
+A failed publish (a full disk, an I/O error) fails that artifact and every one handed over
+after it, which are left uninstalled (they may have been built on it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import queue
+import shutil
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HitError
-from .layout import MANIFEST, META, Store, sync_trees
+from ..hashing import canonical_json
+from ..spec.artifact import ArtifactRef
+from .layout import (
+    MANIFEST,
+    META,
+    Store,
+    make_manifest,
+    make_read_only,
+    refuse_foreign_files,
+    sync_trees,
+)
+
+
+def seal(store: Store, ref: ArtifactRef) -> Path:
+    """Staging, first step (under the artifact's lock): refuse what an artifact may not hold
+    (`refuse_foreign_files`), then make every file and folder of it read-only, setuid,
+    setgid and sticky bits stripped, but its metadata folder (which takes build.json, the
+    log and the manifest next: `describe`). From then on a build that uses it (one that
+    depends on it) cannot change it. Returns the prefix. Raises HitError naming the path."""
+    prefix = store.local_prefix(ref)
+    refuse_foreign_files(prefix)
+    try:
+        make_read_only(prefix, 0o077 if store.private else 0, keep_writable=prefix / META)
+        os.chmod(prefix, 0o500 if store.private else 0o555)
+    except OSError as e:
+        raise HitError(f"cannot install into {e.filename or prefix}: {e.strerror or e}") from None
+    return prefix
+
+
+def describe(
+    store: Store, prefix: Path, spec: dict, log: Path | None, manifest: dict | None = None
+) -> None:
+    """Staging, second step, on a `seal`ed prefix: its build.json (`spec`), the build log
+    `log` (if it exists) and the manifest (computed unless given: every file's hash) written
+    read-only into its metadata folder, the manifest beside its final name. Raises HitError
+    naming the path (a full disk)."""
+    meta = prefix / META
+    mode = 0o400 if store.private else 0o444
+    try:
+        text = json.dumps(spec, indent=2, sort_keys=True) + "\n"
+        _write(meta / "build.json", text.encode(), mode)
+        if log is not None and log.exists():
+            _write(meta / "build.log", log, mode)
+        if manifest is None:
+            manifest = make_manifest(prefix)
+        _write(meta / f".{MANIFEST}.tmp", canonical_json(manifest).encode(), mode)
+    except OSError as e:
+        raise HitError(f"cannot install into {e.filename or meta}: {e.strerror or e}") from None
+
+
+def _write(path: Path, content: bytes | Path, mode: int) -> None:
+    """Write `content` (bytes, or a file's) to `path`, whose mode is `mode` (read-only)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    with open(fd, "wb") as out:
+        os.fchmod(fd, mode)  # if it was there already
+        if isinstance(content, bytes):
+            out.write(content)
+        else:
+            with open(content, "rb") as source:
+                shutil.copyfileobj(source, out)
 
 
 @dataclass(frozen=True)
 class _Handed:
-    """One staged artifact: its prefix, its build folder (removed before the flush; None:
-    none) and the future its build's thread waits on."""
+    """One sealed artifact: its prefix, its build.json (`spec`: None when it is described
+    already), its build log, its build folder (removed before the flush; None: none) and
+    the future its build's thread waits on."""
 
     prefix: Path
+    spec: dict | None
+    log: Path | None
     folder: Path | None
     done: Future = field(default_factory=Future)
 
@@ -64,13 +130,21 @@ class GroupCommit:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def hand_over(self, prefix: Path, folder: Path | None) -> Future:
-        """Publish the staged artifact at `prefix` (its lock held by the caller until the
-        returned future is done), removing its build folder `folder` first. The future's
-        result is None once it is installed, or the HitError that left it uninstalled."""
+    def hand_over(
+        self,
+        prefix: Path,
+        folder: Path | None,
+        spec: dict | None = None,
+        log: Path | None = None,
+    ) -> Future:
+        """Publish the artifact at `prefix`, `seal`ed (and `describe`d with `spec` and `log`
+        here first, unless `spec` is None: staged already), its lock held by the caller
+        until the returned future is done; its build folder `folder` is removed before the
+        flush. The future's result is None once it is installed, or the HitError that left
+        it uninstalled."""
         if self._closed:
             raise HitError(f"{prefix}: handed over after the run's commits ended")
-        handed = _Handed(prefix, folder)
+        handed = _Handed(prefix, spec, log, folder)
         self._queue.put(handed)
         return handed.done
 
@@ -103,16 +177,27 @@ class GroupCommit:
             sync_trees([p for p in published if (p / META / MANIFEST).exists()])
 
     def _publish(self, group: list[_Handed]) -> None:
-        """Publish `group` (layout.Store.publish) unless an earlier group failed, then settle
-        each future: None when its manifest is in place, else the HitError saying why."""
-        if self._failed is None:
+        """Describe each of `group` (`describe`), then publish those described
+        (layout.Store.publish), unless an earlier one failed; then settle each future: None
+        when its manifest is in place, else the HitError saying why."""
+        ready: list[_Handed] = []
+        try:
+            for h in group:
+                if self._failed is None and h.spec is not None:
+                    describe(self.store, h.prefix, h.spec, h.log)
+                ready += [h] if self._failed is None else []
+        except HitError as e:
+            self._failed = str(e)
+        except BaseException as e:  # a bug: fail the group rather than hang its builds
+            self._failed = f"{type(e).__name__}: {e}"
+        if ready:
             try:
-                folders = [h.folder for h in group if h.folder is not None]
-                self.store.publish([h.prefix for h in group], folders)
+                folders = [h.folder for h in ready if h.folder is not None]
+                self.store.publish([h.prefix for h in ready], folders)
             except HitError as e:
-                self._failed = str(e)
-            except BaseException as e:  # a bug: fail the group rather than hang its builds
-                self._failed = f"{type(e).__name__}: {e}"
+                self._failed = self._failed or str(e)
+            except BaseException as e:  # as above
+                self._failed = self._failed or f"{type(e).__name__}: {e}"
         for h in group:
             if (h.prefix / META / MANIFEST).exists():
                 h.done.set_result(None)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import HitError
-from ..hashing import SHORT, canonical_json, sha256_file
+from ..hashing import SHORT, sha256_file
 from ..spec.artifact import ArtifactRef
 
 META = ".hit"
@@ -260,28 +260,15 @@ class Store:
     def stage(
         self, ref: ArtifactRef, spec: dict, log: Path | None, manifest: dict | None = None
     ) -> Path:
-        """The first half of a commit, everything but the flush: write build.json, copy the
-        log, write the manifest (computed unless given) beside its final name, make every
-        file and folder read-only (setuid/setgid/sticky bits stripped) but the metadata
-        folder, which must still take the manifest. Returns the prefix, which `publish`
-        then makes count as installed. Hold the artifact's lock. Raises HitError (naming
-        the path) when the disk is full or the prefix cannot be written, and when it holds
-        what an artifact may not (see `refuse_foreign_files`)."""
-        prefix = self.local_prefix(ref)
-        meta = prefix / META
-        refuse_foreign_files(prefix)
-        try:
-            (meta / "build.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
-            if log is not None and log.exists():
-                shutil.copyfile(log, meta / "build.log")
-            if manifest is None:
-                manifest = make_manifest(prefix)
-            (meta / f".{MANIFEST}.tmp").write_text(canonical_json(manifest))
-            make_read_only(prefix, 0o077 if self.private else 0, keep_writable=meta)
-            os.chmod(prefix, 0o500 if self.private else 0o555)
-        except OSError as e:
-            where = e.filename or prefix
-            raise HitError(f"cannot install into {where}: {e.strerror or e}") from None
+        """The first half of a commit, everything but the flush (commit.seal, then
+        commit.describe): every file and folder read-only, build.json, the log and the
+        manifest (computed unless given) beside its final name. Returns the prefix, which
+        `publish` then makes count as installed. Hold the artifact's lock. Raises HitError
+        as those do."""
+        from .commit import describe, seal
+
+        prefix = seal(self, ref)
+        describe(self, prefix, spec, log, manifest)
         return prefix
 
     def publish(self, prefixes: list[Path], discard: Sequence[Path] = ()) -> None:
