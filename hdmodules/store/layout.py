@@ -364,17 +364,14 @@ def read_spec(prefix: Path) -> dict:
 def make_manifest(prefix: Path) -> dict[str, str]:
     """Every file below the prefix (but `.hit`): `f:<sha256>`, `x:<sha256>` or `l:<target>`."""
     out: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(prefix):
-        if dirpath == str(prefix):
-            dirnames[:] = [d for d in dirnames if d != META]
-        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, prefix)
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                out[rel] = "l:" + os.readlink(path)
-            elif stat.S_ISREG(st.st_mode):
-                out[rel] = ("x:" if st.st_mode & 0o111 else "f:") + sha256_file(Path(path))
+    base, skip = str(prefix), f"{META}/"
+    for rel, st in entries(prefix):
+        if rel == META or rel.startswith(skip):
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            out[rel] = "l:" + os.readlink(f"{base}/{rel}")
+        elif stat.S_ISREG(st.st_mode):
+            out[rel] = ("x:" if st.st_mode & 0o111 else "f:") + sha256_file(Path(base, rel))
     return out
 
 
@@ -470,10 +467,16 @@ def make_read_only(root: Path, hide: int = 0, keep_writable: Path | None = None)
 
 
 def remove_tree(path: Path) -> None:
-    """rm -rf that also works on read-only artifacts."""
+    """rm -rf that also works on read-only artifacts: one pass when it can (a build folder),
+    else every folder made writable first."""
     if path.is_symlink() or path.is_file():
         path.unlink()
         return
+    try:
+        shutil.rmtree(path)
+        return
+    except PermissionError:  # a read-only or unreadable folder inside
+        pass
 
     def onerror(func, p, _exc):
         parent = os.path.dirname(p)
