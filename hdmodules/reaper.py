@@ -294,6 +294,11 @@ class Reaper:
         self._sock: socket.socket | None = None
         self._server: subprocess.Popen | None = None
 
+    def start(self) -> None:
+        """Start the server now, without waiting for it (spawn would start it otherwise)."""
+        with self._lock:
+            self._connect()
+
     def _connect(self) -> socket.socket:
         """The server's socket, starting the server when there is none (or it died)."""
         if self._sock is None or self._server is None or self._server.poll() is not None:

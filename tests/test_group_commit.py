@@ -61,9 +61,9 @@ def test_a_group_is_flushed_once_before_its_renames_in_the_order_handed_over(tmp
     staged = [_staged(store, name, tmp_path) for name in ("base", "mid", "top")]
     events = _record(monkeypatch)
     commit = GroupCommit(store)
-    futures = [commit.hand_over(prefix, folder) for prefix, folder in staged]
-    for future in futures:
-        assert future.result(timeout=30) is None
+    installed = [commit.hand_over(prefix, folder) for prefix, folder in staged]
+    for each in installed:
+        assert each.result(timeout=30) is None
     commit.close()
     renames = [e for e in events if e[0] == "rename"]
     assert renames == [("rename", str(p / ".hit" / "manifest.json")) for p, _f in staged]
