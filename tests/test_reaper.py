@@ -170,6 +170,9 @@ def test_the_server_keeps_a_reaper_on_standby_replaces_a_killed_one_and_ends_wit
         time.sleep(0.02)
     assert len(standby) == 1
     os.kill(standby[0], signal.SIGKILL)
+    while _children_of(server.pid) in ([], standby) and time.monotonic() < deadline:
+        time.sleep(0.02)  # (a request sent as the kill lands may be taken by the dying one)
+    assert _children_of(server.pid) not in ([], standby)  # replaced
     assert _spawn(reaper, script).wait(timeout=30) == 0
     assert (tmp_path / "build.log").read_text() == "ran\n"
     while len(standby := _children_of(server.pid)) != 1 and time.monotonic() < deadline:
