@@ -102,6 +102,9 @@ class LocalPool:
         self._wake_r, self._wake_w = os.pipe()  # a byte per finished build, for select
         os.set_blocking(self._wake_r, False)
         self._threads: list[threading.Thread] = []
+        self._jobs: queue.SimpleQueue[BuildJob | None] = queue.SimpleQueue()
+        self._idle = 0  # threads waiting for a job
+        self._idle_lock = threading.Lock()
         self._commit = GroupCommit(store)
         self._late: list[BuildFailed] = []  # publishes that failed after "built" was reported
 
@@ -112,8 +115,7 @@ class LocalPool:
         """Wait for every build's thread (each ends once its artifact is installed), flush
         the last commits, remove the jobserver. Raises BuildsFailed when an artifact reported
         built could not be installed (an I/O error) and nothing else is being raised."""
-        for thread in self._threads:  # each writes its wake-up byte after handing its outcome
-            thread.join()
+        self._stop_threads()
         self._commit.close()
         if self.cpus is not None:
             self.cpus.close()
@@ -123,10 +125,30 @@ class LocalPool:
             raise BuildsFailed(self._late, ())
 
     def start(self, job: BuildJob) -> None:
-        """Start building `job` in a thread of its own."""
-        thread = threading.Thread(target=self._one, args=(job,), name=job.ref.short)
-        self._threads.append(thread)
-        thread.start()
+        """Start building `job` in a thread of the pool: one waiting for a job, else a new
+        one (a thread whose build is done may still wait for its artifact's publish)."""
+        with self._idle_lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                thread = threading.Thread(target=self._serve, name=f"build-{len(self._threads)}")
+                self._threads.append(thread)
+                thread.start()
+        self._jobs.put(job)
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            self._one(job)
+            with self._idle_lock:
+                self._idle += 1
+
+    def _stop_threads(self) -> None:
+        """Let every thread finish its build (its artifact installed), then end them all."""
+        for _thread in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
 
     def _one(self, job: BuildJob) -> None:
         reported = False
@@ -167,8 +189,7 @@ class LocalPool:
     def interrupt(self) -> None:
         """Ctrl-C: stop every build under way (builder.kill_running)."""
         kill_running()
-        for thread in self._threads:
-            thread.join()
+        self._stop_threads()
 
 
 # Complexity (radon C): the loop of a scheduler: start what is ready, wait for one to finish,
