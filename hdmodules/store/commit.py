@@ -175,7 +175,7 @@ class GroupCommit:
             self._thread.join()
 
     def _loop(self) -> None:
-        published: list[Path] = []  # every prefix this run handed over
+        published: list[Path] = []  # every artifact this run installed
         end = False
         while not end:
             group = [self._queue.get()]
@@ -187,17 +187,17 @@ class GroupCommit:
             end = group[-1] is None
             handed = [h for h in group if h is not None]
             if handed:
-                self._publish(handed)
-                published += [h.prefix for h in handed]
+                published += self._publish(handed)
         # the last renames reach the disk before the run reports success (one syncfs); if
         # that fails, each still counts as installed and the next flush writes its rename
         with contextlib.suppress(OSError):
-            sync_trees([p for p in published if (p / META / MANIFEST).exists()])
+            sync_trees(published)
 
-    def _publish(self, group: list[_Handed]) -> None:
+    def _publish(self, group: list[_Handed]) -> list[Path]:
         """Describe each of `group` (`describe`), then publish those described
         (layout.Store.publish), unless an earlier one failed; then settle each: None
-        when its manifest is in place, else the HitError saying why."""
+        when its manifest is in place, else the HitError saying why. Returns the prefixes
+        installed."""
         ready: list[_Handed] = []
         try:
             for h in group:
@@ -216,11 +216,13 @@ class GroupCommit:
                 self._failed = self._failed or str(e)
             except BaseException as e:  # as above
                 self._failed = self._failed or f"{type(e).__name__}: {e}"
+        installed = [h.prefix for h in group if (h.prefix / META / MANIFEST).exists()]
         for h in group:
-            if (h.prefix / META / MANIFEST).exists():
+            if h.prefix in installed:
                 h.done.settle(None)
             elif str(h.prefix) in str(self._failed):
                 h.done.settle(HitError(f"not installed: {self._failed}"))
             else:
                 why = f"not installed, as an artifact published before it was not: {self._failed}"
                 h.done.settle(HitError(why))
+        return installed
