@@ -28,7 +28,7 @@ from .. import elf, linkmeta
 from ..errors import BuildFailed, HitError
 from ..reaper import Build as ReapedBuild
 from ..reaper import Reaper
-from ..store.commit import GroupCommit, seal
+from ..store.commit import GroupCommit
 from ..store.layout import Store, remove_tree
 from .buildjob import STUB, BuildJob, build_id, missing_tools
 from .patching import apply_patches
@@ -193,7 +193,7 @@ def build(
             if committer is None:  # the build folder goes before the flush (Store.commit)
                 store.commit(ref, job.record, log, discard=job.folder)
             else:  # sealed now: what depends on it cannot change it; the rest in the background
-                seal(store, ref)
+                store.seal(ref)
                 installed = committer.hand_over(prefix, job.folder, job.record, log)
                 if on_built is not None:
                     on_built(Outcome("built", seconds))

@@ -1,24 +1,24 @@
 """Staging and group commit: `hit build` publishes its artifacts from one background thread,
 several per flush, while the next builds run.
 
-A build ends with its artifact sealed (`seal`: checked, every file and folder read-only but
-its metadata folder) and handed to the run's `GroupCommit`; the scheduler may then start what
-depends on it (its files are in place and can no longer change), and the build's thread
-waits, holding the artifact's lock, until the committer has published it. The committer
-writes each artifact's build.json, log and manifest (`describe`: hashing every file, off the
-path from one build to the next), then takes every artifact handed over meanwhile as one
-group: it removes their build folders (before the flush: their files never reach the disk),
-flushes once (one syncfs for the group: layout.sync_trees), then renames their manifests in
-the order they were handed over, so a dependency counts as installed before what was built
+A build ends with its artifact sealed (layout.Store.seal: checked, every file and folder
+read-only but its metadata folder) and handed to the run's `GroupCommit`; the scheduler may
+then start what depends on it (its files are in place and can no longer change), and the
+build's thread waits, holding the artifact's lock, until the committer has published it. The
+committer writes each artifact's build.json, log and manifest (Store.describe: hashing every
+file, off the path from one build to the next), then takes every artifact handed over meanwhile
+as one group: it removes their build folders (before the flush: their files never reach the
+disk), flushes once (one syncfs for the group: layout.sync_trees), then renames their manifests
+in the order they were handed over, so a dependency counts as installed before what was built
 on it. This takes the flush, the manifest and the removal of the build folder (3-15 ms an
 artifact on a loaded machine, bench/bench_build_overhead.py) off that path.
 
 Crash safety is the store's usual rule (layout.Store.publish): an artifact's files are on disk
-before its manifest's rename can be. What a group commit changes is when a rename itself is
-on disk: with the next group's flush, and at the latest with the flush `close` ends the run
-with (the profile's own commit flushes too), not when the build's progress line says
-"built". A crash before that loses the rename only: the artifact does not count as installed
-(its prefix is debris the next build of it removes), and is built again.
+before its manifest's rename can be. What a group commit changes is when a rename itself is on
+disk: with the next group's flush, and at the latest with the flush `close` ends the run with
+(the profile's own commit flushes too), not when the build's progress line says "built". A
+crash before that loses the rename only: the artifact does not count as installed (its prefix
+is debris the next build of it removes), and is built again.
 
 A failed publish (a full disk, an I/O error) fails that artifact and every one handed over
 after it, which are left uninstalled (they may have been built on it).
@@ -27,75 +27,13 @@ after it, which are left uninstalled (they may have been built on it).
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import queue
-import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HitError
-from ..hashing import canonical_json
-from ..spec.artifact import ArtifactRef
-from .layout import (
-    MANIFEST,
-    META,
-    Store,
-    make_manifest,
-    make_read_only,
-    refuse_foreign_files,
-    sync_trees,
-)
-
-
-def seal(store: Store, ref: ArtifactRef) -> Path:
-    """Staging, first step (under the artifact's lock): refuse what an artifact may not hold
-    (`refuse_foreign_files`), then make every file and folder of it read-only, setuid,
-    setgid and sticky bits stripped, but its metadata folder (which takes build.json, the
-    log and the manifest next: `describe`). From then on a build that uses it (one that
-    depends on it) cannot change it. Returns the prefix. Raises HitError naming the path."""
-    prefix = store.local_prefix(ref)
-    refuse_foreign_files(prefix)
-    try:
-        make_read_only(prefix, 0o077 if store.private else 0, keep_writable=prefix / META)
-        os.chmod(prefix, 0o500 if store.private else 0o555)
-    except OSError as e:
-        raise HitError(f"cannot install into {e.filename or prefix}: {e.strerror or e}") from None
-    return prefix
-
-
-def describe(
-    store: Store, prefix: Path, spec: dict, log: Path | None, manifest: dict | None = None
-) -> None:
-    """Staging, second step, on a `seal`ed prefix: its build.json (`spec`), the build log
-    `log` (if it exists) and the manifest (computed unless given: every file's hash) written
-    read-only into its metadata folder, the manifest beside its final name. Raises HitError
-    naming the path (a full disk)."""
-    meta = prefix / META
-    mode = 0o400 if store.private else 0o444
-    try:
-        text = json.dumps(spec, indent=2, sort_keys=True) + "\n"
-        _write(meta / "build.json", text.encode(), mode)
-        if log is not None and log.exists():
-            _write(meta / "build.log", log, mode)
-        if manifest is None:
-            manifest = make_manifest(prefix)
-        _write(meta / f".{MANIFEST}.tmp", canonical_json(manifest).encode(), mode)
-    except OSError as e:
-        raise HitError(f"cannot install into {e.filename or meta}: {e.strerror or e}") from None
-
-
-def _write(path: Path, content: bytes | Path, mode: int) -> None:
-    """Write `content` (bytes, or a file's) to `path`, whose mode is `mode` (read-only)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    with open(fd, "wb") as out:
-        os.fchmod(fd, mode)  # if it was there already
-        if isinstance(content, bytes):
-            out.write(content)
-        else:
-            with open(content, "rb") as source:
-                shutil.copyfileobj(source, out)
+from .layout import MANIFEST, META, Store, sync_trees
 
 
 class Installed:
@@ -156,9 +94,9 @@ class GroupCommit:
         spec: dict | None = None,
         log: Path | None = None,
     ) -> Installed:
-        """Publish the artifact at `prefix`, `seal`ed (and `describe`d with `spec` and `log`
-        here first, unless `spec` is None: staged already), its lock held by the caller
-        until it is installed; its build folder `folder` is removed before the
+        """Publish the artifact at `prefix`, sealed (layout.Store.seal; described here first
+        with `spec` and `log`, unless `spec` is None: staged already), its lock held by the
+        caller until it is installed; its build folder `folder` is removed before the
         flush. Returns what the caller waits on (`Installed.result()`)."""
         if self._closed:
             raise HitError(f"{prefix}: handed over after the run's commits ended")
@@ -194,7 +132,7 @@ class GroupCommit:
             sync_trees(published)
 
     def _publish(self, group: list[_Handed]) -> list[Path]:
-        """Describe each of `group` (`describe`), then publish those described
+        """Describe each of `group` (layout.Store.describe), then publish those described
         (layout.Store.publish), unless an earlier one failed; then settle each: None
         when its manifest is in place, else the HitError saying why. Returns the prefixes
         installed."""
@@ -202,7 +140,7 @@ class GroupCommit:
         try:
             for h in group:
                 if self._failed is None and h.spec is not None:
-                    describe(self.store, h.prefix, h.spec, h.log)
+                    self.store.describe(h.prefix, h.spec, h.log)
                 ready += [h] if self._failed is None else []
         except HitError as e:
             self._failed = str(e)

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import HitError
-from ..hashing import SHORT, sha256_file
+from ..hashing import SHORT, canonical_json, sha256_file
 from ..spec.artifact import ArtifactRef
+from .files import entries, make_read_only, refuse_foreign_files, remove_tree
 
 META = ".hit"
 MANIFEST = "manifest.json"
@@ -275,16 +276,48 @@ class Store:
     def stage(
         self, ref: ArtifactRef, spec: dict, log: Path | None, manifest: dict | None = None
     ) -> Path:
-        """The first half of a commit, everything but the flush (commit.seal, then
-        commit.describe): every file and folder read-only, build.json, the log and the
-        manifest (computed unless given) beside its final name. Returns the prefix, which
-        `publish` then makes count as installed. Hold the artifact's lock. Raises HitError
-        as those do."""
-        from .commit import describe, seal
-
-        prefix = seal(self, ref)
-        describe(self, prefix, spec, log, manifest)
+        """The first half of a commit, everything but the flush: `seal`, then `describe`.
+        Returns the prefix, which `publish` then makes count as installed."""
+        prefix = self.seal(ref)
+        self.describe(prefix, spec, log, manifest)
         return prefix
+
+    def seal(self, ref: ArtifactRef) -> Path:
+        """Staging, first step (hold the artifact's lock): refuse what an artifact may not
+        hold (`refuse_foreign_files`), then make every file and folder of it read-only,
+        setuid, setgid and sticky bits stripped, but its metadata folder (which takes
+        build.json, the log and the manifest next: `describe`). From then on a build that
+        depends on it cannot change it. Returns the prefix. Raises HitError naming the path."""
+        prefix = self.local_prefix(ref)
+        refuse_foreign_files(prefix)
+        try:
+            make_read_only(prefix, 0o077 if self.private else 0, keep_writable=prefix / META)
+            os.chmod(prefix, 0o500 if self.private else 0o555)
+        except OSError as e:
+            raise HitError(
+                f"cannot install into {e.filename or prefix}: {e.strerror or e}"
+            ) from None
+        return prefix
+
+    def describe(
+        self, prefix: Path, spec: dict, log: Path | None, manifest: dict | None = None
+    ) -> None:
+        """Staging, second step, on a `seal`ed prefix: build.json (`spec`), the build log
+        `log` (if it exists) and the manifest (computed unless given: every file's hash)
+        written read-only into its metadata folder, the manifest beside its final name.
+        Raises HitError naming the path (a full disk)."""
+        meta = prefix / META
+        mode = 0o400 if self.private else 0o444
+        try:
+            text = json.dumps(spec, indent=2, sort_keys=True) + "\n"
+            _write(meta / "build.json", text.encode(), mode)
+            if log is not None and log.exists():
+                _write(meta / "build.log", log, mode)
+            if manifest is None:
+                manifest = make_manifest(prefix)
+            _write(meta / f".{MANIFEST}.tmp", canonical_json(manifest).encode(), mode)
+        except OSError as e:
+            raise HitError(f"cannot install into {e.filename or meta}: {e.strerror or e}") from None
 
     def publish(self, prefixes: list[Path], discard: Sequence[Path] = ()) -> None:
         """The second half of a commit, for artifacts `stage`d (their locks held): remove
@@ -316,49 +349,6 @@ class Store:
                 raise HitError(f"cannot install into {prefix}: {e.strerror or e}") from None
 
 
-def entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """`(path relative to root, lstat)` of everything below `root` (not `root` itself),
-    folders before what they hold; symlinks are not followed. The one walk the checks of an
-    artifact share (refuse_foreign_files, sync_trees, verify.unsafe_modes)."""
-    base = str(root)
-    todo = [""]
-    while todo:  # one lstat per entry; a symlink is never followed (os.walk stats its target)
-        rel_dir = todo.pop()
-        try:
-            with os.scandir(f"{base}/{rel_dir}" if rel_dir else base) as it:
-                found = [(e.name, e.stat(follow_symlinks=False)) for e in it]
-        except OSError:  # an unreadable folder is skipped, as os.walk does
-            continue
-        for name, st in found:
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            yield rel, st
-            if stat.S_ISDIR(st.st_mode):
-                todo.append(rel)
-
-
-def refuse_foreign_files(prefix: Path) -> None:
-    """An artifact holds folders, regular files and symlinks only. Devices, FIFOs and sockets
-    are refused (a readable block device published to every user), and so is a hard link
-    to a file outside the prefix: making the artifact read-only would change that outside
-    file's mode, and its owner could later change the artifact through it. Hard links
-    between files of the artifact itself are fine (compilers install those). Raises
-    HitError naming the file."""
-    inside: dict[tuple[int, int], int] = {}
-    linked: dict[tuple[int, int], tuple[str, int]] = {}
-    for rel, st in entries(prefix):
-        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-            what = "folders, files and symlinks only"
-            raise HitError(f"{prefix}: {rel} is a device, FIFO or socket; an artifact holds {what}")
-        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
-            key = (st.st_dev, st.st_ino)
-            inside[key] = inside.get(key, 0) + 1
-            linked[key] = (rel, st.st_nlink)
-    for key, (rel, nlink) in linked.items():
-        if inside[key] < nlink:
-            outside = "a hard link to a file outside the artifact"
-            raise HitError(f"{prefix}: {rel} is {outside}; copy it instead (cp, not ln)")
-
-
 def read_manifest(prefix: Path) -> dict[str, str]:
     """An installed artifact's manifest (path -> `f:`/`x:`<sha256> or `l:`<target>); HitError if
     missing or damaged."""
@@ -388,6 +378,18 @@ def make_manifest(prefix: Path) -> dict[str, str]:
         elif stat.S_ISREG(st.st_mode):
             out[rel] = ("x:" if st.st_mode & 0o111 else "f:") + sha256_file(Path(base, rel))
     return out
+
+
+def _write(path: Path, content: bytes | Path, mode: int) -> None:
+    """Write `content` (bytes, or a file's) to `path`, whose mode is `mode` (read-only)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    with open(fd, "wb") as out:
+        os.fchmod(fd, mode)  # if it was there already
+        if isinstance(content, bytes):
+            out.write(content)
+        else:
+            with open(content, "rb") as source:
+                shutil.copyfileobj(source, out)
 
 
 def sync_path(path: Path | str) -> None:
@@ -444,59 +446,3 @@ def _syncfs(path: Path) -> bool:
     finally:
         os.close(fd)
     return True
-
-
-SPECIAL_BITS = 0o7000  # setuid, setgid, sticky
-
-
-def make_read_only(root: Path, hide: int = 0, keep_writable: Path | None = None) -> None:
-    """Nobody writes an installed artifact; `hide` (0o077) makes it its owner's only.
-    Setuid, setgid and sticky bits are stripped (a recipe's `install -m 4755` must not
-    publish a program that runs as the store's owner, root on a site).
-    `keep_writable` (a folder) keeps its write bits for one last rename into it."""
-    mask = ~(0o222 | hide | SPECIAL_BITS)
-    keep = str(keep_writable) if keep_writable is not None else None
-
-    def walk(folder: str) -> None:  # what a folder holds before the folder, as os.walk did
-        try:
-            with os.scandir(folder) as it:
-                found = [e for e in it if not e.is_symlink()]  # the entry's type: no syscall
-        except OSError:  # an unreadable folder is skipped, as os.walk does
-            return
-        for entry in found:
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                walk(entry.path)
-            if entry.path == keep:
-                os.chmod(entry.path, stat.S_IMODE(st.st_mode) & ~(hide | SPECIAL_BITS))
-            else:
-                os.chmod(entry.path, stat.S_IMODE(st.st_mode) & mask)
-
-    walk(str(root))
-    os.chmod(root, stat.S_IMODE(os.stat(root).st_mode) & mask)
-
-
-def remove_tree(path: Path) -> None:
-    """rm -rf that also works on read-only artifacts: one pass when it can (a build folder),
-    else every folder made writable first."""
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-        return
-    try:
-        shutil.rmtree(path)
-        return
-    except PermissionError:  # a read-only or unreadable folder inside
-        pass
-
-    def onerror(func, p, _exc):
-        parent = os.path.dirname(p)
-        os.chmod(parent, 0o755)
-        if os.path.isdir(p) and not os.path.islink(p):
-            os.chmod(p, 0o755)
-        func(p)
-
-    for dirpath, dirnames, _ in os.walk(path):
-        for d in [dirpath] + [os.path.join(dirpath, x) for x in dirnames]:
-            if not os.path.islink(d):
-                os.chmod(d, 0o755)
-    shutil.rmtree(path, onerror=onerror)
