@@ -1,16 +1,16 @@
-"""Running one build job: its folder, a clean environment, the artifact's prefix, a log, the
-ELF check, and the commit into the store under the artifact's lock.
+"""Running one build job: its folder, a clean environment, the artifact's prefix, a log, the ELF
+check, and the commit into the store under the artifact's lock.
 
 Everything a build needs comes in one value, a `buildjob.BuildJob`; the builder knows nothing
 of recipes, profiles, externals or configuration.
 
 What a build costs beyond its script (issue 18: at most 5 ms an artifact;
-bench/bench_build_overhead.py measures it): a fork of the reaper server, not a new
-interpreter (reaper.py); no /proc scan when the reaper saw every process of the build end;
-no process to lay out the toolchain (lay_out_toolchain); link checks that open only files
-that can be ELF or metadata; and, under `hit build`, no flush and no removal of the build
-folder between one build and the next: the run's group commit does both in the background,
-several artifacts per flush (store/commit.py).
+bench/bench_build_overhead.py measures it): a reaper forked ahead of the request, which
+posix_spawns the script, not a new interpreter (reaper.py); no /proc scan when the reaper saw
+every process of the build end; no process to lay out the toolchain (lay_out_toolchain); link
+checks that open only files that can be ELF or metadata; and, under `hit build`, no flush and
+no removal of the build folder between one build and the next: the run's group commit does both
+in the background, several artifacts per flush (store/commit.py).
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def build(
     concurrent `hit` processes (the artifact's lock; `on_wait()` is called once if another
     process holds it). The prefix is committed only when the script succeeded and the link
     check passed; on failure it is removed and the build folder kept. With a `committer`
-    (the run's group commit), the staged artifact is handed to it and `on_built(outcome)`
+    (the run's group commit), the artifact is sealed and handed to it and `on_built(outcome)`
     called at once (what depends on it may start building: its files are in place), then
     this waits, holding the lock, until it is installed. Raises BuildFailed (a host tool its
     build system runs is missing, script, link check, OSError such as a full disk) or

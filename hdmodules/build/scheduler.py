@@ -87,7 +87,7 @@ class LocalPool:
     all of them), at most `packages` at once (default: `cpus`), each
     `builder.build(job, store)` with MAKEFLAGS naming the jobserver; `progress` hears when
     one waits for another process's lock. A build counts as done once its artifact is
-    staged, and the pool's group commit (store/commit.py) publishes it in the background.
+    sealed, and the pool's group commit (store/commit.py) publishes it in the background.
     A context manager: leaving it waits until every artifact is installed and removes the
     jobserver."""
 
@@ -163,8 +163,10 @@ class LocalPool:
             if self.cpus is not None:  # its dependencies are built: their bin/ is on PATH
                 flags = self.cpus.for_make(dict(job.env).get("PATH", ""))
                 job = job.with_jobserver(flags.makeflags, flags.fds)
-            on_wait = lambda: self.progress.waiting(job.ref.short)  # noqa: E731
-            outcome: Outcome | BaseException = build(job, self.store, on_wait, self._commit, hand)
+            short = job.ref.short
+            outcome: Outcome | BaseException = build(
+                job, self.store, lambda: self.progress.waiting(short), self._commit, hand
+            )
         except BaseException as e:
             outcome = e
         if not reported:
