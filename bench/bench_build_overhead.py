@@ -14,7 +14,13 @@ medians are printed.
 `--before DIR` also times the hdmodules checkout in DIR (e.g. a worktree of the code before a
 change) in the same rounds, so a before/after comparison sees the same machine load.
 
+`--breakdown` prints where the time of each artifact goes instead: one `hit build -j 1` per
+checkout (this one, and DIR with `--before`), with the steps of a build wrapped to time them
+(BREAKDOWN: wall milliseconds per call; [bg] marks work of the group commit's thread, off the
+path from one build to the next). A step a checkout lacks is left out.
+
 Usage: python bench/bench_build_overhead.py [--packages 100] [--repeat 3] [--before DIR]
+       [--breakdown]
 """
 
 from __future__ import annotations
@@ -98,6 +104,80 @@ def measure(n: int, repeat: int, before: Path | None = None, keep: bool = False)
             shutil.rmtree(root, ignore_errors=True)
 
 
+# Run by `--breakdown` in a `hit build` process: each step of a build wrapped to add up its
+# wall time (perf_counter), then `hit build` itself; a table on stderr at exit.
+BREAKDOWN = """
+import atexit, collections, sys, time
+from hdmodules.build import builder
+from hdmodules.store import layout
+import hdmodules.reaper as reaper
+total, calls = collections.defaultdict(float), collections.Counter()
+def wrap(owner, name, label):
+    real = getattr(owner, name, None)
+    if real is None:
+        return
+    def timed(*a, **k):
+        start = time.perf_counter()
+        try:
+            return real(*a, **k)
+        finally:
+            total[label] += time.perf_counter() - start
+            calls[label] += 1
+    setattr(owner, name, timed)
+for owner, name, label in [
+    (builder, "prepare", "prepare: folder, sources, toolchain, build.sh"),
+    (reaper.Reaper, "spawn", "reaper hand-off: request to running"),
+    (reaper.Build, "wait", "script and reaper's exit"),
+    (builder, "_check_links", "link check"),
+    (layout.Store, "begin", "begin: the empty prefix"),
+    (layout.Store, "commit", "commit, all of it"),
+    (layout.Store, "seal", "seal: checks, read-only"),
+    (layout.Store, "describe", "[bg] describe: build.json, log, manifest"),
+    (layout.Store, "publish", "[bg] publish: build folders, flush, renames"),
+    (layout, "remove_tree", "  remove a build folder"),
+    (layout, "_syncfs", "  syncfs"),
+    (layout, "sync_path", "  fsync of .hit"),
+    (layout.Store, "record_duration", "record the duration"),
+]:
+    wrap(owner, name, label)
+start = time.perf_counter()
+def table():
+    print(f"whole run {1000 * (time.perf_counter() - start):.0f} ms", file=sys.stderr)
+    for label, seconds in sorted(total.items(), key=lambda item: -item[1]):
+        print(f"BREAKDOWN {label}: {1000 * seconds / calls[label]:.2f} ms x {calls[label]}",
+              file=sys.stderr)
+atexit.register(table)
+from hdmodules.cli.hit import main
+sys.argv = ["hit", "build", "-q", "-j", "1"]
+main()
+"""
+
+
+def breakdown(n: int, checkouts: dict[str, Path]) -> None:
+    """Print, for each checkout, where a `hit build -j 1` of `n` trivial packages spends its
+    time, step by step (BREAKDOWN)."""
+    root = Path(tempfile.mkdtemp(prefix="hit-overhead-"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    try:
+        make_stack(root, n)
+        for name, checkout in checkouts.items():
+            home = root / f"home-{name}"
+            run_env = {**env, "HIT_HOME": str(home), "PYTHONPATH": str(checkout)}
+            timed([sys.executable, "-m", "hdmodules.cli.hit", "build", "-q"], root, run_env)
+            subprocess.run(["chmod", "-R", "u+w", str(home)], check=False)
+            shutil.rmtree(home)  # warm: byte-code written; now the measured run
+            out = subprocess.run(
+                [sys.executable, "-c", BREAKDOWN], cwd=root, env=run_env, text=True,
+                capture_output=True, check=True,
+            )  # fmt: skip
+            lines = [x for x in out.stderr.splitlines() if x.startswith(("whole", "BREAK"))]
+            print(f"{name} ({checkout}), load average {os.getloadavg()[0]:.1f}:")
+            print("\n".join("  " + x.removeprefix("BREAKDOWN ") for x in lines))
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(root)], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def rows(quick: bool) -> list[Row]:
     """For bench/run.py: the overhead per artifact of `-j 1` and `-j 2` next to the scripts
     alone per artifact (about 3 ms on the idle machine), 100 packages (50 when `quick`)."""
@@ -127,8 +207,13 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     ap.add_argument("--before", type=Path, help="also time the hdmodules checkout in this folder")
+    ap.add_argument("--breakdown", action="store_true", help="where each artifact's time goes")
     args = ap.parse_args()
     n = args.packages
+    if args.breakdown:
+        checkouts = {"this": code()} | ({"before": args.before.resolve()} if args.before else {})
+        breakdown(n, checkouts)
+        return 0
     med = measure(n, args.repeat, args.before, args.keep)
     runs = [k for k in med if k != "scripts"]
     base = med["scripts"]

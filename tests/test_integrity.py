@@ -242,14 +242,14 @@ def test_a_full_disk_names_the_artifact_and_leaves_nothing_half_written(tmp_path
     assert not os.path.ismount(store_dir)
 
 
-def test_sync_tree_skips_links_and_special_files(tmp_path, monkeypatch):
+def test_sync_trees_skips_links_and_special_files(tmp_path, monkeypatch):
     (tmp_path / "f").write_text("x")
     (tmp_path / "l").symlink_to("/dev/zero")
     os.mkfifo(tmp_path / "fifo")
     monkeypatch.setattr(store_mod, "_syncfs", lambda _p: False)  # the walk, not syncfs
     synced: list[str] = []
     monkeypatch.setattr(store_mod, "sync_path", lambda p: synced.append(os.path.basename(p)))
-    done = threading.Thread(target=store_mod.sync_tree, args=(tmp_path,), daemon=True)
+    done = threading.Thread(target=store_mod.sync_trees, args=([tmp_path],), daemon=True)
     done.start()
     done.join(10)  # a FIFO opened for reading would block forever
     assert not done.is_alive() and sorted(synced) == sorted(["f", tmp_path.name])

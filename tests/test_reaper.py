@@ -144,3 +144,48 @@ def test_passed_descriptors_land_on_their_numbers_even_where_a_copy_would_land()
     os.close(write)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def test_the_server_keeps_a_reaper_on_standby_replaces_a_killed_one_and_ends_with_hit(tmp_path):
+    """Each build's reaper is forked before its request comes: one waits on standby. One
+    killed while it waits is replaced (the next build runs); when the client closes its end
+    (hit exits), the server and its standby end."""
+    reaper = hdmodules.reaper.Reaper()
+    script = tmp_path / "build.sh"
+    script.write_text("echo ran\n")
+    assert _spawn(reaper, script).wait(timeout=30) == 0
+    server = reaper._server
+    deadline = time.monotonic() + 10
+    while len(standby := _children_of(server.pid)) != 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(standby) == 1
+    os.kill(standby[0], signal.SIGKILL)
+    while _children_of(server.pid) in ([], standby) and time.monotonic() < deadline:
+        time.sleep(0.02)  # (a request sent as the kill lands may be taken by the dying one)
+    assert _children_of(server.pid) not in ([], standby)  # replaced
+    assert _spawn(reaper, script).wait(timeout=30) == 0
+    assert (tmp_path / "build.log").read_text() == "ran\n"
+    while len(standby := _children_of(server.pid)) != 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    reaper._sock.close()
+    assert server.wait(timeout=10) == 0
+    while _running(standby[0]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _running(standby[0])
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False

@@ -1,15 +1,16 @@
-"""Running one build job: its folder, a clean environment, the artifact's prefix, a log, the
-ELF check, and the commit into the store under the artifact's lock.
+"""Running one build job: its folder, a clean environment, the artifact's prefix, a log, the ELF
+check, and the commit into the store under the artifact's lock.
 
 Everything a build needs comes in one value, a `buildjob.BuildJob`; the builder knows nothing
 of recipes, profiles, externals or configuration.
 
 What a build costs beyond its script (issue 18: at most 5 ms an artifact;
-bench/bench_build_overhead.py measures it): a fork of the reaper server, not a new
-interpreter (reaper.py); no /proc scan when the reaper saw every process of the build end;
-no process to lay out the toolchain (lay_out_toolchain); link checks that open only files
-that can be ELF or metadata; and one commit, whose flush writes the artifact but not the
-build folder (Store.commit removes it first).
+bench/bench_build_overhead.py measures it): a reaper forked ahead of the request, which
+posix_spawns the script, not a new interpreter (reaper.py); no /proc scan when the reaper saw
+every process of the build end; no process to lay out the toolchain (lay_out_toolchain); link
+checks that open only files that can be ELF or metadata; and, under `hit build`, no flush and
+no removal of the build folder between one build and the next: the run's group commit does both
+in the background, several artifacts per flush (store/commit.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .. import elf, linkmeta
 from ..errors import BuildFailed, HitError
 from ..reaper import Build as ReapedBuild
 from ..reaper import Reaper
+from ..store.commit import GroupCommit
 from ..store.layout import Store, remove_tree
 from .buildjob import STUB, BuildJob, build_id, missing_tools
 from .patching import apply_patches
@@ -46,6 +48,14 @@ class Outcome:
 
     status: str
     seconds: float = 0.0
+
+
+def start_reaper() -> None:
+    """Start this process's reaper server (reaper.py) ahead of the first build, which would
+    otherwise wait for its start-up (20-30 ms); a server that cannot start is left to the
+    first build to report."""
+    with contextlib.suppress(OSError):
+        _REAPER.start()
 
 
 def prepare(job: BuildJob) -> Path:
@@ -142,13 +152,22 @@ def kill_build_processes(build_id: str, pgid: int | None, wait: float = 10.0) ->
     return len(killed)
 
 
-def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None) -> Outcome:
+def build(
+    job: BuildJob,
+    store: Store,
+    on_wait: Callable[[], None] | None = None,
+    committer: GroupCommit | None = None,
+    on_built: Callable[[Outcome], None] | None = None,
+) -> Outcome:
     """Build `job` into `store` unless it is installed there (or upstream); safe against
     concurrent `hit` processes (the artifact's lock; `on_wait()` is called once if another
     process holds it). The prefix is committed only when the script succeeded and the link
-    check passed; on failure it is removed and the build folder kept. Raises BuildFailed
-    (a host tool its build system runs is missing, script, link check, OSError such as a
-    full disk) or HitError (a source)."""
+    check passed; on failure it is removed and the build folder kept. With a `committer`
+    (the run's group commit), the artifact is sealed and handed to it and `on_built(outcome)`
+    called at once (what depends on it may start building: its files are in place), then
+    this waits, holding the lock, until it is installed. Raises BuildFailed (a host tool its
+    build system runs is missing, script, link check, OSError such as a full disk) or
+    HitError (a source, what an artifact may not hold, a failed publish: after `on_built`)."""
     ref = job.ref
     if job.prefix != store.local_prefix(ref):  # e.g. a `hit bdir` job: it installs elsewhere
         where = f"installs into {job.prefix}, not into {store.root}"
@@ -169,8 +188,16 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
             script = prepare(job)
             _run(script, job)
             _check_links(job, prefix)
-            # the build folder goes once its log is copied, before the flush (Store.commit)
-            store.commit(ref, job.record, job.folder / "build.log", discard=job.folder)
+            seconds = time.monotonic() - start
+            log = job.folder / "build.log"
+            if committer is None:  # the build folder goes before the flush (Store.commit)
+                store.commit(ref, job.record, log, discard=job.folder)
+            else:  # sealed now: what depends on it cannot change it; the rest in the background
+                store.seal(ref)
+                installed = committer.hand_over(prefix, job.folder, job.record, log)
+                if on_built is not None:
+                    on_built(Outcome("built", seconds))
+                installed.result()
         except OSError as e:  # a full disk, an unwritable folder: name what and where
             remove_tree(prefix)
             where = e.filename or job.folder
@@ -178,7 +205,6 @@ def build(job: BuildJob, store: Store, on_wait: Callable[[], None] | None = None
         except BaseException:
             remove_tree(prefix)
             raise
-        seconds = time.monotonic() - start
         store.record_duration(ref.name, seconds)
         return Outcome("built", seconds)
 

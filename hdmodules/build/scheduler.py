@@ -30,12 +30,18 @@ from typing import Protocol
 
 from ..errors import BuildFailed, HitError
 from ..progress import Progress
+from ..store.commit import GroupCommit
 from ..store.layout import Store
-from .builder import Outcome, build, kill_running
+from .builder import Outcome, build, kill_running, start_reaper
 from .buildjob import BuildJob
 from .jobserver import Jobserver, open_jobserver
 
 Finished = tuple[BuildJob, Outcome | BaseException]  # a job and how it ended
+
+# This module is imported (publish/profilebuild.py) when there is something to build, before
+# the sources are fetched and the build jobs made: the reaper server's start-up overlaps that
+# work instead of delaying the first build.
+start_reaper()
 
 
 class Executor(Protocol):
@@ -80,7 +86,9 @@ class LocalPool:
     """Builds in threads of this process within a budget of `cpus` CPUs (one jobserver for
     all of them), at most `packages` at once (default: `cpus`), each
     `builder.build(job, store)` with MAKEFLAGS naming the jobserver; `progress` hears when
-    one waits for another process's lock. A context manager: leaving it removes the
+    one waits for another process's lock. A build counts as done once its artifact is
+    sealed, and the pool's group commit (store/commit.py) publishes it in the background.
+    A context manager: leaving it waits until every artifact is installed and removes the
     jobserver."""
 
     def __init__(
@@ -94,36 +102,77 @@ class LocalPool:
         self._wake_r, self._wake_w = os.pipe()  # a byte per finished build, for select
         os.set_blocking(self._wake_r, False)
         self._threads: list[threading.Thread] = []
+        self._jobs: queue.SimpleQueue[BuildJob | None] = queue.SimpleQueue()
+        self._idle = 0  # threads waiting for a job
+        self._idle_lock = threading.Lock()
+        self._commit = GroupCommit(store)
+        self._late: list[BuildFailed] = []  # publishes that failed after "built" was reported
 
     def __enter__(self) -> LocalPool:
         return self
 
-    def __exit__(self, *_exc: object) -> None:
-        for thread in self._threads:  # each writes its wake-up byte after handing its outcome
-            thread.join()
+    def __exit__(self, exc_type: object, *_exc: object) -> None:
+        """Wait for every build's thread (each ends once its artifact is installed), flush
+        the last commits, remove the jobserver. Raises BuildsFailed when an artifact reported
+        built could not be installed (an I/O error) and nothing else is being raised."""
+        self._stop_threads()
+        self._commit.close()
         if self.cpus is not None:
             self.cpus.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
+        if self._late and exc_type is None:
+            raise BuildsFailed(self._late, ())
 
     def start(self, job: BuildJob) -> None:
-        """Start building `job` in a thread of its own."""
-        thread = threading.Thread(target=self._one, args=(job,), name=job.ref.short)
-        self._threads.append(thread)
-        thread.start()
+        """Start building `job` in a thread of the pool: one waiting for a job, else a new
+        one (a thread whose build is done may still wait for its artifact's publish)."""
+        with self._idle_lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                thread = threading.Thread(target=self._serve, name=f"build-{len(self._threads)}")
+                self._threads.append(thread)
+                thread.start()
+        self._jobs.put(job)
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            self._one(job)
+            with self._idle_lock:
+                self._idle += 1
+
+    def _stop_threads(self) -> None:
+        """Let every thread finish its build (its artifact installed), then end them all."""
+        for _thread in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
 
     def _one(self, job: BuildJob) -> None:
+        reported = False
+
+        def hand(outcome: Outcome | BaseException) -> None:  # to the scheduler's thread
+            nonlocal reported
+            reported = True
+            self._done.put((job, outcome))
+            os.write(self._wake_w, b".")
+
         try:
             if self.cpus is not None:  # its dependencies are built: their bin/ is on PATH
                 flags = self.cpus.for_make(dict(job.env).get("PATH", ""))
                 job = job.with_jobserver(flags.makeflags, flags.fds)
+            short = job.ref.short
             outcome: Outcome | BaseException = build(
-                job, self.store, on_wait=lambda: self.progress.waiting(job.ref.short)
+                job, self.store, lambda: self.progress.waiting(short), self._commit, hand
             )
-        except BaseException as e:  # handed to the scheduler's thread
+        except BaseException as e:
             outcome = e
-        self._done.put((job, outcome))
-        os.write(self._wake_w, b".")
+        if not reported:
+            hand(outcome)
+        elif isinstance(outcome, BaseException):  # reported built, then not installed
+            self._late.append(BuildFailed(job.ref.id, str(outcome)))
 
     def next_done(self, or_token: bool = False) -> Finished | None:
         """Wait for one started build to end: (its job, its Outcome or the exception it
@@ -142,8 +191,7 @@ class LocalPool:
     def interrupt(self) -> None:
         """Ctrl-C: stop every build under way (builder.kill_running)."""
         kill_running()
-        for thread in self._threads:
-            thread.join()
+        self._stop_threads()
 
 
 # Complexity (radon C): the loop of a scheduler: start what is ready, wait for one to finish,

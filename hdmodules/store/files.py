@@ -1,0 +1,112 @@
+"""File trees as the store handles them: one walk (`entries`), what an artifact may hold
+(`refuse_foreign_files`), making a tree read-only (`make_read_only`) and removing one that
+may be read-only (`remove_tree`). No knowledge of the store's layout (that is layout.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import HitError
+
+
+def entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """`(path relative to root, lstat)` of everything below `root` (not `root` itself),
+    folders before what they hold; symlinks are not followed. The one walk the checks of an
+    artifact share (refuse_foreign_files, sync_trees, verify.unsafe_modes)."""
+    base = str(root)
+    todo = [""]
+    while todo:  # one lstat per entry; a symlink is never followed (os.walk stats its target)
+        rel_dir = todo.pop()
+        try:
+            with os.scandir(f"{base}/{rel_dir}" if rel_dir else base) as it:
+                found = [(e.name, e.stat(follow_symlinks=False)) for e in it]
+        except OSError:  # an unreadable folder is skipped, as os.walk does
+            continue
+        for name, st in found:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            yield rel, st
+            if stat.S_ISDIR(st.st_mode):
+                todo.append(rel)
+
+
+def refuse_foreign_files(prefix: Path) -> None:
+    """An artifact holds folders, regular files and symlinks only. Devices, FIFOs and sockets
+    are refused (a readable block device published to every user), and so is a hard link
+    to a file outside the prefix: making the artifact read-only would change that outside
+    file's mode, and its owner could later change the artifact through it. Hard links
+    between files of the artifact itself are fine (compilers install those). Raises
+    HitError naming the file."""
+    inside: dict[tuple[int, int], int] = {}
+    linked: dict[tuple[int, int], tuple[str, int]] = {}
+    for rel, st in entries(prefix):
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            what = "folders, files and symlinks only"
+            raise HitError(f"{prefix}: {rel} is a device, FIFO or socket; an artifact holds {what}")
+        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+            key = (st.st_dev, st.st_ino)
+            inside[key] = inside.get(key, 0) + 1
+            linked[key] = (rel, st.st_nlink)
+    for key, (rel, nlink) in linked.items():
+        if inside[key] < nlink:
+            outside = "a hard link to a file outside the artifact"
+            raise HitError(f"{prefix}: {rel} is {outside}; copy it instead (cp, not ln)")
+
+
+SPECIAL_BITS = 0o7000  # setuid, setgid, sticky
+
+
+def make_read_only(root: Path, hide: int = 0, keep_writable: Path | None = None) -> None:
+    """Nobody writes an installed artifact; `hide` (0o077) makes it its owner's only.
+    Setuid, setgid and sticky bits are stripped (a recipe's `install -m 4755` must not
+    publish a program that runs as the store's owner, root on a site).
+    `keep_writable` (a folder) keeps its write bits for one last rename into it."""
+    mask = ~(0o222 | hide | SPECIAL_BITS)
+    keep = str(keep_writable) if keep_writable is not None else None
+
+    def walk(folder: str) -> None:  # what a folder holds before the folder, as os.walk did
+        try:
+            with os.scandir(folder) as it:
+                found = [e for e in it if not e.is_symlink()]  # the entry's type: no syscall
+        except OSError:  # an unreadable folder is skipped, as os.walk does
+            return
+        for entry in found:
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                walk(entry.path)
+            if entry.path == keep:
+                os.chmod(entry.path, stat.S_IMODE(st.st_mode) & ~(hide | SPECIAL_BITS))
+            else:
+                os.chmod(entry.path, stat.S_IMODE(st.st_mode) & mask)
+
+    walk(str(root))
+    os.chmod(root, stat.S_IMODE(os.stat(root).st_mode) & mask)
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf that also works on read-only artifacts: one pass when it can (a build folder),
+    else every folder made writable first."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+        return
+    try:
+        shutil.rmtree(path)
+        return
+    except PermissionError:  # a read-only or unreadable folder inside
+        pass
+
+    def onerror(func, p, _exc):
+        parent = os.path.dirname(p)
+        os.chmod(parent, 0o755)
+        if os.path.isdir(p) and not os.path.islink(p):
+            os.chmod(p, 0o755)
+        func(p)
+
+    for dirpath, dirnames, _ in os.walk(path):
+        for d in [dirpath] + [os.path.join(dirpath, x) for x in dirnames]:
+            if not os.path.islink(d):
+                os.chmod(d, 0o755)
+    shutil.rmtree(path, onerror=onerror)

@@ -1,0 +1,170 @@
+"""`hit build` publishes its artifacts in groups from a background thread (store/commit.py):
+what a power cut needs still holds (files flushed before a manifest's rename, build folders
+removed before the flush, dependencies published first, the last renames flushed before
+the run ends), and a publish that fails leaves nothing half installed."""
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hdmodules.errors import HitError
+from hdmodules.spec.artifact import ArtifactRef
+from hdmodules.store import layout as store_mod
+from hdmodules.store.commit import GroupCommit
+from hdmodules.store.layout import Store
+from tests.conftest import run_clean, run_hit, write_profile, write_recipe
+
+
+def _staged(store: Store, name: str, tmp_path: Path) -> tuple[Path, Path]:
+    """An artifact `name` staged in `store` and its build folder (holding a log)."""
+    ref = ArtifactRef(name, "1", name[0] * 32)
+    prefix = store.begin(ref)
+    (prefix / "bin").mkdir()
+    (prefix / "bin" / name).write_text("#!/bin/sh\n")
+    folder = tmp_path / "tmp" / f"{name}-build"
+    (folder / "src").mkdir(parents=True)
+    (folder / "build.log").write_text(f"built {name}\n")
+    store.stage(ref, {"id": ref.id}, folder / "build.log")
+    return prefix, folder
+
+
+def _record(monkeypatch) -> list[tuple[str, str]]:
+    """The flushes, renames and removals the store does, in order."""
+    events: list[tuple[str, str]] = []
+    real_replace, real_syncfs, real_remove = os.replace, store_mod._syncfs, store_mod.remove_tree
+
+    def replace(src, dst, **kw):
+        events.append(("rename", str(dst)))
+        return real_replace(src, dst, **kw)
+
+    def syncfs(path):
+        assert real_syncfs(path)  # the real call, on this machine's C library
+        events.append(("syncfs", str(path)))
+        return True
+
+    def remove_tree(path):
+        events.append(("remove", str(path)))
+        return real_remove(path)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(store_mod, "_syncfs", syncfs)
+    monkeypatch.setattr(store_mod, "remove_tree", remove_tree)
+    return events
+
+
+def test_a_group_is_flushed_once_before_its_renames_in_the_order_handed_over(tmp_path, monkeypatch):
+    store = Store(tmp_path / "bld")
+    staged = [_staged(store, name, tmp_path) for name in ("base", "mid", "top")]
+    events = _record(monkeypatch)
+    commit = GroupCommit(store)
+    installed = [commit.hand_over(prefix, folder) for prefix, folder in staged]
+    for each in installed:
+        assert each.result(timeout=30) is None
+    commit.close()
+    renames = [e for e in events if e[0] == "rename"]
+    assert renames == [("rename", str(p / ".hit" / "manifest.json")) for p, _f in staged]
+    for prefix, folder in staged:
+        assert not folder.exists() and store_mod.read_manifest(prefix)
+        assert (prefix / ".hit" / "build.log").read_text().startswith("built ")
+        rename = events.index(("rename", str(prefix / ".hit" / "manifest.json")))
+        removed = events.index(("remove", str(folder)))
+        flush = max(i for i, e in enumerate(events[:rename]) if e[0] == "syncfs")
+        assert removed < flush < rename  # the build folder never reaches the disk
+    assert events[-1][0] == "syncfs"  # the last renames are flushed before the run ends
+    assert len([e for e in events if e[0] == "syncfs"]) <= 4  # a group, one flush
+
+
+def test_a_failed_flush_installs_nothing_of_its_group_or_after(tmp_path, monkeypatch):
+    store = Store(tmp_path / "bld")
+    first = _staged(store, "first", tmp_path)
+    later = _staged(store, "later", tmp_path)
+
+    def broken(path):
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+
+    monkeypatch.setattr(store_mod, "_syncfs", broken)
+    with GroupCommit(store) as commit:
+        failed = commit.hand_over(*first)
+        with pytest.raises(HitError, match="Input/output error"):
+            failed.result(timeout=30)
+        monkeypatch.undo()  # the disk is back: what comes after the failure still fails
+        with pytest.raises(HitError, match="not installed"):
+            commit.hand_over(*later).result(timeout=30)
+    for prefix, _folder in (first, later):
+        assert not (prefix / ".hit" / "manifest.json").exists()
+
+
+def _chain(tmp_path: Path, n: int) -> Path:
+    for i in range(n):
+        dep = f"dependencies: [c{i - 1}]\n" if i else ""
+        write_recipe(
+            tmp_path / "pkgs",
+            f"c{i}",
+            f'version: "1"\n{dep}build: |\n  mkdir -p "$ARTIFACT/bin"\n'
+            f'  printf "#!/bin/sh\\necho c{i}\\n" > "$ARTIFACT/bin/c{i}"\n'
+            f'  chmod +x "$ARTIFACT/bin/c{i}"\n',
+        )
+    names = ", ".join(f"c{i}" for i in range(n))
+    return write_profile(tmp_path / "default.yaml", f"package_dirs: [pkgs]\npackages: [{names}]\n")
+
+
+def _hit_with(code: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    """`hit build` with `code` run first (it patches the store to record or fail)."""
+    argv = ["hit", "build", *args, str(profile)]
+    main = f"from hdmodules.cli.hit import main\nsys.argv = {argv!r}\nmain()\n"
+    return subprocess.run(
+        [sys.executable, "-c", "import os, sys\n" + code + main], capture_output=True, text=True
+    )
+
+
+def test_hit_build_publishes_each_dependency_before_what_was_built_on_it(home, tmp_path):
+    profile = _chain(tmp_path, 6)
+    order = tmp_path / "renames"
+    code = f"""
+real = os.replace
+def replace(src, dst, **kw):
+    if str(dst).endswith("manifest.json"):
+        with open({str(order)!r}, "a") as f:
+            f.write(str(dst) + "\\n")
+    return real(src, dst, **kw)
+os.replace = replace
+"""
+    r = _hit_with(code, profile, "-j", "2")
+    assert r.returncode == 0, r.stderr
+    names = [Path(line).parts[-4] for line in order.read_text().split()]
+    assert names[:6] == [f"c{i}" for i in range(6)]  # then the profile
+    assert run_clean([str(tmp_path / "default" / "bin" / "c5")]).stdout == "c5\n"
+    assert run_hit("verify").code == 0
+
+
+def test_a_publish_failing_under_hit_build_is_one_clear_error_and_nothing_half_installed(
+    home, tmp_path
+):
+    """The disk fails at the second artifact's flush: hit says which artifact and why, exit
+    1, no traceback; the first counts as installed, the rest do not, `verify` is content,
+    and the next build (the disk back) builds the rest."""
+    profile = _chain(tmp_path, 3)
+    code = """
+import errno
+from hdmodules.store import layout
+real, calls = layout._syncfs, []
+def syncfs(path):
+    calls.append(path)
+    if len(calls) == 2:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+    return real(path)
+layout._syncfs = syncfs
+"""
+    r = _hit_with(code, profile, "-j", "1")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    error = [line for line in r.stderr.splitlines() if line.startswith("hit: error:")]
+    assert error and "c1/" in error[0] and "Input/output error" in r.stderr, r.stderr
+    installed = {p.parts[-4] for p in (home / "bld").glob("c*/*/.hit/manifest.json")}
+    assert installed == {"c0"}
+    assert run_hit("verify").code == 0
+    run_hit("build", str(profile))
+    assert run_clean([str(tmp_path / "default" / "bin" / "c2")]).stdout == "c2\n"
