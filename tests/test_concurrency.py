@@ -209,31 +209,3 @@ def test_two_stores_build_the_same_artifact_at_once(tmp_path, monkeypatch):
         assert proc.returncode == 0, err
     for user in ("one", "two"):
         assert list((tmp_path / user / "home" / "bld" / "slowpkg").glob("*/share/done")), user
-
-
-def test_the_artifact_lock_makes_others_wait_and_leaves_no_file(tmp_path):
-    """Store.lock: a second taker (another process's flock, here another descriptor) is told
-    it waits and gets the lock once the first lets go; released, no lock file is left."""
-    import threading
-
-    from hdmodules.spec.artifact import ArtifactRef
-    from hdmodules.store.layout import Store
-
-    store = Store(tmp_path / "bld")
-    ref = ArtifactRef("pkg", "1", "a" * 32)
-    order: list[str] = []
-
-    def second() -> None:
-        with store.lock(ref, on_wait=lambda: order.append("waits")):
-            order.append("second holds")
-
-    with store.lock(ref):
-        taker = threading.Thread(target=second)
-        taker.start()
-        wait_for_list = time.monotonic() + 10
-        while not order and time.monotonic() < wait_for_list:
-            time.sleep(0.01)
-        order.append("first lets go")
-    taker.join(10)
-    assert order == ["waits", "first lets go", "second holds"]
-    assert list((tmp_path / "bld" / ".locks").iterdir()) == []

@@ -19,7 +19,7 @@ import os
 import shutil
 import stat
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,39 +138,22 @@ class Store:
 
     @contextmanager
     def lock(self, ref: ArtifactRef, on_wait=None) -> Iterator[None]:
-        """Hold the artifact's lock, an flock(2) of `.locks/<name>-<hash>.lock` (0.08 ms;
-        filelock's: 0.33 ms); `on_wait()` is called once if another process holds it. The
-        file goes on release, so a lock taken on a file removed meanwhile is taken again."""
-        import fcntl
+        """Hold the artifact's lock; `on_wait()` is called once if another process holds it."""
+        import filelock  # only builders lock: keep it off the no-op path
 
         locks = self.root / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
-        path = locks / f"{ref.name}-{ref.hash}.lock"
-        while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    if on_wait:
-                        on_wait()
-                        on_wait = None
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                held, now = os.fstat(fd), os.stat(path)
-                if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
-                    break
-            except FileNotFoundError:  # removed by the holder we waited for
-                pass
-            except BaseException:
-                os.close(fd)
-                raise
-            os.close(fd)
+        lock = filelock.FileLock(locks / f"{ref.name}-{ref.hash}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            if on_wait:
+                on_wait()
+            lock.acquire()
         try:
             yield
         finally:
-            with suppress(FileNotFoundError):
-                os.unlink(path)
-            os.close(fd)
+            lock.release()
 
     @contextmanager
     def gc_lock(self, exclusive: bool, on_wait=None) -> Iterator[None]:
