@@ -32,16 +32,11 @@ from ..errors import BuildFailed, HitError
 from ..progress import Progress
 from ..store.commit import GroupCommit
 from ..store.layout import Store
-from .builder import Outcome, build, kill_running, start_reaper
+from .builder import Outcome, build, kill_running
 from .buildjob import BuildJob
 from .jobserver import Jobserver, open_jobserver
 
 Finished = tuple[BuildJob, Outcome | BaseException]  # a job and how it ended
-
-# This module is imported (publish/profilebuild.py) when there is something to build, before
-# the sources are fetched and the build jobs made: the reaper server's start-up overlaps that
-# work instead of delaying the first build.
-start_reaper()
 
 
 class Executor(Protocol):

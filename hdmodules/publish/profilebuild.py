@@ -68,10 +68,12 @@ def build_missing(
         progress.present(node.ref.short)
     if not todo:
         return 0
+    from ..build.builder import start_reaper
     from ..build.buildjob import build_job  # only when there is something to build
     from ..build.fetching import fetch_first
     from ..build.scheduler import LocalPool, run
 
+    start_reaper()  # its start-up (20-30 ms) overlaps fetching and making the jobs
     fetch_first([node.recipe for _r, node in todo.values()], home, progress.note)
     jobs = max(1, jobs)
     build_jobs = [build_job(r, node, home, store, jobs) for r, node in todo.values()]
