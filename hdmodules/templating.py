@@ -5,6 +5,7 @@ commands that render nothing start faster."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import string
 from collections.abc import Iterable
@@ -90,19 +91,27 @@ def comment_text(value: object) -> str:
 
 def _quoted(value: object, special: str, control: str) -> str:
     """A double-quoted literal: `special` characters get a backslash, a line break becomes
-    \\n, other control characters `control` % their code. One str.translate over a table
-    built once per (special, control): rendering a site's tens of thousands of modulefiles
-    quotes millions of characters."""
-    return '"' + str(value).translate(_escapes(special, control)) + '"'
+    \\n, other control characters `control` % their code. Rendering a site's tens of
+    thousands of modulefiles quotes hundreds of thousands of values, nearly all with nothing
+    to escape: a value is searched for what needs escaping (one compiled pattern per
+    (special, control)), and only one that holds some goes through str.translate, a
+    dictionary lookup per character."""
+    text = str(value)
+    table, needs = _escapes(special, control)
+    if needs.search(text) is None:
+        return '"' + text + '"'
+    return '"' + text.translate(table) + '"'
 
 
 @cache
-def _escapes(special: str, control: str) -> dict[int, str]:
-    """The translation table of _quoted: code point -> its escape."""
+def _escapes(special: str, control: str) -> tuple[dict[int, str], re.Pattern[str]]:
+    """The translation table of _quoted (code point -> its escape) and a pattern matching any
+    character the table escapes."""
     table = {c: control % c for c in (*range(32), 127)}
     table[ord("\n")] = "\\n"
     table.update({ord(c): "\\" + c for c in special})
-    return table
+    needs = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(table)) + "]")
+    return table, needs
 
 
 def lua_quote(value: object) -> str:
@@ -123,6 +132,15 @@ def tcl_quote(value: object) -> str:
 def render(template: str, overrides: tuple[Path, ...] = (), **context: Any) -> str:
     """Render the template named `template` (e.g. `lmod/module.lua`) with `context`."""
     return environment(overrides).get_template(template).render(**context)
+
+
+def snapshot(overrides: tuple[Path, ...] = ()):
+    """The environment of `overrides` (as `environment`) for one run that renders many files
+    (a module tree: tens of thousands): each template is compiled once, on first use, and
+    its file is not looked at again, neither when it is fetched nor when another includes
+    it. (The process-wide environment stats a template's file, and each file it includes,
+    at every render, to notice a change.) Use its `get_template(name).render(...)`."""
+    return environment(overrides).overlay(auto_reload=False, cache_size=100)
 
 
 def render_file(path: Path, **context: Any) -> str:
