@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import shlex
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -93,25 +93,24 @@ def _quoted(value: object, special: str, control: str) -> str:
     """A double-quoted literal: `special` characters get a backslash, a line break becomes
     \\n, other control characters `control` % their code. Rendering a site's tens of
     thousands of modulefiles quotes hundreds of thousands of values, nearly all with nothing
-    to escape: a value is searched for what needs escaping (one compiled pattern per
-    (special, control)), and only one that holds some goes through str.translate, a
-    dictionary lookup per character."""
+    or little to escape: one compiled pattern per (special, control) finds what needs it,
+    and only that is replaced (str.translate would look up every character)."""
     text = str(value)
-    table, needs = _escapes(special, control)
+    needs, escape = _escapes(special, control)
     if needs.search(text) is None:
         return '"' + text + '"'
-    return '"' + text.translate(table) + '"'
+    return '"' + needs.sub(escape, text) + '"'
 
 
 @cache
-def _escapes(special: str, control: str) -> tuple[dict[int, str], re.Pattern[str]]:
-    """The translation table of _quoted (code point -> its escape) and a pattern matching any
-    character the table escapes."""
-    table = {c: control % c for c in (*range(32), 127)}
-    table[ord("\n")] = "\\n"
-    table.update({ord(c): "\\" + c for c in special})
-    needs = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(table)) + "]")
-    return table, needs
+def _escapes(special: str, control: str) -> tuple[re.Pattern[str], Callable]:
+    """A pattern matching each character _quoted escapes, and the function giving a match's
+    escape."""
+    table = {chr(c): control % c for c in (*range(32), 127)}
+    table["\n"] = "\\n"
+    table.update({c: "\\" + c for c in special})
+    needs = re.compile("[" + "".join(re.escape(c) for c in sorted(table)) + "]")
+    return needs, lambda m: table[m[0]]
 
 
 def lua_quote(value: object) -> str:

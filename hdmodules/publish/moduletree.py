@@ -170,9 +170,10 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
     rcs = _folder_rcs(site, entries)
     trees = str(trees_folder(cfg.path))
     files: dict[str, bytes] = {}
+    roots = {fmt: cfg.path / fmt for fmt in cfg.formats}
     for e in sorted(entries, key=lambda e: (e.level, e.name, e.version)):
-        for fmt in cfg.formats:
-            root = cfg.path / fmt
+        variable = record_variable(e.full)
+        for fmt, root in roots.items():
             if fmt == "lmod":
                 path = "/".join(("lmod", *e.level, e.name, f"{e.version}.lua"))
             else:
@@ -180,7 +181,7 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
             context = {
                 "m": e,
                 "modulepath": str(root.joinpath(*e.modulepath)) if e.modulepath else None,
-                "record": LoadRecord(record_variable(e.full), TREE_ID_PLACEHOLDER, trees, path),
+                "record": LoadRecord(variable, TREE_ID_PLACEHOLDER, trees, path),
             }
             kind = "ghost" if e.kind == "ghost" else "module"
             template = f"lmod/{kind}.lua" if fmt == "lmod" else f"tcl/{kind}.tcl"
