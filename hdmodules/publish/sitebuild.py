@@ -90,6 +90,7 @@ def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[i
 
 
 def _refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[int, Path, bool]:
+    """refresh_modules, the collector paused: (modulefiles written, the tree, changed)."""
     store = open_store(site_home(site))
     missing = sorted(
         {n.ref.short for _s, r in stacks for n in r.nodes.values() if not store.is_installed(n.ref)}
