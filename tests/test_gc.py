@@ -286,9 +286,7 @@ def test_the_collectors_cache_changes_no_decision(hit, home, demo):
     """`hit gc` keeps what it read of each artifact's build.json in the store (gcscan.py):
     with it, without it, damaged, or naming an artifact by a manifest that is not the one
     in the store now (built again), the collector decides the same."""
-    import marshal
-
-    from hdmodules.store.gcscan import SCAN_CACHE
+    from hdmodules.store.gcscan import SCAN_CACHE, load_cache
 
     write_profile(demo / "apponly.yaml", "package_dirs: [pkgs]\npackages: [app]\n")
     hit("build", "apponly.yaml", cwd=demo)
@@ -306,10 +304,12 @@ def test_the_collectors_cache_changes_no_decision(hit, home, demo):
     cache.write_bytes(b"not a cache")
     assert hit("gc", "--dry-run", cwd=demo).out == cached
     # an entry for app saying it keeps nothing, under a manifest that is not app's now
-    entries = marshal.loads(cache.read_bytes())
-    app = next(k for k in entries if "/app/" in k)
-    entries[app] = ((0, 0), entries[app][1], [])
-    cache.write_bytes(marshal.dumps(entries))
+    entries = load_cache(cache.parent)
+    app = next(i for i, p in enumerate(entries.prefixes) if "/app/" in p)
+    assert entries.refs[app]  # app keeps liba and libb alive
+    entries.stamps[2 * app] = entries.stamps[2 * app + 1] = 0  # (inode, mtime): not app's now
+    entries.refs[app] = ""
+    cache.write_bytes(entries.dump())
     assert hit("gc", "--dry-run", cwd=demo).out == cached  # liba, libb still reached
     assert "removed 2 artifact(s)" in hit("gc", cwd=demo).out
     assert names(home) == {"app", "liba", "libb", "libcore", "profile"}

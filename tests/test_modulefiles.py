@@ -6,6 +6,7 @@ import pytest
 
 from hdmodules.errors import HitError
 from hdmodules.names import module_word
+from hdmodules.publish.compiling import scan
 from hdmodules.publish.modulefiles import Entry, _package_env
 from hdmodules.publish.moduletree import render_tree
 from hdmodules.spec.profiles import load_profile
@@ -25,7 +26,7 @@ def test_package_env_covers_the_usual_variables(tmp_path):
         (prefix / d).mkdir(parents=True, exist_ok=True)
     node = resolve(load_profile(DEMO / "default.yaml")).nodes["app"]
     setenv, prepend = _package_env(
-        node, prefix, ModuleConfig(tmp_path, root_variable="{NAME}_HOME")
+        node, scan(prefix), ModuleConfig(tmp_path, root_variable="{NAME}_HOME")
     )
     assert ("APP_HOME", str(prefix)) in setenv
     assert prepend == [
@@ -35,8 +36,24 @@ def test_package_env_covers_the_usual_variables(tmp_path):
         ("PKG_CONFIG_PATH", f"{prefix}/share/pkgconfig"),
         ("CMAKE_PREFIX_PATH", str(prefix)),
     ]
-    _s, with_ld = _package_env(node, prefix, ModuleConfig(tmp_path, ld_library_path=True))
+    _s, with_ld = _package_env(node, scan(prefix), ModuleConfig(tmp_path, ld_library_path=True))
     assert ("LD_LIBRARY_PATH", f"{prefix}/lib") in with_ld
+
+
+def test_package_env_takes_links_to_folders_and_never_files(tmp_path):
+    """What the prefix holds, as the module sees it: a link to a folder is a folder (a
+    `share` pointing elsewhere still gives MANPATH), a file named like a folder is not."""
+    prefix, elsewhere = tmp_path / "prefix", tmp_path / "elsewhere"
+    (elsewhere / "man").mkdir(parents=True)
+    prefix.mkdir()
+    (prefix / "bin").write_text("not a folder\n")
+    (prefix / "share").symlink_to(elsewhere)
+    (prefix / "lib").symlink_to(tmp_path / "missing")  # dangling: no folder
+    node = resolve(load_profile(DEMO / "default.yaml")).nodes["app"]
+    _s, prepend = _package_env(node, scan(prefix), ModuleConfig(tmp_path, ld_library_path=True))
+    assert prepend == [("MANPATH", f"{prefix}/share/man"), ("CMAKE_PREFIX_PATH", str(prefix))]
+    _s, none = _package_env(node, scan(tmp_path / "not-built"), ModuleConfig(tmp_path))
+    assert none == [("CMAKE_PREFIX_PATH", str(tmp_path / "not-built"))]
 
 
 def test_explicit_defaults_go_to_modulerc(tmp_path):

@@ -173,3 +173,43 @@ def test_a_tree_that_stops_being_kept_takes_its_ghosts_along(site):
     assert "(updated)" in r.stdout
     assert not ghost.exists()
     assert "app/1.0" not in listing(root, "lmod")
+
+
+def test_a_tree_written_with_the_resolve_cache_is_the_one_written_without(site, tmp_path):
+    """The site's resolution keeps loaded recipes and source hashes in ROOT/.cache
+    (spec/resolvecache.py): a module tree written from scratch with that cache warm is, byte
+    for byte and mode for mode, the tree written without it; and Lmod reads it."""
+    site_yaml, root = site
+    settle(site_yaml.parent)  # (the cache keeps only files older than a clock tick or two)
+    cache = root / ".cache" / "resolve.pickle"
+    cache.unlink(missing_ok=True)
+    out = tmp_path / "fresh"
+    args = ("modules", "refresh", str(site_yaml), "--root", str(root), "--modules", str(out))
+    run_hdmod(*args)
+    assert cache.is_file()  # the cold run filled it
+    cold, cold_tree = contents(out), os.readlink(out)
+    writable(out.parent / f".{out.name}-trees")
+    shutil.rmtree(out.parent / f".{out.name}-trees")
+    out.unlink()
+    forget(root)
+    filled = cache.stat().st_mtime_ns
+    run_hdmod(*args)
+    assert cache.stat().st_mtime_ns == filled  # warm: everything came from the cache
+    assert os.readlink(out) == cold_tree  # the id is the content's
+    assert contents(out) == cold
+    assert "app/1.0" in avail("lmod", [out / "lmod" / "Compiler" / "gcc" / "12.2.0"])
+
+
+def settle(folder: Path) -> None:
+    """Wait until every file below `folder` was last changed over 2.1 s ago."""
+    newest = max(max(p.lstat().st_mtime, p.lstat().st_ctime) for p in folder.rglob("*"))
+    time.sleep(max(0.0, newest + 2.1 - time.time()))
+
+
+def contents(tree: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file and folder below the tree link `tree`: relative path -> (mode, content)."""
+    out = {}
+    for path in sorted(tree.resolve().rglob("*")):
+        data = b"" if path.is_dir() else path.read_bytes()
+        out[str(path.relative_to(tree.resolve()))] = (path.lstat().st_mode, data)
+    return out

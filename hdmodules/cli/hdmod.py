@@ -137,11 +137,13 @@ def build_artifact(site_yaml: Path, root, modules_dir, artifacts, jobs) -> None:
     from ..publish.profilebuild import build_only
     from ..publish.sitebuild import site_home
     from ..spec.resolve import resolve
+    from ..store.home import cache_folder
 
     site = _site(site_yaml, root, modules_dir)
     wanted = [a.partition(":") for a in artifacts]
     names = {stack for stack, _sep, _id in wanted}
-    stacks = [resolve(s.profile) for s in site.stacks if s.name in names]
+    cache = cache_folder(site.root)  # the site's resolve cache, as resolve_stacks uses it
+    stacks = [resolve(s.profile, cache=cache) for s in site.stacks if s.name in names]
     missing = names - {s.name for s in site.stacks}
     if missing:
         raise HitError(f"{site_yaml}: no stack {', '.join(sorted(missing))}")

@@ -16,6 +16,7 @@ Each part can be turned off in site.yaml (`modules: compile:`, spec/site.Compile
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,18 +146,57 @@ def mpi_compiler_env(
     return setenv
 
 
-def package_env(name: str, prefix: Path, cfg: CompileConfig) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class Folders:
+    """An artifact's prefix as planning its module looks at it, from one listing of the
+    prefix (`scan`): the folders right in it (`top`; a link to a folder counts) and the `-l`
+    names of the libraries in its `lib/` and `lib64/` (`libs`, as `libraries` gives them).
+    A site plans tens of thousands of modules: a stat per folder asked about adds up."""
+
+    prefix: Path
+    top: frozenset[str]
+    libs: tuple[tuple[str, tuple[str, ...]], ...]  # ("lib", names), ("lib64", names)
+
+    def has(self, rel: str) -> bool:
+        """Whether the folder `rel` (`bin`, `share/man`) exists in the prefix: deeper ones
+        are stat'ed only when their top folder exists."""
+        head, _sep, rest = rel.partition("/")
+        return head in self.top and (not rest or os.path.isdir(f"{self.prefix}/{rel}"))
+
+
+def scan(prefix: Path) -> Folders:
+    """`prefix` listed once (a missing or unreadable prefix has no folders)."""
+    try:
+        with os.scandir(prefix) as it:
+            top = frozenset(e.name for e in it if _is_dir(e))
+    except OSError:
+        top = frozenset()
+    libs = tuple((d, tuple(libraries(prefix / d)) if d in top else ()) for d in ("lib", "lib64"))
+    return Folders(prefix, top, libs)
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    """Whether `entry` is a folder or a link to one (as Path.is_dir: False when unreadable)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def package_env(name: str, found: Folders, cfg: CompileConfig) -> list[tuple[str, str]]:
     """What a package module prepends for compiling against it: CPATH (`include/`),
     LIBRARY_PATH and LD_RUN_PATH (`lib/`, `lib64/` when they hold libraries), as `cfg` and its
-    `off_for` allow. LD_RUN_PATH gives a RUNPATH to links that name no -rpath themselves,
-    whatever compiler runs them; the compiler wrappers add one to every link."""
+    `off_for` allow; `found` is the artifact's prefix (scan). LD_RUN_PATH gives a RUNPATH to
+    links that name no -rpath themselves, whatever compiler runs them; the compiler wrappers
+    add one to every link."""
     if name in cfg.off_for:
         return []
+    prefix = found.prefix
     prepend = []
-    if cfg.cpath and (prefix / "include").is_dir():
+    if cfg.cpath and found.has("include"):
         prepend.append(("CPATH", str(prefix / "include")))
-    for lib in ("lib", "lib64"):
-        if cfg.library_path and libraries(prefix / lib):
+    for lib, names in found.libs:
+        if cfg.library_path and names:
             prepend.append(("LIBRARY_PATH", str(prefix / lib)))
             if cfg.rpath:
                 prepend.append(("LD_RUN_PATH", str(prefix / lib)))
@@ -172,18 +212,19 @@ def libraries(folder: Path) -> list[str]:
     return sorted(names)
 
 
-def compile_hint(name: str, prefix: Path, with_mpi: bool, cfg: CompileConfig) -> str:
-    """One line for help: how to compile a program against the package `name` at `prefix`
-    (`mpicc prog.c -lnetcdf`; `mpifort prog.f90 ...` for Fortran modules, first when it has no
-    C headers), "" when it has no library or `cfg` does not make the plain command work (no
-    CPATH or LIBRARY_PATH for it; Fortran modules need the wrappers)."""
-    libs = [f"-l{n}" for d in ("lib", "lib64") for n in libraries(prefix / d)]
+def compile_hint(name: str, found: Folders, with_mpi: bool, cfg: CompileConfig) -> str:
+    """One line for help: how to compile a program against the package `name` whose prefix
+    is `found` (scan) (`mpicc prog.c -lnetcdf`; `mpifort prog.f90 ...` for Fortran modules,
+    first when it has no C headers), "" when it has no library or `cfg` does not make the
+    plain command work (no CPATH or LIBRARY_PATH for it; Fortran modules need the
+    wrappers)."""
+    libs = [f"-l{n}" for _d, names in found.libs for n in names]
     if not libs or name in cfg.off_for or not (cfg.cpath and cfg.library_path):
         return ""
     cc, fc = ("mpicc", "mpifort") if with_mpi else ("cc", "gfortran")
-    include = prefix / "include"
-    c_headers = include.is_dir() and any(include.rglob("*.h"))
-    fortran = cfg.wrappers and include.is_dir() and any(include.rglob("*.mod"))
+    include = found.prefix / "include"
+    c_headers = found.has("include") and any(include.rglob("*.h"))
+    fortran = cfg.wrappers and found.has("include") and any(include.rglob("*.mod"))
     hints = [f"{cc} prog.c {' '.join(libs)}"] if c_headers or not fortran else []
     hints += [f"{fc} prog.f90 {' '.join(libs)}"] if fortran else []
     return ", or ".join(hints)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from ..errors import HitError
 from ..names import (
@@ -27,11 +26,13 @@ from ..spec.site import ModuleConfig, Site, Stack
 from ..spec.variants import describe
 from ..store.layout import Store
 from .compiling import (
+    Folders,
     Wrapper,
     compile_hint,
     external_env,
     mpi_compiler_env,
     package_env,
+    scan,
     wrapper_folder,
     wrappers,
 )
@@ -213,25 +214,29 @@ def _describe_external(ext: External) -> str:
     return "; ".join(lines)
 
 
-def _package_env(node: Node, prefix: Path, cfg: ModuleConfig) -> tuple[list, list]:
+def _package_env(node: Node, found: Folders, cfg: ModuleConfig) -> tuple[list, list]:
+    """What the module of `node`, built at `found` (compiling.scan of its prefix), sets and
+    prepends: <NAME>_ROOT, the prefix's bin, man, pkgconfig and library folders that exist,
+    CMAKE_PREFIX_PATH, what compiling and Python need, the recipe's and site's environment."""
+    prefix = found.prefix
     setenv = [(cfg.root_variable.replace("{NAME}", env_name(node.name)), str(prefix))]
     prepend = []
-    if (prefix / "bin").is_dir():
-        prepend.append(("PATH", str(prefix / "bin")))
+    if found.has("bin"):
+        prepend.append(("PATH", f"{prefix}/bin"))
     for man in ("share/man", "man"):
-        if (prefix / man).is_dir():
-            prepend.append(("MANPATH", str(prefix / man)))
+        if found.has(man):
+            prepend.append(("MANPATH", f"{prefix}/{man}"))
             break
     for pc in ("lib/pkgconfig", "lib64/pkgconfig", "share/pkgconfig"):
-        if (prefix / pc).is_dir():
-            prepend.append(("PKG_CONFIG_PATH", str(prefix / pc)))
+        if found.has(pc):
+            prepend.append(("PKG_CONFIG_PATH", f"{prefix}/{pc}"))
     prepend.append(("CMAKE_PREFIX_PATH", str(prefix)))
-    prepend += package_env(node.name, prefix, cfg.compile)
+    prepend += package_env(node.name, found, cfg.compile)
     prepend += python_path(node.recipe, prefix)
     if cfg.ld_library_path:
         for lib in ("lib", "lib64"):
-            if (prefix / lib).is_dir():
-                prepend.append(("LD_LIBRARY_PATH", str(prefix / lib)))
+            if found.has(lib):
+                prepend.append(("LD_LIBRARY_PATH", f"{prefix}/{lib}"))
     extra = {**node.recipe.environment, **cfg.env.get(node.name, {})}
     setenv += [(k, v.replace("{prefix}", str(prefix))) for k, v in sorted(extra.items())]
     return setenv, prepend
@@ -379,7 +384,8 @@ def _package_entry(
     else:
         level = levels.m_level if uses_mpi else levels.c_level
     prefix = store.prefix(node.ref)
-    setenv, prepend = _package_env(node, prefix, cfg)
+    found = scan(prefix)  # one listing of the prefix, for every folder asked about
+    setenv, prepend = _package_env(node, found, cfg)
     parents = [] if stack.core else list(levels.mpi_parents if uses_mpi else levels.parents)
     parents += [levels.python_parent] if python and levels.python_parent else []
     mpi = levels.mpi if uses_mpi else None
@@ -402,7 +408,7 @@ def _package_entry(
         stack=stack.name,
         built_with=", ".join(built_with),
         variant=describe(node.recipe.when, node.parameters),
-        compile_hint=compile_hint(node.name, prefix, uses_mpi, cfg.compile),
+        compile_hint=compile_hint(node.name, found, uses_mpi, cfg.compile),
     )
     return (level, "pkg", node.ref.id), e
 

@@ -30,10 +30,10 @@ from ..spec.site import Site
 from ..spec.versions import newest
 from ..store.layout import remove_tree
 from ..store.links import set_link
-from ..templating import render
+from ..templating import snapshot
 from .modulefiles import Entry
-from .permissions import apply
-from .spidercache import spider_cache_files, write_spider_cache
+from .permissions import apply, group_id, wanted
+from .spidercache import CACHE_DIR, spider_cache_files, write_spider_cache
 from .treehistory import MANIFEST, ghost_entries, kept_trees, manifest, trees_folder
 
 MODULERC = ".modulerc"  # the Tcl tree's rc file (Environment Modules; Lmod reads it too)
@@ -165,14 +165,15 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
     """Every file of the tree: relative path -> content, with TREE_ID_PLACEHOLDER where the
     tree's id goes (write_tree fills it in)."""
     cfg = site.modules
-    overrides = (cfg.templates,) if cfg.templates else ()
+    env = snapshot((cfg.templates,) if cfg.templates else ())
     _check_entries(site, entries)
     rcs = _folder_rcs(site, entries)
     trees = str(trees_folder(cfg.path))
     files: dict[str, bytes] = {}
+    roots = {fmt: cfg.path / fmt for fmt in cfg.formats}
     for e in sorted(entries, key=lambda e: (e.level, e.name, e.version)):
-        for fmt in cfg.formats:
-            root = cfg.path / fmt
+        variable = record_variable(e.full)
+        for fmt, root in roots.items():
             if fmt == "lmod":
                 path = "/".join(("lmod", *e.level, e.name, f"{e.version}.lua"))
             else:
@@ -180,22 +181,22 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
             context = {
                 "m": e,
                 "modulepath": str(root.joinpath(*e.modulepath)) if e.modulepath else None,
-                "record": LoadRecord(record_variable(e.full), TREE_ID_PLACEHOLDER, trees, path),
+                "record": LoadRecord(variable, TREE_ID_PLACEHOLDER, trees, path),
             }
             kind = "ghost" if e.kind == "ghost" else "module"
             template = f"lmod/{kind}.lua" if fmt == "lmod" else f"tcl/{kind}.tcl"
-            files[path] = render(template, overrides, **context).encode()
+            files[path] = env.get_template(template).render(**context).encode()
     files[MANIFEST] = manifest(entries)
     for rc in rcs:
         for fmt in cfg.formats:
             name, template = RC_OF_FORMAT[fmt]
-            text = render(template, overrides, versions=rc.versions, hidden=rc.hidden)
+            text = env.get_template(template).render(versions=rc.versions, hidden=rc.hidden)
             files["/".join((fmt, *rc.folder, name))] = text.encode()
     for e in entries:  # a compiler's or MPI's commands (compiling.py), executable (#!)
         for w in e.wrappers:
-            text = render(
-                w.template, overrides, name=w.name, real=w.real, external=e.full,
-                fortran=w.fortran, rpath=cfg.compile.rpath,
+            text = env.get_template(w.template).render(
+                name=w.name, real=w.real, external=e.full, fortran=w.fortran,
+                rpath=cfg.compile.rpath,
             )  # fmt: skip
             files["/".join((*e.wrapper_dir, w.name))] = text.encode()
     # part of the tree's content: turning the cache on or off, or a new Lmod, makes a new tree
@@ -282,15 +283,15 @@ def write_tree(site: Site, files: dict[str, bytes], now: float | None = None) ->
             remove_tree(debris)
         if not tree.exists():
             staging = trees / f".staging-{os.getpid()}"
-            _write_files(staging, files, name, site.mode)
-            for fmt in site.modules.formats:  # an empty tree is still a tree
-                (staging / fmt).mkdir(parents=True, exist_ok=True)
+            staging.mkdir(0o700)
+            _write_files(staging, files, name, site)
             try:
                 write_spider_cache(site, staging)  # inside the tree: swapped in with it
             except HitError:
                 remove_tree(staging)  # (a killed refresh's is removed by the next one)
                 raise
-            apply(staging, site.group, site.mode, read_only=True)
+            apply(staging / CACHE_DIR, site.group, site.mode, read_only=True)
+            _seal(staging, group_id(site.group), site.mode)  # last: the tree is whole
             os.replace(staging, tree)
         changed = set_link(link, tree)
         if changed and previous is not None and previous.is_dir():
@@ -302,24 +303,60 @@ def write_tree(site: Site, files: dict[str, bytes], now: float | None = None) ->
     return tree, changed
 
 
-def _write_files(staging: Path, files: dict[str, bytes], name: str, mode: int) -> None:
-    """Each of `files` (relative path -> content) below `staging`, with the tree id `name`
-    in place of TREE_ID_PLACEHOLDER. Each file is created with the mode permissions.apply
-    gives it for the site's `mode` (read-only; execute bits for the wrappers of compilers and
-    MPIs, which start with `#!`), so apply has only the folders left to change; each folder
-    is made once. A site's tree holds tens of thousands of files."""
+def _write_files(staging: Path, files: dict[str, bytes], name: str, site: Site) -> None:
+    """Each of `files` (relative path -> content) below the new, empty folder `staging`, with
+    the tree id `name` in place of TREE_ID_PLACEHOLDER, and a folder for each of the site's
+    formats (an empty tree is still a tree). Everything gets the group and mode
+    permissions.apply would give it for site.yaml's group and mode (read-only; execute bits
+    for the wrappers of compilers and MPIs, which start with `#!`) as it is made, so that no
+    walk of the tree follows: each file is created with its mode (set again when the umask
+    took bits from it) and group, each folder is made once and sealed once its files are in,
+    deepest first. Left open: `staging` itself and the spider cache's folder (CACHE_DIR),
+    which write_spider_cache adds to (write_tree seals them). A site's tree holds tens of
+    thousands of files."""
     placeholder, tree_id = TREE_ID_PLACEHOLDER.encode(), name.encode()
-    made: set[str] = set()
+    gid = group_id(site.group)
+    umask = os.umask(0)  # (read, then put back)
+    os.umask(umask)
+    top = str(staging)
+    made: set[str] = {top}
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    for rel, content in files.items():
-        path = os.path.join(staging, rel)
-        folder = os.path.dirname(path)
-        if folder not in made:
-            os.makedirs(folder, exist_ok=True)
-            made.add(folder)
-        fd = os.open(path, flags, mode & (0o555 if content.startswith(b"#!") else 0o444))
+    for rel in (*files, *(f"{fmt}/" for fmt in site.modules.formats)):
+        path = f"{top}/{rel}"
+        _make_folders(os.path.dirname(path), made)
+        if rel.endswith("/"):
+            continue
+        content = files[rel]
+        want = wanted(site.mode, False, content.startswith(b"#!"), True)
+        fd = os.open(path, flags, want)
         with open(fd, "wb") as f:
+            if want & umask:
+                os.fchmod(fd, want)
+            if gid != -1:
+                os.fchown(fd, -1, gid)
             f.write(content.replace(placeholder, tree_id))
+    cache = f"{top}/{CACHE_DIR}"
+    sealed = (f for f in made if f != top and f != cache and not f.startswith(f"{cache}/"))
+    for folder in sorted(sealed, key=lambda f: f.count("/"), reverse=True):
+        _seal(folder, gid, site.mode)
+
+
+def _make_folders(folder: str, made: set[str]) -> None:
+    """`folder` and the folders above it that are not in `made` (those made already, the
+    staging folder first), writable by their owner only until sealed; each added to `made`."""
+    if folder in made:
+        return
+    _make_folders(os.path.dirname(folder), made)
+    os.mkdir(folder, 0o700)
+    made.add(folder)
+
+
+def _seal(folder: str | Path, gid: int, mode: int) -> None:
+    """Give a folder of the tree, once its content is in, its group (`gid`, -1: as is) and
+    the read-only mode permissions.apply gives folders under the site's `mode`."""
+    if gid != -1:
+        os.chown(folder, -1, gid)
+    os.chmod(folder, wanted(mode, True, True, True))
 
 
 def publish_tree(

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,10 +17,10 @@ from ..spec import siteroot, yamlfile
 from ..spec.resolve import Resolved, resolve
 from ..spec.site import Site, Stack
 from ..store import roots
-from ..store.home import Home, load_home, open_store, with_package_cap
+from ..store.home import Home, cache_folder, load_home, open_store, with_package_cap
 from ..store.layout import Store
 from . import modulefiles, moduletree, publishedstacks
-from .permissions import apply
+from .permissions import apply, group_id, wanted
 from .profilebuild import build_profiles
 from .publishedstacks import folder_mode, site_folder
 from .treehistory import trees_folder
@@ -40,12 +42,29 @@ class Published:
 
 def resolve_stacks(site: Site) -> list[tuple[Stack, Resolved]]:
     """Each stack of the site with its resolution (pins verified: re-pinning is
-    `resolve.repin_externals`, run before, with the site loaded again after)."""
-    out = []
-    for stack in site.stacks:
-        resolved = resolve(stack.profile)
-        out.append((stack, resolved))
-    return out
+    `resolve.repin_externals`, run before, with the site loaded again after), through the
+    site root's resolve cache (spec/resolvecache.py, in home.cache_folder: loaded recipes and
+    source hashes kept between runs; the result is the same with it or without). Before the
+    root exists (a first build) nothing is cached."""
+    cache = cache_folder(site.root)
+    with collector_paused():
+        return [(stack, resolve(stack.profile, cache=cache)) for stack in site.stacks]
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for the block, then back as it was. Resolving a site's
+    stacks, planning and rendering its module tree make hundreds of thousands of objects
+    that live until the end and leave hardly any cycles behind, and each of the collector's
+    full passes walks every live object: at 20,000 artifacts they took about 1 s of 5
+    (measured; the peak memory was the same without them, 230 MB)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def site_home(site: Site) -> Home:
@@ -66,6 +85,12 @@ def site_home(site: Site) -> Home:
 
 def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[int, Path, bool]:
     """Regenerate the module tree from what is built; missing artifacts are an error."""
+    with collector_paused():
+        return _refresh_modules(site, stacks)
+
+
+def _refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[int, Path, bool]:
+    """refresh_modules, the collector paused: (modulefiles written, the tree, changed)."""
     store = open_store(site_home(site))
     missing = sorted(
         {n.ref.short for _s, r in stacks for n in r.nodes.values() if not store.is_installed(n.ref)}
@@ -175,12 +200,8 @@ def site_modes(site: Site, prefixes: set[Path]) -> None:
     """Give each artifact (its prefix) site.yaml's group and mode, read-only. One whose top
     folder has them already was given them whole (permissions.apply does the top folder
     last) and is left alone, so a build that changed nothing reads no artifact's files."""
-    gid = -1
-    if site.group is not None:
-        import grp
-
-        gid = grp.getgrnam(site.group).gr_gid
-    top = (site.mode & ~0o222) | 0o500  # what apply gives a folder
+    gid = group_id(site.group)
+    top = wanted(site.mode, True, True, True)  # what apply gives a folder
     for prefix in sorted(prefixes):
         st = prefix.stat()
         if st.st_mode & 0o7777 != top or gid not in (-1, st.st_gid):

@@ -132,12 +132,18 @@ def _age(seconds: float) -> str:
 
 
 def tidy(
-    store: Store, policy: Tidy, dry_run: bool, gone: set[Path], size: Callable[[Path], int]
+    store: Store,
+    policy: Tidy,
+    dry_run: bool,
+    gone: set[Path],
+    size: Callable[[Path], int],
+    holding: frozenset[str] = frozenset(),
 ) -> Debris:
     """Remove (unless `dry_run`) the build folders of builds no longer running, but failures
     younger than `policy.keep_failed`, then the package folders of `store` that hold nothing
-    but what is `gone` (the artifacts the gc removed, or would). `size` counts the bytes
-    freed. Hold the store's GC lock exclusive."""
+    but what is `gone` (the artifacts the gc removed, or would; `holding`: package folders
+    known to hold an artifact that stays, as empty_package_folders takes them). `size`
+    counts the bytes freed. Hold the store's GC lock exclusive."""
     out = Debris()
     now = time.time()
     running = running_build_ids()
@@ -158,14 +164,18 @@ def tidy(
         out.bytes_freed += size(path)
         if not dry_run:
             remove_tree(path)
-    out.empty = empty_package_folders(store, dry_run, gone)
+    out.empty = empty_package_folders(store, dry_run, gone, holding)
     return out
 
 
-def empty_package_folders(store: Store, dry_run: bool, gone: set[Path]) -> list[Path]:
+def empty_package_folders(
+    store: Store, dry_run: bool, gone: set[Path], holding: frozenset[str] = frozenset()
+) -> list[Path]:
     """The package folders of `store` (`<name>/`, not the store's own dot folders) that hold
     nothing but what is in `gone`, removed unless `dry_run` (rmdir: a folder something was
-    put in meanwhile stays)."""
+    put in meanwhile stays). Those in `holding` (paths, as strings) are known to hold
+    something that stays (the collector's scan, under the GC lock: nothing is built
+    meanwhile) and are not listed again: a site's store has tens of thousands."""
     out = []
     try:
         entries = list(os.scandir(store.root))
@@ -173,7 +183,7 @@ def empty_package_folders(store: Store, dry_run: bool, gone: set[Path]) -> list[
         return out
     gone_paths = {str(p) for p in gone}  # strings: one look-up per artifact of the store
     for e in sorted(entries, key=lambda e: e.name):
-        if e.name.startswith(".") or not e.is_dir(follow_symlinks=False):
+        if e.name.startswith(".") or e.path in holding or not e.is_dir(follow_symlinks=False):
             continue
         with contextlib.suppress(OSError), os.scandir(e.path) as inside:
             if all(x.path in gone_paths for x in inside):  # stops at the first one kept

@@ -160,7 +160,9 @@ def collect(
         _sweep(store, [artifacts[p] for p in dead], report, dry_run)
         report.forgotten = generations.forget(gc_roots, set(dead), dry_run)
         if tidy is not None:
-            report.debris = debris.tidy(store, tidy, dry_run, set(dead), _size)
+            gone = set(dead)
+            holding = frozenset(os.path.dirname(str(p)) for p in artifacts if p not in gone)
+            report.debris = debris.tidy(store, tidy, dry_run, gone, _size, holding)
         report.sweep_seconds = time.monotonic() - start
     return report
 

@@ -38,6 +38,8 @@ CONFIG_KEYS = frozenset(
     ]
 )
 
+CACHE = ".cache"  # a home's (or site root's) caches: the no-op memos, the resolve cache
+
 BASE_HOST_LIBS = frozenset(
     {
         "libc.so.6",
@@ -79,6 +81,13 @@ class Home:
         """The roots folders of the upstream homes, where a user's builds leave records of
         what they use (roots.record_use)."""
         return tuple(upstream_path(up, "gc_roots", "gcroots") for up in self.upstreams)
+
+
+def cache_folder(root: Path) -> Path:
+    """Where the home (or site root) `root` keeps what only makes commands faster: the no-op
+    memos and the resolve cache (spec/resolvecache.py). Owned by whoever owns the home; any
+    of it may be deleted at any time."""
+    return root / CACHE
 
 
 def default_home() -> Path:

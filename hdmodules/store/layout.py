@@ -214,12 +214,17 @@ class Store:
     def prefixes(self) -> Iterator[Path]:
         """Every artifact folder in the store, complete or not (names with a dot are the
         store's own)."""
+        return map(Path, self.prefix_paths())
+
+    def prefix_paths(self) -> Iterator[str]:
+        """`prefixes`, as strings (no Path made: the collector lists a site's tens of
+        thousands)."""
         for name_dir in os.scandir(self.root):
             if name_dir.name.startswith(".") or not name_dir.is_dir(follow_symlinks=False):
                 continue
             for leaf in os.scandir(name_dir.path):
                 if not leaf.name.startswith("."):
-                    yield Path(leaf.path)
+                    yield leaf.path
 
     def begin(self, ref: ArtifactRef) -> Path:
         """Clear debris of an earlier attempt and create the empty prefix. Hold the lock.
