@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import hdmodules
 from hdmodules.cli.noop import noop_options
 from tests.conftest import write_profile, write_recipe
 
@@ -130,6 +131,25 @@ def test_another_site_config_is_no_no_op(hit, demo, tmp_path):
     config.write_text("bogus_key: 1\n")
     r = hit("build", cwd=demo, env={**os.environ, "HIT_SITE_CONFIG": str(config)}, check=False)
     assert r.code != 0 and "bogus_key" in r.err  # read, not skipped by the memo
+
+
+def test_another_installation_of_hdmodules_does_not_take_this_ones_memo(hit, demo, tmp_path):
+    """The memo stamps the code that wrote it: a second copy of the package (another
+    checkout, a virtual environment; here a copy that would hash differently) resolves in
+    full, then has its own no-op."""
+    hit("build", cwd=demo)
+    assert _noop_in_child(demo, "build", "-q")[-1] == "True []"
+    other = tmp_path / "other"
+    shutil.copytree(Path(hdmodules.__file__).parent, other / "hdmodules", symlinks=False)
+    env = {**os.environ, "PYTHONPATH": str(other)}
+    code = "from hdmodules.cli.noop import noop_build; print(noop_build(['build', '-q']))"
+    answer = [sys.executable, "-c", code]
+    first = subprocess.run(answer, cwd=demo, env=env, capture_output=True, text=True)
+    assert first.stdout.splitlines()[-1] == "False"  # not this one's memo
+    full = [sys.executable, "-c", "from hdmodules.cli.entry import hit; hit()", "build", "-q"]
+    subprocess.run(full, cwd=demo, env=env, check=True, capture_output=True)
+    again = subprocess.run(answer, cwd=demo, env=env, capture_output=True, text=True)
+    assert again.stdout.splitlines()[-1] == "True"  # its own memo, once it wrote one
 
 
 def test_a_memo_of_the_wrong_shape_is_no_memo(hit, home, demo):

@@ -131,11 +131,17 @@ def _site_config() -> str | None:
     return os.path.abspath(os.path.expanduser(value)) if value else None
 
 
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # hdmodules/
+
+
 def memo_file(home: str, profile: str) -> str:
     """Where the memo of the profile YAML `profile` (an absolute path) is kept in the home at
     `home` (homeroot.home_root()): its name is a checksum of the path, and the memo names
-    the path it is for."""
-    key = f"{zlib.crc32(profile.encode()):08x}{len(profile):04x}"
+    the path it is for. The running code's folder is part of the checksum: the memo stamps
+    that code's files, so another installation of hdmodules (another checkout, a virtual
+    environment) never takes a memo written by this one for its own."""
+    which = f"{profile}\0{_PACKAGE}"
+    key = f"{zlib.crc32(which.encode()):08x}{len(profile):04x}"
     return os.path.join(home, ".cache", f"build-{key}.memo")
 
 

@@ -73,8 +73,10 @@ def peek_root(site_yaml: Path) -> str | None:
 
 def memo_file(root: str, site_yaml: Path, root_arg, modules_arg) -> str:
     """The memo of `site_yaml` built with --root `root_arg` and --modules `modules_arg` (each
-    None when not given), in the site root `root`."""
-    key = "\0".join([os.path.abspath(site_yaml), str(root_arg), str(modules_arg)])
+    None when not given), in the site root `root`; the running code's folder is part of its
+    name (the memo stamps that code's files: another installation never takes it)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    key = "\0".join([os.path.abspath(site_yaml), str(root_arg), str(modules_arg), here])
     return os.path.join(root, ".cache", f"site-{zlib.crc32(key.encode()):08x}.memo")
 
 
