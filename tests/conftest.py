@@ -269,3 +269,32 @@ def slurm_cluster():
     yield
     if started:
         stop_cluster()
+
+
+def record_store_events(monkeypatch, events: list, syncfs_works: bool = True) -> None:
+    """Append to `events` the store's flushes ("syncfs", path), manifest renames ("rename",
+    destination) and tree removals ("remove", path), in order, each still done for real
+    (the real syncfs of this machine's C library); with `syncfs_works` False, syncfs says
+    it is not there (the store falls back to an fsync of each file)."""
+    from hdmodules.store import layout
+
+    real_replace, real_syncfs, real_remove = os.replace, layout._syncfs, layout.remove_tree
+
+    def replace(src, dst, **kw):
+        events.append(("rename", str(dst)))
+        return real_replace(src, dst, **kw)
+
+    def syncfs(path):
+        if not syncfs_works:
+            return False
+        assert real_syncfs(path)
+        events.append(("syncfs", str(path)))
+        return True
+
+    def remove_tree(path):
+        events.append(("remove", str(path)))
+        return real_remove(path)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(layout, "_syncfs", syncfs)
+    monkeypatch.setattr(layout, "remove_tree", remove_tree)

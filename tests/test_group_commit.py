@@ -16,7 +16,7 @@ from hdmodules.spec.artifact import ArtifactRef
 from hdmodules.store import layout as store_mod
 from hdmodules.store.commit import GroupCommit
 from hdmodules.store.layout import Store
-from tests.conftest import run_clean, run_hit, write_profile, write_recipe
+from tests.conftest import record_store_events, run_clean, run_hit, write_profile, write_recipe
 
 
 def _staged(store: Store, name: str, tmp_path: Path) -> tuple[Path, Path]:
@@ -35,24 +35,7 @@ def _staged(store: Store, name: str, tmp_path: Path) -> tuple[Path, Path]:
 def _record(monkeypatch) -> list[tuple[str, str]]:
     """The flushes, renames and removals the store does, in order."""
     events: list[tuple[str, str]] = []
-    real_replace, real_syncfs, real_remove = os.replace, store_mod._syncfs, store_mod.remove_tree
-
-    def replace(src, dst, **kw):
-        events.append(("rename", str(dst)))
-        return real_replace(src, dst, **kw)
-
-    def syncfs(path):
-        assert real_syncfs(path)  # the real call, on this machine's C library
-        events.append(("syncfs", str(path)))
-        return True
-
-    def remove_tree(path):
-        events.append(("remove", str(path)))
-        return real_remove(path)
-
-    monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(store_mod, "_syncfs", syncfs)
-    monkeypatch.setattr(store_mod, "remove_tree", remove_tree)
+    record_store_events(monkeypatch, events)
     return events
 
 

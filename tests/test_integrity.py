@@ -16,7 +16,15 @@ import pytest
 from hdmodules.spec.artifact import ArtifactRef
 from hdmodules.store import layout as store_mod
 from hdmodules.store.layout import Store
-from tests.conftest import IN_CI, need, run_clean, run_hit, write_profile, write_recipe
+from tests.conftest import (
+    IN_CI,
+    need,
+    record_store_events,
+    run_clean,
+    run_hit,
+    write_profile,
+    write_recipe,
+)
 
 
 def _one_package(tmp_path: Path, build: str, name: str = "pkg") -> Path:
@@ -123,32 +131,14 @@ def test_commit_syncs_every_file_before_the_manifest_and_the_folder_after(
     (prefix / "lib" / "libx.so.1").write_bytes(b"\x7fELF")
     (prefix / "lib" / "libx.so").symlink_to("libx.so.1")
     events: list[tuple[str, str]] = []
-    real_fsync, real_replace, real_syncfs = os.fsync, os.replace, store_mod._syncfs
+    real_fsync = os.fsync
 
     def fsync(fd):
         events.append(("sync", os.readlink(f"/proc/self/fd/{fd}")))
         return real_fsync(fd)
 
-    def replace(src, dst, **kw):
-        events.append(("rename", str(dst)))
-        return real_replace(src, dst, **kw)
-
-    def syncfs(path):
-        if how != "syncfs":
-            return False
-        assert real_syncfs(path)  # the real call, on this machine's C library
-        events.append(("syncfs", str(path)))
-        return True
-
-    def remove_tree(path):
-        events.append(("remove", str(path)))
-        return real_remove(path)
-
-    real_remove = store_mod.remove_tree
     monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(store_mod, "_syncfs", syncfs)
-    monkeypatch.setattr(store_mod, "remove_tree", remove_tree)
+    record_store_events(monkeypatch, events, syncfs_works=how == "syncfs")
     store.commit(ref, {"id": ref.id}, folder / "build.log", discard=folder)
     assert not folder.exists() and (prefix / ".hit" / "build.log").read_text() == "compiled\n"
     flushes = [i for i, (kind, _path) in enumerate(events) if kind in ("sync", "syncfs")]
