@@ -168,3 +168,40 @@ layout._syncfs = syncfs
     assert run_hit("verify").code == 0
     run_hit("build", str(profile))
     assert run_clean([str(tmp_path / "default" / "bin" / "c2")]).stdout == "c2\n"
+
+
+def test_a_build_that_writes_into_its_dependency_is_reported_by_verify(home, tmp_path):
+    """A build that changes its dependency's files (root ignores read-only bits, and any
+    owner can chmod them back) leaves a dependency that `hit verify` reports: its manifest
+    records what its own build made, never what a later build added. (The dependency's
+    large file keeps the group commit hashing it while the dependent build runs.)"""
+    pkgs = tmp_path / "pkgs"
+    write_recipe(
+        pkgs,
+        "base",
+        """
+        version: "1"
+        build: |
+          mkdir -p "$ARTIFACT/lib"
+          echo base > "$ARTIFACT/lib/base.txt"
+          head -c 300000000 /dev/zero > "$ARTIFACT/big"
+        """,
+    )
+    write_recipe(
+        pkgs,
+        "user",
+        """
+        version: "1"
+        dependencies: [base]
+        build: |
+          chmod u+w "$BASE_DIR/lib"
+          echo intruder > "$BASE_DIR/lib/added.txt"
+          chmod u-w "$BASE_DIR/lib"
+          mkdir -p "$ARTIFACT/share"
+          echo user > "$ARTIFACT/share/user.txt"
+        """,
+    )
+    profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [user]\n")
+    run_hit("build", str(profile))
+    r = run_hit("verify", check=False)
+    assert r.code == 1 and "added.txt" in r.both, r.both
