@@ -205,3 +205,41 @@ def test_a_build_that_writes_into_its_dependency_is_reported_by_verify(home, tmp
     run_hit("build", str(profile))
     r = run_hit("verify", check=False)
     assert r.code == 1 and "added.txt" in r.both, r.both
+
+
+def test_an_artifact_that_cannot_be_described_fails_alone(home, tmp_path):
+    """One package whose manifest cannot be written (a file name that is not UTF-8) fails
+    with a message naming it; a package that does not depend on it, handed over after it,
+    is still installed (the group commit must not fail every later artifact, as it does for
+    a failed flush: those may have been built on it, this one was not)."""
+    pkgs = tmp_path / "pkgs"
+    write_recipe(
+        pkgs,
+        "odd",
+        """
+        version: "1"
+        build: |
+          mkdir -p "$ARTIFACT/share"
+          echo x > "$ARTIFACT/share/$(printf 'caf\\351')"
+        """,
+    )
+    write_recipe(
+        pkgs,
+        "later",
+        """
+        version: "1"
+        build: |
+          sleep 2
+          mkdir -p "$ARTIFACT/bin"
+          echo later > "$ARTIFACT/bin/later"
+        """,
+    )
+    profile = write_profile(
+        tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [odd, later]\n"
+    )
+    r = run_hit("build", "-j", "2", str(profile), check=False)
+    assert r.code == 1, r.both
+    errors = [line for line in r.err.splitlines() if line.startswith("hit: error:")]
+    assert errors and "odd/" in errors[0], r.err
+    installed = {p.parts[-4] for p in (home / "bld").glob("*/*/.hit/manifest.json")}
+    assert "later" in installed, r.err
