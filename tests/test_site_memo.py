@@ -244,7 +244,8 @@ def test_a_recipe_edited_while_the_site_builds_is_built_by_the_next_build(tools,
     write_recipe(pkgs, "slow", slow.replace("GREETING", "fixed"))
     go.touch()
     _out, err = hdmod.communicate(timeout=300)
-    assert hdmod.returncode == 0, err
+    # the published copy of the recipes is taken after the edit: that build may refuse it
+    assert hdmod.returncode == 0 or "resolves slow differently" in err, err
     r = build(site_yaml, root)
     assert NO_OP not in r.stderr, r.stderr
     said = list(root.glob("bld/slow/*/bin/said"))
