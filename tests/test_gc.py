@@ -286,7 +286,9 @@ def test_the_collectors_cache_changes_no_decision(hit, home, demo):
     """`hit gc` keeps what it read of each artifact's build.json in the store (gcscan.py):
     with it, without it, damaged, or naming an artifact by a manifest that is not the one
     in the store now (built again), the collector decides the same."""
-    from hdmodules.store.gcscan import SCAN_CACHE, load_cache
+    import marshal
+
+    from hdmodules.store.gcscan import FORMAT, SCAN_CACHE, load_cache
 
     write_profile(demo / "apponly.yaml", "package_dirs: [pkgs]\npackages: [app]\n")
     hit("build", "apponly.yaml", cwd=demo)
@@ -302,6 +304,9 @@ def test_the_collectors_cache_changes_no_decision(hit, home, demo):
     cache.unlink()
     assert hit("gc", "--dry-run", cwd=demo).out == cached
     cache.write_bytes(b"not a cache")
+    assert hit("gc", "--dry-run", cwd=demo).out == cached
+    # the layout's shape, but a stamp no 64-bit integer holds
+    cache.write_bytes(marshal.dumps((FORMAT, "p", "i", "", [2**70, 1])))
     assert hit("gc", "--dry-run", cwd=demo).out == cached
     # an entry for app saying it keeps nothing, under a manifest that is not app's now
     entries = load_cache(cache.parent)

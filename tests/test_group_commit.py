@@ -151,3 +151,79 @@ layout._syncfs = syncfs
     assert run_hit("verify").code == 0
     run_hit("build", str(profile))
     assert run_clean([str(tmp_path / "default" / "bin" / "c2")]).stdout == "c2\n"
+
+
+def test_a_build_that_writes_into_its_dependency_is_reported_by_verify(home, tmp_path):
+    """A build that changes its dependency's files (root ignores read-only bits, and any
+    owner can chmod them back) leaves a dependency that `hit verify` reports: its manifest
+    records what its own build made, never what a later build added. (The dependency's
+    large file keeps the group commit hashing it while the dependent build starts.)"""
+    pkgs = tmp_path / "pkgs"
+    write_recipe(
+        pkgs,
+        "base",
+        """
+        version: "1"
+        build: |
+          mkdir -p "$ARTIFACT/lib"
+          echo base > "$ARTIFACT/lib/base.txt"
+          truncate -s 2G "$ARTIFACT/big"  # sparse: no disk, but seconds to hash
+        """,
+    )
+    write_recipe(
+        pkgs,
+        "user",
+        """
+        version: "1"
+        dependencies: [base]
+        build: |
+          chmod u+w "$BASE_DIR/lib"
+          echo intruder > "$BASE_DIR/lib/added.txt"
+          chmod a-w "$BASE_DIR/lib/added.txt" "$BASE_DIR/lib"
+          mkdir -p "$ARTIFACT/share"
+          echo user > "$ARTIFACT/share/user.txt"
+        """,
+    )
+    profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [user]\n")
+    run_hit("build", str(profile))
+    r = run_hit("verify", check=False)
+    added = [line for line in r.out.splitlines() if line.startswith("added")]
+    assert r.code == 1 and added and "lib/added.txt" in added[0], r.both
+
+
+def test_an_artifact_that_cannot_be_described_fails_alone(home, tmp_path):
+    """One package whose manifest cannot be written (a file name that is not UTF-8) fails
+    with a message naming it; a package that does not depend on it, handed over after it,
+    is still installed (the group commit must not fail every later artifact, as it does for
+    a failed flush: those may have been built on it, this one was not)."""
+    pkgs = tmp_path / "pkgs"
+    write_recipe(
+        pkgs,
+        "odd",
+        """
+        version: "1"
+        build: |
+          mkdir -p "$ARTIFACT/share"
+          echo x > "$ARTIFACT/share/$(printf 'caf\\351')"
+        """,
+    )
+    write_recipe(
+        pkgs,
+        "later",
+        """
+        version: "1"
+        build: |
+          sleep 2
+          mkdir -p "$ARTIFACT/bin"
+          echo later > "$ARTIFACT/bin/later"
+        """,
+    )
+    profile = write_profile(
+        tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [odd, later]\n"
+    )
+    r = run_hit("build", "-j", "2", str(profile), check=False)
+    assert r.code == 1, r.both
+    errors = [line for line in r.err.splitlines() if line.startswith("hit: error:")]
+    assert errors and "odd/" in errors[0], r.err
+    installed = {p.parts[-4] for p in (home / "bld").glob("*/*/.hit/manifest.json")}
+    assert "later" in installed, r.err

@@ -13,7 +13,7 @@ import pytest
 
 import hdmodules
 from hdmodules.cli.noop import noop_options
-from tests.conftest import write_profile, write_recipe
+from tests.conftest import blocking_recipe, hit_proc, wait_for, write_profile, write_recipe
 
 
 @pytest.mark.parametrize(
@@ -274,3 +274,78 @@ def test_hit_leaves_at_once_with_its_output_and_exit_code_whole(demo):
     assert "libcore/" in built.stderr and "profile" in built.stderr
     bad = subprocess.run([*cmd, "build", "nope.yaml"], cwd=demo, capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.startswith("hit: error: ")
+
+
+EXTRA = """
+version: "1"
+build: |
+  mkdir -p "$ARTIFACT/bin"
+  printf '#!/bin/sh\\necho extra\\n' > "$ARTIFACT/bin/extra"
+  chmod +x "$ARTIFACT/bin/extra"
+"""
+
+
+def _console_hit(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """`hit ARGS` as the console script runs it (cli/entry.py: the no-op fast path first)."""
+    code = "import sys; from hdmodules.cli.entry import hit; sys.exit(hit())"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def _edit_while_building(tmp_path: Path, edit) -> None:
+    """Run `hit build` in `tmp_path` (a profile with blocking_recipe's package) and call
+    `edit()` while that package builds; the build then ends successfully."""
+    proc = hit_proc("build", cwd=tmp_path)
+    wait_for(tmp_path / "pid")
+    edit()
+    (tmp_path / "go").touch()
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+
+
+def test_a_profile_edited_while_it_builds_is_seen_by_the_next_build(hit, tmp_path):
+    """A package added to the profile YAML during a long `hit build` (an editor saving) is
+    built by the next `hit build`: that one is never answered as a no-op of the old YAML."""
+    profile = blocking_recipe(tmp_path)
+    write_recipe(tmp_path / "pkgs", "extra", EXTRA)
+    _edit_while_building(
+        tmp_path, lambda: write_profile(profile, "package_dirs: [pkgs]\npackages: [slow, extra]\n")
+    )
+    r = _console_hit(tmp_path, "build")
+    assert r.returncode == 0 and "extra/" in r.stderr, r.stdout + r.stderr
+    assert (tmp_path / "default" / "bin" / "extra").exists()
+
+
+def test_a_recipe_put_first_in_the_package_dirs_while_building_is_seen(hit, tmp_path):
+    """A recipe added during a build to a package dir searched before the one that had it
+    (a site's override) is what the next `hit build` uses."""
+    first = tmp_path / "first"
+    first.mkdir()
+    blocking_recipe(tmp_path)
+    write_profile(tmp_path / "default.yaml", "package_dirs: [first, pkgs]\npackages: [slow]\n")
+    override = 'version: "2"\nbuild: |\n  mkdir -p "$ARTIFACT/bin"\n  echo 2 > "$ARTIFACT/bin/v2"\n'
+    _edit_while_building(tmp_path, lambda: write_recipe(first, "slow", override))
+    r = _console_hit(tmp_path, "build")
+    assert r.returncode == 0 and "built in" in r.stderr, r.stdout + r.stderr
+    assert (tmp_path / "default" / "bin" / "v2").exists()
+
+
+@pytest.mark.parametrize("how", ["module", "console"])
+def test_output_that_cannot_be_written_is_one_clear_error(hit, demo, how):
+    """`hit build > /dev/full` (a full disk under a redirected stdout): its answer is lost, so
+    it says so in one line and exits 1, never a traceback, on the full path (`python -m`,
+    cli/common.leave) and on the console script's no-op path (cli/entry.py)."""
+    if how == "console":
+        hit("build", cwd=demo)  # the next one is a no-op
+    code = "import sys; from hdmodules.cli.entry import hit; sys.exit(hit())"
+    module = [sys.executable, "-m", "hdmodules.cli.hit"]
+    cmd = [sys.executable, "-c", code] if how == "console" else module
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as users run it
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(
+            [*cmd, "build"], cwd=demo, stdout=full, stderr=subprocess.PIPE, text=True, env=env
+        )
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.splitlines()[-1].startswith("hit: error: "), r.stderr

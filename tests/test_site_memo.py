@@ -7,6 +7,7 @@ other options, a replaced tree that stops being kept) still goes the full way. T
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -213,3 +214,39 @@ def contents(tree: Path) -> dict[str, tuple[int, bytes]]:
         data = b"" if path.is_dir() else path.read_bytes()
         out[str(path.relative_to(tree.resolve()))] = (path.lstat().st_mode, data)
     return out
+
+
+def test_a_recipe_edited_while_the_site_builds_is_built_by_the_next_build(tools, tmp_path):
+    """An admin fixes a recipe while a long `hdmod build` runs: the next `hdmod build`
+    builds the fixed recipe, never answers "nothing changed" from stamps taken after the
+    edit (the memo must hold what resolving saw, as the profile memo does)."""
+    from tests.conftest import wait_for, write_recipe
+
+    site_yaml = demo_site(tmp_path, "  gcc12:\n    compiler: gcc-12\n    packages: [slow]\n")
+    pkgs, go = site_yaml.parent / "pkgs", tmp_path / "go"
+    slow = f"""
+        version: "1"
+        build: |
+          echo $$ > {tmp_path}/pid
+          while [ ! -e {go} ]; do sleep 0.1; done
+          mkdir -p "$ARTIFACT/bin"
+          echo GREETING > "$ARTIFACT/bin/said"
+        """
+    write_recipe(pkgs, "slow", slow.replace("GREETING", "typo"))
+    root = tmp_path / "root"
+    hdmod = subprocess.Popen(
+        [sys.executable, "-m", "hdmodules.cli.hdmod", "build", str(site_yaml), "--root", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(tmp_path / "pid", 120)
+    write_recipe(pkgs, "slow", slow.replace("GREETING", "fixed"))
+    go.touch()
+    _out, err = hdmod.communicate(timeout=300)
+    # the published copy of the recipes is taken after the edit: that build may refuse it
+    assert hdmod.returncode == 0 or "resolves slow differently" in err, err
+    r = build(site_yaml, root)
+    assert NO_OP not in r.stderr, r.stderr
+    said = list(root.glob("bld/slow/*/bin/said"))
+    assert any(p.read_text() == "fixed\n" for p in said), said

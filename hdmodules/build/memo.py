@@ -208,6 +208,31 @@ def inputs(resolved, home) -> dict[str, None]:
     return out
 
 
+_NOTED: dict[int, tuple[object, dict[str, None]]] = {}  # id(resolved) -> it, its inputs
+
+
+def note_inputs(resolved, home) -> None:
+    """Stamp every input of `resolved` (`inputs`) now, once resolving is done and before
+    anything builds, unless resolving stamped it already (resolvecache.seen, which `save`
+    and publish/sitememo.py take stamps from): a file edited while the build runs (the
+    profile YAML, a recipe added to a package dir, a site's recipe) is then a change to the
+    next no-op check, never part of the memo. A missing input is stamped as missing."""
+    from ..spec.resolvecache import seen
+
+    found = inputs(resolved, home)
+    _NOTED[id(resolved)] = (resolved, found)
+    taken = seen()
+    for path in found:
+        if path not in taken:
+            taken[path] = tuple(array("q", stamps([path])))  # type: ignore[assignment]
+
+
+def noted_inputs(resolved, home) -> dict[str, None]:
+    """`inputs(resolved, home)`, as note_inputs listed them if it did (a new dict)."""
+    noted = _NOTED.get(id(resolved))
+    return dict(noted[1]) if noted is not None and noted[0] is resolved else inputs(resolved, home)
+
+
 def prefix_text(store, ref) -> str:
     """`store.prefix(ref)` (a store.layout.Store, a spec.artifact.ArtifactRef) as a string,
     by the store's own rule (here, else the first upstream that has it, else here:
@@ -235,7 +260,7 @@ def save(home, resolved) -> None:
     from ..store.roots import entry_for
 
     store = open_store(home)
-    found = inputs(resolved, home)
+    found = noted_inputs(resolved, home)
     refs = [n.ref for n in resolved.nodes.values()]
     profile_ref = resolved.profile_ref
     for ref in [*refs, profile_ref]:  # installed, here or upstream: its manifest is there
@@ -248,7 +273,8 @@ def save(home, resolved) -> None:
         "version": __version__,
         "profile": str(resolved.profile.file),
         "paths": "\0".join(paths),  # one string (a path holds no NUL): loads at once
-        # the stamps resolving took (before it read those files), the others taken now
+        # the stamps resolving took (before it read those files) or note_inputs took
+        # (before anything built); the others (the manifests) taken now
         "stamps": stamps(paths, seen()),
         "links": [
             (str(link), str(prefix)),

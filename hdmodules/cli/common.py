@@ -12,7 +12,7 @@ from typing import NoReturn
 import click
 
 from ..errors import ConfigError, FollowStopped, HitError
-from .process import fewer_gc_passes
+from .process import fewer_gc_passes, flush_output
 
 
 def jobs_options(where: str):
@@ -117,7 +117,7 @@ def run_cli(cli: click.Group, prog: str) -> int:
         return 1
 
 
-def leave(code: int) -> NoReturn:
+def leave(code: int, prog: str = "hit") -> NoReturn:
     """Exit with `code` once a command is done, without the interpreter's teardown: freeing
     every object one by one took ~120 ms after a switch of a 5,000-package profile (issue
     18). The standard streams are flushed (141 when the reader is gone) and the atexit
@@ -126,11 +126,7 @@ def leave(code: int) -> NoReturn:
     after the program), this is a plain exit."""
     if threading.active_count() > 1 or sys.getprofile() or sys.gettrace():
         sys.exit(code)
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:
-        code = 141
+    code = flush_output(code, prog)
     atexit._run_exitfuncs()  # what a normal exit runs before tearing the interpreter down
     os._exit(code)
 

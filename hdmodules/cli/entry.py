@@ -9,7 +9,7 @@ import os
 import sys
 
 from .noop import noop_build
-from .process import fewer_gc_passes
+from .process import fewer_gc_passes, flush_output
 
 
 def hit() -> None:
@@ -22,14 +22,13 @@ def hit() -> None:
         print(f"hit, version {__version__}")
         sys.exit(0)
     try:
-        if noop_build(sys.argv[1:]):
-            sys.stdout.flush()
-            sys.stderr.flush()
-            # answered: nothing is left to clean up, and the interpreter's teardown (freeing
-            # every object, module by module) costs ~10 ms at 5,000 packages (issue 18)
-            os._exit(0)
+        answered = noop_build(sys.argv[1:])
     except BrokenPipeError:
         sys.exit(141)
+    if answered:
+        # answered: nothing is left to clean up, and the interpreter's teardown (freeing
+        # every object, module by module) costs ~10 ms at 5,000 packages (issue 18)
+        os._exit(flush_output(0, "hit"))
     from .hit import main
 
     main()

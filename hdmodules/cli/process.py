@@ -1,11 +1,12 @@
 """How a command's process is set up: the garbage collector tuned for a command that makes
-many long-lived objects (issue 18). The `gc` module only: the no-op `hit build`
-(cli/entry.py) sets it before anything else is imported. (How a command leaves:
-common.leave.)"""
+many long-lived objects (issue 18), and its output flushed before it leaves without the
+interpreter's teardown. Built-in modules only: the no-op `hit build` (cli/entry.py) uses
+both before anything else is imported. (How a command leaves: common.leave.)"""
 
 from __future__ import annotations
 
 import gc
+import sys
 
 # The cyclic garbage collector's first threshold (container objects allocated between two
 # passes; CPython's default is 700): a command makes some 100 objects a package (recipes,
@@ -19,3 +20,25 @@ def fewer_gc_passes() -> None:
     """Let the garbage collector run every GC_THRESHOLD allocations (its other thresholds
     kept)."""
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
+def flush_output(code: int, prog: str) -> int:
+    """Flush stdout, then stderr, before an exit without the interpreter's teardown (which
+    would flush them); returns the exit code: `code`, or 141 when the reader of stdout is
+    gone, or 1 (after one line `prog: error: ...` on stderr) when the output could not be
+    written (a full disk: `hit build > /dev/full`)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = 141
+    except OSError as e:
+        try:  # noqa: SIM105 - no contextlib: the no-op path imports built-in modules only
+            sys.stderr.write(f"{prog}: error: cannot write the output: {e.strerror or e}\n")
+        except OSError:
+            pass
+        code = code or 1
+    try:  # noqa: SIM105 - as above
+        sys.stderr.flush()
+    except OSError:
+        pass
+    return code

@@ -36,6 +36,8 @@ def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
     resolved = resolve_file(file, repin=o.repin, dirty=o.dirty, cache=home.root / ".cache")
     for note in resolved.notes:
         say(note)
+    if resolved.profile.link is None:  # the no-op memo is saved after the build
+        memo.note_inputs(resolved, home)  # its inputs as they are before anything builds
     store = open_store(home)
     if o.explain:
         from ..build.explain import why_build
@@ -73,6 +75,8 @@ def site_build(site: Site, o: SiteBuild, say: Say) -> Published | None:
     stacks = resolve_stacks(site)
     claim_root(site, say)  # a root a hit command made first becomes the site's
     home = site_home(site)
+    for _stack, resolved in stacks:  # the site's memo is saved after the build
+        memo.note_inputs(resolved, home)  # its inputs as they are before anything builds
     # module names clash, and an admin's default names no module, before anything builds
     moduletree.admin_defaults(site, modulefiles.plan(site, stacks, open_store(home)))
     publishedstacks.check_frozen(stacks)  # and a stack users could not get a frozen copy of

@@ -160,8 +160,9 @@ def save(site, stacks, modulefiles: int, given: tuple, built: bool) -> None:
 
 def _record(site, stacks, modulefiles: int, built: bool) -> dict:
     """The memo of save(): raises OSError for a path gone meanwhile."""
-    from ..build.memo import inputs as stack_inputs
+    from ..build.memo import noted_inputs as stack_inputs
     from ..spec import siteroot
+    from ..spec.resolvecache import seen
     from ..store.home import open_store
     from ..store.layout import MANIFEST, META
     from ..store.roots import entry_for
@@ -199,7 +200,8 @@ def _record(site, stacks, modulefiles: int, built: bool) -> dict:
         "built": built,
         "expires": expires,
         "paths": "\0".join(paths),  # one string and one array: loads at once (build/memo.py)
-        "stamps": stamps(paths),
+        # each stack's inputs as stamped before anything built (build/memo.note_inputs)
+        "stamps": stamps(paths, seen()),
         "links": [(str(p), os.readlink(p)) for p in links],
         "modulefiles": modulefiles,
         "modules": str(site.modules.path),

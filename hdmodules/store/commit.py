@@ -21,7 +21,8 @@ crash before that loses the rename only: the artifact does not count as installe
 is debris the next build of it removes), and is built again.
 
 A failed publish (a full disk, an I/O error) fails that artifact and every one handed over
-after it, which are left uninstalled (they may have been built on it).
+after it, which are left uninstalled (they may have been built on it). An artifact that cannot
+be described (its manifest cannot be written) fails alone, with those built on it.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class GroupCommit:
         self.store = store
         self._queue: queue.SimpleQueue[_Handed | None] = queue.SimpleQueue()
         self._failed: str | None = None  # why the first failed publish failed
+        self._lost: set[str] = set()  # ids of artifacts that failed alone (not described)
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="group-commit", daemon=True)
         self._thread.start()
@@ -133,19 +135,28 @@ class GroupCommit:
 
     def _publish(self, group: list[_Handed]) -> list[Path]:
         """Describe each of `group` (layout.Store.describe), then publish those described
-        (layout.Store.publish), unless an earlier one failed; then settle each: None
-        when its manifest is in place, else the HitError saying why. Returns the prefixes
-        installed."""
+        (layout.Store.publish), unless an earlier publish failed; then settle each: None
+        when its manifest is in place, else the HitError saying why. One that cannot be
+        described (a file name its manifest cannot hold) fails alone, with what was built on
+        it (its build.json names it as a dependency). Returns the prefixes installed."""
         ready: list[_Handed] = []
-        try:
-            for h in group:
-                if self._failed is None and h.spec is not None:
+        why: dict[Path, str] = {}  # an artifact that fails alone -> why
+        for h in group:
+            if self._failed is not None:
+                continue
+            lost = next((d for d in _dependencies(h.spec) if d in self._lost), None)
+            try:
+                if lost is not None:
+                    raise HitError(f"{h.prefix}: built on {lost}, which was not installed")
+                if h.spec is not None:
                     self.store.describe(h.prefix, h.spec, h.log)
-                ready += [h] if self._failed is None else []
-        except HitError as e:
-            self._failed = str(e)
-        except BaseException as e:  # a bug: fail the group rather than hang its builds
-            self._failed = f"{type(e).__name__}: {e}"
+                ready.append(h)
+            except BaseException as e:  # HitError; any other is a bug: fail it, never hang
+                why[h.prefix] = str(e) if isinstance(e, HitError) else f"{type(e).__name__}: {e}"
+                if h.spec is None or not isinstance(h.spec.get("id"), str):
+                    self._failed = why[h.prefix]  # which one it was is unknown: all fail
+                else:
+                    self._lost.add(h.spec["id"])
         if ready:
             try:
                 folders = [h.folder for h in ready if h.folder is not None]
@@ -158,9 +169,19 @@ class GroupCommit:
         for h in group:
             if h.prefix in installed:
                 h.done.settle(None)
+            elif h.prefix in why:
+                h.done.settle(HitError(f"not installed: {why[h.prefix]}"))
             elif str(h.prefix) in str(self._failed):
                 h.done.settle(HitError(f"not installed: {self._failed}"))
             else:
-                why = f"not installed, as an artifact published before it was not: {self._failed}"
-                h.done.settle(HitError(why))
+                why_not = (
+                    f"not installed, as an artifact published before it was not: {self._failed}"
+                )
+                h.done.settle(HitError(why_not))
         return installed
+
+
+def _dependencies(spec: dict | None) -> list[str]:
+    """The artifact ids a build.json document `spec` names as its dependencies."""
+    deps = spec.get("dependencies") if isinstance(spec, dict) else None
+    return [d for d in deps.values() if isinstance(d, str)] if isinstance(deps, dict) else []

@@ -107,7 +107,7 @@ def load_cache(root: Path) -> Cache:
         if version != FORMAT:
             return empty
         cache = Cache(_split(prefixes), array("q", stamps), _split(ids), _split(refs))
-    except (OSError, EOFError, ValueError, TypeError, AttributeError):
+    except (OSError, EOFError, ValueError, TypeError, AttributeError, OverflowError):
         return empty
     n = len(cache.prefixes)
     ok = len(cache.ids) == len(cache.refs) == n and len(cache.stamps) == 2 * n
