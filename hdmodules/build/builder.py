@@ -192,9 +192,12 @@ def build(
             log = job.folder / "build.log"
             if committer is None:  # the build folder goes before the flush (Store.commit)
                 store.commit(ref, job.record, log, discard=job.folder)
-            else:  # sealed now: what depends on it cannot change it; the rest in the background
+            else:  # sealed and hashed now, before anything built on it runs (a build as root
+                # ignores read-only bits: what it changes in a dependency `hit verify` reports);
+                # the flush, the rename and the build folder's removal in the background
                 store.seal(ref)
-                installed = committer.hand_over(prefix, job.folder, job.record, log)
+                store.describe(prefix, job.record, log)
+                installed = committer.hand_over(prefix, job.folder)
                 if on_built is not None:
                     on_built(Outcome("built", seconds))
                 installed.result()

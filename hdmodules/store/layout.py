@@ -306,6 +306,8 @@ class Store:
             _write(meta / f".{MANIFEST}.tmp", canonical_json(manifest).encode(), mode)
         except OSError as e:
             raise HitError(f"cannot install into {e.filename or meta}: {e.strerror or e}") from None
+        except UnicodeError:  # a manifest is JSON text: it cannot name such a file
+            raise HitError(f"{prefix}: holds a file whose name is not UTF-8") from None
 
     def publish(self, prefixes: list[Path], discard: Sequence[Path] = ()) -> None:
         """The second half of a commit, for artifacts `stage`d (their locks held): remove
