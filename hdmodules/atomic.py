@@ -19,11 +19,14 @@ def _temporary(target: Path) -> Path:
 
 def write_atomic(target: Path, data: str | bytes, mode: int | None = None) -> None:
     """Replace `target` by a file holding `data` (text is written as UTF-8); `mode` (e.g.
-    0o644) is set before the rename, so the file never appears with another mode. Raises
-    OSError; the temporary file is removed on failure."""
+    0o644) is set before the rename, so the file never appears with another mode, and the
+    temporary file is created with no more than it (a private cache is never readable by
+    others, not even while it is written). Raises OSError; the temporary file is removed on
+    failure."""
     tmp = _temporary(target)
     try:
-        with open(tmp, "wb") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else mode)
+        with open(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
         if mode is not None:
             os.chmod(tmp, mode)
