@@ -31,13 +31,13 @@ cores take half the time.
 
 from __future__ import annotations
 
-import gc
 import marshal
 import os
 import zlib
 from array import array
 
 from .. import __version__
+from ..collector import collector_paused
 
 # the code whose change can change what resolving gives (below the package folder): the
 # no-op path trusts the memo only while none of it changed (a checkout being edited)
@@ -318,13 +318,8 @@ def up_to_date(home: str, profile: str) -> tuple[list[str], str, str] | None:
     the link points). None means "resolve and build in full". The cyclic garbage collector
     is off meanwhile: the check makes no cycles, and its passes over the stat results of
     some 30,000 paths cost ~5 ms at 5,000 packages."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         doc = load(home, profile)
-    finally:
-        if enabled:
-            gc.enable()
     if doc is None:
         return None
     link, prefix = doc["links"][0]
