@@ -39,6 +39,8 @@ _REAPER = Reaper()  # one reaper server per process, started by the first build
 
 _running: dict[int, ReapedBuild] = {}  # reaper pid -> build, killed on Ctrl-C
 _running_lock = threading.Lock()
+_toolchains: set[Path] = set()  # shared toolchain folders laid out or checked by this process
+_toolchains_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -86,18 +88,64 @@ def prepare(job: BuildJob) -> Path:
 
 
 def lay_out_toolchain(job: BuildJob) -> None:
-    """`folder/toolchain/bin`: the job's tool links, and its stubs as links to
-    `toolchain/mpi-stub` (what build.sh would make with a process each; it skips that when
-    the folder exists). Raises OSError."""
-    toolbin = job.folder / "toolchain" / "bin"
+    """The job's toolchain folder (BuildJob.toolchain, else `folder/toolchain`): `bin/` with
+    the job's tool links, and its stubs as links to `mpi-stub` (what build.sh would make
+    with a process each; it skips that when `bin/` exists). A folder of the job's own is
+    laid out afresh; a shared one (buildjob.toolchain_folder) once per process: kept when
+    it holds what it should, else laid out beside it and renamed into place (another
+    process may do the same at once: either's is right). Raises OSError."""
+    if job.toolchain is None:
+        _lay_out(job.folder / "toolchain", job)
+        return
+    folder = job.toolchain
+    with _toolchains_lock:
+        if folder in _toolchains or _holds_toolchain(folder, job):
+            _toolchains.add(folder)
+            return
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        new = folder.with_name(f"{folder.name}.{os.getpid()}.new")
+        if new.exists():
+            remove_tree(new)
+        _lay_out(new, job)
+        if folder.exists():  # not what it should be (changed by hand, or by a build)
+            remove_tree(folder)
+        try:
+            os.rename(new, folder)
+        except OSError:  # another process put its own in place meanwhile
+            remove_tree(new)
+            if not _holds_toolchain(folder, job):
+                raise
+        _toolchains.add(folder)
+
+
+def _lay_out(folder: Path, job: BuildJob) -> None:
+    """`folder/bin` (the job's tool links and stubs) and `folder/mpi-stub`. Raises OSError."""
+    toolbin = folder / "bin"
     toolbin.mkdir(parents=True)
     for name, target in job.tool_links:
         os.symlink(target, toolbin / name)
     if job.tool_stubs:
-        (toolbin.parent / "mpi-stub").write_text(STUB)
-        (toolbin.parent / "mpi-stub").chmod(0o755)
+        (folder / "mpi-stub").write_text(STUB)
+        (folder / "mpi-stub").chmod(0o755)
     for name in job.tool_stubs:
         os.symlink("../mpi-stub", toolbin / name)
+
+
+def _holds_toolchain(folder: Path, job: BuildJob) -> bool:
+    """Whether `folder` holds exactly the job's toolchain (as _lay_out makes it)."""
+    want = dict(job.tool_links) | {name: "../mpi-stub" for name in job.tool_stubs}
+    try:
+        names = os.listdir(folder / "bin")
+        if sorted(names) != sorted(want) or any(
+            os.readlink(folder / "bin" / n) != want[n] for n in names
+        ):
+            return False
+        if not job.tool_stubs:
+            return not (folder / "mpi-stub").exists()
+        stub = folder / "mpi-stub"
+        return stub.stat().st_mode & 0o777 == 0o755 and stub.read_text() == STUB
+    except OSError:
+        return False
 
 
 def _build_processes(build_id: str, pgid: int | None) -> list[int]:
