@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import gc
 import json
 import os
 import signal
@@ -43,6 +44,7 @@ import subprocess
 import sys
 import threading
 
+PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 MAX_REQUEST = 1 << 20  # bytes of one request (argv, cwd, env as JSON)
 MAX_FDS = 64  # file descriptors one request may pass
@@ -94,25 +96,35 @@ def _become_subreaper() -> str | None:
     return None
 
 
-def _reap(child: int | None, status: int | None = None) -> int:
-    """Wait for `child`, then kill every process left; its exit code (128 + signal), also
-    written as "exit CODE" to the descriptor `status` if given (a served build's). A
-    `child` of None could not be started: 127, as a shell says."""
+def _report(status: int | None, code: int) -> int:
+    """Write "exit CODE" to the descriptor `status` (a served build's; None: nothing to
+    tell) and return `code`."""
+    if status is not None:
+        with contextlib.suppress(OSError):
+            os.write(status, f"exit {code}\n".encode())
+    return code
 
-    def report(code: int) -> int:
-        if status is not None:
-            with contextlib.suppress(OSError):
-                os.write(status, f"exit {code}\n".encode())
-        return code
+
+def _stop_on_signals(status: int | None) -> None:
+    """From now on SIGTERM, SIGINT and SIGHUP kill every process of the build, report
+    128 + the signal (`_report`) and end this process: set before the command starts, so
+    that no signal finds a build without its reaper's handler."""
 
     def stop(signum, _frame):
         kill_all()
-        os._exit(report(128 + signum))
+        os._exit(_report(status, 128 + signum))
 
-    if child is None:
-        return report(127)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
+
+
+def _reap(child: int | None, status: int | None = None) -> int:
+    """Wait for `child`, then kill every process left; its exit code (128 + signal), also
+    written as "exit CODE" to the descriptor `status` if given (a served build's). A
+    `child` of None could not be started: 127, as a shell says. (Signals: _stop_on_signals,
+    before the child started.)"""
+    if child is None:
+        return _report(status, 127)
     while True:
         try:
             _pid, exit_status = os.waitpid(child, 0)
@@ -121,7 +133,7 @@ def _reap(child: int | None, status: int | None = None) -> int:
             continue
     kill_all()
     code = os.waitstatus_to_exitcode(exit_status)
-    return report(code if code >= 0 else 128 - code)
+    return _report(status, code if code >= 0 else 128 - code)
 
 
 def main(argv: list[str]) -> int:
@@ -136,6 +148,7 @@ def main(argv: list[str]) -> int:
     if why:
         print(f"reaper: cannot become a child subreaper: {why}", file=sys.stderr)
         return 125
+    _stop_on_signals(None)
     pid = os.fork()
     if pid == 0:
         try:
@@ -148,8 +161,9 @@ def main(argv: list[str]) -> int:
 
 def _default_signals() -> None:
     """Before exec: the signals Python ignores (SIGPIPE, SIGXFSZ) back to their defaults, as
-    subprocess does, so `yes | head` in a build ends as in a shell."""
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+    subprocess does, so `yes | head` in a build ends as in a shell; and the reaper's own
+    (_stop_on_signals), which the command must not run."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
 
 
@@ -157,24 +171,32 @@ def _default_signals() -> None:
 
 
 def serve(fd: int) -> None:
-    """Serve requests on the SOCK_SEQPACKET socket `fd` until its other end closes. A request
-    is JSON {"argv", "cwd", "env", "fds"} with file descriptors: the first is the build's
-    status socket, then one for each number in "fds" (0, 1, 2 and any extra ones the build
-    gets under the same numbers).
+    """Serve requests on the SOCK_SEQPACKET socket `fd` until its other end closes (`hit`
+    ended, or was killed). A request is JSON {"argv", "cwd", "env", "fds"} with file
+    descriptors: the first is the build's status socket, then one for each number in "fds"
+    (0, 1, 2 and any extra ones the build gets under the same numbers).
 
     The server itself never reads the socket: it keeps one forked reaper on standby, which
     has already made itself a session leader and a child subreaper and waits for the next
-    request; once that one has taken its request (a byte on a pipe), the server forks the
-    next. A request thus finds its reaper ready, and that reaper starts the build with
-    posix_spawn (no copy of a Python process on the way: _build)."""
+    request; once that one has started its build (a byte on a pipe), the server forks the
+    next: the fork runs beside the build, not between the request and the build's start. A
+    request thus finds its reaper ready, and that reaper starts the build with posix_spawn
+    (no copy of a Python process on the way: _build).
+
+    Every reaper dies with the server (PR_SET_PDEATHSIG: SIGTERM, which kills its whole
+    build), and the server ends when `hit` does: a `hit` killed with SIGKILL leaves no build
+    running. The server holds no descriptor of `hit`'s but `fd` (subprocess closes the
+    others: no artifact lock), and a reaper only what its request passed."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked reapers reap themselves
+    gc.disable()  # a few objects at most: no collection touching (copying) a fork's pages
+    server = os.getpid()
     while True:
         taken_r, taken_w = os.pipe()
         if os.fork() == 0:
             code = 125
             try:
                 os.close(taken_r)
-                code = _standby(fd, taken_w)
+                code = _standby(fd, taken_w, server)
             finally:  # never back into this loop, whatever happened
                 os._exit(code)
         os.close(taken_w)
@@ -184,38 +206,54 @@ def serve(fd: int) -> None:
             return
 
 
-def _standby(fd: int, taken: int) -> int:
-    """In a forked reaper: get ready (a session of its own, so that killpg of its pid
-    reaches the build; a child subreaper), take one request from the socket `fd`, tell the
-    server on the pipe `taken` (b"." a request, b"e" the socket's end), run that build.
-    Returns the exit code of this process."""
+def _standby(fd: int, taken: int, server: int) -> int:
+    """In a forked reaper of the server `server` (pid): get ready (dying with the server; a
+    session of its own, so that killpg of its pid reaches the build; a child subreaper),
+    take one request from the socket `fd`, run that build and tell the server on the pipe
+    `taken` once it started (b"." a request, b"e" the socket's end: _build). Returns the
+    exit code of this process."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    why = _die_with(server)
+    if why is None and (cannot := _become_subreaper()):
+        why = f"cannot become a child subreaper: {cannot}"
     os.setsid()
-    why = _become_subreaper()
     sock = socket.socket(fileno=fd)
     data, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, MAX_FDS)
-    os.write(taken, b"." if data else b"e")
-    os.close(taken)
     sock.close()
-    return _build(json.loads(data), fds, why) if data else 0
+    if not data:
+        os.write(taken, b"e")
+        return 0
+    return _build(json.loads(data), fds, why, taken)
 
 
-def _build(request: dict, fds: list[int], why: str | None) -> int:
+def _die_with(server: int) -> str | None:
+    """Have SIGTERM sent to this process when its parent, the server `server`, ends
+    (PR_SET_PDEATHSIG); what went wrong if it cannot. A server already gone: SIGTERM now."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        return f"cannot be told of its server's end: {os.strerror(ctypes.get_errno())}"
+    if os.getppid() != server:  # it ended before the prctl
+        os.kill(os.getpid(), signal.SIGTERM)
+    return None
+
+
+def _build(request: dict, fds: list[int], why: str | None, taken: int) -> int:
     """In the reaper taking `request`: run one build and report on its status socket
     (`fds[0]`): "pid N" once it runs, then "exit CODE" (127: it could not be started, as
-    a shell says); "error ..." instead when this reaper could not become a subreaper (`why`).
-    The build's descriptors are put at their numbers here, then the build is started with
-    posix_spawn, which inherits exactly those (everything else here is close-on-exec or
-    closed). Returns the exit code of this process."""
+    a shell says); "error ..." instead when this reaper could not get ready (`why`). Once
+    the build started (or could not), one byte on the pipe `taken` tells the server to fork
+    the next reaper. The build's descriptors are put at their numbers here, then the build is
+    started with posix_spawn, which inherits exactly those (everything else here is
+    close-on-exec or closed). Returns the exit code of this process."""
     status, passed = fds[0], dict(zip(request["fds"], fds[1:], strict=True))
     if why:
-        os.write(status, f"error cannot become a child subreaper: {why}\n".encode())
+        os.write(taken, b".")
+        os.write(status, f"error {why}\n".encode())
         return 125
     os.write(status, f"pid {os.getpid()}\n".encode())
-    floor = max([*passed, *passed.values(), status], default=2) + 1
-    moved = fcntl.fcntl(status, fcntl.F_DUPFD_CLOEXEC, floor)  # out of the build's numbers
-    os.close(status)
-    status = moved
+    floor = max([*passed, *passed.values(), status, taken], default=2) + 1
+    status, taken = (_move_up(f, floor) for f in (status, taken))  # out of the build's numbers
+    _stop_on_signals(status)
     _place_fds(passed)
     try:
         os.chdir(request["cwd"])
@@ -224,12 +262,23 @@ def _build(request: dict, fds: list[int], why: str | None) -> int:
             argv[0], argv, request["env"], setsigdef=(signal.SIGPIPE, signal.SIGXFSZ)
         )
     except OSError:
+        child = None
+    os.write(taken, b".")
+    os.close(taken)
+    if child is None:
         return _reap(None, status)
     for target in passed:
         if target > 2:
             os.close(target)
     _reap(child, status)
     return 0
+
+
+def _move_up(fd: int, floor: int) -> int:
+    """`fd` moved to the lowest free number from `floor` up (close-on-exec); the new one."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    os.close(fd)
+    return moved
 
 
 def _place_fds(passed: dict[int, int]) -> None:
