@@ -10,6 +10,7 @@ no configuration).
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -165,9 +166,9 @@ def missing_tools(job: BuildJob) -> list[str]:
     ]
 
 
-def _lib_dirs(prefix: Path) -> list[str]:
-    dirs = [str(prefix / d) for d in ("lib", "lib64") if (prefix / d).is_dir()]
-    return dirs or [str(prefix / "lib")]
+def _lib_dirs(prefix: str) -> list[str]:
+    dirs = [f"{prefix}/{d}" for d in ("lib", "lib64") if os.path.isdir(f"{prefix}/{d}")]
+    return dirs or [f"{prefix}/lib"]
 
 
 def build_env(
@@ -176,13 +177,15 @@ def build_env(
     """The variables a build sees, in order: nothing from the caller's environment leaks in.
     `deps` maps every dependency's name (closure, dependencies first) to its prefix;
     `artifact` is where it installs, `folder` the build folder (its HOME), `toolchain` the
-    folder whose `bin/` comes first on PATH."""
-    direct_first = [p for d, p in deps.items() if d in node.deps] + [
-        p for d, p in deps.items() if d not in node.deps
+    folder whose `bin/` comes first on PATH. (Strings, not Paths: made for every package of
+    a run before the first build starts.)"""
+    prefixes = {d: str(p) for d, p in deps.items()}
+    direct_first = [p for d, p in prefixes.items() if d in node.deps] + [
+        p for d, p in prefixes.items() if d not in node.deps
     ]
     libdirs = [x for p in direct_first for x in _lib_dirs(p)]
-    incdirs = [str(p / "include") for p in direct_first]
-    path = [str(toolchain / "bin")] + [str(p / "bin") for p in direct_first]
+    incdirs = [f"{p}/include" for p in direct_first]
+    path = [f"{toolchain}/bin"] + [f"{p}/bin" for p in direct_first]
     env: list[tuple[str, str]] = [
         ("ARTIFACT", str(artifact)),
         ("PATH", ":".join([*path, HOST_PATH])),
@@ -193,8 +196,8 @@ def build_env(
         ("SOURCE_DATE_EPOCH", "0"),
     ]
     env += toolchain_env(node)
-    env += [(f"{env_name(d)}_DIR", str(p)) for d, p in deps.items()]
-    rpath = [str(artifact / "lib")] + libdirs
+    env += [(f"{env_name(d)}_DIR", p) for d, p in prefixes.items()]
+    rpath = [f"{artifact}/lib"] + libdirs
     pkgconfig = [f"{p}/{sub}/pkgconfig" for p in direct_first for sub in ("lib", "lib64", "share")]
     env += [
         ("CPPFLAGS", " ".join(f"-I{d}" for d in incdirs)),
@@ -203,7 +206,7 @@ def build_env(
         ("LIBRARY_PATH", ":".join(libdirs)),
         ("LD_RUN_PATH", ":".join(rpath)),
         ("PKG_CONFIG_PATH", ":".join(pkgconfig)),
-        ("CMAKE_PREFIX_PATH", ":".join(str(p) for p in direct_first)),
+        ("CMAKE_PREFIX_PATH", ":".join(direct_first)),
     ]
     for key, value in node.parameters.items():
         if isinstance(value, bool):
