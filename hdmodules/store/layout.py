@@ -252,7 +252,8 @@ class Store:
         durably so (`stage`, `publish`, then the folder holding the manifest flushed).
         `discard` (a build folder, its log moved into the artifact) goes just before the
         flush: its files never reach the disk (unlinking files a syncfs just flushed costs
-        about 2 ms each on ext4). Raises HitError as those do. (`hit build` commits in groups: commit.py.)"""
+        about 2 ms each on ext4). Raises HitError as those do. (`hit build` commits in
+        groups: commit.py.)"""
         prefix = self.stage(ref, spec, log, manifest)
         self.publish([prefix], [discard] if discard is not None else [])
         try:
