@@ -5,9 +5,11 @@ Everything a build needs comes in one value, a `buildjob.BuildJob`; the builder 
 of recipes, profiles, externals or configuration.
 
 What a build costs beyond its script (issue 18: at most 5 ms an artifact;
-bench/bench_build_overhead.py measures it): a reaper forked ahead of the request, which
-posix_spawns the script, not a new interpreter (reaper.py); no /proc scan when the reaper saw
-every process of the build end; no process to lay out the toolchain (lay_out_toolchain); link
+bench/bench_build_overhead.py measures it): a reaper forked ahead of the request and reused
+build after build, which posix_spawns the script, not a new interpreter (reaper.py); no /proc
+scan when the reaper saw every process of the build end; no process to lay out the
+toolchain, and one toolchain folder for the builds that share their tools
+(lay_out_toolchain); the log moved into the artifact, not copied (Store.describe); link
 checks that open only files that can be ELF or metadata; and, under `hit build`, no flush and
 no removal of the build folder between one build and the next: the run's group commit does both
 in the background, several artifacts per flush (store/commit.py).
@@ -37,7 +39,7 @@ from .sources import fetch, materialize
 LOG_TAIL = 20  # lines of the build log a failure shows
 _REAPER = Reaper()  # one reaper server per process, started by the first build
 
-_running: dict[int, ReapedBuild] = {}  # reaper pid -> build, killed on Ctrl-C
+_running: set[ReapedBuild] = set()  # killed on Ctrl-C (not by pid: a reaper serves many)
 _running_lock = threading.Lock()
 _toolchains: set[Path] = set()  # shared toolchain folders laid out or checked by this process
 _toolchains_lock = threading.Lock()
@@ -275,13 +277,13 @@ def _run(script: Path, job: BuildJob) -> None:
             ["/bin/bash", "-e", str(script)], str(job.folder / "src"), env, log.fileno(), fds
         )
     with _running_lock:
-        _running[proc.pid] = proc
+        _running.add(proc)
     code = None
     try:
         code = proc.wait()
     finally:
         with _running_lock:
-            _running.pop(proc.pid, None)
+            _running.discard(proc)
         if code is None or code < 0:  # nothing outlives its build, even when its reaper died
             kill_build_processes(marker, proc.pid)
     if code is None or code < 0:
@@ -323,7 +325,7 @@ def kill_running(grace: float = 2.0) -> None:
     (SIGTERM: it kills every process of its build, detached ones included); after `grace`
     seconds whatever is left of each process group is killed (SIGKILL)."""
     with _running_lock:
-        procs = list(_running.values())
+        procs = list(_running)
     for proc in procs:
         with contextlib.suppress(OSError):
             os.kill(proc.pid, signal.SIGTERM)
