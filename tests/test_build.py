@@ -157,6 +157,12 @@ def test_builds_share_a_toolchain_laid_out_again_when_it_was_changed(hit, home, 
         assert (artifact / name / "cc").read_text() == f"{cc}\n"
         assert "does not declare toolchain: [mpi]" in (artifact / name / "mpicc").read_text()
     assert not [p for p in (home / "tmp").iterdir() if p.name != ".toolchains"]
+    # a toolchains folder others may write to (build_temp shared) is not used
+    (home / "tmp" / ".toolchains").chmod(0o777)
+    profile.write_text("package_dirs: [pkgs]\npackages: [one, two, three]\n")
+    write_recipe(tmp_path / "pkgs", "three", 'version: "1.0"\nbuild: "true"\n')
+    r = hit("build", cwd=tmp_path, check=False)
+    assert r.code == 1 and "only this user can write to" in r.err and "Traceback" not in r.err
 
 
 def test_parallel_builds_overlap(hit, tmp_path):

@@ -18,8 +18,10 @@ in the background, several artifacts per flush (store/commit.py).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -101,10 +103,12 @@ def lay_out_toolchain(job: BuildJob) -> None:
         return
     folder = job.toolchain
     with _toolchains_lock:
-        if folder in _toolchains or _holds_toolchain(folder, job):
+        if folder in _toolchains:
+            return
+        _own_folder(folder.parent)
+        if _holds_toolchain(folder, job):
             _toolchains.add(folder)
             return
-        folder.parent.mkdir(parents=True, exist_ok=True)
         new = folder.with_name(f"{folder.name}.{os.getpid()}.new")
         if new.exists():
             remove_tree(new)
@@ -118,6 +122,19 @@ def lay_out_toolchain(job: BuildJob) -> None:
             if not _holds_toolchain(folder, job):
                 raise
         _toolchains.add(folder)
+
+
+def _own_folder(folder: Path) -> None:
+    """Make `folder` (the shared toolchains' folder: build_temp may be a folder others can
+    write to) ours only (0700), or check that it is: a folder, this user's, nobody else's
+    to write to. Raises OSError naming it otherwise."""
+    with contextlib.suppress(FileExistsError):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700)
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        why = "not a folder of this user's that only this user can write to"
+        raise OSError(errno.EPERM, why, str(folder))
 
 
 def _lay_out(folder: Path, job: BuildJob) -> None:
