@@ -64,9 +64,10 @@ def test_no_fork_while_another_thread_runs():
 
 def test_a_cancelled_child_is_reaped():
     child = forked.start(stop_forever)
+    assert child.pid is not None
     child.cancel()
     with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # no child left, not even a zombie
+        os.waitpid(child.pid, os.WNOHANG)  # gone, not even a zombie
 
 
 def stop_forever() -> None:

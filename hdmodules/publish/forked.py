@@ -37,6 +37,7 @@ class Child:
 
     def __init__(self, pid: int | None, fd: int | None, value: Any = None) -> None:
         self._pid, self._fd, self._value = pid, fd, value
+        self.pid = pid  # the child's process id; None when the function ran here
 
     def result(self) -> Any:
         """What the function returned. Raises what the child raised (HitError with its
