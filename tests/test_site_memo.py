@@ -250,3 +250,18 @@ def test_a_recipe_edited_while_the_site_builds_is_built_by_the_next_build(tools,
     assert NO_OP not in r.stderr, r.stderr
     said = list(root.glob("bld/slow/*/bin/said"))
     assert any(p.read_text() == "fixed\n" for p in said), said
+
+
+def test_the_site_cache_is_the_admins_only(site):
+    """ROOT/.cache holds the memos (the admin's paths and recipe names) and the resolve cache
+    (unpickled by hdmod): no user may read it (home.cache_folder), and a root whose cache
+    folder was left open (made before that rule) is closed again by the next full run."""
+    site_yaml, root = site
+    cache = root / ".cache"
+    assert list(cache.glob("site-*.memo"))
+    assert cache.stat().st_mode & 0o777 == 0o700
+    cache.chmod(0o755)
+    forget(root)
+    refresh(site_yaml, root)
+    assert cache.stat().st_mode & 0o777 == 0o700
+    assert list(cache.glob("site-*.memo"))

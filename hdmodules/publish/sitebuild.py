@@ -53,14 +53,16 @@ def resolve_stacks(site: Site) -> list[tuple[Stack, Resolved]]:
 def site_home(site: Site) -> Home:
     """The site root is laid out as a `hit` home (created on first use, not private: what
     it holds is as readable as site.yaml's permissions say, whatever its config.yaml says;
-    claim_root corrects that file); the mirrors site.yaml lists come before those of the
-    root's config.yaml."""
+    claim_root corrects that file), except its cache folder, the admin's only
+    (home.cache_folder); the mirrors site.yaml lists come before those of the root's
+    config.yaml."""
     from dataclasses import replace
 
     from ..store.home import init_home
 
     if not (site.root / "config.yaml").exists():
         init_home(site.root, private=False)
+    cache_folder(site.root)  # the admin's only, before a memo is written there
     home = load_home(site.root)
     mirrors = tuple(dict.fromkeys((*site.mirrors, *home.mirrors)))
     return replace(home, mirrors=mirrors, private=False)  # site.yaml says who reads it

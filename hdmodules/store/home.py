@@ -86,8 +86,23 @@ class Home:
 def cache_folder(root: Path) -> Path:
     """Where the home (or site root) `root` keeps what only makes commands faster: the no-op
     memos and the resolve cache (spec/resolvecache.py). Owned by whoever owns the home; any
-    of it may be deleted at any time."""
-    return root / CACHE
+    of it may be deleted at any time. Its owner's only (0700): a site's memos name the
+    admin's paths and recipes, and the resolve cache is unpickled. Made so when `root`
+    exists and the folder does not, and closed again when its owner left it open to others
+    (a root made before this rule); nothing is raised (without it, nothing is cached)."""
+    folder = root / CACHE
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        try:
+            st = os.stat(folder)
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                os.chmod(folder, 0o700)
+        except OSError:
+            pass
+    except OSError:
+        pass  # no root yet (a first build), or not ours to write
+    return folder
 
 
 def default_home() -> Path:
