@@ -8,11 +8,15 @@ from __future__ import annotations
 import re
 import shlex
 import string
-from collections.abc import Callable, Iterable
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+
+from .errors import ConfigError
 
 
 def builtin_dirs() -> list[Path]:
@@ -129,8 +133,10 @@ def tcl_quote(value: object) -> str:
 
 
 def render(template: str, overrides: tuple[Path, ...] = (), **context: Any) -> str:
-    """Render the template named `template` (e.g. `lmod/module.lua`) with `context`."""
-    return environment(overrides).get_template(template).render(**context)
+    """Render the template named `template` (e.g. `lmod/module.lua`) with `context`. Raises
+    ConfigError for a mistake in a template (template_errors)."""
+    with template_errors():
+        return environment(overrides).get_template(template).render(**context)
 
 
 def snapshot(overrides: tuple[Path, ...] = ()):
@@ -142,11 +148,50 @@ def snapshot(overrides: tuple[Path, ...] = ()):
     return environment(overrides).overlay(auto_reload=False, cache_size=100)
 
 
+# what a template's own mistake raises while it renders (an unknown field, `"a" + 1`, a
+# missing key); raised by hdmodules' code instead, the same types stay tracebacks (bugs)
+_RENDER_ERRORS = (ArithmeticError, AttributeError, LookupError, TypeError, ValueError)
+
+
+@contextmanager
+def template_errors() -> Iterator[None]:
+    """Around rendering: a mistake in a template (a site's override, `modules: templates:`)
+    becomes one ConfigError naming the template's file and line (`file:line: template
+    error: ...`): a syntax error (where Jinja found it), a missing include, an undefined
+    field or a Python error raised by the template's own code (the innermost template line
+    of the traceback, which Jinja rewrites to name template files). An error raised
+    outside any template frame is left as it is."""
+    import jinja2
+
+    try:
+        yield
+    except jinja2.TemplateSyntaxError as e:
+        where = Path(e.filename or e.name or "<template>")
+        raise ConfigError(where, e.lineno, f"template error: {e.message}") from None
+    except (jinja2.TemplateError, *_RENDER_ERRORS) as e:
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if _is_template(f.filename)]
+        if not frames:
+            raise
+        if isinstance(e, jinja2.TemplateNotFound):
+            message = f"no template {e.name!r} to include"
+        else:
+            message = str(e) if isinstance(e, jinja2.TemplateError) else f"{e}"
+        raise ConfigError(
+            Path(frames[-1].filename), frames[-1].lineno, f"template error: {message}"
+        ) from None
+
+
+def _is_template(filename: str) -> bool:
+    """Whether a traceback frame's file is a template (Jinja names a template's frames by its
+    file) rather than Python code."""
+    return not filename.endswith(".py") and not filename.startswith("<")
+
+
 def render_file(path: Path, **context: Any) -> str:
     """Render the template file `path` with `context`, as it is now: compiled once per
     (path, mtime, size, inode), so a file that changed or appeared since an earlier render in
     this process is what renders. Its `{% include %}`s name built-in templates. Raises
-    OSError if it cannot be read."""
+    OSError if it cannot be read. (Its caller, spec/buildsystems.py, names the recipe too.)"""
     st = path.stat()
     return _compiled(str(path), st.st_mtime_ns, st.st_size, st.st_ino).render(**context)
 

@@ -717,3 +717,28 @@ def test_a_projection_that_nests_module_names_is_refused_before_building(tmp_pat
     r = hdmod("build", str(site_yaml), "--root", str(root), check=False)
     assert r.returncode == 1 and f"{site_yaml}:{line}: modules naming" in r.stderr, r.stderr
     assert "may not nest" in r.stderr and not (root / "bld" / "libcore").exists()
+
+
+@pytest.mark.parametrize(
+    "tool, text, line, fragment",
+    [
+        ("lmod", 'whatis("{{ m.name }}")\n{% if %}\n', 2, "Expected an expression"),
+        ("lmod", '-- mine\n\nwhatis("{{ m.no_such_field }}")\n', 3, "no_such_field"),
+        ("tcl", "#%Module1.0\n{{ m.name + 1 }}\n", 2, "can only concatenate str"),
+        ("tcl", "#%Module1.0\n{% include 'tcl/nothing-here.tcl' %}\n", 2, "nothing-here.tcl"),
+    ],
+)
+def test_a_broken_site_template_is_one_error_naming_its_line(tmp_path, tool, text, line, fragment):
+    """A site's template override with a syntax error, an unknown field, a type error or a
+    missing include: `hdmod build` says so in one `file:line:` line and exits 1, never a
+    traceback, and publishes no module tree (whichever process renders that format)."""
+    site_yaml = _demo_site(tmp_path, "  templates: mytemplates\n")
+    name = {"lmod": "module.lua", "tcl": "module.tcl"}[tool]
+    mine = site_yaml.parent / "mytemplates" / tool / name
+    mine.parent.mkdir(parents=True)
+    mine.write_text(text)
+    r = hdmod("build", str(site_yaml), "--root", str(tmp_path / "root"), check=False)
+    errors = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    assert r.returncode == 1 and len(errors) == 1, r.stderr
+    assert f"{mine}:{line}:" in errors[0] and fragment in errors[0], r.stderr
+    assert not (tmp_path / "root" / "modules").exists()

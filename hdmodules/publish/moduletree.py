@@ -30,7 +30,7 @@ from ..spec.site import Site
 from ..spec.versions import newest
 from ..store.layout import remove_tree
 from ..store.links import set_link
-from ..templating import snapshot
+from ..templating import snapshot, template_errors
 from . import forked
 from .modulefiles import Entry
 from .permissions import apply, group_id, wanted
@@ -172,7 +172,8 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
     """Every file of the tree: relative path -> content, with TREE_ID_PLACEHOLDER where the
     tree's id goes (write_tree fills it in). From FORK_FROM entries on, with two formats, a
     forked child renders the second format's module files (forked.py); the result is the
-    same."""
+    same. A mistake in a template (a site's override) raises ConfigError naming its line
+    (templating.template_errors), whichever process rendered it."""
     cfg = site.modules
     env = snapshot((cfg.templates,) if cfg.templates else ())
     _check_entries(site, entries)
@@ -193,18 +194,19 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
     if child is not None:
         files.update(child.result())
     files[MANIFEST] = manifest(entries)
-    for rc in rcs:
-        for fmt in cfg.formats:
-            name, template = RC_OF_FORMAT[fmt]
-            text = env.get_template(template).render(versions=rc.versions, hidden=rc.hidden)
-            files["/".join((fmt, *rc.folder, name))] = text.encode()
-    for e in entries:  # a compiler's or MPI's commands (compiling.py), executable (#!)
-        for w in e.wrappers:
-            text = env.get_template(w.template).render(
-                name=w.name, real=w.real, external=e.full, fortran=w.fortran,
-                rpath=cfg.compile.rpath,
-            )  # fmt: skip
-            files["/".join((*e.wrapper_dir, w.name))] = text.encode()
+    with template_errors():
+        for rc in rcs:
+            for fmt in cfg.formats:
+                name, template = RC_OF_FORMAT[fmt]
+                text = env.get_template(template).render(versions=rc.versions, hidden=rc.hidden)
+                files["/".join((fmt, *rc.folder, name))] = text.encode()
+        for e in entries:  # a compiler's or MPI's commands (compiling.py), executable (#!)
+            for w in e.wrappers:
+                text = env.get_template(w.template).render(
+                    name=w.name, real=w.real, external=e.full, fortran=w.fortran,
+                    rpath=cfg.compile.rpath,
+                )  # fmt: skip
+                files["/".join((*e.wrapper_dir, w.name))] = text.encode()
     # part of the tree's content: turning the cache on or off, or a new Lmod, makes a new tree
     files.update(spider_cache_files(site))
     return files
@@ -212,25 +214,27 @@ def render_tree(site: Site, entries: list[Entry]) -> dict[str, bytes]:
 
 def _render_modules(site: Site, env, entries: list[Entry], fmt: str) -> dict[str, bytes]:
     """The module file of each of `entries` in the format `fmt` ("lmod", "tcl"), rendered
-    with the Jinja environment `env`: its path in the tree -> its content."""
+    with the Jinja environment `env`: its path in the tree -> its content. Raises ConfigError
+    for a mistake in a template (templating.template_errors)."""
     root = str(site.modules.path / fmt)
     trees = str(trees_folder(site.modules.path))
-    get = env.get_template
-    templates = {kind: get(f"lmod/{kind}.lua" if fmt == "lmod" else f"tcl/{kind}.tcl")
-                 for kind in ("ghost", "module")}  # fmt: skip
     files: dict[str, bytes] = {}
-    for e in entries:
-        if fmt == "lmod":
-            path = "/".join(("lmod", *e.level, e.name, f"{e.version}.lua"))
-        else:
-            path = "/".join(("tcl", *e.level, e.name, e.version))
-        context = {
-            "m": e,
-            "modulepath": "/".join((root, *e.modulepath)) if e.modulepath else None,
-            "record": LoadRecord(record_variable(e.full), TREE_ID_PLACEHOLDER, trees, path),
-        }
-        template = templates["ghost" if e.kind == "ghost" else "module"]
-        files[path] = template.render(**context).encode()
+    with template_errors():
+        get = env.get_template
+        templates = {kind: get(f"lmod/{kind}.lua" if fmt == "lmod" else f"tcl/{kind}.tcl")
+                     for kind in ("ghost", "module")}  # fmt: skip
+        for e in entries:
+            if fmt == "lmod":
+                path = "/".join(("lmod", *e.level, e.name, f"{e.version}.lua"))
+            else:
+                path = "/".join(("tcl", *e.level, e.name, e.version))
+            context = {
+                "m": e,
+                "modulepath": "/".join((root, *e.modulepath)) if e.modulepath else None,
+                "record": LoadRecord(record_variable(e.full), TREE_ID_PLACEHOLDER, trees, path),
+            }
+            template = templates["ghost" if e.kind == "ghost" else "module"]
+            files[path] = template.render(**context).encode()
     return files
 
 
