@@ -144,23 +144,27 @@ def _children_of(pid: int) -> list[int]:
 
 def test_the_server_keeps_a_reaper_on_standby_replaces_a_killed_one_and_ends_with_hit(tmp_path):
     """Each build's reaper is forked before its request comes, and serves build after
-    build: one always waits on standby, and builds one at a time take no new ones. Killed
-    while they wait, they are replaced (the next build runs); when the client closes its
-    end (hit exits), the server and they end."""
+    build: eight builds one at a time are served by a few reapers, not eight (the server
+    forks one only when it sees none idle, which for builds one at a time is a matter of
+    timing: two usually, three when a reaper's "idle again" comes after the next one's
+    "busy").
+    Killed while they wait, they are replaced (the next build runs); when the client closes
+    its end (hit exits), the server and they end."""
     reaper = hdmodules.reaper.Reaper()
     script = tmp_path / "build.sh"
     script.write_text("echo ran\n")
-    assert _spawn(reaper, script).wait(timeout=30) == 0
+    served = set()
+    for _ in range(8):
+        build = _spawn(reaper, script)
+        served.add(build.pid)
+        assert build.wait(timeout=30) == 0
+    assert 1 <= len(served) <= 3, served  # reused, not one reaper per build
     server = reaper._server
-    deadline = time.monotonic() + 10
-    while len(waiting := _children_of(server.pid)) != 2 and time.monotonic() < deadline:
-        time.sleep(0.02)  # the one that built, and the one forked when it took the build
-    assert len(waiting) == 2
-    for _ in range(5):
-        assert _spawn(reaper, script).wait(timeout=30) == 0
-    assert sorted(_children_of(server.pid)) == sorted(waiting)  # the same two, reused
+    waiting = _children_of(server.pid)
+    assert 1 <= len(waiting) <= 3, waiting  # on standby, and no more
     for pid in waiting:
         os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
     while set(_children_of(server.pid)) in (set(), set(waiting)) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not set(_children_of(server.pid)) & set(waiting)  # replaced
