@@ -9,8 +9,10 @@ What is cached is only what is a function of files alone, each keyed by the stat
   empty). Which file a package name finds (package_dirs order, a recipe shadowing another),
   the version and variants chosen, the templates a build system renders, the externals and
   the home config are all applied after loading, anew on every run, never cached;
-- a folder's content hash (`tree_hash`), by its path and a digest of the stamps of
-  everything below it (what hashing.tree_entries walks: `.git` folders left out);
+- a folder's content hash (`tree_hash`), by its path and the stamps of everything below
+  it (what hashing.tree_entries walks: `.git` folders left out), kept as the list of paths
+  and their stamps as one array: checking an entry is one lstat a path, as the no-op memo's
+  check is (a file added, removed or renamed changes its folder's stamp);
 - a build system's rendered body (`body`: buildsystems.body), by the recipe's steps and
   `build:`, the template file that is first in the lookup order now (found anew each
   time) and its stamp, and the stamps of every built-in template (what it may include):
@@ -39,6 +41,7 @@ import os
 import pickle
 import stat
 import time
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +52,7 @@ from ..hashing import tree_hash as hash_tree
 FILE = "resolve.pickle"
 # the code whose change can change what resolving gives (below the package folder)
 OWN_CODE = ("spec/*.py", "hashing.py", "names.py", "urls.py", "templating.py")
-FORMAT = 2  # bump when what is stored changes shape
+FORMAT = 3  # bump when what is stored changes shape
 
 Stamp = tuple[int, int, int, int, int] | None  # mode, mtime_ns, ctime_ns, size, inode
 SETTLE_NS = 2_000_000_000  # a stamp younger than this (or from the future) is not cached
@@ -93,7 +96,8 @@ class _Cache:
         self.dirty = False
         self.file: Path | None = None
         self.recipes: dict[str, tuple[tuple[Stamp, ...], Any]] = {}
-        self.trees: dict[str, tuple[bytes, str]] = {}
+        # folder -> (its paths, NUL-separated; their stamps: `_tree_stamps`; its hash)
+        self.trees: dict[str, tuple[str, bytes, str]] = {}
         self.bodies: dict[str, tuple[str, tuple, str]] = {}  # by recipe file
         self.builtin: bytes | None = None  # the stamps of the built-in templates, once
         if folder is not None and folder.parent.is_dir():
@@ -178,16 +182,43 @@ def tree_hash(root: Path) -> str:
     """`hashing.tree_hash(root)`, from the cache when nothing below `root` changed."""
     cache = _CACHE
     key = str(root)
-    before, newest = _tree_stamps(key)
     hit = cache.trees.get(key)
-    if hit is not None and hit[0] == before:
-        return hit[1]
+    if hit is not None and _same_tree(key, hit[0], hit[1]):
+        return hit[2]
+    paths, before, newest = _tree_stamps(key)
     value = hash_tree(root)
     settled = time.time_ns() - SETTLE_NS > newest
-    if settled and _tree_stamps(key)[0] == before:  # and nothing changed while it was hashed
-        cache.trees[key] = (before, value)
+    if settled and _tree_stamps(key)[1] == before:  # and nothing changed while it was hashed
+        cache.trees[key] = ("\0".join(paths), before, value)
         cache.dirty = True
     return value
+
+
+def _same_tree(root: str, paths: str, saved: bytes) -> bool:
+    """Whether the paths below `root` that `_tree_stamps` listed (NUL-separated) still have
+    the stamps `saved`: one lstat each, no listing (a file added, removed or renamed
+    changes its folder's mtime and ctime; a file's content, its own). When they do, what
+    they are is noted for the no-op memo (`seen`, `listing`) as `_tree_stamps` notes it."""
+    names = paths.split("\0")
+    out = array("q")
+    listed = []
+    lstat = os.lstat
+    try:
+        for path in names:
+            st = lstat(path) if out else os.stat(path)  # the root followed, as walked
+            mode = st.st_mode
+            out.extend((mode, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
+            if stat.S_ISDIR(mode) and path.endswith("/.git") and path != root:
+                continue  # not entered, not in the memo (as `_tree_stamps`)
+            listed.append(path)
+            if not stat.S_ISLNK(mode):  # taken before anything is read: as `_tree_stamps`
+                _SEEN.setdefault(path, (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
+    except OSError:
+        return False
+    if out.tobytes() != saved:
+        return False
+    _LISTED.setdefault(root, listed)
+    return True
 
 
 def body(steps, build: str, package_dirs: tuple[Path, ...]) -> str:
@@ -206,7 +237,7 @@ def body(steps, build: str, package_dirs: tuple[Path, ...]) -> str:
     if cache.builtin is None:
         from ..templating import builtin_dirs
 
-        cache.builtin = b"".join(_tree_stamps(str(d))[0] for d in builtin_dirs())
+        cache.builtin = b"".join(_digest(*_tree_stamps(str(d))[:2]) for d in builtin_dirs())
     what = repr((str(chosen), steps, build))
     stamps = (_stamp(str(chosen)), cache.builtin)
     hit = cache.bodies.get(str(steps.file))  # one entry a recipe file: the last one made
@@ -219,38 +250,53 @@ def body(steps, build: str, package_dirs: tuple[Path, ...]) -> str:
     return value
 
 
-def _tree_stamps(root: str) -> tuple[bytes, int]:
-    """A digest of the stamps of `root` and of everything below it (symlinks not followed;
-    `.git` folders not entered, as hashing.tree_entries does), and the newest of their
-    mtimes and ctimes (ns; a tree that cannot be read counts as changed now)."""
-    first = _stamp(root)
-    out: list[Any] = [first]
-    newest = time.time_ns() if first is None else max(first[1], first[2])
-    listed = [root]  # what memo.tree lists: `.git` folders left out
-    todo = [root]
+def _tree_stamps(root: str) -> tuple[list[str], bytes, int]:
+    """`root` and every path below it (symlinks below it not followed; `.git` folders listed but not
+    entered, as hashing.tree_entries does), folders before what they hold, each folder's
+    entries by name; their stamps (lstat: mode, mtime_ns, ctime_ns, size, inode; a path
+    that cannot be read: GONE_STAMP) as the bytes of one array of 64-bit integers; and the
+    newest of their mtimes and ctimes (ns; a tree that cannot be read counts as changed
+    now)."""
+    paths: list[str] = []
+    out = array("q")
+    newest = 0
+    listed = []  # what memo.tree lists: `.git` folders left out
+    try:
+        st = os.stat(root)  # a link to the folder is followed (as os.walk does); below: not
+    except OSError:
+        return [root], array("q", GONE_STAMP).tobytes(), time.time_ns()
+    todo = [(root, st)]
     while todo:
-        folder = todo.pop()
+        path, st = todo.pop()
+        paths.append(path)
+        out.extend((st.st_mode, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
+        newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+        if stat.S_ISDIR(st.st_mode) and path.endswith("/.git") and path != root:
+            continue  # listed, not entered
+        listed.append(path)
+        if not stat.S_ISLNK(st.st_mode):  # as os.stat gives it: the memo's stamp
+            _SEEN.setdefault(path, (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
+        if not stat.S_ISDIR(st.st_mode):
+            continue
         try:
-            with os.scandir(folder) as it:
+            with os.scandir(path) as it:
                 found = sorted(it, key=lambda e: e.name)
         except OSError:
-            out.append((folder, None))
+            out.extend(GONE_STAMP)  # an unreadable folder: never cached
             newest = time.time_ns()
             continue
-        for entry in found:
-            st = entry.stat(follow_symlinks=False)
-            path = entry.path
-            out.append((path, st.st_mode, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
-            newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
-            if stat.S_ISDIR(st.st_mode) and entry.name == ".git":
-                continue
-            listed.append(path)
-            if not stat.S_ISLNK(st.st_mode):  # as os.stat gives it: the memo's stamp
-                _SEEN.setdefault(path, (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
-            if stat.S_ISDIR(st.st_mode):
-                todo.append(path)
+        # depth first, each folder's entries by name: pushed in reverse
+        todo += [(e.path, e.stat(follow_symlinks=False)) for e in reversed(found)]
     _LISTED.setdefault(root, listed)
-    return hashlib.sha256(repr(out).encode()).digest(), newest
+    return paths, out.tobytes(), newest
+
+
+GONE_STAMP = (-1, -1, -1, -1, -1)  # a path that cannot be read or listed
+
+
+def _digest(paths: list[str], stamps: bytes) -> bytes:
+    """One digest of `_tree_stamps`' paths and stamps."""
+    return hashlib.sha256("\0".join(paths).encode() + b"\0" + stamps).digest()
 
 
 def save() -> None:
