@@ -178,8 +178,12 @@ def inputs(resolved, home) -> dict[str, None]:
     own = sorted(f for pattern in OWN_CODE for f in here.glob(pattern))
     out.update(dict.fromkeys(str(f) for f in own))
     out.update(dict.fromkeys(str(d) for d in profile.package_dirs))
+    externals: set[int] = set()  # those listed: every node has the compiler
     for node in resolved.nodes.values():
         for ext in node.toolchain.values():
+            if id(ext) in externals:
+                continue
+            externals.add(id(ext))
             files = [
                 *ext.commands.values(),
                 *(v.rsplit("@", 1)[0] for v in (ext.pin or {}).values()),

@@ -4,11 +4,12 @@ switch) costs a few stats per package instead of parsing its YAML and hashing it
 
 What is cached is only what is a function of files alone, each keyed by the stat stamps
 (mode, mtime_ns, ctime_ns, size, inode) of every file it was made from:
-- a recipe (`recipe`): `recipes.load_recipe(file)`, by the recipe file's path and the stamps
-  of that file and of every patch file it names (loading checks they exist and are not
-  empty). Which file a package name finds (package_dirs order, a recipe shadowing another),
-  the version and variants chosen, the templates a build system renders, the externals and
-  the home config are all applied after loading, anew on every run, never cached;
+- a recipe (`recipe_named`): `recipes.load_recipe(file)`, by the recipe file's path and
+  the stamps of that file and of every patch file it names (loading checks they exist and
+  are not empty). Which file a package name finds (package_dirs order, a recipe shadowing
+  another), the version and variants chosen, the templates a build system renders, the
+  externals and the home config are all applied after loading, anew on every run, never
+  cached;
 - a folder's content hash (`tree_hash`), by its path and the stamps of everything below
   it (what hashing.tree_entries walks: `.git` folders left out), kept as the list of paths
   and their stamps as one array: checking an entry is one lstat a path, as the no-op memo's
@@ -37,12 +38,13 @@ cache that cannot be written is simply not kept.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import stat
 import time
 from array import array
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from .. import __version__
@@ -142,22 +144,32 @@ def _read(file: Path) -> dict | None:
     return doc if ok else None
 
 
-def recipe(file: Path):
-    """`recipes.load_recipe(file)`, from the cache when the file and its patch files are
-    unchanged. Raises ConfigError as load_recipe does (errors are never cached)."""
+def recipe_named(name: str, package_dirs: list[Path]):
+    """The recipe of package `name`: the first `<dir>/<name>.yaml` in search order that is a
+    file, loaded (`_recipe`); None when there is none. The stat
+    that finds the file is its stamp (one stat a package on a switch, no Path made for a
+    recipe the cache holds). Raises ConfigError as load_recipe does."""
+    for d in package_dirs:
+        key = os.path.join(d, f"{name}.yaml")
+        first = _stamp(key)
+        if first is not None and stat.S_ISREG(first[0]):
+            return _recipe(key, first)
+    return None
+
+
+def _recipe(key: str, first: Stamp):
+    """`recipes.load_recipe` of the file `key` whose stamp is `first` (taken before anything
+    is read), from the cache when the file and its patch files are unchanged. Raises
+    ConfigError as load_recipe does (errors are never cached)."""
     from .recipes import load_recipe
 
     cache = _CACHE
-    key = str(file)
     hit = cache.recipes.get(key)
     if hit is not None:
         stamps, loaded = hit
-        if stamps[0] == _stamp(key) and stamps[1:] == tuple(
-            _stamp(str(p)) for p in _patch_files(loaded)
-        ):
+        if stamps[0] == first and stamps[1:] == tuple(_stamp(str(p)) for p in _patch_files(loaded)):
             return loaded
-    first = _stamp(key)
-    loaded = load_recipe(file)
+    loaded = load_recipe(Path(key))
     stamps = (first, *(_stamp(str(p)) for p in _patch_files(loaded)))
     if _settled(stamps) and first == _stamp(key):  # and not rewritten while it was read
         cache.recipes[key] = (stamps, loaded)
@@ -314,7 +326,25 @@ def save() -> None:
     }
     try:
         cache.file.parent.mkdir(exist_ok=True)  # the home exists
-        write_atomic(cache.file, pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL), 0o600)
+        write_atomic(cache.file, _pickled(doc), 0o600)
         cache.dirty = False
     except Exception:  # noqa: BLE001 - only a cache: an object that does not pickle, a full disk
         pass
+
+
+class _Pickler(pickle.Pickler):
+    """pickle's, with a path stored as its string (`PosixPath('/a/b')`), not its parts: the
+    cache holds two a recipe, and a path is made from one string in half the time it is
+    made from its parts (10,000 paths: 28 ms against 58 ms to load). The same path loads."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, PurePath):
+            return type(obj), (str(obj),)
+        return NotImplemented
+
+
+def _pickled(doc: dict) -> bytes:
+    """`doc` pickled (`_Pickler`)."""
+    out = io.BytesIO()
+    _Pickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(doc)
+    return out.getvalue()
