@@ -248,6 +248,27 @@ def prefix_text(store, ref) -> str:
     return store._installed_at(ref) or store._local(ref)
 
 
+def installed(store):
+    """`store.is_installed` (store: a store.layout.Store) that keeps the stamp of each
+    manifest it finds for `save` (resolvecache.seen): a profile switch stats each of its
+    thousands of manifests once, not again after the build. A manifest found is the one
+    `prefix_text` names (the same rule); one not found is stamped by `save`, after the
+    build made it. A manifest gone meanwhile is a change to the next no-op check."""
+    from ..spec.resolvecache import seen
+
+    taken = seen()
+
+    def is_installed(ref) -> bool:
+        found = store.manifest_stat(ref)
+        if found is None:
+            return False
+        path, st = found
+        taken.setdefault(path, (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
+        return True
+
+    return is_installed
+
+
 def save(home, resolved) -> None:
     """Record a successful build of `resolved` (spec.resolve.Resolved) in `home` (the user's
     Home, at homeroot.home_root()): the stamps of its inputs and of its artifacts' manifests

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..build.memo import prefix_text
+from ..build.memo import installed, prefix_text
 from ..errors import HitError
 from ..progress import Progress
 from ..spec.artifact import ArtifactRef
@@ -55,7 +55,7 @@ def build_missing(
     (fetching.fetch_first). Returns how many were built. Raises HitError for an `only`
     artifact whose dependency is not built or a source that cannot be fetched (nothing
     built), scheduler.BuildsFailed when builds fail."""
-    todo = {n.ref.id: (r, n) for r, n in to_build([(r, r) for r in stacks], store.is_installed)}
+    todo = {n.ref.id: (r, n) for r, n in to_build([(r, r) for r in stacks], installed(store))}
     if only is not None:
         todo = {i: rn for i, rn in todo.items() if i in only}
         for resolved, node in todo.values():

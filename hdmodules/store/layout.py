@@ -30,6 +30,7 @@ from .files import entries, make_read_only, refuse_foreign_files, remove_tree
 
 META = ".hit"
 MANIFEST = "manifest.json"
+MANIFEST_TAIL = f"/{META}/{MANIFEST}"  # a prefix's manifest: the prefix, then this
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,18 @@ class Store:
 
     def _installed_at(self, ref: ArtifactRef) -> str | None:
         """The prefix where `ref` is installed (here first, then each upstream), or None."""
+        found = self.manifest_stat(ref)
+        return found[0][: -len(MANIFEST_TAIL)] if found is not None else None
+
+    def manifest_stat(self, ref: ArtifactRef) -> tuple[str, os.stat_result] | None:
+        """The manifest of `ref` where it is installed (here first, then each upstream) and
+        its stat (os.stat), or None when it is not installed."""
         for store in (self, *self.upstreams):
-            prefix = store._local(ref)
-            if os.path.exists(f"{prefix}/{META}/{MANIFEST}"):
-                return prefix
+            manifest = f"{store._local(ref)}{MANIFEST_TAIL}"
+            try:
+                return manifest, os.stat(manifest)
+            except OSError:
+                continue
         return None
 
     def prefix(self, ref: ArtifactRef) -> Path:
