@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -274,6 +275,9 @@ def test_the_cache_sees_a_file_added_removed_or_renamed_deep_in_a_source(cache, 
     assert renamed not in (first, added)
     (src / "lib" / "deep" / "c.c").unlink()
     assert ref() == first
+    shutil.rmtree(src)
+    src.write_text("int main;\n")  # the folder is now a file: hashed as a file
+    assert ref() not in (first, added, renamed)
 
 
 def test_a_damaged_cache_is_a_full_resolution(cache, home, monkeypatch):

@@ -30,7 +30,6 @@ from .recipes import (
     Recipe,
     env_name,
     patch_hash,
-    source_hash,
     with_version,
 )
 from .versions import check_offered
@@ -350,9 +349,7 @@ def _node(
     spec = BuildSpec(
         name=recipe.name,
         version=recipe.version,
-        sources=tuple(
-            SourceInput(source_hash(s, resolvecache.tree_hash), s.dest) for s in recipe.sources
-        ),
+        sources=tuple(SourceInput(resolvecache.source_hash(s), s.dest) for s in recipe.sources),
         build=resolvecache.body(recipe.build_system, recipe.build, tuple(profile.package_dirs)),
         parameters=params,
         dependencies={dep: nodes[dep].ref.id for dep in recipe.dependencies},

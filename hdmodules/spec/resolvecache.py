@@ -190,6 +190,20 @@ def _patch_files(loaded) -> list[Path]:
     return [p.path for p in patches if p.path is not None]
 
 
+def source_hash(source) -> str:
+    """`recipes.source_hash(source, tree_hash)` (source: a recipes.Source): a path source
+    the cache holds as a folder is answered by `tree_hash` without asking first whether it
+    is a folder (its stamp says so: a file or a link there now is a change)."""
+    from .recipes import source_hash as hashed
+
+    if source.path is not None and not source.sha256 and not source.commit:
+        key = str(source.path)
+        hit = _CACHE.trees.get(key)
+        if hit is not None and _same_tree(key, hit[0], hit[1]):
+            return "tree:" + hit[2]
+    return hashed(source, tree_hash)
+
+
 def tree_hash(root: Path) -> str:
     """`hashing.tree_hash(root)`, from the cache when nothing below `root` changed."""
     cache = _CACHE
