@@ -202,7 +202,7 @@ class Store:
             path = f"{used}/{ref.name}-{ref.hash}"
             try:
                 utime(path)
-            except FileNotFoundError:
+            except OSError:  # as Path.touch: made (or the error of making it raised)
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o666))
 
     def last_used(self, name: str, hash_: str) -> float | None:
