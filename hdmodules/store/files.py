@@ -18,7 +18,7 @@ def entries(root: Path, links: bool = True) -> Iterator[tuple[str, os.stat_resul
     folders before what they hold; symlinks are not followed, and with `links` False not
     yielded either (nor stat'ed: the folder's listing says what is a symlink, so a
     profile's farm of 10,000 links costs no stat of them). The one walk the checks of an
-    artifact share (refuse_foreign_files, verify.unsafe_modes)."""
+    artifact share (refuse_foreign_files, sync_trees, verify.unsafe_modes)."""
     base = str(root)
     todo = [""]
     while todo:  # one lstat per entry; a symlink is never followed (os.walk stats its target)
