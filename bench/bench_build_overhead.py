@@ -132,7 +132,7 @@ for owner, name, label in [
     (layout.Store, "begin", "begin: the empty prefix"),
     (layout.Store, "commit", "commit, all of it"),
     (layout.Store, "seal", "seal: checks, read-only"),
-    (layout.Store, "describe", "[bg] describe: build.json, log, manifest"),
+    (layout.Store, "describe", "describe: build.json, manifest, log"),
     (layout.Store, "publish", "[bg] publish: build folders, flush, renames"),
     (layout, "remove_tree", "  remove a build folder"),
     (layout, "_syncfs", "  syncfs"),

@@ -12,15 +12,17 @@ reaper do the same at once. This is what a PID namespace or a cgroup would give,
 Two ways to run it, the same reaper either way:
 - `python -I -S reaper.py COMMAND...`: one reaper, for one command (by hand, tests).
 - `Reaper().spawn(...)`, what `hit build` uses: the first spawn starts one server per `hit`
-  process (`reaper.py --serve`, single-threaded, a few milliseconds once), and each build's
-  reaper is a fork of that server, forked before the request comes (`serve`: one on
-  standby), which starts the build with posix_spawn: 1.8 ms from request to exit code for
-  /bin/true against 0.9 ms for a plain subprocess (a new interpreter: 20 ms or more; a fork
-  on request, then a fork for the command: 3.9 ms). The request goes over a Unix
-  socket with the build's file descriptors (SCM_RIGHTS); the reaper tells its pid and, at
-  the end, the exit status over a socket of that build. `hit` itself cannot fork a reaper:
-  it runs builds in threads, and a fork of a threaded process may inherit locks held by
-  other threads.
+  process (`reaper.py --serve`, single-threaded, a few milliseconds once), whose reapers are
+  forks of it, made before the requests come, each serving one build at a time and then
+  the next (`serve`: one always on standby), which they start with posix_spawn. For
+  /bin/true, from request to exit code, at load 6: 3.8 ms, against 8.2 ms with a reaper
+  forked for each build and 1.0 ms for a plain subprocess (a fork of a Python process
+  costs 2-5 ms of CPU on this machine; a new interpreter 20 ms or more). The request goes
+  over a Unix socket with the build's file descriptors (SCM_RIGHTS); the reaper tells its
+  pid and, at the end, the exit status over a socket of that build. `hit` itself cannot
+  fork a reaper: it runs builds in threads, and a fork of a threaded process may inherit
+  locks held by other threads. A `hit` that is killed (SIGKILL) takes its builds with it:
+  the server ends when hit's end of the socket closes, and every reaper with the server.
 
 A reaper knows when its build left nothing: once the command is reaped, waitpid(-1) fails
 with ECHILD exactly when no descendant is alive (a live one would be its child or have a
@@ -35,14 +37,18 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import gc
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 
+PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 MAX_REQUEST = 1 << 20  # bytes of one request (argv, cwd, env as JSON)
 MAX_FDS = 64  # file descriptors one request may pass
@@ -94,25 +100,35 @@ def _become_subreaper() -> str | None:
     return None
 
 
-def _reap(child: int | None, status: int | None = None) -> int:
-    """Wait for `child`, then kill every process left; its exit code (128 + signal), also
-    written as "exit CODE" to the descriptor `status` if given (a served build's). A
-    `child` of None could not be started: 127, as a shell says."""
+def _report(status: int | None, code: int) -> int:
+    """Write "exit CODE" to the descriptor `status` (a served build's; None: nothing to
+    tell) and return `code`."""
+    if status is not None:
+        with contextlib.suppress(OSError):
+            os.write(status, f"exit {code}\n".encode())
+    return code
 
-    def report(code: int) -> int:
-        if status is not None:
-            with contextlib.suppress(OSError):
-                os.write(status, f"exit {code}\n".encode())
-        return code
+
+def _stop_on_signals(status: int | None) -> None:
+    """From now on SIGTERM, SIGINT and SIGHUP kill every process of the build, report
+    128 + the signal (`_report`) and end this process: set before the command starts, so
+    that no signal finds a build without its reaper's handler."""
 
     def stop(signum, _frame):
         kill_all()
-        os._exit(report(128 + signum))
+        os._exit(_report(status, 128 + signum))
 
-    if child is None:
-        return report(127)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
+
+
+def _reap(child: int | None, status: int | None = None) -> int:
+    """Wait for `child`, then kill every process left; its exit code (128 + signal), also
+    written as "exit CODE" to the descriptor `status` if given (a served build's). A
+    `child` of None could not be started: 127, as a shell says. (Signals: _stop_on_signals,
+    before the child started.)"""
+    if child is None:
+        return _report(status, 127)
     while True:
         try:
             _pid, exit_status = os.waitpid(child, 0)
@@ -121,7 +137,7 @@ def _reap(child: int | None, status: int | None = None) -> int:
             continue
     kill_all()
     code = os.waitstatus_to_exitcode(exit_status)
-    return report(code if code >= 0 else 128 - code)
+    return _report(status, code if code >= 0 else 128 - code)
 
 
 def main(argv: list[str]) -> int:
@@ -136,6 +152,7 @@ def main(argv: list[str]) -> int:
     if why:
         print(f"reaper: cannot become a child subreaper: {why}", file=sys.stderr)
         return 125
+    _stop_on_signals(None)
     pid = os.fork()
     if pid == 0:
         try:
@@ -148,101 +165,155 @@ def main(argv: list[str]) -> int:
 
 def _default_signals() -> None:
     """Before exec: the signals Python ignores (SIGPIPE, SIGXFSZ) back to their defaults, as
-    subprocess does, so `yes | head` in a build ends as in a shell."""
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+    subprocess does, so `yes | head` in a build ends as in a shell; and the reaper's own
+    (_stop_on_signals), which the command must not run."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
 
 
-# ---- the server: one per `hit` process, a forked reaper per build ----
+# ---- the server: one per `hit` process, a forked reaper per build at once ----
 
 
 def serve(fd: int) -> None:
-    """Serve requests on the SOCK_SEQPACKET socket `fd` until its other end closes. A request
-    is JSON {"argv", "cwd", "env", "fds"} with file descriptors: the first is the build's
-    status socket, then one for each number in "fds" (0, 1, 2 and any extra ones the build
-    gets under the same numbers).
+    """Serve requests on the SOCK_SEQPACKET socket `fd` until its other end closes (`hit`
+    ended, or was killed). A request is JSON {"argv", "cwd", "env", "fds"} with file
+    descriptors: the first is the build's status socket, then one for each number in "fds"
+    (0, 1, 2 and any extra ones the build gets under the same numbers).
 
-    The server itself never reads the socket: it keeps one forked reaper on standby, which
-    has already made itself a session leader and a child subreaper and waits for the next
-    request; once that one has taken its request (a byte on a pipe), the server forks the
-    next. A request thus finds its reaper ready, and that reaper starts the build with
-    posix_spawn (no copy of a Python process on the way: _build)."""
+    The server itself never reads the socket: its forked reapers do (_reaper), each one
+    build at a time, and each goes back to the socket for the next once nothing of its build
+    is left. Each is ready before a request comes (dying with the server, a session leader,
+    a child subreaper), and the server keeps one of them idle: when the last idle one takes
+    a request, it forks another, beside the build that reaper starts. A request thus finds
+    its reaper waiting, which starts the build with posix_spawn (no copy of a Python
+    process on the way: _build); a run of builds one at a time forks two reapers in all
+    (a fork of this server costs 2-5 ms of CPU on a loaded machine). The reapers tell the
+    server on a pipe: ".PID" took a request, "+PID" idle again, "ePID" the socket's end;
+    a reaper that died (killed) is seen on its pidfd.
+
+    Every reaper dies with the server (PR_SET_PDEATHSIG: SIGTERM, which kills its whole
+    build), and the server ends when `hit` does: a `hit` killed with SIGKILL leaves no build
+    running. The server holds no descriptor of `hit`'s but `fd` (subprocess closes the
+    others: no artifact lock), and a build only what its request passed."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked reapers reap themselves
+    gc.disable()  # a few objects at most: no collection touching (copying) a fork's pages
+    os.set_inheritable(fd, False)  # no build gets the requests' socket
+    server = os.getpid()
+    told, tell = os.pipe()
+    idle: set[int] = set()
+    reapers: dict[int, int] = {}  # pid -> its pidfd
+    pending = b""
     while True:
-        taken_r, taken_w = os.pipe()
-        if os.fork() == 0:
-            code = 125
-            try:
-                os.close(taken_r)
-                code = _standby(fd, taken_w)
-            finally:  # never back into this loop, whatever happened
-                os._exit(code)
-        os.close(taken_w)
-        word = os.read(taken_r, 1)  # b"": the standby was killed before it took one
-        os.close(taken_r)
-        if word == b"e":  # the other end closed: hit is done
-            return
+        if not idle:
+            pid = os.fork()
+            if pid == 0:
+                code = 125
+                try:
+                    os.close(told)
+                    for pidfd in reapers.values():
+                        os.close(pidfd)
+                    code = _reaper(fd, tell, server)
+                finally:  # never back into this loop, whatever happened
+                    os._exit(code)
+            idle.add(pid)
+            reapers[pid] = os.pidfd_open(pid)
+        ready = select.select([told, *reapers.values()], [], [])[0]
+        for pid, pidfd in list(reapers.items()):
+            if pidfd in ready:  # it ended (killed, or it could not serve)
+                os.close(reapers.pop(pid))
+                idle.discard(pid)
+        if told in ready:
+            pending += os.read(told, 4096)
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                word, pid = line[:1], int(line[1:])
+                if word == b"e":  # the other end closed: hit is done
+                    return
+                if pid in reapers:
+                    (idle.add if word == b"+" else idle.discard)(pid)
 
 
-def _standby(fd: int, taken: int) -> int:
-    """In a forked reaper: get ready (a session of its own, so that killpg of its pid
-    reaches the build; a child subreaper), take one request from the socket `fd`, tell the
-    server on the pipe `taken` (b"." a request, b"e" the socket's end), run that build.
-    Returns the exit code of this process."""
+def _reaper(fd: int, tell: int, server: int) -> int:
+    """In a forked reaper of the server `server` (pid): get ready (dying with the server; a
+    session of its own, so that killpg of its pid reaches the build; a child subreaper),
+    then take requests from the socket `fd`, one at a time, each run to its end (_build),
+    telling the server on the pipe `tell` (serve). Returns the exit code of this process:
+    0 at the socket's end."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    why = _die_with(server)
+    if why is None and (cannot := _become_subreaper()):
+        why = f"cannot become a child subreaper: {cannot}"
     os.setsid()
-    why = _become_subreaper()
+    me = os.getpid()
     sock = socket.socket(fileno=fd)
-    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, MAX_FDS)
-    os.write(taken, b"." if data else b"e")
-    os.close(taken)
-    sock.close()
-    return _build(json.loads(data), fds, why) if data else 0
+    while True:
+        data, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, MAX_FDS)
+        if not data:
+            os.write(tell, f"e{me}\n".encode())
+            return 0
+        if not _build(json.loads(data), fds, why, lambda: os.write(tell, f".{me}\n".encode())):
+            return 125
+        os.write(tell, f"+{me}\n".encode())
 
 
-def _build(request: dict, fds: list[int], why: str | None) -> int:
-    """In the reaper taking `request`: run one build and report on its status socket
-    (`fds[0]`): "pid N" once it runs, then "exit CODE" (127: it could not be started, as
-    a shell says); "error ..." instead when this reaper could not become a subreaper (`why`).
-    The build's descriptors are put at their numbers here, then the build is started with
-    posix_spawn, which inherits exactly those (everything else here is close-on-exec or
-    closed). Returns the exit code of this process."""
+def _die_with(server: int) -> str | None:
+    """Have SIGTERM sent to this process when its parent, the server `server`, ends
+    (PR_SET_PDEATHSIG); what went wrong if it cannot. A server already gone: SIGTERM now."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        return f"cannot be told of its server's end: {os.strerror(ctypes.get_errno())}"
+    if os.getppid() != server:  # it ended before the prctl
+        os.kill(os.getpid(), signal.SIGTERM)
+    return None
+
+
+def _build(request: dict, fds: list[int], why: str | None, took: Callable[[], object]) -> bool:
+    """In the reaper taking `request`: run one build to its end and report on its status
+    socket (`fds[0]`): "pid N" once it runs, then "exit CODE" (127: it could not be
+    started, as a shell says); "error ..." instead when this reaper could not get ready
+    (`why`: then False, this reaper serves no more). `took()` is called once the build
+    started (or could not). The build gets exactly its descriptors, at their numbers
+    (posix_spawn's file actions: everything of this reaper's is close-on-exec), and this
+    reaper keeps none of them. Once every process of the build is gone, the reaper is as
+    it was before (signals, working folder, descriptors): True."""
     status, passed = fds[0], dict(zip(request["fds"], fds[1:], strict=True))
     if why:
-        os.write(status, f"error cannot become a child subreaper: {why}\n".encode())
-        return 125
+        took()
+        os.write(status, f"error {why}\n".encode())
+        return False
     os.write(status, f"pid {os.getpid()}\n".encode())
     floor = max([*passed, *passed.values(), status], default=2) + 1
-    moved = fcntl.fcntl(status, fcntl.F_DUPFD_CLOEXEC, floor)  # out of the build's numbers
-    os.close(status)
-    status = moved
-    _place_fds(passed)
+    moved = {target: _move_up(f, floor) for target, f in passed.items()}  # above the targets
+    status = _move_up(status, floor)
+    _stop_on_signals(status)
     try:
         os.chdir(request["cwd"])
         argv = request["argv"]
         child = os.posix_spawn(
-            argv[0], argv, request["env"], setsigdef=(signal.SIGPIPE, signal.SIGXFSZ)
+            argv[0],
+            argv,
+            request["env"],
+            file_actions=[(os.POSIX_SPAWN_DUP2, f, target) for target, f in moved.items()],
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
         )
     except OSError:
-        return _reap(None, status)
-    for target in passed:
-        if target > 2:
-            os.close(target)
+        child = None
+    took()
+    for f in moved.values():
+        os.close(f)
+    os.chdir("/")  # the build folder is not kept in use
     _reap(child, status)
-    return 0
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)  # idle: a SIGTERM (the server's end) just ends it
+    os.close(status)
+    return True
 
 
-def _place_fds(passed: dict[int, int]) -> None:
-    """Put each passed descriptor at its number (inheritable); close the received copies.
-    Each is first copied above every number in play (F_DUPFD: a plain dup may land on a
-    target itself, which the next step would then close)."""
-    floor = max([*passed, *passed.values()], default=2) + 1
-    moved = {target: fcntl.fcntl(f, fcntl.F_DUPFD, floor) for target, f in passed.items()}
-    for f in passed.values():
-        os.close(f)
-    for target, f in moved.items():
-        os.dup2(f, target, inheritable=True)
-        os.close(f)
+def _move_up(fd: int, floor: int) -> int:
+    """`fd` moved to the lowest free number from `floor` up (close-on-exec); the new one."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    os.close(fd)
+    return moved
 
 
 class Build:

@@ -127,6 +127,44 @@ def test_status_show_and_bdir(hit, demo, tmp_path):
     assert r.code == 1 and "not empty" in r.err
 
 
+def test_builds_share_a_toolchain_laid_out_again_when_it_was_changed(hit, home, tmp_path):
+    # what a build finds on its PATH as cc and mpicc, recorded in its artifact
+    for name in ("one", "two"):
+        write_recipe(
+            tmp_path / "pkgs",
+            name,
+            f"""
+            version: "1.0"
+            build: |
+              mkdir -p "$ARTIFACT/{name}"
+              readlink "$(command -v cc)" > "$ARTIFACT/{name}/cc"
+              mpicc 2> "$ARTIFACT/{name}/mpicc" || true
+            """,
+        )
+    profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [one]\n")
+    hit("build", cwd=tmp_path)
+    (shared,) = (home / "tmp" / ".toolchains").iterdir()
+    cc = os.readlink(shared / "bin" / "cc")
+    # a changed toolchain folder (by hand, or by a build) is laid out again before it is used
+    os.unlink(shared / "bin" / "cc")
+    os.symlink("/bin/false", shared / "bin" / "cc")
+    (shared / "bin" / "mpicc").unlink()
+    profile.write_text("package_dirs: [pkgs]\npackages: [one, two]\n")
+    hit("build", cwd=tmp_path)
+    assert [p.name for p in (home / "tmp" / ".toolchains").iterdir()] == [shared.name]
+    for name in ("one", "two"):
+        (artifact,) = (home / "bld" / name).iterdir()
+        assert (artifact / name / "cc").read_text() == f"{cc}\n"
+        assert "does not declare toolchain: [mpi]" in (artifact / name / "mpicc").read_text()
+    assert not [p for p in (home / "tmp").iterdir() if p.name != ".toolchains"]
+    # a toolchains folder others may write to (build_temp shared) is not used
+    (home / "tmp" / ".toolchains").chmod(0o777)
+    profile.write_text("package_dirs: [pkgs]\npackages: [one, two, three]\n")
+    write_recipe(tmp_path / "pkgs", "three", 'version: "1.0"\nbuild: "true"\n')
+    r = hit("build", cwd=tmp_path, check=False)
+    assert r.code == 1 and "only this user can write to" in r.err and "Traceback" not in r.err
+
+
 def test_parallel_builds_overlap(hit, tmp_path):
     stamp = tmp_path / "stamps"
     for name in ("slow1", "slow2"):
@@ -170,8 +208,8 @@ def test_failed_build_keeps_folder_and_installs_nothing(hit, home, tmp_path):
     r = hit("build", str(p), check=False)
     assert r.code == 1
     assert "the build script failed (exit 1)" in r.err and "compiling the thing" in r.err
-    kept = home / "tmp"
-    assert any(kept.iterdir()) and f"build folder kept: {next(kept.iterdir())}" in r.err
+    (kept,) = (home / "tmp").glob("broken-*")
+    assert f"build folder kept: {kept}" in r.err
     assert not list((home / "bld" / "broken").iterdir())  # the half-written prefix is gone
     assert not (tmp_path / "default").exists()
     recipe.write_text(recipe.read_text().replace("  false\n", ""))

@@ -61,24 +61,79 @@ def test_kill_9_leaves_nothing_installed_and_next_build_recovers(home, tmp_path)
     proc = hit_proc("build", str(profile))
     wait_for(tmp_path / "pid")
     wait_for(next((home / "bld" / "slow").iterdir()) / "bin" / "partial")
-    os.kill(proc.pid, signal.SIGKILL)  # only hit itself: its build script is orphaned
+    os.kill(proc.pid, signal.SIGKILL)  # only hit itself: its build script dies with it
     proc.wait()
     orphan = int((tmp_path / "pid").read_text())
-    assert alive(orphan)
+    _gone([orphan])
     assert "needs build" in run_hit("status", str(profile)).out
     prefix = next((home / "bld" / "slow").iterdir())
     assert not (prefix / ".hit" / "manifest.json").exists()
 
     (tmp_path / "pid").unlink()
     second = hit_proc("build", str(profile))
-    wait_for(tmp_path / "pid")  # the new build runs, so the leftovers were dealt with
-    assert not alive(orphan)  # the killed hit's build was stopped, not left to finish
+    wait_for(tmp_path / "pid")  # the new build runs, in place of the killed one's leftovers
     (tmp_path / "go").touch()
     _out, err = second.communicate(timeout=60)
     assert second.returncode == 0 and "built in" in err
     assert (tmp_path / "finished").read_text().split() == [(tmp_path / "pid").read_text().strip()]
     assert (tmp_path / "default" / "bin" / "done").read_text() == "done\n"
     assert "built" in run_hit("status", str(profile)).out.splitlines()[0]
+
+
+def _gone(pids: list[int], seconds: float = 5.0) -> None:
+    """Wait until none of `pids` runs; fail the test after `seconds`."""
+    end = time.monotonic() + seconds
+    while [p for p in pids if alive(p)]:
+        assert time.monotonic() < end, f"still running: {[p for p in pids if alive(p)]}"
+        time.sleep(0.05)
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below `pid` (children of any of its threads, theirs, ...)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in map(int, (task / "children").read_text().split()):
+            out += [child, *_descendants(child)]
+    return out
+
+
+def test_kill_9_of_hit_ends_its_builds_and_the_next_build_runs_anew(home, tmp_path):
+    write_recipe(
+        tmp_path / "pkgs",
+        "slow",
+        f"""
+        version: "1"
+        build: |
+          echo "build $$"
+          sleep 60 &
+          echo $! > {tmp_path}/sleeper
+          echo $$ > {tmp_path}/pid
+          if [ ! -e {tmp_path}/go ]; then wait; fi
+          mkdir -p "$ARTIFACT"
+          echo done > "$ARTIFACT/done"
+        """,
+    )
+    profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [slow]\n")
+    proc = hit_proc("build", str(profile))
+    wait_for(tmp_path / "pid")
+    first = int((tmp_path / "pid").read_text())
+    script = [first, int((tmp_path / "sleeper").read_text())]
+    # the reaper server and its reapers hold no descriptor of hit's artifact lock
+    helpers = [p for p in _descendants(proc.pid) if p not in script]
+    assert helpers
+    for pid in helpers:
+        fds = Path(f"/proc/{pid}/fd")
+        held = [os.readlink(fds / fd) for fd in os.listdir(fds) if (fds / fd).is_symlink()]
+        assert not [f for f in held if "/.locks/" in f], (pid, held)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _gone(script + helpers)  # the build dies with hit, however it was started
+    (tmp_path / "go").touch()
+    r = run_hit("build", str(profile))
+    assert "built in" in r.err
+    second = int((tmp_path / "pid").read_text())
+    (prefix,) = (home / "bld" / "slow").iterdir()
+    assert second != first and (prefix / ".hit" / "build.log").read_text() == f"build {second}\n"
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,9 @@
 """Every bad input: one plain `hit: error:` message, exit 1, never a traceback."""
 
 import io
+import os
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -268,3 +271,26 @@ def test_a_config_error_is_one_line_whatever_the_file_held():
     e = ConfigError(Path("site.yaml"), 3, "root 'a\nb' holds whitespace; value 't\rrue'")
     assert "\n" not in str(e) and "\r" not in str(e)
     assert str(e) == "site.yaml:3: root 'a\\nb' holds whitespace; value 't\\rrue'"
+
+
+@pytest.mark.parametrize("args", [["status"], ["build"]])
+def test_a_reader_that_went_away_is_exit_141_without_a_message(hit, demo, args):
+    """`hit status | head -1`: once the reader of stdout is gone, hit exits as a process
+    killed by SIGPIPE would (141, what git does), silently and without a traceback, rather
+    than click's exit 1 (status) or Python's 120 (build, whose output is flushed at exit)."""
+    hit("build", cwd=demo)
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before hit writes anything
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "hdmodules.cli.hit", *args],
+            cwd=demo,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert r.returncode == 141, r.stderr
+    assert "Traceback" not in r.stderr and "error" not in r.stderr, r.stderr

@@ -6,6 +6,7 @@ behind a link moved with a plain `mv` kept and reported."""
 import os
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -252,24 +253,29 @@ def _pid_in(file: Path) -> int:
 
 
 def test_a_running_builds_folder_is_never_removed(home, tmp_path):
-    """A build whose `hit` was killed (kill -9) goes on in its folder; then one whose lock is
-    held: both folders are kept, and removed once nothing runs there."""
+    """A build folder where a process of its build still runs (one that outlived a killed
+    `hit` and its reapers), then one whose lock is held: both are kept, and removed once
+    nothing runs there."""
     set_config(home, "keep_failed_days: 0\n")
     build = hit_proc("build", str(blocking_recipe(tmp_path)))
     wait_for(tmp_path / "pid")
-    orphan = _pid_in(tmp_path / "pid")
-    os.kill(build.pid, signal.SIGKILL)  # hit only: its build script goes on, orphaned
+    script = _pid_in(tmp_path / "pid")
+    os.kill(build.pid, signal.SIGKILL)  # hit only: its build dies with it
     build.wait()
-    assert alive(orphan)
     (folder,) = (home / "tmp").glob("slow-*")
-    r = run_hit("gc")
-    assert f"kept the build folder {folder}: its build is running" in r.err
-    assert folder.is_dir() and alive(orphan)
-    os.kill(orphan, signal.SIGKILL)
     end = time.monotonic() + 10
-    while alive(orphan):
+    while alive(script):
         assert time.monotonic() < end
         time.sleep(0.05)
+    # a process of that build left running all the same: it carries the build's id
+    orphan = subprocess.Popen(["sleep", "60"], env={**os.environ, "HIT_BUILD_ID": str(folder)})
+    try:
+        r = run_hit("gc")
+        assert f"kept the build folder {folder}: its build is running" in r.err
+        assert folder.is_dir()
+    finally:
+        orphan.kill()
+        orphan.wait()
     (lockfile,) = (home / "bld" / ".locks").glob("slow-*.lock")
     with filelock.FileLock(lockfile):  # held, as by a build of that artifact
         r = run_hit("gc")

@@ -346,17 +346,21 @@ def test_a_recipe_put_first_in_the_package_dirs_while_building_is_seen(hit, tmp_
     assert (tmp_path / "default" / "bin" / "v2").exists()
 
 
+@pytest.mark.parametrize("unbuffered", [False, True])
 @pytest.mark.parametrize("how", ["module", "console"])
-def test_output_that_cannot_be_written_is_one_clear_error(hit, demo, how):
+def test_output_that_cannot_be_written_is_one_clear_error(hit, demo, how, unbuffered):
     """`hit build > /dev/full` (a full disk under a redirected stdout): its answer is lost, so
     it says so in one line and exits 1, never a traceback, on the full path (`python -m`,
-    cli/common.leave) and on the console script's no-op path (cli/entry.py)."""
+    cli/common.leave) and on the console script's no-op path (cli/entry.py); with output
+    buffered (as users run it) and with PYTHONUNBUFFERED=1 (each print written at once)."""
     if how == "console":
         hit("build", cwd=demo)  # the next one is a no-op
     code = "import sys; from hdmodules.cli.entry import hit; sys.exit(hit())"
     module = [sys.executable, "-m", "hdmodules.cli.hit"]
     cmd = [sys.executable, "-c", code] if how == "console" else module
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as users run it
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
     with open("/dev/full", "w") as full:
         r = subprocess.run(
             [*cmd, "build"], cwd=demo, stdout=full, stderr=subprocess.PIPE, text=True, env=env
@@ -364,3 +368,4 @@ def test_output_that_cannot_be_written_is_one_clear_error(hit, demo, how):
     assert "Traceback" not in r.stderr, r.stderr
     assert r.returncode == 1, r.stderr
     assert r.stderr.splitlines()[-1].startswith("hit: error: "), r.stderr
+    assert r.stderr.count("hit: error: ") == 1, r.stderr

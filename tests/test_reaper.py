@@ -112,38 +112,24 @@ def test_sigterm_to_a_served_build_kills_it_whole_and_sigkill_to_its_reaper_is_t
     os.killpg(build.pid, signal.SIGKILL)
 
 
-def test_passed_descriptors_land_on_their_numbers_even_where_a_copy_would_land():
-    """The jobserver's descriptors reach the build at their numbers when the lowest free
-    descriptor of the forked reaper is one of those numbers (a plain dup lands on it, and
-    the make of every build ran one job: "jobserver unavailable")."""
-    from hdmodules.reaper import _place_fds
-
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # a child: fill every descriptor below 11, the pipe at 20 and 21
-        code = 1
-        try:
-            os.dup2(read, 20)
-            os.dup2(write, 21)
-            os.close(read)
-            os.close(write)
-            for fd in range(3, 11):
-                with contextlib.suppress(OSError):
-                    os.fstat(fd)
-                    continue
-                os.dup2(20, fd)
-            for fd in (11, 12):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            _place_fds({11: 20, 12: 21})
-            os.write(12, b"x")
-            code = 0 if os.read(11, 1) == b"x" and os.get_inheritable(11) else 2
-        finally:
-            os._exit(code)
-    os.close(read)
-    os.close(write)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+def test_passed_descriptors_land_on_their_numbers_even_where_a_copy_would_land(tmp_path):
+    """The jobserver's descriptors reach the build at their numbers when the reaper holds
+    what it received at numbers the build gets others at (put in place one after another,
+    one would land on another: the make of every build ran one job, "jobserver
+    unavailable")."""
+    reaper = hdmodules.reaper.Reaper()
+    pipes = [os.pipe() for _ in range(4)]
+    for k, (_read, write) in enumerate(pipes):
+        os.write(write, f"pipe{k}\n".encode())
+        os.close(write)
+    script = tmp_path / "build.sh"
+    script.write_text("for fd in 3 4 5 6; do read -r x <&$fd; echo $fd $x; done\n")
+    crossed = {6 - k: read for k, (read, _write) in enumerate(pipes)}  # 6: pipe0 ... 3: pipe3
+    assert _spawn(reaper, script, pass_fds=crossed).wait() == 0
+    for read, _write in pipes:
+        os.close(read)
+    out = (tmp_path / "build.log").read_text().splitlines()
+    assert out == ["3 pipe3", "4 pipe2", "5 pipe1", "6 pipe0"]
 
 
 def _children_of(pid: int) -> list[int]:
@@ -157,31 +143,35 @@ def _children_of(pid: int) -> list[int]:
 
 
 def test_the_server_keeps_a_reaper_on_standby_replaces_a_killed_one_and_ends_with_hit(tmp_path):
-    """Each build's reaper is forked before its request comes: one waits on standby. One
-    killed while it waits is replaced (the next build runs); when the client closes its end
-    (hit exits), the server and its standby end."""
+    """Each build's reaper is forked before its request comes, and serves build after
+    build: one always waits on standby, and builds one at a time take no new ones. Killed
+    while they wait, they are replaced (the next build runs); when the client closes its
+    end (hit exits), the server and they end."""
     reaper = hdmodules.reaper.Reaper()
     script = tmp_path / "build.sh"
     script.write_text("echo ran\n")
     assert _spawn(reaper, script).wait(timeout=30) == 0
     server = reaper._server
     deadline = time.monotonic() + 10
-    while len(standby := _children_of(server.pid)) != 1 and time.monotonic() < deadline:
+    while len(waiting := _children_of(server.pid)) != 2 and time.monotonic() < deadline:
+        time.sleep(0.02)  # the one that built, and the one forked when it took the build
+    assert len(waiting) == 2
+    for _ in range(5):
+        assert _spawn(reaper, script).wait(timeout=30) == 0
+    assert sorted(_children_of(server.pid)) == sorted(waiting)  # the same two, reused
+    for pid in waiting:
+        os.kill(pid, signal.SIGKILL)
+    while set(_children_of(server.pid)) in (set(), set(waiting)) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert len(standby) == 1
-    os.kill(standby[0], signal.SIGKILL)
-    while _children_of(server.pid) in ([], standby) and time.monotonic() < deadline:
-        time.sleep(0.02)  # (a request sent as the kill lands may be taken by the dying one)
-    assert _children_of(server.pid) not in ([], standby)  # replaced
+    assert not set(_children_of(server.pid)) & set(waiting)  # replaced
     assert _spawn(reaper, script).wait(timeout=30) == 0
     assert (tmp_path / "build.log").read_text() == "ran\n"
-    while len(standby := _children_of(server.pid)) != 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    waiting = _children_of(server.pid)
     reaper._sock.close()
     assert server.wait(timeout=10) == 0
-    while _running(standby[0]) and time.monotonic() < deadline:
+    while any(map(_running, waiting)) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _running(standby[0])
+    assert not any(map(_running, waiting))
 
 
 def _running(pid: int) -> bool:

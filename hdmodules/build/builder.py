@@ -5,9 +5,11 @@ Everything a build needs comes in one value, a `buildjob.BuildJob`; the builder 
 of recipes, profiles, externals or configuration.
 
 What a build costs beyond its script (issue 18: at most 5 ms an artifact;
-bench/bench_build_overhead.py measures it): a reaper forked ahead of the request, which
-posix_spawns the script, not a new interpreter (reaper.py); no /proc scan when the reaper saw
-every process of the build end; no process to lay out the toolchain (lay_out_toolchain); link
+bench/bench_build_overhead.py measures it): a reaper forked ahead of the request and reused
+build after build, which posix_spawns the script, not a new interpreter (reaper.py); no /proc
+scan when the reaper saw every process of the build end; no process to lay out the
+toolchain, and one toolchain folder for the builds that share their tools
+(lay_out_toolchain); the log moved into the artifact, not copied (Store.describe); link
 checks that open only files that can be ELF or metadata; and, under `hit build`, no flush and
 no removal of the build folder between one build and the next: the run's group commit does both
 in the background, several artifacts per flush (store/commit.py).
@@ -16,8 +18,10 @@ in the background, several artifacts per flush (store/commit.py).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -37,8 +41,10 @@ from .sources import fetch, materialize
 LOG_TAIL = 20  # lines of the build log a failure shows
 _REAPER = Reaper()  # one reaper server per process, started by the first build
 
-_running: dict[int, ReapedBuild] = {}  # reaper pid -> build, killed on Ctrl-C
+_running: set[ReapedBuild] = set()  # killed on Ctrl-C (not by pid: a reaper serves many)
 _running_lock = threading.Lock()
+_toolchains: set[Path] = set()  # shared toolchain folders laid out or checked by this process
+_toolchains_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -86,18 +92,79 @@ def prepare(job: BuildJob) -> Path:
 
 
 def lay_out_toolchain(job: BuildJob) -> None:
-    """`folder/toolchain/bin`: the job's tool links, and its stubs as links to
-    `toolchain/mpi-stub` (what build.sh would make with a process each; it skips that when
-    the folder exists). Raises OSError."""
-    toolbin = job.folder / "toolchain" / "bin"
+    """The job's toolchain folder (BuildJob.toolchain, else `folder/toolchain`): `bin/` with
+    the job's tool links, and its stubs as links to `mpi-stub` (what build.sh would make
+    with a process each; it skips that when `bin/` exists). A folder of the job's own is
+    laid out afresh; a shared one (buildjob.toolchain_folder) once per process: kept when
+    it holds what it should, else laid out beside it and renamed into place (another
+    process may do the same at once: either's is right). Raises OSError."""
+    if job.toolchain is None:
+        _lay_out(job.folder / "toolchain", job)
+        return
+    folder = job.toolchain
+    with _toolchains_lock:
+        if folder in _toolchains:
+            return
+        _own_folder(folder.parent)
+        if _holds_toolchain(folder, job):
+            _toolchains.add(folder)
+            return
+        new = folder.with_name(f"{folder.name}.{os.getpid()}.new")
+        if new.exists():
+            remove_tree(new)
+        _lay_out(new, job)
+        if folder.exists():  # not what it should be (changed by hand, or by a build)
+            remove_tree(folder)
+        try:
+            os.rename(new, folder)
+        except OSError:  # another process put its own in place meanwhile
+            remove_tree(new)
+            if not _holds_toolchain(folder, job):
+                raise
+        _toolchains.add(folder)
+
+
+def _own_folder(folder: Path) -> None:
+    """Make `folder` (the shared toolchains' folder: build_temp may be a folder others can
+    write to) ours only (0700), or check that it is: a folder, this user's, nobody else's
+    to write to. Raises OSError naming it otherwise."""
+    with contextlib.suppress(FileExistsError):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700)
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        why = "not a folder of this user's that only this user can write to"
+        raise OSError(errno.EPERM, why, str(folder))
+
+
+def _lay_out(folder: Path, job: BuildJob) -> None:
+    """`folder/bin` (the job's tool links and stubs) and `folder/mpi-stub`. Raises OSError."""
+    toolbin = folder / "bin"
     toolbin.mkdir(parents=True)
     for name, target in job.tool_links:
         os.symlink(target, toolbin / name)
     if job.tool_stubs:
-        (toolbin.parent / "mpi-stub").write_text(STUB)
-        (toolbin.parent / "mpi-stub").chmod(0o755)
+        (folder / "mpi-stub").write_text(STUB)
+        (folder / "mpi-stub").chmod(0o755)
     for name in job.tool_stubs:
         os.symlink("../mpi-stub", toolbin / name)
+
+
+def _holds_toolchain(folder: Path, job: BuildJob) -> bool:
+    """Whether `folder` holds exactly the job's toolchain (as _lay_out makes it)."""
+    want = dict(job.tool_links) | {name: "../mpi-stub" for name in job.tool_stubs}
+    try:
+        names = os.listdir(folder / "bin")
+        if sorted(names) != sorted(want) or any(
+            os.readlink(folder / "bin" / n) != want[n] for n in names
+        ):
+            return False
+        if not job.tool_stubs:
+            return not (folder / "mpi-stub").exists()
+        stub = folder / "mpi-stub"
+        return stub.stat().st_mode & 0o777 == 0o755 and stub.read_text() == STUB
+    except OSError:
+        return False
 
 
 def _build_processes(build_id: str, pgid: int | None) -> list[int]:
@@ -227,13 +294,13 @@ def _run(script: Path, job: BuildJob) -> None:
             ["/bin/bash", "-e", str(script)], str(job.folder / "src"), env, log.fileno(), fds
         )
     with _running_lock:
-        _running[proc.pid] = proc
+        _running.add(proc)
     code = None
     try:
         code = proc.wait()
     finally:
         with _running_lock:
-            _running.pop(proc.pid, None)
+            _running.discard(proc)
         if code is None or code < 0:  # nothing outlives its build, even when its reaper died
             kill_build_processes(marker, proc.pid)
     if code is None or code < 0:
@@ -275,7 +342,7 @@ def kill_running(grace: float = 2.0) -> None:
     (SIGTERM: it kills every process of its build, detached ones included); after `grace`
     seconds whatever is left of each process group is killed (SIGKILL)."""
     with _running_lock:
-        procs = list(_running.values())
+        procs = list(_running)
     for proc in procs:
         with contextlib.suppress(OSError):
             os.kill(proc.pid, signal.SIGTERM)

@@ -10,12 +10,13 @@ no configuration).
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..hashing import SHORT
+from ..hashing import SHORT, hash_doc
 from ..spec.artifact import ArtifactRef
 from ..spec.buildspec import BuildSpec
 from ..spec.buildsystems import ToolNeed, tool_needs
@@ -48,7 +49,9 @@ class BuildJob:
     the build's JOBS (CPUs); `tools` the host tools its build system runs (checked on its
     PATH before it starts: missing_tools); `makeflags` and `inherit_fds` what the run's
     jobserver gives it when it starts (`with_jobserver`; empty: build.sh sets MAKEFLAGS to
-    -j$JOBS)."""
+    -j$JOBS); `toolchain` the folder of its toolchain (`bin/`, `mpi-stub`: tool_links,
+    tool_stubs), shared by the builds of a home with the same tools (toolchain_folder), or
+    None: `folder/toolchain`, its own (`hit bdir`: a folder that builds by hand alone)."""
 
     ref: ArtifactRef
     spec: BuildSpec
@@ -69,6 +72,7 @@ class BuildJob:
     tool_stubs: tuple[str, ...] = ()
     makeflags: str = ""
     inherit_fds: tuple[int, ...] = ()
+    toolchain: Path | None = None
 
     @property
     def record(self) -> dict[str, Any]:
@@ -106,20 +110,22 @@ def build_job(
     store's prefix; with one (`hit bdir`) it builds there and installs into
     `folder/artifact`. Dependencies' prefixes are looked up now: this store, else an
     upstream that has them. Raises nothing."""
+    links, stubs = tool_links(node)
+    shared = toolchain_folder(home.build_temp, links, stubs) if folder is None else None
     prefix = store.prefix(node.ref) if folder is None else folder / "artifact"
     folder = build_folder(home, node) if folder is None else folder
+    toolchain = shared or folder / "toolchain"
     deps = {d: store.prefix(resolved.nodes[d].ref) for d in node.closure}
-    env = build_env(node, deps, prefix, folder) + python_env(resolved, node, deps)
+    env = build_env(node, deps, prefix, folder, toolchain) + python_env(resolved, node, deps)
     allowed = home.host_libs | set(node.recipe.allow_host_libs)
     allowed |= {lib for ext in node.toolchain.values() for lib in ext.libs}
     allowed |= {d for ext in node.toolchain.values() for d in own_folders(ext)}  # `/...`
-    links, stubs = tool_links(node)
     return BuildJob(
         ref=node.ref,
         spec=node.spec,
         dependencies=tuple(resolved.nodes[d].ref.id for d in node.deps),
         sources=tuple(node.recipe.sources),
-        script=render_script(node, env, folder, jobs, links, stubs),
+        script=render_script(node, env, folder, toolchain, jobs, links, stubs),
         env=tuple(env),
         dependency_prefixes=tuple(deps.values()),
         allowed_host_libs=frozenset(allowed),
@@ -132,7 +138,20 @@ def build_job(
         tools=tool_needs(node.recipe.build_system),
         tool_links=tuple(links),
         tool_stubs=tuple(stubs),
+        toolchain=shared,
     )
+
+
+TOOLCHAINS = ".toolchains"  # below build_temp: the toolchain folders builds share
+
+
+def toolchain_folder(build_temp: Path, links: list[tuple[str, str]], stubs: list[str]) -> Path:
+    """The toolchain folder (`bin/`, `mpi-stub`) that the builds in `build_temp` with these
+    tool `links` and `stubs` (tool_links) share: `<build_temp>/.toolchains/<hash12>`, named by
+    what it holds. One folder laid out once (builder.lay_out_toolchain), instead of about 15
+    links made and removed again in every build folder."""
+    digest = hash_doc("toolchain", {"links": links, "stubs": stubs})[:SHORT]
+    return build_temp / TOOLCHAINS / digest
 
 
 def missing_tools(job: BuildJob) -> list[str]:
@@ -147,23 +166,26 @@ def missing_tools(job: BuildJob) -> list[str]:
     ]
 
 
-def _lib_dirs(prefix: Path) -> list[str]:
-    dirs = [str(prefix / d) for d in ("lib", "lib64") if (prefix / d).is_dir()]
-    return dirs or [str(prefix / "lib")]
+def _lib_dirs(prefix: str) -> list[str]:
+    dirs = [f"{prefix}/{d}" for d in ("lib", "lib64") if os.path.isdir(f"{prefix}/{d}")]
+    return dirs or [f"{prefix}/lib"]
 
 
 def build_env(
-    node: Node, deps: dict[str, Path], artifact: Path, folder: Path
+    node: Node, deps: dict[str, Path], artifact: Path, folder: Path, toolchain: Path
 ) -> list[tuple[str, str]]:
     """The variables a build sees, in order: nothing from the caller's environment leaks in.
     `deps` maps every dependency's name (closure, dependencies first) to its prefix;
-    `artifact` is where it installs, `folder` the build folder (its HOME)."""
-    direct_first = [p for d, p in deps.items() if d in node.deps] + [
-        p for d, p in deps.items() if d not in node.deps
+    `artifact` is where it installs, `folder` the build folder (its HOME), `toolchain` the
+    folder whose `bin/` comes first on PATH. (Strings, not Paths: made for every package of
+    a run before the first build starts.)"""
+    prefixes = {d: str(p) for d, p in deps.items()}
+    direct_first = [p for d, p in prefixes.items() if d in node.deps] + [
+        p for d, p in prefixes.items() if d not in node.deps
     ]
     libdirs = [x for p in direct_first for x in _lib_dirs(p)]
-    incdirs = [str(p / "include") for p in direct_first]
-    path = [str(folder / "toolchain" / "bin")] + [str(p / "bin") for p in direct_first]
+    incdirs = [f"{p}/include" for p in direct_first]
+    path = [f"{toolchain}/bin"] + [f"{p}/bin" for p in direct_first]
     env: list[tuple[str, str]] = [
         ("ARTIFACT", str(artifact)),
         ("PATH", ":".join([*path, HOST_PATH])),
@@ -174,8 +196,8 @@ def build_env(
         ("SOURCE_DATE_EPOCH", "0"),
     ]
     env += toolchain_env(node)
-    env += [(f"{env_name(d)}_DIR", str(p)) for d, p in deps.items()]
-    rpath = [str(artifact / "lib")] + libdirs
+    env += [(f"{env_name(d)}_DIR", p) for d, p in prefixes.items()]
+    rpath = [f"{artifact}/lib"] + libdirs
     pkgconfig = [f"{p}/{sub}/pkgconfig" for p in direct_first for sub in ("lib", "lib64", "share")]
     env += [
         ("CPPFLAGS", " ".join(f"-I{d}" for d in incdirs)),
@@ -184,7 +206,7 @@ def build_env(
         ("LIBRARY_PATH", ":".join(libdirs)),
         ("LD_RUN_PATH", ":".join(rpath)),
         ("PKG_CONFIG_PATH", ":".join(pkgconfig)),
-        ("CMAKE_PREFIX_PATH", ":".join(str(p) for p in direct_first)),
+        ("CMAKE_PREFIX_PATH", ":".join(direct_first)),
     ]
     for key, value in node.parameters.items():
         if isinstance(value, bool):
@@ -253,12 +275,13 @@ def render_script(
     node: Node,
     env: list[tuple[str, str]],
     folder: Path,
+    toolchain: Path,
     jobs: int,
     links: list[tuple[str, str]],
     stubs: list[str],
 ) -> str:
     """build.sh (templates/build.sh.j2): clears the environment, exports `env`, lays out the
-    toolchain in `folder/toolchain/bin` (`links`, `stubs`: tool_links) unless it is there
+    toolchain in `toolchain/bin` (`links`, `stubs`: tool_links) unless it is there
     (builder.prepare lays it out without starting a process), then runs the build body in
     `folder/src`: the text the build spec hashes (`node.spec.build`: the recipe's `build:`,
     or its build system's phases rendered with its arguments), so what runs is what the hash
@@ -266,8 +289,8 @@ def render_script(
     return render(
         "build.sh.j2",
         id=build_id(folder),
-        toolbin=folder / "toolchain" / "bin",
-        stub=folder / "toolchain" / "mpi-stub",
+        toolbin=toolchain / "bin",
+        stub=toolchain / "mpi-stub",
         tool_links=links,
         tool_stubs=stubs,
         name=node.name,

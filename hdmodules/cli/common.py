@@ -90,7 +90,8 @@ def _stop(signum: int, _frame: object) -> None:
 def run_cli(cli: click.Group, prog: str) -> int:
     """Run a click group; user errors become `prog: error: ...` and exit 1, never a traceback.
     SIGTERM and SIGHUP stop it as Ctrl-C does (the builds under way with it; exit 128 + the
-    signal), instead of leaving its builds running. The garbage collector runs less often
+    signal), instead of leaving its builds running. A reader that went away (`hit status |
+    head -1`) exits 141, as SIGPIPE would. The garbage collector runs less often
     (process.fewer_gc_passes)."""
     fewer_gc_passes()
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -112,6 +113,12 @@ def run_cli(cli: click.Group, prog: str) -> int:
         return e.exit_code
     except BrokenPipeError:
         return 141
+    except SystemExit:
+        # click answers a broken pipe with exit 1 and wraps the streams to keep quiet;
+        # exit as a process killed by SIGPIPE would (141), as git does
+        if isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
+            return 141
+        raise
     except (HitError, OSError) as e:
         click.echo(f"{prog}: error: {error_text(e)}", err=True)
         return 1

@@ -275,7 +275,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from .noop import noop_build
+    from .entry import answer_fast
 
-    if not noop_build(sys.argv[1:]):  # as the console script (cli/entry.py) does
-        main()
+    answer_fast(sys.argv[1:])  # as the console script (cli/entry.py) does
+    main()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+from .process import flush_output, output_failed
+
 
 def _count(text: str) -> bool:
     return text.isdigit() and int(text) >= 1
@@ -41,7 +43,8 @@ def noop_options(args: list[str]) -> tuple[str, bool] | None:
 def noop_build(args: list[str]) -> bool:
     """Answer `hit build ARGS` from the memo when nothing changed, printing what the full
     path prints for a no-op (a `present` line per artifact unless quiet, then the link);
-    False when the memo cannot answer."""
+    False when the memo cannot answer. Output that cannot be written ends the process with
+    one error line and exit 1 (process.output_failed), as on the full path."""
     options = noop_options(args)
     if options is None:
         return False
@@ -56,7 +59,12 @@ def noop_build(args: list[str]) -> bool:
 
     shorts, link, prefix = fast
     progress = Progress(len(shorts), quiet=quiet)
-    for short in shorts:
-        progress.present(short)
-    print(f"{link} -> {prefix} (up to date)")
+    try:
+        for short in shorts:
+            progress.present(short)
+        print(f"{link} -> {prefix} (up to date)")
+    except BrokenPipeError:
+        raise
+    except OSError as e:  # written at once when unbuffered (PYTHONUNBUFFERED=1): a full disk
+        os._exit(flush_output(output_failed(e, "hit"), "hit"))
     return True

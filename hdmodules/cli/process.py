@@ -22,6 +22,17 @@ def fewer_gc_passes() -> None:
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
+def output_failed(e: OSError, prog: str) -> int:
+    """Say in one line on stderr that the output could not be written (`e`: the error of
+    the write, e.g. ENOSPC from `hit build > /dev/full`), if stderr can take it; returns 1,
+    the exit code."""
+    try:  # noqa: SIM105 - no contextlib: the no-op path imports built-in modules only
+        sys.stderr.write(f"{prog}: error: cannot write the output: {e.strerror or e}\n")
+    except OSError:
+        pass
+    return 1
+
+
 def flush_output(code: int, prog: str) -> int:
     """Flush stdout, then stderr, before an exit without the interpreter's teardown (which
     would flush them); returns the exit code: `code`, or 141 when the reader of stdout is
@@ -32,11 +43,7 @@ def flush_output(code: int, prog: str) -> int:
     except BrokenPipeError:
         code = 141
     except OSError as e:
-        try:  # noqa: SIM105 - no contextlib: the no-op path imports built-in modules only
-            sys.stderr.write(f"{prog}: error: cannot write the output: {e.strerror or e}\n")
-        except OSError:
-            pass
-        code = code or 1
+        code = code or output_failed(e, prog)
     try:  # noqa: SIM105 - as above
         sys.stderr.flush()
     except OSError:

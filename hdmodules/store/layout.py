@@ -267,11 +267,11 @@ class Store:
     ) -> Path:
         """Record spec, log and manifest, make everything read-only: now it is installed, and
         durably so (`stage`, `publish`, then the folder holding the manifest flushed).
-        `discard` (a build folder whose log is copied) goes just before the flush: its files
-        never reach the disk (unlinking files a syncfs just flushed costs about 2 ms each on
-        ext4). `each_file`: flushed by an fsync of each folder and file (sync_trees), for a
-        tree of few (a profile's farm). Raises HitError as those do. (`hit build` commits
-        in groups: commit.py.)"""
+        `discard` (a build folder, its log moved into the artifact) goes just before the
+        flush: its files never reach the disk (unlinking files a syncfs just flushed costs
+        about 2 ms each on ext4). `each_file`: flushed by an fsync of each folder and file
+        (sync_trees), for a tree of few (a profile's farm). Raises HitError as those do.
+        (`hit build` commits in groups: commit.py.)"""
         prefix = self.stage(ref, spec, log, manifest)
         self.publish([prefix], [discard] if discard is not None else [], each_file)
         try:
@@ -309,20 +309,20 @@ class Store:
     def describe(
         self, prefix: Path, spec: dict, log: Path | None, manifest: dict | None = None
     ) -> None:
-        """Staging, second step, on a `seal`ed prefix: build.json (`spec`), the build log
-        `log` (if it exists) and the manifest (computed unless given: every file's hash)
-        written read-only into its metadata folder, the manifest beside its final name.
-        Raises HitError naming the path (a full disk)."""
+        """Staging, second step, on a `seal`ed prefix: build.json (`spec`), the manifest
+        (computed unless given: every file's hash) beside its final name, and the build log
+        `log` (if it exists: moved, as its build folder is removed next; `_take`), read-only
+        in its metadata folder. Raises HitError naming the path (a full disk)."""
         meta = prefix / META
         mode = 0o400 if self.private else 0o444
         try:
             text = json.dumps(spec, indent=2, sort_keys=True) + "\n"
             _write(meta / "build.json", text.encode(), mode)
-            if log is not None and log.exists():
-                _write(meta / "build.log", log, mode)
             if manifest is None:
                 manifest = make_manifest(prefix)
             _write(meta / f".{MANIFEST}.tmp", canonical_json(manifest).encode(), mode)
+            if log is not None and log.exists():  # last: a failure above keeps it where it is
+                _take(log, meta / "build.log", mode)
         except OSError as e:
             raise HitError(f"cannot install into {e.filename or meta}: {e.strerror or e}") from None
         except UnicodeError:  # a manifest is JSON text: it cannot name such a file
@@ -402,6 +402,23 @@ def _write(path: Path, content: bytes | Path, mode: int) -> None:
         else:
             with open(content, "rb") as source:
                 shutil.copyfileobj(source, out)
+
+
+def _take(source: Path, target: Path, mode: int) -> None:
+    """Move the file `source` (a build log in a build folder about to be removed) to
+    `target`, whose mode is `mode`: one rename instead of a file made, copied and removed.
+    Copied instead when it is not a plain file of one link (a build may have replaced it)
+    or cannot be renamed (on another filesystem). Raises OSError."""
+    st = os.lstat(source)
+    if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+        try:
+            os.rename(source, target)
+        except OSError:
+            pass
+        else:
+            os.chmod(target, mode)
+            return
+    _write(target, source, mode)
 
 
 def sync_path(path: Path | str) -> None:
