@@ -21,3 +21,12 @@ class collector_paused:  # noqa: N801 - used as `with collector_paused():`, like
     def __exit__(self, *_exc: object) -> None:
         if self._was:
             gc.enable()
+
+
+def keep_for_the_command() -> None:
+    """What the process made so far lives until the command ends: moved out of the
+    collector's reach (gc.freeze), so that later passes walk only what is made after it.
+    Resolving a 5,000-package profile makes ~150,000 tracked objects; a switch spent 77 ms
+    in two passes over them (load 6; issue 18). For a command's process only: cycles among
+    them are never collected."""
+    gc.freeze()

@@ -110,15 +110,16 @@ def test_verify_reports_modes_changed_after_the_commit(home, tmp_path):
     assert r.code == 1 and "unsafe" in r.out and "bin/tool (mode 4777)" in r.out, r.out
 
 
-@pytest.mark.parametrize("how", ["syncfs", "fsync each file"])
+@pytest.mark.parametrize("how", ["syncfs", "fsync each file", "each_file"])
 def test_commit_syncs_every_file_before_the_manifest_and_the_folder_after(
     tmp_path, monkeypatch, how
 ):
     """A power cut cannot be staged here; what a power cut needs is checked instead: the
     artifact's files and folders reached the disk (one syncfs of their filesystem, or, where
-    the C library lacks it, an fsync of each) before the manifest's rename made it count as
-    installed, and the folder holding the manifest was synced after. The build folder is
-    removed after its log is copied and before the flush (its files need not reach the disk)."""
+    the C library lacks it or the commit asks for it, as a profile's does: `each_file`, an
+    fsync of each) before the manifest's rename made it count as installed, and the folder
+    holding the manifest was synced after. The build folder is removed after its log is
+    copied and before the flush (its files need not reach the disk)."""
     folder = tmp_path / "tmp" / "pkg-build"
     (folder / "src").mkdir(parents=True)
     (folder / "build.log").write_text("compiled\n")
@@ -138,8 +139,9 @@ def test_commit_syncs_every_file_before_the_manifest_and_the_folder_after(
         return real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    record_store_events(monkeypatch, events, syncfs_works=how == "syncfs")
-    store.commit(ref, {"id": ref.id}, folder / "build.log", discard=folder)
+    record_store_events(monkeypatch, events, syncfs_works=how != "fsync each file")
+    each_file = how == "each_file"
+    store.commit(ref, {"id": ref.id}, folder / "build.log", discard=folder, each_file=each_file)
     assert not folder.exists() and (prefix / ".hit" / "build.log").read_text() == "compiled\n"
     flushes = [i for i, (kind, _path) in enumerate(events) if kind in ("sync", "syncfs")]
     assert events.index(("remove", str(folder))) < flushes[0]
@@ -147,6 +149,7 @@ def test_commit_syncs_every_file_before_the_manifest_and_the_folder_after(
     if how == "syncfs":
         assert ("syncfs", str(prefix)) in events[:rename]
     else:
+        assert not [e for e in events if e[0] == "syncfs"]
         synced_before = {path for kind, path in events[:rename] if kind == "sync"}
         for path in (
             prefix, prefix / "bin", prefix / "bin" / "tool", prefix / "lib",

@@ -83,6 +83,21 @@ def test_a_removed_artifact_is_built_again_not_taken_from_the_memo(hit, home, de
     assert (liba / ".hit" / "manifest.json").exists()
 
 
+def test_after_a_switch_the_memo_holds_each_manifest_as_found_before_the_build(hit, home, demo):
+    """A full `hit build` over artifacts that are all installed (a switch) takes their
+    manifests' stamps from the check of what to build (memo.installed), and the next build
+    is a no-op; an artifact removed after it is built again."""
+    hit("build", cwd=demo)
+    os.utime(demo / "default.yaml")  # the full path, nothing to build
+    assert "built in" not in hit("build", cwd=demo).err
+    assert _noop_in_child(demo, "build")[-1].startswith("True")
+    liba = next((home / "bld" / "liba").iterdir())
+    shutil.rmtree(liba)
+    assert _noop_in_child(demo, "build")[-1] == "False []"
+    assert "liba/" in hit("build", cwd=demo).err
+    assert _noop_in_child(demo, "build")[-1].startswith("True")
+
+
 def test_a_link_pointed_elsewhere_is_put_back_by_the_full_path(hit, demo, tmp_path):
     hit("build", cwd=demo)
     target = os.readlink(demo / "default")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -247,6 +248,36 @@ def test_the_cache_follows_recipes_sources_and_shadowing(cache, home, tmp_path):
     assert shadowed.version == "2" and len(cache) == 3
     (tmp_path / "early" / "tool.yaml").unlink()
     assert ref() == touched and len(cache) == 3  # the late recipe again, still cached
+
+
+def test_the_cache_sees_a_file_added_removed_or_renamed_deep_in_a_source(cache, home, tmp_path):
+    """A cached source hash is checked by the stamps of the paths it was made from (no
+    listing): a file added, renamed or removed in a folder below is seen through that
+    folder's stamp, whatever the file's name."""
+    src = tmp_path / "src"
+    (src / "lib" / "deep").mkdir(parents=True)
+    (src / "lib" / "deep" / "a.c").write_text("int a;\n")
+    write_recipe(
+        tmp_path / "pkgs", "tool", 'version: "1"\nsources: [{path: ../src}]\nbuild: make\n'
+    )
+    profile = write_profile(tmp_path / "p.yaml", "package_dirs: [pkgs]\npackages: [tool]\n")
+
+    def ref():
+        return resolve(load_profile(profile), cache=home / ".cache").nodes["tool"].ref
+
+    first = ref()
+    assert ref() == first  # from the cache
+    (src / "lib" / "deep" / "b.c").write_text("int b;\n")
+    added = ref()
+    assert added != first
+    (src / "lib" / "deep" / "b.c").rename(src / "lib" / "deep" / "c.c")
+    renamed = ref()
+    assert renamed not in (first, added)
+    (src / "lib" / "deep" / "c.c").unlink()
+    assert ref() == first
+    shutil.rmtree(src)
+    src.write_text("int main;\n")  # the folder is now a file: hashed as a file
+    assert ref() not in (first, added, renamed)
 
 
 def test_a_damaged_cache_is_a_full_resolution(cache, home, monkeypatch):

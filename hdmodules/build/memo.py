@@ -178,8 +178,12 @@ def inputs(resolved, home) -> dict[str, None]:
     own = sorted(f for pattern in OWN_CODE for f in here.glob(pattern))
     out.update(dict.fromkeys(str(f) for f in own))
     out.update(dict.fromkeys(str(d) for d in profile.package_dirs))
+    externals: set[int] = set()  # those listed: every node has the compiler
     for node in resolved.nodes.values():
         for ext in node.toolchain.values():
+            if id(ext) in externals:
+                continue
+            externals.add(id(ext))
             files = [
                 *ext.commands.values(),
                 *(v.rsplit("@", 1)[0] for v in (ext.pin or {}).values()),
@@ -242,6 +246,27 @@ def prefix_text(store, ref) -> str:
     if not store.upstreams:
         return store._local(ref)
     return store._installed_at(ref) or store._local(ref)
+
+
+def installed(store):
+    """`store.is_installed` (store: a store.layout.Store) that keeps the stamp of each
+    manifest it finds for `save` (resolvecache.seen): a profile switch stats each of its
+    thousands of manifests once, not again after the build. A manifest found is the one
+    `prefix_text` names (the same rule); one not found is stamped by `save`, after the
+    build made it. A manifest gone meanwhile is a change to the next no-op check."""
+    from ..spec.resolvecache import seen
+
+    taken = seen()
+
+    def is_installed(ref) -> bool:
+        found = store.manifest_stat(ref)
+        if found is None:
+            return False
+        path, st = found
+        taken.setdefault(path, (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
+        return True
+
+    return is_installed
 
 
 def save(home, resolved) -> None:

@@ -71,7 +71,8 @@ def assemble(resolved: Resolved, store: Store) -> bool:
             if python is not None:
                 manifest.update(write_config(prefix, python.home))
             write_farm_index(prefix, packages)
-            store.commit(ref, resolved.profile_doc.record(ref.id), None, manifest)
+            record = resolved.profile_doc.record(ref.id)
+            store.commit(ref, record, None, manifest, each_file=True)  # links in a few folders
         except BaseException:
             remove_tree(prefix)
             raise
@@ -159,7 +160,8 @@ def record_upstream_use(
     refs = [n.ref for n in resolved.nodes.values()] + [resolved.profile_ref]
     for _home, up_roots, up_store in pairs:
         # the profile too: the same packages give the same profile, found upstream
-        ids = [r.id for r in refs if store.prefix(r).is_relative_to(up_store.root)]
+        under = f"{up_store.root}/"  # a prefix is ROOT/name/leaf
+        ids = [r.id for r in refs if prefix_text(store, r).startswith(under)]
         if ids and not str(link.absolute()).isprintable():  # the site's gc (root) refuses it
             note(
                 f"warning: the link {ascii(str(link))[1:-1]} has a control character in its "

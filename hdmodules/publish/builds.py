@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..build import memo
+from ..collector import collector_paused, keep_for_the_command
 from ..names import profile_link
 from ..options import HitBuild, SiteBuild
 from ..progress import Progress
@@ -33,7 +34,9 @@ def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
     Returns the profile's Result. Raises HitError (ConfigError, BuildFailed, ...)."""
     home = with_package_cap(load_home(), o.concurrent_packages)
     require_writable(home)
-    resolved = resolve_file(file, repin=o.repin, dirty=o.dirty, cache=home.root / ".cache")
+    with collector_paused():  # some 30 objects a package, that live until hit ends
+        resolved = resolve_file(file, repin=o.repin, dirty=o.dirty, cache=home.root / ".cache")
+    keep_for_the_command()
     for note in resolved.notes:
         say(note)
     if resolved.profile.link is None:  # the no-op memo is saved after the build

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..build.memo import installed, prefix_text
 from ..errors import HitError
 from ..progress import Progress
 from ..spec.artifact import ArtifactRef
@@ -54,7 +55,7 @@ def build_missing(
     (fetching.fetch_first). Returns how many were built. Raises HitError for an `only`
     artifact whose dependency is not built or a source that cannot be fetched (nothing
     built), scheduler.BuildsFailed when builds fail."""
-    todo = {n.ref.id: (r, n) for r, n in to_build([(r, r) for r in stacks], store.is_installed)}
+    todo = {n.ref.id: (r, n) for r, n in to_build([(r, r) for r in stacks], installed(store))}
     if only is not None:
         todo = {i: rn for i, rn in todo.items() if i in only}
         for resolved, node in todo.values():
@@ -112,10 +113,11 @@ def _building(
     refs."""
     with store.gc_lock(False, lambda: progress.note("waiting: a garbage collection is running")):
         refs = [n.ref for r in stacks for n in r.nodes.values()] + [r.profile_ref for r in stacks]
-        temp = roots.add_temp(home.gc_roots, [store.prefix(ref) for ref in refs])
+        temp = roots.add_temp(home.gc_roots, [prefix_text(store, ref) for ref in refs])
         upstream = []
         for up_roots, up_store in zip(home.upstream_gc_roots, store.upstreams, strict=True):
-            ids = [r.id for r in refs if store.prefix(r).is_relative_to(up_store.root)]
+            under = f"{up_store.root}/"  # a prefix is ROOT/name/leaf
+            ids = [r.id for r in refs if prefix_text(store, r).startswith(under)]
             record = roots.record_building(up_roots, temp, ids) if ids else None
             if ids and record is None:
                 progress.note(

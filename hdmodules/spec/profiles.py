@@ -89,9 +89,10 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
     out = []
     for name, over in packages.items():
         check_name(packages, name, name, "package name")
-        if over is None:
-            over = yamlfile.Mapping()
-            over.file, over.line, over.key_lines = m.file, packages.line_of(name), {}
+        if over is None:  # no overrides (most of a long profile): nothing else to check
+            line = packages.line_of(name)
+            out.append(PackageRequest(name, file=m.file, line=line, version_line=line))
+            continue
         if not isinstance(over, yamlfile.Mapping):
             yamlfile.fail(
                 packages, name, f"package {name!r}: give nothing, or a mapping of overrides"

@@ -313,16 +313,6 @@ def _resources(m: yamlfile.Mapping) -> dict[str, str]:
     return out
 
 
-def find_recipe(name: str, package_dirs: list[Path]) -> Path | None:
-    """The first `<dir>/<name>.yaml` in search order, or None. (Strings until one is found:
-    asked for each of a profile's packages, 5,000 on a switch.)"""
-    for d in package_dirs:
-        candidate = os.path.join(d, f"{name}.yaml")
-        if os.path.isfile(candidate):
-            return d / f"{name}.yaml"
-    return None
-
-
 def patch_hash(patch: Patch) -> str:
     """What of a patch enters the build spec: its content's sha256 (never its name or URL).
     Raises HitError if its file went away since the recipe was loaded."""

@@ -29,9 +29,7 @@ from .profiles import ProfileSpec, load_profile
 from .recipes import (
     Recipe,
     env_name,
-    find_recipe,
     patch_hash,
-    source_hash,
     with_version,
 )
 from .versions import check_offered
@@ -106,11 +104,12 @@ def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
                 "bring it into the profile)"
             )
             raise ConfigError(*asked_at, message)
-        file = find_recipe(name, profile.package_dirs)
-        if file is None:
+        # the first <dir>/<name>.yaml, loaded unless the file is unchanged
+        recipe = resolvecache.recipe_named(name, profile.package_dirs)
+        if recipe is None:
             dirs = ", ".join(str(d) for d in profile.package_dirs) or "(no package_dirs given)"
             raise ConfigError(*asked_at, f"unknown package {name!r}: no {name}.yaml in {dirs}")
-        recipe = resolvecache.recipe(file)  # load_recipe, unless the file is unchanged
+        file = recipe.file
         if recipe.name != name:
             message = f"recipe file {file.name} names the package {recipe.name!r}"
             raise ConfigError(file, None, message)
@@ -350,9 +349,7 @@ def _node(
     spec = BuildSpec(
         name=recipe.name,
         version=recipe.version,
-        sources=tuple(
-            SourceInput(source_hash(s, resolvecache.tree_hash), s.dest) for s in recipe.sources
-        ),
+        sources=tuple(SourceInput(resolvecache.source_hash(s), s.dest) for s in recipe.sources),
         build=resolvecache.body(recipe.build_system, recipe.build, tuple(profile.package_dirs)),
         parameters=params,
         dependencies={dep: nodes[dep].ref.id for dep in recipe.dependencies},

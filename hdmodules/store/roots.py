@@ -189,7 +189,7 @@ def drop_module_records(gc_roots: Path, store: Store) -> list[Path]:
 # --- temporary roots of builds in flight ------------------------------------------------------
 
 
-def add_temp(gc_roots: Path, prefixes: list[Path]) -> Path:
+def add_temp(gc_roots: Path, prefixes: list[Path] | list[str]) -> Path:
     """A build's inputs and outputs, protected while this process lives."""
     folder = gc_roots / TEMP
     folder.mkdir(parents=True, exist_ok=True)
