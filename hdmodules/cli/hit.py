@@ -275,7 +275,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from .entry import answer_fast
+    from .noop import answer_fast
 
     answer_fast(sys.argv[1:])  # as the console script (cli/entry.py) does
     main()
