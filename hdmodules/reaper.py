@@ -257,9 +257,9 @@ def _reaper(fd: int, tell: int, server: int) -> int:
             return 0
         if not _build(json.loads(data), fds, why, lambda: os.write(tell, f".{me}\n".encode())):
             return 125
-        if _inherited() != inherited:  # a build changed its parent: no other build gets it
+        os.write(tell, f"+{me}\n".encode())  # first: its client may send the next already
+        if _inherited() != inherited:  # a build changed it: ends before taking another
             return 0
-        os.write(tell, f"+{me}\n".encode())
 
 
 def _inherited() -> tuple:
