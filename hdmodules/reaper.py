@@ -40,6 +40,7 @@ import fcntl
 import gc
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -193,8 +194,10 @@ def serve(fd: int) -> None:
 
     Every reaper dies with the server (PR_SET_PDEATHSIG: SIGTERM, which kills its whole
     build), and the server ends when `hit` does: a `hit` killed with SIGKILL leaves no build
-    running. The server holds no descriptor of `hit`'s but `fd` (subprocess closes the
-    others: no artifact lock), and a build only what its request passed."""
+    running. A reaper whose build changed it from the outside (its limits, nice value:
+    _inherited) serves no more. The server holds no descriptor of `hit`'s but `fd`
+    (subprocess closes the others: no artifact lock), and a build only what its request
+    passed."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked reapers reap themselves
     gc.disable()  # a few objects at most: no collection touching (copying) a fork's pages
     os.set_inheritable(fd, False)  # no build gets the requests' socket
@@ -246,6 +249,7 @@ def _reaper(fd: int, tell: int, server: int) -> int:
     os.setsid()
     me = os.getpid()
     sock = socket.socket(fileno=fd)
+    inherited = _inherited()
     while True:
         data, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, MAX_FDS)
         if not data:
@@ -253,7 +257,29 @@ def _reaper(fd: int, tell: int, server: int) -> int:
             return 0
         if not _build(json.loads(data), fds, why, lambda: os.write(tell, f".{me}\n".encode())):
             return 125
-        os.write(tell, f"+{me}\n".encode())
+        os.write(tell, f"+{me}\n".encode())  # first: its client may send the next already
+        if _inherited() != inherited:  # a build changed it: ends before taking another
+            return 0
+
+
+def _inherited() -> tuple:
+    """What of this reaper a build inherits and one of its processes could change from the
+    outside, as any process of the same user may change another's (`prlimit --pid $PPID`,
+    `renice -p $PPID`, `taskset -p`, `chrt -p`, /proc/PID/oom_score_adj): its resource limits,
+    nice value, CPU affinity, scheduling policy and OOM score adjustment. A reaper whose
+    build changed any of these serves no more (the server forks a fresh one), so that one
+    build never runs under limits another set. (Its umask, working folder, signals and
+    descriptors no other process can change; _build restores what it changes itself.)"""
+    limits = tuple(
+        resource.getrlimit(getattr(resource, n)) for n in dir(resource) if n.startswith("RLIMIT_")
+    )
+    try:
+        with open("/proc/self/oom_score_adj", "rb") as f:
+            oom = f.read()
+    except OSError:
+        oom = b""
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    return limits, nice, os.sched_getaffinity(0), os.sched_getscheduler(0), oom
 
 
 def _die_with(server: int) -> str | None:

@@ -149,8 +149,11 @@ def snapshot(overrides: tuple[Path, ...] = ()):
 
 
 # what a template's own mistake raises while it renders (an unknown field, `"a" + 1`, a
-# missing key); raised by hdmodules' code instead, the same types stay tracebacks (bugs)
-_RENDER_ERRORS = (ArithmeticError, AttributeError, LookupError, TypeError, ValueError)
+# missing key, a template that includes itself); raised by hdmodules' code instead, the
+# same types stay tracebacks (bugs)
+_RENDER_ERRORS = (
+    ArithmeticError, AttributeError, LookupError, RecursionError, TypeError, ValueError,
+)  # fmt: skip
 
 
 @contextmanager
@@ -168,6 +171,14 @@ def template_errors() -> Iterator[None]:
     except jinja2.TemplateSyntaxError as e:
         where = Path(e.filename or e.name or "<template>")
         raise ConfigError(where, e.lineno, f"template error: {e.message}") from None
+    except UnicodeDecodeError as e:  # (a ValueError) a template file that is not UTF-8
+        where = _file_being_read(e)
+        if where is None:
+            raise
+        line = e.object[: e.start].count(b"\n") + 1
+        byte = e.object[e.start : e.start + 1].hex()
+        message = f"template error: not UTF-8 text (byte 0x{byte})"
+        raise ConfigError(Path(where), line, message) from None
     except (jinja2.TemplateError, *_RENDER_ERRORS) as e:
         frames = [f for f in traceback.extract_tb(e.__traceback__) if _is_template(f.filename)]
         if not frames:
@@ -179,6 +190,21 @@ def template_errors() -> Iterator[None]:
         raise ConfigError(
             Path(frames[-1].filename), frames[-1].lineno, f"template error: {message}"
         ) from None
+
+
+def _file_being_read(e: UnicodeDecodeError) -> str | None:
+    """The template file whose text could not be decoded: Jinja's loader reads it in
+    `get_source(environment, template)`, whose local `filename` names it (jinja2 3.x's
+    FileSystemLoader); None when the error came from elsewhere."""
+    tb = e.__traceback__
+    found = None
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "get_source" and "/jinja2/" in frame.f_code.co_filename:
+            name = frame.f_locals.get("filename")
+            found = name if isinstance(name, str) else found
+        tb = tb.tb_next
+    return found
 
 
 def _is_template(filename: str) -> bool:

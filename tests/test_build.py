@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import run_clean, write_profile, write_recipe
+from tests.conftest import need, run_clean, write_profile, write_recipe
 
 APP_OUTPUT = (
     "Hello from app\ncore: libcore 1.0, answer 42\n"
@@ -163,6 +163,31 @@ def test_builds_share_a_toolchain_laid_out_again_when_it_was_changed(hit, home, 
     write_recipe(tmp_path / "pkgs", "three", 'version: "1.0"\nbuild: "true"\n')
     r = hit("build", cwd=tmp_path, check=False)
     assert r.code == 1 and "only this user can write to" in r.err and "Traceback" not in r.err
+
+
+def test_a_build_that_changes_its_reaper_changes_no_later_build(hit, tmp_path):
+    """Reapers serve build after build (reaper.py); any process of the user may change
+    another's limits and nice value (`prlimit --pid $PPID`, `renice -p $PPID`). A reaper
+    whose build did so serves no more: the builds after it, one at a time (-j 1, so they
+    go to the same two reapers in turn), start as the one before it did."""
+    need(bool(shutil.which("prlimit") and shutil.which("renice")), "prlimit and renice")
+    names = ["before", "spoiler", "after1", "after2", "after3", "after4"]
+    for i, name in enumerate(names):
+        spoil = ["prlimit --pid $PPID --nofile=77:77", "renice -n 7 -p $PPID"]
+        steps = [
+            *(spoil if name == "spoiler" else []),
+            'mkdir -p "$ARTIFACT/share"',
+            f'echo "$(ulimit -Sn) $(ulimit -Hn) $(nice)" > "$ARTIFACT/share/{name}"',
+        ]
+        deps = names[i - 1] if i else ""
+        build = "".join(f"  {step}\n" for step in steps)
+        write_recipe(
+            tmp_path / "pkgs", name, f'version: "1.0"\ndependencies: [{deps}]\nbuild: |\n{build}'
+        )
+    write_profile(tmp_path / "default.yaml", f"package_dirs: [pkgs]\npackages: {names}\n")
+    hit("build", "-j", "1", cwd=tmp_path)
+    seen = {n: (tmp_path / "default" / "share" / n).read_text() for n in names}
+    assert all(seen[n] == seen["before"] for n in names[2:]), seen
 
 
 def test_parallel_builds_overlap(hit, tmp_path):

@@ -264,3 +264,38 @@ def test_two_stores_build_the_same_artifact_at_once(tmp_path, monkeypatch):
         assert proc.returncode == 0, err
     for user in ("one", "two"):
         assert list((tmp_path / user / "home" / "bld" / "slowpkg").glob("*/share/done")), user
+
+
+def test_a_shared_toolchain_another_process_just_laid_out_is_never_removed(tmp_path, monkeypatch):
+    """Two `hit build`s of one home starting at once (two terminals, a job array) both find
+    no toolchain folder and lay out their own (builder.lay_out_toolchain). The one that
+    comes second keeps the first's, which builds may already have on their PATH: were it
+    removed before the second's is renamed into place, a build starting then would find no
+    `cc` there and take the host's from the rest of its PATH. The other process is played
+    here: it puts its folder in place while this one lays out its own."""
+    from types import SimpleNamespace
+
+    from hdmodules.build import builder
+
+    folder = tmp_path / "tmp" / ".toolchains" / "abcdefghijkl"
+    job = SimpleNamespace(
+        toolchain=folder,
+        folder=None,
+        tool_links=(("cc", "/usr/bin/gcc"), ("gcc", "/usr/bin/gcc")),
+        tool_stubs=("mpicc",),
+    )
+    lay_out = builder._lay_out
+    theirs = {}
+
+    def both(where, job):  # the other process's rename lands while ours is laid out
+        lay_out(where, job)
+        other = where.with_name("theirs.new")
+        lay_out(other, job)
+        os.rename(other, folder)
+        theirs["inode"] = os.stat(folder).st_ino
+
+    monkeypatch.setattr(builder, "_lay_out", both)
+    builder.lay_out_toolchain(job)
+    assert os.stat(folder).st_ino == theirs["inode"]
+    assert sorted(os.listdir(folder / "bin")) == ["cc", "gcc", "mpicc"]
+    assert os.listdir(folder.parent) == [folder.name]  # nothing of ours left beside it

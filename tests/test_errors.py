@@ -294,3 +294,19 @@ def test_a_reader_that_went_away_is_exit_141_without_a_message(hit, demo, args):
         os.close(write)
     assert r.returncode == 141, r.stderr
     assert "Traceback" not in r.stderr and "error" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args", [["status"], ["build"], ["build", "-j", "2"]])
+def test_a_closed_stdout_is_no_traceback(hit, demo, args):
+    """`hit build >&-` (a cron line that wants no output): Python starts with no sys.stdout;
+    hit does its work and leaves as usual, without a traceback from flushing a stream that
+    is not there (whether the no-op path or the click CLI answers)."""
+    hit("build", cwd=demo)
+    r = subprocess.run(
+        ["bash", "-c", 'exec "$@" >&-', "-", sys.executable, "-m", "hdmodules.cli.hit", *args],
+        cwd=demo,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr

@@ -51,6 +51,22 @@ def test_what_the_child_raised_comes_back():
         forked.start(_fail, "kill").result()
 
 
+def _interrupted_answer() -> int:
+    os.kill(os.getpid(), signal.SIGINT)  # a Ctrl-C to the process group, once it runs
+    return 7
+
+
+def test_a_signal_hdmod_ignores_the_child_ignores_too():
+    """hdmod started with SIGINT ignored (a background job of a script, as a shell starts
+    it): a Ctrl-C reaching the whole process group neither stops hdmod nor its forked
+    child, which answers as usual (instead of dying, so that hdmod fails)."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert forked.start(_interrupted_answer).result() == 7
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_no_fork_while_another_thread_runs():
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)

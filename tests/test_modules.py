@@ -726,17 +726,20 @@ def test_a_projection_that_nests_module_names_is_refused_before_building(tmp_pat
         ("lmod", '-- mine\n\nwhatis("{{ m.no_such_field }}")\n', 3, "no_such_field"),
         ("tcl", "#%Module1.0\n{{ m.name + 1 }}\n", 2, "can only concatenate str"),
         ("tcl", "#%Module1.0\n{% include 'tcl/nothing-here.tcl' %}\n", 2, "nothing-here.tcl"),
+        ("tcl", "#%Module1.0\n{% include 'tcl/module.tcl' %}\n", 2, "maximum recursion depth"),
+        ("tcl", b"#%Module1.0\n# caf\xe9\n", 2, "not UTF-8 text (byte 0xe9)"),
     ],
 )
 def test_a_broken_site_template_is_one_error_naming_its_line(tmp_path, tool, text, line, fragment):
-    """A site's template override with a syntax error, an unknown field, a type error or a
-    missing include: `hdmod build` says so in one `file:line:` line and exits 1, never a
-    traceback, and publishes no module tree (whichever process renders that format)."""
+    """A site's template override with a syntax error, an unknown field, a type error, a
+    missing include, an include of itself or text that is not UTF-8 (Latin-1): `hdmod
+    build` says so in one `file:line:` line and exits 1, never a traceback, and publishes
+    no module tree (whichever process renders that format)."""
     site_yaml = _demo_site(tmp_path, "  templates: mytemplates\n")
     name = {"lmod": "module.lua", "tcl": "module.tcl"}[tool]
     mine = site_yaml.parent / "mytemplates" / tool / name
     mine.parent.mkdir(parents=True)
-    mine.write_text(text)
+    mine.write_bytes(text if isinstance(text, bytes) else text.encode())
     r = hdmod("build", str(site_yaml), "--root", str(tmp_path / "root"), check=False)
     errors = [ln for ln in r.stderr.splitlines() if "error" in ln]
     assert r.returncode == 1 and len(errors) == 1, r.stderr

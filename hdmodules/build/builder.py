@@ -109,19 +109,34 @@ def lay_out_toolchain(job: BuildJob) -> None:
         if _holds_toolchain(folder, job):
             _toolchains.add(folder)
             return
-        new = folder.with_name(f"{folder.name}.{os.getpid()}.new")
-        if new.exists():
-            remove_tree(new)
+        new, aside = (folder.with_name(f"{folder.name}.{os.getpid()}.{x}") for x in ("new", "old"))
+        for path in (new, aside):
+            if os.path.lexists(path):
+                remove_tree(path)
         _lay_out(new, job)
-        if folder.exists():  # not what it should be (changed by hand, or by a build)
-            remove_tree(folder)
-        try:
-            os.rename(new, folder)
-        except OSError:  # another process put its own in place meanwhile
-            remove_tree(new)
-            if not _holds_toolchain(folder, job):
-                raise
+        _put_in_place(new, folder, aside, job)
         _toolchains.add(folder)
+
+
+def _put_in_place(new: Path, folder: Path, aside: Path, job: BuildJob) -> None:
+    """Rename the toolchain folder `new` to `folder`, unless a right one is there by then
+    (another process laid out its own at the same time: it stays, builds may be using it;
+    `new` is removed). A wrong one (changed by hand, or by a build) is first renamed to
+    `aside` and removed, never removed in place: a folder is never missing while it is
+    right. Raises OSError."""
+    for _attempt in range(3):
+        try:
+            os.rename(new, folder)  # none there (or an empty folder)
+            break
+        except OSError:
+            if _holds_toolchain(folder, job):
+                remove_tree(new)
+                break
+            with contextlib.suppress(FileNotFoundError):  # gone meanwhile: try again
+                os.rename(folder, aside)
+                remove_tree(aside)
+    else:
+        os.rename(new, folder)  # its error, if it still fails
 
 
 def _own_folder(folder: Path) -> None:

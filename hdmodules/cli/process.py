@@ -27,7 +27,8 @@ def output_failed(e: OSError, prog: str) -> int:
     the write, e.g. ENOSPC from `hit build > /dev/full`), if stderr can take it; returns 1,
     the exit code."""
     try:  # noqa: SIM105 - no contextlib: the no-op path imports built-in modules only
-        sys.stderr.write(f"{prog}: error: cannot write the output: {e.strerror or e}\n")
+        if sys.stderr is not None:
+            sys.stderr.write(f"{prog}: error: cannot write the output: {e.strerror or e}\n")
     except OSError:
         pass
     return 1
@@ -37,15 +38,18 @@ def flush_output(code: int, prog: str) -> int:
     """Flush stdout, then stderr, before an exit without the interpreter's teardown (which
     would flush them); returns the exit code: `code`, or 141 when the reader of stdout is
     gone, or 1 (after one line `prog: error: ...` on stderr) when the output could not be
-    written (a full disk: `hit build > /dev/full`)."""
+    written (a full disk: `hit build > /dev/full`). A stream that is None (its descriptor
+    was closed when Python started: `hit build >&-`) has nothing to flush."""
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
     except BrokenPipeError:
         code = 141
     except OSError as e:
         code = code or output_failed(e, prog)
     try:  # noqa: SIM105 - as above
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()
     except OSError:
         pass
     return code

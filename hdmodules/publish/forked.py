@@ -97,7 +97,8 @@ def start(fn: Callable[..., Any], *args: Any) -> Child:
     try:
         os.close(read)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)  # stopped with hdmod, without a word
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # ignored by hdmod: here too
+                signal.signal(signum, signal.SIG_DFL)  # stopped with hdmod, without a word
         try:
             answer, status = b"R" + marshal.dumps(fn(*args)), 0
         except HitError as e:
