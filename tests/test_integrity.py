@@ -110,16 +110,16 @@ def test_verify_reports_modes_changed_after_the_commit(home, tmp_path):
     assert r.code == 1 and "unsafe" in r.out and "bin/tool (mode 4777)" in r.out, r.out
 
 
-@pytest.mark.parametrize("how", ["syncfs", "fsync each file", "each_file"])
+@pytest.mark.parametrize("how", ["syncfs", "fsync each file"])
 def test_commit_syncs_every_file_before_the_manifest_and_the_folder_after(
     tmp_path, monkeypatch, how
 ):
     """A power cut cannot be staged here; what a power cut needs is checked instead: the
     artifact's files and folders reached the disk (one syncfs of their filesystem, or, where
-    the C library lacks it or the commit asks for it, as a profile's does: `each_file`, an
-    fsync of each) before the manifest's rename made it count as installed, and the folder
-    holding the manifest was synced after. The build folder is removed after its log is
-    copied and before the flush (its files need not reach the disk)."""
+    the C library lacks it, an fsync of each) before the manifest's rename made it count as
+    installed, and the folder holding the manifest was synced after. The build folder is
+    removed after its log is copied and before the flush (its files need not reach the
+    disk)."""
     folder = tmp_path / "tmp" / "pkg-build"
     (folder / "src").mkdir(parents=True)
     (folder / "build.log").write_text("compiled\n")
@@ -140,8 +140,7 @@ def test_commit_syncs_every_file_before_the_manifest_and_the_folder_after(
 
     monkeypatch.setattr(os, "fsync", fsync)
     record_store_events(monkeypatch, events, syncfs_works=how != "fsync each file")
-    each_file = how == "each_file"
-    store.commit(ref, {"id": ref.id}, folder / "build.log", discard=folder, each_file=each_file)
+    store.commit(ref, {"id": ref.id}, folder / "build.log", discard=folder)
     assert not folder.exists() and (prefix / ".hit" / "build.log").read_text() == "compiled\n"
     flushes = [i for i, (kind, _path) in enumerate(events) if kind in ("sync", "syncfs")]
     assert events.index(("remove", str(folder))) < flushes[0]
@@ -314,3 +313,30 @@ main()
     run_hit("build", str(profile))
     assert (tmp_path / "default" / "bin" / "x").read_text() == "x\n"
     assert run_hit("verify").code == 0
+
+
+def test_a_profile_switch_flushes_its_links_with_syncfs_before_its_manifest(hit, demo, monkeypatch):
+    """A profile is a farm of symlinks, and a symlink's own inode (and, on ext4, the block
+    of a target longer than 59 bytes) reaches the disk only with a syncfs of its filesystem:
+    no fsync can open a link, and an fsync of its folder alone does not write it on ext4
+    without a journal. So a switch that builds nothing still runs a syncfs before the new
+    profile's manifest is renamed into place (in process, the store's calls recorded)."""
+    hit("build", cwd=demo)
+    profile = demo / "default.yaml"
+    profile.write_text(profile.read_text().replace("  app:\n", ""))
+    events: list[tuple[str, str]] = []
+    record_store_events(monkeypatch, events)
+    monkeypatch.chdir(demo)
+    from click.testing import CliRunner
+
+    from hdmodules.cli.hit import cli
+
+    r = CliRunner().invoke(cli, ["build"])
+    assert r.exit_code == 0, r.output
+    renames = [
+        i
+        for i, (kind, path) in enumerate(events)
+        if kind == "rename" and "/bld/profile/" in path and path.endswith("/manifest.json")
+    ]
+    assert renames, events
+    assert "syncfs" in [kind for kind, _path in events[: renames[0]]], events

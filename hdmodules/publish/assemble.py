@@ -72,7 +72,7 @@ def assemble(resolved: Resolved, store: Store) -> bool:
                 manifest.update(write_config(prefix, python.home))
             write_farm_index(prefix, packages)
             record = resolved.profile_doc.record(ref.id)
-            store.commit(ref, record, None, manifest, each_file=True)  # links in a few folders
+            store.commit(ref, record, None, manifest)
         except BaseException:
             remove_tree(prefix)
             raise

@@ -263,17 +263,15 @@ class Store:
         log: Path | None,
         manifest: dict | None = None,
         discard: Path | None = None,
-        each_file: bool = False,
     ) -> Path:
         """Record spec, log and manifest, make everything read-only: now it is installed, and
         durably so (`stage`, `publish`, then the folder holding the manifest flushed).
         `discard` (a build folder, its log moved into the artifact) goes just before the
         flush: its files never reach the disk (unlinking files a syncfs just flushed costs
-        about 2 ms each on ext4). `each_file`: flushed by an fsync of each folder and file
-        (sync_trees), for a tree of few (a profile's farm). Raises HitError as those do.
-        (`hit build` commits in groups: commit.py.)"""
+        about 2 ms each on ext4). Raises HitError as those do. (`hit build` commits in
+        groups: commit.py.)"""
         prefix = self.stage(ref, spec, log, manifest)
-        self.publish([prefix], [discard] if discard is not None else [], each_file)
+        self.publish([prefix], [discard] if discard is not None else [])
         try:
             sync_path(prefix / META)
         except OSError as e:
@@ -328,13 +326,10 @@ class Store:
         except UnicodeError:  # a manifest is JSON text: it cannot name such a file
             raise HitError(f"{prefix}: holds a file whose name is not UTF-8") from None
 
-    def publish(
-        self, prefixes: list[Path], discard: Sequence[Path] = (), each_file: bool = False
-    ) -> None:
+    def publish(self, prefixes: list[Path], discard: Sequence[Path] = ()) -> None:
         """The second half of a commit, for artifacts `stage`d (their locks held): remove
         the folders `discard` (build folders: before the flush, so that their files never
-        reach the disk), flush everything staged (`sync_trees`, with `each_file`), then
-        rename each manifest
+        reach the disk), flush everything staged (`sync_trees`), then rename each manifest
         into place in the order given, and make its folder read-only.
 
         The rule, as in Nix's registration of a valid path: an artifact's files must be on
@@ -348,7 +343,7 @@ class Store:
         try:
             for folder in discard:
                 remove_tree(folder)
-            sync_trees(prefixes, each_file)
+            sync_trees(prefixes)
         except OSError as e:
             where = e.filename or prefixes[0]
             raise HitError(f"cannot install into {where}: {e.strerror or e}") from None
@@ -434,26 +429,27 @@ def sync_path(path: Path | str) -> None:
         os.close(fd)
 
 
-def sync_trees(roots: list[Path], each_file: bool = False) -> None:
+def sync_trees(roots: list[Path]) -> None:
     """Flush every file and folder below each of `roots` (and the roots) to disk.
 
     One syncfs(2) of each filesystem holding them when the C library has it (Linux): it
     flushes every dirty page of that filesystem, 20-30x faster than an fsync per file for
     an artifact of thousands of files (see bench/bench_commit.py), and faster even for a
     trivial artifact of six files and four folders (8 ms against 35 ms on ext4, where each
-    fsync waits for a journal commit of its own); a group of artifacts costs one. Otherwise,
-    or with `each_file` (a tree of few folders and files: a profile's symlink farm, whose
-    flush then waits for no other writer's dirty pages: 6 ms against syncfs' 18 ms, up to
-    74 ms, for 10,000 links in three folders while another job wrote files), an fsync of
-    every regular file and folder; links are skipped (their bytes are in the folder's
-    entry, and are not even stat'ed: files.entries), and so are FIFOs and devices (opening
-    one could block). Raises OSError."""
+    fsync waits for a journal commit of its own); a group of artifacts costs one. It is
+    also the one flush that reaches a symlink's own inode (and the data block of a target
+    longer than 59 bytes on ext4), which no fsync can open: so a profile's farm of links is
+    flushed this way too, although it waits for every other writer's dirty pages (an fsync
+    of its few folders alone leaves new links' inodes unwritten on ext4 without a journal).
+    Otherwise (no syncfs in the C library) an fsync of every regular file and folder;
+    links are skipped (they cannot be opened), and so are FIFOs and devices (opening one
+    could block). Raises OSError."""
     flushed: set[int] = set()  # the filesystems one syncfs flushed
     for root in roots:
         device = os.stat(root).st_dev
         if device in flushed:
             continue
-        if not each_file and _syncfs(root):
+        if _syncfs(root):
             flushed.add(device)
             continue
         for rel, st in entries(root, links=False):
