@@ -190,6 +190,31 @@ def test_a_build_that_changes_its_reaper_changes_no_later_build(hit, tmp_path):
     assert all(seen[n] == seen["before"] for n in names[2:]), seen
 
 
+def test_what_a_build_writes_into_the_shared_toolchain_reaches_no_later_build(hit, tmp_path):
+    """The builds of a home share one toolchain folder per set of tools, first on PATH
+    (tmp/.toolchains/<hash12>/bin). A build that puts a command there (a stray `install`
+    into the first folder of PATH) does not lend it to the builds after it in the same run:
+    the folder is checked before every build and laid out again."""
+    names = ["before", "spoiler", "after1", "after2"]
+    for i, name in enumerate(names):
+        steps = [
+            *(['printf "#!/bin/sh\\necho planted\\n" > "${PATH%%:*}/planted"',
+               'chmod +x "${PATH%%:*}/planted"'] if name == "spoiler" else []),
+            'mkdir -p "$ARTIFACT/share"',
+            f'(command -v planted || echo clean) > "$ARTIFACT/share/{name}"',
+        ]  # fmt: skip
+        deps = names[i - 1] if i else ""
+        build = "".join(f"  {step}\n" for step in steps)
+        write_recipe(
+            tmp_path / "pkgs", name, f'version: "1.0"\ndependencies: [{deps}]\nbuild: |\n{build}'
+        )
+    write_profile(tmp_path / "default.yaml", f"package_dirs: [pkgs]\npackages: {names}\n")
+    hit("build", "-j", "1", cwd=tmp_path)
+    seen = {n: (tmp_path / "default" / "share" / n).read_text().strip() for n in names}
+    assert seen["spoiler"].endswith("/planted"), seen  # it did plant it, on its own PATH
+    assert seen["before"] == seen["after1"] == seen["after2"] == "clean", seen
+
+
 def test_parallel_builds_overlap(hit, tmp_path):
     stamp = tmp_path / "stamps"
     for name in ("slow1", "slow2"):

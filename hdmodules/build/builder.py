@@ -43,7 +43,7 @@ _REAPER = Reaper()  # one reaper server per process, started by the first build
 
 _running: set[ReapedBuild] = set()  # killed on Ctrl-C (not by pid: a reaper serves many)
 _running_lock = threading.Lock()
-_toolchains: set[Path] = set()  # shared toolchain folders laid out or checked by this process
+_toolchains: set[Path] = set()  # the folders of shared toolchains this process checked
 _toolchains_lock = threading.Lock()
 
 
@@ -95,19 +95,21 @@ def lay_out_toolchain(job: BuildJob) -> None:
     """The job's toolchain folder (BuildJob.toolchain, else `folder/toolchain`): `bin/` with
     the job's tool links, and its stubs as links to `mpi-stub` (what build.sh would make
     with a process each; it skips that when `bin/` exists). A folder of the job's own is
-    laid out afresh; a shared one (buildjob.toolchain_folder) once per process: kept when
-    it holds what it should, else laid out beside it and renamed into place (another
-    process may do the same at once: either's is right). Raises OSError."""
+    laid out afresh; a shared one (buildjob.toolchain_folder) is checked before every
+    build (a listing and a readlink a link: tens of microseconds), so that what one build
+    wrote into it reaches no later build: kept when it holds exactly what it should, else
+    laid out beside it and renamed into place (another process may do the same at once:
+    either's is right). Its parent is checked once a process (_own_folder). Raises
+    OSError."""
     if job.toolchain is None:
         _lay_out(job.folder / "toolchain", job)
         return
     folder = job.toolchain
     with _toolchains_lock:
-        if folder in _toolchains:
-            return
-        _own_folder(folder.parent)
+        if folder.parent not in _toolchains:
+            _own_folder(folder.parent)
+            _toolchains.add(folder.parent)
         if _holds_toolchain(folder, job):
-            _toolchains.add(folder)
             return
         new, aside = (folder.with_name(f"{folder.name}.{os.getpid()}.{x}") for x in ("new", "old"))
         for path in (new, aside):
@@ -115,7 +117,6 @@ def lay_out_toolchain(job: BuildJob) -> None:
                 remove_tree(path)
         _lay_out(new, job)
         _put_in_place(new, folder, aside, job)
-        _toolchains.add(folder)
 
 
 def _put_in_place(new: Path, folder: Path, aside: Path, job: BuildJob) -> None:
