@@ -165,19 +165,17 @@ def test_builds_share_a_toolchain_laid_out_again_when_it_was_changed(hit, home, 
     assert r.code == 1 and "only this user can write to" in r.err and "Traceback" not in r.err
 
 
-def test_a_build_that_changes_its_reaper_changes_no_later_build(hit, tmp_path):
-    """Reapers serve build after build (reaper.py); any process of the user may change
-    another's limits and nice value (`prlimit --pid $PPID`, `renice -p $PPID`). A reaper
-    whose build did so serves no more: the builds after it, one at a time (-j 1, so they
-    go to the same two reapers in turn), start as the one before it did."""
-    need(bool(shutil.which("prlimit") and shutil.which("renice")), "prlimit and renice")
+def _chain_built_one_at_a_time(hit, tmp_path: Path, spoil: list[str], record: str) -> dict:
+    """Build, with -j 1, a chain of packages before <- spoiler <- after1 <- ... <- after4
+    (each depends on the one before): the spoiler's build runs the shell lines `spoil`
+    first; every build writes what the shell command `record` prints into its artifact.
+    Returns package name -> what its build recorded."""
     names = ["before", "spoiler", "after1", "after2", "after3", "after4"]
     for i, name in enumerate(names):
-        spoil = ["prlimit --pid $PPID --nofile=77:77", "renice -n 7 -p $PPID"]
         steps = [
             *(spoil if name == "spoiler" else []),
             'mkdir -p "$ARTIFACT/share"',
-            f'echo "$(ulimit -Sn) $(ulimit -Hn) $(nice)" > "$ARTIFACT/share/{name}"',
+            f'({record}) > "$ARTIFACT/share/{name}"',
         ]
         deps = names[i - 1] if i else ""
         build = "".join(f"  {step}\n" for step in steps)
@@ -186,8 +184,21 @@ def test_a_build_that_changes_its_reaper_changes_no_later_build(hit, tmp_path):
         )
     write_profile(tmp_path / "default.yaml", f"package_dirs: [pkgs]\npackages: {names}\n")
     hit("build", "-j", "1", cwd=tmp_path)
-    seen = {n: (tmp_path / "default" / "share" / n).read_text() for n in names}
-    assert all(seen[n] == seen["before"] for n in names[2:]), seen
+    return {n: (tmp_path / "default" / "share" / n).read_text().strip() for n in names}
+
+
+def test_a_build_that_changes_its_reaper_changes_no_later_build(hit, tmp_path):
+    """Reapers serve build after build (reaper.py); any process of the user may change
+    another's limits and nice value (`prlimit --pid $PPID`, `renice -p $PPID`). A reaper
+    whose build did so serves no more: the builds after it, one at a time (-j 1, so they
+    go to the same two reapers in turn), start as the one before it did."""
+    need(bool(shutil.which("prlimit") and shutil.which("renice")), "prlimit and renice")
+    spoil = ["prlimit --pid $PPID --nofile=77:77", "renice -n 7 -p $PPID"]
+    seen = _chain_built_one_at_a_time(
+        hit, tmp_path, spoil, 'echo "$(ulimit -Sn) $(ulimit -Hn) $(nice)"'
+    )
+    after = [n for n in seen if n.startswith("after")]
+    assert all(seen[n] == seen["before"] for n in after), seen
 
 
 def test_what_a_build_writes_into_the_shared_toolchain_reaches_no_later_build(hit, tmp_path):
@@ -195,24 +206,12 @@ def test_what_a_build_writes_into_the_shared_toolchain_reaches_no_later_build(hi
     (tmp/.toolchains/<hash12>/bin). A build that puts a command there (a stray `install`
     into the first folder of PATH) does not lend it to the builds after it in the same run:
     the folder is checked before every build and laid out again."""
-    names = ["before", "spoiler", "after1", "after2"]
-    for i, name in enumerate(names):
-        steps = [
-            *(['printf "#!/bin/sh\\necho planted\\n" > "${PATH%%:*}/planted"',
-               'chmod +x "${PATH%%:*}/planted"'] if name == "spoiler" else []),
-            'mkdir -p "$ARTIFACT/share"',
-            f'(command -v planted || echo clean) > "$ARTIFACT/share/{name}"',
-        ]  # fmt: skip
-        deps = names[i - 1] if i else ""
-        build = "".join(f"  {step}\n" for step in steps)
-        write_recipe(
-            tmp_path / "pkgs", name, f'version: "1.0"\ndependencies: [{deps}]\nbuild: |\n{build}'
-        )
-    write_profile(tmp_path / "default.yaml", f"package_dirs: [pkgs]\npackages: {names}\n")
-    hit("build", "-j", "1", cwd=tmp_path)
-    seen = {n: (tmp_path / "default" / "share" / n).read_text().strip() for n in names}
+    spoil = ['printf "#!/bin/sh\\necho planted\\n" > "${PATH%%:*}/planted"',
+             'chmod +x "${PATH%%:*}/planted"']  # fmt: skip
+    seen = _chain_built_one_at_a_time(hit, tmp_path, spoil, "command -v planted || echo clean")
     assert seen["spoiler"].endswith("/planted"), seen  # it did plant it, on its own PATH
-    assert seen["before"] == seen["after1"] == seen["after2"] == "clean", seen
+    after = [n for n in seen if n.startswith("after")]
+    assert seen["before"] == "clean" and all(seen[n] == "clean" for n in after), seen
 
 
 def test_parallel_builds_overlap(hit, tmp_path):
