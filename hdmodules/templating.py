@@ -183,10 +183,8 @@ def template_errors() -> Iterator[None]:
         frames = [f for f in traceback.extract_tb(e.__traceback__) if _is_template(f.filename)]
         if not frames:
             raise
-        if isinstance(e, jinja2.TemplateNotFound):
-            message = f"no template {e.name!r} to include"
-        else:
-            message = str(e) if isinstance(e, jinja2.TemplateError) else f"{e}"
+        missing = isinstance(e, jinja2.TemplateNotFound)
+        message = f"no template {e.name!r} to include" if missing else str(e)
         raise ConfigError(
             Path(frames[-1].filename), frames[-1].lineno, f"template error: {message}"
         ) from None

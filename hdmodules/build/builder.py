@@ -43,7 +43,7 @@ _REAPER = Reaper()  # one reaper server per process, started by the first build
 
 _running: set[ReapedBuild] = set()  # killed on Ctrl-C (not by pid: a reaper serves many)
 _running_lock = threading.Lock()
-_toolchains: set[Path] = set()  # the folders of shared toolchains this process checked
+_toolchain_parents: set[Path] = set()  # folders of shared toolchains checked (_own_folder)
 _toolchains_lock = threading.Lock()
 
 
@@ -106,9 +106,9 @@ def lay_out_toolchain(job: BuildJob) -> None:
         return
     folder = job.toolchain
     with _toolchains_lock:
-        if folder.parent not in _toolchains:
+        if folder.parent not in _toolchain_parents:
             _own_folder(folder.parent)
-            _toolchains.add(folder.parent)
+            _toolchain_parents.add(folder.parent)
         if _holds_toolchain(folder, job):
             return
         new, aside = (folder.with_name(f"{folder.name}.{os.getpid()}.{x}") for x in ("new", "old"))
