@@ -13,7 +13,14 @@ import pytest
 
 import hdmodules
 from hdmodules.cli.noop import noop_options
-from tests.conftest import blocking_recipe, hit_proc, wait_for, write_profile, write_recipe
+from tests.conftest import (
+    blocking_recipe,
+    hit_proc,
+    set_config,
+    wait_for,
+    write_profile,
+    write_recipe,
+)
 
 
 @pytest.mark.parametrize(
@@ -369,3 +376,59 @@ def test_output_that_cannot_be_written_is_one_clear_error(hit, demo, how, unbuff
     assert r.returncode == 1, r.stderr
     assert r.stderr.splitlines()[-1].startswith("hit: error: "), r.stderr
     assert r.stderr.count("hit: error: ") == 1, r.stderr
+
+
+# a compiler whose `--version` (run while resolving, to check its pin) waits while `hold`
+# exists until `go` does: a hook in the middle of resolving
+HOLDING_CC = """#!/bin/sh
+if [ "$1" = --version ]; then
+  if [ -e {dir}/hold ]; then touch {dir}/asked; while [ ! -e {dir}/go ]; do sleep 0.05; done; fi
+  echo "holdcc 1.0"; exit 0
+fi
+exec /usr/bin/gcc "$@"
+"""
+
+
+@pytest.mark.parametrize("edit", ["profile", "config", "recipe"])
+def test_an_input_edited_while_resolving_is_seen_by_the_next_build(hit, home, tmp_path, edit):
+    """The memo keeps the stamp each input had before resolving read it: the profile YAML,
+    the home's config.yaml or a package dir's listing edited while `hit build` resolves
+    (after it was read, before the build starts) is a change to the next `hit build`, never
+    answered as a no-op of what was read."""
+    cc = tmp_path / "holdcc"
+    cc.write_text(HOLDING_CC.format(dir=tmp_path))
+    cc.chmod(0o755)
+    write_recipe(tmp_path / "pkgs", "one", EXTRA.replace("extra", "one"))
+    write_recipe(tmp_path / "pkgs", "extra", EXTRA)
+    (tmp_path / "first").mkdir()
+    profile = write_profile(
+        tmp_path / "default.yaml",
+        f"""
+        package_dirs: [first, pkgs]
+        externals:
+          hold: {{kind: compiler, version: "1.0", commands: {{cc: {cc}}}}}
+        toolchain: {{compiler: hold}}
+        packages: [one]
+        """,
+    )
+    hit("build", "--repin", cwd=tmp_path)  # pins it (rewrites the profile)
+    hit("build", cwd=tmp_path)  # and the memo is written
+    assert _console_hit(tmp_path, "build").stdout.endswith("(up to date)\n")
+    os.utime(profile)  # a new stamp, the same content: the next build resolves in full
+    (tmp_path / "hold").touch()
+    proc = hit_proc("build", cwd=tmp_path)
+    wait_for(tmp_path / "asked")  # resolving: the YAML files read, recipes looked up
+    if edit == "profile":
+        text = profile.read_text().replace("packages: [one]", "packages: [one, extra]")
+        profile.write_text(text)
+    elif edit == "config":
+        set_config(home, "jobs: 3\n")
+    elif edit == "recipe":  # a recipe put first in the search order
+        write_recipe(tmp_path / "first", "one", EXTRA)
+    (tmp_path / "go").touch()
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    (tmp_path / "hold").unlink()
+    assert _noop_in_child(tmp_path, "build")[-1] == "False []"
+    hit("build", cwd=tmp_path)  # builds what the edit asks for
+    assert (tmp_path / "default" / "bin" / "extra").exists() == (edit != "config")

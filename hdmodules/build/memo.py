@@ -11,9 +11,10 @@ artifact ids are taken from the memo without reading YAML or hashing sources.
 Externals are inputs too: every command and every file a pin names (a compiler replaced by
 a package upgrade or an alternatives switch) is stamped, so the fast path never hides drift.
 Any difference, or anything missing from the store, falls back to a full resolution.
-A file resolving stamped before it read it (recipes, patch files, every file and folder of
-path sources: spec/resolvecache.py's `seen`) keeps that stamp, so a file changed while its
-package was building is a change to the next `hit build`, not part of a no-op.
+A file resolving stamped before it read it (the profile YAMLs, the home's config.yaml, the
+package dirs' listings, recipes, patch files, build-system templates, every file and folder
+of path sources: spec/resolvecache.py's `seen` and `note`) keeps that stamp, so a file
+changed while resolving or building is a change to the next `hit build`, not part of a no-op.
 
 Like make, this trusts stat: a file rewritten with the same size within one mtime tick would
 be missed (ext4 and xfs stamps are in nanoseconds, so that takes deliberate effort).

@@ -370,6 +370,8 @@ def resolve(profile: ProfileSpec, dirty: bool = False, cache: Path | None = None
     `.cache` folder) keeps loaded recipes, source hashes and build-system bodies for the
     next resolution (resolvecache.py: the result is the same with it or without)."""
     resolvecache.start(cache)
+    for d in profile.package_dirs:  # for the no-op memo: their listings before a look-up
+        resolvecache.note(str(d))
     recipes = _load_all(profile)
     git_notes: list[str] = []
     for name, req in profile.packages.items():

@@ -79,6 +79,23 @@ def _stamp(path: str) -> Stamp:
     return (st.st_mode, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
+def note(path: str) -> None:
+    """Take `path`'s stamp for the no-op memo (`seen`) before it is read, unless this process
+    took one already: what resolving reads besides recipes and sources (a profile YAML, the
+    home's config.yaml, a package dir before a recipe is looked up in it, a build system's
+    template files, present or not). A path that does not exist is noted as missing
+    (memo.GONE): one that appears later is a change too. One stat the first time a path is
+    noted, nothing after."""
+    if path in _SEEN:
+        return
+    try:
+        st = os.stat(path)
+    except OSError:
+        _SEEN[path] = (-1, -1, -1, -1)  # memo.GONE
+    else:
+        _SEEN[path] = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
 def seen() -> dict[str, tuple[int, int, int, int]]:
     """The stamps this process took while resolving (path -> memo.stamps' four integers)."""
     return _SEEN
@@ -256,6 +273,8 @@ def body(steps, build: str, package_dirs: tuple[Path, ...]) -> str:
     if steps is None:
         return build
     files = buildsystems.template_files(steps, package_dirs)
+    for f in files:  # each, before the first that is a file is read (the memo stamps each)
+        note(str(f))
     chosen = next((f for f in files if f.is_file()), None)
     if chosen is None:  # body says what is wrong
         return buildsystems.body(steps, build, package_dirs)
