@@ -27,7 +27,7 @@ from pathlib import Path
 from ..atomic import write_atomic
 from ..errors import HitError
 from ..runner import query
-from . import yamlfile
+from . import resolvecache, yamlfile
 from .yamlfile import check_name, check_version
 
 EXTERNAL_KEYS = {"kind", "version", "prefix", "commands", "module", "libs", "pin"}
@@ -387,6 +387,7 @@ def rewrite_pin(ext: External, pin: dict[str, str]) -> None:
     else:
         lines.insert(i, new)
     write_atomic(ext.file, "".join(lines))
+    resolvecache.forget(str(ext.file))  # read again: stamped again for the no-op memo
 
 
 def _one_line_entry(line: str, name: str) -> tuple[str, str] | None:

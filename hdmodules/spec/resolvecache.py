@@ -96,6 +96,12 @@ def note(path: str) -> None:
         _SEEN[path] = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
+def forget(path: str) -> None:
+    """Drop the stamp `note` took of `path`: this process rewrote that file (a re-pinned
+    external: externals.rewrite_pin) and reads it again, and `note` stamps it then."""
+    _SEEN.pop(path, None)
+
+
 def seen() -> dict[str, tuple[int, int, int, int]]:
     """The stamps this process took while resolving (path -> memo.stamps' four integers)."""
     return _SEEN
