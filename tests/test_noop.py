@@ -15,6 +15,7 @@ import hdmodules
 from hdmodules.cli.noop import noop_options
 from tests.conftest import (
     blocking_recipe,
+    copy_demo,
     hit_proc,
     set_config,
     wait_for,
@@ -431,3 +432,17 @@ def test_an_input_edited_while_resolving_is_seen_by_the_next_build(hit, home, tm
     assert _noop_in_child(tmp_path, "build")[-1] == "False []"
     hit("build", cwd=tmp_path)  # builds what the edit asks for
     assert (tmp_path / "default" / "bin" / "extra").exists() == (edit != "config")
+
+
+def test_hit_gc_removes_the_memos_of_profiles_that_are_gone(hit, home, tmp_path):
+    """A memo is written for every profile path ever built (a CI job's checkout, a scratch
+    folder): `hit gc` removes those whose YAML is gone, and keeps the others."""
+    jobs = [copy_demo(tmp_path / f"job{i}") for i in range(3)]
+    for job in jobs:
+        hit("build", "-q", cwd=job)
+    assert len(list((home / ".cache").glob("build-*.memo"))) == 3
+    shutil.rmtree(jobs[0])
+    shutil.rmtree(jobs[1])
+    hit("gc")
+    assert len(list((home / ".cache").glob("build-*.memo"))) == 1
+    assert _noop_in_child(jobs[2], "build", "-q")[-1] == "True []"  # the one kept serves

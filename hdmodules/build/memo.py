@@ -146,6 +146,29 @@ def memo_file(home: str, profile: str) -> str:
     return os.path.join(home, ".cache", f"build-{key}.memo")
 
 
+def prune(home: str) -> int:
+    """Remove the memos in the home at `home` whose profile YAML is gone (a checkout or a CI
+    job's folder removed): nothing else removes them, one is written for every profile path
+    ever built, and one of a 5,000-package profile is some MB. A memo that cannot be read
+    is left (another Python's: only a cache). Returns how many were removed; never raises."""
+    removed = 0
+    try:
+        with os.scandir(os.path.join(home, ".cache")) as it:
+            found = [e.path for e in it if e.name.startswith("build-") and e.name.endswith(".memo")]
+    except OSError:
+        return 0
+    for path in found:
+        try:
+            with open(path, "rb") as f:
+                profile = marshal.load(f)["profile"]
+            if isinstance(profile, str) and not os.path.lexists(profile):
+                os.unlink(path)
+                removed += 1
+        except (OSError, EOFError, ValueError, TypeError, KeyError):
+            continue
+    return removed
+
+
 def tree(root: str | os.PathLike, out: dict[str, None]) -> None:
     """Add `root`, every folder and file below it (symlinks too, not followed; `.git` left
     out) to the ordered set `out`."""
