@@ -16,6 +16,7 @@ from hdmodules.cli.noop import noop_options
 from tests.conftest import (
     blocking_recipe,
     copy_demo,
+    git,
     hit_proc,
     set_config,
     wait_for,
@@ -446,3 +447,45 @@ def test_hit_gc_removes_the_memos_of_profiles_that_are_gone(hit, home, tmp_path)
     hit("gc")
     assert len(list((home / ".cache").glob("build-*.memo"))) == 1
     assert _noop_in_child(jobs[2], "build", "-q")[-1] == "True []"  # the one kept serves
+
+
+def test_a_commit_made_while_resolving_is_built_by_the_next_build(hit, tmp_path):
+    """A package built from a checkout's branch: a commit made while `hit build` resolves
+    (after git said where the branch was) is built by the next `hit build`, never answered
+    as a no-op of the commit resolved before it."""
+    cc = tmp_path / "holdcc"
+    cc.write_text(HOLDING_CC.format(dir=tmp_path))
+    cc.chmod(0o755)
+    recipe = 'version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT/bin"\n  cp msg "$ARTIFACT/bin/msg"\n'
+    write_recipe(tmp_path / "pkgs", "tool", recipe)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "msg").write_text("one\n")
+    git(repo, "add", "msg")
+    git(repo, "commit", "-qm", "one")
+    profile = write_profile(
+        tmp_path / "default.yaml",
+        f"""
+        package_dirs: [pkgs]
+        externals:
+          hold: {{kind: compiler, version: "1.0", commands: {{cc: {cc}}}}}
+        toolchain: {{compiler: hold}}
+        packages:
+          tool: {{git: ./repo, branch: main}}
+        """,
+    )
+    hit("build", "--repin", cwd=tmp_path)
+    os.utime(profile)  # the full path next
+    (tmp_path / "hold").touch()
+    proc = hit_proc("build", cwd=tmp_path)
+    wait_for(tmp_path / "asked")  # resolving: the branch was resolved to its commit
+    (repo / "msg").write_text("two\n")
+    git(repo, "commit", "-qam", "two")
+    (tmp_path / "go").touch()
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    (tmp_path / "hold").unlink()
+    assert _noop_in_child(tmp_path, "build")[-1] == "False []"
+    hit("build", cwd=tmp_path)
+    assert (tmp_path / "default" / "bin" / "msg").read_text() == "two\n"

@@ -218,7 +218,7 @@ def inputs(resolved, home) -> dict[str, None]:
         out.update(dict.fromkeys(str(f) for f in templates))
         for source in node.recipe.sources:
             if source.git is not None and os.path.isdir(source.git):  # a checkout: its refs
-                from .gitsources import watched_files
+                from ..spec.gitrefs import watched_files
 
                 tree(source.git, out)
                 out.update(dict.fromkeys(watched_files(Path(source.git), source.ref)))

@@ -96,6 +96,12 @@ def note(path: str) -> None:
         _SEEN[path] = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
+def note_tree(root: str) -> None:
+    """`note` every path below the folder `root` that memo.tree lists (`.git` folders left
+    out, symlinks not followed): a git checkout, before git reads it."""
+    _tree_stamps(root)
+
+
 def forget(path: str) -> None:
     """Drop the stamp `note` took of `path`: this process rewrote that file (a re-pinned
     external: externals.rewrite_pin) and reads it again, and `note` stamps it then."""
