@@ -489,3 +489,49 @@ def test_a_commit_made_while_resolving_is_built_by_the_next_build(hit, tmp_path)
     assert _noop_in_child(tmp_path, "build")[-1] == "False []"
     hit("build", cwd=tmp_path)
     assert (tmp_path / "default" / "bin" / "msg").read_text() == "two\n"
+
+
+def test_a_compiler_replaced_while_resolving_is_drift_to_the_next_build(hit, tmp_path):
+    """The compiler's pin is checked, then (while the MPI's is checked: held here in its
+    wrapper's `-v`) the compiler is replaced, as a package upgrade would: the next `hit
+    build` reports the drift, never a no-op that hides it."""
+    cc = tmp_path / "cc"
+    compiler = (
+        '#!/bin/sh\nif [ "$1" = --version ]; then echo "cc 1.0"; exit 0; fi\nexec gcc{} "$@"\n'
+    )
+    cc.write_text(compiler.format(""))
+    mpicc = tmp_path / "mpicc"  # an MPICH wrapper whose `-v` waits like HOLDING_CC
+    wait = f"[ -e {tmp_path}/hold ] && touch {tmp_path}/asked && until [ -e {tmp_path}/go ]"
+    mpicc.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = -v ] && {{ {wait}; do sleep 0.05; done; echo "MPICH version 4.0"; exit 0; }}\n'
+        f'[ "$1" = -show ] && {{ echo "{cc} -lmpi"; exit 0; }}\n'
+        "exit 1\n"
+    )
+    for f in (cc, mpicc):
+        f.chmod(0o755)
+    recipe = 'version: "1"\ntoolchain: [mpi]\nbuild: |\n  mkdir -p "$ARTIFACT/bin"\n'
+    write_recipe(tmp_path / "pkgs", "tool", recipe)
+    profile = write_profile(
+        tmp_path / "default.yaml",
+        f"""
+        package_dirs: [pkgs]
+        externals:
+          cc1: {{kind: compiler, version: "1.0", commands: {{cc: {cc}}}}}
+          mp: {{kind: mpi, version: "4.0", commands: {{mpicc: {mpicc}}}}}
+        toolchain: {{compiler: cc1, mpi: mp}}
+        packages: [tool]
+        """,
+    )
+    hit("build", "--repin", cwd=tmp_path)
+    os.utime(profile)  # the full path next
+    (tmp_path / "hold").touch()
+    proc = hit_proc("build", cwd=tmp_path)
+    wait_for(tmp_path / "asked")  # the compiler's pin checked, the MPI's being checked
+    cc.write_text(compiler.format(" -O0"))
+    (tmp_path / "go").touch()
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    (tmp_path / "hold").unlink()
+    r = hit("build", cwd=tmp_path, check=False)
+    assert r.code == 1 and "external cc1 (compiler) is not what it was pinned as" in r.err
