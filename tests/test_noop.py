@@ -535,3 +535,30 @@ def test_a_compiler_replaced_while_resolving_is_drift_to_the_next_build(hit, tmp
     (tmp_path / "hold").unlink()
     r = hit("build", cwd=tmp_path, check=False)
     assert r.code == 1 and "external cc1 (compiler) is not what it was pinned as" in r.err
+
+
+def test_a_source_file_edited_once_hashed_is_a_change_to_the_memo(tmp_path, monkeypatch):
+    """A path source that is a file (beside the recipe): the memo keeps the stamp it had
+    before resolving hashed it, so an edit made once it was hashed, while the rest
+    resolves (a big source folder after it), is a change to the next no-op check. (A hit
+    build whose resolution hashes 1 GB after it showed the no-op of the old file.)"""
+    from hdmodules.spec import recipes, resolvecache
+    from hdmodules.spec.profiles import load_profile
+    from hdmodules.spec.resolve import resolve
+
+    msg = tmp_path / "pkgs" / "msg.txt"
+    write_recipe(tmp_path / "pkgs", "tool", 'version: "1"\nsources: [{path: msg.txt}]\nbuild: x\n')
+    msg.write_text("one\n")
+    profile = write_profile(tmp_path / "p.yaml", "package_dirs: [pkgs]\npackages: [tool]\n")
+    real = recipes.sha256_file
+
+    def hashed_then_edited(path):
+        digest = real(path)
+        msg.write_text("two, longer\n")
+        return digest
+
+    monkeypatch.setattr(recipes, "sha256_file", hashed_then_edited)
+    resolve(load_profile(profile))
+    st = msg.stat()
+    now = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+    assert resolvecache.seen()[str(msg)] != now  # what memo.save writes for it
