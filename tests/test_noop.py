@@ -13,7 +13,16 @@ import pytest
 
 import hdmodules
 from hdmodules.cli.noop import noop_options
-from tests.conftest import blocking_recipe, hit_proc, wait_for, write_profile, write_recipe
+from tests.conftest import (
+    blocking_recipe,
+    copy_demo,
+    git,
+    hit_proc,
+    set_config,
+    wait_for,
+    write_profile,
+    write_recipe,
+)
 
 
 @pytest.mark.parametrize(
@@ -369,3 +378,187 @@ def test_output_that_cannot_be_written_is_one_clear_error(hit, demo, how, unbuff
     assert r.returncode == 1, r.stderr
     assert r.stderr.splitlines()[-1].startswith("hit: error: "), r.stderr
     assert r.stderr.count("hit: error: ") == 1, r.stderr
+
+
+# a compiler whose `--version` (run while resolving, to check its pin) waits while `hold`
+# exists until `go` does: a hook in the middle of resolving
+HOLDING_CC = """#!/bin/sh
+if [ "$1" = --version ]; then
+  if [ -e {dir}/hold ]; then touch {dir}/asked; while [ ! -e {dir}/go ]; do sleep 0.05; done; fi
+  echo "holdcc 1.0"; exit 0
+fi
+exec /usr/bin/gcc "$@"
+"""
+
+
+@pytest.mark.parametrize("edit", ["profile", "config", "recipe"])
+def test_an_input_edited_while_resolving_is_seen_by_the_next_build(hit, home, tmp_path, edit):
+    """The memo keeps the stamp each input had before resolving read it: the profile YAML,
+    the home's config.yaml or a package dir's listing edited while `hit build` resolves
+    (after it was read, before the build starts) is a change to the next `hit build`, never
+    answered as a no-op of what was read."""
+    cc = tmp_path / "holdcc"
+    cc.write_text(HOLDING_CC.format(dir=tmp_path))
+    cc.chmod(0o755)
+    write_recipe(tmp_path / "pkgs", "one", EXTRA.replace("extra", "one"))
+    write_recipe(tmp_path / "pkgs", "extra", EXTRA)
+    (tmp_path / "first").mkdir()
+    profile = write_profile(
+        tmp_path / "default.yaml",
+        f"""
+        package_dirs: [first, pkgs]
+        externals:
+          hold: {{kind: compiler, version: "1.0", commands: {{cc: {cc}}}}}
+        toolchain: {{compiler: hold}}
+        packages: [one]
+        """,
+    )
+    hit("build", "--repin", cwd=tmp_path)  # pins it: rewrites the profile and reads it again
+    assert _noop_in_child(tmp_path, "build")[-1] == "True []"
+    os.utime(profile)  # a new stamp, the same content: the next build resolves in full
+    (tmp_path / "hold").touch()
+    proc = hit_proc("build", cwd=tmp_path)
+    wait_for(tmp_path / "asked")  # resolving: the YAML files read, recipes looked up
+    if edit == "profile":
+        text = profile.read_text().replace("packages: [one]", "packages: [one, extra]")
+        profile.write_text(text)
+    elif edit == "config":
+        set_config(home, "jobs: 3\n")
+    elif edit == "recipe":  # a recipe put first in the search order
+        write_recipe(tmp_path / "first", "one", EXTRA)
+    (tmp_path / "go").touch()
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    (tmp_path / "hold").unlink()
+    assert _noop_in_child(tmp_path, "build")[-1] == "False []"
+    hit("build", cwd=tmp_path)  # builds what the edit asks for
+    assert (tmp_path / "default" / "bin" / "extra").exists() == (edit != "config")
+
+
+def test_hit_gc_removes_the_memos_of_profiles_that_are_gone(hit, home, tmp_path):
+    """A memo is written for every profile path ever built (a CI job's checkout, a scratch
+    folder): `hit gc` removes those whose YAML is gone, and keeps the others."""
+    jobs = [copy_demo(tmp_path / f"job{i}") for i in range(3)]
+    for job in jobs:
+        hit("build", "-q", cwd=job)
+    assert len(list((home / ".cache").glob("build-*.memo"))) == 3
+    shutil.rmtree(jobs[0])
+    shutil.rmtree(jobs[1])
+    hit("gc")
+    assert len(list((home / ".cache").glob("build-*.memo"))) == 1
+    assert _noop_in_child(jobs[2], "build", "-q")[-1] == "True []"  # the one kept serves
+
+
+def test_a_commit_made_while_resolving_is_built_by_the_next_build(hit, tmp_path):
+    """A package built from a checkout's branch: a commit made while `hit build` resolves
+    (after git said where the branch was) is built by the next `hit build`, never answered
+    as a no-op of the commit resolved before it."""
+    cc = tmp_path / "holdcc"
+    cc.write_text(HOLDING_CC.format(dir=tmp_path))
+    cc.chmod(0o755)
+    recipe = 'version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT/bin"\n  cp msg "$ARTIFACT/bin/msg"\n'
+    write_recipe(tmp_path / "pkgs", "tool", recipe)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "msg").write_text("one\n")
+    git(repo, "add", "msg")
+    git(repo, "commit", "-qm", "one")
+    profile = write_profile(
+        tmp_path / "default.yaml",
+        f"""
+        package_dirs: [pkgs]
+        externals:
+          hold: {{kind: compiler, version: "1.0", commands: {{cc: {cc}}}}}
+        toolchain: {{compiler: hold}}
+        packages:
+          tool: {{git: ./repo, branch: main}}
+        """,
+    )
+    hit("build", "--repin", cwd=tmp_path)
+    os.utime(profile)  # the full path next
+    (tmp_path / "hold").touch()
+    proc = hit_proc("build", cwd=tmp_path)
+    wait_for(tmp_path / "asked")  # resolving: the branch was resolved to its commit
+    (repo / "msg").write_text("two\n")
+    git(repo, "commit", "-qam", "two")
+    (tmp_path / "go").touch()
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    (tmp_path / "hold").unlink()
+    assert _noop_in_child(tmp_path, "build")[-1] == "False []"
+    hit("build", cwd=tmp_path)
+    assert (tmp_path / "default" / "bin" / "msg").read_text() == "two\n"
+
+
+def test_a_compiler_replaced_while_resolving_is_drift_to_the_next_build(hit, tmp_path):
+    """The compiler's pin is checked, then (while the MPI's is checked: held here in its
+    wrapper's `-v`) the compiler is replaced, as a package upgrade would: the next `hit
+    build` reports the drift, never a no-op that hides it."""
+    cc = tmp_path / "cc"
+    compiler = (
+        '#!/bin/sh\nif [ "$1" = --version ]; then echo "cc 1.0"; exit 0; fi\nexec gcc{} "$@"\n'
+    )
+    cc.write_text(compiler.format(""))
+    mpicc = tmp_path / "mpicc"  # an MPICH wrapper whose `-v` waits like HOLDING_CC
+    wait = f"[ -e {tmp_path}/hold ] && touch {tmp_path}/asked && until [ -e {tmp_path}/go ]"
+    mpicc.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = -v ] && {{ {wait}; do sleep 0.05; done; echo "MPICH version 4.0"; exit 0; }}\n'
+        f'[ "$1" = -show ] && {{ echo "{cc} -lmpi"; exit 0; }}\n'
+        "exit 1\n"
+    )
+    for f in (cc, mpicc):
+        f.chmod(0o755)
+    recipe = 'version: "1"\ntoolchain: [mpi]\nbuild: |\n  mkdir -p "$ARTIFACT/bin"\n'
+    write_recipe(tmp_path / "pkgs", "tool", recipe)
+    profile = write_profile(
+        tmp_path / "default.yaml",
+        f"""
+        package_dirs: [pkgs]
+        externals:
+          cc1: {{kind: compiler, version: "1.0", commands: {{cc: {cc}}}}}
+          mp: {{kind: mpi, version: "4.0", commands: {{mpicc: {mpicc}}}}}
+        toolchain: {{compiler: cc1, mpi: mp}}
+        packages: [tool]
+        """,
+    )
+    hit("build", "--repin", cwd=tmp_path)
+    os.utime(profile)  # the full path next
+    (tmp_path / "hold").touch()
+    proc = hit_proc("build", cwd=tmp_path)
+    wait_for(tmp_path / "asked")  # the compiler's pin checked, the MPI's being checked
+    cc.write_text(compiler.format(" -O0"))
+    (tmp_path / "go").touch()
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    (tmp_path / "hold").unlink()
+    r = hit("build", cwd=tmp_path, check=False)
+    assert r.code == 1 and "external cc1 (compiler) is not what it was pinned as" in r.err
+
+
+def test_a_source_file_edited_once_hashed_is_a_change_to_the_memo(tmp_path, monkeypatch):
+    """A path source that is a file (beside the recipe): the memo keeps the stamp it had
+    before resolving hashed it, so an edit made once it was hashed, while the rest
+    resolves (a big source folder after it), is a change to the next no-op check. (A hit
+    build whose resolution hashes 1 GB after it showed the no-op of the old file.)"""
+    from hdmodules.spec import recipes, resolvecache
+    from hdmodules.spec.profiles import load_profile
+    from hdmodules.spec.resolve import resolve
+
+    msg = tmp_path / "pkgs" / "msg.txt"
+    write_recipe(tmp_path / "pkgs", "tool", 'version: "1"\nsources: [{path: msg.txt}]\nbuild: x\n')
+    msg.write_text("one\n")
+    profile = write_profile(tmp_path / "p.yaml", "package_dirs: [pkgs]\npackages: [tool]\n")
+    real = recipes.sha256_file
+
+    def hashed_then_edited(path):
+        digest = real(path)
+        msg.write_text("two, longer\n")
+        return digest
+
+    monkeypatch.setattr(recipes, "sha256_file", hashed_then_edited)
+    resolve(load_profile(profile))
+    st = msg.stat()
+    now = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+    assert resolvecache.seen()[str(msg)] != now  # what memo.save writes for it

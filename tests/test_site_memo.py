@@ -265,3 +265,41 @@ def test_the_site_cache_is_the_admins_only(site):
     refresh(site_yaml, root)
     assert cache.stat().st_mode & 0o777 == 0o700
     assert list(cache.glob("site-*.memo"))
+
+
+def test_a_site_yaml_edited_while_hdmod_resolves_is_built_by_the_next_build(tools, tmp_path):
+    """site.yaml edited while `hdmod build` resolves (held here in its compiler's
+    `--version`, which checks the pin): the next `hdmod build` builds the edit, never answers
+    "nothing changed" from a stamp taken after it."""
+    from tests.conftest import wait_for, write_recipe
+    from tests.test_noop import EXTRA, HOLDING_CC
+
+    cc = tmp_path / "holdcc"
+    cc.write_text(HOLDING_CC.format(dir=tmp_path))
+    cc.chmod(0o755)
+    for name in ("one", "extra"):
+        write_recipe(tmp_path / "pkgs", name, EXTRA.replace("extra", name))
+    site_yaml = tmp_path / "site.yaml"
+    site_yaml.write_text(
+        "root: root\npackage_dirs: [pkgs]\n"
+        f'externals:\n  hold: {{kind: compiler, version: "1.0", commands: {{cc: {cc}}}}}\n'
+        "stacks:\n  s:\n    compiler: hold\n    packages: [one]\n"
+        "modules:\n  formats: [lmod, tcl]\n  externals: [hold]\n"
+    )
+    root = tmp_path / "root"
+    build(site_yaml, root, "--repin")
+    build(site_yaml, root)
+    assert NO_OP in build(site_yaml, root).stderr
+    os.utime(site_yaml)  # the full path next
+    (tmp_path / "hold").touch()
+    args = [sys.executable, "-m", "hdmodules.cli.hdmod", "build", str(site_yaml), "--root", root]
+    hdmod = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(tmp_path / "asked", 120)  # resolving: site.yaml was read
+    site_yaml.write_text(site_yaml.read_text().replace("[one]", "[one, extra]"))
+    (tmp_path / "go").touch()
+    _out, err = hdmod.communicate(timeout=300)
+    assert hdmod.returncode == 0, err
+    (tmp_path / "hold").unlink()
+    r = build(site_yaml, root)
+    assert NO_OP not in r.stderr, r.stderr
+    assert (root / "profiles" / "s" / "bin" / "extra").exists()

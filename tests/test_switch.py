@@ -328,3 +328,32 @@ def test_a_farm_whose_links_cannot_be_hard_linked_gets_new_ones(tmp_path, monkey
     links["bin/c"] = "/s/c/bin/c"
     assert write_farm(new, links, str(old)) == {r: f"l:{t}" for r, t in links.items()}
     assert _on_disk(new) == links and len(tried) == 1  # refused once: not asked again
+
+
+def test_a_package_built_again_with_other_files_is_not_planned_from_the_index(hit, tmp_path):
+    """An artifact removed behind hit's back is built again at the same prefix, and its
+    build names a file by the date: the next switch takes its files from its new manifest,
+    not from the index of the profile that held the first build (whose file is gone)."""
+    write_recipe(
+        tmp_path / "pkgs",
+        "dated",
+        'version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT/bin"\n'
+        '  echo x > "$ARTIFACT/bin/dated-$(date +%s%N)"\n',
+    )
+    write_recipe(
+        tmp_path / "pkgs",
+        "other",
+        'version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT/bin"\n  echo x > "$ARTIFACT/bin/other"\n',
+    )
+    profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [dated]\n")
+    hit("build", cwd=tmp_path)
+    dated = next((tmp_path / "hithome" / "bld" / "dated").iterdir())
+    first = {p.name for p in (dated / "bin").iterdir()}
+    shutil.rmtree(dated)  # removed behind hit's back (an admin, a full disk cleaned)
+    hit("build", cwd=tmp_path)  # built again: the same artifact id, another file
+    again = {p.name for p in (dated / "bin").iterdir()}
+    assert again != first
+    write_profile(profile, "package_dirs: [pkgs]\npackages: [dated, other]\n")
+    hit("build", cwd=tmp_path)
+    assert {p.name for p in (tmp_path / "default" / "bin").iterdir()} == again | {"other"}
+    assert all(p.exists() for p in (tmp_path / "default" / "bin").iterdir())  # none dangles

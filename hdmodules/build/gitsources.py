@@ -9,7 +9,6 @@ profile is resolved, so every new commit gives a new artifact and going back is 
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from pathlib import Path
 
@@ -52,12 +51,3 @@ def export(cache: Path, repo: str, commit: str, dest: Path, into: str = ".") -> 
         archive = Path(tmp, "tree.tar")
         git("-C", gitdir, "archive", "--format=tar", "-o", str(archive), commit)
         unpack_tar(archive, dest, f"{repo}@{commit[:12]}", strip=False, into=into)
-
-
-def watched_files(repo: Path, ref: str | None) -> list[str]:
-    """What the no-op memo stamps for a checkout: what says where HEAD and the branch are."""
-    git = repo / ".git"
-    files = [git / "HEAD", git / "index", git / "packed-refs"]
-    if ref:
-        files.append(git / "refs" / "heads" / ref)
-    return [str(f) for f in files if os.path.exists(f)]

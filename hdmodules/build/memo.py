@@ -11,9 +11,10 @@ artifact ids are taken from the memo without reading YAML or hashing sources.
 Externals are inputs too: every command and every file a pin names (a compiler replaced by
 a package upgrade or an alternatives switch) is stamped, so the fast path never hides drift.
 Any difference, or anything missing from the store, falls back to a full resolution.
-A file resolving stamped before it read it (recipes, patch files, every file and folder of
-path sources: spec/resolvecache.py's `seen`) keeps that stamp, so a file changed while its
-package was building is a change to the next `hit build`, not part of a no-op.
+A file resolving stamped before it read it (the profile YAMLs, the home's config.yaml, the
+package dirs' listings, recipes, patch files, build-system templates, every file and folder
+of path sources: spec/resolvecache.py's `seen` and `note`) keeps that stamp, so a file
+changed while resolving or building is a change to the next `hit build`, not part of a no-op.
 
 Like make, this trusts stat: a file rewritten with the same size within one mtime tick would
 be missed (ext4 and xfs stamps are in nanoseconds, so that takes deliberate effort).
@@ -145,6 +146,29 @@ def memo_file(home: str, profile: str) -> str:
     return os.path.join(home, ".cache", f"build-{key}.memo")
 
 
+def prune(home: str) -> int:
+    """Remove the memos in the home at `home` whose profile YAML is gone (a checkout or a CI
+    job's folder removed): nothing else removes them, one is written for every profile path
+    ever built, and one of a 5,000-package profile is some MB. A memo that cannot be read
+    is left (another Python's: only a cache). Returns how many were removed; never raises."""
+    removed = 0
+    try:
+        with os.scandir(os.path.join(home, ".cache")) as it:
+            found = [e.path for e in it if e.name.startswith("build-") and e.name.endswith(".memo")]
+    except OSError:
+        return 0
+    for path in found:
+        try:
+            with open(path, "rb") as f:
+                profile = marshal.load(f)["profile"]
+            if isinstance(profile, str) and not os.path.lexists(profile):
+                os.unlink(path)
+                removed += 1
+        except (OSError, EOFError, ValueError, TypeError, KeyError):
+            continue
+    return removed
+
+
 def tree(root: str | os.PathLike, out: dict[str, None]) -> None:
     """Add `root`, every folder and file below it (symlinks too, not followed; `.git` left
     out) to the ordered set `out`."""
@@ -194,7 +218,7 @@ def inputs(resolved, home) -> dict[str, None]:
         out.update(dict.fromkeys(str(f) for f in templates))
         for source in node.recipe.sources:
             if source.git is not None and os.path.isdir(source.git):  # a checkout: its refs
-                from .gitsources import watched_files
+                from ..spec.gitrefs import watched_files
 
                 tree(source.git, out)
                 out.update(dict.fromkeys(watched_files(Path(source.git), source.ref)))

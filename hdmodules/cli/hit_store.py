@@ -46,7 +46,8 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, keep_history, drop_stal
     now (the collector waits for them), and, on a site, users' records. Reachable: a
     root's profile, the artifacts it links, their dependencies. Then build folders of
     builds no longer running (failures kept keep_failed_days) and empty package folders
-    are removed. `hit gc` says what it kept and why.
+    are removed, and the no-op memos of profile files that are gone. `hit gc` says what it
+    kept and why.
     """
     from ..store import gc as collector
 
@@ -70,6 +71,9 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, keep_history, drop_stal
     _echo(lines.err, err=True)
     if not dry_run:
         _refresh_modules(home, store)
+        from ..build.memo import prune
+
+        prune(str(home.root))  # the no-op memos of profile YAML files that are gone
     _echo(lines.out)
 
 

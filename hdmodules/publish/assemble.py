@@ -12,6 +12,7 @@ from pathlib import Path
 from ..build.memo import prefix_text
 from ..errors import HitError
 from ..spec.resolve import Resolved
+from ..spec.resolvecache import seen
 from ..store import roots
 from ..store.generations import Switch, switch
 from ..store.home import Home
@@ -21,7 +22,8 @@ from .pyvenv import profile_python, write_config
 
 EXTERNAL_PYTHON = f"python{EXTERNAL}"  # never a package name (names.py allows no space)
 EXTERNAL_ROOT = "/(external python)"  # where its links are planned, then replaced
-# beside a profile's manifest: package -> [prefix, the paths of its manifest] (assemble)
+# beside a profile's manifest: package -> [prefix, the paths of its manifest, the stamp of
+# that manifest] (assemble)
 FARM_INDEX = "farm.json"
 
 
@@ -88,8 +90,27 @@ def package_paths(held: dict[str, str] | dict[str, Path], previous: Path | None)
     for name, prefix in held.items():
         entry = known.get(name)
         same = entry is not None and entry[0] == str(prefix)
+        same = same and entry[2] is not None and entry[2] == manifest_stamp(prefix)
         manifests[name] = (prefix, entry[1] if same else list(read_manifest(Path(prefix))))
     return manifests
+
+
+def manifest_stamp(prefix: str | Path) -> list[int] | None:
+    """The stamp (os.stat: mtime_ns, ctime_ns, size, inode) of the manifest of the artifact
+    at `prefix`, as the check of what to build took it (memo.installed, resolvecache.seen),
+    else taken now and kept there; None when it cannot be read. An artifact removed behind
+    hit's back and built again at the same prefix has a new manifest, whose paths may
+    differ (a build that names a file by the date): the index does not stand for it."""
+    path = f"{prefix}/{META}/{MANIFEST}"
+    taken = seen()
+    stamp = taken.get(path)
+    if stamp is None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        stamp = taken.setdefault(path, (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
+    return list(stamp)
 
 
 def previous_profile(resolved: Resolved, store: Store) -> Path | None:
@@ -107,22 +128,24 @@ def previous_profile(resolved: Resolved, store: Store) -> Path | None:
 
 def write_farm_index(prefix: Path, manifests: Manifests) -> None:
     """Write the index of the profile being made at `prefix`: package -> [prefix, the paths
-    of its manifest] (what `package_paths` gave). Raises OSError."""
-    doc = {name: [str(p), list(rels)] for name, (p, rels) in manifests.items()}
+    of its manifest (what `package_paths` gave), the stamp of that manifest
+    (`manifest_stamp`)]. Raises OSError."""
+    doc = {name: [str(p), list(rels), manifest_stamp(p)] for name, (p, rels) in manifests.items()}
     (prefix / META / FARM_INDEX).write_text(json.dumps(doc))
 
 
-def read_farm_index(profile: Path) -> dict[str, tuple[str, list[str]]]:
-    """A profile's index: package -> (its prefix, the paths of its manifest), as
-    `assemble` wrote it; {} for a profile without one (made before it existed) or with a
-    damaged one, whose packages' manifests are read instead."""
+def read_farm_index(profile: Path) -> dict[str, tuple[str, list[str], list[int] | None]]:
+    """A profile's index: package -> (its prefix, the paths of its manifest, the stamp of
+    that manifest), as `assemble` wrote it; {} for a profile without one (made before it
+    existed, or before it held the stamps) or with a damaged one, whose packages' manifests
+    are read instead."""
     try:
         doc = json.loads((profile / META / FARM_INDEX).read_text())
         out = {}
-        for name, (prefix, rels) in doc.items():
+        for name, (prefix, rels, stamp) in doc.items():
             if not isinstance(prefix, str) or not all(isinstance(r, str) for r in rels):
                 return {}
-            out[name] = (prefix, rels)
+            out[name] = (prefix, rels, stamp)
         return out
     except (OSError, ValueError, TypeError, AttributeError):
         return {}

@@ -27,7 +27,7 @@ from pathlib import Path
 from ..atomic import write_atomic
 from ..errors import HitError
 from ..runner import query
-from . import yamlfile
+from . import resolvecache, yamlfile
 from .yamlfile import check_name, check_version
 
 EXTERNAL_KEYS = {"kind", "version", "prefix", "commands", "module", "libs", "pin"}
@@ -185,6 +185,7 @@ def resolve_command(cmd: str) -> str | None:
 @cache
 def _file_id(path: str) -> str:
     real = os.path.realpath(path)
+    resolvecache.note(real)  # for the no-op memo (it stamps what a pin names) before hashing
     h = hashlib.sha256()
     with open(real, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -209,6 +210,11 @@ def _version_line(cmd: str) -> str:
 
 def fingerprint(ext: External) -> dict[str, str]:
     """What the tool is now, in the shape of a pin."""
+    for cmd in ext.commands.values():  # for the no-op memo: stamped before they run
+        path = resolve_command(cmd)
+        if path is not None:
+            resolvecache.note(path)
+            resolvecache.note(os.path.realpath(path))
     pin: dict[str, str] = {}
     if ext.kind == "mpi":
         pin.update(_mpi_fingerprint(ext))
@@ -387,6 +393,7 @@ def rewrite_pin(ext: External, pin: dict[str, str]) -> None:
     else:
         lines.insert(i, new)
     write_atomic(ext.file, "".join(lines))
+    resolvecache.forget(str(ext.file))  # read again: stamped again for the no-op memo
 
 
 def _one_line_entry(line: str, name: str) -> tuple[str, str] | None:

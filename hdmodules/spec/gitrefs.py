@@ -40,3 +40,14 @@ def resolve_ref(repo: Path, ref: str | None, allow_dirty: bool) -> tuple[str, bo
                 f"hash), or build with --dirty to use the working tree, hashed by its content"
             )
     return commit, dirty
+
+
+def watched_files(repo: Path, ref: str | None) -> list[str]:
+    """What says where a checkout's HEAD and branch `ref` are, present or not (a branch's
+    file appears when it leaves packed-refs): what the no-op memo stamps for it, and what
+    resolving stamps before git reads it (spec/resolve.py)."""
+    git = repo / ".git"
+    files = [git / "HEAD", git / "index", git / "packed-refs"]
+    if ref:
+        files.append(git / "refs" / "heads" / ref)
+    return [str(f) for f in files]

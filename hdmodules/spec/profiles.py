@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import HitError
 from ..names import profile_link
 from ..urls import git_location
-from . import yamlfile
+from . import resolvecache, yamlfile
 from .externals import External, load_externals
 from .siteroot import missing_stack
 from .yamlfile import Scalar, check_name, check_version
@@ -136,6 +136,7 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
     if file in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, file))
         raise HitError(f"profiles extend each other in a cycle: {chain}")
+    resolvecache.note(str(file))  # for the no-op memo: its stamp before it is read
     m = yamlfile.load_mapping(file, "profile")
     yamlfile.check_keys(m, PROFILE_KEYS, "profile")
     spec = ProfileSpec(file=file)

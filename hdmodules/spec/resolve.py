@@ -287,10 +287,13 @@ def _git_override(recipe: Recipe, req, dirty: bool, notes: list[str]) -> Recipe:
     hashed by content."""
     from dataclasses import replace as change
 
-    from .gitrefs import is_local, resolve_ref
+    from .gitrefs import is_local, resolve_ref, watched_files
     from .recipes import COMMIT_RE, Source
 
     if is_local(req.git):
+        for path in watched_files(Path(req.git), req.branch):  # for the no-op memo: stamped
+            resolvecache.note(path)  # before git reads them (a commit made meanwhile is seen)
+        resolvecache.note_tree(req.git)
         commit, is_dirty = resolve_ref(Path(req.git), req.commit or req.branch, dirty)
         if is_dirty:
             notes.append(f"{recipe.name}: using the uncommitted working tree of {req.git}")
@@ -370,6 +373,8 @@ def resolve(profile: ProfileSpec, dirty: bool = False, cache: Path | None = None
     `.cache` folder) keeps loaded recipes, source hashes and build-system bodies for the
     next resolution (resolvecache.py: the result is the same with it or without)."""
     resolvecache.start(cache)
+    for d in profile.package_dirs:  # for the no-op memo: their listings before a look-up
+        resolvecache.note(str(d))
     recipes = _load_all(profile)
     git_notes: list[str] = []
     for name, req in profile.packages.items():

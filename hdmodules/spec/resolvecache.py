@@ -79,6 +79,35 @@ def _stamp(path: str) -> Stamp:
     return (st.st_mode, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
+def note(path: str) -> None:
+    """Take `path`'s stamp for the no-op memo (`seen`) before it is read, unless this process
+    took one already: what resolving reads besides recipes and sources (a profile YAML, the
+    home's config.yaml, a package dir before a recipe is looked up in it, a build system's
+    template files, present or not). A path that does not exist is noted as missing
+    (memo.GONE): one that appears later is a change too. One stat the first time a path is
+    noted, nothing after."""
+    if path in _SEEN:
+        return
+    try:
+        st = os.stat(path)
+    except OSError:
+        _SEEN[path] = (-1, -1, -1, -1)  # memo.GONE
+    else:
+        _SEEN[path] = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+def note_tree(root: str) -> None:
+    """`note` every path below the folder `root` that memo.tree lists (`.git` folders left
+    out, symlinks not followed): a git checkout, before git reads it."""
+    _tree_stamps(root)
+
+
+def forget(path: str) -> None:
+    """Drop the stamp `note` took of `path`: this process rewrote that file (a re-pinned
+    external: externals.rewrite_pin) and reads it again, and `note` stamps it then."""
+    _SEEN.pop(path, None)
+
+
 def seen() -> dict[str, tuple[int, int, int, int]]:
     """The stamps this process took while resolving (path -> memo.stamps' four integers)."""
     return _SEEN
@@ -196,6 +225,8 @@ def source_hash(source) -> str:
     is a folder (its stamp says so: a file or a link there now is a change)."""
     from .recipes import source_hash as hashed
 
+    if source.path is not None:  # for the no-op memo: a file's stamp before it is hashed
+        note(str(source.path))
     if source.path is not None and not source.sha256 and not source.commit:
         key = str(source.path)
         hit = _CACHE.trees.get(key)
@@ -256,6 +287,8 @@ def body(steps, build: str, package_dirs: tuple[Path, ...]) -> str:
     if steps is None:
         return build
     files = buildsystems.template_files(steps, package_dirs)
+    for f in files:  # each, before the first that is a file is read (the memo stamps each)
+        note(str(f))
     chosen = next((f for f in files if f.is_file()), None)
     if chosen is None:  # body says what is wrong
         return buildsystems.body(steps, build, package_dirs)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..names import site_path_problem
-from . import siteroot, yamlfile
+from . import resolvecache, siteroot, yamlfile
 from .externals import External, load_externals
 from .profiles import (
     PackageRequest,
@@ -292,6 +292,7 @@ def load_site(
     against the externals. Raises ConfigError (file:line)."""
     file = Path(os.path.abspath(file))
     base = file.parent
+    resolvecache.note(str(file))  # for the no-op memo: its stamp before it is read
     m = yamlfile.load_mapping(file, "site config")
     yamlfile.check_keys(m, SITE_KEYS, "site config", required=("stacks",))
     if root is None:
@@ -310,6 +311,7 @@ def load_site(
             if not on_site:
                 continue
             yamlfile.fail(m, "externals_from", f"{ext_file} ({path}) does not exist")
+        resolvecache.note(str(path))
         doc = yamlfile.load_mapping(path, "externals file")
         yamlfile.check_keys(doc, {"externals"}, "externals file")
         externals.update(load_externals(yamlfile.get_mapping(doc, "externals")))

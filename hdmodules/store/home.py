@@ -145,8 +145,9 @@ def _make_dir(path: Path, private: bool) -> None:
 
 
 def _read(file: Path):
-    from ..spec import yamlfile  # not at the top: the no-op fast path must not need PyYAML
+    from ..spec import resolvecache, yamlfile  # not at the top: the no-op path needs neither
 
+    resolvecache.note(str(file))  # for the no-op memo: its stamp before it is read
     m = yamlfile.load_mapping(file, "hit config")
     yamlfile.check_keys(m, CONFIG_KEYS, file.name)
     return m
