@@ -225,13 +225,13 @@ def source_hash(source) -> str:
     is a folder (its stamp says so: a file or a link there now is a change)."""
     from .recipes import source_hash as hashed
 
-    if source.path is not None:  # for the no-op memo: a file's stamp before it is hashed
-        note(str(source.path))
     if source.path is not None and not source.sha256 and not source.commit:
         key = str(source.path)
         hit = _CACHE.trees.get(key)
-        if hit is not None and _same_tree(key, hit[0], hit[1]):
+        if hit is not None and _same_tree(key, hit[0], hit[1]):  # it noted every path
             return "tree:" + hit[2]
+    if source.path is not None:  # for the no-op memo: a file's stamp before it is hashed
+        note(str(source.path))
     return hashed(source, tree_hash)
 
 
