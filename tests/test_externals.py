@@ -191,6 +191,40 @@ def test_a_changed_compiler_stops_the_build_until_repinned(home, demo):
     assert os.readlink(demo / "fake") != before  # a new artifact, the old one untouched
 
 
+def test_a_compiler_without_a_version_is_refused_before_anything_builds(home, demo):
+    """A site-style profile's modules go under Compiler/<name>/<version>: a compiler external
+    without `version:` is one clear error naming its file, before any build (it was a
+    `module one/1: '' may hold letters...` error after the build, and the memo never saved)."""
+    fake = demo / "fakecc-prefix" / "bin" / "fakecc"
+    fake.parent.mkdir(parents=True)
+    fake.write_text(FAKE_CC.format(version="1.0"))
+    fake.chmod(0o755)
+    write_profile(
+        demo / "nover.yaml",
+        f"""
+        extends: [default.yaml]
+        externals:
+          fake:
+            kind: compiler
+            commands: {{cc: {fake}}}
+        toolchain: {{compiler: fake}}
+        packages: [libcore]
+        """,
+    )
+    r = run_hit("build", "--repin", "nover.yaml", cwd=demo, check=False)
+    assert r.code == 1 and "Traceback" not in r.err, r.err
+    assert f"{demo / 'nover.yaml'}: external fake (compiler) has no `version:`" in r.err, r.err
+    assert "building" not in r.err and not (demo / "nover").exists()
+    text = (
+        (demo / "nover.yaml")
+        .read_text()
+        .replace("kind: compiler", 'kind: compiler\n    version: "1.0"')
+    )
+    (demo / "nover.yaml").write_text(text)
+    r = run_hit("build", "--repin", "nover.yaml", cwd=demo)
+    assert "module written: libcore/" in r.err and (demo / "nover").is_symlink(), r.err
+
+
 def test_rewrite_pin_replaces_only_the_pin(tmp_path):
     f = tmp_path / "p.yaml"
     f.write_text(

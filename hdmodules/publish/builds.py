@@ -41,6 +41,8 @@ def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
         say(note)
     if resolved.profile.link is None:  # the no-op memo is saved after the build
         memo.note_inputs(resolved, home)  # its inputs as they are before anything builds
+    if "compiler" in resolved.profile.toolchain:  # a site-style profile: its modules need
+        modulefiles.check_toolchain_versions(resolved.profile)  # them; said before building
     store = open_store(home)
     if o.explain:
         from ..build.explain import why_build

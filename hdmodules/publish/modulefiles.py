@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
-from ..errors import HitError
+from ..errors import ConfigError, HitError
 from ..names import (
     module_word,
 )
@@ -296,6 +296,27 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
     return list(entries.values())
 
 
+def check_toolchain_versions(profile) -> None:
+    """Refuse a compiler or MPI external of `profile`'s toolchain (a spec.profiles
+    ProfileSpec) that has no `version:` where module names need it: a hierarchy puts the
+    packages built with it under Compiler/<name>/<version> (MPI/.../<name>/<version>), as
+    Lmod's hierarchy names them, and a module the site provides is loaded as <name>/<version>.
+    Raises ConfigError naming the external's file (HitError for one without a file)."""
+    for kind in ("compiler", "mpi"):
+        ext = profile.externals.get(profile.toolchain.get(kind, ""))
+        if ext is None or ext.version:
+            continue
+        message = (
+            f"external {ext.name} ({kind}) has no `version:`, which its modules need: the "
+            f"packages built with it go under {'Compiler' if kind == 'compiler' else 'MPI'}/"
+            f"{short_name(ext)}/<version> in the module hierarchy (give it, e.g. "
+            f'version: "12.2.0")'
+        )
+        if ext.file is None:
+            raise HitError(message)
+        raise ConfigError(ext.file, None, message)
+
+
 # Complexity (radon D): the compiler and the MPI each have the same three cases (a module of
 # ours, a module the site provides, none while the hierarchy needs one), in one place so that
 # the rule of where a stack's modules go reads top to bottom.
@@ -305,6 +326,8 @@ def _toolchain_entries(site: Site, stack: Stack, entries: dict[tuple, Entry]) ->
     HitError when a hierarchy needs a compiler or MPI module the site does not list."""
     cfg = site.modules
     hierarchy = cfg.layout == "hierarchy"
+    if hierarchy or cfg.provided:
+        check_toolchain_versions(stack.profile)
     comp = stack.profile.externals.get(stack.profile.toolchain["compiler"])
     mpi = stack.profile.externals.get(stack.profile.toolchain.get("mpi", ""))
     c_level = ("Compiler", short_name(comp), comp.version) if comp else ()
