@@ -266,6 +266,28 @@ def test_failed_build_keeps_folder_and_installs_nothing(hit, home, tmp_path):
     assert (tmp_path / "default" / "bin" / "half").read_text() == "half\n"
 
 
+def test_a_build_that_replaces_its_log_by_a_fifo_does_not_hang_hit(hit, home, tmp_path):
+    """build.log is in the build folder, the build's to change. A build that replaces it
+    by a FIFO (nobody writes to it) must not block hit forever, whether the build succeeds
+    (its log goes into the artifact's .hit) or fails (its tail is shown): such a log is not
+    kept, and nothing is read from it; an ordinary log still is."""
+    fifo = ["rm -f ../build.log", "mkfifo ../build.log"]
+    for name, steps in [
+        ("plain", ["echo said by plain", 'mkdir -p "$ARTIFACT"']),
+        ("quiet", [*fifo, 'mkdir -p "$ARTIFACT"']),
+        ("failing", ["echo said before failing", *fifo, "exit 3"]),
+    ]:
+        build = "".join(f"  {step}\n" for step in steps)
+        write_recipe(tmp_path / "pkgs", name, f'version: "1.0"\nbuild: |\n{build}')
+    p = write_profile(tmp_path / "p.yaml", "package_dirs: [pkgs]\npackages: [plain, quiet]\n")
+    hit("build", "-j", "1", str(p), timeout=120)
+    logs = {d.parent.parent.name: d / "build.log" for d in (home / "bld").glob("*/*/.hit")}
+    assert logs["plain"].read_text() == "said by plain\n" and not logs["quiet"].exists()
+    p.write_text("package_dirs: [pkgs]\npackages: [failing]\n")
+    r = hit("build", "-j", "1", str(p), check=False, timeout=120)
+    assert r.code == 1 and "the build script failed (exit 3)" in r.err, r.err
+
+
 def test_a_host_library_leak_fails_the_build(hit, tmp_path):
     src = tmp_path / "src"
     src.mkdir()

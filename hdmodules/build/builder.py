@@ -33,12 +33,14 @@ from ..errors import BuildFailed, HitError
 from ..reaper import Build as ReapedBuild
 from ..reaper import Reaper
 from ..store.commit import GroupCommit
+from ..store.files import open_plain_file
 from ..store.layout import Store, remove_tree
 from .buildjob import STUB, BuildJob, build_id, missing_tools
 from .patching import apply_patches
 from .sources import fetch, materialize
 
 LOG_TAIL = 20  # lines of the build log a failure shows
+TAIL_BYTES = 1 << 16  # read from the end of a build log for them
 _REAPER = Reaper()  # one reaper server per process, started by the first build
 
 _running: set[ReapedBuild] = set()  # killed on Ctrl-C (not by pid: a reaper serves many)
@@ -328,11 +330,22 @@ def _run(script: Path, job: BuildJob) -> None:
 def _failure(job: BuildJob, what: str, with_tail: bool = True) -> BuildFailed:
     """The failure of a build: what failed, the kept folder, the log and its tail."""
     log = job.folder / "build.log"
+    return BuildFailed(job.ref.id, what, job.folder, log, _log_tail(log) if with_tail else ())
+
+
+def _log_tail(log: Path) -> tuple[str, ...]:
+    """The last LOG_TAIL lines of the build log `log`, read from its last TAIL_BYTES; none
+    when it is no plain file (the build replaced it: files.open_plain_file)."""
+    fd = open_plain_file(log)
+    if fd is None:
+        return ()
     try:
-        tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:] if with_tail else []
+        with open(fd, "rb") as f:
+            f.seek(max(0, os.fstat(fd).st_size - TAIL_BYTES))
+            text = f.read(TAIL_BYTES).decode(errors="replace")
     except OSError:
-        tail = []
-    return BuildFailed(job.ref.id, what, job.folder, log, tuple(tail))
+        return ()
+    return tuple(text.splitlines()[-LOG_TAIL:])
 
 
 def _check_links(job: BuildJob, prefix: Path) -> None:
@@ -348,8 +361,10 @@ def _check_links(job: BuildJob, prefix: Path) -> None:
     ]
     if problems:
         lines = "\n".join("    " + p for p in problems[:20])
-        with open(job.folder / "build.log", "a") as log:
-            log.write("\nhdmodules link check failed:\n" + lines + "\n")
+        fd = open_plain_file(job.folder / "build.log", os.O_WRONLY | os.O_APPEND)
+        if fd is not None:  # not through a link, nor into a FIFO the build left there
+            with open(fd, "a") as log:
+                log.write("\nhdmodules link check failed:\n" + lines + "\n")
         raise _failure(job, f"library check failed:\n{lines}", with_tail=False)
 
 
