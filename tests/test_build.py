@@ -254,6 +254,24 @@ def test_what_a_build_writes_into_the_shared_toolchain_reaches_no_later_build(hi
     assert seen["before"] == "clean" and all(seen[n] == "clean" for n in after), seen
 
 
+def test_a_build_that_links_the_shared_toolchain_elsewhere_lends_that_to_no_later_build(
+    hit, tmp_path
+):
+    """A build that replaces the shared toolchain's bin/ by a symlink to a folder elsewhere
+    holding the same links (a folder others may write to) does not make that folder the
+    first of the later builds' PATH: a toolchain folder is right only if its folders are
+    folders, not links; the outside folder is left alone."""
+    pub = tmp_path / "pub"
+    bin_ = '"${PATH%%:*}"'
+    spoil = [f"mkdir -p {pub}; cp -a {bin_} {pub}/bin; cp -a {bin_}/../mpi-stub {pub}",
+             f"rm -rf {bin_}; ln -s {pub}/bin {bin_}"]  # fmt: skip
+    seen, _ = _chain_built_one_at_a_time(hit, tmp_path, spoil, 'readlink -f "${PATH%%:*}"')
+    assert seen["spoiler"] == f"{pub}/bin", seen  # it did link it, for itself
+    after = [n for n in seen if n.startswith("after")]
+    assert len(after) == 6 and all(seen[n] == seen["before"] for n in after), seen
+    assert (pub / "bin" / "cc").is_symlink()
+
+
 def test_parallel_builds_overlap(hit, tmp_path):
     stamp = tmp_path / "stamps"
     for name in ("slow1", "slow2"):

@@ -169,18 +169,23 @@ def _lay_out(folder: Path, job: BuildJob) -> None:
 
 
 def _holds_toolchain(folder: Path, job: BuildJob) -> bool:
-    """Whether `folder` holds exactly the job's toolchain (as _lay_out makes it)."""
+    """Whether `folder` holds exactly the job's toolchain (as _lay_out makes it): `folder`
+    and its `bin/` folders, not symlinks (a build may have put a link to a folder elsewhere,
+    which others could write to, holding the same links), `mpi-stub` a plain file."""
     want = dict(job.tool_links) | {name: "../mpi-stub" for name in job.tool_stubs}
     try:
+        if not all(stat.S_ISDIR(os.lstat(f).st_mode) for f in (folder, folder / "bin")):
+            return False
         names = os.listdir(folder / "bin")
         if sorted(names) != sorted(want) or any(
             os.readlink(folder / "bin" / n) != want[n] for n in names
         ):
             return False
         if not job.tool_stubs:
-            return not (folder / "mpi-stub").exists()
+            return not os.path.lexists(folder / "mpi-stub")
         stub = folder / "mpi-stub"
-        return stub.stat().st_mode & 0o777 == 0o755 and stub.read_text() == STUB
+        st = os.lstat(stub)
+        return stat.S_ISREG(st.st_mode) and st.st_mode & 0o777 == 0o755 and stub.read_text() == STUB
     except OSError:
         return False
 
