@@ -53,6 +53,7 @@ from collections.abc import Callable
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 IOPRIO_GET = {"x86_64": 252, "aarch64": 31, "riscv64": 31, "ppc64le": 274, "s390x": 283}
+CHANGED = "its server was changed by another process (its limits, nice or I/O priority)"
 MAX_REQUEST = 1 << 20  # bytes of one request (argv, cwd, env as JSON)
 MAX_FDS = 64  # file descriptors one request may pass
 
@@ -198,9 +199,9 @@ def serve(fd: int) -> None:
     build), and the server ends when `hit` does: a `hit` killed with SIGKILL leaves no build
     running. A reaper whose build changed it from the outside (its limits, nice value:
     _inherited) serves no more, and one forked after a build changed the server serves
-    none (_reaper). The server holds no descriptor of `hit`'s but `fd`
-    (subprocess closes the others: no artifact lock), and a build only what its request
-    passed."""
+    none (_reaper: hit then starts another server). The server holds no descriptor of
+    `hit`'s but `fd` (subprocess closes the others: no artifact lock), and a build only
+    what its request passed."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked reapers reap themselves
     gc.disable()  # a few objects at most: no collection touching (copying) a fork's pages
     os.set_inheritable(fd, False)  # no build gets the requests' socket
@@ -246,16 +247,16 @@ def _reaper(fd: int, tell: int, server: int, inherited: tuple) -> int:
     then take requests from the socket `fd`, one at a time, each run to its end (_build),
     telling the server on the pipe `tell` (serve). `inherited` is what the server was
     when hit started it (_inherited): a reaper that is not so (a build changed the server,
-    its reaper's parent, which every later reaper would inherit) serves no build, its
-    requests fail naming why. Returns the exit code of this process: 0 at the socket's
-    end."""
+    its reaper's parent, which every later reaper would inherit) serves no build: it
+    answers CHANGED, and hit starts another server. Returns the exit code of this process:
+    0 at the socket's end."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     why = _die_with(server)
     if why is None and (cannot := _become_subreaper()):
         why = f"cannot become a child subreaper: {cannot}"
     os.setsid()
     if why is None and _inherited() != inherited:
-        why = "its server was changed by another process (its limits, nice or I/O priority)"
+        why = CHANGED  # the client starts another server (Reaper.spawn)
     me = os.getpid()
     sock = socket.socket(fileno=fd)
     while True:
@@ -423,6 +424,7 @@ class Reaper:
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._server: subprocess.Popen | None = None
+        self._left: list[socket.socket] = []  # of servers a build changed, until hit ends
 
     def start(self) -> None:
         """Start the server now, without waiting for it (spawn would start it otherwise)."""
@@ -454,31 +456,49 @@ class Reaper:
         """Start `argv` (an absolute path first) in `cwd` with exactly `env`, under a reaper of
         its own in a new session: stdin /dev/null, stdout and stderr to the descriptor
         `stdout`, and each descriptor of `pass_fds` (number in the build -> descriptor here)
-        at its number. Returns once it runs. Raises OSError if it cannot be started."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        at its number. Returns once it runs. A server a build changed (CHANGED) is left to
+        the builds it runs and another started, once. Raises OSError if it cannot be
+        started."""
         extra = dict(pass_fds or {})
-        request = {"argv": argv, "cwd": cwd, "env": env, "fds": [0, 1, 2, *extra]}
-        with open(os.devnull, "rb") as devnull:
-            fds = [theirs.fileno(), devnull.fileno(), stdout, stdout, *extra.values()]
-            with self._lock:
-                try:
-                    socket.send_fds(self._connect(), [json.dumps(request).encode()], fds)
-                except OSError:  # the server died (killed): start another once
-                    self._sock = None
-                    socket.send_fds(self._connect(), [json.dumps(request).encode()], fds)
-        theirs.close()
-        line = b""
-        while not line.endswith(b"\n"):
-            chunk = ours.recv(1)
-            if not chunk:
-                ours.close()
-                raise OSError(f"the build reaper stopped before {argv[0]} started")
-            line += chunk
-        word, _, rest = line.decode().partition(" ")
-        if word != "pid":
+        request = json.dumps({"argv": argv, "cwd": cwd, "env": env, "fds": [0, 1, 2, *extra]})
+        for _attempt in range(2):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            with open(os.devnull, "rb") as devnull:
+                fds = [theirs.fileno(), devnull.fileno(), stdout, stdout, *extra.values()]
+                with self._lock:
+                    try:
+                        sock = self._connect()
+                        socket.send_fds(sock, [request.encode()], fds)
+                    except OSError:  # the server died (killed): start another once
+                        self._sock = None
+                        sock = self._connect()
+                        socket.send_fds(sock, [request.encode()], fds)
+            theirs.close()
+            word, rest = _read_start(ours, argv[0])
+            if word == "pid":
+                return Build(int(rest), ours)
             ours.close()
-            raise OSError(f"the build reaper: {rest.strip()}")
-        return Build(int(rest), ours)
+            if rest != CHANGED:
+                break
+            with self._lock:
+                if self._sock is sock:  # not another thread's new one
+                    self._left.append(sock)  # open: its end would end the builds it runs
+                    self._sock = None
+        raise OSError(f"the build reaper: {rest}")
+
+
+def _read_start(status: socket.socket, program: str) -> tuple[str, str]:
+    """The first line a reaper writes on a build's status socket, as (word, rest): ("pid",
+    "N") or ("error", why). Raises OSError if the socket ends first."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = status.recv(1)
+        if not chunk:
+            status.close()
+            raise OSError(f"the build reaper stopped before {program} started")
+        line += chunk
+    word, _, rest = line.decode().partition(" ")
+    return word, rest.strip()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Run, need, run_clean, write_profile, write_recipe
+from tests.conftest import need, run_clean, write_profile, write_recipe
 
 APP_OUTPUT = (
     "Hello from app\ncore: libcore 1.0, answer 42\n"
@@ -167,14 +167,11 @@ def test_builds_share_a_toolchain_laid_out_again_when_it_was_changed(hit, home, 
     assert r.code == 1 and "only this user can write to" in r.err and "Traceback" not in r.err
 
 
-def _chain_built_one_at_a_time(
-    hit, tmp_path: Path, spoil: list[str], record: str, check: bool = True
-) -> tuple[dict, Run]:
+def _chain_built_one_at_a_time(hit, tmp_path: Path, spoil: list[str], record: str) -> dict:
     """Build, with -j 1, a chain of packages before <- spoiler <- after1 <- ... <- after6
     (each depends on the one before): the spoiler's build runs the shell lines `spoil`
     first; every build writes what the shell command `record` prints into its artifact.
-    Returns package name -> what its build recorded (for those built) and hit's run
-    (`check`: it must succeed)."""
+    Returns package name -> what its build recorded."""
     names = ["before", "spoiler", *(f"after{i}" for i in range(1, 7))]
     for i, name in enumerate(names):
         steps = [
@@ -188,9 +185,8 @@ def _chain_built_one_at_a_time(
             tmp_path / "pkgs", name, f'version: "1.0"\ndependencies: [{deps}]\nbuild: |\n{build}'
         )
     write_profile(tmp_path / "default.yaml", f"package_dirs: [pkgs]\npackages: {names}\n")
-    r = hit("build", "-j", "1", cwd=tmp_path, check=check)
-    built = {n: next((tmp_path / "hithome" / "bld" / n).glob("*/share/" + n), None) for n in names}
-    return {n: f.read_text().strip() for n, f in built.items() if f is not None}, r
+    hit("build", "-j", "1", cwd=tmp_path)
+    return {n: (tmp_path / "default" / "share" / n).read_text().strip() for n in names}
 
 
 @pytest.mark.parametrize(
@@ -218,15 +214,15 @@ def test_a_build_that_changes_its_reaper_changes_no_later_build(hit, tmp_path, s
         "cat /proc/self/coredump_filter",
         "sed 's/^[^ ]* //' /proc/self/autogroup 2>/dev/null || true",
     ]
-    seen, _ = _chain_built_one_at_a_time(hit, tmp_path, spoil, "; ".join(record))
+    seen = _chain_built_one_at_a_time(hit, tmp_path, spoil, "; ".join(record))
     after = [n for n in seen if n.startswith("after")]
     assert len(after) == 6 and all(seen[n] == seen["before"] for n in after), seen
 
 
 def test_a_build_that_changes_the_reaper_server_changes_no_later_build(hit, tmp_path):
     """A build may change its reaper's parent too, the server that forks every later
-    reaper (reaper.serve): a reaper not as hit started the server serves no build, which
-    fails naming why, instead of running under the limits the other build set."""
+    reaper (reaper.serve): a reaper not as hit started the server serves no build, and hit
+    starts another server for it, so no later build runs under the limits it set."""
     need(bool(shutil.which("prlimit") and shutil.which("renice")), "prlimit and renice")
     spoil = [
         'server=$(ps -o ppid= -p $PPID | tr -d " ")',
@@ -235,10 +231,9 @@ def test_a_build_that_changes_the_reaper_server_changes_no_later_build(hit, tmp_
         "renice -n 7 -p $PPID",  # its own reaper serves no more: later ones are new forks
     ]
     record = 'echo "$(ulimit -Sn) $(ulimit -Hn) $(nice)"'
-    seen, r = _chain_built_one_at_a_time(hit, tmp_path, spoil, record, check=False)
+    seen = _chain_built_one_at_a_time(hit, tmp_path, spoil, record)
     after = [n for n in seen if n.startswith("after")]
-    assert all(seen[n] == seen["before"] for n in after), seen
-    assert r.code == 0 or "its server was changed by another process" in r.err, r.err
+    assert len(after) == 6 and all(seen[n] == seen["before"] for n in after), seen
 
 
 def test_what_a_build_writes_into_the_shared_toolchain_reaches_no_later_build(hit, tmp_path):
@@ -248,7 +243,7 @@ def test_what_a_build_writes_into_the_shared_toolchain_reaches_no_later_build(hi
     the folder is checked before every build and laid out again."""
     spoil = ['printf "#!/bin/sh\\necho planted\\n" > "${PATH%%:*}/planted"',
              'chmod +x "${PATH%%:*}/planted"']  # fmt: skip
-    seen, _ = _chain_built_one_at_a_time(hit, tmp_path, spoil, "command -v planted || echo clean")
+    seen = _chain_built_one_at_a_time(hit, tmp_path, spoil, "command -v planted || echo clean")
     assert seen["spoiler"].endswith("/planted"), seen  # it did plant it, on its own PATH
     after = [n for n in seen if n.startswith("after")]
     assert seen["before"] == "clean" and all(seen[n] == "clean" for n in after), seen
@@ -265,7 +260,7 @@ def test_a_build_that_links_the_shared_toolchain_elsewhere_lends_that_to_no_late
     bin_ = '"${PATH%%:*}"'
     spoil = [f"mkdir -p {pub}; cp -a {bin_} {pub}/bin; cp -a {bin_}/../mpi-stub {pub}",
              f"rm -rf {bin_}; ln -s {pub}/bin {bin_}"]  # fmt: skip
-    seen, _ = _chain_built_one_at_a_time(hit, tmp_path, spoil, 'readlink -f "${PATH%%:*}"')
+    seen = _chain_built_one_at_a_time(hit, tmp_path, spoil, 'readlink -f "${PATH%%:*}"')
     assert seen["spoiler"] == f"{pub}/bin", seen  # it did link it, for itself
     after = [n for n in seen if n.startswith("after")]
     assert len(after) == 6 and all(seen[n] == seen["before"] for n in after), seen
