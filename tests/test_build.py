@@ -145,15 +145,16 @@ def test_builds_share_a_toolchain_laid_out_again_when_it_was_changed(hit, home, 
         )
     profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [one]\n")
     hit("build", cwd=tmp_path)
-    (shared,) = (home / "tmp" / ".toolchains").iterdir()
+    (shared,) = (p for p in (home / "tmp" / ".toolchains").iterdir() if p.is_dir())
     cc = os.readlink(shared / "bin" / "cc")
     # a changed toolchain folder (by hand, or by a build) is laid out again before it is used
     os.unlink(shared / "bin" / "cc")
     os.symlink("/bin/false", shared / "bin" / "cc")
     (shared / "bin" / "mpicc").unlink()
     profile.write_text("package_dirs: [pkgs]\npackages: [one, two]\n")
-    hit("build", cwd=tmp_path)
-    assert [p.name for p in (home / "tmp" / ".toolchains").iterdir()] == [shared.name]
+    hit("build", "-j", "1", cwd=tmp_path)  # one build at a time: one slot
+    toolchains = sorted(p.name for p in (home / "tmp" / ".toolchains").iterdir())
+    assert toolchains == [shared.name, f"{shared.name}.lock"]
     for name in ("one", "two"):
         (artifact,) = (home / "bld" / name).iterdir()
         assert (artifact / name / "cc").read_text() == f"{cc}\n"
@@ -265,6 +266,36 @@ def test_a_build_that_links_the_shared_toolchain_elsewhere_lends_that_to_no_late
     after = [n for n in seen if n.startswith("after")]
     assert len(after) == 6 and all(seen[n] == seen["before"] for n in after), seen
     assert (pub / "bin" / "cc").is_symlink()
+
+
+def test_what_a_build_writes_into_its_toolchain_reaches_no_build_running_beside_it(
+    hit, home, tmp_path
+):
+    """Builds running at the same time (-j 2) that share a set of tools each have a slot of
+    the shared toolchain folder of their own (tmp/.toolchains/<hash12>, <hash12>.1): a
+    build that replaces `cc` first on its PATH while the other runs does not change the
+    other's `cc`, and a build after them finds its slot as it should be."""
+    record = 'cc --version | head -1 > "$ARTIFACT/share/{}"'
+    for name, steps in [
+        ("planter", ["sleep 0.3", 'rm -f "${PATH%%:*}/cc"',  # the link, not the host's gcc
+                     'printf "#!/bin/sh\\necho planted\\n" > "${PATH%%:*}/cc"',
+                     'chmod +x "${PATH%%:*}/cc"', 'mkdir -p "$ARTIFACT"']),
+        ("beside", ["sleep 1.5", 'mkdir -p "$ARTIFACT/share"', record.format("beside")]),
+        ("later", ['mkdir -p "$ARTIFACT/share"', record.format("later")]),
+    ]:  # fmt: skip
+        deps = "planter, beside" if name == "later" else ""  # not started before beside's cc
+        build = "".join(f"  {step}\n" for step in steps)
+        write_recipe(
+            tmp_path / "pkgs", name, f'version: "1.0"\ndependencies: [{deps}]\nbuild: |\n{build}'
+        )
+    profile = "package_dirs: [pkgs]\npackages: [planter, beside, later]\n"
+    write_profile(tmp_path / "default.yaml", profile)
+    hit("build", "-j", "2", cwd=tmp_path)
+    host = subprocess.run(["cc", "--version"], capture_output=True, text=True).stdout
+    for name in ("beside", "later"):
+        assert (tmp_path / "default" / "share" / name).read_text() == host.splitlines()[0] + "\n"
+    slots = sorted(p.name for p in (home / "tmp" / ".toolchains").iterdir() if p.is_dir())
+    assert len(slots) == 2 and slots[1] == f"{slots[0]}.1", slots
 
 
 def test_parallel_builds_overlap(hit, tmp_path):

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import itertools
 import os
 import signal
 import stat
@@ -46,6 +48,7 @@ _REAPER = Reaper()  # one reaper server per process, started by the first build
 _running: set[ReapedBuild] = set()  # killed on Ctrl-C (not by pid: a reaper serves many)
 _running_lock = threading.Lock()
 _toolchain_parents: set[Path] = set()  # folders of shared toolchains checked (_own_folder)
+_leases: dict[Path, int] = {}  # build folder -> the lock of the toolchain slot it uses
 _toolchains_lock = threading.Lock()
 
 
@@ -94,31 +97,67 @@ def prepare(job: BuildJob) -> Path:
 
 
 def lay_out_toolchain(job: BuildJob) -> None:
-    """The job's toolchain folder (BuildJob.toolchain, else `folder/toolchain`): `bin/` with
-    the job's tool links, and its stubs as links to `mpi-stub` (what build.sh would make
-    with a process each; it skips that when `bin/` exists). A folder of the job's own is
-    laid out afresh; a shared one (buildjob.toolchain_folder) is checked before every
-    build (a listing and a readlink a link: tens of microseconds), so that what one build
-    wrote into it reaches no later build: kept when it holds exactly what it should, else
-    laid out beside it and renamed into place (another process may do the same at once:
-    either's is right). Its parent is checked once a process (_own_folder). Raises
+    """The job's toolchain: `bin/` with the job's tool links, and its stubs as links to
+    `mpi-stub` (what build.sh would make with a process each; it skips that when `bin/`
+    exists). Without a shared folder (BuildJob.toolchain None) laid out afresh in
+    `folder/toolchain`. Else `folder/toolchain` is made a link to a slot of the shared
+    folder that no other build uses while this one runs (_lease; end_lease once it ended),
+    checked first (a listing and a readlink a link: tens of microseconds), so that what
+    one build wrote into it reaches no other build, neither a later one nor one running at
+    the same time: kept when it holds exactly what it should, else laid out beside it and
+    renamed into place. The slots' folder is checked once a process (_own_folder). Raises
     OSError."""
     if job.toolchain is None:
         _lay_out(job.folder / "toolchain", job)
         return
-    folder = job.toolchain
     with _toolchains_lock:
-        if folder.parent not in _toolchain_parents:
-            _own_folder(folder.parent)
-            _toolchain_parents.add(folder.parent)
-        if _holds_toolchain(folder, job):
-            return
-        new, aside = (folder.with_name(f"{folder.name}.{os.getpid()}.{x}") for x in ("new", "old"))
-        for path in (new, aside):
-            if os.path.lexists(path):
-                remove_tree(path)
-        _lay_out(new, job)
-        _put_in_place(new, folder, aside, job)
+        if job.toolchain.parent not in _toolchain_parents:
+            _own_folder(job.toolchain.parent)
+            _toolchain_parents.add(job.toolchain.parent)
+    slot, lock = _lease(job.toolchain)
+    try:
+        with _toolchains_lock:
+            if not _holds_toolchain(slot, job):
+                pid = os.getpid()
+                new, aside = (slot.with_name(f"{slot.name}.{pid}.{x}") for x in ("new", "old"))
+                for path in (new, aside):
+                    if os.path.lexists(path):
+                        remove_tree(path)
+                _lay_out(new, job)
+                _put_in_place(new, slot, aside, job)
+        os.symlink(slot, job.folder / "toolchain")
+    except BaseException:
+        os.close(lock)
+        raise
+    with _toolchains_lock:
+        _leases[job.folder] = lock
+
+
+def _lease(base: Path) -> tuple[Path, int]:
+    """The first slot of the shared toolchain folder `base` (`base`, then `base.1`,
+    `base.2` ...) that no build uses now, in this process or another, and its lock: an
+    exclusive flock of `<slot>.lock`, held until end_lease (or this process ends). So
+    there are as many slots as builds with these tools ever ran at once. Raises
+    OSError."""
+    for k in itertools.count():
+        slot = base if k == 0 else base.with_name(f"{base.name}.{k}")
+        lock = os.open(f"{slot}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            continue
+        return slot, lock
+    raise AssertionError("unreachable")
+
+
+def end_lease(job: BuildJob) -> None:
+    """The build of `job` ended (nothing of it runs): its toolchain slot may serve another
+    (lay_out_toolchain)."""
+    with _toolchains_lock:
+        lock = _leases.pop(job.folder, None)
+    if lock is not None:
+        os.close(lock)
 
 
 def _put_in_place(new: Path, folder: Path, aside: Path, job: BuildJob) -> None:
@@ -275,8 +314,11 @@ def build(
         prefix = store.begin(ref)
         start = time.monotonic()
         try:
-            script = prepare(job)
-            _run(script, job)
+            try:
+                script = prepare(job)
+                _run(script, job)
+            finally:  # nothing of it runs now
+                end_lease(job)
             _check_links(job, prefix)
             seconds = time.monotonic() - start
             log = job.folder / "build.log"
