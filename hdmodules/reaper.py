@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import functools
 import gc
 import json
 import os
@@ -51,6 +52,8 @@ from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+IOPRIO_GET = {"x86_64": 252, "aarch64": 31, "riscv64": 31, "ppc64le": 274, "s390x": 283}
+CHANGED = "its server was changed by another process (its limits, nice or I/O priority)"
 MAX_REQUEST = 1 << 20  # bytes of one request (argv, cwd, env as JSON)
 MAX_FDS = 64  # file descriptors one request may pass
 
@@ -95,7 +98,7 @@ def kill_all() -> None:
 
 def _become_subreaper() -> str | None:
     """Make this process a child subreaper; the reason if it cannot."""
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         return os.strerror(ctypes.get_errno())
     return None
@@ -195,13 +198,15 @@ def serve(fd: int) -> None:
     Every reaper dies with the server (PR_SET_PDEATHSIG: SIGTERM, which kills its whole
     build), and the server ends when `hit` does: a `hit` killed with SIGKILL leaves no build
     running. A reaper whose build changed it from the outside (its limits, nice value:
-    _inherited) serves no more. The server holds no descriptor of `hit`'s but `fd`
-    (subprocess closes the others: no artifact lock), and a build only what its request
-    passed."""
+    _inherited) serves no more, and one forked after a build changed the server serves
+    none (_reaper: hit then starts another server). The server holds no descriptor of
+    `hit`'s but `fd` (subprocess closes the others: no artifact lock), and a build only
+    what its request passed."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked reapers reap themselves
     gc.disable()  # a few objects at most: no collection touching (copying) a fork's pages
     os.set_inheritable(fd, False)  # no build gets the requests' socket
     server = os.getpid()
+    inherited = _inherited()  # as hit started it: what every reaper must be (_reaper)
     told, tell = os.pipe()
     idle: set[int] = set()
     reapers: dict[int, int] = {}  # pid -> its pidfd
@@ -215,7 +220,7 @@ def serve(fd: int) -> None:
                     os.close(told)
                     for pidfd in reapers.values():
                         os.close(pidfd)
-                    code = _reaper(fd, tell, server)
+                    code = _reaper(fd, tell, server, inherited)
                 finally:  # never back into this loop, whatever happened
                     os._exit(code)
             idle.add(pid)
@@ -236,20 +241,24 @@ def serve(fd: int) -> None:
                     (idle.add if word == b"+" else idle.discard)(pid)
 
 
-def _reaper(fd: int, tell: int, server: int) -> int:
+def _reaper(fd: int, tell: int, server: int, inherited: tuple) -> int:
     """In a forked reaper of the server `server` (pid): get ready (dying with the server; a
     session of its own, so that killpg of its pid reaches the build; a child subreaper),
     then take requests from the socket `fd`, one at a time, each run to its end (_build),
-    telling the server on the pipe `tell` (serve). Returns the exit code of this process:
+    telling the server on the pipe `tell` (serve). `inherited` is what the server was
+    when hit started it (_inherited): a reaper that is not so (a build changed the server,
+    its reaper's parent, which every later reaper would inherit) serves no build: it
+    answers CHANGED, and hit starts another server. Returns the exit code of this process:
     0 at the socket's end."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     why = _die_with(server)
     if why is None and (cannot := _become_subreaper()):
         why = f"cannot become a child subreaper: {cannot}"
     os.setsid()
+    if why is None and _inherited() != inherited:
+        why = CHANGED  # the client starts another server (Reaper.spawn)
     me = os.getpid()
     sock = socket.socket(fileno=fd)
-    inherited = _inherited()
     while True:
         data, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, MAX_FDS)
         if not data:
@@ -265,27 +274,52 @@ def _reaper(fd: int, tell: int, server: int) -> int:
 def _inherited() -> tuple:
     """What of this reaper a build inherits and one of its processes could change from the
     outside, as any process of the same user may change another's (`prlimit --pid $PPID`,
-    `renice -p $PPID`, `taskset -p`, `chrt -p`, /proc/PID/oom_score_adj): its resource limits,
-    nice value, CPU affinity, scheduling policy and OOM score adjustment. A reaper whose
-    build changed any of these serves no more (the server forks a fresh one), so that one
-    build never runs under limits another set. (Its umask, working folder, signals and
-    descriptors no other process can change; _build restores what it changes itself.)"""
+    `renice -p $PPID`, `ionice -p $PPID`, `taskset -p`, `chrt -p`, /proc/PID/oom_score_adj,
+    coredump_filter and autogroup): its resource limits, nice value, I/O priority, CPU
+    affinity, scheduling policy, OOM score adjustment, core dump filter and the nice value
+    of its session's autogroup (which its builds share). A reaper whose build changed any
+    of these serves no more (the server forks a fresh one), so that one build never runs
+    under limits another set. (Its umask, working folder, signals and descriptors no other
+    process can change but through ptrace; _build restores what it changes itself.)"""
     limits = tuple(
         resource.getrlimit(getattr(resource, n)) for n in dir(resource) if n.startswith("RLIMIT_")
     )
-    try:
-        with open("/proc/self/oom_score_adj", "rb") as f:
-            oom = f.read()
-    except OSError:
-        oom = b""
+    proc = []
+    for name in ("oom_score_adj", "coredump_filter", "autogroup"):
+        try:
+            f = os.open(f"/proc/self/{name}", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            proc.append(b"")
+            continue
+        try:
+            text = os.read(f, 256)
+        finally:
+            os.close(f)
+        proc.append(text.partition(b" ")[2] if name == "autogroup" else text)  # not its id
     nice = os.getpriority(os.PRIO_PROCESS, 0)
-    return limits, nice, os.sched_getaffinity(0), os.sched_getscheduler(0), oom
+    affinity, policy = os.sched_getaffinity(0), os.sched_getscheduler(0)
+    return limits, nice, _io_priority(), affinity, policy, *proc
+
+
+def _io_priority() -> int | None:
+    """This process's I/O priority (ioprio_get; None on a machine whose call number is not
+    in IOPRIO_GET)."""
+    number = IOPRIO_GET.get(os.uname().machine)
+    if number is None:
+        return None
+    return _libc().syscall(number, 1, 0)  # IOPRIO_WHO_PROCESS, this process
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library (prctl, syscall), loaded once a process."""
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _die_with(server: int) -> str | None:
     """Have SIGTERM sent to this process when its parent, the server `server`, ends
     (PR_SET_PDEATHSIG); what went wrong if it cannot. A server already gone: SIGTERM now."""
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
         return f"cannot be told of its server's end: {os.strerror(ctypes.get_errno())}"
     if os.getppid() != server:  # it ended before the prctl
@@ -390,6 +424,7 @@ class Reaper:
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._server: subprocess.Popen | None = None
+        self._left: list[socket.socket] = []  # of servers a build changed, until hit ends
 
     def start(self) -> None:
         """Start the server now, without waiting for it (spawn would start it otherwise)."""
@@ -421,31 +456,49 @@ class Reaper:
         """Start `argv` (an absolute path first) in `cwd` with exactly `env`, under a reaper of
         its own in a new session: stdin /dev/null, stdout and stderr to the descriptor
         `stdout`, and each descriptor of `pass_fds` (number in the build -> descriptor here)
-        at its number. Returns once it runs. Raises OSError if it cannot be started."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        at its number. Returns once it runs. A server a build changed (CHANGED) is left to
+        the builds it runs and another started, once. Raises OSError if it cannot be
+        started."""
         extra = dict(pass_fds or {})
-        request = {"argv": argv, "cwd": cwd, "env": env, "fds": [0, 1, 2, *extra]}
-        with open(os.devnull, "rb") as devnull:
-            fds = [theirs.fileno(), devnull.fileno(), stdout, stdout, *extra.values()]
-            with self._lock:
-                try:
-                    socket.send_fds(self._connect(), [json.dumps(request).encode()], fds)
-                except OSError:  # the server died (killed): start another once
-                    self._sock = None
-                    socket.send_fds(self._connect(), [json.dumps(request).encode()], fds)
-        theirs.close()
-        line = b""
-        while not line.endswith(b"\n"):
-            chunk = ours.recv(1)
-            if not chunk:
-                ours.close()
-                raise OSError(f"the build reaper stopped before {argv[0]} started")
-            line += chunk
-        word, _, rest = line.decode().partition(" ")
-        if word != "pid":
+        request = json.dumps({"argv": argv, "cwd": cwd, "env": env, "fds": [0, 1, 2, *extra]})
+        for _attempt in range(2):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            with open(os.devnull, "rb") as devnull:
+                fds = [theirs.fileno(), devnull.fileno(), stdout, stdout, *extra.values()]
+                with self._lock:
+                    try:
+                        sock = self._connect()
+                        socket.send_fds(sock, [request.encode()], fds)
+                    except OSError:  # the server died (killed): start another once
+                        self._sock = None
+                        sock = self._connect()
+                        socket.send_fds(sock, [request.encode()], fds)
+            theirs.close()
+            word, rest = _read_start(ours, argv[0])
+            if word == "pid":
+                return Build(int(rest), ours)
             ours.close()
-            raise OSError(f"the build reaper: {rest.strip()}")
-        return Build(int(rest), ours)
+            if rest != CHANGED:
+                break
+            with self._lock:
+                if self._sock is sock:  # not another thread's new one
+                    self._left.append(sock)  # open: its end would end the builds it runs
+                    self._sock = None
+        raise OSError(f"the build reaper: {rest}")
+
+
+def _read_start(status: socket.socket, program: str) -> tuple[str, str]:
+    """The first line a reaper writes on a build's status socket, as (word, rest): ("pid",
+    "N") or ("error", why). Raises OSError if the socket ends first."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = status.recv(1)
+        if not chunk:
+            status.close()
+            raise OSError(f"the build reaper stopped before {program} started")
+        line += chunk
+    word, _, rest = line.decode().partition(" ")
+    return word, rest.strip()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import need, run_clean, write_profile, write_recipe
 
 APP_OUTPUT = (
@@ -143,15 +145,16 @@ def test_builds_share_a_toolchain_laid_out_again_when_it_was_changed(hit, home, 
         )
     profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [one]\n")
     hit("build", cwd=tmp_path)
-    (shared,) = (home / "tmp" / ".toolchains").iterdir()
+    (shared,) = (p for p in (home / "tmp" / ".toolchains").iterdir() if p.is_dir())
     cc = os.readlink(shared / "bin" / "cc")
     # a changed toolchain folder (by hand, or by a build) is laid out again before it is used
     os.unlink(shared / "bin" / "cc")
     os.symlink("/bin/false", shared / "bin" / "cc")
     (shared / "bin" / "mpicc").unlink()
     profile.write_text("package_dirs: [pkgs]\npackages: [one, two]\n")
-    hit("build", cwd=tmp_path)
-    assert [p.name for p in (home / "tmp" / ".toolchains").iterdir()] == [shared.name]
+    hit("build", "-j", "1", cwd=tmp_path)  # one build at a time: one slot
+    toolchains = sorted(p.name for p in (home / "tmp" / ".toolchains").iterdir())
+    assert toolchains == [shared.name, f"{shared.name}.lock"]
     for name in ("one", "two"):
         (artifact,) = (home / "bld" / name).iterdir()
         assert (artifact / name / "cc").read_text() == f"{cc}\n"
@@ -166,11 +169,11 @@ def test_builds_share_a_toolchain_laid_out_again_when_it_was_changed(hit, home, 
 
 
 def _chain_built_one_at_a_time(hit, tmp_path: Path, spoil: list[str], record: str) -> dict:
-    """Build, with -j 1, a chain of packages before <- spoiler <- after1 <- ... <- after4
+    """Build, with -j 1, a chain of packages before <- spoiler <- after1 <- ... <- after6
     (each depends on the one before): the spoiler's build runs the shell lines `spoil`
     first; every build writes what the shell command `record` prints into its artifact.
     Returns package name -> what its build recorded."""
-    names = ["before", "spoiler", "after1", "after2", "after3", "after4"]
+    names = ["before", "spoiler", *(f"after{i}" for i in range(1, 7))]
     for i, name in enumerate(names):
         steps = [
             *(spoil if name == "spoiler" else []),
@@ -187,18 +190,51 @@ def _chain_built_one_at_a_time(hit, tmp_path: Path, spoil: list[str], record: st
     return {n: (tmp_path / "default" / "share" / n).read_text().strip() for n in names}
 
 
-def test_a_build_that_changes_its_reaper_changes_no_later_build(hit, tmp_path):
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        ["prlimit --pid $PPID --nofile=77:77", "renice -n 7 -p $PPID"],
+        [
+            "ionice -c 3 -p $PPID",
+            "echo 0 > /proc/$PPID/coredump_filter",
+            "echo 19 > /proc/$PPID/autogroup 2>/dev/null || true",  # a kernel with autogroups
+        ],
+    ],
+    ids=["limits-nice", "io-core-autogroup"],
+)
+def test_a_build_that_changes_its_reaper_changes_no_later_build(hit, tmp_path, spoil):
     """Reapers serve build after build (reaper.py); any process of the user may change
-    another's limits and nice value (`prlimit --pid $PPID`, `renice -p $PPID`). A reaper
-    whose build did so serves no more: the builds after it, one at a time (-j 1, so they
-    go to the same two reapers in turn), start as the one before it did."""
-    need(bool(shutil.which("prlimit") and shutil.which("renice")), "prlimit and renice")
-    spoil = ["prlimit --pid $PPID --nofile=77:77", "renice -n 7 -p $PPID"]
-    seen = _chain_built_one_at_a_time(
-        hit, tmp_path, spoil, 'echo "$(ulimit -Sn) $(ulimit -Hn) $(nice)"'
-    )
+    another's limits, nice value, I/O priority, core dump filter and its session's autogroup
+    (`prlimit --pid $PPID`, `renice -p $PPID`, `ionice -p $PPID`, /proc/$PPID/...). A
+    reaper whose build did so serves no more: the builds after it, one at a time (-j 1, so
+    they go to the same two reapers in turn), start as the one before it did."""
+    need(all(shutil.which(t) for t in ("prlimit", "renice", "ionice")), "prlimit, renice, ionice")
+    record = [
+        'echo "$(ulimit -Sn) $(ulimit -Hn) $(nice)"',
+        "ionice -p $$",
+        "cat /proc/self/coredump_filter",
+        "sed 's/^[^ ]* //' /proc/self/autogroup 2>/dev/null || true",
+    ]
+    seen = _chain_built_one_at_a_time(hit, tmp_path, spoil, "; ".join(record))
     after = [n for n in seen if n.startswith("after")]
-    assert all(seen[n] == seen["before"] for n in after), seen
+    assert len(after) == 6 and all(seen[n] == seen["before"] for n in after), seen
+
+
+def test_a_build_that_changes_the_reaper_server_changes_no_later_build(hit, tmp_path):
+    """A build may change its reaper's parent too, the server that forks every later
+    reaper (reaper.serve): a reaper not as hit started the server serves no build, and hit
+    starts another server for it, so no later build runs under the limits it set."""
+    need(bool(shutil.which("prlimit") and shutil.which("renice")), "prlimit and renice")
+    spoil = [
+        'server=$(ps -o ppid= -p $PPID | tr -d " ")',
+        "prlimit --pid $server --nofile=77:77",
+        "renice -n 7 -p $server",
+        "renice -n 7 -p $PPID",  # its own reaper serves no more: later ones are new forks
+    ]
+    record = 'echo "$(ulimit -Sn) $(ulimit -Hn) $(nice)"'
+    seen = _chain_built_one_at_a_time(hit, tmp_path, spoil, record)
+    after = [n for n in seen if n.startswith("after")]
+    assert len(after) == 6 and all(seen[n] == seen["before"] for n in after), seen
 
 
 def test_what_a_build_writes_into_the_shared_toolchain_reaches_no_later_build(hit, tmp_path):
@@ -212,6 +248,54 @@ def test_what_a_build_writes_into_the_shared_toolchain_reaches_no_later_build(hi
     assert seen["spoiler"].endswith("/planted"), seen  # it did plant it, on its own PATH
     after = [n for n in seen if n.startswith("after")]
     assert seen["before"] == "clean" and all(seen[n] == "clean" for n in after), seen
+
+
+def test_a_build_that_links_the_shared_toolchain_elsewhere_lends_that_to_no_later_build(
+    hit, tmp_path
+):
+    """A build that replaces the shared toolchain's bin/ by a symlink to a folder elsewhere
+    holding the same links (a folder others may write to) does not make that folder the
+    first of the later builds' PATH: a toolchain folder is right only if its folders are
+    folders, not links; the outside folder is left alone."""
+    pub = tmp_path / "pub"
+    bin_ = '"${PATH%%:*}"'
+    spoil = [f"mkdir -p {pub}; cp -a {bin_} {pub}/bin; cp -a {bin_}/../mpi-stub {pub}",
+             f"rm -rf {bin_}; ln -s {pub}/bin {bin_}"]  # fmt: skip
+    seen = _chain_built_one_at_a_time(hit, tmp_path, spoil, 'readlink -f "${PATH%%:*}"')
+    assert seen["spoiler"] == f"{pub}/bin", seen  # it did link it, for itself
+    after = [n for n in seen if n.startswith("after")]
+    assert len(after) == 6 and all(seen[n] == seen["before"] for n in after), seen
+    assert (pub / "bin" / "cc").is_symlink()
+
+
+def test_what_a_build_writes_into_its_toolchain_reaches_no_build_running_beside_it(
+    hit, home, tmp_path
+):
+    """Builds running at the same time (-j 2) that share a set of tools each have a slot of
+    the shared toolchain folder of their own (tmp/.toolchains/<hash12>, <hash12>.1): a
+    build that replaces `cc` first on its PATH while the other runs does not change the
+    other's `cc`, and a build after them finds its slot as it should be."""
+    record = 'cc --version | head -1 > "$ARTIFACT/share/{}"'
+    for name, steps in [
+        ("planter", ["sleep 0.3", 'rm -f "${PATH%%:*}/cc"',  # the link, not the host's gcc
+                     'printf "#!/bin/sh\\necho planted\\n" > "${PATH%%:*}/cc"',
+                     'chmod +x "${PATH%%:*}/cc"', 'mkdir -p "$ARTIFACT"']),
+        ("beside", ["sleep 1.5", 'mkdir -p "$ARTIFACT/share"', record.format("beside")]),
+        ("later", ['mkdir -p "$ARTIFACT/share"', record.format("later")]),
+    ]:  # fmt: skip
+        deps = "planter, beside" if name == "later" else ""  # not started before beside's cc
+        build = "".join(f"  {step}\n" for step in steps)
+        write_recipe(
+            tmp_path / "pkgs", name, f'version: "1.0"\ndependencies: [{deps}]\nbuild: |\n{build}'
+        )
+    profile = "package_dirs: [pkgs]\npackages: [planter, beside, later]\n"
+    write_profile(tmp_path / "default.yaml", profile)
+    hit("build", "-j", "2", cwd=tmp_path)
+    host = subprocess.run(["cc", "--version"], capture_output=True, text=True).stdout
+    for name in ("beside", "later"):
+        assert (tmp_path / "default" / "share" / name).read_text() == host.splitlines()[0] + "\n"
+    slots = sorted(p.name for p in (home / "tmp" / ".toolchains").iterdir() if p.is_dir())
+    assert len(slots) == 2 and slots[1] == f"{slots[0]}.1", slots
 
 
 def test_parallel_builds_overlap(hit, tmp_path):
@@ -264,6 +348,28 @@ def test_failed_build_keeps_folder_and_installs_nothing(hit, home, tmp_path):
     recipe.write_text(recipe.read_text().replace("  false\n", ""))
     hit("build", str(p))
     assert (tmp_path / "default" / "bin" / "half").read_text() == "half\n"
+
+
+def test_a_build_that_replaces_its_log_by_a_fifo_does_not_hang_hit(hit, home, tmp_path):
+    """build.log is in the build folder, the build's to change. A build that replaces it
+    by a FIFO (nobody writes to it) must not block hit forever, whether the build succeeds
+    (its log goes into the artifact's .hit) or fails (its tail is shown): such a log is not
+    kept, and nothing is read from it; an ordinary log still is."""
+    fifo = ["rm -f ../build.log", "mkfifo ../build.log"]
+    for name, steps in [
+        ("plain", ["echo said by plain", 'mkdir -p "$ARTIFACT"']),
+        ("quiet", [*fifo, 'mkdir -p "$ARTIFACT"']),
+        ("failing", ["echo said before failing", *fifo, "exit 3"]),
+    ]:
+        build = "".join(f"  {step}\n" for step in steps)
+        write_recipe(tmp_path / "pkgs", name, f'version: "1.0"\nbuild: |\n{build}')
+    p = write_profile(tmp_path / "p.yaml", "package_dirs: [pkgs]\npackages: [plain, quiet]\n")
+    hit("build", "-j", "1", str(p), timeout=120)
+    logs = {d.parent.parent.name: d / "build.log" for d in (home / "bld").glob("*/*/.hit")}
+    assert logs["plain"].read_text() == "said by plain\n" and not logs["quiet"].exists()
+    p.write_text("package_dirs: [pkgs]\npackages: [failing]\n")
+    r = hit("build", "-j", "1", str(p), check=False, timeout=120)
+    assert r.code == 1 and "the build script failed (exit 3)" in r.err, r.err
 
 
 def test_a_host_library_leak_fails_the_build(hit, tmp_path):

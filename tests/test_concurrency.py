@@ -278,9 +278,10 @@ def test_a_shared_toolchain_another_process_just_laid_out_is_never_removed(tmp_p
     from hdmodules.build import builder
 
     folder = tmp_path / "tmp" / ".toolchains" / "abcdefghijkl"
+    (tmp_path / "tmp" / "build").mkdir(parents=True)
     job = SimpleNamespace(
         toolchain=folder,
-        folder=None,
+        folder=tmp_path / "tmp" / "build",
         tool_links=(("cc", "/usr/bin/gcc"), ("gcc", "/usr/bin/gcc")),
         tool_stubs=("mpicc",),
     )
@@ -296,6 +297,7 @@ def test_a_shared_toolchain_another_process_just_laid_out_is_never_removed(tmp_p
 
     monkeypatch.setattr(builder, "_lay_out", both)
     builder.lay_out_toolchain(job)
+    builder.end_lease(job)
     assert os.stat(folder).st_ino == theirs["inode"]
     assert sorted(os.listdir(folder / "bin")) == ["cc", "gcc", "mpicc"]
-    assert os.listdir(folder.parent) == [folder.name]  # nothing of ours left beside it
+    assert sorted(os.listdir(folder.parent)) == [folder.name, f"{folder.name}.lock"]  # no more

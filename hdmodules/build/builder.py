@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import itertools
 import os
 import signal
 import stat
@@ -33,17 +35,20 @@ from ..errors import BuildFailed, HitError
 from ..reaper import Build as ReapedBuild
 from ..reaper import Reaper
 from ..store.commit import GroupCommit
+from ..store.files import open_plain_file
 from ..store.layout import Store, remove_tree
 from .buildjob import STUB, BuildJob, build_id, missing_tools
 from .patching import apply_patches
 from .sources import fetch, materialize
 
 LOG_TAIL = 20  # lines of the build log a failure shows
+TAIL_BYTES = 1 << 16  # read from the end of a build log for them
 _REAPER = Reaper()  # one reaper server per process, started by the first build
 
 _running: set[ReapedBuild] = set()  # killed on Ctrl-C (not by pid: a reaper serves many)
 _running_lock = threading.Lock()
 _toolchain_parents: set[Path] = set()  # folders of shared toolchains checked (_own_folder)
+_leases: dict[Path, int] = {}  # build folder -> the lock of the toolchain slot it uses
 _toolchains_lock = threading.Lock()
 
 
@@ -92,31 +97,67 @@ def prepare(job: BuildJob) -> Path:
 
 
 def lay_out_toolchain(job: BuildJob) -> None:
-    """The job's toolchain folder (BuildJob.toolchain, else `folder/toolchain`): `bin/` with
-    the job's tool links, and its stubs as links to `mpi-stub` (what build.sh would make
-    with a process each; it skips that when `bin/` exists). A folder of the job's own is
-    laid out afresh; a shared one (buildjob.toolchain_folder) is checked before every
-    build (a listing and a readlink a link: tens of microseconds), so that what one build
-    wrote into it reaches no later build: kept when it holds exactly what it should, else
-    laid out beside it and renamed into place (another process may do the same at once:
-    either's is right). Its parent is checked once a process (_own_folder). Raises
+    """The job's toolchain: `bin/` with the job's tool links, and its stubs as links to
+    `mpi-stub` (what build.sh would make with a process each; it skips that when `bin/`
+    exists). Without a shared folder (BuildJob.toolchain None) laid out afresh in
+    `folder/toolchain`. Else `folder/toolchain` is made a link to a slot of the shared
+    folder that no other build uses while this one runs (_lease; end_lease once it ended),
+    checked first (a listing and a readlink a link: tens of microseconds), so that what
+    one build wrote into it reaches no other build, neither a later one nor one running at
+    the same time: kept when it holds exactly what it should, else laid out beside it and
+    renamed into place. The slots' folder is checked once a process (_own_folder). Raises
     OSError."""
     if job.toolchain is None:
         _lay_out(job.folder / "toolchain", job)
         return
-    folder = job.toolchain
     with _toolchains_lock:
-        if folder.parent not in _toolchain_parents:
-            _own_folder(folder.parent)
-            _toolchain_parents.add(folder.parent)
-        if _holds_toolchain(folder, job):
-            return
-        new, aside = (folder.with_name(f"{folder.name}.{os.getpid()}.{x}") for x in ("new", "old"))
-        for path in (new, aside):
-            if os.path.lexists(path):
-                remove_tree(path)
-        _lay_out(new, job)
-        _put_in_place(new, folder, aside, job)
+        if job.toolchain.parent not in _toolchain_parents:
+            _own_folder(job.toolchain.parent)
+            _toolchain_parents.add(job.toolchain.parent)
+    slot, lock = _lease(job.toolchain)
+    try:
+        with _toolchains_lock:
+            if not _holds_toolchain(slot, job):
+                pid = os.getpid()
+                new, aside = (slot.with_name(f"{slot.name}.{pid}.{x}") for x in ("new", "old"))
+                for path in (new, aside):
+                    if os.path.lexists(path):
+                        remove_tree(path)
+                _lay_out(new, job)
+                _put_in_place(new, slot, aside, job)
+        os.symlink(slot, job.folder / "toolchain")
+    except BaseException:
+        os.close(lock)
+        raise
+    with _toolchains_lock:
+        _leases[job.folder] = lock
+
+
+def _lease(base: Path) -> tuple[Path, int]:
+    """The first slot of the shared toolchain folder `base` (`base`, then `base.1`,
+    `base.2` ...) that no build uses now, in this process or another, and its lock: an
+    exclusive flock of `<slot>.lock`, held until end_lease (or this process ends). So
+    there are as many slots as builds with these tools ever ran at once. Raises
+    OSError."""
+    for k in itertools.count():
+        slot = base if k == 0 else base.with_name(f"{base.name}.{k}")
+        lock = os.open(f"{slot}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            continue
+        return slot, lock
+    raise AssertionError("unreachable")
+
+
+def end_lease(job: BuildJob) -> None:
+    """The build of `job` ended (nothing of it runs): its toolchain slot may serve another
+    (lay_out_toolchain)."""
+    with _toolchains_lock:
+        lock = _leases.pop(job.folder, None)
+    if lock is not None:
+        os.close(lock)
 
 
 def _put_in_place(new: Path, folder: Path, aside: Path, job: BuildJob) -> None:
@@ -167,18 +208,23 @@ def _lay_out(folder: Path, job: BuildJob) -> None:
 
 
 def _holds_toolchain(folder: Path, job: BuildJob) -> bool:
-    """Whether `folder` holds exactly the job's toolchain (as _lay_out makes it)."""
+    """Whether `folder` holds exactly the job's toolchain (as _lay_out makes it): `folder`
+    and its `bin/` folders, not symlinks (a build may have put a link to a folder elsewhere,
+    which others could write to, holding the same links), `mpi-stub` a plain file."""
     want = dict(job.tool_links) | {name: "../mpi-stub" for name in job.tool_stubs}
     try:
+        if not all(stat.S_ISDIR(os.lstat(f).st_mode) for f in (folder, folder / "bin")):
+            return False
         names = os.listdir(folder / "bin")
         if sorted(names) != sorted(want) or any(
             os.readlink(folder / "bin" / n) != want[n] for n in names
         ):
             return False
         if not job.tool_stubs:
-            return not (folder / "mpi-stub").exists()
+            return not os.path.lexists(folder / "mpi-stub")
         stub = folder / "mpi-stub"
-        return stub.stat().st_mode & 0o777 == 0o755 and stub.read_text() == STUB
+        st = os.lstat(stub)
+        return stat.S_ISREG(st.st_mode) and st.st_mode & 0o777 == 0o755 and stub.read_text() == STUB
     except OSError:
         return False
 
@@ -268,8 +314,11 @@ def build(
         prefix = store.begin(ref)
         start = time.monotonic()
         try:
-            script = prepare(job)
-            _run(script, job)
+            try:
+                script = prepare(job)
+                _run(script, job)
+            finally:  # nothing of it runs now
+                end_lease(job)
             _check_links(job, prefix)
             seconds = time.monotonic() - start
             log = job.folder / "build.log"
@@ -328,11 +377,22 @@ def _run(script: Path, job: BuildJob) -> None:
 def _failure(job: BuildJob, what: str, with_tail: bool = True) -> BuildFailed:
     """The failure of a build: what failed, the kept folder, the log and its tail."""
     log = job.folder / "build.log"
+    return BuildFailed(job.ref.id, what, job.folder, log, _log_tail(log) if with_tail else ())
+
+
+def _log_tail(log: Path) -> tuple[str, ...]:
+    """The last LOG_TAIL lines of the build log `log`, read from its last TAIL_BYTES; none
+    when it is no plain file (the build replaced it: files.open_plain_file)."""
+    fd = open_plain_file(log)
+    if fd is None:
+        return ()
     try:
-        tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:] if with_tail else []
+        with open(fd, "rb") as f:
+            f.seek(max(0, os.fstat(fd).st_size - TAIL_BYTES))
+            text = f.read(TAIL_BYTES).decode(errors="replace")
     except OSError:
-        tail = []
-    return BuildFailed(job.ref.id, what, job.folder, log, tuple(tail))
+        return ()
+    return tuple(text.splitlines()[-LOG_TAIL:])
 
 
 def _check_links(job: BuildJob, prefix: Path) -> None:
@@ -348,8 +408,10 @@ def _check_links(job: BuildJob, prefix: Path) -> None:
     ]
     if problems:
         lines = "\n".join("    " + p for p in problems[:20])
-        with open(job.folder / "build.log", "a") as log:
-            log.write("\nhdmodules link check failed:\n" + lines + "\n")
+        fd = open_plain_file(job.folder / "build.log", os.O_WRONLY | os.O_APPEND)
+        if fd is not None:  # not through a link, nor into a FIFO the build left there
+            with open(fd, "a") as log:
+                log.write("\nhdmodules link check failed:\n" + lines + "\n")
         raise _failure(job, f"library check failed:\n{lines}", with_tail=False)
 
 

@@ -50,8 +50,10 @@ class BuildJob:
     PATH before it starts: missing_tools); `makeflags` and `inherit_fds` what the run's
     jobserver gives it when it starts (`with_jobserver`; empty: build.sh sets MAKEFLAGS to
     -j$JOBS); `toolchain` the folder of its toolchain (`bin/`, `mpi-stub`: tool_links,
-    tool_stubs), shared by the builds of a home with the same tools (toolchain_folder), or
-    None: `folder/toolchain`, its own (`hit bdir`: a folder that builds by hand alone)."""
+    tool_stubs), shared by the builds of a home with the same tools (toolchain_folder:
+    `folder/toolchain` is made a link to one of its slots, no other build's while this one
+    runs, builder.lay_out_toolchain), or None: `folder/toolchain` is its own (`hit bdir`: a
+    folder that builds by hand alone). Either way PATH starts with `folder/toolchain/bin`."""
 
     ref: ArtifactRef
     spec: BuildSpec
@@ -114,7 +116,7 @@ def build_job(
     shared = toolchain_folder(home.build_temp, links, stubs) if folder is None else None
     prefix = store.prefix(node.ref) if folder is None else folder / "artifact"
     folder = build_folder(home, node) if folder is None else folder
-    toolchain = shared or folder / "toolchain"
+    toolchain = folder / "toolchain"  # a link to a slot of `shared` when there is one
     deps = {d: store.prefix(resolved.nodes[d].ref) for d in node.closure}
     env = build_env(node, deps, prefix, folder, toolchain) + python_env(resolved, node, deps)
     allowed = home.host_libs | set(node.recipe.allow_host_libs)
@@ -148,8 +150,9 @@ TOOLCHAINS = ".toolchains"  # below build_temp: the toolchain folders builds sha
 def toolchain_folder(build_temp: Path, links: list[tuple[str, str]], stubs: list[str]) -> Path:
     """The toolchain folder (`bin/`, `mpi-stub`) that the builds in `build_temp` with these
     tool `links` and `stubs` (tool_links) share: `<build_temp>/.toolchains/<hash12>`, named by
-    what it holds. One folder laid out once (builder.lay_out_toolchain), instead of about 15
-    links made and removed again in every build folder."""
+    what it holds, and `<hash12>.1`, `.2` ... for builds running at the same time (slots:
+    one build at a time each, builder.lay_out_toolchain). Laid out once and checked before
+    each build, instead of about 15 links made and removed again in every build folder."""
     digest = hash_doc("toolchain", {"links": links, "stubs": stubs})[:SHORT]
     return build_temp / TOOLCHAINS / digest
 

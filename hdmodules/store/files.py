@@ -1,6 +1,7 @@
 """File trees as the store handles them: one walk (`entries`), what an artifact may hold
-(`refuse_foreign_files`), making a tree read-only (`make_read_only`) and removing one that
-may be read-only (`remove_tree`). No knowledge of the store's layout (that is layout.py)."""
+(`refuse_foreign_files`), making a tree read-only (`make_read_only`), removing one that
+may be read-only (`remove_tree`) and opening a file a build may have replaced
+(`open_plain_file`). No knowledge of the store's layout (that is layout.py)."""
 
 from __future__ import annotations
 
@@ -90,6 +91,28 @@ def make_read_only(root: Path, hide: int = 0, keep_writable: Path | None = None)
 
     walk(str(root))
     os.chmod(root, stat.S_IMODE(os.stat(root).st_mode) & mask)
+
+
+def open_plain_file(path: Path | str, flags: int = os.O_RDONLY) -> int | None:
+    """`path` opened with `flags` (os.O_RDONLY, or os.O_WRONLY | os.O_APPEND) if it is a
+    regular file, not through a symlink: its descriptor (close-on-exec; the caller closes
+    it); None when it is missing or anything else. For a file a build could have replaced
+    (its build.log): a FIFO would block the opening or reading forever, a link to /dev/zero
+    never ends, a link elsewhere is not the build's. Raises nothing."""
+    extra = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | extra)
+    except OSError:  # missing, a symlink (ELOOP), a FIFO with no reader (ENXIO) ...
+        return None
+    try:
+        plain = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        plain = False
+    if not plain:
+        os.close(fd)
+        return None
+    os.set_blocking(fd, True)
+    return fd
 
 
 def remove_tree(path: Path) -> None:

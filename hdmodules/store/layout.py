@@ -22,11 +22,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import HitError
 from ..hashing import SHORT, canonical_json, sha256_file
 from ..spec.artifact import ArtifactRef
-from .files import entries, make_read_only, refuse_foreign_files, remove_tree
+from .files import entries, make_read_only, open_plain_file, refuse_foreign_files, remove_tree
 
 META = ".hit"
 MANIFEST = "manifest.json"
@@ -387,25 +388,29 @@ def make_manifest(prefix: Path) -> dict[str, str]:
     return out
 
 
-def _write(path: Path, content: bytes | Path, mode: int) -> None:
-    """Write `content` (bytes, or a file's) to `path`, whose mode is `mode` (read-only)."""
+def _write(path: Path, content: bytes | BinaryIO, mode: int) -> None:
+    """Write `content` (bytes, or what is left of an open file) to `path`, whose mode is
+    `mode` (read-only)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     with open(fd, "wb") as out:
         os.fchmod(fd, mode)  # if it was there already
         if isinstance(content, bytes):
             out.write(content)
         else:
-            with open(content, "rb") as source:
-                shutil.copyfileobj(source, out)
+            shutil.copyfileobj(content, out)
 
 
 def _take(source: Path, target: Path, mode: int) -> None:
     """Move the file `source` (a build log in a build folder about to be removed) to
     `target`, whose mode is `mode`: one rename instead of a file made, copied and removed.
-    Copied instead when it is not a plain file of one link (a build may have replaced it)
-    or cannot be renamed (on another filesystem). Raises OSError."""
+    Copied instead when it is a plain file of more than one link (a build may have linked
+    it) or cannot be renamed (on another filesystem); not kept at all when it is no plain
+    file (the build replaced it by a FIFO, which would block hit forever, a device such as
+    /dev/zero, which never ends, or a symlink: files.open_plain_file). Raises OSError."""
     st = os.lstat(source)
-    if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+    if not stat.S_ISREG(st.st_mode):
+        return
+    if st.st_nlink == 1:
         try:
             os.rename(source, target)
         except OSError:
@@ -413,7 +418,11 @@ def _take(source: Path, target: Path, mode: int) -> None:
         else:
             os.chmod(target, mode)
             return
-    _write(target, source, mode)
+    fd = open_plain_file(source)
+    if fd is None:
+        return
+    with open(fd, "rb") as log:
+        _write(target, log, mode)
 
 
 def sync_path(path: Path | str) -> None:
