@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..hashing import SHORT
-from .layout import MANIFEST, META, Store, remove_tree
+from .files import remove_trees
+from .layout import MANIFEST, META, Store
 
 FOLDER = re.compile(rf"^(.+)-([a-z2-7]{{{SHORT}}})$")
 BUILD_ID = b"HIT_BUILD_ID="
@@ -162,8 +163,8 @@ def tidy(
             why = f"a failed or interrupted build of {_age(age)} ago ({policy.why})"
         out.removed.append((path, why))
         out.bytes_freed += size(path)
-        if not dry_run:
-            remove_tree(path)
+    if not dry_run:  # several at once (files.remove_trees); no build starts meanwhile
+        remove_trees(p for p, _why in out.removed)
     out.empty = empty_package_folders(store, dry_run, gone, holding)
     return out
 

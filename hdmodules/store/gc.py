@@ -28,10 +28,11 @@ from ..errors import HitError
 from . import debris, generations, keep
 from . import roots as gcroots
 from .debris import Debris, Tidy
+from .files import remove_trees
 from .gcscan import Artifact, scan
 from .generations import Generation, History
 from .keep import Kept
-from .layout import MANIFEST, META, Store, remove_tree
+from .layout import MANIFEST, META, Store
 
 if TYPE_CHECKING:
     from ..spec.resolve import Resolved
@@ -118,10 +119,10 @@ def move_out(store: Store, prefix: Path) -> None:
 
 
 def empty_trash(store: Store) -> None:
-    """Remove what an earlier collection moved into the trash (a killed one may have left some)."""
+    """Remove what this collection, or an earlier one killed meanwhile, moved into the trash:
+    several trees at once (files.remove_trees)."""
     if store.trash.exists():
-        for leftover in store.trash.iterdir():
-            remove_tree(leftover)
+        remove_trees(store.trash.iterdir())
 
 
 def collect(
