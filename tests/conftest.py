@@ -276,7 +276,7 @@ def record_store_events(monkeypatch, events: list, syncfs_works: bool = True) ->
     destination) and tree removals ("remove", path), in order, each still done for real
     (the real syncfs of this machine's C library); with `syncfs_works` False, syncfs says
     it is not there (the store falls back to an fsync of each file)."""
-    from hdmodules.store import layout
+    from hdmodules.store import files, layout
 
     real_replace, real_syncfs, real_remove = os.replace, layout._syncfs, layout.remove_tree
 
@@ -297,4 +297,5 @@ def record_store_events(monkeypatch, events: list, syncfs_works: bool = True) ->
 
     monkeypatch.setattr(os, "replace", replace)
     monkeypatch.setattr(layout, "_syncfs", syncfs)
+    monkeypatch.setattr(files, "remove_tree", remove_tree)  # what remove_trees calls
     monkeypatch.setattr(layout, "remove_tree", remove_tree)

@@ -27,7 +27,14 @@ from typing import BinaryIO
 from ..errors import HitError
 from ..hashing import SHORT, canonical_json, sha256_file
 from ..spec.artifact import ArtifactRef
-from .files import entries, make_read_only, open_plain_file, refuse_foreign_files, remove_tree
+from .files import (
+    entries,
+    make_read_only,
+    open_plain_file,
+    refuse_foreign_files,
+    remove_tree,
+    remove_trees,
+)
 
 META = ".hit"
 MANIFEST = "manifest.json"
@@ -342,8 +349,7 @@ class Store:
         A dependency is published before what was built on it (the order given). Raises
         HitError naming the path (nothing after a failed rename is renamed)."""
         try:
-            for folder in discard:
-                remove_tree(folder)
+            remove_trees(discard)  # several at once: each unlink may wait for a trim
             sync_trees(prefixes)
         except OSError as e:
             where = e.filename or prefixes[0]
