@@ -137,8 +137,11 @@ def remove_trees(paths: Iterable[Path], workers: int = 8) -> None:
         except OSError as e:
             errors.append(e)
 
-    with ThreadPoolExecutor(min(workers, len(todo)), thread_name_prefix="remove") as pool:
+    pool = ThreadPoolExecutor(min(workers, len(todo)), thread_name_prefix="remove")
+    try:
         list(pool.map(one, todo))
+    finally:  # Ctrl-C: the trees not started stay (the next gc removes the trash's rest)
+        pool.shutdown(cancel_futures=True)
     if errors:
         raise errors[0]
 
