@@ -150,11 +150,17 @@ exec /usr/bin/gcc "$@"
 """
 
 
-def test_a_changed_compiler_stops_the_build_until_repinned(home, demo):
+def _fake_cc(demo: Path, version: str = "1.0") -> Path:
+    """A compiler for externals: says `fakecc VERSION` to --version, else runs gcc."""
     fake = demo / "fakecc-prefix" / "bin" / "fakecc"
-    fake.parent.mkdir(parents=True)
-    fake.write_text(FAKE_CC.format(version="1.0"))
+    fake.parent.mkdir(parents=True, exist_ok=True)
+    fake.write_text(FAKE_CC.format(version=version))
     fake.chmod(0o755)
+    return fake
+
+
+def test_a_changed_compiler_stops_the_build_until_repinned(home, demo):
+    fake = _fake_cc(demo)
     write_profile(
         demo / "fake.yaml",
         f"""
@@ -195,10 +201,7 @@ def test_a_compiler_without_a_version_is_refused_before_anything_builds(home, de
     """A site-style profile's modules go under Compiler/<name>/<version>: a compiler external
     without `version:` is one clear error naming its file, before any build (it was a
     `module one/1: '' may hold letters...` error after the build, and the memo never saved)."""
-    fake = demo / "fakecc-prefix" / "bin" / "fakecc"
-    fake.parent.mkdir(parents=True)
-    fake.write_text(FAKE_CC.format(version="1.0"))
-    fake.chmod(0o755)
+    fake = _fake_cc(demo)
     write_profile(
         demo / "nover.yaml",
         f"""
@@ -241,10 +244,7 @@ def test_rewrite_pin_replaces_only_the_pin(tmp_path):
 def test_repin_in_a_site_rewrites_the_pin_and_builds(home, demo, tmp_path):
     """`hdmod build site.yaml --repin` with a drifted pin re-pins in site.yaml itself (never
     reading it as a profile), builds, and the next build without --repin is a no-op."""
-    fake = demo / "fakecc-prefix" / "bin" / "fakecc"
-    fake.parent.mkdir(parents=True)
-    fake.write_text(FAKE_CC.format(version="1.0"))
-    fake.chmod(0o755)
+    fake = _fake_cc(demo)
     site = demo / "fake-site.yaml"
     site.write_text(
         "root: r\npackage_dirs: [pkgs]\n"
