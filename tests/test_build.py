@@ -237,6 +237,24 @@ def test_a_build_that_changes_the_reaper_server_changes_no_later_build(hit, tmp_
     assert len(after) == 6 and all(seen[n] == seen["before"] for n in after), seen
 
 
+def test_a_build_that_changes_the_reaper_beside_its_own_changes_no_later_build(hit, tmp_path):
+    """The server keeps a reaper waiting beside the one running a build (reaper.serve),
+    which that build can find (its reaper's parent's children) and change too: a reaper
+    not as hit started the server when a request comes serves none (it ends, another
+    takes the build), so no later build runs under the nice value or limits it was given.
+    The spoiler changes its own reaper as well: the next build goes to the waiting one."""
+    need(bool(shutil.which("prlimit") and shutil.which("renice")), "prlimit and renice")
+    spoil = [
+        'server=$(ps -o ppid= -p $PPID | tr -d " ")',
+        "for p in $(ps -o pid= --ppid $server); do renice -n 7 -p $p; done",
+        "for p in $(ps -o pid= --ppid $server); do prlimit --pid $p --nofile=77:77; done",
+    ]
+    record = 'echo "$(ulimit -Sn) $(ulimit -Hn) $(nice)"'
+    seen = _chain_built_one_at_a_time(hit, tmp_path, spoil, record)
+    after = [n for n in seen if n.startswith("after")]
+    assert len(after) == 6 and all(seen[n] == seen["before"] for n in after), seen
+
+
 def test_what_a_build_writes_into_the_shared_toolchain_reaches_no_later_build(hit, tmp_path):
     """The builds of a home share one toolchain folder per set of tools, first on PATH
     (tmp/.toolchains/<hash12>/bin). A build that puts a command there (a stray `install`
