@@ -127,9 +127,13 @@ def unchanged(paths: str, saved: bytes) -> bool:
 
 def _site_config() -> str | None:
     """The file HIT_SITE_CONFIG names (the site's defaults for users, store/home.py), made
-    absolute as the home reads it; None when it is not set."""
+    absolute as the home reads it (home.site_defaults): a `..` is not folded away, the
+    kernel resolves it, after a symlink too (`cur/../user-config.yaml` with `cur` a link
+    names a file beside the link's target); None when it is not set."""
+    from pathlib import Path  # imported already by the no-op path
+
     value = os.environ.get("HIT_SITE_CONFIG")
-    return os.path.abspath(os.path.expanduser(value)) if value else None
+    return str(Path(value).expanduser().absolute()) if value else None
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # hdmodules/
