@@ -268,6 +268,45 @@ def test_what_a_build_writes_into_the_shared_toolchain_reaches_no_later_build(hi
     assert seen["before"] == "clean" and all(seen[n] == "clean" for n in after), seen
 
 
+def test_a_failed_build_run_again_by_hand_lends_its_toolchain_to_no_build_of_hit(hit, tmp_path):
+    """A failed build's folder is kept and its build.sh offers to run it again by hand
+    (`bash build.sh`, as hit runs it). Run so while hit builds, it does not use the
+    toolchain slot hit leased to the failed build, which hit now leases to another build:
+    what it puts first on its PATH (a stray `install` into that folder) reaches no build
+    of hit's running beside it."""
+    t = tmp_path
+    bad = (
+        f'if [ -e {t}/go ]; then printf "#!/bin/sh\\necho planted\\n" > "${{PATH%%:*}}/planted"\n'
+        f'  chmod +x "${{PATH%%:*}}/planted"; touch {t}/planted; fi\n'
+        "exit 1\n"
+    )
+    write_recipe(t / "pkgs", "bad", 'version: "1"\nbuild: |\n' + _indent(bad))
+    good = (
+        f"touch {t}/started; while [ ! -e {t}/planted ]; do sleep 0.05; done\n"
+        'mkdir -p "$ARTIFACT/share"\n'
+        '(command -v planted || echo clean) > "$ARTIFACT/share/good"\n'
+    )
+    write_recipe(t / "pkgs", "good", 'version: "1"\nbuild: |\n' + _indent(good))
+    write_profile(t / "bad.yaml", "package_dirs: [pkgs]\npackages: [bad]\n")
+    r = hit("build", "bad.yaml", cwd=t, check=False)
+    assert r.code == 1 and "build script failed" in r.err, r.err
+    (kept,) = (t / "hithome" / "tmp").glob("bad-*")
+    (t / "go").touch()
+    wait = f"while [ ! -e {t}/started ]; do sleep 0.05; done; bash build.sh"
+    by_hand = subprocess.Popen(["bash", "-c", wait], cwd=kept, stderr=subprocess.DEVNULL)
+    try:
+        write_profile(t / "default.yaml", "package_dirs: [pkgs]\npackages: [good]\n")
+        hit("build", cwd=t, timeout=120)
+    finally:
+        by_hand.kill()
+        by_hand.wait()
+    assert (t / "default" / "share" / "good").read_text() == "clean\n"
+
+
+def _indent(text: str) -> str:
+    return "".join(f"  {line}\n" for line in text.splitlines())
+
+
 def test_a_build_that_links_the_shared_toolchain_elsewhere_lends_that_to_no_later_build(
     hit, tmp_path
 ):
