@@ -200,8 +200,9 @@ def serve(fd: int) -> None:
     Every reaper dies with the server (PR_SET_PDEATHSIG: SIGTERM, which kills its whole
     build), and the server ends when `hit` does: a `hit` killed with SIGKILL leaves no build
     running. A reaper whose build changed it from the outside (its limits, nice value:
-    _inherited) serves no more, and one forked after a build changed the server serves
-    none (_reaper: hit then starts another server). The server holds no descriptor of
+    _inherited) serves no more, one changed while it waited serves none (STALE: hit asks
+    another), and one forked after a build changed the server serves none (CHANGED: hit
+    then starts another server; _reaper). The server holds no descriptor of
     `hit`'s but `fd` (subprocess closes the others: no artifact lock), and a build only
     what its request passed."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked reapers reap themselves
