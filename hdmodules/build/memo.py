@@ -194,6 +194,7 @@ def inputs(resolved, home) -> dict[str, None]:
     from pathlib import Path
 
     from ..spec.buildsystems import template_files  # not on the no-op path: it loads PyYAML
+    from ..spec.externals import command_paths
     from ..spec.resolvecache import listing
 
     profile = resolved.profile
@@ -212,8 +213,8 @@ def inputs(resolved, home) -> dict[str, None]:
             if id(ext) in externals:
                 continue
             externals.add(id(ext))
-            files = [
-                *ext.commands.values(),
+            files = [  # a bare command name: as PATH finds it (externals.command_paths)
+                *(p for cmd in ext.commands.values() for p in command_paths(cmd)),
                 *(v.rsplit("@", 1)[0] for v in (ext.pin or {}).values()),
             ]
             out.update(dict.fromkeys(f for f in files if f.startswith("/")))
