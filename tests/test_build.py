@@ -456,6 +456,35 @@ def test_a_host_library_leak_fails_the_build(hit, tmp_path):
     assert run_clean([str(tmp_path / "default" / "bin" / "zprog")]).returncode == 0
 
 
+def test_a_failed_link_check_writes_nothing_through_a_hard_link_the_build_left(hit, tmp_path):
+    """A build that replaced its build.log by a hard link to a file elsewhere (of the
+    user's) and fails the library check: the check's lines are not appended to that file
+    (the log is no longer the build's alone); the failure still says what is wrong."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "z.c").write_text(
+        "#include <zlib.h>\n#include <stdio.h>\nint main(void){puts(zlibVersion());return 0;}\n"
+    )
+    victim = tmp_path / "victim"
+    victim.write_text("mine\n")
+    write_recipe(
+        tmp_path / "pkgs",
+        "usesz",
+        f"""
+        version: "1"
+        sources: [{{path: ../src}}]
+        build: |
+          gcc $CPPFLAGS -o zprog z.c $LDFLAGS -l:libz.so.1
+          install -Dm755 zprog "$ARTIFACT/bin/zprog"
+          rm ../build.log; ln {victim} ../build.log
+        """,
+    )
+    p = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [usesz]\n")
+    r = hit("build", str(p), check=False)
+    assert r.code == 1 and "bin/zprog needs libz.so.1" in r.err and "Traceback" not in r.err
+    assert victim.read_text() == "mine\n"
+
+
 def _two_shipping(tmp_path, prefer=""):
     for name in ("one", "two"):
         write_recipe(
