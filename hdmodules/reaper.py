@@ -54,8 +54,10 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 IOPRIO_GET = {"x86_64": 252, "aarch64": 31, "riscv64": 31, "ppc64le": 274, "s390x": 283}
 CHANGED = "its server was changed by another process (its limits, nice or I/O priority)"
+STALE = "this reaper was changed by another process while it waited (its limits, nice ...)"
 MAX_REQUEST = 1 << 20  # bytes of one request (argv, cwd, env as JSON)
 MAX_FDS = 64  # file descriptors one request may pass
+MAX_STALE = 64  # reapers changed while they waited one request is offered to, at most
 
 
 def _children() -> list[int]:
@@ -198,8 +200,9 @@ def serve(fd: int) -> None:
     Every reaper dies with the server (PR_SET_PDEATHSIG: SIGTERM, which kills its whole
     build), and the server ends when `hit` does: a `hit` killed with SIGKILL leaves no build
     running. A reaper whose build changed it from the outside (its limits, nice value:
-    _inherited) serves no more, and one forked after a build changed the server serves
-    none (_reaper: hit then starts another server). The server holds no descriptor of
+    _inherited) serves no more, one changed while it waited serves none (STALE: hit asks
+    another), and one forked after a build changed the server serves none (CHANGED: hit
+    then starts another server; _reaper). The server holds no descriptor of
     `hit`'s but `fd` (subprocess closes the others: no artifact lock), and a build only
     what its request passed."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked reapers reap themselves
@@ -248,8 +251,10 @@ def _reaper(fd: int, tell: int, server: int, inherited: tuple) -> int:
     telling the server on the pipe `tell` (serve). `inherited` is what the server was
     when hit started it (_inherited): a reaper that is not so (a build changed the server,
     its reaper's parent, which every later reaper would inherit) serves no build: it
-    answers CHANGED, and hit starts another server. Returns the exit code of this process:
-    0 at the socket's end."""
+    answers CHANGED, and hit starts another server. Nor does one that is no longer so when
+    a request comes (changed while it waited, by a build running beside it: each build
+    sees its reaper's siblings): it answers STALE and ends, and hit asks another of the
+    same server. Returns the exit code of this process: 0 at the socket's end."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     why = _die_with(server)
     if why is None and (cannot := _become_subreaper()):
@@ -264,6 +269,8 @@ def _reaper(fd: int, tell: int, server: int, inherited: tuple) -> int:
         if not data:
             os.write(tell, f"e{me}\n".encode())
             return 0
+        if why is None and _inherited() != inherited:  # changed while idle (a build beside
+            why = STALE  # it, a daemon renicing): serves none, the client asks another
         if not _build(json.loads(data), fds, why, lambda: os.write(tell, f".{me}\n".encode())):
             return 125
         os.write(tell, f"+{me}\n".encode())  # first: its client may send the next already
@@ -457,11 +464,13 @@ class Reaper:
         its own in a new session: stdin /dev/null, stdout and stderr to the descriptor
         `stdout`, and each descriptor of `pass_fds` (number in the build -> descriptor here)
         at its number. Returns once it runs. A server a build changed (CHANGED) is left to
-        the builds it runs and another started, once. Raises OSError if it cannot be
-        started."""
+        the builds it runs and another started, once; a reaper changed while it waited
+        (STALE) ends, and another of the same server is asked. Raises OSError if it cannot
+        be started."""
         extra = dict(pass_fds or {})
         request = json.dumps({"argv": argv, "cwd": cwd, "env": env, "fds": [0, 1, 2, *extra]})
-        for _attempt in range(2):
+        restarted = False
+        for _attempt in range(MAX_STALE + 2):  # each stale reaper ends: the next is fresh
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             with open(os.devnull, "rb") as devnull:
                 fds = [theirs.fileno(), devnull.fileno(), stdout, stdout, *extra.values()]
@@ -478,8 +487,11 @@ class Reaper:
             if word == "pid":
                 return Build(int(rest), ours)
             ours.close()
-            if rest != CHANGED:
+            if rest == STALE:
+                continue
+            if rest != CHANGED or restarted:
                 break
+            restarted = True
             with self._lock:
                 if self._sock is sock:  # not another thread's new one
                     self._left.append(sock)  # open: its end would end the builds it runs

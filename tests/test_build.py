@@ -237,6 +237,24 @@ def test_a_build_that_changes_the_reaper_server_changes_no_later_build(hit, tmp_
     assert len(after) == 6 and all(seen[n] == seen["before"] for n in after), seen
 
 
+def test_a_build_that_changes_the_reaper_beside_its_own_changes_no_later_build(hit, tmp_path):
+    """The server keeps a reaper waiting beside the one running a build (reaper.serve),
+    which that build can find (its reaper's parent's children) and change too: a reaper
+    not as hit started the server when a request comes serves none (it ends, another
+    takes the build), so no later build runs under the nice value or limits it was given.
+    The spoiler changes its own reaper as well: the next build goes to the waiting one."""
+    need(bool(shutil.which("prlimit") and shutil.which("renice")), "prlimit and renice")
+    spoil = [
+        'server=$(ps -o ppid= -p $PPID | tr -d " ")',
+        "for p in $(ps -o pid= --ppid $server); do renice -n 7 -p $p; done",
+        "for p in $(ps -o pid= --ppid $server); do prlimit --pid $p --nofile=77:77; done",
+    ]
+    record = 'echo "$(ulimit -Sn) $(ulimit -Hn) $(nice)"'
+    seen = _chain_built_one_at_a_time(hit, tmp_path, spoil, record)
+    after = [n for n in seen if n.startswith("after")]
+    assert len(after) == 6 and all(seen[n] == seen["before"] for n in after), seen
+
+
 def test_what_a_build_writes_into_the_shared_toolchain_reaches_no_later_build(hit, tmp_path):
     """The builds of a home share one toolchain folder per set of tools, first on PATH
     (tmp/.toolchains/<hash12>/bin). A build that puts a command there (a stray `install`
@@ -248,6 +266,45 @@ def test_what_a_build_writes_into_the_shared_toolchain_reaches_no_later_build(hi
     assert seen["spoiler"].endswith("/planted"), seen  # it did plant it, on its own PATH
     after = [n for n in seen if n.startswith("after")]
     assert seen["before"] == "clean" and all(seen[n] == "clean" for n in after), seen
+
+
+def test_a_failed_build_run_again_by_hand_lends_its_toolchain_to_no_build_of_hit(hit, tmp_path):
+    """A failed build's folder is kept and its build.sh offers to run it again by hand
+    (`bash build.sh`, as hit runs it). Run so while hit builds, it does not use the
+    toolchain slot hit leased to the failed build, which hit now leases to another build:
+    what it puts first on its PATH (a stray `install` into that folder) reaches no build
+    of hit's running beside it."""
+    t = tmp_path
+    bad = (
+        f'if [ -e {t}/go ]; then printf "#!/bin/sh\\necho planted\\n" > "${{PATH%%:*}}/planted"\n'
+        f'  chmod +x "${{PATH%%:*}}/planted"; touch {t}/planted; fi\n'
+        "exit 1\n"
+    )
+    write_recipe(t / "pkgs", "bad", 'version: "1"\nbuild: |\n' + _indent(bad))
+    good = (
+        f"touch {t}/started; while [ ! -e {t}/planted ]; do sleep 0.05; done\n"
+        'mkdir -p "$ARTIFACT/share"\n'
+        '(command -v planted || echo clean) > "$ARTIFACT/share/good"\n'
+    )
+    write_recipe(t / "pkgs", "good", 'version: "1"\nbuild: |\n' + _indent(good))
+    write_profile(t / "bad.yaml", "package_dirs: [pkgs]\npackages: [bad]\n")
+    r = hit("build", "bad.yaml", cwd=t, check=False)
+    assert r.code == 1 and "build script failed" in r.err, r.err
+    (kept,) = (t / "hithome" / "tmp").glob("bad-*")
+    (t / "go").touch()
+    wait = f"while [ ! -e {t}/started ]; do sleep 0.05; done; bash build.sh"
+    by_hand = subprocess.Popen(["bash", "-c", wait], cwd=kept, stderr=subprocess.DEVNULL)
+    try:
+        write_profile(t / "default.yaml", "package_dirs: [pkgs]\npackages: [good]\n")
+        hit("build", cwd=t, timeout=120)
+    finally:
+        by_hand.kill()
+        by_hand.wait()
+    assert (t / "default" / "share" / "good").read_text() == "clean\n"
+
+
+def _indent(text: str) -> str:
+    return "".join(f"  {line}\n" for line in text.splitlines())
 
 
 def test_a_build_that_links_the_shared_toolchain_elsewhere_lends_that_to_no_later_build(
@@ -397,6 +454,35 @@ def test_a_host_library_leak_fails_the_build(hit, tmp_path):
     recipe.write_text(recipe.read_text() + "allow_host_libs: [libz.so.1]\n")
     hit("build", str(p))
     assert run_clean([str(tmp_path / "default" / "bin" / "zprog")]).returncode == 0
+
+
+def test_a_failed_link_check_writes_nothing_through_a_hard_link_the_build_left(hit, tmp_path):
+    """A build that replaced its build.log by a hard link to a file elsewhere (of the
+    user's) and fails the library check: the check's lines are not appended to that file
+    (the log is no longer the build's alone); the failure still says what is wrong."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "z.c").write_text(
+        "#include <zlib.h>\n#include <stdio.h>\nint main(void){puts(zlibVersion());return 0;}\n"
+    )
+    victim = tmp_path / "victim"
+    victim.write_text("mine\n")
+    write_recipe(
+        tmp_path / "pkgs",
+        "usesz",
+        f"""
+        version: "1"
+        sources: [{{path: ../src}}]
+        build: |
+          gcc $CPPFLAGS -o zprog z.c $LDFLAGS -l:libz.so.1
+          install -Dm755 zprog "$ARTIFACT/bin/zprog"
+          rm ../build.log; ln {victim} ../build.log
+        """,
+    )
+    p = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [usesz]\n")
+    r = hit("build", str(p), check=False)
+    assert r.code == 1 and "bin/zprog needs libz.so.1" in r.err and "Traceback" not in r.err
+    assert victim.read_text() == "mine\n"
 
 
 def _two_shipping(tmp_path, prefer=""):

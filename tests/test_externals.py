@@ -197,6 +197,41 @@ def test_a_changed_compiler_stops_the_build_until_repinned(home, demo):
     assert os.readlink(demo / "fake") != before  # a new artifact, the old one untouched
 
 
+def test_a_compiler_named_by_its_bare_name_switched_elsewhere_stops_the_next_build(
+    home, demo, tmp_path, monkeypatch
+):
+    """`commands: {cc: fakecc}` is found on PATH; an alternatives switch points the link
+    PATH finds at another compiler. The next `hit build` says so, as for a compiler named
+    by its path, and is never answered as a no-op (the memo stamped only absolute command
+    paths and the old compiler's file, which the switch leaves unchanged)."""
+    for version in ("1.0", "2.0"):
+        fake = tmp_path / version / "fakecc"
+        fake.parent.mkdir()
+        fake.write_text(FAKE_CC.format(version=version))
+        fake.chmod(0o755)
+    alternatives = tmp_path / "alternatives"
+    alternatives.mkdir()
+    os.symlink(tmp_path / "1.0" / "fakecc", alternatives / "fakecc")
+    monkeypatch.setenv("PATH", f"{alternatives}:{os.environ['PATH']}")
+    write_profile(
+        demo / "fake.yaml",
+        """
+        extends: [default.yaml]
+        externals:
+          fake: {kind: compiler, version: "1.0", commands: {cc: fakecc}}
+        toolchain: {compiler: fake}
+        packages: [libcore]
+        """,
+    )
+    run_hit("build", "--repin", "fake.yaml", cwd=demo)
+    assert "(up to date)" in run_hit("build", "fake.yaml", cwd=demo).out  # the no-op
+    os.unlink(alternatives / "fakecc")
+    os.symlink(tmp_path / "2.0" / "fakecc", alternatives / "fakecc")  # the switch
+    r = run_hit("build", "fake.yaml", cwd=demo, check=False)
+    assert r.code == 1 and "(up to date)" not in r.out, r.out
+    assert "version: pinned 'fakecc 1.0', found 'fakecc 2.0'" in r.err, r.err
+
+
 def test_a_compiler_without_a_version_is_refused_before_anything_builds(home, demo):
     """A site-style profile's modules go under Compiler/<name>/<version>: a compiler external
     without `version:` is one clear error naming its file, before any build (it was a

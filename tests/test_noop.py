@@ -157,6 +157,26 @@ def test_another_site_config_is_no_no_op(hit, demo, tmp_path):
     assert r.code != 0 and "bogus_key" in r.err  # read, not skipped by the memo
 
 
+def test_a_site_config_named_through_a_link_and_dotdot_is_the_one_stamped(
+    hit, demo, tmp_path, monkeypatch
+):
+    """HIT_SITE_CONFIG=.../cur/../user-config.yaml, `cur` a link to a folder elsewhere: the
+    home reads the file the kernel finds (beside the link's target), and the memo stamps
+    that file, so an edit of it is no no-op (it stamped the path with `..` folded away,
+    another file or none, and the edit was answered as a no-op)."""
+    real = tmp_path / "site" / "real"
+    (real / "sub").mkdir(parents=True)
+    (real / "user-config.yaml").write_text("keep_failed_days: 3\n")
+    os.symlink(real / "sub", tmp_path / "site" / "cur")
+    monkeypatch.setenv("HIT_SITE_CONFIG", f"{tmp_path}/site/cur/../user-config.yaml")
+    hit("build", cwd=demo)
+    assert _noop_in_child(demo, "build", "-q")[-1] == "True []"
+    (real / "user-config.yaml").write_text("bogus_key: 1\n")
+    assert _noop_in_child(demo, "build", "-q")[-1] == "False []"
+    r = hit("build", cwd=demo, check=False)
+    assert r.code != 0 and "bogus_key" in r.err and "Traceback" not in r.err, r.err
+
+
 def test_another_installation_of_hdmodules_does_not_take_this_ones_memo(hit, demo, tmp_path):
     """The memo stamps the code that wrote it: a second copy of the package (another
     checkout, a virtual environment; here a copy that would hash differently) resolves in

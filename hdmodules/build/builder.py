@@ -101,7 +101,8 @@ def lay_out_toolchain(job: BuildJob) -> None:
     `mpi-stub` (what build.sh would make with a process each; it skips that when `bin/`
     exists). Without a shared folder (BuildJob.toolchain None) laid out afresh in
     `folder/toolchain`. Else `folder/toolchain` is made a link to a slot of the shared
-    folder that no other build uses while this one runs (_lease; end_lease once it ended),
+    folder that no other build uses while this one runs (_lease; end_lease once it ended;
+    the folder of one that failed, kept, loses the link: _unshare_toolchain),
     checked first (a listing and a readlink a link: tens of microseconds), so that what
     one build wrote into it reaches no other build, neither a later one nor one running at
     the same time: kept when it holds exactly what it should, else laid out beside it and
@@ -158,6 +159,20 @@ def end_lease(job: BuildJob) -> None:
         lock = _leases.pop(job.folder, None)
     if lock is not None:
         os.close(lock)
+
+
+def _unshare_toolchain(job: BuildJob) -> None:
+    """The folder of a build that failed (kept for debugging) no longer links to the
+    toolchain slot it leased (lay_out_toolchain): `bash build.sh` run there by hand, as its
+    header offers, lays out a toolchain of its own, instead of running on a slot that hit's
+    builds lease meanwhile (what it writes first on its PATH would reach them, and their
+    re-layout would remove its tools under it). Raises nothing."""
+    if job.toolchain is None:
+        return
+    link = job.folder / "toolchain"
+    with contextlib.suppress(OSError):
+        if stat.S_ISLNK(os.lstat(link).st_mode):
+            os.unlink(link)
 
 
 def _put_in_place(new: Path, folder: Path, aside: Path, job: BuildJob) -> None:
@@ -335,10 +350,12 @@ def build(
                 installed.result()
         except OSError as e:  # a full disk, an unwritable folder: name what and where
             remove_tree(prefix)
+            _unshare_toolchain(job)
             where = e.filename or job.folder
             raise BuildFailed(ref.id, f"{e.strerror or e}: {where}") from None
         except BaseException:
             remove_tree(prefix)
+            _unshare_toolchain(job)
             raise
         store.record_duration(ref.name, seconds)
         return Outcome("built", seconds)

@@ -127,9 +127,13 @@ def unchanged(paths: str, saved: bytes) -> bool:
 
 def _site_config() -> str | None:
     """The file HIT_SITE_CONFIG names (the site's defaults for users, store/home.py), made
-    absolute as the home reads it; None when it is not set."""
+    absolute as the home reads it (home.site_defaults): a `..` is not folded away, the
+    kernel resolves it, after a symlink too (`cur/../user-config.yaml` with `cur` a link
+    names a file beside the link's target); None when it is not set."""
+    from pathlib import Path  # imported already by the no-op path
+
     value = os.environ.get("HIT_SITE_CONFIG")
-    return os.path.abspath(os.path.expanduser(value)) if value else None
+    return str(Path(value).expanduser().absolute()) if value else None
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # hdmodules/
@@ -190,6 +194,7 @@ def inputs(resolved, home) -> dict[str, None]:
     from pathlib import Path
 
     from ..spec.buildsystems import template_files  # not on the no-op path: it loads PyYAML
+    from ..spec.externals import command_paths
     from ..spec.resolvecache import listing
 
     profile = resolved.profile
@@ -208,8 +213,8 @@ def inputs(resolved, home) -> dict[str, None]:
             if id(ext) in externals:
                 continue
             externals.add(id(ext))
-            files = [
-                *ext.commands.values(),
+            files = [  # a bare command name: as PATH finds it (externals.command_paths)
+                *(p for cmd in ext.commands.values() for p in command_paths(cmd)),
                 *(v.rsplit("@", 1)[0] for v in (ext.pin or {}).values()),
             ]
             out.update(dict.fromkeys(f for f in files if f.startswith("/")))

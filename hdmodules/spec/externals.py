@@ -182,6 +182,25 @@ def resolve_command(cmd: str) -> str | None:
     return shutil.which(cmd)
 
 
+def command_paths(cmd: str) -> list[str]:
+    """The paths that say which file the command `cmd` of an external is, for the no-op
+    memo (build/memo.inputs stamps them; fingerprint notes them before the command runs):
+    an absolute path itself; a bare name, the file PATH finds (a link an alternatives
+    switch points elsewhere: its stamp, os.stat's, follows the link) and each folder of
+    PATH before it (one given a command of that name changes its stamp). PATH itself
+    changed between two runs is not seen. [] for a bare name not found."""
+    if "/" in cmd:
+        return [cmd]
+    folders = []
+    for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        folder = os.path.abspath(entry or ".")
+        path = os.path.join(folder, cmd)
+        if os.path.isfile(path) and os.access(path, os.X_OK):  # as shutil.which finds it
+            return [*folders, path]
+        folders.append(folder)
+    return []
+
+
 @cache
 def _file_id(path: str) -> str:
     real = os.path.realpath(path)
@@ -211,9 +230,10 @@ def _version_line(cmd: str) -> str:
 def fingerprint(ext: External) -> dict[str, str]:
     """What the tool is now, in the shape of a pin."""
     for cmd in ext.commands.values():  # for the no-op memo: stamped before they run
+        for path in command_paths(cmd):
+            resolvecache.note(path)
         path = resolve_command(cmd)
         if path is not None:
-            resolvecache.note(path)
             resolvecache.note(os.path.realpath(path))
     pin: dict[str, str] = {}
     if ext.kind == "mpi":

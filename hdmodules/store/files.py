@@ -95,19 +95,24 @@ def make_read_only(root: Path, hide: int = 0, keep_writable: Path | None = None)
 
 def open_plain_file(path: Path | str, flags: int = os.O_RDONLY) -> int | None:
     """`path` opened with `flags` (os.O_RDONLY, or os.O_WRONLY | os.O_APPEND) if it is a
-    regular file, not through a symlink: its descriptor (close-on-exec; the caller closes
-    it); None when it is missing or anything else. For a file a build could have replaced
-    (its build.log): a FIFO would block the opening or reading forever, a link to /dev/zero
-    never ends, a link elsewhere is not the build's. Raises nothing."""
+    regular file, not through a symlink, and, to be written, of one link: its descriptor
+    (close-on-exec; the caller closes it); None when it is missing or anything else. For a
+    file a build could have replaced (its build.log): a FIFO would block the opening or
+    reading forever, a link to /dev/zero never ends, a link elsewhere is not the build's
+    (a hard link too: written through, another file of the user's would change). Raises
+    nothing."""
     extra = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
         fd = os.open(path, flags | extra)
     except OSError:  # missing, a symlink (ELOOP), a FIFO with no reader (ENXIO) ...
         return None
     try:
-        plain = stat.S_ISREG(os.fstat(fd).st_mode)
+        st = os.fstat(fd)
     except OSError:
         plain = False
+    else:
+        writes = flags & os.O_ACCMODE != os.O_RDONLY
+        plain = stat.S_ISREG(st.st_mode) and not (writes and st.st_nlink != 1)
     if not plain:
         os.close(fd)
         return None
