@@ -12,7 +12,7 @@ from pathlib import Path
 from ..build.memo import prefix_text
 from ..errors import HitError
 from ..spec.resolve import Resolved
-from ..spec.resolvecache import seen
+from ..spec.resolvecache import note, seen
 from ..store import roots
 from ..store.generations import Switch, switch
 from ..store.home import Home
@@ -102,15 +102,9 @@ def manifest_stamp(prefix: str | Path) -> list[int] | None:
     hit's back and built again at the same prefix has a new manifest, whose paths may
     differ (a build that names a file by the date): the index does not stand for it."""
     path = f"{prefix}/{META}/{MANIFEST}"
-    taken = seen()
-    stamp = taken.get(path)
-    if stamp is None:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        stamp = taken.setdefault(path, (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
-    return list(stamp)
+    note(path)  # no stat when the check of what to build took it
+    stamp = seen()[path]
+    return None if stamp == (-1, -1, -1, -1) else list(stamp)  # gone (memo.GONE)
 
 
 def previous_profile(resolved: Resolved, store: Store) -> Path | None:
