@@ -43,7 +43,7 @@ from ..collector import collector_paused
 # the code whose change can change what resolving gives (below the package folder): the
 # no-op path trusts the memo only while none of it changed (a checkout being edited)
 OWN_CODE = ("spec/*.py", "hashing.py", "names.py", "urls.py", "build/memo.py")
-FORMAT = 4  # the memo file's layout: a memo of another layout is not trusted
+FORMAT = 5  # the memo file's layout: a memo of another layout is not trusted
 
 # A path's stamp: (st_mtime_ns, st_ctime_ns, st_size, st_ino) of os.stat (symlinks
 # followed), or GONE. The ctime catches a file whose mtime was put back (`touch -d`, `cp -p`,
@@ -301,27 +301,22 @@ def installed(store):
 def save(home, resolved) -> None:
     """Record a successful build of `resolved` (spec.resolve.Resolved) in `home` (the user's
     Home, at homeroot.home_root()): the stamps of its inputs and of its artifacts' manifests
-    (which must still be there), and the links that must stay as they are.
+    (which must still be there), the links that must stay as they are, and what a switch
+    to another list of the same packages needs (`switch_data`).
     Never raises for an unwritable cache (it is only a cache)."""
-    from pathlib import Path
-
-    from ..atomic import write_atomic
-    from ..names import profile_link
     from ..spec.resolvecache import seen
     from ..store.home import open_store
-    from ..store.homeroot import home_root
     from ..store.layout import MANIFEST, META
-    from ..store.roots import entry_for
 
     store = open_store(home)
     found = noted_inputs(resolved, home)
+    own = list(found).index(str(resolved.profile.file))
+    count = len(found)
     refs = [n.ref for n in resolved.nodes.values()]
-    profile_ref = resolved.profile_ref
-    for ref in [*refs, profile_ref]:  # installed, here or upstream: its manifest is there
+    for ref in [*refs, resolved.profile_ref]:  # installed, here or upstream: its manifest is there
         found[f"{prefix_text(store, ref)}/{META}/{MANIFEST}"] = None
-    prefix = store.prefix(profile_ref)
-    link = profile_link(resolved.profile.file)
     paths = list(found)
+    whole = len(paths) == count + len(refs) + 1  # no manifest was an input too
     doc = {
         "format": FORMAT,
         "version": __version__,
@@ -330,14 +325,33 @@ def save(home, resolved) -> None:
         # the stamps resolving took (before it read those files) or note_inputs took
         # (before anything built); the others (the manifests) taken now
         "stamps": stamps(paths, seen()),
-        "links": [
-            (str(link), str(prefix)),
-            (str(entry_for(home.gc_roots, link)), str(link.absolute())),
-        ],
+        "inputs": count,  # the paths before the manifests (one per artifact, the profile's last)
+        "own": own,  # where the profile's own YAML is among them
+        "links": links(home, resolved.profile.link_path, store.prefix(resolved.profile_ref)),
         "shorts": "\0".join(r.short for r in refs),
         "site_config": _site_config(),
+        "switch": switch_data(resolved) if whole else None,
     }
-    target = memo_file(home_root(), str(resolved.profile.file))
+    write(resolved.profile.file, doc)
+
+
+def links(home, link, prefix) -> list[tuple[str, str]]:
+    """The links the memo of a profile linked at `link` (a Path) to `prefix` checks: the
+    profile's link, and its gc root in `home` (a Home)."""
+    from ..store.roots import entry_for
+
+    return [(str(link), str(prefix)), (str(entry_for(home.gc_roots, link)), str(link.absolute()))]
+
+
+def write(profile, doc: dict) -> None:
+    """Save `doc` as the memo of the profile YAML `profile` (absolute) in the user's home.
+    Never raises for an unwritable cache."""
+    from pathlib import Path
+
+    from ..atomic import write_atomic
+    from ..store.homeroot import home_root
+
+    target = memo_file(home_root(), str(profile))
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         write_atomic(Path(target), marshal.dumps(doc))
@@ -345,25 +359,83 @@ def save(home, resolved) -> None:
         pass  # only a cache: a later build simply resolves in full
 
 
-def load(home: str, profile: str) -> dict | None:
-    """The memo of the profile YAML `profile` (absolute) in the home at `home` if every path
-    it stamped (inputs, manifests) has the same stamp and every link it lists points where it
-    did; else None."""
+def switch_data(resolved) -> dict | None:
+    """What a profile switch needs besides the stamps (publish/quickswitch.py): the profile's
+    key (profiles.switch_key), and each artifact's id, version and dependencies (their places
+    in build order, in the recipe's order), in build order, as strings that load at once.
+    None for a profile whose list of packages cannot change without resolving in full: one
+    without a key, a site-style one (its modules are planned from its resolution:
+    usermodules.build_lines), or one with Python packages (they bring their interpreter
+    into the profile: pythonenv.profile_packages)."""
+    from ..spec.profiles import switch_key
+    from ..spec.pythonenv import PYTHON, is_python_package
+
+    key = switch_key(resolved.profile)
+    nodes = resolved.nodes
+    toolchain = resolved.profile.toolchain
+    if key is None or "compiler" in toolchain or PYTHON in toolchain or PYTHON in nodes:
+        return None
+    if any(is_python_package(n.recipe) for n in nodes.values()):
+        return None
+    place = {name: i for i, name in enumerate(nodes)}
+    return {
+        "key": key,
+        "ids": "\0".join(n.ref.id for n in nodes.values()),
+        "versions": "\0".join(n.ref.version for n in nodes.values()),
+        "deps": "\0".join(",".join(str(place[d]) for d in n.deps) for n in nodes.values()),
+    }
+
+
+def _read(home: str, profile: str) -> dict | None:
+    """The memo of the profile YAML `profile` (absolute) in the home at `home`, if this
+    version of hdmodules wrote it for that file under the same site defaults; else None."""
     try:
         with open(memo_file(home, profile), "rb") as f:
             doc = marshal.load(f)
         if doc["format"] != FORMAT or doc["version"] != __version__ or doc["profile"] != profile:
             return None
-        if not unchanged(doc["paths"], doc["stamps"]):
-            return None
         if _site_config() != doc["site_config"]:
             return None  # another site's defaults for users (their file is stamped too)
-        links = doc["links"]
-        if len(links) != 2 or any(os.readlink(link) != target for link, target in links):
-            return None
     except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
         return None
     return doc
+
+
+def _holds(doc: dict, saved: bytes) -> bool:
+    """Whether every path of the memo `doc` has the stamp `saved` gives it (unchanged) and
+    every link it lists points where it did."""
+    try:
+        if not unchanged(doc["paths"], saved):
+            return False
+        links = doc["links"]
+        return len(links) == 2 and all(os.readlink(link) == target for link, target in links)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return False
+
+
+def load(home: str, profile: str) -> dict | None:
+    """The memo of the profile YAML `profile` (absolute) in the home at `home` if every path
+    it stamped (inputs, manifests) has the same stamp and every link it lists points where it
+    did; else None."""
+    doc = _read(home, profile)
+    return doc if doc is not None and _holds(doc, doc["stamps"]) else None
+
+
+def switchable(home: str, profile: str) -> dict | None:
+    """The memo of the profile YAML `profile` (absolute) in the home at `home` when it holds
+    what a switch needs (`switch_data`), every path it stamped but that YAML file has the
+    same stamp, and every link it lists points where it did; else None. The profile's own
+    stamp is not compared: what changed in it is publish/quickswitch.py's to judge."""
+    doc = _read(home, profile)
+    if doc is None or not isinstance(doc.get("switch"), dict):
+        return None
+    try:
+        at = doc["own"] * STAMP_BYTES
+        saved = doc["stamps"]
+        saved = saved[:at] + stamps([profile]) + saved[at + STAMP_BYTES :]
+    except (KeyError, TypeError):
+        return None
+    return doc if _holds(doc, saved) else None
 
 
 def up_to_date(home: str, profile: str) -> tuple[list[str], str, str] | None:

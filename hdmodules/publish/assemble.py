@@ -7,18 +7,24 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..build.memo import prefix_text
 from ..errors import HitError
-from ..spec.resolve import Resolved
+from ..spec.artifact import ArtifactRef
+from ..spec.buildspec import ProfileDoc
 from ..spec.resolvecache import note, seen
 from ..store import roots
 from ..store.generations import Switch, switch
 from ..store.home import Home
 from ..store.layout import MANIFEST, META, Store, read_manifest, remove_tree
 from .farm import EXTERNAL, Manifests, plan_links, write_farm
-from .pyvenv import profile_python, write_config
+from .pyvenv import ProfilePython, profile_python, write_config
+
+if TYPE_CHECKING:  # the resolver: imported when something is resolved (quickswitch.py)
+    from ..spec.resolve import Resolved
 
 EXTERNAL_PYTHON = f"python{EXTERNAL}"  # never a package name (names.py allows no space)
 EXTERNAL_ROOT = "/(external python)"  # where its links are planned, then replaced
@@ -27,40 +33,62 @@ EXTERNAL_ROOT = "/(external python)"  # where its links are planned, then replac
 FARM_INDEX = "farm.json"
 
 
-def check_link(resolved: Resolved) -> None:
+def check_link(link: Path) -> None:
     """Refuse, before anything is built, a profile link path that holds something else than a
     symlink. Raises HitError."""
-    link = resolved.profile.link_path
     if link.exists() and not link.is_symlink():  # say so now, not after hours of building
         raise HitError(f"{link} exists and is not a symlink; move it away first")
 
 
-def assemble(resolved: Resolved, store: Store) -> bool:
-    """The profile artifact: a symlink farm over the listed packages (all installed), made
-    once like any artifact, under its lock. Returns False when it existed already. Raises
-    HitError for a file two packages both provide (none `prefer`red), before any write.
+@dataclass(frozen=True)
+class ProfilePlan:
+    """What assembling, linking and recording a profile takes, from a resolution (`plan_of`)
+    or from the no-op memo (publish/quickswitch.py, which knows no Node): the link, the
+    profile artifact and what it is made of, the prefix of each package it holds (name ->
+    `<store>/<name>/<version>-<hash>`, as prefix_text gives it), every artifact it uses (its
+    packages and their dependencies, for temporary roots and upstream records) and its
+    interpreter (pyvenv.profile_python; None for a profile without Python)."""
+
+    link: Path
+    ref: ArtifactRef
+    doc: ProfileDoc
+    held: dict[str, str]
+    uses: tuple[ArtifactRef, ...]
+    python: ProfilePython | None = None
+
+
+def plan_of(resolved: Resolved, store: Store) -> ProfilePlan:
+    """The ProfilePlan of `resolved`, whose artifacts are all installed."""
+    nodes = resolved.nodes
+    held = {name: prefix_text(store, nodes[name].ref) for name in resolved.profile_doc.artifacts}
+    uses = tuple(n.ref for n in resolved.nodes.values())
+    python = profile_python(resolved, store)
+    doc = resolved.profile_doc
+    return ProfilePlan(resolved.profile.link_path, resolved.profile_ref, doc, held, uses, python)
+
+
+def assemble(plan: ProfilePlan, store: Store) -> bool:
+    """The profile artifact: a symlink farm over the packages `plan` holds (all installed),
+    made once like any artifact, under its lock. Returns False when it existed already.
+    Raises HitError for a file two packages both provide (none `prefer`red), before any write.
 
     A switch costs what changed: the paths of each package come from the index of the
     profile the link points at now (`FARM_INDEX`, written beside that profile's manifest)
     when the package is the same artifact there, else from the package's own manifest; and
     the links that profile holds already are hard-linked from it (farm.write_farm). The
     links are the same as from scratch: `plan_links` sees the same paths either way."""
-    ref = resolved.profile_ref
+    ref = plan.ref
     if store.is_installed(ref):
         return False
-    held = {  # listed, and what Python packages bring
-        name: prefix_text(store, resolved.nodes[name].ref)
-        for name in resolved.profile_doc.artifacts
-    }
-    previous = previous_profile(resolved, store)
-    manifests = package_paths(held, previous)
+    previous = previous_profile(plan.link, store)
+    manifests = package_paths(plan.held, previous)
     packages = dict(manifests)  # the index holds packages only, not an external's links
-    python = profile_python(resolved, store)
+    python = plan.python
     if python is not None and python.links:  # an external's: planned like a package's files
         manifests[EXTERNAL_PYTHON] = (EXTERNAL_ROOT, list(python.links))
     open_dirs = frozenset(os.path.dirname(rel) for rel in python.links) if python else frozenset()
     # conflicts fail before any write
-    links = plan_links(manifests, resolved.profile.prefer, open_dirs=open_dirs)
+    links = plan_links(manifests, plan.doc.prefer, open_dirs=open_dirs)
     for rel, target in python.links.items() if python else ():
         if links.get(rel) == f"{EXTERNAL_ROOT}/{rel}":  # no package's file won (prefer:) there
             links[rel] = str(target)
@@ -73,8 +101,7 @@ def assemble(resolved: Resolved, store: Store) -> bool:
             if python is not None:
                 manifest.update(write_config(prefix, python.home))
             write_farm_index(prefix, packages)
-            record = resolved.profile_doc.record(ref.id)
-            store.commit(ref, record, None, manifest)
+            store.commit(ref, plan.doc.record(ref.id), None, manifest)
         except BaseException:
             remove_tree(prefix)
             raise
@@ -107,11 +134,11 @@ def manifest_stamp(prefix: str | Path) -> list[int] | None:
     return None if stamp == (-1, -1, -1, -1) else list(stamp)  # gone (memo.GONE)
 
 
-def previous_profile(resolved: Resolved, store: Store) -> Path | None:
-    """The installed profile the profile's link points at now (in this store or an
+def previous_profile(link: Path, store: Store) -> Path | None:
+    """The installed profile the profile link `link` points at now (in this store or an
     upstream), or None (no link, or it points elsewhere)."""
     try:
-        target = Path(os.readlink(resolved.profile.link_path))
+        target = Path(os.readlink(link))
     except OSError:
         return None
     roots = [store.root, *(up.root for up in store.upstreams)]
@@ -145,12 +172,11 @@ def read_farm_index(profile: Path) -> dict[str, tuple[str, list[str], list[int] 
         return {}
 
 
-def link_profile(resolved: Resolved, home: Home, store: Store) -> tuple[Path, Switch]:
+def link_profile(plan: ProfilePlan, home: Home, store: Store) -> tuple[Path, Switch]:
     """Point the profile's link at its (assembled) profile, the gc root registered first,
     and record a generation (generations.switch: a registered link found gone outside hit
     leaves its last profile kept as a stale generation). Returns the link and the switch."""
-    link = resolved.profile.link_path
-    return link, switch(home.gc_roots, link, store.prefix(resolved.profile_ref))
+    return plan.link, switch(home.gc_roots, plan.link, store.prefix(plan.ref))
 
 
 def vanished_note(link: Path, switched: Switch, store: Store) -> str | None:
@@ -167,14 +193,14 @@ def vanished_note(link: Path, switched: Switch, store: Store) -> str | None:
 
 
 def record_upstream_use(
-    resolved: Resolved, home: Home, store: Store, note: Callable[[str], None]
+    plan: ProfilePlan, home: Home, store: Store, note: Callable[[str], None]
 ) -> None:
     """Tell each upstream (the site) which of its artifacts the profile's link uses, so that
     its GC keeps them; `note` a warning for each upstream that cannot be told."""
-    link = resolved.profile.link_path
-    profile = store.prefix(resolved.profile_ref)
+    link = plan.link
+    profile = store.prefix(plan.ref)
     pairs = zip(home.upstreams, home.upstream_gc_roots, store.upstreams, strict=True)
-    refs = [n.ref for n in resolved.nodes.values()] + [resolved.profile_ref]
+    refs = [*plan.uses, plan.ref]
     for _home, up_roots, up_store in pairs:
         # the profile too: the same packages give the same profile, found upstream
         under = f"{up_store.root}/"  # a prefix is ROOT/name/leaf

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..build import memo
 from ..collector import collector_paused, keep_for_the_command
 from ..names import profile_link
 from ..options import HitBuild, SiteBuild
 from ..progress import Progress
-from ..spec.resolve import Resolved, repin_externals, resolve_file
-from ..spec.site import Site, load_site
+from ..store import roots
 from ..store.home import Home, load_home, open_store, require_writable, with_package_cap
-from . import modulefiles, moduletree, publishedstacks
-from .profilebuild import Result, build_profile
-from .sitebuild import Published, build_site, claim_root, resolve_stacks, site_home
-from .spidercache import spider_cache_files
+from .profilebuild import Result, build_profile, link_plan
+
+if TYPE_CHECKING:  # the resolver, sites and module trees: imported when used (quickswitch.py)
+    from ..spec.resolve import Resolved
+    from ..spec.site import Site
+    from .sitebuild import Published
 
 Say = Callable[[str], None]  # one line for the user (stderr)
 
@@ -30,10 +32,19 @@ def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
     (`explain`), submit the missing artifacts as Slurm jobs (`slurm`; returns None unless
     `wait`), else build them here, assemble the profile and point its link at it; remember
     the inputs for the no-op path; save the modules of a site-style profile and regenerate
-    the user's module tree (usermodules.build_lines), saying which names it wrote.
-    Returns the profile's Result. Raises HitError (ConfigError, BuildFailed, ...)."""
+    the user's module tree (usermodules.build_lines), saying which names it wrote. A profile
+    that only lists other packages of its last build is switched without resolving
+    (quickswitch.py). Returns the profile's Result. Raises HitError (ConfigError,
+    BuildFailed, ...)."""
     home = with_package_cap(load_home(), o.concurrent_packages)
     require_writable(home)
+    if not (o.repin or o.dirty or o.explain or o.slurm):
+        result = _quick_switch(file, home, o, say)
+        if result is not None:
+            return result
+    from ..spec.resolve import resolve_file
+    from . import modulefiles
+
     with collector_paused():  # some 30 objects a package, that live until hit ends
         resolved = resolve_file(file, repin=o.repin, dirty=o.dirty, cache=home.root / ".cache")
     keep_for_the_command()
@@ -66,11 +77,39 @@ def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
     return result
 
 
+def _quick_switch(file: Path, home: Home, o: HitBuild, say: Say) -> Result | None:
+    """`hit_build` of a profile that lists other packages of its last build, answered from
+    the memo (quickswitch.py); None when it cannot be."""
+    from .quickswitch import quick_plan, remember
+
+    quick = quick_plan(file, home)
+    if quick is None:
+        return None
+    progress = Progress(len(quick.shorts), quiet=o.quiet)
+    for short in quick.shorts:
+        progress.present(short)
+    result = link_plan(quick.plan, home, progress)
+    store = open_store(home)
+    if roots.module_records(home.gc_roots).is_dir():  # a user's module tree to refresh
+        from .usermodules import build_lines
+
+        for line in build_lines(home, None, store, result.profile):  # not site-style
+            say(line)
+    remember(quick, home, store)
+    return result
+
+
 def site_build(site: Site, o: SiteBuild, say: Say) -> Published | None:
     """`hdmod build SITE`: re-pin (`repin`; the site is loaded again if a pin changed),
     resolve every stack once, submit the missing artifacts as Slurm jobs (`slurm`; returns
     None unless `wait`), else build them here and publish the stacks and module tree.
     Raises HitError."""
+    from ..spec.resolve import repin_externals
+    from ..spec.site import load_site
+    from . import modulefiles, moduletree, publishedstacks
+    from .sitebuild import build_site, claim_root, resolve_stacks, site_home
+    from .spidercache import spider_cache_files
+
     if o.repin:
         notes = repin_externals(s.profile for s in site.stacks)
         for note in notes:

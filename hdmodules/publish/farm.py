@@ -125,11 +125,12 @@ def write_farm(
     With `reuse` (the folder of an earlier farm), a link that farm holds with the same target
     is hard-linked from it (a new name for the same symlink inode: no inode to allocate, and
     the same bytes as a new symlink); anything else, or a hard link the filesystem refuses
-    (another owner's profile, another filesystem, too many links), is a new symlink. Raises
-    OSError."""
+    (another owner's profile, another filesystem, too many links), is a new symlink. From
+    SPLIT_FROM links on, two threads make them (`_make_links`). Raises OSError."""
     base = str(prefix)
     made = {""}  # folders made (relative), with all their parents
     manifest = {}
+    todo = []
     for rel in sorted(links):
         target = str(links[rel])
         cut = rel.rfind("/")
@@ -139,8 +140,51 @@ def write_farm(
             while parent and parent not in made:
                 made.add(parent)
                 parent = parent[: max(parent.rfind("/"), 0)]
-        path = f"{base}/{rel}"
         manifest[rel] = f"l:{target}"
+        todo.append((rel, target))
+    _make_links(base, todo, reuse)
+    return manifest
+
+
+# From this many links on, write_farm makes them in two threads, each half of them (every
+# folder made before): link and symlink are system calls that let the GIL go, and the kernel
+# serializes only those in one folder. Issue 18: 10,000 links (5,000 in each of two folders)
+# took 145-153 ms in one thread, 77-83 ms in two, on the idle 2-core machine.
+SPLIT_FROM = 2000
+
+
+def _make_links(base: str, todo: list[tuple[str, str]], reuse: str | None) -> None:
+    """`_links` of `todo`, the second half in another thread when there are SPLIT_FROM or
+    more and this process may run on two CPUs. Raises the first error of either half, once
+    both are done (a Ctrl-C too: the other half ends first)."""
+    half = len(todo) // 2
+    if len(todo) < SPLIT_FROM or len(os.sched_getaffinity(0)) < 2:
+        _links(base, todo, reuse)
+        return
+    import threading  # imported already by what runs hit (progress.py)
+
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            _links(base, todo[half:], reuse)
+        except BaseException as e:  # re-raised below, in the calling thread
+            errors.append(e)
+
+    other = threading.Thread(target=second, name="farm")
+    other.start()
+    try:
+        _links(base, todo[:half], reuse)
+    finally:
+        other.join()
+    if errors:
+        raise errors[0]
+
+
+def _links(base: str, todo: list[tuple[str, str]], reuse: str | None) -> None:
+    """Make each (rel, target) of `todo` below `base`, as `write_farm` says."""
+    for rel, target in todo:
+        path = f"{base}/{rel}"
         if reuse is not None:
             old = f"{reuse}/{rel}"
             try:
@@ -154,4 +198,3 @@ def write_farm(
                 except OSError:  # refused once: the rest would be too, make new links only
                     reuse = None
         os.symlink(target, path)
-    return manifest

@@ -19,14 +19,22 @@ from ..build.memo import installed, prefix_text
 from ..errors import HitError
 from ..progress import Progress
 from ..spec.artifact import ArtifactRef
-from ..spec.resolve import Resolved, to_build
 from ..store import roots
 from ..store.home import Home, open_store
 from ..store.layout import Store
-from .assemble import assemble, check_link, link_profile, record_upstream_use, vanished_note
+from .assemble import (
+    ProfilePlan,
+    assemble,
+    check_link,
+    link_profile,
+    plan_of,
+    record_upstream_use,
+    vanished_note,
+)
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the resolver: imported when something is resolved (quickswitch.py)
     from ..build.buildjob import BuildJob
+    from ..spec.resolve import Resolved
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,8 @@ def build_missing(
     (fetching.fetch_first). Returns how many were built. Raises HitError for an `only`
     artifact whose dependency is not built or a source that cannot be fetched (nothing
     built), scheduler.BuildsFailed when builds fail."""
+    from ..spec.resolve import to_build
+
     todo = {n.ref.id: (r, n) for r, n in to_build([(r, r) for r in stacks], installed(store))}
     if only is not None:
         todo = {i: rn for i, rn in todo.items() if i in only}
@@ -104,15 +114,13 @@ def _check_tools(build_jobs: list[BuildJob]) -> None:
 
 @contextmanager
 def _building(
-    stacks: list[Resolved], home: Home, store: Store, progress: Progress
-) -> Iterator[list[ArtifactRef]]:
-    """Hold the store's GC lock shared and register everything the stacks use as temporary
-    roots, for as long as the build runs, in this home and, for what an upstream store (the
-    site's) holds, in that store's users' records (its GC may run on another machine, and
-    it keeps what a running build uses: roots.record_building). Yields those artifacts'
-    refs."""
+    refs: list[ArtifactRef], home: Home, store: Store, progress: Progress
+) -> Iterator[None]:
+    """Hold the store's GC lock shared and register the artifacts `refs` (everything a build
+    uses) as temporary roots, for as long as the build runs, in this home and, for what an
+    upstream store (the site's) holds, in that store's users' records (its GC may run on
+    another machine, and it keeps what a running build uses: roots.record_building)."""
     with store.gc_lock(False, lambda: progress.note("waiting: a garbage collection is running")):
-        refs = [n.ref for r in stacks for n in r.nodes.values()] + [r.profile_ref for r in stacks]
         temp = roots.add_temp(home.gc_roots, [prefix_text(store, ref) for ref in refs])
         upstream = []
         for up_roots, up_store in zip(home.upstream_gc_roots, store.upstreams, strict=True):
@@ -127,11 +135,16 @@ def _building(
                 )
             upstream += [record] if record else []
         try:
-            yield refs
+            yield
         finally:
             temp.unlink(missing_ok=True)
             for record in upstream:
                 record.unlink(missing_ok=True)
+
+
+def _uses(stacks: list[Resolved]) -> list[ArtifactRef]:
+    """Every artifact the stacks use: their nodes and their profiles."""
+    return [n.ref for r in stacks for n in r.nodes.values()] + [r.profile_ref for r in stacks]
 
 
 def build_profiles(
@@ -143,21 +156,36 @@ def build_profiles(
     symlink, before anything is built), scheduler.BuildsFailed."""
     store = open_store(home)
     for resolved in stacks:
-        check_link(resolved)
-    with _building(stacks, home, store, progress) as refs:
+        check_link(resolved.profile.link_path)
+    refs = _uses(stacks)
+    with _building(refs, home, store, progress):
         built = build_missing(stacks, home, store, jobs, progress)
-        results = [_finish(r, home, store, built, progress) for r in stacks]
+        results = [_finish(plan_of(r, store), home, store, built, progress) for r in stacks]
         store.mark_used(refs)
     return results
 
 
-def _finish(resolved: Resolved, home: Home, store: Store, built: int, progress: Progress) -> Result:
+def link_plan(plan: ProfilePlan, home: Home, progress: Progress) -> Result:
+    """`build_profile` of a profile whose artifacts are all installed, known by its plan
+    alone (publish/quickswitch.py: a switch answered from the no-op memo): assemble it,
+    point its link at it, record what it uses, under the same GC lock and temporary roots.
+    Raises HitError as `build_profiles`."""
+    store = open_store(home)
+    check_link(plan.link)
+    refs = [*plan.uses, plan.ref]
+    with _building(refs, home, store, progress):
+        result = _finish(plan, home, store, 0, progress)
+        store.mark_used(refs)
+    return result
+
+
+def _finish(plan: ProfilePlan, home: Home, store: Store, built: int, progress: Progress) -> Result:
     start = time.monotonic()
-    new = assemble(resolved, store)
+    new = assemble(plan, store)
     seconds = time.monotonic() - start  # the assembly alone, not the builds before it
-    link, switched = link_profile(resolved, home, store)
-    record_upstream_use(resolved, home, store, progress.note)
-    short = resolved.profile_ref.short
+    link, switched = link_profile(plan, home, store)
+    record_upstream_use(plan, home, store, progress.note)
+    short = plan.ref.short
     if new:
         progress.note(f"profile {short} assembled in {seconds:.1f} s")
     elif switched.changed:
@@ -165,7 +193,7 @@ def _finish(resolved: Resolved, home: Home, store: Store, built: int, progress: 
     note = vanished_note(link, switched, store)
     if note:
         progress.note(note)
-    return Result(store.prefix(resolved.profile_ref), link, built, switched.changed)
+    return Result(store.prefix(plan.ref), link, built, switched.changed)
 
 
 def build_profile(resolved: Resolved, home: Home, jobs: int, progress: Progress) -> Result:
@@ -177,9 +205,10 @@ def build_and_assemble(resolved: Resolved, home: Home, jobs: int, progress: Prog
     """Build what the profile needs and assemble it, without pointing any link at it
     (`hit develop`). Returns the profile's prefix. Raises as `build_profiles`."""
     store = open_store(home)
-    with _building([resolved], home, store, progress) as refs:
+    refs = _uses([resolved])
+    with _building(refs, home, store, progress):
         build_missing([resolved], home, store, jobs, progress)
-        assemble(resolved, store)
+        assemble(plan_of(resolved, store), store)
         store.mark_used(refs)
     return store.prefix(resolved.profile_ref)
 
@@ -198,5 +227,5 @@ def build_only(
             f"the jobs were submitted?); nothing was built"
         )
     store = open_store(home)
-    with _building(stacks, home, store, progress):
+    with _building(_uses(stacks), home, store, progress):
         return build_missing(stacks, home, store, jobs, progress, only=ids)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..hashing import sha256_file
 from ..spec.externals import resolve_command
-from ..spec.pythonenv import PYTHON
-from ..spec.resolve import Resolved
 from ..store.layout import Store
+
+if TYPE_CHECKING:
+    from ..spec.resolve import Resolved
 
 CONFIG = "pyvenv.cfg"
 
@@ -31,6 +33,8 @@ class ProfilePython:
 def profile_python(resolved: Resolved, store: Store) -> ProfilePython | None:
     """The interpreter of the profile `resolved`: the `python` package it holds, else the
     python external its Python packages were built with; None for a profile without one."""
+    from ..spec.pythonenv import PYTHON  # not on a quick switch's path: it loads recipes
+
     held = resolved.profile_doc.artifacts
     if PYTHON in held:
         return ProfilePython(store.prefix(resolved.nodes[PYTHON].ref) / "bin")

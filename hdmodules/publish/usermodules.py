@@ -362,16 +362,17 @@ def _shown(rel: str) -> str:
     return rel
 
 
-def build_lines(home: Home, resolved: Resolved, store: Store, profile: Path) -> list[str]:
+def build_lines(home: Home, resolved: Resolved | None, store: Store, profile: Path) -> list[str]:
     """After `hit build` linked `profile` (its store path): save its record when it is
-    site-style, and regenerate the user's tree (any build: the link may have left a
-    site-style profile). Returns what to tell the user: the name each of the profile's
-    modules is written under, each name it shares with another build (all names, and which
-    one the plain name loads), the modules gone. A home whose `modules` is a link no record
+    site-style (`resolved`: its resolution; None for one that is not), and regenerate the
+    user's tree (any build: the link may have left a site-style profile). Returns what to
+    tell the user: the name each of the profile's modules is written under, each name it
+    shares with another build (all names, and which one the plain name loads), the modules
+    gone. A home whose `modules` is a link no record
     made (a site root, whose tree hdmod writes) is left alone, with a note. Raises HitError
     (a refused name or value; a record that cannot be written)."""
     folder = roots.module_records(home.gc_roots)
-    site_style = "compiler" in resolved.profile.toolchain
+    site_style = resolved is not None and "compiler" in resolved.profile.toolchain
     if site_style and not folder.is_dir() and modules_path(home).is_symlink():
         return [
             f"modules not written: {modules_path(home)} is a module tree hdmod made (this "

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import HitError
+from ..hashing import canonical_json
 from ..names import profile_link
 from ..urls import git_location
 from . import resolvecache, yamlfile
@@ -197,3 +198,34 @@ def _merge(spec: ProfileSpec, base: ProfileSpec) -> None:
     spec.toolchain_lines.update(base.toolchain_lines)
     spec.parameter_lines.update(base.parameter_lines)
     spec.files += [f for f in base.files if f not in spec.files]
+
+
+def switch_key(spec: ProfileSpec) -> str | None:
+    """What `spec` resolves from besides which plain packages it lists (a name with nothing
+    under it, which resolves as it does when only a dependency), as one string: its files,
+    package dirs, externals, toolchain and each package asked for with a version or
+    parameters. Two profiles with the same key whose plain packages all appear in one
+    resolution resolve to that resolution's artifacts (publish/quickswitch.py). None for a
+    profile whose list cannot change without resolving in full: one with parameters of its
+    own (each must stay used: resolve's check), a package from git (its ref is resolved each
+    time), a link set elsewhere or a site stack."""
+    if spec.parameters or spec.link is not None or spec.stack is not None:
+        return None
+    asked = {}
+    for name, req in spec.packages.items():
+        if req.git is not None:
+            return None
+        if req.parameters or req.version is not None:
+            asked[name] = [req.parameters, req.version]
+    externals = {
+        name: [e.kind, e.version, e.commands, e.prefix, e.module, list(e.libs), e.pin, str(e.file)]
+        for name, e in spec.externals.items()
+    }
+    doc = {
+        "files": [str(f) for f in spec.files],
+        "package_dirs": [str(d) for d in spec.package_dirs],
+        "externals": externals,
+        "toolchain": spec.toolchain,
+        "asked": asked,
+    }
+    return canonical_json(doc)

@@ -1,0 +1,148 @@
+"""A profile switch answered from the no-op memo (build/memo.py), without resolving: the
+profile's YAML lists other packages, nothing else changed.
+
+Resolving 5,000 packages costs most of a second (recipes, source stamps, build specs hashed),
+although a switch that removes one of them changes no artifact (issue 18, goal 3). The memo
+of the last build already knows every artifact's id and dependencies, and stamps every
+input. When every stamped input but the profile's own YAML is unchanged, the YAML loads to
+the same key (profiles.switch_key: everything but its plain packages) and each package it
+lists is one of the memo's artifacts, then resolving would give those same artifacts: a
+plain package resolves as it does as a dependency, and nothing else differs. The profile is
+then the memo's artifacts that the listed packages need, in the order resolving gives;
+anything else (a package the memo does not know, a version or parameters changed, `prefer`
+naming a package not listed) is left to the full path, which says what is wrong.
+
+The memo written after a switch keeps every input of the one before (the recipes and sources
+of a package removed too): a change to them sends the next build down the full path, which
+is slower, never wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..build import memo
+from ..collector import collector_paused
+from ..spec.artifact import ArtifactRef
+from ..spec.buildspec import ProfileDoc
+from ..spec.profiles import load_profile, switch_key
+from ..spec.resolvecache import seen
+from ..store.home import Home, open_store
+from ..store.homeroot import home_root
+from ..store.layout import MANIFEST, META, Store
+from .assemble import ProfilePlan
+
+
+@dataclass(frozen=True)
+class Quick:
+    """A switch answered from the memo: the profile's plan, the short ids of the artifacts
+    it uses in build order, where each stood in the memo's build order, and that memo."""
+
+    plan: ProfilePlan
+    shorts: tuple[str, ...]
+    places: tuple[int, ...]
+    memo: dict
+
+
+def quick_plan(file: Path, home: Home) -> Quick | None:
+    """The plan of the profile YAML `file` built in `home` when the memo of its last build
+    answers for it (the module's docstring), else None (resolve in full). Raises HitError
+    for a YAML that does not load, as resolving would."""
+    profile = os.path.abspath(file)
+    with collector_paused():
+        doc = memo.switchable(str(home_root()), profile)
+    if doc is None:
+        return None
+    spec = load_profile(Path(profile))
+    known = doc["switch"]
+    if switch_key(spec) != known["key"]:
+        return None
+    ids = known["ids"].split("\0") if known["ids"] else []
+    versions = known["versions"].split("\0")
+    deps = [[int(d) for d in each.split(",")] if each else [] for each in known["deps"].split("\0")]
+    place = {artifact_id.partition("/")[0]: i for i, artifact_id in enumerate(ids)}
+    listed = list(spec.packages)
+    if any(name not in place for name in listed):
+        return None  # a package the memo's resolution does not have
+    if any(name not in spec.packages for name in spec.prefer):
+        return None  # an error, said by resolving
+    places = build_order([place[name] for name in listed], deps)
+    refs = []
+    for artifact_id, version in zip(ids, versions, strict=True):
+        name, _, hash_ = artifact_id.partition("/")
+        refs.append(ArtifactRef(name, version, hash_))
+    profile_doc = ProfileDoc({name: ids[place[name]] for name in listed}, tuple(spec.prefer))
+    ref = ArtifactRef("profile", "", profile_doc.hash())
+    store = open_store(home)
+    held = {name: memo.prefix_text(store, refs[place[name]]) for name in listed}
+    uses = tuple(refs[i] for i in places)
+    plan = ProfilePlan(spec.link_path, ref, profile_doc, held, uses)
+    return Quick(plan, tuple(r.short for r in uses), tuple(places), doc)
+
+
+def build_order(roots: list[int], deps: list[list[int]]) -> list[int]:
+    """The artifacts `roots` need (places in `deps`, each one's dependencies in its recipe's
+    order), dependencies first, in the order resolve._build_order gives for the same roots:
+    depth first, each root and dependency in turn. The memo's resolution had no cycle."""
+    order: list[int] = []
+    done: set[int] = set()
+    for root in roots:
+        stack = [(root, iter(deps[root]))]
+        if root in done:
+            continue
+        done.add(root)
+        while stack:
+            node, rest = stack[-1]
+            dep = next(rest, None)
+            if dep is None:
+                stack.pop()
+                order.append(node)
+            elif dep not in done:
+                done.add(dep)
+                stack.append((dep, iter(deps[dep])))
+    return order
+
+
+def remember(quick: Quick, home: Home, store: Store) -> None:
+    """Save the memo of the profile `quick` linked: the inputs of the memo it came from (the
+    profile's own YAML stamped as loading it stamped it), the manifests of the artifacts it
+    uses and of the profile, its link, and what the next switch needs. Never raises for an
+    unwritable cache."""
+    old = quick.memo
+    size = memo.STAMP_BYTES
+    count = old["inputs"]
+    paths = old["paths"].split("\0")
+    saved = old["stamps"]
+    own = old["own"]
+    profile = paths[own]
+    stamps = bytearray(saved[: count * size])
+    stamps[own * size : (own + 1) * size] = memo.stamps([profile], seen())
+    manifests = [paths[count + i] for i in quick.places]
+    for i in quick.places:
+        stamps += saved[(count + i) * size : (count + i + 1) * size]
+    mine = f"{memo.prefix_text(store, quick.plan.ref)}/{META}/{MANIFEST}"
+    stamps += memo.stamps([mine])
+    known = old["switch"]
+    ids = known["ids"].split("\0")
+    versions = known["versions"].split("\0")
+    deps = known["deps"].split("\0")
+    now = {old_place: i for i, old_place in enumerate(quick.places)}
+    doc = {
+        **old,
+        "paths": "\0".join([*paths[:count], *manifests, mine]),
+        "stamps": bytes(stamps),
+        "links": memo.links(home, quick.plan.link, store.prefix(quick.plan.ref)),
+        "shorts": "\0".join(quick.shorts),
+        "switch": {
+            "key": known["key"],
+            "ids": "\0".join(ids[i] for i in quick.places),
+            "versions": "\0".join(versions[i] for i in quick.places),
+            "deps": "\0".join(
+                ",".join(str(now[int(d)]) for d in deps[i].split(",")) if deps[i] else ""
+                for i in quick.places
+            ),
+        },
+    }
+    memo.write(profile, doc)
