@@ -1,0 +1,248 @@
+"""A profile switch answered from the memo (publish/quickswitch.py): when the profile only lists
+other packages of its last build, `hit build` plans the profile without resolving, and what it
+makes is what resolving would make; anything else is resolved in full."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from hdmodules.publish import farm
+from hdmodules.publish.quickswitch import build_order
+from hdmodules.spec import resolve as resolving
+from hdmodules.spec.resolve import resolve_file
+from hdmodules.store.home import load_home, open_store
+from hdmodules.store.layout import MANIFEST, META
+from tests.conftest import write_profile, write_recipe
+
+# top -> left, right; left, right -> base; alone stands alone; old has two versions
+RECIPES = {
+    "base": "",
+    "left": "dependencies: [base]\n",
+    "right": "dependencies: [base]\n",
+    "top": "dependencies: [left, right]\n",
+    "alone": "",
+}
+ALL = "package_dirs: [pkgs]\npackages:\n  top:\n  alone:\n  base:\n  old:\n"
+
+
+def _project(tmp_path: Path) -> Path:
+    for name, deps in RECIPES.items():
+        write_recipe(
+            tmp_path / "pkgs",
+            name,
+            f'version: "1"\n{deps}build: |\n'
+            f'  mkdir -p "$ARTIFACT/bin" && echo {name} > "$ARTIFACT/bin/{name}"\n',
+        )
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "README").write_text("old\n")
+    write_recipe(
+        tmp_path / "pkgs",
+        "old",
+        'version: "2"\nversions:\n  "1": {path: ../src}\n  "2": {path: ../src}\n'
+        'build: |\n  mkdir -p "$ARTIFACT/bin" && echo "old $VERSION" > "$ARTIFACT/bin/old"\n',
+    )
+    return write_profile(tmp_path / "default.yaml", ALL)
+
+
+def _build(profile: Path, *args: str) -> tuple[subprocess.CompletedProcess, bool]:
+    """`hit build` of `profile` through the console script's entry, in a child; its run (the
+    import times taken out of stderr) and whether it imported the resolver (False: the memo
+    answered). hit leaves with os._exit: the imports are told by `-X importtime`."""
+    code = (
+        "import sys\n"
+        "from hdmodules.cli.entry import hit\n"
+        f"sys.argv = ['hit', 'build', *{list(args)!r}, {str(profile)!r}]\n"
+        "hit()\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        cwd=profile.parent,
+        capture_output=True,
+        text=True,
+    )
+    lines = r.stderr.splitlines()
+    imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
+    r.stderr = "".join(f"{line}\n" for line in lines if not line.startswith("import time:"))
+    assert "Traceback" not in r.stderr, r.stderr
+    return r, "hdmodules.spec.resolve" in imported
+
+
+def _resolved_profile(profile: Path) -> Path:
+    """The prefix of the profile that resolving `profile` in full gives (without building)."""
+    return open_store(load_home()).prefix(resolve_file(profile).profile_ref)
+
+
+def _link(profile: Path) -> Path:
+    return Path(os.readlink(profile.parent / profile.stem))
+
+
+def test_removing_packages_is_answered_from_the_memo_as_resolving_would(home, tmp_path):
+    profile = _project(tmp_path)
+    first, resolver = _build(profile)
+    assert first.returncode == 0 and resolver, first.stderr
+    # `alone` and the listed `base` go (base stays, top needs it), the others swap places
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  old:\n  top:\n")
+    r, resolver = _build(profile)
+    assert r.returncode == 0 and not resolver, r.stderr
+    assert "assembled in" in r.stderr
+    assert _link(profile) == _resolved_profile(profile)
+    made = tmp_path / "default" / "bin"
+    assert sorted(os.listdir(made)) == ["old", "top"]  # listed only, as resolving makes it
+    # what it says is what the full path says for the same profile (another home)
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "pkgs").symlink_to(tmp_path / "pkgs")
+    (again / "src").symlink_to(tmp_path / "src")
+    other = write_profile(again / "default.yaml", profile.read_text())
+    env = {**os.environ, "HIT_HOME": str(tmp_path / "h2")}
+    command = [sys.executable, "-m", "hdmodules.cli.hit", "build", str(other)]
+    assert subprocess.run(command, capture_output=True, env=env).returncode == 0
+    os.utime(other)  # not a no-op: resolved in full, everything present
+    full = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert full.returncode == 0, full.stderr
+    present = [line.split()[1] for line in r.stderr.splitlines() if "present" in line]
+    expected = [line.split()[1] for line in full.stderr.splitlines() if "present" in line]
+    assert present == expected and len(present) == 5  # the same artifacts, in the same order
+    # the next build is a no-op answered by the memo the switch wrote
+    noop, resolver = _build(profile, "-q")
+    assert noop.returncode == 0 and not resolver and "(up to date)" in noop.stdout
+
+
+def test_the_memo_a_switch_writes_answers_the_next_switch_and_a_gc(hit, home, tmp_path):
+    profile = _project(tmp_path)
+    _build(profile)
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n  base:\n  old:\n")
+    assert not _build(profile)[1]
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  old:\n  base:\n")  # reordered
+    r, resolver = _build(profile)
+    assert r.returncode == 0 and not resolver
+    assert _link(profile) == _resolved_profile(profile)
+    hit("gc")  # the earlier profiles and top, left and right go (no history kept)
+    assert not any((home / "bld").glob("top/*/.hit"))
+    noop, resolver = _build(profile, "-q")
+    assert noop.returncode == 0 and not resolver and "(up to date)" in noop.stdout
+    # a dependency listed on its own is one of the memo's artifacts
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  old:\n")
+    assert not _build(profile)[1]
+    # top is gone from the store: resolved and built again
+    write_profile(profile, ALL)
+    r, resolver = _build(profile)
+    assert r.returncode == 0 and resolver
+    assert any(
+        line.split()[1].startswith("top/") for line in r.stderr.splitlines() if "built in" in line
+    )
+    assert _link(profile) == _resolved_profile(profile)
+    assert (tmp_path / "default" / "bin" / "top").read_text() == "top\n"
+
+
+EDITS = {
+    "a package never built": ("  top:\n  extra:\n", None),
+    "a version asked for": ('  top:\n  old:\n    version: "1"\n', None),
+    "parameters of the profile": ("  top:\nparameters: {flavour: x}\n", "no package of this"),
+    "prefer naming a package left out": ("  top:\nprefer: [alone]\n", "prefer names 'alone'"),
+    "a recipe edited too": ("  top:\n", None),
+    "a package dir added": ("  top:\n", None),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_what_the_memo_cannot_answer_is_resolved_in_full(home, tmp_path, edit):
+    profile = _project(tmp_path)
+    write_recipe(tmp_path / "pkgs", "extra", 'version: "1"\nbuild: "true"\n')
+    assert _build(profile)[0].returncode == 0
+    packages, error = EDITS[edit]
+    dirs = "[pkgs]"
+    if edit == "a recipe edited too":
+        recipe = tmp_path / "pkgs" / "left.yaml"
+        recipe.write_text(recipe.read_text().replace("echo left", "echo LEFT"))
+    if edit == "a package dir added":
+        write_recipe(
+            tmp_path / "more", "left", 'version: "1"\ndependencies: [base]\nbuild: "true"\n'
+        )
+        dirs = "[more, pkgs]"
+    write_profile(profile, f"package_dirs: {dirs}\npackages:\n{packages}")
+    r, resolver = _build(profile)
+    assert resolver, r.stderr
+    if error is not None:
+        assert r.returncode != 0 and error in r.stderr
+        return
+    assert r.returncode == 0, r.stderr
+    assert _link(profile) == _resolved_profile(profile)
+
+
+def test_a_profile_that_does_not_load_is_one_error_on_the_quick_path_too(home, tmp_path):
+    profile = _project(tmp_path)
+    _build(profile)
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n  : [\n")
+    r, _resolver = _build(profile)
+    assert r.returncode != 0 and f"{profile}:" in r.stderr and "malformed YAML" in r.stderr
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_build_order_is_the_resolvers(seed):
+    rng = random.Random(seed)
+    names = [f"n{i}" for i in range(rng.randint(1, 25))]
+    deps = {  # a DAG: each depends on some of those before it, in any order
+        name: rng.sample(names[:i], rng.randint(0, min(i, 4))) for i, name in enumerate(names)
+    }
+    roots = rng.sample(names, rng.randint(1, len(names)))
+    recipes = {n: SimpleNamespace(dependencies=tuple(d)) for n, d in deps.items()}
+    expected = resolving._build_order(recipes, roots)
+    place = {n: i for i, n in enumerate(names)}
+    got = build_order([place[r] for r in roots], [[place[d] for d in deps[n]] for n in names])
+    assert [names[i] for i in got] == expected
+
+
+def test_two_threads_make_the_farm_one_makes_and_an_error_in_either_half_is_raised(
+    tmp_path, monkeypatch
+):
+    old = tmp_path / "old"
+    links = {f"bin/t{i:02d}": f"/nowhere/t{i}" for i in range(40)}
+    links |= {f"share/s{i:02d}": f"/nowhere/s{i}" for i in range(40)}
+    farm.write_farm(old, links)
+    monkeypatch.setattr(farm, "SPLIT_FROM", 4)
+    changed = {**links, "bin/t03": "/elsewhere/t3", "share/s39": "/elsewhere/s39"}
+    new = tmp_path / "new"
+    manifest = farm.write_farm(new, changed, str(old))
+    assert manifest == {rel: f"l:{t}" for rel, t in changed.items()}
+    assert {
+        f"{d}/{n}": os.readlink(new / d / n) for d in ("bin", "share") for n in os.listdir(new / d)
+    } == changed
+    assert os.stat(new / "bin" / "t04", follow_symlinks=False).st_nlink == 2  # hard-linked
+    real = os.symlink
+
+    def refuse(target, path, *a, **k):
+        if str(path).endswith("share/s39"):
+            raise OSError(28, "No space left on device", str(path))
+        return real(target, path, *a, **k)
+
+    monkeypatch.setattr(os, "symlink", refuse)
+    with pytest.raises(OSError, match="No space"):
+        farm.write_farm(tmp_path / "third", changed, str(old))
+
+
+def test_a_switch_keeps_each_artifacts_manifest_stamp_from_the_memo(home, tmp_path):
+    """The memo a switch writes names the manifests of exactly the artifacts the profile
+    uses, and the new profile's."""
+    import marshal
+
+    from hdmodules.build.memo import memo_file
+    from hdmodules.store.homeroot import home_root
+
+    profile = _project(tmp_path)
+    _build(profile)
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  left:\n")
+    assert not _build(profile)[1]
+    doc = marshal.loads(Path(memo_file(str(home_root()), str(profile))).read_bytes())
+    paths = doc["paths"].split("\0")
+    manifests = [p for p in paths if p.endswith(f"/{META}/{MANIFEST}")]
+    named = sorted(Path(p).parent.parent.parent.name for p in manifests)
+    assert named == ["base", "left", "profile"]
+    assert manifests[-1].startswith(str(_link(profile)))
