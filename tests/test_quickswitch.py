@@ -118,6 +118,13 @@ def test_removing_packages_is_answered_from_the_memo_as_resolving_would(home, tm
 def test_the_memo_a_switch_writes_answers_the_next_switch_and_a_gc(hit, home, tmp_path):
     profile = _project(tmp_path)
     _build(profile)
+    everything = _link(profile)
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n  base:\n  old:\n")
+    assert not _build(profile)[1]
+    write_profile(profile, ALL)  # back: that profile exists, and the memo knows `alone`
+    r, resolver = _build(profile)
+    assert r.returncode == 0 and not resolver and "link switched to it" in r.stderr
+    assert _link(profile) == everything
     write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n  base:\n  old:\n")
     assert not _build(profile)[1]
     write_profile(profile, "package_dirs: [pkgs]\npackages:\n  old:\n  base:\n")  # reordered

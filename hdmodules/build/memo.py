@@ -362,7 +362,9 @@ def write(profile, doc: dict) -> None:
 def switch_data(resolved) -> dict | None:
     """What a profile switch needs besides the stamps (publish/quickswitch.py): the profile's
     key (profiles.switch_key), and each artifact's id, version and dependencies (their places
-    in build order, in the recipe's order), in build order, as strings that load at once.
+    in build order, in the recipe's order), in build order, as strings that load at once,
+    and which of them have their manifests stamped (places, in the order of the manifests:
+    all of them here; a switch keeps every artifact but stamps those it uses).
     None for a profile whose list of packages cannot change without resolving in full: one
     without a key, a site-style one (its modules are planned from its resolution:
     usermodules.build_lines), or one with Python packages (they bring their interpreter
@@ -383,6 +385,7 @@ def switch_data(resolved) -> dict | None:
         "ids": "\0".join(n.ref.id for n in nodes.values()),
         "versions": "\0".join(n.ref.version for n in nodes.values()),
         "deps": "\0".join(",".join(str(place[d]) for d in n.deps) for n in nodes.values()),
+        "kept": ",".join(str(i) for i in range(len(nodes))),  # whose manifests are stamped
     }
 
 

@@ -20,6 +20,7 @@ is slower, never wrong.
 from __future__ import annotations
 
 import os
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,13 +74,37 @@ def quick_plan(file: Path, home: Home) -> Quick | None:
     for artifact_id, version in zip(ids, versions, strict=True):
         name, _, hash_ = artifact_id.partition("/")
         refs.append(ArtifactRef(name, version, hash_))
+    store = open_store(home)
+    stamped = set(_kept(known))
+    if any(i not in stamped and not store.is_installed(refs[i]) for i in places):
+        return None  # one the last profile did not use, gone since (gc): built in full
+    _noted(doc)
     profile_doc = ProfileDoc({name: ids[place[name]] for name in listed}, tuple(spec.prefer))
     ref = ArtifactRef("profile", "", profile_doc.hash())
-    store = open_store(home)
     held = {name: memo.prefix_text(store, refs[place[name]]) for name in listed}
     uses = tuple(refs[i] for i in places)
     plan = ProfilePlan(spec.link_path, ref, profile_doc, held, uses)
     return Quick(plan, tuple(r.short for r in uses), tuple(places), doc)
+
+
+def _kept(known: dict) -> list[int]:
+    """The places of the artifacts whose manifests the memo stamps, in the order it lists
+    those manifests (after its inputs): the ones the last profile used."""
+    return [int(i) for i in known["kept"].split(",")] if known["kept"] else []
+
+
+_ints = len(memo.GONE)  # the integers of one path's stamp
+
+
+def _noted(doc: dict) -> None:
+    """Keep the stamps of the artifacts' manifests the memo check took (the same as saved)
+    as resolving's (resolvecache.seen): assembling compares them with the farm index's
+    (assemble.manifest_stamp) without a stat each."""
+    paths = doc["paths"].split("\0")
+    taken = seen()
+    saved = array("q", doc["stamps"])
+    for i in range(doc["inputs"], len(paths)):
+        taken.setdefault(paths[i], tuple(saved[_ints * i : _ints * (i + 1)]))
 
 
 def build_order(roots: list[int], deps: list[list[int]]) -> list[int]:
@@ -108,8 +133,9 @@ def build_order(roots: list[int], deps: list[list[int]]) -> list[int]:
 def remember(quick: Quick, home: Home, store: Store) -> None:
     """Save the memo of the profile `quick` linked: the inputs of the memo it came from (the
     profile's own YAML stamped as loading it stamped it), the manifests of the artifacts it
-    uses and of the profile, its link, and what the next switch needs. Never raises for an
-    unwritable cache."""
+    uses and of the profile, its link, and what the next switch needs: every artifact of the
+    memo it came from (a package removed and listed again is switched back without
+    resolving: its inputs are still stamped). Never raises for an unwritable cache."""
     old = quick.memo
     size = memo.STAMP_BYTES
     count = old["inputs"]
@@ -119,30 +145,25 @@ def remember(quick: Quick, home: Home, store: Store) -> None:
     profile = paths[own]
     stamps = bytearray(saved[: count * size])
     stamps[own * size : (own + 1) * size] = memo.stamps([profile], seen())
-    manifests = [paths[count + i] for i in quick.places]
-    for i in quick.places:
-        stamps += saved[(count + i) * size : (count + i + 1) * size]
+    known = old["switch"]
+    was = {place: count + j for j, place in enumerate(_kept(known))}  # place -> its path
+    manifests = []
+    for place, ref in zip(quick.places, quick.plan.uses, strict=True):
+        at = was.get(place)
+        if at is None:  # not used by the last profile: stamped now (found installed)
+            manifests.append(f"{memo.prefix_text(store, ref)}/{META}/{MANIFEST}")
+            stamps += memo.stamps(manifests[-1:])
+        else:
+            manifests.append(paths[at])
+            stamps += saved[at * size : (at + 1) * size]
     mine = f"{memo.prefix_text(store, quick.plan.ref)}/{META}/{MANIFEST}"
     stamps += memo.stamps([mine])
-    known = old["switch"]
-    ids = known["ids"].split("\0")
-    versions = known["versions"].split("\0")
-    deps = known["deps"].split("\0")
-    now = {old_place: i for i, old_place in enumerate(quick.places)}
     doc = {
         **old,
         "paths": "\0".join([*paths[:count], *manifests, mine]),
         "stamps": bytes(stamps),
         "links": memo.links(home, quick.plan.link, store.prefix(quick.plan.ref)),
         "shorts": "\0".join(quick.shorts),
-        "switch": {
-            "key": known["key"],
-            "ids": "\0".join(ids[i] for i in quick.places),
-            "versions": "\0".join(versions[i] for i in quick.places),
-            "deps": "\0".join(
-                ",".join(str(now[int(d)]) for d in deps[i].split(",")) if deps[i] else ""
-                for i in quick.places
-            ),
-        },
+        "switch": {**known, "kept": ",".join(str(place) for place in quick.places)},
     }
     memo.write(profile, doc)
