@@ -253,3 +253,17 @@ def test_a_switch_keeps_each_artifacts_manifest_stamp_from_the_memo(home, tmp_pa
     named = sorted(Path(p).parent.parent.parent.name for p in manifests)
     assert named == ["base", "left", "profile"]
     assert manifests[-1].startswith(str(_link(profile)))
+
+
+def test_a_profile_of_no_package_edited_is_switched_as_resolving_would(home, tmp_path):
+    """The memo of a profile that lists no package holds no artifact: an edit that keeps it
+    so (a comment added) is one more profile of no package, not a crash."""
+    profile = write_profile(tmp_path / "default.yaml", "packages: {}\n")
+    first, _resolver = _build(profile)
+    assert first.returncode == 0, first.stderr
+    write_profile(profile, "# nothing yet\npackages: {}\n")
+    r, resolver = _build(profile)
+    assert r.returncode == 0 and not resolver, r.stderr
+    assert _link(profile) == _resolved_profile(profile)
+    noop, resolver = _build(profile, "-q")
+    assert noop.returncode == 0 and not resolver and "(up to date)" in noop.stdout

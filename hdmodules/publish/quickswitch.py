@@ -60,9 +60,7 @@ def quick_plan(file: Path, home: Home) -> Quick | None:
     known = doc["switch"]
     if switch_key(spec) != known["key"]:
         return None
-    ids = known["ids"].split("\0") if known["ids"] else []
-    versions = known["versions"].split("\0")
-    deps = [[int(d) for d in each.split(",")] if each else [] for each in known["deps"].split("\0")]
+    ids, versions, deps = _artifacts(known)
     place = {artifact_id.partition("/")[0]: i for i, artifact_id in enumerate(ids)}
     listed = list(spec.packages)
     if any(name not in place for name in listed):
@@ -85,6 +83,18 @@ def quick_plan(file: Path, home: Home) -> Quick | None:
     uses = tuple(refs[i] for i in places)
     plan = ProfilePlan(spec.link_path, ref, profile_doc, held, uses)
     return Quick(plan, tuple(r.short for r in uses), tuple(places), doc)
+
+
+def _artifacts(known: dict) -> tuple[list[str], list[str], list[list[int]]]:
+    """The ids, versions and dependencies (places) of the memo's artifacts (switch_data's
+    strings), in build order; none for a resolution of no artifact (a profile listing no
+    package): its strings are all empty, as one artifact's without a dependency would be."""
+    if not known["ids"]:
+        return [], [], []
+    ids = known["ids"].split("\0")
+    versions = known["versions"].split("\0")
+    deps = [[int(d) for d in each.split(",")] if each else [] for each in known["deps"].split("\0")]
+    return ids, versions, deps
 
 
 def _kept(known: dict) -> list[int]:
