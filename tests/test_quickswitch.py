@@ -267,3 +267,46 @@ def test_a_profile_of_no_package_edited_is_switched_as_resolving_would(home, tmp
     assert _link(profile) == _resolved_profile(profile)
     noop, resolver = _build(profile, "-q")
     assert noop.returncode == 0 and not resolver and "(up to date)" in noop.stdout
+
+
+def test_a_gc_cannot_remove_what_a_switch_found_installed_before_it_is_linked(
+    hit, home, tmp_path, monkeypatch
+):
+    """A `hit gc` that could take its lock once the switch found `alone` installed (the last
+    profile did not use it: nothing keeps it) would remove it under the switch; it waits
+    until the profile is linked, as it does for the full path's build."""
+    import fcntl
+
+    from hdmodules.options import HitBuild
+    from hdmodules.publish import builds, quickswitch
+
+    profile = _project(tmp_path)
+    _build(profile)
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n")
+    assert not _build(profile)[1]
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n  alone:\n")
+    store = open_store(load_home())
+    checked = quickswitch._noted
+    collected = []
+
+    def gc_meanwhile(doc: dict) -> None:
+        fd = os.open(store.root / ".locks" / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # the switch holds it: a gc waits
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            collected.append(hit("gc"))
+        finally:
+            os.close(fd)
+        checked(doc)
+
+    monkeypatch.setattr(quickswitch, "_noted", gc_meanwhile)
+    options = HitBuild(None, None, True, False, False, None, False, False, False)
+    said: list[str] = []
+    result = builds.hit_build(profile, options, said.append)
+    assert result is not None and not collected, collected
+    assert sorted(os.listdir(tmp_path / "default" / "bin")) == ["alone", "top"]
+    hit("gc")  # the profile keeps it now
+    assert (tmp_path / "default" / "bin" / "alone").read_text() == "alone\n"

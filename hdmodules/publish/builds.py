@@ -79,17 +79,21 @@ def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
 
 def _quick_switch(file: Path, home: Home, o: HitBuild, say: Say) -> Result | None:
     """`hit_build` of a profile that lists other packages of its last build, answered from
-    the memo (quickswitch.py); None when it cannot be."""
+    the memo (quickswitch.py); None when it cannot be. The store's GC lock is held shared
+    from before the memo's artifacts are found installed until the profile is linked, as
+    the full path finds what to build under it: a `hit gc` meanwhile would remove one the
+    last profile did not use, and its missing manifest would fail the assembly."""
     from .quickswitch import quick_plan, remember
 
-    quick = quick_plan(file, home)
-    if quick is None:
-        return None
-    progress = Progress(len(quick.shorts), quiet=o.quiet)
-    for short in quick.shorts:
-        progress.present(short)
-    result = link_plan(quick.plan, home, progress)
     store = open_store(home)
+    with store.gc_lock(False, lambda: say("waiting: a garbage collection is running")):
+        quick = quick_plan(file, home)
+        if quick is None:
+            return None
+        progress = Progress(len(quick.shorts), quiet=o.quiet)
+        for short in quick.shorts:
+            progress.present(short)
+        result = link_plan(quick.plan, home, progress)
     if roots.module_records(home.gc_roots).is_dir():  # a user's module tree to refresh
         from .usermodules import build_lines
 
