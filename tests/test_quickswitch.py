@@ -235,6 +235,44 @@ def test_two_threads_make_the_farm_one_makes_and_an_error_in_either_half_is_rais
         farm.write_farm(tmp_path / "third", changed, str(old))
 
 
+def test_a_ctrl_c_while_the_farm_waits_for_its_second_thread_is_raised_once_it_ended(
+    tmp_path, monkeypatch
+):
+    """assemble removes the folder write_farm was interrupted in: nothing may still write
+    there. A Ctrl-C (here an alarm raising it) that comes while this thread waits for the
+    other half is raised once that half is made."""
+    import signal
+    import threading
+    import time
+
+    monkeypatch.setattr(farm, "SPLIT_FROM", 4)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})  # two threads here too
+    real = farm._links
+
+    def slow_second_half(base, todo, reuse):
+        if threading.current_thread() is threading.main_thread():
+            real(base, todo, reuse)
+            signal.setitimer(signal.ITIMER_REAL, 0.1)
+            return
+        for item in todo:
+            time.sleep(0.02)
+            real(base, [item], reuse)
+
+    def ctrl_c(_signum, _frame):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(farm, "_links", slow_second_half)
+    previous = signal.signal(signal.SIGALRM, ctrl_c)
+    links = {f"bin/t{i:02d}": f"/nowhere/t{i}" for i in range(40)}
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            farm.write_farm(tmp_path / "farm", links)
+        assert len(os.listdir(tmp_path / "farm" / "bin")) == 40
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_a_switch_keeps_each_artifacts_manifest_stamp_from_the_memo(home, tmp_path):
     """The memo a switch writes names the manifests of exactly the artifacts the profile
     uses, and the new profile's."""

@@ -164,21 +164,38 @@ def _make_links(base: str, todo: list[tuple[str, str]], reuse: str | None) -> No
     import threading  # imported already by what runs hit (progress.py)
 
     errors: list[BaseException] = []
+    done = threading.Event()
 
     def second() -> None:
         try:
             _links(base, todo[half:], reuse)
         except BaseException as e:  # re-raised below, in the calling thread
             errors.append(e)
+        finally:
+            done.set()
 
-    other = threading.Thread(target=second, name="farm")
-    other.start()
+    threading.Thread(target=second, name="farm").start()
     try:
         _links(base, todo[:half], reuse)
     finally:
-        other.join()
+        _wait(done)
     if errors:
         raise errors[0]
+
+
+def _wait(done) -> None:
+    """Wait until `done` (a threading.Event) is set, through a Ctrl-C too: it is raised once
+    it is set (the caller removes the folder the other thread writes into). Not
+    Thread.join: one a Ctrl-C interrupts takes the thread for ended (Python 3.11).
+    Raises KeyboardInterrupt."""
+    interrupted = None
+    while not done.is_set():
+        try:
+            done.wait()
+        except KeyboardInterrupt as e:
+            interrupted = e
+    if interrupted is not None:
+        raise interrupted
 
 
 def _links(base: str, todo: list[tuple[str, str]], reuse: str | None) -> None:
