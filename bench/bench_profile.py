@@ -12,6 +12,7 @@ Usage: python bench/bench_profile.py [--packages 100] [--repeat 15] [--keep]
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -77,6 +78,7 @@ def measure(n: int, repeat: int, keep: bool = False) -> tuple[list[Row], float]:
         start = time.perf_counter()
         timed([*hit, "build", "-j", "2", "-q"], root, env)
         first = time.perf_counter() - start
+        os.sync()  # the switches' commits flush the disk: not the first build's writes too
         m = medians(
             {
                 "py": lambda: python_pass(root, env),

@@ -348,3 +348,18 @@ def test_a_gc_cannot_remove_what_a_switch_found_installed_before_it_is_linked(
     assert sorted(os.listdir(tmp_path / "default" / "bin")) == ["alone", "top"]
     hit("gc")  # the profile keeps it now
     assert (tmp_path / "default" / "bin" / "alone").read_text() == "alone\n"
+
+
+def test_a_farm_without_a_second_thread_is_made_by_one(tmp_path, monkeypatch):
+    import threading
+
+    links = {f"bin/t{i:02d}": f"/nowhere/t{i}" for i in range(10)}
+    monkeypatch.setattr(farm, "SPLIT_FROM", 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    assert farm.write_farm(tmp_path / "f", links) == {r: f"l:{t}" for r, t in links.items()}
+    assert sorted(os.listdir(tmp_path / "f" / "bin")) == sorted(r[4:] for r in links)

@@ -174,7 +174,11 @@ def _make_links(base: str, todo: list[tuple[str, str]], reuse: str | None) -> No
         finally:
             done.set()
 
-    threading.Thread(target=second, name="farm").start()
+    try:
+        threading.Thread(target=second, name="farm").start()
+    except RuntimeError:  # no thread to be had (a limit on processes): one makes them all
+        _links(base, todo, reuse)
+        return
     try:
         _links(base, todo[:half], reuse)
     finally:
