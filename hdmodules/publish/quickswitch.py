@@ -12,9 +12,11 @@ then the memo's artifacts that the listed packages need, in the order resolving 
 anything else (a package the memo does not know, a version or parameters changed, `prefer`
 naming a package not listed) is left to the full path, which says what is wrong.
 
-The memo written after a switch keeps every input of the one before (the recipes and sources
-of a package removed too): a change to them sends the next build down the full path, which
-is slower, never wrong.
+The memo written after a switch keeps every input and every artifact of the one before (the
+recipes and sources of a package removed too), so listing that package again is a switch as
+well, once its artifact is found still installed (under the store's GC lock, which the
+caller holds until the profile is linked: publish/builds.py); a change to those inputs sends
+the next build down the full path, which is slower, never wrong.
 """
 
 from __future__ import annotations
