@@ -189,6 +189,21 @@ def test_purge_on_a_site_refuses_what_a_users_profile_uses(hit, home, demo, tmp_
     assert says(user_link).startswith("Hello from")
 
 
+def test_a_user_removes_a_link_to_the_profile_the_site_built(hit, home, demo, tmp_path):
+    """A user's profile the same as the site's is the site's artifact: `hit rm` removes the
+    link, and the record that told the site's gc what it uses."""
+    hit("build", cwd=demo)
+    user_link = _user_of(home, tmp_path)
+    assert os.readlink(user_link).startswith(f"{home}/bld/profile/")  # the site's profile
+    assert list((home / "gcroots" / "users").glob("*.json"))
+    r = run_hit("rm", str(user_link), env={**os.environ, "HIT_HOME": str(tmp_path / "userhome")})
+    assert r.out.startswith(f"removed {user_link} (was -> {home}/bld/profile/")
+    assert not user_link.is_symlink()
+    assert not list((home / "gcroots" / "users").glob("*.json"))
+    r = run_hit("rm", str(demo / "nowhere"), check=False)
+    assert r.code == 1 and "is not a profile link" in r.err
+
+
 def test_verify_reports_a_profiles_dangling_links(hit, home, demo):
     hit("build", cwd=demo)
     app = next((home / "bld" / "app").iterdir())

@@ -150,7 +150,10 @@ def rm(link: Path) -> None:
     from ..store.roots import remove_link
 
     home, store = _store_paths()
-    target = remove_link(home.gc_roots, store.root, link.absolute(), home.upstream_gc_roots)
+    upstreams = tuple(up.root for up in store.upstreams)
+    target = remove_link(
+        home.gc_roots, store.root, link.absolute(), home.upstream_gc_roots, upstreams
+    )
     click.echo(f"removed {link} (was -> {target})")
     _refresh_modules(home, store)
 

@@ -219,13 +219,16 @@ def temp_roots(gc_roots: Path) -> dict[int, set[Path]]:
 # --- hit cp / mv / rm -------------------------------------------------------------------------
 
 
-def _profile_target(link: Path, store: Path) -> Path:
+def _profile_target(link: Path, store: Path, upstreams: tuple[Path, ...] = ()) -> Path:
+    """What the profile link `link` points at, in `store` or one of the `upstreams` (store
+    roots). Raises HitError for anything else."""
     if not link.is_symlink():
         raise HitError(f"{link} is not a profile link (a symlink into the store)")
-    target = _reach(link, store)
-    if target is None:
-        raise HitError(f"{link} does not point into the store {store}")
-    return target
+    for root in (store, *upstreams):
+        target = _reach(link, root)
+        if target is not None:
+            return target
+    raise HitError(f"{link} does not point into the store {store}")
 
 
 def copy_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
@@ -251,12 +254,17 @@ def move_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
 
 
 def remove_link(
-    gc_roots: Path, store: Path, link: Path, upstream_gc_roots: tuple[Path, ...] = ()
+    gc_roots: Path,
+    store: Path,
+    link: Path,
+    upstream_gc_roots: tuple[Path, ...] = (),
+    upstreams: tuple[Path, ...] = (),
 ) -> Path:
     """`hit rm`: remove the profile link `link` and its root, and the records that told the
     upstream stores (their roots folders `upstream_gc_roots`) what it used. Returns what it
-    pointed to; raises HitError when it is not a link into `store`."""
-    target = _profile_target(link, store)
+    pointed to; raises HitError when it is not a link into `store` or one of the upstream
+    stores `upstreams` (a user's profile the site built the same: the link points there)."""
+    target = _profile_target(link, store, upstreams)
     link.unlink()
     deregister(gc_roots, link)
     for up in upstream_gc_roots:
