@@ -327,7 +327,7 @@ def test_a_gc_cannot_remove_what_a_switch_found_installed_before_it_is_linked(
     checked = quickswitch._noted
     collected = []
 
-    def gc_meanwhile(doc: dict) -> None:
+    def gc_meanwhile(*args) -> None:  # quickswitch._noted's arguments
         fd = os.open(store.root / ".locks" / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -338,7 +338,7 @@ def test_a_gc_cannot_remove_what_a_switch_found_installed_before_it_is_linked(
             collected.append(hit("gc"))
         finally:
             os.close(fd)
-        checked(doc)
+        checked(*args)
 
     monkeypatch.setattr(quickswitch, "_noted", gc_meanwhile)
     options = HitBuild(None, None, True, False, False, None, False, False, False)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..build.memo import prefix_text
+from ..build.memo import GONE, prefix_text
 from ..errors import HitError
 from ..spec.artifact import ArtifactRef
 from ..spec.buildspec import ProfileDoc
@@ -44,23 +44,22 @@ def check_link(link: Path) -> None:
 class ProfilePlan:
     """What assembling, linking and recording a profile takes, from a resolution (`plan_of`)
     or from the no-op memo (publish/quickswitch.py, which knows no Node): the link, the
-    profile artifact and what it is made of, the prefix of each package it holds (name ->
-    `<store>/<name>/<version>-<hash>`, as prefix_text gives it), every artifact it uses (its
+    profile artifact and what it is made of, the artifact of each package it holds (name ->
+    ref: where it is, prefix_text says when the profile is assembled), every artifact it uses (its
     packages and their dependencies, for temporary roots and upstream records) and its
     interpreter (pyvenv.profile_python; None for a profile without Python)."""
 
     link: Path
     ref: ArtifactRef
     doc: ProfileDoc
-    held: dict[str, str]
+    held: dict[str, ArtifactRef]
     uses: tuple[ArtifactRef, ...]
     python: ProfilePython | None = None
 
 
 def plan_of(resolved: Resolved, store: Store) -> ProfilePlan:
     """The ProfilePlan of `resolved`, whose artifacts are all installed."""
-    nodes = resolved.nodes
-    held = {name: prefix_text(store, nodes[name].ref) for name in resolved.profile_doc.artifacts}
+    held = {name: resolved.nodes[name].ref for name in resolved.profile_doc.artifacts}
     uses = tuple(n.ref for n in resolved.nodes.values())
     python = profile_python(resolved, store)
     doc = resolved.profile_doc
@@ -81,7 +80,8 @@ def assemble(plan: ProfilePlan, store: Store) -> bool:
     if store.is_installed(ref):
         return False
     previous = previous_profile(plan.link, store)
-    manifests = package_paths(plan.held, previous)
+    held = {name: prefix_text(store, ref) for name, ref in plan.held.items()}
+    manifests = package_paths(held, previous)
     packages = dict(manifests)  # the index holds packages only, not an external's links
     python = plan.python
     if python is not None and python.links:  # an external's: planned like a package's files
@@ -131,7 +131,7 @@ def manifest_stamp(prefix: str | Path) -> list[int] | None:
     path = f"{prefix}/{META}/{MANIFEST}"
     note(path)  # no stat when the check of what to build took it
     stamp = seen()[path]
-    return None if stamp == (-1, -1, -1, -1) else list(stamp)  # gone (memo.GONE)
+    return None if stamp == GONE else list(stamp)
 
 
 def previous_profile(link: Path, store: Store) -> Path | None:

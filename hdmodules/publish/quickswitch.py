@@ -41,12 +41,14 @@ from .assemble import ProfilePlan
 @dataclass(frozen=True)
 class Quick:
     """A switch answered from the memo: the profile's plan, the short ids of the artifacts
-    it uses in build order, where each stood in the memo's build order, and that memo."""
+    it uses in build order, where each stood in the memo's build order, that memo, and its
+    paths (split once)."""
 
     plan: ProfilePlan
     shorts: tuple[str, ...]
     places: tuple[int, ...]
     memo: dict
+    paths: list[str]
 
 
 def quick_plan(file: Path, home: Home) -> Quick | None:
@@ -78,13 +80,14 @@ def quick_plan(file: Path, home: Home) -> Quick | None:
     stamped = set(_kept(known))
     if any(i not in stamped and not store.is_installed(refs[i]) for i in places):
         return None  # one the last profile did not use, gone since (gc): built in full
-    _noted(doc)
+    paths = doc["paths"].split("\0")
+    _noted(doc, paths)
     profile_doc = ProfileDoc({name: ids[place[name]] for name in listed}, tuple(spec.prefer))
     ref = ArtifactRef("profile", "", profile_doc.hash())
-    held = {name: memo.prefix_text(store, refs[place[name]]) for name in listed}
+    held = {name: refs[place[name]] for name in listed}
     uses = tuple(refs[i] for i in places)
     plan = ProfilePlan(spec.link_path, ref, profile_doc, held, uses)
-    return Quick(plan, tuple(r.short for r in uses), tuple(places), doc)
+    return Quick(plan, tuple(r.short for r in uses), tuple(places), doc, paths)
 
 
 def _artifacts(known: dict) -> tuple[list[str], list[str], list[list[int]]]:
@@ -108,11 +111,10 @@ def _kept(known: dict) -> list[int]:
 _ints = len(memo.GONE)  # the integers of one path's stamp
 
 
-def _noted(doc: dict) -> None:
+def _noted(doc: dict, paths: list[str]) -> None:
     """Keep the stamps of the artifacts' manifests the memo check took (the same as saved)
     as resolving's (resolvecache.seen): assembling compares them with the farm index's
-    (assemble.manifest_stamp) without a stat each."""
-    paths = doc["paths"].split("\0")
+    (assemble.manifest_stamp) without a stat each. `paths`: the memo's, split."""
     taken = seen()
     saved = array("q", doc["stamps"])
     for i in range(doc["inputs"], len(paths)):
@@ -151,7 +153,7 @@ def remember(quick: Quick, home: Home, store: Store) -> None:
     old = quick.memo
     size = memo.STAMP_BYTES
     count = old["inputs"]
-    paths = old["paths"].split("\0")
+    paths = quick.paths
     saved = old["stamps"]
     own = old["own"]
     profile = paths[own]
