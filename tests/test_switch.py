@@ -5,6 +5,7 @@ always the one made from scratch."""
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import shutil
 from pathlib import Path
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from hdmodules.errors import HitError
 from hdmodules.hashing import canonical_json
-from hdmodules.publish.assemble import package_paths, write_farm_index
+from hdmodules.publish.assemble import FARM_INDEX, package_paths, write_farm_index
 from hdmodules.publish.farm import plan_links, write_farm
 from hdmodules.spec import recipes, resolvecache
 from hdmodules.spec.profiles import load_profile
@@ -104,8 +105,11 @@ def test_a_damaged_index_means_the_manifests_are_read(tmp_path):
     a = _package(tmp_path / "store", "a", 0, [("bin", "a")])
     farm = tmp_path / "profile" / "x"
     (farm / META).mkdir(parents=True)
-    (farm / META / "farm.json").write_text(json.dumps({"a": [str(a), [7]]}))
+    (farm / META / FARM_INDEX).write_bytes(marshal.dumps({"a": [str(a), [7]]}))
     assert package_paths({"a": a}, farm) == {"a": (a, list(read_manifest(a)))}
+    for damaged in (b"", b"\x00garbage", marshal.dumps({"a": [str(a), ["bin/x"], [1]]})[:-3]):
+        (farm / META / FARM_INDEX).write_bytes(damaged)  # cut short, or not marshal at all
+        assert package_paths({"a": a}, farm) == {"a": (a, list(read_manifest(a)))}
 
 
 # --- a switch through the real command line --------------------------------------------------

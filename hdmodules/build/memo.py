@@ -408,8 +408,14 @@ def _holds(doc: dict, saved: bytes) -> bool:
     """Whether every path of the memo `doc` has the stamp `saved` gives it (unchanged) and
     every link it lists points where it did."""
     try:
-        if not unchanged(doc["paths"], saved):
-            return False
+        return unchanged(doc["paths"], saved) and _links_hold(doc)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return False
+
+
+def _links_hold(doc: dict) -> bool:
+    """Whether every link the memo `doc` lists points where it did."""
+    try:
         links = doc["links"]
         return len(links) == 2 and all(os.readlink(link) == target for link, target in links)
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
@@ -419,26 +425,111 @@ def _holds(doc: dict, saved: bytes) -> bool:
 def load(home: str, profile: str) -> dict | None:
     """The memo of the profile YAML `profile` (absolute) in the home at `home` if every path
     it stamped (inputs, manifests) has the same stamp and every link it lists points where it
-    did; else None."""
+    did; else None. When only the profile's own YAML changed, a check for a switch is begun
+    (`_begin_switch_check`)."""
     doc = _read(home, profile)
-    return doc if doc is not None and _holds(doc, doc["stamps"]) else None
+    if doc is None:
+        return None
+    if _holds(doc, doc["stamps"]):
+        return doc
+    _begin_switch_check(home, profile, doc)
+    return None
 
 
-def switchable(home: str, profile: str) -> dict | None:
-    """The memo of the profile YAML `profile` (absolute) in the home at `home` when it holds
-    what a switch needs (`switch_data`), every path it stamped but that YAML file has the
-    same stamp, and every link it lists points where it did; else None. The profile's own
-    stamp is not compared: what changed in it is publish/quickswitch.py's to judge."""
-    doc = _read(home, profile)
-    if doc is None or not isinstance(doc.get("switch"), dict):
+def _with_own(doc: dict, profile: str) -> bytes | None:
+    """The memo `doc`'s stamps with the profile YAML `profile`'s own replaced by its stamp
+    now (what changed in it is publish/quickswitch.py's to judge); None for a memo without
+    what a switch needs (`switch_data`)."""
+    if not isinstance(doc.get("switch"), dict):
         return None
     try:
         at = doc["own"] * STAMP_BYTES
         saved = doc["stamps"]
-        saved = saved[:at] + stamps([profile]) + saved[at + STAMP_BYTES :]
+        return saved[:at] + stamps([profile]) + saved[at + STAMP_BYTES :]
     except (KeyError, TypeError):
         return None
-    return doc if _holds(doc, saved) else None
+
+
+# The stat check of a likely switch, begun early (`_begin_switch_check`): home, profile, the
+# memo, its stamps with the profile's own as it is now, and the pid of the forked child that
+# stamps the memo's paths after HEAD (its exit status 0: the same stamps).
+_early: tuple[str, str, dict, bytes, int] | None = None
+
+
+def _begin_switch_check(home: str, profile: str, doc: dict) -> None:
+    """When the no-op check found a long memo (SPLIT_FROM paths or more) whose first HEAD
+    paths differ only in the profile's own YAML (its package list edited: a switch), fork a
+    child that stamps every path after them, while this process imports the CLI and loads
+    the YAML (publish/quickswitch.py); `switchable` takes its answer. Issue 18: the 30,000
+    stats of a 5,000-package switch (60-70 ms) then cost no time of their own on two cores.
+    Without fork (no memory, too many processes), nothing is begun."""
+    global _early
+    saved = _with_own(doc, profile)
+    if saved is None or len(saved) // STAMP_BYTES < SPLIT_FROM:
+        return
+    paths = doc["paths"]
+    head = paths.split("\0", HEAD)[:HEAD]
+    if len(head) < HEAD or stamps(head) != saved[: HEAD * STAMP_BYTES]:
+        return  # something else changed too: resolved in full
+    rest = paths.split("\0", HEAD)[HEAD]
+    try:
+        pid = os.fork()
+    except OSError:
+        return
+    if pid == 0:  # the child: never returns (no atexit, no buffers flushed)
+        same = False
+        try:
+            same = stamps(rest.split("\0")) == saved[HEAD * STAMP_BYTES :]
+        finally:
+            os._exit(0 if same else 1)
+    _early = (home, profile, doc, saved, pid)
+
+
+def end_switch_check() -> None:
+    """Kill and reap the child of a switch check begun early that nobody waited for (the
+    profile was resolved in full): no child outlives the decision."""
+    global _early
+    if _early is not None:
+        pid = _early[4]
+        _early = None
+        try:
+            os.kill(pid, 9)  # SIGKILL: its answer no longer matters
+            os.waitpid(pid, 0)
+        except OSError:  # reaped already
+            pass
+
+
+def switch_candidate(home: str, profile: str) -> dict | None:
+    """The memo of the profile YAML `profile` (absolute) in the home at `home` when it holds
+    what a switch needs (`switch_data`); its stamps are not checked yet (`switchable`)."""
+    if _early is not None and _early[:2] == (home, profile):
+        return _early[2]
+    doc = _read(home, profile)
+    return doc if doc is not None and _with_own(doc, profile) is not None else None
+
+
+def switchable(home: str, profile: str, doc: dict) -> bool:
+    """Whether every path the memo `doc` (switch_candidate's) of the profile YAML `profile`
+    stamped but that YAML file has the same stamp, and every link it lists points where it
+    did: the answer of the check begun early when there is one (`_begin_switch_check`), else
+    taken now. The profile's own stamp is not compared: what changed in it is
+    publish/quickswitch.py's to judge."""
+    global _early
+    early = _early
+    if early is not None and early[:2] == (home, profile) and early[2] is doc:
+        _early = None
+        try:
+            _, status = os.waitpid(early[4], 0)
+        except ChildProcessError:  # reaped by someone else: its answer is lost
+            status = -1
+        if status == 0:
+            return _links_hold(doc)
+        if status != 1:  # killed, or lost: taken now
+            return _holds(doc, early[3])
+        return False
+    end_switch_check()
+    saved = _with_own(doc, profile)
+    return saved is not None and _holds(doc, saved)
 
 
 def up_to_date(home: str, profile: str) -> tuple[list[str], str, str] | None:

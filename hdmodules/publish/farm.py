@@ -203,19 +203,53 @@ def _wait(done) -> None:
 
 
 def _links(base: str, todo: list[tuple[str, str]], reuse: str | None) -> None:
-    """Make each (rel, target) of `todo` below `base`, as `write_farm` says."""
-    for rel, target in todo:
-        path = f"{base}/{rel}"
-        if reuse is not None:
-            old = f"{reuse}/{rel}"
-            try:
-                same = os.readlink(old) == target
-            except OSError:
-                same = False
-            if same:
+    """Make each (rel, target) of `todo` below `base`, as `write_farm` says: by name within
+    each folder, opened once (`_folders`), not by path. Issue 18: a hard link of a 5,000-link
+    folder's entry took 11-14 us by path, 8 us by name in the open folder."""
+    folders: dict[str, tuple[int, int | None]] = {}  # rel of a folder -> (its fd, reuse's)
+    link, readlink, symlink = os.link, os.readlink, os.symlink
+    try:
+        for rel, target in todo:
+            cut = rel.rfind("/")
+            parent, name = (rel[:cut], rel[cut + 1 :]) if cut != -1 else ("", rel)
+            fds = folders.get(parent)
+            if fds is None:
+                fds = folders[parent] = _folders(base, parent, reuse)
+            new, old = fds
+            if old is not None:
                 try:
-                    os.link(old, path, follow_symlinks=False)
-                    continue
-                except OSError:  # refused once: the rest would be too, make new links only
-                    reuse = None
-        os.symlink(target, path)
+                    same = readlink(name, dir_fd=old) == target
+                except OSError:
+                    same = False
+                if same:
+                    try:
+                        link(name, name, src_dir_fd=old, dst_dir_fd=new, follow_symlinks=False)
+                        continue
+                    except OSError:  # refused once: the rest would be too, make new links only
+                        reuse = None
+                        for each in folders.values():
+                            _close(each[1])
+                        folders = {d: (fd, None) for d, (fd, _old) in folders.items()}
+            symlink(target, name, dir_fd=new)
+    finally:
+        for new, old in folders.values():
+            _close(new)
+            _close(old)
+
+
+def _folders(base: str, parent: str, reuse: str | None) -> tuple[int, int | None]:
+    """Descriptors of the folder `parent` (relative) below `base`, and of the same folder
+    below `reuse` (None: no earlier farm, or it has no such folder). Raises OSError."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    new = os.open(f"{base}/{parent}", flags)
+    if reuse is None:
+        return new, None
+    try:
+        return new, os.open(f"{reuse}/{parent}", flags)
+    except OSError:
+        return new, None
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)

@@ -56,14 +56,26 @@ def quick_plan(file: Path, home: Home) -> Quick | None:
     answers for it (the module's docstring), else None (resolve in full). Raises HitError
     for a YAML that does not load, as resolving would."""
     profile = os.path.abspath(file)
-    with collector_paused():
-        doc = memo.switchable(str(home_root()), profile)
+    try:
+        return _plan(profile, str(home_root()), home)
+    finally:
+        memo.end_switch_check()  # a check begun early that was not waited for
+
+
+def _plan(profile: str, root: str, home: Home) -> Quick | None:
+    """`quick_plan` of the profile YAML at `profile` (absolute), in the home at `root`. The
+    YAML is loaded before the memo's stamps are checked: a check begun early (by the no-op
+    check, memo._begin_switch_check) runs meanwhile in a child."""
+    doc = memo.switch_candidate(root, profile)
     if doc is None:
         return None
     spec = load_profile(Path(profile))
     known = doc["switch"]
     if switch_key(spec) != known["key"]:
         return None
+    with collector_paused():
+        if not memo.switchable(root, profile, doc):
+            return None
     ids, versions, deps = _artifacts(known)
     place = {artifact_id.partition("/")[0]: i for i, artifact_id in enumerate(ids)}
     listed = list(spec.packages)
