@@ -340,3 +340,36 @@ def test_a_profile_switch_flushes_its_links_with_syncfs_before_its_manifest(hit,
     ]
     assert renames, events
     assert "syncfs" in [kind for kind, _path in events[: renames[0]]], events
+
+
+@pytest.mark.parametrize("hide", [0, 0o077])
+def test_a_farm_is_made_read_only_from_its_manifest_as_a_walk_would(tmp_path, hide):
+    from hdmodules.store.files import make_entries_read_only, make_read_only
+
+    def farm(root: Path) -> dict[str, str]:
+        (root / ".hit").mkdir(parents=True)
+        (root / ".hit" / "farm.index").write_bytes(b"x")
+        (root / "bin").mkdir()
+        (root / "share" / "deep").mkdir(parents=True)
+        (root / "bin" / "a").symlink_to("/nowhere/a")
+        (root / "share" / "deep" / "b").symlink_to("/nowhere/b")
+        (root / "pyvenv.cfg").write_text("home = /x\n")
+        os.chmod(root / "pyvenv.cfg", 0o4755)  # a special bit: stripped
+        return {"bin/a": "l:/nowhere/a", "share/deep/b": "l:/nowhere/b", "pyvenv.cfg": "f:0"}
+
+    def modes(root: Path) -> dict[str, int]:
+        out = {}
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                path = Path(dirpath) / name
+                if not path.is_symlink():
+                    out[str(path.relative_to(root))] = stat.S_IMODE(path.lstat().st_mode)
+        return out
+
+    walked, listed = tmp_path / "walked", tmp_path / "listed"
+    farm(walked)
+    make_read_only(walked, hide, keep_writable=walked / ".hit")
+    make_entries_read_only(listed, farm(listed), hide, meta=".hit")
+    assert modes(listed) == modes(walked)
+    assert modes(listed)["share/deep"] == 0o555 & ~hide and modes(listed)[".hit"] & 0o200
+    assert modes(listed)["pyvenv.cfg"] == 0o555 & ~hide

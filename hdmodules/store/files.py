@@ -93,6 +93,36 @@ def make_read_only(root: Path, hide: int = 0, keep_writable: Path | None = None)
     os.chmod(root, stat.S_IMODE(os.stat(root).st_mode) & mask)
 
 
+def make_entries_read_only(
+    root: Path, manifest: dict[str, str], hide: int = 0, meta: str | None = None
+) -> None:
+    """`make_read_only` of an artifact hit made entry by entry (a profile's farm), from its
+    `manifest` (rel -> `l:<target>`, `f:<sha256>`...): every folder above an entry and every
+    file (`f:`) made read-only, folders after what they hold, and the files directly in the
+    folder `meta` (relative; the folder itself stays writable); symlinks have no mode of
+    their own. `root` is left to the caller. Raises OSError."""
+    mask = ~(0o222 | hide | SPECIAL_BITS)
+    folders: set[str] = set()
+    base = str(root)
+    files = [rel for rel, entry in manifest.items() if entry.startswith("f:")]
+    if meta is not None:  # hidden as make_read_only's keep_writable, its files read-only
+        folder = f"{base}/{meta}"
+        os.chmod(folder, stat.S_IMODE(os.lstat(folder).st_mode) & ~(hide | SPECIAL_BITS))
+        with os.scandir(folder) as it:
+            files += [f"{meta}/{e.name}" for e in it if e.is_file(follow_symlinks=False)]
+    for rel in files:
+        path = f"{base}/{rel}"
+        os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) & mask)
+    for rel in manifest:
+        cut = rel.rfind("/")
+        while cut != -1 and rel[:cut] not in folders:
+            folders.add(rel[:cut])
+            cut = rel.rfind("/", 0, cut)
+    for rel in sorted(folders, key=len, reverse=True):  # deepest first
+        path = f"{base}/{rel}"
+        os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) & mask)
+
+
 def open_plain_file(path: Path | str, flags: int = os.O_RDONLY) -> int | None:
     """`path` opened with `flags` (os.O_RDONLY, or os.O_WRONLY | os.O_APPEND) if it is a
     regular file, not through a symlink, and, to be written, of one link: its descriptor

@@ -29,6 +29,7 @@ from ..hashing import SHORT, canonical_json, sha256_file
 from ..spec.artifact import ArtifactRef
 from .files import (
     entries,
+    make_entries_read_only,
     make_read_only,
     open_plain_file,
     refuse_foreign_files,
@@ -291,20 +292,28 @@ class Store:
     ) -> Path:
         """The first half of a commit, everything but the flush: `seal`, then `describe`.
         Returns the prefix, which `publish` then makes count as installed."""
-        prefix = self.seal(ref)
+        prefix = self.seal(ref, manifest)
         self.describe(prefix, spec, log, manifest)
         return prefix
 
-    def seal(self, ref: ArtifactRef) -> Path:
+    def seal(self, ref: ArtifactRef, made: dict | None = None) -> Path:
         """Staging, first step (hold the artifact's lock): refuse what an artifact may not
         hold (`refuse_foreign_files`), then make every file and folder of it read-only,
         setuid, setgid and sticky bits stripped, but its metadata folder (which takes
         build.json, the log and the manifest next: `describe`). From then on a build that
-        depends on it cannot change it. Returns the prefix. Raises HitError naming the path."""
+        depends on it cannot change it. `made`: the manifest of an artifact hit made itself,
+        entry by entry, in its private prefix (a profile's farm: no build script ran there):
+        its folders and files are made read-only from it, without walking the 10,000 links
+        of a 5,000-package profile twice (issue 18). Returns the prefix. Raises HitError
+        naming the path."""
         prefix = self.local_prefix(ref)
-        refuse_foreign_files(prefix)
+        hide = 0o077 if self.private else 0
         try:
-            make_read_only(prefix, 0o077 if self.private else 0, keep_writable=prefix / META)
+            if made is None:
+                refuse_foreign_files(prefix)
+                make_read_only(prefix, hide, keep_writable=prefix / META)
+            else:
+                make_entries_read_only(prefix, made, hide, meta=META)
             os.chmod(prefix, 0o500 if self.private else 0o555)
         except OSError as e:
             raise HitError(
