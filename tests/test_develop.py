@@ -132,6 +132,29 @@ def test_history_and_rollback(hit, demo):
     assert r.code == 1 and "no earlier generation" in r.err
 
 
+def _build_profiles(hit, tmp_path: Path, *contents: str) -> tuple[Path, list[str]]:
+    """`hit build` of p.yaml holding each package list of `contents` in turn (packages
+    `one` and `two` exist); p.yaml and what its link pointed at after each build."""
+    for name in ("one", "two"):
+        write_recipe(tmp_path / "pkgs", name, 'version: "1"\nbuild: mkdir -p "$ARTIFACT"\n')
+    p = tmp_path / "p.yaml"
+    targets = []
+    for packages in contents:
+        write_profile(p, f"package_dirs: [pkgs]\npackages: [{packages}]\n")
+        hit("build", str(p), cwd=tmp_path)
+        targets.append(os.readlink(tmp_path / "p"))
+    return p, targets
+
+
+def test_history_marks_only_the_current_generation(hit, tmp_path):
+    """Built A, then B, then A again: generations 1 and 3 both hold A, and both were marked
+    `(current)`. Only 3 is (as `nix-env --list-generations` marks one generation)."""
+    p, _ = _build_profiles(hit, tmp_path, "one", "two", "one")
+    lines = hit("history", str(p), cwd=tmp_path).out.splitlines()
+    assert [line.split()[0] for line in lines] == ["1", "2", "3"]
+    assert [line.endswith("(current)") for line in lines] == [False, False, True], lines
+
+
 def test_profile_repository_history_builds_nothing_new(hit, demo):
     git(demo, "init", "-q", "-b", "main")
     git(demo, "add", "default.yaml", "pkgs", "src")

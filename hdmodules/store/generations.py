@@ -217,14 +217,24 @@ def history_of(keep: int, days: int) -> History:
 # --- hit history, hit rollback -----------------------------------------------------------------
 
 
+def current_number(gens: list[Generation], now_at: Path | None) -> int | None:
+    """Which of `gens` (one link's) is the current one: the newest that holds `now_at`, the
+    profile the link points at. A link names a profile, not a generation (Nix's names a
+    generation): after `hit build` of A, then B, then A again, generations 1 and 3 both hold
+    A, and 3, the one that build made, is taken as current. None when none holds it."""
+    return max((g.number for g in gens if g.target == now_at), default=None)
+
+
 def history(gc_roots: Path, link: Path, store: Store) -> list[str]:
     """`hit history`: one line a generation of `link`, oldest first: number, local time,
-    the profile, `(current)` for the one it points at."""
-    now_at = current(link)
+    the profile, `(current)` for the one it points at (current_number: one generation at
+    most, as `nix-env --list-generations` marks one)."""
+    gens = generations(gc_roots, link)
+    now = current_number(gens, current(link))
     lines = []
-    for g in generations(gc_roots, link):
+    for g in gens:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(g.when))
-        mark = "  (current)" if g.target == now_at else ""
+        mark = "  (current)" if g.number == now else ""
         lines.append(f"{g.number:>4}  {when}  {store.label(g.target)}{mark}")
     return lines
 
@@ -235,7 +245,7 @@ def previous_generation(gc_roots: Path, link: Path, rule: History | None = None)
     saying, when `rule` keeps no history, that the gc removes earlier generations."""
     gens = generations(gc_roots, link)
     now_at = current(link)
-    now = max((g.number for g in gens if g.target == now_at), default=None)
+    now = current_number(gens, now_at)
     earlier = [g for g in gens if now is not None and g.number < now and g.target.exists()]
     if not earlier:
         why = ""
