@@ -14,6 +14,13 @@ code that `module load` evaluates, so a name is either a shell identifier or ref
 - a name (package, external, stack): `[A-Za-z0-9][A-Za-z0-9_.+-]*`, without `..`
 - a version: `[A-Za-z0-9][A-Za-z0-9._+~-]*`, without `..`
 - a variable name: `[A-Za-z_][A-Za-z0-9_]*` (a shell identifier)
+- a name or a version: at most MAX_WORD (100) characters, so that every file name made of
+  them stays within NAME_MAX (255 bytes a path component on Linux filesystems; the rules
+  allow ASCII only, a byte a character). The longest such file names: a lock
+  `.locks/<name>-<hash32>.lock` (name + 38), a prefix `<version>-<hash12>` (version + 13),
+  and the one made of both, a prefix the gc moves to `.trash/<name>-<version>-<hash12>-<pid>`
+  (name + version + 22, a pid of up to 7 digits): 222 at most. Without the cap a name of 250
+  characters passed the check and failed late, at its lock file ("File name too long").
 
 So none of them can hold `/`, whitespace, a line break or another control character, nor
 start with `.` or `-` (a hidden file, a command-line option). Module names and versions are
@@ -33,6 +40,7 @@ from pathlib import Path
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]*")
 ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_WORD = 100  # characters of a name or a version (the module's docstring says why)
 
 NAME_RULE = "letters, digits and _.+- only, starting with a letter or digit, without '..'"
 VERSION_RULE = "letters, digits and ._+~- only, starting with a letter or digit, without '..'"
@@ -43,16 +51,29 @@ ENV_VAR_RULE = (
 
 
 def name_problem(value: object) -> str | None:
-    """Why `value` is not a valid name (package, external, stack), or None."""
+    """Why `value` is not a valid name (package, external, stack), or None: its characters
+    (NAME_RULE), then its length (length_problem)."""
     if not isinstance(value, str) or not NAME_RE.fullmatch(value) or ".." in value:
         return f"may hold {NAME_RULE}"
-    return None
+    return length_problem(value)
 
 
 def version_problem(value: object) -> str | None:
-    """Why `value` is not a valid version, or None."""
+    """Why `value` is not a valid version, or None: its characters (VERSION_RULE), then its
+    length (length_problem)."""
     if not isinstance(value, str) or not VERSION_RE.fullmatch(value) or ".." in value:
         return f"may hold {VERSION_RULE}"
+    return length_problem(value)
+
+
+def length_problem(value: str) -> str | None:
+    """Why `value` (a name or a version) is too long to be part of a file name (at most
+    MAX_WORD characters), or None."""
+    if len(value) > MAX_WORD:
+        return (
+            f"is {len(value)} characters long (at most {MAX_WORD}: it becomes part of "
+            f"file names in the store, which may not exceed 255 bytes)"
+        )
     return None
 
 

@@ -407,6 +407,24 @@ def test_failed_build_keeps_folder_and_installs_nothing(hit, home, tmp_path):
     assert (tmp_path / "default" / "bin" / "half").read_text() == "half\n"
 
 
+def test_a_failure_names_the_first_ten_packages_it_kept_from_being_built(hit, tmp_path):
+    """A failure low in a stack skips nearly every other package: their ids made one line
+    of 60 KB for 3,000 packages. The line names the first ten and counts the rest."""
+    write_recipe(tmp_path / "pkgs", "base", 'version: "1"\nbuild: "exit 1"\n')
+    build = 'build: |\n  mkdir -p "$ARTIFACT"\n'
+    names = [f"p{i:02}" for i in range(25)]
+    for name in names:
+        write_recipe(tmp_path / "pkgs", name, f"version: '1'\ndependencies: [base]\n{build}")
+    listed = ", ".join(names)
+    p = write_profile(tmp_path / "p.yaml", f"package_dirs: [pkgs]\npackages: [{listed}]\n")
+    r = hit("build", str(p), check=False)
+    assert r.code == 1 and "base/" in r.err and "the build script failed (exit 1)" in r.err
+    (line,) = [x for x in r.err.splitlines() if "not built because of the failure" in x]
+    shown = line.split(": ", 1)[1]
+    assert shown.endswith(" and 15 more"), line
+    assert [x.split("/")[0] for x in shown.removesuffix(" and 15 more").split(", ")] == names[:10]
+
+
 def test_a_build_that_replaces_its_log_by_a_fifo_does_not_hang_hit(hit, home, tmp_path):
     """build.log is in the build folder, the build's to change. A build that replaces it
     by a FIFO (nobody writes to it) must not block hit forever, whether the build succeeds

@@ -132,6 +132,58 @@ def test_history_and_rollback(hit, demo):
     assert r.code == 1 and "no earlier generation" in r.err
 
 
+def _build_profiles(hit, tmp_path: Path, *contents: str) -> tuple[Path, list[str]]:
+    """`hit build` of p.yaml holding each package list of `contents` in turn (packages
+    `one` and `two` exist); p.yaml and what its link pointed at after each build."""
+    for name in ("one", "two"):
+        write_recipe(tmp_path / "pkgs", name, 'version: "1"\nbuild: mkdir -p "$ARTIFACT"\n')
+    p = tmp_path / "p.yaml"
+    targets = []
+    for packages in contents:
+        write_profile(p, f"package_dirs: [pkgs]\npackages: [{packages}]\n")
+        hit("build", str(p), cwd=tmp_path)
+        targets.append(os.readlink(tmp_path / "p"))
+    return p, targets
+
+
+def test_history_marks_only_the_current_generation(hit, tmp_path):
+    """Built A, then B, then A again: generations 1 and 3 both hold A, and both were marked
+    `(current)`. Only 3 is (as `nix-env --list-generations` marks one generation)."""
+    p, _ = _build_profiles(hit, tmp_path, "one", "two", "one")
+    lines = hit("history", str(p), cwd=tmp_path).out.splitlines()
+    assert [line.split()[0] for line in lines] == ["1", "2", "3"]
+    assert [line.endswith("(current)") for line in lines] == [False, False, True], lines
+
+
+def test_a_rollback_to_the_profile_the_link_holds_says_that_nothing_changed(hit, tmp_path):
+    """Built A, B, A, then `hit gc` (keeping no history) removes B and forgets generation 2:
+    left are 1 and 3, both holding A. `hit rollback` goes to 1, which changes nothing: it
+    said `p -> ... (generation 1)` as if it had rolled back."""
+    p, targets = _build_profiles(hit, tmp_path, "one", "two", "one")
+    hit("gc")
+    assert len(hit("history", str(p), cwd=tmp_path).out.splitlines()) == 2
+    r = hit("rollback", str(p), cwd=tmp_path)
+    link = tmp_path / "p"
+    assert r.out == f"generation 1 holds the profile {link} points at already; nothing changed\n"
+    assert os.readlink(link) == targets[-1]
+
+
+def test_a_rollback_skips_earlier_generations_holding_the_current_profile(hit, tmp_path):
+    """Built A, B, C, B: generation 3 (C) went missing, so the newest earlier generation,
+    2, holds B, the profile the link points at. Rolling back to it changed nothing, and
+    every further rollback chose it again: A was out of reach. A rollback goes to the newest
+    earlier generation with another profile, where Nix's second rollback would get to."""
+    from hdmodules.store.files import remove_tree
+
+    p, targets = _build_profiles(hit, tmp_path, "one", "two", "one, two", "two")
+    assert targets[1] == targets[3]
+    remove_tree(Path(targets[2]))  # C gone, its generation left (as a hand-made removal)
+    r = hit("rollback", str(p), cwd=tmp_path)
+    assert "(generation 1)" in r.out and os.readlink(tmp_path / "p") == targets[0]
+    lines = hit("history", str(p), cwd=tmp_path).out.splitlines()
+    assert [line.endswith("(current)") for line in lines] == [True, False, False, False]
+
+
 def test_profile_repository_history_builds_nothing_new(hit, demo):
     git(demo, "init", "-q", "-b", "main")
     git(demo, "add", "default.yaml", "pkgs", "src")

@@ -538,3 +538,48 @@ def test_hit_build_refuses_a_hostile_external_version(tmp_path):
     env = {"HIT_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     r = run_hit("build", str(p), cwd=tmp_path, check=False, env=env)
     assert r.code == 1 and f"{p}:5: external gcc-12: version '12.2.0 [exec touch X]'" in r.err
+
+
+# --- words too long for a file name ---------------------------------------------------------
+
+
+def test_a_name_or_version_too_long_for_a_file_name_is_refused_at_load(hit, home, tmp_path):
+    """A package name of 250 characters passed the name check, then failed at its lock file
+    ("File name too long", no file:line). Names and versions are capped (names.MAX_WORD, 100)
+    so that every file name made of them fits in 255 bytes: one of 100 characters each
+    builds, and its gc (the prefix moved to `.trash/<name>-<version>-<hash>-<pid>`) works."""
+    build = 'build: |\n  mkdir -p "$ARTIFACT/bin"\n'
+    name, version = "n" * 250, "1." + "0" * 98
+    write_recipe(tmp_path / "pkgs", name, f'version: "1"\n{build}')
+    p = write_profile(tmp_path / "p.yaml", f"package_dirs: [pkgs]\npackages: [{name}]\n")
+    r = hit("build", str(p), cwd=tmp_path, check=False)
+    assert r.code == 1 and r.err.count("\n") == 1, r.err
+    assert f"{p}:2: package name '{name}' is 250 characters long (at most 100: " in r.err
+    recipe = write_recipe(tmp_path / "pkgs", "hello", f'version: "{version}1"\n{build}')
+    p.write_text("package_dirs: [pkgs]\npackages: [hello]\n")
+    r = hit("build", str(p), cwd=tmp_path, check=False)
+    assert r.code == 1 and f"{recipe}:1: hello: version '{version}1' is 101 characters" in r.err
+    longest = "n" * 100
+    write_recipe(tmp_path / "pkgs", longest, f'version: "{version}"\n{build}')
+    p.write_text(f"package_dirs: [pkgs]\npackages: [{longest}]\n")
+    hit("build", str(p), cwd=tmp_path)
+    assert list((home / "bld" / longest).glob(f"{version}-*/bin"))
+    p.write_text("package_dirs: [pkgs]\npackages: []\n")
+    hit("build", str(p), cwd=tmp_path)
+    assert hit("gc").out.startswith("removed 2 artifact(s)")  # the package and its profile
+    assert not (home / "bld" / longest).exists()
+
+
+def test_a_key_longer_than_yaml_allows_gets_a_clear_message(hit, tmp_path):
+    """PyYAML and libyaml give up on a key of more than 1,024 characters and said "mapping
+    values are not allowed in this context" or "could not find expected ':'" at its `:`."""
+    key = "k" * 1025
+    for text, line in (
+        (f"packages:\n  ok:\n  {key}: {{}}\n", 3),
+        (f"packages:\n  {key}: {{}}\n", 2),
+        (f"packages: {{{key}: {{}}}}\n", 1),
+    ):
+        p = write_profile(tmp_path / "p.yaml", text)
+        r = hit("build", str(p), cwd=tmp_path, check=False)
+        assert r.code == 1, r.both
+        assert f"{p}:{line}: malformed YAML: a key longer than 1,024 characters" in r.err, r.err

@@ -58,10 +58,15 @@ class Executor(Protocol):
         """On Ctrl-C: stop every build under way and wait until they have cleaned up."""
 
 
+SHOWN_SKIPPED = 10  # skipped artifacts a failure's message names; the rest are counted
+
+
 class BuildsFailed(BuildFailed):
     """The first failure of a run (its fields are the first BuildFailed's), with `failures`
     (every BuildFailed, in the order they happened) and `skipped` (short ids of the artifacts
-    not built because of them, sorted). `str()`: each failure, then the skipped ones."""
+    not built because of them, sorted: all of them). `str()`: each failure, then the first
+    SHOWN_SKIPPED skipped ones and how many more (a failure low in a stack of 3,000 packages
+    skips nearly all of them: their ids made one line of 60 KB)."""
 
     def __init__(self, failures: Sequence[BuildFailed], skipped: Sequence[str]) -> None:
         first = failures[0]
@@ -73,7 +78,11 @@ class BuildsFailed(BuildFailed):
     def __str__(self) -> str:
         text = "\n".join(BuildFailed.__str__(e) for e in self.failures)
         if self.skipped:
-            text += f"\n  not built because of the failure: {', '.join(self.skipped)}"
+            shown = ", ".join(self.skipped[:SHOWN_SKIPPED])
+            more = len(self.skipped) - SHOWN_SKIPPED
+            if more > 0:
+                shown += f" and {more} more"
+            text += f"\n  not built because of the failure: {shown}"
         return text
 
 

@@ -209,7 +209,12 @@ def rollback(profile: str) -> None:
 
     home, store = _store_paths()
     link = profile_link(Path(os.path.abspath(profile)))
-    gen = back(home.gc_roots, link, history_rule(home))
+    gen, changed = back(home.gc_roots, link, history_rule(home))
+    if not changed:
+        click.echo(
+            f"generation {gen.number} holds the profile {link} points at already; nothing changed"
+        )
+        return
     click.echo(f"{link} -> {gen.target} (generation {gen.number})")
     _refresh_modules(home, store)  # the modules of the generation now live
 

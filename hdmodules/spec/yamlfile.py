@@ -3,6 +3,7 @@ check (unknown key, wrong type, missing recipe) can name `file:line`, not just t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -69,6 +70,8 @@ def load_text(text: str, file: Path) -> Any:
         problem = e.problem or e.context
         if mark is not None and text[mark.index : mark.index + 1] == "@":  # a version condition
             problem = f'{problem}: YAML reserves @, so quote a key that starts with it ("@1.10":)'
+        if mark is not None and _ends_long_key(text, mark.index):
+            problem = f"a key longer than {MAX_KEY:,} characters (YAML's limit for a key)"
         raise ConfigError(file, line, f"malformed YAML: {problem}") from None
     except yaml.reader.ReaderError as e:
         line = text.count("\n", 0, e.position) + 1
@@ -80,6 +83,22 @@ def load_text(text: str, file: Path) -> Any:
         raise ConfigError(file, None, "malformed YAML: nested too deeply") from None
     finally:
         loader.dispose()
+
+
+MAX_KEY = 1024  # characters of a key on one line (the YAML spec's limit for an implicit key)
+
+
+def _ends_long_key(text: str, index: int) -> bool:
+    """Whether the `:` at `index`, which the parser refused, ends a key of more than MAX_KEY
+    characters: PyYAML and libyaml stop looking for the `:` of a key after that many, then
+    report "mapping values are not allowed" (a block) or "expected ',' or '}'" (a flow
+    mapping) at it. The key is what stands between the line's indentation, `- `, `{`, `[`
+    or `,` and the `:`; one holding `: ` is another problem (a value that needs quotes)."""
+    if text[index : index + 1] != ":":
+        return False
+    line = text[text.rfind("\n", 0, index) + 1 : index]
+    key = re.split(r"[{\[,]", line)[-1].lstrip(" \t-")
+    return len(key) > MAX_KEY and ": " not in key
 
 
 def load(path: Path) -> Any:

@@ -217,26 +217,45 @@ def history_of(keep: int, days: int) -> History:
 # --- hit history, hit rollback -----------------------------------------------------------------
 
 
+def current_number(gens: list[Generation], now_at: Path | None) -> int | None:
+    """Which of `gens` (one link's) is the current one: the newest that holds `now_at`, the
+    profile the link points at. A link names a profile, not a generation (Nix's names a
+    generation): after `hit build` of A, then B, then A again, generations 1 and 3 both hold
+    A, and 3, the one that build made, is taken as current. None when none holds it."""
+    return max((g.number for g in gens if g.target == now_at), default=None)
+
+
 def history(gc_roots: Path, link: Path, store: Store) -> list[str]:
     """`hit history`: one line a generation of `link`, oldest first: number, local time,
-    the profile, `(current)` for the one it points at."""
-    now_at = current(link)
+    the profile, `(current)` for the one it points at (current_number: one generation at
+    most, as `nix-env --list-generations` marks one)."""
+    gens = generations(gc_roots, link)
+    now = current_number(gens, current(link))
     lines = []
-    for g in generations(gc_roots, link):
+    for g in gens:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(g.when))
-        mark = "  (current)" if g.target == now_at else ""
+        mark = "  (current)" if g.number == now else ""
         lines.append(f"{g.number:>4}  {when}  {store.label(g.target)}{mark}")
     return lines
 
 
 def previous_generation(gc_roots: Path, link: Path, rule: History | None = None) -> Generation:
-    """The newest generation of `link` older than the one it points at whose profile still
-    exists. Raises HitError when there is none (or the link points at no generation),
-    saying, when `rule` keeps no history, that the gc removes earlier generations."""
+    """The newest generation of `link` older than the current one (current_number) whose
+    profile still exists and is not the one the link points at; when every such earlier
+    generation holds that profile, the newest of them (rolling back to it changes nothing).
+    Skipping those is what Nix's rollbacks reach too, one step later: Nix switches to such
+    a generation (its content unchanged), and from there to the one before it; here the link
+    names a profile, not a generation, so going to it would leave the link where it was,
+    and the next rollback would choose it again. Raises HitError when there is no earlier
+    generation (or the link points at no generation), saying, when `rule` keeps no history,
+    that the gc removes earlier generations."""
     gens = generations(gc_roots, link)
     now_at = current(link)
-    now = max((g.number for g in gens if g.target == now_at), default=None)
+    now = current_number(gens, now_at)
     earlier = [g for g in gens if now is not None and g.number < now and g.target.exists()]
+    other = [g for g in earlier if g.target != now_at]
+    if other:
+        return other[-1]
     if not earlier:
         why = ""
         if rule is not None and not rule.on:
@@ -249,9 +268,10 @@ def previous_generation(gc_roots: Path, link: Path, rule: History | None = None)
     return earlier[-1]
 
 
-def rollback(gc_roots: Path, link: Path, rule: History | None = None) -> Generation:
-    """`hit rollback`: point `link` back at its previous generation (previous_generation)
-    and return it; nothing is read or built."""
+def rollback(gc_roots: Path, link: Path, rule: History | None = None) -> tuple[Generation, bool]:
+    """`hit rollback`: point `link` back at its previous generation (previous_generation);
+    returns it and whether the link changed (not when that generation holds the profile the
+    link points at already). Nothing is read or built. Raises HitError as
+    previous_generation does, or naming the link when it cannot be made."""
     back = previous_generation(gc_roots, link, rule)
-    point(gc_roots, link, back.target)
-    return back
+    return back, point(gc_roots, link, back.target)
