@@ -1,8 +1,9 @@
 """Loading YAML: line-aware errors, unknown keys, extends, parameters, cycles."""
 
 import pytest
+import yaml
 
-from hdmodules.errors import HitError
+from hdmodules.errors import ConfigError, HitError
 from hdmodules.spec.profiles import load_profile
 from hdmodules.spec.recipes import load_recipe
 from hdmodules.spec.resolve import resolve
@@ -120,3 +121,19 @@ def test_extends_cycle(tmp_path):
     write_profile(tmp_path / "b.yaml", "extends: [a.yaml]\n")
     with pytest.raises(HitError, match="extend each other in a cycle"):
         load_profile(tmp_path / "a.yaml")
+
+
+def test_the_loader_gives_what_yaml_safe_load_gives_aliases_merges_and_tags_too(tmp_path):
+    from hdmodules.spec import yamlfile
+
+    text = (
+        "a: &x 1\nb: *x\nc: !!str 12\nd: 2001-12-14\ne: ~\nf: [1, *x, {g: h}]\n"
+        "base: &base {k1: v1, k2: 2}\nmerged:\n  <<: *base\n  k3: 3\n"
+        "bin: !!binary aGVsbG8=\nt: yes\nfl: 1.10\nq: '0755'\n"
+    )
+    f = tmp_path / "x.yaml"
+    f.write_text(text)
+    assert yamlfile.load(f) == yaml.safe_load(text)
+    f.write_text("a: !!python/name:os.system x\n")
+    with pytest.raises(ConfigError, match="x.yaml:1: .*could not determine a constructor"):
+        yamlfile.load(f)
