@@ -16,7 +16,7 @@ class ConfigError(HitError):
     file), `message` (what is wrong, without the place). `str()` is `file:line: message`
     (`file: message` without a line), the form editors jump to, always one line: a line break
     or other control character a file's value brought into the message is escaped (`\\n`).
-    Raised by yamlfile.fail and the loaders; `cli.common.run_cli` prints it."""
+    Raised by yamlfile.fail and the loaders; `cli.guard.guarded` prints it."""
 
     def __init__(self, file: Path, line: int | None, message: str) -> None:
         super().__init__(file, line, message)  # args kept: the error pickles and compares

@@ -28,11 +28,13 @@ from tests.conftest import (
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["build"], ("default.yaml", False)),
-        (["build", "-q", "release.yaml"], ("release.yaml", True)),
-        (["build", "-j", "4", "--quiet"], ("default.yaml", True)),
-        (["build", "-j2", "--jobs=3", "x.yaml"], ("x.yaml", False)),
-        (["build", "--concurrent-packages", "2", "-q"], ("default.yaml", True)),
+        (["build"], ("default.yaml", False, None, None)),
+        (["build", "-q", "release.yaml"], ("release.yaml", True, None, None)),
+        (["build", "-j", "4", "--quiet"], ("default.yaml", True, 4, None)),
+        (["build", "-j2", "--jobs=3", "x.yaml"], ("x.yaml", False, 3, None)),
+        (["build", "-j2", "x.yaml"], ("x.yaml", False, 2, None)),
+        (["build", "--concurrent-packages", "2", "-q"], ("default.yaml", True, None, 2)),
+        (["build", "--concurrent-packages=3", "--jobs", "5"], ("default.yaml", False, 5, 3)),
         (["build", "--concurrent-packages=0"], None),
         (["build", "-j", "0"], None),  # click says what is wrong
         (["build", "-j"], None),

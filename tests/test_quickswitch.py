@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +21,7 @@ from hdmodules.spec import resolve as resolving
 from hdmodules.spec.resolve import resolve_file
 from hdmodules.store.home import load_home, open_store
 from hdmodules.store.layout import MANIFEST, META
-from tests.conftest import write_profile, write_recipe
+from tests.conftest import alive, blocking_recipe, wait_for, write_profile, write_recipe
 
 # top -> left, right; left, right -> base; alone stands alone; old has two versions
 RECIPES = {
@@ -445,3 +447,72 @@ def test_a_check_begun_early_that_nobody_waits_for_is_killed_and_reaped(home, tm
     assert memo._early is None
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def _imports(profile: Path, *args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """`hit build ARGS PROFILE` as the console script runs it; its run and what it imported."""
+    code = (
+        "import sys\n"
+        "from hdmodules.cli.entry import hit\n"
+        f"sys.argv = ['hit', 'build', *{list(args)!r}, {str(profile)!r}]\n"
+        "hit()\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        cwd=profile.parent,
+        capture_output=True,
+        text=True,
+    )
+    lines = r.stderr.splitlines()
+    imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
+    r.stderr = "".join(f"{line}\n" for line in lines if not line.startswith("import time:"))
+    return r, imported
+
+
+def test_a_likely_switch_is_built_without_click_and_says_what_click_would(home, tmp_path):
+    profile = _project(tmp_path)
+    assert _build(profile)[0].returncode == 0
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n")
+    r, imported = _imports(profile, "-j", "2")
+    assert r.returncode == 0 and "click" not in imported, r.stderr
+    assert r.stdout == f"{profile.parent / 'default'} -> {_link(profile)}\n"
+    assert "present" in r.stderr and "assembled in" in r.stderr
+    # a package never built: resolved and built in full on that path too
+    write_recipe(tmp_path / "pkgs", "extra", 'version: "1"\nbuild: "true"\n')
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n  extra:\n")
+    r, _imported = _imports(profile, "-q")  # (the build's reaper, forked, imports more)
+    assert r.returncode == 0, r.stderr
+    assert "extra/" in r.stderr and "built" in r.stderr and _link(profile).is_dir()
+    # a failure is one line and exit 1, as the click CLI gives it
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n  nosuch:\n")
+    r, imported = _imports(profile)
+    assert r.returncode == 1 and "click" not in imported
+    assert r.stderr.startswith("hit: error: ") and "nosuch" in r.stderr
+    assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_likely_switch_built_without_click_is_stopped_as_the_cli_stops_a_build(
+    home, tmp_path, signum, code
+):
+    profile = _project(tmp_path)
+    assert _build(profile)[0].returncode == 0
+    slow = blocking_recipe(tmp_path)  # writes pkgs/slow.yaml and a profile we do not use
+    slow.unlink()
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n  slow:\n")
+    command = "import sys; from hdmodules.cli.entry import hit; sys.argv[0] = 'hit'; hit()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", command, "build", str(profile)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    wait_for(tmp_path / "pid")
+    builder = int((tmp_path / "pid").read_text())
+    os.kill(proc.pid, signum)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code and "interrupted" in err and "Traceback" not in err
+    time.sleep(0.2)
+    assert not alive(builder)

@@ -450,54 +450,65 @@ def _with_own(doc: dict, profile: str) -> bytes | None:
         return None
 
 
-# The stat check of a likely switch, begun early (`_begin_switch_check`): home, profile, the
-# memo, its stamps with the profile's own as it is now, and the pid of the forked child that
-# stamps the memo's paths after HEAD (its exit status 0: the same stamps).
-_early: tuple[str, str, dict, bytes, int] | None = None
+# A likely switch, found by the no-op check (`_begin_switch_check`): home, profile, the memo,
+# its stamps with the profile's own as it is now, and the pid of the forked child that stamps
+# the memo's paths after HEAD (its exit status 0: the same stamps; None: no child, a short
+# memo is stamped when `switchable` asks).
+_early: tuple[str, str, dict, bytes, int | None] | None = None
 
 
 def _begin_switch_check(home: str, profile: str, doc: dict) -> None:
-    """When the no-op check found a long memo (SPLIT_FROM paths or more) whose first HEAD
-    paths differ only in the profile's own YAML (its package list edited: a switch), fork a
-    child that stamps every path after them, while this process imports the CLI and loads
-    the YAML (publish/quickswitch.py); `switchable` takes its answer. Issue 18: the 30,000
-    stats of a 5,000-package switch (60-70 ms) then cost no time of their own on two cores.
-    Without fork (no memory, too many processes), nothing is begun."""
+    """When the no-op check found a memo with what a switch needs whose first HEAD paths
+    differ only in the profile's own YAML (its package list edited: a likely switch),
+    remember it (`switch_likely`; cli/noop.py then builds without importing click), and for
+    a long memo (SPLIT_FROM paths or more) fork a child that stamps every path after them,
+    while this process imports what it needs and loads the YAML (publish/quickswitch.py);
+    `switchable` takes its answer. Issue 18: the 30,000 stats of a 5,000-package switch
+    (60-70 ms) then cost no time of their own on two cores. Without fork (no memory, too
+    many processes), the stamps are taken when `switchable` asks."""
     global _early
     saved = _with_own(doc, profile)
-    if saved is None or len(saved) // STAMP_BYTES < SPLIT_FROM:
+    if saved is None:
         return
     paths = doc["paths"]
-    head = paths.split("\0", HEAD)[:HEAD]
-    if len(head) < HEAD or stamps(head) != saved[: HEAD * STAMP_BYTES]:
+    parts = paths.split("\0", HEAD)
+    head = parts[:HEAD]
+    if stamps(head) != saved[: len(head) * STAMP_BYTES]:
         return  # something else changed too: resolved in full
-    rest = paths.split("\0", HEAD)[HEAD]
-    try:
-        pid = os.fork()
-    except OSError:
-        return
-    if pid == 0:  # the child: never returns (no atexit, no buffers flushed)
-        same = False
+    pid = None
+    if len(saved) // STAMP_BYTES >= SPLIT_FROM and len(parts) > HEAD:
         try:
-            os.closerange(0, 3)  # the caller's pipes wait for no child of hit's
-            same = stamps(rest.split("\0")) == saved[HEAD * STAMP_BYTES :]
-        finally:
-            os._exit(0 if same else 1)
+            pid = os.fork()
+        except OSError:
+            pid = None
+        if pid == 0:  # the child: never returns (no atexit, no buffers flushed)
+            same = False
+            try:
+                os.closerange(0, 3)  # the caller's pipes wait for no child of hit's
+                same = stamps(parts[HEAD].split("\0")) == saved[HEAD * STAMP_BYTES :]
+            finally:
+                os._exit(0 if same else 1)
     _early = (home, profile, doc, saved, pid)
 
 
+def switch_likely() -> bool:
+    """Whether the no-op check found a likely switch (`_begin_switch_check`)."""
+    return _early is not None
+
+
 def end_switch_check() -> None:
-    """Kill and reap the child of a switch check begun early that nobody waited for (the
-    profile was resolved in full): no child outlives the decision."""
+    """Forget a likely switch nobody checked (the profile was resolved in full): the child
+    of its check, if any, killed and reaped: no child outlives the decision."""
     global _early
     if _early is not None:
         pid = _early[4]
         _early = None
-        try:
-            os.kill(pid, 9)  # SIGKILL: its answer no longer matters
-            os.waitpid(pid, 0)
-        except OSError:  # reaped already
-            pass
+        if pid is not None:
+            try:
+                os.kill(pid, 9)  # SIGKILL: its answer no longer matters
+                os.waitpid(pid, 0)
+            except OSError:  # reaped already
+                pass
 
 
 def switch_candidate(home: str, profile: str) -> dict | None:
@@ -519,13 +530,15 @@ def switchable(home: str, profile: str, doc: dict) -> bool:
     early = _early
     if early is not None and early[:2] == (home, profile) and early[2] is doc:
         _early = None
-        try:
-            _, status = os.waitpid(early[4], 0)
-        except ChildProcessError:  # reaped by someone else: its answer is lost
-            status = -1
+        status = -1  # no child: taken now
+        if early[4] is not None:
+            try:
+                _, status = os.waitpid(early[4], 0)
+            except ChildProcessError:  # reaped by someone else: its answer is lost
+                status = -1
         if status == 0:
             return _links_hold(doc)
-        if status != 1:  # killed, or lost: taken now
+        if status != 1:  # no child, killed, or lost: taken now
             return _holds(doc, early[3])
         return False
     end_switch_check()

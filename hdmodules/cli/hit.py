@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from .common import externals_group, jobs_options, leave, run_cli
+from .common import externals_group, jobs_options, run_cli
+from .guard import leave
 from .hit_helpers import PROFILE_HELP, _home, _resolve, _resolve_package, open_store
 from .hit_store import cp, diff, gc, history, mv, purge, rm, rollback, verify
 
@@ -63,15 +64,9 @@ def build(profile: str, **options) -> None:
     registered as a gc root. Progress goes to stderr; the link's path to stdout.
     """
     from ..options import HitBuild
+    from .plainbuild import run_build
 
-    o = HitBuild(**options)
-    file = Path(os.path.abspath(profile))
-    from ..publish.builds import hit_build
-
-    result = hit_build(file, o, lambda line: click.echo(line, err=True))
-    if result is not None:
-        same = "" if result.link_changed else " (up to date)"
-        click.echo(f"{result.link} -> {result.profile}{same}")
+    run_build(profile, HitBuild(**options), lambda line: click.echo(line, err=True), click.echo)
 
 
 @cli.command("build-artifact", hidden=True)
@@ -270,7 +265,7 @@ cli.add_command(externals_group("hit"))
 
 def main() -> None:
     """The `hit` console script: run the CLI, exit with its code (no traceback) at once
-    (common.leave)."""
+    (guard.leave)."""
     leave(run_cli(cli, "hit"))
 
 

@@ -15,30 +15,41 @@ def _count(text: str) -> bool:
     return text.isdigit() and int(text) >= 1
 
 
-def noop_options(args: list[str]) -> tuple[str, bool] | None:
-    """(profile, quiet) when `args` (what follows `hit`) is `build` with nothing but
-    `-q/--quiet`, `-j/--jobs N` and `--concurrent-packages N` (N >= 1; neither matters to a
-    no-op) and at most one profile argument; None for anything else (the click CLI handles
-    it)."""
+def noop_options(args: list[str]) -> tuple[str, bool, int | None, int | None] | None:
+    """(profile, quiet, jobs, concurrent packages; None: not given) when `args` (what
+    follows `hit`) is `build` with nothing but `-q/--quiet`, `-j/--jobs N` and
+    `--concurrent-packages N` (N >= 1) and at most one profile argument; None for anything
+    else (the click CLI handles it)."""
     if not args or args[0] != "build":
         return None
-    profile, quiet, rest = None, False, iter(args[1:])
+    profile, quiet, jobs, packages = None, False, None, None
+    rest = iter(args[1:])
     for arg in rest:
         if arg in ("-q", "--quiet"):
             quiet = True
         elif arg in ("-j", "--jobs", "--concurrent-packages"):
-            if not _count(next(rest, "")):
+            value = next(rest, "")
+            if not _count(value):
                 return None
+            if arg == "--concurrent-packages":
+                packages = int(value)
+            else:
+                jobs = int(value)
         elif arg.startswith(("--jobs=", "--concurrent-packages=")):
-            if not _count(arg.partition("=")[2]):
+            name, _, value = arg.partition("=")
+            if not _count(value):
                 return None
+            if name == "--jobs":
+                jobs = int(value)
+            else:
+                packages = int(value)
         elif arg.startswith("-j") and _count(arg[2:]):
-            continue
+            jobs = int(arg[2:])
         elif arg.startswith("-") or profile is not None:
             return None
         else:
             profile = arg
-    return profile or "default.yaml", quiet
+    return profile or "default.yaml", quiet, jobs, packages
 
 
 def noop_build(args: list[str]) -> bool:
@@ -52,7 +63,7 @@ def noop_build(args: list[str]) -> bool:
     from ..build import memo
     from ..store.homeroot import home_root
 
-    profile, quiet = options
+    profile, quiet, _jobs, _packages = options
     fast = memo.up_to_date(home_root(), os.path.abspath(profile))
     if fast is None:
         return False
@@ -90,3 +101,9 @@ def answer_early(args: list[str]) -> None:
         # answered: nothing is left to clean up, and the interpreter's teardown (freeing
         # every object, module by module) costs ~10 ms at 5,000 packages (issue 18)
         os._exit(flush_output(0, "hit"))
+    from ..build import memo
+
+    if memo.switch_likely():  # the YAML's package list edited: built without click
+        from .plainbuild import build_before_click
+
+        build_before_click(noop_options(args))  # type: ignore[arg-type]  # parsed above

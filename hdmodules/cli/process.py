@@ -1,7 +1,7 @@
 """How a command's process is set up: the garbage collector tuned for a command that makes
 many long-lived objects (issue 18), and its output flushed before it leaves without the
 interpreter's teardown. Built-in modules only: the no-op `hit build` (cli/entry.py) uses
-both before anything else is imported. (How a command leaves: common.leave.)"""
+both before anything else is imported. (How a command leaves: guard.leave.)"""
 
 from __future__ import annotations
 
