@@ -367,6 +367,29 @@ def test_a_farm_without_a_second_thread_is_made_by_one(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path / "f" / "bin")) == sorted(r[4:] for r in links)
 
 
+def test_a_farm_of_more_folders_than_descriptors_left_is_made(tmp_path):
+    import resource
+
+    # share/locale/<language>/LC_MESSAGES of two packages each: a folder of its own per
+    # language, none folded; made again over the first farm (hard links from it)
+    links = {
+        f"share/locale/l{i}/LC_MESSAGES/{p}.mo": f"/nowhere/{p}/l{i}.mo"
+        for i in range(150)
+        for p in "ab"
+    }
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    left = 64  # descriptors left to open: fewer than the farm's folders
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + left, hard))
+    try:
+        made = farm.write_farm(tmp_path / "f", links)
+        again = farm.write_farm(tmp_path / "g", links, str(tmp_path / "f"))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert made == again == {r: f"l:{t}" for r, t in links.items()}
+    rel = "share/locale/l149/LC_MESSAGES/b.mo"
+    assert os.lstat(tmp_path / "g" / rel).st_ino == os.lstat(tmp_path / "f" / rel).st_ino
+
+
 def _big_project(tmp_path: Path) -> Path:
     """A profile of two packages whose memo stamps more than memo.SPLIT_FROM paths (`big`'s
     path source holds 4,100 files): a switch's check of them is begun early, by the no-op

@@ -204,17 +204,21 @@ def _wait(done) -> None:
 
 def _links(base: str, todo: list[tuple[str, str]], reuse: str | None) -> None:
     """Make each (rel, target) of `todo` below `base`, as `write_farm` says: by name within
-    each folder, opened once (`_folders`), not by path. Issue 18: a hard link of a 5,000-link
-    folder's entry took 11-14 us by path, 8 us by name in the open folder."""
-    folders: dict[str, tuple[int, int | None]] = {}  # rel of a folder -> (its fd, reuse's)
+    each folder, opened once for each run of its links (`_folders`), not by path. Issue 18:
+    a hard link of a 5,000-link folder's entry took 11-14 us by path, 8 us by name in the
+    open folder. One folder is open at a time: a farm may have more folders (a language's
+    share/locale/<lang>/LC_MESSAGES of several packages each) than hit may open files."""
+    parent_open: str | None = None  # the folder whose descriptors `fds` are
+    fds: tuple[int, int | None] = (-1, None)  # its fd, reuse's
     link, readlink, symlink = os.link, os.readlink, os.symlink
     try:
         for rel, target in todo:
             cut = rel.rfind("/")
             parent, name = (rel[:cut], rel[cut + 1 :]) if cut != -1 else ("", rel)
-            fds = folders.get(parent)
-            if fds is None:
-                fds = folders[parent] = _folders(base, parent, reuse)
+            if parent != parent_open:
+                _close_both(fds)
+                fds = (-1, None)  # closed: `_folders` may raise
+                fds, parent_open = _folders(base, parent, reuse), parent
             new, old = fds
             if old is not None:
                 try:
@@ -227,14 +231,11 @@ def _links(base: str, todo: list[tuple[str, str]], reuse: str | None) -> None:
                         continue
                     except OSError:  # refused once: the rest would be too, make new links only
                         reuse = None
-                        for each in folders.values():
-                            _close(each[1])
-                        folders = {d: (fd, None) for d, (fd, _old) in folders.items()}
+                        _close(old)
+                        fds = (new, None)
             symlink(target, name, dir_fd=new)
     finally:
-        for new, old in folders.values():
-            _close(new)
-            _close(old)
+        _close_both(fds)
 
 
 def _folders(base: str, parent: str, reuse: str | None) -> tuple[int, int | None]:
@@ -253,3 +254,10 @@ def _folders(base: str, parent: str, reuse: str | None) -> tuple[int, int | None
 def _close(fd: int | None) -> None:
     if fd is not None:
         os.close(fd)
+
+
+def _close_both(fds: tuple[int, int | None]) -> None:
+    """Close `_folders`' descriptors (-1: none was opened)."""
+    if fds[0] != -1:
+        _close(fds[0])
+        _close(fds[1])
