@@ -539,3 +539,34 @@ def test_a_likely_switch_built_without_click_is_stopped_as_the_cli_stops_a_build
     assert proc.returncode == code and "interrupted" in err and "Traceback" not in err
     time.sleep(0.2)
     assert not alive(builder)
+
+
+def test_a_long_memo_is_checked_when_hit_starts_with_sigchld_ignored(home, tmp_path):
+    """A parent that ignores SIGCHLD passes that on (Linux keeps it across exec): hit's forked
+    stat children are then reaped by the kernel and their answers lost. The stamps are
+    taken in hit itself instead: the no-op and the switch are still answered from the memo
+    (no resolving), and a change in the memo's second half is still seen."""
+    profile = _big_project(tmp_path)
+    assert _build(profile, "-q")[0].returncode == 0
+
+    def run() -> tuple[subprocess.CompletedProcess, bool]:
+        code = "import sys; from hdmodules.cli.entry import hit; sys.argv[0] = 'hit'; hit()"
+        r = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code, "build", "-q", str(profile)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),
+        )
+        assert "Traceback" not in r.stderr, r.stderr
+        return r, "| hdmodules.spec.resolve\n" in r.stderr
+
+    noop, resolved = run()
+    assert noop.returncode == 0 and "(up to date)" in noop.stdout and not resolved
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  big:\n")
+    switched, resolved = run()
+    assert switched.returncode == 0 and not resolved
+    assert _link(profile) == _resolved_profile(profile)
+    (tmp_path / "bigsrc" / "f4000").write_text("changed\n")  # in the memo's second half
+    rebuilt, resolved = run()
+    assert rebuilt.returncode == 0 and resolved and "built" in rebuilt.stderr

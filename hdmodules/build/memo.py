@@ -121,7 +121,12 @@ def unchanged(paths: str, saved: bytes) -> bool:
     finally:
         if not same:
             os.kill(pid, 9)  # SIGKILL: its answer no longer matters
-        _, status = os.waitpid(pid, 0)
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:  # reaped already (hit started with SIGCHLD ignored)
+            status = -1
+    if same and status == -1:  # its answer is lost: the second half stamped here
+        return stamps(paths[cut + 1 :].split("\0")) == saved[first * STAMP_BYTES :]
     return same and status == 0
 
 
@@ -468,9 +473,9 @@ def _begin_switch_check(home: str, profile: str, doc: dict) -> None:
     many processes), the stamps are taken when `switchable` asks."""
     global _early
     saved = _with_own(doc, profile)
-    if saved is None:
+    paths = doc.get("paths")
+    if saved is None or not isinstance(paths, str):  # a damaged memo: resolved in full
         return
-    paths = doc["paths"]
     parts = paths.split("\0", HEAD)
     head = parts[:HEAD]
     if stamps(head) != saved[: len(head) * STAMP_BYTES]:
