@@ -225,6 +225,18 @@ def test_two_threads_make_the_farm_one_makes_and_an_error_in_either_half_is_rais
         f"{d}/{n}": os.readlink(new / d / n) for d in ("bin", "share") for n in os.listdir(new / d)
     } == changed
     assert os.stat(new / "bin" / "t04", follow_symlinks=False).st_nlink == 2  # hard-linked
+    # told which links the earlier farm holds (its index), it reads none of them
+    monkeypatch.setattr(os, "readlink", None)
+    indexed = tmp_path / "indexed"
+    assert farm.write_farm(indexed, changed, str(old), links) == manifest
+    monkeypatch.undo()
+    monkeypatch.setattr(farm, "SPLIT_FROM", 4)
+    assert {
+        f"{d}/{n}": os.readlink(indexed / d / n)
+        for d in ("bin", "share")
+        for n in os.listdir(indexed / d)
+    } == changed
+    assert os.stat(indexed / "bin" / "t04", follow_symlinks=False).st_nlink == 3
     real = os.symlink
 
     def refuse(target, path, *a, **k):
@@ -251,14 +263,14 @@ def test_a_ctrl_c_while_the_farm_waits_for_its_second_thread_is_raised_once_it_e
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})  # two threads here too
     real = farm._links
 
-    def slow_second_half(base, todo, reuse):
+    def slow_second_half(base, todo, reuse, reused):
         if threading.current_thread() is threading.main_thread():
-            real(base, todo, reuse)
+            real(base, todo, reuse, reused)
             signal.setitimer(signal.ITIMER_REAL, 0.1)
             return
         for item in todo:
             time.sleep(0.02)
-            real(base, [item], reuse)
+            real(base, [item], reuse, reused)
 
     def ctrl_c(_signum, _frame):
         raise KeyboardInterrupt

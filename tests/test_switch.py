@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 
 from hdmodules.errors import HitError
 from hdmodules.hashing import canonical_json
-from hdmodules.publish.assemble import FARM_INDEX, package_paths, write_farm_index
+from hdmodules.publish.assemble import (
+    FARM_INDEX,
+    package_paths,
+    read_farm_index,
+    write_farm_index,
+)
 from hdmodules.publish.farm import plan_links, write_farm
 from hdmodules.spec import recipes, resolvecache
 from hdmodules.spec.profiles import load_profile
@@ -86,15 +91,16 @@ def test_a_switch_planned_from_the_previous_profile_is_the_one_from_scratch(
     for k, (names, prefer, open_dirs, build) in enumerate(steps):
         held = {n: _package(root / "store", n, build, files[n]) for n in names}
         scratch = {n: (p, list(read_manifest(p))) for n, p in held.items()}
-        reused = package_paths(held, previous)
+        index = read_farm_index(previous)
+        reused = package_paths(held, index)
         expected = _plan(scratch, prefer, open_dirs)
         assert _plan(reused, prefer, open_dirs) == expected  # links, or the same error
         if isinstance(expected, str):
             continue
         farm = root / "profile" / str(k)
         (farm / META).mkdir(parents=True)
-        manifest = write_farm(farm, expected, str(previous) if previous else None)
-        write_farm_index(farm, reused)
+        manifest = write_farm(farm, expected, str(previous) if previous else None, index.links)
+        write_farm_index(farm, reused, expected)
         (farm / META / MANIFEST).write_text(json.dumps(manifest))
         assert _on_disk(farm) == expected
         assert manifest == {rel: f"l:{t}" for rel, t in expected.items()}
@@ -105,11 +111,17 @@ def test_a_damaged_index_means_the_manifests_are_read(tmp_path):
     a = _package(tmp_path / "store", "a", 0, [("bin", "a")])
     farm = tmp_path / "profile" / "x"
     (farm / META).mkdir(parents=True)
-    (farm / META / FARM_INDEX).write_bytes(marshal.dumps({"a": [str(a), [7]]}))
-    assert package_paths({"a": a}, farm) == {"a": (a, list(read_manifest(a)))}
-    for damaged in (b"", b"\x00garbage", marshal.dumps({"a": [str(a), ["bin/x"], [1]]})[:-3]):
+    whole = {"a": (a, list(read_manifest(a)))}
+    for damaged in (
+        marshal.dumps({"packages": {"a": [str(a), [7]]}, "links": {}}),  # wrong shape
+        marshal.dumps({"a": [str(a), ["bin/x"], [1]]}),  # another format
+        b"",
+        b"\x00garbage",
+        marshal.dumps({"packages": {"a": [str(a), ["bin/x"], [1]]}, "links": {}})[:-3],
+    ):
         (farm / META / FARM_INDEX).write_bytes(damaged)  # cut short, or not marshal at all
-        assert package_paths({"a": a}, farm) == {"a": (a, list(read_manifest(a)))}
+        index = read_farm_index(farm)
+        assert index.links is None and package_paths({"a": a}, index) == whole
 
 
 # --- a switch through the real command line --------------------------------------------------

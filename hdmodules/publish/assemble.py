@@ -76,14 +76,16 @@ def assemble(plan: ProfilePlan, store: Store) -> bool:
     A switch costs what changed: the paths of each package come from the index of the
     profile the link points at now (`FARM_INDEX`, written beside that profile's manifest)
     when the package is the same artifact there, else from the package's own manifest; and
-    the links that profile holds already are hard-linked from it (farm.write_farm). The
-    links are the same as from scratch: `plan_links` sees the same paths either way."""
+    the links that profile holds already (its index says which) are hard-linked from it
+    (farm.write_farm). The links are the same as from scratch: `plan_links` sees the same
+    paths either way."""
     ref = plan.ref
     if store.is_installed(ref):
         return False
     previous = previous_profile(plan.link, store)
+    index = read_farm_index(previous)
     held = {name: prefix_text(store, ref) for name, ref in plan.held.items()}
-    manifests = package_paths(held, previous)
+    manifests = package_paths(held, index)
     packages = dict(manifests)  # the index holds packages only, not an external's links
     python = plan.python
     if python is not None and python.links:  # an external's: planned like a package's files
@@ -99,10 +101,11 @@ def assemble(plan: ProfilePlan, store: Store) -> bool:
             return False
         prefix = store.begin(ref)
         try:
-            manifest = write_farm(prefix, links, str(previous) if previous else None)
+            reuse = str(previous) if previous else None
+            manifest = write_farm(prefix, links, reuse, index.links)
             if python is not None:
                 manifest.update(write_config(prefix, python.home))
-            write_farm_index(prefix, packages)
+            write_farm_index(prefix, packages, links)
             store.commit(ref, plan.doc.record(ref.id), None, manifest)
         except BaseException:
             remove_tree(prefix)
@@ -110,11 +113,11 @@ def assemble(plan: ProfilePlan, store: Store) -> bool:
     return True
 
 
-def package_paths(held: dict[str, str] | dict[str, Path], previous: Path | None) -> Manifests:
+def package_paths(held: dict[str, str] | dict[str, Path], index: FarmIndex) -> Manifests:
     """name -> (prefix, the paths of its manifest) of each package `held` (name -> prefix),
-    from the index of the profile `previous` for a package that is the same artifact there,
+    from `index` (the previous profile's) for a package that is the same artifact there,
     else from its manifest. Raises HitError for a missing or damaged manifest."""
-    known = read_farm_index(previous) if previous is not None else {}
+    known = index.packages
     manifests: Manifests = {}
     for name, prefix in held.items():
         entry = known.get(name)
@@ -149,29 +152,47 @@ def previous_profile(link: Path, store: Store) -> Path | None:
     return target if (target / META / MANIFEST).is_file() else None
 
 
-def write_farm_index(prefix: Path, manifests: Manifests) -> None:
+def write_farm_index(prefix: Path, manifests: Manifests, links: dict[str, str]) -> None:
     """Write the index of the profile being made at `prefix`: package -> [prefix, the paths
     of its manifest (what `package_paths` gave), the stamp of that manifest
-    (`manifest_stamp`)]. Raises OSError."""
-    doc = {name: [str(p), list(rels), manifest_stamp(p)] for name, (p, rels) in manifests.items()}
+    (`manifest_stamp`)], and the farm's `links` (rel -> target). Raises OSError."""
+    packages = {
+        name: [str(p), list(rels), manifest_stamp(p)] for name, (p, rels) in manifests.items()
+    }
+    doc = {"packages": packages, "links": links}
     (prefix / META / FARM_INDEX).write_bytes(marshal.dumps(doc))
 
 
-def read_farm_index(profile: Path) -> dict[str, tuple[str, list[str], list[int] | None]]:
-    """A profile's index: package -> (its prefix, the paths of its manifest, the stamp of
-    that manifest), as `assemble` wrote it; {} for a profile without one (made before it
-    existed, or before it held the stamps) or with a damaged one, whose packages' manifests
-    are read instead."""
+@dataclass(frozen=True)
+class FarmIndex:
+    """A profile's index, as `assemble` wrote it: `packages` (name -> its prefix, the paths
+    of its manifest, the stamp of that manifest) and `links` (rel -> target of every link
+    of its farm; None: not known)."""
+
+    packages: dict[str, tuple[str, list[str], list[int] | None]]
+    links: dict[str, str] | None
+
+
+NO_INDEX = FarmIndex({}, None)
+
+
+def read_farm_index(profile: Path | None) -> FarmIndex:
+    """The index of the profile at `profile`; NO_INDEX for none (no profile, one made before
+    indexes existed or with another index format, a damaged one): its packages' manifests
+    are read instead, and the links of its farm (farm.write_farm)."""
+    if profile is None:
+        return NO_INDEX
     try:
         doc = marshal.loads((profile / META / FARM_INDEX).read_bytes())
-        out = {}
-        for name, (prefix, rels, stamp) in doc.items():
+        packages = {}
+        for name, (prefix, rels, stamp) in doc["packages"].items():
             if not isinstance(prefix, str) or not all(isinstance(r, str) for r in rels):
-                return {}
-            out[name] = (prefix, rels, stamp)
-        return out
-    except (OSError, EOFError, ValueError, TypeError, AttributeError):
-        return {}
+                return NO_INDEX
+            packages[name] = (prefix, rels, stamp)
+        links = doc["links"]
+        return FarmIndex(packages, links if isinstance(links, dict) else None)
+    except (OSError, EOFError, ValueError, TypeError, AttributeError, KeyError):
+        return NO_INDEX
 
 
 def link_profile(plan: ProfilePlan, home: Home, store: Store) -> tuple[Path, Switch]:

@@ -117,7 +117,10 @@ def _conflict(rel: str, a: str, b: str, rank: dict[str, int], why: str) -> str:
 
 
 def write_farm(
-    prefix: Path, links: dict[str, str] | dict[str, Path], reuse: str | None = None
+    prefix: Path,
+    links: dict[str, str] | dict[str, Path],
+    reuse: str | None = None,
+    reused: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Create the links below `prefix` (an empty folder); returns the profile's manifest
     (rel -> `l:<target>`).
@@ -125,7 +128,9 @@ def write_farm(
     With `reuse` (the folder of an earlier farm), a link that farm holds with the same target
     is hard-linked from it (a new name for the same symlink inode: no inode to allocate, and
     the same bytes as a new symlink); anything else, or a hard link the filesystem refuses
-    (another owner's profile, another filesystem, too many links), is a new symlink. From
+    (another owner's profile, another filesystem, too many links), is a new symlink. Which
+    links that farm holds: `reused` (rel -> target, from its index: assemble.FarmIndex),
+    else each read from it (a readlink, half the cost of the hard link: issue 18). From
     SPLIT_FROM links on, two threads make them (`_make_links`). Raises OSError."""
     base = str(prefix)
     made = {""}  # folders made (relative), with all their parents
@@ -142,7 +147,7 @@ def write_farm(
                 parent = parent[: max(parent.rfind("/"), 0)]
         manifest[rel] = f"l:{target}"
         todo.append((rel, target))
-    _make_links(base, todo, reuse)
+    _make_links(base, todo, reuse, reused)
     return manifest
 
 
@@ -153,13 +158,15 @@ def write_farm(
 SPLIT_FROM = 2000
 
 
-def _make_links(base: str, todo: list[tuple[str, str]], reuse: str | None) -> None:
+def _make_links(
+    base: str, todo: list[tuple[str, str]], reuse: str | None, reused: dict[str, str] | None
+) -> None:
     """`_links` of `todo`, the second half in another thread when there are SPLIT_FROM or
     more and this process may run on two CPUs. Raises the first error of either half, once
     both are done (a Ctrl-C too: the other half ends first)."""
     half = len(todo) // 2
     if len(todo) < SPLIT_FROM or len(os.sched_getaffinity(0)) < 2:
-        _links(base, todo, reuse)
+        _links(base, todo, reuse, reused)
         return
     import threading  # imported already by what runs hit (progress.py)
 
@@ -168,7 +175,7 @@ def _make_links(base: str, todo: list[tuple[str, str]], reuse: str | None) -> No
 
     def second() -> None:
         try:
-            _links(base, todo[half:], reuse)
+            _links(base, todo[half:], reuse, reused)
         except BaseException as e:  # re-raised below, in the calling thread
             errors.append(e)
         finally:
@@ -177,10 +184,10 @@ def _make_links(base: str, todo: list[tuple[str, str]], reuse: str | None) -> No
     try:
         threading.Thread(target=second, name="farm").start()
     except RuntimeError:  # no thread to be had (a limit on processes): one makes them all
-        _links(base, todo, reuse)
+        _links(base, todo, reuse, reused)
         return
     try:
-        _links(base, todo[:half], reuse)
+        _links(base, todo[:half], reuse, reused)
     finally:
         _wait(done)
     if errors:
@@ -202,7 +209,9 @@ def _wait(done) -> None:
         raise interrupted
 
 
-def _links(base: str, todo: list[tuple[str, str]], reuse: str | None) -> None:
+def _links(
+    base: str, todo: list[tuple[str, str]], reuse: str | None, reused: dict[str, str] | None
+) -> None:
     """Make each (rel, target) of `todo` below `base`, as `write_farm` says: by name within
     each folder, opened once for each run of its links (`_folders`), not by path. Issue 18:
     a hard link of a 5,000-link folder's entry took 11-14 us by path, 8 us by name in the
@@ -221,10 +230,13 @@ def _links(base: str, todo: list[tuple[str, str]], reuse: str | None) -> None:
                 fds, parent_open = _folders(base, parent, reuse), parent
             new, old = fds
             if old is not None:
-                try:
-                    same = readlink(name, dir_fd=old) == target
-                except OSError:
-                    same = False
+                if reused is not None:  # the earlier farm's index: no readlink
+                    same = reused.get(rel) == target
+                else:
+                    try:
+                        same = readlink(name, dir_fd=old) == target
+                    except OSError:
+                        same = False
                 if same:
                     try:
                         link(name, name, src_dir_fd=old, dst_dir_fd=new, follow_symlinks=False)
