@@ -114,7 +114,7 @@ def test_a_damaged_index_means_the_manifests_are_read(tmp_path):
     whole = {"a": (a, list(read_manifest(a)))}
     for damaged in (
         marshal.dumps({"packages": {"a": [str(a), [7]]}, "links": {}}),  # wrong shape
-        marshal.dumps({"a": [str(a), ["bin/x"], [1]]}),  # another format
+        marshal.dumps({"a": [str(a), ["bin/x"], 7]}),  # its first form, a wrong stamp
         b"",
         b"\x00garbage",
         marshal.dumps({"packages": {"a": [str(a), ["bin/x"], [1]]}, "links": {}})[:-3],
@@ -122,6 +122,10 @@ def test_a_damaged_index_means_the_manifests_are_read(tmp_path):
         (farm / META / FARM_INDEX).write_bytes(damaged)  # cut short, or not marshal at all
         index = read_farm_index(farm)
         assert index.links is None and package_paths({"a": a}, index) == whole
+    # its first form (packages alone, no links) stands for the packages
+    (farm / META / FARM_INDEX).write_bytes(marshal.dumps({"a": [str(a), ["bin/x"], None]}))
+    index = read_farm_index(farm)
+    assert index.links is None and index.packages == {"a": (str(a), ["bin/x"], None)}
 
 
 # --- a switch through the real command line --------------------------------------------------

@@ -184,6 +184,8 @@ def read_farm_index(profile: Path | None) -> FarmIndex:
         return NO_INDEX
     try:
         doc = marshal.loads((profile / META / FARM_INDEX).read_bytes())
+        if "links" not in doc:  # its first form: the packages alone
+            doc = {"packages": doc, "links": None}
         packages = {}
         for name, (prefix, rels, stamp) in doc["packages"].items():
             if not isinstance(prefix, str) or not all(isinstance(r, str) for r in rels):
