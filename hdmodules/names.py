@@ -37,6 +37,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .errors import HitError
+
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]*")
 ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -151,8 +153,15 @@ def env_value_problem(value: str) -> str | None:
 
 
 def profile_link(profile_file: Path) -> Path:
-    """`dir/release.yaml` -> `dir/release`: the link made next to a profile's YAML file."""
-    return profile_file.with_name(profile_file.name.removesuffix(".yaml").removesuffix(".yml"))
+    """`dir/release.yaml` -> `dir/release`: the link made next to a profile's YAML file.
+    Raises HitError for a file named `.yaml` or `.yml` alone (no name for its link)."""
+    name = profile_file.name.removesuffix(".yaml").removesuffix(".yml")
+    if not name:
+        raise HitError(
+            f"{profile_file}: a profile's file needs a name before .yaml: its link is named "
+            "after it (default.yaml links ./default)"
+        )
+    return profile_file.with_name(name)
 
 
 def site_path_problem(path: str) -> str | None:

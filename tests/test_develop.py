@@ -6,6 +6,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import git, run_clean, write_profile, write_recipe
 
 
@@ -270,3 +272,41 @@ def test_develop_is_a_writable_gc_root_with_pip(hit, home, demo, tmp_path):
     subprocess.run(["rm", "-rf", str(env_dir)], check=True)
     r = hit("gc")
     assert not any((home / "bld").glob("app/*"))
+
+
+def test_a_ctrl_c_while_the_link_switches_comes_after_its_generation_is_recorded(
+    hit, tmp_path, monkeypatch
+):
+    """A Ctrl-C late in `hit build` switched the link and left its generation unrecorded
+    (`hit history` lacked it, `hit rollback` found nothing to go back to): it is held back
+    until both are done (generations.signals_held), then raised."""
+    import os as _os
+    import signal
+
+    from hdmodules.store import generations
+    from hdmodules.store.home import load_home
+
+    p, targets = _build_profiles(hit, tmp_path, "one", "two")
+    link = tmp_path / "p"
+    real = generations.point
+
+    def point_then_ctrl_c(*args, **kwargs):
+        changed = real(*args, **kwargs)
+        _os.kill(_os.getpid(), signal.SIGINT)  # handled before the next line would run
+        return changed
+
+    monkeypatch.setattr(generations, "point", point_then_ctrl_c)
+    home = load_home()
+    with pytest.raises(KeyboardInterrupt):
+        generations.switch(home.gc_roots, link, Path(targets[0]))
+    assert _os.readlink(link) == targets[0]
+    lines = hit("history", str(p), cwd=tmp_path).out.splitlines()
+    assert len(lines) == 3 and lines[-1].endswith("(current)"), lines
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_profile_file_named_only_yaml_is_one_error(hit, tmp_path):
+    (tmp_path / ".yaml").write_text("packages: []\n")
+    r = hit("build", ".yaml", cwd=tmp_path, check=False)
+    assert r.code == 1 and "Traceback" not in r.err
+    assert r.err.startswith("hit: error: ") and "needs a name before .yaml" in r.err

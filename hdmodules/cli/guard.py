@@ -40,8 +40,8 @@ def guarded(body: Callable[[], int], prog: str, say: Say) -> int:
     except FollowStopped as e:  # the jobs keep running: say how to follow them
         say(str(e))
         return 130
-    except KeyboardInterrupt:
-        say(f"{prog}: interrupted; builds under way were stopped")
+    except KeyboardInterrupt:  # builds under way are stopped (builder.kill_running)
+        say(f"{prog}: interrupted")
         return interrupted()
     except BrokenPipeError:
         return 141

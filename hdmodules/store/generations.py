@@ -20,7 +20,11 @@ it, and says so, until `hit gc --drop-stale` (mark: `<n>.stale` beside the gener
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,10 +111,43 @@ def switch(gc_roots: Path, link: Path, target: Path) -> Switch:
         before = Path(os.readlink(last))
         if before != target and before.exists():
             vanished = before
-    changed = point(gc_roots, link, target)
-    if vanished is not None:
-        mark_stale(gc_roots, link, _record(gc_roots, link, vanished, new=False))
-    return Switch(changed, _record(gc_roots, link, target), vanished)
+    with signals_held():  # the link and its generation change together
+        changed = point(gc_roots, link, target)
+        if vanished is not None:
+            mark_stale(gc_roots, link, _record(gc_roots, link, vanished, new=False))
+        number = _record(gc_roots, link, target)
+    return Switch(changed, number, vanished)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP back while the block runs, then act on the first one
+    that came (its handler runs as it left: KeyboardInterrupt). A Ctrl-C late in `hit build`
+    switched the link and left its generation unrecorded: `hit history` lacked it and `hit
+    rollback` found nothing to go back to. In the main thread only (where Python runs signal
+    handlers); elsewhere the block just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[tuple[int, object]] = []
+
+    def hold(signum: int, frame: object) -> None:
+        came.append((signum, frame))
+
+    held = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = {signum: signal.signal(signum, hold) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+        if came:
+            signum, frame = came[0]
+            handler = before[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def _record(gc_roots: Path, link: Path, target: Path, new: bool = True) -> int:
