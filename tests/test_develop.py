@@ -310,3 +310,29 @@ def test_a_profile_file_named_only_yaml_is_one_error(hit, tmp_path):
     r = hit("build", ".yaml", cwd=tmp_path, check=False)
     assert r.code == 1 and "Traceback" not in r.err
     assert r.err.startswith("hit: error: ") and "needs a name before .yaml" in r.err
+
+
+def test_repeated_rollbacks_step_back_through_a_history_where_a_profile_comes_back(hit, tmp_path):
+    """Built A, B, C, B, A: each `hit rollback` goes one generation back (skipping none but
+    those holding the profile it is at), down to the first, then says there is no earlier
+    one. It took the newest generation holding the link's profile for the current one, so
+    after going back to 4 (B) it counted from 2 and bounced between two profiles."""
+    p, targets = _build_profiles(hit, tmp_path, "one", "two", "one, two", "two", "one")
+    link = tmp_path / "p"
+    seen = []
+    for _ in range(4):
+        r = hit("rollback", str(p), cwd=tmp_path)
+        seen.append(int(r.out.rsplit("(generation ", 1)[1].rstrip(")\n")))
+        lines = hit("history", str(p), cwd=tmp_path).out.splitlines()
+        assert [line.endswith("(current)") for line in lines].count(True) == 1
+        assert lines[seen[-1] - 1].endswith("(current)"), lines
+        assert os.readlink(link) == targets[seen[-1] - 1]
+    assert seen == [4, 3, 2, 1]
+    r = hit("rollback", str(p), cwd=tmp_path, check=False)
+    assert r.code == 1 and "no earlier generation" in r.err
+    # a build after rollbacks makes the current generation
+    write_profile(p, "package_dirs: [pkgs]\npackages: [one, two]\n")
+    hit("build", str(p), cwd=tmp_path)
+    lines = hit("history", str(p), cwd=tmp_path).out.splitlines()
+    assert len(lines) == 6 and lines[-1].endswith("(current)") and lines[-1].startswith("   6")
+    assert os.readlink(link) == targets[2]  # C again, as generation 6

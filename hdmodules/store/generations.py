@@ -116,6 +116,7 @@ def switch(gc_roots: Path, link: Path, target: Path) -> Switch:
         if vanished is not None:
             mark_stale(gc_roots, link, _record(gc_roots, link, vanished, new=False))
         number = _record(gc_roots, link, target)
+        _set_at(gc_roots, link, number)
     return Switch(changed, number, vanished)
 
 
@@ -254,12 +255,33 @@ def history_of(keep: int, days: int) -> History:
 # --- hit history, hit rollback -----------------------------------------------------------------
 
 
-def current_number(gens: list[Generation], now_at: Path | None) -> int | None:
-    """Which of `gens` (one link's) is the current one: the newest that holds `now_at`, the
-    profile the link points at. A link names a profile, not a generation (Nix's names a
-    generation): after `hit build` of A, then B, then A again, generations 1 and 3 both hold
-    A, and 3, the one that build made, is taken as current. None when none holds it."""
+AT = "at"  # in a link's generations folder: the number of the generation hit last set it to
+
+
+def current_number(gens: list[Generation], now_at: Path | None, at: int | None) -> int | None:
+    """Which of `gens` (one link's) is the current one: `at`, the generation `hit build` or
+    `hit rollback` last pointed the link at (`_at`), while it holds `now_at`, the profile the
+    link points at; else the newest that holds it (a link switched by an older hit, or
+    outside hit). A link names a profile, not a generation (Nix's names a generation): after
+    building A, B, A again, then rolling back to 2 and 1, generation 1 is current, not 3,
+    and the next rollback goes on from 1 (it went back to 2: a rollback bounced between two
+    profiles). None when none holds it."""
+    if at is not None and any(g.number == at and g.target == now_at for g in gens):
+        return at
     return max((g.number for g in gens if g.target == now_at), default=None)
+
+
+def _at(gc_roots: Path, link: Path) -> int | None:
+    """The generation hit last pointed `link` at (AT), or None."""
+    try:
+        text = (gen_folder(gc_roots, link) / AT).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _set_at(gc_roots: Path, link: Path, number: int) -> None:
+    write_atomic(gen_folder(gc_roots, link) / AT, f"{number}\n")
 
 
 def history(gc_roots: Path, link: Path, store: Store) -> list[str]:
@@ -267,7 +289,7 @@ def history(gc_roots: Path, link: Path, store: Store) -> list[str]:
     the profile, `(current)` for the one it points at (current_number: one generation at
     most, as `nix-env --list-generations` marks one)."""
     gens = generations(gc_roots, link)
-    now = current_number(gens, current(link))
+    now = current_number(gens, current(link), _at(gc_roots, link))
     lines = []
     for g in gens:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(g.when))
@@ -288,7 +310,7 @@ def previous_generation(gc_roots: Path, link: Path, rule: History | None = None)
     that the gc removes earlier generations."""
     gens = generations(gc_roots, link)
     now_at = current(link)
-    now = current_number(gens, now_at)
+    now = current_number(gens, now_at, _at(gc_roots, link))
     earlier = [g for g in gens if now is not None and g.number < now and g.target.exists()]
     other = [g for g in earlier if g.target != now_at]
     if other:
@@ -311,4 +333,7 @@ def rollback(gc_roots: Path, link: Path, rule: History | None = None) -> tuple[G
     link points at already). Nothing is read or built. Raises HitError as
     previous_generation does, or naming the link when it cannot be made."""
     back = previous_generation(gc_roots, link, rule)
-    return back, point(gc_roots, link, back.target)
+    with signals_held():  # the link and the generation it is at change together
+        changed = point(gc_roots, link, back.target)
+        _set_at(gc_roots, link, back.number)
+    return back, changed
