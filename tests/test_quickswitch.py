@@ -54,9 +54,17 @@ def _project(tmp_path: Path) -> Path:
 
 
 def _build(profile: Path, *args: str) -> tuple[subprocess.CompletedProcess, bool]:
-    """`hit build` of `profile` through the console script's entry, in a child; its run (the
-    import times taken out of stderr) and whether it imported the resolver (False: the memo
-    answered). hit leaves with os._exit: the imports are told by `-X importtime`."""
+    """`hit build` of `profile` (`_imports`), never a traceback; its run and whether it
+    imported the resolver (False: the memo answered)."""
+    r, imported = _imports(profile, *args)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r, "hdmodules.spec.resolve" in imported
+
+
+def _imports(profile: Path, *args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """`hit build ARGS PROFILE` through the console script's entry, in a child; its run (the
+    import times taken out of stderr) and the modules it imported. hit leaves with os._exit:
+    the imports are told by `-X importtime`."""
     code = (
         "import sys\n"
         "from hdmodules.cli.entry import hit\n"
@@ -72,8 +80,7 @@ def _build(profile: Path, *args: str) -> tuple[subprocess.CompletedProcess, bool
     lines = r.stderr.splitlines()
     imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
     r.stderr = "".join(f"{line}\n" for line in lines if not line.startswith("import time:"))
-    assert "Traceback" not in r.stderr, r.stderr
-    return r, "hdmodules.spec.resolve" in imported
+    return r, imported
 
 
 def _resolved_profile(profile: Path) -> Path:
@@ -482,26 +489,6 @@ def test_a_check_begun_early_that_nobody_waits_for_is_killed_and_reaped(home, tm
     assert memo._early is None
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-
-
-def _imports(profile: Path, *args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
-    """`hit build ARGS PROFILE` as the console script runs it; its run and what it imported."""
-    code = (
-        "import sys\n"
-        "from hdmodules.cli.entry import hit\n"
-        f"sys.argv = ['hit', 'build', *{list(args)!r}, {str(profile)!r}]\n"
-        "hit()\n"
-    )
-    r = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code],
-        cwd=profile.parent,
-        capture_output=True,
-        text=True,
-    )
-    lines = r.stderr.splitlines()
-    imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
-    r.stderr = "".join(f"{line}\n" for line in lines if not line.startswith("import time:"))
-    return r, imported
 
 
 def test_a_likely_switch_is_built_without_click_and_says_what_click_would(home, tmp_path):
