@@ -464,7 +464,8 @@ _early: tuple[str, str, dict, bytes, int | None] | None = None
 
 def _begin_switch_check(home: str, profile: str, doc: dict) -> None:
     """When the no-op check found a memo with what a switch needs whose first HEAD paths
-    differ only in the profile's own YAML (its package list edited: a likely switch),
+    differ only in the profile's own YAML, which changed (its package list edited: a
+    likely switch; with the YAML unchanged, what changed is elsewhere: no switch),
     remember it (`switch_likely`; cli/noop.py then builds without importing click), and for
     a long memo (SPLIT_FROM paths or more) fork a child that stamps every path after them,
     while this process imports what it needs and loads the YAML (publish/quickswitch.py);
@@ -475,6 +476,8 @@ def _begin_switch_check(home: str, profile: str, doc: dict) -> None:
     saved = _with_own(doc, profile)
     paths = doc.get("paths")
     if saved is None or not isinstance(paths, str):  # a damaged memo: resolved in full
+        return
+    if saved == doc["stamps"]:  # the YAML is as it was: what changed is elsewhere
         return
     parts = paths.split("\0", HEAD)
     head = parts[:HEAD]
