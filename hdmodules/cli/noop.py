@@ -84,9 +84,10 @@ def noop_build(args: list[str]) -> bool:
 
 def answer_early(args: list[str]) -> None:
     """Answer `hit --version` and a no-op `hit build` (`args`: the command line after the
-    program's name) and exit; return when the click CLI must answer. The collector is set by
-    fewer_gc_passes before anything is imported: importing the CLI alone took some 26
-    passes."""
+    program's name) and exit, and build a likely profile switch without click
+    (memo.switch_likely, cli/plainbuild.py); return when the click CLI must answer. The
+    collector is set by fewer_gc_passes before anything is imported: importing the CLI
+    alone took some 26 passes."""
     fewer_gc_passes()
     if args == ["--version"]:  # as click's version_option words it
         from .. import __version__
@@ -103,7 +104,8 @@ def answer_early(args: list[str]) -> None:
         os._exit(flush_output(0, "hit"))
     from ..build import memo
 
-    if memo.switch_likely():  # the YAML's package list edited: built without click
+    options = noop_options(args)
+    if options is not None and memo.switch_likely():  # its package list edited: no click
         from .plainbuild import build_before_click
 
-        build_before_click(noop_options(args))  # type: ignore[arg-type]  # parsed above
+        build_before_click(options)
