@@ -233,6 +233,19 @@ def wait_for(path: Path, seconds: float = 30) -> None:
         time.sleep(0.05)
 
 
+def read_pid(path: Path, seconds: float = 30) -> int:
+    """The pid a build script wrote to `path` (`echo $$ > path`), once its line is whole: the
+    shell makes the file before it writes the line (reading it at once read ''); fail the
+    test after `seconds`."""
+    end = time.monotonic() + seconds
+    while True:
+        text = path.read_text() if path.exists() else ""
+        if text.endswith("\n"):
+            return int(text)
+        assert time.monotonic() < end, f"{path} never held a whole line"
+        time.sleep(0.05)
+
+
 def alive(pid: int) -> bool:
     """Whether the process runs (a zombie does not)."""
     try:

@@ -11,6 +11,7 @@ from tests.conftest import (
     alive,
     blocking_recipe,
     hit_proc,
+    read_pid,
     run_clean,
     run_hit,
     wait_for,
@@ -63,7 +64,7 @@ def test_kill_9_leaves_nothing_installed_and_next_build_recovers(home, tmp_path)
     wait_for(next((home / "bld" / "slow").iterdir()) / "bin" / "partial")
     os.kill(proc.pid, signal.SIGKILL)  # only hit itself: its build script dies with it
     proc.wait()
-    orphan = int((tmp_path / "pid").read_text())
+    orphan = read_pid(tmp_path / "pid")
     _gone([orphan])
     assert "needs build" in run_hit("status", str(profile)).out
     prefix = next((home / "bld" / "slow").iterdir())
@@ -116,7 +117,7 @@ def test_kill_9_of_hit_ends_its_builds_and_the_next_build_runs_anew(home, tmp_pa
     profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [slow]\n")
     proc = hit_proc("build", str(profile))
     wait_for(tmp_path / "pid")
-    first = int((tmp_path / "pid").read_text())
+    first = read_pid(tmp_path / "pid")
     script = [first, int((tmp_path / "sleeper").read_text())]
     # the reaper server and its reapers hold no descriptor of hit's artifact lock
     helpers = [p for p in _descendants(proc.pid) if p not in script]
@@ -131,7 +132,7 @@ def test_kill_9_of_hit_ends_its_builds_and_the_next_build_runs_anew(home, tmp_pa
     (tmp_path / "go").touch()
     r = run_hit("build", str(profile))
     assert "built in" in r.err
-    second = int((tmp_path / "pid").read_text())
+    second = read_pid(tmp_path / "pid")
     (prefix,) = (home / "bld" / "slow").iterdir()
     assert second != first and (prefix / ".hit" / "build.log").read_text() == f"build {second}\n"
 
@@ -144,7 +145,7 @@ def test_ctrl_c_stops_builds_and_installs_nothing(home, tmp_path, signum, code):
     profile = blocking_recipe(tmp_path)
     proc = hit_proc("build", str(profile))
     wait_for(tmp_path / "pid")
-    builder_pid = int((tmp_path / "pid").read_text())
+    builder_pid = read_pid(tmp_path / "pid")
     os.kill(proc.pid, signum)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == code and "interrupted" in err and "Traceback" not in err

@@ -21,7 +21,14 @@ from hdmodules.spec import resolve as resolving
 from hdmodules.spec.resolve import resolve_file
 from hdmodules.store.home import load_home, open_store
 from hdmodules.store.layout import MANIFEST, META
-from tests.conftest import alive, blocking_recipe, wait_for, write_profile, write_recipe
+from tests.conftest import (
+    alive,
+    blocking_recipe,
+    read_pid,
+    wait_for,
+    write_profile,
+    write_recipe,
+)
 
 # top -> left, right; left, right -> base; alone stands alone; old has two versions
 RECIPES = {
@@ -532,7 +539,7 @@ def test_a_likely_switch_built_without_click_is_stopped_as_the_cli_stops_a_build
         start_new_session=True,
     )
     wait_for(tmp_path / "pid")
-    builder = int((tmp_path / "pid").read_text())
+    builder = read_pid(tmp_path / "pid")
     os.kill(proc.pid, signum)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == code and "interrupted" in err and "Traceback" not in err
