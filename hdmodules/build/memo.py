@@ -466,9 +466,9 @@ def _begin_switch_check(home: str, profile: str, doc: dict) -> None:
     """When the no-op check found a memo with what a switch needs whose first HEAD paths
     differ only in the profile's own YAML, which changed (its package list edited: a
     likely switch; with the YAML unchanged, what changed is elsewhere: no switch),
-    remember it (`switch_likely`; cli/noop.py then builds without importing click), and for
-    a long memo (SPLIT_FROM paths or more) fork a child that stamps every path after them,
-    while this process imports what it needs and loads the YAML (publish/quickswitch.py);
+    remember it (`switch_candidate` answers from it), and for a long memo (SPLIT_FROM paths
+    or more) fork a child that stamps every path after them, while this process imports
+    what it needs and loads the YAML (publish/quickswitch.py);
     `switchable` takes its answer. Issue 18: the 30,000 stats of a 5,000-package switch
     (60-70 ms) then cost no time of their own on two cores. Without fork (no memory, too
     many processes), the stamps are taken when `switchable` asks."""
@@ -497,11 +497,6 @@ def _begin_switch_check(home: str, profile: str, doc: dict) -> None:
             finally:
                 os._exit(0 if same else 1)
     _early = (home, profile, doc, saved, pid)
-
-
-def switch_likely() -> bool:
-    """Whether the no-op check found a likely switch (`_begin_switch_check`)."""
-    return _early is not None
 
 
 def end_switch_check() -> None:

@@ -84,8 +84,8 @@ def noop_build(args: list[str]) -> bool:
 
 def answer_early(args: list[str]) -> None:
     """Answer `hit --version` and a no-op `hit build` (`args`: the command line after the
-    program's name) and exit, and build a likely profile switch without click
-    (memo.switch_likely, cli/plainbuild.py); return when the click CLI must answer. The
+    program's name) and exit, and run any other `hit build` whose options noop_options
+    knows without click (cli/plainbuild.py); return when the click CLI must answer. The
     collector is set by fewer_gc_passes before anything is imported: importing the CLI
     alone took some 26 passes."""
     fewer_gc_passes()
@@ -102,10 +102,8 @@ def answer_early(args: list[str]) -> None:
         # answered: nothing is left to clean up, and the interpreter's teardown (freeing
         # every object, module by module) costs ~10 ms at 5,000 packages (issue 18)
         os._exit(flush_output(0, "hit"))
-    from ..build import memo
-
     options = noop_options(args)
-    if options is not None and memo.switch_likely():  # its package list edited: no click
+    if options is not None:  # a plain `hit build` that is no no-op: built without click
         from .plainbuild import build_before_click
 
         build_before_click(options)

@@ -1,8 +1,8 @@
 """`hit build` once its options are known: build the profile (publish.builds.hit_build), then
-its link's line on stdout. Without click, so that a likely profile switch (the no-op check
-found only the profile's package list edited, cli/noop.py) is built before click is imported:
-importing click and the CLI is some 20 ms of a switch (issue 18). The click command
-(cli/hit.py `build`) runs the same function."""
+its link's line on stdout. Without click: a `hit build` with only the options the no-op
+check parses (cli/noop.py) is built before click is imported, which with the CLI is some
+15-20 ms of every build and profile switch (issue 18). The click command (cli/hit.py `build`)
+runs the same function, for the other options."""
 
 from __future__ import annotations
 
