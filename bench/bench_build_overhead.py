@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_profile import make_stack  # noqa: E402
-from common import Row, code, timed  # noqa: E402
+from common import Row, code, console_script, timed  # noqa: E402
 
 GOAL_MS = 5.0  # per artifact, issue 18
 
@@ -71,7 +71,7 @@ def measure(n: int, repeat: int, before: Path | None = None, keep: bool = False)
     # as a user runs it: from byte-code written once (a PYTHONDONTWRITEBYTECODE set in the
     # caller's environment would make every run compile every module again)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    hit = [sys.executable, "-m", "hdmodules.cli.hit", "build", "-q"]
+    hit = [*console_script("hit"), "build", "-q"]  # as the installed `hit` runs
     runs = {"j1": ("1", code()), "j2": ("2", code())}
     if before:
         runs |= {"before j1": ("1", before.resolve()), "before j2": ("2", before.resolve())}
@@ -147,9 +147,9 @@ def table():
         print(f"BREAKDOWN {label}: {1000 * seconds / calls[label]:.2f} ms x {calls[label]}",
               file=sys.stderr)
 atexit.register(table)
-from hdmodules.cli.hit import main
+from hdmodules.cli.entry import hit
 sys.argv = ["hit", "build", "-q", "-j", "1"]
-main()
+hit()
 """
 
 
@@ -163,7 +163,7 @@ def breakdown(n: int, checkouts: dict[str, Path]) -> None:
         for name, checkout in checkouts.items():
             home = root / f"home-{name}"
             run_env = {**env, "HIT_HOME": str(home), "PYTHONPATH": str(checkout)}
-            timed([sys.executable, "-m", "hdmodules.cli.hit", "build", "-q"], root, run_env)
+            timed([*console_script("hit"), "build", "-q"], root, run_env)
             subprocess.run(["chmod", "-R", "u+w", str(home)], check=False)
             shutil.rmtree(home)  # warm: byte-code written; now the measured run
             out = subprocess.run(

@@ -43,7 +43,6 @@ def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
         if result is not None:
             return result
     from ..spec.resolve import resolve_file
-    from . import modulefiles
 
     with collector_paused():  # some 30 objects a package, that live until hit ends
         resolved = resolve_file(file, repin=o.repin, dirty=o.dirty, cache=home.root / ".cache")
@@ -52,8 +51,11 @@ def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
         say(note)
     if resolved.profile.link is None:  # the no-op memo is saved after the build
         memo.note_inputs(resolved, home)  # its inputs as they are before anything builds
-    if "compiler" in resolved.profile.toolchain:  # a site-style profile: its modules need
-        modulefiles.check_toolchain_versions(resolved.profile)  # them; said before building
+    site_style = "compiler" in resolved.profile.toolchain
+    if site_style:  # its modules need the toolchain's versions: said before building
+        from . import modulefiles
+
+        modulefiles.check_toolchain_versions(resolved.profile)
     store = open_store(home)
     if o.explain:
         from ..build.explain import why_build
@@ -67,11 +69,13 @@ def hit_build(file: Path, o: HitBuild, say: Say) -> Result | None:
     )
     # a site-style stack's modules plug into the site's hierarchy: its record is saved and
     # the user's tree regenerated from every live profile's (before the memo: a no-op build
-    # never writes them)
-    from .usermodules import build_lines
+    # never writes them); a home without records has no tree (the module tree's code, some
+    # 20 ms to import, is left out then)
+    if site_style or roots.module_records(home.gc_roots).is_dir():
+        from .usermodules import build_lines
 
-    for line in build_lines(home, resolved, store, result.profile):
-        say(line)
+        for line in build_lines(home, resolved, store, result.profile):
+            say(line)
     if resolved.profile.link is None:  # a YAML file's own link: remember for the no-op path
         memo.save(home, resolved)
     return result
