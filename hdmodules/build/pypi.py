@@ -10,7 +10,7 @@ first. `pip download` itself is not used: for an sdist it builds the package's m
 first (for NumPy minutes of compiling, and a network fetch of its build requirements).
 
 A cached wheel goes into the build folder as a file named as pip requires
-(sources.wheel_name, from the wheel's own metadata), an sdist is unpacked like any archive.
+(pydist.wheel_name, from the wheel's own metadata), an sdist is unpacked like any archive.
 """
 
 from __future__ import annotations

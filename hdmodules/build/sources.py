@@ -18,7 +18,6 @@ from ..errors import HitError
 from ..hashing import sha256_file
 from ..spec.recipes import Source
 from ..urls import is_url
-from .pydist import check_release, wheel_name
 from .unpack import Writer, copy_folder, unpack_tar, unpack_zip
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
@@ -295,6 +294,8 @@ def materialize(source: Source, cache: Path, dest_root: Path) -> None:
         file = cache_file(cache, source.sha256)
         name = PurePosixPath(urllib.parse.urlsplit(source.url).path).name or source.sha256
     if source.pypi is not None or name.endswith(".whl"):
+        from .pydist import check_release, wheel_name  # email's parser: Python sources only
+
         wheel = wheel_name(file)
         if source.pypi is not None:
             check_release(file, source.pypi, wheel)
