@@ -7,7 +7,8 @@ script each) are built into a fresh HIT_HOME with `hit build -j 1`, and again wi
 anchor is the same build scripts alone: one bash process that, for each package in turn, makes
 a fresh folder, copies the package's sources into it and runs the recipe's `build:` text with
 `bash -e` and ARTIFACT set. Per-artifact overhead = (hit's time - the scripts' time) / N; it
-includes hit's start-up and resolve, spread over the N artifacts. After an untimed warm-up
+includes hit's start-up and resolve, spread over the N artifacts, but not the home's creation
+(`hit init-home` before each build, untimed: a user's home exists). After an untimed warm-up
 build (byte-code written), rounds are interleaved (the scripts, then -j 1, then -j 2) and the
 medians are printed.
 
@@ -64,6 +65,13 @@ def scripts_alone(root: Path, n: int) -> str:
     return str(script)
 
 
+def init_home(home: Path, env: dict[str, str]) -> None:
+    """Create the empty home `home` (config.yaml and its folders), untimed: a user's home
+    exists before the build of N packages measured (its creation, once a home, is some
+    20 ms of writing config.yaml from its template)."""
+    subprocess.run([*console_script("hit"), "init-home"], env=env, check=True, capture_output=True)
+
+
 def measure(n: int, repeat: int, before: Path | None = None, keep: bool = False) -> dict:
     """Medians in seconds of interleaved rounds: "scripts" (the anchor), "j1", "j2" (and
     "before j1", "before j2" for the checkout `before`)."""
@@ -91,6 +99,7 @@ def measure(n: int, repeat: int, before: Path | None = None, keep: bool = False)
             for key, (jobs, checkout) in runs.items():
                 home = root / f"home-{k}"
                 run_env = {**env, "HIT_HOME": str(home), "PYTHONPATH": str(checkout)}
+                init_home(home, run_env)
                 times[key].append(timed([*hit, "-j", jobs], root, run_env))
                 subprocess.run(["chmod", "-R", "u+w", str(home)], check=False)
                 shutil.rmtree(home, ignore_errors=True)
@@ -166,6 +175,7 @@ def breakdown(n: int, checkouts: dict[str, Path]) -> None:
             timed([*console_script("hit"), "build", "-q"], root, run_env)
             subprocess.run(["chmod", "-R", "u+w", str(home)], check=False)
             shutil.rmtree(home)  # warm: byte-code written; now the measured run
+            init_home(home, run_env)
             out = subprocess.run(
                 [sys.executable, "-c", BREAKDOWN], cwd=root, env=run_env, text=True,
                 capture_output=True, check=True,

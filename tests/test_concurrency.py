@@ -166,15 +166,19 @@ class _FakeExecutor:
         self.fail = fail
         self.started: list[str] = []
         self.running: list = []
+        self.events: list[str] = []
 
     def start(self, job) -> None:
         self.started.append(job.ref.name)
         self.running.append(job)
 
-    def next_done(self, or_token=False):
+    def next_done(self, or_token=False, meanwhile=None):
         from hdmodules.build.builder import Outcome
         from hdmodules.errors import BuildFailed
 
+        if meanwhile is not None:  # the builds under way run
+            self.events.append(f"meanwhile while {[j.ref.name for j in self.running]}")
+            meanwhile()
         job = self.running.pop(0)
         if job.ref.name in self.fail:
             return job, BuildFailed(job.ref.id, "the build script failed (exit 1)")
@@ -231,6 +235,46 @@ def test_the_scheduler_runs_dependencies_first_and_stops_starting_after_a_failur
     assert failed.artifact == "a/aaaa" and [f.artifact for f in failed.failures] == ["a/aaaa"]
     assert failed.skipped == ("b/bbbb", "c/cccc")
     assert str(failed).endswith("not built because of the failure: b/bbbb, c/cccc")
+
+
+def test_the_scheduler_makes_the_next_job_while_the_one_before_runs():
+    """With `make` (scheduler.run: the jobs are planned ones, made into build jobs when they
+    are next to start), one slot: the job that starts next is made while the one before it
+    runs, never before the run's first build starts; each is made once, none that a failure
+    leaves unstarted is started."""
+    import io
+    from types import SimpleNamespace
+
+    import pytest
+
+    from hdmodules.build.scheduler import BuildsFailed, run
+    from hdmodules.progress import Progress
+
+    graph = {"a": (), "b": (), "c": ("a",), "d": ()}
+    jobs = {j.ref.name: j for j in _jobs(graph)}
+    planned = [SimpleNamespace(ref=j.ref, dependencies=j.dependencies) for j in jobs.values()]
+    executor = _FakeExecutor(1, set())
+
+    def make(p):
+        executor.events.append(f"made {p.ref.name}")
+        return jobs[p.ref.name]
+
+    assert run(planned, executor, Progress(4, io.StringIO()), make) == 4
+    assert executor.started == ["a", "b", "d", "c"]
+    assert executor.events == [
+        "made a",  # the first: nothing runs yet
+        "meanwhile while ['a']",
+        "made b",
+        "meanwhile while ['b']",
+        "made d",
+        "meanwhile while ['d']",
+        "made c",  # ready once a is built
+    ]
+    executor = _FakeExecutor(1, {"a"})
+    executor.events.clear()
+    with pytest.raises(BuildsFailed):
+        run(planned, executor, Progress(4, io.StringIO()), make)
+    assert executor.started == ["a"] and executor.events[-1] == "made b"  # made, not started
 
 
 def test_two_stores_build_the_same_artifact_at_once(tmp_path, monkeypatch):

@@ -302,6 +302,7 @@ def build(
     on_wait: Callable[[], None] | None = None,
     committer: GroupCommit | None = None,
     on_built: Callable[[Outcome], None] | None = None,
+    on_running: Callable[[], None] | None = None,
 ) -> Outcome:
     """Build `job` into `store` unless it is installed there (or upstream); safe against
     concurrent `hit` processes (the artifact's lock; `on_wait()` is called once if another
@@ -309,9 +310,10 @@ def build(
     check passed; on failure it is removed and the build folder kept. With a `committer`
     (the run's group commit), the artifact is sealed and handed to it and `on_built(outcome)`
     called at once (what depends on it may start building: its files are in place), then
-    this waits, holding the lock, until it is installed. Raises BuildFailed (a host tool its
-    build system runs is missing, script, link check, OSError such as a full disk) or
-    HitError (a source, what an artifact may not hold, a failed publish: after `on_built`)."""
+    this waits, holding the lock, until it is installed. `on_running()` is called once its
+    script runs. Raises BuildFailed (a host tool its build system runs is missing, script,
+    link check, OSError such as a full disk) or HitError (a source, what an artifact may not
+    hold, a failed publish: after `on_built`)."""
     ref = job.ref
     if job.prefix != store.local_prefix(ref):  # e.g. a `hit bdir` job: it installs elsewhere
         where = f"installs into {job.prefix}, not into {store.root}"
@@ -331,7 +333,7 @@ def build(
         try:
             try:
                 script = prepare(job)
-                _run(script, job)
+                _run(script, job, on_running)
             finally:  # nothing of it runs now
                 end_lease(job)
             _check_links(job, prefix)
@@ -361,13 +363,14 @@ def build(
         return Outcome("built", seconds)
 
 
-def _run(script: Path, job: BuildJob) -> None:
+def _run(script: Path, job: BuildJob, on_running: Callable[[], None] | None = None) -> None:
     """Run build.sh under a reaper of its own (reaper.py: every process the script leaves is
     killed when it exits, however it detached), its output to build.log. The environment is
     HIT_BUILD_ID, JOBS, PATH and the jobserver's MAKEFLAGS only (build.sh exports the rest),
     with the jobserver's descriptors (job.inherit_fds) at their numbers. The reaper reports that
     nothing is left; only when it died before it could (killed) are the build's processes
-    looked for by id and group (kill_build_processes). Raises BuildFailed."""
+    looked for by id and group (kill_build_processes). `on_running()` is called once the
+    script runs. Raises BuildFailed."""
     marker = build_id(job.folder)
     env = {**job.launch_env, "HIT_BUILD_ID": marker}
     fds = {fd: fd for fd in job.inherit_fds}  # the jobserver's, for make 4.3's pipe form
@@ -379,6 +382,8 @@ def _run(script: Path, job: BuildJob) -> None:
         _running.add(proc)
     code = None
     try:
+        if on_running is not None:
+            on_running()
         code = proc.wait()
     finally:
         with _running_lock:

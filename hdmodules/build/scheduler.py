@@ -24,12 +24,13 @@ import os
 import queue
 import select
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from graphlib import TopologicalSorter
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ..errors import BuildFailed, HitError
 from ..progress import Progress
+from ..spec.artifact import ArtifactRef
 from ..store.commit import GroupCommit
 from ..store.layout import Store
 from .builder import Outcome, build, kill_running
@@ -37,6 +38,21 @@ from .buildjob import BuildJob
 from .jobserver import Jobserver, open_jobserver
 
 Finished = tuple[BuildJob, Outcome | BaseException]  # a job and how it ended
+LOOKAHEAD_WAIT = 1.0  # seconds next_done waits for the started builds to run, at most
+
+
+class Planned(Protocol):
+    """What the scheduler orders: an artifact and the ids of its direct dependencies (a
+    BuildJob is one, and so is a buildjob.PendingJob, made into one when it starts)."""
+
+    @property
+    def ref(self) -> ArtifactRef: ...
+
+    @property
+    def dependencies(self) -> tuple[str, ...]: ...
+
+
+P = TypeVar("P", bound=Planned)
 
 
 class Executor(Protocol):
@@ -49,10 +65,14 @@ class Executor(Protocol):
     def start(self, job: BuildJob) -> None:
         """Begin building `job`; returns at once."""
 
-    def next_done(self, or_token: bool = False) -> Finished | None:
+    def next_done(
+        self, or_token: bool = False, meanwhile: Callable[[], None] | None = None
+    ) -> Finished | None:
         """Block until a started build ends: its job and its Outcome, or the exception it
         failed with (a HitError such as BuildFailed; anything else is a bug, re-raised).
-        With `or_token`, return None instead as soon as `cpus` may hold a token."""
+        With `or_token`, return None instead as soon as `cpus` may hold a token. Call
+        `meanwhile()` once, in this thread, while the builds run (once their scripts
+        started, so that it takes no time from their start), unless one ended first."""
 
     def interrupt(self) -> None:
         """On Ctrl-C: stop every build under way and wait until they have cleaned up."""
@@ -111,6 +131,8 @@ class LocalPool:
         self._idle_lock = threading.Lock()
         self._commit = GroupCommit(store)
         self._late: list[BuildFailed] = []  # publishes that failed after "built" was reported
+        self._starting: set[str] = set()  # builds started whose script does not run yet
+        self._started = threading.Condition()  # notified when one runs or ends
 
     def __enter__(self) -> LocalPool:
         return self
@@ -131,6 +153,8 @@ class LocalPool:
     def start(self, job: BuildJob) -> None:
         """Start building `job` in a thread of the pool: one waiting for a job, else a new
         one (a thread whose build is done may still wait for its artifact's publish)."""
+        with self._started:
+            self._starting.add(job.ref.id)
         with self._idle_lock:
             if self._idle:
                 self._idle -= 1
@@ -154,12 +178,19 @@ class LocalPool:
             thread.join()
         self._threads.clear()
 
+    def _runs(self, artifact_id: str) -> None:
+        """The build of `artifact_id` runs (its script started) or ended."""
+        with self._started:
+            self._starting.discard(artifact_id)
+            self._started.notify_all()
+
     def _one(self, job: BuildJob) -> None:
         reported = False
 
         def hand(outcome: Outcome | BaseException) -> None:  # to the scheduler's thread
             nonlocal reported
             reported = True
+            self._runs(job.ref.id)
             self._done.put((job, outcome))
             os.write(self._wake_w, b".")
 
@@ -169,7 +200,12 @@ class LocalPool:
                 job = job.with_jobserver(flags.makeflags, flags.fds)
             short = job.ref.short
             outcome: Outcome | BaseException = build(
-                job, self.store, lambda: self.progress.waiting(short), self._commit, hand
+                job,
+                self.store,
+                lambda: self.progress.waiting(short),
+                self._commit,
+                hand,
+                lambda: self._runs(job.ref.id),
             )
         except BaseException as e:
             outcome = e
@@ -178,9 +214,18 @@ class LocalPool:
         elif isinstance(outcome, BaseException):  # reported built, then not installed
             self._late.append(BuildFailed(job.ref.id, str(outcome)))
 
-    def next_done(self, or_token: bool = False) -> Finished | None:
+    def next_done(
+        self, or_token: bool = False, meanwhile: Callable[[], None] | None = None
+    ) -> Finished | None:
         """Wait for one started build to end: (its job, its Outcome or the exception it
-        raised); with `or_token`, None as soon as the jobserver may hold a token."""
+        raised); with `or_token`, None as soon as the jobserver may hold a token.
+        `meanwhile()` is called once the scripts of the builds started run (LOOKAHEAD_WAIT
+        seconds at most), unless one ended first (Executor.next_done)."""
+        if meanwhile is not None:
+            with self._started:
+                self._started.wait_for(lambda: not self._starting, LOOKAHEAD_WAIT)
+            if self._done.empty():
+                meanwhile()
         while True:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wake_r, 4096)  # drained before looking: no wake-up is lost
@@ -200,13 +245,32 @@ class LocalPool:
 
 # Complexity (radon C): the loop of a scheduler: start what is ready, wait for one to finish,
 # record its outcome, stop starting after a failure; each branch is one of those states.
-def run(jobs: Sequence[BuildJob], executor: Executor, progress: Progress) -> int:
+def run(
+    jobs: Sequence[P],
+    executor: Executor,
+    progress: Progress,
+    make: Callable[[P], BuildJob] | None = None,
+) -> int:
     """Build `jobs` (artifacts missing from the store, each once) dependencies first, up to
     `executor.slots` at once and, with `executor.cpus`, one more only with a token of it
-    (see the module's docstring). Returns how many were built (a job another process built
-    meanwhile counts as present). Raises BuildsFailed (see the module's docstring);
-    KeyboardInterrupt after `executor.interrupt()`. Every token it took is given back,
-    however it ends."""
+    (see the module's docstring). With `make`, `jobs` are Planned ones and `make(job)` the
+    BuildJob of each: the next ready one is made while the builds under way run (the
+    executor's `meanwhile`); without it they are BuildJobs. Returns how many were built (a
+    job another process built meanwhile counts as present). Raises BuildsFailed (see the
+    module's docstring); KeyboardInterrupt after `executor.interrupt()`. Every token it took
+    is given back, however it ends."""
+    made: dict[str, BuildJob] = {}  # made ahead (`make`), not started yet
+
+    def build_job(planned: P) -> BuildJob:
+        if make is None:
+            assert isinstance(planned, BuildJob)
+            return planned
+        return made.pop(planned.ref.id, None) or make(planned)
+
+    def make_ahead(artifact_id: str) -> None:
+        assert make is not None
+        made[artifact_id] = make(by_id[artifact_id])
+
     by_id = {job.ref.id: job for job in jobs}
     graph = TopologicalSorter(
         {i: [d for d in j.dependencies if d in by_id] for i, j in by_id.items()}
@@ -227,15 +291,21 @@ def run(jobs: Sequence[BuildJob], executor: Executor, progress: Progress) -> int
                     if not cpus.try_acquire():
                         break
                     held += 1
-                job = by_id[ready.pop(0)]
-                progress.started(job.ref.short)
-                executor.start(job)
-                started.add(job.ref.id)
+                planned = by_id[ready.pop(0)]
+                progress.started(planned.ref.short)
+                executor.start(build_job(planned))
+                started.add(planned.ref.id)
                 running += 1
             if not running:
                 break
             waiting = bool(ready) and not failures and running < executor.slots
-            finished = executor.next_done(or_token=waiting)
+            ahead = None
+            if make is not None and not failures:
+                ahead = next((i for i in ready if i not in made), None)
+            finished = executor.next_done(
+                or_token=waiting,
+                meanwhile=None if ahead is None else lambda i=ahead: make_ahead(i),
+            )
             if finished is None:  # a token may be free: try to start another
                 continue
             job, outcome = finished

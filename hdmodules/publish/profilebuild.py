@@ -80,21 +80,33 @@ def build_missing(
     if not todo:
         return 0
     from ..build.builder import start_reaper
-    from ..build.buildjob import build_job  # only when there is something to build
+    from ..build.buildjob import PendingJob, build_job  # only when there is something to build
     from ..build.fetching import fetch_first
     from ..build.scheduler import LocalPool, run
+    from ..spec.buildsystems import tool_needs
 
     start_reaper()  # its start-up (20-30 ms) overlaps fetching and making the jobs
     fetch_first([node.recipe for _r, node in todo.values()], home, progress.note)
     jobs = max(1, jobs)
-    build_jobs = [build_job(r, node, home, store, jobs) for r, node in todo.values()]
-    if any(job.patches for job in build_jobs):
+    pending = [PendingJob(r, node) for r, node in todo.values()]
+    if any(p.node.recipe.patches for p in pending):
         from ..build.patching import patch_tool
 
         patch_tool()  # no GNU patch: say so before anything builds
-    _check_tools(build_jobs)
+    # the jobs whose build system runs host tools are made now, to check those tools; the
+    # others when they are next to start (scheduler.run), while the builds before them run
+    made = {
+        p.ref.id: build_job(p.resolved, p.node, home, store, jobs)
+        for p in pending
+        if tool_needs(p.node.recipe.build_system)
+    }
+    _check_tools(list(made.values()))
+
+    def make(p: PendingJob) -> BuildJob:
+        return made.pop(p.ref.id, None) or build_job(p.resolved, p.node, home, store, jobs)
+
     with LocalPool(store, jobs, progress, home.concurrent_packages) as pool:
-        return run(build_jobs, pool, progress)
+        return run(pending, pool, progress, make)
 
 
 def _check_tools(build_jobs: list[BuildJob]) -> None:
