@@ -23,6 +23,20 @@ def _one_error(r, *fragments):
 
 def test_missing_profile(hit, tmp_path):
     _one_error(hit("build", cwd=tmp_path, check=False), "default.yaml: no such file")
+    # an empty argument is no profile at all: not the default one (it was, once plain
+    # builds ran without click); as the click command says it
+    _one_error(hit("build", "", cwd=tmp_path, check=False), "cannot read: Is a directory")
+
+
+def test_a_failed_build_s_log_lines_lose_their_colours_off_a_terminal(hit, tmp_path):
+    """The last lines of a failed build's log, shown on stderr when it is no terminal (a CI
+    log, a file): without the ANSI styles a compiler's coloured output leaves there, as
+    click.echo writes them (the click-free `hit build` too: cli/plainbuild.py)."""
+    build = "printf '\\033[31merror: red\\033[0m\\n'\n  exit 1"
+    write_recipe(tmp_path / "pkgs", "colour", f'version: "1"\nbuild: |\n  {build}\n')
+    write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [colour]\n")
+    r = hit("build", cwd=tmp_path, check=False)
+    assert r.code == 1 and "    error: red" in r.err and "\x1b" not in r.err, repr(r.err)
 
 
 @pytest.mark.parametrize(

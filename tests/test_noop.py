@@ -41,6 +41,7 @@ from tests.conftest import (
         (["build", "--repin"], None),  # reads the YAML
         (["build", "--explain", "x.yaml"], None),
         (["build", "a.yaml", "b.yaml"], None),
+        (["build", ""], None),  # no profile: not the default one
         (["build", "--help"], None),
         (["status"], None),
         ([], None),

@@ -190,8 +190,8 @@ class LocalPool:
         def hand(outcome: Outcome | BaseException) -> None:  # to the scheduler's thread
             nonlocal reported
             reported = True
-            self._runs(job.ref.id)
             self._done.put((job, outcome))
+            self._runs(job.ref.id)  # after the put: a `meanwhile` waiter sees it ended
             os.write(self._wake_w, b".")
 
         try:
@@ -219,11 +219,14 @@ class LocalPool:
     ) -> Finished | None:
         """Wait for one started build to end: (its job, its Outcome or the exception it
         raised); with `or_token`, None as soon as the jobserver may hold a token.
-        `meanwhile()` is called once the scripts of the builds started run (LOOKAHEAD_WAIT
-        seconds at most), unless one ended first (Executor.next_done)."""
+        `meanwhile()` is called once the scripts of the builds started run (or after
+        LOOKAHEAD_WAIT seconds: one waits for another process's lock), unless one ended
+        first (Executor.next_done)."""
         if meanwhile is not None:
             with self._started:
-                self._started.wait_for(lambda: not self._starting, LOOKAHEAD_WAIT)
+                self._started.wait_for(
+                    lambda: not self._starting or not self._done.empty(), LOOKAHEAD_WAIT
+                )
             if self._done.empty():
                 meanwhile()
         while True:
@@ -254,8 +257,9 @@ def run(
     """Build `jobs` (artifacts missing from the store, each once) dependencies first, up to
     `executor.slots` at once and, with `executor.cpus`, one more only with a token of it
     (see the module's docstring). With `make`, `jobs` are Planned ones and `make(job)` the
-    BuildJob of each: the next ready one is made while the builds under way run (the
-    executor's `meanwhile`); without it they are BuildJobs. Returns how many were built (a
+    BuildJob of each: with every slot taken, the next ready one is made while the builds
+    under way run (the executor's `meanwhile`: nothing else could start before one ends);
+    without it they are BuildJobs. Returns how many were built (a
     job another process built meanwhile counts as present). Raises BuildsFailed (see the
     module's docstring); KeyboardInterrupt after `executor.interrupt()`. Every token it took
     is given back, however it ends."""
@@ -299,8 +303,8 @@ def run(
             if not running:
                 break
             waiting = bool(ready) and not failures and running < executor.slots
-            ahead = None
-            if make is not None and not failures:
+            ahead = None  # made meanwhile only when nothing could start before a build ends
+            if make is not None and not failures and running >= executor.slots:
                 ahead = next((i for i in ready if i not in made), None)
             finished = executor.next_done(
                 or_token=waiting,

@@ -1,6 +1,6 @@
 """How a command's failures become one line and an exit code, and how it leaves. Without
-click: the click CLI (common.run_cli) and `hit build` run before click is imported
-(cli/noop.py: a likely profile switch, issue 18) share them."""
+click: the click CLI (common.run_cli) and a plain `hit build` run before click is imported
+(cli/plainbuild.py, issue 18) share them."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ def guarded(body: Callable[[], int], prog: str, say: Say) -> int:
         say(str(e))
         return 130
     except KeyboardInterrupt:  # builds under way are stopped (builder.kill_running)
+        say("")  # past the terminal's ^C, as click's main does before its Abort
         say(f"{prog}: interrupted")
         return interrupted()
     except BrokenPipeError:

@@ -45,7 +45,7 @@ def noop_options(args: list[str]) -> tuple[str, bool, int | None, int | None] | 
                 packages = int(value)
         elif arg.startswith("-j") and _count(arg[2:]):
             jobs = int(arg[2:])
-        elif arg.startswith("-") or profile is not None:
+        elif arg.startswith("-") or profile is not None or not arg:
             return None
         else:
             profile = arg

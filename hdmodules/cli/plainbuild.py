@@ -30,7 +30,23 @@ def run_build(profile: str, o: HitBuild, say: Say, out: Say) -> int:
 
 
 def _err(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    _echo(line, err=True)
+
+
+def _out(line: str) -> None:
+    _echo(line, err=False)
+
+
+def _echo(line: str, err: bool) -> None:
+    """One line on stderr (`err`) or stdout, as the click command's click.echo writes it:
+    ANSI styles (a build log's colours, in a failure's last lines) are left out unless the
+    stream is a terminal. click is imported for such a line only."""
+    if "\x1b" in line:
+        import click
+
+        click.echo(line, err=err)
+        return
+    print(line, file=sys.stderr if err else sys.stdout, flush=err)
 
 
 def build_before_click(options: tuple[str, bool, int | None, int | None]) -> NoReturn:
@@ -49,4 +65,4 @@ def build_before_click(options: tuple[str, bool, int | None, int | None]) -> NoR
         dirty=False,
         explain=False,
     )
-    leave(guarded(lambda: run_build(profile, o, _err, print), "hit", _err), "hit")
+    leave(guarded(lambda: run_build(profile, o, _err, _out), "hit", _err), "hit")
