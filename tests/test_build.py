@@ -380,6 +380,39 @@ def test_parallel_builds_overlap(hit, tmp_path):
     assert times[("start", "slow1")] < times[("end", "slow2")]
 
 
+def test_a_dependency_built_in_the_same_run_is_linked_from_the_folder_it_has(hit, home, tmp_path):
+    """A dependency that installs its libraries into lib64 only, built in the same run as
+    two packages that need it, one with a build system that runs host tools (its job was
+    made before anything built, to check them) and one without (made when it is to start):
+    both link from its lib64, as a later run's build would (LDFLAGS, LIBRARY_PATH and the
+    run path look at the folders a dependency has, so each job is made once it is built)."""
+    write_recipe(
+        tmp_path / "pkgs",
+        "d",
+        'version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT/lib64"\n  touch "$ARTIFACT/lib64/libd.a"\n',
+    )
+    record = 'mkdir -p "$ARTIFACT/share"\n  echo "$LDFLAGS" > "$ARTIFACT/share/{0}"'
+    write_recipe(
+        tmp_path / "pkgs",
+        "e",
+        f'version: "1"\ndependencies: [d]\nbuild: |\n  {record.format("e")}\n',
+    )
+    makefile = "printf 'all:\\n\\ttrue\\ninstall:\\n\\ttrue\\n' > Makefile"
+    write_recipe(
+        tmp_path / "pkgs",
+        "f",
+        f'version: "1"\ndependencies: [d]\nbuild_system: make\npre_configure: |\n  {makefile}\n'
+        f"build: |\n  {record.format('f')}\n",
+    )
+    p = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [e, f]\n")
+    hit("build", "-j", "2", str(p))
+    (d,) = (home / "bld" / "d").iterdir()
+    for name in ("e", "f"):
+        (prefix,) = (home / "bld" / name).iterdir()
+        flags = (prefix / "share" / name).read_text()
+        assert f"-L{d}/lib64" in flags and f"-L{d}/lib " not in flags + " ", (name, flags)
+
+
 def test_failed_build_keeps_folder_and_installs_nothing(hit, home, tmp_path):
     recipe = write_recipe(
         tmp_path / "pkgs",

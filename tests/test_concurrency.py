@@ -249,6 +249,7 @@ def test_the_scheduler_makes_the_next_job_while_the_one_before_runs():
     import pytest
 
     from hdmodules.build.scheduler import BuildsFailed, run
+    from hdmodules.errors import HitError
     from hdmodules.progress import Progress
 
     graph = {"a": (), "b": (), "c": ("a",), "d": ()}
@@ -276,6 +277,18 @@ def test_the_scheduler_makes_the_next_job_while_the_one_before_runs():
     with pytest.raises(BuildsFailed):
         run(planned, executor, Progress(4, io.StringIO()), make)
     assert executor.started == ["a"] and executor.events[-1] == "made b"  # made, not started
+
+    def unmakeable(p):  # a job that cannot be made (a HitError) fails as its build would
+        if p.ref.name == "b":
+            raise HitError("b: cannot be made")
+        return make(p)
+
+    executor = _FakeExecutor(1, set())
+    with pytest.raises(BuildsFailed) as caught:
+        run(planned, executor, Progress(4, io.StringIO()), unmakeable)
+    assert executor.started == ["a"]  # nothing new starts after a failure
+    assert [f.artifact for f in caught.value.failures] == [jobs["b"].ref.id]
+    assert "b: cannot be made" in str(caught.value)
 
 
 def test_builds_beside_one_waiting_for_another_process_go_on_at_once(tmp_path, monkeypatch):

@@ -37,6 +37,7 @@ from tests.conftest import (
         (["build", "--concurrent-packages=3", "--jobs", "5"], ("default.yaml", False, 5, 3)),
         (["build", "--concurrent-packages=0"], None),
         (["build", "-j", "0"], None),  # click says what is wrong
+        (["build", "-j", "²"], None),  # a digit to str.isdigit, no number to int()
         (["build", "-j"], None),
         (["build", "--repin"], None),  # reads the YAML
         (["build", "--explain", "x.yaml"], None),

@@ -70,6 +70,8 @@ def site(tmp_path_factory):
     wanted += ["ncurses_6.4.orig.tar.*", "readline_8.2.orig.tar.*"]
     wanted += [SOURCES["openblas"].release]  # with LAPACK, for NumPy
     upstream = upstream_folder(wanted)
+    blas = SOURCES["openblas"].release  # Debian fetches only its repack, which has no LAPACK
+    need((upstream / blas).is_file(), f"{blas} in {upstream} (OpenBLAS with LAPACK, for NumPy)")
     pypi_index.ensure(["numpy"])  # the sdist py-numpy builds; the build fetches the rest
     pypi = pypi_index.PYPI
     base = tmp_path_factory.mktemp("pysite")

@@ -100,7 +100,8 @@ class PendingJob:
     by (`ref`, `dependencies`: the artifact ids of its direct dependencies), made into its
     BuildJob (build_job) only when it is next to start, while the builds before it run
     (scheduler.run's `make`): making every job first, before any build starts, was some
-    0.5 ms an artifact of a run's start-up (issue 18)."""
+    0.5 ms an artifact of a run's start-up (issue 18). Made so, a job sees its dependencies
+    built (build_env looks at their library folders), as a later run would."""
 
     resolved: Resolved
     node: Node
@@ -200,8 +201,10 @@ def build_env(
     """The variables a build sees, in order: nothing from the caller's environment leaks in.
     `deps` maps every dependency's name (closure, dependencies first) to its prefix;
     `artifact` is where it installs, `folder` the build folder (its HOME), `toolchain` the
-    folder whose `bin/` comes first on PATH. (Strings, not Paths: made for every package of
-    a run before the first build starts.)"""
+    folder whose `bin/` comes first on PATH. A dependency's library folders are the ones it
+    has (`lib`, `lib64`: _lib_dirs), so it is made once every dependency is built
+    (scheduler.run makes each job when it is next to start). (Strings, not Paths: made for
+    every package of a run.)"""
     prefixes = {d: str(p) for d, p in deps.items()}
     direct_first = [p for d, p in prefixes.items() if d in node.deps] + [
         p for d, p in prefixes.items() if d not in node.deps

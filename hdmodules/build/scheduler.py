@@ -260,8 +260,9 @@ def run(
     BuildJob of each: with every slot taken, the next ready one is made while the builds
     under way run (the executor's `meanwhile`: nothing else could start before one ends);
     without it they are BuildJobs. Returns how many were built (a
-    job another process built meanwhile counts as present). Raises BuildsFailed (see the
-    module's docstring); KeyboardInterrupt after `executor.interrupt()`. Every token it took
+    job another process built meanwhile counts as present); a job `make` cannot make (a
+    HitError) fails as its build would. Raises BuildsFailed (see the module's docstring);
+    KeyboardInterrupt after `executor.interrupt()`. Every token it took
     is given back, however it ends."""
     made: dict[str, BuildJob] = {}  # made ahead (`make`), not started yet
 
@@ -273,7 +274,8 @@ def run(
 
     def make_ahead(artifact_id: str) -> None:
         assert make is not None
-        made[artifact_id] = make(by_id[artifact_id])
+        with contextlib.suppress(HitError):  # made again when it is to start: it fails there
+            made[artifact_id] = make(by_id[artifact_id])
 
     by_id = {job.ref.id: job for job in jobs}
     graph = TopologicalSorter(
@@ -296,9 +298,19 @@ def run(
                         break
                     held += 1
                 planned = by_id[ready.pop(0)]
-                progress.started(planned.ref.short)
-                executor.start(build_job(planned))
                 started.add(planned.ref.id)
+                try:
+                    job = build_job(planned)
+                except HitError as e:  # a job that cannot be made fails as its build would
+                    if running and cpus is not None:
+                        cpus.release()
+                        held -= 1
+                    progress.failed(planned.ref.short)
+                    why = e if isinstance(e, BuildFailed) else BuildFailed(planned.ref.id, str(e))
+                    failures.append(why)
+                    continue
+                progress.started(planned.ref.short)
+                executor.start(job)
                 running += 1
             if not running:
                 break

@@ -12,7 +12,7 @@ from .process import fewer_gc_passes, flush_output, output_failed
 
 
 def _count(text: str) -> bool:
-    return text.isdigit() and int(text) >= 1
+    return text.isascii() and text.isdigit() and int(text) >= 1  # not '²', a digit to isdigit
 
 
 def noop_options(args: list[str]) -> tuple[str, bool, int | None, int | None] | None:

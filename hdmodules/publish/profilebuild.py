@@ -93,12 +93,15 @@ def build_missing(
         from ..build.patching import patch_tool
 
         patch_tool()  # no GNU patch: say so before anything builds
-    # the jobs whose build system runs host tools are made now, to check those tools; the
-    # others when they are next to start (scheduler.run), while the builds before them run
+    # the jobs whose build system runs host tools and whose dependencies are all built are
+    # made now, to check those tools; the others when they are next to start (scheduler.run),
+    # while the builds before them run: each job is made with its dependencies built
+    # (build_env looks at their library folders)
     made = {
         p.ref.id: build_job(p.resolved, p.node, home, store, jobs)
         for p in pending
         if tool_needs(p.node.recipe.build_system)
+        and all(store.is_installed(p.resolved.nodes[d].ref) for d in p.node.closure)
     }
     _check_tools(list(made.values()))
 
