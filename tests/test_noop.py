@@ -311,9 +311,10 @@ def test_the_console_script_answers_a_no_op_in_full_through_pipes(hit, demo):
     assert len(presents) == len([ln for ln in full.err.splitlines() if ln.startswith("[")])
 
 
-def test_hit_leaves_at_once_with_its_output_and_exit_code_whole(demo):
+def test_hit_leaves_at_once_with_its_output_and_exit_code_whole(home, demo):
     """`hit` exits without the interpreter's teardown (cli/common.leave): what a command
-    printed still reaches block-buffered pipes, and its exit code is kept."""
+    printed still reaches block-buffered pipes, and its exit code is kept. (In the test's
+    own home: without it, it built into the user's ~/.hashdist.)"""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as users run it
     cmd = [sys.executable, "-m", "hdmodules.cli.hit"]
     built = subprocess.run([*cmd, "build"], cwd=demo, capture_output=True, text=True, env=env)
