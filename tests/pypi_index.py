@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from hdmodules.atomic import write_atomic
 from hdmodules.build.pypi import fetch_pypi
 from hdmodules.build.sources import FetchFailed
 from hdmodules.hashing import sha256_file
@@ -97,8 +97,7 @@ def ensure(names: list[str]) -> list[Dist]:
                     print(f"{dist.file}: {e}", file=sys.stderr)
                 else:
                     PYPI.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(got, file.with_name(f".{file.name}.part"))
-                    file.with_name(f".{file.name}.part").replace(file)
+                    write_atomic(file, got.read_bytes())
         need(file.is_file(), f"{dist.file} in {PYPI} (tests/pypi_index.py downloads it)")
         assert sha256_file(file) == dist.sha256, f"{file}: not the release file pinned here"
         out.append(dist)

@@ -116,7 +116,6 @@ def test_kill_9_of_hit_ends_its_builds_and_the_next_build_runs_anew(home, tmp_pa
     )
     profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [slow]\n")
     proc = hit_proc("build", str(profile))
-    wait_for(tmp_path / "pid")
     first = read_pid(tmp_path / "pid")
     script = [first, int((tmp_path / "sleeper").read_text())]
     # the reaper server and its reapers hold no descriptor of hit's artifact lock
@@ -144,7 +143,6 @@ def test_ctrl_c_stops_builds_and_installs_nothing(home, tmp_path, signum, code):
     """Ctrl-C, and SIGTERM or SIGHUP as `timeout`, `scancel` or a closed terminal send."""
     profile = blocking_recipe(tmp_path)
     proc = hit_proc("build", str(profile))
-    wait_for(tmp_path / "pid")
     builder_pid = read_pid(tmp_path / "pid")
     os.kill(proc.pid, signum)
     _out, err = proc.communicate(timeout=30)

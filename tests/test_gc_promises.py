@@ -19,6 +19,7 @@ from tests.conftest import (
     blocking_recipe,
     copy_demo,
     hit_proc,
+    read_pid,
     run_clean,
     run_hit,
     set_config,
@@ -258,23 +259,13 @@ def test_gc_removes_build_folders_of_failed_builds_once_old_and_empty_folders(hi
     assert not list((home / "tmp").glob("other-*"))
 
 
-def _pid_in(file: Path) -> int:
-    """The process id a build script writes into `file` (waiting until it is all there)."""
-    end = time.monotonic() + 30
-    while not file.read_text().strip().isdigit():
-        assert time.monotonic() < end, f"no pid in {file}"
-        time.sleep(0.05)
-    return int(file.read_text())
-
-
 def test_a_running_builds_folder_is_never_removed(home, tmp_path):
     """A build folder where a process of its build still runs (one that outlived a killed
     `hit` and its reapers), then one whose lock is held: both are kept, and removed once
     nothing runs there."""
     set_config(home, "keep_failed_days: 0\n")
     build = hit_proc("build", str(blocking_recipe(tmp_path)))
-    wait_for(tmp_path / "pid")
-    script = _pid_in(tmp_path / "pid")
+    script = read_pid(tmp_path / "pid")
     os.kill(build.pid, signal.SIGKILL)  # hit only: its build dies with it
     build.wait()
     (folder,) = (home / "tmp").glob("slow-*")

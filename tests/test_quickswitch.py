@@ -25,7 +25,6 @@ from tests.conftest import (
     alive,
     blocking_recipe,
     read_pid,
-    wait_for,
     write_profile,
     write_recipe,
 )
@@ -538,7 +537,6 @@ def test_a_likely_switch_built_without_click_is_stopped_as_the_cli_stops_a_build
         text=True,
         start_new_session=True,
     )
-    wait_for(tmp_path / "pid")
     builder = read_pid(tmp_path / "pid")
     os.kill(proc.pid, signum)
     _out, err = proc.communicate(timeout=30)

@@ -26,7 +26,7 @@ import select
 import threading
 from collections.abc import Callable, Sequence
 from graphlib import TopologicalSorter
-from typing import Protocol, TypeVar
+from typing import Any, Protocol
 
 from ..errors import BuildFailed, HitError
 from ..progress import Progress
@@ -50,9 +50,6 @@ class Planned(Protocol):
 
     @property
     def dependencies(self) -> tuple[str, ...]: ...
-
-
-P = TypeVar("P", bound=Planned)
 
 
 class Executor(Protocol):
@@ -249,33 +246,31 @@ class LocalPool:
 # Complexity (radon C): the loop of a scheduler: start what is ready, wait for one to finish,
 # record its outcome, stop starting after a failure; each branch is one of those states.
 def run(
-    jobs: Sequence[P],
+    jobs: Sequence[Planned],
     executor: Executor,
     progress: Progress,
-    make: Callable[[P], BuildJob] | None = None,
+    make: Callable[[Any], BuildJob] | None = None,
 ) -> int:
     """Build `jobs` (artifacts missing from the store, each once) dependencies first, up to
     `executor.slots` at once and, with `executor.cpus`, one more only with a token of it
-    (see the module's docstring). With `make`, `jobs` are Planned ones and `make(job)` the
-    BuildJob of each: with every slot taken, the next ready one is made while the builds
-    under way run (the executor's `meanwhile`: nothing else could start before one ends);
-    without it they are BuildJobs. Returns how many were built (a
-    job another process built meanwhile counts as present); a job `make` cannot make (a
-    HitError) fails as its build would. Raises BuildsFailed (see the module's docstring);
-    KeyboardInterrupt after `executor.interrupt()`. Every token it took
-    is given back, however it ends."""
+    (see the module's docstring). A job that is no BuildJob yet (a Planned one) is made
+    into one by `make(job)`: with every slot taken, the next ready one is made while the
+    builds under way run (the executor's `meanwhile`: nothing else could start before one
+    ends). Returns how many were built (a job another process built meanwhile counts as
+    present); a job `make` cannot make (a HitError) fails as its build would. Raises
+    BuildsFailed (see the module's docstring); KeyboardInterrupt after
+    `executor.interrupt()`. Every token it took is given back, however it ends."""
     made: dict[str, BuildJob] = {}  # made ahead (`make`), not started yet
 
-    def build_job(planned: P) -> BuildJob:
-        if make is None:
-            assert isinstance(planned, BuildJob)
+    def build_job(planned: Planned) -> BuildJob:
+        if isinstance(planned, BuildJob):
             return planned
+        assert make is not None, f"{planned.ref.id}: no BuildJob, and nothing to make one"
         return made.pop(planned.ref.id, None) or make(planned)
 
     def make_ahead(artifact_id: str) -> None:
-        assert make is not None
         with contextlib.suppress(HitError):  # made again when it is to start: it fails there
-            made[artifact_id] = make(by_id[artifact_id])
+            made[artifact_id] = build_job(by_id[artifact_id])
 
     by_id = {job.ref.id: job for job in jobs}
     graph = TopologicalSorter(

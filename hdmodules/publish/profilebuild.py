@@ -33,7 +33,7 @@ from .assemble import (
 )
 
 if TYPE_CHECKING:  # the resolver: imported when something is resolved (quickswitch.py)
-    from ..build.buildjob import BuildJob
+    from ..build.buildjob import BuildJob, PendingJob
     from ..spec.resolve import Resolved
 
 
@@ -83,7 +83,6 @@ def build_missing(
     from ..build.buildjob import PendingJob, build_job  # only when there is something to build
     from ..build.fetching import fetch_first
     from ..build.scheduler import LocalPool, run
-    from ..spec.buildsystems import tool_needs
 
     start_reaper()  # its start-up (20-30 ms) overlaps fetching and making the jobs
     fetch_first([node.recipe for _r, node in todo.values()], home, progress.note)
@@ -93,38 +92,39 @@ def build_missing(
         from ..build.patching import patch_tool
 
         patch_tool()  # no GNU patch: say so before anything builds
-    # the jobs whose build system runs host tools and whose dependencies are all built are
-    # made now, to check those tools; the others when they are next to start (scheduler.run),
-    # while the builds before them run: each job is made with its dependencies built
-    # (build_env looks at their library folders)
-    made = {
-        p.ref.id: build_job(p.resolved, p.node, home, store, jobs)
-        for p in pending
-        if tool_needs(p.node.recipe.build_system)
-        and all(store.is_installed(p.resolved.nodes[d].ref) for d in p.node.closure)
-    }
-    _check_tools(list(made.values()))
+    checked = _checked_jobs(pending, home, store, jobs)
 
-    def make(p: PendingJob) -> BuildJob:
-        return made.pop(p.ref.id, None) or build_job(p.resolved, p.node, home, store, jobs)
+    def make(p: PendingJob) -> BuildJob:  # the others, when each is next to start
+        return build_job(p.resolved, p.node, home, store, jobs)
 
     with LocalPool(store, jobs, progress, home.concurrent_packages) as pool:
-        return run(pending, pool, progress, make)
+        return run([checked.get(p.ref.id, p) for p in pending], pool, progress, make)
 
 
-def _check_tools(build_jobs: list[BuildJob]) -> None:
-    """Before anything builds: every host tool a build system needs (cmake, meson, ninja,
-    make) is on its build's PATH. A build whose dependencies are not all built yet is checked
-    by the builder when it starts (a dependency may provide the tool). Raises HitError
-    naming each missing tool and the recipe line that needs it."""
-    from ..build.buildjob import missing_tools
+def _checked_jobs(
+    pending: list[PendingJob], home: Home, store: Store, jobs: int
+) -> dict[str, BuildJob]:
+    """Before anything builds: the jobs whose build system runs host tools (cmake, meson,
+    ninja, make) and whose dependencies are all built, made now (by artifact id), each tool
+    found on its build's PATH. A job is made with its dependencies built (build_env looks at
+    their library folders); the others are checked by the builder when they start (a
+    dependency may provide the tool). Raises HitError naming each missing tool and the
+    recipe line that needs it."""
+    from ..build.buildjob import build_job, missing_tools
+    from ..spec.buildsystems import tool_needs
 
+    checked: dict[str, BuildJob] = {}
     problems: list[str] = []
-    for job in build_jobs:
-        if all(p.is_dir() for p in job.dependency_prefixes):
-            problems += [m for m in missing_tools(job) if m not in problems]
+    for p in pending:
+        if not tool_needs(p.node.recipe.build_system):
+            continue
+        if not all(store.is_installed(p.resolved.nodes[d].ref) for d in p.node.closure):
+            continue
+        job = checked[p.ref.id] = build_job(p.resolved, p.node, home, store, jobs)
+        problems += [m for m in missing_tools(job) if m not in problems]
     if problems:
         raise HitError("\n".join(problems) + "\nNothing was built.")
+    return checked
 
 
 @contextmanager
