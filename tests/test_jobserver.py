@@ -203,6 +203,23 @@ def test_bad_values_are_refused_with_one_message(hit, tmp_path, args, says):
     assert r.returncode == 2 and says in r.stderr
 
 
+@pytest.mark.parametrize("jobs", ["100000", "99999999999999999999"])
+def test_a_budget_no_jobserver_can_hold_is_refused_before_anything_builds(hit, tmp_path, jobs):
+    """-j far past any machine's CPUs: one message and exit 1, nothing built, no jobserver
+    folder left (its tokens did not fit the FIFO: -j 1000000 hung, a larger one was a
+    traceback). `hdmod build` opens its jobserver the same way (open_jobserver)."""
+    write_recipe(tmp_path / "pkgs", "one", 'version: "1"\nbuild: mkdir -p "$ARTIFACT/share"\n')
+    profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [one]\n")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    r = hit("build", "-j", jobs, str(profile), check=False, env=env, timeout=60)
+    assert r.code == 1 and "a build run's CPU budget is at most 4,096 CPUs" in r.err, r.err
+    assert [x for x in r.err.splitlines() if x.startswith("hit: error:")] == r.err.splitlines()[-1:]
+    assert not (Path(os.environ["HIT_HOME"]) / "bld" / "one").exists()
+    assert not list(temp.iterdir())  # no hit-jobserver-* folder
+
+
 @pytest.mark.parametrize("value", ["0", "two"])
 def test_a_bad_concurrent_packages_in_config_yaml_is_refused(hit, home, tmp_path, value):
     set_config(home, f"concurrent_packages: {value}\n")

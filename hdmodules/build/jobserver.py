@@ -145,7 +145,15 @@ def _high(fd: int) -> int:
     return high
 
 
+# CPUs a run's budget may hold: its tokens are written into the FIFO at once, and a pipe
+# holds 65,536 bytes on Linux (a write past that waited for ever: -j 1000000 hung)
+MAX_CPUS = 4096
+
+
 def open_jobserver(cpus: int) -> Jobserver | None:
     """The run's jobserver for a budget of `cpus` CPUs; None for one CPU (every build one
-    at a time, each with MAKEFLAGS -j1: nothing to share)."""
+    at a time, each with MAKEFLAGS -j1: nothing to share). Raises HitError for more than
+    MAX_CPUS (from `-j` or a config's `jobs:`, before anything builds)."""
+    if cpus > MAX_CPUS:
+        raise HitError(f"-j {cpus}: a build run's CPU budget is at most {MAX_CPUS:,} CPUs")
     return Jobserver(cpus) if cpus > 1 else None
