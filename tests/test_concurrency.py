@@ -55,6 +55,55 @@ def test_four_processes_build_each_artifact_once(home, tmp_path):
     assert (tmp_path / "default" / "share" / "top.txt").read_text() == "top\n"
     waited = sum("waiting: another process is building it" in err for _c, _o, err in results)
     assert waited >= 1  # the others really waited on the lock rather than skipping it
+    history = run_hit("history", str(profile)).out.splitlines()
+    assert len(history) == 1 and history[0].split()[0] == "1", history  # one profile, once
+
+
+def _switch_many(gc_roots: str, link: str, targets: list[str], rounds: int, start, out) -> None:
+    from hdmodules.store.generations import switch
+
+    start.wait()
+    changed = 0
+    for i in range(rounds):
+        changed += switch(Path(gc_roots), Path(link), Path(targets[i % len(targets)])).changed
+    Path(out).write_text(str(changed))
+
+
+def test_processes_switching_one_link_at_once_number_each_generation_once(tmp_path):
+    """Builds of one profile that finish together switch its link together: each switch
+    (the link, the gc root, a new generation) happens whole, one after the other. Without
+    the link's lock two of them both made generation 1 and one failed on the other's
+    symlink (seen in CI: `... exists and is not a symlink; move it away first`)."""
+    import multiprocessing
+
+    from hdmodules.store.generations import generations
+
+    gc_roots, link = tmp_path / "gcroots", tmp_path / "default"
+    targets = []
+    for name in ("p1", "p2"):
+        (tmp_path / "store" / name).mkdir(parents=True)
+        targets.append(str(tmp_path / "store" / name))
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Event()
+    outs = [tmp_path / f"changed-{i}" for i in range(6)]
+    procs = [
+        ctx.Process(
+            target=_switch_many, args=(str(gc_roots), str(link), targets, 40, start, str(out))
+        )
+        for out in outs
+    ]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * 6
+    gens = generations(gc_roots, link)
+    assert [g.number for g in gens] == list(range(1, len(gens) + 1))
+    # each switch that moved the link made one generation: none was written over by another
+    assert len(gens) == sum(int(out.read_text()) for out in outs)
+    assert all(a.target != b.target for a, b in zip(gens, gens[1:], strict=False)), gens
+    assert str(gens[-1].target) == os.readlink(link)
 
 
 def test_kill_9_leaves_nothing_installed_and_next_build_recovers(home, tmp_path):

@@ -36,6 +36,7 @@ from .files import (
     remove_tree,
     remove_trees,
 )
+from .flocks import flocked
 
 META = ".hit"
 MANIFEST = "manifest.json"
@@ -178,22 +179,10 @@ class Store:
         """The store-wide lock: builders hold it shared for their whole run, the garbage
         collector exclusive, so a GC never runs while a build uses the store. (filelock has
         no shared mode, hence flock.) `on_wait()` is called once if we have to wait."""
-        import fcntl
-
         locks = self.root / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
-        fd = os.open(locks / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-        try:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if on_wait:
-                    on_wait()
-                fcntl.flock(fd, mode)
+        with flocked(locks / "gc.lock", exclusive, on_wait):
             yield
-        finally:
-            os.close(fd)
 
     @property
     def trash(self) -> Path:

@@ -1,0 +1,34 @@
+"""The one way to hold an flock(2) lock on a file: shared or exclusive, waiting when another
+process holds it. flock rather than filelock where a lock must be shared (the store's GC lock)
+or cheap to import (a profile link's lock, taken on every switch)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def flocked(
+    path: Path, exclusive: bool = True, on_wait: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Hold an flock on `path` (made, mode 0644, if missing; its folder must exist) for the
+    block: exclusive, or shared with other shared holders. `on_wait()` is called once when
+    another process holds it and we wait. The lock goes with the file descriptor, so a killed
+    process leaves none behind. Raises OSError when the file cannot be opened; a signal
+    while waiting raises as its handler does (Ctrl-C: KeyboardInterrupt)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    try:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait:
+                on_wait()
+            fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)
