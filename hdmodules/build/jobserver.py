@@ -20,6 +20,9 @@ some (SIGKILL, the OOM killer) cannot. So whenever no build is running, the sche
 the FIFO and tops it up to N - 1 (`refill`): nothing of a finished build runs any more (the
 builder kills its leftovers before it returns), so every token is then in the FIFO. (GNU
 make's own top-level make counts the same way when it exits.)
+
+A run killed with SIGKILL cannot remove its folder; the next run on the machine that opens a
+jobserver removes those of runs no longer alive (`remove_left_behind`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from pathlib import Path
 from ..errors import HitError
 from ..runner import query
 
+# its folder in TMPDIR: PREFIX, the host name (letters, digits, dots; "_" for the rest), "-",
+# the run's pid, "-", random letters
+PREFIX = "hit-jobserver-"
 TOKEN = b"+"  # what GNU make writes; any byte does
 FIRST_FD = 10  # the descriptors builds inherit sit at or above this
 FIFO_SINCE = (4, 4)  # the first GNU make that takes --jobserver-auth=fifo:PATH
@@ -74,7 +80,9 @@ class Jobserver:
 
     def __init__(self, cpus: int) -> None:
         self.cpus = cpus
-        self.folder = Path(tempfile.mkdtemp(prefix="hit-jobserver-"))  # 0700
+        mine = f"{PREFIX}{re.sub(r'[^A-Za-z0-9.]', '_', os.uname().nodename)}-"
+        remove_left_behind(Path(tempfile.gettempdir()), mine)
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{mine}{os.getpid()}-"))  # 0700
         self.fifo = self.folder / "fifo"
         os.mkfifo(self.fifo, 0o600)
         read = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)  # before the writer: no wait
@@ -136,6 +144,35 @@ class Jobserver:
             with contextlib.suppress(OSError):
                 os.close(fd)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def remove_left_behind(temp: Path, mine: str) -> list[Path]:
+    """Remove the jobserver folders in `temp` that runs on this machine (names starting
+    with `mine`: PREFIX, the host name, a dash) left when they were killed (SIGKILL: no
+    `close`): those of the caller's user whose run's pid is no longer alive. Returns them.
+    A run of another machine sharing `temp`, or of another user, is never touched."""
+    gone = []
+    try:
+        found = [e for e in os.scandir(temp) if e.name.startswith(mine)]
+    except OSError:
+        return gone
+    uid = os.getuid()
+    for entry in found:
+        pid = entry.name[len(mine) :].partition("-")[0]
+        try:
+            if (
+                not pid.isascii()
+                or not pid.isdigit()
+                or entry.stat(follow_symlinks=False).st_uid != uid
+            ):
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # its run is gone
+            shutil.rmtree(entry.path, ignore_errors=True)
+            gone.append(Path(entry.path))
+        except (OSError, ValueError, OverflowError):  # alive (another user's pid), or odd
+            continue
+    return gone
 
 
 def _high(fd: int) -> int:
