@@ -1,8 +1,34 @@
-"""The exceptions that reach users as a plain message instead of a traceback."""
+"""The exceptions that reach users as a plain message instead of a traceback, and the one
+escaping of what a file or a build brings into such a message (`escaped`, `log_line`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+
+def escaped(text: str, keep: str = "") -> str:
+    """`text` with every character that is not printable (str.isprintable) and not in `keep`
+    written as Python escapes it: a line break as `\\n`, ESC as `\\x1b`. The one escaping
+    of text a file or a build brought into what hit prints (messages, log lines)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() or c in keep else c.encode("unicode_escape").decode() for c in text
+    )
+
+
+def log_line(line: str) -> str:
+    """One line of a build's log (one line: no line break in it) as hit prints it: its
+    colours kept (SGR sequences, `ESC[...m`, which click.echo leaves out off a terminal) and
+    tabs, every other control character escaped. So a recipe's output cannot retitle the
+    user's terminal (`ESC]0;...BEL`), clear it, move its cursor to write over what hit said,
+    or ring it."""
+    if line.isprintable():
+        return line
+    import re
+
+    parts = re.split(r"(\x1b\[[0-9;]*m)", line)  # odd items: the SGR sequences
+    return "".join(p if i % 2 else escaped(p, keep="\t") for i, p in enumerate(parts))
 
 
 class HitError(Exception):
@@ -22,9 +48,7 @@ class ConfigError(HitError):
         super().__init__(file, line, message)  # args kept: the error pickles and compares
         self.file = Path(file)
         self.line = line
-        self.message = "".join(
-            c if c.isprintable() else c.encode("unicode_escape").decode() for c in message
-        )
+        self.message = escaped(message)
 
     @property
     def where(self) -> str:
@@ -62,7 +86,7 @@ class BuildFailed(HitError):
         if self.folder is not None:
             text += f"\n  build folder kept: {self.folder}\n  log: {self.log}\n"
         if self.tail:
-            shown = "\n".join("    " + line for line in self.tail)
+            shown = "\n".join("    " + log_line(line) for line in self.tail)
             text += f"  last {len(self.tail)} lines:\n{shown}"
         return text
 

@@ -39,6 +39,73 @@ def test_a_failed_build_s_log_lines_lose_their_colours_off_a_terminal(hit, tmp_p
     assert r.code == 1 and "    error: red" in r.err and "\x1b" not in r.err, repr(r.err)
 
 
+# a build log's hostile lines: a terminal title, clear screen, cursor up, a bell and
+# backspaces over what hit says, then colours (kept on a terminal) and a tab (kept)
+HOSTILE_LOG = (
+    "printf '\\033]0;pwned\\007title\\n\\033[2J\\033[1Acleared\\n"
+    "ok\\010\\010XX\\n\\033[31mred\\033[0m\\tcol\\n'"
+)
+
+
+def _hostile_build(tmp_path):
+    write_recipe(
+        tmp_path / "pkgs", "hostile", f'version: "1"\nbuild: |\n  {HOSTILE_LOG}\n  exit 1\n'
+    )
+    write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [hostile]\n")
+
+
+def test_a_failed_build_s_log_lines_cannot_act_on_the_users_terminal(tmp_path):
+    """A failed build's last lines, shown on a terminal: control sequences other than colours
+    (a title, clear screen, cursor movement, bell, backspace) are shown escaped, so a
+    recipe's output cannot retitle or clear the terminal or write over what hit says; its
+    colours stay, as a compiler's coloured errors should."""
+    import pty
+    import select
+
+    _hostile_build(tmp_path)
+    env = {**os.environ, "HIT_HOME": str(tmp_path / "home"), "TERM": "xterm"}
+    main, side = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hdmodules.cli.hit", "build"],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=side, stderr=side, env=env,
+    )  # fmt: skip
+    os.close(side)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([main], [], [], 60)
+        assert ready, seen
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: every writer closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    assert proc.wait(30) == 1
+    text = seen.decode()
+    assert "\\x1b]0;pwned\\x07title" in text and "\\x1b[2J\\x1b[1Acleared" in text, text
+    assert "ok\\x08\\x08XX" in text and "\x1b[31mred\x1b[0m\tcol" in text, repr(text)
+    for raw in ("\x1b]", "\x07", "\x1b[2J", "\x1b[1A", "\x08"):
+        assert raw not in text, (raw, text)
+
+
+def test_a_failed_build_s_log_lines_off_a_terminal_are_plain_text(hit, tmp_path):
+    _hostile_build(tmp_path)
+    r = hit("build", cwd=tmp_path, check=False)
+    assert r.code == 1
+    assert "    \\x1b]0;pwned\\x07title\n" in r.err and "    red\tcol\n" in r.err, r.err
+    assert not any(c in r.err for c in "\x1b\x07\x08"), repr(r.err)
+
+
+def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
+    from hdmodules.build.slurm import log_tail
+
+    log = tmp_path / "job.log"
+    log.write_bytes(b"fine\n\x1b]0;pwned\x07\x1b[32mgreen\x1b[0m\n")
+    assert log_tail(str(log)) == "    fine\n    \\x1b]0;pwned\\x07\x1b[32mgreen\x1b[0m"
+
+
 @pytest.mark.parametrize(
     "profile, fragments",
     [

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..atomic import write_atomic
 from ..durations import parse_duration
-from ..errors import FollowStopped, HitError
+from ..errors import FollowStopped, HitError, log_line
 from ..runner import query
 from ..spec.artifact import short_id
 from ..spec.resolve import Node, Resolved, to_build
@@ -414,9 +414,8 @@ def status(record: Submission, store: Store) -> list[ArtifactState]:
 def log_tail(path: str, lines: int = 20) -> str:
     """The last `lines` lines of a job's log, indented, or "(no log)"."""
     try:
-        return "\n".join(
-            "    " + x for x in Path(path).read_text(errors="replace").splitlines()[-lines:]
-        )
+        text = Path(path).read_text(errors="replace")
+        return "\n".join("    " + log_line(x) for x in text.splitlines()[-lines:])
     except OSError:
         return "    (no log)"
 
