@@ -205,6 +205,33 @@ def test_ctrl_c_stops_builds_and_installs_nothing(home, tmp_path, signum, code):
     assert run_clean(["/bin/cat", str(tmp_path / "default" / "bin" / "done")]).stdout == "done\n"
 
 
+def test_ctrl_c_while_waiting_for_another_process_s_build_ends_hit_at_once(home, tmp_path):
+    """A `hit build` waits for another process building the same artifact (its lock); a
+    Ctrl-C ends it at once, as it ends a build of its own, and the other build goes on. (It
+    waited until the other build ended: stopping joined the thread blocked on the lock.)"""
+    profile = blocking_recipe(tmp_path)
+    holder = hit_proc("build", str(profile))
+    builder_pid = read_pid(tmp_path / "pid")
+    waiter = hit_proc("build", str(profile))
+    try:
+        said = ""
+        while "waiting: another process is building it" not in said:
+            assert waiter.poll() is None, said
+            said += waiter.stderr.readline()  # (a line at a time: it says it, then waits)
+        start = time.monotonic()
+        os.kill(waiter.pid, signal.SIGINT)
+        _out, err = waiter.communicate(timeout=30)
+        assert time.monotonic() - start < 5, "hit waited for the other build to end"
+        assert waiter.returncode == 130 and "Traceback" not in err, err
+        assert (said + err).endswith("\n\nhit: interrupted\n"), said + err
+        assert alive(builder_pid) and holder.poll() is None  # the other build goes on
+    finally:
+        (tmp_path / "go").touch()
+        _out, err = holder.communicate(timeout=60)
+    assert holder.returncode == 0, err
+    assert run_clean(["/bin/cat", str(tmp_path / "default" / "bin" / "done")]).stdout == "done\n"
+
+
 class _FakeExecutor:
     """An executor that ends builds in the order they started; `fail` ids fail."""
 

@@ -303,6 +303,7 @@ def build(
     committer: GroupCommit | None = None,
     on_built: Callable[[Outcome], None] | None = None,
     on_running: Callable[[], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Outcome:
     """Build `job` into `store` unless it is installed there (or upstream); safe against
     concurrent `hit` processes (the artifact's lock; `on_wait()` is called once if another
@@ -311,7 +312,8 @@ def build(
     (the run's group commit), the artifact is sealed and handed to it and `on_built(outcome)`
     called at once (what depends on it may start building: its files are in place), then
     this waits, holding the lock, until it is installed. `on_running()` is called once its
-    script runs. Raises BuildFailed (a host tool its build system runs is missing, script,
+    script runs. `stop` (set when the run is interrupted) ends a wait for another process's
+    lock (Store.lock). Raises BuildFailed (a host tool its build system runs is missing, script,
     link check, OSError such as a full disk) or HitError (a source, what an artifact may not
     hold, a failed publish: after `on_built`)."""
     ref = job.ref
@@ -320,7 +322,7 @@ def build(
         raise HitError(f"{ref.id}: this build job {where}")
     if store.is_installed(ref):
         return Outcome("present")
-    with store.lock(ref, on_wait=on_wait):
+    with store.lock(ref, on_wait=on_wait, stop=stop):
         if store.is_installed(ref):  # another process built it while we waited
             return Outcome("present")
         missing = missing_tools(job)  # its dependencies are built now: look on its PATH
@@ -370,7 +372,8 @@ def _run(script: Path, job: BuildJob, on_running: Callable[[], None] | None = No
     with the jobserver's descriptors (job.inherit_fds) at their numbers. The reaper reports that
     nothing is left; only when it died before it could (killed) are the build's processes
     looked for by id and group (kill_build_processes). `on_running()` is called once the
-    script runs. Raises BuildFailed."""
+    script runs. `stop` (set when the run is interrupted) ends a wait for another process's
+    lock (Store.lock). Raises BuildFailed."""
     marker = build_id(job.folder)
     env = {**job.launch_env, "HIT_BUILD_ID": marker}
     fds = {fd: fd for fd in job.inherit_fds}  # the jobserver's, for make 4.3's pipe form

@@ -130,6 +130,7 @@ class LocalPool:
         self._late: list[BuildFailed] = []  # publishes that failed after "built" was reported
         self._starting: set[str] = set()  # builds started whose script does not run yet
         self._started = threading.Condition()  # notified when one runs or ends
+        self._stop = threading.Event()  # set by interrupt: a wait for a lock ends
 
     def __enter__(self) -> LocalPool:
         return self
@@ -203,6 +204,7 @@ class LocalPool:
                 self._commit,
                 hand,
                 lambda: self._runs(job.ref.id),
+                self._stop,
             )
         except BaseException as e:
             outcome = e
@@ -238,7 +240,9 @@ class LocalPool:
                 return None
 
     def interrupt(self) -> None:
-        """Ctrl-C: stop every build under way (builder.kill_running)."""
+        """Ctrl-C: stop every build under way (builder.kill_running) and every wait for
+        another process's lock (Store.lock's `stop`)."""
+        self._stop.set()
         kill_running()
         self._stop_threads()
 

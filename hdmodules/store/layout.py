@@ -39,6 +39,7 @@ from .files import (
 from .flocks import flocked
 
 META = ".hit"
+LOCK_POLL = 0.1  # seconds between looks at `stop` while another process holds a lock
 MANIFEST = "manifest.json"
 MANIFEST_TAIL = f"/{META}/{MANIFEST}"  # a prefix's manifest: the prefix, then this
 
@@ -156,8 +157,11 @@ class Store:
         return hits[0] if len(hits) == 1 else None
 
     @contextmanager
-    def lock(self, ref: ArtifactRef, on_wait=None) -> Iterator[None]:
-        """Hold the artifact's lock; `on_wait()` is called once if another process holds it."""
+    def lock(self, ref: ArtifactRef, on_wait=None, stop=None) -> Iterator[None]:
+        """Hold the artifact's lock; `on_wait()` is called once if another process holds it.
+        `stop` (a threading.Event; None: wait for as long as it takes) ends a wait once set,
+        within LOCK_POLL seconds, raising HitError: a Ctrl-C reaches the main thread only, and
+        the build threads of a run being stopped must end (scheduler.LocalPool.interrupt)."""
         import filelock  # only builders lock: keep it off the no-op path
 
         locks = self.root / ".locks"
@@ -168,7 +172,14 @@ class Store:
         except filelock.Timeout:
             if on_wait:
                 on_wait()
-            lock.acquire()
+            while True:
+                if stop is not None and stop.is_set():
+                    raise HitError(f"{ref.id}: stopped while waiting for its lock") from None
+                try:
+                    lock.acquire(timeout=-1 if stop is None else LOCK_POLL)
+                    break
+                except filelock.Timeout:
+                    continue
         try:
             yield
         finally:
