@@ -391,3 +391,14 @@ def test_a_closed_stdout_is_no_traceback(hit, demo, args):
         timeout=120,
     )
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_log_line_s_colours_end_with_it():
+    """A recipe's colours are kept, but not past its line: `ESC[8m` (hidden) or black on
+    black left on hid the next lines, hit's message after them and the shell's prompt."""
+    from hdmodules.errors import log_line
+
+    assert log_line("hide \x1b[8mthis") == "hide \x1b[8mthis\x1b[0m"
+    assert log_line("\x1b[31mred\x1b[0m\tok") == "\x1b[31mred\x1b[0m\tok\x1b[0m"
+    assert log_line("bell\x07") == "bell\\x07"  # no colour: nothing added
+    assert log_line("plain") == "plain"
