@@ -479,3 +479,30 @@ def test_a_shared_toolchain_another_process_just_laid_out_is_never_removed(tmp_p
     assert os.stat(folder).st_ino == theirs["inode"]
     assert sorted(os.listdir(folder / "bin")) == ["cc", "gcc", "mpicc"]
     assert sorted(os.listdir(folder.parent)) == [folder.name, f"{folder.name}.lock"]  # no more
+
+
+def test_a_failed_rollback_leaves_no_generations_folder_and_mv_keeps_the_history(tmp_path):
+    """`hit rollback` of a link without generations fails, and leaves nothing behind: a
+    generations folder holding just the link's lock (when each link had its own) made `hit
+    mv` to that link keep that empty folder and drop the moved link's history."""
+    import pytest
+
+    from hdmodules.errors import HitError
+    from hdmodules.store.generations import generations, rollback, switch
+    from hdmodules.store.roots import GENERATIONS, gen_folder, move_link
+
+    gc_roots, store = tmp_path / "gcroots", tmp_path / "store"
+    targets = []
+    for name in ("p1", "p2"):
+        (store / name).mkdir(parents=True)
+        targets.append(store / name)
+    old, new = tmp_path / "old", tmp_path / "new"
+    for target in targets:
+        switch(gc_roots, old, target)
+    with pytest.raises(HitError, match="no earlier generation"):
+        rollback(gc_roots, new)
+    assert [p for p in (gc_roots / GENERATIONS).iterdir() if p.is_dir()] == [
+        gen_folder(gc_roots, old)
+    ]  # old's only
+    move_link(gc_roots, store, old, new)
+    assert [g.target for g in generations(gc_roots, new)] == targets

@@ -4,6 +4,7 @@ or cheap to import (a profile link's lock, taken on every switch)."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from collections.abc import Callable, Iterator
@@ -15,12 +16,18 @@ from pathlib import Path
 def flocked(
     path: Path, exclusive: bool = True, on_wait: Callable[[], None] | None = None
 ) -> Iterator[None]:
-    """Hold an flock on `path` (made, mode 0644, if missing; its folder must exist) for the
-    block: exclusive, or shared with other shared holders. `on_wait()` is called once when
-    another process holds it and we wait. The lock goes with the file descriptor, so a killed
-    process leaves none behind. Raises OSError when the file cannot be opened; a signal
-    while waiting raises as its handler does (Ctrl-C: KeyboardInterrupt)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    """Hold an flock on `path` (made, mode 0644, if missing; its folder must exist; opened
+    read-only when it may not be written) for the block: exclusive, or shared with other
+    shared holders. `on_wait()` is called once when another process holds it and we wait.
+    The lock goes with the file descriptor, so a killed process leaves none behind. Raises
+    OSError when the file cannot be opened; a signal while waiting raises as its handler
+    does (Ctrl-C: KeyboardInterrupt)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:  # another user's lock file, a read-only folder: flock needs no write
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
     try:
         try:

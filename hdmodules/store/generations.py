@@ -24,16 +24,15 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..atomic import write_atomic
 from ..errors import HitError
-from .flocks import flocked
 from .links import set_link
-from .roots import GENERATIONS, STALE, entry_for, gen_folder, point
+from .roots import GENERATIONS, STALE, entry_for, gen_folder, links_locked, point
 
 if TYPE_CHECKING:
     from .layout import Store
@@ -105,7 +104,7 @@ def switch(gc_roots: Path, link: Path, target: Path) -> Switch:
     (moved with a plain `mv` or deleted outside hit) and pointed at another profile, the
     generation of that profile is marked stale: a moved link may still point at it, so the
     gc keeps it until `hit gc --drop-stale`."""
-    with link_lock(gc_roots, link):
+    with links_locked(gc_roots):
         entry = entry_for(gc_roots, link)
         last = entry.with_name(entry.name + ".last")
         vanished = None
@@ -120,23 +119,6 @@ def switch(gc_roots: Path, link: Path, target: Path) -> Switch:
             number = _record(gc_roots, link, target)
             _set_at(gc_roots, link, number)
     return Switch(changed, number, vanished)
-
-
-@contextmanager
-def link_lock(gc_roots: Path, link: Path) -> Iterator[None]:
-    """Hold `link`'s lock (`lock` in its generations folder, made if missing) while the link
-    and its generations change: two `hit build`s of one profile that finish together would
-    otherwise both number a new generation 1 and one of them fail on the other's symlink
-    (`... exists and is not a symlink`), or record one profile twice. Raises HitError when
-    the folder cannot be written."""
-    folder = gen_folder(gc_roots, link)
-    with ExitStack() as held:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            held.enter_context(flocked(folder / LOCK))
-        except OSError as e:
-            raise HitError(f"cannot lock {folder / LOCK}: {e.strerror or e}") from None
-        yield
 
 
 @contextmanager
@@ -275,7 +257,6 @@ def history_of(keep: int, days: int) -> History:
 
 
 AT = "at"  # in a link's generations folder: the number of the generation hit last set it to
-LOCK = "lock"  # in a link's generations folder: held while the link changes (link_lock)
 
 
 def current_number(gens: list[Generation], now_at: Path | None, at: int | None) -> int | None:
@@ -352,7 +333,7 @@ def rollback(gc_roots: Path, link: Path, rule: History | None = None) -> tuple[G
     returns it and whether the link changed (not when that generation holds the profile the
     link points at already). Nothing is read or built. Raises HitError as
     previous_generation does, or naming the link when it cannot be made."""
-    with link_lock(gc_roots, link):
+    with links_locked(gc_roots):
         back = previous_generation(gc_roots, link, rule)
         with signals_held():  # the link and the generation it is at change together
             changed = point(gc_roots, link, back.target)

@@ -24,12 +24,15 @@ import json
 import os
 import stat
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..atomic import write_atomic
 from ..errors import HitError
+from .flocks import flocked
 from .links import set_link
 
 if TYPE_CHECKING:
@@ -231,9 +234,37 @@ def _profile_target(link: Path, store: Path, upstreams: tuple[Path, ...] = ()) -
     raise HitError(f"{link} does not point into the store {store}")
 
 
+LOCK = "lock"  # in gc_roots/GENERATIONS: held while a profile link changes (links_locked)
+
+
+@contextmanager
+def links_locked(gc_roots: Path) -> Iterator[None]:
+    """Hold the lock of the profile links whose roots are in `gc_roots` (`_gen/lock`, made if
+    missing) while one of them, its root and its generations change: `hit build`'s switch
+    (generations.switch), `hit rollback`, `hit cp`, `hit mv`, `hit rm`. Two builds of one
+    profile that finish together would otherwise both number a new generation 1 and one of
+    them fail on the other's symlink, or one write over the other's generation. One lock for
+    every link (each holds it for milliseconds): it lives in no link's folder, which `hit
+    mv` renames and `hit rm` removes. Not reentrant. Raises HitError when it cannot be made
+    or opened."""
+    top = gc_roots / GENERATIONS
+    with ExitStack() as held:
+        try:
+            top.mkdir(parents=True, exist_ok=True)
+            held.enter_context(flocked(top / LOCK))
+        except OSError as e:
+            raise HitError(f"cannot lock {top / LOCK}: {e.strerror or e}") from None
+        yield
+
+
 def copy_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
     """`hit cp`: a new profile link `new` to what `link` points at, registered as a gc root;
     returns the profile."""
+    with links_locked(gc_roots):
+        return _copy_link(gc_roots, store, link, new)
+
+
+def _copy_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
     target = _profile_target(link, store)
     if new.exists() or new.is_symlink():
         raise HitError(f"{new} exists already")
@@ -243,13 +274,14 @@ def copy_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
 
 def move_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
     """`hit mv`: `link` becomes `new`, its root and generations with it; returns the profile."""
-    target = copy_link(gc_roots, store, link, new)
-    old_gens, new_gens = gen_folder(gc_roots, link), gen_folder(gc_roots, new)
-    if old_gens.is_dir() and not new_gens.exists():  # the history moves with the link
-        old_gens.rename(new_gens)
-        write_atomic(new_gens / "link", str(new.absolute()))
-    link.unlink()
-    deregister(gc_roots, link)
+    with links_locked(gc_roots):
+        target = _copy_link(gc_roots, store, link, new)
+        old_gens, new_gens = gen_folder(gc_roots, link), gen_folder(gc_roots, new)
+        if old_gens.is_dir() and not new_gens.exists():  # the history moves with the link
+            old_gens.rename(new_gens)
+            write_atomic(new_gens / "link", str(new.absolute()))
+        link.unlink()
+        deregister(gc_roots, link)
     return target
 
 
@@ -264,9 +296,10 @@ def remove_link(
     upstream stores (their roots folders `upstream_gc_roots`) what it used. Returns what it
     pointed to; raises HitError when it is not a link into `store` or one of the upstream
     stores `upstreams` (a user's profile the site built the same: the link points there)."""
-    target = _profile_target(link, store, upstreams)
-    link.unlink()
-    deregister(gc_roots, link)
+    with links_locked(gc_roots):
+        target = _profile_target(link, store, upstreams)
+        link.unlink()
+        deregister(gc_roots, link)
     for up in upstream_gc_roots:
         forget_use(up, link)
     return target
