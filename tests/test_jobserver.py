@@ -300,9 +300,12 @@ def test_a_packed_slurm_job_shares_its_cpus_the_same_way(slurm_cluster, hit, hom
 def test_a_killed_runs_jobserver_folder_is_removed_by_the_next_run(tmp_path, monkeypatch):
     """`hit build -j 2` killed with SIGKILL mid-build leaves its jobserver folder in TMPDIR
     (nothing of it runs to remove it); the next run that opens a jobserver removes it, and
-    never the folder of a run still alive, another user's, or another machine's (a TMPDIR
-    two machines share)."""
+    one that older code left (no `held` file) a minute after it was made, never the folder
+    of a run still alive (it holds its `held` file's lock: whatever its machine, container
+    or pid namespace) nor one being made."""
+    import fcntl
     import signal
+    import time
 
     from tests.conftest import blocking_recipe, hit_proc, read_pid, run_hit
 
@@ -313,21 +316,24 @@ def test_a_killed_runs_jobserver_folder_is_removed_by_the_next_run(tmp_path, mon
     profile = blocking_recipe(tmp_path)
     killed = hit_proc("build", "-j", "2", str(profile))
     read_pid(tmp_path / "pid")  # its build runs: its jobserver is open
-    left = [p for p in temp.iterdir() if p.name.startswith("hit-jobserver-")]
-    assert len(left) == 1 and (left[0] / "fifo").exists()
+    (left,) = [p for p in temp.iterdir() if p.name.startswith("hit-jobserver-")]
+    assert (left / "fifo").exists() and (left / "held").exists()
     os.kill(killed.pid, signal.SIGKILL)
     killed.communicate(timeout=60)
-    assert left[0].exists()  # nothing removed it: the case this test is about
+    assert left.exists()  # nothing removed it: the case this test is about
 
-    host = left[0].name.split("-")[2]
-    alive = temp / f"hit-jobserver-{host}-{os.getpid()}-x"  # this test's own pid: alive
-    elsewhere = temp / f"hit-jobserver-other.host-{killed.pid}-x"  # another machine's run
-    for kept in (alive, elsewhere):
-        kept.mkdir()
+    alive, older, making = (temp / f"hit-jobserver-{n}" for n in ("alive", "older", "making"))
+    for folder in (alive, older, making):
+        folder.mkdir()
+    held = os.open(alive / "held", os.O_RDWR | os.O_CREAT)  # a run alive elsewhere holds it
+    fcntl.flock(held, fcntl.LOCK_EX)
+    hour_ago = time.time() - 3600
+    os.utime(older, (hour_ago, hour_ago))  # left by code from before `held`
     (tmp_path / "go").touch()
     one = write_profile(tmp_path / "one.yaml", "package_dirs: [pkgs]\npackages: [one]\n")
     write_recipe(tmp_path / "pkgs", "one", 'version: "1"\nbuild: mkdir -p "$ARTIFACT/share"\n')
-    run_hit("build", "-j", "2", str(one))
-    assert not left[0].exists()
-    assert alive.exists() and elsewhere.exists()
-    assert sorted(p.name for p in temp.iterdir()) == sorted([alive.name, elsewhere.name])
+    try:
+        run_hit("build", "-j", "2", str(one))
+    finally:
+        os.close(held)
+    assert sorted(p.name for p in temp.iterdir()) == [alive.name, making.name]

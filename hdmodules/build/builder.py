@@ -372,8 +372,7 @@ def _run(script: Path, job: BuildJob, on_running: Callable[[], None] | None = No
     with the jobserver's descriptors (job.inherit_fds) at their numbers. The reaper reports that
     nothing is left; only when it died before it could (killed) are the build's processes
     looked for by id and group (kill_build_processes). `on_running()` is called once the
-    script runs. `stop` (set when the run is interrupted) ends a wait for another process's
-    lock (Store.lock). Raises BuildFailed."""
+    script runs. Raises BuildFailed."""
     marker = build_id(job.folder)
     env = {**job.launch_env, "HIT_BUILD_ID": marker}
     fds = {fd: fd for fd in job.inherit_fds}  # the jobserver's, for make 4.3's pipe form

@@ -21,8 +21,11 @@ the FIFO and tops it up to N - 1 (`refill`): nothing of a finished build runs an
 builder kills its leftovers before it returns), so every token is then in the FIFO. (GNU
 make's own top-level make counts the same way when it exits.)
 
-A run killed with SIGKILL cannot remove its folder; the next run on the machine that opens a
-jobserver removes those of runs no longer alive (`remove_left_behind`).
+A run holds an flock on a file in its folder (`HELD`) for as long as it lives; the kernel
+lets it go when the run ends, however it ends. A run killed with SIGKILL cannot remove its
+folder, so every run that opens a jobserver first removes the folders whose lock it can take
+(`remove_left_behind`): never one of a run still alive, whatever machine, container or pid
+namespace it runs in (flock is the kernel's, and NFS's lock manager's across machines).
 """
 
 from __future__ import annotations
@@ -40,9 +43,9 @@ from pathlib import Path
 from ..errors import HitError
 from ..runner import query
 
-# its folder in TMPDIR: PREFIX, the host name (letters, digits, dots; "_" for the rest), "-",
-# the run's pid, "-", random letters
-PREFIX = "hit-jobserver-"
+PREFIX = "hit-jobserver-"  # its folder in TMPDIR: PREFIX and random letters (mkdtemp)
+HELD = "held"  # in that folder: the file its run holds an flock on while it lives
+LEFT_AFTER = 60.0  # seconds: a folder without HELD this old was left (made before HELD was)
 TOKEN = b"+"  # what GNU make writes; any byte does
 FIRST_FD = 10  # the descriptors builds inherit sit at or above this
 FIFO_SINCE = (4, 4)  # the first GNU make that takes --jobserver-auth=fifo:PATH
@@ -80,9 +83,12 @@ class Jobserver:
 
     def __init__(self, cpus: int) -> None:
         self.cpus = cpus
-        mine = f"{PREFIX}{re.sub(r'[^A-Za-z0-9.]', '_', os.uname().nodename)}-"
-        remove_left_behind(Path(tempfile.gettempdir()), mine)
-        self.folder = Path(tempfile.mkdtemp(prefix=f"{mine}{os.getpid()}-"))  # 0700
+        remove_left_behind(Path(tempfile.gettempdir()))
+        self.folder = Path(tempfile.mkdtemp(prefix=PREFIX))  # 0700
+        new = self.folder / f".{HELD}"  # locked before it is HELD: no sweep takes it between
+        self._held = os.open(new, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._held, fcntl.LOCK_EX)
+        os.rename(new, self.folder / HELD)
         self.fifo = self.folder / "fifo"
         os.mkfifo(self.fifo, 0o600)
         read = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)  # before the writer: no wait
@@ -144,34 +150,50 @@ class Jobserver:
             with contextlib.suppress(OSError):
                 os.close(fd)
         shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.close(self._held)
 
 
-def remove_left_behind(temp: Path, mine: str) -> list[Path]:
-    """Remove the jobserver folders in `temp` that runs on this machine (names starting
-    with `mine`: PREFIX, the host name, a dash) left when they were killed (SIGKILL: no
-    `close`): those of the caller's user whose run's pid is no longer alive. Returns them.
-    A run of another machine sharing `temp`, or of another user, is never touched."""
+def remove_left_behind(temp: Path, now: float | None = None) -> list[Path]:
+    """Remove the jobserver folders in `temp` (names starting with PREFIX, folders of the
+    caller's user) that runs killed with SIGKILL left: those whose `HELD` file's lock can be
+    taken at once (its run has ended), and those without one LEFT_AFTER seconds after they
+    were made (`now`: seconds since the epoch, time.time() if None). Returns them. A folder
+    of a run still alive is never removed."""
+    import time
+
+    now = time.time() if now is None else now
     gone = []
     try:
-        found = [e for e in os.scandir(temp) if e.name.startswith(mine)]
+        found = [e for e in os.scandir(temp) if e.name.startswith(PREFIX)]
     except OSError:
         return gone
     uid = os.getuid()
     for entry in found:
-        pid = entry.name[len(mine) :].partition("-")[0]
         try:
-            if (
-                not pid.isascii()
-                or not pid.isdigit()
-                or entry.stat(follow_symlinks=False).st_uid != uid
-            ):
-                continue
-            os.kill(int(pid), 0)
-        except ProcessLookupError:  # its run is gone
+            info = entry.stat(follow_symlinks=False)
+        except OSError:  # removed meanwhile
+            continue
+        if not entry.is_dir(follow_symlinks=False) or info.st_uid != uid:
+            continue
+        try:
+            fd = os.open(f"{entry.path}/{HELD}", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except FileNotFoundError:  # no HELD: being made right now, or left by older code
+            if now - info.st_mtime > LEFT_AFTER:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                gone.append(Path(entry.path))
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # its run holds it while it lives
+        except OSError:
+            continue
+        else:
             shutil.rmtree(entry.path, ignore_errors=True)
             gone.append(Path(entry.path))
-        except (OSError, ValueError, OverflowError):  # alive (another user's pid), or odd
-            continue
+        finally:
+            os.close(fd)
     return gone
 
 
