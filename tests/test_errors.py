@@ -103,7 +103,8 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
 
     log = tmp_path / "job.log"
     log.write_bytes(b"fine\n\x1b]0;pwned\x07\x1b[32mgreen\x1b[0m\n")
-    assert log_tail(str(log)) == "    fine\n    \\x1b]0;pwned\\x07\x1b[32mgreen\x1b[0m"
+    shown = "    fine\n    \\x1b]0;pwned\\x07\x1b[32mgreen\x1b[0m\x1b[0m"  # a reset ends it
+    assert log_tail(str(log)) == shown
 
 
 @pytest.mark.parametrize(
