@@ -19,19 +19,16 @@ def escaped(text: str, keep: str = "") -> str:
 
 def log_line(line: str) -> str:
     """One line of a build's log (one line: no line break in it) as hit prints it: its
-    colours kept (SGR sequences, `ESC[...m`, which click.echo leaves out off a terminal) and
-    tabs, every other control character escaped; a line with colours ends with a reset
-    (`ESC[0m`). So a recipe's output cannot retitle the user's terminal (`ESC]0;...BEL`),
-    clear it, move its cursor to write over what hit said, hide what follows, or ring it."""
+    colours and styles (SGR sequences, `ESC[...m`) left out, as click.echo leaves them out
+    off a terminal, tabs kept, every other control character escaped. So a recipe's output
+    cannot retitle the user's terminal (`ESC]0;...BEL`), clear it, move its cursor to write
+    over what hit said, ring it, or hide text (`ESC[8m`, black on black: styles cannot be
+    told harmless from hiding, so none is kept)."""
     if line.isprintable():
         return line
     import re
 
-    parts = re.split(r"(\x1b\[[0-9;]*m)", line)  # odd items: the SGR sequences
-    shown = "".join(p if i % 2 else escaped(p, keep="\t") for i, p in enumerate(parts))
-    # its colours end with it: `ESC[8m` (hidden) or black on black left on would hide the
-    # next lines, hit's own message after them, and the shell's prompt
-    return shown + "\x1b[0m" if len(parts) > 1 else shown
+    return escaped(re.sub(r"\x1b\[[0-9;:]*m", "", line), keep="\t")
 
 
 class HitError(Exception):
