@@ -67,6 +67,11 @@ def test_cp_edit_rebuild_both_survive(hit, home, demo):
     assert run_clean([str(demo / "default/bin/app")]).stdout.startswith("New from")
     listed = hit("gc", "--list", cwd=demo).out
     assert f"{demo / 'old_profile'} -> profile/" in listed and f"{demo / 'default'} -> " in listed
+    for cmd in ("cp", "mv"):  # into a folder that does not exist: refused, none made
+        r = hit(cmd, "old_profile", "nosuch/dir/x", cwd=demo, check=False)
+        assert r.code == 1 and f"no such folder {demo / 'nosuch' / 'dir'}" in r.err, r.err
+        assert not (demo / "nosuch").exists() and (demo / "old_profile").is_symlink()
+    assert "nosuch" not in hit("gc", "--list").out
     hit("mv", "old_profile", "kept", cwd=demo)
     assert not (demo / "old_profile").exists() and "old_profile" not in hit("gc", "--list").out
     hit("gc", cwd=demo)

@@ -268,6 +268,8 @@ def _copy_link(gc_roots: Path, store: Path, link: Path, new: Path) -> Path:
     target = _profile_target(link, store)
     if new.exists() or new.is_symlink():
         raise HitError(f"{new} exists already")
+    if not new.parent.is_dir():  # as cp and mv: no folder is made (root would make any path)
+        raise HitError(f"cannot make {new}: no such folder {new.parent}")
     point(gc_roots, new, target)
     return target
 
