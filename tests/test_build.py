@@ -97,6 +97,37 @@ def _toolbin(folder: Path) -> dict[str, tuple[str, int]]:
     }
 
 
+def test_status_of_an_unchanged_profile_comes_from_the_memo_and_says_the_same(hit, demo, home):
+    """`hit status` of a profile built and unchanged is answered from the no-op memo without
+    resolving (issue 18: about a second at 5,000 packages over a site store), word for word
+    what resolving and looking says; once the link points elsewhere (a rollback) or a recipe
+    changes, it resolves again."""
+    from hdmodules.errors import HitError
+    from hdmodules.publish.status import profile_status
+    from hdmodules.store.home import load_home
+
+    def no_resolve(_profile):
+        raise HitError("resolved")
+
+    hit("build", cwd=demo)
+    looked = hit("status", "default.yaml", cwd=demo).out  # first: from the memo
+    (home / ".cache").rename(home / "cache-away")  # no memo: resolved and looked up
+    assert hit("status", "default.yaml", cwd=demo).out == looked
+    assert looked.count("  built\n") == 5
+    shutil.rmtree(home / ".cache", ignore_errors=True)  # (what resolving cached, if any)
+    (home / "cache-away").rename(home / ".cache")
+    profile = str(demo / "default.yaml")
+    assert profile_status(profile, load_home(), no_resolve) + "\n" == looked  # never resolved
+    yaml = demo / "default.yaml"
+    yaml.write_text(yaml.read_text().replace("  app:\n", ""))
+    assert "exists already" not in hit("build", cwd=demo).err  # a switch, from the memo
+    assert "app " not in hit("status", cwd=demo).out  # its memo says nothing of the last
+    recipe = demo / "pkgs" / "liba.yaml"
+    recipe.write_text(recipe.read_text() + "\n")  # an input changed: the memo answers no more
+    with pytest.raises(HitError, match="resolved"):
+        profile_status(profile, load_home(), no_resolve)
+
+
 def test_status_show_and_bdir(hit, demo, tmp_path):
     r = hit("status", cwd=demo)
     assert r.out.count("needs build") == 5

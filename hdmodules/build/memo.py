@@ -43,7 +43,7 @@ from ..collector import collector_paused
 # the code whose change can change what resolving gives (below the package folder): the
 # no-op path trusts the memo only while none of it changed (a checkout being edited)
 OWN_CODE = ("spec/*.py", "hashing.py", "names.py", "urls.py", "build/memo.py")
-FORMAT = 5  # the memo file's layout: a memo of another layout is not trusted
+FORMAT = 6  # the memo file's layout: a memo of another layout is not trusted
 
 # A path's stamp: (st_mtime_ns, st_ctime_ns, st_size, st_ino) of os.stat (symlinks
 # followed), or GONE. The ctime catches a file whose mtime was put back (`touch -d`, `cp -p`,
@@ -309,6 +309,7 @@ def save(home, resolved) -> None:
     (which must still be there), the links that must stay as they are, and what a switch
     to another list of the same packages needs (`switch_data`).
     Never raises for an unwritable cache (it is only a cache)."""
+    from ..publish.status import status_text
     from ..spec.resolvecache import seen
     from ..store.home import open_store
     from ..store.layout import MANIFEST, META
@@ -336,6 +337,7 @@ def save(home, resolved) -> None:
         "shorts": "\0".join(r.short for r in refs),
         "site_config": _site_config(),
         "switch": switch_data(resolved) if whole else None,
+        "status": status_text(resolved, lambda _ref: True),  # all built: its `hit status`
     }
     write(resolved.profile.file, doc)
 
@@ -547,6 +549,19 @@ def switchable(home: str, profile: str, doc: dict) -> bool:
     end_switch_check()
     saved = _with_own(doc, profile)
     return saved is not None and _holds(doc, saved)
+
+
+def status(home: str, profile: str) -> str | None:
+    """`hit status` of an unchanged profile whose build is complete and whose link and gc
+    root are in place (every artifact built: the memo stamps their manifests), as
+    publish/status.py rendered it when the memo was saved; None means "resolve and look".
+    Begins no switch check (`load` does when only the profile's YAML changed)."""
+    with collector_paused():
+        doc = _read(home, profile)
+        if doc is None or not _holds(doc, doc["stamps"]):
+            return None
+    text = doc.get("status")
+    return text if isinstance(text, str) else None
 
 
 def up_to_date(home: str, profile: str) -> tuple[list[str], str, str] | None:

@@ -87,20 +87,9 @@ def build_artifact(profile: str, artifacts, jobs: int) -> None:
 def status(profile: str) -> None:
     """For each package of PROFILE: built or needs build, with its short id."""
 
-    home = _home(write=False)
-    resolved = _resolve(profile)
-    store = open_store(home)
-    width = max([len(n) for n in resolved.nodes] + [7])
-    lines = []
-    for node in resolved.nodes.values():
-        state = "built" if store.is_installed(node.ref) else "needs build"
-        extra = "" if node.name in resolved.packages else "  (dependency)"
-        lines.append(
-            f"{node.name:<{width}}  {node.recipe.version:<10}  {node.ref.short}  {state}{extra}"
-        )
-    pstate = "built" if store.is_installed(resolved.profile_ref) else "needs build"
-    lines.append(f"{'profile':<{width}}  {'':<10}  {resolved.profile_ref.short}  {pstate}")
-    click.echo("\n".join(lines))  # one write: a status of thousands of packages
+    from ..publish.status import profile_status
+
+    click.echo(profile_status(profile, _home(write=False), _resolve))
 
 
 @cli.group()

@@ -191,5 +191,6 @@ def remember(quick: Quick, home: Home, store: Store) -> None:
         "links": memo.links(home, quick.plan.link, store.prefix(quick.plan.ref)),
         "shorts": "\0".join(quick.shorts),
         "switch": {**known, "kept": ",".join(str(place) for place in quick.places)},
+        "status": None,  # the last resolution's: not this profile's (`hit status` resolves)
     }
     memo.write(profile, doc)
