@@ -309,10 +309,10 @@ def save(home, resolved) -> None:
     (which must still be there), the links that must stay as they are, and what a switch
     to another list of the same packages needs (`switch_data`).
     Never raises for an unwritable cache (it is only a cache)."""
-    from ..publish.status import status_text
     from ..spec.resolvecache import seen
     from ..store.home import open_store
     from ..store.layout import MANIFEST, META
+    from .status import status_text
 
     store = open_store(home)
     found = noted_inputs(resolved, home)
@@ -554,7 +554,7 @@ def switchable(home: str, profile: str, doc: dict) -> bool:
 def status(home: str, profile: str) -> str | None:
     """`hit status` of an unchanged profile whose build is complete and whose link and gc
     root are in place (every artifact built: the memo stamps their manifests), as
-    publish/status.py rendered it when the memo was saved; None means "resolve and look".
+    build/status.py rendered it when the memo was saved; None means "resolve and look".
     Begins no switch check (`load` does when only the profile's YAML changed)."""
     with collector_paused():
         doc = _read(home, profile)
