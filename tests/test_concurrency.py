@@ -499,7 +499,7 @@ def test_a_failed_rollback_leaves_no_generations_folder_and_mv_keeps_the_history
     old, new = tmp_path / "old", tmp_path / "new"
     for target in targets:
         switch(gc_roots, old, target)
-    with pytest.raises(HitError, match="no earlier generation"):
+    with pytest.raises(HitError, match="has no generations"):
         rollback(gc_roots, new)
     assert [p for p in (gc_roots / GENERATIONS).iterdir() if p.is_dir()] == [
         gen_folder(gc_roots, old)

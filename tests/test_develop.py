@@ -132,6 +132,12 @@ def test_history_and_rollback(hit, demo):
     assert len(hit("history", cwd=demo).out.splitlines()) == 1
     r = hit("rollback", cwd=demo, check=False)
     assert r.code == 1 and "no earlier generation" in r.err
+    # no profile link hit knows, or a copy (which starts without history): said, exit 1
+    hit("cp", "default", "copy", cwd=demo)
+    for name in ("nolink", "copy"):
+        for cmd in ("history", "rollback"):
+            r = hit(cmd, name, cwd=demo, check=False)
+            assert r.code == 1 and f"{demo / name} has no generations: `hit build`" in r.err
 
 
 def _build_profiles(hit, tmp_path: Path, *contents: str) -> tuple[Path, list[str]]:

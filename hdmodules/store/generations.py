@@ -288,8 +288,11 @@ def _set_at(gc_roots: Path, link: Path, number: int) -> None:
 def history(gc_roots: Path, link: Path, store: Store) -> list[str]:
     """`hit history`: one line a generation of `link`, oldest first: number, local time,
     the profile, `(current)` for the one it points at (current_number: one generation at
-    most, as `nix-env --list-generations` marks one)."""
+    most, as `nix-env --list-generations` marks one). Raises HitError when it has none
+    (no_generations)."""
     gens = generations(gc_roots, link)
+    if not gens:
+        raise HitError(no_generations(link))
     now = current_number(gens, current(link), _at(gc_roots, link))
     lines = []
     for g in gens:
@@ -310,6 +313,8 @@ def previous_generation(gc_roots: Path, link: Path, rule: History | None = None)
     generation (or the link points at no generation), saying, when `rule` keeps no history,
     that the gc removes earlier generations."""
     gens = generations(gc_roots, link)
+    if not gens:
+        raise HitError(no_generations(link))
     now_at = current(link)
     now = current_number(gens, now_at, _at(gc_roots, link))
     earlier = [g for g in gens if now is not None and g.number < now and g.target.exists()]
@@ -326,6 +331,15 @@ def previous_generation(gc_roots: Path, link: Path, rule: History | None = None)
             )
         raise HitError(f"{link} has no earlier generation to go back to (`hit history`){why}")
     return earlier[-1]
+
+
+def no_generations(link: Path) -> str:
+    """What `hit history` and `hit rollback` say of a link with no generation recorded: no
+    profile link hit knows, or one `hit cp` made (a copy starts without history)."""
+    return (
+        f"{link} has no generations: `hit build` records one each time it points this link "
+        "at a profile (is it the profile's link? `hit gc --list` lists those hit knows)"
+    )
 
 
 def rollback(gc_roots: Path, link: Path, rule: History | None = None) -> tuple[Generation, bool]:
