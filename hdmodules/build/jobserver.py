@@ -42,6 +42,7 @@ from pathlib import Path
 
 from ..errors import HitError
 from ..runner import query
+from ..store.flocks import held_elsewhere
 
 PREFIX = "hit-jobserver-"  # its folder in TMPDIR: PREFIX and random letters (mkdtemp)
 HELD = "held"  # in that folder: the file its run holds an flock on while it lives
@@ -177,23 +178,14 @@ def remove_left_behind(temp: Path, now: float | None = None) -> list[Path]:
         if not entry.is_dir(follow_symlinks=False) or info.st_uid != uid:
             continue
         try:
-            fd = os.open(f"{entry.path}/{HELD}", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            left = not held_elsewhere(f"{entry.path}/{HELD}")  # its run holds it while alive
         except FileNotFoundError:  # no HELD: being made right now, or left by older code
-            if now - info.st_mtime > LEFT_AFTER:
-                shutil.rmtree(entry.path, ignore_errors=True)
-                gone.append(Path(entry.path))
-            continue
+            left = now - info.st_mtime > LEFT_AFTER
         except OSError:
             continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # its run holds it while it lives
-        except OSError:
-            continue
-        else:
+        if left:
             shutil.rmtree(entry.path, ignore_errors=True)
             gone.append(Path(entry.path))
-        finally:
-            os.close(fd)
     return gone
 
 

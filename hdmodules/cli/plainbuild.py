@@ -39,8 +39,8 @@ def _out(line: str) -> None:
 
 def _echo(line: str, err: bool) -> None:
     """One line on stderr (`err`) or stdout, as the click command's click.echo writes it:
-    ANSI styles (a build log's colours, in a failure's last lines) are left out unless the
-    stream is a terminal. click is imported for such a line only."""
+    ANSI styles are left out unless the stream is a terminal (a build log's lines have none
+    left: errors.log_line). click is imported for such a line only."""
     if "\x1b" in line:
         import click
 

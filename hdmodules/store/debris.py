@@ -72,20 +72,15 @@ def running_build_ids() -> set[str]:
 
 def _lock_held(store: Store, name: str, short: str) -> bool:
     """Whether a process holds the lock of an artifact `name` whose hash starts `short`."""
-    import fcntl
+    from .flocks import held_elsewhere
 
     locks = store.root / ".locks"
     for lock in locks.glob(f"{glob_escape(name)}-{short}*.lock"):
         try:
-            fd = os.open(lock, os.O_RDWR)
+            if held_elsewhere(lock):
+                return True
         except OSError:
             continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # closing drops the lock taken to look
     return False
 
 

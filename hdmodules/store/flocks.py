@@ -1,6 +1,7 @@
-"""The one way to hold an flock(2) lock on a file: shared or exclusive, waiting when another
-process holds it. flock rather than filelock where a lock must be shared (the store's GC lock)
-or cheap to import (a profile link's lock, taken on every switch)."""
+"""The one way to hold an flock(2) lock on a file (shared or exclusive, waiting when another
+process holds it), and to ask whether another process holds one. flock rather than
+filelock where a lock must be shared (the store's GC lock) or cheap to import (the lock of
+the profile links, taken on every switch)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,16 @@ def flocked(
         yield
     finally:
         os.close(fd)
+
+
+def held_elsewhere(path: Path | str) -> bool:
+    """Whether another process holds an flock on the file `path` now (the lock taken to look
+    is dropped at once). Raises OSError when it cannot be opened (FileNotFoundError: none)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
