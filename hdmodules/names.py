@@ -168,9 +168,19 @@ def site_path_problem(path: str) -> str | None:
     """Why `path` cannot be a site's root or module path, or None. Whitespace: Open MPI's and
     MPICH's compiler wrappers split OMPI_CC/MPICH_CC (which name the compiler module's
     wrappers under the module path) at it, and recipes' unquoted $LDFLAGS too. `$`:
-    Environment Modules expands variables in MODULEPATH entries."""
+    Environment Modules expands variables in MODULEPATH entries. Tcl's `[ ] { } ; " \\`:
+    Lmod reads a Tcl modulefile's `module use DIR` through its tcl2lua.tcl, which evaluates
+    the quoted DIR once more (`eval usecmd $args`), so `[cmd]` in a root ran as a command at
+    every `module load` and `;` or `"` broke the tree."""
     if any(c.isspace() for c in path):
         return "holds whitespace, which MPI compiler wrappers split OMPI_CC/MPICH_CC at"
     if "$" in path:
         return "holds `$`, which Environment Modules expands in MODULEPATH"
+    bad = sorted({c for c in path if c in TCL_SPECIAL})
+    if bad:
+        shown = " ".join(bad)
+        return f"holds {shown}, which Lmod evaluates again in a Tcl module's `module use`"
     return None
+
+
+TCL_SPECIAL = '[]{};"\\'  # what Tcl evaluates in a string evaluated again (site_path_problem)

@@ -405,3 +405,22 @@ def test_a_log_line_shows_no_style_that_could_hide_text():
     assert log_line("\x1b[31mred\x1b[0m\tok") == "red\tok"
     assert log_line("bell\x07 \x1b[2J") == "bell\\x07 \\x1b[2J"
     assert log_line("plain") == "plain"
+
+
+@pytest.mark.parametrize("tail", ["r[pwd]", "f;g", 'd"q', "c\\z", "b{y"])
+def test_a_site_root_lmod_would_evaluate_again_is_refused(tmp_path, tail):
+    """Lmod reads a Tcl module's `module use DIR` through tcl2lua.tcl, which evaluates DIR
+    once more: a root holding `[pwd]` ran it at every `module load` of the Tcl tree, and `;`,
+    `"` or `\\` broke it (found by the closing trial). Refused at site.yaml's root: line,
+    and for `--root`, before anything is built."""
+    site = tmp_path / "site.yaml"
+    root = tmp_path / tail
+    site.write_text(
+        f"root: '{root}'\npackage_dirs: []\nstacks:\n  s: {{compiler: gcc, packages: []}}\n"
+    )
+    r = run_hdmod("build", str(site), check=False)
+    assert r.returncode == 1 and f"{site}:1: the site's root {root} holds" in r.stderr, r.stderr
+    assert "which Lmod evaluates again in a Tcl module's `module use`" in r.stderr
+    assert "Traceback" not in r.stderr and not root.exists()
+    r = run_hdmod("build", str(site), "--root", str(tmp_path / "x" / tail), check=False)
+    assert r.returncode == 1 and "which Lmod evaluates again" in r.stderr, r.stderr
