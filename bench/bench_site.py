@@ -309,7 +309,10 @@ def report(sizes: list[Site], results: list[dict[str, float]]) -> bool:
     return ok
 
 
-BARE_RATE_IDLE = 7657.0  # files/s plain Python wrote on the development machine (anchor)
+# The worst ratio to `python -c pass` of both trees from scratch at the quick size (500
+# artifacts, 996 files: 1,800 files/s, start-up and site load being a third of it), when
+# that was recorded: 13.5x on the development machine, 10.3x on CI's.
+SCRATCH_QUICK_RATIO = 14.0
 
 
 def rows(quick: bool) -> list[Row]:
@@ -330,11 +333,14 @@ def rows(quick: bool) -> list[Row]:
         for key, what in ROWS if key in GOALS
     ]  # fmt: skip
     files = r["rate"] * r["scratch"]
+    # Judged against `python -c pass`, as the rows above: writing the trees is CPU-bound
+    # (rendering and planning, not the disk), so plain writes, 4x faster on CI's disk than
+    # here, made a ratio that moved with the disk and not with this code.
     out.append(
-        Row(f"both module trees from scratch, {files:,.0f} files ({r['rate']:,.0f} files/s)",
-            r["scratch"], "plain Python writing as many files", r["bare"],
-            f"≥ {RATE_GOAL:,.0f} files/s", max_seconds=files / RATE_GOAL, command=cmd,
-            idle_anchor=files / BARE_RATE_IDLE, baseline=4.7)
+        Row(f"both module trees from scratch, {files:,.0f} files ({r['rate']:,.0f} files/s; "
+            f"plain Python writes {r['bare_rate']:,.0f}/s)", r["scratch"], "python -c pass",
+            r["python"], f"≥ {RATE_GOAL:,.0f} files/s", max_seconds=files / RATE_GOAL,
+            command=cmd, baseline=SCRATCH_QUICK_RATIO)
     )  # fmt: skip
     return out
 
