@@ -334,6 +334,32 @@ def test_a_profile_of_no_package_edited_is_switched_as_resolving_would(home, tmp
     assert noop.returncode == 0 and not resolver and "(up to date)" in noop.stdout
 
 
+def test_a_conflict_between_the_memos_artifacts_is_not_said_when_a_recipe_ends_it(home, tmp_path):
+    """The farm of a likely switch is planned while the memo's stamps are checked: a conflict
+    between two of the memo's artifacts (`a` and the old `tool`, never in one profile) is
+    not said when the check then finds `tool`'s recipe changed; resolving builds the new
+    `tool`, which ships another file, and the profile is made."""
+    pkgs = tmp_path / "pkgs"
+
+    def recipe(name: str, file: str, deps: str = "") -> None:
+        script = f'  mkdir -p "$ARTIFACT/bin" && echo {name} > "$ARTIFACT/bin/{file}"\n'
+        write_recipe(pkgs, name, f'version: "1"\n{deps}build: |\n{script}')
+
+    recipe("a", "tool")
+    recipe("tool", "tool")
+    recipe("user", "user", "dependencies: [tool]\n")
+    profile = write_profile(
+        tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages:\n  a:\n  user:\n"
+    )
+    assert _build(profile)[0].returncode == 0
+    recipe("tool", "other")
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  a:\n  tool:\n")
+    r, resolver = _build(profile)
+    assert r.returncode == 0 and resolver, r.stderr
+    assert sorted(os.listdir(tmp_path / "default" / "bin")) == ["other", "tool"]
+    assert (tmp_path / "default" / "bin" / "tool").read_text() == "a\n"
+
+
 def test_a_gc_cannot_remove_what_a_switch_found_installed_before_it_is_linked(
     hit, home, tmp_path, monkeypatch
 ):
@@ -351,10 +377,11 @@ def test_a_gc_cannot_remove_what_a_switch_found_installed_before_it_is_linked(
     assert not _build(profile)[1]
     write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n  alone:\n")
     store = open_store(load_home())
-    checked = quickswitch._noted
-    collected = []
+    planned = quickswitch.farm_links  # called once the artifacts are found installed
+    collected, tried = [], []
 
-    def gc_meanwhile(*args) -> None:  # quickswitch._noted's arguments
+    def gc_meanwhile(*args):  # quickswitch.farm_links's arguments
+        tried.append(args)
         fd = os.open(store.root / ".locks" / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -365,13 +392,13 @@ def test_a_gc_cannot_remove_what_a_switch_found_installed_before_it_is_linked(
             collected.append(hit("gc"))
         finally:
             os.close(fd)
-        checked(*args)
+        return planned(*args)
 
-    monkeypatch.setattr(quickswitch, "_noted", gc_meanwhile)
+    monkeypatch.setattr(quickswitch, "farm_links", gc_meanwhile)
     options = HitBuild(None, None, True, False, False, None, False, False, False)
     said: list[str] = []
     result = builds.hit_build(profile, options, said.append)
-    assert result is not None and not collected, collected
+    assert result is not None and tried and not collected, collected
     assert sorted(os.listdir(tmp_path / "default" / "bin")) == ["alone", "top"]
     hit("gc")  # the profile keeps it now
     assert (tmp_path / "default" / "bin" / "alone").read_text() == "alone\n"

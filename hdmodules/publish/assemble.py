@@ -68,44 +68,67 @@ def plan_of(resolved: Resolved, store: Store) -> ProfilePlan:
     return ProfilePlan(resolved.profile.link_path, resolved.profile_ref, doc, held, uses, python)
 
 
-def assemble(plan: ProfilePlan, store: Store) -> bool:
-    """The profile artifact: a symlink farm over the packages `plan` holds (all installed),
-    made once like any artifact, under its lock. Returns False when it existed already.
-    Raises HitError for a file two packages both provide (none `prefer`red), before any write.
+@dataclass(frozen=True)
+class FarmLinks:
+    """A profile's farm as planned before it is written (`farm_links`): the profile its link
+    points at now (None: none) and that profile's index, each package's prefix and paths
+    (its index's `packages`), and every link of the farm (rel -> target)."""
+
+    previous: Path | None
+    index: FarmIndex
+    packages: Manifests
+    links: dict[str, str]
+
+
+def farm_links(plan: ProfilePlan, store: Store, stamps: dict | None = None) -> FarmLinks:
+    """Plan the farm of the profile `plan` (its packages all installed), writing nothing.
 
     A switch costs what changed: the paths of each package come from the index of the
     profile the link points at now (`FARM_INDEX`, written beside that profile's manifest)
-    when the package is the same artifact there, else from the package's own manifest; and
-    the links that profile holds already (its index says which) are hard-linked from it
-    (farm.write_farm). The links are the same as from scratch: `plan_links` sees the same
-    paths either way."""
-    ref = plan.ref
-    if store.is_installed(ref):
-        return False
+    when the package is the same artifact there, else from the package's own manifest. The
+    links are the same as from scratch: `plan_links` sees the same paths either way.
+    `stamps`: manifest path -> stamp, taken before (`package_paths`). Raises HitError for a
+    file two packages both provide (none `prefer`red), or a missing or damaged manifest."""
     previous = previous_profile(plan.link, store)
     index = read_farm_index(previous)
     held = {name: prefix_text(store, ref) for name, ref in plan.held.items()}
-    manifests = package_paths(held, index)
+    manifests = package_paths(held, index, stamps)
     packages = dict(manifests)  # the index holds packages only, not an external's links
     python = plan.python
     if python is not None and python.links:  # an external's: planned like a package's files
         manifests[EXTERNAL_PYTHON] = (EXTERNAL_ROOT, list(python.links))
     open_dirs = frozenset(os.path.dirname(rel) for rel in python.links) if python else frozenset()
-    # conflicts fail before any write
     links = plan_links(manifests, plan.doc.prefer, open_dirs=open_dirs)
     for rel, target in python.links.items() if python else ():
         if links.get(rel) == f"{EXTERNAL_ROOT}/{rel}":  # no package's file won (prefer:) there
             links[rel] = str(target)
+    return FarmLinks(previous, index, packages, links)
+
+
+def assemble(plan: ProfilePlan, store: Store, farm: FarmLinks | None = None) -> bool:
+    """The profile artifact: a symlink farm over the packages `plan` holds (all installed),
+    made once like any artifact, under its lock. Returns False when it existed already.
+    Raises HitError as `farm_links` does, before any write. `farm`: its links planned
+    already (publish/quickswitch.py plans them while the memo's stamps are checked).
+
+    The links the profile the link points at now holds already (its index says which) are
+    hard-linked from it (farm.write_farm)."""
+    ref = plan.ref
+    if store.is_installed(ref):
+        return False
+    if farm is None:  # conflicts fail before any write
+        farm = farm_links(plan, store)
+    python = plan.python
     with store.lock(ref):
         if store.is_installed(ref):
             return False
         prefix = store.begin(ref)
         try:
-            reuse = str(previous) if previous else None
-            manifest = write_farm(prefix, links, reuse, index.links)
+            reuse = str(farm.previous) if farm.previous else None
+            manifest = write_farm(prefix, farm.links, reuse, farm.index.links)
             if python is not None:
                 manifest.update(write_config(prefix, python.home))
-            write_farm_index(prefix, packages, links)
+            write_farm_index(prefix, farm.packages, farm.links)
             store.commit(ref, plan.doc.record(ref.id), None, manifest)
         except BaseException:
             remove_tree(prefix)
@@ -113,16 +136,22 @@ def assemble(plan: ProfilePlan, store: Store) -> bool:
     return True
 
 
-def package_paths(held: dict[str, str] | dict[str, Path], index: FarmIndex) -> Manifests:
+def package_paths(
+    held: dict[str, str] | dict[str, Path], index: FarmIndex, stamps: dict | None = None
+) -> Manifests:
     """name -> (prefix, the paths of its manifest) of each package `held` (name -> prefix),
     from `index` (the previous profile's) for a package that is the same artifact there,
-    else from its manifest. Raises HitError for a missing or damaged manifest."""
+    else from its manifest. `stamps`: manifest path -> stamp, used before `manifest_stamp`.
+    Raises HitError for a missing or damaged manifest."""
     known = index.packages
+    taken = stamps or {}
     manifests: Manifests = {}
     for name, prefix in held.items():
         entry = known.get(name)
-        same = entry is not None and entry[0] == str(prefix)
-        same = same and entry[2] is not None and entry[2] == manifest_stamp(prefix)
+        same = entry is not None and entry[0] == str(prefix) and entry[2] is not None
+        if same:
+            stamp = taken.get(f"{prefix}/{META}/{MANIFEST}")
+            same = entry[2] == (list(stamp) if stamp is not None else manifest_stamp(prefix))
         manifests[name] = (prefix, entry[1] if same else list(read_manifest(Path(prefix))))
     return manifests
 

@@ -97,7 +97,7 @@ def _quick_switch(file: Path, home: Home, o: HitBuild, say: Say) -> Result | Non
         progress = Progress(len(quick.shorts), quiet=o.quiet)
         for short in quick.shorts:
             progress.present(short)
-        result = link_plan(quick.plan, home, progress)
+        result = link_plan(quick.plan, home, progress, quick.farm)
     if roots.module_records(home.gc_roots).is_dir():  # a user's module tree to refresh
         from .usermodules import build_lines
 

@@ -23,6 +23,7 @@ from ..store import roots
 from ..store.home import Home, open_store
 from ..store.layout import Store
 from .assemble import (
+    FarmLinks,
     ProfilePlan,
     assemble,
     check_link,
@@ -180,23 +181,32 @@ def build_profiles(
     return results
 
 
-def link_plan(plan: ProfilePlan, home: Home, progress: Progress) -> Result:
+def link_plan(
+    plan: ProfilePlan, home: Home, progress: Progress, farm: FarmLinks | None = None
+) -> Result:
     """`build_profile` of a profile whose artifacts are all installed, known by its plan
-    alone (publish/quickswitch.py: a switch answered from the no-op memo): assemble it,
-    point its link at it, record what it uses, under the same GC lock and temporary roots.
-    Raises HitError as `build_profiles`."""
+    alone (publish/quickswitch.py: a switch answered from the no-op memo, `farm` its links
+    planned already): assemble it, point its link at it, record what it uses, under the
+    same GC lock and temporary roots. Raises HitError as `build_profiles`."""
     store = open_store(home)
     check_link(plan.link)
     refs = [*plan.uses, plan.ref]
     with _building(refs, home, store, progress):
-        result = _finish(plan, home, store, 0, progress)
+        result = _finish(plan, home, store, 0, progress, farm)
         store.mark_used(refs)
     return result
 
 
-def _finish(plan: ProfilePlan, home: Home, store: Store, built: int, progress: Progress) -> Result:
+def _finish(
+    plan: ProfilePlan,
+    home: Home,
+    store: Store,
+    built: int,
+    progress: Progress,
+    farm: FarmLinks | None = None,
+) -> Result:
     start = time.monotonic()
-    new = assemble(plan, store)
+    new = assemble(plan, store, farm)
     seconds = time.monotonic() - start  # the assembly alone, not the builds before it
     link, switched = link_profile(plan, home, store)
     record_upstream_use(plan, home, store, progress.note)

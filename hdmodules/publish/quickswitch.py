@@ -28,27 +28,29 @@ from pathlib import Path
 
 from ..build import memo
 from ..collector import collector_paused
+from ..errors import HitError
 from ..spec.artifact import ArtifactRef
 from ..spec.buildspec import ProfileDoc
-from ..spec.profiles import load_profile, switch_key
+from ..spec.profiles import ProfileSpec, load_profile, switch_key
 from ..spec.resolvecache import seen
 from ..store.home import Home, open_store
 from ..store.homeroot import home_root
 from ..store.layout import MANIFEST, META, Store
-from .assemble import ProfilePlan
+from .assemble import FarmLinks, ProfilePlan, farm_links
 
 
 @dataclass(frozen=True)
 class Quick:
     """A switch answered from the memo: the profile's plan, the short ids of the artifacts
-    it uses in build order, where each stood in the memo's build order, that memo, and its
-    paths (split once)."""
+    it uses in build order, where each stood in the memo's build order, that memo, its
+    paths (split once), and the profile's farm planned (None: the profile is installed)."""
 
     plan: ProfilePlan
     shorts: tuple[str, ...]
     places: tuple[int, ...]
     memo: dict
     paths: list[str]
+    farm: FarmLinks | None = None
 
 
 def quick_plan(file: Path, home: Home) -> Quick | None:
@@ -64,8 +66,10 @@ def quick_plan(file: Path, home: Home) -> Quick | None:
 
 def _plan(profile: str, root: str, home: Home) -> Quick | None:
     """`quick_plan` of the profile YAML at `profile` (absolute), in the home at `root`. The
-    YAML is loaded before the memo's stamps are checked: a check begun early (by the no-op
-    check, memo._begin_switch_check) runs meanwhile in a child."""
+    YAML is loaded, and the profile and its farm planned, before the memo's stamps are
+    checked: a check begun early (by the no-op check, memo._begin_switch_check) runs
+    meanwhile in a child, and planning waits for nothing the check decides (the stamps of
+    the memo's manifests it uses are the memo's own, which the check then confirms)."""
     doc = memo.switch_candidate(root, profile)
     if doc is None:
         return None
@@ -73,9 +77,26 @@ def _plan(profile: str, root: str, home: Home) -> Quick | None:
     known = doc["switch"]
     if switch_key(spec) != known["key"]:
         return None
+    paths = doc["paths"].split("\0")
+    stamps = _manifest_stamps(doc, paths)
+    quick = _planned(spec, doc, paths, stamps, home)
     with collector_paused():
         if not memo.switchable(root, profile, doc):
             return None
+    if quick is not None:  # for assembling and remember(), as resolving's stamps
+        taken = seen()
+        for path, stamp in stamps.items():
+            taken.setdefault(path, stamp)
+    return quick
+
+
+def _planned(
+    spec: ProfileSpec, doc: dict, paths: list[str], stamps: dict, home: Home
+) -> Quick | None:
+    """The Quick of the profile `spec` (its YAML loaded) from the memo `doc` (its `paths`
+    split, the `stamps` of its manifests), those stamps not yet checked; None when the memo
+    cannot answer for it."""
+    known = doc["switch"]
     ids, versions, deps = _artifacts(known)
     place = {artifact_id.partition("/")[0]: i for i, artifact_id in enumerate(ids)}
     listed = list(spec.packages)
@@ -92,14 +113,18 @@ def _plan(profile: str, root: str, home: Home) -> Quick | None:
     stamped = set(_kept(known))
     if any(i not in stamped and not store.is_installed(refs[i]) for i in places):
         return None  # one the last profile did not use, gone since (gc): built in full
-    paths = doc["paths"].split("\0")
-    _noted(doc, paths)
     profile_doc = ProfileDoc({name: ids[place[name]] for name in listed}, tuple(spec.prefer))
     ref = ArtifactRef("profile", "", profile_doc.hash())
     held = {name: refs[place[name]] for name in listed}
     uses = tuple(refs[i] for i in places)
     plan = ProfilePlan(spec.link_path, ref, profile_doc, held, uses)
-    return Quick(plan, tuple(r.short for r in uses), tuple(places), doc, paths)
+    farm = None
+    if not store.is_installed(ref):  # a new profile: its links planned now
+        try:
+            farm = farm_links(plan, store, stamps)
+        except HitError:  # said once the stamps hold (by assembling), else by resolving
+            farm = None
+    return Quick(plan, tuple(r.short for r in uses), tuple(places), doc, paths, farm)
 
 
 def _artifacts(known: dict) -> tuple[list[str], list[str], list[list[int]]]:
@@ -123,14 +148,14 @@ def _kept(known: dict) -> list[int]:
 _ints = len(memo.GONE)  # the integers of one path's stamp
 
 
-def _noted(doc: dict, paths: list[str]) -> None:
-    """Keep the stamps of the artifacts' manifests the memo check took (the same as saved)
-    as resolving's (resolvecache.seen): assembling compares them with the farm index's
-    (assemble.manifest_stamp) without a stat each. `paths`: the memo's, split."""
-    taken = seen()
+def _manifest_stamps(doc: dict, paths: list[str]) -> dict[str, tuple[int, ...]]:
+    """The memo's stamps of the artifacts' manifests (what it stamps after its inputs), path
+    -> the four integers. `paths`: the memo's, split."""
     saved = array("q", doc["stamps"])
-    for i in range(doc["inputs"], len(paths)):
-        taken.setdefault(paths[i], tuple(saved[_ints * i : _ints * (i + 1)]))
+    return {
+        paths[i]: tuple(saved[_ints * i : _ints * (i + 1)])
+        for i in range(doc["inputs"], len(paths))
+    }
 
 
 def build_order(roots: list[int], deps: list[list[int]]) -> list[int]:
