@@ -75,6 +75,12 @@ class Executor(Protocol):
         """On Ctrl-C: stop every build under way and wait until they have cleaned up."""
 
 
+# The longest the scheduler's thread waits without running Python (seconds): a Ctrl-C the
+# kernel hands to another thread of the process (a build thread) is only a flag until this
+# thread runs Python again, and an untimed wait for a build lost it (a `hit` waiting for
+# another process's lock went on waiting after the Ctrl-C that should have ended it).
+SIGNAL_LOOK = 0.5
+
 SHOWN_SKIPPED = 10  # skipped artifacts a failure's message names; the rest are counted
 
 
@@ -234,8 +240,10 @@ class LocalPool:
             with contextlib.suppress(queue.Empty):
                 return self._done.get_nowait()
             if not or_token or self.cpus is None:
-                return self._done.get()
-            ready, _w, _x = select.select([self._wake_r, self.cpus], [], [])
+                with contextlib.suppress(queue.Empty):
+                    return self._done.get(timeout=SIGNAL_LOOK)
+                continue
+            ready, _w, _x = select.select([self._wake_r, self.cpus], [], [], SIGNAL_LOOK)
             if self.cpus in ready:
                 return None
 

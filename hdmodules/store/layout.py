@@ -36,10 +36,9 @@ from .files import (
     remove_tree,
     remove_trees,
 )
-from .flocks import flocked
+from .flocks import Stopped, flocked
 
 META = ".hit"
-LOCK_POLL = 0.1  # seconds between looks at `stop` while another process holds a lock
 MANIFEST = "manifest.json"
 MANIFEST_TAIL = f"/{META}/{MANIFEST}"  # a prefix's manifest: the prefix, then this
 
@@ -158,32 +157,18 @@ class Store:
 
     @contextmanager
     def lock(self, ref: ArtifactRef, on_wait=None, stop=None) -> Iterator[None]:
-        """Hold the artifact's lock; `on_wait()` is called once if another process holds it.
-        `stop` (a threading.Event; None: wait for as long as it takes) ends a wait once set,
-        within LOCK_POLL seconds, raising HitError: a Ctrl-C reaches the main thread only, and
-        the build threads of a run being stopped must end (scheduler.LocalPool.interrupt)."""
-        import filelock  # only builders lock: keep it off the no-op path
-
+        """Hold the artifact's lock (an flock on `.locks/<name>-<hash>.lock`: flocks.py);
+        `on_wait()` is called once if another process holds it. `stop` (a threading.Event;
+        None: wait for as long as it takes) ends a wait within flocks.POLL seconds once set,
+        raising HitError: a Ctrl-C reaches the main thread only, and the build threads of a
+        run being stopped must end (scheduler.LocalPool.interrupt)."""
         locks = self.root / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(locks / f"{ref.name}-{ref.hash}.lock")
         try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            if on_wait:
-                on_wait()
-            while True:
-                if stop is not None and stop.is_set():
-                    raise HitError(f"{ref.id}: stopped while waiting for its lock") from None
-                try:
-                    lock.acquire(timeout=-1 if stop is None else LOCK_POLL)
-                    break
-                except filelock.Timeout:
-                    continue
-        try:
-            yield
-        finally:
-            lock.release()
+            with flocked(locks / f"{ref.name}-{ref.hash}.lock", True, on_wait, stop):
+                yield
+        except Stopped:
+            raise HitError(f"{ref.id}: stopped while waiting for its lock") from None
 
     @contextmanager
     def gc_lock(self, exclusive: bool, on_wait=None) -> Iterator[None]:
