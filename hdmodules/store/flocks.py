@@ -35,7 +35,9 @@ def flocked(
     stop: Event | None = None,
 ) -> Iterator[None]:
     """Hold an flock on `path` (made, mode 0644, if missing; its folder must exist; opened
-    read-only when it may not be written) for the block: exclusive, or shared with other
+    read-only when it may not be written; never through a symlink, as filelock opens it:
+    one planted in a shared lock folder would make or lock any file the caller may,
+    OSError ELOOP) for the block: exclusive, or shared with other
     shared holders. `on_wait()` is called once when another process holds it and we wait.
     `stop` (a threading.Event) ends a wait within POLL seconds of being set, raising
     Stopped: a Ctrl-C reaches the main thread only, and a thread waiting must end too. The
@@ -43,11 +45,14 @@ def flocked(
     OSError when the file cannot be opened; a signal while waiting raises as its handler
     does (Ctrl-C: KeyboardInterrupt)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     except OSError as e:  # another user's lock file, a read-only folder: flock needs no write
         if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except FileNotFoundError:  # none to lock, and none may be made: say why
+            raise e from None
     mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
     try:
         try:
