@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import filelock
+import pytest
 
 from hdmodules.store.roots import add_temp
 from tests.conftest import (
@@ -239,7 +240,8 @@ def test_gc_removes_build_folders_of_failed_builds_once_old_and_empty_folders(hi
     for d in not_ours:
         d.mkdir()  # not build folders: never touched
     r = hit("gc")
-    kept = f"kept the build folder {folder}: a failed or interrupted build of 0 minutes ago"
+    kept = f"kept the build folder {folder}: a failed or interrupted build, last written under a"
+    kept += " minute ago"
     assert f"{kept}, kept for debugging (keep_failed_days: 3)" in r.err
     assert folder.is_dir()
     assert not (home / "bld" / "broken").exists()  # its empty package folder went
@@ -247,7 +249,8 @@ def test_gc_removes_build_folders_of_failed_builds_once_old_and_empty_folders(hi
     for f in (folder / "build.log", folder):
         os.utime(f, (old, old))
     r = hit("gc")
-    gone = f"removed the build folder {folder}: a failed or interrupted build of 4.0 days ago"
+    gone = f"removed the build folder {folder}: a failed or interrupted build, last written 4"
+    gone += " days ago"
     assert gone in r.err
     assert "removed 1 build folder(s) of failed or interrupted builds" in r.out
     assert not folder.exists() and all(d.is_dir() for d in not_ours)
@@ -366,3 +369,15 @@ def test_a_link_moved_with_plain_mv_keeps_its_profile_after_a_rebuild(hit, home,
     assert r.out.startswith("removed 5 artifact(s)")  # the first profile and its packages
     left = [p.name for p in (home / "gcroots" / "_gen").iterdir()]
     assert not os.path.exists(first) and left == ["lock"]  # no generation: the links' lock
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [(5, "under a minute"), (60, "1 minute"), (150, "2 minutes"), (3600, "1 hour"),
+     (5400, "1.5 hours"), (86400, "1 day"), (4 * 86400, "4 days")],
+)  # fmt: skip
+def test_a_build_folders_age_is_said_as_people_say_it(seconds, said):
+    """`hit gc` says how old a failed build's folder is: "1 minute", never "1 minutes"."""
+    from hdmodules.store.debris import _age
+
+    assert _age(seconds) == said

@@ -120,11 +120,12 @@ def _build_folders(build_temp: Path) -> list[tuple[Path, str, str]]:
 
 
 def _age(seconds: float) -> str:
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} days"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} hours"
-    return f"{max(seconds, 0) / 60:.0f} minutes"
+    """An age as people say it: `2.5 days`, `1 hour`, `1 minute`, `under a minute`."""
+    for unit, size, digits in (("day", 86400, 1), ("hour", 3600, 1), ("minute", 60, 0)):
+        if seconds >= size:
+            count = f"{seconds / size:.{digits}f}".removesuffix(".0")
+            return f"{count} {unit}" + ("" if count == "1" else "s")
+    return "under a minute"
 
 
 def tidy(
@@ -151,11 +152,11 @@ def tidy(
         if _built(store, name, short):
             why = "its artifact is built now"
         elif age < policy.keep_failed:
-            kept = f"a failed or interrupted build of {_age(age)} ago, kept for debugging"
-            out.kept.append((path, f"{kept} ({policy.why})"))
+            failed = f"a failed or interrupted build, last written {_age(age)} ago"
+            out.kept.append((path, f"{failed}, kept for debugging ({policy.why})"))
             continue
         else:
-            why = f"a failed or interrupted build of {_age(age)} ago ({policy.why})"
+            why = f"a failed or interrupted build, last written {_age(age)} ago ({policy.why})"
         out.removed.append((path, why))
         out.bytes_freed += size(path)
     if not dry_run:  # several at once (files.remove_trees); no build starts meanwhile
