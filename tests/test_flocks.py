@@ -39,7 +39,8 @@ def test_a_lock_file_planted_as_a_symlink_is_refused_and_its_target_never_made(t
     victim = tmp_path / "victim" / "created"
     victim.parent.mkdir()
     (tmp_path / "locks" / "a.lock").symlink_to(victim)
-    with pytest.raises(OSError) as caught, flocked(tmp_path / "locks" / "a.lock"):
+    lock = tmp_path / "locks" / "a.lock"
+    with pytest.raises(OSError, match="a symlink, where a plain lock") as caught, flocked(lock):
         pass
     assert caught.value.errno == errno.ELOOP
     assert not victim.exists()
@@ -90,3 +91,16 @@ def test_a_wait_ends_once_its_stop_is_set_and_the_lock_is_then_free(tmp_path):
         holder.stdin.close()
         holder.wait()
     assert not held_elsewhere(lock)  # the stopped wait's descriptor was closed
+
+
+def test_a_fifo_planted_as_a_lock_file_is_refused_at_once_not_waited_on(tmp_path):
+    """Opening a FIFO blocks until a writer comes: `hit gc` asked whether a build held such
+    a "lock" while it held the store's lock, and hung, every build waiting behind it."""
+    fifo = tmp_path / "a.lock"
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    with pytest.raises(OSError, match="not a plain file"), flocked(fifo):
+        pass
+    with pytest.raises(OSError, match="not a plain file"):
+        held_elsewhere(fifo)
+    assert time.monotonic() - start < 5

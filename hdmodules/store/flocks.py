@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,8 +37,8 @@ def flocked(
 ) -> Iterator[None]:
     """Hold an flock on `path` (made, mode 0644, if missing; its folder must exist; opened
     read-only when it may not be written; never through a symlink, as filelock opens it:
-    one planted in a shared lock folder would make or lock any file the caller may,
-    OSError ELOOP) for the block: exclusive, or shared with other
+    one planted in a shared lock folder would make or lock any file the caller may; never
+    anything but a plain file: `_open`) for the block: exclusive, or shared with other
     shared holders. `on_wait()` is called once when another process holds it and we wait.
     `stop` (a threading.Event) ends a wait within POLL seconds of being set, raising
     Stopped: a Ctrl-C reaches the main thread only, and a thread waiting must end too. The
@@ -45,12 +46,12 @@ def flocked(
     OSError when the file cannot be opened; a signal while waiting raises as its handler
     does (Ctrl-C: KeyboardInterrupt)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        fd = _open(path, os.O_RDWR | os.O_CREAT)
     except OSError as e:  # another user's lock file, a read-only folder: flock needs no write
         if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            fd = _open(path, os.O_RDONLY)
         except FileNotFoundError:  # none to lock, and none may be made: say why
             raise e from None
     mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
@@ -69,6 +70,24 @@ def flocked(
         os.close(fd)
 
 
+def _open(path: Path | str, flags: int) -> int:
+    """A descriptor of the lock file `path` (`flags`: O_RDWR | O_CREAT, or O_RDONLY; made
+    with mode 0644), never through a symlink (OSError ELOOP) and never of anything but a
+    plain file: opened without waiting (a FIFO planted in a lock folder would block the
+    open for ever: `hit gc` held the store's lock meanwhile), then refused (OSError)."""
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        why = "a symlink, where a plain lock file should be"
+        raise OSError(errno.ELOOP, why, str(path)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a plain file, as a lock file should be", str(path))
+    return fd
+
+
 def _poll(fd: int, mode: int, stop: Event) -> None:
     """Take the flock `mode` on `fd`, trying every POLL seconds until `stop` is set (then
     raise Stopped)."""
@@ -85,7 +104,7 @@ def _poll(fd: int, mode: int, stop: Event) -> None:
 def held_elsewhere(path: Path | str) -> bool:
     """Whether another process holds an flock on the file `path` now (the lock taken to look
     is dropped at once). Raises OSError when it cannot be opened (FileNotFoundError: none)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    fd = _open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
