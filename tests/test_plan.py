@@ -63,5 +63,9 @@ def test_farm_conflicts():
     assert plan_farm(both, ["b"])["bin/tool"] == Path("/s/b/bin/tool")
     assert plan_farm(both, ["a", "b"])["bin/tool"] == Path("/s/a/bin/tool")
     shape = {"a": _m("/s/a", "lib/x"), "b": _m("/s/b", "lib/x/y")}
-    with pytest.raises(HitError, match="a folder in one, a file in the other"):
-        plan_farm(shape, ["a"])
+    for prefer in ([], ["a"], ["b"]):  # the message never sends the user to `prefer:` for it
+        with pytest.raises(HitError) as caught:
+            plan_farm(shape, prefer)
+        said = str(caught.value)
+        assert "a folder in one, a file in the other" in said
+        assert "`prefer:` cannot settle that: leave one of them out" in said

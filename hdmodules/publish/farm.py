@@ -52,12 +52,12 @@ def plan_links(
                     owners.add(pkg)
                 cut = rel.rfind("/", 0, cut)
             holder = files.get(rel)
-            win = pkg if holder is None else _conflict(rel, holder, pkg, rank, "both ship it")
+            win = pkg if holder is None else _conflict(rel, holder, pkg, rank)
             files[rel] = win
     for rel, pkg in files.items():
         if rel in dirs:
             other = next(iter(dirs[rel] - {pkg}), pkg)
-            _conflict(rel, other, pkg, {}, "a folder in one, a file in the other")
+            _conflict(rel, other, pkg, rank, "a folder in one, a file in the other")
     folded: dict[str, str] = {}
     if fold:
         for d, owners in dirs.items():
@@ -105,18 +105,27 @@ def plan_farm(
 EXTERNAL = " (external)"  # the end of the name of links planned for an external, not a package
 
 
-def _conflict(rel: str, a: str, b: str, rank: dict[str, int], why: str) -> str:
-    if a in rank or b in rank:
+def _conflict(rel: str, a: str, b: str, rank: dict[str, int], why: str | None = None) -> str:
+    """The winner of packages `a` and `b` both shipping the file `rel`: the one earlier in
+    `prefer` (`rank`). Raises HitError when neither is preferred, or for `why` (a folder
+    in one, a file in the other), which no `prefer:` settles: a farm cannot hold both, and
+    a folder's other files would vanish under the file, as Nix's buildEnv refuses it."""
+    if why is None and (a in rank or b in rank):
         return min((a, b), key=lambda p: rank.get(p, len(rank)))
     fixed = next((n for n in (a, b) if n.endswith(EXTERNAL)), None)  # not a package
     if fixed is not None:
         pkg = b if fixed == a else a
+        fix = f"list {pkg} under `prefer:` to use its {rel}, or " if why is None else ""
         raise HitError(
-            f"package {pkg} ships {rel}, which the profile's {fixed} gives too; list {pkg} "
-            f"under `prefer:` to use its {rel}, or leave it out"
+            f"package {pkg} ships {rel}, which the profile's {fixed} gives too; {fix}leave it out"
+        )
+    if why is not None:
+        raise HitError(
+            f"packages {a} and {b} conflict on {rel} ({why}); `prefer:` cannot settle that: "
+            f"leave one of them out of the profile"
         )
     raise HitError(
-        f"packages {a} and {b} conflict on {rel} ({why}); "
+        f"packages {a} and {b} conflict on {rel} (both ship it); "
         f"list the one that should win under `prefer:` in the profile (for a site: in the "
         f"stack, beside its packages:)"
     )
