@@ -69,3 +69,41 @@ def test_farm_conflicts():
         said = str(caught.value)
         assert "a folder in one, a file in the other" in said
         assert "`prefer:` cannot settle that: leave one of them out" in said
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_farm_planned_after_removing_packages_is_the_one_planned_from_scratch(seed):
+    """farm.after_removal (a profile switch that only removes packages) gives exactly the
+    links, folder owners and shared files `plan_farm_links` gives the packages left, or
+    None; over random farms: folders shared or not, nested, files shipped twice with a
+    `prefer`, packages of one file or of a folded tree."""
+    import random
+
+    from hdmodules.publish.farm import after_removal, plan_farm_links
+
+    rng = random.Random(seed)
+    names = ["bin/x", "bin/y", "lib/a.so", "lib/pc/a.pc", "share/d/f", "share/d/g", "share/e/h",
+             "include/z.h", "include/sub/w.h", "etc/conf"]  # fmt: skip
+    answered = planned_again = 0
+    for _round in range(400):
+        packages = {}
+        for i in range(rng.randint(1, 7)):
+            own = [f"share/p{i}/data", f"bin/p{i}"] if rng.random() < 0.5 else []
+            picked = rng.sample(names, rng.randint(0, 3)) + own
+            packages[f"p{i}"] = (f"/s/p{i}", picked or [f"only/p{i}"])
+        prefer = rng.sample(sorted(packages), rng.randint(0, len(packages)))
+        try:
+            before = plan_farm_links(packages, prefer)
+        except HitError:
+            continue
+        gone = rng.sample(sorted(packages), rng.randint(1, len(packages)))
+        left = {n: v for n, v in packages.items() if n not in gone}
+        after = after_removal(before, {n: packages[n] for n in gone})
+        if after is None:
+            planned_again += 1
+            continue
+        answered += 1
+        scratch = plan_farm_links(left, prefer)
+        assert after.links == scratch.links, (packages, prefer, gone)
+        assert after.owners == scratch.owners and after.shared == scratch.shared
+    assert answered > 50 and planned_again > 20  # both paths were taken

@@ -360,6 +360,38 @@ def test_a_conflict_between_the_memos_artifacts_is_not_said_when_a_recipe_ends_i
     assert (tmp_path / "default" / "bin" / "tool").read_text() == "a\n"
 
 
+def test_a_switch_removing_packages_plans_its_farm_from_the_last_ones(home, tmp_path, monkeypatch):
+    """The profile the link points at keeps its farm's plan in its index: a switch that only
+    removes packages starts from it (farm.after_removal) and plans nothing from scratch,
+    making the links planning from scratch makes; one that leaves a shared folder one owner
+    (bin/ to `top` alone: it folds then) is planned from scratch."""
+    from hdmodules.options import HitBuild
+    from hdmodules.publish import assemble, builds
+
+    profile = _project(tmp_path)
+    assert _build(profile)[0].returncode == 0
+    real, scratch = assemble.plan_farm_links, []
+
+    def planned_from_scratch(*args, **kwargs):
+        scratch.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(assemble, "plan_farm_links", planned_from_scratch)
+    options = HitBuild(None, None, True, False, False, None, False, False, False)
+    for listed, from_scratch in ((["top", "base", "old"], False), (["top"], True)):
+        write_profile(
+            profile, "package_dirs: [pkgs]\npackages:\n" + "".join(f"  {n}:\n" for n in listed)
+        )
+        scratch.clear()
+        assert builds.hit_build(profile, options, [].append) is not None
+        assert bool(scratch) == from_scratch, listed
+        index = assemble.read_farm_index(_link(profile))
+        held = {name: (entry[0], entry[1]) for name, entry in index.packages.items()}
+        assert sorted(held) == sorted(listed)
+        assert index.links == real(held, ()).links and index.planned is not None
+        assert sorted(os.listdir(tmp_path / "default" / "bin")) == sorted(listed)
+
+
 def test_a_gc_cannot_remove_what_a_switch_found_installed_before_it_is_linked(
     hit, home, tmp_path, monkeypatch
 ):

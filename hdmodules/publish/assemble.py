@@ -20,7 +20,7 @@ from ..store import roots
 from ..store.generations import Switch, switch
 from ..store.home import Home
 from ..store.layout import MANIFEST, META, Store, read_manifest, remove_tree
-from .farm import EXTERNAL, Manifests, plan_links, write_farm
+from .farm import EXTERNAL, Manifests, Planned, after_removal, plan_farm_links, write_farm
 from .pyvenv import ProfilePython, profile_python, write_config
 
 if TYPE_CHECKING:  # the resolver: imported when something is resolved (quickswitch.py)
@@ -72,12 +72,18 @@ def plan_of(resolved: Resolved, store: Store) -> ProfilePlan:
 class FarmLinks:
     """A profile's farm as planned before it is written (`farm_links`): the profile its link
     points at now (None: none) and that profile's index, each package's prefix and paths
-    (its index's `packages`), and every link of the farm (rel -> target)."""
+    (its index's `packages`), and every link of the farm (rel -> target: `links`), with
+    what the next switch may plan from (`planned`, kept in the index)."""
 
     previous: Path | None
     index: FarmIndex
     packages: Manifests
-    links: dict[str, str]
+    planned: Planned | None  # None: not one the next switch may start from (Python's)
+    python_links: dict[str, str] | None = None  # the links, when `planned` is None
+
+    @property
+    def links(self) -> dict[str, str]:
+        return self.planned.links if self.planned is not None else self.python_links or {}
 
 
 def farm_links(plan: ProfilePlan, store: Store, stamps: dict | None = None) -> FarmLinks:
@@ -85,24 +91,36 @@ def farm_links(plan: ProfilePlan, store: Store, stamps: dict | None = None) -> F
 
     A switch costs what changed: the paths of each package come from the index of the
     profile the link points at now (`FARM_INDEX`, written beside that profile's manifest)
-    when the package is the same artifact there, else from the package's own manifest. The
-    links are the same as from scratch: `plan_links` sees the same paths either way.
-    `stamps`: manifest path -> stamp, taken before (`package_paths`). Raises HitError for a
-    file two packages both provide (none `prefer`red), or a missing or damaged manifest."""
+    when the package is the same artifact there, else from the package's own manifest; a
+    profile of that one's packages less some (the same artifacts, `prefer`, no Python) is
+    planned from that one's plan (farm.after_removal). The links are the same as from
+    scratch: `plan_farm_links` sees the same paths either way. `stamps`: manifest path ->
+    stamp, taken before (`package_paths`). Raises HitError for a file two packages both
+    provide (none `prefer`red), or a missing or damaged manifest."""
     previous = previous_profile(plan.link, store)
     index = read_farm_index(previous)
     held = {name: prefix_text(store, ref) for name, ref in plan.held.items()}
+    python = plan.python
+    planned = None
+    if python is None and index.planned is not None and index.prefer == plan.doc.prefer:
+        known = index.packages
+        if all(_indexed(known.get(n), p, stamps) for n, p in held.items()):
+            gone = {n: (e[0], e[1]) for n, e in known.items() if n not in held}
+            planned = after_removal(index.planned, gone)
+    if planned is not None:
+        packages: Manifests = {n: (p, index.packages[n][1]) for n, p in held.items()}
+        return FarmLinks(previous, index, packages, planned)
     manifests = package_paths(held, index, stamps)
     packages = dict(manifests)  # the index holds packages only, not an external's links
-    python = plan.python
     if python is not None and python.links:  # an external's: planned like a package's files
         manifests[EXTERNAL_PYTHON] = (EXTERNAL_ROOT, list(python.links))
     open_dirs = frozenset(os.path.dirname(rel) for rel in python.links) if python else frozenset()
-    links = plan_links(manifests, plan.doc.prefer, open_dirs=open_dirs)
+    planned = plan_farm_links(manifests, plan.doc.prefer, open_dirs=open_dirs)
+    links = planned.links
     for rel, target in python.links.items() if python else ():
         if links.get(rel) == f"{EXTERNAL_ROOT}/{rel}":  # no package's file won (prefer:) there
             links[rel] = str(target)
-    return FarmLinks(previous, index, packages, links)
+    return FarmLinks(previous, index, packages, planned if python is None else None, links)
 
 
 def assemble(plan: ProfilePlan, store: Store, farm: FarmLinks | None = None) -> bool:
@@ -128,7 +146,7 @@ def assemble(plan: ProfilePlan, store: Store, farm: FarmLinks | None = None) -> 
             manifest = write_farm(prefix, farm.links, reuse, farm.index.links)
             if python is not None:
                 manifest.update(write_config(prefix, python.home))
-            write_farm_index(prefix, farm.packages, farm.links)
+            write_farm_index(prefix, farm.packages, farm.links, farm.planned, plan.doc.prefer)
             store.commit(ref, plan.doc.record(ref.id), None, manifest)
         except BaseException:
             remove_tree(prefix)
@@ -144,16 +162,22 @@ def package_paths(
     else from its manifest. `stamps`: manifest path -> stamp, used before `manifest_stamp`.
     Raises HitError for a missing or damaged manifest."""
     known = index.packages
-    taken = stamps or {}
     manifests: Manifests = {}
     for name, prefix in held.items():
         entry = known.get(name)
-        same = entry is not None and entry[0] == str(prefix) and entry[2] is not None
-        if same:
-            stamp = taken.get(f"{prefix}/{META}/{MANIFEST}")
-            same = entry[2] == (list(stamp) if stamp is not None else manifest_stamp(prefix))
+        same = _indexed(entry, prefix, stamps)
         manifests[name] = (prefix, entry[1] if same else list(read_manifest(Path(prefix))))
     return manifests
+
+
+def _indexed(entry: tuple | None, prefix: str | Path, stamps: dict | None) -> bool:
+    """Whether the index's `entry` of a package (FarmIndex.packages) stands for the artifact
+    at `prefix`: the same prefix, and its manifest's stamp the same (`stamps`' when given,
+    else `manifest_stamp`)."""
+    if entry is None or entry[0] != str(prefix) or entry[2] is None:
+        return False
+    stamp = stamps.get(f"{prefix}/{META}/{MANIFEST}") if stamps else None
+    return entry[2] == (list(stamp) if stamp is not None else manifest_stamp(prefix))
 
 
 def manifest_stamp(prefix: str | Path) -> list[int] | None:
@@ -181,25 +205,38 @@ def previous_profile(link: Path, store: Store) -> Path | None:
     return target if (target / META / MANIFEST).is_file() else None
 
 
-def write_farm_index(prefix: Path, manifests: Manifests, links: dict[str, str]) -> None:
+def write_farm_index(
+    prefix: Path,
+    manifests: Manifests,
+    links: dict[str, str],
+    planned: Planned | None = None,
+    prefer: tuple[str, ...] | list[str] = (),
+) -> None:
     """Write the index of the profile being made at `prefix`: package -> [prefix, the paths
     of its manifest (what `package_paths` gave), the stamp of that manifest
-    (`manifest_stamp`)], and the farm's `links` (rel -> target). Raises OSError."""
+    (`manifest_stamp`)], the farm's `links` (rel -> target), and, for a farm the next
+    switch may plan from (`planned`), each folder's owners, the files shipped twice and
+    `prefer`. Raises OSError."""
     packages = {
         name: [str(p), list(rels), manifest_stamp(p)] for name, (p, rels) in manifests.items()
     }
-    doc = {"packages": packages, "links": links}
+    doc: dict = {"packages": packages, "links": links}
+    if planned is not None:
+        doc.update(owners=planned.owners, shared=planned.shared, prefer=list(prefer))
     (prefix / META / FARM_INDEX).write_bytes(marshal.dumps(doc))
 
 
 @dataclass(frozen=True)
 class FarmIndex:
     """A profile's index, as `assemble` wrote it: `packages` (name -> its prefix, the paths
-    of its manifest, the stamp of that manifest) and `links` (rel -> target of every link
-    of its farm; None: not known)."""
+    of its manifest, the stamp of that manifest), `links` (rel -> target of every link
+    of its farm; None: not known), and what a switch may plan from (`planned`; None: not
+    kept) with the `prefer` it was planned with."""
 
     packages: dict[str, tuple[str, list[str], list[int] | None]]
     links: dict[str, str] | None
+    planned: Planned | None = None
+    prefer: tuple[str, ...] = ()
 
 
 NO_INDEX = FarmIndex({}, None)
@@ -220,8 +257,12 @@ def read_farm_index(profile: Path | None) -> FarmIndex:
             if not isinstance(prefix, str) or not all(isinstance(r, str) for r in rels):
                 return NO_INDEX
             packages[name] = (prefix, rels, stamp)
-        links = doc["links"]
-        return FarmIndex(packages, links if isinstance(links, dict) else None)
+        links = doc["links"] if isinstance(doc["links"], dict) else None
+        owners, shared, prefer = doc.get("owners"), doc.get("shared"), doc.get("prefer")
+        planned = None
+        if links is not None and isinstance(owners, dict) and isinstance(shared, set):
+            planned = Planned(links, owners, shared)
+        return FarmIndex(packages, links, planned, tuple(prefer or ()))
     except (OSError, EOFError, ValueError, TypeError, AttributeError, KeyError):
         return NO_INDEX
 
