@@ -78,12 +78,8 @@ class FarmLinks:
     previous: Path | None
     index: FarmIndex
     packages: Manifests
+    links: dict[str, str]
     planned: Planned | None  # None: not one the next switch may start from (Python's)
-    python_links: dict[str, str] | None = None  # the links, when `planned` is None
-
-    @property
-    def links(self) -> dict[str, str]:
-        return self.planned.links if self.planned is not None else self.python_links or {}
 
 
 def farm_links(plan: ProfilePlan, store: Store, stamps: dict | None = None) -> FarmLinks:
@@ -109,7 +105,7 @@ def farm_links(plan: ProfilePlan, store: Store, stamps: dict | None = None) -> F
             planned = after_removal(index.planned, gone)
     if planned is not None:
         packages: Manifests = {n: (p, index.packages[n][1]) for n, p in held.items()}
-        return FarmLinks(previous, index, packages, planned)
+        return FarmLinks(previous, index, packages, planned.links, planned)
     manifests = package_paths(held, index, stamps)
     packages = dict(manifests)  # the index holds packages only, not an external's links
     if python is not None and python.links:  # an external's: planned like a package's files
@@ -120,7 +116,7 @@ def farm_links(plan: ProfilePlan, store: Store, stamps: dict | None = None) -> F
     for rel, target in python.links.items() if python else ():
         if links.get(rel) == f"{EXTERNAL_ROOT}/{rel}":  # no package's file won (prefer:) there
             links[rel] = str(target)
-    return FarmLinks(previous, index, packages, planned if python is None else None, links)
+    return FarmLinks(previous, index, packages, links, planned if python is None else None)
 
 
 def assemble(plan: ProfilePlan, store: Store, farm: FarmLinks | None = None) -> bool:

@@ -143,7 +143,7 @@ def after_removal(before: Planned, removed: Manifests) -> Planned | None:
             if left:
                 owners[d] = left
             else:
-                owners.pop(d, None)
+                owners.pop(d, None)  # (another removed package may have dropped it)
                 if links.get(d) == f"{base}/{d}":
                     del links[d]
     return Planned(links, owners, before.shared)

@@ -21,6 +21,7 @@ the next build down the full path, which is slower, never wrong.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from array import array
 from dataclasses import dataclass
@@ -120,10 +121,8 @@ def _planned(
     plan = ProfilePlan(spec.link_path, ref, profile_doc, held, uses)
     farm = None
     if not store.is_installed(ref):  # a new profile: its links planned now
-        try:
-            farm = farm_links(plan, store, stamps)
-        except HitError:  # said once the stamps hold (by assembling), else by resolving
-            farm = None
+        with contextlib.suppress(HitError):  # said once the stamps hold (by assembling)
+            farm = farm_links(plan, store, stamps)  # else by resolving
     return Quick(plan, tuple(r.short for r in uses), tuple(places), doc, paths, farm)
 
 
