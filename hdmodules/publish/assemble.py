@@ -21,10 +21,10 @@ from ..store.generations import Switch, switch
 from ..store.home import Home
 from ..store.layout import MANIFEST, META, Store, read_manifest, remove_tree
 from .farm import EXTERNAL, Manifests, Planned, after_removal, plan_farm_links, write_farm
-from .pyvenv import ProfilePython, profile_python, write_config
 
 if TYPE_CHECKING:  # the resolver: imported when something is resolved (quickswitch.py)
     from ..spec.resolve import Resolved
+    from .pyvenv import ProfilePython  # imported for a profile with Python (7 ms)
 
 EXTERNAL_PYTHON = f"python{EXTERNAL}"  # never a package name (names.py allows no space)
 EXTERNAL_ROOT = "/(external python)"  # where its links are planned, then replaced
@@ -61,6 +61,8 @@ class ProfilePlan:
 
 def plan_of(resolved: Resolved, store: Store) -> ProfilePlan:
     """The ProfilePlan of `resolved`, whose artifacts are all installed."""
+    from .pyvenv import profile_python
+
     held = {name: resolved.nodes[name].ref for name in resolved.profile_doc.artifacts}
     uses = tuple(n.ref for n in resolved.nodes.values())
     python = profile_python(resolved, store)
@@ -141,6 +143,8 @@ def assemble(plan: ProfilePlan, store: Store, farm: FarmLinks | None = None) -> 
             reuse = str(farm.previous) if farm.previous else None
             manifest = write_farm(prefix, farm.links, reuse, farm.index.links)
             if python is not None:
+                from .pyvenv import write_config
+
                 manifest.update(write_config(prefix, python.home))
             write_farm_index(prefix, farm.packages, farm.links, farm.planned, plan.doc.prefer)
             store.commit(ref, plan.doc.record(ref.id), None, manifest)

@@ -23,12 +23,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..atomic import write_atomic
 from ..errors import HitError
-from ..runner import query
 from . import resolvecache, yamlfile
 from .yamlfile import check_name, check_version
+
+if TYPE_CHECKING:
+    from ..runner import Output
+
+
+def query(argv: list[str]) -> Output:
+    """runner.query of `argv`, the runner imported when an external is probed (it imports
+    subprocess: 4 ms of every `hit` that loads a profile, issue 18)."""
+    from ..runner import query as run
+
+    return run(argv)
+
 
 EXTERNAL_KEYS = {"kind", "version", "prefix", "commands", "module", "libs", "pin"}
 ROLES = {
