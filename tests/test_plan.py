@@ -71,6 +71,11 @@ def test_farm_conflicts():
         assert "`prefer:` cannot settle that: leave one of them out" in said
 
 
+def _sets(owners: dict) -> dict[str, set[str]]:
+    """Planned.owners with every folder's owners a set (the index keeps them joined)."""
+    return {d: set(o.split("\0")) if isinstance(o, str) else o for d, o in owners.items()}
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_a_farm_planned_after_removing_packages_is_the_one_planned_from_scratch(seed):
     """farm.after_removal (a profile switch that only removes packages) gives exactly the
@@ -79,7 +84,7 @@ def test_a_farm_planned_after_removing_packages_is_the_one_planned_from_scratch(
     `prefer`, packages of one file or of a folded tree."""
     import random
 
-    from hdmodules.publish.farm import after_removal, plan_farm_links
+    from hdmodules.publish.farm import Planned, after_removal, joined_owners, plan_farm_links
 
     rng = random.Random(seed)
     names = ["bin/x", "bin/y", "lib/a.so", "lib/pc/a.pc", "share/d/f", "share/d/g", "share/e/h",
@@ -96,6 +101,8 @@ def test_a_farm_planned_after_removing_packages_is_the_one_planned_from_scratch(
             before = plan_farm_links(packages, prefer)
         except HitError:
             continue
+        if _round % 2:  # as the farm's index keeps it (its owners joined)
+            before = Planned(before.links, joined_owners(before.owners), before.shared)
         gone = rng.sample(sorted(packages), rng.randint(1, len(packages)))
         left = {n: v for n, v in packages.items() if n not in gone}
         after = after_removal(before, {n: packages[n] for n in gone})
@@ -105,5 +112,5 @@ def test_a_farm_planned_after_removing_packages_is_the_one_planned_from_scratch(
         answered += 1
         scratch = plan_farm_links(left, prefer)
         assert after.links == scratch.links, (packages, prefer, gone)
-        assert after.owners == scratch.owners and after.shared == scratch.shared
+        assert _sets(after.owners) == scratch.owners and after.shared == scratch.shared
     assert answered > 50 and planned_again > 20  # both paths were taken

@@ -164,7 +164,6 @@ def test_the_memo_a_switch_writes_answers_the_next_switch_and_a_gc(hit, home, tm
     assert (tmp_path / "default" / "bin" / "top").read_text() == "top\n"
 
 
-
 def test_gc_older_than_keeps_what_a_recent_switch_held_though_it_stamped_its_profile_alone(
     hit, home, tmp_path
 ):
@@ -192,6 +191,7 @@ def test_gc_older_than_keeps_what_a_recent_switch_held_though_it_stamped_its_pro
         assert any((home / "bld").glob(f"{name}/*/.hit")), (name, r.err)
     hit("gc", "--older-than", "0s")
     assert not any((home / "bld").glob("top/*/.hit"))
+
 
 EDITS = {
     "a package never built": ("  top:\n  extra:\n", None),

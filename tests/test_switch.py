@@ -124,18 +124,19 @@ def test_a_damaged_index_means_the_manifests_are_read(tmp_path):
         assert index.links is None and package_paths({"a": a}, index) == whole
     # a farm's plan of another shape is not planned from (its links still serve)
     good = {"packages": {"a": [str(a), ["bin/x"], None]}, "links": {"bin/x": "/t"}}
-    for owners in ({"bin": ["a"]}, {"bin": "a"}, [("bin", {"a"})]):
+    # (owners as sets: the index of the code before, which kept them so)
+    for owners in ({"bin": ["a"]}, {"bin": {"a"}}, [("bin", "a")], {"bin": "a", "lib": 7}):
         doc = {**good, "owners": owners, "shared": set(), "prefer": []}
         (farm / META / FARM_INDEX).write_bytes(marshal.dumps(doc))
         index = read_farm_index(farm)
         assert index.planned is None and index.links == {"bin/x": "/t"}
-    doc = {**good, "owners": {"bin": {"a"}}, "shared": set(), "prefer": []}
+    doc = {**good, "owners": {"bin": "a"}, "shared": set(), "prefer": []}
     (farm / META / FARM_INDEX).write_bytes(marshal.dumps(doc))
     assert read_farm_index(farm).planned is not None
     # its first form (packages alone, no links) stands for the packages
     (farm / META / FARM_INDEX).write_bytes(marshal.dumps({"a": [str(a), ["bin/x"], None]}))
     index = read_farm_index(farm)
-    assert index.links is None and index.packages == {"a": (str(a), ["bin/x"], None)}
+    assert index.links is None and index.packages == {"a": [str(a), ["bin/x"], None]}
 
 
 # --- a switch through the real command line --------------------------------------------------
