@@ -203,43 +203,19 @@ def _dead(
     older_than: float | None,
     report: Report,
 ) -> list[Path]:
-    """The prefixes to remove: not live, and not used within `older_than` seconds
-    (`last_used`)."""
-    unreachable = sorted(p for p in artifacts if p not in live)  # the dead only: few
-    if older_than is None:
-        return unreachable
+    """The prefixes to remove: not live, and not used within `older_than` seconds."""
     now = time.time()
-    used = last_used(store, [artifacts[p] for p in unreachable])
     dead = []
-    for prefix in unreachable:
-        if now - used.get(prefix, 0.0) < older_than:
-            report.kept_recent.append(artifacts[prefix].id)
-            continue
+    for prefix in sorted(p for p in artifacts if p not in live):  # the dead only: few
+        art = artifacts[prefix]
+        if older_than is not None and art.complete:
+            name, _, h = art.id.partition("/")
+            used = store.last_used(name, h) or (prefix / META / MANIFEST).stat().st_mtime
+            if now - used < older_than:
+                report.kept_recent.append(art.id)
+                continue
         dead.append(prefix)
     return dead
-
-
-def last_used(store: Store, arts: list[Artifact]) -> dict[Path, float]:
-    """When each complete artifact of `arts` (unreachable ones) was last used, in seconds
-    since the epoch: the newest of its own `.used` stamp (else its manifest's mtime) and
-    the last use of each of `arts` that uses it (a profile, a package built on it).
-
-    A switch stamps its profile alone (publish/profilebuild.link_plan: 5,000 stamps were
-    15 ms of a switch, issue 18); a build stamps everything it used. So a package's
-    last use is that of the newest profile that held it, as when every switch stamped
-    every package (the profile is stamped whenever they would have been)."""
-    when: dict[Path, float] = {}
-    for art in arts:
-        if art.complete:
-            name, _, hash_ = art.id.partition("/")
-            own = store.last_used(name, hash_)
-            when[art.prefix] = own or (art.prefix / META / MANIFEST).stat().st_mtime
-    by_id = {a.id: a.prefix for a in arts if a.id}
-    for art in users_first(arts):  # a user's last use is final before its dependencies'
-        for dep in (by_id[i] for i in art.refs if i in by_id):
-            if dep in when and art.prefix in when:
-                when[dep] = max(when[dep], when[art.prefix])
-    return when
 
 
 def users_first(arts: list[Artifact]) -> list[Artifact]:
