@@ -4,6 +4,7 @@ removed before the flush, dependencies published first, the last renames flushed
 the run ends), and a publish that fails leaves nothing half installed."""
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -227,3 +228,18 @@ def test_an_artifact_that_cannot_be_described_fails_alone(home, tmp_path):
     assert errors and "odd/" in errors[0], r.err
     installed = {p.parts[-4] for p in (home / "bld").glob("*/*/.hit/manifest.json")}
     assert "later" in installed, r.err
+
+
+def test_build_json_is_indented_but_a_long_one_is_one_line(tmp_path):
+    """build.json is indented for reading; a profile's record of thousands of packages is
+    written on one line (json indents in pure Python: issue 18), the same document."""
+    store = Store(tmp_path / "bld")
+    small = {"id": "a/1-x", "artifacts": {f"p{i}": f"p{i}/1-{i:032}" for i in range(3)}}
+    large = {"id": "b/1-y", "artifacts": {f"p{i}": f"p{i}/1-{i:032}" for i in range(5000)}}
+    for name, spec in (("a", small), ("b", large)):
+        ref = ArtifactRef(name, "1", name * 32)
+        prefix = store.begin(ref)
+        store.stage(ref, spec, None)
+        text = (prefix / ".hit" / "build.json").read_text()
+        assert json.loads(text) == spec and text.endswith("}\n")
+        assert (text.count("\n") > 3) == (spec is small)
