@@ -323,3 +323,25 @@ def test_the_collectors_cache_changes_no_decision(hit, home, demo):
     assert hit("gc", "--dry-run", cwd=demo).out == cached  # liba, libb still reached
     assert "removed 2 artifact(s)" in hit("gc", cwd=demo).out
     assert names(home) == {"app", "liba", "libb", "libcore", "profile"}
+
+
+def test_a_cycle_among_unreachable_artifacts_is_collected_without_a_traceback(hit, home, demo):
+    """A damaged build.json can make two artifacts hold each other: gc --older-than (dry
+    or not) and a plain gc still answer (no order keeps such a closure whole)."""
+    hit("build", cwd=demo)
+    hit("rm", "default", cwd=demo)
+    store = home / "bld"
+    one, two = sorted(p for p in store.glob("*/*") if (p / ".hit" / "build.json").is_file())[:2]
+    ids = [json.loads((p / ".hit" / "build.json").read_text())["id"] for p in (one, two)]
+    for prefix, other in ((one, ids[1]), (two, ids[0])):
+        spec = prefix / ".hit" / "build.json"
+        os.chmod(prefix / ".hit", 0o700)
+        os.chmod(spec, 0o600)
+        doc = json.loads(spec.read_text())
+        doc.setdefault("dependencies", {})["cycle"] = other
+        spec.write_text(json.dumps(doc))
+    (store / ".gc-scan").unlink(missing_ok=True)
+    for args in (("--older-than", "30d", "--dry-run"), ("--older-than", "30d"), ()):
+        r = hit("gc", *args)
+        assert "Traceback" not in r.err
+    assert "removed" in r.out and not artifacts(home)

@@ -194,6 +194,35 @@ def test_gc_older_than_keeps_what_a_switch_used_after_its_profile_went(hit, home
     assert not any((home / "bld").glob("top/*/.hit"))
 
 
+@pytest.mark.parametrize("removal", ["gc", "purge"])
+def test_gc_older_than_keeps_what_a_switch_used_before_a_rollback(hit, home, tmp_path, removal):
+    """The same through `hit rollback`: the profile switched to, then rolled back from,
+    goes to a plain gc or `hit purge`; the packages it held that stay keep its last use
+    (gc.hand_down). A switch stamps its profile alone."""
+    profile = _project(tmp_path)
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n  alone:\n  base:\n")
+    _build(profile)
+    used = home / "bld" / ".used"
+    long_ago = time.time() - 60 * 86400
+    for stamp in used.iterdir():
+        os.utime(stamp, (long_ago, long_ago))
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n  base:\n")
+    r, resolver = _build(profile)
+    assert r.returncode == 0 and not resolver, r.stderr
+    recent = [p.name for p in used.iterdir() if p.stat().st_mtime > long_ago + 60]
+    assert len(recent) == 1 and recent[0].startswith(f"profile-{_link(profile).name}")
+    switched = f"profile/{_link(profile).name}"
+    hit("rollback", "default", cwd=tmp_path)
+    hit(*(["gc"] if removal == "gc" else ["purge", switched]))  # that profile goes
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  alone:\n  base:\n")
+    _build(profile)
+    r = hit("gc", "--older-than", "30d", "--dry-run")
+    for name in ("top", "left", "right"):
+        assert not any(f"{name}/" in line for line in r.out.splitlines()), r.out
+    r = hit("gc", "--older-than", "30d")
+    assert all(any((home / "bld").glob(f"{n}/*/.hit")) for n in ("top", "left", "right"))
+
+
 EDITS = {
     "a package never built": ("  top:\n  extra:\n", None),
     "a version asked for": ('  top:\n  old:\n    version: "1"\n', None),

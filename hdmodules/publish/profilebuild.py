@@ -193,7 +193,7 @@ def link_plan(
     refs = [*plan.uses, plan.ref]
     with _building(refs, home, store, progress):
         result = _finish(plan, home, store, 0, progress, farm)
-        store.mark_used(refs)
+        store.mark_used([plan.ref])  # its artifacts' last use is the profile's (gc.last_used)
     return result
 
 

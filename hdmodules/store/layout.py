@@ -199,6 +199,14 @@ class Store:
             except OSError:  # as Path.touch: made (or the error of making it raised)
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o666))
 
+    def stamp_used(self, name: str, hash_: str, when: float) -> None:
+        """Set the artifact's `.used` stamp to `when` (seconds since the epoch), made if
+        missing (gc.hand_down). Raises OSError."""
+        path = self.root / ".used" / f"{name}-{hash_}"
+        path.parent.mkdir(exist_ok=True)
+        path.touch()
+        os.utime(path, (when, when))
+
     def last_used(self, name: str, hash_: str) -> float | None:
         """When a build last used the artifact (seconds since the epoch), or None."""
         try:
