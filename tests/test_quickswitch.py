@@ -223,6 +223,25 @@ def test_gc_older_than_keeps_what_a_switch_used_before_a_rollback(hit, home, tmp
     assert all(any((home / "bld").glob(f"{n}/*/.hit")) for n in ("top", "left", "right"))
 
 
+def test_a_last_use_that_cannot_be_handed_down_is_a_warning_not_a_failed_gc(hit, home, tmp_path):
+    """gc removes what it should though one stamp cannot be written (gc.hand_down: in a
+    shared store, another user's file), and says which."""
+    profile = _project(tmp_path)
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n  base:\n")
+    _build(profile)
+    before = _link(profile)
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  base:\n")
+    _build(profile)  # the first profile is unreachable now; base stays
+    (stamp,) = (home / "bld" / ".used").glob("base-*")
+    stamp.unlink()
+    stamp.symlink_to(tmp_path / "no" / "such" / "folder")
+    (base,) = (home / "bld").glob("base/*/.hit")
+    os.utime(base / MANIFEST, (0, 0))  # built long before the profile was last used
+    r = hit("gc")
+    assert "warning: could not record in .used/ that base/" in r.err, r.err
+    assert not before.exists() and any((home / "bld").glob("base/*/.hit"))
+
+
 EDITS = {
     "a package never built": ("  top:\n  extra:\n", None),
     "a version asked for": ('  top:\n  old:\n    version: "1"\n', None),

@@ -250,7 +250,7 @@ def purge(artifacts) -> None:
     kind still reaches). ARTIFACT: an id, a unique start of one, or a package name with one
     artifact. Artifacts no root keeps that use them (an earlier generation's profile, say)
     go too, so that nothing left points at a removed artifact."""
-    from ..store.gc import history_rule
+    from ..store.gc import UNSTAMPED, history_rule
     from ..store.gc import purge as remove
 
     home, store = _store_paths()
@@ -259,3 +259,5 @@ def purge(artifacts) -> None:
         click.echo(f"removed {i}")
     for i in done.also:
         click.echo(f"removed {i} too: it used what was purged, and no gc root keeps it")
+    for i in done.unstamped:
+        click.echo(f"warning: could not {UNSTAMPED.format(i)}", err=True)

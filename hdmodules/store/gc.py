@@ -47,6 +47,7 @@ class Report:
 
     removed: list[str] = field(default_factory=list)
     kept_recent: list[str] = field(default_factory=list)
+    unstamped: list[str] = field(default_factory=list)  # last use not handed down (hand_down)
     bytes_freed: int = 0
     live: int = 0  # artifacts the roots reach
     kept_by: str = ""  # keep.counts: the roots of each kind that keep something
@@ -162,7 +163,7 @@ def collect(
         start = time.monotonic()
         removed = [artifacts[p] for p in dead]
         if not dry_run:
-            hand_down(store, artifacts, removed, when)
+            report.unstamped = hand_down(store, artifacts, removed, when)
         _sweep(store, removed, report, dry_run)
         report.forgotten = generations.forget(gc_roots, set(dead), dry_run)
         if tidy is not None:
@@ -250,11 +251,13 @@ def last_used(store: Store, arts: list[Artifact]) -> dict[Path, float]:
 
 def hand_down(
     store: Store, artifacts: dict[Path, Artifact], removed: list[Artifact], when: dict[Path, float]
-) -> None:
+) -> list[str]:
     """Before the artifacts `removed` leave the store, give each artifact of `artifacts`
     that one of them holds and that stays their last use (`when`, last_used's), as its own
-    `.used` stamp where it is later, so that it is not lost with them (last_used). Raises
-    HitError, before anything is removed, for a stamp that cannot be written."""
+    `.used` stamp where that is later than its own last use, so that it is not lost with
+    them (last_used). Returns the ids whose stamp could not be written (another user's
+    file in a shared store: setting a time needs its owner), which gc --older-than may
+    then count as used earlier; raises nothing."""
     gone = {art.prefix for art in removed}
     by_id = _by_id(artifacts)
     later: dict[Path, float] = {}
@@ -264,13 +267,16 @@ def hand_down(
             held = by_id.get(i)
             if held is not None and held not in gone and t > later.get(held, 0.0):
                 later[held] = t
+    failed = []
     for prefix, t in later.items():
         name, _, hash_ = artifacts[prefix].id.partition("/")
-        if (store.last_used(name, hash_) or 0.0) < t:
-            try:
+        try:
+            own = store.last_used(name, hash_) or (prefix / META / MANIFEST).stat().st_mtime
+            if own < t:
                 store.stamp_used(name, hash_, t)
-            except OSError as e:
-                raise HitError(f"cannot record when {name} was last used: {e}") from None
+        except OSError:
+            failed.append(artifacts[prefix].id)
+    return failed
 
 
 def users_first(arts: list[Artifact]) -> list[Artifact]:
@@ -321,10 +327,11 @@ HOLDS = {
 class Purged:
     """What `hit purge` removed: the artifacts asked for, and the artifacts no root keeps
     that used them (`also`: profiles of earlier generations, say), taken along so that
-    nothing left in the store points at a removed artifact."""
+    nothing left in the store points at a removed artifact; `unstamped`: as Report's."""
 
     removed: list[str]
     also: list[str]
+    unstamped: list[str] = field(default_factory=list)
 
 
 def purge(store: Store, gc_roots: Path, ids: list[str], history: History | None = None) -> Purged:
@@ -349,7 +356,7 @@ def purge(store: Store, gc_roots: Path, ids: list[str], history: History | None 
                 )
         also = _users_of(artifacts, targets)
         removed = [artifacts[p] for p in sorted(targets | also)]
-        hand_down(store, artifacts, removed, last_used(store, removed))
+        unstamped = hand_down(store, artifacts, removed, last_used(store, removed))
         for art in users_first(removed):
             move_out(store, art.prefix)
         empty_trash(store)
@@ -357,7 +364,9 @@ def purge(store: Store, gc_roots: Path, ids: list[str], history: History | None 
         generations.forget(gc_roots, gone)
         debris.empty_package_folders(store, False, set())
         return Purged(
-            sorted(artifacts[p].id for p in targets), sorted(artifacts[p].id for p in also)
+            sorted(artifacts[p].id for p in targets),
+            sorted(artifacts[p].id for p in also),
+            unstamped,
         )
 
 
@@ -476,6 +485,13 @@ def _mib(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
+# what gc and purge warn of for each id hand_down could not stamp
+UNSTAMPED = (
+    "record in .used/ that {} was used when what it removed was (not its file's owner?); "
+    "gc --older-than may count it as used earlier"
+)
+
+
 def describe(report: Report, store: Store, request: Request) -> Lines:
     """The lines `hit gc` prints for `report`. To stderr: roots and records dropped or
     stale, each artifact removed (or that would be), the generations forgotten and why,
@@ -496,6 +512,7 @@ def describe(report: Report, store: Store, request: Request) -> Lines:
     err += [_stale(k, store) for k in report.stale]
     err += [f"{verb} {i}" for i in report.removed]
     err += _forgotten(report, dry)
+    err += [f"warning: could not {UNSTAMPED.format(i)}" for i in report.unstamped]
     if report.kept_recent:
         n = len(report.kept_recent)
         err.append(f"kept {n} unreachable artifact(s) used within {request.older_than}")
