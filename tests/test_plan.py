@@ -71,6 +71,25 @@ def test_farm_conflicts():
         assert "`prefer:` cannot settle that: leave one of them out" in said
 
 
+def test_a_file_three_packages_ship_goes_to_the_preferred_one_in_any_listed_order():
+    """The preferred package wins over every other shipper of a file, whatever order the
+    profile lists them in (found by the closing trial: `[a, b, e]` with `prefer: [e]`
+    failed on a against b, `[a, e, b]` did not, and a switch between them said up to date)."""
+    from itertools import permutations
+
+    three = {n: _m(f"/s/{n}", "bin/tool") for n in ("a", "b", "e")}
+    for order in permutations(three):
+        listed = {n: three[n] for n in order}
+        assert plan_farm(listed, ["e"])["bin/tool"] == Path("/s/e/bin/tool")
+        assert plan_farm(listed, ["b", "e"])["bin/tool"] == Path("/s/b/bin/tool")
+        first, second = [n for n in order][:2]
+        with pytest.raises(HitError, match=f"packages {first} and {second} conflict"):
+            plan_farm(listed, [])
+    # with only some preferred, the rest conflicting among themselves is no error
+    four = {**three, "g": _m("/s/g", "bin/tool")}
+    assert plan_farm(four, ["g"])["bin/tool"] == Path("/s/g/bin/tool")
+
+
 def _sets(owners: dict) -> dict[str, set[str]]:
     """Planned.owners with every folder's owners a set (the index keeps them joined)."""
     return {d: set(o.split("\0")) if isinstance(o, str) else o for d, o in owners.items()}

@@ -242,6 +242,29 @@ def test_a_last_use_that_cannot_be_handed_down_is_a_warning_not_a_failed_gc(hit,
     assert not before.exists() and any((home / "bld").glob("base/*/.hit"))
 
 
+def test_a_file_three_packages_ship_is_the_preferred_ones_in_any_listed_order(home, tmp_path):
+    """`[a, b, e]` with `prefer: [e]` is built, as `[a, e, b]` is, and both are the same
+    profile (found by the closing trial: resolving refused the first, while a switch to it
+    from the second said up to date)."""
+    for name in ("a", "b", "e"):
+        write_recipe(
+            tmp_path / "pkgs",
+            name,
+            f'version: "1"\nbuild: |\n'
+            f'  mkdir -p "$ARTIFACT/bin" && echo {name} > "$ARTIFACT/bin/tool"\n',
+        )
+    for order in (["a", "b", "e"], ["a", "e", "b"]):
+        listed = "".join(f"  {n}:\n" for n in order)
+        fresh = write_profile(
+            tmp_path / f"{''.join(order)}.yaml",
+            f"package_dirs: [pkgs]\npackages:\n{listed}prefer: [e]\n",
+        )
+        r, _ = _build(fresh)
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "".join(order) / "bin" / "tool").read_text() == "e\n"
+    assert _link(tmp_path / "abe.yaml") == _link(tmp_path / "aeb.yaml")
+
+
 EDITS = {
     "a package never built": ("  top:\n  extra:\n", None),
     "a version asked for": ('  top:\n  old:\n    version: "1"\n', None),

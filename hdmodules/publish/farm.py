@@ -67,13 +67,15 @@ def plan_farm_links(
     Folders are merged; a folder only one package contributes to becomes one link to that
     package's folder (as Nix's buildEnv and stow fold trees), which keeps profile switches
     fast; never the folders of `open_dirs` (the profile adds links of its own there). When
-    two packages ship the same file, the one earlier in `prefer` wins; with neither
-    preferred the profile cannot be assembled (HitError, before anything is written).
+    packages ship the same file, the one earliest in `prefer` wins, in whatever order they
+    are listed (Nix's buildEnv: the highest priority wins); with none of them preferred the
+    profile cannot be assembled (HitError naming the first two, before anything is written).
     """
     rank = {name: i for i, name in enumerate(prefer)}
     files: dict[str, str] = {}  # rel -> package
     dirs: dict[str, set[str]] = {}  # folder -> the packages with something in it
     shared: set[str] = set()  # files two packages or more ship
+    unsettled: dict[str, tuple[str, str]] = {}  # file -> the first two unpreferred shippers
     for pkg, (_prefix, manifest) in manifests.items():
         mine: set[str] = set()  # this package's folders registered so far (with their parents)
         for rel in manifest:
@@ -92,9 +94,15 @@ def plan_farm_links(
             holder = files.get(rel)
             if holder is None:
                 files[rel] = pkg
-            else:
+            elif holder in rank or pkg in rank:
                 files[rel] = _conflict(rel, holder, pkg, rank)
                 shared.add(rel)
+            else:  # an error unless a package in `prefer` ships it too, listed before or after
+                unsettled.setdefault(rel, (holder, pkg))
+                shared.add(rel)
+    for rel, (a, b) in unsettled.items():
+        if files[rel] not in rank:
+            _conflict(rel, a, b, rank)  # raises
     for rel, pkg in files.items():
         if rel in dirs:
             other = next(iter(dirs[rel] - {pkg}), pkg)
