@@ -345,3 +345,19 @@ def test_a_cycle_among_unreachable_artifacts_is_collected_without_a_traceback(hi
         r = hit("gc", *args)
         assert "Traceback" not in r.err
     assert "removed" in r.out and not artifacts(home)
+
+
+def test_an_artifact_s_use_stamp_goes_with_it(hit, home, demo):
+    """gc and purge remove the `.used` stamp of each artifact they remove (its last use was
+    handed down): the stamps of artifacts long gone no longer pile up (closing trial)."""
+    hit("build", cwd=demo)
+    used = home / "bld" / ".used"
+    stamps = {p.name for p in used.iterdir()}
+    assert len(stamps) == len(artifacts(home)) > 1
+    hit("rm", "default", cwd=demo)
+    hit("purge", "app")
+    left = {p.name for p in used.iterdir()}
+    assert len(left) == len(stamps) - 2  # app and the profile that used it
+    assert not any(name.startswith(("app-", "profile-")) for name in left)
+    hit("gc")
+    assert not list(used.iterdir())

@@ -305,8 +305,17 @@ def _sweep(store: Store, dead: list[Artifact], report: Report, dry_run: bool) ->
         report.bytes_freed += _size(prefix)
         if not dry_run:
             move_out(store, prefix)  # out of the namespace first: never half-visible
+            _forget_use(store, art)
     if not dry_run:
         empty_trash(store)
+
+
+def _forget_use(store: Store, art: Artifact) -> None:
+    """Remove the `.used` stamp of `art`, which left the store: its last use was handed
+    down (hand_down), and a stamp per artifact ever built would pile up."""
+    if art.id:
+        name, _, hash_ = art.id.partition("/")
+        store.forget_used(name, hash_)
 
 
 # what `hit purge` says of a root that reaches what it was asked to remove, by kind
@@ -359,6 +368,7 @@ def purge(store: Store, gc_roots: Path, ids: list[str], history: History | None 
         unstamped = hand_down(store, artifacts, removed, last_used(store, removed))
         for art in users_first(removed):
             move_out(store, art.prefix)
+            _forget_use(store, art)
         empty_trash(store)
         gone = targets | also
         generations.forget(gc_roots, gone)

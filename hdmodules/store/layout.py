@@ -14,6 +14,7 @@ Layout, below the store folder:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -206,6 +207,12 @@ class Store:
         path.parent.mkdir(exist_ok=True)
         path.touch()
         os.utime(path, (when, when))
+
+    def forget_used(self, name: str, hash_: str) -> None:
+        """Remove the artifact's `.used` stamp (gone with it: gc); never raises (a stamp
+        left behind only takes an inode)."""
+        with contextlib.suppress(OSError):
+            os.unlink(f"{self.root}/.used/{name}-{hash_}")
 
     def last_used(self, name: str, hash_: str) -> float | None:
         """When a build last used the artifact (seconds since the epoch), or None."""
