@@ -260,4 +260,4 @@ def purge(artifacts) -> None:
     for i in done.also:
         click.echo(f"removed {i} too: it used what was purged, and no gc root keeps it")
     for i in done.unstamped:
-        click.echo(f"warning: could not {UNSTAMPED.format(i)}", err=True)
+        click.echo(UNSTAMPED.format(i), err=True)

@@ -27,7 +27,7 @@ class Planned:
     files more than one package ships."""
 
     links: dict[str, str]
-    owners: dict[str, set[str]] | dict[str, str] | dict[str, set[str] | str]
+    owners: dict[str, set[str] | str]
     shared: set[str]
 
 

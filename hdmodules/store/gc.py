@@ -157,7 +157,8 @@ def collect(
         report.live, report.kept_by = len(live), keep.counts(kept, history)
         report.stale = [k for k in kept if k.kind == "stale"]
         unreachable = [artifacts[p] for p in sorted(artifacts) if p not in live]
-        when = last_used(store, unreachable)
+        uses = older_than is not None or not dry_run  # (a dry run keeps every stamp)
+        when = last_used(store, unreachable) if uses else {}
         dead = _dead(unreachable, when, older_than, report)
         report.mark_seconds = time.monotonic() - start
         start = time.monotonic()
@@ -231,12 +232,7 @@ def last_used(store: Store, arts: list[Artifact]) -> dict[Path, float]:
     so an artifact's last use is that of the last build or switch that used it, as when
     every switch stamped every artifact. Each artifact is reached once, from the most
     recently used first, so a damaged store's cycle ends too."""
-    own: dict[Path, float] = {}
-    for art in arts:
-        if art.complete:
-            name, _, hash_ = art.id.partition("/")
-            stamp = store.last_used(name, hash_)
-            own[art.prefix] = stamp or (art.prefix / META / MANIFEST).stat().st_mtime
+    own = {art.prefix: _own_use(store, art) for art in arts if art.complete}
     by_id = {a.id: a for a in arts if a.prefix in own}
     when: dict[Path, float] = {}
     for art in sorted((a for a in arts if a.prefix in own), key=lambda a: -own[a.prefix]):
@@ -269,14 +265,25 @@ def hand_down(
                 later[held] = t
     failed = []
     for prefix, t in later.items():
-        name, _, hash_ = artifacts[prefix].id.partition("/")
+        art = artifacts[prefix]
         try:
-            own = store.last_used(name, hash_) or (prefix / META / MANIFEST).stat().st_mtime
-            if own < t:
-                store.stamp_used(name, hash_, t)
+            if _own_use(store, art) < t:
+                store.stamp_used(*_name_and_hash(art), t)
         except OSError:
-            failed.append(artifacts[prefix].id)
+            failed.append(art.id)
     return failed
+
+
+def _own_use(store: Store, art: Artifact) -> float:
+    """When `art` (complete) was last used by its own stamp, else when it was installed
+    (its manifest's mtime), in seconds since the epoch. Raises OSError."""
+    return store.last_used(*_name_and_hash(art)) or (art.prefix / META / MANIFEST).stat().st_mtime
+
+
+def _name_and_hash(art: Artifact) -> tuple[str, str]:
+    """The package name and the hash of `art`'s id (`name/hash`)."""
+    name, _, hash_ = art.id.partition("/")
+    return name, hash_
 
 
 def users_first(arts: list[Artifact]) -> list[Artifact]:
@@ -314,8 +321,7 @@ def _forget_use(store: Store, art: Artifact) -> None:
     """Remove the `.used` stamp of `art`, which left the store: its last use was handed
     down (hand_down), and a stamp per artifact ever built would pile up."""
     if art.id:
-        name, _, hash_ = art.id.partition("/")
-        store.forget_used(name, hash_)
+        store.forget_used(*_name_and_hash(art))
 
 
 # what `hit purge` says of a root that reaches what it was asked to remove, by kind
@@ -497,8 +503,8 @@ def _mib(n: int) -> str:
 
 # what gc and purge warn of for each id hand_down could not stamp
 UNSTAMPED = (
-    "record in .used/ that {} was used when what it removed was (not its file's owner?); "
-    "gc --older-than may count it as used earlier"
+    "warning: could not record in .used/ that {} was used when what it removed was "
+    "(not its file's owner?); gc --older-than may count it as used earlier"
 )
 
 
@@ -522,7 +528,7 @@ def describe(report: Report, store: Store, request: Request) -> Lines:
     err += [_stale(k, store) for k in report.stale]
     err += [f"{verb} {i}" for i in report.removed]
     err += _forgotten(report, dry)
-    err += [f"warning: could not {UNSTAMPED.format(i)}" for i in report.unstamped]
+    err += [UNSTAMPED.format(i) for i in report.unstamped]
     if report.kept_recent:
         n = len(report.kept_recent)
         err.append(f"kept {n} unreachable artifact(s) used within {request.older_than}")

@@ -186,38 +186,44 @@ class Store:
         """Where deleted artifacts go first: out of the store's namespace in one rename."""
         return self.root / ".trash"
 
+    def _used(self, name: str, hash_: str) -> str:
+        """The artifact's `.used` stamp: a file whose mtime is when a build last used it."""
+        return f"{self.root}/.used/{name}-{hash_}"
+
     def mark_used(self, refs) -> None:
         """Stamp artifacts a build used (gc --older-than keeps recently used ones): each one's
         file in `.used` made or its times set to now, as Path.touch does, on strings (a
-        profile switch of 5,000 packages stamps 5,001). Raises OSError."""
-        used = f"{self.root}/.used"
-        os.makedirs(used, exist_ok=True)
-        utime = os.utime
+        build of 5,000 packages stamps 5,001). Raises OSError."""
+        os.makedirs(f"{self.root}/.used", exist_ok=True)
         for ref in refs:
-            path = f"{used}/{ref.name}-{ref.hash}"
-            try:
-                utime(path)
-            except OSError:  # as Path.touch: made (or the error of making it raised)
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o666))
+            self._touch_used(self._used(ref.name, ref.hash))
+
+    @staticmethod
+    def _touch_used(path: str, when: float | None = None) -> None:
+        """Set the times of the stamp `path` to `when` (None: now), made if missing."""
+        try:
+            os.utime(path, None if when is None else (when, when))
+        except OSError:  # as Path.touch: made (or the error of making it raised), then set
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o666))
+            if when is not None:
+                os.utime(path, (when, when))
 
     def stamp_used(self, name: str, hash_: str, when: float) -> None:
         """Set the artifact's `.used` stamp to `when` (seconds since the epoch), made if
         missing (gc.hand_down). Raises OSError."""
-        path = self.root / ".used" / f"{name}-{hash_}"
-        path.parent.mkdir(exist_ok=True)
-        path.touch()
-        os.utime(path, (when, when))
+        os.makedirs(f"{self.root}/.used", exist_ok=True)
+        self._touch_used(self._used(name, hash_), when)
 
     def forget_used(self, name: str, hash_: str) -> None:
         """Remove the artifact's `.used` stamp (gone with it: gc); never raises (a stamp
         left behind only takes an inode)."""
         with contextlib.suppress(OSError):
-            os.unlink(f"{self.root}/.used/{name}-{hash_}")
+            os.unlink(self._used(name, hash_))
 
     def last_used(self, name: str, hash_: str) -> float | None:
         """When a build last used the artifact (seconds since the epoch), or None."""
         try:
-            return (self.root / ".used" / f"{name}-{hash_}").stat().st_mtime
+            return os.stat(self._used(name, hash_)).st_mtime
         except OSError:
             return None
 
