@@ -85,6 +85,12 @@ def test_a_file_three_packages_ship_goes_to_the_preferred_one_in_any_listed_orde
         first, second = [n for n in order][:2]
         with pytest.raises(HitError, match=f"packages {first} and {second} conflict"):
             plan_farm(listed, [])
+    # a name given twice in `prefer` counts where it first stands (the last trial: `pb, pb`
+    # refused the profile, `pb, pc, pb` gave the file to pc)
+    for prefer in (["b", "b"], ["b", "e", "b"], ["b", "b", "e"]):
+        for order in permutations(three):
+            listed = {n: three[n] for n in order}
+            assert plan_farm(listed, prefer)["bin/tool"] == Path("/s/b/bin/tool"), (prefer, order)
     # with only some preferred, the rest conflicting among themselves is no error
     four = {**three, "g": _m("/s/g", "bin/tool")}
     assert plan_farm(four, ["g"])["bin/tool"] == Path("/s/g/bin/tool")

@@ -263,6 +263,11 @@ def test_a_file_three_packages_ship_is_the_preferred_ones_in_any_listed_order(ho
         assert r.returncode == 0, r.stderr
         assert (tmp_path / "".join(order) / "bin" / "tool").read_text() == "e\n"
     assert _link(tmp_path / "abe.yaml") == _link(tmp_path / "aeb.yaml")
+    # a name twice in `prefer` counts where it first stands (the last trial)
+    twice = "package_dirs: [pkgs]\npackages:\n  a:\n  b:\n  e:\nprefer: [e, b, e]\n"
+    r, _ = _build(write_profile(tmp_path / "twice.yaml", twice))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "twice" / "bin" / "tool").read_text() == "e\n"
 
 
 EDITS = {

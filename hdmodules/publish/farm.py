@@ -71,7 +71,7 @@ def plan_farm_links(
     are listed (Nix's buildEnv: the highest priority wins); with none of them preferred the
     profile cannot be assembled (HitError naming the first two, before anything is written).
     """
-    rank = {name: i for i, name in enumerate(prefer)}
+    rank = {name: i for i, name in enumerate(dict.fromkeys(prefer))}  # a name twice: its first
     files: dict[str, str] = {}  # rel -> package
     dirs: dict[str, set[str]] = {}  # folder -> the packages with something in it
     shared: set[str] = set()  # files two packages or more ship
