@@ -365,6 +365,110 @@ def test_the_scheduler_makes_the_next_job_while_the_one_before_runs():
     assert "b: cannot be made" in str(caught.value)
 
 
+class _EndingExecutor(_FakeExecutor):
+    """A fake executor that says ENDED: the oldest running build's script ends first, then,
+    nothing else running, the oldest ended one's Outcome comes (checked, sealed)."""
+
+    def __init__(self, slots: int, fail: set[str]):
+        super().__init__(slots, fail)
+        self.ended: list = []
+
+    def start(self, job) -> None:
+        super().start(job)
+        self.events.append(f"start {job.ref.name}")
+
+    def next_done(self, or_token=False, meanwhile=None):
+        from hdmodules.build.builder import Outcome
+        from hdmodules.build.scheduler import ENDED
+        from hdmodules.errors import BuildFailed
+
+        if self.running:
+            job = self.running.pop(0)
+            self.ended.append(job)
+            self.events.append(f"ended {job.ref.name}")
+            return job, ENDED
+        job = self.ended.pop(0)
+        self.events.append(f"outcome {job.ref.name}")
+        if job.ref.name in self.fail:
+            return job, BuildFailed(job.ref.id, "library check failed")
+        return job, Outcome("built", 0.5)
+
+
+def test_the_next_build_starts_when_a_script_ends_and_what_depends_on_it_when_it_is_built():
+    """One slot: once a's script ended (ENDED) b starts, before a's Outcome (its checks, the
+    seal); c, which depends on a, only after a's Outcome. A failure found after the script
+    ended (the link check) stops new builds as any failure does."""
+    import io
+
+    import pytest
+
+    from hdmodules.build.scheduler import BuildsFailed, run
+    from hdmodules.progress import Progress
+
+    graph = {"a": (), "b": (), "c": ("a",)}
+    executor = _EndingExecutor(1, set())
+    assert run(_jobs(graph), executor, Progress(3, io.StringIO())) == 3
+    assert executor.events == [
+        "start a", "ended a", "start b", "ended b", "outcome a", "start c", "ended c",
+        "outcome b", "outcome c",
+    ]  # fmt: skip
+    executor = _EndingExecutor(1, {"a"})
+    with pytest.raises(BuildsFailed) as caught:
+        run(_jobs(graph), executor, Progress(3, io.StringIO()))
+    assert executor.events == ["start a", "ended a", "start b", "ended b", "outcome a", "outcome b"]
+    assert caught.value.skipped == ("c/cccc",)
+
+
+def test_with_j_1_a_build_runs_while_the_one_before_is_checked(tmp_path, monkeypatch):
+    """`-j 1`, real builds: the link check of the first of two independent packages (made
+    slow: it waits for the other's script) sees the other's script start meanwhile; the
+    package that depends on it starts only once it is checked, and every artifact is
+    installed. On the code before, the check waited 30 s and saw nothing."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("HIT_HOME", str(tmp_path / "home"))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    for name, deps, check in (("a", "[]", ""), ("b", "[]", ""), ("c", "[a]", "checked-a")):
+        test = f"test -e {marks}/{check}\n  " if check else ""
+        write_recipe(
+            tmp_path / "pkgs",
+            name,
+            f'version: "1"\ndependencies: {deps}\nbuild: |\n  {test}touch {marks}/started-{name}'
+            f'\n  mkdir -p "$ARTIFACT/share"\n  echo {name} > "$ARTIFACT/share/{name}"\n',
+        )
+    profile = write_profile(tmp_path / "p.yaml", "package_dirs: [pkgs]\npackages: [a, b, c]\n")
+    patched = f"""
+import sys, time
+from pathlib import Path
+import hdmodules.build.builder as builder
+marks, real = Path({str(marks)!r}), builder._check_links
+def check(job, prefix):
+    name = job.ref.name
+    other = {{"a": "b", "b": "a"}}.get(name)
+    if other and not (marks / f"started-{{other}}").exists():  # the first of the two
+        end = time.monotonic() + 30
+        while not (marks / f"started-{{other}}").exists() and time.monotonic() < end:
+            time.sleep(0.01)
+        seen = (marks / f"started-{{other}}").exists()
+        (marks / "overlap").write_text(f"{{name}} saw {{other}} start: {{seen}}")
+    (marks / f"checked-{{name}}").touch()
+    real(job, prefix)
+builder._check_links = check
+from hdmodules.cli.entry import hit
+hit()
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", patched, "build", str(profile), "-j", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (marks / "overlap").read_text() in ("a saw b start: True", "b saw a start: True")
+    for name in "abc":
+        assert (tmp_path / "p" / "share" / name).read_text() == f"{name}\n"
+
+
 def test_builds_beside_one_waiting_for_another_process_go_on_at_once(tmp_path, monkeypatch):
     """A build waits for another `hit`'s lock on its artifact while the other slot builds
     the rest: each of those is collected when it ends and the next one started. (The jobs

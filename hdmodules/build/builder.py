@@ -304,6 +304,7 @@ def build(
     on_built: Callable[[Outcome], None] | None = None,
     on_running: Callable[[], None] | None = None,
     stop: threading.Event | None = None,
+    on_ended: Callable[[], None] | None = None,
 ) -> Outcome:
     """Build `job` into `store` unless it is installed there (or upstream); safe against
     concurrent `hit` processes (the artifact's lock; `on_wait()` is called once if another
@@ -312,10 +313,11 @@ def build(
     (the run's group commit), the artifact is sealed and handed to it and `on_built(outcome)`
     called at once (what depends on it may start building: its files are in place), then
     this waits, holding the lock, until it is installed. `on_running()` is called once its
-    script runs. `stop` (set when the run is interrupted) ends a wait for another process's
-    lock (Store.lock). Raises BuildFailed (a host tool its build system runs is missing, script,
-    link check, OSError such as a full disk) or HitError (a source, what an artifact may not
-    hold, a failed publish: after `on_built`)."""
+    script runs, `on_ended()` once it has ended well (the CPU it held is free: the link check,
+    sealing and describing follow, then `on_built`). `stop` (set when the run is interrupted)
+    ends a wait for another process's lock (Store.lock). Raises BuildFailed (a host tool its
+    build system runs is missing, script, link check, OSError such as a full disk) or
+    HitError (a source, what an artifact may not hold, a failed publish: after `on_built`)."""
     ref = job.ref
     if job.prefix != store.local_prefix(ref):  # e.g. a `hit bdir` job: it installs elsewhere
         where = f"installs into {job.prefix}, not into {store.root}"
@@ -338,6 +340,8 @@ def build(
                 _run(script, job, on_running)
             finally:  # nothing of it runs now
                 end_lease(job)
+            if on_ended is not None:
+                on_ended()
             _check_links(job, prefix)
             seconds = time.monotonic() - start
             log = job.folder / "build.log"

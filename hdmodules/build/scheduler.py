@@ -12,6 +12,12 @@ its extra jobs from the same pool: N jobs at once in all. `slots` caps the packa
 once besides (`--concurrent-packages`, default N). Whenever no build runs, the pool is
 counted and topped up (Jobserver.refill), so a make killed holding tokens shrinks nothing.
 
+A build holds its CPU while its script runs. Once the script has ended well, the executor
+says so (ENDED) and the scheduler may start another build in its place, which does not
+depend on it, while the ended one is checked, sealed and described (builder.build) before
+what depends on it may start: with `-j 1`, hit's own work on one artifact overlaps the next
+one's script, as the group commit's publishing does (issue 18, goal 2).
+
 Failure semantics: after a failure nothing new starts, the builds under way finish, then the
 first failure is raised (`BuildsFailed`, itself the first BuildFailed) with every other
 failure and the artifacts that were not built because of it.
@@ -37,7 +43,17 @@ from .builder import Outcome, build, kill_running
 from .buildjob import BuildJob
 from .jobserver import Jobserver, open_jobserver
 
-Finished = tuple[BuildJob, Outcome | BaseException]  # a job and how it ended
+
+class _Ended:
+    """The mark `next_done` gives with a job whose build script has ended well, before its
+    Outcome: the CPU it held is free, what depends on it must still wait for that Outcome."""
+
+    def __repr__(self) -> str:
+        return "ENDED"
+
+
+ENDED = _Ended()
+Finished = tuple[BuildJob, Outcome | BaseException | _Ended]  # a job and how it ended
 LOOKAHEAD_WAIT = 1.0  # seconds next_done waits for the started builds to run, at most
 
 
@@ -66,7 +82,9 @@ class Executor(Protocol):
         self, or_token: bool = False, meanwhile: Callable[[], None] | None = None
     ) -> Finished | None:
         """Block until a started build ends: its job and its Outcome, or the exception it
-        failed with (a HitError such as BuildFailed; anything else is a bug, re-raised).
+        failed with (a HitError such as BuildFailed; anything else is a bug, re-raised); or
+        (its job, ENDED) once its script has ended well, before that (optional: an executor
+        that never says ENDED holds the CPU until the Outcome).
         With `or_token`, return None instead as soon as `cpus` may hold a token. Call
         `meanwhile()` once, in this thread, while the builds run (once their scripts
         started, so that it takes no time from their start), unless one ended first."""
@@ -137,6 +155,7 @@ class LocalPool:
         self._starting: set[str] = set()  # builds started whose script does not run yet
         self._started = threading.Condition()  # notified when one runs or ends
         self._stop = threading.Event()  # set by interrupt: a wait for a lock ends
+        self._behind: list[threading.Event] = []  # set to let an ended build's checks go on
 
     def __enter__(self) -> LocalPool:
         return self
@@ -176,6 +195,7 @@ class LocalPool:
 
     def _stop_threads(self) -> None:
         """Let every thread finish its build (its artifact installed), then end them all."""
+        self._go_on()
         for _thread in self._threads:
             self._jobs.put(None)
         for thread in self._threads:
@@ -183,10 +203,41 @@ class LocalPool:
         self._threads.clear()
 
     def _runs(self, artifact_id: str) -> None:
-        """The build of `artifact_id` runs (its script started) or ended."""
+        """The build of `artifact_id` runs (its script started), waits for another process's
+        lock or ended: not starting any more."""
         with self._started:
             self._starting.discard(artifact_id)
             self._started.notify_all()
+
+    def _tell(self, finished: Finished) -> None:
+        """Hand `finished` to the scheduler's thread (next_done)."""
+        self._done.put(finished)
+        self._runs(finished[0].ref.id)  # after the put: a `meanwhile` waiter sees it ended
+        os.write(self._wake_w, b".")
+
+    def _waits(self, artifact_id: str, short: str) -> None:
+        """The build of `artifact_id` waits for another process's lock: said, and no longer
+        counted as starting (next_done waits for what starts, not for another process)."""
+        self.progress.waiting(short)
+        self._runs(artifact_id)
+
+    def _ended(self, job: BuildJob) -> None:
+        """In `job`'s thread, its script ended well: tell the scheduler (ENDED), which may
+        start another build, and wait until that build's script runs (`_go_on`, at most
+        LOOKAHEAD_WAIT seconds) before checking this one: both are Python, one at a time
+        (the GIL), and the start is what the next script waits for."""
+        go = threading.Event()
+        with self._started:
+            self._behind.append(go)
+        self._tell((job, ENDED))
+        go.wait(LOOKAHEAD_WAIT)
+
+    def _go_on(self) -> None:
+        """Let every ended build's thread waiting in `_ended` go on."""
+        with self._started:
+            behind, self._behind = self._behind, []
+        for go in behind:
+            go.set()
 
     def _one(self, job: BuildJob) -> None:
         reported = False
@@ -194,9 +245,7 @@ class LocalPool:
         def hand(outcome: Outcome | BaseException) -> None:  # to the scheduler's thread
             nonlocal reported
             reported = True
-            self._done.put((job, outcome))
-            self._runs(job.ref.id)  # after the put: a `meanwhile` waiter sees it ended
-            os.write(self._wake_w, b".")
+            self._tell((job, outcome))
 
         try:
             if self.cpus is not None:  # its dependencies are built: their bin/ is on PATH
@@ -206,11 +255,12 @@ class LocalPool:
             outcome: Outcome | BaseException = build(
                 job,
                 self.store,
-                lambda: self.progress.waiting(short),
+                lambda: self._waits(job.ref.id, short),
                 self._commit,
                 hand,
                 lambda: self._runs(job.ref.id),
                 self._stop,
+                lambda: self._ended(job),
             )
         except BaseException as e:
             outcome = e
@@ -227,12 +277,13 @@ class LocalPool:
         `meanwhile()` is called once the scripts of the builds started run (or after
         LOOKAHEAD_WAIT seconds: one waits for another process's lock), unless one ended
         first (Executor.next_done)."""
-        if meanwhile is not None:
+        if meanwhile is not None or self._behind:
             with self._started:
                 self._started.wait_for(
                     lambda: not self._starting or not self._done.empty(), LOOKAHEAD_WAIT
                 )
-            if self._done.empty():
+            self._go_on()  # the builds started run: an ended one's checks may go on
+            if meanwhile is not None and self._done.empty():
                 meanwhile()
         while True:
             with contextlib.suppress(BlockingIOError):
@@ -251,6 +302,7 @@ class LocalPool:
         """Ctrl-C: stop every build under way (builder.kill_running) and every wait for
         another process's lock (Store.lock's `stop`)."""
         self._stop.set()
+        self._go_on()
         kill_running()
         self._stop_threads()
 
@@ -290,7 +342,8 @@ def run(
     )
     graph.prepare()
     ready: list[str] = []
-    running = 0
+    running = 0  # builds started whose script has not ended
+    ended: set[str] = set()  # builds whose script has ended well, their Outcome to come
     built = 0
     failures: list[BuildFailed] = []
     started: set[str] = set()
@@ -319,7 +372,7 @@ def run(
                 progress.started(planned.ref.short)
                 executor.start(job)
                 running += 1
-            if not running:
+            if not running and not ended:
                 break
             waiting = bool(ready) and not failures and running < executor.slots
             ahead = None  # made meanwhile only when nothing could start before a build ends
@@ -332,14 +385,20 @@ def run(
             if finished is None:  # a token may be free: try to start another
                 continue
             job, outcome = finished
-            running -= 1
-            if held > max(0, running - 1):
-                cpus.release()  # type: ignore[union-attr]  # held > 0: cpus is set
-                held -= 1
-            if cpus is not None and not running:
-                lost = cpus.refill()
-                if lost:
-                    progress.note(f"{lost} jobserver token(s) a killed make kept: put back")
+            if job.ref.id in ended:  # its CPU was given back when its script ended
+                ended.discard(job.ref.id)
+            else:
+                running -= 1
+                if held > max(0, running - 1):
+                    cpus.release()  # type: ignore[union-attr]  # held > 0: cpus is set
+                    held -= 1
+                if cpus is not None and not running:
+                    lost = cpus.refill()
+                    if lost:
+                        progress.note(f"{lost} jobserver token(s) a killed make kept: put back")
+                if outcome is ENDED:
+                    ended.add(job.ref.id)
+                    continue
             if isinstance(outcome, BaseException) and not isinstance(outcome, HitError):
                 raise outcome
             if isinstance(outcome, HitError):
