@@ -126,6 +126,19 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             "extends: [pkgs]\npackages: [a]\n",
             ["default.yaml:1: extends pkgs, but", "is not a YAML file"],
         ),
+        (
+            "package_dirs: [pkgs]\npackages: [a]\n\nprefer: [pz]\n",
+            ["default.yaml:4: prefer names 'pz', which is not in packages"],
+        ),
+        ("extends: [base.yaml]\n", ["base.yaml:3: prefer names 'pz', which is not in packages"]),
+        (
+            "package_dirs: [pkgs]\npackages: [a, p, a]\n",
+            ["default.yaml:2: package 'a' is listed twice"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages: [gone]\n",
+            ["gone.yaml:5: source path", "does not exist"],
+        ),
     ],
     ids=[
         "syntax",
@@ -137,10 +150,16 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "list",
         "undeclared-parameter",
         "extends-a-folder",
+        "prefer-not-listed",
+        "prefer-not-listed-in-a-base",
+        "listed-twice",
+        "missing-path-source",
     ],
 )
 def test_bad_profiles(hit, tmp_path, profile, fragments):
     write_recipe(tmp_path / "pkgs", "a", GOOD)
+    write_recipe(tmp_path / "pkgs", "gone", GOOD + "sources:\n  - path: ../nowhere\n")
+    write_profile(tmp_path / "base.yaml", "package_dirs: [pkgs]\npackages: [a]\nprefer: [pz]\n")
     write_recipe(tmp_path / "pkgs", "c1", GOOD + "dependencies: [c2]\n")
     write_recipe(tmp_path / "pkgs", "p", GOOD + "parameters: {opt: 0}\n")
     write_recipe(tmp_path / "pkgs", "c2", GOOD + "dependencies: [c1]\n")

@@ -48,6 +48,7 @@ class ProfileSpec:
     parameters: dict[str, Scalar] = field(default_factory=dict)
     packages: dict[str, PackageRequest] = field(default_factory=dict)
     prefer: list[str] = field(default_factory=list)
+    prefer_lines: dict[str, tuple[Path, int]] = field(default_factory=dict)  # name -> where
     externals: dict[str, External] = field(default_factory=dict)
     toolchain: dict[str, str] = field(default_factory=dict)  # kind -> external name
     toolchain_lines: dict[str, tuple[Path, int]] = field(default_factory=dict)
@@ -83,8 +84,10 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
     if isinstance(value, list):  # a plain list of names is accepted too
         if not all(isinstance(v, str) for v in value):
             yamlfile.fail(m, "packages", "'packages' must list package names")
-        for v in value:
+        for i, v in enumerate(value):
             check_name(m, "packages", v, "package name")
+            if v in value[:i]:  # as a mapping's key would be (yamlfile: duplicate key)
+                yamlfile.fail(m, "packages", f"package {v!r} is listed twice")
         return [PackageRequest(v, file=m.file, line=m.line_of("packages")) for v in value]
     packages = yamlfile.get_mapping(m, "packages")
     out = []
@@ -157,6 +160,7 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
         _add_package(spec, req)
     own = yamlfile.get_str_list(m, "prefer")
     spec.prefer = own + [p for p in spec.prefer if p not in own]
+    spec.prefer_lines.update((p, (file, m.line_of("prefer"))) for p in own)
     spec.externals.update(load_externals(yamlfile.get_mapping(m, "externals")))
     toolchain = yamlfile.get_mapping(m, "toolchain")
     for kind, name in toolchain.items():
@@ -193,6 +197,7 @@ def _merge(spec: ProfileSpec, base: ProfileSpec) -> None:
     for req in base.packages.values():
         _add_package(spec, replace(req, parameters=dict(req.parameters)))
     spec.prefer += [p for p in base.prefer if p not in spec.prefer]
+    spec.prefer_lines = {**base.prefer_lines, **spec.prefer_lines}
     spec.externals.update(base.externals)
     spec.toolchain.update(base.toolchain)
     spec.toolchain_lines.update(base.toolchain_lines)

@@ -27,6 +27,7 @@ from .externals import ENV_OF_ROLE, ROLES, External, check_pins, implicit_compil
 from .profiles import ProfileSpec, load_profile
 from .recipes import (
     Recipe,
+    Source,
     env_name,
     patch_hash,
     with_version,
@@ -341,6 +342,18 @@ def _check_parameters_used(profile: ProfileSpec, recipes: dict[str, Recipe]) -> 
         raise ConfigError(file, line, f"no package of this profile has the parameter(s) {names}")
 
 
+def _source_hash(recipe: Recipe, source: Source) -> str:
+    """resolvecache.source_hash of `source`, one of `recipe`'s; what stops it (a `path:`
+    that does not exist, a file in it that cannot be read) is a ConfigError at the source's
+    line of the recipe."""
+    try:
+        return resolvecache.source_hash(source)
+    except ConfigError:
+        raise
+    except HitError as e:
+        raise ConfigError(recipe.file, source.line or None, str(e)) from None
+
+
 def _node(
     recipe: Recipe, nodes: dict[str, Node], profile: ProfileSpec, chosen: dict[str, External]
 ) -> Node:
@@ -354,7 +367,7 @@ def _node(
     spec = BuildSpec(
         name=recipe.name,
         version=recipe.version,
-        sources=tuple(SourceInput(resolvecache.source_hash(s), s.dest) for s in recipe.sources),
+        sources=tuple(SourceInput(_source_hash(recipe, s), s.dest) for s in recipe.sources),
         build=resolvecache.body(recipe.build_system, recipe.build, tuple(profile.package_dirs)),
         parameters=params,
         dependencies={dep: nodes[dep].ref.id for dep in recipe.dependencies},
@@ -391,7 +404,8 @@ def resolve(profile: ProfileSpec, dirty: bool = False, cache: Path | None = None
         nodes[name] = _node(recipes[name], nodes, profile, chosen)
     for p in profile.prefer:
         if p not in profile.packages:
-            raise ConfigError(profile.file, None, f"prefer names {p!r}, which is not in packages")
+            file, line = profile.prefer_lines.get(p, (profile.file, None))
+            raise ConfigError(file, line, f"prefer names {p!r}, which is not in packages")
     held = pythonenv.profile_packages(packages, nodes)  # a Python package brings its python
     profile_doc = ProfileDoc({name: nodes[name].ref.id for name in held}, tuple(profile.prefer))
     profile_ref = ArtifactRef("profile", "", profile_doc.hash())

@@ -345,6 +345,7 @@ def load_site(
             parameter_lines=parameter_lines(sm),
             packages=packages,
             prefer=prefer,
+            prefer_lines={winner: (file, sm.line_of("prefer")) for winner in prefer},
             externals=dict(externals),
             toolchain=toolchain,
             toolchain_lines={k: (file, sm.line_of(k)) for k in toolchain},
