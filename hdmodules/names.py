@@ -60,6 +60,19 @@ def name_problem(value: object) -> str | None:
     return length_problem(value)
 
 
+# Package names the store keeps for its own artifacts: profiles are `profile/<hash>` in
+# `bld/profile/`, and a package of that name would sit among them (`hit status`, `hit purge`).
+RESERVED_PACKAGES = frozenset({"profile"})
+
+
+def package_name_problem(value: object) -> str | None:
+    """Why `value` is not a valid package name, or None: name_problem, then the names the
+    store keeps (RESERVED_PACKAGES)."""
+    if value in RESERVED_PACKAGES:
+        return "is kept for profiles (bld/profile/ holds them): name the package otherwise"
+    return name_problem(value)
+
+
 def version_problem(value: object) -> str | None:
     """Why `value` is not a valid version, or None: its characters (VERSION_RULE), then its
     length (length_problem)."""

@@ -139,6 +139,14 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             "package_dirs: [pkgs]\npackages: [gone]\n",
             ["gone.yaml:5: source path", "does not exist"],
         ),
+        (
+            "package_dirs: [pkgs]\npackages: [a, profile]\n",
+            ["default.yaml:2: package name 'profile' is kept for profiles"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages: [onprofile]\n",
+            ["onprofile.yaml:4: dependency 'profile' is kept for profiles"],
+        ),
     ],
     ids=[
         "syntax",
@@ -154,11 +162,15 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "prefer-not-listed-in-a-base",
         "listed-twice",
         "missing-path-source",
+        "a-package-named-profile",
+        "a-dependency-named-profile",
     ],
 )
 def test_bad_profiles(hit, tmp_path, profile, fragments):
     write_recipe(tmp_path / "pkgs", "a", GOOD)
     write_recipe(tmp_path / "pkgs", "gone", GOOD + "sources:\n  - path: ../nowhere\n")
+    write_recipe(tmp_path / "pkgs", "onprofile", GOOD + "dependencies: [profile]\n")
+    write_recipe(tmp_path / "pkgs", "profile", GOOD)
     write_profile(tmp_path / "base.yaml", "package_dirs: [pkgs]\npackages: [a]\nprefer: [pz]\n")
     write_recipe(tmp_path / "pkgs", "c1", GOOD + "dependencies: [c2]\n")
     write_recipe(tmp_path / "pkgs", "p", GOOD + "parameters: {opt: 0}\n")

@@ -268,6 +268,11 @@ def test_a_file_three_packages_ship_is_the_preferred_ones_in_any_listed_order(ho
     r, _ = _build(write_profile(tmp_path / "twice.yaml", twice))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "twice" / "bin" / "tool").read_text() == "e\n"
+    # and a name given twice is the same profile as given once (the tenth stop's trial)
+    once = write_profile(tmp_path / "once.yaml", twice.replace("[e, b, e]", "[e, b]"))
+    r, _ = _build(once)
+    assert r.returncode == 0, r.stderr
+    assert _link(once) == _link(tmp_path / "twice.yaml")
 
 
 EDITS = {

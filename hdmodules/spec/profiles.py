@@ -14,7 +14,7 @@ from ..urls import git_location
 from . import resolvecache, yamlfile
 from .externals import External, load_externals
 from .siteroot import missing_stack
-from .yamlfile import Scalar, check_name, check_version
+from .yamlfile import Scalar, check_version
 
 PROFILE_KEYS = frozenset(
     ["extends", "package_dirs", "parameters", "packages", "prefer", "externals", "toolchain"]
@@ -85,14 +85,14 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
         if not all(isinstance(v, str) for v in value):
             yamlfile.fail(m, "packages", "'packages' must list package names")
         for i, v in enumerate(value):
-            check_name(m, "packages", v, "package name")
+            yamlfile.check_package_name(m, "packages", v, "package name")
             if v in value[:i]:  # as a mapping's key would be (yamlfile: duplicate key)
                 yamlfile.fail(m, "packages", f"package {v!r} is listed twice")
         return [PackageRequest(v, file=m.file, line=m.line_of("packages")) for v in value]
     packages = yamlfile.get_mapping(m, "packages")
     out = []
     for name, over in packages.items():
-        check_name(packages, name, name, "package name")
+        yamlfile.check_package_name(packages, name, name, "package name")
         if over is None:  # no overrides (most of a long profile): nothing else to check
             line = packages.line_of(name)
             out.append(PackageRequest(name, file=m.file, line=line, version_line=line))
@@ -158,7 +158,7 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
     spec.parameter_lines.update(parameter_lines(m))
     for req in package_requests(m):
         _add_package(spec, req)
-    own = yamlfile.get_str_list(m, "prefer")
+    own = list(dict.fromkeys(yamlfile.get_str_list(m, "prefer")))  # a name twice counts once
     spec.prefer = own + [p for p in spec.prefer if p not in own]
     spec.prefer_lines.update((p, (file, m.line_of("prefer"))) for p in own)
     spec.externals.update(load_externals(yamlfile.get_mapping(m, "externals")))

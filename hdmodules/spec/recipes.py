@@ -14,7 +14,7 @@ from ..urls import git_location
 from . import buildsystems, yamlfile
 from .buildsystems import BuildSteps
 from .variants import BlockContext, When, load_when
-from .yamlfile import Scalar, check_name, check_version
+from .yamlfile import Scalar, check_version
 
 RECIPE_KEYS = {
     "name",
@@ -242,7 +242,9 @@ def load_recipe(file: Path) -> Recipe:
     m = yamlfile.load_mapping(file, "recipe")
     yamlfile.check_keys(m, RECIPE_KEYS, f"recipe {file.stem}", required=("version",))
     # name and version are folders of the store and module names (see names.py)
-    name = check_name(m, "name", yamlfile.get_str(m, "name", file.stem), "package name")
+    name = yamlfile.check_package_name(
+        m, "name", yamlfile.get_str(m, "name", file.stem), "package name"
+    )
     if isinstance(m["version"], float):
         yamlfile.fail(
             m, "version", f"write the version in quotes (YAML reads {m['version']} as a number)"
@@ -253,7 +255,7 @@ def load_recipe(file: Path) -> Recipe:
         yamlfile.fail(m, "sources", "'sources' must be a list of mappings (- url: ... sha256: ...)")
     deps = yamlfile.get_str_list(m, "dependencies")
     for d in deps:  # each is looked up as <package_dir>/<name>.yaml
-        check_name(m, "dependencies", d, "dependency")
+        yamlfile.check_package_name(m, "dependencies", d, "dependency")
     if len(set(deps)) != len(deps):
         yamlfile.fail(m, "dependencies", "a dependency is listed twice")
     params = yamlfile.check_parameters(m, "parameters")

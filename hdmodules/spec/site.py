@@ -335,7 +335,7 @@ def load_site(
             if sm.get(kind) is not None:
                 toolchain[kind] = yamlfile.get_str(sm, kind)
         packages: dict[str, PackageRequest] = {r.name: r for r in package_requests(sm)}
-        prefer = yamlfile.get_str_list(sm, "prefer")  # who wins a file two packages ship
+        prefer = list(dict.fromkeys(yamlfile.get_str_list(sm, "prefer")))  # who wins a file
         for winner in prefer:
             check_name(sm, "prefer", winner, "prefer: package name")
         profile = ProfileSpec(

@@ -14,6 +14,7 @@ from ..names import (
     env_value_problem,
     env_var_problem,
     name_problem,
+    package_name_problem,
     text_problem,
     version_problem,
 )
@@ -237,6 +238,15 @@ def check_name(m: Mapping, key: Any, value: object, what: str) -> str:
     """`value` if it is a valid name; else ConfigError `file:line: <what> 'x' may hold ...`,
     the line being that of `key` in the yamlfile.Mapping `m`."""
     problem = name_problem(value)
+    if problem:
+        fail(m, key, f"{what} {value!r} {problem}")
+    return value  # type: ignore[return-value]
+
+
+def check_package_name(m: Mapping, key: Any, value: object, what: str) -> str:
+    """check_name for a package's name: names.package_name_problem (a name the store keeps
+    for itself is refused too)."""
+    problem = package_name_problem(value)
     if problem:
         fail(m, key, f"{what} {value!r} {problem}")
     return value  # type: ignore[return-value]
