@@ -135,6 +135,7 @@ def test_status_show_and_bdir(hit, demo, tmp_path):
     r = hit("status", "default.yaml", cwd=demo)
     lines = r.out.splitlines()
     assert len(lines) == 5 and all(line.endswith("built") for line in lines)
+    assert len({line.rindex("built") for line in lines}) == 1, r.out  # one column, any id
     app_line = next(line for line in lines if line.startswith("app "))
     spec = json.loads(hit("show", "buildspec", "app", "-p", "default.yaml", cwd=demo).out)
     assert spec["id"][: len("app/") + 12] in app_line

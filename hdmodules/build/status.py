@@ -13,14 +13,19 @@ def status_text(resolved: Any, installed: Callable[[Any], bool]) -> str:
     (name, version, short id, `built` or `needs build`, `(dependency)` for one the profile
     does not list), then the profile's; `installed(ref)` says whether an artifact is built.
     One string: thousands of lines are written at once."""
+    nodes = resolved.nodes.values()
     width = max([len(n) for n in resolved.nodes] + [7])
+    wide = max([len(n.recipe.version) for n in nodes] + [10])  # each column as wide as its
+    ids = max([len(n.ref.short) for n in nodes] + [len(resolved.profile_ref.short)])  # longest
     lines = []
-    for node in resolved.nodes.values():
+    for node in nodes:
         state = "built" if installed(node.ref) else "needs build"
         extra = "" if node.name in resolved.packages else "  (dependency)"
         lines.append(
-            f"{node.name:<{width}}  {node.recipe.version:<10}  {node.ref.short}  {state}{extra}"
+            f"{node.name:<{width}}  {node.recipe.version:<{wide}}  {node.ref.short:<{ids}}  "
+            f"{state}{extra}"
         )
     pstate = "built" if installed(resolved.profile_ref) else "needs build"
-    lines.append(f"{'profile':<{width}}  {'':<10}  {resolved.profile_ref.short}  {pstate}")
+    short = resolved.profile_ref.short
+    lines.append(f"{'profile':<{width}}  {'':<{wide}}  {short:<{ids}}  {pstate}")
     return "\n".join(lines)
