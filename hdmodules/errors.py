@@ -84,7 +84,9 @@ class BuildFailed(HitError):
     def __str__(self) -> str:
         text = f"{self.artifact}: {self.what}"
         if self.folder is not None:
-            text += f"\n  build folder kept: {self.folder}\n  log: {self.log}\n"
+            text += f"\n  build folder kept: {self.folder}\n"
+        if self.folder is not None and self.log is not None:
+            text += f"  log: {self.log}\n"
         if self.tail:
             shown = "\n".join("    " + log_line(line) for line in self.tail)
             text += f"  last {len(self.tail)} lines:\n{shown}"

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -214,8 +215,11 @@ def test_tarball_escaping_the_build_folder(hit, tmp_path):
         tmp_path / "pkgs", "evil", 'version: "1"\nsources: [{path: evil.tar.gz}]\nbuild: "true"\n'
     )
     write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [evil]\n")
-    _one_error(hit("build", cwd=tmp_path, check=False), "would land outside the build folder")
+    r = hit("build", cwd=tmp_path, check=False)
+    _one_error(r, "would land outside the build folder")
     assert not (tmp_path / "outside").exists()
+    kept = Path(r.err.split("build folder kept: ")[1].splitlines()[0])  # named, as a failed
+    assert kept.is_dir() and (kept / "src").is_dir()  # script's is (the closing trial)
 
 
 def test_unknown_package_for_show_and_bdir(hit, demo):

@@ -96,6 +96,17 @@ def prepare(job: BuildJob) -> Path:
     return script
 
 
+def _prepared(job: BuildJob) -> Path:
+    """`prepare(job)`; a source or patch it refuses is a BuildFailed naming the build
+    folder, kept as a failed script's is (what was unpacked before the refusal)."""
+    try:
+        return prepare(job)
+    except BuildFailed:
+        raise
+    except HitError as e:
+        raise BuildFailed(job.ref.id, str(e), job.folder) from None
+
+
 def lay_out_toolchain(job: BuildJob) -> None:
     """The job's toolchain: `bin/` with the job's tool links, and its stubs as links to
     `mpi-stub` (what build.sh would make with a process each; it skips that when `bin/`
@@ -336,7 +347,7 @@ def build(
         start = time.monotonic()
         try:
             try:
-                script = prepare(job)
+                script = _prepared(job)
                 _run(script, job, on_running)
             finally:  # nothing of it runs now
                 end_lease(job)
