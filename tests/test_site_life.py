@@ -371,3 +371,16 @@ def test_a_profile_path_the_sites_gc_refuses_is_warned_about(tmp_path):
     r = run_hit("build", "default.yaml", cwd=proj, env=env)
     assert "warning: the link " in r.err and "odd\\nfolder/default has a control character" in r.err
     assert not list((root / "gcroots" / "users").glob("*.json"))
+
+
+def test_a_copy_of_the_demo_site_builds_into_the_copy(tmp_path):
+    """`hdmod build` of a copied demo site.yaml without `--root`: its root (`site-root`,
+    beside the file) is in the copy, so nothing is written outside it (it was
+    `../../build/demo-site`: two folders above the copy; the tenth stop's trial)."""
+    yaml = demo_site(tmp_path / "copy")
+    r = run_hdmod("build", str(yaml), "-j", "2")
+    root = tmp_path / "copy" / "demo" / "site-root"
+    assert f"stack gcc12: {root / 'profiles' / 'gcc12'}" in r.stdout + r.stderr
+    assert (root / "profiles" / "gcc12").is_symlink() and (root / "modules").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
+    assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == ["demo"]
