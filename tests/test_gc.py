@@ -253,6 +253,7 @@ def test_gc_killed_half_way_leaves_a_consistent_store(home, tmp_path):
     os.kill(gc.pid, signal.SIGKILL)
     gc.wait()
     assert any(store.trash.iterdir())  # killed half way: deletions were under way
+    left = sorted(t.name for t in store.trash.iterdir())
     # whatever is left in the store's namespace is either complete and intact, or absent
     for prefix in store.prefixes():
         assert (prefix / ".hit" / "manifest.json").exists(), prefix
@@ -260,6 +261,8 @@ def test_gc_killed_half_way_leaves_a_consistent_store(home, tmp_path):
     r = run_hit("gc")
     assert not artifacts(home) and not any(store.trash.iterdir())
     assert "removed" in r.out
+    said = f"emptied what an interrupted collection had moved out of the store ({len(left)} "
+    assert said in r.err and left[0] in r.err, r.err  # named, not emptied without a word
     run_hit("build", str(p))
     assert (tmp_path / "default" / "share" / "big39" / "f600").exists()
     assert not alive(gc.pid)

@@ -48,6 +48,7 @@ class Report:
     removed: list[str] = field(default_factory=list)
     kept_recent: list[str] = field(default_factory=list)
     unstamped: list[str] = field(default_factory=list)  # last use not handed down (hand_down)
+    left_in_trash: list[str] = field(default_factory=list)  # by a collection killed before
     bytes_freed: int = 0
     live: int = 0  # artifacts the roots reach
     kept_by: str = ""  # keep.counts: the roots of each kind that keep something
@@ -119,11 +120,15 @@ def move_out(store: Store, prefix: Path) -> None:
     os.replace(prefix, store.trash / f"{prefix.parent.name}-{prefix.name}-{os.getpid()}")
 
 
-def empty_trash(store: Store) -> None:
+def empty_trash(store: Store) -> list[str]:
     """Remove what this collection, or an earlier one killed meanwhile, moved into the trash:
-    several trees at once (files.remove_trees)."""
-    if store.trash.exists():
-        remove_trees(store.trash.iterdir())
+    several trees at once (files.remove_trees). Returns the names of what was there (each
+    `<name>-<folder>-<pid of the collector>`), sorted."""
+    if not store.trash.exists():
+        return []
+    trees = sorted(store.trash.iterdir())
+    remove_trees(trees)
+    return [t.name for t in trees]
 
 
 def collect(
@@ -148,8 +153,8 @@ def collect(
     history = history or History()
     report = Report(history=history)
     with store.gc_lock(True, on_wait):
-        if not dry_run:
-            empty_trash(store)
+        if not dry_run:  # what a collection killed half way left (move_out's names)
+            report.left_in_trash = empty_trash(store)
         start = time.monotonic()
         kept = _forget_gone_roots(report, store, gc_roots, history, drop_stale, dry_run)
         artifacts = scan(store)
@@ -517,6 +522,13 @@ def describe(report: Report, store: Store, request: Request) -> Lines:
     dry = request.dry_run
     verb, drop = ("would remove", "would drop") if dry else ("removed", "dropped")
     err = [_dropped(k, drop, store) for k in report.dropped]
+    if report.left_in_trash:
+        left = report.left_in_trash
+        shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+        err.append(
+            f"emptied what an interrupted collection had moved out of the store "
+            f"({len(left)} folder(s) of .trash/: {shown})"
+        )
     err += [f"skipped a user's record {b.file}: {b.why}" for b in report.bad_records]
     err += [
         f"{drop} a user's record {u.file.name}: {u.link} no longer points at {u.profile}"
