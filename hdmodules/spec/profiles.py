@@ -84,10 +84,12 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
     if isinstance(value, list):  # a plain list of names is accepted too
         if not all(isinstance(v, str) for v in value):
             yamlfile.fail(m, "packages", "'packages' must list package names")
-        for i, v in enumerate(value):
+        seen: set[str] = set()
+        for v in value:
             yamlfile.check_package_name(m, "packages", v, "package name")
-            if v in value[:i]:  # as a mapping's key would be (yamlfile: duplicate key)
+            if v in seen:  # as a mapping's key would be (yamlfile: duplicate key)
                 yamlfile.fail(m, "packages", f"package {v!r} is listed twice")
+            seen.add(v)
         return [PackageRequest(v, file=m.file, line=m.line_of("packages")) for v in value]
     packages = yamlfile.get_mapping(m, "packages")
     out = []
