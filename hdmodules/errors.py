@@ -82,15 +82,15 @@ class BuildFailed(HitError):
         self.tail = tuple(tail)
 
     def __str__(self) -> str:
-        text = f"{self.artifact}: {self.what}"
+        lines = [f"{self.artifact}: {self.what}"]
         if self.folder is not None:
-            text += f"\n  build folder kept: {self.folder}\n"
-        if self.folder is not None and self.log is not None:
-            text += f"  log: {self.log}\n"
+            lines.append(f"  build folder kept: {self.folder}")
+            if self.log is not None:
+                lines.append(f"  log: {self.log}")
         if self.tail:
-            shown = "\n".join("    " + log_line(line) for line in self.tail)
-            text += f"  last {len(self.tail)} lines:\n{shown}"
-        return text
+            lines.append(f"  last {len(self.tail)} lines:")
+            lines += ["    " + log_line(line) for line in self.tail]
+        return "\n".join(lines)
 
 
 class FollowStopped(HitError):

@@ -148,6 +148,10 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             "package_dirs: [pkgs]\npackages: [onprofile]\n",
             ["onprofile.yaml:4: dependency 'profile' is kept for profiles"],
         ),
+        (
+            "package_dirs: [pkgs]\npackages: [both]\n",
+            ["both.yaml:4: both builds on x-y and x_y, which would both be X_Y_DIR"],
+        ),
     ],
     ids=[
         "syntax",
@@ -165,6 +169,7 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "missing-path-source",
         "a-package-named-profile",
         "a-dependency-named-profile",
+        "two-dependencies-one-dir-variable",
     ],
 )
 def test_bad_profiles(hit, tmp_path, profile, fragments):
@@ -172,6 +177,9 @@ def test_bad_profiles(hit, tmp_path, profile, fragments):
     write_recipe(tmp_path / "pkgs", "gone", GOOD + "sources:\n  - path: ../nowhere\n")
     write_recipe(tmp_path / "pkgs", "onprofile", GOOD + "dependencies: [profile]\n")
     write_recipe(tmp_path / "pkgs", "profile", GOOD)
+    write_recipe(tmp_path / "pkgs", "x-y", GOOD)
+    write_recipe(tmp_path / "pkgs", "x_y", GOOD)
+    write_recipe(tmp_path / "pkgs", "both", GOOD + "dependencies: [x-y, x_y]\n")
     write_profile(tmp_path / "base.yaml", "package_dirs: [pkgs]\npackages: [a]\nprefer: [pz]\n")
     write_recipe(tmp_path / "pkgs", "c1", GOOD + "dependencies: [c2]\n")
     write_recipe(tmp_path / "pkgs", "p", GOOD + "parameters: {opt: 0}\n")
@@ -220,6 +228,7 @@ def test_tarball_escaping_the_build_folder(hit, tmp_path):
     assert not (tmp_path / "outside").exists()
     kept = Path(r.err.split("build folder kept: ")[1].splitlines()[0])  # named, as a failed
     assert kept.is_dir() and (kept / "src").is_dir()  # script's is (the closing trial)
+    assert not r.err.endswith("\n\n"), r.err  # no log yet: no line for it, nor a blank one
 
 
 def test_unknown_package_for_show_and_bdir(hit, demo):

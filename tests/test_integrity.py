@@ -265,6 +265,8 @@ def test_an_artifact_holds_files_folders_and_symlinks_only(home, tmp_path, insta
     profile = _one_package(tmp_path, build + install.format(outside=outside), name="odd")
     r = run_hit("build", str(profile), check=False)
     assert r.code == 1 and fragment in r.err, r.err
+    kept = Path(r.err.split("build folder kept: ")[1].splitlines()[0])  # named, with its log
+    assert (kept / "src").is_dir() and f"log: {kept / 'build.log'}" in r.err, r.err
     assert stat.S_IMODE(outside.stat().st_mode) == 0o666  # never touched
     assert not any((home / "bld" / "odd").iterdir())  # nothing half-installed
 

@@ -107,6 +107,17 @@ def _prepared(job: BuildJob) -> Path:
         raise BuildFailed(job.ref.id, str(e), job.folder) from None
 
 
+def _sealed(job: BuildJob, store: Store, log: Path) -> None:
+    """`store.seal(job.ref)`; what the artifact may not hold (a FIFO, a device) is a
+    BuildFailed naming the build folder kept and its log, as a failed script is."""
+    try:
+        store.seal(job.ref)
+    except BuildFailed:
+        raise
+    except HitError as e:
+        raise BuildFailed(job.ref.id, str(e), job.folder, log) from None
+
+
 def lay_out_toolchain(job: BuildJob) -> None:
     """The job's toolchain: `bin/` with the job's tool links, and its stubs as links to
     `mpi-stub` (what build.sh would make with a process each; it skips that when `bin/`
@@ -361,7 +372,7 @@ def build(
             else:  # sealed and hashed now, before anything built on it runs (a build as root
                 # ignores read-only bits: what it changes in a dependency `hit verify` reports);
                 # the flush, the rename and the build folder's removal in the background
-                store.seal(ref)
+                _sealed(job, store, log)
                 store.describe(prefix, job.record, log)
                 installed = committer.hand_over(prefix, job.folder)
                 if on_built is not None:
@@ -371,7 +382,11 @@ def build(
             remove_tree(prefix)
             _unshare_toolchain(job)
             where = e.filename or job.folder
-            raise BuildFailed(ref.id, f"{e.strerror or e}: {where}") from None
+            kept = job.folder if job.folder.is_dir() else None
+            log = job.folder / "build.log"
+            raise BuildFailed(
+                ref.id, f"{e.strerror or e}: {where}", kept, log if kept and log.exists() else None
+            ) from None
         except BaseException:
             remove_tree(prefix)
             _unshare_toolchain(job)

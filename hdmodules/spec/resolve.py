@@ -342,6 +342,24 @@ def _check_parameters_used(profile: ProfileSpec, recipes: dict[str, Recipe]) -> 
         raise ConfigError(file, line, f"no package of this profile has the parameter(s) {names}")
 
 
+def _check_dir_names(recipe: Recipe, closure: list[str]) -> None:
+    """Each package of `closure` (what `recipe` builds on) is `<NAME>_DIR` in its build's
+    environment (env_name): two whose names differ only in case or in `-`, `_` and `.` would
+    be one variable, the other's prefix out of reach. ConfigError at the recipe's
+    dependencies."""
+    seen: dict[str, str] = {}
+    for name in closure:
+        other = seen.setdefault(env_name(name), name)
+        if other != name:
+            line = recipe.dependency_lines.get(name) or recipe.dependency_lines.get(other)
+            raise ConfigError(
+                recipe.file,
+                line,
+                f"{recipe.name} builds on {other} and {name}, which would both be "
+                f"{env_name(name)}_DIR in its build's environment: rename one of them",
+            )
+
+
 def _source_hash(recipe: Recipe, source: Source) -> str:
     """resolvecache.source_hash of `source`, one of `recipe`'s; what stops it (a `path:`
     that does not exist, a file in it that cannot be read) is a ConfigError at the source's
@@ -361,6 +379,7 @@ def _node(
     closure: list[str] = []
     for dep in recipe.dependencies:
         closure += [d for d in (*nodes[dep].closure, dep) if d not in closure]
+    _check_dir_names(recipe, closure)
     params = _parameters(recipe, profile)
     tools = _node_toolchain(recipe, chosen, profile)
     buildsystems.check_tools_given(recipe.build_system, _unset_tools(tools))
