@@ -8,12 +8,30 @@ from __future__ import annotations
 
 import sys
 
-from .noop import answer_early
-
 
 def hit() -> None:
-    """The `hit` console script."""
-    answer_early(sys.argv[1:])
-    from .hit import main
+    """The `hit` console script. A Ctrl-C while its modules load is `hit: interrupted`
+    (process.interrupted_early): they are imported here, not by this module."""
+    try:
+        from .noop import answer_early
 
+        answer_early(sys.argv[1:])
+        from .hit import main
+    except KeyboardInterrupt:  # raised by an import, before the command's guard
+        _interrupted("hit")
     main()
+
+
+def hdmod() -> None:
+    """The `hdmod` console script (cli/hdmod.py's main), a Ctrl-C while it loads as `hit`'s."""
+    try:
+        from .hdmod import main
+    except KeyboardInterrupt:
+        _interrupted("hdmod")
+    main()
+
+
+def _interrupted(prog: str) -> None:
+    from .process import interrupted_early
+
+    interrupted_early(prog)

@@ -260,6 +260,10 @@ def main() -> None:
 
 if __name__ == "__main__":
     from .noop import answer_early
+    from .process import interrupted_early
 
-    answer_early(sys.argv[1:])  # as the console script (cli/entry.py) does
+    try:  # as the console script (cli/entry.py) does
+        answer_early(sys.argv[1:])
+    except KeyboardInterrupt:
+        interrupted_early("hit")
     main()

@@ -6,6 +6,7 @@ both before anything else is imported. (How a command leaves: guard.leave.)"""
 from __future__ import annotations
 
 import gc
+import os
 import sys
 
 # The cyclic garbage collector's first threshold (container objects allocated between two
@@ -53,3 +54,15 @@ def flush_output(code: int, prog: str) -> int:
     except OSError:
         pass
     return code
+
+
+def interrupted_early(prog: str) -> None:
+    """Ctrl-C before the command's own guard is set up (while its modules load: a
+    KeyboardInterrupt from an import): `prog: interrupted` on stderr and exit 130, as the
+    guard says it later (cli/guard.py), never a traceback."""
+    try:  # noqa: SIM105 - built-in modules only (see the module's docstring)
+        sys.stderr.write(f"\n{prog}: interrupted\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os._exit(130)
