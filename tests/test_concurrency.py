@@ -659,3 +659,48 @@ def test_ctrl_c_while_hit_loads_is_one_line_not_a_traceback(tmp_path):
         _out, err = p.communicate(timeout=60)
         assert "Traceback" not in err, (delay, err)
         assert p.returncode in (0, 130), (delay, p.returncode, err)
+
+
+def test_ctrl_c_while_an_ended_build_is_checked_says_so_and_installs_nothing(tmp_path):
+    """Ctrl-C while the link check of a build whose script ended runs (made to wait for a
+    file here; the closing trial's artifact of 8,192 ELF files took 8-11 s): hit says what
+    it waits for, the steps after the check are not done, nothing is installed, and the
+    next build builds it. (It waited in silence, then installed the artifact.)"""
+    import subprocess
+    import sys
+
+    write_recipe(tmp_path / "pkgs", "a", 'version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT/share"\n')
+    profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [a]\n")
+    patched = f"""
+import sys, time
+from pathlib import Path
+import hdmodules.build.builder as builder
+marks, real = Path({str(tmp_path)!r}), builder._check_links
+def check(job, prefix):
+    (marks / "checking").touch()
+    end = time.monotonic() + 30
+    while not (marks / "go").exists() and time.monotonic() < end:
+        time.sleep(0.01)
+    real(job, prefix)
+builder._check_links = check
+from hdmodules.cli.entry import hit
+hit()
+"""
+    env = {**os.environ, "HIT_HOME": str(tmp_path / "home")}
+    p = subprocess.Popen(
+        [sys.executable, "-c", patched, "build", str(profile), "-j", "1"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(tmp_path / "checking")
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+    finally:
+        (tmp_path / "go").touch()
+        _out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "Traceback" not in err, err
+    assert "stopping: waiting for the step under way of checking a/" in err, err
+    assert err.endswith("\nhit: interrupted\n"), err
+    assert not list((tmp_path / "home" / "bld").glob("a/*/.hit/manifest.json"))
+    r = run_hit("build", str(profile), env=env)
+    assert "built in" in r.err and list((tmp_path / "home" / "bld").glob("a/*/.hit/manifest.json"))

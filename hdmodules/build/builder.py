@@ -107,6 +107,14 @@ def _prepared(job: BuildJob) -> Path:
         raise BuildFailed(job.ref.id, str(e), job.folder) from None
 
 
+def _go_on_unless(stop: threading.Event | None) -> None:
+    """Between the steps that check a build whose script ended (each may take seconds for
+    an artifact of thousands of files): once the run is interrupted (`stop` set), the rest
+    is not done and nothing is installed. Raises KeyboardInterrupt."""
+    if stop is not None and stop.is_set():
+        raise KeyboardInterrupt
+
+
 def _sealed(job: BuildJob, store: Store, log: Path) -> None:
     """`store.seal(job.ref)`; what the artifact may not hold (a FIFO, a device) is a
     BuildFailed naming the build folder kept and its log, as a failed script is."""
@@ -364,7 +372,9 @@ def build(
                 end_lease(job)
             if on_ended is not None:
                 on_ended()
+            _go_on_unless(stop)
             _check_links(job, prefix)
+            _go_on_unless(stop)
             seconds = time.monotonic() - start
             log = job.folder / "build.log"
             if committer is None:  # the build folder goes before the flush (Store.commit)
@@ -373,6 +383,7 @@ def build(
                 # ignores read-only bits: what it changes in a dependency `hit verify` reports);
                 # the flush, the rename and the build folder's removal in the background
                 _sealed(job, store, log)
+                _go_on_unless(stop)
                 store.describe(prefix, job.record, log)
                 installed = committer.hand_over(prefix, job.folder)
                 if on_built is not None:

@@ -156,6 +156,7 @@ class LocalPool:
         self._started = threading.Condition()  # notified when one runs or ends
         self._stop = threading.Event()  # set by interrupt: a wait for a lock ends
         self._behind: list[threading.Event] = []  # set to let an ended build's checks go on
+        self._checking: dict[str, str] = {}  # builds whose script ended, not yet told: short ids
 
     def __enter__(self) -> LocalPool:
         return self
@@ -229,6 +230,7 @@ class LocalPool:
         go = threading.Event()
         with self._started:
             self._behind.append(go)
+            self._checking[job.ref.id] = job.ref.short
         self._tell((job, ENDED))
         go.wait(LOOKAHEAD_WAIT)
 
@@ -245,6 +247,8 @@ class LocalPool:
         def hand(outcome: Outcome | BaseException) -> None:  # to the scheduler's thread
             nonlocal reported
             reported = True
+            with self._started:
+                self._checking.pop(job.ref.id, None)
             self._tell((job, outcome))
 
         try:
@@ -304,6 +308,13 @@ class LocalPool:
         self._stop.set()
         self._go_on()
         kill_running()
+        with self._started:
+            checking = sorted(self._checking.values())
+        if checking:  # a step of a check under way ends before its thread sees `_stop`
+            self.progress.note(
+                f"stopping: waiting for the step under way of checking {', '.join(checking)} "
+                f"(Ctrl-C again to leave at once)"
+            )
         self._stop_threads()
 
 
