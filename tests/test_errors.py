@@ -152,6 +152,11 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             "package_dirs: [pkgs]\npackages: [both]\n",
             ["both.yaml:4: both builds on x-y and x_y, which would both be X_Y_DIR"],
         ),
+        ("extends: [cyc.yaml]\n", ["cyc.yaml:2: profiles extend each other in a cycle"]),
+        (
+            "package_dirs: [pkgs]\npackages: [named]\n",
+            ["named.yaml: recipe file named.yaml names the package 'other', but a package"],
+        ),
     ],
     ids=[
         "syntax",
@@ -170,6 +175,8 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "a-package-named-profile",
         "a-dependency-named-profile",
         "two-dependencies-one-dir-variable",
+        "extends-cycle",
+        "name-not-the-file-s",
     ],
 )
 def test_bad_profiles(hit, tmp_path, profile, fragments):
@@ -180,6 +187,8 @@ def test_bad_profiles(hit, tmp_path, profile, fragments):
     write_recipe(tmp_path / "pkgs", "x-y", GOOD)
     write_recipe(tmp_path / "pkgs", "x_y", GOOD)
     write_recipe(tmp_path / "pkgs", "both", GOOD + "dependencies: [x-y, x_y]\n")
+    write_recipe(tmp_path / "pkgs", "named", GOOD + "name: other\n")
+    write_profile(tmp_path / "cyc.yaml", "package_dirs: [pkgs]\nextends: [default.yaml]\n")
     write_profile(tmp_path / "base.yaml", "package_dirs: [pkgs]\npackages: [a]\nprefer: [pz]\n")
     write_recipe(tmp_path / "pkgs", "c1", GOOD + "dependencies: [c2]\n")
     write_recipe(tmp_path / "pkgs", "p", GOOD + "parameters: {opt: 0}\n")

@@ -148,6 +148,9 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
     spec = ProfileSpec(file=file)
     for base in yamlfile.get_str_list(m, "extends"):
         base_file = Path(os.path.abspath(file.parent / base))
+        if base_file in (*_seen, file):  # said at the extends: that closes the cycle
+            chain = " -> ".join(str(p) for p in (*_seen, file, base_file))
+            yamlfile.fail(m, "extends", f"profiles extend each other in a cycle: {chain}")
         if not base_file.exists():
             problem = missing_stack(base_file) or f"extends {base}, but {base_file} does not exist"
             yamlfile.fail(m, "extends", problem)

@@ -114,7 +114,10 @@ def _load_all(profile: ProfileSpec) -> dict[str, Recipe]:
             raise ConfigError(*asked_at, f"unknown package {name!r}: no {name}.yaml in {dirs}")
         file = recipe.file
         if recipe.name != name:
-            message = f"recipe file {file.name} names the package {recipe.name!r}"
+            message = (
+                f"recipe file {file.name} names the package {recipe.name!r}, but a package is "
+                f"found by its file's name: write name: {name}, or leave name: out"
+            )
             raise ConfigError(file, None, message)
         req = profile.packages.get(name)
         if req is not None and req.version is not None:
