@@ -258,6 +258,9 @@ def test_gc_killed_half_way_leaves_a_consistent_store(home, tmp_path):
     for prefix in store.prefixes():
         assert (prefix / ".hit" / "manifest.json").exists(), prefix
     assert run_hit("verify", check=False).code == 0
+    r = run_hit("gc", "--dry-run")  # says it, and leaves it
+    assert "would empty what an interrupted collection had moved out" in r.err, r.err
+    assert sorted(t.name for t in store.trash.iterdir()) == left
     r = run_hit("gc")
     assert not artifacts(home) and not any(store.trash.iterdir())
     assert "removed" in r.out

@@ -155,6 +155,8 @@ def collect(
     with store.gc_lock(True, on_wait):
         if not dry_run:  # what a collection killed half way left (move_out's names)
             report.left_in_trash = empty_trash(store)
+        elif store.trash.is_dir():
+            report.left_in_trash = sorted(t.name for t in store.trash.iterdir())
         start = time.monotonic()
         kept = _forget_gone_roots(report, store, gc_roots, history, drop_stale, dry_run)
         artifacts = scan(store)
@@ -525,8 +527,9 @@ def describe(report: Report, store: Store, request: Request) -> Lines:
     if report.left_in_trash:
         left = report.left_in_trash
         shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+        emptied = "would empty" if dry else "emptied"
         err.append(
-            f"emptied what an interrupted collection had moved out of the store "
+            f"{emptied} what an interrupted collection had moved out of the store "
             f"({len(left)} folder(s) of .trash/: {shown})"
         )
     err += [f"skipped a user's record {b.file}: {b.why}" for b in report.bad_records]
