@@ -137,6 +137,14 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             ["default.yaml:2: package 'a' is listed twice"],
         ),
         (
+            "package_dirs: [pkgs]\npackages:\n  - a\n  - p\n  - a\nprefer:\n  - a\n  - zz\n",
+            ["default.yaml:5: package 'a' is listed twice"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages: [a, p]\nprefer:\n  - a\n  - zz\n",
+            ["default.yaml:5: prefer names 'zz', which is not in packages"],
+        ),
+        (
             "package_dirs: [pkgs]\npackages: [gone]\n",
             ["gone.yaml:5: source path", "does not exist"],
         ),
@@ -171,6 +179,8 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "prefer-not-listed",
         "prefer-not-listed-in-a-base",
         "listed-twice",
+        "listed-twice-in-a-block-list",
+        "prefer-not-listed-in-a-block-list",
         "missing-path-source",
         "a-package-named-profile",
         "a-dependency-named-profile",

@@ -335,9 +335,11 @@ def load_site(
             if sm.get(kind) is not None:
                 toolchain[kind] = yamlfile.get_str(sm, kind)
         packages: dict[str, PackageRequest] = {r.name: r for r in package_requests(sm)}
-        prefer = list(dict.fromkeys(yamlfile.get_str_list(sm, "prefer")))  # who wins a file
-        for winner in prefer:
+        first: dict[str, int] = {}  # who wins a file two packages ship; a name twice: once
+        for i, winner in enumerate(yamlfile.get_str_list(sm, "prefer")):
             check_name(sm, "prefer", winner, "prefer: package name")
+            first.setdefault(winner, i)
+        prefer = list(first)
         profile = ProfileSpec(
             file=file,
             package_dirs=list(pkg_dirs),
@@ -345,7 +347,7 @@ def load_site(
             parameter_lines=parameter_lines(sm),
             packages=packages,
             prefer=prefer,
-            prefer_lines={winner: (file, sm.line_of("prefer")) for winner in prefer},
+            prefer_lines={w: (file, yamlfile.item_line(sm, "prefer", i)) for w, i in first.items()},
             externals=dict(externals),
             toolchain=toolchain,
             toolchain_lines={k: (file, sm.line_of(k)) for k in toolchain},

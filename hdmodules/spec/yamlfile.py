@@ -34,6 +34,21 @@ class Mapping(dict):
         return self.key_lines.get(key, self.line)
 
 
+class Sequence(list):
+    """A list from YAML that knows the line of each item (`lines`, 1-based)."""
+
+    lines: list[int]
+
+
+def item_line(m: Mapping, key: Any, index: int) -> int:
+    """The line of item `index` of the list `m[key]` (a block list spreads over lines), else
+    that of `key`."""
+    value = m.get(key)
+    if isinstance(value, Sequence) and 0 <= index < len(value.lines):
+        return value.lines[index]
+    return m.line_of(key)
+
+
 class _Loader(_Base):  # type: ignore[misc, valid-type]
     pass
 
@@ -69,7 +84,14 @@ def _construct(loader: _Loader, node: yaml.Node) -> Any:
     return loader.construct_object(node, deep=True)
 
 
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> Sequence:
+    seq = Sequence(_construct(loader, item) for item in node.value)
+    seq.lines = [item.start_mark.line + 1 for item in node.value]
+    return seq
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 def load_text(text: str, file: Path) -> Any:
