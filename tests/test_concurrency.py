@@ -661,28 +661,35 @@ def test_ctrl_c_while_hit_loads_is_one_line_not_a_traceback(tmp_path):
         assert p.returncode in (0, 130), (delay, p.returncode, err)
 
 
-def test_ctrl_c_while_an_ended_build_is_checked_says_so_and_installs_nothing(tmp_path):
-    """Ctrl-C while the link check of a build whose script ended runs (made to wait for a
-    file here; the closing trial's artifact of 8,192 ELF files took 8-11 s): hit says what
-    it waits for, the steps after the check are not done, nothing is installed, and the
-    next build builds it. (It waited in silence, then installed the artifact.)"""
+@pytest.mark.parametrize(
+    "step", ["builder._check_links", "layout.Store.describe"], ids=["check", "describe"]
+)
+def test_ctrl_c_while_an_ended_build_is_checked_says_so_and_installs_nothing(tmp_path, step):
+    """Ctrl-C while the link check (or the describing: every file hashed) of a build whose
+    script ended runs (made to wait for a file here; the closing trial's artifact of 8,192
+    ELF files took 8-11 s): hit says what it waits for, the steps after it are not done,
+    nothing is installed, and the next build builds it. (It waited in silence, then
+    installed the artifact; the second trial found describe's step still installing it.)"""
     import subprocess
     import sys
+
+    owner, name = step.rsplit(".", 1)
 
     write_recipe(tmp_path / "pkgs", "a", 'version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT/share"\n')
     profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [a]\n")
     patched = f"""
 import sys, time
 from pathlib import Path
-import hdmodules.build.builder as builder
-marks, real = Path({str(tmp_path)!r}), builder._check_links
-def check(job, prefix):
+from hdmodules.build import builder
+from hdmodules.store import layout
+marks, real = Path({str(tmp_path)!r}), {step}
+def slow(*args, **kwargs):
     (marks / "checking").touch()
     end = time.monotonic() + 30
     while not (marks / "go").exists() and time.monotonic() < end:
         time.sleep(0.01)
-    real(job, prefix)
-builder._check_links = check
+    return real(*args, **kwargs)
+{owner}.{name} = slow
 from hdmodules.cli.entry import hit
 hit()
 """

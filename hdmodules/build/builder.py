@@ -385,6 +385,7 @@ def build(
                 _sealed(job, store, log)
                 _go_on_unless(stop)
                 store.describe(prefix, job.record, log)
+                _go_on_unless(stop)
                 installed = committer.hand_over(prefix, job.folder)
                 if on_built is not None:
                     on_built(Outcome("built", seconds))
