@@ -384,3 +384,14 @@ def test_a_copy_of_the_demo_site_builds_into_the_copy(tmp_path):
     assert (root / "profiles" / "gcc12").is_symlink() and (root / "modules").is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
     assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == ["demo"]
+
+
+def test_a_stack_of_no_packages_is_built_and_published(tmp_path):
+    """`packages: []` in a stack (the second trial: a traceback from publishing it, as the
+    common folder of nothing): built and published like any stack, an empty profile."""
+    yaml = demo_site(tmp_path, "  empty:\n    compiler: gcc-12\n    packages: []\n")
+    r = run_hdmod("build", str(yaml), check=False)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    root = tmp_path / "demo" / "site-root"
+    assert (root / "profiles" / "empty").is_symlink()
+    assert [p.name for p in (root / "stacks").glob("empty*")], sorted(root.rglob("*stack*"))

@@ -157,7 +157,8 @@ def freeze(site: Site, stack: Stack, resolved: Resolved, say: Say) -> Path:
     ids the site built; nothing is published for the stack then."""
     dirs, found = inputs(resolved)
     anchors = [*dirs, *(p if kind == "tree" else p.parent for p, kind in found.items())]
-    top = Path(os.path.commonpath([str(a) for a in anchors]))
+    # a stack of no package copies nothing but its profile (placed as beside site.yaml)
+    top = Path(os.path.commonpath([str(a) for a in anchors])) if anchors else site.file.parent
     plan = _plan(found, top)
     text = _published_profile(stack, resolved, [_in_copy(d, top) for d in dirs])
     listing = _listing(plan.items())
@@ -278,6 +279,7 @@ def _sha256(text: str) -> str:
 
 
 def _write(plan: Plan, staging: Path) -> None:
+    staging.mkdir(parents=True, exist_ok=True)  # a stack of no package: its profile only
     for rel, (kind, value) in plan.items():
         dest = staging / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
