@@ -162,6 +162,14 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         ),
         ("extends: [cyc.yaml]\n", ["cyc.yaml:2: profiles extend each other in a cycle"]),
         (
+            "package_dirs: [pkgs]\npackages: [dupdep]\n",
+            ["dupdep.yaml:6: dependency 'a' is listed twice"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages: [lostdep]\n",
+            ["lostdep.yaml:6: unknown package 'nosuch'"],
+        ),
+        (
             "package_dirs: [pkgs]\npackages: [named]\n",
             ["named.yaml: recipe file named.yaml names the package 'other', but a package"],
         ),
@@ -186,6 +194,8 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "a-dependency-named-profile",
         "two-dependencies-one-dir-variable",
         "extends-cycle",
+        "a-dependency-twice-in-a-block-list",
+        "an-unknown-dependency-in-a-block-list",
         "name-not-the-file-s",
     ],
 )
@@ -198,6 +208,8 @@ def test_bad_profiles(hit, tmp_path, profile, fragments):
     write_recipe(tmp_path / "pkgs", "x_y", GOOD)
     write_recipe(tmp_path / "pkgs", "both", GOOD + "dependencies: [x-y, x_y]\n")
     write_recipe(tmp_path / "pkgs", "named", GOOD + "name: other\n")
+    write_recipe(tmp_path / "pkgs", "dupdep", GOOD + "dependencies:\n  - a\n  - a\n")
+    write_recipe(tmp_path / "pkgs", "lostdep", GOOD + "dependencies:\n  - a\n  - nosuch\n")
     write_profile(tmp_path / "cyc.yaml", "package_dirs: [pkgs]\nextends: [default.yaml]\n")
     write_profile(tmp_path / "base.yaml", "package_dirs: [pkgs]\npackages: [a]\nprefer: [pz]\n")
     write_recipe(tmp_path / "pkgs", "c1", GOOD + "dependencies: [c2]\n")

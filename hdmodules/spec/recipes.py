@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, HitError
 from ..hashing import sha256_file, tree_hash
+from ..names import package_name_problem
 from ..urls import git_location
 from . import buildsystems, yamlfile
 from .buildsystems import BuildSteps
@@ -254,10 +255,15 @@ def load_recipe(file: Path) -> Recipe:
     if not isinstance(sources, list) or not all(isinstance(s, yamlfile.Mapping) for s in sources):
         yamlfile.fail(m, "sources", "'sources' must be a list of mappings (- url: ... sha256: ...)")
     deps = yamlfile.get_str_list(m, "dependencies")
-    for d in deps:  # each is looked up as <package_dir>/<name>.yaml
-        yamlfile.check_package_name(m, "dependencies", d, "dependency")
-    if len(set(deps)) != len(deps):
-        yamlfile.fail(m, "dependencies", "a dependency is listed twice")
+    dep_lines: dict[str, int] = {}  # each dependency's line (a block list spreads over lines)
+    for i, d in enumerate(deps):  # each is looked up as <package_dir>/<name>.yaml
+        line = yamlfile.item_line(m, "dependencies", i)
+        problem = package_name_problem(d)
+        if problem:
+            raise ConfigError(m.file, line, f"dependency {d!r} {problem}")
+        if d in dep_lines:
+            raise ConfigError(m.file, line, f"dependency {d!r} is listed twice")
+        dep_lines[d] = line
     params = yamlfile.check_parameters(m, "parameters")
     toolchain = yamlfile.get_str_list(m, "toolchain")
 
@@ -296,7 +302,7 @@ def load_recipe(file: Path) -> Recipe:
         toolchain=tuple(toolchain),
         resources=_resources(m),
         environment=environment,
-        dependency_lines={d: m.line_of("dependencies") for d in deps},
+        dependency_lines=dep_lines,
         build_system=steps,
         when=load_when(m, context),
         versions=versions,
