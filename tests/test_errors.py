@@ -116,7 +116,7 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         ("packages: [a]\nextras: 1\n", ["default.yaml:2: unknown key 'extras'"]),
         ("package_dirs: [pkgs]\npackages: [nope]\n", ["default.yaml:2: unknown package 'nope'"]),
         ("package_dirs: [nodir]\n", ["package dir 'nodir'", "is not a folder"]),
-        ("package_dirs: [pkgs]\npackages: [c1]\n", ["dependency cycle: c1 -> c2 -> c1"]),
+        ("package_dirs: [pkgs]\npackages: [c1]\n", ["c2.yaml:4: dependency cycle: c1 -> c2 -> c1"]),
         ("package_dirs: [pkgs]\npackages: {a: [1]}\n", ["package 'a': give nothing, or a mapping"]),
         ("- just\n- a list\n", ["default.yaml:1: a profile must be a YAML mapping"]),
         (

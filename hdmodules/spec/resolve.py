@@ -168,9 +168,11 @@ def _build_order(recipes: dict[str, Recipe], roots: list[str]) -> list[str]:
     def visit(name: str) -> None:
         if state.get(name) == 2:
             return
-        if state.get(name) == 1:
+        if state.get(name) == 1:  # said at the dependency that closes it
             cycle = stack[stack.index(name) :] + [name]
-            raise HitError("dependency cycle: " + " -> ".join(cycle))
+            last = recipes[stack[-1]]
+            line = last.dependency_lines.get(name)
+            raise ConfigError(last.file, line, "dependency cycle: " + " -> ".join(cycle))
         state[name] = 1
         stack.append(name)
         for dep in recipes[name].dependencies:
