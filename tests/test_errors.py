@@ -499,3 +499,21 @@ def test_a_site_root_lmod_would_evaluate_again_is_refused(tmp_path, tail):
     assert "Traceback" not in r.stderr and not root.exists()
     r = run_hdmod("build", str(site), "--root", str(tmp_path / "x" / tail), check=False)
     assert r.returncode == 1 and "which Lmod evaluates again" in r.stderr, r.stderr
+
+
+def test_an_unknown_name_under_modules_externals_is_said(tmp_path):
+    """`modules: externals: [gcc-12, nope]`: the unknown name is refused at its line (the
+    second trial: a message about another compiler's missing module came instead)."""
+    (tmp_path / "pkgs").mkdir()
+    (tmp_path / "pkgs" / "a.yaml").write_text('version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT"\n')
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "root: r\npackage_dirs: [pkgs]\nexternals:\n"
+        "  gcc-12: {kind: compiler, version: '12', commands: {cc: /usr/bin/gcc}}\n"
+        "stacks:\n  s:\n    compiler: gcc-12\n    packages: [a]\n"
+        "modules:\n  externals:\n    - gcc-12\n    - nope\n"
+    )
+    r = run_hdmod("build", str(site), check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"{site}:12: modules: externals: no external 'nope' (externals: gcc-12)" in r.stderr
+    assert not (tmp_path / "r" / "bld").exists()

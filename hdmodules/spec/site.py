@@ -381,8 +381,16 @@ def load_site(
             yamlfile.fail(
                 compile_m, "off_for", f"off_for: {name} is in no stack (stacks list {known})"
             )
-    for stack in stacks if on_site else ():  # before anything is built
-        _check_stack_toolchain(stack, stack_lines[stack.name], externals, module_cfg)
+    if on_site:  # before anything is built
+        modules_m = yamlfile.get_mapping(m, "modules")
+        for i, name in enumerate(module_cfg.externals):
+            if name not in externals:
+                known = ", ".join(sorted(externals)) or "none declared"
+                line = yamlfile.item_line(modules_m, "externals", i)
+                message = f"modules: externals: no external {name!r} (externals: {known})"
+                raise ConfigError(file, line, message)
+        for stack in stacks:
+            _check_stack_toolchain(stack, stack_lines[stack.name], externals, module_cfg)
     return Site(
         file=file,
         root=root,
