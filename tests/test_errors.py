@@ -365,6 +365,20 @@ def test_a_package_name_starting_with_a_digit_builds(hit, tmp_path):
     assert "/4ti2/" in (tmp_path / "default" / "share" / "dir").read_text()
 
 
+def _small_site(tmp_path: Path, tail: str) -> Path:
+    """site.yaml in `tmp_path` with a package `a`, externals gcc-12 and ompi (no pins), then
+    `tail` (its stacks: and modules:)."""
+    (tmp_path / "pkgs").mkdir()
+    (tmp_path / "pkgs" / "a.yaml").write_text('version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT"\n')
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "root: r\npackage_dirs: [pkgs]\nexternals:\n"
+        "  gcc-12: {kind: compiler, version: '12', commands: {cc: /usr/bin/gcc}}\n"
+        "  ompi: {kind: mpi, version: '4', commands: {mpicc: /usr/bin/mpicc}}\n" + tail
+    )
+    return site
+
+
 @pytest.mark.parametrize(
     "stack, modules, fragment",
     [
@@ -383,14 +397,8 @@ def test_a_site_is_checked_before_anything_builds(tmp_path, stack, modules, frag
     """A hierarchy whose compiler (or MPI) has no module, or a stack naming an external that
     is not declared or of the wrong kind: one error at the stack's key in site.yaml, and
     nothing built, linked or written."""
-    (tmp_path / "pkgs").mkdir()
-    (tmp_path / "pkgs" / "a.yaml").write_text('version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT"\n')
-    site = tmp_path / "site.yaml"
-    site.write_text(
-        "root: r\npackage_dirs: [pkgs]\nexternals:\n"
-        "  gcc-12: {kind: compiler, version: '12', commands: {cc: /usr/bin/gcc}}\n"
-        "  ompi: {kind: mpi, version: '4', commands: {mpicc: /usr/bin/mpicc}}\n"
-        f"stacks:\n  s:\n    {stack}\n    packages: [a]\nmodules:\n  {modules}\n"
+    site = _small_site(
+        tmp_path, f"stacks:\n  s:\n    {stack}\n    packages: [a]\nmodules:\n  {modules}\n"
     )
     r = run_hdmod("build", str(site), check=False)
     key = "mpi" if "mpi:" in fragment else "compiler"
@@ -504,16 +512,13 @@ def test_a_site_root_lmod_would_evaluate_again_is_refused(tmp_path, tail):
 def test_an_unknown_name_under_modules_externals_is_said(tmp_path):
     """`modules: externals: [gcc-12, nope]`: the unknown name is refused at its line (the
     second trial: a message about another compiler's missing module came instead)."""
-    (tmp_path / "pkgs").mkdir()
-    (tmp_path / "pkgs" / "a.yaml").write_text('version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT"\n')
-    site = tmp_path / "site.yaml"
-    site.write_text(
-        "root: r\npackage_dirs: [pkgs]\nexternals:\n"
-        "  gcc-12: {kind: compiler, version: '12', commands: {cc: /usr/bin/gcc}}\n"
+    site = _small_site(
+        tmp_path,
         "stacks:\n  s:\n    compiler: gcc-12\n    packages: [a]\n"
-        "modules:\n  externals:\n    - gcc-12\n    - nope\n"
+        "modules:\n  externals:\n    - gcc-12\n    - nope\n",
     )
     r = run_hdmod("build", str(site), check=False)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    assert f"{site}:12: modules: externals: no external 'nope' (externals: gcc-12)" in r.stderr
+    said = f"{site}:13: modules: externals: no external 'nope' (externals: gcc-12, ompi)"
+    assert said in r.stderr, r.stderr
     assert not (tmp_path / "r" / "bld").exists()
