@@ -26,7 +26,7 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,15 +96,17 @@ def prepare(job: BuildJob) -> Path:
     return script
 
 
-def _prepared(job: BuildJob) -> Path:
-    """`prepare(job)`; a source or patch it refuses is a BuildFailed naming the build
-    folder, kept as a failed script's is (what was unpacked before the refusal)."""
+@contextlib.contextmanager
+def _folder_kept(job: BuildJob, log: Path | None = None) -> Iterator[None]:
+    """Around a step of a build that refuses what it was given (prepare: a source or patch;
+    Store.seal: what an artifact may not hold, a FIFO or a device): its HitError becomes a
+    BuildFailed naming the build folder kept (and `log`), as a failed script's is."""
     try:
-        return prepare(job)
+        yield
     except BuildFailed:
         raise
     except HitError as e:
-        raise BuildFailed(job.ref.id, str(e), job.folder) from None
+        raise BuildFailed(job.ref.id, str(e), job.folder, log) from None
 
 
 def _go_on_unless(stop: threading.Event | None) -> None:
@@ -113,17 +115,6 @@ def _go_on_unless(stop: threading.Event | None) -> None:
     is not done and nothing is installed. Raises KeyboardInterrupt."""
     if stop is not None and stop.is_set():
         raise KeyboardInterrupt
-
-
-def _sealed(job: BuildJob, store: Store, log: Path) -> None:
-    """`store.seal(job.ref)`; what the artifact may not hold (a FIFO, a device) is a
-    BuildFailed naming the build folder kept and its log, as a failed script is."""
-    try:
-        store.seal(job.ref)
-    except BuildFailed:
-        raise
-    except HitError as e:
-        raise BuildFailed(job.ref.id, str(e), job.folder, log) from None
 
 
 def lay_out_toolchain(job: BuildJob) -> None:
@@ -366,7 +357,8 @@ def build(
         start = time.monotonic()
         try:
             try:
-                script = _prepared(job)
+                with _folder_kept(job):
+                    script = prepare(job)
                 _run(script, job, on_running)
             finally:  # nothing of it runs now
                 end_lease(job)
@@ -382,7 +374,8 @@ def build(
             else:  # sealed and hashed now, before anything built on it runs (a build as root
                 # ignores read-only bits: what it changes in a dependency `hit verify` reports);
                 # the flush, the rename and the build folder's removal in the background
-                _sealed(job, store, log)
+                with _folder_kept(job, log):
+                    store.seal(ref)
                 _go_on_unless(stop)
                 store.describe(prefix, job.record, log)
                 _go_on_unless(stop)

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import sys
 
+from .process import interrupted_early  # built-in modules only
+
 
 def hit() -> None:
     """The `hit` console script. A Ctrl-C while its modules load is `hit: interrupted`
-    (process.interrupted_early): they are imported here, not by this module."""
+    (process.interrupted_early): they are imported here, not when this module is."""
     try:
         from .noop import answer_early
 
         answer_early(sys.argv[1:])
         from .hit import main
     except KeyboardInterrupt:  # raised by an import, before the command's guard
-        _interrupted("hit")
+        interrupted_early("hit")
     main()
 
 
@@ -27,11 +29,5 @@ def hdmod() -> None:
     try:
         from .hdmod import main
     except KeyboardInterrupt:
-        _interrupted("hdmod")
+        interrupted_early("hdmod")
     main()
-
-
-def _interrupted(prog: str) -> None:
-    from .process import interrupted_early
-
-    interrupted_early(prog)

@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import ConfigError, HitError
+from ..errors import HitError
 from ..hashing import canonical_json
-from ..names import package_name_problem, profile_link
+from ..names import profile_link
 from ..urls import git_location
 from . import resolvecache, yamlfile
 from .externals import External, load_externals
@@ -84,18 +84,10 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
     if isinstance(value, list):  # a plain list of names is accepted too
         if not all(isinstance(v, str) for v in value):
             yamlfile.fail(m, "packages", "'packages' must list package names")
-        seen: set[str] = set()
-        lines = [yamlfile.item_line(m, "packages", i) for i in range(len(value))]
-        for v, line in zip(value, lines, strict=True):
-            problem = package_name_problem(v)
-            if problem:
-                raise ConfigError(m.file, line, f"package name {v!r} {problem}")
-            if v in seen:  # as a mapping's key would be (yamlfile: duplicate key)
-                raise ConfigError(m.file, line, f"package {v!r} is listed twice")
-            seen.add(v)
-        return [
-            PackageRequest(v, file=m.file, line=line) for v, line in zip(value, lines, strict=True)
-        ]
+        lines = yamlfile.item_lines(m, "packages", twice="package")
+        for v, line in lines.items():
+            yamlfile.check_package_name(m, "packages", v, "package name", line)
+        return [PackageRequest(v, file=m.file, line=line) for v, line in lines.items()]
     packages = yamlfile.get_mapping(m, "packages")
     out = []
     for name, over in packages.items():
@@ -168,14 +160,9 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
     spec.parameter_lines.update(parameter_lines(m))
     for req in package_requests(m):
         _add_package(spec, req)
-    first: dict[str, int] = {}  # a name twice counts once, where it first stands
-    for i, name in enumerate(yamlfile.get_str_list(m, "prefer")):
-        first.setdefault(name, i)
-    own = list(first)
-    spec.prefer = own + [p for p in spec.prefer if p not in own]
-    spec.prefer_lines.update(
-        (p, (file, yamlfile.item_line(m, "prefer", i))) for p, i in first.items()
-    )
+    own = yamlfile.item_lines(m, "prefer")  # a name twice counts once, where it first stands
+    spec.prefer = list(own) + [p for p in spec.prefer if p not in own]
+    spec.prefer_lines.update((p, (file, line)) for p, line in own.items())
     spec.externals.update(load_externals(yamlfile.get_mapping(m, "externals")))
     toolchain = yamlfile.get_mapping(m, "toolchain")
     for kind, name in toolchain.items():

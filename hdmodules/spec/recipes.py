@@ -6,11 +6,11 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 
 from ..errors import ConfigError, HitError
 from ..hashing import sha256_file, tree_hash
-from ..names import package_name_problem
 from ..urls import git_location
 from . import buildsystems, yamlfile
 from .buildsystems import BuildSteps
@@ -109,6 +109,7 @@ class Recipe:
     versions: dict[str, tuple[Source, ...]] = field(default_factory=dict)  # version -> sources
 
 
+@cache  # a build's <NAME>_DIR for every package it builds on, checked at resolve too
 def env_name(name: str) -> str:
     """`gnu-make` -> `GNU_MAKE`: how a package or parameter is named in the environment;
     a name starting with a digit gets a leading `_` (`4ti2` -> `_4TI2`), since a shell
@@ -254,16 +255,10 @@ def load_recipe(file: Path) -> Recipe:
     sources = m.get("sources") or []
     if not isinstance(sources, list) or not all(isinstance(s, yamlfile.Mapping) for s in sources):
         yamlfile.fail(m, "sources", "'sources' must be a list of mappings (- url: ... sha256: ...)")
-    deps = yamlfile.get_str_list(m, "dependencies")
-    dep_lines: dict[str, int] = {}  # each dependency's line (a block list spreads over lines)
-    for i, d in enumerate(deps):  # each is looked up as <package_dir>/<name>.yaml
-        line = yamlfile.item_line(m, "dependencies", i)
-        problem = package_name_problem(d)
-        if problem:
-            raise ConfigError(m.file, line, f"dependency {d!r} {problem}")
-        if d in dep_lines:
-            raise ConfigError(m.file, line, f"dependency {d!r} is listed twice")
-        dep_lines[d] = line
+    dep_lines = yamlfile.item_lines(m, "dependencies", twice="dependency")
+    for d, line in dep_lines.items():  # each is looked up as <package_dir>/<name>.yaml
+        yamlfile.check_package_name(m, "dependencies", d, "dependency", line)
+    deps = list(dep_lines)
     params = yamlfile.check_parameters(m, "parameters")
     toolchain = yamlfile.get_str_list(m, "toolchain")
 

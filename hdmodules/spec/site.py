@@ -335,19 +335,17 @@ def load_site(
             if sm.get(kind) is not None:
                 toolchain[kind] = yamlfile.get_str(sm, kind)
         packages: dict[str, PackageRequest] = {r.name: r for r in package_requests(sm)}
-        first: dict[str, int] = {}  # who wins a file two packages ship; a name twice: once
-        for i, winner in enumerate(yamlfile.get_str_list(sm, "prefer")):
+        first = yamlfile.item_lines(sm, "prefer")  # who wins a file two packages ship
+        for winner in first:
             check_name(sm, "prefer", winner, "prefer: package name")
-            first.setdefault(winner, i)
-        prefer = list(first)
         profile = ProfileSpec(
             file=file,
             package_dirs=list(pkg_dirs),
             parameters=yamlfile.check_parameters(sm, "parameters"),
             parameter_lines=parameter_lines(sm),
             packages=packages,
-            prefer=prefer,
-            prefer_lines={w: (file, yamlfile.item_line(sm, "prefer", i)) for w, i in first.items()},
+            prefer=list(first),
+            prefer_lines={winner: (file, line) for winner, line in first.items()},
             externals=dict(externals),
             toolchain=toolchain,
             toolchain_lines={k: (file, sm.line_of(k)) for k in toolchain},

@@ -265,13 +265,29 @@ def check_name(m: Mapping, key: Any, value: object, what: str) -> str:
     return value  # type: ignore[return-value]
 
 
-def check_package_name(m: Mapping, key: Any, value: object, what: str) -> str:
+def check_package_name(
+    m: Mapping, key: Any, value: object, what: str, line: int | None = None
+) -> str:
     """check_name for a package's name: names.package_name_problem (a name the store keeps
-    for itself is refused too)."""
+    for itself is refused too); the ConfigError at `line` (an item's: item_lines), else at
+    `key`'s."""
     problem = package_name_problem(value)
     if problem:
-        fail(m, key, f"{what} {value!r} {problem}")
+        raise ConfigError(m.file, line or m.line_of(key), f"{what} {value!r} {problem}")
     return value  # type: ignore[return-value]
+
+
+def item_lines(m: Mapping, key: str, twice: str | None = None) -> dict[str, int]:
+    """Each string of the list `m[key]` (get_str_list) once, in its order, with the line of
+    the item where it first stands (item_line). With `twice` (what an item is, e.g.
+    "package"), one given twice is a ConfigError at its second item: `<twice> 'x' is listed
+    twice`, as a mapping's duplicate key is."""
+    first: dict[str, int] = {}
+    for i, value in enumerate(get_str_list(m, key)):
+        if value in first and twice is not None:
+            raise ConfigError(m.file, item_line(m, key, i), f"{twice} {value!r} is listed twice")
+        first.setdefault(value, item_line(m, key, i))
+    return first
 
 
 def check_version(m: Mapping, key: Any, value: object, what: str) -> str:
