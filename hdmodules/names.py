@@ -167,9 +167,10 @@ def env_value_problem(value: str) -> str | None:
 
 def profile_link(profile_file: Path) -> Path:
     """`dir/release.yaml` -> `dir/release`: the link made next to a profile's YAML file.
-    Raises HitError for a file named `.yaml` or `.yml` alone (no name for its link)."""
+    Raises HitError for a file named `.yaml` or `.yml` alone, `..yaml` or `...yaml` (no
+    name for its link: `.` and `..` are the folder and its parent)."""
     name = profile_file.name.removesuffix(".yaml").removesuffix(".yml")
-    if not name:
+    if name in ("", ".", ".."):
         raise HitError(
             f"{profile_file}: a profile's file needs a name before .yaml: its link is named "
             "after it (default.yaml links ./default)"

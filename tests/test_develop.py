@@ -311,11 +311,15 @@ def test_a_ctrl_c_while_the_link_switches_comes_after_its_generation_is_recorded
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_a_profile_file_named_only_yaml_is_one_error(hit, tmp_path):
-    (tmp_path / ".yaml").write_text("packages: []\n")
-    r = hit("build", ".yaml", cwd=tmp_path, check=False)
+@pytest.mark.parametrize("name", [".yaml", "..yaml", "...yml"])
+def test_a_profile_file_named_only_yaml_is_one_error(hit, tmp_path, name):
+    """`..yaml` gave a traceback (its link would be `.`) and `...yml` a link named `..`,
+    refused only by chance: neither names a link."""
+    (tmp_path / name).write_text("packages: []\n")
+    r = hit("build", name, cwd=tmp_path, check=False)
     assert r.code == 1 and "Traceback" not in r.err
     assert r.err.startswith("hit: error: ") and "needs a name before .yaml" in r.err
+    assert not (tmp_path / name.removesuffix(".yaml").removesuffix(".yml")).is_symlink()
 
 
 def test_repeated_rollbacks_step_back_through_a_history_where_a_profile_comes_back(hit, tmp_path):
