@@ -173,6 +173,27 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             "package_dirs: [pkgs]\npackages: [named]\n",
             ["named.yaml: recipe file named.yaml names the package 'other', but a package"],
         ),
+        (
+            "package_dirs: [pkgs]\npackages:\n  - a\n  - {p: 1}\n",
+            ["default.yaml:4: 'packages' must list package names"],
+        ),
+        (
+            "package_dirs:\n  - pkgs\n  - nodir\npackages: [a]\n",
+            ["default.yaml:3: package dir 'nodir'", "is not a folder"],
+        ),
+        ("package_dirs: [pkgs]\npackages: [badsrc]\n", ["badsrc.yaml:6: 'sources' must be"]),
+        (
+            "package_dirs: [pkgs]\npackages: [nopatch]\n",
+            ["nopatch.yaml:6: patch file missing.patch is not there"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages: [hostlibs]\n",
+            ["hostlibs.yaml:6: 'allow_host_libs' must be a list of strings"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages: [versioned]\n",
+            ["versioned.yaml:5: versions: 1: give its source (url:, sha256:) or a list"],
+        ),
     ],
     ids=[
         "syntax",
@@ -197,6 +218,12 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "a-dependency-twice-in-a-block-list",
         "an-unknown-dependency-in-a-block-list",
         "name-not-the-file-s",
+        "a-mapping-in-a-block-list-of-packages",
+        "a-missing-dir-in-a-block-list",
+        "a-source-not-a-mapping-in-a-block-list",
+        "a-missing-patch-in-a-block-list",
+        "a-host-lib-not-a-string-in-a-block-list",
+        "a-version-s-source-not-a-mapping",
     ],
 )
 def test_bad_profiles(hit, tmp_path, profile, fragments):
@@ -215,6 +242,19 @@ def test_bad_profiles(hit, tmp_path, profile, fragments):
     write_recipe(tmp_path / "pkgs", "c1", GOOD + "dependencies: [c2]\n")
     write_recipe(tmp_path / "pkgs", "p", GOOD + "parameters: {opt: 0}\n")
     write_recipe(tmp_path / "pkgs", "c2", GOOD + "dependencies: [c1]\n")
+    (tmp_path / "pkgs" / "here.patch").write_text("--- a/x\n+++ b/x\n")
+    write_recipe(tmp_path / "pkgs", "badsrc", GOOD + "sources:\n  - path: .\n  - text\n")
+    write_recipe(
+        tmp_path / "pkgs", "nopatch", GOOD + "patches:\n  - here.patch\n  - missing.patch\n"
+    )
+    write_recipe(
+        tmp_path / "pkgs", "hostlibs", GOOD + "allow_host_libs:\n  - /usr/lib\n  - {x: 1}\n"
+    )
+    write_recipe(
+        tmp_path / "pkgs",
+        "versioned",
+        'version: "1"\nversions:\n  "1":\n    - {path: .}\n    - nope\n' + GOOD[13:],
+    )
     write_profile(tmp_path / "default.yaml", profile)
     for args in (["build"], ["status"], ["show", "buildspec", "a"]):
         _one_error(hit(*args, cwd=tmp_path, check=False), *fragments)
@@ -521,4 +561,35 @@ def test_an_unknown_name_under_modules_externals_is_said(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     said = f"{site}:13: modules: externals: no external 'nope' (externals: gcc-12, ompi)"
     assert said in r.stderr, r.stderr
+    assert not (tmp_path / "r" / "bld").exists()
+
+
+@pytest.mark.parametrize(
+    "modules, said",
+    [
+        ("formats:\n    - lmod\n    - tlc\n", "13: module format 'tlc': use lmod and/or tcl"),
+        ("formats:\n    - lmod\n    - lmod\n", "13: module format 'lmod' is listed twice"),
+        (
+            "externals:\n    - gcc-12\n    - gcc-12\n",
+            "13: modules externals: external 'gcc-12' is listed twice",
+        ),
+        ("hide:\n    - a\n    - a\n", "13: modules hide: package 'a' is listed twice"),
+        ("hide:\n    - a\n    - b c\n", "13: modules hide: package name 'b c'"),
+        (
+            "compile:\n    off_for:\n      - a\n      - zz\n",
+            "14: off_for: zz is in no stack (stacks list a)",
+        ),
+    ],
+    ids=["unknown-format", "format-twice", "external-twice", "hidden-twice", "bad-hide", "off-for"],
+)
+def test_an_item_of_a_site_s_block_list_is_said_at_its_line(tmp_path, modules, said):
+    """A bad or repeated item of a block list under `modules:` is refused at its own line
+    (it was said at the list's key, or a repeated format or external was accepted), before
+    anything builds."""
+    site = _small_site(
+        tmp_path, f"stacks:\n  s:\n    compiler: gcc-12\n    packages: [a]\nmodules:\n  {modules}"
+    )
+    r = run_hdmod("build", str(site), check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"{site}:{said}" in r.stderr, r.stderr
     assert not (tmp_path / "r" / "bld").exists()

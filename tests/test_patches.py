@@ -155,12 +155,27 @@ def test_a_patch_that_does_not_apply_stops_with_its_name_and_hunk(hit, home, tmp
 
 
 def test_a_patch_applied_twice_is_refused_not_reversed(hit, home, tmp_path):
+    """Two files holding the same change: the second finds it applied, which patch(1) would
+    take for a reversed patch and undo; the build fails instead."""
     (tmp_path / "pkgs").mkdir()
     (tmp_path / "pkgs" / "shout.patch").write_text(SHOUT.split("diff --git a/NOTE")[0])
-    profile = _package(tmp_path, "[shout.patch, {path: shout.patch, strip: 1}]")
+    (tmp_path / "pkgs" / "again.patch").write_text(SHOUT.split("diff --git a/NOTE")[0])
+    profile = _package(tmp_path, "[shout.patch, {path: again.patch, strip: 1}]")
     r = hit("build", str(profile), check=False)
     assert r.code == 1 and "patch 2 of 2" in r.err
     assert "Reversed (or previously applied) patch detected" in r.err
+    assert _installed(home) == []
+
+
+def test_a_patch_listed_twice_is_refused_at_its_line_before_building(hit, home, tmp_path):
+    """`patches: [x, x]` was found only when the second did not apply; now the recipe is
+    refused at the second item's line, as a dependency listed twice is."""
+    (tmp_path / "pkgs").mkdir()
+    (tmp_path / "pkgs" / "shout.patch").write_text(SHOUT)
+    profile = _package(tmp_path, "\n  - shout.patch\n  - {path: shout.patch, strip: 1}")
+    r = hit("build", str(profile), check=False)
+    assert r.code == 1 and "Traceback" not in r.err
+    assert "hello.yaml:6: patch 'shout.patch' is listed twice" in r.err, r.err
     assert _installed(home) == []
 
 

@@ -64,13 +64,14 @@ class ProfileSpec:
 
 def package_dirs(m: yamlfile.Mapping, base: Path) -> list[Path]:
     """The `package_dirs:` of a profile or site.yaml `m`, relative to `base` (its folder),
-    as absolute paths. ConfigError at the key for one that is not a folder (named by repr:
-    a name with a line break stays one line of message)."""
+    as absolute paths. ConfigError at its item's line for one that is not a folder (named
+    by repr: a name with a line break stays one line of message)."""
     out = []
-    for d in yamlfile.get_str_list(m, "package_dirs"):
+    for i, d in enumerate(yamlfile.get_str_list(m, "package_dirs")):
         path = Path(os.path.abspath(base / d))
         if not path.is_dir():
-            yamlfile.fail(m, "package_dirs", f"package dir {d!r} ({str(path)!r}) is not a folder")
+            problem = f"package dir {d!r} ({str(path)!r}) is not a folder"
+            yamlfile.fail_item(m, "package_dirs", i, problem)
         out.append(path)
     return out
 
@@ -82,8 +83,9 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
     if value is None:
         return []
     if isinstance(value, list):  # a plain list of names is accepted too
-        if not all(isinstance(v, str) for v in value):
-            yamlfile.fail(m, "packages", "'packages' must list package names")
+        for i, v in enumerate(value):
+            if not isinstance(v, str):
+                yamlfile.fail_item(m, "packages", i, "'packages' must list package names")
         lines = yamlfile.item_lines(m, "packages", twice="package")
         for v, line in lines.items():
             yamlfile.check_package_name(m, "packages", v, "package name", line)

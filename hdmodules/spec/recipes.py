@@ -188,24 +188,30 @@ MAX_STRIP = 32  # path components a strip level may remove
 def _load_patches(m: yamlfile.Mapping, recipe_dir: Path) -> tuple[Patch, ...]:
     """`patches:`: a list of file names beside the recipe, or mappings with `path` or
     `url` + `sha256`, and `strip` (default 1). ConfigError (file:line) for anything else,
-    a file that is not there included."""
+    a file that is not there included, each at its item's line. The same file or URL given
+    twice is refused at the second (patch(1) would fail on it, or apply it twice)."""
     entries = m.get("patches") or []
     if not isinstance(entries, list):
         yamlfile.fail(m, "patches", "'patches' must be a list (- fix.patch, or - url: ...)")
-    out = []
-    for entry in entries:
+    out: list[Patch] = []
+    for i, entry in enumerate(entries):
         if isinstance(entry, str):
-            entry = _patch_mapping(m, entry)
+            entry = _patch_mapping(m, entry, yamlfile.item_line(m, "patches", i))
         if not isinstance(entry, yamlfile.Mapping):
-            yamlfile.fail(m, "patches", "each patch is a file name or a mapping (path:/url:)")
-        out.append(_load_patch(entry, recipe_dir))
+            problem = "each patch is a file name or a mapping (path:/url:)"
+            yamlfile.fail_item(m, "patches", i, problem)
+        patch = _load_patch(entry, recipe_dir)
+        if any((p.path, p.url) == (patch.path, patch.url) for p in out):
+            shown = patch.url or entry.get("path")
+            raise ConfigError(m.file, patch.line, f"patch {shown!r} is listed twice")
+        out.append(patch)
     return tuple(out)
 
 
-def _patch_mapping(m: yamlfile.Mapping, path: str) -> yamlfile.Mapping:
-    """A patch given as a plain file name, as the mapping `{path: NAME}` at its list's line."""
+def _patch_mapping(m: yamlfile.Mapping, path: str, line: int) -> yamlfile.Mapping:
+    """A patch given as a plain file name, as the mapping `{path: NAME}` at its item's line."""
     entry = yamlfile.Mapping(path=path)
-    entry.file, entry.line, entry.key_lines = m.file, m.line_of("patches"), {}
+    entry.file, entry.line, entry.key_lines = m.file, line, {}
     return entry
 
 
@@ -253,8 +259,12 @@ def load_recipe(file: Path) -> Recipe:
         )
     version = check_version(m, "version", yamlfile.get_str(m, "version"), f"{name}: version")
     sources = m.get("sources") or []
-    if not isinstance(sources, list) or not all(isinstance(s, yamlfile.Mapping) for s in sources):
-        yamlfile.fail(m, "sources", "'sources' must be a list of mappings (- url: ... sha256: ...)")
+    problem = "'sources' must be a list of mappings (- url: ... sha256: ...)"
+    if not isinstance(sources, list):
+        yamlfile.fail(m, "sources", problem)
+    for i, source in enumerate(sources):
+        if not isinstance(source, yamlfile.Mapping):
+            yamlfile.fail_item(m, "sources", i, problem)
     dep_lines = yamlfile.item_lines(m, "dependencies", twice="dependency")
     for d, line in dep_lines.items():  # each is looked up as <package_dir>/<name>.yaml
         yamlfile.check_package_name(m, "dependencies", d, "dependency", line)
@@ -364,9 +374,12 @@ def _versions(m: yamlfile.Mapping, default: str, recipe_dir: Path) -> dict[str, 
             )
         check_version(versions_m, version, str(version), "versions: version")
         items = [sources] if isinstance(sources, yamlfile.Mapping) else sources
-        if not isinstance(items, list) or not all(isinstance(s, yamlfile.Mapping) for s in items):
-            problem = f"versions: {version}: give its source (url:, sha256:) or a list of them"
+        problem = f"versions: {version}: give its source (url:, sha256:) or a list of them"
+        if not isinstance(items, list):
             yamlfile.fail(versions_m, version, problem)
+        for i, source in enumerate(items):
+            if not isinstance(source, yamlfile.Mapping):
+                yamlfile.fail_item(versions_m, version, i, problem)
         out[str(version)] = tuple(_load_source(s, recipe_dir) for s in items) + common
     if out and default not in out:
         have = ", ".join(out)

@@ -85,9 +85,9 @@ COMPILE_KEYS = frozenset(["cpath", "library_path", "rpath", "wrappers", "off_for
 def _compile(m: yamlfile.Mapping) -> CompileConfig:
     """`modules: compile:`; ConfigError (file:line) for unknown keys, non-booleans, bad names."""
     yamlfile.check_keys(m, COMPILE_KEYS, "modules compile")
-    off_for = yamlfile.get_str_list(m, "off_for")
-    for name in off_for:
-        check_name(m, "off_for", name, "modules compile off_for: package name")
+    off_for = yamlfile.item_lines(m, "off_for")
+    for name, line in off_for.items():
+        check_name(m, "off_for", name, "modules compile off_for: package name", line)
     flags = {k: yamlfile.get_bool(m, k, True) for k in ("cpath", "library_path", "rpath")}
     return CompileConfig(
         **flags, wrappers=yamlfile.get_bool(m, "wrappers", True), off_for=tuple(off_for)
@@ -153,10 +153,11 @@ def _choice(m: yamlfile.Mapping, key: str, choices: tuple[str, ...], default: st
 # Complexity (radon C): one check per key of `modules:`, in the order the README lists them.
 def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None) -> ModuleConfig:
     yamlfile.check_keys(m, MODULE_KEYS, "modules")
-    formats = tuple(yamlfile.get_str_list(m, "formats") or ["lmod", "tcl"])
-    for f in formats:
+    format_lines = yamlfile.item_lines(m, "formats", twice="module format")
+    for f, line in format_lines.items():
         if f not in ("lmod", "tcl"):
-            yamlfile.fail(m, "formats", f"module format {f!r}: use lmod and/or tcl")
+            raise ConfigError(m.file, line, f"module format {f!r}: use lmod and/or tcl")
+    formats = tuple(format_lines or ("lmod", "tcl"))
     naming = _naming(m)
     env = yamlfile.get_mapping(m, "env")
     for pkg, variables in env.items():
@@ -178,12 +179,12 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
             )
             yamlfile.fail(defaults, module, message)
         check_version(defaults, module, str(version), f"modules defaults: {module}: version")
-    hide = yamlfile.get_str_list(m, "hide")
-    for name in hide:
-        check_name(m, "hide", name, "modules hide: package name")
-    externals = yamlfile.get_str_list(m, "externals")
-    for name in externals:
-        check_name(m, "externals", name, "modules externals: external name")
+    hide = yamlfile.item_lines(m, "hide", twice="modules hide: package")
+    for name, line in hide.items():
+        check_name(m, "hide", name, "modules hide: package name", line)
+    externals = yamlfile.item_lines(m, "externals", twice="modules externals: external")
+    for name, line in externals.items():
+        check_name(m, "externals", name, "modules externals: external name", line)
     root_variable = yamlfile.get_str(m, "root_variable", "{NAME}_ROOT")
     # `{NAME}` becomes the package name in capitals; the rest must keep it a variable name
     check_env_var(m, "root_variable", root_variable.replace("{NAME}", "NAME"), "root_variable")
@@ -336,8 +337,8 @@ def load_site(
                 toolchain[kind] = yamlfile.get_str(sm, kind)
         packages: dict[str, PackageRequest] = {r.name: r for r in package_requests(sm)}
         first = yamlfile.item_lines(sm, "prefer")  # who wins a file two packages ship
-        for winner in first:
-            check_name(sm, "prefer", winner, "prefer: package name")
+        for winner, line in first.items():
+            check_name(sm, "prefer", winner, "prefer: package name", line)
         profile = ProfileSpec(
             file=file,
             package_dirs=list(pkg_dirs),
@@ -372,13 +373,12 @@ def load_site(
             line = m.line_of(key) if key in m else None
             raise ConfigError(file, line, f"the site's {what} {path} {problem}")
     listed = {name for stack in stacks for name in stack.profile.packages}
-    for name in module_cfg.compile.off_for:
+    for i, name in enumerate(module_cfg.compile.off_for):  # each once (item_lines)
         if name not in listed:
             compile_m = yamlfile.get_mapping(yamlfile.get_mapping(m, "modules"), "compile")
             known = ", ".join(sorted(listed))
-            yamlfile.fail(
-                compile_m, "off_for", f"off_for: {name} is in no stack (stacks list {known})"
-            )
+            message = f"off_for: {name} is in no stack (stacks list {known})"
+            yamlfile.fail_item(compile_m, "off_for", i, message)
     if on_site:  # before anything is built
         modules_m = yamlfile.get_mapping(m, "modules")
         for i, name in enumerate(module_cfg.externals):

@@ -170,6 +170,12 @@ def fail(m: Mapping, key: Any, message: str) -> NoReturn:
     raise ConfigError(m.file, m.line_of(key), message)
 
 
+def fail_item(m: Mapping, key: Any, index: int, message: str) -> NoReturn:
+    """Raise ConfigError(m.file, the line of item `index` of the list `m[key]` (item_line),
+    message): a bad item of a block list is said where it stands, not at the list's key."""
+    raise ConfigError(m.file, item_line(m, key, index), message)
+
+
 def check_keys(m: Mapping, allowed: set[str], what: str, required: tuple[str, ...] = ()) -> None:
     """Unknown keys are errors: a typo must not be silently ignored."""
     for key in m:
@@ -198,8 +204,11 @@ def get_str_list(m: Mapping, key: str) -> list[str]:
         return []
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list):
         fail(m, key, f"{key!r} must be a list of strings")
+    for i, v in enumerate(value):
+        if not isinstance(v, str):
+            fail_item(m, key, i, f"{key!r} must be a list of strings")
     return list(value)
 
 
@@ -256,12 +265,12 @@ def check_parameters(m: Mapping, key: str, what: str = "parameter") -> dict[str,
 # --- words that become paths, module names or variable names (rules: names.py) ----------
 
 
-def check_name(m: Mapping, key: Any, value: object, what: str) -> str:
+def check_name(m: Mapping, key: Any, value: object, what: str, line: int | None = None) -> str:
     """`value` if it is a valid name; else ConfigError `file:line: <what> 'x' may hold ...`,
-    the line being that of `key` in the yamlfile.Mapping `m`."""
+    at `line` (an item's: item_lines), else at that of `key` in the yamlfile.Mapping `m`."""
     problem = name_problem(value)
     if problem:
-        fail(m, key, f"{what} {value!r} {problem}")
+        raise ConfigError(m.file, line or m.line_of(key), f"{what} {value!r} {problem}")
     return value  # type: ignore[return-value]
 
 
