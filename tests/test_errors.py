@@ -386,9 +386,33 @@ def test_a_recipe_source_error_names_the_source_line(tmp_path):
 
 @pytest.mark.parametrize("name", ["ifs", "bash_env", "ld_preload", "shellopts", "path"])
 def test_parameters_that_would_change_the_shell_are_refused(hit, tmp_path, name):
-    write_recipe(tmp_path / "pkgs", "p", GOOD + f"parameters: {{{name}: x}}\n")
+    """Refused at the parameter's line when the recipe is loaded (it had no line)."""
+    write_recipe(tmp_path / "pkgs", "p", GOOD + f"parameters:\n  opt: 1\n  {name}: x\n")
     write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [p]\n")
-    _one_error(hit("build", cwd=tmp_path, check=False), f"parameter '{name}' would shadow")
+    said = f"p.yaml:6: parameter '{name}' would shadow a build variable"
+    _one_error(hit("build", cwd=tmp_path, check=False), said)
+
+
+@pytest.mark.parametrize("where", ["recipe", "profile", "package"])
+def test_a_nul_character_in_a_parameter_value_is_refused_at_its_line(hit, tmp_path, where):
+    """`"a\0b"` was hashed whole while the build saw `a` (execve ends a value at a NUL)."""
+    value = '"a\\0b"'
+    recipe = GOOD + f"parameters:\n  opt: {value if where == 'recipe' else 1}\n"
+    write_recipe(tmp_path / "pkgs", "p", recipe)
+    profile = "package_dirs: [pkgs]\n"
+    if where == "profile":
+        profile += f"parameters:\n  opt: {value}\npackages: [p]\n"
+    elif where == "package":
+        profile += f"packages:\n  p:\n    parameters:\n      opt: {value}\n"
+    else:
+        profile += "packages: [p]\n"
+    write_profile(tmp_path / "default.yaml", profile)
+    file, line = {"recipe": ("p.yaml", 5), "profile": ("default.yaml", 3)}.get(
+        where, ("default.yaml", 5)
+    )
+    said = f"{file}:{line}: the value of parameter 'opt' holds a NUL character"
+    _one_error(hit("build", cwd=tmp_path, check=False), said)
+    assert not (tmp_path / "hithome" / "bld" / "p").exists()
 
 
 def test_a_package_name_starting_with_a_digit_builds(hit, tmp_path):

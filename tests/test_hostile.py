@@ -423,6 +423,10 @@ modules:
         ('  naming: "{name}/{version}$(touch X)"\n', 5, "the text around the fields may hold"),
         ('  naming: "{name}/{version!r}"\n', 5, "fields take no !conversion nor :format"),
         ('  naming: "{name}/{ver}"\n', 5, "unknown field {ver}"),
+        ('  naming: "{name}/../{version}"\n', 5, "makes a part '..' (fields as x1): each part"),
+        ('  naming: "{name}//{version}"\n', 5, "makes an empty part: each part between"),
+        ('  naming: "/{name}/{version}"\n', 5, "makes an empty part: each part between"),
+        ('  naming: "{name}/.{version}"\n', 5, "makes a part '.x1' (fields as x1)"),
         ("  externals: [gcc-12, '$(x)']\n", 5, "modules externals: external name '$(x)' may"),
     ],
 )

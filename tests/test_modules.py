@@ -719,6 +719,20 @@ def test_a_projection_that_nests_module_names_is_refused_before_building(tmp_pat
     assert "may not nest" in r.stderr and not (root / "bld" / "libcore").exists()
 
 
+def test_a_projection_with_a_field_empty_for_a_package_is_refused_at_its_line(tmp_path):
+    """`{name}/{mpi}/{version}` in a flat tree: a package of a stack without an MPI would be
+    `libcore//1.0`; one error at `naming:` says the part is empty (it said `''` may hold
+    letters..., with no line), and nothing is built."""
+    site_yaml = _demo_site(tmp_path, "  naming: '{name}/{mpi}/{version}'\n  layout: flat\n")
+    line = next(i for i, t in enumerate(site_yaml.read_text().splitlines(), 1) if "naming:" in t)
+    root = tmp_path / "root"
+    r = hdmod("build", str(site_yaml), "--root", str(root), check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    said = f"{site_yaml}:{line}: modules naming '{{name}}/{{mpi}}/{{version}}' makes '"
+    assert said in r.stderr and "an empty part (a field empty for it" in r.stderr, r.stderr
+    assert not (root / "bld" / "libcore").exists()
+
+
 @pytest.mark.parametrize(
     "tool, text, line, fragment",
     [

@@ -29,6 +29,8 @@ import yaml
 from hdmodules.errors import ConfigError
 from hdmodules.publish.modulefiles import Entry
 from hdmodules.publish.moduletree import render_tree
+from hdmodules.spec import variants
+from hdmodules.spec.externals import ROLES
 from hdmodules.spec.recipes import load_recipe
 from hdmodules.spec.site import ModuleConfig, Site
 from hdmodules.spec.variants import Term, When, describe, effects, parse_condition
@@ -492,11 +494,26 @@ BAD_RECIPES = {
                              "when ~mpi: asks for toolchain mpi, but mpi is auto, which is off "
                              "exactly when the stack has no mpi"),
     "empty-range": ('when:\n  "@2:1": {}\n', 4, "when @2:1: never holds (@2:1: 2 comes after 1)"),
+    "unknown-kind": ("toolchain:\n  - mpi\n  - cuda\n", 5,
+                     "toolchain kind 'cuda': use compiler, mpi, python"),
+    "kind-twice": ("toolchain:\n  - mpi\n  - mpi\n", 5, "toolchain kind 'mpi' is listed twice"),
+    "block-unknown-kind": ("parameters: {mpi: true}\nwhen:\n  +mpi:\n    toolchain:\n"
+                           "      - mpi\n      - gpu\n", 8,
+                           "toolchain kind 'gpu': use compiler, mpi, python"),
+    "block-dependency-twice": ("parameters: {mpi: true}\nwhen:\n  +mpi:\n    dependencies:\n"
+                               "      - a\n      - a\n", 8, "dependency 'a' is listed twice"),
+    "block-bad-dependency-item": ("parameters: {mpi: true}\nwhen:\n  +mpi:\n"
+                                  "    dependencies:\n      - a\n      - ../x\n", 8,
+                                  "dependency '../x' may hold"),
     "no-offered-version": ('versions:\n  "1": {path: .}\n  "1.5": {path: .}\nwhen:\n'
                            '  "+x @2:": {}\nparameters: {x: true}\n', 7,
                            "when +x @2:: no version this recipe offers is in @2: (it offers "
                            "1.5, 1)"),
 }  # fmt: skip
+
+
+def test_the_toolchain_kinds_a_recipe_may_ask_for_are_the_externals_kinds():
+    assert tuple(ROLES) == variants.TOOLCHAIN_KINDS
 
 
 @pytest.mark.parametrize("case", sorted(BAD_RECIPES))

@@ -42,8 +42,8 @@ def project(
     """The module `modules: naming:` gives the node, as (name, version): the version is the
     last part, the name everything before it (`{name}/{compiler}{compiler_version}/{version}`
     gives `hello/gcc12.2.0` and `1.0`, as Lmod and Environment Modules read a module path).
-    Each folder of it must be a name and the last part a version (names.py): HitError naming
-    the site file if not.
+    Each folder of it must be a name and the last part a version (names.py): ConfigError
+    at `modules: naming:` if not (a field empty for the node, e.g. `{compiler}` in Core).
     Each part is then spelt as the module trees spell it (names.module_word: `+` and `~`
     become `_`, since Environment Modules 5 reads them as variants)."""
     naming = site.modules.naming
@@ -65,10 +65,12 @@ def project(
     checks = [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]
     for part, problem in checks:
         if problem:
-            raise HitError(
-                f"{site.file}: modules naming {naming!r} makes {full!r} for {node.name}: "
-                f"{part!r} {problem}"
-            )
+            if not part:  # site.py checked the shape: a field is empty for this package
+                problem = "an empty part (a field empty for it: {compiler}, {mpi}, ...)"
+            else:
+                problem = f"{part!r} {problem}"
+            message = f"modules naming {naming!r} makes {full!r} for {node.name}: {problem}"
+            raise ConfigError(site.file, site.modules.naming_line or None, message)
     full = "/".join(module_word(part) for part in full.split("/"))
     name, _, version = full.rpartition("/")
     return name, version

@@ -14,7 +14,7 @@ from ..hashing import sha256_file, tree_hash
 from ..urls import git_location
 from . import buildsystems, yamlfile
 from .buildsystems import BuildSteps
-from .variants import BlockContext, When, load_when
+from .variants import BlockContext, When, load_when, toolchain_kinds
 from .yamlfile import Scalar, check_version
 
 RECIPE_KEYS = {
@@ -107,6 +107,18 @@ class Recipe:
     build_system: BuildSteps | None = None  # `build_system:` and its arguments (buildsystems)
     when: tuple[When, ...] = ()  # variants: what holds under a condition (parameters, @version)
     versions: dict[str, tuple[Source, ...]] = field(default_factory=dict)  # version -> sources
+
+
+# what builder.py sets for every build: a parameter may not shadow it (nor end in _DIR)
+RESERVED_ENV = frozenset(
+    ("ARTIFACT", "JOBS", "MAKEFLAGS", "PATH", "HOME", "HIT_BUILD_ID", "LANG", "LC_ALL", "TZ")
+    + ("SOURCE_DATE_EPOCH", "CC", "CXX", "FC", "CPPFLAGS", "LDFLAGS", "CPATH", "LIBRARY_PATH")
+    + ("LD_RUN_PATH", "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH")
+    + ("MPICC", "MPICXX", "MPIFC", "MPIRUN", "MPI_DIR", "MPI_HOME")
+    # and what changes how bash, the dynamic linker or the shell itself behave
+    + ("IFS", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "GLOBIGNORE", "CDPATH", "PS4")
+    + ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "SHELL", "PWD", "OLDPWD", "USER")
+)
 
 
 @cache  # a build's <NAME>_DIR for every package it builds on, checked at resolve too
@@ -270,7 +282,11 @@ def load_recipe(file: Path) -> Recipe:
         yamlfile.check_package_name(m, "dependencies", d, "dependency", line)
     deps = list(dep_lines)
     params = yamlfile.check_parameters(m, "parameters")
-    toolchain = yamlfile.get_str_list(m, "toolchain")
+    for key in params:  # each becomes a variable of the build's environment
+        if env_name(key) in RESERVED_ENV or env_name(key).endswith("_DIR"):
+            message = f"parameter {key!r} would shadow a build variable"
+            yamlfile.fail(yamlfile.get_mapping(m, "parameters"), key, message)
+    toolchain = list(toolchain_kinds(m))
 
     def variables(more_deps: list[str], more_toolchain: list[str]) -> frozenset[str]:
         names = [*deps, *more_deps]

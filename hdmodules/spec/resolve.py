@@ -37,16 +37,6 @@ from .yamlfile import Scalar
 
 # Bump when the environment builder.py gives build scripts changes what builds produce.
 BUILD_ENV_VERSION = 2
-# what builder.py sets for every build: a parameter may not shadow it (nor end in _DIR)
-RESERVED_ENV = frozenset(
-    ("ARTIFACT", "JOBS", "MAKEFLAGS", "PATH", "HOME", "HIT_BUILD_ID", "LANG", "LC_ALL", "TZ")
-    + ("SOURCE_DATE_EPOCH", "CC", "CXX", "FC", "CPPFLAGS", "LDFLAGS", "CPATH", "LIBRARY_PATH")
-    + ("LD_RUN_PATH", "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH")
-    + ("MPICC", "MPICXX", "MPIFC", "MPIRUN", "MPI_DIR", "MPI_HOME")
-    # and what changes how bash, the dynamic linker or the shell itself behave
-    + ("IFS", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "GLOBIGNORE", "CDPATH", "PS4")
-    + ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "SHELL", "PWD", "OLDPWD", "USER")
-)
 
 
 Context = TypeVar("Context")
@@ -201,9 +191,6 @@ def _parameters(recipe: Recipe, profile: ProfileSpec) -> dict[str, Scalar]:
                 )
                 raise ConfigError(req.file, req.line, message)
             params[key] = value
-    for key in params:
-        if env_name(key) in RESERVED_ENV or env_name(key).endswith("_DIR"):
-            raise ConfigError(recipe.file, None, f"parameter {key!r} would shadow a build variable")
     if recipe.when:  # `auto` variants follow the profile's toolchain; +x/~x need true/false
         params = variants.settle(recipe.when, params, {"compiler", *profile.toolchain})
         bad = variants.bad_value(recipe.when, params)

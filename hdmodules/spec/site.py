@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..names import site_path_problem
+from ..names import name_problem, site_path_problem, version_problem
 from . import resolvecache, siteroot, yamlfile
 from .externals import External, load_externals
 from .profiles import (
@@ -250,6 +250,12 @@ def _naming(m: yamlfile.Mapping) -> str:
         if not NAMING_TEXT.fullmatch(text):
             problem = "the text around the fields may hold only letters, digits, ._+~- and /"
             yamlfile.fail(m, "naming", f"'naming' {naming!r}: {problem}")
+    *folders, last = naming.format(**dict.fromkeys(NAMING_FIELDS, "x1")).split("/")
+    for part, problem in [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]:
+        if problem:  # `..`, `//`, a leading `/` or `.`: the shape, whatever the fields hold
+            shape = "an empty part" if not part else f"a part {part!r} (fields as x1)"
+            rule = "each part between slashes is a name, the last a version, as a recipe's"
+            yamlfile.fail(m, "naming", f"'naming' {naming!r} makes {shape}: {rule}")
     return naming
 
 

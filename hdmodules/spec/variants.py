@@ -45,7 +45,7 @@ from typing import Any
 from ..errors import ConfigError
 from . import buildsystems, yamlfile
 from .versions import Range, by_newest
-from .yamlfile import Scalar, check_name, check_text
+from .yamlfile import Scalar, check_text
 
 AUTO = "auto"
 WHEN_KEYS = {"toolchain", "dependencies", "allow_host_libs", "environment", "description"}
@@ -274,15 +274,31 @@ def _check_term(
         )
 
 
+# the kinds of external (externals.ROLES' keys, which import this module's importers)
+TOOLCHAIN_KINDS = ("compiler", "mpi", "python")
+
+
+def toolchain_kinds(m: yamlfile.Mapping) -> tuple[str, ...]:
+    """A recipe's (or a `when:` block's) `toolchain:`: the kinds of external it builds with,
+    each one of TOOLCHAIN_KINDS, once. ConfigError at the item's line otherwise (an unknown
+    kind was refused only at resolve, as a toolchain the profile lacks)."""
+    kinds = yamlfile.item_lines(m, "toolchain", twice="toolchain kind")
+    for kind, line in kinds.items():
+        if kind not in TOOLCHAIN_KINDS:
+            known = ", ".join(TOOLCHAIN_KINDS)
+            raise ConfigError(m.file, line, f"toolchain kind {kind!r}: use {known}")
+    return tuple(kinds)
+
+
 def _block(
     condition: str, terms: Condition, b: yamlfile.Mapping, line: int, ctx: BlockContext
 ) -> When:
     """The block `b`, but its argument lists (_with_args adds them)."""
     what = f"when {condition}"
     yamlfile.check_keys(b, WHEN_KEYS, what)
-    deps = yamlfile.get_str_list(b, "dependencies")
-    for d in deps:
-        check_name(b, "dependencies", d, "dependency")
+    deps = yamlfile.item_lines(b, "dependencies", twice="dependency")
+    for d, d_line in deps.items():
+        yamlfile.check_package_name(b, "dependencies", d, "dependency", d_line)
     environment = yamlfile.module_environment(b)
     description = yamlfile.get_str(b, "description")
     if description is not None:
@@ -290,8 +306,8 @@ def _block(
     return When(
         condition=condition,
         terms=terms,
-        toolchain=tuple(yamlfile.get_str_list(b, "toolchain")),
-        dependencies=tuple(dict.fromkeys(deps)),
+        toolchain=toolchain_kinds(b),
+        dependencies=tuple(deps),
         allow_host_libs=tuple(yamlfile.get_str_list(b, "allow_host_libs")),
         environment=environment,
         description=description,

@@ -253,12 +253,17 @@ Scalar = str | int | float | bool
 def check_parameters(m: Mapping, key: str, what: str = "parameter") -> dict[str, Scalar]:
     """Flat name -> scalar (parameters, a recipe's `environment:`): each name becomes an
     environment variable, so it must be a shell variable name (check_env_var, raising
-    ConfigError with file:line), each value a string, number or true/false."""
+    ConfigError with file:line), each value a string, number or true/false, without a NUL
+    character (execve ends a variable's value at the first: the build would see less than
+    the build spec hashed)."""
     params = get_mapping(m, key)
     for name, value in params.items():
         check_env_var(params, name, name, f"{what} name")
         if not isinstance(value, str | int | float | bool):
             fail(params, name, f"{what} {name!r} must be a string, number or true/false")
+        if isinstance(value, str) and "\0" in value:
+            problem = "holds a NUL character, which no environment variable can carry"
+            fail(params, name, f"the value of {what} {name!r} {problem}")
     return dict(params)
 
 
