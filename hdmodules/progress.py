@@ -18,7 +18,8 @@ class Progress:
         self.done = 0
         self.quiet = quiet
         self.live = self.stream.isatty()
-        self.running: dict[str, float] = {}
+        self.running: dict[str, float] = {}  # scripts running
+        self.checking: dict[str, None] = {}  # scripts ended, artifacts being checked, sealed
         self._lock = threading.Lock()
 
     def _emit(self, line: str) -> None:
@@ -26,9 +27,10 @@ class Progress:
             if self.live:
                 self.stream.write("\r\033[K")
             self.stream.write(line + "\n")
-            if self.live and self.running:
-                names = ", ".join(self.running)
-                self.stream.write(f"[{self.done}/{self.total}] building: {names}")
+            if self.live and (self.running or self.checking):
+                parts = [f"building: {', '.join(self.running)}"] if self.running else []
+                parts += [f"checking: {', '.join(self.checking)}"] if self.checking else []
+                self.stream.write(f"[{self.done}/{self.total}] {'; '.join(parts)}")
             self.stream.flush()
 
     def _counted(self, short: str, what: str) -> None:
@@ -39,6 +41,7 @@ class Progress:
         """`short` is built already: found so before building, or (after `started`) built
         meanwhile by another process that held its lock."""
         self.running.pop(short, None)
+        self.checking.pop(short, None)
         if not self.quiet:
             self._counted(short, "present")
         else:
@@ -53,14 +56,23 @@ class Progress:
         self.running[short] = time.monotonic()
         self._emit(f"      {short}  building")
 
+    def ended(self, short: str) -> None:
+        """`short`'s script ended well; its artifact is being checked and sealed while the
+        next build runs (scheduler.ENDED): the live line lists it apart, so that it names as
+        many builds as run scripts (the CPUs of `-j N`)."""
+        self.running.pop(short, None)
+        self.checking[short] = None
+
     def built(self, short: str, seconds: float) -> None:
         """`short` was built in `seconds`."""
         self.running.pop(short, None)
+        self.checking.pop(short, None)
         self._counted(short, f"built in {seconds:.1f} s")
 
     def failed(self, short: str) -> None:
         """`short` failed (the message comes with the error)."""
         self.running.pop(short, None)
+        self.checking.pop(short, None)
         self._counted(short, "failed")
 
     def note(self, line: str) -> None:

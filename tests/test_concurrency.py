@@ -419,6 +419,31 @@ def test_the_next_build_starts_when_a_script_ends_and_what_depends_on_it_when_it
     assert caught.value.skipped == ("c/cccc",)
 
 
+def test_the_live_line_lists_as_many_builds_as_run_scripts():
+    """On a terminal, `-j 1`: a build whose script ended is listed as checking, not as
+    building, while the next one's script runs (the trial: `-j 2` listed three building)."""
+    import io
+    import re
+
+    from hdmodules.build.scheduler import run
+    from hdmodules.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Tty()
+    assert run(
+        _jobs({"a": (), "b": (), "c": ("a",)}), _EndingExecutor(1, set()), Progress(3, screen)
+    )
+    shown = [t.split("\n")[-1] for t in screen.getvalue().split("\r\x1b[K")]
+    lives = [t for t in shown if t.startswith("[")]
+    assert "[0/3] building: b/bbbb; checking: a/aaaa" in lives, lives
+    for live in lives:
+        building = re.search(r"building: ([^;]*)", live)
+        assert building is None or len(building.group(1).split(", ")) == 1, live
+
+
 def test_with_j_1_a_build_runs_while_the_one_before_is_checked(tmp_path, monkeypatch):
     """`-j 1`, real builds: the link check of the first of two independent packages (made
     slow: it waits for the other's script) sees the other's script start meanwhile; the

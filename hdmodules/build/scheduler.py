@@ -409,6 +409,7 @@ def run(
                         progress.note(f"{lost} jobserver token(s) a killed make kept: put back")
                 if outcome is ENDED:
                     ended.add(job.ref.id)
+                    progress.ended(job.ref.short)
                     continue
             if isinstance(outcome, BaseException) and not isinstance(outcome, HitError):
                 raise outcome
