@@ -70,10 +70,16 @@ def test_rollback_history_is_kept_only_when_asked(hit, home, demo):
     assert f"forgot generation(s) 2 of {link}: their profiles are removed" in r.err
     assert "rollback history is not kept (history_keep: 0, history_days: 0)" in r.err
     assert says(link).startswith("Hello from")
+    r = hit("rollback", cwd=demo, check=False)  # at generation 1: there never was one before
+    assert r.code == 1 and "no earlier generation" in r.err and "Traceback" not in r.err
+    assert "rollback history" not in r.err  # the trial: it blamed the gc settings
+    assert len(hit("history", cwd=demo).out.splitlines()) == 1
+    greet(demo, "Three")
+    hit("build", cwd=demo)
+    hit("gc")  # generation 1 goes: no history is kept
     r = hit("rollback", cwd=demo, check=False)
     assert r.code == 1 and "no earlier generation" in r.err
     assert "rollback history is not kept" in r.err and "Traceback" not in r.err
-    assert len(hit("history", cwd=demo).out.splitlines()) == 1
 
 
 def test_history_days_0_is_accepted_and_a_negative_one_named(hit, home, demo):

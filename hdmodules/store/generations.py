@@ -322,8 +322,8 @@ def previous_generation(gc_roots: Path, link: Path, rule: History | None = None)
     if other:
         return other[-1]
     if not earlier:
-        why = ""
-        if rule is not None and not rule.on:
+        why = ""  # below: only when there were earlier ones (the first is number 1)
+        if rule is not None and not rule.on and now is not None and now > 1:
             why = (
                 "; rollback history is not kept (history_keep and history_days are 0 in "
                 "config.yaml), so `hit gc` removes earlier generations: set history_days: N "
