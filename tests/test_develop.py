@@ -346,3 +346,23 @@ def test_repeated_rollbacks_step_back_through_a_history_where_a_profile_comes_ba
     lines = hit("history", str(p), cwd=tmp_path).out.splitlines()
     assert len(lines) == 6 and lines[-1].endswith("(current)") and lines[-1].startswith("   6")
     assert os.readlink(link) == targets[2]  # C again, as generation 6
+
+
+def test_a_link_name_with_a_line_break_or_esc_is_printed_escaped(hit, tmp_path):
+    """A profile file `x<newline>y<ESC>[31m.yaml`: every line hit prints of its link (the
+    build's, the no-op's, `gc --list`, `history`, a rollback's error) shows `\\n` and `\\x1b`,
+    never the characters (the trial: a link name with a newline was printed raw)."""
+    write_recipe(tmp_path / "pkgs", "a", 'version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT/share"\n')
+    name = "x\ny\x1b[31m.yaml"
+    (tmp_path / name).write_text("package_dirs: [pkgs]\npackages: [a]\n")
+    runs = [
+        hit("build", name, cwd=tmp_path),
+        hit("build", name, cwd=tmp_path),
+        hit("gc", "--list", cwd=tmp_path),
+        hit("rollback", name, cwd=tmp_path, check=False),
+    ]
+    assert "x\\ny\\x1b[31m -> " in runs[0].out and "(up to date)" in runs[1].out
+    assert "x\\ny\\x1b[31m -> profile/" in runs[2].out
+    assert runs[3].code == 1 and "x\\ny\\x1b[31m has no earlier generation" in runs[3].err
+    for r in runs:
+        assert "\x1b" not in r.out + r.err and "x\ny" not in r.out + r.err, (r.out, r.err)

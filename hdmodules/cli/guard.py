@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import NoReturn
 
-from ..errors import ConfigError, FollowStopped, HitError
+from ..errors import ConfigError, FollowStopped, HitError, escaped
 from .process import flush_output
 
 Say = Callable[[str], None]  # one line on stderr
@@ -58,13 +58,14 @@ def interrupted() -> int:
 
 def error_text(e: HitError | OSError) -> str:
     """The one line a user sees for an error: a bad input file's place first (`file:line:
-    message`, as editors read it), an OSError's reason and path."""
+    message`, as editors read it), an OSError's reason and path; escaped (errors.escaped:
+    a file name may hold a line break or ESC)."""
     if isinstance(e, ConfigError):
-        return f"{e.where}: {e.message}"
+        return escaped(f"{e.where}: {e.message}")
     if isinstance(e, OSError):
         where = f": {e.filename}" if e.filename else ""
-        return f"{e.strerror or e}{where}"
-    return str(e)
+        return escaped(f"{e.strerror or e}{where}")
+    return escaped(str(e))
 
 
 def leave(code: int, prog: str = "hit") -> NoReturn:

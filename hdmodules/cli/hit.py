@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from .. import __version__
+from ..errors import escaped
 from .common import externals_group, jobs_options, run_cli
 from .guard import leave
 from .hit_helpers import PROFILE_HELP, _home, _resolve, _resolve_package, open_store
@@ -208,7 +209,7 @@ def create(what: str, output: Path | None, force: bool, name, version) -> None:
     home = _home()
     file, made = create_recipe(home.source_cache, what, home.mirrors, output, force, name, version)
     system = made.build_system or "none recognised: write its build: script"
-    click.echo(f"{file}: {made.name} {made.version}, build_system: {system}")
+    click.echo(escaped(f"{file}: {made.name} {made.version}, build_system: {system}"))
 
 
 @cli.command()
@@ -244,7 +245,9 @@ def develop(args, jobs, python, no_python) -> None:
     prefix = build_and_assemble(resolved, home, jobs or home.jobs, Progress(len(resolved.nodes)))
     for change in make(home, open_store(home), prefix, target, None if no_python else python):
         click.echo(change, err=True)
-    click.echo(f"{target}: source {target}/activate  (or: module use {target}/modulefiles/lmod)")
+    click.echo(
+        escaped(f"{target}: source {target}/activate  (or: module use {target}/modulefiles/lmod)")
+    )
 
 
 for command in (gc, cp, mv, rm, diff, history, rollback, verify, purge):

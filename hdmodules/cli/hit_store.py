@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import escaped
 from .hit_helpers import _resolve, _store_paths
 
 
@@ -110,8 +111,9 @@ def _sources_to_keep(profiles: tuple[str, ...]) -> frozenset[str]:
 
 
 def _echo(lines: list[str], err: bool = False) -> None:
+    """Each line, escaped (errors.escaped: a link's name may hold a line break or ESC)."""
     for line in lines:
-        click.echo(line, err=err)
+        click.echo(escaped(line), err=err)
 
 
 def _link_command(name: str, doc: str, fn):
@@ -121,7 +123,7 @@ def _link_command(name: str, doc: str, fn):
     def command(link: Path, new: Path) -> None:
         home, store = _store_paths()
         target = fn(home.gc_roots, store.root, link.absolute(), new.absolute())
-        click.echo(f"{new} -> {target}")
+        click.echo(escaped(f"{new} -> {target}"))
         _refresh_modules(home, store)  # which profile's build a clashing name loads may change
 
     return command
@@ -154,7 +156,7 @@ def rm(link: Path) -> None:
     target = remove_link(
         home.gc_roots, store.root, link.absolute(), home.upstream_gc_roots, upstreams
     )
-    click.echo(f"removed {link} (was -> {target})")
+    click.echo(escaped(f"removed {link} (was -> {target})"))
     _refresh_modules(home, store)
 
 
@@ -212,10 +214,11 @@ def rollback(profile: str) -> None:
     gen, changed = back(home.gc_roots, link, history_rule(home))
     if not changed:
         click.echo(
-            f"generation {gen.number} holds the profile {link} points at already; nothing changed"
+            escaped(f"generation {gen.number} holds the profile {link} points at already; ")
+            + "nothing changed"
         )
         return
-    click.echo(f"{link} -> {gen.target} (generation {gen.number})")
+    click.echo(escaped(f"{link} -> {gen.target} (generation {gen.number})"))
     _refresh_modules(home, store)  # the modules of the generation now live
 
 

@@ -67,6 +67,7 @@ def noop_build(args: list[str]) -> bool:
     fast = memo.up_to_date(home_root(), os.path.abspath(profile))
     if fast is None:
         return False
+    from ..errors import escaped
     from ..progress import Progress
 
     shorts, link, prefix = fast
@@ -74,7 +75,7 @@ def noop_build(args: list[str]) -> bool:
     try:
         for short in shorts:
             progress.present(short)
-        print(f"{link} -> {prefix} (up to date)")
+        print(escaped(f"{link} -> {prefix} (up to date)"))
     except BrokenPipeError:
         raise
     except OSError as e:  # written at once when unbuffered (PYTHONUNBUFFERED=1): a full disk

@@ -19,13 +19,14 @@ def run_build(profile: str, o: HitBuild, say: Say, out: Say) -> int:
     """Build the profile YAML `profile` with the options `o`: progress and notes to `say`
     (stderr), the link's line to `out` (stdout). Returns 0 (exit code). Raises HitError
     (ConfigError, BuildFailed, ...) as hit_build does."""
+    from ..errors import escaped
     from ..publish.builds import hit_build
 
     file = Path(os.path.abspath(profile))
     result = hit_build(file, o, say)
     if result is not None:
         same = "" if result.link_changed else " (up to date)"
-        out(f"{result.link} -> {result.profile}{same}")
+        out(escaped(f"{result.link} -> {result.profile}{same}"))
     return 0
 
 
