@@ -292,3 +292,12 @@ def test_requirements_whose_markers_do_not_hold_for_the_store_python_are_left_ou
     assert _requirement('typing-extensions; python_version >= "3.8"') == "py-typing-extensions"
     assert _requirement("odd; no_such_marker == '1'") == "py-odd"
     assert _requirement("Flit_Core>=3") == "py-flit-core"
+
+
+def test_a_file_given_through_dot_dot_gets_a_url_without_it(home, tmp_path):
+    """`hit create sub/../libthing-1.2.3.tar.gz`: the recipe's file URL names the archive
+    itself (the trial: `file:///.../sub/../libthing-1.2.3.tar.gz`)."""
+    archive = make_tar(tmp_path / "libthing-1.2.3.tar.gz", {"libthing-1.2.3/Makefile": "x:\n"})
+    (tmp_path / "sub").mkdir()
+    recipe, _r = create(tmp_path, Path("sub") / ".." / archive.name)
+    assert recipe.sources[0].url == archive.as_uri() and "/../" not in recipe.sources[0].url

@@ -156,7 +156,7 @@ def fetch_any(cache: Path, url_or_file: str, mirrors: tuple[str, ...] = ()) -> t
     if not is_url(url_or_file):
         if not path.is_file():
             raise HitError(f"{url_or_file}: no such file")
-        return add_file(cache, path), path.absolute().as_uri()
+        return add_file(cache, path), Path(os.path.abspath(path)).as_uri()  # no ..
     found = fetch(cache, url_or_file, None, mirrors)
     return found.name, url_or_file
 
