@@ -320,6 +320,17 @@ def test_bad_home_config(hit, home, tmp_path):
     _one_error(hit("status", cwd=tmp_path, check=False), "config.yaml:2: unknown key 'jobz'")
 
 
+def test_an_upstream_that_is_not_a_folder_is_said_at_its_line(hit, home, demo):
+    """`upstreams:` naming a folder that is not there (a typo, a site root not mounted): one
+    error at its item, before anything builds, not a build of everything into the own store
+    as if the upstream had nothing."""
+    hit("init-home")
+    (home / "config.yaml").write_text(f"store: bld\nupstreams:\n  - {home}\n  - /no/such/site\n")
+    r = hit("build", cwd=demo, check=False)
+    _one_error(r, "config.yaml:4: upstream '/no/such/site' ('/no/such/site') is not a folder")
+    assert not (home / "bld" / "app").exists()
+
+
 @pytest.mark.parametrize(
     "url, fragment",
     [

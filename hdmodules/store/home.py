@@ -209,11 +209,15 @@ def load_home(root: Path | None = None) -> Home:
             out += [(base, v) for v in yamlfile.get_str_list(m, key) if (base, v) not in out]
         return out
 
-    upstreams = []
-    for base, u in listed("upstreams"):
-        up = Path(os.path.abspath(base / u))
-        if up != root.absolute() and up not in upstreams:
-            upstreams.append(up)
+    upstreams = []  # in layer order, each once; one that is no folder is a typo or unmounted
+    for base, m in layers:
+        for i, u in enumerate(yamlfile.get_str_list(m, "upstreams")):
+            up = Path(os.path.abspath(base / u))
+            if not up.is_dir():
+                problem = "is not a folder (give a site root or another user's home)"
+                yamlfile.fail_item(m, "upstreams", i, f"upstream {u!r} ({str(up)!r}) {problem}")
+            if up != root.absolute() and up not in upstreams:
+                upstreams.append(up)
     base, m = scalar("jobs")
     jobs = yamlfile.get_int(m, "jobs", default_jobs())
     base, m = scalar("concurrent_packages")
