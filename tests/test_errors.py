@@ -441,9 +441,47 @@ def test_a_nul_character_in_a_parameter_value_is_refused_at_its_line(hit, tmp_pa
     file, line = {"recipe": ("p.yaml", 5), "profile": ("default.yaml", 3)}.get(
         where, ("default.yaml", 5)
     )
-    said = f"{file}:{line}: the value of parameter 'opt' holds a NUL character"
+    said = f"{file}:{line}: 'a\\x00b' holds a NUL character, which no file name"
     _one_error(hit("build", cwd=tmp_path, check=False), said)
     assert not (tmp_path / "hithome" / "bld" / "p").exists()
+
+
+@pytest.mark.parametrize(
+    "recipe, line",
+    [
+        ('sources:\n  - path: f.txt\n    dest: "a\\0b"\n', 6),  # a traceback mid-build
+        ('sources:\n  - path: "f.txt\\0"\n', 5),
+        ('sources:\n  - git: "/tmp\\0x"\n    commit: ' + "a" * 40 + "\n", 5),
+        ('patches:\n  - "x.patch\\0"\n', 5),
+    ],
+    ids=["dest", "path", "git", "patch"],
+)
+def test_a_nul_character_in_any_string_is_refused_at_its_line(hit, tmp_path, recipe, line):
+    """The loader refuses a NUL in every string of every file (the fourth trial: a source's
+    `dest`, `path` or `git` gave a traceback, the first while building)."""
+    (tmp_path / "pkgs").mkdir()
+    (tmp_path / "pkgs" / "f.txt").write_text("x\n")
+    write_recipe(tmp_path / "pkgs", "p", GOOD + recipe)
+    write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [p]\n")
+    r = hit("build", cwd=tmp_path, check=False)
+    _one_error(r, f"p.yaml:{line}: ", "holds a NUL character")
+    assert "Traceback" not in r.err and not list((tmp_path / "hithome").glob("tmp/p-*"))
+
+
+@pytest.mark.parametrize("where", ["root", "templates"])
+def test_a_nul_character_in_a_site_s_root_or_templates_is_refused(tmp_path, where):
+    """site.yaml's `root:` or `modules: templates:` holding a NUL: one error at its line (the
+    fourth trial: tracebacks, the second after the stacks' links were rewritten)."""
+    templates = '  templates: "t\\0"\n' if where == "templates" else ""
+    site = _small_site(
+        tmp_path, "stacks:\n  s:\n    compiler: gcc-12\n    packages: [a]\nmodules:\n" + templates
+    )
+    if where == "root":
+        site.write_text(site.read_text().replace("root: r\n", 'root: "r\\0"\n'))
+    line = 1 if where == "root" else 11
+    r = run_hdmod("build", str(site), check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"{site}:{line}: " in r.stderr and "holds a NUL character" in r.stderr, r.stderr
 
 
 def test_a_package_name_starting_with_a_digit_builds(hit, tmp_path):
@@ -648,3 +686,21 @@ def test_an_item_of_a_site_s_block_list_is_said_at_its_line(tmp_path, modules, s
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert f"{site}:{said}" in r.stderr, r.stderr
     assert not (tmp_path / "r" / "bld").exists()
+
+
+def test_a_parameter_value_longer_than_linux_takes_is_refused_at_its_line(hit, tmp_path):
+    """200,000 characters: refused when loaded, not a build failing with `Argument list too
+    long` from its first command (the fourth trial); 100,000 pass through whole."""
+    for size, ok in ((100_000, True), (200_000, False)):
+        write_recipe(
+            tmp_path / "pkgs",
+            "p",
+            f'version: "1"\nparameters:\n  big: "{"x" * size}"\n'
+            'build: |\n  mkdir -p "$ARTIFACT"\n  printf %s "$BIG" | wc -c > "$ARTIFACT/n"\n',
+        )
+        write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [p]\n")
+        r = hit("build", cwd=tmp_path, check=False)
+        if ok:
+            assert r.code == 0 and (tmp_path / "default" / "n").read_text().strip() == "100000"
+        else:
+            _one_error(r, "p.yaml:3: the value of parameter 'big' is longer than Linux takes")

@@ -90,6 +90,22 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> Sequence:
     return seq
 
 
+def _construct_str(loader: _Loader, node: yaml.ScalarNode) -> str:
+    """A string, refused (ConfigError at its line) when it holds a NUL (`"a\\0b"`, the only
+    way YAML gives one): no file name, command argument or environment variable can carry
+    it, so the value hashed and the one used would differ, or Python refuse it mid-build.
+    The one check for every string of every file this loader reads."""
+    value = loader.construct_scalar(node)
+    if "\0" in value:
+        line = node.start_mark.line + 1
+        message = (
+            f"{value!r} holds a NUL character, which no file name, argument or variable can carry"
+        )
+        raise ConfigError(loader.hd_file, line, message)
+    return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
@@ -248,21 +264,22 @@ def get_int(m: Mapping, key: str, default: int, minimum: int = 1) -> int:
 
 
 Scalar = str | int | float | bool
+MAX_ENV_STRING = 131_071  # bytes of NAME=VALUE execve passes (MAX_ARG_STRLEN, 32 pages, less 1)
 
 
 def check_parameters(m: Mapping, key: str, what: str = "parameter") -> dict[str, Scalar]:
     """Flat name -> scalar (parameters, a recipe's `environment:`): each name becomes an
     environment variable, so it must be a shell variable name (check_env_var, raising
-    ConfigError with file:line), each value a string, number or true/false, without a NUL
-    character (execve ends a variable's value at the first: the build would see less than
-    the build spec hashed)."""
+    ConfigError with file:line), each value a string, number or true/false that execve
+    passes (MAX_ENV_STRING; a NUL the loader refuses: the build would see less than the
+    build spec hashed)."""
     params = get_mapping(m, key)
     for name, value in params.items():
         check_env_var(params, name, name, f"{what} name")
         if not isinstance(value, str | int | float | bool):
             fail(params, name, f"{what} {name!r} must be a string, number or true/false")
-        if isinstance(value, str) and "\0" in value:
-            problem = "holds a NUL character, which no environment variable can carry"
+        if isinstance(value, str) and len(value.encode()) + len(name) + 1 > MAX_ENV_STRING:
+            problem = f"is longer than Linux takes for one variable ({MAX_ENV_STRING:,} bytes)"
             fail(params, name, f"the value of {what} {name!r} {problem}")
     return dict(params)
 
