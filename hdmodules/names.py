@@ -168,7 +168,14 @@ def env_value_problem(value: str) -> str | None:
 def profile_link(profile_file: Path) -> Path:
     """`dir/release.yaml` -> `dir/release`: the link made next to a profile's YAML file.
     Raises HitError for a file named `.yaml` or `.yml` alone, `..yaml` or `...yaml` (no
-    name for its link: `.` and `..` are the folder and its parent)."""
+    name for its link: `.` and `..` are the folder and its parent), or not ending in
+    `.yaml` or `.yml` (its link would be the file itself: a symlink to the YAML was
+    replaced by the profile's link)."""
+    if not profile_file.name.endswith((".yaml", ".yml")):
+        raise HitError(
+            f"{profile_file}: a profile's file name ends in .yaml or .yml: its link is named "
+            "after it without that (default.yaml links ./default)"
+        )
     name = profile_file.name.removesuffix(".yaml").removesuffix(".yml")
     if name in ("", ".", ".."):
         raise HitError(
