@@ -17,6 +17,18 @@ def is_remote_git(repo: str) -> bool:
     return is_url(repo) or ":" in repo.split("/")[0]
 
 
+def git_url_problem(repo: str) -> str | None:
+    """Why `repo` cannot name a git repository, or None: one starting with `-` would be read
+    by git as an option (`-u...` as `--upload-pack`: a command), one with a control
+    character or whitespace at its ends is a copying mistake (and a line break would split a
+    message)."""
+    if repo.startswith("-"):
+        return "starts with -, which git would read as an option"
+    if not repo.isprintable() or repo != repo.strip():
+        return "holds a control character, or whitespace at an end"
+    return None
+
+
 def git_location(repo: str, base: Path) -> str:
     """A git repository as a YAML file names it: a remote one (is_remote_git) or an absolute
     path as given, a relative path made absolute against the YAML file's folder `base`."""

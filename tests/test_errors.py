@@ -704,3 +704,23 @@ def test_a_parameter_value_longer_than_linux_takes_is_refused_at_its_line(hit, t
             assert r.code == 0 and (tmp_path / "default" / "n").read_text().strip() == "100000"
         else:
             _one_error(r, "p.yaml:3: the value of parameter 'big' is longer than Linux takes")
+
+
+@pytest.mark.parametrize("where", ["recipe", "profile"])
+def test_a_git_url_git_would_read_as_an_option_is_refused_at_its_line(hit, tmp_path, where):
+    """`git: "-uhttps://x/--upload-pack=touch MARK"`: git clone read it as `-u` (upload-pack,
+    a command); refused at its line before anything runs (the fourth trial)."""
+    mark = tmp_path / "MARK"
+    url = f"-uhttps://x/--upload-pack=touch {mark}"
+    commit = "a" * 40
+    source = f'sources:\n  - git: "{url}"\n    commit: {commit}\n' if where == "recipe" else ""
+    write_recipe(tmp_path / "pkgs", "p", GOOD + source)
+    if where == "recipe":
+        profile, said = "package_dirs: [pkgs]\npackages: [p]\n", "p.yaml:5: "
+    else:
+        profile = f'package_dirs: [pkgs]\npackages:\n  p:\n    git: "{url}"\n    commit: {commit}\n'
+        said = "default.yaml:4: "
+    write_profile(tmp_path / "default.yaml", profile)
+    r = hit("build", cwd=tmp_path, check=False)
+    _one_error(r, said + "git repository", "starts with -, which git would read as an option")
+    assert not mark.exists()

@@ -30,7 +30,7 @@ def ensure_commit(cache: Path, repo: str, commit: str) -> str:
         gitdir = str(mirror(cache, repo))
         if not Path(gitdir).exists():
             Path(gitdir).parent.mkdir(parents=True, exist_ok=True)
-            git("clone", "--bare", "--quiet", repo, gitdir)
+            git("clone", "--bare", "--quiet", "--", repo, gitdir)
     if query(["git", "-C", gitdir, "cat-file", "-e", f"{commit}^{{commit}}"]).code != 0:
         if is_local(repo):
             raise HitError(f"{repo} has no commit {commit}")

@@ -111,7 +111,7 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
         if git is None and (over.get("branch") or over.get("commit")):
             yamlfile.fail(over, "branch" if over.get("branch") else "commit", "give `git:` too")
         if git is not None:
-            req.git = git_location(git, m.file.parent)
+            req.git = git_location(yamlfile.check_git(over, "git", git), m.file.parent)
             req.branch = _git_ref(over, "branch")
             req.commit = _git_ref(over, "commit")
         out.append(req)

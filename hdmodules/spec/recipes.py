@@ -146,7 +146,7 @@ def _load_source(m: yamlfile.Mapping, recipe_dir: Path) -> Source:
         problem = "a git source needs `commit:` with the full 40-hex commit id"
         yamlfile.fail(m, "commit" if commit else "git", problem)
     if git is not None:
-        git = git_location(git, recipe_dir)
+        git = git_location(yamlfile.check_git(m, "git", git), recipe_dir)
     if url is not None:
         _check_url(m, url)
     sha = yamlfile.get_str(m, "sha256")

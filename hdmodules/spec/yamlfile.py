@@ -18,6 +18,7 @@ from ..names import (
     text_problem,
     version_problem,
 )
+from ..urls import git_url_problem
 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -379,6 +380,15 @@ def module_environment(m: Mapping, key: str = "environment") -> dict[str, str]:
             )
         check_env_value(env_m, name, str(value))
     return {k: str(v) for k, v in variables.items()}
+
+
+def check_git(m: Mapping, key: Any, value: str) -> str:
+    """`value` if it may name a git repository (urls.git_url_problem); else ConfigError with
+    `file:line`."""
+    problem = git_url_problem(value)
+    if problem:
+        fail(m, key, f"git repository {value!r} {problem}")
+    return value
 
 
 def check_line(m: Mapping, key: Any, value: str | None, what: str) -> str | None:
