@@ -423,6 +423,17 @@ modules:
         ('  naming: "{name}/{version}$(touch X)"\n', 5, "the text around the fields may hold"),
         ('  naming: "{name}/{version!r}"\n', 5, "fields take no !conversion nor :format"),
         ('  naming: "{name}/{ver}"\n', 5, "unknown field {ver}"),
+        ("  root_variable: X\n", 5, "'root_variable' must hold {NAME}"),
+        (
+            "  env: {hello: {PATH: /evil}}\n",
+            5,
+            "modules env: hello: variable PATH is the module tools' own",
+        ),
+        (
+            "  env:\n    hello:\n      OK: v\n      MODULEPATH: /evil\n",
+            8,
+            "modules env: hello: variable MODULEPATH is the module tools' own",
+        ),
         ('  naming: "{name}/../{version}"\n', 5, "makes a part '..' (fields as x1): each part"),
         ('  naming: "{name}//{version}"\n', 5, "makes an empty part: each part between"),
         ('  naming: "/{name}/{version}"\n', 5, "makes an empty part: each part between"),

@@ -719,6 +719,23 @@ def test_a_projection_that_nests_module_names_is_refused_before_building(tmp_pat
     assert "may not nest" in r.stderr and not (root / "bld" / "libcore").exists()
 
 
+def test_a_root_variable_a_module_tool_manages_is_refused(tmp_path):
+    """`root_variable: "{NAME}"` with a package named `path`: its module would set PATH to
+    its prefix (the fourth trial: written, both formats); refused, no module tree."""
+    site_yaml = _demo_site(tmp_path, "  root_variable: '{NAME}'\n")
+    (site_yaml.parent / "pkgs" / "path.yaml").write_text(
+        'version: "1.0"\nbuild: |\n  mkdir -p "$ARTIFACT/share"\n'
+    )
+    text = site_yaml.read_text().replace("[libcore, liba, libb, app]", "[libcore, path]", 1)
+    site_yaml.write_text(text)
+    root = tmp_path / "root"
+    r = hdmod("build", str(site_yaml), "--root", str(root), check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    said = "modules root_variable '{NAME}' makes PATH for path, which the module tools manage"
+    assert said in r.stderr, r.stderr
+    assert not list(root.glob("modules/**/path/1.0*"))
+
+
 def test_a_projection_with_a_field_empty_for_a_package_is_refused_at_its_line(tmp_path):
     """`{name}/{mpi}/{version}` in a flat tree: a package of a stack without an MPI would be
     `libcore//1.0`; one error at `naming:` says the part is empty (it said `''` may hold

@@ -24,6 +24,7 @@ from ..spec.recipes import env_name
 from ..spec.resolve import Node, Resolved
 from ..spec.site import ModuleConfig, Site, Stack
 from ..spec.variants import describe
+from ..spec.yamlfile import MODULE_MANAGED_VARS
 from ..store.layout import Store
 from .compiling import (
     Folders,
@@ -219,7 +220,13 @@ def _package_env(node: Node, found: Folders, cfg: ModuleConfig) -> tuple[list, l
     prepends: <NAME>_ROOT, the prefix's bin, man, pkgconfig and library folders that exist,
     CMAKE_PREFIX_PATH, what compiling and Python need, the recipe's and site's environment."""
     prefix = found.prefix
-    setenv = [(cfg.root_variable.replace("{NAME}", env_name(node.name)), str(prefix))]
+    root = cfg.root_variable.replace("{NAME}", env_name(node.name))
+    if root in MODULE_MANAGED_VARS:
+        raise HitError(
+            f"modules root_variable {cfg.root_variable!r} makes {root} for {node.name}, which "
+            "the module tools manage: a module setting it would replace the user's value"
+        )
+    setenv = [(root, str(prefix))]
     prepend = []
     if found.has("bin"):
         prepend.append(("PATH", f"{prefix}/bin"))

@@ -27,7 +27,7 @@ from .profiles import (
 )
 from .slurmconfig import SlurmConfig
 from .slurmconfig import load_config as load_slurm_config
-from .yamlfile import check_env_value, check_env_var, check_name, check_version
+from .yamlfile import check_env_var, check_name, check_version
 
 SITE_KEYS = frozenset(
     [
@@ -160,15 +160,11 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
     formats = tuple(format_lines or ("lmod", "tcl"))
     naming = _naming(m)
     env = yamlfile.get_mapping(m, "env")
-    for pkg, variables in env.items():
+    for pkg, variables in env.items():  # as a recipe's `environment:` (module_environment)
         check_name(env, pkg, pkg, "modules env: package name")
-        if not isinstance(variables, yamlfile.Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str | int | float) for k, v in variables.items()
-        ):
+        if not isinstance(variables, yamlfile.Mapping):
             yamlfile.fail(env, pkg, f"env for {pkg!r} must map variable names to values")
-        for var, value in variables.items():
-            check_env_var(variables, var, var, f"modules env: {pkg}: variable name")
-            check_env_value(variables, var, str(value))
+        yamlfile.module_environment(env, pkg, f"modules env: {pkg}: variable")
     defaults = yamlfile.get_mapping(m, "defaults")
     for module, version in defaults.items():  # written into .modulerc, read by `module avail`
         for part in str(module).split("/"):
@@ -186,6 +182,8 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
     for name, line in externals.items():
         check_name(m, "externals", name, "modules externals: external name", line)
     root_variable = yamlfile.get_str(m, "root_variable", "{NAME}_ROOT")
+    if "{NAME}" not in root_variable:  # one variable, set by every module in turn
+        yamlfile.fail(m, "root_variable", "'root_variable' must hold {NAME} (e.g. {NAME}_ROOT)")
     # `{NAME}` becomes the package name in capitals; the rest must keep it a variable name
     check_env_var(m, "root_variable", root_variable.replace("{NAME}", "NAME"), "root_variable")
     templates = yamlfile.get_str(m, "templates")

@@ -361,20 +361,22 @@ MODULE_MANAGED_VARS = frozenset(
 )  # fmt: skip
 
 
-def module_environment(m: Mapping, key: str = "environment") -> dict[str, str]:
+def module_environment(
+    m: Mapping, key: str = "environment", what: str = "module variable"
+) -> dict[str, str]:
     """A recipe's (or a `when:` block's) `environment:`: module variable -> value, each a
     shell variable name (check_env_var), not one the module tools or the generated module
     manage (MODULE_MANAGED_VARS: `PATH: /x` would replace the user's PATH, where Lmod's
     prepend_path adds to it), and a value a module may export (check_env_value). Raises
     ConfigError at the offending line."""
-    variables = check_parameters(m, key, "module variable")
+    variables = check_parameters(m, key, what)
     env_m = get_mapping(m, key)
     for name, value in variables.items():
         if name in MODULE_MANAGED_VARS:
             fail(
                 env_m,
                 name,
-                f"module variable {name} is the module tools' own: a module setting it would "
+                f"{what} {name} is the module tools' own: a module setting it would "
                 "replace the user's value (the module adds the artifact's folders to PATH, "
                 "MANPATH, ... itself)",
             )
