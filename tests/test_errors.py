@@ -415,12 +415,23 @@ def test_a_recipe_source_error_names_the_source_line(tmp_path):
     assert caught.value.message.startswith("the source https://example.org/a.tgz needs a sha256")
 
 
-@pytest.mark.parametrize("name", ["ifs", "bash_env", "ld_preload", "shellopts", "path"])
+@pytest.mark.parametrize(
+    "name", ["ifs", "bash_env", "ld_preload", "shellopts", "path", "ompi_cc", "mpich_fc", "python"]
+)
 def test_parameters_that_would_change_the_shell_are_refused(hit, tmp_path, name):
     """Refused at the parameter's line when the recipe is loaded (it had no line)."""
     write_recipe(tmp_path / "pkgs", "p", GOOD + f"parameters:\n  opt: 1\n  {name}: x\n")
     write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [p]\n")
     said = f"p.yaml:6: parameter '{name}' would shadow a build variable"
+    _one_error(hit("build", cwd=tmp_path, check=False), said)
+
+
+def test_two_parameters_one_variable_are_refused_at_the_second(hit, tmp_path):
+    """`Foo` and `foo` are both exported as FOO: the build spec hashed both while the build
+    saw the last (the fourth trial)."""
+    write_recipe(tmp_path / "pkgs", "p", GOOD + "parameters:\n  Foo: 1\n  foo: 2\n")
+    write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [p]\n")
+    said = "p.yaml:6: parameters 'Foo' and 'foo' are both FOO"
     _one_error(hit("build", cwd=tmp_path, check=False), said)
 
 

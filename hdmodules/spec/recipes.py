@@ -115,6 +115,8 @@ RESERVED_ENV = frozenset(
     + ("SOURCE_DATE_EPOCH", "CC", "CXX", "FC", "CPPFLAGS", "LDFLAGS", "CPATH", "LIBRARY_PATH")
     + ("LD_RUN_PATH", "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH")
     + ("MPICC", "MPICXX", "MPIFC", "MPIRUN", "MPI_DIR", "MPI_HOME")
+    + ("OMPI_CC", "OMPI_CXX", "OMPI_FC", "MPICH_CC", "MPICH_CXX", "MPICH_FC")  # the wrappers'
+    + ("PYTHON", "PYTHON_PACKAGE_DIRS")
     # and what changes how bash, the dynamic linker or the shell itself behave
     + ("IFS", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "GLOBIGNORE", "CDPATH", "PS4")
     + ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "SHELL", "PWD", "OLDPWD", "USER")
@@ -282,10 +284,15 @@ def load_recipe(file: Path) -> Recipe:
         yamlfile.check_package_name(m, "dependencies", d, "dependency", line)
     deps = list(dep_lines)
     params = yamlfile.check_parameters(m, "parameters")
+    exported: dict[str, str] = {}
     for key in params:  # each becomes a variable of the build's environment
-        if env_name(key) in RESERVED_ENV or env_name(key).endswith("_DIR"):
-            message = f"parameter {key!r} would shadow a build variable"
-            yamlfile.fail(yamlfile.get_mapping(m, "parameters"), key, message)
+        params_m, variable = yamlfile.get_mapping(m, "parameters"), env_name(key)
+        if variable in RESERVED_ENV or variable.endswith("_DIR"):
+            yamlfile.fail(params_m, key, f"parameter {key!r} would shadow a build variable")
+        if variable in exported:  # the build would see the last; the hash holds both
+            other = exported[variable]
+            yamlfile.fail(params_m, key, f"parameters {other!r} and {key!r} are both {variable}")
+        exported[variable] = key
     toolchain = list(toolchain_kinds(m))
 
     def variables(more_deps: list[str], more_toolchain: list[str]) -> frozenset[str]:
