@@ -719,6 +719,35 @@ def test_a_projection_that_nests_module_names_is_refused_before_building(tmp_pat
     assert "may not nest" in r.stderr and not (root / "bld" / "libcore").exists()
 
 
+@pytest.mark.parametrize("default", [False, True])
+def test_a_package_module_beside_an_external_s_in_one_folder(tmp_path, default):
+    """A core package named `gcc`: its module `gcc/99.0` would sit beside the compiler's
+    `gcc/12.2.0` in Core and be what `module load gcc` loads (the newest; the fourth trial:
+    written, silently). Refused before anything builds, unless `defaults:` names the
+    folder's default, which then loads the compiler."""
+    extra = "  defaults: {gcc: 12.2.0}\n" if default else ""
+    stacks = (
+        "  gcc12:\n    compiler: gcc-12\n    packages: [libcore]\n"
+        "  tools:\n    compiler: gcc-12\n    core: true\n    packages: [gcc]\n"
+    )
+    site_yaml = demo_site(tmp_path, stacks)
+    site_yaml.write_text(site_yaml.read_text().replace("modules:\n", f"modules:\n{extra}", 1))
+    (site_yaml.parent / "pkgs" / "gcc.yaml").write_text(
+        'version: "99.0"\nbuild: |\n  mkdir -p "$ARTIFACT/share"\n'
+    )
+    root = tmp_path / "root"
+    r = hdmod("build", str(site_yaml), "--root", str(root), check=False)
+    if not default:
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        said = "the package module gcc/99.0 and the module gcc/12.2.0 of compiler gcc-12 12.2.0"
+        assert said in r.stderr, r.stderr
+        assert not (root / "bld" / "gcc").exists()
+        return
+    assert r.returncode == 0, r.stderr
+    use = f"module use {root / 'modules' / 'lmod' / 'Core'}; module load gcc; module -t list 2>&1"
+    assert "gcc/12.2.0" in module_shell("lmod", use).out
+
+
 def test_a_root_variable_a_module_tool_manages_is_refused(tmp_path):
     """`root_variable: "{NAME}"` with a package named `path`: its module would set PATH to
     its prefix (the fourth trial: written, both formats); refused, no module tree."""

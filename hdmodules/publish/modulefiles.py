@@ -41,6 +41,7 @@ from .modulenames import (
     module_name,
     project,
     refuse_nested_names,
+    refuse_shared_folders,
     settle_names,
     short_name,
 )
@@ -298,6 +299,7 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
             if name == PYTHON:
                 levels = _with_python(site, levels, entries[key], node.recipe.version)
     settle_names(site, list(entries.values()))
+    refuse_shared_folders(site, list(entries.values()))
     refuse_nested_names(site, list(entries.values()))
     _add_dependencies(packages, site.modules.depends_on)
     return list(entries.values())

@@ -102,6 +102,29 @@ def settle_names(site: Site, entries: list[Entry]) -> None:
             e.alias = plain
 
 
+def refuse_shared_folders(site: Site, entries: list[Entry]) -> None:
+    """A package's module and an external's in one folder (a package `gcc` beside the
+    compiler `gcc/12.2.0` in Core): `module load gcc` loads the folder's default, the newest
+    version, which may be the package, and the compiler's modules are not opened. Refused,
+    naming both, unless `modules: defaults:` names that folder's default (the admin chose).
+    Raises ConfigError at `modules: naming:` (the names come from it)."""
+    by_folder: dict[tuple, list[Entry]] = {}
+    for e in entries:
+        by_folder.setdefault((e.level, e.name), []).append(e)
+    for (_level, name), group in by_folder.items():
+        externals = [e for e in group if not e.artifact_id]
+        packages = [e for e in group if e.artifact_id]
+        if externals and packages and name not in site.modules.defaults:
+            ext = externals[0].description.split(" (")[0]  # `compiler gcc-12 12.2.0`
+            raise ConfigError(
+                site.file,
+                site.modules.naming_line or None,
+                f"the package module {packages[0].full} and the module {externals[0].full} "
+                f"of {ext} would share the folder {name}: `module load {name}` would load "
+                f"the newest of them; rename the package, or give modules: defaults: {name}",
+            )
+
+
 def refuse_nested_names(site: Site, entries: list[Entry]) -> None:
     """No module name may be a folder of another in the same tree folder: `gcc` (the
     compiler, `gcc/12.2.0`) beside `gcc/hello` (a projection `{compiler}/{name}/{version}` in a
