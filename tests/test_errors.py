@@ -214,6 +214,18 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             "package_dirs: [pkgs]\npackages: [versioned]\n",
             ["versioned.yaml:5: versions: 1: give its source (url:, sha256:) or a list"],
         ),
+        (
+            "package_dirs: [pkgs]\nextends:\n  - base.yaml\n  - nosuch.yaml\n",
+            ["default.yaml:4: extends nosuch.yaml, but"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages:\n  p:\n    parameters:\n      opt: 1\n      nosuch: 2\n",
+            ["default.yaml:6: package p has no parameter 'nosuch'"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages:\n  vflag:\n    parameters:\n      flag: maybe\n",
+            ["default.yaml:5: "],
+        ),
     ],
     ids=[
         "syntax",
@@ -244,6 +256,9 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "a-missing-patch-in-a-block-list",
         "a-host-lib-not-a-string-in-a-block-list",
         "a-version-s-source-not-a-mapping",
+        "extends-a-missing-file-in-a-block-list",
+        "a-package-s-unknown-parameter-at-its-line",
+        "a-package-s-bad-variant-value-at-its-line",
     ],
 )
 def test_bad_profiles(hit, tmp_path, profile, fragments):
@@ -274,6 +289,9 @@ def test_bad_profiles(hit, tmp_path, profile, fragments):
         tmp_path / "pkgs",
         "versioned",
         'version: "1"\nversions:\n  "1":\n    - {path: .}\n    - nope\n' + GOOD[13:],
+    )
+    write_recipe(
+        tmp_path / "pkgs", "vflag", GOOD + "parameters: {flag: true}\nwhen:\n  +flag: {}\n"
     )
     write_profile(tmp_path / "default.yaml", profile)
     for args in (["build"], ["status"], ["show", "buildspec", "a"]):
@@ -735,3 +753,14 @@ def test_a_git_url_git_would_read_as_an_option_is_refused_at_its_line(hit, tmp_p
     r = hit("build", cwd=tmp_path, check=False)
     _one_error(r, said + "git repository", "starts with -, which git would read as an option")
     assert not mark.exists()
+
+
+def test_a_missing_externals_file_in_a_block_list_is_said_at_its_item(tmp_path):
+    site = _small_site(tmp_path, "stacks:\n  s:\n    compiler: gcc-12\n    packages: [a]\n")
+    (tmp_path / "here.yaml").write_text("externals: {}\n")
+    text = site.read_text().replace(
+        "externals:\n", "externals_from:\n  - here.yaml\n  - nosuch.yaml\nexternals:\n", 1
+    )
+    site.write_text(text)
+    r = run_hdmod("build", str(site), check=False)
+    assert r.returncode == 1 and f"{site}:5: nosuch.yaml (" in r.stderr, r.stderr

@@ -505,6 +505,10 @@ BAD_RECIPES = {
     "block-bad-dependency-item": ("parameters: {mpi: true}\nwhen:\n  +mpi:\n"
                                   "    dependencies:\n      - a\n      - ../x\n", 8,
                                   "dependency '../x' may hold"),
+    "args-item-line": ("build_system: make\nmake_args:\n  - A=1\n  - 5\n", 6,
+                       "'make_args' must be a list of strings"),
+    "placeholder-item-line": ("build_system: make\nmake_args:\n  - A=1\n  - B={BOGUS}\n", 6,
+                              "make_args: argument 'B={BOGUS}': unknown placeholder {BOGUS}"),
     "no-offered-version": ('versions:\n  "1": {path: .}\n  "1.5": {path: .}\nwhen:\n'
                            '  "+x @2:": {}\nparameters: {x: true}\n', 7,
                            "when +x @2:: no version this recipe offers is in @2: (it offers "

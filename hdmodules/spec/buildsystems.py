@@ -162,7 +162,7 @@ def load_args(
     `when:` block (variants.py), whose placeholders are checked against the `variables`
     under that block, named `scope` in the message (`under when +mpi`). Raises ConfigError
     at the list's line for a list without a build system or one the system does not take,
-    an item that is not a string, a bad placeholder."""
+    at the item's for an item that is not a string or has a bad placeholder."""
     out = {}
     for key in ARGS_KEYS:
         if key not in m:
@@ -188,13 +188,15 @@ def _words(m: yamlfile.Mapping, key: str, variables: frozenset[str], scope: str)
     value = m.get(key)
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problem = f"'{key}' must be a list of strings, one item per argument (- --enable-foo)"
+    problem = f"'{key}' must be a list of strings, one item per argument (- --enable-foo)"
+    if not isinstance(value, list):
         yamlfile.fail(m, key, problem)
-    for word in value:
-        problem = placeholder_problem(word, variables, scope)
-        if problem:
-            yamlfile.fail(m, key, f"{key}: argument {word!r}: {problem}")
+    for i, word in enumerate(value):  # each said at its item's line
+        if not isinstance(word, str):
+            yamlfile.fail_item(m, key, i, problem)
+        word_problem = placeholder_problem(word, variables, scope)
+        if word_problem:
+            yamlfile.fail_item(m, key, i, f"{key}: argument {word!r}: {word_problem}")
     return tuple(value)
 
 

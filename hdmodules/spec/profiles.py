@@ -36,6 +36,7 @@ class PackageRequest:
     commit: str | None = None
     version: str | None = None  # None: the recipe's default
     version_line: int = 0
+    parameter_lines: dict[str, int] = field(default_factory=dict)  # each override's line
 
 
 @dataclass
@@ -105,6 +106,8 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
         yamlfile.check_keys(over, PACKAGE_KEYS, f"package {name!r}")
         req = PackageRequest(name, yamlfile.check_parameters(over, "parameters"))
         req.file, req.line = m.file, packages.line_of(name)
+        over_params = yamlfile.get_mapping(over, "parameters")
+        req.parameter_lines = {str(k): over_params.line_of(k) for k in over_params}
         req.version = _version(over, name)
         req.version_line = over.line_of("version")
         git = yamlfile.get_str(over, "git")
@@ -145,16 +148,17 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
     m = yamlfile.load_mapping(file, "profile")
     yamlfile.check_keys(m, PROFILE_KEYS, "profile")
     spec = ProfileSpec(file=file)
-    for base in yamlfile.get_str_list(m, "extends"):
+    for i, base in enumerate(yamlfile.get_str_list(m, "extends")):
         base_file = Path(os.path.abspath(file.parent / base))
         if base_file in (*_seen, file):  # said at the extends: that closes the cycle
             chain = " -> ".join(str(p) for p in (*_seen, file, base_file))
-            yamlfile.fail(m, "extends", f"profiles extend each other in a cycle: {chain}")
+            yamlfile.fail_item(m, "extends", i, f"profiles extend each other in a cycle: {chain}")
         if not base_file.exists():
             problem = missing_stack(base_file) or f"extends {base}, but {base_file} does not exist"
-            yamlfile.fail(m, "extends", problem)
+            yamlfile.fail_item(m, "extends", i, problem)
         if not base_file.is_file():
-            yamlfile.fail(m, "extends", f"extends {base}, but {base_file} is not a YAML file")
+            problem = f"extends {base}, but {base_file} is not a YAML file"
+            yamlfile.fail_item(m, "extends", i, problem)
         _merge(spec, load_profile(base_file, (*_seen, file)))
     own_dirs = package_dirs(m, file.parent)
     spec.package_dirs = own_dirs + [d for d in spec.package_dirs if d not in own_dirs]

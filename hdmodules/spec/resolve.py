@@ -189,14 +189,14 @@ def _parameters(recipe: Recipe, profile: ProfileSpec) -> dict[str, Scalar]:
                 message = (
                     f"package {recipe.name} has no parameter {key!r} (its parameters: {known})"
                 )
-                raise ConfigError(req.file, req.line, message)
+                raise ConfigError(req.file, req.parameter_lines.get(key, req.line), message)
             params[key] = value
     if recipe.when:  # `auto` variants follow the profile's toolchain; +x/~x need true/false
         params = variants.settle(recipe.when, params, {"compiler", *profile.toolchain})
         bad = variants.bad_value(recipe.when, params)
         if bad is not None:
             if req is not None and bad in req.parameters:
-                file, line = req.file, req.line
+                file, line = req.file, req.parameter_lines.get(bad, req.line)
             else:
                 file, line = profile.parameter_lines.get(bad, (profile.file, None))
             variants.variant_error(file, line, recipe.name, bad, params[bad])

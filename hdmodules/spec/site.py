@@ -310,12 +310,12 @@ def load_site(
     pkg_dirs = package_dirs(m, base)
     externals: dict[str, External] = {}
     files = [file]
-    for ext_file in yamlfile.get_str_list(m, "externals_from"):
+    for i, ext_file in enumerate(yamlfile.get_str_list(m, "externals_from")):
         path = Path(os.path.abspath(base / ext_file))
         if not path.exists():
             if not on_site:
                 continue
-            yamlfile.fail(m, "externals_from", f"{ext_file} ({path}) does not exist")
+            yamlfile.fail_item(m, "externals_from", i, f"{ext_file} ({path}) does not exist")
         resolvecache.note(str(path))
         doc = yamlfile.load_mapping(path, "externals file")
         yamlfile.check_keys(doc, {"externals"}, "externals file")

@@ -174,7 +174,8 @@ def load_mapping(path: Path, what: str) -> Mapping:
         data = Mapping()
         data.file, data.line, data.key_lines = path, 1, {}
     if not isinstance(data, Mapping):
-        raise ConfigError(path, 1, f"a {what} must be a YAML mapping (key: value lines)")
+        article = "an" if what[:1] in "aeiou" else "a"
+        raise ConfigError(path, 1, f"{article} {what} must be a YAML mapping (key: value lines)")
     return data
 
 
