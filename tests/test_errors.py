@@ -219,7 +219,8 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             ["default.yaml:4: extends nosuch.yaml, but"],
         ),
         (
-            "package_dirs: [pkgs]\npackages:\n  p:\n    parameters:\n      opt: 1\n      nosuch: 2\n",
+            "package_dirs: [pkgs]\npackages:\n  p:\n    parameters:\n"
+            "      opt: 1\n      nosuch: 2\n",
             ["default.yaml:6: package p has no parameter 'nosuch'"],
         ),
         (
