@@ -198,6 +198,10 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             ["default.yaml:4: 'packages' must list package names"],
         ),
         (
+            "package_dirs:\n  - pkgs\n  - " + "x" * 5000 + "\npackages: [a]\n",
+            ["default.yaml:3: package dir 'xxxx", "is not a folder"],
+        ),
+        (
             "package_dirs:\n  - pkgs\n  - nodir\npackages: [a]\n",
             ["default.yaml:3: package dir 'nodir'", "is not a folder"],
         ),
@@ -252,6 +256,7 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "an-unknown-dependency-in-a-block-list",
         "name-not-the-file-s",
         "a-mapping-in-a-block-list-of-packages",
+        "a-dir-name-too-long",
         "a-missing-dir-in-a-block-list",
         "a-source-not-a-mapping-in-a-block-list",
         "a-missing-patch-in-a-block-list",
@@ -377,6 +382,8 @@ def test_an_upstream_that_is_not_a_folder_is_said_at_its_line(hit, home, demo):
         ("http://host:port/x.tar.gz", "is not a valid URL"),
         ("ssh://host/x.tar.gz", "give an http(s), ftp or file URL"),
         ("https:///x.tar.gz", "give an http(s), ftp or file URL"),
+        ("https://h/x\\n.tar.gz", "holds whitespace or a control character"),
+        ("https://h/a b.tar.gz", "holds whitespace or a control character"),
     ],
 )
 def test_bad_source_urls_name_the_line(hit, tmp_path, url, fragment):
@@ -765,3 +772,20 @@ def test_a_missing_externals_file_in_a_block_list_is_said_at_its_item(tmp_path):
     site.write_text(text)
     r = run_hdmod("build", str(site), check=False)
     assert r.returncode == 1 and f"{site}:5: nosuch.yaml (" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(
+    "command", ["/usr/bin/gcc-12; touch X", "/usr/bin/gcc\\n", "-v"], ids=["shell", "nl", "option"]
+)
+def test_an_external_command_that_is_not_one_word_is_said_at_its_line(hit, tmp_path, command):
+    """`commands: {cc: "/usr/bin/gcc-12; touch X"}` was run as one word and said `command not
+    found` with no place (the fourth trial); a line break split that message."""
+    write_recipe(tmp_path / "pkgs", "a", GOOD)
+    write_profile(
+        tmp_path / "default.yaml",
+        "package_dirs: [pkgs]\npackages: [a]\nexternals:\n  cc1:\n"
+        f'    kind: compiler\n    commands: {{cc: "{command}"}}\ntoolchain: {{compiler: cc1}}\n',
+    )
+    r = hit("build", cwd=tmp_path, check=False)
+    _one_error(r, "default.yaml:6: command 'cc'")
+    assert not (tmp_path / "X").exists()

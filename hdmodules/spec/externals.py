@@ -134,9 +134,13 @@ def load_externals(m: yamlfile.Mapping) -> dict[str, External]:
         yamlfile.check_keys(entry, EXTERNAL_KEYS, f"external {name!r}", required=("kind",))
         kind = yamlfile.get_str(entry, "kind")
         commands = yamlfile.get_mapping(entry, "commands")
-        for role, cmd in commands.items():
-            if not isinstance(cmd, str):
+        for role, cmd in commands.items():  # run as one word: no shell reads it
+            if not isinstance(cmd, str) or not cmd or cmd.startswith("-"):
                 yamlfile.fail(commands, role, f"command {role!r} must be a path or a name")
+            if any(c.isspace() or not c.isprintable() for c in cmd):
+                problem = "holds whitespace or a control character: give one path or name"
+                yamlfile.fail(commands, role, f"command {role!r} {cmd!r} {problem}")
+        yamlfile.check_line(entry, "prefix", yamlfile.get_str(entry, "prefix"), "prefix")
         known = ROLES.get(kind)
         if known:
             for role in commands:

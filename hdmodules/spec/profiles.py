@@ -70,7 +70,7 @@ def package_dirs(m: yamlfile.Mapping, base: Path) -> list[Path]:
     out = []
     for i, d in enumerate(yamlfile.get_str_list(m, "package_dirs")):
         path = Path(os.path.abspath(base / d))
-        if not path.is_dir():
+        if not os.path.isdir(path):  # False, not OSError, for a name too long
             problem = f"package dir {d!r} ({str(path)!r}) is not a folder"
             yamlfile.fail_item(m, "package_dirs", i, problem)
         out.append(path)

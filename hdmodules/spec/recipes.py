@@ -183,8 +183,14 @@ URL_SCHEMES = ("http", "https", "ftp", "file")
 
 
 def _check_url(m: yamlfile.Mapping, url: str) -> None:
-    """A source URL that urllib can fetch: http(s) or ftp with a host, or file."""
+    """A source URL that urllib can fetch: http(s) or ftp with a host, or file; without
+    whitespace or control characters (urllib drops a line break or tab where it stands, so
+    a URL holding one named another file than it said)."""
     import urllib.parse
+
+    if any(c.isspace() or not c.isprintable() for c in url):
+        problem = "holds whitespace or a control character (write a space as %20)"
+        yamlfile.fail(m, "url", f"{url!r} {problem}")
 
     try:
         parts = urllib.parse.urlsplit(url)
