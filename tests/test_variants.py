@@ -505,6 +505,12 @@ BAD_RECIPES = {
     "block-bad-dependency-item": ("parameters: {mpi: true}\nwhen:\n  +mpi:\n"
                                   "    dependencies:\n      - a\n      - ../x\n", 8,
                                   "dependency '../x' may hold"),
+    "block-repeats-a-dependency": ("dependencies: [a]\nparameters: {x: true}\nwhen:\n"
+                                   "  +x:\n    dependencies: [a]\n", 7,
+                                   "when +x: dependency 'a' is the recipe's own already"),
+    "block-repeats-a-patch": ("patches: [p.patch]\nparameters: {x: true}\nwhen:\n"
+                              "  +x:\n    patches:\n      - p.patch\n", 8,
+                              "when +x: patch 'p.patch' is the recipe's own already"),
     "args-item-line": ("build_system: make\nmake_args:\n  - A=1\n  - 5\n", 6,
                        "'make_args' must be a list of strings"),
     "placeholder-item-line": ("build_system: make\nmake_args:\n  - A=1\n  - B={BOGUS}\n", 6,
@@ -526,6 +532,8 @@ def test_bad_variants_and_versions_in_a_recipe(hit, tmp_path, case):
     lines are its version and build), nothing built."""
     text, line, fragment = BAD_RECIPES[case]
     write_recipe(tmp_path / "pkgs", "p", 'version: "1"\nbuild: "true"\n' + text)
+    write_recipe(tmp_path / "pkgs", "a", 'version: "1"\nbuild: "true"\n')
+    (tmp_path / "pkgs" / "p.patch").write_text("--- a/x\n+++ b/x\n")
     profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [p]\n")
     _one_error(hit("build", str(profile), check=False), f"p.yaml:{line}: {fragment}")
 

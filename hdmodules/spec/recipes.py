@@ -341,7 +341,25 @@ def load_recipe(file: Path) -> Recipe:
         when=load_when(m, context),
         versions=versions,
     )
+    _refuse_repeats_in_blocks(recipe)
     return with_version(recipe, version)
+
+
+def _refuse_repeats_in_blocks(recipe: Recipe) -> None:
+    """A `when:` block's dependency or patch that the recipe lists itself: the dependency
+    would be merged silently, the patch applied twice (patch(1) then fails, or undoes it).
+    ConfigError at the block's line for it, as for one listed twice in one list."""
+    own = {(p.path, p.url) for p in recipe.patches}
+    for block in recipe.when:
+        for dep in block.dependencies:
+            if dep in recipe.dependencies:
+                message = f"when {block.condition}: dependency {dep!r} is the recipe's own already"
+                raise ConfigError(recipe.file, block.dependency_line or block.line, message)
+        for patch in block.patches:
+            if (patch.path, patch.url) in own:
+                shown = patch.url or (patch.path.name if patch.path else "")
+                message = f"when {block.condition}: patch {shown!r} is the recipe's own already"
+                raise ConfigError(recipe.file, patch.line, message)
 
 
 def _resources(m: yamlfile.Mapping) -> dict[str, str]:
