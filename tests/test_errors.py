@@ -709,8 +709,22 @@ def test_an_unknown_name_under_modules_externals_is_said(tmp_path):
             "compile:\n    off_for:\n      - a\n      - zz\n",
             "14: off_for: zz is in no stack (stacks list a)",
         ),
+        (
+            "compile:\n    off_for:\n      - a\n      - a\n",
+            "14: modules compile off_for: package 'a' is listed twice",
+        ),
+        ("formats: []\n", "11: 'formats' lists no format: give lmod, tcl or both"),
     ],
-    ids=["unknown-format", "format-twice", "external-twice", "hidden-twice", "bad-hide", "off-for"],
+    ids=[
+        "unknown-format",
+        "format-twice",
+        "external-twice",
+        "hidden-twice",
+        "bad-hide",
+        "off-for",
+        "off-for-twice",
+        "no-format",
+    ],
 )
 def test_an_item_of_a_site_s_block_list_is_said_at_its_line(tmp_path, modules, said):
     """A bad or repeated item of a block list under `modules:` is refused at its own line

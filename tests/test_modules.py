@@ -748,6 +748,26 @@ def test_a_package_module_beside_an_external_s_in_one_folder(tmp_path, default):
     assert "gcc/12.2.0" in module_shell("lmod", use).out
 
 
+@pytest.mark.parametrize(
+    "extra, where, said",
+    [
+        ("  hide:\n    - libcore\n    - libcor\n", "- libcor", "modules hide: libcor is no"),
+        ("  env:\n    aap:\n      X: y\n", "aap:", "modules env: aap is no package with a"),
+    ],
+    ids=["hide", "env"],
+)
+def test_a_hidden_or_env_name_no_stack_has_is_refused_at_its_line(tmp_path, extra, where, said):
+    """`hide: [libcor]` (a typo) or `env: {aap: ...}` was ignored, while `off_for:` refuses
+    a name in no stack (the fourth trial); one error at the name's line, before building."""
+    site_yaml = _demo_site(tmp_path, extra)
+    lines = site_yaml.read_text().splitlines()
+    line = next(i for i, t in enumerate(lines, 1) if t.strip() == where)
+    root = tmp_path / "root"
+    r = hdmod("build", str(site_yaml), "--root", str(root), check=False)
+    assert r.returncode == 1 and f"{site_yaml}:{line}: {said}" in r.stderr, r.stderr
+    assert not (root / "bld" / "libcore").exists()
+
+
 def test_a_root_variable_a_module_tool_manages_is_refused(tmp_path):
     """`root_variable: "{NAME}"` with a package named `path`: its module would set PATH to
     its prefix (the fourth trial: written, both formats); refused, no module tree."""

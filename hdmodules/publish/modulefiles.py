@@ -250,6 +250,18 @@ def _package_env(node: Node, found: Folders, cfg: ModuleConfig) -> tuple[list, l
     return setenv, prepend
 
 
+def _refuse_unknown_names(site: Site, names: set[str]) -> None:
+    """`modules: hide:` or `env:` naming a package no stack gives a module (a typo: it was
+    ignored, as `off_for:` is not). Raises ConfigError at its line."""
+    for key, named in site.modules.named_lines.items():
+        for name, line in named.items():
+            if name not in names:
+                shown = sorted(names)[:12]
+                known = ", ".join(shown) + (", ..." if len(names) > 12 else "") or "none"
+                message = f"modules {key}: {name} is no package with a module (they are {known})"
+                raise ConfigError(site.file, line, message)
+
+
 @dataclass(frozen=True)
 class _StackLevels:
     """Where a stack's modules go: its compiler and MPI externals, the levels they open in a
@@ -298,6 +310,7 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
                 packages.append((e, node, resolved))
             if name == PYTHON:
                 levels = _with_python(site, levels, entries[key], node.recipe.version)
+    _refuse_unknown_names(site, {node.name for _e, node, _r in packages})
     settle_names(site, list(entries.values()))
     refuse_shared_folders(site, list(entries.values()))
     refuse_nested_names(site, list(entries.values()))

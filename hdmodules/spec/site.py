@@ -85,7 +85,7 @@ COMPILE_KEYS = frozenset(["cpath", "library_path", "rpath", "wrappers", "off_for
 def _compile(m: yamlfile.Mapping) -> CompileConfig:
     """`modules: compile:`; ConfigError (file:line) for unknown keys, non-booleans, bad names."""
     yamlfile.check_keys(m, COMPILE_KEYS, "modules compile")
-    off_for = yamlfile.item_lines(m, "off_for")
+    off_for = yamlfile.item_lines(m, "off_for", twice="modules compile off_for: package")
     for name, line in off_for.items():
         check_name(m, "off_for", name, "modules compile off_for: package name", line)
     flags = {k: yamlfile.get_bool(m, k, True) for k in ("cpath", "library_path", "rpath")}
@@ -110,6 +110,9 @@ class ModuleConfig:
     defaults_lines: dict[str, int] = field(default_factory=dict)  # where each is set
     hide: tuple[str, ...] = ()
     env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # where `hide:` and `env:` name each package ("hide" or "env" -> name -> line), for
+    # modulefiles.plan's error when one names no package that gets a module
+    named_lines: dict[str, dict[str, int]] = field(default_factory=dict)
     depends_on: str = "direct"  # none | direct | all
     root_variable: str = "{NAME}_ROOT"
     ld_library_path: bool = False
@@ -157,6 +160,8 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
     for f, line in format_lines.items():
         if f not in ("lmod", "tcl"):
             raise ConfigError(m.file, line, f"module format {f!r}: use lmod and/or tcl")
+    if "formats" in m and not format_lines:
+        yamlfile.fail(m, "formats", "'formats' lists no format: give lmod, tcl or both")
     formats = tuple(format_lines or ("lmod", "tcl"))
     naming = _naming(m)
     env = yamlfile.get_mapping(m, "env")
@@ -199,6 +204,7 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
         defaults={str(k): str(v) for k, v in defaults.items()},
         defaults_lines={str(k): defaults.line_of(k) for k in defaults},
         hide=tuple(hide),
+        named_lines={"hide": dict(hide), "env": {str(k): env.line_of(k) for k in env}},
         env={k: {n: str(v) for n, v in vs.items()} for k, vs in env.items()},
         depends_on=_choice(m, "depends_on", ("none", "direct", "all"), "direct"),
         root_variable=root_variable,
