@@ -375,3 +375,10 @@ def test_a_farm_is_made_read_only_from_its_manifest_as_a_walk_would(tmp_path, hi
     assert modes(listed) == modes(walked)
     assert modes(listed)["share/deep"] == 0o555 & ~hide and modes(listed)[".hit"] & 0o200
     assert modes(listed)["pyvenv.cfg"] == 0o555 & ~hide
+
+
+def test_verify_of_a_folder_outside_the_store_says_so(home, tmp_path):
+    """`hit verify /tmp` said its manifest was missing "(try `hit verify`)"."""
+    r = run_hit("verify", str(tmp_path), check=False)
+    assert r.code == 1 and f"{tmp_path}: not in the store ({home / 'bld'})" in r.err, r.err
+    assert "try `hit verify`" not in r.err

@@ -7,6 +7,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import HitError
 from .layout import MANIFEST, META, Store, entries, make_manifest, read_manifest
 
 KINDS = ("modified", "added", "removed", "unsafe", "dangling")
@@ -83,6 +84,10 @@ def verify(store: Store, artifacts: list[str]) -> list[Damage]:
         installed = [p for p in store.prefixes() if (p / META / MANIFEST).exists()]
         return [check(p, stores) for p in installed]
     prefixes = [Path(a).absolute() if Path(a).exists() else store.pick(a) for a in artifacts]
+    for given, prefix in zip(artifacts, prefixes, strict=True):  # not "try `hit verify`"
+        real = Path(os.path.realpath(prefix))  # a profile's link names its artifact too
+        if not any(real.is_relative_to(os.path.realpath(root)) for root in stores):
+            raise HitError(f"{given}: not in the store ({', '.join(map(str, stores))})")
     return [check(p, stores) for p in prefixes]
 
 
