@@ -219,6 +219,18 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             ["versioned.yaml:5: versions: 1: give its source (url:, sha256:) or a list"],
         ),
         (
+            "package_dirs:\n  - pkgs\n  - pkgs\npackages: [a]\n",
+            ["default.yaml:3: package dir 'pkgs' is listed twice"],
+        ),
+        (
+            "extends:\n  - base.yaml\n  - base.yaml\n",
+            ["default.yaml:3: extends: profile 'base.yaml' is listed twice"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages: [hostlibs2]\n",
+            ["hostlibs2.yaml:6: host library 'libz.so.1' is listed twice"],
+        ),
+        (
             "package_dirs: [pkgs]\nextends:\n  - base.yaml\n  - nosuch.yaml\n",
             ["default.yaml:4: extends nosuch.yaml, but"],
         ),
@@ -262,6 +274,9 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "a-missing-patch-in-a-block-list",
         "a-host-lib-not-a-string-in-a-block-list",
         "a-version-s-source-not-a-mapping",
+        "a-package-dir-twice",
+        "extends-twice",
+        "a-host-lib-twice",
         "extends-a-missing-file-in-a-block-list",
         "a-package-s-unknown-parameter-at-its-line",
         "a-package-s-bad-variant-value-at-its-line",
@@ -295,6 +310,9 @@ def test_bad_profiles(hit, tmp_path, profile, fragments):
         tmp_path / "pkgs",
         "versioned",
         'version: "1"\nversions:\n  "1":\n    - {path: .}\n    - nope\n' + GOOD[13:],
+    )
+    write_recipe(
+        tmp_path / "pkgs", "hostlibs2", GOOD + "allow_host_libs:\n  - libz.so.1\n  - libz.so.1\n"
     )
     write_recipe(
         tmp_path / "pkgs", "vflag", GOOD + "parameters: {flag: true}\nwhen:\n  +flag: {}\n"

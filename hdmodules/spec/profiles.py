@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import HitError
+from ..errors import ConfigError, HitError
 from ..hashing import canonical_json
 from ..names import profile_link
 from ..urls import git_location
@@ -68,11 +68,11 @@ def package_dirs(m: yamlfile.Mapping, base: Path) -> list[Path]:
     as absolute paths. ConfigError at its item's line for one that is not a folder (named
     by repr: a name with a line break stays one line of message)."""
     out = []
-    for i, d in enumerate(yamlfile.get_str_list(m, "package_dirs")):
+    for d, line in yamlfile.item_lines(m, "package_dirs", twice="package dir").items():
         path = Path(os.path.abspath(base / d))
         if not os.path.isdir(path):  # False, not OSError, for a name too long
             problem = f"package dir {d!r} ({str(path)!r}) is not a folder"
-            yamlfile.fail_item(m, "package_dirs", i, problem)
+            raise ConfigError(m.file, line, problem)
         out.append(path)
     return out
 
@@ -148,6 +148,7 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
     m = yamlfile.load_mapping(file, "profile")
     yamlfile.check_keys(m, PROFILE_KEYS, "profile")
     spec = ProfileSpec(file=file)
+    yamlfile.item_lines(m, "extends", twice="extends: profile")  # each once
     for i, base in enumerate(yamlfile.get_str_list(m, "extends")):
         base_file = Path(os.path.abspath(file.parent / base))
         if base_file in (*_seen, file):  # said at the extends: that closes the cycle

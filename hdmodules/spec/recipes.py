@@ -332,7 +332,7 @@ def load_recipe(file: Path) -> Recipe:
         patches=_load_patches(m, file.parent),
         dependencies=tuple(deps),
         parameters=params,
-        allow_host_libs=tuple(yamlfile.get_str_list(m, "allow_host_libs")),
+        allow_host_libs=tuple(yamlfile.item_lines(m, "allow_host_libs", twice="host library")),
         toolchain=tuple(toolchain),
         resources=_resources(m),
         environment=environment,

@@ -316,6 +316,7 @@ def load_site(
     pkg_dirs = package_dirs(m, base)
     externals: dict[str, External] = {}
     files = [file]
+    yamlfile.item_lines(m, "externals_from", twice="externals_from: file")  # each once
     for i, ext_file in enumerate(yamlfile.get_str_list(m, "externals_from")):
         path = Path(os.path.abspath(base / ext_file))
         if not path.exists():
