@@ -736,3 +736,30 @@ hit()
     assert not list((tmp_path / "home" / "bld").glob("a/*/.hit/manifest.json"))
     r = run_hit("build", str(profile), env=env)
     assert "built in" in r.err and list((tmp_path / "home" / "bld").glob("a/*/.hit/manifest.json"))
+
+
+def test_a_ctrl_c_as_a_build_thread_starts_leaves_the_pool_cleanly(tmp_path, monkeypatch):
+    """A Ctrl-C between a build thread's listing and its start (the CI run saw it): leaving
+    the pool joined that never-started thread and raised RuntimeError, a traceback instead
+    of `hit: interrupted`. Now the interrupt goes on alone and the pool closes."""
+    import io
+    import threading
+
+    import pytest
+
+    from hdmodules.build.scheduler import LocalPool
+    from hdmodules.progress import Progress
+    from hdmodules.store.layout import Store
+
+    real_start = threading.Thread.start
+
+    def interrupted_start(self):
+        if self.name.startswith("build-"):
+            raise KeyboardInterrupt
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", interrupted_start)
+    job = _jobs({"a": ()})[0]
+    pool = LocalPool(Store(tmp_path / "bld"), 1, Progress(1, io.StringIO()))
+    with pytest.raises(KeyboardInterrupt), pool:
+        pool.start(job)

@@ -183,7 +183,10 @@ class LocalPool:
             if self._idle:
                 self._idle -= 1
             else:
-                thread = threading.Thread(target=self._serve, name=f"build-{len(self._threads)}")
+                name = f"build-{len(self._threads)}"
+                # daemon: a thread whose start a Ctrl-C cut short, never joined (_stop_threads),
+                # holds no job and must not keep the process alive
+                thread = threading.Thread(target=self._serve, name=name, daemon=True)
                 self._threads.append(thread)
                 thread.start()
         self._jobs.put(job)
@@ -195,11 +198,14 @@ class LocalPool:
                 self._idle += 1
 
     def _stop_threads(self) -> None:
-        """Let every thread finish its build (its artifact installed), then end them all."""
+        """Let every thread finish its build (its artifact installed), then end them all:
+        those started (a Ctrl-C may come between a thread's listing and its start: joining
+        that one raised RuntimeError, a traceback instead of `hit: interrupted`)."""
         self._go_on()
-        for _thread in self._threads:
+        started = [thread for thread in self._threads if thread.ident is not None]
+        for _thread in started:
             self._jobs.put(None)
-        for thread in self._threads:
+        for thread in started:
             thread.join()
         self._threads.clear()
 
