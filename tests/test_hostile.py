@@ -461,6 +461,11 @@ def test_site_module_settings_are_checked_at_load(tmp_path, modules, line, messa
          "external gcc: version '1.0 [exec touch X]' may hold"),
         ('externals:\n  "gcc\\n":\n    kind: compiler\nstacks: {s: {compiler: c, packages: [a]}}\n',
          3, "external name 'gcc\\n' may hold"),
+        ('externals:\n  gcc:\n    kind: "compiler\\n"\nstacks: {s: {compiler: gcc, packages: [a]}}\n',
+         4, "external gcc: kind 'compiler\\n' may hold"),
+        ('externals:\n  gcc:\n    kind: compiler\n    module: "gcc/12\\nmodule load x"\n'
+         "stacks: {s: {compiler: gcc, packages: [a]}}\n", 5,
+         "module 'gcc/12\\nmodule load x' holds a line break"),
     ],
 )  # fmt: skip
 def test_site_names_are_checked_at_load(tmp_path, text, line, message):

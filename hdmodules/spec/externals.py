@@ -132,7 +132,7 @@ def load_externals(m: yamlfile.Mapping) -> dict[str, External]:
         if not isinstance(entry, yamlfile.Mapping):
             yamlfile.fail(m, name, f"external {name!r} must be a mapping (kind:, version:, ...)")
         yamlfile.check_keys(entry, EXTERNAL_KEYS, f"external {name!r}", required=("kind",))
-        kind = yamlfile.get_str(entry, "kind")
+        kind = check_name(entry, "kind", yamlfile.get_str(entry, "kind"), f"external {name}: kind")
         commands = yamlfile.get_mapping(entry, "commands")
         for role, cmd in commands.items():  # run as one word: no shell reads it
             if not isinstance(cmd, str) or not cmd or cmd.startswith("-"):
@@ -140,7 +140,8 @@ def load_externals(m: yamlfile.Mapping) -> dict[str, External]:
             if any(c.isspace() or not c.isprintable() for c in cmd):
                 problem = "holds whitespace or a control character: give one path or name"
                 yamlfile.fail(commands, role, f"command {role!r} {cmd!r} {problem}")
-        yamlfile.check_line(entry, "prefix", yamlfile.get_str(entry, "prefix"), "prefix")
+        for key in ("prefix", "module"):  # one line each, as detect writes them
+            yamlfile.check_line(entry, key, yamlfile.get_str(entry, key), key)
         known = ROLES.get(kind)
         if known:
             for role in commands:
