@@ -461,7 +461,8 @@ def test_site_module_settings_are_checked_at_load(tmp_path, modules, line, messa
          "external gcc: version '1.0 [exec touch X]' may hold"),
         ('externals:\n  "gcc\\n":\n    kind: compiler\nstacks: {s: {compiler: c, packages: [a]}}\n',
          3, "external name 'gcc\\n' may hold"),
-        ('externals:\n  gcc:\n    kind: "compiler\\n"\nstacks: {s: {compiler: gcc, packages: [a]}}\n',
+        ('externals:\n  gcc:\n    kind: "compiler\\n"\n'
+         "stacks: {s: {compiler: gcc, packages: [a]}}\n",
          4, "external gcc: kind 'compiler\\n' may hold"),
         ('externals:\n  gcc:\n    kind: compiler\n    module: "gcc/12\\nmodule load x"\n'
          "stacks: {s: {compiler: gcc, packages: [a]}}\n", 5,
