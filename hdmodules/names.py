@@ -185,6 +185,14 @@ def profile_link(profile_file: Path) -> Path:
     return profile_file.with_name(name)
 
 
+def given_link(given: Path) -> Path:
+    """What `hit history` and `hit rollback` act on: the link of the profile file `given`
+    (profile_link), or `given` itself when it names the link (`hit rollback default`)."""
+    if given.name.endswith((".yaml", ".yml")):
+        return profile_link(given)
+    return given
+
+
 def site_path_problem(path: str) -> str | None:
     """Why `path` cannot be a site's root or module path, or None. Whitespace: Open MPI's and
     MPICH's compiler wrappers split OMPI_CC/MPICH_CC (which name the compiler module's

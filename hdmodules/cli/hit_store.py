@@ -192,11 +192,11 @@ def diff(a: str, b: str) -> None:
 @click.argument("profile", default="default.yaml", metavar="[PROFILE.yaml]")
 def history(profile: str) -> None:
     """The profiles PROFILE's link has pointed to (generations, newest last)."""
-    from ..names import profile_link
+    from ..names import given_link
     from ..store.generations import history as lines
 
     home, store = _store_paths(write=False)
-    _echo(lines(home.gc_roots, profile_link(Path(os.path.abspath(profile))), store))
+    _echo(lines(home.gc_roots, given_link(Path(os.path.abspath(profile))), store))
 
 
 @click.command()
@@ -205,12 +205,12 @@ def rollback(profile: str) -> None:
     """Point PROFILE's link back at the generation before the current one (no YAML read,
     nothing built). Earlier generations survive `hit gc` only as rollback history
     (history_keep/history_days in config.yaml)."""
-    from ..names import profile_link
+    from ..names import given_link
     from ..store.gc import history_rule
     from ..store.generations import rollback as back
 
     home, store = _store_paths()
-    link = profile_link(Path(os.path.abspath(profile)))
+    link = given_link(Path(os.path.abspath(profile)))
     gen, changed = back(home.gc_roots, link, history_rule(home))
     if not changed:
         click.echo(
