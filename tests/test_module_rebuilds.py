@@ -136,3 +136,23 @@ def test_a_module_the_rebuild_renamed_or_removed_still_unloads(tools, tmp_path, 
     assert old_name.startswith("app/1.0-"), seen["OLDNAME"]
     run = module_shell(tool, f"module use {core}; module load gcc/12.2.0 {old_name}")
     assert run.code != 0 and "was removed by a rebuild" in " ".join(run.err.split()), run.err
+
+
+def test_modules_removed_after_a_naming_change_leave_the_tree_writable(tools, tmp_path):
+    """Built with `naming: {name}/{version}/{hash}` (`app/1.0/<hash>`), then the default
+    naming (`app/1.0`), then without app: both old modules wanted a hidden stand-in, one a
+    file and one below it, so the Tcl tree could not be written (`File exists`), that build
+    and every later one (the second trial). Now the newer tree's stand-in is kept, and the
+    builds after it publish their trees."""
+    stack = "  gcc12:\n    compiler: gcc-12\n    packages: [libcore, app]\n"
+    site_yaml = demo_site(tmp_path, stack)
+    base = site_yaml.read_text().replace("formats: [lmod, tcl]", "formats: [tcl]")
+    naming = base.replace("modules:\n", "modules:\n  naming: '{name}/{version}/{hash}'\n", 1)
+    root = tmp_path / "root"
+    for text in (naming, base, base.replace("[libcore, app]", "[libcore]"), base):
+        site_yaml.write_text(text)
+        r = hdmod("build", str(site_yaml), "--root", str(root), check=False)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    core = root / "modules" / "tcl" / "Core"
+    run = module_shell("tcl", f"module use {core}; module load gcc/12.2.0 app; echo A=$APP_ROOT")
+    assert run.code == 0 and run.echoed()["A"].startswith(str(root)), run.out + run.err

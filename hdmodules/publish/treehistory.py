@@ -63,20 +63,24 @@ def ghost_entries(link: Path, entries: list[Entry], now: float, keep_days: int) 
     after it is published list and it lacks, unless its file would clash with a folder of
     the new tree (or the other way round, in the Tcl tree: `app/1.0` and `app/1.0/x`), or its
     name is now an alias (a plain `1.0` that a clash made the alias of `1.0-<hash>` builds:
-    a file there would shadow the alias; such a module unloads as before this existed)."""
+    a file there would shadow the alias; such a module unloads as before this existed).
+    Two ghosts that would clash so (trees of two namings: `app/1.0` and `app/1.0/<hash>`)
+    are not both made: the newer tree's wins (by mtime, set when it is replaced); with both,
+    the tree could not be written, and every later one failed the same way."""
     current = Path(os.readlink(link)) if link.is_symlink() else None
     new = {(e.level, e.name, e.version) for e in entries}
     aliases = {(e.level, e.name, e.alias) for e in entries if e.alias}
     paths = {"/".join((*lv, n, v)) for lv, n, v in new}
     folders = {p.rsplit("/", k)[0] for p in paths for k in range(1, p.count("/") + 1)}
-    gone: set[tuple[tuple[str, ...], str, str]] = set()
-    for tree in kept_trees(trees_folder(link), (current,), now, keep_days):
-        gone |= listed(tree) - new - aliases
-    ghosts = []
-    for level, name, version in sorted(gone):
-        path = "/".join((*level, name, version))
-        above = {path.rsplit("/", k)[0] for k in range(1, path.count("/") + 1)}
-        if path in folders or above & paths:
-            continue
-        ghosts.append(Entry("ghost", name, version, level, hidden=True))
-    return ghosts
+    ghosts: dict[tuple[tuple[str, ...], str, str], Entry] = {}
+    kept = kept_trees(trees_folder(link), (current,), now, keep_days)
+    for tree in sorted(kept, key=lambda t: t.stat().st_mtime, reverse=True):
+        for level, name, version in sorted(listed(tree) - new - aliases - set(ghosts)):
+            path = "/".join((*level, name, version))
+            above = {path.rsplit("/", k)[0] for k in range(1, path.count("/") + 1)}
+            if path in folders or above & paths:
+                continue
+            paths.add(path)  # what later ghosts must not clash with, as a module
+            folders |= above
+            ghosts[(level, name, version)] = Entry("ghost", name, version, level, hidden=True)
+    return sorted(ghosts.values(), key=lambda e: (e.level, e.name, e.version))
