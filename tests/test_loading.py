@@ -88,7 +88,7 @@ def test_unknown_parameter_override_is_an_error(tmp_path):
     p = write_profile(
         tmp_path / "p.yaml", "package_dirs: [pkgs]\npackages:\n  base:\n    parameters: {nope: 1}\n"
     )
-    with pytest.raises(HitError, match=r"p.yaml:3: package base has no parameter 'nope'"):
+    with pytest.raises(HitError, match=r"p.yaml:4: package base has no parameter 'nope'"):
         resolve(load_profile(p))
     p.write_text("package_dirs: [pkgs]\nparameters: {nope: 1}\npackages: [base]\n")
     with pytest.raises(HitError, match="no package of this profile has the parameter"):
