@@ -203,6 +203,8 @@ def site_path_problem(path: str) -> str | None:
     every `module load` and `;` or `"` broke the tree."""
     if any(c.isspace() for c in path):
         return "holds whitespace, which MPI compiler wrappers split OMPI_CC/MPICH_CC at"
+    if not path.isprintable():
+        return "holds a control character"
     if "$" in path:
         return "holds `$`, which Environment Modules expands in MODULEPATH"
     bad = sorted({c for c in path if c in TCL_SPECIAL})

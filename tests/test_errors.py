@@ -821,3 +821,22 @@ def test_an_external_command_that_is_not_one_word_is_said_at_its_line(hit, tmp_p
     r = hit("build", cwd=tmp_path, check=False)
     _one_error(r, "default.yaml:6: command 'cc'")
     assert not (tmp_path / "X").exists()
+
+
+@pytest.mark.parametrize("root", ['"r\\x1b"', '"r\\a"', '""'], ids=["esc", "bel", "empty"])
+def test_a_site_root_with_a_control_character_or_empty_is_refused(tmp_path, root):
+    """`root: "r\\x1b"` was accepted and printed raw on the terminal; `root: ""` made the
+    folder of site.yaml the store (the second trial). Refused at the root: line, before
+    anything is made; `--root ""` is a usage error (it made the current folder the root)."""
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        f"root: {root}\npackage_dirs: []\nstacks:\n  s: {{compiler: gcc, packages: []}}\n"
+    )
+    r = run_hdmod("build", str(site), check=False)
+    assert r.returncode == 1 and f"{site}:1: " in r.stderr and "Traceback" not in r.stderr
+    assert "\x1b" not in r.stderr and "\x07" not in r.stderr, repr(r.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site.yaml"]
+    site.write_text("package_dirs: []\nstacks:\n  s: {compiler: gcc, packages: []}\n")
+    r = run_hdmod("build", str(site), "--root", "", check=False, cwd=tmp_path)
+    assert r.returncode == 2 and "give a folder, not an empty string" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site.yaml"]

@@ -423,6 +423,7 @@ modules:
         ('  naming: "{name}/{version}$(touch X)"\n', 5, "the text around the fields may hold"),
         ('  naming: "{name}/{version!r}"\n', 5, "fields take no !conversion nor :format"),
         ('  naming: "{name}/{ver}"\n', 5, "unknown field {ver}"),
+        ('  path: ""\n', 5, "'path' is empty: give the module tree's folder"),
         ("  root_variable: X\n", 5, "'root_variable' must hold {NAME}"),
         (
             "  env: {hello: {PATH: /evil}}\n",

@@ -25,17 +25,27 @@ def cli() -> None:
 cli.add_command(externals_group("hdmod"))
 
 
+def _folder(_ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """A folder option as a Path; an empty one is a usage error (it was the current folder:
+    `--root ""` made it the site root)."""
+    if value == "":
+        raise click.BadParameter("give a folder, not an empty string", param=param)
+    return None if value is None else Path(value)
+
+
 SITE_OPTIONS = [
     click.argument("site_yaml", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
     click.option(
         "--root",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=click.Path(file_okay=False),
+        callback=_folder,
         help="build here instead of site.yaml's root (laid out like a hit home)",
     ),
     click.option(
         "--modules",
         "modules_dir",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=click.Path(file_okay=False),
+        callback=_folder,
         help="write the module tree here (default: ROOT/modules)",
     ),
 ]

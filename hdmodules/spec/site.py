@@ -192,7 +192,10 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
     # `{NAME}` becomes the package name in capitals; the rest must keep it a variable name
     check_env_var(m, "root_variable", root_variable.replace("{NAME}", "NAME"), "root_variable")
     templates = yamlfile.get_str(m, "templates")
-    path = override or (root / yamlfile.get_str(m, "path", "modules"))
+    given = yamlfile.get_str(m, "path", "modules")
+    if not given:  # the tree would be written over the root itself
+        yamlfile.fail(m, "path", "'path' is empty: give the module tree's folder (modules)")
+    path = override or (root / given)
     return ModuleConfig(
         path=Path(os.path.abspath(path)),
         formats=formats,
@@ -311,6 +314,8 @@ def load_site(
         if given is None:
             message = "say where the site store lives (`root: DIR`), or give --root"
             raise ConfigError(file, m.line, message)
+        if not given:  # it was the folder of site.yaml itself
+            yamlfile.fail(m, "root", "'root' is empty: give the folder of the site store")
         root = base / given
     root = Path(os.path.abspath(root))
     pkg_dirs = package_dirs(m, base)
