@@ -223,6 +223,14 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             ["default.yaml:3: package dir 'pkgs' is listed twice"],
         ),
         (
+            "package_dirs:\n  - pkgs\n  - ./pkgs/\npackages: [a]\n",
+            ["default.yaml:3: package dir './pkgs/' is listed twice"],
+        ),
+        (
+            "extends:\n  - base.yaml\n  - ./base.yaml\n",
+            ["default.yaml:3: extends: profile './base.yaml' is listed twice"],
+        ),
+        (
             "extends:\n  - base.yaml\n  - base.yaml\n",
             ["default.yaml:3: extends: profile 'base.yaml' is listed twice"],
         ),
@@ -275,6 +283,8 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "a-host-lib-not-a-string-in-a-block-list",
         "a-version-s-source-not-a-mapping",
         "a-package-dir-twice",
+        "a-package-dir-spelt-twice",
+        "extends-spelt-twice",
         "extends-twice",
         "a-host-lib-twice",
         "extends-a-missing-file-in-a-block-list",

@@ -73,6 +73,8 @@ def package_dirs(m: yamlfile.Mapping, base: Path) -> list[Path]:
         if not os.path.isdir(path):  # False, not OSError, for a name too long
             problem = f"package dir {d!r} ({str(path)!r}) is not a folder"
             raise ConfigError(m.file, line, problem)
+        if path in out:  # `pkgs` and `pkgs/`: one folder spelt twice
+            raise ConfigError(m.file, line, f"package dir {d!r} is listed twice ({path})")
         out.append(path)
     return out
 
@@ -149,8 +151,12 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
     yamlfile.check_keys(m, PROFILE_KEYS, "profile")
     spec = ProfileSpec(file=file)
     yamlfile.item_lines(m, "extends", twice="extends: profile")  # each once
+    extended: list[str] = []
     for i, base in enumerate(yamlfile.get_str_list(m, "extends")):
         base_file = Path(os.path.abspath(file.parent / base))
+        if os.path.realpath(base_file) in extended:  # `base.yaml`, `./base.yaml`, a link to it
+            yamlfile.fail_item(m, "extends", i, f"extends: profile {base!r} is listed twice")
+        extended.append(os.path.realpath(base_file))
         if base_file in (*_seen, file):  # said at the extends: that closes the cycle
             chain = " -> ".join(str(p) for p in (*_seen, file, base_file))
             yamlfile.fail_item(m, "extends", i, f"profiles extend each other in a cycle: {chain}")

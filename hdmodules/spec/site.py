@@ -324,6 +324,10 @@ def load_site(
     yamlfile.item_lines(m, "externals_from", twice="externals_from: file")  # each once
     for i, ext_file in enumerate(yamlfile.get_str_list(m, "externals_from")):
         path = Path(os.path.abspath(base / ext_file))
+        if path in files:  # `externals.yaml` and `./externals.yaml`
+            yamlfile.fail_item(
+                m, "externals_from", i, f"externals_from: file {ext_file!r} is listed twice"
+            )
         if not path.exists():
             if not on_site:
                 continue
