@@ -22,6 +22,8 @@ def git_url_problem(repo: str) -> str | None:
     by git as an option (`-u...` as `--upload-pack`: a command), one with a control
     character or whitespace at its ends is a copying mistake (and a line break would split a
     message)."""
+    if not repo:
+        return "is empty"
     if repo.startswith("-"):
         return "starts with -, which git would read as an option"
     if not repo.isprintable() or repo != repo.strip():

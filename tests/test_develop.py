@@ -67,6 +67,21 @@ def test_branch_of_a_checkout_commits_hash_and_switching_back_is_instant(hit, de
     assert f'"hash": "git:{first}"' in spec
 
 
+@pytest.mark.parametrize("ref", ["commit: " + "a" * 40, "branch: nosuch"], ids=["commit", "branch"])
+def test_a_revision_the_checkout_lacks_is_one_line_at_the_package(hit, demo, ref):
+    """A commit or branch the checkout does not have: git's fatal line, at the package's
+    line in the profile (the second trial: git's three lines, no place)."""
+    make_repo(demo / "mylib", 42)
+    write_profile(
+        demo / "dev.yaml", f"extends: [default.yaml]\npackages:\n  libcore: {{git: mylib, {ref}}}\n"
+    )
+    r = hit("build", "dev.yaml", cwd=demo, check=False)
+    assert r.code == 1 and "Traceback" not in r.err, r.err
+    [line] = [t for t in r.err.splitlines() if t.startswith("hit: error:")]
+    assert f"dev.yaml:3: package libcore: git -C {demo / 'mylib'} rev-parse" in line, r.err
+    assert "fatal:" in line and len(r.err.strip().splitlines()) == 1, r.err
+
+
 def test_dirty_checkout_refused_or_hashed_by_content(hit, demo):
     repo = make_repo(demo / "mylib", 42)
     write_profile(

@@ -12,10 +12,13 @@ from ..urls import is_remote_git
 
 
 def git(*args: str) -> str:
-    """The output of `git ARGS...` (stripped); HitError with git's message if it fails."""
+    """The output of `git ARGS...` (stripped); HitError with git's message if it fails (its
+    `fatal:` line, else its last: git may print usage or hints around it)."""
     out = query(["git", *args])
     if out.code != 0:
-        raise HitError(f"git {' '.join(args[:4])}: {out.out.strip() or 'failed'}")
+        lines = out.out.strip().splitlines() or ["failed"]
+        said = next((line for line in lines if line.startswith("fatal:")), lines[-1])
+        raise HitError(f"git {' '.join(args[:4])}: {said}")
     return out.out.strip()
 
 

@@ -4,6 +4,7 @@ externals, toolchain), loaded with everything it extends. farm.py assembles the 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -115,6 +116,8 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
         git = yamlfile.get_str(over, "git")
         if git is None and (over.get("branch") or over.get("commit")):
             yamlfile.fail(over, "branch" if over.get("branch") else "commit", "give `git:` too")
+        if over.get("branch") is not None and over.get("commit") is not None:
+            yamlfile.fail(over, "commit", "give `branch:` or `commit:`, not both")
         if git is not None:
             req.git = git_location(yamlfile.check_git(over, "git", git), m.file.parent)
             req.branch = _git_ref(over, "branch")
@@ -132,11 +135,21 @@ def _version(m: yamlfile.Mapping, package: str) -> str | None:
     return None if version is None else check_version(m, "version", version, f"{package}: version")
 
 
+BRANCH_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./+-]*")  # a branch's name, never a rev expression
+HEX_RE = re.compile(r"[0-9a-f]{4,40}")  # a commit id, whole or its start (git rev-parse)
+
+
 def _git_ref(m: yamlfile.Mapping, key: str) -> str | None:
-    """A branch or commit, passed to git as an argument: never an option, never two words."""
+    """A branch or commit, passed to git as an argument: never an option, never two words,
+    never a revision expression (`main..main`, `HEAD~0`: git's rules for a branch's name,
+    git-check-ref-format(1), narrowed); a commit is hex, whole or its start."""
     ref = yamlfile.get_str(m, key)
-    if ref is not None and (ref.startswith("-") or not ref.isprintable() or " " in ref):
-        yamlfile.fail(m, key, f"{key} {ref!r} is not a git branch or commit")
+    if ref is None:
+        return None
+    ok = HEX_RE.fullmatch(ref) if key == "commit" else BRANCH_RE.fullmatch(ref)
+    if not ok or ".." in ref or "//" in ref or ref.endswith(("/", ".", ".lock")):
+        shape = "a commit id (hex)" if key == "commit" else "a branch name"
+        yamlfile.fail(m, key, f"{key} {ref!r} is not {shape}")
     return ref
 
 

@@ -289,7 +289,10 @@ def _git_override(recipe: Recipe, req, dirty: bool, notes: list[str]) -> Recipe:
         for path in watched_files(Path(req.git), req.branch):  # for the no-op memo: stamped
             resolvecache.note(path)  # before git reads them (a commit made meanwhile is seen)
         resolvecache.note_tree(req.git)
-        commit, is_dirty = resolve_ref(Path(req.git), req.commit or req.branch, dirty)
+        try:
+            commit, is_dirty = resolve_ref(Path(req.git), req.commit or req.branch, dirty)
+        except HitError as e:  # git's own words, at the package's line
+            raise ConfigError(req.file, req.line, f"package {recipe.name}: {e}") from None
         if is_dirty:
             notes.append(f"{recipe.name}: using the uncommitted working tree of {req.git}")
             return change(recipe, sources=(Source(path=Path(req.git), line=req.line),))
