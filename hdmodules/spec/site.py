@@ -374,7 +374,7 @@ def load_site(
             link=root / siteroot.PROFILES / name,
             stack=name,
         )
-        stacks.append(Stack(name, profile, bool(sm.get("core", False))))
+        stacks.append(Stack(name, profile, yamlfile.get_bool(sm, "core", False)))
         stack_lines[name] = sm
 
     perms = yamlfile.get_mapping(m, "permissions")
