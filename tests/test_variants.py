@@ -511,6 +511,9 @@ BAD_RECIPES = {
     "block-repeats-a-patch": ("patches: [p.patch]\nparameters: {x: true}\nwhen:\n"
                               "  +x:\n    patches:\n      - p.patch\n", 8,
                               "when +x: patch 'p.patch' is the recipe's own already"),
+    "two-blocks-one-patch": ("parameters: {x: true, y: true}\nwhen:\n  +x: {patches: [p.patch]}\n"
+                             "  +y:\n    patches:\n      - p.patch\n", 8,
+                             "patch 'p.patch' is added by two when: blocks that hold"),
     "args-item-line": ("build_system: make\nmake_args:\n  - A=1\n  - 5\n", 6,
                        "'make_args' must be a list of strings"),
     "placeholder-item-line": ("build_system: make\nmake_args:\n  - A=1\n  - B={BOGUS}\n", 6,
