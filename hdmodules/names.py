@@ -170,7 +170,7 @@ def profile_link(profile_file: Path) -> Path:
     Raises HitError for a file named `.yaml` or `.yml` alone, `..yaml` or `...yaml` (no
     name for its link: `.` and `..` are the folder and its parent), or not ending in
     `.yaml` or `.yml` (its link would be the file itself: a symlink to the YAML was
-    replaced by the profile's link)."""
+    replaced by the profile's link), or beside its twin (`p.yaml` and `p.yml`: one link)."""
     if not profile_file.name.endswith((".yaml", ".yml")):
         raise HitError(
             f"{profile_file}: a profile's file name ends in .yaml or .yml: its link is named "
@@ -182,6 +182,10 @@ def profile_link(profile_file: Path) -> Path:
             f"{profile_file}: a profile's file needs a name before .yaml: its link is named "
             "after it (default.yaml links ./default)"
         )
+    twin = ".yml" if profile_file.name.endswith(".yaml") else ".yaml"
+    other = profile_file.with_name(name + twin)
+    if other.exists():  # each build would turn the one link to the other's profile
+        raise HitError(f"{profile_file} and {other.name} would both link ./{name}: rename one")
     return profile_file.with_name(name)
 
 

@@ -350,6 +350,18 @@ def test_a_profile_file_without_yaml_at_its_end_is_refused_and_left_alone(hit, t
     assert os.readlink(tmp_path / "myprof") == "default.yaml"
 
 
+def test_a_profile_beside_its_yml_twin_is_refused(hit, tmp_path):
+    """`p.yaml` and `p.yml` in one folder would both link `./p`: each build turned it to the
+    other's profile and `hit history` mixed both (the second trial)."""
+    write_recipe(tmp_path / "pkgs", "a", 'version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT/share"\n')
+    for name in ("p.yaml", "p.yml"):
+        (tmp_path / name).write_text("package_dirs: [pkgs]\npackages: [a]\n")
+    for name, twin in (("p.yaml", "p.yml"), ("p.yml", "p.yaml")):
+        r = hit("build", name, cwd=tmp_path, check=False)
+        assert r.code == 1 and f"{name} and {twin} would both link ./p: rename one" in r.err
+    assert not (tmp_path / "p").exists()
+
+
 def test_repeated_rollbacks_step_back_through_a_history_where_a_profile_comes_back(hit, tmp_path):
     """Built A, B, C, B, A: each `hit rollback` goes one generation back (skipping none but
     those holding the profile it is at), down to the first, then says there is no earlier
