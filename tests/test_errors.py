@@ -392,6 +392,14 @@ def test_bad_home_config(hit, home, tmp_path):
     _one_error(hit("status", cwd=tmp_path, check=False), "config.yaml:2: unknown key 'jobz'")
 
 
+def test_a_mirror_with_whitespace_is_said_at_its_line(hit, home, demo):
+    """`mirrors:` took a URL with a line break or a space, which recipe URLs refuse (the
+    second trial)."""
+    hit("init-home")
+    (home / "config.yaml").write_text('store: bld\nmirrors:\n  - /srv/m\n  - "http://m/a b"\n')
+    _one_error(hit("build", cwd=demo, check=False), "config.yaml:4: mirror 'http://m/a b' is")
+
+
 def test_an_upstream_that_is_not_a_folder_is_said_at_its_line(hit, home, demo):
     """`upstreams:` naming a folder that is not there (a typo, a site root not mounted): one
     error at its item, before anything builds, not a build of everything into the own store

@@ -426,5 +426,5 @@ def _mirrors(m: yamlfile.Mapping, base: Path) -> tuple[str, ...]:
     """`mirrors:` of site.yaml: URLs as given, folders relative to site.yaml made absolute."""
     from ..urls import is_url
 
-    given = yamlfile.get_str_list(m, "mirrors")
+    given = yamlfile.mirror_list(m)
     return tuple(u if is_url(u) else os.path.abspath(base / u) for u in given)

@@ -394,6 +394,18 @@ def check_git(m: Mapping, key: Any, value: str) -> str:
     return value
 
 
+def mirror_list(m: Mapping) -> list[str]:
+    """`mirrors:` (config.yaml, site.yaml): URLs or folders, each one word without a control
+    character (as a recipe's URL: a line break or space in one named another place), else
+    ConfigError at its item's line."""
+    given = get_str_list(m, "mirrors")
+    for i, mirror in enumerate(given):
+        if not mirror or any(c.isspace() or not c.isprintable() for c in mirror):
+            problem = "is empty or holds whitespace or a control character"
+            fail_item(m, "mirrors", i, f"mirror {mirror!r} {problem}")
+    return given
+
+
 def check_line(m: Mapping, key: Any, value: str | None, what: str) -> str | None:
     """`value` if it holds no control character (line breaks first); else ConfigError with
     `file:line`. For words written into a line of a generated script that is not quoted as

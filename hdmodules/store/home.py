@@ -206,7 +206,8 @@ def load_home(root: Path | None = None) -> Home:
     def listed(key: str) -> list[tuple[Path, str]]:
         out = []
         for base, m in layers:
-            out += [(base, v) for v in yamlfile.get_str_list(m, key) if (base, v) not in out]
+            given = yamlfile.mirror_list(m) if key == "mirrors" else yamlfile.get_str_list(m, key)
+            out += [(base, v) for v in given if (base, v) not in out]
         return out
 
     upstreams = []  # in layer order, each once; one that is no folder is a typo or unmounted
