@@ -22,7 +22,7 @@ def write_atomic(target: Path, data: str | bytes, mode: int | None = None) -> No
     0o644) is set before the rename, so the file never appears with another mode, and the
     temporary file is created with no more than it (a private cache is never readable by
     others, not even while it is written). Raises OSError; the temporary file is removed on
-    failure."""
+    failure, and an error about it names `target` (`nodir/x.yaml`, not its temporary name)."""
     tmp = _temporary(target)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else mode)
@@ -31,6 +31,11 @@ def write_atomic(target: Path, data: str | bytes, mode: int | None = None) -> No
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.filename == str(tmp):
+            raise OSError(e.errno, e.strerror, str(target)) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -858,3 +858,12 @@ def test_a_site_root_with_a_control_character_or_empty_is_refused(tmp_path, root
     r = run_hdmod("build", str(site), "--root", "", check=False, cwd=tmp_path)
     assert r.returncode == 2 and "give a folder, not an empty string" in r.stderr, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site.yaml"]
+
+
+def test_externals_detect_names_the_file_it_could_not_write_and_escapes_it(hit, tmp_path):
+    """`--write nodir/x.yaml` named the temporary file (`nodir/.x.yaml.<pid>...tmp`), and
+    `wrote e<ESC>.yaml` went raw to the terminal (the second trial)."""
+    r = hit("externals", "detect", "--write", "nodir/x.yaml", cwd=tmp_path, check=False)
+    assert r.code == 1 and "No such file or directory: nodir/x.yaml\n" in r.err, r.err
+    r = hit("externals", "detect", "--write", "e\x1b.yaml", cwd=tmp_path)
+    assert "wrote e\\x1b.yaml" in r.err and "\x1b" not in r.err, repr(r.err)

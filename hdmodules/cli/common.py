@@ -59,13 +59,14 @@ def externals_group(prog: str) -> click.Group:
         from pathlib import Path
 
         from ..atomic import write_atomic
+        from ..errors import escaped
         from ..spec.externals import detect as find
         from ..spec.externals import to_yaml
 
         text = to_yaml(find([Path(p) for p in prefixes]))
         if write:
             write_atomic(Path(write), text)
-            click.echo(f"wrote {write}", err=True)
+            click.echo(escaped(f"wrote {write}"), err=True)
         else:
             click.echo(text, nl=False)
 

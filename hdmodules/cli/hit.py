@@ -174,15 +174,19 @@ def fetch(what: str | None, from_dir: Path | None) -> None:
 
         added = seed_from(home.source_cache, from_dir)
         for sha, name in added:
-            click.echo(f"{sha}  {name}")
+            click.echo(escaped(f"{sha}  {name}"))
         click.echo(f"{len(added)} source(s) added to {home.source_cache}", err=True)
         return
     assert what is not None
     if what.endswith((".yaml", ".yml")) and not is_url(what):
         from ..publish.fetches import fetch_profile
 
-        done = fetch_profile(Path(os.path.abspath(what)), home, lambda s: click.echo(s, err=True))
-        click.echo(f"{done.needed} download(s) of {what} in {done.folder} ({done.fetched} new)")
+        done = fetch_profile(
+            Path(os.path.abspath(what)), home, lambda s: click.echo(escaped(s), err=True)
+        )
+        click.echo(
+            escaped(f"{done.needed} download(s) of {what} in {done.folder} ({done.fetched} new)")
+        )
         return
     from ..build.sources import fetch_any
 
