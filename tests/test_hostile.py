@@ -467,6 +467,11 @@ def test_site_module_settings_are_checked_at_load(tmp_path, modules, line, messa
         ('externals:\n  gcc:\n    kind: "compiler\\n"\n'
          "stacks: {s: {compiler: gcc, packages: [a]}}\n",
          4, "external gcc: kind 'compiler\\n' may hold"),
+        ('externals:\n  gcc:\n    kind: compiler\n    module: ""\n'
+         "stacks: {s: {compiler: gcc, packages: [a]}}\n", 5, "module '' must be one module's name"),
+        ('externals:\n  m:\n    kind: mpi\n    prefix: "rel dir/-x"\n'
+         "stacks: {s: {compiler: gcc, packages: [a]}}\n", 5,
+         "prefix 'rel dir/-x' must be an absolute path"),
         ('externals:\n  gcc:\n    kind: compiler\n    module: "gcc/12\\nmodule load x"\n'
          "stacks: {s: {compiler: gcc, packages: [a]}}\n", 5,
          "module 'gcc/12\\nmodule load x' holds a line break"),

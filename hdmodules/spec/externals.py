@@ -142,6 +142,11 @@ def load_externals(m: yamlfile.Mapping) -> dict[str, External]:
                 yamlfile.fail(commands, role, f"command {role!r} {cmd!r} {problem}")
         for key in ("prefix", "module"):  # one line each, as detect writes them
             yamlfile.check_line(entry, key, yamlfile.get_str(entry, key), key)
+        prefix, module = yamlfile.get_str(entry, "prefix"), yamlfile.get_str(entry, "module")
+        if prefix is not None and not os.path.isabs(prefix):  # exported as MPI_DIR
+            yamlfile.fail(entry, "prefix", f"prefix {prefix!r} must be an absolute path")
+        if module is not None and (not module or module.startswith("-") or " " in module):
+            yamlfile.fail(entry, "module", f"module {module!r} must be one module's name")
         known = ROLES.get(kind)
         if known:
             for role in commands:
