@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# CPUs a run's budget may hold (`-j`, config.yaml's `jobs:`): build/jobserver.py writes its
+# tokens into a FIFO at once, and a pipe holds 65,536 bytes on Linux (a write past that
+# waited for ever: -j 1000000 hung)
+MAX_CPUS = 4096
+
 
 @dataclass(frozen=True)
 class HitBuild:

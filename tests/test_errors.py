@@ -392,6 +392,13 @@ def test_bad_home_config(hit, home, tmp_path):
     _one_error(hit("status", cwd=tmp_path, check=False), "config.yaml:2: unknown key 'jobz'")
 
 
+def test_a_jobs_setting_past_the_cpu_budget_is_said_at_its_line(hit, home, demo):
+    """`jobs: 100000000000` was found at build time, as `-j 100000000000`, no line."""
+    hit("init-home")
+    (home / "config.yaml").write_text("store: bld\njobs: 100000000000\n")
+    _one_error(hit("build", cwd=demo, check=False), "config.yaml:2: 'jobs' must be at most 4,096")
+
+
 def test_a_mirror_with_whitespace_is_said_at_its_line(hit, home, demo):
     """`mirrors:` took a URL with a line break or a space, which recipe URLs refuse (the
     second trial)."""

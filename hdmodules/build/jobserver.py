@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import HitError
+from ..options import MAX_CPUS
 from ..runner import query
 from ..store.flocks import held_elsewhere
 
@@ -194,11 +195,6 @@ def _high(fd: int) -> int:
     high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, FIRST_FD)
     os.close(fd)
     return high
-
-
-# CPUs a run's budget may hold: its tokens are written into the FIFO at once, and a pipe
-# holds 65,536 bytes on Linux (a write past that waited for ever: -j 1000000 hung)
-MAX_CPUS = 4096
 
 
 def open_jobserver(cpus: int) -> Jobserver | None:

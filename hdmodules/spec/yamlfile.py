@@ -253,15 +253,19 @@ def get_bool(m: Mapping, key: str, default: bool) -> bool:
     return value
 
 
-def get_int(m: Mapping, key: str, default: int, minimum: int = 1) -> int:
-    """`m[key]` as a whole number of at least `minimum`, `default` if absent; ConfigError
-    otherwise."""
+def get_int(
+    m: Mapping, key: str, default: int, minimum: int = 1, maximum: int | None = None
+) -> int:
+    """`m[key]` as a whole number from `minimum` to `maximum` (None: no limit), `default`
+    if absent; ConfigError otherwise."""
     value = m.get(key)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         what = "a positive whole number" if minimum == 1 else f"a whole number, at least {minimum}"
         fail(m, key, f"{key!r} must be {what}")
+    if maximum is not None and value > maximum:
+        fail(m, key, f"{key!r} must be at most {maximum:,}")
     return value
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..atomic import write_atomic
 from ..errors import HitError
+from ..options import MAX_CPUS
 from ..urls import is_url
 from .homeroot import home_root
 
@@ -220,9 +221,9 @@ def load_home(root: Path | None = None) -> Home:
             if up != root.absolute() and up not in upstreams:
                 upstreams.append(up)
     base, m = scalar("jobs")
-    jobs = yamlfile.get_int(m, "jobs", default_jobs())
+    jobs = yamlfile.get_int(m, "jobs", default_jobs(), maximum=MAX_CPUS)
     base, m = scalar("concurrent_packages")
-    concurrent = yamlfile.get_int(m, "concurrent_packages", 0) or None
+    concurrent = yamlfile.get_int(m, "concurrent_packages", 0, maximum=MAX_CPUS) or None
     base, m = scalar("private")
     private = yamlfile.get_bool(m, "private", True)
     keeping = {}
