@@ -874,3 +874,26 @@ def test_externals_detect_names_the_file_it_could_not_write_and_escapes_it(hit, 
     assert r.code == 1 and "No such file or directory: nodir/x.yaml\n" in r.err, r.err
     r = hit("externals", "detect", "--write", "e\x1b.yaml", cwd=tmp_path)
     assert "wrote e\\x1b.yaml" in r.err and "\x1b" not in r.err, repr(r.err)
+
+
+def test_a_site_s_group_externals_folder_or_root_option_is_said_where_it_is_given(tmp_path):
+    """The second trial: a group that does not exist failed when the store was made, an
+    externals_from: folder with `cannot read`, `--root` with whitespace named site.yaml
+    without a line; each now at its line, or as the option."""
+    site = _small_site(
+        tmp_path,
+        "stacks:\n  s:\n    compiler: gcc-12\n    packages: [a]\nmodules:\n  externals: [gcc-12]\n",
+    )
+    text = site.read_text()
+    (tmp_path / "exts").mkdir()
+    cases = [
+        (text + "permissions:\n  group: nosuchgroup\n", [], "13: group 'nosuchgroup' is no group"),
+        (text.replace("externals:\n", "externals_from: [exts]\nexternals:\n", 1), [],
+         "3: exts (" + str(tmp_path / "exts") + ") is not a file"),
+        (text, ["--root", str(tmp_path / "a b")], "--root " + str(tmp_path / "a b") + " holds"),
+    ]  # fmt: skip
+    for body, args, said in cases:
+        site.write_text(body)
+        r = run_hdmod("build", str(site), *args, check=False)
+        assert r.returncode == 1 and said in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert not (tmp_path / "r" / "bld").exists()

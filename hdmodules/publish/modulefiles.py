@@ -221,13 +221,7 @@ def _package_env(node: Node, found: Folders, cfg: ModuleConfig) -> tuple[list, l
     prepends: <NAME>_ROOT, the prefix's bin, man, pkgconfig and library folders that exist,
     CMAKE_PREFIX_PATH, what compiling and Python need, the recipe's and site's environment."""
     prefix = found.prefix
-    root = cfg.root_variable.replace("{NAME}", env_name(node.name))
-    if root in MODULE_MANAGED_VARS:
-        raise HitError(
-            f"modules root_variable {cfg.root_variable!r} makes {root} for {node.name}, which "
-            "the module tools manage: a module setting it would replace the user's value"
-        )
-    setenv = [(root, str(prefix))]
+    setenv = [(cfg.root_variable.replace("{NAME}", env_name(node.name)), str(prefix))]
     prepend = []
     if found.has("bin"):
         prepend.append(("PATH", f"{prefix}/bin"))
@@ -248,6 +242,22 @@ def _package_env(node: Node, found: Folders, cfg: ModuleConfig) -> tuple[list, l
     extra = {**node.recipe.environment, **cfg.env.get(node.name, {})}
     setenv += [(k, v.replace("{prefix}", str(prefix))) for k, v in sorted(extra.items())]
     return setenv, prepend
+
+
+def _refuse_managed_roots(site: Site, names: set[str]) -> None:
+    """A `root_variable` that makes a variable the module tools manage for one of `names`
+    (`{NAME}` and a package `path`: its module would set PATH to its prefix). Raises
+    ConfigError at `root_variable:`, before anything is built."""
+    cfg = site.modules
+    for name in sorted(names):
+        root = cfg.root_variable.replace("{NAME}", env_name(name))
+        if root in MODULE_MANAGED_VARS:
+            raise ConfigError(
+                site.file,
+                cfg.root_variable_line or None,
+                f"modules root_variable {cfg.root_variable!r} makes {root} for {name}, which "
+                "the module tools manage: a module setting it would replace the user's value",
+            )
 
 
 def _refuse_unknown_names(site: Site, names: set[str]) -> None:
@@ -311,6 +321,7 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
             if name == PYTHON:
                 levels = _with_python(site, levels, entries[key], node.recipe.version)
     _refuse_unknown_names(site, {node.name for _e, node, _r in packages})
+    _refuse_managed_roots(site, {node.name for _e, node, _r in packages})
     settle_names(site, list(entries.values()))
     refuse_shared_folders(site, list(entries.values()))
     refuse_nested_names(site, list(entries.values()))

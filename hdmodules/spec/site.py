@@ -14,7 +14,7 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, HitError
 from ..names import name_problem, site_path_problem, version_problem
 from . import resolvecache, siteroot, yamlfile
 from .externals import External, load_externals
@@ -104,6 +104,7 @@ class ModuleConfig:
     layout: str = "hierarchy"
     naming: str = "{name}/{version}"
     naming_line: int = 0  # where site.yaml sets it (for errors), 0 when it does not
+    root_variable_line: int = 0  # the same for root_variable
     templates: Path | None = None
     externals: tuple[str, ...] = ()  # externals that get modules (opt-in)
     defaults: dict[str, str] = field(default_factory=dict)
@@ -202,6 +203,7 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
         layout=_choice(m, "layout", ("hierarchy", "flat"), "hierarchy"),
         naming=naming,
         naming_line=m.line_of("naming") if "naming" in m else 0,
+        root_variable_line=m.line_of("root_variable") if "root_variable" in m else 0,
         templates=Path(os.path.abspath(base / templates)) if templates else None,
         externals=tuple(externals),
         defaults={str(k): str(v) for k, v in defaults.items()},
@@ -306,6 +308,7 @@ def load_site(
     against the externals. Raises ConfigError (file:line)."""
     file = Path(os.path.abspath(file))
     base = file.parent
+    root_given = root
     resolvecache.note(str(file))  # for the no-op memo: its stamp before it is read
     m = yamlfile.load_mapping(file, "site config")
     yamlfile.check_keys(m, SITE_KEYS, "site config", required=("stacks",))
@@ -332,6 +335,8 @@ def load_site(
             if not on_site:
                 continue
             yamlfile.fail_item(m, "externals_from", i, f"{ext_file} ({path}) does not exist")
+        if not path.is_file():
+            yamlfile.fail_item(m, "externals_from", i, f"{ext_file} ({path}) is not a file")
         resolvecache.note(str(path))
         doc = yamlfile.load_mapping(path, "externals file")
         yamlfile.check_keys(doc, {"externals"}, "externals file")
@@ -387,8 +392,14 @@ def load_site(
     if mode & 0o002 or mode & ~0o777:
         yamlfile.fail(perms, "mode", "the site store must never be world-writable")
     module_cfg = _modules(yamlfile.get_mapping(m, "modules"), base, root, modules)
-    for what, path, key in (("root", root, "root"), ("module path", module_cfg.path, "modules")):
+    given_root, given_modules = root_given, modules
+    for what, path, key, option in (
+        ("root", root, "root", given_root),
+        ("module path", module_cfg.path, "modules", given_modules),
+    ):
         problem = site_path_problem(str(path))
+        if problem and option is not None:  # from the command line: no line of site.yaml
+            raise HitError(f"--{key} {path} {problem}")
         if problem:
             line = m.line_of(key) if key in m else None
             raise ConfigError(file, line, f"the site's {what} {path} {problem}")
@@ -415,11 +426,25 @@ def load_site(
         stacks=tuple(stacks),
         externals=externals,
         modules=module_cfg,
-        group=yamlfile.get_str(perms, "group"),
+        group=_group(perms, on_site),
         mode=mode,
         slurm=load_slurm_config(yamlfile.get_mapping(m, "slurm"), base),
         mirrors=_mirrors(m, base),
     )
+
+
+def _group(perms: yamlfile.Mapping, on_site: bool) -> str | None:
+    """`permissions: group:`, a group of this machine (chgrp needs one) when `on_site`;
+    ConfigError at its line otherwise (it failed when the store was made, with no place)."""
+    import grp
+
+    group = yamlfile.get_str(perms, "group")
+    if group is not None and on_site:
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            yamlfile.fail(perms, "group", f"group {group!r} is no group of this machine")
+    return group
 
 
 def _mirrors(m: yamlfile.Mapping, base: Path) -> tuple[str, ...]:
