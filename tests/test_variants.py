@@ -514,6 +514,12 @@ BAD_RECIPES = {
     "two-blocks-one-patch": ("parameters: {x: true, y: true}\nwhen:\n  +x: {patches: [p.patch]}\n"
                              "  +y:\n    patches:\n      - p.patch\n", 8,
                              "patch 'p.patch' is added by two when: blocks that hold"),
+    "host-lib-root": ("allow_host_libs:\n  - libz.so.1\n  - /\n", 5,
+                      "allow_host_libs: '/' is not a library's name (libz.so.1) or an absolute"),
+    "host-lib-relative": ("allow_host_libs: [../x]\n", 3, "allow_host_libs: '../x' is not"),
+    "host-lib-option": ("allow_host_libs: [-lz]\n", 3, "allow_host_libs: '-lz' is not"),
+    "block-host-lib": ("parameters: {x: true}\nwhen:\n  +x: {allow_host_libs: [/usr/../etc]}\n",
+                       5, "allow_host_libs: '/usr/../etc' is not"),
     "args-item-line": ("build_system: make\nmake_args:\n  - A=1\n  - 5\n", 6,
                        "'make_args' must be a list of strings"),
     "placeholder-item-line": ("build_system: make\nmake_args:\n  - A=1\n  - B={BOGUS}\n", 6,

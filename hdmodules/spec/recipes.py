@@ -332,7 +332,7 @@ def load_recipe(file: Path) -> Recipe:
         patches=_load_patches(m, file.parent),
         dependencies=tuple(deps),
         parameters=params,
-        allow_host_libs=tuple(yamlfile.item_lines(m, "allow_host_libs", twice="host library")),
+        allow_host_libs=yamlfile.host_libs(m),
         toolchain=tuple(toolchain),
         resources=_resources(m),
         environment=environment,

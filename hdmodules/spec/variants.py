@@ -308,7 +308,7 @@ def _block(
         terms=terms,
         toolchain=toolchain_kinds(b),
         dependencies=tuple(deps),
-        allow_host_libs=tuple(yamlfile.get_str_list(b, "allow_host_libs")),
+        allow_host_libs=yamlfile.host_libs(b),
         environment=environment,
         description=description,
         line=line,

@@ -398,6 +398,24 @@ def check_git(m: Mapping, key: Any, value: str) -> str:
     return value
 
 
+def host_libs(m: Mapping) -> tuple[str, ...]:
+    """`allow_host_libs:` (a recipe's or a `when:` block's), each once: a library's name
+    (`libz.so.1`, `libz`: no `/`) or an absolute folder other than `/` (which would allow
+    every folder) without `..`; ConfigError at the item's line otherwise (`-lz`, `../x`, a
+    line break were accepted: linkmeta.py reads them)."""
+    libs = item_lines(m, "allow_host_libs", twice="host library")
+    for lib, line in libs.items():
+        folder = lib.startswith("/")
+        bad = not lib or lib.startswith("-") or not lib.isprintable() or " " in lib
+        if bad or (folder and (lib.rstrip("/") == "" or ".." in lib.split("/"))):
+            problem = "a library's name (libz.so.1) or an absolute folder other than /"
+            raise ConfigError(m.file, line, f"allow_host_libs: {lib!r} is not {problem}")
+        if not folder and "/" in lib:
+            problem = "a library's name (libz.so.1) or an absolute folder"
+            raise ConfigError(m.file, line, f"allow_host_libs: {lib!r} is not {problem}")
+    return tuple(libs)
+
+
 def mirror_list(m: Mapping) -> list[str]:
     """`mirrors:` (config.yaml, site.yaml): URLs or folders, each one word without a control
     character (as a recipe's URL: a line break or space in one named another place), else
