@@ -406,3 +406,15 @@ def test_a_link_name_with_a_line_break_or_esc_is_printed_escaped(hit, tmp_path):
     assert runs[3].code == 1 and "y\\x1b[31m has no earlier generation" in runs[3].err
     for r in runs:
         assert "\x1b" not in r.out + r.err and "x\ny" not in r.out, (r.out, r.err)
+
+
+def test_develop_s_hint_quotes_the_folder_for_the_shell(hit, demo, tmp_path):
+    """`hit develop` prints `source DIR/activate` to paste into a shell: a folder named
+    `a b;id` was printed as it is, so pasting it ran `id` (the second trial)."""
+    import shlex
+
+    env_dir = tmp_path / "a b;id"
+    r = hit("develop", "default.yaml", str(env_dir), cwd=demo)
+    assert f"source {shlex.quote(f'{env_dir}/activate')}" in r.out, r.out
+    words = shlex.split(r.out.split(": source ", 1)[1].split("  (or")[0])
+    assert words == [f"{env_dir}/activate"]

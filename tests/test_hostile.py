@@ -455,6 +455,8 @@ def test_site_module_settings_are_checked_at_load(tmp_path, modules, line, messa
         ("stacks:\n  ../s: {compiler: c, packages: [a]}\n", 3, "stack name '../s' may hold"),
         ("stacks:\n  s: {compiler: c, packages: [a, ../../b]}\n", 3,
          "package name '../../b' may hold"),
+        ('permissions: {mode: "0755\\n"}\nstacks: {s: {compiler: c, packages: [a]}}\n', 2,
+         "mode '0755\\n' must be octal"),
         ('stacks:\n  s:\n    compiler: c\n    core: "false"\n    packages: [a]\n', 5,
          "'core' must be true or false, not 'false'"),
         ("stacks:\n  s:\n    compiler: c\n    packages:\n      -x: {}\n", 6,

@@ -251,9 +251,10 @@ def develop(args, jobs, python, no_python) -> None:
     prefix = build_and_assemble(resolved, home, jobs or home.jobs, Progress(len(resolved.nodes)))
     for change in make(home, open_store(home), prefix, target, None if no_python else python):
         click.echo(change, err=True)
-    click.echo(
-        escaped(f"{target}: source {target}/activate  (or: module use {target}/modulefiles/lmod)")
-    )
+    import shlex  # the hint is pasted into a shell: the folder's name quoted for it
+
+    activate, modules = shlex.quote(f"{target}/activate"), shlex.quote(f"{target}/modulefiles/lmod")
+    click.echo(escaped(f"{target}: source {activate}  (or: module use {modules})"))
 
 
 for command in (gc, cp, mv, rm, diff, history, rollback, verify, purge):

@@ -385,10 +385,9 @@ def load_site(
     perms = yamlfile.get_mapping(m, "permissions")
     yamlfile.check_keys(perms, PERMISSION_KEYS, "permissions")
     mode_text = yamlfile.get_str(perms, "mode", "0755")
-    try:
-        mode = int(mode_text, 8)
-    except ValueError:
+    if not re.fullmatch(r"0?[0-7]{3}", mode_text):  # int() took "0755\n" and "+755"
         yamlfile.fail(perms, "mode", f"mode {mode_text!r} must be octal, like 0755 or 0750")
+    mode = int(mode_text, 8)
     if mode & 0o002 or mode & ~0o777:
         yamlfile.fail(perms, "mode", "the site store must never be world-writable")
     module_cfg = _modules(yamlfile.get_mapping(m, "modules"), base, root, modules)
