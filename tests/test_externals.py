@@ -140,7 +140,8 @@ def test_toolchain_errors_name_the_line(demo, detected):
     with pytest.raises(HitError, match=r"is a mpi, not a compiler"):
         resolve(load_profile(demo / "bad.yaml"))
     _stack(demo, detected, "bad", "{compiler: gcc-12}", "[mpi-hello]")
-    with pytest.raises(HitError, match=r"needs an external mpi, but the profile bad.yaml"):
+    said = r"mpi-hello.yaml:5: package mpi-hello needs an external mpi, but the profile bad.yaml"
+    with pytest.raises(HitError, match=said):  # at the recipe's toolchain: (it had no line)
         resolve(load_profile(demo / "bad.yaml"))
 
 

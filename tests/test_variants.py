@@ -400,7 +400,7 @@ def test_a_version_condition_can_ask_for_a_toolchain(hit, tmp_path):
         """)  # fmt: skip
     new = write_profile(tmp_path / "new.yaml", "package_dirs: [pkgs]\npackages: [vt]\n")
     r = hit("build", str(new), check=False)
-    _one_error(r, "vt.yaml: package vt needs an external mpi", "@2:` asks for it at version 2.0")
+    _one_error(r, "vt.yaml:4: package vt needs an external mpi", "@2:` asks for it at version 2.0")
     old = 'package_dirs: [pkgs]\npackages: {vt: {version: "1.0"}}\n'
     spec = _spec(hit, write_profile(tmp_path / "old.yaml", old), "vt")
     assert spec["version"] == "1.0" and set(spec["toolchain"]) == {"compiler"}

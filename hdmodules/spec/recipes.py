@@ -104,6 +104,7 @@ class Recipe:
     environment: dict[str, str] = field(default_factory=dict)  # set by its module; {prefix}
     resources: dict[str, str] = field(default_factory=dict)  # for Slurm: cpus, mem, time
     dependency_lines: dict[str, int] = field(default_factory=dict)
+    toolchain_line: int = 0  # where `toolchain:` stands (0: not given), for errors
     build_system: BuildSteps | None = None  # `build_system:` and its arguments (buildsystems)
     when: tuple[When, ...] = ()  # variants: what holds under a condition (parameters, @version)
     versions: dict[str, tuple[Source, ...]] = field(default_factory=dict)  # version -> sources
@@ -337,6 +338,7 @@ def load_recipe(file: Path) -> Recipe:
         resources=_resources(m),
         environment=environment,
         dependency_lines=dep_lines,
+        toolchain_line=m.line_of("toolchain") if "toolchain" in m else 0,
         build_system=steps,
         when=load_when(m, context),
         versions=versions,

@@ -259,17 +259,18 @@ def _missing_kind(recipe: Recipe, kind: str, profile: ProfileSpec) -> None:
     else:
         lacks = f"the profile {profile.file.name} has no `toolchain: {{{kind}: NAME}}`"
     message = f"package {recipe.name} needs an external {kind}, but {lacks}"
-    file, line = recipe.file, None
+    file, line = recipe.file, recipe.toolchain_line or None
     params = _parameters(recipe, profile) if recipe.when else {}
     blocks = [b for b in recipe.when if kind in b.toolchain and b.holds(params, recipe.version)]
     if blocks and not blocks[0].parameter_terms:
         message += f" (its `when: {blocks[0].condition}` asks for it at version {recipe.version})"
+        line = blocks[0].line or line
     elif blocks:  # a variant asked for it: say which, where it was set, and how to go without
         term = blocks[0].parameter_terms[0]
         name = term.name
         req = profile.packages.get(recipe.name)
         if req is not None and name in req.parameters:
-            file, line = req.file, req.line
+            file, line = req.file, req.parameter_lines.get(name, req.line)
         elif name in profile.parameters:
             file, line = profile.parameter_lines.get(name, (profile.file, None))
         value = params.get(name)
