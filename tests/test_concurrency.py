@@ -472,7 +472,7 @@ marks, real = Path({str(marks)!r}), builder._check_links
 def check(job, prefix):
     name = job.ref.name
     other = {{"a": "b", "b": "a"}}.get(name)
-    if other and not (marks / f"started-{{other}}").exists():  # the first of the two
+    if other and not (marks / f"checked-{{other}}").exists():  # the first of the two checked
         end = time.monotonic() + 30
         while not (marks / f"started-{{other}}").exists() and time.monotonic() < end:
             time.sleep(0.01)
