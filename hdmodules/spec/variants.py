@@ -274,19 +274,13 @@ def _check_term(
         )
 
 
-# the kinds of external (externals.ROLES' keys, which import this module's importers)
-TOOLCHAIN_KINDS = ("compiler", "mpi", "python")
-
-
 def toolchain_kinds(m: yamlfile.Mapping) -> tuple[str, ...]:
-    """A recipe's (or a `when:` block's) `toolchain:`: the kinds of external it builds with,
-    each one of TOOLCHAIN_KINDS, once. ConfigError at the item's line otherwise (an unknown
-    kind was refused only at resolve, as a toolchain the profile lacks)."""
+    """A recipe's (or a `when:` block's) `toolchain:`: the kinds of external it builds with
+    (mpi, python, or any other word an external's `kind:` may be: a vendor BLAS), each a
+    name (names.py), once. ConfigError at the item's line otherwise."""
     kinds = yamlfile.item_lines(m, "toolchain", twice="toolchain kind")
     for kind, line in kinds.items():
-        if kind not in TOOLCHAIN_KINDS:
-            known = ", ".join(TOOLCHAIN_KINDS)
-            raise ConfigError(m.file, line, f"toolchain kind {kind!r}: use {known}")
+        yamlfile.check_name(m, "toolchain", kind, "toolchain kind", line)
     return tuple(kinds)
 
 
