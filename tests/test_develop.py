@@ -82,6 +82,24 @@ def test_a_revision_the_checkout_lacks_is_one_line_at_the_package(hit, demo, ref
     assert "fatal:" in line and len(r.err.strip().splitlines()) == 1, r.err
 
 
+def test_branches_and_commits_git_takes_are_taken(hit, demo):
+    """Branch names git makes (`user@fix`, `issue#12`, `fix-ü`), an upper-case commit id and
+    a tag resolve (the third trial: this stop's first shape check refused them)."""
+    repo = make_repo(demo / "mylib", 42)
+    head = git(repo, "rev-parse", "HEAD")
+    git(repo, "tag", "v1.0")
+    for name in ("user@fix", "issue#12", "fix-ü"):
+        git(repo, "branch", name)
+    refs = ["branch: 'user@fix'", "branch: 'issue#12'", "branch: fix-ü", f"commit: {head.upper()}"]
+    for ref in [*refs, "commit: v1.0"]:
+        write_profile(
+            demo / "dev.yaml",
+            f"extends: [default.yaml]\npackages:\n  libcore: {{git: mylib, {ref}}}\n",
+        )
+        r = hit("status", "dev.yaml", cwd=demo, check=False)
+        assert r.code == 0, (ref, r.err)
+
+
 def test_dirty_checkout_refused_or_hashed_by_content(hit, demo):
     repo = make_repo(demo / "mylib", 42)
     write_profile(

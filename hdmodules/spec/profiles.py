@@ -4,7 +4,6 @@ externals, toolchain), loaded with everything it extends. farm.py assembles the 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -135,22 +134,34 @@ def _version(m: yamlfile.Mapping, package: str) -> str | None:
     return None if version is None else check_version(m, "version", version, f"{package}: version")
 
 
-BRANCH_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./+-]*")  # a branch's name, never a rev expression
-HEX_RE = re.compile(r"[0-9a-f]{4,40}")  # a commit id, whole or its start (git rev-parse)
-
-
 def _git_ref(m: yamlfile.Mapping, key: str) -> str | None:
-    """A branch or commit, passed to git as an argument: never an option, never two words,
-    never a revision expression (`main..main`, `HEAD~0`: git's rules for a branch's name,
-    git-check-ref-format(1), narrowed); a commit is hex, whole or its start."""
+    """A branch or commit (a hex id, whole or its start, or a tag), passed to git as an
+    argument: never an option, never two words, never a revision expression (`main..main`,
+    `HEAD~0`, `@{-1}`): git-check-ref-format(1)'s rules for a ref's name, which any branch
+    or tag git makes follows (`user@fix`, `issue#12`, `fix-ü` pass). An unquoted number is
+    refused (YAML reads `1.10` as 1.1)."""
+    if isinstance(m.get(key), float | int) and not isinstance(m.get(key), bool):
+        yamlfile.fail(m, key, f"write the {key} in quotes (YAML reads it as the number {m[key]})")
     ref = yamlfile.get_str(m, key)
     if ref is None:
         return None
-    ok = HEX_RE.fullmatch(ref) if key == "commit" else BRANCH_RE.fullmatch(ref)
-    if not ok or ".." in ref or "//" in ref or ref.endswith(("/", ".", ".lock")):
-        shape = "a commit id (hex)" if key == "commit" else "a branch name"
-        yamlfile.fail(m, key, f"{key} {ref!r} is not {shape}")
+    if _ref_problem(ref):
+        shape = "a commit id or a tag" if key == "commit" else "a branch name"
+        yamlfile.fail(m, key, f"{key} {ref!r} is not {shape} ({_ref_problem(ref)})")
     return ref
+
+
+def _ref_problem(ref: str) -> str | None:
+    """Why git would not take `ref` as a ref's name (git-check-ref-format(1)), or None."""
+    if not ref or ref.startswith(("-", "/")) or ref.endswith(("/", ".", ".lock")):
+        return "an empty name, or one starting with - or / or ending in /, . or .lock"
+    if any(c.isspace() or not c.isprintable() or c in "~^:?*[\\" for c in ref):
+        return "whitespace, a control character or one of ~ ^ : ? * [ \\"
+    if ".." in ref or "@{" in ref or "//" in ref or ref == "@":
+        return ".., @{ or //"
+    if any(part.startswith(".") for part in ref.split("/")):
+        return "a part starting with ."
+    return None
 
 
 def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
