@@ -184,7 +184,7 @@ def profile_link(profile_file: Path) -> Path:
         )
     twin = ".yml" if profile_file.name.endswith(".yaml") else ".yaml"
     other = profile_file.with_name(name + twin)
-    if other.exists():  # each build would turn the one link to the other's profile
+    if profile_file.exists() and other.exists():  # each build would turn the link over
         raise HitError(f"{profile_file} and {other.name} would both link ./{name}: rename one")
     return profile_file.with_name(name)
 

@@ -355,17 +355,18 @@ def test_a_profile_file_named_only_yaml_is_one_error(hit, tmp_path, name):
     assert not (tmp_path / name.removesuffix(".yaml").removesuffix(".yml")).is_symlink()
 
 
-@pytest.mark.parametrize("args", [["build"], ["status"]])
-def test_a_profile_file_without_yaml_at_its_end_is_refused_and_left_alone(hit, tmp_path, args):
+def test_a_profile_file_without_yaml_at_its_end_is_refused_and_left_alone(hit, tmp_path):
     """`ln -s default.yaml myprof; hit build myprof`: the link would be named `myprof`, the
-    file itself; the fourth trial saw the user's symlink replaced by the profile's link."""
+    file itself; the fourth trial saw the user's symlink replaced by the profile's link.
+    `hit status`, which makes no link, takes such a file (the third trial: refused)."""
     write_recipe(tmp_path / "pkgs", "a", 'version: "1"\nbuild: |\n  mkdir -p "$ARTIFACT/share"\n')
     (tmp_path / "default.yaml").write_text("package_dirs: [pkgs]\npackages: [a]\n")
     (tmp_path / "myprof").symlink_to("default.yaml")
-    r = hit(*args, "myprof", cwd=tmp_path, check=False)
+    r = hit("build", "myprof", cwd=tmp_path, check=False)
     assert r.code == 1 and "Traceback" not in r.err
     assert "myprof: a profile's file name ends in .yaml or .yml" in r.err, r.err
     assert os.readlink(tmp_path / "myprof") == "default.yaml"
+    assert "needs build" in hit("status", "myprof", cwd=tmp_path).out
 
 
 def test_a_profile_beside_its_yml_twin_is_refused(hit, tmp_path):
@@ -378,6 +379,9 @@ def test_a_profile_beside_its_yml_twin_is_refused(hit, tmp_path):
         r = hit("build", name, cwd=tmp_path, check=False)
         assert r.code == 1 and f"{name} and {twin} would both link ./p: rename one" in r.err
     assert not (tmp_path / "p").exists()
+    (tmp_path / "p.yaml").unlink()  # p.yml alone: built; `hit history` names its link
+    hit("build", "p.yml", cwd=tmp_path)
+    assert "(current)" in hit("history", "p.yaml", cwd=tmp_path).out  # no twin message
 
 
 def test_repeated_rollbacks_step_back_through_a_history_where_a_profile_comes_back(hit, tmp_path):

@@ -405,6 +405,9 @@ def test_a_mirror_with_whitespace_is_said_at_its_line(hit, home, demo):
     hit("init-home")
     (home / "config.yaml").write_text('store: bld\nmirrors:\n  - /srv/m\n  - "http://m/a b"\n')
     _one_error(hit("build", cwd=demo, check=False), "config.yaml:4: mirror 'http://m/a b' is")
+    (demo / "USB DISK").mkdir()  # a folder may hold a space (the third trial: refused)
+    (home / "config.yaml").write_text(f"store: bld\nmirrors:\n  - {demo / 'USB DISK'}\n")
+    assert hit("build", cwd=demo).code == 0
 
 
 def test_an_upstream_that_is_not_a_folder_is_said_at_its_line(hit, home, demo):

@@ -23,6 +23,5 @@ def profile_status(profile: str, home: Any, resolve: Callable[[str], Any]) -> st
     from ..build.status import status_text
     from ..store.home import open_store
 
-    resolved = resolve(profile)
-    resolved.profile.link_path  # noqa: B018  (refuses a file no link can be named after)
+    resolved = resolve(profile)  # no link is made: any file name does (`common.inc`)
     return status_text(resolved, open_store(home).is_installed)

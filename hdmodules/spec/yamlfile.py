@@ -417,13 +417,16 @@ def host_libs(m: Mapping) -> tuple[str, ...]:
 
 
 def mirror_list(m: Mapping) -> list[str]:
-    """`mirrors:` (config.yaml, site.yaml): URLs or folders, each one word without a control
-    character (as a recipe's URL: a line break or space in one named another place), else
-    ConfigError at its item's line."""
+    """`mirrors:` (config.yaml, site.yaml): URLs (one word, as a recipe's: a line break or
+    space in one named another place) or folders (a space allowed: `/media/user/USB DISK`),
+    never empty nor holding a control character; else ConfigError at its item's line."""
+    from ..urls import is_url
+
     given = get_str_list(m, "mirrors")
     for i, mirror in enumerate(given):
-        if not mirror or any(c.isspace() or not c.isprintable() for c in mirror):
-            problem = "is empty or holds whitespace or a control character"
+        spaced = is_url(mirror) and any(c.isspace() for c in mirror)
+        if not mirror or spaced or not mirror.isprintable():
+            problem = "is empty, a URL with whitespace, or holds a control character"
             fail_item(m, "mirrors", i, f"mirror {mirror!r} {problem}")
     return given
 
