@@ -720,3 +720,19 @@ def test_a_recipe_may_ask_for_a_vendor_kind_of_external(hit, tmp_path):
     )
     r = hit("build", "--repin", str(profile), check=False)
     assert r.code == 0 and "solver/" in r.err, r.err
+
+
+def test_a_host_library_folder_may_hold_a_space(hit, tmp_path):
+    """`allow_host_libs: ["/opt/My Vendor/lib"]` is an absolute folder (the third trial: this
+    stop's first shape check refused it); a library's name still may not hold one."""
+    write_recipe(
+        tmp_path / "pkgs",
+        "p",
+        'version: "1"\nallow_host_libs: ["/opt/My Vendor/lib"]\nbuild: "true"\n',
+    )
+    profile = write_profile(tmp_path / "default.yaml", "package_dirs: [pkgs]\npackages: [p]\n")
+    assert hit("build", str(profile)).code == 0
+    write_recipe(
+        tmp_path / "pkgs", "p", 'version: "1"\nallow_host_libs: ["libz .so"]\nbuild: "true"\n'
+    )
+    _one_error(hit("build", str(profile), check=False), "p.yaml:2: allow_host_libs: 'libz .so'")

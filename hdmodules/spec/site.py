@@ -384,10 +384,14 @@ def load_site(
 
     perms = yamlfile.get_mapping(m, "permissions")
     yamlfile.check_keys(perms, PERMISSION_KEYS, "permissions")
+    if isinstance(perms.get("mode"), int) and not isinstance(perms.get("mode"), bool):
+        message = f'write the mode in quotes, "0755" (YAML reads it as the number {perms["mode"]})'
+        yamlfile.fail(perms, "mode", message)
     mode_text = yamlfile.get_str(perms, "mode", "0755")
-    if not re.fullmatch(r"0?[0-7]{3}", mode_text):  # int() took "0755\n" and "+755"
-        yamlfile.fail(perms, "mode", f"mode {mode_text!r} must be octal, like 0755 or 0750")
-    mode = int(mode_text, 8)
+    if not re.fullmatch(r"(0o?)?[0-7]{3}", mode_text):  # int() took "0755\n" and "+755"
+        problem = "three octal digits for owner, group and others, like 0755 or 0750"
+        yamlfile.fail(perms, "mode", f"mode {mode_text!r} must be {problem}")
+    mode = int(mode_text[-3:], 8)
     if mode & 0o002 or mode & ~0o777:
         yamlfile.fail(perms, "mode", "the site store must never be world-writable")
     module_cfg = _modules(yamlfile.get_mapping(m, "modules"), base, root, modules)
@@ -440,7 +444,7 @@ def _group(perms: yamlfile.Mapping, on_site: bool) -> str | None:
     group = yamlfile.get_str(perms, "group")
     if group is not None and on_site:
         try:
-            grp.getgrnam(group)
+            grp.getgrgid(int(group)) if group.isdigit() else grp.getgrnam(group)
         except KeyError:
             yamlfile.fail(perms, "group", f"group {group!r} is no group of this machine")
     return group

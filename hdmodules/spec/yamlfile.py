@@ -406,8 +406,12 @@ def host_libs(m: Mapping) -> tuple[str, ...]:
     libs = item_lines(m, "allow_host_libs", twice="host library")
     for lib, line in libs.items():
         folder = lib.startswith("/")
-        bad = not lib or lib.startswith("-") or not lib.isprintable() or " " in lib
-        if bad or (folder and (lib.rstrip("/") == "" or ".." in lib.split("/"))):
+        bad = not lib or lib.startswith("-") or not lib.isprintable()
+        if (
+            bad
+            or (not folder and " " in lib)
+            or (folder and (lib.rstrip("/") == "" or ".." in lib.split("/")))
+        ):
             problem = "a library's name (libz.so.1) or an absolute folder other than /"
             raise ConfigError(m.file, line, f"allow_host_libs: {lib!r} is not {problem}")
         if not folder and "/" in lib:
