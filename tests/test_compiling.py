@@ -240,9 +240,9 @@ def test_a_site_turns_each_part_off(site, tmp_path):
 def test_a_site_root_mpi_wrappers_or_module_tools_would_split_is_refused(site, tmp_path, root):
     """OMPI_CC/MPICH_CC name the compiler wrappers under the site root, and both MPIs split
     them at whitespace; Environment Modules expands `$` in MODULEPATH: such a root is refused
-    before anything is built, in one line."""
+    before anything is built, in one line, naming the --root it came from."""
     r = hdmod("build", str(site["yaml"]), "--root", str(tmp_path / root), check=False)
-    assert r.returncode == 1 and "the site's root" in r.stderr, r.stderr
+    assert r.returncode == 1 and f"--root {tmp_path / root} holds" in r.stderr, r.stderr
     assert not (tmp_path / root).exists()
 
 
