@@ -70,6 +70,16 @@ def core(site, tool):
 
 
 @pytest.mark.parametrize("tool", TOOLS)
+def test_a_compiler_module_loads_without_home(site, tool):
+    """Under `env -i` without HOME the Tcl compiler module read `$::env(HOME)` for the
+    user's tree and failed (`no such variable`; the third trial); Lmod's fell back."""
+    run = module_shell(
+        tool, f"unset HOME; module use {core(site, tool)}; module load gcc/12.2.0 libcore"
+    )
+    assert run.code == 0 and "libcore/1.0" in run.env.get("LOADEDMODULES", ""), run.err
+
+
+@pytest.mark.parametrize("tool", TOOLS)
 def test_avail_shows_compilers_then_the_stack(site, tool):
     assert avail(tool, [core(site, tool)]) == ["gcc/11.3.0", "gcc/12.2.0"]
     run = module_shell(

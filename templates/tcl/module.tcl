@@ -57,8 +57,10 @@ module use {{ modulepath|tcl }}
 # whether or not it exists yet: modules a first `hit build` writes later appear in this shell
 if {[info exists ::env(HIT_HOME)]} {
     set hd_user_home $::env(HIT_HOME)
-} else {
+} elseif {[info exists ::env(HOME)]} {
     set hd_user_home "$::env(HOME)/.hashdist"
+} else {
+    set hd_user_home /nonexistent/.hashdist
 }
 prepend-path MODULEPATH [file join $hd_user_home modules tcl {{ m.modulepath|join("/")|tcl }}]
 {% endif %}
