@@ -900,3 +900,24 @@ def test_a_site_s_group_externals_folder_or_root_option_is_said_where_it_is_give
         r = run_hdmod("build", str(site), *args, check=False)
         assert r.returncode == 1 and said in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert not (tmp_path / "r" / "bld").exists()
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("2-12:00:00", 216000), ("02:00:00", 7200), ("90:30", 5430), ("1-6", 108000), ("45m", 2700)],
+)
+def test_durations_take_slurm_s_own_forms(text, seconds):
+    from hdmodules.durations import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+def test_a_slurm_time_in_config_is_said_at_its_line_and_slurm_s_form_is_taken(hit, home, demo):
+    """`slurm: {time: "02:00:00"}` (Slurm's own form) was refused without a line, and the
+    refusal stopped `hit status` too (the third trial): it is taken; a wrong one is said at
+    its line."""
+    hit("init-home")
+    (home / "config.yaml").write_text('store: bld\nslurm:\n  time: "02:00:00"\n')
+    assert hit("status", cwd=demo).code == 0
+    (home / "config.yaml").write_text('store: bld\nslurm:\n  time: "2 hours"\n')
+    _one_error(hit("status", cwd=demo, check=False), "config.yaml:3: slurm time '2 hours': give")

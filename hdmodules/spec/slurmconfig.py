@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..durations import parse_duration
+from ..errors import HitError
 from . import yamlfile
 from .yamlfile import check_line
 
@@ -54,7 +55,10 @@ def load_config(m: yamlfile.Mapping, base: Path) -> SlurmConfig:
     yamlfile.check_keys(m, SLURM_KEYS, "slurm")
     for key in ("time", "time_floor"):
         if m.get(key) is not None:
-            parse_duration(yamlfile.get_str(m, key), f"slurm {key}")
+            try:
+                parse_duration(yamlfile.get_str(m, key), f"slurm {key}")
+            except HitError as e:  # at its line (it had none, and stopped hit status too)
+                yamlfile.fail(m, key, str(e))
     factor = m.get("time_factor", 2.0)
     if isinstance(factor, bool) or not isinstance(factor, int | float) or factor < 1:
         yamlfile.fail(m, "time_factor", "'time_factor' must be a number of at least 1")
