@@ -209,6 +209,8 @@ def site_path_problem(path: str) -> str | None:
         return "holds whitespace, which MPI compiler wrappers split OMPI_CC/MPICH_CC at"
     if not path.isprintable():
         return "holds a control character"
+    if ":" in path:
+        return "holds `:`, which PATH, LD_RUN_PATH and MODULEPATH split their folders at"
     if "$" in path:
         return "holds `$`, which Environment Modules expands in MODULEPATH"
     bad = sorted({c for c in path if c in TCL_SPECIAL})

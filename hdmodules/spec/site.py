@@ -319,6 +319,8 @@ def load_site(
             raise ConfigError(file, m.line, message)
         if not given:  # it was the folder of site.yaml itself
             yamlfile.fail(m, "root", "'root' is empty: give the folder of the site store")
+        if given.startswith("~"):  # made a folder named `~` beside site.yaml
+            yamlfile.fail(m, "root", f"root {given!r}: ~ is not expanded here, give the full path")
         root = base / given
     root = Path(os.path.abspath(root))
     pkg_dirs = package_dirs(m, base)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..atomic import write_atomic
 from ..errors import HitError
+from ..names import site_path_problem
 from ..options import MAX_CPUS
 from ..urls import is_url
 from .homeroot import home_root
@@ -231,10 +232,14 @@ def load_home(root: Path | None = None) -> Home:
         _b, hm = scalar(key)
         keeping[key] = yamlfile.get_int(hm, key, default, minimum=0)
     base, m = scalar("slurm")
+    store = path("store", "bld")
+    problem = site_path_problem(str(store))  # its paths go into RUNPATHs, flags, MODULEPATH
+    if problem:
+        raise HitError(f"the store {store} {problem} (HIT_HOME, or store: in config.yaml)")
     return Home(
         **keeping,
         root=root,
-        store=path("store", "bld"),
+        store=store,
         source_cache=path("source_cache", "src"),
         build_temp=path("build_temp", "tmp"),
         gc_roots=path("gc_roots", "gcroots"),
