@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from ..atomic import write_atomic
 from ..errors import HitError
-from ..names import site_path_problem
 from ..options import MAX_CPUS
 from ..urls import is_url
 from .homeroot import home_root
@@ -233,8 +232,8 @@ def load_home(root: Path | None = None) -> Home:
         keeping[key] = yamlfile.get_int(hm, key, default, minimum=0)
     base, m = scalar("slurm")
     store = path("store", "bld")
-    problem = site_path_problem(str(store))  # its paths go into RUNPATHs, flags, MODULEPATH
-    if problem:
+    if ":" in str(store) or not str(store).isprintable():  # RUNPATH, LD_RUN_PATH split at `:`
+        problem = "holds `:` or a control character, which RUNPATH and PATH lists split at"
         raise HitError(f"the store {store} {problem} (HIT_HOME, or store: in config.yaml)")
     return Home(
         **keeping,
