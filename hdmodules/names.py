@@ -189,6 +189,12 @@ def profile_link(profile_file: Path) -> Path:
     return profile_file.with_name(name)
 
 
+def one_word(text: str) -> bool:
+    """Whether `text` holds no whitespace and no control character: a URL, or a command run
+    as one argument (a line break or a space there named something else than it said)."""
+    return not any(c.isspace() or not c.isprintable() for c in text)
+
+
 def given_link(given: Path) -> Path:
     """What `hit history` and `hit rollback` act on: the link of the profile file `given`
     (profile_link), or `given` itself when it names the link (`hit rollback default`)."""

@@ -320,8 +320,9 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
                 packages.append((e, node, resolved))
             if name == PYTHON:
                 levels = _with_python(site, levels, entries[key], node.recipe.version)
-    _refuse_unknown_names(site, {node.name for _e, node, _r in packages})
-    _refuse_managed_roots(site, {node.name for _e, node, _r in packages})
+    with_modules = {node.name for _e, node, _r in packages}
+    _refuse_unknown_names(site, with_modules)
+    _refuse_managed_roots(site, with_modules)
     settle_names(site, list(entries.values()))
     refuse_shared_folders(site, list(entries.values()))
     refuse_nested_names(site, list(entries.values()))

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from ..atomic import write_atomic
 from ..errors import HitError
+from ..names import one_word
 from . import resolvecache, yamlfile
 from .yamlfile import check_name, check_version
 
@@ -137,12 +138,12 @@ def load_externals(m: yamlfile.Mapping) -> dict[str, External]:
         for role, cmd in commands.items():  # run as one word: no shell reads it
             if not isinstance(cmd, str) or not cmd or cmd.startswith("-"):
                 yamlfile.fail(commands, role, f"command {role!r} must be a path or a name")
-            if any(c.isspace() or not c.isprintable() for c in cmd):
+            if not one_word(cmd):
                 problem = "holds whitespace or a control character: give one path or name"
                 yamlfile.fail(commands, role, f"command {role!r} {cmd!r} {problem}")
-        for key in ("prefix", "module"):  # one line each, as detect writes them
-            yamlfile.check_line(entry, key, yamlfile.get_str(entry, key), key)
         prefix, module = yamlfile.get_str(entry, "prefix"), yamlfile.get_str(entry, "module")
+        for key, value in (("prefix", prefix), ("module", module)):  # one line each
+            yamlfile.check_line(entry, key, value, key)
         if prefix is not None and not os.path.isabs(prefix):  # exported as MPI_DIR
             yamlfile.fail(entry, "prefix", f"prefix {prefix!r} must be an absolute path")
         if module is not None and (not module or module.startswith("-") or " " in module):

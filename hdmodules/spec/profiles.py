@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import ConfigError, HitError
+from ..errors import HitError
 from ..hashing import canonical_json
 from ..names import profile_link
 from ..urls import git_location
@@ -68,13 +68,13 @@ def package_dirs(m: yamlfile.Mapping, base: Path) -> list[Path]:
     as absolute paths. ConfigError at its item's line for one that is not a folder (named
     by repr: a name with a line break stays one line of message)."""
     out = []
-    for d, line in yamlfile.item_lines(m, "package_dirs", twice="package dir").items():
+    for i, d in enumerate(yamlfile.get_str_list(m, "package_dirs")):
         path = Path(os.path.abspath(base / d))
         if not os.path.isdir(path):  # False, not OSError, for a name too long
             problem = f"package dir {d!r} ({str(path)!r}) is not a folder"
-            raise ConfigError(m.file, line, problem)
-        if path in out:  # `pkgs` and `pkgs/`: one folder spelt twice
-            raise ConfigError(m.file, line, f"package dir {d!r} is listed twice ({path})")
+            yamlfile.fail_item(m, "package_dirs", i, problem)
+        if path in out:  # one folder given twice, in one spelling or two (`pkgs`, `./pkgs/`)
+            yamlfile.fail_item(m, "package_dirs", i, f"package dir {d!r} is listed twice ({path})")
         out.append(path)
     return out
 
@@ -145,9 +145,10 @@ def _git_ref(m: yamlfile.Mapping, key: str) -> str | None:
     ref = yamlfile.get_str(m, key)
     if ref is None:
         return None
-    if _ref_problem(ref):
+    problem = _ref_problem(ref)
+    if problem:
         shape = "a commit id or a tag" if key == "commit" else "a branch name"
-        yamlfile.fail(m, key, f"{key} {ref!r} is not {shape} ({_ref_problem(ref)})")
+        yamlfile.fail(m, key, f"{key} {ref!r} is not {shape} ({problem})")
     return ref
 
 
@@ -174,11 +175,10 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
     m = yamlfile.load_mapping(file, "profile")
     yamlfile.check_keys(m, PROFILE_KEYS, "profile")
     spec = ProfileSpec(file=file)
-    yamlfile.item_lines(m, "extends", twice="extends: profile")  # each once
     extended: list[str] = []
     for i, base in enumerate(yamlfile.get_str_list(m, "extends")):
         base_file = Path(os.path.abspath(file.parent / base))
-        if os.path.realpath(base_file) in extended:  # `base.yaml`, `./base.yaml`, a link to it
+        if os.path.realpath(base_file) in extended:  # twice, in any spelling or by a link
             yamlfile.fail_item(m, "extends", i, f"extends: profile {base!r} is listed twice")
         extended.append(os.path.realpath(base_file))
         if base_file in (*_seen, file):  # said at the extends: that closes the cycle

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, HitError
 from ..hashing import sha256_file, tree_hash
+from ..names import one_word
 from ..urls import git_location
 from . import buildsystems, yamlfile
 from .buildsystems import BuildSteps
@@ -82,6 +83,17 @@ class Patch:
     def label(self) -> str:
         """How messages name it: the file, or the URL."""
         return str(self.path) if self.path is not None else str(self.url)
+
+    @property
+    def origin(self) -> tuple[Path | None, str | None]:
+        """What makes two entries one patch (its file or URL): a patch given twice would
+        apply twice."""
+        return self.path, self.url
+
+    @property
+    def short(self) -> str:
+        """How a message about a repeat names it: the URL, or the file's name."""
+        return self.url or (self.path.name if self.path else "")
 
 
 @dataclass(frozen=True)
@@ -189,7 +201,7 @@ def _check_url(m: yamlfile.Mapping, url: str) -> None:
     a URL holding one named another file than it said)."""
     import urllib.parse
 
-    if any(c.isspace() or not c.isprintable() for c in url):
+    if not one_word(url):
         problem = "holds whitespace or a control character (write a space as %20)"
         yamlfile.fail(m, "url", f"{url!r} {problem}")
 
@@ -222,9 +234,8 @@ def _load_patches(m: yamlfile.Mapping, recipe_dir: Path) -> tuple[Patch, ...]:
             problem = "each patch is a file name or a mapping (path:/url:)"
             yamlfile.fail_item(m, "patches", i, problem)
         patch = _load_patch(entry, recipe_dir)
-        if any((p.path, p.url) == (patch.path, patch.url) for p in out):
-            shown = patch.url or entry.get("path")
-            raise ConfigError(m.file, patch.line, f"patch {shown!r} is listed twice")
+        if any(p.origin == patch.origin for p in out):
+            raise ConfigError(m.file, patch.line, f"patch {patch.short!r} is listed twice")
         out.append(patch)
     return tuple(out)
 
@@ -292,8 +303,9 @@ def load_recipe(file: Path) -> Recipe:
     deps = list(dep_lines)
     params = yamlfile.check_parameters(m, "parameters")
     exported: dict[str, str] = {}
+    params_m = yamlfile.get_mapping(m, "parameters")
     for key in params:  # each becomes a variable of the build's environment
-        params_m, variable = yamlfile.get_mapping(m, "parameters"), env_name(key)
+        variable = env_name(key)
         if variable in RESERVED_ENV or variable.endswith("_DIR"):
             yamlfile.fail(params_m, key, f"parameter {key!r} would shadow a build variable")
         if variable in exported:  # the build would see the last; the hash holds both
@@ -351,16 +363,17 @@ def _refuse_repeats_in_blocks(recipe: Recipe) -> None:
     """A `when:` block's dependency or patch that the recipe lists itself: the dependency
     would be merged silently, the patch applied twice (patch(1) then fails, or undoes it).
     ConfigError at the block's line for it, as for one listed twice in one list."""
-    own = {(p.path, p.url) for p in recipe.patches}
+    own = {p.origin for p in recipe.patches}
     for block in recipe.when:
         for dep in block.dependencies:
             if dep in recipe.dependencies:
                 message = f"when {block.condition}: dependency {dep!r} is the recipe's own already"
                 raise ConfigError(recipe.file, block.dependency_line or block.line, message)
         for patch in block.patches:
-            if (patch.path, patch.url) in own:
-                shown = patch.url or (patch.path.name if patch.path else "")
-                message = f"when {block.condition}: patch {shown!r} is the recipe's own already"
+            if patch.origin in own:
+                message = (
+                    f"when {block.condition}: patch {patch.short!r} is the recipe's own already"
+                )
                 raise ConfigError(recipe.file, patch.line, message)
 
 

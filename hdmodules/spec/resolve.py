@@ -132,11 +132,10 @@ def _variant(recipe: Recipe, profile: ProfileSpec) -> Recipe:
     add = variants.effects(recipe.when, _parameters(recipe, profile), recipe.version)
     seen: set[tuple] = set()
     for patch in add.patches:  # two blocks that hold, one patch: it would apply twice
-        if (patch.path, patch.url) in seen:
-            shown = patch.url or (patch.path.name if patch.path else "")
-            message = f"patch {shown!r} is added by two when: blocks that hold for this build"
+        if patch.origin in seen:
+            message = f"patch {patch.short!r} is added by two when: blocks that hold for this build"
             raise ConfigError(recipe.file, patch.line, message)
-        seen.add((patch.path, patch.url))
+        seen.add(patch.origin)
     lines = {**add.dependency_lines, **recipe.dependency_lines}
     steps = recipe.build_system
     if steps is not None and add.args:  # load_when allows only lists the system takes

@@ -326,10 +326,9 @@ def load_site(
     pkg_dirs = package_dirs(m, base)
     externals: dict[str, External] = {}
     files = [file]
-    yamlfile.item_lines(m, "externals_from", twice="externals_from: file")  # each once
     for i, ext_file in enumerate(yamlfile.get_str_list(m, "externals_from")):
         path = Path(os.path.abspath(base / ext_file))
-        if path in files:  # `externals.yaml` and `./externals.yaml`
+        if path in files:  # twice, in one spelling or two (`externals.yaml`, `./externals.yaml`)
             yamlfile.fail_item(
                 m, "externals_from", i, f"externals_from: file {ext_file!r} is listed twice"
             )

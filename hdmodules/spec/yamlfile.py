@@ -14,6 +14,7 @@ from ..names import (
     env_value_problem,
     env_var_problem,
     name_problem,
+    one_word,
     package_name_problem,
     text_problem,
     version_problem,
@@ -428,8 +429,7 @@ def mirror_list(m: Mapping) -> list[str]:
 
     given = get_str_list(m, "mirrors")
     for i, mirror in enumerate(given):
-        spaced = is_url(mirror) and any(c.isspace() for c in mirror)
-        if not mirror or spaced or not mirror.isprintable():
+        if not mirror or not mirror.isprintable() or (is_url(mirror) and not one_word(mirror)):
             problem = "is empty, a URL with whitespace, or holds a control character"
             fail_item(m, "mirrors", i, f"mirror {mirror!r} {problem}")
     return given
