@@ -78,8 +78,39 @@ def test_a_revision_the_checkout_lacks_is_one_line_at_the_package(hit, demo, ref
     r = hit("build", "dev.yaml", cwd=demo, check=False)
     assert r.code == 1 and "Traceback" not in r.err, r.err
     [line] = [t for t in r.err.splitlines() if t.startswith("hit: error:")]
-    assert f"dev.yaml:3: package libcore: git -C {demo / 'mylib'} rev-parse" in line, r.err
-    assert "fatal:" in line and len(r.err.strip().splitlines()) == 1, r.err
+    if ref.startswith("commit"):
+        assert f"dev.yaml:3: package libcore: git -C {demo / 'mylib'} rev-parse" in line, r.err
+        assert "fatal:" in line, r.err
+    else:
+        assert f"dev.yaml:3: package libcore: {demo / 'mylib'} has no branch 'nosuch'" in line
+    assert len(r.err.strip().splitlines()) == 1, r.err
+
+
+def test_a_branch_is_a_branch_not_a_tag_or_commit_of_that_name(hit, demo):
+    """`branch: main` with a tag `main` on another commit builds the branch's commit (git
+    rev-parse preferred the tag, and its `refname is ambiguous` warning became part of the
+    commit id); a tag, a commit id or HEAD given as `branch:` is refused at the package's
+    line, saying to give it as `commit:` (the twelfth stop's new-user trial)."""
+    repo = make_repo(demo / "mylib", 42)
+    first = git(repo, "rev-parse", "HEAD")
+    git(repo, "tag", "main")  # a tag named like the branch, at the first commit
+    git(repo, "tag", "v1")
+    second = set_answer(repo, 43)
+    profile = "extends: [default.yaml]\npackages:\n  libcore: {{git: mylib, branch: {}}}\n"
+    write_profile(demo / "dev.yaml", profile.format("main"))
+    r = hit("build", "dev.yaml", cwd=demo)
+    assert f"libcore: {repo} branch main is at {second}\n" in r.err, r.err
+    assert answer(demo) == "core: libcore git, answer 43"
+    for name in ("v1", first, "HEAD"):
+        write_profile(demo / "dev.yaml", profile.format(name))
+        r = hit("build", "dev.yaml", cwd=demo, check=False)
+        assert r.code == 1 and "Traceback" not in r.err, r.err
+        assert f"dev.yaml:3: package libcore: {repo} has no branch '{name}'" in r.err, r.err
+        assert "give it as `commit:`" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    write_profile(demo / "dev.yaml", profile.format("v1").replace("branch", "commit"))
+    r = hit("build", "dev.yaml", cwd=demo)
+    assert f"libcore: {repo} commit is at {first}" in r.err, r.err
+    assert answer(demo) == "core: libcore git, answer 42"
 
 
 def test_branches_and_commits_git_takes_are_taken(hit, demo):

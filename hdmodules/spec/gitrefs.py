@@ -4,6 +4,7 @@ becomes the commit that enters the build spec. Fetching and exporting trees is t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..errors import HitError
@@ -27,22 +28,56 @@ def is_local(repo: str) -> bool:
     return not is_remote_git(repo)
 
 
-def resolve_ref(repo: Path, ref: str | None, allow_dirty: bool) -> tuple[str, bool]:
-    """(commit, dirty) of a local checkout at `ref` (its HEAD when None). A dirty working
-    tree is refused unless `allow_dirty`, when the ref is what is checked out."""
+def resolve_ref(
+    repo: Path, branch: str | None, commit: str | None, allow_dirty: bool
+) -> tuple[str, bool]:
+    """(commit id, dirty) of a local checkout at `branch` (a branch: `refs/heads/BRANCH`,
+    never a tag or commit of that name, as `git checkout BRANCH` takes a branch first), at
+    `commit` (anything git resolves to a commit: an id, a tag), or at its HEAD when neither
+    is given. A dirty working tree is refused unless `allow_dirty`, when the commit is what
+    is checked out. Raises HitError in one line (no branch of that name; git's fatal line)."""
     if not (repo / ".git").exists() and not (repo / "HEAD").exists():
         raise HitError(f"{repo} is not a git repository")
-    commit = git("-C", str(repo), "rev-parse", "--verify", f"{ref or 'HEAD'}^{{commit}}")
-    head = git("-C", str(repo), "rev-parse", "HEAD")
+    if branch is not None:
+        out = query(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet",
+                     f"refs/heads/{branch}^{{commit}}"])  # fmt: skip
+        if out.code != 0:
+            raise HitError(f"{repo} has no branch {branch!r}{_not_a_branch(repo, branch)}")
+        found = _commit_id(out.out)
+    else:
+        found = _commit_id(
+            git("-C", str(repo), "rev-parse", "--verify", f"{commit or 'HEAD'}^{{commit}}")
+        )
+    head = _commit_id(git("-C", str(repo), "rev-parse", "HEAD"))
     dirty = False
-    if commit == head and (repo / ".git").exists():
+    if found == head and (repo / ".git").exists():
         dirty = bool(git("-C", str(repo), "status", "--porcelain", "--untracked-files=no"))
         if dirty and not allow_dirty:
             raise HitError(
                 f"{repo} has uncommitted changes; commit them (the commit then enters the "
                 f"hash), or build with --dirty to use the working tree, hashed by its content"
             )
-    return commit, dirty
+    return found, dirty
+
+
+def _not_a_branch(repo: Path, name: str) -> str:
+    """The hint for a `branch:` that names no branch of `repo`: ", but a commit (a tag, an
+    id) of that name: give it as `commit:`" when git resolves it so, else nothing."""
+    out = query(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"])
+    return "; it names a commit (a tag, an id): give it as `commit:`" if out.code == 0 else ""
+
+
+def _commit_id(said: str) -> str:
+    """The commit id in what `git rev-parse` said (stderr and stdout together: a warning
+    such as `refname 'x' is ambiguous` may come with it): the one line of 40 (SHA-1) or 64
+    (SHA-256) hex digits. Raises HitError when there is none."""
+    found = [line for line in said.split() if len(line) in (40, 64) and _HEX.fullmatch(line)]
+    if len(found) != 1:
+        raise HitError(f"git rev-parse gave no commit id: {said.strip()[:200]!r}")
+    return found[0]
+
+
+_HEX = re.compile("[0-9a-f]+")
 
 
 def watched_files(repo: Path, ref: str | None) -> list[str]:

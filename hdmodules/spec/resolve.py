@@ -297,7 +297,7 @@ def _git_override(recipe: Recipe, req, dirty: bool, notes: list[str]) -> Recipe:
             resolvecache.note(path)  # before git reads them (a commit made meanwhile is seen)
         resolvecache.note_tree(req.git)
         try:
-            commit, is_dirty = resolve_ref(Path(req.git), req.commit or req.branch, dirty)
+            commit, is_dirty = resolve_ref(Path(req.git), req.branch, req.commit, dirty)
         except HitError as e:  # git's own words, at the package's line
             raise ConfigError(req.file, req.line, f"package {recipe.name}: {e}") from None
         if is_dirty:
