@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from hdmodules.errors import HitError
 from hdmodules.publish import farm
 from hdmodules.publish.quickswitch import build_order
 from hdmodules.spec import resolve as resolving
@@ -501,6 +502,44 @@ def test_a_switch_removing_packages_plans_its_farm_from_the_last_ones(home, tmp_
         assert sorted(held) == sorted(listed)
         assert index.links == real(held, ()).links and index.planned is not None
         assert sorted(os.listdir(tmp_path / "default" / "bin")) == sorted(listed)
+
+
+def test_a_switch_that_only_edits_plain_package_lines_is_read_without_loading_the_yaml(
+    home, tmp_path, monkeypatch
+):
+    """A profile that differs from the one the memo loaded only in lines listing plain
+    packages is read from those lines (spec/profiledelta.py), not loaded again: the profile
+    made is the one resolving makes, and so is the next switch's (from the layout the first
+    wrote). An edit the lines cannot tell (a comment added) is loaded, and one the loader
+    refuses is said at its line, as resolving says it (issue 18, goal 3)."""
+    from hdmodules.options import HitBuild
+    from hdmodules.publish import builds, quickswitch
+
+    profile = _project(tmp_path)
+    assert _build(profile)[0].returncode == 0
+    real, loads = quickswitch.load_profile, []
+    monkeypatch.setattr(quickswitch, "load_profile", lambda f: loads.append(f) or real(f))
+    resolve, resolves = resolving.resolve_file, []
+    monkeypatch.setattr(
+        resolving, "resolve_file", lambda *a, **k: resolves.append(a) or resolve(*a, **k)
+    )
+    options = HitBuild(None, None, True, False, False, None, False, False, False)
+    steps = [
+        (ALL.replace("  alone:\n", ""), 0),  # a plain package removed
+        (ALL.replace("  alone:\n", "").replace("  base:\n", ""), 0),  # the next switch
+        (ALL.replace("  top:\n", "  top:\n  # top needs left and right\n"), 1),  # a comment
+    ]
+    for text, loaded in steps:
+        write_profile(profile, text)
+        loads.clear()
+        assert builds.hit_build(profile, options, [].append) is not None
+        assert len(loads) == loaded and not resolves, text  # answered by the memo
+        assert _link(profile) == _resolved_profile(profile), text
+    write_profile(profile, ALL.replace("  base:\n", "  base:\n  alone:\n"))  # twice
+    loads.clear()
+    with pytest.raises(HitError, match=r"default.yaml:6: .*alone"):
+        builds.hit_build(profile, options, [].append)
+    assert len(loads) == 1
 
 
 def test_a_gc_cannot_remove_what_a_switch_found_installed_before_it_is_linked(

@@ -368,7 +368,8 @@ def write(profile, doc: dict) -> None:
 
 def switch_data(resolved) -> dict | None:
     """What a profile switch needs besides the stamps (publish/quickswitch.py): the profile's
-    key (profiles.switch_key), and each artifact's id, version and dependencies (their places
+    key (profiles.switch_key), its `prefer:` and the layout of its text (profiledelta.py),
+    and each artifact's id, version and dependencies (their places
     in build order, in the recipe's order), in build order, as strings that load at once,
     and which of them have their manifests stamped (places, in the order of the manifests:
     all of them here; a switch keeps every artifact but stamps those it uses).
@@ -376,6 +377,7 @@ def switch_data(resolved) -> dict | None:
     without a key, a site-style one (its modules are planned from its resolution:
     usermodules.build_lines), or one with Python packages (they bring their interpreter
     into the profile: pythonenv.profile_packages)."""
+    from ..spec.profiledelta import of_profile
     from ..spec.profiles import switch_key
     from ..spec.pythonenv import PYTHON, is_python_package
 
@@ -393,7 +395,14 @@ def switch_data(resolved) -> dict | None:
         "versions": "\0".join(n.ref.version for n in nodes.values()),
         "deps": "\0".join(",".join(str(place[d]) for d in n.deps) for n in nodes.values()),
         "kept": ",".join(str(i) for i in range(len(nodes))),  # whose manifests are stamped
+        "prefer": list(resolved.profile.prefer),
+        "layout": _saved(of_profile(resolved.profile)),  # its plain packages' lines
     }
+
+
+def _saved(layout) -> list | None:
+    """A profiledelta.Layout as the memo keeps it; None for none."""
+    return None if layout is None else layout.saved()
 
 
 def _read(home: str, profile: str) -> dict | None:

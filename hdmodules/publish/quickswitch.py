@@ -30,10 +30,12 @@ from pathlib import Path
 from ..build import memo
 from ..collector import collector_paused
 from ..errors import HitError
+from ..names import profile_link
+from ..spec import profiledelta
 from ..spec.artifact import ArtifactRef
 from ..spec.buildspec import ProfileDoc
-from ..spec.profiles import ProfileSpec, load_profile, switch_key
-from ..spec.resolvecache import seen
+from ..spec.profiles import load_profile, switch_key
+from ..spec.resolvecache import note, seen
 from ..store.home import Home, open_store
 from ..store.homeroot import home_root
 from ..store.layout import MANIFEST, META, Store
@@ -44,13 +46,15 @@ from .assemble import FarmLinks, ProfilePlan, farm_links
 class Quick:
     """A switch answered from the memo: the profile's plan, the short ids of the artifacts
     it uses in build order, where each stood in the memo's build order, that memo, its
-    paths (split once), and the profile's farm planned (None: the profile is installed)."""
+    paths (split once), the layout of the profile's text (profiledelta.py; None: not kept),
+    and the profile's farm planned (None: the profile is installed)."""
 
     plan: ProfilePlan
     shorts: tuple[str, ...]
     places: tuple[int, ...]
     memo: dict
     paths: list[str]
+    layout: profiledelta.Layout | None
     farm: FarmLinks | None = None
 
 
@@ -74,13 +78,16 @@ def _plan(profile: str, root: str, home: Home) -> Quick | None:
     doc = memo.switch_candidate(root, profile)
     if doc is None:
         return None
-    spec = load_profile(Path(profile))
     known = doc["switch"]
-    if switch_key(spec) != known["key"]:
-        return None
+    listed = _listed(profile, known)
+    if listed is None:  # not told by its plain packages' lines alone: loaded in full
+        spec = load_profile(Path(profile))
+        if switch_key(spec) != known["key"]:
+            return None
+        listed = tuple(spec.packages), tuple(spec.prefer), profiledelta.of_profile(spec)
     paths = doc["paths"].split("\0")
     stamps = _manifest_stamps(doc, paths)
-    quick = _planned(spec, doc, paths, stamps, home)
+    quick = _planned(profile, listed, doc, paths, stamps, home)
     with collector_paused():
         if not memo.switchable(root, profile, doc):
             return None
@@ -91,19 +98,45 @@ def _plan(profile: str, root: str, home: Home) -> Quick | None:
     return quick
 
 
+def _listed(profile: str, known: dict) -> Listed | None:
+    """What the profile YAML at `profile` lists when its text differs from the one the memo
+    (its switch data, `known`) loaded in plain package lines alone (profiledelta.py), read
+    without parsing it; None otherwise (it is loaded in full). Stamped before it is read,
+    as load_profile stamps it."""
+    old = profiledelta.from_saved(known.get("layout"))
+    if old is None:
+        return None
+    note(profile)
+    try:
+        with open(profile, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):  # said by loading it
+        return None
+    found = profiledelta.listed(old, text)
+    if found is None:
+        return None
+    names, layout = found
+    return names, tuple(known.get("prefer", ())), layout
+
+
+# a profile's packages in order, its `prefer:`, and its layout (None: none kept)
+Listed = tuple[tuple[str, ...], tuple[str, ...], "profiledelta.Layout | None"]
+
+
 def _planned(
-    spec: ProfileSpec, doc: dict, paths: list[str], stamps: dict, home: Home
+    profile: str, listed: Listed, doc: dict, paths: list[str], stamps: dict, home: Home
 ) -> Quick | None:
-    """The Quick of the profile `spec` (its YAML loaded) from the memo `doc` (its `paths`
-    split, the `stamps` of its manifests), those stamps not yet checked; None when the memo
-    cannot answer for it."""
+    """The Quick of the profile YAML `profile` (what it lists: `listed`) from the memo `doc`
+    (its `paths` split, the `stamps` of its manifests), those stamps not yet checked; None
+    when the memo cannot answer for it."""
     known = doc["switch"]
+    listed_names, prefer, layout = listed
     ids, versions, deps = _artifacts(known)
     place = {artifact_id.partition("/")[0]: i for i, artifact_id in enumerate(ids)}
-    listed = list(spec.packages)
+    listed = list(listed_names)
     if any(name not in place for name in listed):
         return None  # a package the memo's resolution does not have
-    if any(name not in spec.packages for name in spec.prefer):
+    if not set(prefer) <= set(listed):
         return None  # an error, said by resolving
     places = build_order([place[name] for name in listed], deps)
     refs = []
@@ -114,16 +147,16 @@ def _planned(
     stamped = set(_kept(known))
     if any(i not in stamped and not store.is_installed(refs[i]) for i in places):
         return None  # one the last profile did not use, gone since (gc): built in full
-    profile_doc = ProfileDoc({name: ids[place[name]] for name in listed}, tuple(spec.prefer))
+    profile_doc = ProfileDoc({name: ids[place[name]] for name in listed}, prefer)
     ref = ArtifactRef("profile", "", profile_doc.hash())
     held = {name: refs[place[name]] for name in listed}
     uses = tuple(refs[i] for i in places)
-    plan = ProfilePlan(spec.link_path, ref, profile_doc, held, uses)
+    plan = ProfilePlan(profile_link(Path(profile)), ref, profile_doc, held, uses)
     farm = None
     if not store.is_installed(ref):  # a new profile: its links planned now
         with contextlib.suppress(HitError):  # said once the stamps hold (by assembling)
             farm = farm_links(plan, store, stamps)  # else by resolving
-    return Quick(plan, tuple(r.short for r in uses), tuple(places), doc, paths, farm)
+    return Quick(plan, tuple(r.short for r in uses), tuple(places), doc, paths, layout, farm)
 
 
 def _artifacts(known: dict) -> tuple[list[str], list[str], list[list[int]]]:
@@ -214,7 +247,12 @@ def remember(quick: Quick, home: Home, store: Store) -> None:
         "stamps": bytes(stamps),
         "links": memo.links(home, quick.plan.link, store.prefix(quick.plan.ref)),
         "shorts": "\0".join(quick.shorts),
-        "switch": {**known, "kept": ",".join(str(place) for place in quick.places)},
+        "switch": {
+            **known,
+            "kept": ",".join(str(place) for place in quick.places),
+            "prefer": list(quick.plan.doc.prefer),
+            "layout": None if quick.layout is None else quick.layout.saved(),
+        },
         "status": None,  # the last resolution's: not this profile's (`hit status` resolves)
     }
     memo.write(profile, doc)

@@ -57,6 +57,7 @@ class ProfileSpec:
     files: list[Path] = field(default_factory=list)  # every YAML read, this one last
     link: Path | None = None  # where its link goes; None: next to the YAML file
     stack: str | None = None  # the site stack it is made from (site.yaml), for messages
+    text: str = ""  # the YAML text of `file` as loaded (its layout: profiledelta.py)
 
     @property
     def link_path(self) -> Path:
@@ -172,9 +173,10 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
         chain = " -> ".join(str(p) for p in (*_seen, file))
         raise HitError(f"profiles extend each other in a cycle: {chain}")
     resolvecache.note(str(file))  # for the no-op memo: its stamp before it is read
-    m = yamlfile.load_mapping(file, "profile")
+    text = yamlfile.read(file)
+    m = yamlfile.load_mapping(file, "profile", text)
     yamlfile.check_keys(m, PROFILE_KEYS, "profile")
-    spec = ProfileSpec(file=file)
+    spec = ProfileSpec(file=file, text=text)
     extended: list[str] = []
     for i, base in enumerate(yamlfile.get_str_list(m, "extends")):
         base_file = Path(os.path.abspath(file.parent / base))

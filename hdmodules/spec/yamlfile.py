@@ -157,20 +157,25 @@ def _ends_long_key(text: str, index: int) -> bool:
 
 def load(path: Path) -> Any:
     """Read and parse one YAML file."""
+    return load_text(read(path), path)
+
+
+def read(path: Path) -> str:
+    """The text of one YAML file; ConfigError (no such file, not UTF-8, unreadable)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(path, None, "no such file") from None
     except UnicodeDecodeError as e:
         raise ConfigError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise ConfigError(path, None, f"cannot read: {e.strerror}") from None
-    return load_text(text, path)
 
 
-def load_mapping(path: Path, what: str) -> Mapping:
-    """Load a file that must hold a mapping at the top (every format here does)."""
-    data = load(path)
+def load_mapping(path: Path, what: str, text: str | None = None) -> Mapping:
+    """Load a file that must hold a mapping at the top (every format here does); `text`:
+    its text, read already (`read`)."""
+    data = load(path) if text is None else load_text(text, path)
     if data is None:
         data = Mapping()
         data.file, data.line, data.key_lines = path, 1, {}
