@@ -227,6 +227,10 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             ["default.yaml:3: package dir './pkgs/' is listed twice"],
         ),
         (
+            "package_dirs:\n  - pkgs\n  - pk\npackages: [a]\n",  # pk -> pkgs
+            ["default.yaml:3: package dir 'pk' is listed twice"],
+        ),
+        (
             "extends:\n  - base.yaml\n  - ./base.yaml\n",
             ["default.yaml:3: extends: profile './base.yaml' is listed twice"],
         ),
@@ -284,6 +288,7 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "a-version-s-source-not-a-mapping",
         "a-package-dir-twice",
         "a-package-dir-spelt-twice",
+        "a-package-dir-twice-by-a-link",
         "extends-spelt-twice",
         "extends-twice",
         "a-host-lib-twice",
@@ -294,6 +299,7 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
 )
 def test_bad_profiles(hit, tmp_path, profile, fragments):
     write_recipe(tmp_path / "pkgs", "a", GOOD)
+    (tmp_path / "pk").symlink_to("pkgs")
     write_recipe(tmp_path / "pkgs", "gone", GOOD + "sources:\n  - path: ../nowhere\n")
     write_recipe(tmp_path / "pkgs", "onprofile", GOOD + "dependencies: [profile]\n")
     write_recipe(tmp_path / "pkgs", "profile", GOOD)
@@ -832,6 +838,11 @@ def test_a_missing_externals_file_in_a_block_list_is_said_at_its_item(tmp_path):
     site.write_text(text)
     r = run_hdmod("build", str(site), check=False)
     assert r.returncode == 1 and f"{site}:5: nosuch.yaml (" in r.stderr, r.stderr
+    (tmp_path / "there.yaml").symlink_to("here.yaml")  # the same file by a link
+    site.write_text(text.replace("nosuch.yaml", "there.yaml"))
+    r = run_hdmod("build", str(site), check=False)
+    said = f"{site}:5: externals_from: file 'there.yaml' is listed twice"
+    assert r.returncode == 1 and said in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize(

@@ -177,6 +177,13 @@ def test_a_patch_listed_twice_is_refused_at_its_line_before_building(hit, home, 
     assert r.code == 1 and "Traceback" not in r.err
     assert "hello.yaml:6: patch 'shout.patch' is listed twice" in r.err, r.err
     assert _installed(home) == []
+    (tmp_path / "pkgs" / "loud.patch").symlink_to("shout.patch")  # the same file by a link
+    _package(tmp_path, "\n  - shout.patch\n  - loud.patch")
+    r = hit("build", str(profile), check=False)
+    assert r.code == 1 and "Traceback" not in r.err
+    message = "hello.yaml:6: patch 'loud.patch' (the file of 'shout.patch') is listed twice"
+    assert message in r.err, r.err
+    assert _installed(home) == []
 
 
 VERSIONED = """\

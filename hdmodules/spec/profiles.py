@@ -68,15 +68,17 @@ def package_dirs(m: yamlfile.Mapping, base: Path) -> list[Path]:
     """The `package_dirs:` of a profile or site.yaml `m`, relative to `base` (its folder),
     as absolute paths. ConfigError at its item's line for one that is not a folder (named
     by repr: a name with a line break stays one line of message)."""
-    out = []
+    out, real = [], []
     for i, d in enumerate(yamlfile.get_str_list(m, "package_dirs")):
         path = Path(os.path.abspath(base / d))
         if not os.path.isdir(path):  # False, not OSError, for a name too long
             problem = f"package dir {d!r} ({str(path)!r}) is not a folder"
             yamlfile.fail_item(m, "package_dirs", i, problem)
-        if path in out:  # one folder given twice, in one spelling or two (`pkgs`, `./pkgs/`)
-            yamlfile.fail_item(m, "package_dirs", i, f"package dir {d!r} is listed twice ({path})")
+        if os.path.realpath(path) in real:  # in any spelling (`pkgs`, `./pkgs/`) or by a link
+            where = os.path.realpath(path)
+            yamlfile.fail_item(m, "package_dirs", i, f"package dir {d!r} is listed twice ({where})")
         out.append(path)
+        real.append(os.path.realpath(path))
     return out
 
 

@@ -85,10 +85,10 @@ class Patch:
         return str(self.path) if self.path is not None else str(self.url)
 
     @property
-    def origin(self) -> tuple[Path | None, str | None]:
-        """What makes two entries one patch (its file or URL): a patch given twice would
-        apply twice."""
-        return self.path, self.url
+    def origin(self) -> tuple[str | None, str | None]:
+        """What makes two entries one patch (its file, through any link, or its URL): a
+        patch given twice would apply twice."""
+        return (os.path.realpath(self.path) if self.path else None), self.url
 
     @property
     def short(self) -> str:
@@ -234,8 +234,10 @@ def _load_patches(m: yamlfile.Mapping, recipe_dir: Path) -> tuple[Patch, ...]:
             problem = "each patch is a file name or a mapping (path:/url:)"
             yamlfile.fail_item(m, "patches", i, problem)
         patch = _load_patch(entry, recipe_dir)
-        if any(p.origin == patch.origin for p in out):
-            raise ConfigError(m.file, patch.line, f"patch {patch.short!r} is listed twice")
+        first = next((p for p in out if p.origin == patch.origin), None)
+        if first is not None:
+            again = "" if first.short == patch.short else f" (the file of {first.short!r})"
+            raise ConfigError(m.file, patch.line, f"patch {patch.short!r}{again} is listed twice")
         out.append(patch)
     return tuple(out)
 

@@ -328,7 +328,7 @@ def load_site(
     files = [file]
     for i, ext_file in enumerate(yamlfile.get_str_list(m, "externals_from")):
         path = Path(os.path.abspath(base / ext_file))
-        if path in files:  # twice, in one spelling or two (`externals.yaml`, `./externals.yaml`)
+        if os.path.realpath(path) in map(os.path.realpath, files):  # in any spelling, by a link
             yamlfile.fail_item(
                 m, "externals_from", i, f"externals_from: file {ext_file!r} is listed twice"
             )
