@@ -16,7 +16,7 @@ import pytest
 
 from hdmodules.spec.externals import External, fingerprint
 from tests import pypi_index
-from tests.conftest import need
+from tests.conftest import need, run_hit
 from tests.conftest import run_hdmod as hdmod
 from tests.module_tools import avail, module_shell
 
@@ -146,3 +146,44 @@ def test_flat_tree_loads_python_packages(site, tool):
     run = module_shell(tool, f"module use {folder}; module load python py-jinja2 && {IMPORT}")
     assert run.code == 0, run.err
     assert "/bld/py-jinja2/" in run.out
+
+
+@pytest.mark.parametrize("stack", ["python", "gcc12-python"])
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_user_s_python_package_loads_after_python_as_the_site_s_do(site, tool, stack, tmp_path):
+    """A user extends one of the site's python stacks with a Python package of their own
+    (built in their home): its module is at the Python level of the user's tree that the
+    site's python module opens, where the site's own Python packages are: below the
+    interpreter in Core for the `core: true` stack, below gcc's for the other; `module load
+    [gcc] python py-pygments` loads it (the third trial of the twelfth stop: it went to the
+    compiler's level with no python parent, which `module load python` does not open)."""
+    dists = pypi_index.ensure(["pygments"])
+    home, proj = tmp_path / "home", tmp_path / "proj"
+    (proj / "mypkgs").mkdir(parents=True)
+    recipe = pypi_index.recipe("py-pygments", "2.18.0", dists[0], ["python"])
+    (proj / "mypkgs" / "py-pygments.yaml").write_text(recipe)
+    (proj / "p.yaml").write_text(
+        f"extends: [{site['root']}/stacks/{stack}.yaml]\npackage_dirs: [mypkgs]\n"
+        "packages:\n  py-pygments:\n"
+    )
+    env = {**os.environ, "HIT_HOME": str(home)}
+    env["HIT_SITE_CONFIG"] = str(site["root"] / "user-config.yaml")
+    with pypi_index.serve(dists) as index:
+        r = run_hit("build", "p.yaml", cwd=proj, env={**env, "PIP_INDEX_URL": index})
+    level = "Python/python/3.11.2" if stack == "python" else "Python/gcc/12.2.0/python/3.11.2"
+    assert f"module written: py-pygments/2.18.0 ({level})" in r.err, r.err
+    first = "" if stack == "python" else "module load gcc/12.2.0 && "
+    run = module_shell(
+        tool,
+        f"export HIT_HOME={home}; module use {_core(site, tool)}; {first}"
+        'module load python py-pygments && python3 -c "import pygments; print(pygments.__file__)"',
+    )
+    assert run.code == 0, run.err
+    assert Path(run.out.strip()).is_relative_to(home), run.out
+    unloaded = module_shell(
+        tool,
+        f"export HIT_HOME={home}; module use {_core(site, tool)}; {first}"
+        "module load python && module unload python && module load py-pygments",
+        capture_env=False,
+    )
+    assert unloaded.code != 0  # not without python: its level is closed again

@@ -410,8 +410,12 @@ def _python_external(
             entries[key].parents = [] if stack.core else list(levels.parents)
         e = entries[key]
         return _with_python(site, levels, e, ext.version)
-    if cfg.provided:
-        return replace(levels, python_parent=module_name(PYTHON, ext.version))
+    if cfg.provided:  # the site's module, where the site's stack has it, opens its level
+        opened = ()
+        if cfg.layout == "hierarchy":
+            opened = python_level(("Core",) if stack.core else levels.c_level, ext.version)
+        parent = module_name(PYTHON, ext.version)
+        return replace(levels, p_level=opened, python_parent=parent, python_version=ext.version)
     if cfg.layout == "hierarchy":
         raise_missing(site, ext.name, PYTHON)
     return levels

@@ -305,6 +305,7 @@ def _published_profile(stack: Stack, resolved: Resolved, package_dirs: list[str]
         toolchain=p.toolchain,
         packages=packages,
         prefer=p.prefer,
+        core=stack.core,
     )
 
 

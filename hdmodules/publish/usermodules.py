@@ -123,7 +123,7 @@ def planned(home: Home, resolved: Resolved, store: Store) -> list[tuple[Entry, D
     site's own artifacts have the site's modules), in plan order, each with its run
     dependencies. Raises HitError when a module name or value is refused (modulefiles.plan)."""
     profile = resolved.profile
-    stack = Stack("user", replace(profile, link=None))
+    stack = Stack("user", replace(profile, link=None), profile.core)  # as the site's stack
     site = _user_site(profile.file, home, (stack,), profile.externals)
     entries = plan(site, [(stack, resolved)], store)
     ours = [

@@ -18,6 +18,7 @@ from .yamlfile import Scalar, check_version
 
 PROFILE_KEYS = frozenset(
     ["extends", "package_dirs", "parameters", "packages", "prefer", "externals", "toolchain"]
+    + ["core"]
 )
 PACKAGE_KEYS = {"parameters", "version", "git", "branch", "commit"}
 
@@ -58,6 +59,7 @@ class ProfileSpec:
     link: Path | None = None  # where its link goes; None: next to the YAML file
     stack: str | None = None  # the site stack it is made from (site.yaml), for messages
     text: str = ""  # the YAML text of `file` as loaded (its layout: profiledelta.py)
+    core: bool = False  # its modules go where a `core: true` site stack's go (site.Stack)
 
     @property
     def link_path(self) -> Path:
@@ -211,6 +213,7 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
             yamlfile.fail(toolchain, kind, f"toolchain {kind!r} must name an external")
         spec.toolchain[kind] = name
         spec.toolchain_lines[kind] = (file, toolchain.line_of(kind))
+    spec.core = yamlfile.get_bool(m, "core", spec.core)  # else as a profile it extends
     spec.files.append(file)
     return spec
 
@@ -246,6 +249,7 @@ def _merge(spec: ProfileSpec, base: ProfileSpec) -> None:
     spec.toolchain_lines.update(base.toolchain_lines)
     spec.parameter_lines.update(base.parameter_lines)
     spec.files += [f for f in base.files if f not in spec.files]
+    spec.core = spec.core or base.core
 
 
 def switch_key(spec: ProfileSpec) -> str | None:

@@ -380,7 +380,8 @@ def load_site(
             link=root / siteroot.PROFILES / name,
             stack=name,
         )
-        stacks.append(Stack(name, profile, yamlfile.get_bool(sm, "core", False)))
+        profile.core = yamlfile.get_bool(sm, "core", False)
+        stacks.append(Stack(name, profile, profile.core))
         stack_lines[name] = sm
 
     perms = yamlfile.get_mapping(m, "permissions")
