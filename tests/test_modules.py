@@ -806,8 +806,44 @@ def test_a_projection_with_a_field_empty_for_a_package_is_refused_at_its_line(tm
     r = hdmod("build", str(site_yaml), "--root", str(root), check=False)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     said = f"{site_yaml}:{line}: modules naming '{{name}}/{{mpi}}/{{version}}' makes '"
-    assert said in r.stderr and "an empty part (a field empty for it" in r.stderr, r.stderr
+    assert said in r.stderr and "an empty part: {mpi} is empty for it" in r.stderr, r.stderr
     assert not (root / "bld" / "libcore").exists()
+
+
+def test_a_naming_that_leaves_a_dangling_separator_is_refused_at_its_line(tmp_path):
+    """`{name}/{version}-{mpi}{mpi_version}` gave the serial packages `libcore/1.0-` (the
+    third trial of the twelfth stop): one error at `naming:` says the MPI fields are empty
+    for them and how to name MPI builds apart; nothing is built."""
+    site_yaml = _demo_site(tmp_path, "  naming: '{name}/{version}-{mpi}{mpi_version}'\n")
+    line = next(i for i, t in enumerate(site_yaml.read_text().splitlines(), 1) if "naming:" in t)
+    root = tmp_path / "root"
+    r = hdmod("build", str(site_yaml), "--root", str(root), check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    said = f"{site_yaml}:{line}: modules naming '{{name}}/{{version}}-{{mpi}}{{mpi_version}}' makes"
+    assert said in r.stderr and "'1.0-' ends, starts or doubles a separator" in r.stderr
+    assert "{mpi}, {mpi_version} are empty for it (built without an MPI)" in r.stderr
+    assert "naming: {all:" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (root / "bld" / "libcore").exists()
+
+
+def test_a_naming_for_what_is_built_with_an_mpi_names_those_alone(tools, tmp_path):
+    """`naming: {all: ..., mpi: ...}` (Spack's projections keyed `all` and `^mpi`): the
+    package built with Open MPI is `mpi-hello/1.0-openmpi4.1.4` and loads by that name,
+    the serial ones keep `name/version`, in both tools' trees."""
+    naming = '{all: "{name}/{version}", mpi: "{name}/{version}-{mpi}{mpi_version}"}'
+    site_yaml = _demo_site(tmp_path, f"  naming: '{naming}'\n".replace("'", ""))
+    root = tmp_path / "root"
+    hdmod("build", str(site_yaml), "--root", str(root))
+    for tool in ("lmod", "tcl"):
+        run = module_shell(
+            tool,
+            f"module use {root / 'modules' / tool / 'Core'}; module load gcc/12.2.0 openmpi/4.1.4"
+            " && module -t avail && module load mpi-hello/1.0-openmpi4.1.4",
+        )
+        assert run.code == 0, run.err
+        names = set(run.err.split())
+        assert {"mpi-hello/1.0-openmpi4.1.4", "libcore/1.0", "app/1.0"} <= names, run.err
+        assert not any(n.endswith("-") for n in names), run.err
 
 
 @pytest.mark.parametrize(

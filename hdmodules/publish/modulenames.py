@@ -46,7 +46,8 @@ def project(
     at `modules: naming:` if not (a field empty for the node, e.g. `{compiler}` in Core).
     Each part is then spelt as the module trees spell it (names.module_word: `+` and `~`
     become `_`, since Environment Modules 5 reads them as variants)."""
-    naming = site.modules.naming
+    cfg = site.modules
+    naming = cfg.naming_mpi if mpi is not None and cfg.naming_mpi is not None else cfg.naming
     fields = {
         "name": node.name,
         "version": node.recipe.version,
@@ -63,17 +64,39 @@ def project(
         raise HitError(f"modules naming {naming!r}: unknown field {e}") from None
     *folders, last = full.split("/")
     checks = [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]
-    for part, problem in checks:
+    shape = naming.format(**dict.fromkeys(fields, "x1")).split("/")
+    for (part, problem), model in zip(checks, shape, strict=True):
+        if not problem and _dangling(part) and not _dangling(model):  # `app/1.0-`
+            problem = f"{part!r} ends, starts or doubles a separator: {_empty(fields, naming)}"
+        elif problem and not part:  # site.py checked the shape: a field is empty for it
+            problem = f"an empty part: {_empty(fields, naming)}"
+        elif problem:
+            problem = f"{part!r} {problem}"
         if problem:
-            if not part:  # site.py checked the shape: a field is empty for this package
-                problem = "an empty part (a field empty for it: {compiler}, {mpi}, ...)"
-            else:
-                problem = f"{part!r} {problem}"
             message = f"modules naming {naming!r} makes {full!r} for {node.name}: {problem}"
             raise ConfigError(site.file, site.modules.naming_line or None, message)
     full = "/".join(module_word(part) for part in full.split("/"))
     name, _, version = full.rpartition("/")
     return name, version
+
+
+def _dangling(part: str) -> bool:
+    """Whether a part of a module name starts or ends with a separator (`-`, `_`, `.`) or
+    holds two in a row: what a naming's text next to a field empty for a package leaves."""
+    return bool(re.search(r"^[-_.]|[-_.]$|[-_.]{2}", part))
+
+
+def _empty(fields: dict[str, str], naming: str) -> str:
+    """What to say of the fields `naming` uses that are empty for a package, and the way
+    out: a naming of its own for what is built with an MPI (Spack's `^mpi` projection)."""
+    empty = [f"{{{k}}}" for k, v in fields.items() if not v and f"{{{k}}}" in naming]
+    said = f"{', '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty for it"
+    if any(k.startswith("{mpi") for k in empty):
+        return (
+            f"{said} (built without an MPI); give packages built with one a naming of "
+            'their own: naming: {all: "{name}/{version}", mpi: "...{mpi}..."}'
+        )
+    return f"{said} (a core stack's packages have no compiler)"
 
 
 def settle_names(site: Site, entries: list[Entry]) -> None:

@@ -104,6 +104,9 @@ class ModuleConfig:
     layout: str = "hierarchy"
     naming: str = "{name}/{version}"
     naming_line: int = 0  # where site.yaml sets it (for errors), 0 when it does not
+    # the naming of packages built with an MPI (`naming: {all: ..., mpi: ...}`, as Spack's
+    # `^mpi` projection beside `all`); None: `naming` names them too
+    naming_mpi: str | None = None
     root_variable_line: int = 0  # the same for root_variable
     templates: Path | None = None
     externals: tuple[str, ...] = ()  # externals that get modules (opt-in)
@@ -164,7 +167,7 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
     if "formats" in m and not format_lines:
         yamlfile.fail(m, "formats", "'formats' lists no format: give lmod, tcl or both")
     formats = tuple(format_lines or ("lmod", "tcl"))
-    naming = _naming(m)
+    naming, naming_mpi = _namings(m)
     env = yamlfile.get_mapping(m, "env")
     for pkg, variables in env.items():  # as a recipe's `environment:` (module_environment)
         check_name(env, pkg, pkg, "modules env: package name")
@@ -203,6 +206,7 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
         layout=_choice(m, "layout", ("hierarchy", "flat"), "hierarchy"),
         naming=naming,
         naming_line=m.line_of("naming") if "naming" in m else 0,
+        naming_mpi=naming_mpi,
         root_variable_line=m.line_of("root_variable") if "root_variable" in m else 0,
         templates=Path(os.path.abspath(base / templates)) if templates else None,
         externals=tuple(externals),
@@ -237,34 +241,45 @@ NAMING_FIELDS = tuple(
 NAMING_TEXT = re.compile(r"[A-Za-z0-9._+~/-]*")
 
 
-def _naming(m: yamlfile.Mapping) -> str:
-    """`naming:` becomes module names and folders of the tree: its fields are names and
-    versions (checked where they are loaded), its own text may add only what a version may
-    hold, and `/`. (modulefiles.plan checks each resulting name too.)"""
-    naming = yamlfile.get_str(m, "naming", "{name}/{version}")
+def _namings(m: yamlfile.Mapping) -> tuple[str, str | None]:
+    """`naming:`: one shape for every module, or `{all: ..., mpi: ...}`, a shape for all and
+    one for the packages built with an MPI (Spack's module projections keyed `all` and
+    `^mpi`), each checked by `_naming`. Returns (all, mpi or None)."""
+    given = m.get("naming")
+    if not isinstance(given, yamlfile.Mapping):
+        return _naming(m, "naming"), None
+    yamlfile.check_keys(given, {"all", "mpi"}, "modules naming", required=("all",))
+    return _naming(given, "all"), (_naming(given, "mpi") if "mpi" in given else None)
+
+
+def _naming(m: yamlfile.Mapping, key: str) -> str:
+    """A `naming:` shape becomes module names and folders of the tree: its fields are names
+    and versions (checked where they are loaded), its own text may add only what a version
+    may hold, and `/`. (modulefiles.plan checks each resulting name too.)"""
+    naming = yamlfile.get_str(m, key, "{name}/{version}")
     if "{name}" not in naming or "/" not in naming:
-        yamlfile.fail(m, "naming", "'naming' needs {name} and a / (e.g. {name}/{version})")
+        yamlfile.fail(m, key, "'naming' needs {name} and a / (e.g. {name}/{version})")
     try:
         parts = list(string.Formatter().parse(naming))
     except ValueError as e:
-        yamlfile.fail(m, "naming", f"'naming' {naming!r}: {e}")
+        yamlfile.fail(m, key, f"'naming' {naming!r}: {e}")
     for text, field_name, spec, conversion in parts:
         if field_name is not None and field_name not in NAMING_FIELDS:
             known = ", ".join(NAMING_FIELDS)
             problem = f"unknown field {{{field_name}}} (fields: {known})"
-            yamlfile.fail(m, "naming", f"'naming' {naming!r}: {problem}")
+            yamlfile.fail(m, key, f"'naming' {naming!r}: {problem}")
         if spec or conversion:
             problem = "fields take no !conversion nor :format"
-            yamlfile.fail(m, "naming", f"'naming' {naming!r}: {problem}")
+            yamlfile.fail(m, key, f"'naming' {naming!r}: {problem}")
         if not NAMING_TEXT.fullmatch(text):
             problem = "the text around the fields may hold only letters, digits, ._+~- and /"
-            yamlfile.fail(m, "naming", f"'naming' {naming!r}: {problem}")
+            yamlfile.fail(m, key, f"'naming' {naming!r}: {problem}")
     *folders, last = naming.format(**dict.fromkeys(NAMING_FIELDS, "x1")).split("/")
     for part, problem in [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]:
         if problem:  # `..`, `//`, a leading `/` or `.`: the shape, whatever the fields hold
             shape = "an empty part" if not part else f"a part {part!r} (fields as x1)"
             rule = "each part between slashes is a name, the last a version, as a recipe's"
-            yamlfile.fail(m, "naming", f"'naming' {naming!r} makes {shape}: {rule}")
+            yamlfile.fail(m, key, f"'naming' {naming!r} makes {shape}: {rule}")
     return naming
 
 
