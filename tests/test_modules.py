@@ -872,3 +872,18 @@ def test_a_broken_site_template_is_one_error_naming_its_line(tmp_path, tool, tex
     assert r.returncode == 1 and len(errors) == 1, r.stderr
     assert f"{mine}:{line}:" in errors[0] and fragment in errors[0], r.stderr
     assert not (tmp_path / "root" / "modules").exists()
+
+
+def test_a_refresh_of_a_root_nothing_was_built_at_leaves_it_untouched(tmp_path):
+    """`hdmod modules refresh --root NEWDIR` before any build there: one error saying to
+    build first, and NEWDIR as it was (the twelfth stop's third trial: a store was laid out
+    there, config.yaml, bld/, gcroots/, then the refresh refused)."""
+    site_yaml = demo_site(tmp_path)
+    new = tmp_path / "new"
+    for exists in (False, True):
+        if exists:
+            new.mkdir()
+        r = hdmod("modules", "refresh", str(site_yaml), "--root", str(new), check=False)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert f"nothing is built at {new}: run `hdmod build site.yaml`" in r.stderr, r.stderr
+        assert new.exists() == exists and (not exists or not any(new.iterdir()))

@@ -241,10 +241,11 @@ def modules_refresh(site_yaml: Path, root: Path | None, modules_dir: Path | None
     """Regenerate the module tree from what is built, without building anything."""
     if _unchanged(site_yaml, root, modules_dir, building=False):
         return
-    from ..publish.sitebuild import refresh_modules, resolve_stacks
+    from ..publish.sitebuild import check_built, refresh_modules, resolve_stacks
     from ..publish.sitememo import save
 
     site = _site(site_yaml, root, modules_dir)
+    check_built(site)
     stacks = resolve_stacks(site)
     count, _tree, changed = refresh_modules(site, stacks)
     save(site, stacks, count, (site_yaml, root, modules_dir), False)

@@ -68,6 +68,17 @@ def site_home(site: Site) -> Home:
     return replace(home, mirrors=mirrors, private=False)  # site.yaml says who reads it
 
 
+def check_built(site: Site) -> None:
+    """Before `hdmod modules refresh` reads anything: the site root must be one `hdmod
+    build` made (its config.yaml); HitError otherwise, leaving the folder as it is (a
+    refresh aimed at a new --root laid a store out there, then refused)."""
+    if not (site.root / "config.yaml").is_file():
+        raise HitError(
+            f"nothing is built at {site.root}: run `hdmod build {site.file.name}` (with the "
+            f"same --root) first"
+        )
+
+
 def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[int, Path, bool]:
     """Regenerate the module tree from what is built; missing artifacts are an error."""
     with collector_paused():
