@@ -227,6 +227,14 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             ["default.yaml:3: package dir './pkgs/' is listed twice"],
         ),
         (
+            "package_dirs: [pkgs]\nnull: 1\npackages:\n  yes:\n",
+            ["default.yaml:2: unknown key null (YAML reads null, ~ or nothing there so: quote"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages:\n  yes:\n",
+            ["default.yaml:3: package name True (YAML reads yes/no/on/off/true/false so: quote"],
+        ),
+        (
             "package_dirs:\n  - pkgs\n  - pk\npackages: [a]\n",  # pk -> pkgs
             ["default.yaml:3: package dir 'pk' is listed twice"],
         ),
@@ -288,6 +296,8 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "a-version-s-source-not-a-mapping",
         "a-package-dir-twice",
         "a-package-dir-spelt-twice",
+        "a-null-key-said-as-yaml-reads-it",
+        "a-bool-package-said-as-yaml-reads-it",
         "a-package-dir-twice-by-a-link",
         "extends-spelt-twice",
         "extends-twice",

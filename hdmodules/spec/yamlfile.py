@@ -205,7 +205,7 @@ def check_keys(m: Mapping, allowed: set[str], what: str, required: tuple[str, ..
     for key in m:
         if key not in allowed:
             known = ", ".join(sorted(allowed))
-            fail(m, key, f"unknown key {key!r} in {what} (known keys: {known})")
+            fail(m, key, f"unknown key {shown(key)} in {what} (known keys: {known})")
     for key in required:
         if m.get(key) is None:
             raise ConfigError(m.file, m.line, f"{what} needs the key {key!r}")
@@ -299,12 +299,23 @@ def check_parameters(m: Mapping, key: str, what: str = "parameter") -> dict[str,
 # --- words that become paths, module names or variable names (rules: names.py) ----------
 
 
+def shown(value: object) -> str:
+    """A value as a message names it: repr for text and numbers; what YAML made of an
+    unquoted null, ~, empty key or yes/no/on/off, for those (a message saying `None` or
+    `True` left the reader guessing where it came from)."""
+    if value is None:
+        return "null (YAML reads null, ~ or nothing there so: quote a name)"
+    if isinstance(value, bool):
+        return f"{value} (YAML reads yes/no/on/off/true/false so: quote a name)"
+    return repr(value)
+
+
 def check_name(m: Mapping, key: Any, value: object, what: str, line: int | None = None) -> str:
     """`value` if it is a valid name; else ConfigError `file:line: <what> 'x' may hold ...`,
     at `line` (an item's: item_lines), else at that of `key` in the yamlfile.Mapping `m`."""
     problem = name_problem(value)
     if problem:
-        raise ConfigError(m.file, line or m.line_of(key), f"{what} {value!r} {problem}")
+        raise ConfigError(m.file, line or m.line_of(key), f"{what} {shown(value)} {problem}")
     return value  # type: ignore[return-value]
 
 
@@ -316,7 +327,7 @@ def check_package_name(
     `key`'s."""
     problem = package_name_problem(value)
     if problem:
-        raise ConfigError(m.file, line or m.line_of(key), f"{what} {value!r} {problem}")
+        raise ConfigError(m.file, line or m.line_of(key), f"{what} {shown(value)} {problem}")
     return value  # type: ignore[return-value]
 
 
