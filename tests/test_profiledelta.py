@@ -110,6 +110,23 @@ def test_an_edit_the_lines_cannot_tell_is_left_to_the_loader(tmp_path, edit):
     assert listed(old, text.replace(*edit, 1)) is None
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "packages:\n  {top: }\nprefer: []\n",
+        "packages:\n  [top]\n",
+        "packages:\n  {top: ,\n  a: ,\n  b:\n}\nprefer: []\n",
+        "packages:\n  top:\n  'a':\n",
+    ],
+    ids=["flow-mapping", "flow-sequence", "flow-over-lines", "a-quoted-name"],
+)
+def test_a_list_in_flow_style_or_with_a_quoted_name_keeps_no_layout(tmp_path, text):
+    """Flow style keeps no layout: a plain line inserted before `{top: }` or into a flow
+    mapping closed by `}` at column 0 was read as a package added, where the loader says
+    the text is malformed (this stop's attack trial)."""
+    assert of_profile(load_profile(_write(tmp_path, text))) is None
+
+
 def test_a_profile_that_extends_another_keeps_no_layout(tmp_path):
     _write(tmp_path, "packages:\n  a:\n", "base.yaml")
     spec = load_profile(_write(tmp_path, "extends: [base.yaml]\npackages:\n  b:\n"))

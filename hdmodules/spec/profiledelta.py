@@ -31,6 +31,7 @@ _ENTRY = re.compile(rf"( +){_NAME}:[ \t]*")  # of a block mapping (indented unde
 _ITEM = re.compile(rf"( *)- +{_NAME}[ \t]*")  # of a block sequence
 _NOT_STRINGS = frozenset(["yes", "no", "true", "false", "on", "off", "null", "y", "n", "~"])
 _KEY = re.compile(r"packages:[ \t]*")
+_TOP = re.compile(r"[A-Za-z_\"']|---|\.\.\.")  # a line a block list ends at: a key, a marker
 # line breaks YAML knows besides \n: a text with one counts lines otherwise than split("\n")
 _OTHER_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
 
@@ -83,7 +84,9 @@ def layout(text: str, entries: list[tuple[str, int, bool]]) -> Layout | None:
     """The Layout of a profile `text` the loader read, whose packages were `entries` (name,
     line from 1, whether it asked for nothing), in order; None when no later text can be
     read against it (no package, a line break other than \\n, no `packages:` line at the
-    start of the line before the first package, entries of mixed forms)."""
+    start of the line before the first package, an entry that does not start its line as
+    a block mapping's or sequence's at the first one's indentation: flow style, a quoted
+    name)."""
     if not entries or any(b in text for b in _OTHER_BREAKS):
         return None
     rows = text.split("\n")
@@ -101,7 +104,11 @@ def layout(text: str, entries: list[tuple[str, int, bool]]) -> Layout | None:
     form = _ITEM if dash else _ENTRY
     plain = []
     for name, line, asks_nothing in entries:
-        m = form.fullmatch(rows[line - 1])
+        row = rows[line - 1]
+        start = f"{indent}-" if dash else f"{indent}{name}:"
+        if not row.startswith(start) or row[len(start) : len(start) + 1] not in ("", " ", "\t"):
+            return None  # not a block entry at the list's indentation: flow style, a quoted name
+        m = form.fullmatch(row)
         plain.append(bool(asks_nothing and m and m[1] == indent and m[2] == name))
     names = tuple(name for name, _line, _plain in entries)
     return Layout(text, key, indent, dash, names, lines, tuple(plain))
@@ -122,8 +129,8 @@ def listed(old: Layout, text: str) -> tuple[tuple[str, ...], Layout] | None:
     before, after = start - 1, len(was) - end
     if before != old.key and not (before in at and old.plain[at[before]]):
         return None  # the run does not start in the list, or after a package with more lines
-    if after < len(was) and after not in at and (was[after][:1] in ("", " ", "\t", "#")):
-        return None  # a blank line, comment or indented line after it: not the list's end
+    if after < len(was) and after not in at and not _TOP.match(was[after]):
+        return None  # after it neither a package nor a top-level key or document marker
     form = _ITEM if old.dash else _ENTRY
     added = []
     for line in now[start : len(now) - end]:
