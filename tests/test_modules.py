@@ -877,13 +877,42 @@ def test_a_broken_site_template_is_one_error_naming_its_line(tmp_path, tool, tex
 def test_a_refresh_of_a_root_nothing_was_built_at_leaves_it_untouched(tmp_path):
     """`hdmod modules refresh --root NEWDIR` before any build there: one error saying to
     build first, and NEWDIR as it was (the twelfth stop's third trial: a store was laid out
-    there, config.yaml, bld/, gcroots/, then the refresh refused)."""
+    there, config.yaml, bld/, gcroots/, then the refresh refused; this stop's trial: a
+    user's hit home given as the root got a resolve cache)."""
     site_yaml = demo_site(tmp_path)
     new = tmp_path / "new"
-    for exists in (False, True):
-        if exists:
+    for exists in (False, True, "home"):
+        if exists is True:
             new.mkdir()
+        if exists == "home":  # a user's hit home: config.yaml, store, no site's stack links
+            (new / "config.yaml").write_text("private: true\n")
+            (new / "bld").mkdir()
+        before = sorted(new.rglob("*")) if new.exists() else None
         r = hdmod("modules", "refresh", str(site_yaml), "--root", str(new), check=False)
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
         assert f"nothing is built at {new}: run `hdmod build site.yaml`" in r.stderr, r.stderr
-        assert new.exists() == exists and (not exists or not any(new.iterdir()))
+        assert (sorted(new.rglob("*")) if new.exists() else None) == before
+
+
+@pytest.mark.parametrize(
+    "naming, said",
+    [
+        ("{all: 3}", "'naming: all' needs {name} and a /"),
+        ('{all: "{name}/{version}", mpi: ""}', "'naming: mpi' needs {name} and a /"),
+        ('{all: "{name}/{version}", mpi: null}', "naming: mpi: is empty: give a shape"),
+        ('{mpi: "{name}/{version}"}', "modules naming needs the key 'all'"),
+        ('{all: "{name}/{version}", serial: "{name}/{version}"}', "unknown key 'serial'"),
+    ],
+    ids=["a-number", "empty", "null", "no-all", "unknown-key"],
+)
+def test_a_bad_naming_mapping_is_one_error_naming_its_key(tmp_path, naming, said):
+    """The naming mapping's values are said with their key, at their line (this stop's
+    attack trial: `all: 3` and `mpi: ""` said `'naming' needs ...`, `mpi: null` was taken
+    for no `mpi:`); nothing is built."""
+    site_yaml = _demo_site(tmp_path, f"  naming: {naming}\n")
+    line = next(i for i, t in enumerate(site_yaml.read_text().splitlines(), 1) if "naming:" in t)
+    root = tmp_path / "root"
+    r = hdmod("build", str(site_yaml), "--root", str(root), check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"{site_yaml}:{line}: " in r.stderr and said in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (root / "bld").exists(), r.stderr

@@ -71,8 +71,9 @@ def site_home(site: Site) -> Home:
 def check_built(site: Site) -> None:
     """Before `hdmod modules refresh` reads anything: the site root must be one `hdmod
     build` made (its config.yaml); HitError otherwise, leaving the folder as it is (a
-    refresh aimed at a new --root laid a store out there, then refused)."""
-    if not (site.root / "config.yaml").is_file():
+    refresh aimed at a new --root laid a store out there, then refused; one aimed at a
+    user's home wrote a resolve cache into it): its config.yaml and stack links folder."""
+    if not (site.root / "config.yaml").is_file() or not (site.root / siteroot.PROFILES).is_dir():
         raise HitError(
             f"nothing is built at {site.root}: run `hdmod build {site.file.name}` (with the "
             f"same --root) first"
