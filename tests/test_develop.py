@@ -111,6 +111,17 @@ def test_a_branch_is_a_branch_not_a_tag_or_commit_of_that_name(hit, demo):
     r = hit("build", "dev.yaml", cwd=demo)
     assert f"libcore: {repo} commit is at {first}" in r.err, r.err
     assert answer(demo) == "core: libcore git, answer 42"
+    write_profile(demo / "dev.yaml", profile.format("refs/heads/main"))
+    r = hit("build", "dev.yaml", cwd=demo, check=False)
+    assert r.code == 1 and "give the branch's name alone ('main')" in r.err, r.err
+    # a commit given by the start of its id that a branch is named like too: the commit
+    # (git rev-parse took the branch, warning only: this stop's attack trial)
+    git(repo, "branch", first[:7], "refs/heads/main")  # it points at the second commit
+    quoted = f"'{first[:7]}'"  # (all digits, YAML would read a number)
+    write_profile(demo / "dev.yaml", profile.format(quoted).replace("branch", "commit"))
+    r = hit("build", "dev.yaml", cwd=demo)
+    assert f"libcore: {repo} commit is at {first}" in r.err, r.err
+    assert answer(demo) == "core: libcore git, answer 42"
 
 
 def test_branches_and_commits_git_takes_are_taken(hit, demo):

@@ -45,9 +45,11 @@ def resolve_ref(
             raise HitError(f"{repo} has no branch {branch!r}{_not_a_branch(repo, branch)}")
         found = _commit_id(out.out)
     else:
-        found = _commit_id(
-            git("-C", str(repo), "rev-parse", "--verify", f"{commit or 'HEAD'}^{{commit}}")
-        )
+        found = _by_id(repo, commit) if commit else None
+        if found is None:  # a tag, HEAD, or no commit's id starts so
+            found = _commit_id(
+                git("-C", str(repo), "rev-parse", "--verify", f"{commit or 'HEAD'}^{{commit}}")
+            )
     head = _commit_id(git("-C", str(repo), "rev-parse", "HEAD"))
     dirty = False
     if found == head and (repo / ".git").exists():
@@ -60,11 +62,34 @@ def resolve_ref(
     return found, dirty
 
 
+def _by_id(repo: Path, given: str) -> str | None:
+    """The commit whose id starts with `given` (4 to 64 hex digits, any case), as `commit:`
+    means it: git rev-parse prefers a branch or tag of that name (`5ce02b6` a branch too)
+    and only warns. None when `given` is no hex or no commit's id starts so; HitError when
+    several do."""
+    if not re.fullmatch("[0-9a-fA-F]{4,64}", given):
+        return None
+    out = query(["git", "-C", str(repo), "rev-parse", f"--disambiguate={given.lower()}"])
+    ids = [i for i in out.out.split() if _HEX.fullmatch(i)] if out.code == 0 else []
+    commits = [i for i in ids if git("-C", str(repo), "cat-file", "-t", i) == "commit"]
+    if len(commits) > 1:
+        raise HitError(f"commit {given!r} is ambiguous in {repo}: give more of its digits")
+    return commits[0] if commits else None
+
+
 def _not_a_branch(repo: Path, name: str) -> str:
-    """The hint for a `branch:` that names no branch of `repo`: ", but a commit (a tag, an
-    id) of that name: give it as `commit:`" when git resolves it so, else nothing."""
+    """The hint for a `branch:` that names no branch of `repo`: its name alone for one
+    spelled as a ref (`refs/heads/main`), `commit:` for what git resolves to a commit
+    otherwise (a tag, a remote branch, an id), else nothing."""
+    if name.startswith(("refs/heads/", "heads/")):
+        alone = name.removeprefix("refs/").removeprefix("heads/")
+        return f"; give the branch's name alone ({alone!r})"
     out = query(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"])
-    return "; it names a commit (a tag, an id): give it as `commit:`" if out.code == 0 else ""
+    if out.code != 0:
+        return ""
+    return (
+        "; it names another ref or a commit (a tag, a remote branch, an id): give it as `commit:`"
+    )
 
 
 def _commit_id(said: str) -> str:
