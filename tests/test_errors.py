@@ -235,6 +235,18 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             ["default.yaml:3: package name True (YAML reads yes/no/on/off/true/false so: quote"],
         ),
         (
+            "package_dirs: [pkgs]\nparameters: {~: 1}\npackages: [a]\n",
+            ["default.yaml:2: parameter name null (YAML reads null, ~ or nothing there"],
+        ),
+        (
+            "package_dirs: [pkgs]\ntoolchain: {null: x}\npackages: [a]\n",
+            ["default.yaml:2: toolchain kind null (YAML reads null, ~ or nothing there"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages: [a, no]\n",
+            ["default.yaml:2: 'packages' must list package names, not False (YAML reads yes/no"],
+        ),
+        (
             "package_dirs:\n  - pkgs\n  - pk\npackages: [a]\n",  # pk -> pkgs
             ["default.yaml:3: package dir 'pk' is listed twice"],
         ),
@@ -298,6 +310,9 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "a-package-dir-spelt-twice",
         "a-null-key-said-as-yaml-reads-it",
         "a-bool-package-said-as-yaml-reads-it",
+        "a-null-parameter-said-as-yaml-reads-it",
+        "a-null-toolchain-kind-said-as-yaml-reads-it",
+        "a-bool-in-a-list-of-packages-said-as-yaml-reads-it",
         "a-package-dir-twice-by-a-link",
         "extends-spelt-twice",
         "extends-twice",

@@ -93,7 +93,8 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
     if isinstance(value, list):  # a plain list of names is accepted too
         for i, v in enumerate(value):
             if not isinstance(v, str):
-                yamlfile.fail_item(m, "packages", i, "'packages' must list package names")
+                problem = f"'packages' must list package names, not {yamlfile.shown(v)}"
+                yamlfile.fail_item(m, "packages", i, problem)
         lines = yamlfile.item_lines(m, "packages", twice="package")
         for v, line in lines.items():
             yamlfile.check_package_name(m, "packages", v, "package name", line)
@@ -209,6 +210,7 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
     spec.externals.update(load_externals(yamlfile.get_mapping(m, "externals")))
     toolchain = yamlfile.get_mapping(m, "toolchain")
     for kind, name in toolchain.items():
+        yamlfile.check_name(toolchain, kind, kind, "toolchain kind")  # not null, not a bool
         if not isinstance(name, str):
             yamlfile.fail(toolchain, kind, f"toolchain {kind!r} must name an external")
         spec.toolchain[kind] = name

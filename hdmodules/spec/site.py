@@ -249,6 +249,8 @@ def _namings(m: yamlfile.Mapping) -> tuple[str, str | None]:
     if not isinstance(given, yamlfile.Mapping):
         return _naming(m, "naming"), None
     yamlfile.check_keys(given, {"all", "mpi"}, "modules naming", required=("all",))
+    if "mpi" in given and given["mpi"] is None:
+        yamlfile.fail(given, "mpi", "naming: mpi: is empty: give a shape, or leave mpi: out")
     return _naming(given, "all"), (_naming(given, "mpi") if "mpi" in given else None)
 
 
@@ -257,29 +259,30 @@ def _naming(m: yamlfile.Mapping, key: str) -> str:
     and versions (checked where they are loaded), its own text may add only what a version
     may hold, and `/`. (modulefiles.plan checks each resulting name too.)"""
     naming = yamlfile.get_str(m, key, "{name}/{version}")
+    label = "'naming'" if key == "naming" else f"'naming: {key}'"
     if "{name}" not in naming or "/" not in naming:
-        yamlfile.fail(m, key, "'naming' needs {name} and a / (e.g. {name}/{version})")
+        yamlfile.fail(m, key, f"{label} needs {{name}} and a / (e.g. {{name}}/{{version}})")
     try:
         parts = list(string.Formatter().parse(naming))
     except ValueError as e:
-        yamlfile.fail(m, key, f"'naming' {naming!r}: {e}")
+        yamlfile.fail(m, key, f"{label} {naming!r}: {e}")
     for text, field_name, spec, conversion in parts:
         if field_name is not None and field_name not in NAMING_FIELDS:
             known = ", ".join(NAMING_FIELDS)
             problem = f"unknown field {{{field_name}}} (fields: {known})"
-            yamlfile.fail(m, key, f"'naming' {naming!r}: {problem}")
+            yamlfile.fail(m, key, f"{label} {naming!r}: {problem}")
         if spec or conversion:
             problem = "fields take no !conversion nor :format"
-            yamlfile.fail(m, key, f"'naming' {naming!r}: {problem}")
+            yamlfile.fail(m, key, f"{label} {naming!r}: {problem}")
         if not NAMING_TEXT.fullmatch(text):
             problem = "the text around the fields may hold only letters, digits, ._+~- and /"
-            yamlfile.fail(m, key, f"'naming' {naming!r}: {problem}")
+            yamlfile.fail(m, key, f"{label} {naming!r}: {problem}")
     *folders, last = naming.format(**dict.fromkeys(NAMING_FIELDS, "x1")).split("/")
     for part, problem in [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]:
         if problem:  # `..`, `//`, a leading `/` or `.`: the shape, whatever the fields hold
             shape = "an empty part" if not part else f"a part {part!r} (fields as x1)"
             rule = "each part between slashes is a name, the last a version, as a recipe's"
-            yamlfile.fail(m, key, f"'naming' {naming!r} makes {shape}: {rule}")
+            yamlfile.fail(m, key, f"{label} {naming!r} makes {shape}: {rule}")
     return naming
 
 

@@ -358,7 +358,7 @@ def check_env_var(m: Mapping, key: Any, value: object, what: str) -> str:
     site `modules: env:`, `root_variable`."""
     problem = env_var_problem(value)
     if problem:
-        fail(m, key, f"{what} {value!r} {problem}")
+        fail(m, key, f"{what} {shown(value)} {problem}")
     return value  # type: ignore[return-value]
 
 
