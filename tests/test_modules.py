@@ -800,30 +800,33 @@ def test_a_projection_with_a_field_empty_for_a_package_is_refused_at_its_line(tm
     """`{name}/{mpi}/{version}` in a flat tree: a package of a stack without an MPI would be
     `libcore//1.0`; one error at `naming:` says the part is empty (it said `''` may hold
     letters..., with no line), and nothing is built."""
-    site_yaml = _demo_site(tmp_path, "  naming: '{name}/{mpi}/{version}'\n  layout: flat\n")
+    where, said = _refused_naming(tmp_path, "'{name}/{mpi}/{version}'\n  layout: flat")
+    assert f"{where}modules naming '{{name}}/{{mpi}}/{{version}}' makes '" in said
+    assert "an empty part: {mpi} is empty for it" in said, said
+
+
+def _refused_naming(tmp_path: Path, naming: str) -> tuple[str, str]:
+    """`hdmod build` of the demo site with `naming: NAMING`, refused: the `file:line: ` of
+    `naming:` and the one line it said; nothing was built, no traceback."""
+    site_yaml = _demo_site(tmp_path, f"  naming: {naming}\n")
     line = next(i for i, t in enumerate(site_yaml.read_text().splitlines(), 1) if "naming:" in t)
     root = tmp_path / "root"
     r = hdmod("build", str(site_yaml), "--root", str(root), check=False)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    said = f"{site_yaml}:{line}: modules naming '{{name}}/{{mpi}}/{{version}}' makes '"
-    assert said in r.stderr and "an empty part: {mpi} is empty for it" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (root / "bld" / "libcore").exists()
+    return f"{site_yaml}:{line}: ", r.stderr
 
 
 def test_a_naming_that_leaves_a_dangling_separator_is_refused_at_its_line(tmp_path):
     """`{name}/{version}-{mpi}{mpi_version}` gave the serial packages `libcore/1.0-` (the
     third trial of the twelfth stop): one error at `naming:` says the MPI fields are empty
     for them and how to name MPI builds apart; nothing is built."""
-    site_yaml = _demo_site(tmp_path, "  naming: '{name}/{version}-{mpi}{mpi_version}'\n")
-    line = next(i for i, t in enumerate(site_yaml.read_text().splitlines(), 1) if "naming:" in t)
-    root = tmp_path / "root"
-    r = hdmod("build", str(site_yaml), "--root", str(root), check=False)
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    said = f"{site_yaml}:{line}: modules naming '{{name}}/{{version}}-{{mpi}}{{mpi_version}}' makes"
-    assert said in r.stderr and "'1.0-' ends, starts or doubles a separator" in r.stderr
-    assert "{mpi}, {mpi_version} are empty for it (built without an MPI)" in r.stderr
-    assert "naming: {all:" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert not (root / "bld" / "libcore").exists()
+    where, said = _refused_naming(tmp_path, "'{name}/{version}-{mpi}{mpi_version}'")
+    assert f"{where}modules naming '{{name}}/{{version}}-{{mpi}}{{mpi_version}}' makes" in said
+    assert "'1.0-' ends, starts or doubles a separator" in said, said
+    assert "{mpi}, {mpi_version} are empty for it (built without an MPI)" in said, said
+    assert "naming: {all:" in said, said
 
 
 def test_a_naming_for_what_is_built_with_an_mpi_names_those_alone(tools, tmp_path):
@@ -909,10 +912,5 @@ def test_a_bad_naming_mapping_is_one_error_naming_its_key(tmp_path, naming, said
     """The naming mapping's values are said with their key, at their line (this stop's
     attack trial: `all: 3` and `mpi: ""` said `'naming' needs ...`, `mpi: null` was taken
     for no `mpi:`); nothing is built."""
-    site_yaml = _demo_site(tmp_path, f"  naming: {naming}\n")
-    line = next(i for i, t in enumerate(site_yaml.read_text().splitlines(), 1) if "naming:" in t)
-    root = tmp_path / "root"
-    r = hdmod("build", str(site_yaml), "--root", str(root), check=False)
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    assert f"{site_yaml}:{line}: " in r.stderr and said in r.stderr, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and not (root / "bld").exists(), r.stderr
+    where, told = _refused_naming(tmp_path, naming)
+    assert where in told and said in told, told
