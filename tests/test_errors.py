@@ -235,6 +235,14 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             ["default.yaml:3: package name True (YAML reads yes/no/on/off/true/false so: quote"],
         ),
         (
+            "package_dirs: [pkgs]\npackages: [a]\nmodules:\n  stack: s\n  naming: 3\n",
+            ["default.yaml:5: 'naming' needs {name} and a /"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages: [a]\nmodules: {naming: '{name}/{version}'}\n",
+            ["default.yaml:3: modules needs the key 'stack'"],
+        ),
+        (
             "package_dirs: [pkgs]\nparameters: {~: 1}\npackages: [a]\n",
             ["default.yaml:2: parameter name null (YAML reads null, ~ or nothing there"],
         ),
@@ -310,6 +318,8 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "a-package-dir-spelt-twice",
         "a-null-key-said-as-yaml-reads-it",
         "a-bool-package-said-as-yaml-reads-it",
+        "a-profile-s-module-naming-checked-as-a-site-s",
+        "a-profile-s-module-naming-names-its-stack",
         "a-null-parameter-said-as-yaml-reads-it",
         "a-null-toolchain-kind-said-as-yaml-reads-it",
         "a-bool-in-a-list-of-packages-said-as-yaml-reads-it",

@@ -284,3 +284,39 @@ def test_a_loaded_module_whose_profile_is_removed_still_unloads(user, tool):
     assert run.code == 0, run.out + run.err
     seen = run.echoed()
     assert "/hello/" in seen["WAS"] and seen["NOW"] == "unset", run.out
+
+
+def test_a_user_s_modules_follow_the_site_s_naming(tools, tmp_path, monkeypatch):
+    """A site with `naming: "{name}/{compiler}{compiler_version}/{version}"`: a user's own
+    package built on its stack is named by that rule, and the site's module it depends on
+    is loaded by the site's name (the user's module said `depends_on("liba/1.0")` and failed
+    to load: this stop's new-user trial). The stack's published copy carries the naming."""
+    need(bool(shutil.which("gcc-12")), "gcc-12")
+    site_yaml = demo_site(
+        tmp_path, "  gcc12:\n    compiler: gcc-12\n    packages: [libcore, liba]\n"
+    )
+    text = re.sub(r"externals: \[[^]]*\]", "externals: [gcc-12]", site_yaml.read_text())
+    naming = '  naming: "{name}/{compiler}{compiler_version}/{version}"\n'
+    site_yaml.write_text(text.replace("modules:\n", "modules:\n" + naming))
+    root = tmp_path / "root"
+    hdmod("build", str(site_yaml), "--root", str(root))
+    home, proj = tmp_path / "hithome", tmp_path / "proj"
+    monkeypatch.setenv("HIT_HOME", str(home))
+    monkeypatch.setenv("HIT_SITE_CONFIG", str(root / "user-config.yaml"))
+    write_recipe(proj / "mypkgs", "mytool", HELLO + "dependencies: [liba]\n")
+    write_profile(
+        proj / "default.yaml",
+        f"extends: [{root}/stacks/gcc12.yaml]\npackage_dirs: [mypkgs]\npackages: {{mytool: }}\n",
+    )
+    r = run_hit("build", cwd=proj)
+    assert "module written: mytool/gcc12.2.0/1.0 (Compiler/gcc/12.2.0)" in r.err, r.err
+    for tool in TOOLS:
+        core = root / "modules" / tool / "Core"
+        run = module_shell(
+            tool,
+            f"export HIT_HOME={shlex.quote(str(home))}; module use {core}; "
+            "module load gcc/12.2.0 && module load mytool/gcc12.2.0",
+        )
+        assert run.code == 0, run.err
+        assert Path(run.env["MYTOOL_ROOT"]).is_relative_to(home), run.env.get("MYTOOL_ROOT")
+        assert Path(run.env["LIBA_ROOT"]).is_relative_to(root), run.env.get("LIBA_ROOT")

@@ -160,7 +160,7 @@ def freeze(site: Site, stack: Stack, resolved: Resolved, say: Say) -> Path:
     # a stack of no package copies nothing but its profile (placed as beside site.yaml)
     top = Path(os.path.commonpath([str(a) for a in anchors])) if anchors else site.file.parent
     plan = _plan(found, top)
-    text = _published_profile(stack, resolved, [_in_copy(d, top) for d in dirs])
+    text = _published_profile(site, stack, resolved, [_in_copy(d, top) for d in dirs])
     listing = _listing(plan.items())
     listing[siteroot.PUBLISHED_PROFILE] = "F:" + _sha256(text)
     copy = site.root / siteroot.RECIPES / _sha256(canonical_json(listing))
@@ -290,8 +290,11 @@ def _write(plan: Plan, staging: Path) -> None:
             dest.chmod(0o755 if kind == "X" else 0o644)
 
 
-def _published_profile(stack: Stack, resolved: Resolved, package_dirs: list[str]) -> str:
-    """The copy's stack.yaml: the stack as a profile over `package_dirs` (in the copy)."""
+def _published_profile(
+    site: Site, stack: Stack, resolved: Resolved, package_dirs: list[str]
+) -> str:
+    """The copy's stack.yaml: the stack as a profile over `package_dirs` (in the copy), with
+    the site's module naming (modulenaming.SiteNaming)."""
     from ..templating import render
 
     p = stack.profile
@@ -306,6 +309,10 @@ def _published_profile(stack: Stack, resolved: Resolved, package_dirs: list[str]
         packages=packages,
         prefer=p.prefer,
         core=stack.core,
+        naming=site.modules.naming,
+        naming_mpi=site.modules.naming_mpi,
+        root_variable=site.modules.root_variable,
+        stack=stack.name,
     )
 
 

@@ -99,12 +99,19 @@ def modules_path(home: Home) -> Path:
 # --- records: what a profile's modules are -----------------------------------------------------
 
 
-def _user_site(file: Path, home: Home, stacks: tuple[Stack, ...] = (), externals=None) -> Site:
+def _user_site(
+    file: Path, home: Home, stacks: tuple[Stack, ...] = (), externals=None, naming=None
+) -> Site:
     """The Site a user's modules are planned and written with: the user's tree, the site's
-    hierarchy (its compiler and MPI modules are provided by the site). Its files are
+    hierarchy (its compiler and MPI modules are provided by the site), named by the site's
+    rule when the profile builds on a site stack (`naming`: its modulenaming.SiteNaming), so
+    that a module names the site's modules it loads as the site named them. Its files are
     readable by all (Lmod ignores root-owned module files others may not read, even for
     root); a private home keeps them the user's (_private_trees)."""
     cfg = ModuleConfig(path=modules_path(home), provided=True)
+    if naming is not None:
+        cfg = replace(cfg, naming=naming.naming, naming_mpi=naming.naming_mpi)
+        cfg = replace(cfg, root_variable=naming.root_variable)
     return Site(file, home.root, stacks, externals or {}, cfg, mode=0o755)
 
 
@@ -123,8 +130,10 @@ def planned(home: Home, resolved: Resolved, store: Store) -> list[tuple[Entry, D
     site's own artifacts have the site's modules), in plan order, each with its run
     dependencies. Raises HitError when a module name or value is refused (modulefiles.plan)."""
     profile = resolved.profile
-    stack = Stack("user", replace(profile, link=None), profile.core)  # as the site's stack
-    site = _user_site(profile.file, home, (stack,), profile.externals)
+    naming = profile.site_naming
+    name = naming.stack if naming else "user"  # the `{stack}` field: the site stack's name
+    stack = Stack(name, replace(profile, link=None), profile.core)  # as the site's stack
+    site = _user_site(profile.file, home, (stack,), profile.externals, naming)
     entries = plan(site, [(stack, resolved)], store)
     ours = [
         e

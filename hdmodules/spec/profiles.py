@@ -13,12 +13,13 @@ from ..names import profile_link
 from ..urls import git_location
 from . import resolvecache, yamlfile
 from .externals import External, load_externals
+from .modulenaming import SiteNaming, site_naming
 from .siteroot import missing_stack
 from .yamlfile import Scalar, check_version
 
 PROFILE_KEYS = frozenset(
     ["extends", "package_dirs", "parameters", "packages", "prefer", "externals", "toolchain"]
-    + ["core"]
+    + ["core", "modules"]
 )
 PACKAGE_KEYS = {"parameters", "version", "git", "branch", "commit"}
 
@@ -60,6 +61,7 @@ class ProfileSpec:
     stack: str | None = None  # the site stack it is made from (site.yaml), for messages
     text: str = ""  # the YAML text of `file` as loaded (its layout: profiledelta.py)
     core: bool = False  # its modules go where a `core: true` site stack's go (site.Stack)
+    site_naming: SiteNaming | None = None  # how the site it builds on names modules
 
     @property
     def link_path(self) -> Path:
@@ -216,6 +218,7 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
         spec.toolchain[kind] = name
         spec.toolchain_lines[kind] = (file, toolchain.line_of(kind))
     spec.core = yamlfile.get_bool(m, "core", spec.core)  # else as a profile it extends
+    spec.site_naming = site_naming(m) or spec.site_naming
     spec.files.append(file)
     return spec
 
@@ -252,6 +255,7 @@ def _merge(spec: ProfileSpec, base: ProfileSpec) -> None:
     spec.parameter_lines.update(base.parameter_lines)
     spec.files += [f for f in base.files if f not in spec.files]
     spec.core = spec.core or base.core
+    spec.site_naming = base.site_naming or spec.site_naming  # a later base wins
 
 
 def switch_key(spec: ProfileSpec) -> str | None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, HitError
-from ..names import name_problem, site_path_problem, version_problem
+from ..names import site_path_problem
 from . import resolvecache, siteroot, yamlfile
 from .externals import External, load_externals
+from .modulenaming import namings, root_variable_of
 from .profiles import (
     PackageRequest,
     ProfileSpec,
@@ -27,7 +27,7 @@ from .profiles import (
 )
 from .slurmconfig import SlurmConfig
 from .slurmconfig import load_config as load_slurm_config
-from .yamlfile import check_env_var, check_name, check_version
+from .yamlfile import check_name, check_version
 
 SITE_KEYS = frozenset(
     [
@@ -167,7 +167,7 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
     if "formats" in m and not format_lines:
         yamlfile.fail(m, "formats", "'formats' lists no format: give lmod, tcl or both")
     formats = tuple(format_lines or ("lmod", "tcl"))
-    naming, naming_mpi = _namings(m)
+    naming, naming_mpi = namings(m)
     env = yamlfile.get_mapping(m, "env")
     for pkg, variables in env.items():  # as a recipe's `environment:` (module_environment)
         check_name(env, pkg, pkg, "modules env: package name")
@@ -190,11 +190,7 @@ def _modules(m: yamlfile.Mapping, base: Path, root: Path, override: Path | None)
     externals = yamlfile.item_lines(m, "externals", twice="modules externals: external")
     for name, line in externals.items():
         check_name(m, "externals", name, "modules externals: external name", line)
-    root_variable = yamlfile.get_str(m, "root_variable", "{NAME}_ROOT")
-    if "{NAME}" not in root_variable:  # one variable, set by every module in turn
-        yamlfile.fail(m, "root_variable", "'root_variable' must hold {NAME} (e.g. {NAME}_ROOT)")
-    # `{NAME}` becomes the package name in capitals; the rest must keep it a variable name
-    check_env_var(m, "root_variable", root_variable.replace("{NAME}", "NAME"), "root_variable")
+    root_variable = root_variable_of(m)
     templates = yamlfile.get_str(m, "templates")
     given = yamlfile.get_str(m, "path", "modules")
     if not given:  # the tree would be written over the root itself
@@ -233,57 +229,6 @@ def _spider_cache(m: yamlfile.Mapping, formats: tuple[str, ...]) -> bool:
         problem = "'spider_cache: true' is Lmod's cache of the lmod tree: add lmod to formats"
         yamlfile.fail(m, "spider_cache", problem)
     return value
-
-
-NAMING_FIELDS = tuple(
-    ["name", "version", "hash", "compiler", "compiler_version", "mpi", "mpi_version", "stack"]
-)
-NAMING_TEXT = re.compile(r"[A-Za-z0-9._+~/-]*")
-
-
-def _namings(m: yamlfile.Mapping) -> tuple[str, str | None]:
-    """`naming:`: one shape for every module, or `{all: ..., mpi: ...}`, a shape for all and
-    one for the packages built with an MPI (Spack's module projections keyed `all` and
-    `^mpi`), each checked by `_naming`. Returns (all, mpi or None)."""
-    given = m.get("naming")
-    if not isinstance(given, yamlfile.Mapping):
-        return _naming(m, "naming"), None
-    yamlfile.check_keys(given, {"all", "mpi"}, "modules naming", required=("all",))
-    if "mpi" in given and given["mpi"] is None:
-        yamlfile.fail(given, "mpi", "naming: mpi: is empty: give a shape, or leave mpi: out")
-    return _naming(given, "all"), (_naming(given, "mpi") if "mpi" in given else None)
-
-
-def _naming(m: yamlfile.Mapping, key: str) -> str:
-    """A `naming:` shape becomes module names and folders of the tree: its fields are names
-    and versions (checked where they are loaded), its own text may add only what a version
-    may hold, and `/`. (modulefiles.plan checks each resulting name too.)"""
-    naming = yamlfile.get_str(m, key, "{name}/{version}")
-    label = "'naming'" if key == "naming" else f"'naming: {key}'"
-    if "{name}" not in naming or "/" not in naming:
-        yamlfile.fail(m, key, f"{label} needs {{name}} and a / (e.g. {{name}}/{{version}})")
-    try:
-        parts = list(string.Formatter().parse(naming))
-    except ValueError as e:
-        yamlfile.fail(m, key, f"{label} {naming!r}: {e}")
-    for text, field_name, spec, conversion in parts:
-        if field_name is not None and field_name not in NAMING_FIELDS:
-            known = ", ".join(NAMING_FIELDS)
-            problem = f"unknown field {{{field_name}}} (fields: {known})"
-            yamlfile.fail(m, key, f"{label} {naming!r}: {problem}")
-        if spec or conversion:
-            problem = "fields take no !conversion nor :format"
-            yamlfile.fail(m, key, f"{label} {naming!r}: {problem}")
-        if not NAMING_TEXT.fullmatch(text):
-            problem = "the text around the fields may hold only letters, digits, ._+~- and /"
-            yamlfile.fail(m, key, f"{label} {naming!r}: {problem}")
-    *folders, last = naming.format(**dict.fromkeys(NAMING_FIELDS, "x1")).split("/")
-    for part, problem in [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]:
-        if problem:  # `..`, `//`, a leading `/` or `.`: the shape, whatever the fields hold
-            shape = "an empty part" if not part else f"a part {part!r} (fields as x1)"
-            rule = "each part between slashes is a name, the last a version, as a recipe's"
-            yamlfile.fail(m, key, f"{label} {naming!r} makes {shape}: {rule}")
-    return naming
 
 
 def _check_stack_toolchain(

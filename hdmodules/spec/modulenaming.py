@@ -1,0 +1,105 @@
+"""Module naming: the shape `modules: naming:` gives module names (`{name}/{version}`, or
+one shape for all and one for what is built with an MPI), and `root_variable:`, the
+variable each module sets to its prefix. A site's (site.py) and, in a stack's published
+copy, the same settings for the profiles that extend it (profiles.py: a user's modules
+are named, and name the site's modules they load, by the site's rule)."""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+
+from ..names import name_problem, version_problem
+from . import yamlfile
+from .yamlfile import check_env_var
+
+NAMING_FIELDS = tuple(
+    ["name", "version", "hash", "compiler", "compiler_version", "mpi", "mpi_version", "stack"]
+)
+NAMING_TEXT = re.compile(r"[A-Za-z0-9._+~/-]*")
+
+
+def namings(m: yamlfile.Mapping) -> tuple[str, str | None]:
+    """`naming:`: one shape for every module, or `{all: ..., mpi: ...}`, a shape for all and
+    one for the packages built with an MPI (Spack's module projections keyed `all` and
+    `^mpi`), each checked by `naming_shape`. Returns (all, mpi or None)."""
+    given = m.get("naming")
+    if not isinstance(given, yamlfile.Mapping):
+        return naming_shape(m, "naming"), None
+    yamlfile.check_keys(given, {"all", "mpi"}, "modules naming", required=("all",))
+    if "mpi" in given and given["mpi"] is None:
+        yamlfile.fail(given, "mpi", "naming: mpi: is empty: give a shape, or leave mpi: out")
+    return naming_shape(given, "all"), (naming_shape(given, "mpi") if "mpi" in given else None)
+
+
+def naming_shape(m: yamlfile.Mapping, key: str) -> str:
+    """A `naming:` shape becomes module names and folders of the tree: its fields are names
+    and versions (checked where they are loaded), its own text may add only what a version
+    may hold, and `/`. (modulefiles.plan checks each resulting name too.)"""
+    naming = yamlfile.get_str(m, key, "{name}/{version}")
+    label = "'naming'" if key == "naming" else f"'naming: {key}'"
+    if "{name}" not in naming or "/" not in naming:
+        yamlfile.fail(m, key, f"{label} needs {{name}} and a / (e.g. {{name}}/{{version}})")
+    try:
+        parts = list(string.Formatter().parse(naming))
+    except ValueError as e:
+        yamlfile.fail(m, key, f"{label} {naming!r}: {e}")
+    for text, field_name, spec, conversion in parts:
+        if field_name is not None and field_name not in NAMING_FIELDS:
+            known = ", ".join(NAMING_FIELDS)
+            problem = f"unknown field {{{field_name}}} (fields: {known})"
+            yamlfile.fail(m, key, f"{label} {naming!r}: {problem}")
+        if spec or conversion:
+            problem = "fields take no !conversion nor :format"
+            yamlfile.fail(m, key, f"{label} {naming!r}: {problem}")
+        if not NAMING_TEXT.fullmatch(text):
+            problem = "the text around the fields may hold only letters, digits, ._+~- and /"
+            yamlfile.fail(m, key, f"{label} {naming!r}: {problem}")
+    *folders, last = naming.format(**dict.fromkeys(NAMING_FIELDS, "x1")).split("/")
+    for part, problem in [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]:
+        if problem:  # `..`, `//`, a leading `/` or `.`: the shape, whatever the fields hold
+            shape = "an empty part" if not part else f"a part {part!r} (fields as x1)"
+            rule = "each part between slashes is a name, the last a version, as a recipe's"
+            yamlfile.fail(m, key, f"{label} {naming!r} makes {shape}: {rule}")
+    return naming
+
+
+def root_variable_of(m: yamlfile.Mapping) -> str:
+    """`root_variable:` of `m` (default `{NAME}_ROOT`): it must hold `{NAME}` (one variable,
+    set by every module in turn otherwise), and with `{NAME}` as a word, be a variable name."""
+    root_variable = yamlfile.get_str(m, "root_variable", "{NAME}_ROOT")
+    if "{NAME}" not in root_variable:
+        yamlfile.fail(m, "root_variable", "'root_variable' must hold {NAME} (e.g. {NAME}_ROOT)")
+    # `{NAME}` becomes the package name in capitals; the rest must keep it a variable name
+    check_env_var(m, "root_variable", root_variable.replace("{NAME}", "NAME"), "root_variable")
+    return root_variable
+
+
+@dataclass(frozen=True)
+class SiteNaming:
+    """How a site names its modules, as a stack's published copy says it (`modules:` in a
+    profile): the naming, the one for MPI builds (None: the naming), the root variable,
+    and the stack's name (the `{stack}` field)."""
+
+    naming: str
+    naming_mpi: str | None
+    root_variable: str
+    stack: str
+
+
+SITE_NAMING_KEYS = {"naming", "root_variable", "stack"}
+
+
+def site_naming(m: yamlfile.Mapping) -> SiteNaming | None:
+    """A profile's `modules:` (None: it has none): `naming:` (as site.yaml's), `root_variable:`,
+    `stack:` (a name). ConfigError at the line of what is wrong."""
+    given = m.get("modules")
+    if given is None:
+        return None
+    if not isinstance(given, yamlfile.Mapping):
+        yamlfile.fail(m, "modules", "'modules' must be a mapping (naming:, root_variable:, stack:)")
+    yamlfile.check_keys(given, SITE_NAMING_KEYS, "modules", required=("stack",))
+    naming, naming_mpi = namings(given)
+    stack = yamlfile.check_name(given, "stack", yamlfile.get_str(given, "stack"), "stack name")
+    return SiteNaming(naming, naming_mpi, root_variable_of(given), stack)
