@@ -251,6 +251,10 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             ["default.yaml:2: toolchain kind null (YAML reads null, ~ or nothing there"],
         ),
         (
+            "package_dirs: [pkgs]\npackages: a\n",
+            ["default.yaml:2: 'packages' must be a mapping or a list of package names"],
+        ),
+        (
             "package_dirs: [pkgs]\npackages: [a, no]\n",
             ["default.yaml:2: 'packages' must list package names, not False (YAML reads yes/no"],
         ),
@@ -322,6 +326,7 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "a-profile-s-module-naming-names-its-stack",
         "a-null-parameter-said-as-yaml-reads-it",
         "a-null-toolchain-kind-said-as-yaml-reads-it",
+        "packages-one-word",
         "a-bool-in-a-list-of-packages-said-as-yaml-reads-it",
         "a-package-dir-twice-by-a-link",
         "extends-spelt-twice",

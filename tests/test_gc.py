@@ -111,8 +111,9 @@ def test_older_than_keeps_recent_unreachable(hit, home, demo):
     assert len(artifacts(home)) == 5
     r = hit("gc", "--older-than", "0s")
     assert "removed 5 artifact(s)" in r.out
-    r = hit("gc", "--older-than", "soon", check=False)
-    assert r.code == 1 and "give a number and a unit" in r.err
+    r = hit("gc", "--older-than", "soon", check=False)  # a usage error (README: exit 2)
+    assert r.code == 2 and "'--older-than': 'soon': give a number and a unit" in r.err, r.err
+    assert len(artifacts(home)) == 0 and "Traceback" not in r.err
 
 
 def _url_source_stack(tmp_path: Path) -> tuple[Path, str]:

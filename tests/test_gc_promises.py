@@ -64,7 +64,7 @@ def test_rollback_history_is_kept_only_when_asked(hit, home, demo):
     r = hit("gc", "--keep-history", "1h")
     assert r.out.startswith("removed 0 artifact(s)") and "(--keep-history 1h)" in r.out
     r = hit("gc", "--keep-history", "soon", check=False)
-    assert r.code == 1 and "--keep-history 'soon': give a number and a unit" in r.err
+    assert r.code == 2 and "'--keep-history': 'soon': give a number and a unit" in r.err
     r = hit("gc")  # generation 2 (Two), left by the rollback, goes with its app
     assert r.out.startswith("removed 2 artifact(s)")
     assert f"forgot generation(s) 2 of {link}: their profiles are removed" in r.err

@@ -19,11 +19,13 @@ from .hit_helpers import _resolve, _store_paths
 @click.option(
     "--older-than",
     metavar="AGE",
+    callback=lambda _c, p, v: _age(p, v),
     help="keep unreachable artifacts built or used by a build within AGE (30d, 12h)",
 )
 @click.option(
     "--keep-history",
     metavar="AGE",
+    callback=lambda _c, p, v: _age(p, v),
     help="keep the earlier generations links left within AGE (30d), instead of config.yaml's "
     "history_keep/history_days",
 )
@@ -60,6 +62,9 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, keep_history, drop_stal
         return
     if profiles and not sources:
         _misplaced_words(profiles, older_than, keep_history)
+    for option, value in (("--older-than", older_than), ("--keep-history", keep_history)):
+        if value is not None and value.isdigit():
+            raise click.UsageError(f"{option} {value}: give the age with its unit, like {value}d")
     keep = _sources_to_keep(profiles) if sources else None
     request = collector.Request(dry_run, older_than, drop_stale, keep, keep_history)
     report = collector.collect_home(
@@ -76,6 +81,21 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, keep_history, drop_stal
 
         prune(str(home.root))  # the no-op memos of profile YAML files that are gone
     _echo(lines.out)
+
+
+def _age(param: click.Parameter, value: str | None) -> str | None:
+    """An AGE option's value, checked when the command line is read: a wrong one is a usage
+    error (exit 2, as the README says of the command line), not a failure of the gc."""
+    from ..durations import parse_duration
+    from ..errors import HitError
+
+    if value is not None and not value.isdigit():  # a number alone: said with its unit below
+        try:
+            parse_duration(value, param.opts[0])
+        except HitError as e:
+            said = str(e).removeprefix(f"{param.opts[0]} ")  # click names the option
+            raise click.BadParameter(said, param=param) from None
+    return value
 
 
 def _misplaced_words(profiles: tuple[str, ...], older_than, keep_history) -> None:

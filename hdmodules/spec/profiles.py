@@ -101,6 +101,8 @@ def package_requests(m: yamlfile.Mapping) -> list[PackageRequest]:
         for v, line in lines.items():
             yamlfile.check_package_name(m, "packages", v, "package name", line)
         return [PackageRequest(v, file=m.file, line=line) for v, line in lines.items()]
+    if not isinstance(value, yamlfile.Mapping):
+        yamlfile.fail(m, "packages", "'packages' must be a mapping or a list of package names")
     packages = yamlfile.get_mapping(m, "packages")
     out = []
     for name, over in packages.items():
