@@ -156,15 +156,19 @@ def test_a_user_s_python_package_loads_after_python_as_the_site_s_do(site, tool,
     site's python module opens, where the site's own Python packages are: below the
     interpreter in Core for the `core: true` stack, below gcc's for the other; `module load
     [gcc] python py-pygments` loads it (the third trial of the twelfth stop: it went to the
-    compiler's level with no python parent, which `module load python` does not open)."""
+    compiler's level with no python parent, which `module load python` does not open). Its
+    other packages go below the compiler, where `module load gcc` opens the user's tree."""
     dists = pypi_index.ensure(["pygments"])
     home, proj = tmp_path / "home", tmp_path / "proj"
     (proj / "mypkgs").mkdir(parents=True)
     recipe = pypi_index.recipe("py-pygments", "2.18.0", dists[0], ["python"])
     (proj / "mypkgs" / "py-pygments.yaml").write_text(recipe)
+    (proj / "mypkgs" / "mytool.yaml").write_text(  # not a Python package: below the compiler
+        'version: "1.0"\nbuild: |\n  mkdir -p "$ARTIFACT/share"\n'
+    )
     (proj / "p.yaml").write_text(
         f"extends: [{site['root']}/stacks/{stack}.yaml]\npackage_dirs: [mypkgs]\n"
-        "packages:\n  py-pygments:\n"
+        "packages:\n  py-pygments:\n  mytool:\n"
     )
     env = {**os.environ, "HIT_HOME": str(home)}
     env["HIT_SITE_CONFIG"] = str(site["root"] / "user-config.yaml")
@@ -172,6 +176,9 @@ def test_a_user_s_python_package_loads_after_python_as_the_site_s_do(site, tool,
         r = run_hit("build", "p.yaml", cwd=proj, env={**env, "PIP_INDEX_URL": index})
     level = "Python/python/3.11.2" if stack == "python" else "Python/gcc/12.2.0/python/3.11.2"
     assert f"module written: py-pygments/2.18.0 ({level})" in r.err, r.err
+    # a user's other package goes below the compiler, on the core stack too: nothing opens
+    # a user's Core (this stop's last trial: it went there, and no `module load` found it)
+    assert "module written: mytool/1.0 (Compiler/gcc/12.2.0)" in r.err, r.err
     first = "" if stack == "python" else "module load gcc/12.2.0 && "
     run = module_shell(
         tool,
@@ -180,6 +187,12 @@ def test_a_user_s_python_package_loads_after_python_as_the_site_s_do(site, tool,
     )
     assert run.code == 0, run.err
     assert Path(run.out.strip()).is_relative_to(home), run.out
+    run = module_shell(
+        tool,
+        f"export HIT_HOME={home}; module use {_core(site, tool)}; "
+        "module load gcc/12.2.0 && module load mytool",
+    )
+    assert run.code == 0 and Path(run.env["MYTOOL_ROOT"]).is_relative_to(home), run.err
     unloaded = module_shell(
         tool,
         f"export HIT_HOME={home}; module use {_core(site, tool)}; {first}"

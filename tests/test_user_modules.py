@@ -320,3 +320,14 @@ def test_a_user_s_modules_follow_the_site_s_naming(tools, tmp_path, monkeypatch)
         assert run.code == 0, run.err
         assert Path(run.env["MYTOOL_ROOT"]).is_relative_to(home), run.env.get("MYTOOL_ROOT")
         assert Path(run.env["LIBA_ROOT"]).is_relative_to(root), run.env.get("LIBA_ROOT")
+    # a profile's own `modules:` takes what it does not say from the stack it extends (the
+    # smallest one, `stack:` alone, named the site's modules by the default naming)
+    write_profile(
+        proj / "other.yaml",
+        f"extends: [{root}/stacks/gcc12.yaml]\npackage_dirs: [mypkgs]\n"
+        "packages: {mytool: {parameters: {flavour: debug}}}\nmodules: {stack: mine}\n",
+    )
+    r = run_hit("build", "other.yaml", cwd=proj)
+    assert re.search(r"module written: mytool/gcc12\.2\.0/1\.0-[0-9a-z]{7} ", r.err), r.err
+    lua = next((home / "modules" / "lmod").rglob("1.0-*.lua")).read_text()
+    assert 'depends_on("liba/gcc12.2.0/1.0")' in lua, lua

@@ -436,18 +436,21 @@ def _package_entry(
     cfg = site.modules
     uses_mpi = built_with_mpi(resolved, node)
     python = levels.python_version and goes_to_python_level(node.recipe, uses_mpi)
+    # a user's package (cfg.provided) on a core stack goes below the compiler all the same
+    # (nothing opens a user's Core), but for a Python package: below the stack's python
+    core = stack.core and (python or not cfg.provided)
     if cfg.layout != "hierarchy":
         level: tuple[str, ...] = ()
     elif python and levels.p_level:
         level = levels.p_level
-    elif stack.core:
+    elif core:
         level = ("Core",)
     else:
         level = levels.m_level if uses_mpi else levels.c_level
     prefix = store.prefix(node.ref)
     found = scan(prefix)  # one listing of the prefix, for every folder asked about
     setenv, prepend = _package_env(node, found, cfg)
-    parents = [] if stack.core else list(levels.mpi_parents if uses_mpi else levels.parents)
+    parents = [] if core else list(levels.mpi_parents if uses_mpi else levels.parents)
     parents += [levels.python_parent] if python and levels.python_parent else []
     mpi = levels.mpi if uses_mpi else None
     built_with = [f"{short_name(x)} {x.version}" for x in (levels.compiler, mpi) if x]

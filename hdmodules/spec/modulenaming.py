@@ -91,15 +91,25 @@ class SiteNaming:
 SITE_NAMING_KEYS = {"naming", "root_variable", "stack"}
 
 
-def site_naming(m: yamlfile.Mapping) -> SiteNaming | None:
-    """A profile's `modules:` (None: it has none): `naming:` (as site.yaml's), `root_variable:`,
-    `stack:` (a name). ConfigError at the line of what is wrong."""
+def site_naming(m: yamlfile.Mapping, extended: SiteNaming | None) -> SiteNaming | None:
+    """A profile's `modules:` (`extended`: what the profiles it extends say; None: nothing):
+    `naming:` (as site.yaml's), `root_variable:`, `stack:` (a name), each key not given
+    taken from `extended` (a user's `modules: {stack: x}` kept the site's naming otherwise
+    replaced by the default, and the site's modules were named wrongly). ConfigError at the
+    line of what is wrong."""
     given = m.get("modules")
     if given is None:
-        return None
+        return extended
     if not isinstance(given, yamlfile.Mapping):
         yamlfile.fail(m, "modules", "'modules' must be a mapping (naming:, root_variable:, stack:)")
-    yamlfile.check_keys(given, SITE_NAMING_KEYS, "modules", required=("stack",))
+    required = () if extended else ("stack",)
+    yamlfile.check_keys(given, SITE_NAMING_KEYS, "modules", required=required)
     naming, naming_mpi = namings(given)
-    stack = yamlfile.check_name(given, "stack", yamlfile.get_str(given, "stack"), "stack name")
-    return SiteNaming(naming, naming_mpi, root_variable_of(given), stack)
+    if "naming" not in given and extended is not None:
+        naming, naming_mpi = extended.naming, extended.naming_mpi
+    root_variable = root_variable_of(given)
+    if "root_variable" not in given and extended is not None:
+        root_variable = extended.root_variable
+    stack = extended.stack if "stack" not in given and extended else None
+    stack = stack or yamlfile.check_name(given, "stack", yamlfile.get_str(given, "stack"), "stack")
+    return SiteNaming(naming, naming_mpi, root_variable, stack)

@@ -220,7 +220,7 @@ def load_profile(file: Path, _seen: tuple[Path, ...] = ()) -> ProfileSpec:
         spec.toolchain[kind] = name
         spec.toolchain_lines[kind] = (file, toolchain.line_of(kind))
     spec.core = yamlfile.get_bool(m, "core", spec.core)  # else as a profile it extends
-    spec.site_naming = site_naming(m) or spec.site_naming
+    spec.site_naming = site_naming(m, spec.site_naming)
     spec.files.append(file)
     return spec
 
