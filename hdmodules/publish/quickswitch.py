@@ -10,7 +10,10 @@ lists is one of the memo's artifacts, then resolving would give those same artif
 plain package resolves as it does as a dependency, and nothing else differs. The profile is
 then the memo's artifacts that the listed packages need, in the order resolving gives;
 anything else (a package the memo does not know, a version or parameters changed, `prefer`
-naming a package not listed) is left to the full path, which says what is wrong.
+naming a package not listed) is left to the full path, which says what is wrong. A YAML
+that differs from the one the memo's build loaded only in lines listing plain packages is
+not parsed again: its list is read from those lines (spec/profiledelta.py; the memo keeps
+that text's layout), which is what loading it would give: 2 ms against 42 ms for 5,000.
 
 The memo written after a switch keeps every input and every artifact of the one before (the
 recipes and sources of a package removed too), so listing that package again is a switch as
