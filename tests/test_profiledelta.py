@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hdmodules.errors import HitError
-from hdmodules.spec.profiledelta import Layout, from_saved, listed, of_profile
+from hdmodules.spec.profiledelta import Layout, from_saved, listed, of_profile, saved
 from hdmodules.spec.profiles import load_profile
 
 BASES = [
@@ -68,7 +68,7 @@ def test_what_the_lines_tell_is_what_the_loader_reads(tmp_path, seed):
         base = rng.choice(BASES)
         loaded = _packages(path, base)
         assert loaded is not None and loaded[1] is not None, base
-        old = from_saved(loaded[1].saved())  # as the memo keeps it
+        old = from_saved(saved(loaded[1]))  # as the memo keeps it
         assert old == loaded[1]
         text = _edits(rng, base)
         found = listed(old, text)

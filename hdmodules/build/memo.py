@@ -377,7 +377,7 @@ def switch_data(resolved) -> dict | None:
     without a key, a site-style one (its modules are planned from its resolution:
     usermodules.build_lines), or one with Python packages (they bring their interpreter
     into the profile: pythonenv.profile_packages)."""
-    from ..spec.profiledelta import of_profile
+    from ..spec.profiledelta import of_profile, saved
     from ..spec.profiles import switch_key
     from ..spec.pythonenv import PYTHON, is_python_package
 
@@ -396,13 +396,8 @@ def switch_data(resolved) -> dict | None:
         "deps": "\0".join(",".join(str(place[d]) for d in n.deps) for n in nodes.values()),
         "kept": ",".join(str(i) for i in range(len(nodes))),  # whose manifests are stamped
         "prefer": list(resolved.profile.prefer),
-        "layout": _saved(of_profile(resolved.profile)),  # its plain packages' lines
+        "layout": saved(of_profile(resolved.profile)),  # its plain packages' lines
     }
-
-
-def _saved(layout) -> list | None:
-    """A profiledelta.Layout as the memo keeps it; None for none."""
-    return None if layout is None else layout.saved()
 
 
 def _read(home: str, profile: str) -> dict | None:

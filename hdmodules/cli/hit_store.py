@@ -60,11 +60,9 @@ def gc(profiles, list_: bool, dry_run: bool, older_than, keep_history, drop_stal
 
         _echo(listing(home.gc_roots, store, collector.history_rule(home, keep_history)))
         return
+    _bare_ages(profiles if not sources else (), older_than, keep_history)
     if profiles and not sources:
-        _misplaced_words(profiles, older_than, keep_history)
-    for option, value in (("--older-than", older_than), ("--keep-history", keep_history)):
-        if value is not None and value.isdigit():
-            raise click.UsageError(f"{option} {value}: give the age with its unit, like {value}d")
+        _misplaced_words(profiles)
     keep = _sources_to_keep(profiles) if sources else None
     request = collector.Request(dry_run, older_than, drop_stale, keep, keep_history)
     report = collector.collect_home(
@@ -98,16 +96,23 @@ def _age(param: click.Parameter, value: str | None) -> str | None:
     return value
 
 
-def _misplaced_words(profiles: tuple[str, ...], older_than, keep_history) -> None:
-    """`hit gc` got words it takes only with --sources: an age written in two words
-    (`--older-than 3 days`) is told how to write it; anything else, what the words are for.
-    Raises click.UsageError."""
+def _bare_ages(words: tuple[str, ...], older_than, keep_history) -> None:
+    """An age given as a number without its unit (`_age` lets it through): one written in
+    two words (`--older-than 3 days`: `words`, the arguments taken for profiles, follow it)
+    is told to write it as one, a number alone to add its unit. Raises click.UsageError."""
     for option, value in (("--older-than", older_than), ("--keep-history", keep_history)):
         if value is not None and value.isdigit():
-            raise click.UsageError(
-                f"{option} {value} {profiles[0]}: give the age as one word, "
-                f"like {option} {value}d (units: s, m, h, d, w)"
-            )
+            if words:
+                raise click.UsageError(
+                    f"{option} {value} {words[0]}: give the age as one word, "
+                    f"like {option} {value}d (units: s, m, h, d, w)"
+                )
+            raise click.UsageError(f"{option} {value}: give the age with its unit, like {value}d")
+
+
+def _misplaced_words(profiles: tuple[str, ...]) -> None:
+    """`hit gc` got words it takes only with --sources: what the words are for. Raises
+    click.UsageError."""
     raise click.UsageError(
         f"unexpected {' '.join(profiles)}: PROFILE.yaml arguments are only taken with "
         f"--sources (the profiles whose cached sources to keep)"

@@ -32,9 +32,9 @@ from pathlib import Path
 
 from ..build import memo
 from ..collector import collector_paused
-from ..errors import HitError
+from ..errors import ConfigError, HitError
 from ..names import profile_link
-from ..spec import profiledelta
+from ..spec import profiledelta, yamlfile
 from ..spec.artifact import ArtifactRef
 from ..spec.buildspec import ProfileDoc
 from ..spec.profiles import load_profile, switch_key
@@ -111,9 +111,8 @@ def _listed(profile: str, known: dict) -> Listed | None:
         return None
     note(profile)
     try:
-        with open(profile, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError):  # said by loading it
+        text = yamlfile.read(Path(profile))
+    except ConfigError:  # said by loading it
         return None
     found = profiledelta.listed(old, text)
     if found is None:
@@ -254,7 +253,7 @@ def remember(quick: Quick, home: Home, store: Store) -> None:
             **known,
             "kept": ",".join(str(place) for place in quick.places),
             "prefer": list(quick.plan.doc.prefer),
-            "layout": None if quick.layout is None else quick.layout.saved(),
+            "layout": profiledelta.saved(quick.layout),
         },
         "status": None,  # the last resolution's: not this profile's (`hit status` resolves)
     }

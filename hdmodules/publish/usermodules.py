@@ -110,8 +110,8 @@ def _user_site(
     root); a private home keeps them the user's (_private_trees)."""
     cfg = ModuleConfig(path=modules_path(home), provided=True)
     if naming is not None:
-        cfg = replace(cfg, naming=naming.naming, naming_mpi=naming.naming_mpi)
-        cfg = replace(cfg, root_variable=naming.root_variable)
+        named = {"naming_mpi": naming.naming_mpi, "root_variable": naming.root_variable}
+        cfg = replace(cfg, naming=naming.naming, **named)
     return Site(file, home.root, stacks, externals or {}, cfg, mode=0o755)
 
 

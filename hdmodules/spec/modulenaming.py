@@ -104,12 +104,16 @@ def site_naming(m: yamlfile.Mapping, extended: SiteNaming | None) -> SiteNaming 
         yamlfile.fail(m, "modules", "'modules' must be a mapping (naming:, root_variable:, stack:)")
     required = () if extended else ("stack",)
     yamlfile.check_keys(given, SITE_NAMING_KEYS, "modules", required=required)
-    naming, naming_mpi = namings(given)
-    if "naming" not in given and extended is not None:
+    if extended is not None and "naming" not in given:
         naming, naming_mpi = extended.naming, extended.naming_mpi
-    root_variable = root_variable_of(given)
-    if "root_variable" not in given and extended is not None:
+    else:
+        naming, naming_mpi = namings(given)
+    if extended is not None and "root_variable" not in given:
         root_variable = extended.root_variable
-    stack = extended.stack if "stack" not in given and extended else None
-    stack = stack or yamlfile.check_name(given, "stack", yamlfile.get_str(given, "stack"), "stack")
+    else:
+        root_variable = root_variable_of(given)
+    if extended is not None and "stack" not in given:
+        stack = extended.stack
+    else:
+        stack = yamlfile.check_name(given, "stack", yamlfile.get_str(given, "stack"), "stack")
     return SiteNaming(naming, naming_mpi, root_variable, stack)

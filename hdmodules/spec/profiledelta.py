@@ -51,15 +51,18 @@ class Layout:
     lines: tuple[int, ...]
     plain: tuple[bool, ...]
 
-    def saved(self) -> list:
-        """The layout as the memo keeps it (marshal's types)."""
-        bits = bytes(self.plain)
-        return [self.text, self.key, self.indent, self.dash, "\0".join(self.names),
-                list(self.lines), bits]  # fmt: skip
+
+def saved(layout: Layout | None) -> list | None:
+    """`layout` as the memo keeps it (marshal's types); None for none (`from_saved` reads it)."""
+    if layout is None:
+        return None
+    names = "\0".join(layout.names)
+    return [layout.text, layout.key, layout.indent, layout.dash, names, list(layout.lines),
+            bytes(layout.plain)]  # fmt: skip
 
 
 def from_saved(saved: object) -> Layout | None:
-    """The Layout `Layout.saved` gave; None for anything else (another format)."""
+    """The Layout `saved` gave; None for anything else (another format)."""
     try:
         text, key, indent, dash, names, lines, bits = saved  # type: ignore[misc]
         return Layout(text, key, indent, dash, tuple(names.split("\0")), tuple(lines),

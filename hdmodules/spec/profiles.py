@@ -78,11 +78,11 @@ def package_dirs(m: yamlfile.Mapping, base: Path) -> list[Path]:
         if not os.path.isdir(path):  # False, not OSError, for a name too long
             problem = f"package dir {d!r} ({str(path)!r}) is not a folder"
             yamlfile.fail_item(m, "package_dirs", i, problem)
-        if os.path.realpath(path) in real:  # in any spelling (`pkgs`, `./pkgs/`) or by a link
-            where = os.path.realpath(path)
+        where = os.path.realpath(path)
+        if where in real:  # in any spelling (`pkgs`, `./pkgs/`) or by a link
             yamlfile.fail_item(m, "package_dirs", i, f"package dir {d!r} is listed twice ({where})")
         out.append(path)
-        real.append(os.path.realpath(path))
+        real.append(where)
     return out
 
 
