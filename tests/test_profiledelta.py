@@ -93,6 +93,21 @@ def test_a_switch_removing_or_adding_plain_lines_is_told(tmp_path):
     assert names == ("a", "b", "d", "e", "c")
 
 
+@pytest.mark.parametrize("dash", [False, True])
+def test_packages_added_or_removed_at_the_end_of_the_text_are_told(tmp_path, dash):
+    """A list that ends the text, after its last line break: packages appended to it, or its
+    last ones removed, were loaded in full (the empty line after the last break was taken
+    for a line that ends the list otherwise: the switch's test of the home's cache)."""
+    line = "- {}\n" if dash else "  {}:\n"
+    text = "package_dirs: []\npackages:\n" + line.format("a")
+    old = of_profile(load_profile(_write(tmp_path, text)))
+    more = text + line.format("b") + line.format("c")
+    names, layout = listed(old, more)
+    assert names == ("a", "b", "c") and layout == _packages(tmp_path / "p.yaml", more)[1]
+    names, _ = listed(layout, text)
+    assert names == ("a",)
+
+
 @pytest.mark.parametrize(
     "edit",
     [

@@ -800,3 +800,32 @@ def test_a_change_with_the_yaml_as_it_was_begins_no_switch_check(home, tmp_path)
     assert memo._early is None
     r, imported = _imports(profile, "-q")
     assert r.returncode == 0 and "click" not in imported and "built" in r.stderr, r.stderr
+
+
+def test_a_switch_reads_the_home_s_settings_from_its_cache_until_config_yaml_changes(
+    home, tmp_path
+):
+    """The home's settings are kept in its cache while its config.yaml is unchanged
+    (resolvecache.remembered): a switch then imports no PyYAML (some 20 ms, issue 18). An
+    edit of config.yaml, even one of the same size, is read at once; a damaged cache is
+    read past."""
+    profile = _project(tmp_path)
+    assert _build(profile)[0].returncode == 0
+    time.sleep(2.1)  # config.yaml settled (resolvecache.SETTLE_NS): kept once read
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n")
+    assert _build(profile)[0].returncode == 0
+    assert (home / ".cache" / "home.pickle").is_file()
+    write_profile(profile, ALL)
+    r, imported = _imports(profile, "-q")
+    assert r.returncode == 0 and "yaml" not in imported, r.stderr
+    assert "hdmodules.spec.resolve" not in imported  # the memo answered
+    config = home / "config.yaml"
+    config.write_text(config.read_text().replace("store: bld", "store: new"))  # same size
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n")
+    r, _ = _build(profile, "-q")
+    assert r.returncode == 0, r.stderr
+    assert _link(profile).parent == home / "new" / "profile"
+    (home / ".cache" / "home.pickle").write_bytes(b"\x80\x05damaged")
+    write_profile(profile, ALL)
+    r, _ = _build(profile, "-q")
+    assert r.returncode == 0 and _link(profile).parent == home / "new" / "profile", r.stderr

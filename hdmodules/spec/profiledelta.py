@@ -9,11 +9,11 @@ The memo keeps the `Layout` of the text its build loaded: the text, the line of 
 (the lines both texts start and end with set apart). When every line of the run, in either
 text, is a plain package at the packages' indentation, the line before the run is the key or
 a plain package, and the line after it one that ends or continues the list (another package,
-a top-level key, or the end), then the YAML loader would read the new text as the old one
-with those packages listed instead: nothing else in it changed, and a block mapping or
-sequence goes on line by line. Anything else (a comment, a blank line, another form, a name
-YAML would read as a bool or null, a name twice) is None: the text is loaded in full
-(yamlfile.py), which says what is wrong with it.
+a top-level key, or the end of the text, after its last line break or not), then the YAML
+loader would read the new text as the old one with those packages listed instead: nothing
+else in it changed, and a block mapping or sequence goes on line by line. Anything else (a
+comment, a blank line, another form, a name YAML would read as a bool or null, a name twice)
+is None: the text is loaded in full (yamlfile.py), which says what is wrong with it.
 """
 
 from __future__ import annotations
@@ -132,8 +132,9 @@ def listed(old: Layout, text: str) -> tuple[tuple[str, ...], Layout] | None:
     before, after = start - 1, len(was) - end
     if before != old.key and not (before in at and old.plain[at[before]]):
         return None  # the run does not start in the list, or after a package with more lines
-    if after < len(was) and after not in at and not _TOP.match(was[after]):
-        return None  # after it neither a package nor a top-level key or document marker
+    ends = was[after:] in ([], [""])  # the text ends there (after its last line break or not)
+    if not ends and after not in at and not _TOP.match(was[after]):
+        return None  # after it neither a package, a top-level key, a document marker nor the end
     form = _ITEM if old.dash else _ENTRY
     added = []
     for line in now[start : len(now) - end]:

@@ -18,6 +18,9 @@ What is cached is only what is a function of files alone, each keyed by the stat
   `build:`, the template file that is first in the lookup order now (found anew each
   time) and its stamp, and the stamps of every built-in template (what it may include):
   Jinja2 is neither imported nor run for an unchanged recipe.
+The same rules keep one value made from a few files in a file of its own (`remembered`):
+the home's settings, from its config.yaml (store/home.py), which a profile switch then reads
+without importing PyYAML.
 The whole cache also holds the tool's version and the stamps of its own resolver code
 (OWN_CODE, as build/memo.py stamps it): code being edited drops it.
 
@@ -37,6 +40,7 @@ cache that cannot be written is simply not kept.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -44,8 +48,9 @@ import pickle
 import stat
 import time
 from array import array
+from collections.abc import Callable
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import __version__
 from ..atomic import write_atomic
@@ -57,6 +62,7 @@ OWN_CODE = ("spec/*.py", "hashing.py", "names.py", "urls.py", "templating.py")
 FORMAT = 3  # bump when what is stored changes shape
 
 Stamp = tuple[int, int, int, int, int] | None  # mode, mtime_ns, ctime_ns, size, inode
+T = TypeVar("T")
 SETTLE_NS = 2_000_000_000  # a stamp younger than this (or from the future) is not cached
 
 
@@ -159,18 +165,51 @@ def _code_key() -> tuple:
 
 def _read(file: Path) -> dict | None:
     """The cache file's content, or None when it is missing, damaged, or not trustworthy
+    (`_unpickled`)."""
+    doc = _unpickled(file)
+    parts = ("recipes", "trees", "bodies")
+    ok = isinstance(doc, dict) and all(isinstance(doc.get(k), dict) for k in parts)
+    return doc if ok else None
+
+
+def _unpickled(file: Path) -> Any:
+    """What the pickle `file` holds; None when it is missing, damaged, or not trustworthy
     (another owner's, or writable by others: unpickling runs what the file says)."""
     try:
         with open(file, "rb") as f:
             st = os.fstat(f.fileno())
             if st.st_uid != os.getuid() or st.st_mode & 0o022:
                 return None
-            doc = pickle.load(f)
+            return pickle.load(f)
     except Exception:  # noqa: BLE001 - any damage means: no cache
         return None
-    parts = ("recipes", "trees", "bodies")
-    ok = isinstance(doc, dict) and all(isinstance(doc.get(k), dict) for k in parts)
-    return doc if ok else None
+
+
+def remembered(
+    file: Path, inputs: list[str], code: list[str], key: tuple, make: Callable[[], T]
+) -> T:
+    """`make()`, or the value it gave a run before, kept in `file` (one pickle, this user's)
+    while every file of `inputs` and of `code` (the source files that make it) has the stamp
+    it had then and `key` (what else the value depends on) is the same. The inputs are
+    stamped with `note`, before `make` reads them: the no-op memo records them as it does
+    when nothing is cached. As for a recipe, the value is kept only when every input was
+    last changed more than SETTLE_NS before; one that cannot be read or written is made
+    anew. Raises what `make` raises (nothing is kept then)."""
+    for path in inputs:
+        note(path)
+    stamps = tuple(_SEEN[path] for path in inputs)
+    made_by = tuple((f, _stamp(f)) for f in code)
+    whole = (FORMAT, __version__, key, made_by, tuple(inputs), stamps)
+    doc = _unpickled(file)
+    if type(doc) is tuple and len(doc) == 2 and doc[0] == whole:
+        return doc[1]
+    value = make()
+    now = time.time_ns()
+    if all(s[0] >= 0 and now - SETTLE_NS > max(s[0], s[1]) for s in stamps):
+        with contextlib.suppress(Exception):  # only a cache: a full disk, a value not to pickle
+            file.parent.mkdir(exist_ok=True)
+            write_atomic(file, _pickled((whole, value)), 0o600)
+    return value
 
 
 def recipe_named(name: str, package_dirs: list[Path]):

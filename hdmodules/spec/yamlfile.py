@@ -4,10 +4,9 @@ check (unknown key, wrong type, missing recipe) can name `file:line`, not just t
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
-from typing import Any, NoReturn
-
-import yaml
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import ConfigError
 from ..names import (
@@ -21,7 +20,8 @@ from ..names import (
 )
 from ..urls import git_url_problem
 
-_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    import yaml
 
 
 class Mapping(dict):
@@ -51,11 +51,24 @@ def item_line(m: Mapping, key: Any, index: int) -> int:
     return m.line_of(key)
 
 
-class _Loader(_Base):  # type: ignore[misc, valid-type]
-    pass
+@cache
+def _loader() -> type:
+    """The loader class: PyYAML's safe loader (its C one when built), with this module's
+    constructors. Made on the first load, not at import: importing PyYAML costs some 20 ms
+    (its reader and resolver compile their patterns), which a profile switch read from the
+    memo, and config.yaml read from its cache (store/home.py), do without (issue 18)."""
+    import yaml
+
+    class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        scalar_node = yaml.ScalarNode
+
+    Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+    return Loader
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Mapping:
+def _construct_mapping(loader: Any, node: yaml.MappingNode) -> Mapping:
     loader.flatten_mapping(node)
     m = Mapping()
     m.file = loader.hd_file
@@ -73,26 +86,26 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Mapping:
     return m
 
 
-def _construct(loader: _Loader, node: yaml.Node) -> Any:
+def _construct(loader: Any, node: yaml.Node) -> Any:
     """`loader.construct_object(node, deep=True)`; a scalar with a tag of the loader's own
     (null, bool, int, float, str, timestamp...) straight from that tag's constructor, as
     construct_object calls it, without its bookkeeping for nodes that may recurse or be
     aliased (a scalar's value is immutable): a 5,000-package profile is 10,000 scalars, and
     that bookkeeping was a third of its loading (issue 18)."""
-    if type(node) is yaml.ScalarNode:
+    if type(node) is loader.scalar_node:
         constructor = loader.yaml_constructors.get(node.tag)
         if constructor is not None:
             return constructor(loader, node)
     return loader.construct_object(node, deep=True)
 
 
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> Sequence:
+def _construct_sequence(loader: Any, node: yaml.SequenceNode) -> Sequence:
     seq = Sequence(_construct(loader, item) for item in node.value)
     seq.lines = [item.start_mark.line + 1 for item in node.value]
     return seq
 
 
-def _construct_str(loader: _Loader, node: yaml.ScalarNode) -> str:
+def _construct_str(loader: Any, node: yaml.ScalarNode) -> str:
     """A string, refused (ConfigError at its line) when it holds a NUL (`"a\\0b"`, the only
     way YAML gives one): no file name, command argument or environment variable can carry
     it, so the value hashed and the one used would differ, or Python refuse it mid-build.
@@ -107,14 +120,11 @@ def _construct_str(loader: _Loader, node: yaml.ScalarNode) -> str:
     return value
 
 
-_Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-
-
 def load_text(text: str, file: Path) -> Any:
     """Parse YAML text; any syntax problem becomes a ConfigError naming file:line."""
-    loader = _Loader(text)
+    import yaml
+
+    loader = _loader()(text)
     loader.hd_file = file
     try:
         return loader.get_single_data()

@@ -159,13 +159,35 @@ def _record(gc_roots: Path, link: Path, target: Path, new: bool = True) -> int:
     folder = gen_folder(gc_roots, link)
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / "link", str(link.absolute()))
-    gens = _read(folder)
-    same = [g for g in (gens if not new else gens[-1:]) if g.target == target]
-    if same:
-        return same[-1].number
-    number = (gens[-1].number + 1) if gens else 1
+    if not new:
+        same = [g.number for g in _read(folder) if g.target == target]
+        if same:
+            return same[-1]
+    newest = _newest(folder)
+    if new and newest is not None and newest.target == target:
+        return newest.number
+    number = newest.number + 1 if newest is not None else 1
     set_link(folder / str(number), target)
     return number
+
+
+def _newest(folder: Path) -> Generation | None:
+    """The newest generation recorded in `folder` (the highest number), found by its name:
+    one readlink, where `_read` reads every generation (issue 18: 17 ms for a link's 820
+    generations, on each `hit build` that switched it)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return None
+    for number in sorted((int(n) for n in names if n.isascii() and n.isdigit()), reverse=True):
+        f = folder / str(number)
+        try:
+            target = os.readlink(f)
+        except OSError:  # not a symlink (`_read` skips it too)
+            continue
+        stale = f"{number}{STALE}" in names
+        return Generation(number, f.lstat().st_mtime, Path(target), stale)
+    return None
 
 
 def record_generation(gc_roots: Path, link: Path, target: Path) -> int:

@@ -184,15 +184,39 @@ def upstream_store(home_root: Path) -> Path:
     return upstream_path(home_root)
 
 
+HOME_CACHE = "home.pickle"  # in the home's CACHE: its settings as load_home last made them
+
+
 def load_home(root: Path | None = None) -> Home:
     """The home's configuration; the site's defaults (HIT_SITE_CONFIG) fill in what the
-    home's own config.yaml does not say, and lists (mirrors, host_libs, upstreams) add up."""
-    from ..spec import yamlfile
+    home's own config.yaml does not say, and lists (mirrors, host_libs, upstreams) add up.
+    Kept in the home's cache while neither file changes (resolvecache.remembered: no YAML
+    is parsed, nor PyYAML imported), nor this code, nor the number of CPUs that `jobs`
+    defaults to; an upstream that is no folder any more is said as when it is read.
+    Raises HitError (ConfigError for a config file that is wrong)."""
+    from ..spec import resolvecache, yamlfile
 
     root = root or default_home()
     config = root / "config.yaml"
     if not config.exists():
         init_home(root)
+    site = os.environ.get("HIT_SITE_CONFIG")
+    inputs = [str(config)]
+    if site:
+        inputs.append(str(Path(site).expanduser().absolute()))
+    code = [__file__, yamlfile.__file__]  # what reads the settings
+    key = (str(root), site, default_jobs())
+    cache = cache_folder(root) / HOME_CACHE
+    home = resolvecache.remembered(cache, inputs, code, key, lambda: _load_home(root, config))
+    if not all(up.is_dir() for up in home.upstreams):
+        home = _load_home(root, config)  # says which
+    return home
+
+
+def _load_home(root: Path, config: Path) -> Home:
+    """`load_home` of the home at `root` from its config.yaml, `config`, and the site's."""
+    from ..spec import yamlfile
+
     own = _read(config)
     site = site_defaults()
     layers = [(root, own)] + ([site] if site else [])
