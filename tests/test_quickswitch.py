@@ -15,12 +15,13 @@ from types import SimpleNamespace
 
 import pytest
 
+import hdmodules
 from hdmodules.errors import HitError
 from hdmodules.publish import farm
 from hdmodules.publish.quickswitch import build_order
 from hdmodules.spec import resolve as resolving
 from hdmodules.spec.resolve import resolve_file
-from hdmodules.store.home import load_home, open_store
+from hdmodules.store.home import SETTINGS_CODE, load_home, open_store
 from hdmodules.store.layout import MANIFEST, META
 from tests.conftest import (
     alive,
@@ -815,6 +816,8 @@ def test_a_switch_reads_the_home_s_settings_from_its_cache_until_config_yaml_cha
     write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n")
     assert _build(profile)[0].returncode == 0
     assert (home / ".cache" / "home.pickle").is_file()
+    package = Path(hdmodules.__file__).parent
+    assert all((package / f).is_file() for f in SETTINGS_CODE)  # each stamped in its key
     write_profile(profile, ALL)
     r, imported = _imports(profile, "-q")
     assert r.returncode == 0 and "yaml" not in imported, r.stderr

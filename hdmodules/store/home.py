@@ -185,6 +185,8 @@ def upstream_store(home_root: Path) -> Path:
 
 
 HOME_CACHE = "home.pickle"  # in the home's CACHE: its settings as load_home last made them
+# besides this file, the code that decides what load_home makes (below the package folder)
+SETTINGS_CODE = ("spec/yamlfile.py", "spec/slurmconfig.py", "names.py", "urls.py")
 
 
 def load_home(root: Path | None = None) -> Home:
@@ -194,7 +196,7 @@ def load_home(root: Path | None = None) -> Home:
     is parsed, nor PyYAML imported), nor this code, nor the number of CPUs that `jobs`
     defaults to; an upstream that is no folder any more is said as when it is read.
     Raises HitError (ConfigError for a config file that is wrong)."""
-    from ..spec import resolvecache, yamlfile
+    from ..spec import resolvecache
 
     root = root or default_home()
     config = root / "config.yaml"
@@ -204,8 +206,9 @@ def load_home(root: Path | None = None) -> Home:
     inputs = [str(config)]
     if site:
         inputs.append(str(Path(site).expanduser().absolute()))
-    code = [__file__, yamlfile.__file__]  # what reads the settings
-    key = (str(root), site, default_jobs())
+    here = os.path.dirname(os.path.dirname(__file__))
+    code = [f"{here}/{f}" for f in ("store/home.py", *SETTINGS_CODE)]  # what reads them
+    key = (str(root), str(root.absolute()), site, default_jobs())  # (a relative root: its cwd)
     cache = cache_folder(root) / HOME_CACHE
     home = resolvecache.remembered(cache, inputs, code, key, lambda: _load_home(root, config))
     if not all(up.is_dir() for up in home.upstreams):
