@@ -235,12 +235,33 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
             ["default.yaml:3: package name True (YAML reads yes/no/on/off/true/false so: quote"],
         ),
         (
+            "package_dirs: [pkgs]\npackages:\n  0x1F:\n",
+            ["default.yaml:3: package name 31 (YAML reads it as a number: quote a name) may"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages:\n  2024-01-01:\n",
+            ["default.yaml:3: a key must be a plain value, not 2024-01-01 (YAML reads it as a"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages: [a, {b: }]\n",
+            ["default.yaml:2: 'packages' must list package names, not a mapping"],
+        ),
+        (
             "package_dirs: [pkgs]\npackages: [a]\nmodules:\n  stack: s\n  naming: 3\n",
             ["default.yaml:5: 'naming' needs {name} and a /"],
         ),
         (
             "package_dirs: [pkgs]\npackages: [a]\nmodules: {naming: '{name}/{version}'}\n",
             ["default.yaml:3: modules needs the key 'stack'"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages: [a]\nmodules:\n  stack: s\n  names:\n"
+            "    Core:\n      a/x1: '../../etc/x\"; os.exit()'\n",
+            ["default.yaml:7: module name '../../etc/x\"; os.exit()': each part between"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages: [a]\nmodules: {stack: s, names: {Core: [a]}}\n",
+            ["default.yaml:3: modules names: each folder maps artifact ids to names"],
         ),
         (
             "package_dirs: [pkgs]\nparameters: {~: 1}\npackages: [a]\n",
@@ -322,8 +343,13 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "a-package-dir-spelt-twice",
         "a-null-key-said-as-yaml-reads-it",
         "a-bool-package-said-as-yaml-reads-it",
+        "a-number-package-said-as-yaml-reads-it",
+        "a-date-package-said-as-yaml-reads-it",
+        "a-mapping-in-a-list-of-packages-said-by-its-kind",
         "a-profile-s-module-naming-checked-as-a-site-s",
         "a-profile-s-module-naming-names-its-stack",
+        "a-stack-s-given-module-name-checked",
+        "a-stack-s-given-names-shaped",
         "a-null-parameter-said-as-yaml-reads-it",
         "a-null-toolchain-kind-said-as-yaml-reads-it",
         "packages-one-word",

@@ -331,3 +331,50 @@ def test_a_user_s_modules_follow_the_site_s_naming(tools, tmp_path, monkeypatch)
     assert re.search(r"module written: mytool/gcc12\.2\.0/1\.0-[0-9a-z]{7} ", r.err), r.err
     lua = next((home / "modules" / "lmod").rglob("1.0-*.lua")).read_text()
     assert 'depends_on("liba/gcc12.2.0/1.0")' in lua, lua
+
+
+def test_a_user_s_modules_load_the_site_s_modules_by_the_names_the_site_gave(
+    tools, tmp_path, monkeypatch
+):
+    """With `{stack}` in the site's naming, the artifacts two stacks share have one module,
+    named after the first stack (liba/1.0-first). A user on the second stack named it by
+    the second's (`depends_on("liba/1.0-second")`), which no module is, and the load failed;
+    so did a profile extending both stacks (named by the last). The published copy lists the
+    name the site gave each of the stack's artifacts, and a user's modules use it."""
+    need(bool(shutil.which("gcc-12")), "gcc-12")
+    stacks = "".join(
+        f"  {name}:\n    compiler: gcc-12\n    packages: [libcore, liba]\n"
+        for name in ("first", "second")
+    )
+    site_yaml = demo_site(tmp_path, stacks)
+    text = re.sub(r"externals: \[[^]]*\]", "externals: [gcc-12]", site_yaml.read_text())
+    naming = '  naming: "{name}/{version}-{stack}"\n'
+    site_yaml.write_text(text.replace("modules:\n", "modules:\n" + naming))
+    root = tmp_path / "root"
+    hdmod("build", str(site_yaml), "--root", str(root))
+    home, proj = tmp_path / "hithome", tmp_path / "proj"
+    monkeypatch.setenv("HIT_HOME", str(home))
+    monkeypatch.setenv("HIT_SITE_CONFIG", str(root / "user-config.yaml"))
+    stacks = root / "stacks"
+    for file, extends, tool in [
+        ("default.yaml", f"{stacks}/second.yaml", "mytool"),
+        ("both.yaml", f"{stacks}/first.yaml, {stacks}/second.yaml", "othertool"),
+    ]:
+        write_recipe(proj / "mypkgs", tool, HELLO + "dependencies: [liba]\n")
+        write_profile(
+            proj / file,
+            f"extends: [{extends}]\npackage_dirs: [mypkgs]\npackages: {{{tool}: }}\n",
+        )
+        r = run_hit("build", file, cwd=proj)
+        assert f"module written: {tool}/1.0-second " in r.err, r.err
+        lua = next((home / "modules" / "lmod").rglob(f"{tool}/1.0-second.lua")).read_text()
+        assert 'depends_on("liba/1.0-first")' in lua, lua
+        for kind in TOOLS:
+            run = module_shell(
+                kind,
+                f"export HIT_HOME={shlex.quote(str(home))}; "
+                f"module use {root / 'modules' / kind / 'Core'}; "
+                f"module load gcc/12.2.0 && module load {tool}/1.0-second",
+            )
+            assert run.code == 0, (file, kind, run.err)
+            assert Path(run.env["LIBA_ROOT"]).is_relative_to(root), run.env.get("LIBA_ROOT")

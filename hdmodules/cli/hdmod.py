@@ -247,10 +247,10 @@ def modules_refresh(site_yaml: Path, root: Path | None, modules_dir: Path | None
     site = _site(site_yaml, root, modules_dir)
     check_built(site)
     stacks = resolve_stacks(site)
-    count, _tree, changed = refresh_modules(site, stacks)
-    save(site, stacks, count, (site_yaml, root, modules_dir), False)
-    state = "updated" if changed else "unchanged"
-    click.echo(f"{count} modulefiles in {site.modules.path} ({state})")
+    refreshed = refresh_modules(site, stacks)
+    save(site, stacks, refreshed.count, (site_yaml, root, modules_dir), False)
+    state = "updated" if refreshed.changed else "unchanged"
+    click.echo(f"{refreshed.count} modulefiles in {site.modules.path} ({state})")
 
 
 def main() -> None:

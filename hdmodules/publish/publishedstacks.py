@@ -43,6 +43,7 @@ from ..hashing import canonical_json, sha256_file, tree_entries
 from ..spec import siteroot, yamlfile
 from ..spec.buildsystems import template_files
 from ..spec.gitrefs import is_local
+from ..spec.modulenaming import GivenNames
 from ..spec.profiles import PackageRequest, load_profile
 from ..spec.recipes import Recipe
 from ..spec.resolve import Node, Resolved, resolve
@@ -50,6 +51,7 @@ from ..spec.site import Site, Stack
 from ..store import roots
 from ..store.home import Home
 from ..store.layout import Store, remove_tree
+from .modulefiles import Entry, given_names
 from .permissions import apply
 
 Say = Callable[[str], None]
@@ -57,11 +59,17 @@ Plan = dict[str, tuple[str, str]]  # path in the copy -> (kind F/X/L, source fil
 
 
 def publish(
-    site: Site, stacks: list[tuple[Stack, Resolved]], home: Home, store: Store, say: Say
+    site: Site,
+    stacks: list[tuple[Stack, Resolved]],
+    home: Home,
+    store: Store,
+    say: Say,
+    entries: list[Entry],
 ) -> None:
-    """Retire the stacks site.yaml no longer has, publish each of `stacks` (its copy, then its
-    stack file), and remove the copies that no stack file named before this build nor names
-    now. One `hdmod build` of the root at a time does this (a lock in ROOT/recipes)."""
+    """Retire the stacks site.yaml no longer has, publish each of `stacks` (its copy, listing
+    the names of its artifacts' modules among `entries`, the site's; then its stack file),
+    and remove the copies that no stack file named before this build nor names now. One
+    `hdmod build` of the root at a time does this (a lock in ROOT/recipes)."""
     import filelock
 
     copies = site.root / siteroot.RECIPES
@@ -73,7 +81,8 @@ def publish(
         _record_retired(site, retire(site, home, store, say))
         now = set()
         for stack, resolved in stacks:
-            copy = freeze(site, stack, resolved, say)
+            ids = {node.ref.id for node in resolved.nodes.values()}
+            copy = freeze(site, stack, resolved, say, given_names(entries, ids))
             now.add(copy.name)
             _write_stack_file(site, stack, copy)
         for old in sorted(copies.iterdir()):
@@ -150,17 +159,22 @@ def _record_retired(site: Site, gone: list[str]) -> None:
         write_atomic(site.root / siteroot.STACKS / siteroot.RETIRED, text, mode=0o644)
 
 
-def freeze(site: Site, stack: Stack, resolved: Resolved, say: Say) -> Path:
+def freeze(
+    site: Site, stack: Stack, resolved: Resolved, say: Say, names: GivenNames | None = None
+) -> Path:
     """The published copy of `stack` (resolved as `resolved`): ROOT/recipes/<sha256>, made
-    if it is not there yet (see the module's docstring). Raises HitError when the copy does
-    not hold what was listed (a file changed while it was copied) or does not resolve to the
-    ids the site built; nothing is published for the stack then."""
+    if it is not there yet (see the module's docstring); `names`: the names the site gave
+    the modules of its artifacts (modulefiles.given_names), which the copy lists. Raises
+    HitError when the copy does not hold what was listed (a file changed while it was
+    copied) or does not resolve to the ids the site built; nothing is published for the
+    stack then."""
     dirs, found = inputs(resolved)
     anchors = [*dirs, *(p if kind == "tree" else p.parent for p, kind in found.items())]
     # a stack of no package copies nothing but its profile (placed as beside site.yaml)
     top = Path(os.path.commonpath([str(a) for a in anchors])) if anchors else site.file.parent
     plan = _plan(found, top)
-    text = _published_profile(site, stack, resolved, [_in_copy(d, top) for d in dirs])
+    dirs_in_copy = [_in_copy(d, top) for d in dirs]
+    text = _published_profile(site, stack, resolved, dirs_in_copy, names or {})
     listing = _listing(plan.items())
     listing[siteroot.PUBLISHED_PROFILE] = "F:" + _sha256(text)
     copy = site.root / siteroot.RECIPES / _sha256(canonical_json(listing))
@@ -291,10 +305,11 @@ def _write(plan: Plan, staging: Path) -> None:
 
 
 def _published_profile(
-    site: Site, stack: Stack, resolved: Resolved, package_dirs: list[str]
+    site: Site, stack: Stack, resolved: Resolved, package_dirs: list[str], names: GivenNames
 ) -> str:
     """The copy's stack.yaml: the stack as a profile over `package_dirs` (in the copy), with
-    the site's module naming (modulenaming.SiteNaming)."""
+    the site's module naming and the `names` of its artifacts' modules
+    (modulenaming.SiteNaming)."""
     from ..templating import render
 
     p = stack.profile
@@ -313,7 +328,16 @@ def _published_profile(
         naming_mpi=site.modules.naming_mpi,
         root_variable=site.modules.root_variable,
         stack=stack.name,
+        names=_by_folder(names),
     )
+
+
+def _by_folder(names: GivenNames) -> dict[str, dict[str, str]]:
+    """`names` as the copy writes them: folder -> artifact id -> name, each sorted."""
+    out: dict[str, dict[str, str]] = {}
+    for (folder, artifact_id), name in sorted(names.items()):
+        out.setdefault(folder, {})[artifact_id] = name
+    return out
 
 
 def _overrides(req: PackageRequest, node: Node) -> dict[str, Any]:

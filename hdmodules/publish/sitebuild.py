@@ -19,6 +19,7 @@ from ..store import roots
 from ..store.home import Home, cache_folder, load_home, open_store, with_package_cap
 from ..store.layout import Store
 from . import modulefiles, moduletree, publishedstacks
+from .modulefiles import Entry
 from .permissions import apply, group_id, wanted
 from .profilebuild import build_profiles
 from .publishedstacks import folder_mode, site_folder
@@ -80,14 +81,25 @@ def check_built(site: Site) -> None:
         )
 
 
-def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[int, Path, bool]:
+def refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> Refreshed:
     """Regenerate the module tree from what is built; missing artifacts are an error."""
     with collector_paused():
         return _refresh_modules(site, stacks)
 
 
-def _refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[int, Path, bool]:
-    """refresh_modules, the collector paused: (modulefiles written, the tree, changed)."""
+@dataclass(frozen=True)
+class Refreshed:
+    """What refresh_modules did: modulefiles written, the tree, whether it changed, and
+    every module of it (modulefiles.plan's entries: the names the stacks' copies list)."""
+
+    count: int
+    tree: Path
+    changed: bool
+    entries: list[Entry]
+
+
+def _refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> Refreshed:
+    """refresh_modules, the collector paused."""
     store = open_store(site_home(site))
     missing = sorted(
         {n.ref.short for _s, r in stacks for n in r.nodes.values() if not store.is_installed(n.ref)}
@@ -98,20 +110,26 @@ def _refresh_modules(site: Site, stacks: list[tuple[Stack, Resolved]]) -> tuple[
         )
     entries = modulefiles.plan(site, stacks, store)
     _files, tree, changed = moduletree.publish_tree(site, entries)
-    return len(entries) * len(site.modules.formats), tree, changed
+    return Refreshed(len(entries) * len(site.modules.formats), tree, changed, entries)
 
 
 def write_user_files(
-    site: Site, stacks: list[tuple[Stack, Resolved]], home: Home, store: Store, say: Say
+    site: Site,
+    stacks: list[tuple[Stack, Resolved]],
+    home: Home,
+    store: Store,
+    say: Say,
+    entries: list[Entry],
 ) -> None:
     """What users need to build on the site: ROOT/user-config.yaml (HIT_SITE_CONFIG), each
     stack's published copy and ROOT/stacks/<stack>.yaml to extend (publishedstacks: a stack
-    site.yaml no longer has is retired), and ROOT/gcroots/users/ where their builds record
+    site.yaml no longer has is retired; each copy lists the names of its artifacts' modules
+    among the site's `entries`), and ROOT/gcroots/users/ where their builds record
     which site artifacts they use (group-writable with the sticky bit when the site names a
     group, so users can add, never remove, each other's records)."""
     from ..templating import render
 
-    publishedstacks.publish(site, stacks, home, store, say)
+    publishedstacks.publish(site, stacks, home, store, say, entries)
     user_config = site.root / siteroot.USER_CONFIG
     text = render("user-config.yaml.j2", site_file=site.file, path=user_config, root=str(site.root))
     write_atomic(user_config, text, mode=0o644)  # concurrent hdmod runs: one wins
@@ -187,10 +205,11 @@ def build_site(
     store = open_store(home)
     prefixes = {store.prefix(r.profile_ref) for _s, r in stacks}
     site_modes(site, prefixes | {store.prefix(n.ref) for _s, r in stacks for n in r.nodes.values()})
-    count, tree, changed = refresh_modules(site, stacks)
-    write_user_files(site, stacks, home, store, say)
+    refreshed = refresh_modules(site, stacks)
+    write_user_files(site, stacks, home, store, say, refreshed.entries)
     open_folders(site, home, say)
-    return Published(results[0].built if results else 0, count, tree, changed, stacks)
+    built = results[0].built if results else 0
+    return Published(built, refreshed.count, refreshed.tree, refreshed.changed, stacks)
 
 
 def site_modes(site: Site, prefixes: set[Path]) -> None:

@@ -105,13 +105,14 @@ def _user_site(
     """The Site a user's modules are planned and written with: the user's tree, the site's
     hierarchy (its compiler and MPI modules are provided by the site), named by the site's
     rule when the profile builds on a site stack (`naming`: its modulenaming.SiteNaming), so
-    that a module names the site's modules it loads as the site named them. Its files are
+    that a module names the site's modules it loads as the site named them (the names the
+    stack's copy lists, else by that rule). Its files are
     readable by all (Lmod ignores root-owned module files others may not read, even for
     root); a private home keeps them the user's (_private_trees)."""
     cfg = ModuleConfig(path=modules_path(home), provided=True)
     if naming is not None:
         named = {"naming_mpi": naming.naming_mpi, "root_variable": naming.root_variable}
-        cfg = replace(cfg, naming=naming.naming, **named)
+        cfg = replace(cfg, naming=naming.naming, given_names=naming.names, **named)
     return Site(file, home.root, stacks, externals or {}, cfg, mode=0o755)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from ..names import name_problem, version_problem
 from . import yamlfile
@@ -56,13 +56,24 @@ def naming_shape(m: yamlfile.Mapping, key: str) -> str:
         if not NAMING_TEXT.fullmatch(text):
             problem = "the text around the fields may hold only letters, digits, ._+~- and /"
             yamlfile.fail(m, key, f"{label} {naming!r}: {problem}")
-    *folders, last = naming.format(**dict.fromkeys(NAMING_FIELDS, "x1")).split("/")
-    for part, problem in [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]:
-        if problem:  # `..`, `//`, a leading `/` or `.`: the shape, whatever the fields hold
-            shape = "an empty part" if not part else f"a part {part!r} (fields as x1)"
-            rule = "each part between slashes is a name, the last a version, as a recipe's"
-            yamlfile.fail(m, key, f"{label} {naming!r} makes {shape}: {rule}")
+    part = bad_part(naming.format(**dict.fromkeys(NAMING_FIELDS, "x1")))
+    if part is not None:  # `..`, `//`, a leading `/` or `.`: the shape, whatever the fields hold
+        shape = "an empty part" if not part else f"a part {part!r} (fields as x1)"
+        yamlfile.fail(m, key, f"{label} {naming!r} makes {shape}: {MODULE_NAME_RULE}")
     return naming
+
+
+MODULE_NAME_RULE = "each part between slashes is a name, the last a version, as a recipe's"
+
+
+def bad_part(full: str) -> str | None:
+    """The first part of the module name `full` (`name/version`, the name may hold `/`)
+    that breaks MODULE_NAME_RULE (names.py's names and versions); None when none does."""
+    *folders, last = full.split("/")
+    for part, problem in [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]:
+        if problem:
+            return part
+    return None
 
 
 def root_variable_of(m: yamlfile.Mapping) -> str:
@@ -76,24 +87,61 @@ def root_variable_of(m: yamlfile.Mapping) -> str:
     return root_variable
 
 
+# a folder of a module tree ("Core", "Compiler/gcc/12.2.0", "" in a flat tree) and an
+# artifact id -> the name of that artifact's module there (`name/version`)
+GivenNames = dict[tuple[str, str], str]
+
+
 @dataclass(frozen=True)
 class SiteNaming:
     """How a site names its modules, as a stack's published copy says it (`modules:` in a
     profile): the naming, the one for MPI builds (None: the naming), the root variable,
-    and the stack's name (the `{stack}` field)."""
+    the stack's name (the `{stack}` field), and the names the site gave the modules of the
+    stack's artifacts (`names`), which a user's modules load them by."""
 
     naming: str
     naming_mpi: str | None
     root_variable: str
     stack: str
+    names: GivenNames = field(default_factory=dict)
 
 
-SITE_NAMING_KEYS = {"naming", "root_variable", "stack"}
+SITE_NAMING_KEYS = {"naming", "root_variable", "stack", "names"}
+
+
+def merged(earlier: SiteNaming | None, later: SiteNaming | None) -> SiteNaming | None:
+    """The naming of a profile extending two stacks: the later one's rule (as for every
+    setting, a later base wins) with the names the site gave both stacks' artifacts."""
+    if earlier is None or later is None:
+        return later or earlier
+    return replace(later, names={**earlier.names, **later.names})
+
+
+def given_names(m: yamlfile.Mapping) -> GivenNames:
+    """`names:` of `modules:` in a stack's published copy (hdmod writes it): for each folder
+    of the site's module tree, each of the stack's artifacts there -> the name of its module.
+    With `{stack}` in the naming, an artifact two stacks share has one module, named after
+    the first, and a name the site settled (a hash suffix) no rule gives: a user's modules
+    load the site's by these names, as Lmod looks them up. ConfigError at the line of a
+    name that is not a module name (they end up in the user's modulefiles)."""
+    given = yamlfile.get_mapping(m, "names")
+    out: GivenNames = {}
+    for folder, ids in given.items():
+        if not isinstance(folder, str) or not isinstance(ids, yamlfile.Mapping):
+            yamlfile.fail(given, folder, "modules names: each folder maps artifact ids to names")
+        for artifact_id, name in ids.items():
+            if not isinstance(artifact_id, str) or not isinstance(name, str):
+                yamlfile.fail(ids, artifact_id, "modules names: an artifact id maps to a name")
+            if bad_part(name) is not None:
+                yamlfile.fail(ids, artifact_id, f"module name {name!r}: {MODULE_NAME_RULE}")
+            out[(folder, artifact_id)] = name
+    return out
 
 
 def site_naming(m: yamlfile.Mapping, extended: SiteNaming | None) -> SiteNaming | None:
     """A profile's `modules:` (`extended`: what the profiles it extends say; None: nothing):
-    `naming:` (as site.yaml's), `root_variable:`, `stack:` (a name), each key not given
+    `naming:` (as site.yaml's), `root_variable:`, `stack:` (a name), `names:`
+    (`given_names`, added to the extended's), each other key not given
     taken from `extended` (a user's `modules: {stack: x}` kept the site's naming otherwise
     replaced by the default, and the site's modules were named wrongly). ConfigError at the
     line of what is wrong."""
@@ -116,4 +164,5 @@ def site_naming(m: yamlfile.Mapping, extended: SiteNaming | None) -> SiteNaming 
         stack = extended.stack
     else:
         stack = yamlfile.check_name(given, "stack", yamlfile.get_str(given, "stack"), "stack")
-    return SiteNaming(naming, naming_mpi, root_variable, stack)
+    names = {**extended.names, **given_names(given)} if extended else given_names(given)
+    return SiteNaming(naming, naming_mpi, root_variable, stack, names)

@@ -13,7 +13,7 @@ from ..names import profile_link
 from ..urls import git_location
 from . import resolvecache, yamlfile
 from .externals import External, load_externals
-from .modulenaming import SiteNaming, site_naming
+from .modulenaming import SiteNaming, merged, site_naming
 from .siteroot import missing_stack
 from .yamlfile import Scalar, check_version
 
@@ -257,7 +257,7 @@ def _merge(spec: ProfileSpec, base: ProfileSpec) -> None:
     spec.parameter_lines.update(base.parameter_lines)
     spec.files += [f for f in base.files if f not in spec.files]
     spec.core = spec.core or base.core
-    spec.site_naming = base.site_naming or spec.site_naming  # a later base wins
+    spec.site_naming = merged(spec.site_naming, base.site_naming)  # a later base wins
 
 
 def switch_key(spec: ProfileSpec) -> str | None:

@@ -121,6 +121,8 @@ class ModuleConfig:
     root_variable: str = "{NAME}_ROOT"
     ld_library_path: bool = False
     provided: bool = False  # compiler and MPI modules come from elsewhere (a user on a site)
+    # a user's: the names the site gave its artifacts' modules (modulenaming.given_names)
+    given_names: dict[tuple[str, str], str] = field(default_factory=dict)
     keep_days: int = 30  # replaced trees are kept this long (moduletree.write_tree)
     spider_cache: bool = False  # Lmod's spider cache inside the tree (publish/spidercache.py)
     compile: CompileConfig = field(default_factory=lambda: CompileConfig())

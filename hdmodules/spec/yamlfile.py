@@ -78,7 +78,9 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode) -> Mapping:
         key = _construct(loader, key_node)
         line = key_node.start_mark.line + 1
         if not isinstance(key, str | int | float | bool) and key is not None:
-            raise ConfigError(loader.hd_file, line, f"a key must be a plain value, not {key!r}")
+            raise ConfigError(
+                loader.hd_file, line, f"a key must be a plain value, not {shown(key)}"
+            )
         if key in m:
             raise ConfigError(loader.hd_file, line, f"duplicate key {key!r}")
         m[key] = _construct(loader, value_node)
@@ -310,13 +312,20 @@ def check_parameters(m: Mapping, key: str, what: str = "parameter") -> dict[str,
 
 
 def shown(value: object) -> str:
-    """A value as a message names it: repr for text and numbers; what YAML made of an
-    unquoted null, ~, empty key or yes/no/on/off, for those (a message saying `None` or
-    `True` left the reader guessing where it came from)."""
+    """A value as a message names it: repr for text; what YAML made of an unquoted null, ~,
+    empty key, yes/no/on/off, number (`0x1F:` is 31) or date, for those (a message saying
+    `None`, `True`, `31` or `datetime.date(2024, 1, 1)` left the reader guessing where it
+    came from); a mapping or a list by its kind."""
     if value is None:
         return "null (YAML reads null, ~ or nothing there so: quote a name)"
     if isinstance(value, bool):
         return f"{value} (YAML reads yes/no/on/off/true/false so: quote a name)"
+    if isinstance(value, int | float):
+        return f"{value} (YAML reads it as a number: quote a name)"
+    if hasattr(value, "isoformat"):  # a date or datetime (not imported: a switch needs neither)
+        return f"{value.isoformat()} (YAML reads it as a date: quote a name)"
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else "a list"
     return repr(value)
 
 
