@@ -286,23 +286,33 @@ def test_a_loaded_module_whose_profile_is_removed_still_unloads(user, tool):
     assert "/hello/" in seen["WAS"] and seen["NOW"] == "unset", run.out
 
 
-def test_a_user_s_modules_follow_the_site_s_naming(tools, tmp_path, monkeypatch):
-    """A site with `naming: "{name}/{compiler}{compiler_version}/{version}"`: a user's own
-    package built on its stack is named by that rule, and the site's module it depends on
-    is loaded by the site's name (the user's module said `depends_on("liba/1.0")` and failed
-    to load: this stop's new-user trial). The stack's published copy carries the naming."""
+def _named_site(tmp_path, monkeypatch, stacks: list[str], naming: str) -> tuple[Path, ...]:
+    """The demo site with `stacks` (each libcore and liba with gcc-12) and `naming`, built
+    into tmp_path/root; a user's home and project beside it (HIT_HOME, HIT_SITE_CONFIG set).
+    Returns (root, home, project)."""
     need(bool(shutil.which("gcc-12")), "gcc-12")
-    site_yaml = demo_site(
-        tmp_path, "  gcc12:\n    compiler: gcc-12\n    packages: [libcore, liba]\n"
+    listed = "".join(
+        f"  {name}:\n    compiler: gcc-12\n    packages: [libcore, liba]\n" for name in stacks
     )
+    site_yaml = demo_site(tmp_path, listed)
     text = re.sub(r"externals: \[[^]]*\]", "externals: [gcc-12]", site_yaml.read_text())
-    naming = '  naming: "{name}/{compiler}{compiler_version}/{version}"\n'
-    site_yaml.write_text(text.replace("modules:\n", "modules:\n" + naming))
+    site_yaml.write_text(text.replace("modules:\n", f'modules:\n  naming: "{naming}"\n'))
     root = tmp_path / "root"
     hdmod("build", str(site_yaml), "--root", str(root))
     home, proj = tmp_path / "hithome", tmp_path / "proj"
     monkeypatch.setenv("HIT_HOME", str(home))
     monkeypatch.setenv("HIT_SITE_CONFIG", str(root / "user-config.yaml"))
+    return root, home, proj
+
+
+def test_a_user_s_modules_follow_the_site_s_naming(tools, tmp_path, monkeypatch):
+    """A site with `naming: "{name}/{compiler}{compiler_version}/{version}"`: a user's own
+    package built on its stack is named by that rule, and the site's module it depends on
+    is loaded by the site's name (the user's module said `depends_on("liba/1.0")` and failed
+    to load: this stop's new-user trial). The stack's published copy carries the naming."""
+    root, home, proj = _named_site(
+        tmp_path, monkeypatch, ["gcc12"], "{name}/{compiler}{compiler_version}/{version}"
+    )
     write_recipe(proj / "mypkgs", "mytool", HELLO + "dependencies: [liba]\n")
     write_profile(
         proj / "default.yaml",
@@ -341,20 +351,9 @@ def test_a_user_s_modules_load_the_site_s_modules_by_the_names_the_site_gave(
     the second's (`depends_on("liba/1.0-second")`), which no module is, and the load failed;
     so did a profile extending both stacks (named by the last). The published copy lists the
     name the site gave each of the stack's artifacts, and a user's modules use it."""
-    need(bool(shutil.which("gcc-12")), "gcc-12")
-    stacks = "".join(
-        f"  {name}:\n    compiler: gcc-12\n    packages: [libcore, liba]\n"
-        for name in ("first", "second")
+    root, home, proj = _named_site(
+        tmp_path, monkeypatch, ["first", "second"], "{name}/{version}-{stack}"
     )
-    site_yaml = demo_site(tmp_path, stacks)
-    text = re.sub(r"externals: \[[^]]*\]", "externals: [gcc-12]", site_yaml.read_text())
-    naming = '  naming: "{name}/{version}-{stack}"\n'
-    site_yaml.write_text(text.replace("modules:\n", "modules:\n" + naming))
-    root = tmp_path / "root"
-    hdmod("build", str(site_yaml), "--root", str(root))
-    home, proj = tmp_path / "hithome", tmp_path / "proj"
-    monkeypatch.setenv("HIT_HOME", str(home))
-    monkeypatch.setenv("HIT_SITE_CONFIG", str(root / "user-config.yaml"))
     stacks = root / "stacks"
     for file, extends, tool in [
         ("default.yaml", f"{stacks}/second.yaml", "mytool"),
