@@ -236,11 +236,11 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         ),
         (
             "package_dirs: [pkgs]\npackages:\n  0x1F:\n",
-            ["default.yaml:3: package name 31 (YAML reads it as a number: quote a name) may"],
+            ["package name 31 (YAML reads the text there as a number: quote a name)\n"],
         ),
         (
             "package_dirs: [pkgs]\npackages:\n  2024-01-01:\n",
-            ["default.yaml:3: a key must be a plain value, not 2024-01-01 (YAML reads it as a"],
+            ["default.yaml:3: a key must be a plain value, not 2024-01-01 (YAML reads the text"],
         ),
         (
             "package_dirs: [pkgs]\npackages: [a, {b: }]\n",
@@ -257,7 +257,12 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         (
             "package_dirs: [pkgs]\npackages: [a]\nmodules:\n  stack: s\n  names:\n"
             "    Core:\n      a/x1: '../../etc/x\"; os.exit()'\n",
-            ["default.yaml:7: module name '../../etc/x\"; os.exit()': each part between"],
+            ["default.yaml:7: module name '../../etc/x\"; os.exit()': a name and a version"],
+        ),
+        (
+            "package_dirs: [pkgs]\npackages: [a]\nmodules:\n  stack: s\n  names:\n"
+            "    Core:\n      a/x1: liba\n",
+            ["default.yaml:7: module name 'liba': a name and a version (name/version)"],
         ),
         (
             "package_dirs: [pkgs]\npackages: [a]\nmodules: {stack: s, names: {Core: [a]}}\n",
@@ -349,6 +354,7 @@ def test_a_slurm_job_s_log_tail_is_shown_escaped(tmp_path):
         "a-profile-s-module-naming-checked-as-a-site-s",
         "a-profile-s-module-naming-names-its-stack",
         "a-stack-s-given-module-name-checked",
+        "a-stack-s-given-module-name-has-a-version",
         "a-stack-s-given-names-shaped",
         "a-null-parameter-said-as-yaml-reads-it",
         "a-null-toolchain-kind-said-as-yaml-reads-it",

@@ -68,7 +68,10 @@ MODULE_NAME_RULE = "each part between slashes is a name, the last a version, as 
 
 def bad_part(full: str) -> str | None:
     """The first part of the module name `full` (`name/version`, the name may hold `/`)
-    that breaks MODULE_NAME_RULE (names.py's names and versions); None when none does."""
+    that breaks MODULE_NAME_RULE (names.py's names and versions), the whole of a name
+    without a `/` (no version: a modulefile would load `/name`); None when none does."""
+    if "/" not in full:
+        return full
     *folders, last = full.split("/")
     for part, problem in [(p, name_problem(p)) for p in folders] + [(last, version_problem(last))]:
         if problem:
@@ -133,7 +136,8 @@ def given_names(m: yamlfile.Mapping) -> GivenNames:
             if not isinstance(artifact_id, str) or not isinstance(name, str):
                 yamlfile.fail(ids, artifact_id, "modules names: an artifact id maps to a name")
             if bad_part(name) is not None:
-                yamlfile.fail(ids, artifact_id, f"module name {name!r}: {MODULE_NAME_RULE}")
+                rule = f"a name and a version (name/version): {MODULE_NAME_RULE}"
+                yamlfile.fail(ids, artifact_id, f"module name {name!r}: {rule}")
             out[(folder, artifact_id)] = name
     return out
 

@@ -320,13 +320,21 @@ def shown(value: object) -> str:
         return "null (YAML reads null, ~ or nothing there so: quote a name)"
     if isinstance(value, bool):
         return f"{value} (YAML reads yes/no/on/off/true/false so: quote a name)"
-    if isinstance(value, int | float):
-        return f"{value} (YAML reads it as a number: quote a name)"
+    if isinstance(value, int | float):  # `0x1F` is 31, `12:30` 750, `.inf` inf
+        return f"{value} (YAML reads the text there as a number: quote a name)"
     if hasattr(value, "isoformat"):  # a date or datetime (not imported: a switch needs neither)
-        return f"{value.isoformat()} (YAML reads it as a date: quote a name)"
+        return f"{value.isoformat()} (YAML reads the text there as a date: quote a name)"
     if isinstance(value, dict | list):
         return "a mapping" if isinstance(value, dict) else "a list"
     return repr(value)
+
+
+def refused(what: str, value: object, problem: str) -> str:
+    """The message refusing `value` as `what`: `<what> 'x' <problem>`; for a value YAML
+    made something other than text of (null, a bool, a number, a date), what it made and
+    why (`shown`) without the rule, which the text as written may well follow (`0x1F:` is
+    the number 31: "package name 31 may hold letters, digits ..." contradicted itself)."""
+    return f"{what} {shown(value)}" + (f" {problem}" if isinstance(value, str) else "")
 
 
 def check_name(m: Mapping, key: Any, value: object, what: str, line: int | None = None) -> str:
@@ -334,7 +342,7 @@ def check_name(m: Mapping, key: Any, value: object, what: str, line: int | None 
     at `line` (an item's: item_lines), else at that of `key` in the yamlfile.Mapping `m`."""
     problem = name_problem(value)
     if problem:
-        raise ConfigError(m.file, line or m.line_of(key), f"{what} {shown(value)} {problem}")
+        raise ConfigError(m.file, line or m.line_of(key), refused(what, value, problem))
     return value  # type: ignore[return-value]
 
 
@@ -346,7 +354,7 @@ def check_package_name(
     `key`'s."""
     problem = package_name_problem(value)
     if problem:
-        raise ConfigError(m.file, line or m.line_of(key), f"{what} {shown(value)} {problem}")
+        raise ConfigError(m.file, line or m.line_of(key), refused(what, value, problem))
     return value  # type: ignore[return-value]
 
 
@@ -377,7 +385,7 @@ def check_env_var(m: Mapping, key: Any, value: object, what: str) -> str:
     site `modules: env:`, `root_variable`."""
     problem = env_var_problem(value)
     if problem:
-        fail(m, key, f"{what} {shown(value)} {problem}")
+        fail(m, key, refused(what, value, problem))
     return value  # type: ignore[return-value]
 
 
