@@ -832,3 +832,38 @@ def test_a_switch_reads_the_home_s_settings_from_its_cache_until_config_yaml_cha
     write_profile(profile, ALL)
     r, _ = _build(profile, "-q")
     assert r.returncode == 0 and _link(profile).parent == home / "new" / "profile", r.stderr
+
+
+def test_a_farm_written_while_a_check_finds_a_change_is_removed_and_its_lock_let_go(home, tmp_path):
+    """A switch writes the new profile's farm while the memo's stamps are checked
+    (assemble.write_ahead). When the check finds a change (a recipe written again as it
+    was, or edited), that farm is removed and its lock let go before the full path
+    resolves, assembles that profile or another and links it; no half-made profile is
+    left."""
+    profile = _project(tmp_path)
+    assert _build(profile)[0].returncode == 0
+    recipe = tmp_path / "pkgs" / "left.yaml"
+    recipe.write_text(recipe.read_text())  # the same bytes, a new stamp: the same profile
+    _switch_with_a_change(home, tmp_path, profile, "  top:\n  base:\n")
+    recipe.write_text(recipe.read_text().replace("echo left", "echo LEFT"))  # another one
+    _switch_with_a_change(home, tmp_path, profile, "  top:\n")
+
+
+def _switch_with_a_change(home: Path, tmp_path: Path, profile: Path, packages: str) -> None:
+    """`hit build` of `profile` listing `packages`, an input of the memo changed: resolved in
+    full, the profile resolving gives linked, every profile in the store installed whole."""
+    write_profile(profile, f"package_dirs: [pkgs]\npackages:\n{packages}")
+    code = "import sys\nfrom hdmodules.cli.entry import hit\nsys.argv = ['hit', 'build']\nhit()\n"
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and "hdmodules.spec.resolve" in r.stderr, r.stderr[-2000:]
+    assert _link(profile) == _resolved_profile(profile)
+    profiles = home / "bld" / "profile"
+    assert all((p / META / MANIFEST).is_file() for p in profiles.iterdir()), sorted(
+        os.listdir(profiles)
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import marshal
 import os
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -130,37 +131,93 @@ def farm_links(plan: ProfilePlan, store: Store, stamps: dict | None = None) -> F
     return FarmLinks(previous, index, packages, links, planned if python is None else None)
 
 
-def assemble(plan: ProfilePlan, store: Store, farm: FarmLinks | None = None) -> bool:
+def assemble(
+    plan: ProfilePlan, store: Store, farm: FarmLinks | None = None, written: Written | None = None
+) -> bool:
     """The profile artifact: a symlink farm over the packages `plan` holds (all installed),
     made once like any artifact, under its lock. Returns False when it existed already.
     Raises HitError as `farm_links` does, before any write. `farm`: its links planned
-    already (publish/quickswitch.py plans them while the memo's stamps are checked).
+    already (publish/quickswitch.py plans them while the memo's stamps are checked);
+    `written`: the farm written already (`write_ahead`), committed here.
 
     The links the profile the link points at now holds already (its index says which) are
     hard-linked from it (farm.write_farm)."""
+    if written is None:
+        if store.is_installed(plan.ref):
+            return False
+        if farm is None:  # conflicts fail before any write
+            farm = farm_links(plan, store)
+        written = write_ahead(plan, store, farm)
+        if written is None:
+            return False
+    try:
+        farm = written.farm
+        write_farm_index(written.prefix, farm.packages, farm.links, farm.planned, plan.doc.prefer)
+        store.commit(plan.ref, plan.doc.record(plan.ref.id), None, written.manifest)
+    except BaseException:
+        drop(written)
+        raise
+    written.open = False
+    written.held.close()
+    return True
+
+
+@dataclass
+class Written:
+    """A profile's farm written into its private prefix, not committed (`write_ahead`): the
+    prefix, its manifest, the farm, and the artifact's lock, held (`held`) until `assemble`
+    commits it or `drop` removes it; `open` until then (not frozen: it is settled once)."""
+
+    prefix: Path
+    manifest: dict[str, str]
+    farm: FarmLinks
+    held: ExitStack
+    open: bool = True
+
+
+def write_ahead(plan: ProfilePlan, store: Store, farm: FarmLinks) -> Written | None:
+    """Write the farm of the profile `plan` (its links planned: `farm`) into its private
+    prefix under the artifact's lock, without committing it: `assemble` commits it, `drop`
+    removes it. A switch writes it while the memo's stamps are still checked in a child
+    (publish/quickswitch.py): the links' system calls run on the core the wait left idle
+    (issue 18). None when the profile is installed already. Raises OSError or HitError,
+    nothing left behind (the prefix removed, the lock let go)."""
     ref = plan.ref
     if store.is_installed(ref):
-        return False
-    if farm is None:  # conflicts fail before any write
-        farm = farm_links(plan, store)
-    python = plan.python
-    with store.lock(ref):
+        return None
+    held = ExitStack()
+    try:
+        held.enter_context(store.lock(ref))
         if store.is_installed(ref):
-            return False
+            held.close()
+            return None
         prefix = store.begin(ref)
         try:
             reuse = str(farm.previous) if farm.previous else None
             manifest = write_farm(prefix, farm.links, reuse, farm.index.links)
-            if python is not None:
+            if plan.python is not None:
                 from .pyvenv import write_config
 
-                manifest.update(write_config(prefix, python.home))
-            write_farm_index(prefix, farm.packages, farm.links, farm.planned, plan.doc.prefer)
-            store.commit(ref, plan.doc.record(ref.id), None, manifest)
+                manifest.update(write_config(prefix, plan.python.home))
         except BaseException:
             remove_tree(prefix)
             raise
-    return True
+    except BaseException:
+        held.close()
+        raise
+    return Written(prefix, manifest, farm, held)
+
+
+def drop(written: Written | None) -> None:
+    """Remove a farm `write_ahead` wrote that is not committed, and let its lock go; nothing
+    for one committed or dropped already (or None)."""
+    if written is None or not written.open:
+        return
+    written.open = False
+    try:
+        remove_tree(written.prefix)
+    finally:
+        written.held.close()
 
 
 def package_paths(

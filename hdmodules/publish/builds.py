@@ -87,6 +87,7 @@ def _quick_switch(file: Path, home: Home, o: HitBuild, say: Say) -> Result | Non
     from before the memo's artifacts are found installed until the profile is linked, as
     the full path finds what to build under it: a `hit gc` meanwhile would remove one the
     last profile did not use, and its missing manifest would fail the assembly."""
+    from .assemble import drop
     from .quickswitch import quick_plan, remember
 
     store = open_store(home)
@@ -94,10 +95,13 @@ def _quick_switch(file: Path, home: Home, o: HitBuild, say: Say) -> Result | Non
         quick = quick_plan(file, home)
         if quick is None:
             return None
-        progress = Progress(len(quick.shorts), quiet=o.quiet)
-        for short in quick.shorts:
-            progress.present(short)
-        result = link_plan(quick.plan, home, progress, quick.farm)
+        try:
+            progress = Progress(len(quick.shorts), quiet=o.quiet)
+            for short in quick.shorts:
+                progress.present(short)
+            result = link_plan(quick.plan, home, progress, quick.farm, quick.written)
+        finally:
+            drop(quick.written)  # a farm written ahead and not committed (a failure, Ctrl-C)
     if roots.module_records(home.gc_roots).is_dir():  # a user's module tree to refresh
         from .usermodules import build_lines
 

@@ -25,6 +25,7 @@ from ..store.layout import Store
 from .assemble import (
     FarmLinks,
     ProfilePlan,
+    Written,
     assemble,
     check_link,
     link_profile,
@@ -182,17 +183,22 @@ def build_profiles(
 
 
 def link_plan(
-    plan: ProfilePlan, home: Home, progress: Progress, farm: FarmLinks | None = None
+    plan: ProfilePlan,
+    home: Home,
+    progress: Progress,
+    farm: FarmLinks | None = None,
+    written: Written | None = None,
 ) -> Result:
     """`build_profile` of a profile whose artifacts are all installed, known by its plan
     alone (publish/quickswitch.py: a switch answered from the no-op memo, `farm` its links
-    planned already): assemble it, point its link at it, record what it uses, under the
-    same GC lock and temporary roots. Raises HitError as `build_profiles`."""
+    planned already, `written` its farm written already: assemble.write_ahead): assemble
+    it, point its link at it, record what it uses, under the same GC lock and temporary
+    roots. Raises HitError as `build_profiles`."""
     store = open_store(home)
     check_link(plan.link)
     refs = [*plan.uses, plan.ref]
     with _building(refs, home, store, progress):
-        result = _finish(plan, home, store, 0, progress, farm)
+        result = _finish(plan, home, store, 0, progress, farm, written)
         store.mark_used([plan.ref])  # its artifacts' last use is the profile's (gc.last_used)
     return result
 
@@ -204,9 +210,10 @@ def _finish(
     built: int,
     progress: Progress,
     farm: FarmLinks | None = None,
+    written: Written | None = None,
 ) -> Result:
     start = time.monotonic()
-    new = assemble(plan, store, farm)
+    new = assemble(plan, store, farm, written)
     seconds = time.monotonic() - start  # the assembly alone, not the builds before it
     link, switched = link_profile(plan, home, store)
     record_upstream_use(plan, home, store, progress.note)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..build import memo
@@ -42,7 +42,7 @@ from ..spec.resolvecache import note, seen
 from ..store.home import Home, open_store
 from ..store.homeroot import home_root
 from ..store.layout import MANIFEST, META, Store
-from .assemble import FarmLinks, ProfilePlan, farm_links
+from .assemble import FarmLinks, ProfilePlan, Written, drop, farm_links, write_ahead
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ class Quick:
     """A switch answered from the memo: the profile's plan, the short ids of the artifacts
     it uses in build order, where each stood in the memo's build order, that memo, its
     paths (split once), the layout of the profile's text (profiledelta.py; None: not kept),
-    and the profile's farm planned (None: the profile is installed)."""
+    the profile's farm planned (None: the profile is installed) and, once planned, written
+    (assemble.write_ahead: its links made while the memo's stamps are checked)."""
 
     plan: ProfilePlan
     shorts: tuple[str, ...]
@@ -59,6 +60,7 @@ class Quick:
     paths: list[str]
     layout: profiledelta.Layout | None
     farm: FarmLinks | None = None
+    written: Written | None = None  # the farm written while the stamps were checked
 
 
 def quick_plan(file: Path, home: Home) -> Quick | None:
@@ -77,7 +79,10 @@ def _plan(profile: str, root: str, home: Home) -> Quick | None:
     YAML is loaded, and the profile and its farm planned, before the memo's stamps are
     checked: a check begun early (by the no-op check, memo._begin_switch_check) runs
     meanwhile in a child, and planning waits for nothing the check decides (the stamps of
-    the memo's manifests it uses are the memo's own, which the check then confirms)."""
+    the memo's manifests it uses are the memo's own, which the check then confirms). A new
+    profile's farm is written then too, into its private prefix (assemble.write_ahead), and
+    removed when the check finds a change: the links' system calls take the core the wait
+    left idle. The caller drops it (assemble.drop) when it is not committed."""
     doc = memo.switch_candidate(root, profile)
     if doc is None:
         return None
@@ -91,9 +96,19 @@ def _plan(profile: str, root: str, home: Home) -> Quick | None:
     paths = doc["paths"].split("\0")
     stamps = _manifest_stamps(doc, paths)
     quick = _planned(profile, listed, doc, paths, stamps, home)
-    with collector_paused():
-        if not memo.switchable(root, profile, doc):
-            return None
+    if quick is not None and quick.farm is not None:  # the stamps are still being checked
+        with contextlib.suppress(HitError, OSError):  # said by assembling once they hold
+            quick = replace(quick, written=write_ahead(quick.plan, open_store(home), quick.farm))
+    written = quick.written if quick is not None else None
+    try:
+        with collector_paused():
+            holds = memo.switchable(root, profile, doc)
+    except BaseException:
+        drop(written)
+        raise
+    if not holds:
+        drop(written)  # an input changed: resolved in full
+        return None
     if quick is not None:  # for assembling and remember(), as resolving's stamps
         taken = seen()
         for path, stamp in stamps.items():
