@@ -50,6 +50,28 @@ def test_demo_builds_and_runs_with_an_empty_environment(hit, home, demo):
     assert [(r.link, r.target) for r in roots] == [(link, Path(os.readlink(link)))]
 
 
+def test_a_hit_home_given_with_dot_dot_is_the_folder_it_reaches(demo, tmp_path):
+    """`HIT_HOME=../home` from the demo's folder: the store's path written into RUNPATH was
+    `<demo>/../home/bld/...`, so renaming the demo's folder broke every program built
+    there. The home is the folder the path reaches; the program still runs after it."""
+    env = {**os.environ, "HIT_HOME": "../home"}
+    r = subprocess.run(
+        [sys.executable, "-m", "hdmodules.cli.hit", "build"],
+        cwd=demo,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    link = demo / "default"
+    assert os.readlink(link).startswith(f"{tmp_path}/home/bld/profile/")
+    dyn = subprocess.run(["readelf", "-d", str(link / "bin" / "app")], capture_output=True)
+    assert b"/../" not in dyn.stdout and f"{tmp_path}/home/bld/".encode() in dyn.stdout
+    app = (link / "bin" / "app").resolve()
+    demo.rename(tmp_path / "moved")
+    assert run_clean([str(app)]).stdout == APP_OUTPUT
+
+
 def test_second_build_is_a_no_op(hit, demo):
     hit("build", cwd=demo)
     r = hit("build", cwd=demo)

@@ -7,10 +7,15 @@ import os
 
 
 def home_root() -> str:
-    """`$HIT_HOME` (`~` expanded, made absolute against the working folder, not otherwise
-    normalized), else `~/.hashdist`."""
+    """`$HIT_HOME` (`~` expanded, made absolute against the working folder), else
+    `~/.hashdist`. A path with a `..` part is the folder the kernel reaches (realpath):
+    the store's path is written into every artifact's RUNPATH, and `HIT_HOME=../h` kept
+    the working folder in it (`/p/d/../../h/bld/...`), so moving that folder broke every
+    program built there. Any other path is kept as it is spelt (a home reached through a
+    symlink keeps the symlink's name)."""
     env = os.environ.get("HIT_HOME")
     if not env:
         return os.path.join(os.path.expanduser("~"), ".hashdist")
     path = os.path.expanduser(env)
-    return path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+    path = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+    return os.path.realpath(path) if ".." in path.split("/") else path
