@@ -38,6 +38,7 @@ from .compiling import (
     wrappers,
 )
 from .modulenames import (
+    as_given,
     module_name,
     project,
     refuse_nested_names,
@@ -315,7 +316,7 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
         for name in sorted(held, key=lambda n: n != PYTHON):  # python opens their level
             node = resolved.nodes[name]
             key, e = _package_entry(site, stack, resolved, node, store, levels)
-            _as_given(site, e)
+            as_given(site, e)
             if key not in entries:
                 entries[key] = e
                 packages.append((e, node, resolved))
@@ -326,29 +327,11 @@ def plan(site: Site, stacks: list[tuple[Stack, Resolved]], store: Store) -> list
     _refuse_managed_roots(site, with_modules)
     settle_names(site, list(entries.values()))
     for e in entries.values():  # a site's module, not to be renamed beside a user's own
-        _as_given(site, e)
+        as_given(site, e)
     refuse_shared_folders(site, list(entries.values()))
     refuse_nested_names(site, list(entries.values()))
     _add_dependencies(packages, site.modules.depends_on)
     return list(entries.values())
-
-
-def _as_given(site: Site, e: Entry) -> None:
-    """Name `e` as the site named its artifact's module there, when `site` is a user's on a
-    site stack whose copy lists it (ModuleConfig.given_names): the user's modules load the
-    site's by the name the site gave (with `{stack}` in its naming, a module two stacks
-    share is named after the first), not by the name the user's plan would give."""
-    given = site.modules.given_names.get(("/".join(e.level), e.artifact_id))
-    if given is not None:
-        e.name, _, e.version = given.rpartition("/")
-        e.alias = ""
-
-
-def given_names(entries: list[Entry], ids: set[str]) -> dict[tuple[str, str], str]:
-    """The names of the modules of the artifacts `ids` among the site's `entries` (as plan
-    settled them), by folder and artifact id: what a stack's published copy lists
-    (modulenaming.given_names)."""
-    return {("/".join(e.level), e.artifact_id): e.full for e in entries if e.artifact_id in ids}
 
 
 def check_toolchain_versions(profile) -> None:

@@ -1,6 +1,7 @@
 """Naming modules: the short name of an external (`gcc-12` -> `gcc`), the name and version
-`modules: naming:` gives a package, the hash suffix two artifacts under one name get, and the
-refusal of names nesting inside others. modulefiles.plan calls them."""
+`modules: naming:` gives a package, the hash suffix two artifacts under one name get, the
+refusal of names nesting inside others, and the names a site gave its artifacts' modules (as
+a stack's published copy lists them for its users). modulefiles.plan calls them."""
 
 from __future__ import annotations
 
@@ -170,3 +171,21 @@ def refuse_nested_names(site: Site, entries: list[Entry]) -> None:
                     f"modules naming {site.modules.naming!r} puts {e.full} inside the module "
                     f"{where}: module names may not nest; put the name first ({{name}}/...)",
                 )
+
+
+def as_given(site: Site, e: Entry) -> None:
+    """Name `e` as the site named its artifact's module there, when `site` is a user's on a
+    site stack whose copy lists it (ModuleConfig.given_names): the user's modules load the
+    site's by the name the site gave (with `{stack}` in its naming, a module two stacks
+    share is named after the first), not by the name the user's plan would give."""
+    given = site.modules.given_names.get(("/".join(e.level), e.artifact_id))
+    if given is not None:
+        e.name, _, e.version = given.rpartition("/")
+        e.alias = ""
+
+
+def given_names(entries: list[Entry], ids: set[str]) -> dict[tuple[str, str], str]:
+    """The names of the modules of the artifacts `ids` among the site's `entries` (as plan
+    settled them), by folder and artifact id: what a stack's published copy lists
+    (modulenaming.given_names)."""
+    return {("/".join(e.level), e.artifact_id): e.full for e in entries if e.artifact_id in ids}

@@ -51,7 +51,8 @@ from ..spec.site import Site, Stack
 from ..store import roots
 from ..store.home import Home
 from ..store.layout import Store, remove_tree
-from .modulefiles import Entry, given_names
+from .modulefiles import Entry
+from .modulenames import given_names
 from .permissions import apply
 
 Say = Callable[[str], None]
