@@ -835,18 +835,21 @@ def test_a_switch_reads_the_home_s_settings_from_its_cache_until_config_yaml_cha
 
 
 def test_a_farm_written_while_a_check_finds_a_change_is_removed_and_its_lock_let_go(home, tmp_path):
-    """A switch writes the new profile's farm while the memo's stamps are checked
-    (assemble.write_ahead). When the check finds a change (a recipe written again as it
-    was, or edited), that farm is removed and its lock let go before the full path
-    resolves, assembles that profile or another and links it; no half-made profile is
-    left."""
-    profile = _project(tmp_path)
+    """A switch writes the new profile's farm while the forked child checks the memo's
+    stamps (assemble.write_ahead; a memo of 4,100 paths). When the check finds a change (a
+    source file edited; then written again as it was: its stamp changed, not its content),
+    that farm is removed and its lock let go before the full path resolves, assembles
+    another profile or that one and links it; no half-made profile is left (a farm not
+    dropped is: the first case fails then)."""
+    profile = _big_project(tmp_path)
     assert _build(profile)[0].returncode == 0
-    recipe = tmp_path / "pkgs" / "left.yaml"
-    recipe.write_text(recipe.read_text())  # the same bytes, a new stamp: the same profile
-    _switch_with_a_change(home, tmp_path, profile, "  top:\n  base:\n")
-    recipe.write_text(recipe.read_text().replace("echo left", "echo LEFT"))  # another one
-    _switch_with_a_change(home, tmp_path, profile, "  top:\n")
+    late = tmp_path / "bigsrc" / "f4099"  # far after the memo's first paths: the child's
+    late.write_text("changed\n")  # another profile than the one written ahead: big anew
+    _switch_with_a_change(home, tmp_path, profile, "  big:\n")
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  big:\n  small:\n")
+    assert _build(profile)[0].returncode == 0
+    late.write_text("changed\n")  # the same bytes, a new stamp: the same profile
+    _switch_with_a_change(home, tmp_path, profile, "  small:\n")
 
 
 def _switch_with_a_change(home: Path, tmp_path: Path, profile: Path, packages: str) -> None:
@@ -867,3 +870,29 @@ def _switch_with_a_change(home: Path, tmp_path: Path, profile: Path, packages: s
     assert all((p / META / MANIFEST).is_file() for p in profiles.iterdir()), sorted(
         os.listdir(profiles)
     )
+
+
+def test_a_ctrl_c_once_a_profile_is_installed_leaves_it_installed(home, tmp_path, monkeypatch):
+    """A Ctrl-C during the commit's last flush (after the manifest's rename: installed)
+    removed the profile all the same, and another `hit build` that had just linked to it
+    was left with a link to nothing (the attack trial, with the flush slowed by strace).
+    It stays installed; the next build finds it."""
+    from hdmodules.publish.assemble import assemble, plan_of
+    from hdmodules.store import layout
+
+    profile = _project(tmp_path)
+    assert _build(profile)[0].returncode == 0
+    write_profile(profile, "package_dirs: [pkgs]\npackages:\n  top:\n")
+    resolved = resolve_file(profile)
+    store = open_store(load_home())
+
+    def interrupted(path: Path) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(layout, "sync_path", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        assemble(plan_of(resolved, store), store)
+    assert store.is_installed(resolved.profile_ref)
+    monkeypatch.undo()
+    r, _ = _build(profile)
+    assert r.returncode == 0 and "exists already" in r.stderr, r.stderr

@@ -36,7 +36,7 @@ from ..reaper import Build as ReapedBuild
 from ..reaper import Reaper
 from ..store.commit import GroupCommit
 from ..store.files import open_plain_file
-from ..store.layout import Store, remove_tree
+from ..store.layout import Store, abandon, remove_tree
 from .buildjob import STUB, BuildJob, build_id, missing_tools
 from .patching import apply_patches
 from .sources import fetch, materialize
@@ -384,7 +384,7 @@ def build(
                     on_built(Outcome("built", seconds))
                 installed.result()
         except OSError as e:  # a full disk, an unwritable folder: name what and where
-            remove_tree(prefix)
+            abandon(prefix)
             _unshare_toolchain(job)
             where = e.filename or job.folder
             kept = job.folder if job.folder.is_dir() else None
@@ -393,7 +393,7 @@ def build(
                 ref.id, f"{e.strerror or e}: {where}", kept, log if kept and log.exists() else None
             ) from None
         except BaseException:
-            remove_tree(prefix)
+            abandon(prefix)  # not once installed: a Ctrl-C in the commit's last flush
             _unshare_toolchain(job)
             raise
         store.record_duration(ref.name, seconds)

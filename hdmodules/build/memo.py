@@ -529,6 +529,21 @@ def switch_candidate(home: str, profile: str) -> dict | None:
     return doc if doc is not None and _with_own(doc, profile) is not None else None
 
 
+def checking(home: str, profile: str, doc: dict) -> bool:
+    """Whether a child forked by the no-op check stamps the memo `doc` of the profile YAML
+    `profile` now (`_begin_switch_check`): `switchable` will wait for it, and a switch may
+    do its own work meanwhile (assemble.write_ahead). False when the stamps are taken when
+    `switchable` asks (a short memo; a change among its first paths, where nothing is
+    gained by writing ahead and the farm would only be dropped)."""
+    early = _early
+    return (
+        early is not None
+        and early[:2] == (home, profile)
+        and early[2] is doc
+        and early[4] is not None
+    )
+
+
 def switchable(home: str, profile: str, doc: dict) -> bool:
     """Whether every path the memo `doc` (switch_candidate's) of the profile YAML `profile`
     stamped but that YAML file has the same stamp, and every link it lists points where it

@@ -21,7 +21,7 @@ from ..spec.resolvecache import note, seen
 from ..store import roots
 from ..store.generations import Switch, switch
 from ..store.home import Home
-from ..store.layout import MANIFEST, META, Store, read_manifest, remove_tree
+from ..store.layout import MANIFEST, META, Store, abandon, read_manifest, remove_tree
 from .farm import (
     EXTERNAL,
     Manifests,
@@ -209,13 +209,13 @@ def write_ahead(plan: ProfilePlan, store: Store, farm: FarmLinks) -> Written | N
 
 
 def drop(written: Written | None) -> None:
-    """Remove a farm `write_ahead` wrote that is not committed, and let its lock go; nothing
-    for one committed or dropped already (or None)."""
+    """Remove a farm `write_ahead` wrote that is not installed (layout.abandon), and let its
+    lock go; nothing for one committed or dropped already (or None)."""
     if written is None or not written.open:
         return
     written.open = False
     try:
-        remove_tree(written.prefix)
+        abandon(written.prefix)  # not once installed: a Ctrl-C in the commit's last flush
     finally:
         written.held.close()
 

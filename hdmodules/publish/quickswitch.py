@@ -79,10 +79,11 @@ def _plan(profile: str, root: str, home: Home) -> Quick | None:
     YAML is loaded, and the profile and its farm planned, before the memo's stamps are
     checked: a check begun early (by the no-op check, memo._begin_switch_check) runs
     meanwhile in a child, and planning waits for nothing the check decides (the stamps of
-    the memo's manifests it uses are the memo's own, which the check then confirms). A new
-    profile's farm is written then too, into its private prefix (assemble.write_ahead), and
-    removed when the check finds a change: the links' system calls take the core the wait
-    left idle. The caller drops it (assemble.drop) when it is not committed."""
+    the memo's manifests it uses are the memo's own, which the check then confirms). While
+    a child checks, a new profile's farm is written too, into its private prefix
+    (assemble.write_ahead), and removed when the check finds a change: the links' system
+    calls take the core the wait left idle. The caller drops it (assemble.drop) when it is
+    not committed."""
     doc = memo.switch_candidate(root, profile)
     if doc is None:
         return None
@@ -96,7 +97,7 @@ def _plan(profile: str, root: str, home: Home) -> Quick | None:
     paths = doc["paths"].split("\0")
     stamps = _manifest_stamps(doc, paths)
     quick = _planned(profile, listed, doc, paths, stamps, home)
-    if quick is not None and quick.farm is not None:  # the stamps are still being checked
+    if quick is not None and quick.farm is not None and memo.checking(root, profile, doc):
         with contextlib.suppress(HitError, OSError):  # said by assembling once they hold
             quick = replace(quick, written=write_ahead(quick.plan, open_store(home), quick.farm))
     written = quick.written if quick is not None else None

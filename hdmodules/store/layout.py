@@ -377,6 +377,16 @@ class Store:
                 raise HitError(f"cannot install into {prefix}: {e.strerror or e}") from None
 
 
+def abandon(prefix: Path) -> None:
+    """Remove the prefix of an artifact being made (its lock held) after a failure, unless
+    its manifest was renamed into place (`Store.publish`): then it is installed, and another
+    process may link to it already. A Ctrl-C while the commit's last flush ran came after
+    that rename, and removing the prefix left another `hit build`'s link pointing at
+    nothing (issue 18's attack trial)."""
+    if not (prefix / META / MANIFEST).is_file():
+        remove_tree(prefix)
+
+
 def read_manifest(prefix: Path) -> dict[str, str]:
     """An installed artifact's manifest (path -> `f:`/`x:`<sha256> or `l:`<target>); HitError if
     missing or damaged."""
