@@ -154,19 +154,17 @@ def assemble(
         farm = written.farm
         write_farm_index(written.prefix, farm.packages, farm.links, farm.planned, plan.doc.prefer)
         store.commit(plan.ref, plan.doc.record(plan.ref.id), None, written.manifest)
-    except BaseException:
-        drop(written)
-        raise
-    written.open = False
-    written.held.close()
+    finally:
+        drop(written)  # its lock let go; the prefix removed unless installed (layout.abandon)
     return True
 
 
 @dataclass
 class Written:
     """A profile's farm written into its private prefix, not committed (`write_ahead`): the
-    prefix, its manifest, the farm, and the artifact's lock, held (`held`) until `assemble`
-    commits it or `drop` removes it; `open` until then (not frozen: it is settled once)."""
+    prefix, its manifest, the farm, and the artifact's lock, held (`held`) until `drop`
+    lets it go, after `assemble` committed it or not; `open` until then (not frozen: it is
+    settled once, and a second `drop` must not remove a prefix another process began)."""
 
     prefix: Path
     manifest: dict[str, str]
@@ -185,11 +183,9 @@ def write_ahead(plan: ProfilePlan, store: Store, farm: FarmLinks) -> Written | N
     ref = plan.ref
     if store.is_installed(ref):
         return None
-    held = ExitStack()
-    try:
+    with ExitStack() as held:  # the lock let go on any way out but the last (pop_all)
         held.enter_context(store.lock(ref))
         if store.is_installed(ref):
-            held.close()
             return None
         prefix = store.begin(ref)
         try:
@@ -202,15 +198,12 @@ def write_ahead(plan: ProfilePlan, store: Store, farm: FarmLinks) -> Written | N
         except BaseException:
             remove_tree(prefix)
             raise
-    except BaseException:
-        held.close()
-        raise
-    return Written(prefix, manifest, farm, held)
+        return Written(prefix, manifest, farm, held.pop_all())
 
 
 def drop(written: Written | None) -> None:
-    """Remove a farm `write_ahead` wrote that is not installed (layout.abandon), and let its
-    lock go; nothing for one committed or dropped already (or None)."""
+    """Let the lock of a farm `write_ahead` wrote go, the farm removed unless it is installed
+    (layout.abandon); nothing for one dropped already (or None)."""
     if written is None or not written.open:
         return
     written.open = False

@@ -160,12 +160,10 @@ def _record_retired(site: Site, gone: list[str]) -> None:
         write_atomic(site.root / siteroot.STACKS / siteroot.RETIRED, text, mode=0o644)
 
 
-def freeze(
-    site: Site, stack: Stack, resolved: Resolved, say: Say, names: GivenNames | None = None
-) -> Path:
+def freeze(site: Site, stack: Stack, resolved: Resolved, say: Say, names: GivenNames) -> Path:
     """The published copy of `stack` (resolved as `resolved`): ROOT/recipes/<sha256>, made
     if it is not there yet (see the module's docstring); `names`: the names the site gave
-    the modules of its artifacts (modulefiles.given_names), which the copy lists. Raises
+    the modules of its artifacts (modulenames.given_names), which the copy lists. Raises
     HitError when the copy does not hold what was listed (a file changed while it was
     copied) or does not resolve to the ids the site built; nothing is published for the
     stack then."""
@@ -175,7 +173,7 @@ def freeze(
     top = Path(os.path.commonpath([str(a) for a in anchors])) if anchors else site.file.parent
     plan = _plan(found, top)
     dirs_in_copy = [_in_copy(d, top) for d in dirs]
-    text = _published_profile(site, stack, resolved, dirs_in_copy, names or {})
+    text = _published_profile(site, stack, resolved, dirs_in_copy, names)
     listing = _listing(plan.items())
     listing[siteroot.PUBLISHED_PROFILE] = "F:" + _sha256(text)
     copy = site.root / siteroot.RECIPES / _sha256(canonical_json(listing))

@@ -55,13 +55,20 @@ def _read(folder: Path) -> list[Generation]:
         names = set(os.listdir(folder))
     except OSError:
         return []
-    out = []
-    for name in names:
-        f = folder / name
-        if name.isdigit() and f.is_symlink():
-            stale = name + STALE in names
-            out.append(Generation(int(name), f.lstat().st_mtime, Path(os.readlink(f)), stale))
-    return sorted(out, key=lambda g: g.number)
+    out = [_generation(folder, n, names) for n in names if n.isascii() and n.isdigit()]
+    return sorted((g for g in out if g is not None), key=lambda g: g.number)
+
+
+def _generation(folder: Path, name: str, names: set[str]) -> Generation | None:
+    """The generation of `folder`'s entry `name` (digits; the folder's entries: `names`);
+    None when that entry is no symlink."""
+    f = folder / name
+    try:
+        target = os.readlink(f)
+        when = f.lstat().st_mtime
+    except OSError:
+        return None
+    return Generation(int(name), when, Path(target), name + STALE in names)
 
 
 def generations(gc_roots: Path, link: Path) -> list[Generation]:
@@ -176,18 +183,11 @@ def _newest(folder: Path) -> Generation | None:
     one readlink, where `_read` reads every generation (issue 18: 17 ms for a link's 820
     generations, on each `hit build` that switched it)."""
     try:
-        names = os.listdir(folder)
+        names = set(os.listdir(folder))
     except OSError:
         return None
-    for number in sorted((int(n) for n in names if n.isascii() and n.isdigit()), reverse=True):
-        f = folder / str(number)
-        try:
-            target = os.readlink(f)
-        except OSError:  # not a symlink (`_read` skips it too)
-            continue
-        stale = f"{number}{STALE}" in names
-        return Generation(number, f.lstat().st_mtime, Path(target), stale)
-    return None
+    numbered = sorted((n for n in names if n.isascii() and n.isdigit()), key=int, reverse=True)
+    return next(filter(None, (_generation(folder, n, names) for n in numbered)), None)
 
 
 def record_generation(gc_roots: Path, link: Path, target: Path) -> int:
