@@ -215,6 +215,25 @@ def test_history_and_rollback(hit, demo):
             assert r.code == 1 and f"{demo / name} has no generations: `hit build`" in r.err
 
 
+def test_status_after_a_rollback_says_the_link_points_at_another_profile(hit, tmp_path):
+    """Built A then B, rolled back to A: `hit status` describes the YAML's profile (B, built)
+    and said nothing of the link serving A. It now says where the link points, and that
+    `hit build` points it back; once built again, the line is gone."""
+    p, targets = _build_profiles(hit, tmp_path, "one", "two")
+    link = tmp_path / "p"
+    assert "points at" not in hit("status", str(p), cwd=tmp_path).out
+    hit("rollback", str(p), cwd=tmp_path)
+    out = hit("status", str(p), cwd=tmp_path).out
+    assert out.splitlines()[0].startswith("two ")  # the YAML's packages, as before
+    assert out.splitlines()[-1] == (
+        f"{link} points at {targets[0]}, not at this profile (a rollback, or a build of "
+        "another text): `hit build` points it here"
+    )
+    hit("build", str(p), cwd=tmp_path)
+    assert os.readlink(link) == targets[1]
+    assert "points at" not in hit("status", str(p), cwd=tmp_path).out
+
+
 def _build_profiles(hit, tmp_path: Path, *contents: str) -> tuple[Path, list[str]]:
     """`hit build` of p.yaml holding each package list of `contents` in turn (packages
     `one` and `two` exist); p.yaml and what its link pointed at after each build."""

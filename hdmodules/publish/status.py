@@ -24,4 +24,31 @@ def profile_status(profile: str, home: Any, resolve: Callable[[str], Any]) -> st
     from ..store.home import open_store
 
     resolved = resolve(profile)  # no link is made: any file name does (`common.inc`)
-    return status_text(resolved, open_store(home).is_installed)
+    store = open_store(home)
+    text = status_text(resolved, store.is_installed)
+    elsewhere = _link_elsewhere(resolved, store)
+    return text if elsewhere is None else f"{text}\n{elsewhere}"
+
+
+def _link_elsewhere(resolved: Any, store: Any) -> str | None:
+    """A line saying where the profile's link points when that is another profile than the
+    one its YAML describes (after `hit rollback`, or a build of another text), as `nix-env
+    --list-generations` marks the current one: the status lists what the YAML gives, not
+    what the link serves. None when the link points at this profile, is missing, or the
+    file has no link (`common.inc`)."""
+    from ..errors import HitError, escaped
+
+    try:
+        link = resolved.profile.link_path
+    except HitError:
+        return None
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return None
+    if target == str(store.prefix(resolved.profile_ref)):
+        return None
+    return escaped(
+        f"{link} points at {target}, not at this profile (a rollback, or a build of another "
+        "text): `hit build` points it here"
+    )
