@@ -896,3 +896,36 @@ def test_a_ctrl_c_once_a_profile_is_installed_leaves_it_installed(home, tmp_path
     monkeypatch.undo()
     r, _ = _build(profile)
     assert r.returncode == 0 and "exists already" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("make", [_project, _big_project], ids=["checked-at-once", "child"])
+def test_a_switch_waiting_for_another_build_of_its_profile_says_so(home, tmp_path, make):
+    """Two builds of one switch: the second waited on the profile's lock without a word (the
+    attack trial). It says so, as a build waiting for another's artifact does, then links
+    the profile the lock's holder made, or makes it. With a child checking the memo's
+    stamps (`child`), the farm is not written ahead under a lock another process holds."""
+    import threading
+
+    from hdmodules.store.flocks import flocked
+
+    profile = make(tmp_path)
+    assert _build(profile)[0].returncode == 0
+    names = "  top:\n" if make is _project else "  big:\n"
+    write_profile(profile, f"package_dirs: [pkgs]\npackages:\n{names}")
+    ref = resolve_file(profile).profile_ref
+    store = open_store(load_home())
+    code = "import sys\nfrom hdmodules.cli.entry import hit\nsys.argv = ['hit', 'build']\nhit()\n"
+    with flocked(store.root / ".locks" / f"{ref.name}-{ref.hash}.lock"):
+        p = subprocess.Popen(
+            [sys.executable, "-c", code], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+        )
+        threading.Timer(60, p.kill).start()  # no line said: read to its end, not for ever
+        said = []  # the `present` lines, then the wait
+        while not said or "waiting" not in said[-1] and said[-1]:
+            said.append(p.stderr.readline())
+        assert said[-1].strip() == f"{ref.short}  waiting: another process is building it", said
+        time.sleep(0.3)
+        assert p.poll() is None and not store.is_installed(ref)
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode == 0, err
+    assert _link(profile) == store.prefix(ref) and store.is_installed(ref)

@@ -132,13 +132,19 @@ def farm_links(plan: ProfilePlan, store: Store, stamps: dict | None = None) -> F
 
 
 def assemble(
-    plan: ProfilePlan, store: Store, farm: FarmLinks | None = None, written: Written | None = None
+    plan: ProfilePlan,
+    store: Store,
+    farm: FarmLinks | None = None,
+    written: Written | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> bool:
     """The profile artifact: a symlink farm over the packages `plan` holds (all installed),
     made once like any artifact, under its lock. Returns False when it existed already.
     Raises HitError as `farm_links` does, before any write. `farm`: its links planned
     already (publish/quickswitch.py plans them while the memo's stamps are checked);
-    `written`: the farm written already (`write_ahead`), committed here.
+    `written`: the farm written already (`write_ahead`), committed here. `on_wait()` is
+    called once when another process holds the profile's lock (a second build of the same
+    profile), before waiting for it.
 
     The links the profile the link points at now holds already (its index says which) are
     hard-linked from it (farm.write_farm)."""
@@ -147,7 +153,7 @@ def assemble(
             return False
         if farm is None:  # conflicts fail before any write
             farm = farm_links(plan, store)
-        written = write_ahead(plan, store, farm)
+        written = write_ahead(plan, store, farm, on_wait)
         if written is None:
             return False
     try:
@@ -173,18 +179,22 @@ class Written:
     open: bool = True
 
 
-def write_ahead(plan: ProfilePlan, store: Store, farm: FarmLinks) -> Written | None:
+def write_ahead(
+    plan: ProfilePlan, store: Store, farm: FarmLinks, on_wait: Callable[[], None] | None = None
+) -> Written | None:
     """Write the farm of the profile `plan` (its links planned: `farm`) into its private
     prefix under the artifact's lock, without committing it: `assemble` commits it, `drop`
     removes it. A switch writes it while the memo's stamps are still checked in a child
     (publish/quickswitch.py): the links' system calls run on the core the wait left idle
-    (issue 18). None when the profile is installed already. Raises OSError or HitError,
-    nothing left behind (the prefix removed, the lock let go)."""
+    (issue 18). None when the profile is installed already. `on_wait()` is called once
+    when another process holds the artifact's lock, before waiting for it (it may raise:
+    `Busy`, for a write that need not wait). Raises OSError or HitError, nothing left
+    behind (the prefix removed, the lock let go)."""
     ref = plan.ref
     if store.is_installed(ref):
         return None
     with ExitStack() as held:  # the lock let go on any way out but the last (pop_all)
-        held.enter_context(store.lock(ref))
+        held.enter_context(store.lock(ref, on_wait))
         if store.is_installed(ref):
             return None
         prefix = store.begin(ref)
@@ -199,6 +209,16 @@ def write_ahead(plan: ProfilePlan, store: Store, farm: FarmLinks) -> Written | N
             remove_tree(prefix)
             raise
         return Written(prefix, manifest, farm, held.pop_all())
+
+
+class Busy(HitError):
+    """Another process holds the lock of a profile whose farm would be written ahead: the
+    switch writes it when it assembles instead (and says it waits then)."""
+
+
+def busy() -> None:
+    """An `on_wait` for `write_ahead` that does not wait: raises Busy."""
+    raise Busy("another process is writing this profile")
 
 
 def drop(written: Written | None) -> None:

@@ -213,7 +213,7 @@ def _finish(
     written: Written | None = None,
 ) -> Result:
     start = time.monotonic()
-    new = assemble(plan, store, farm, written)
+    new = assemble(plan, store, farm, written, lambda: progress.waiting(plan.ref.short))
     seconds = time.monotonic() - start  # the assembly alone, not the builds before it
     link, switched = link_profile(plan, home, store)
     record_upstream_use(plan, home, store, progress.note)
