@@ -185,6 +185,11 @@ def seed_sources(pkgs: Path, upstream: Path, names: Iterable[str] = SOURCES) -> 
         assert f"sha256: {src.sha256}" in text, f"{name}.yaml no longer names {src.release}"
         debian = upstream / src.debian
         release = upstream / src.release
+        if not debian.is_file() and not release.is_file():
+            raise FileNotFoundError(
+                f"{debian} is missing: tests/tools/fetch-upstream-sources.sh {upstream} "
+                "fetches Debian's orig tarballs (root: it enables deb-src in apt's sources)"
+            )
         if src.debian_sha256 == src.sha256:
             assert sha256_file(debian) == src.sha256, f"{debian} is not the release {src.release}"
             used[name] = f"{src.debian} (the release, byte for byte)"
