@@ -8,13 +8,20 @@ from pathlib import Path
 
 def escaped(text: str, keep: str = "") -> str:
     """`text` with every character that is not printable (str.isprintable) and not in `keep`
-    written as Python escapes it: a line break as `\\n`, ESC as `\\x1b`. The one escaping
-    of text a file or a build brought into what hit prints (messages, log lines)."""
+    written as Python escapes it: a line break as `\\n`, ESC as `\\x1b`; a byte of a file
+    name that is not UTF-8 (which Python keeps as a surrogate, U+DC80-U+DCFF) as that byte,
+    `\\xff`. The one escaping of text a file or a build brought into what hit prints
+    (messages, log lines)."""
     if text.isprintable():
         return text
-    return "".join(
-        c if c.isprintable() or c in keep else c.encode("unicode_escape").decode() for c in text
-    )
+    return "".join(c if c.isprintable() or c in keep else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    """One character as `escaped` writes it."""
+    if "\udc80" <= c <= "\udcff":  # os.fsdecode's surrogateescape of one byte
+        return f"\\x{ord(c) - 0xDC00:02x}"
+    return c.encode("unicode_escape").decode()
 
 
 def log_line(line: str) -> str:

@@ -34,6 +34,7 @@ and the module renderer applies them once more to what it is about to write.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -165,12 +166,30 @@ def env_value_problem(value: str) -> str | None:
     return None
 
 
+def text_path(path: Path) -> Path:
+    """`path`, once its absolute form is known to be UTF-8 text; else HitError. A folder
+    name holding bytes that are not UTF-8 (Python keeps them as surrogates) cannot be
+    written into the UTF-8 records that name a profile link (its gc root, the no-op memo,
+    the link lock's key): `hit build` there failed with a traceback once its profile was
+    assembled, before linking it."""
+    try:
+        os.path.abspath(path).encode()
+    except UnicodeEncodeError:
+        raise HitError(
+            f"{os.path.abspath(path)}: this path is not UTF-8 text, and hit names a profile's "
+            "link in UTF-8 records: rename the folder"
+        ) from None
+    return path
+
+
 def profile_link(profile_file: Path) -> Path:
     """`dir/release.yaml` -> `dir/release`: the link made next to a profile's YAML file.
     Raises HitError for a file named `.yaml` or `.yml` alone, `..yaml` or `...yaml` (no
     name for its link: `.` and `..` are the folder and its parent), or not ending in
     `.yaml` or `.yml` (its link would be the file itself: a symlink to the YAML was
-    replaced by the profile's link), or beside its twin (`p.yaml` and `p.yml`: one link)."""
+    replaced by the profile's link), or beside its twin (`p.yaml` and `p.yml`: one link),
+    or whose path is not UTF-8 text (`text_path`)."""
+    text_path(profile_file)
     if not profile_file.name.endswith((".yaml", ".yml")):
         raise HitError(
             f"{profile_file}: a profile's file name ends in .yaml or .yml: its link is named "
@@ -200,7 +219,7 @@ def given_link(given: Path) -> Path:
     (profile_link), or `given` itself when it names the link (`hit rollback default`)."""
     if given.name.endswith((".yaml", ".yml")):
         return profile_link(given)
-    return given
+    return text_path(given)
 
 
 def site_path_problem(path: str) -> str | None:

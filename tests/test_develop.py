@@ -217,21 +217,55 @@ def test_history_and_rollback(hit, demo):
 
 def test_status_after_a_rollback_says_the_link_points_at_another_profile(hit, tmp_path):
     """Built A then B, rolled back to A: `hit status` describes the YAML's profile (B, built)
-    and said nothing of the link serving A. It now says where the link points, and that
-    `hit build` points it back; once built again, the line is gone."""
+    and said nothing of the link serving A. It now says so on stderr (the status on stdout
+    is the same lines), and that `hit build` points it back; nothing once built again, nor
+    for a link spelt otherwise that leads to this profile. A link that is no symlink, which
+    `hit build` refuses to replace, is said too."""
     p, targets = _build_profiles(hit, tmp_path, "one", "two")
     link = tmp_path / "p"
-    assert "points at" not in hit("status", str(p), cwd=tmp_path).out
+    built = hit("status", str(p), cwd=tmp_path)
+    assert built.err == ""
     hit("rollback", str(p), cwd=tmp_path)
-    out = hit("status", str(p), cwd=tmp_path).out
-    assert out.splitlines()[0].startswith("two ")  # the YAML's packages, as before
-    assert out.splitlines()[-1] == (
-        f"{link} points at {targets[0]}, not at this profile (a rollback, or a build of "
-        "another text): `hit build` points it here"
+    r = hit("status", str(p), cwd=tmp_path)
+    assert r.out == built.out  # the YAML's packages, as before
+    assert r.err == (
+        f"{link} points at {targets[0]}, not at the profile of this YAML: `hit build` points "
+        "it here\n"
     )
     hit("build", str(p), cwd=tmp_path)
     assert os.readlink(link) == targets[1]
-    assert "points at" not in hit("status", str(p), cwd=tmp_path).out
+    assert hit("status", str(p), cwd=tmp_path).err == ""
+    link.unlink()
+    link.symlink_to(os.path.relpath(targets[1], tmp_path))  # the same profile, spelt otherwise
+    assert hit("status", str(p), cwd=tmp_path).err == ""
+    link.unlink()
+    link.write_text("not a link\n")
+    r = hit("status", str(p), cwd=tmp_path)
+    assert r.out == built.out and r.err == (
+        f"{link} is not a symlink: `hit build` cannot link the profile there; move it away\n"
+    )
+
+
+def test_a_profile_in_a_folder_whose_name_is_not_utf8_is_one_clear_error(hit, tmp_path):
+    """A folder name holding a byte that is not UTF-8 (`bad\\xffdir`): `hit build` assembled
+    the profile, then failed with a traceback writing its gc root (a UTF-8 record), leaving
+    no link; `hit history` and `hit rollback` too. One line now, before anything is built,
+    the byte written as `\\xff`, exit 1."""
+    folder = tmp_path / os.fsdecode(b"bad\xffdir")
+    write_recipe(folder / "pkgs", "one", 'version: "1"\nbuild: mkdir -p "$ARTIFACT"\n')
+    write_profile(folder / "p.yaml", "package_dirs: [pkgs]\npackages: [one]\n")
+    shown = str(tmp_path / "bad\\xffdir")
+    for args, named in [
+        (("build", "p.yaml"), "p.yaml"),
+        (("history", "p.yaml"), "p.yaml"),
+        (("rollback", "p"), "p"),
+    ]:
+        r = hit(*args, cwd=folder, check=False)
+        assert r.code == 1 and r.err == (
+            f"hit: error: {shown}/{named}: this path is not UTF-8 text, and hit names a "
+            "profile's link in UTF-8 records: rename the folder\n"
+        ), r.err
+    assert not (folder / "p").exists() and hit("gc", "--dry-run").out.startswith("would remove 0")
 
 
 def _build_profiles(hit, tmp_path: Path, *contents: str) -> tuple[Path, list[str]]:

@@ -928,4 +928,6 @@ def test_a_switch_waiting_for_another_build_of_its_profile_says_so(home, tmp_pat
         assert p.poll() is None and not store.is_installed(ref)
     err = p.communicate(timeout=120)[1]
     assert p.returncode == 0, err
+    assert f"profile {ref.short} assembled in " in err  # the lock's holder made nothing
+    assert "s, the wait for the other build included\n" in err
     assert _link(profile) == store.prefix(ref) and store.is_installed(ref)

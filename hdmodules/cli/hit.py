@@ -90,7 +90,10 @@ def status(profile: str) -> None:
 
     from ..publish.status import profile_status
 
-    click.echo(profile_status(profile, _home(write=False), _resolve))
+    text, note = profile_status(profile, _home(write=False), _resolve)
+    click.echo(text)
+    if note is not None:
+        click.echo(escaped(note), err=True)
 
 
 @cli.group()

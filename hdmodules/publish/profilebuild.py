@@ -212,14 +212,21 @@ def _finish(
     farm: FarmLinks | None = None,
     written: Written | None = None,
 ) -> Result:
+    waited: list[bool] = []  # another build held the profile's lock
+
+    def on_wait() -> None:
+        progress.waiting(plan.ref.short)
+        waited.append(True)
+
     start = time.monotonic()
-    new = assemble(plan, store, farm, written, lambda: progress.waiting(plan.ref.short))
+    new = assemble(plan, store, farm, written, on_wait)
     seconds = time.monotonic() - start  # the assembly alone, not the builds before it
     link, switched = link_profile(plan, home, store)
     record_upstream_use(plan, home, store, progress.note)
     short = plan.ref.short
-    if new:
-        progress.note(f"profile {short} assembled in {seconds:.1f} s")
+    if new:  # (after a wait: the lock's holder ended without making it)
+        wait = ", the wait for the other build included" if waited else ""
+        progress.note(f"profile {short} assembled in {seconds:.1f} s{wait}")
     elif switched.changed:
         progress.note(f"profile {short} exists already; link switched to it")
     note = vanished_note(link, switched, store)

@@ -9,34 +9,37 @@ from collections.abc import Callable
 from typing import Any
 
 
-def profile_status(profile: str, home: Any, resolve: Callable[[str], Any]) -> str:
-    """`hit status` of the profile YAML `profile` in `home` (store.home.Home): from the memo
-    when the profile is up to date (issue 18: a 5,000-package profile over a site store took
-    about a second to resolve), else `resolve(profile)` and a look in the home's store chain
-    for each artifact. Raises what `resolve` raises (HitError)."""
+def profile_status(
+    profile: str, home: Any, resolve: Callable[[str], Any]
+) -> tuple[str, str | None]:
+    """`hit status` of the profile YAML `profile` in `home` (store.home.Home): the status
+    text (a line per artifact) and a note for stderr, or None. From the memo when the
+    profile is up to date (issue 18: a 5,000-package profile over a site store took about a
+    second to resolve), else `resolve(profile)` and a look in the home's store chain for each
+    artifact, the note saying where the link points when that is not this profile
+    (`link_note`). Raises what `resolve` raises (HitError)."""
     from ..build import memo
     from ..store.homeroot import home_root
 
     known = memo.status(home_root(), os.path.abspath(profile))  # as the no-op `hit build`
-    if known is not None:
-        return known
+    if known is not None:  # (the memo holds only while the link points at this profile)
+        return known, None
     from ..build.status import status_text
     from ..store.home import open_store
 
     resolved = resolve(profile)  # no link is made: any file name does (`common.inc`)
     store = open_store(home)
-    text = status_text(resolved, store.is_installed)
-    elsewhere = _link_elsewhere(resolved, store)
-    return text if elsewhere is None else f"{text}\n{elsewhere}"
+    return status_text(resolved, store.is_installed), link_note(resolved, store)
 
 
-def _link_elsewhere(resolved: Any, store: Any) -> str | None:
-    """A line saying where the profile's link points when that is another profile than the
-    one its YAML describes (after `hit rollback`, or a build of another text), as `nix-env
-    --list-generations` marks the current one: the status lists what the YAML gives, not
-    what the link serves. None when the link points at this profile, is missing, or the
-    file has no link (`common.inc`)."""
-    from ..errors import HitError, escaped
+def link_note(resolved: Any, store: Any) -> str | None:
+    """What a user should know of the link of `resolved` (spec.resolve.Resolved) that the
+    status does not say: that it points at another profile than the one its YAML gives
+    (after `hit rollback`, or an edit not built yet; as `nix-env --list-generations` marks
+    the generation in use), or that it is no symlink (`hit build` refuses to replace it).
+    None when it leads to this profile (compared where each leads: `../bld/profile/x` is
+    `/home/bld/profile/x`), is missing, or the file has no link (`common.inc`)."""
+    from ..errors import HitError
 
     try:
         link = resolved.profile.link_path
@@ -44,11 +47,11 @@ def _link_elsewhere(resolved: Any, store: Any) -> str | None:
         return None
     try:
         target = os.readlink(link)
-    except OSError:
+    except FileNotFoundError:
         return None
-    if target == str(store.prefix(resolved.profile_ref)):
+    except OSError:  # there, and no symlink
+        return f"{link} is not a symlink: `hit build` cannot link the profile there; move it away"
+    prefix = store.prefix(resolved.profile_ref)
+    if os.path.realpath(link) == os.path.realpath(prefix):
         return None
-    return escaped(
-        f"{link} points at {target}, not at this profile (a rollback, or a build of another "
-        "text): `hit build` points it here"
-    )
+    return f"{link} points at {target}, not at the profile of this YAML: `hit build` points it here"
