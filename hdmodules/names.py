@@ -34,7 +34,6 @@ and the module renderer applies them once more to what it is about to write.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -167,17 +166,19 @@ def env_value_problem(value: str) -> str | None:
 
 
 def text_path(path: Path) -> Path:
-    """`path`, once its absolute form is known to be UTF-8 text; else HitError. A folder
+    """`path`, once its absolute form (made from the working folder: `..` kept) is known to
+    be UTF-8 text; else HitError. A folder
     name holding bytes that are not UTF-8 (Python keeps them as surrogates) cannot be
     written into the UTF-8 records that name a profile link (its gc root, the no-op memo,
     the link lock's key): `hit build` there failed with a traceback once its profile was
     assembled, before linking it."""
+    full = str(Path(path).absolute())  # as the records name it (roots.entry_for)
     try:
-        os.path.abspath(path).encode()
+        full.encode()
     except UnicodeEncodeError:
         raise HitError(
-            f"{os.path.abspath(path)}: this path is not UTF-8 text, and hit names a profile's "
-            "link in UTF-8 records: rename the folder"
+            f"{full}: this path is not UTF-8 text, and hit names a profile's link in UTF-8 "
+            "records: rename the folder or file whose name holds the byte"
         ) from None
     return path
 

@@ -263,9 +263,33 @@ def test_a_profile_in_a_folder_whose_name_is_not_utf8_is_one_clear_error(hit, tm
         r = hit(*args, cwd=folder, check=False)
         assert r.code == 1 and r.err == (
             f"hit: error: {shown}/{named}: this path is not UTF-8 text, and hit names a "
-            "profile's link in UTF-8 records: rename the folder\n"
+            "profile's link in UTF-8 records: rename the folder or file whose name holds the byte\n"
         ), r.err
     assert not (folder / "p").exists() and hit("gc", "--dry-run").out.startswith("would remove 0")
+    r = hit("develop", str(folder / "p.yaml"), str(tmp_path / "dev"), cwd=tmp_path, check=False)
+    assert r.code == 1 and r.err.startswith(f"hit: error: {shown}/p.yaml: this path is not")
+    assert hit("gc", "--dry-run").out.startswith("would remove 0")  # refused before building
+    # a profile built in a good folder, copied, moved, developed into or removed in a bad one
+    good = tmp_path / "good"
+    write_recipe(good / "pkgs", "one", 'version: "1"\nbuild: mkdir -p "$ARTIFACT"\n')
+    write_profile(good / "p.yaml", "package_dirs: [pkgs]\npackages: [one]\n")
+    hit("build", "p.yaml", cwd=good)
+    for args in [
+        ("cp", "p", str(folder / "q")),
+        ("mv", "p", str(folder / "q")),
+        ("develop", "p.yaml", str(folder / "dev")),
+    ]:
+        r = hit(*args, cwd=good, check=False)
+        assert (
+            r.code == 1 and r.err.startswith(f"hit: error: {shown}/") and "Traceback" not in r.err
+        )
+    assert os.listdir(folder) == ["p.yaml", "pkgs"] or sorted(os.listdir(folder)) == [
+        "p.yaml",
+        "pkgs",
+    ]
+    r = hit("rm", "q", cwd=folder, check=False)
+    assert r.code == 1 and r.err.startswith(f"hit: error: {shown}/q: this path is not")
+    assert os.readlink(good / "p")  # still there, still a root
 
 
 def _build_profiles(hit, tmp_path: Path, *contents: str) -> tuple[Path, list[str]]:

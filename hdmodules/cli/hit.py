@@ -239,6 +239,7 @@ def develop(args, jobs, python, no_python) -> None:
     (so `DIR/bin/pip install` works), `DIR/activate` (bash/zsh) and modulefiles in
     DIR/modulefiles. It is a gc root while it exists; rerun to update it in place.
     """
+    from ..names import text_path
     from ..progress import Progress
     from ..publish.develop import check_folder
     from ..publish.develop import develop as make
@@ -249,6 +250,7 @@ def develop(args, jobs, python, no_python) -> None:
     profile, folder = args if len(args) == 2 else ("default.yaml", args[0])
     target = Path(folder).absolute()
     check_folder(target)
+    text_path(Path(profile))  # its link is named in records once built: refused before
     home = _home()
     resolved = _resolve(profile)
     prefix = build_and_assemble(resolved, home, jobs or home.jobs, Progress(len(resolved.nodes)))

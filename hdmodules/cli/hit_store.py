@@ -146,6 +146,9 @@ def _link_command(name: str, doc: str, fn):
     @click.argument("link", type=click.Path(path_type=Path))
     @click.argument("new", type=click.Path(path_type=Path))
     def command(link: Path, new: Path) -> None:
+        from ..names import text_path
+
+        text_path(link), text_path(new)  # before anything changes
         home, store = _store_paths()
         target = fn(home.gc_roots, store.root, link.absolute(), new.absolute())
         click.echo(escaped(f"{new} -> {target}"))
@@ -174,8 +177,10 @@ mv = _link_command("mv", "Move the profile link LINK to NEW, moving its gc root 
 @click.argument("link", type=click.Path(path_type=Path))
 def rm(link: Path) -> None:
     """Remove the profile link LINK and its gc root (`hit gc` may then collect the profile)."""
+    from ..names import text_path
     from ..store.roots import remove_link
 
+    text_path(link)  # before the link goes
     home, store = _store_paths()
     upstreams = tuple(up.root for up in store.upstreams)
     target = remove_link(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..atomic import write_atomic
 from ..errors import HitError
-from ..names import env_value_problem, text_problem
+from ..names import env_value_problem, text_path, text_problem
 from ..runner import query
 from ..spec.artifact import changed, short_id
 from ..spec.buildspec import ProfileDoc
@@ -70,6 +70,7 @@ def check_folder(folder: Path) -> None:
     """Refuse (HitError) a develop folder whose path its modulefiles could not hold: the path
     is written into whatis text and variable values (names.text_problem, env_value_problem).
     Called before anything is built."""
+    text_path(folder)  # a gc root names it
     problem = text_problem(str(folder)) or env_value_problem(str(folder))
     if problem:
         raise HitError(f"{folder}: the folder's path {problem}")

@@ -61,7 +61,8 @@ class Root:
 
 def entry_for(gc_roots: Path, link: Path) -> Path:
     """Where the gc root of `link` is kept: `_` + a hash of the link's absolute path."""
-    return gc_roots / ("_" + hashlib.sha256(str(link.absolute()).encode()).hexdigest()[:20])
+    key = os.fsencode(link.absolute())  # a name's bytes: UTF-8 text, or not (names.text_path)
+    return gc_roots / ("_" + hashlib.sha256(key).hexdigest()[:20])
 
 
 def register(gc_roots: Path, link: Path, target: Path, last: bool = True) -> Path:
@@ -327,7 +328,7 @@ class UseRecord:
 
 
 def _record_name(link: Path) -> str:
-    return f"{os.getuid()}-{hashlib.sha256(str(link).encode()).hexdigest()[:16]}.json"
+    return f"{os.getuid()}-{hashlib.sha256(os.fsencode(link)).hexdigest()[:16]}.json"
 
 
 def record_use(upstream_gc_roots: Path, link: Path, profile: Path, ids: list[str]) -> bool:
