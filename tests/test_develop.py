@@ -229,8 +229,8 @@ def test_status_after_a_rollback_says_the_link_points_at_another_profile(hit, tm
     r = hit("status", str(p), cwd=tmp_path)
     assert r.out == built.out  # the YAML's packages, as before
     assert r.err == (
-        f"{link} points at {targets[0]}, not at the profile of this YAML: `hit build` points "
-        "it here\n"
+        f"{link} points at {targets[0]}, not at the profile of this YAML: `hit build` builds "
+        "what it lacks and points the link at it\n"
     )
     hit("build", str(p), cwd=tmp_path)
     assert os.readlink(link) == targets[1]

@@ -54,4 +54,7 @@ def link_note(resolved: Any, store: Any) -> str | None:
     prefix = store.prefix(resolved.profile_ref)
     if os.path.realpath(link) == os.path.realpath(prefix):
         return None
-    return f"{link} points at {target}, not at the profile of this YAML: `hit build` points it here"
+    return (
+        f"{link} points at {target}, not at the profile of this YAML: `hit build` builds "
+        "what it lacks and points the link at it"
+    )
