@@ -166,12 +166,12 @@ def env_value_problem(value: str) -> str | None:
 
 
 def text_path(path: Path) -> Path:
-    """`path`, once its absolute form (made from the working folder: `..` kept) is known to
-    be UTF-8 text; else HitError. A folder
-    name holding bytes that are not UTF-8 (Python keeps them as surrogates) cannot be
-    written into the UTF-8 records that name a profile link (its gc root, the no-op memo,
-    the link lock's key): `hit build` there failed with a traceback once its profile was
-    assembled, before linking it."""
+    """`path`, once its absolute form (made from the working folder, `..` kept, as the
+    records name it) is known to be UTF-8 text; else HitError. A name holding bytes that
+    are not UTF-8 (Python keeps them as surrogates) cannot be written into the UTF-8
+    records that name a profile link (its gc root, the no-op memo, the link lock's key):
+    `hit build` there failed with a traceback once its profile was assembled, before
+    linking it; `hit rm` after removing the link. Called before anything changes."""
     full = str(Path(path).absolute())  # as the records name it (roots.entry_for)
     try:
         full.encode()

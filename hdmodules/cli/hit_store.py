@@ -148,7 +148,8 @@ def _link_command(name: str, doc: str, fn):
     def command(link: Path, new: Path) -> None:
         from ..names import text_path
 
-        text_path(link), text_path(new)  # before anything changes
+        text_path(link)  # both before anything changes
+        text_path(new)
         home, store = _store_paths()
         target = fn(home.gc_roots, store.root, link.absolute(), new.absolute())
         click.echo(escaped(f"{new} -> {target}"))
