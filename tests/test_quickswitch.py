@@ -919,7 +919,8 @@ def test_a_switch_waiting_for_another_build_of_its_profile_says_so(home, tmp_pat
         p = subprocess.Popen(
             [sys.executable, "-c", code], cwd=tmp_path, stderr=subprocess.PIPE, text=True
         )
-        threading.Timer(60, p.kill).start()  # no line said: read to its end, not for ever
+        timer = threading.Timer(60, p.kill)  # no line said: read to its end, not for ever
+        timer.start()
         said = []  # the `present` lines, then the wait
         while not said or "waiting" not in said[-1] and said[-1]:
             said.append(p.stderr.readline())
@@ -927,6 +928,7 @@ def test_a_switch_waiting_for_another_build_of_its_profile_says_so(home, tmp_pat
         time.sleep(0.3)
         assert p.poll() is None and not store.is_installed(ref)
     err = p.communicate(timeout=120)[1]
+    timer.cancel()
     assert p.returncode == 0, err
     assert f"profile {ref.short} assembled in " in err  # the lock's holder made nothing
     assert "s, the wait for the other build included\n" in err

@@ -180,21 +180,26 @@ class Written:
 
 
 def write_ahead(
-    plan: ProfilePlan, store: Store, farm: FarmLinks, on_wait: Callable[[], None] | None = None
+    plan: ProfilePlan,
+    store: Store,
+    farm: FarmLinks,
+    on_wait: Callable[[], None] | None = None,
+    wait: bool = True,
 ) -> Written | None:
     """Write the farm of the profile `plan` (its links planned: `farm`) into its private
     prefix under the artifact's lock, without committing it: `assemble` commits it, `drop`
     removes it. A switch writes it while the memo's stamps are still checked in a child
     (publish/quickswitch.py): the links' system calls run on the core the wait left idle
     (issue 18). None when the profile is installed already. `on_wait()` is called once
-    when another process holds the artifact's lock, before waiting for it (it may raise:
-    `Busy`, for a write that need not wait). Raises OSError or HitError, nothing left
-    behind (the prefix removed, the lock let go)."""
+    when another process holds the artifact's lock, before waiting for it; without `wait`,
+    that raises BlockingIOError instead (a switch writing ahead leaves the farm to its
+    assembly, which says it waits). Raises OSError or HitError, nothing left behind (the
+    prefix removed, the lock let go)."""
     ref = plan.ref
     if store.is_installed(ref):
         return None
     with ExitStack() as held:  # the lock let go on any way out but the last (pop_all)
-        held.enter_context(store.lock(ref, on_wait))
+        held.enter_context(store.lock(ref, on_wait, wait=wait))
         if store.is_installed(ref):
             return None
         prefix = store.begin(ref)
@@ -209,16 +214,6 @@ def write_ahead(
             remove_tree(prefix)
             raise
         return Written(prefix, manifest, farm, held.pop_all())
-
-
-class Busy(HitError):
-    """Another process holds the lock of a profile whose farm would be written ahead: the
-    switch writes it when it assembles instead (and says it waits then)."""
-
-
-def busy() -> None:
-    """An `on_wait` for `write_ahead` that does not wait: raises Busy."""
-    raise Busy("another process is writing this profile")
 
 
 def drop(written: Written | None) -> None:

@@ -42,7 +42,7 @@ from ..spec.resolvecache import note, seen
 from ..store.home import Home, open_store
 from ..store.homeroot import home_root
 from ..store.layout import MANIFEST, META, Store
-from .assemble import FarmLinks, ProfilePlan, Written, busy, drop, farm_links, write_ahead
+from .assemble import FarmLinks, ProfilePlan, Written, drop, farm_links, write_ahead
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,8 @@ def _plan(profile: str, root: str, home: Home) -> Quick | None:
     quick = _planned(profile, listed, doc, paths, stamps, home)
     if quick is not None and quick.farm is not None and memo.checking(root, profile, doc):
         with contextlib.suppress(HitError, OSError):  # said by assembling once they hold,
-            store = open_store(home)  # as a wait for another build's lock (Busy) is
-            quick = replace(quick, written=write_ahead(quick.plan, store, quick.farm, busy))
+            store = open_store(home)  # as another build holding the lock is (its wait)
+            quick = replace(quick, written=write_ahead(quick.plan, store, quick.farm, wait=False))
     written = quick.written if quick is not None else None
     try:
         with collector_paused():

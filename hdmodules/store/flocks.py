@@ -34,6 +34,7 @@ def flocked(
     exclusive: bool = True,
     on_wait: Callable[[], None] | None = None,
     stop: Event | None = None,
+    wait: bool = True,
 ) -> Iterator[None]:
     """Hold an flock on `path` (made, mode 0644, if missing; its folder must exist; opened
     read-only when it may not be written; never through a symlink, as filelock opens it:
@@ -41,7 +42,9 @@ def flocked(
     anything but a plain file: `_open`) for the block: exclusive, or shared with other
     shared holders. `on_wait()` is called once when another process holds it and we wait.
     `stop` (a threading.Event) ends a wait within POLL seconds of being set, raising
-    Stopped: a Ctrl-C reaches the main thread only, and a thread waiting must end too. The
+    Stopped: a Ctrl-C reaches the main thread only, and a thread waiting must end too.
+    Without `wait`, another holder raises BlockingIOError at once (for work that may as
+    well be done later, under the lock: assemble.write_ahead). The
     lock goes with the file descriptor, so a killed process leaves none behind. Raises
     OSError when the file cannot be opened; a signal while waiting raises as its handler
     does (Ctrl-C: KeyboardInterrupt)."""
@@ -59,6 +62,8 @@ def flocked(
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                raise
             if on_wait:
                 on_wait()
             if stop is None:

@@ -157,16 +157,17 @@ class Store:
         return hits[0] if len(hits) == 1 else None
 
     @contextmanager
-    def lock(self, ref: ArtifactRef, on_wait=None, stop=None) -> Iterator[None]:
+    def lock(self, ref: ArtifactRef, on_wait=None, stop=None, wait=True) -> Iterator[None]:
         """Hold the artifact's lock (an flock on `.locks/<name>-<hash>.lock`: flocks.py);
         `on_wait()` is called once if another process holds it. `stop` (a threading.Event;
         None: wait for as long as it takes) ends a wait within flocks.POLL seconds once set,
         raising HitError: a Ctrl-C reaches the main thread only, and the build threads of a
-        run being stopped must end (scheduler.LocalPool.interrupt)."""
+        run being stopped must end (scheduler.LocalPool.interrupt). Without `wait`, a lock
+        another process holds raises BlockingIOError at once."""
         locks = self.root / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
         try:
-            with flocked(locks / f"{ref.name}-{ref.hash}.lock", True, on_wait, stop):
+            with flocked(locks / f"{ref.name}-{ref.hash}.lock", True, on_wait, stop, wait):
                 yield
         except Stopped:
             raise HitError(f"{ref.id}: stopped while waiting for its lock") from None
