@@ -161,3 +161,36 @@ def test_users_records_cannot_hang_or_break_the_site_gc(world):
     finally:
         for name in made:
             (folder / name).unlink(missing_ok=True)
+
+
+def test_a_user_builds_on_the_mpi_stack_in_a_shell_with_the_site_s_modules_loaded(world):
+    """A scientist's shell after `module load gcc/12.2.0 openmpi/4.1.4`: the gcc module's
+    wrappers come first on PATH, and the MPI's fingerprint took the wrapper for the
+    compiler its mpicc runs (`compiler: pinned '/usr/bin/x86_64-linux-gnu-gcc-12@...',
+    found '.../wrappers/gcc/12.2.0/bin/gcc@...'`): every build of a user's package on the
+    site's MPI stack failed its check there (the last trial). The pins name the real
+    commands, past the modules' wrappers: it builds, and the program runs on two ranks. Last
+    in this file: its profile is a second user's profile the site's gc tests do not count."""
+    need(available("lmod"), "Lmod")
+    proj = world["home"] / "mpiproj"
+    sh("runuser", "-u", USER, "--", "mkdir", "-p", str(proj / "mypkgs" / "src"))
+    hello = (Path(__file__).parent.parent / "site-configs/demo/src/mpi-hello/hello.c").read_text()
+    write_as_user(proj / "mypkgs" / "src" / "hello.c", hello)
+    recipe = (
+        'version: "1.0"\nsources:\n  - path: src\ntoolchain: [mpi]\nbuild: |\n'
+        '  "$MPICC" -O2 -o myhello hello.c\n  install -Dm755 myhello "$ARTIFACT/bin/myhello"\n'
+    )
+    write_as_user(proj / "mypkgs" / "myhello.yaml", recipe)
+    stack = world["root"] / "stacks" / "gcc12-openmpi.yaml"
+    write_as_user(
+        proj / "default.yaml",
+        f"extends: [{stack}]\npackage_dirs: [mypkgs]\npackages: {{myhello: }}\n",
+    )
+    script = (f"source {LMOD_INIT}; module use {world['root']}/modules/lmod/Core; "
+              "module load gcc/12.2.0 openmpi/4.1.4 && command -v gcc && hit build && "
+              "mpirun --oversubscribe -np 2 ./default/bin/myhello")  # fmt: skip
+    r = as_user(world, "bash", "--noprofile", "--norc", "-c", script, cwd=proj)
+    assert r.returncode == 0, r.stderr
+    assert "/wrappers/" in r.stdout.splitlines()[0]  # the module's gcc, first on PATH
+    assert r.stderr.count("built in") == 1 and "myhello/" in r.stderr
+    assert r.stdout.count("hello from rank") == 2, r.stdout
