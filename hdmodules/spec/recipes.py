@@ -15,6 +15,7 @@ from ..names import one_word
 from ..urls import git_location
 from . import buildsystems, yamlfile
 from .buildsystems import BuildSteps
+from .externals import WRAPPER_VARIABLES
 from .variants import BlockContext, When, load_when, toolchain_kinds
 from .yamlfile import Scalar, check_version
 
@@ -128,7 +129,7 @@ RESERVED_ENV = frozenset(
     + ("SOURCE_DATE_EPOCH", "CC", "CXX", "FC", "CPPFLAGS", "LDFLAGS", "CPATH", "LIBRARY_PATH")
     + ("LD_RUN_PATH", "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH")
     + ("MPICC", "MPICXX", "MPIFC", "MPIRUN", "MPI_DIR", "MPI_HOME")
-    + ("OMPI_CC", "OMPI_CXX", "OMPI_FC", "MPICH_CC", "MPICH_CXX", "MPICH_FC")  # the wrappers'
+    + WRAPPER_VARIABLES  # the MPI wrappers' compiler overrides
     + ("PYTHON", "PYTHON_PACKAGE_DIRS")
     # and what changes how bash, the dynamic linker or the shell itself behave
     + ("IFS", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "GLOBIGNORE", "CDPATH", "PS4")
