@@ -139,7 +139,10 @@ def text_problem(value: str) -> str | None:
     without escaping, and its spider cache (serializeTbl.lua) wraps text holding a line
     break in the first long bracket level it does not contain, falling back to `[[...]]`.
     A `]]` or `]=...=]` in the text would end the bracket and run the rest as Lua for every
-    user whose Lmod reads the module or the cache. A NUL cuts the text in both tools."""
+    user whose Lmod reads the module or the cache. A NUL cuts the text in both tools. Any
+    other control character but a line break or a tab (C0, DEL, C1) is refused: the
+    modulefile escapes it, but `module help` and `module whatis` print the text back raw,
+    so an ESC or BEL reached the user's terminal (retitle it, clear it, hide text)."""
     if LONG_BRACKET_CLOSE.search(value):
         return (
             f"holds {LONG_BRACKET_CLOSE.search(value).group()!r}, which would end a Lua long "
@@ -148,7 +151,18 @@ def text_problem(value: str) -> str | None:
         )
     if "\0" in value:
         return "holds a NUL character"
+    control = next((c for c in value if _control(c) and c not in "\n\t"), None)
+    if control is not None:
+        return (
+            f"holds the control character {control!r}, which `module help` and `module "
+            "whatis` print raw to the user's terminal; remove it"
+        )
     return None
+
+
+def _control(c: str) -> bool:
+    """Whether `c` is a C0 or C1 control character or DEL (Unicode category Cc)."""
+    return c < " " or "\x7f" <= c <= "\x9f"
 
 
 def env_value_problem(value: str) -> str | None:

@@ -120,6 +120,25 @@ def test_lmod_reading_the_tcl_tree_runs_nothing(tools, hostile_tree):
     assert run.code == 0 and run.env["HOSTILE_0"] == t["bad"][0], run.err
 
 
+@pytest.mark.parametrize("control", ["\\x1b]0;title\\x07", "\\x1b[8m", "\\r", "\\x9b2J", "\\x7f"])
+def test_control_characters_in_help_text_are_refused(tmp_path, control):
+    """An ESC, BEL, CR, C1 or DEL in a description or homepage: the modulefile escaped it,
+    but `module help` and `module whatis` print the text back raw (Lmod and Environment
+    Modules alike), so it retitled, cleared or hid the user's terminal (the last trial).
+    Refused at load, with file:line, and by the renderer; line breaks and tabs stay."""
+    f = tmp_path / "spy.yaml"
+    for key in ("description", "homepage"):
+        f.write_text(f'version: "1.0"\n{key}: "d {control} x"\nbuild: |\n  true\n')
+        with pytest.raises(HitError, match=rf"spy.yaml:2: the {key} holds the control char"):
+            load_recipe(f)
+    f.write_text('version: "1.0"\ndescription: "two\\nlines\\tand a tab"\nbuild: |\n  true\n')
+    assert load_recipe(f).description == "two\nlines\tand a tab"
+    raw = control.encode().decode("unicode_escape")  # as YAML reads the escape
+    entry = Entry("package", "spy", "1.0", (), description="a" + raw)
+    with pytest.raises(HitError, match="the description holds the control character"):
+        render_tree(_site(tmp_path), [entry])
+
+
 @pytest.mark.parametrize("closer", ["]]", "]===]", "]=]", "]========]"])
 def test_lua_long_bracket_closers_in_help_text_are_refused(tmp_path, closer):
     """`]===]` in a description ended the long bracket Lmod's tcl2lua wraps whatis text in;
