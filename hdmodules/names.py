@@ -132,6 +132,12 @@ def env_var_problem(value: object) -> str | None:
 LONG_BRACKET_CLOSE = re.compile(r"\]=*\]")
 
 
+# what a site's MPI module sets to point the MPI's wrappers at the compiler module's
+# wrappers (publish/compiling.py): a build sets them itself (recipes.RESERVED_ENV), and an
+# MPI wrapper asked what it is is asked without them (spec/externals.mpi_info)
+WRAPPER_VARIABLES = ("OMPI_CC", "OMPI_CXX", "OMPI_FC", "MPICH_CC", "MPICH_CXX", "MPICH_FC")
+
+
 def text_problem(value: str) -> str | None:
     """Why `value` cannot be help or whatis text of a module, or None. Both formats quote it
     (lua_quote, tcl_quote), but Lmod copies such text into Lua long brackets where we do

@@ -11,11 +11,10 @@ from pathlib import Path
 
 from ..errors import ConfigError, HitError
 from ..hashing import sha256_file, tree_hash
-from ..names import one_word
+from ..names import WRAPPER_VARIABLES, one_word
 from ..urls import git_location
 from . import buildsystems, yamlfile
 from .buildsystems import BuildSteps
-from .externals import WRAPPER_VARIABLES
 from .variants import BlockContext, When, load_when, toolchain_kinds
 from .yamlfile import Scalar, check_version
 
